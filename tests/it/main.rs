@@ -3,5 +3,7 @@
 mod cli;
 mod control;
 mod harness;
+mod load;
 mod persistence;
+mod security;
 mod webhook;
