@@ -2,6 +2,7 @@
 
 mod cli;
 mod control;
+mod events;
 mod harness;
 mod persistence;
 mod webhook;
