@@ -119,7 +119,7 @@ pub struct Record {
 }
 
 impl Record {
-    fn new(time: SystemTime, event: EventKind, message: String) -> Record {
+    pub fn new(time: SystemTime, event: EventKind, message: String) -> Record {
         Record {
             time: rfc3339(time),
             event,

@@ -50,6 +50,7 @@ pub mod control;
 pub mod events;
 pub mod form;
 pub mod http;
+pub mod notify;
 pub mod phone;
 pub mod server;
 pub mod signature;

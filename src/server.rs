@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::control::{self, Control};
 use crate::events::{self, Events};
 use crate::http::{self, Limits};
+use crate::notify::Notifier;
 use crate::state::Store;
 use crate::webhook::{self, Webhook};
 
@@ -16,7 +17,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
     let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
-    let events = Arc::new(Events::open(&config.state_dir, None)?);
+    let notifier = Notifier::start(&config)?;
+    let sink = notifier.map(|n| Box::new(move |r: &events::Record| n.submit(r)) as events::Sink);
+    let events = Arc::new(Events::open(&config.state_dir, sink)?);
     events::observe(&store, events.clone());
     let token = match &config.control.token {
         Some(t) => t.clone(),
