@@ -3,6 +3,8 @@
 mod cli;
 mod control;
 mod events;
+mod fake_http;
 mod harness;
+mod notify;
 mod persistence;
 mod webhook;
