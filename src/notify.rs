@@ -304,6 +304,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_ntfy_url_is_accepted() {
+        let url = "https://ntfy.sh/your-secret-topic?tpl=1&t=Front%20door&m={{.message}}";
+        let text = format!(r#"{{"notify": {{"webhook_url": "{url}"}}}}"#);
+        let c = crate::config::parse(&text, |_| None).unwrap();
+        assert_eq!(c.notify.webhook_url.unwrap().expose(), url);
+        assert!(ureq::http::Uri::try_from(url).is_ok(), "the HTTP client takes the braces as they are");
+    }
+
+    #[test]
     fn a_full_queue_drops_the_oldest() {
         let q = Queue { jobs: Mutex::new(VecDeque::new()), ready: Condvar::new() };
         let url = Secret::new("http://127.0.0.1:9/x".into());
