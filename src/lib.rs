@@ -18,7 +18,7 @@
 //! - `http.rs`: the HTTP/1.1 server (limits, timeouts, connection cap) and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one place.
 //! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes state. `signature.rs` checks `X-Twilio-Signature`; `form.rs` parses
+//!   changes the window; it appends each decision to the history. `signature.rs` checks `X-Twilio-Signature`; `form.rs` parses
 //!   form/query parameters.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API,
 //!   token-protected.

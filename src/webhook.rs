@@ -1,6 +1,7 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, and `/healthz`.
 //!
-//! Nothing here changes state. Routes match the raw path exactly, so no encoding trick
+//! Nothing here changes the window; each decision (and each refused signature) is only
+//! appended to the history before the answer goes out. Routes match the raw path exactly, so no encoding trick
 //! reaches anything else; the control API does not exist on this listener at all.
 
 use std::sync::Arc;

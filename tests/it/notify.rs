@@ -130,6 +130,27 @@ fn notify_events_choose_what_is_sent() {
 }
 
 #[test]
+fn check_config_shows_the_notify_keys_without_secrets() {
+    let dir = TempDir::new("notify-check");
+    let path = dir.path().join("c.json");
+    let c = config(None, Some("https://ntfy.example/secret-topic?tpl=1".into()), &[RESIDENT]);
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("https://ntfy.example/… (path and query hidden)"), "{out}");
+    assert!(out.contains("call_unlocked, window_opened, window_expired") && out.contains(SMS_FROM), "{out}");
+    assert!(!out.contains("secret-topic") && !out.contains(TWILIO_TOKEN), "{out}");
+
+    let mut c = c;
+    c["twilio"].as_object_mut().unwrap().remove("sms_from");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`twilio.sms_from`"));
+}
+
+#[test]
 fn a_503_is_retried_with_pauses_until_it_succeeds() {
     let hook = Fake::start(&[Answer::Status(503), Answer::Status(503)]);
     let s = Server::start(config(None, Some(hook.url("/retry")), &[]));
