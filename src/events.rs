@@ -24,7 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,11 @@ pub const MAX_API_LIMIT: usize = 500;
 /// The expiry watcher wakes at least this often, so an expiry is noticed within a second
 /// even if the clock is stepped while it sleeps.
 pub const EXPIRY_POLL: Duration = Duration::from_secs(1);
+/// Refused signatures recorded per minute. Anyone on the internet can send unsigned
+/// webhooks; without a bound each would cost an fsync (SD card wear) and push real
+/// history out of the bounded log. The rest are counted and logged, not recorded.
+pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
+const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The event names, alike in the log, the API and the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -206,6 +211,36 @@ pub struct Events {
     dir: PathBuf,
     writer: Mutex<Writer>,
     sink: Option<Sink>,
+    bad_signatures: Mutex<RateWindow>,
+}
+
+/// Counts refused signatures in the current minute.
+struct RateWindow {
+    started: Instant,
+    recorded: u32,
+    suppressed: u32,
+}
+
+impl RateWindow {
+    /// Whether one more may be recorded now; logs what was suppressed in the last minute.
+    fn admit(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.started) >= RATE_WINDOW {
+            if self.suppressed > 0 {
+                log::warn!(
+                    "{} more refused signatures in the last minute were not recorded in the history",
+                    self.suppressed
+                );
+            }
+            *self = RateWindow { started: now, recorded: 0, suppressed: 0 };
+        }
+        if self.recorded < MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE {
+            self.recorded += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 struct Writer {
@@ -218,7 +253,9 @@ struct Writer {
 impl Events {
     /// Opens the log in `dir` (which must exist) and warns about unreadable lines.
     pub fn open(dir: &Path, sink: Option<Sink>) -> io::Result<Events> {
-        let events = Events { dir: dir.to_path_buf(), writer: Mutex::new(Writer::closed()), sink };
+        let bad_signatures = Mutex::new(RateWindow { started: Instant::now(), recorded: 0, suppressed: 0 });
+        let events =
+            Events { dir: dir.to_path_buf(), writer: Mutex::new(Writer::closed()), sink, bad_signatures };
         events.lock().ensure_open(&events.path(EVENTS_FILE))?;
         let (_, bad) = parse(&events.read_bytes()?, usize::MAX);
         if bad > 0 {
@@ -258,7 +295,13 @@ impl Events {
     ) {
         match answer {
             Ok((call, _)) => self.record(&Record::call(call, time)),
-            Err(HttpError::Forbidden) => self.record(&Record::bad_signature(req, time)),
+            Err(HttpError::Forbidden) => {
+                let admitted =
+                    self.bad_signatures.lock().unwrap_or_else(|p| p.into_inner()).admit(Instant::now());
+                if admitted {
+                    self.record(&Record::bad_signature(req, time));
+                }
+            }
             Err(_) => {} // malformed: no decision was made
         }
     }
@@ -545,5 +588,21 @@ mod tests {
         assert_eq!(opened.open_until.as_deref(), Some("1970-01-12T15:16:40Z"));
         let expired = Record::window(&WindowChange::Expired { until: t }, t);
         assert_eq!(expired.event, EventKind::WindowExpired);
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn refused_signatures_are_recorded_at_a_bounded_rate() {
+        let start = Instant::now();
+        let mut w = RateWindow { started: start, recorded: 0, suppressed: 0 };
+        let admitted = (0..100).filter(|_| w.admit(start)).count();
+        assert_eq!(admitted, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE as usize);
+        assert_eq!(w.suppressed, 90);
+        assert!(w.admit(start + RATE_WINDOW), "a new minute starts afresh");
+        assert_eq!(w.suppressed, 0);
     }
 }

@@ -18,8 +18,8 @@
 //! - `http.rs`: the HTTP/1.1 server (limits, timeouts, connection cap) and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one place.
 //! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes the window; it appends each decision to the history. `signature.rs` checks `X-Twilio-Signature`; `form.rs` parses
-//!   form/query parameters.
+//!   changes the window; it appends each decision to the history. `signature.rs` checks
+//!   `X-Twilio-Signature`; `form.rs` parses form/query parameters.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API,
 //!   token-protected.
 //! - `call.rs`: the pure decision (reject / unlock / forward); `twiml.rs` renders it;

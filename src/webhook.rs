@@ -1,8 +1,9 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, and `/healthz`.
 //!
-//! Nothing here changes the window; each decision (and each refused signature) is only
-//! appended to the history before the answer goes out. Routes match the raw path exactly, so no encoding trick
-//! reaches anything else; the control API does not exist on this listener at all.
+//! Nothing here changes the window; each decision (and each refused signature, at a
+//! bounded rate) is only appended to the history before the answer goes out. Routes match
+//! the raw path exactly, so no encoding trick reaches anything else; the control API does
+//! not exist on this listener at all.
 
 use std::sync::Arc;
 use std::time::SystemTime;
