@@ -97,3 +97,38 @@ expect_json() {
     fail "$1: expected \"$3\": $4 in: $2"
   fi
 }
+
+# start_sshd DIR PORT [EXTRA_CONFIG]: a real OpenSSH sshd on 127.0.0.1:PORT with its own host
+# key (DIR/host_key), key-only login for the current user through DIR/authorized_keys
+# (written by the caller), DIR/known_hosts pinning the host key. Sets SSHD_PID.
+start_sshd() {
+  local dir=$1 port=$2 extra=${3:-} i
+  ssh-keygen -q -t ed25519 -N '' -C test-sshd-host -f "$dir/host_key"
+  echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/host_key.pub")" > "$dir/known_hosts"
+  cat > "$dir/sshd_config" <<CONF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+AllowUsers $(id -un)
+X11Forwarding no
+$extra
+CONF
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -t -f "$dir/sshd_config" || return 1
+  /usr/sbin/sshd -D -e -f "$dir/sshd_config" > "$dir/sshd.log" 2>&1 &
+  SSHD_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    if ssh-keyscan -T 2 -p "$port" 127.0.0.1 >/dev/null 2>&1; then return 0; fi
+    kill -0 "$SSHD_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}

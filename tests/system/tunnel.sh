@@ -43,45 +43,21 @@ trap cleanup EXIT
 
 # ---- the "VPS": sshd on loopback -------------------------------------------------------
 sp=$(free_port); rp=$(free_port); wp=$(free_port); cp=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -C vps-host -f "$tmp/host_key"
 ssh-keygen -q -t ed25519 -N '' -C intercom-tunnel -f "$tmp/tunnel_key"
 # The restrictions the README gives the VPS: only this remote forward, nothing else.
 echo "restrict,port-forwarding,permitlisten=\"127.0.0.1:$rp\" $(cat "$tmp/tunnel_key.pub")" > "$tmp/authorized_keys"
-echo "[127.0.0.1]:$sp $(cut -d' ' -f1,2 "$tmp/host_key.pub")" > "$tmp/known_hosts"
 user=$(id -un)
-cat > "$tmp/sshd_config" <<CONF
-Port $sp
-ListenAddress 127.0.0.1
-HostKey $tmp/host_key
-PidFile $tmp/sshd.pid
-AuthorizedKeysFile $tmp/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin prohibit-password
-AllowUsers $user
-AllowTcpForwarding remote
+if start_sshd "$tmp" "$sp" "AllowTcpForwarding remote
 GatewayPorts no
 PermitListen 127.0.0.1:$rp
-X11Forwarding no
 PermitTTY no
 ForceCommand /usr/sbin/nologin
 ClientAliveInterval 15
-ClientAliveCountMax 3
-CONF
-mkdir -p /run/sshd
-/usr/sbin/sshd -t -f "$tmp/sshd_config" || die "sshd config rejected"
-/usr/sbin/sshd -D -e -f "$tmp/sshd_config" > "$tmp/sshd.log" 2>&1 &
-sshd_pid=$!
-up=0
-for ((i = 0; i < 100; i++)); do
-  if ssh-keyscan -T 2 -p "$sp" 127.0.0.1 >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$sshd_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ "$up" = 1 ]; then pass "VPS sshd listening on 127.0.0.1:$sp"; else die "sshd did not start"; fi
+ClientAliveCountMax 3"; then
+  sshd_pid=$SSHD_PID; pass "VPS sshd listening on 127.0.0.1:$sp"
+else
+  sshd_pid=${SSHD_PID:-}; die "sshd did not start"
+fi
 
 # ---- intercom ------------------------------------------------------------------------
 mkdir -p "$tmp/state"
