@@ -49,7 +49,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if out=$("${runner[@]}" "$bin" --version 2>&1); then pass "--version under ${runner[0]}: $out"; else fail "--version: $out"; fi
+if out=$("${runner[@]}" "$bin" --version 2>&1) && [[ "$out" =~ [0-9]+\.[0-9]+ ]]; then
+  pass "--version under ${runner[0]}: $out"
+else
+  fail "--version under ${runner[0]} printed no version: '$out'"
+fi
 
 wp=$(free_port); cp=$(free_port)
 token="smoke-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
