@@ -1,52 +1,57 @@
-# intercom — build, test, ship.  `make help` lists the targets.
+# intercom — build, run, test, ship. `make help` lists the targets.
 CARGO    ?= cargo
+CONFIG   ?= configs/dev.json
+# make cross
 TARGET   ?=
+# Which ARM targets `make cross-all` builds (the ones CI builds and runs under qemu).
+ARM_TARGETS ?= aarch64 armv7
+# make deploy (more knobs, passed through the environment: SSH_OPTS, DEPLOY_ROOT,
+# DEPLOY_CONFIG, BIN, LIBC — see cross/deploy.sh)
 PI       ?=
 ARCH     ?=
+# make install
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BIN      ?= target/release/intercom
-# Which ARM targets `make cross-all` builds (the ones CI builds and runs under qemu).
-ARM_TARGETS ?= aarch64 armv7
 
-.PHONY: help build test cross cross-all deploy install systemd-check test-system deps
+.PHONY: all build run test test-unit lint help deps cross cross-all deploy install systemd-check test-system
+all: build
 
-help:
-	@echo "make build                       cargo build --release"
-	@echo "make test                        cargo test, then make test-system"
-	@echo "make cross TARGET=aarch64|armv7|armv6|<triple>   static stripped ARM binary"
-	@echo "make deploy PI=user@host [ARCH=] build, copy, install, restart over ssh"
-	@echo "make install PREFIX=/usr/local DESTDIR=   for packagers"
-	@echo "make systemd-check               systemd-analyze verify + security"
-	@echo "make test-system                 systemd-check, tunnel, deploy, arm-smoke for built ARM targets"
-	@echo "make deps                        apt packages for cross builds and system tests (cross/deps.sh)"
+build: ## Release build of the host binary (target/release/intercom)
+	$(CARGO) build --release --locked
 
-# ---- build / test ----------------------------------------------------------------------
-build:
-	$(CARGO) build --release
+run: ## Start the server on the development config
+	$(CARGO) run --locked -- serve --config $(CONFIG)
 
-test:
-	$(CARGO) test
+test: ## Every test: unit, integration (real binary, real sockets), then test-system
+	$(CARGO) test --locked
 	$(MAKE) test-system
 
-deps:
+lint: ## Formatting and clippy, as CI checks them
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps: ## apt packages for cross builds and system tests (cross/deps.sh, idempotent)
 	cross/deps.sh
 
 # ---- cross: static ARM binaries (cross/build.sh picks rustup or Debian build-std) -----------
-cross:
+cross: ## make cross TARGET=aarch64|armv7|armv6|<triple>: static stripped binary, prints path+size
 	@test -n "$(TARGET)" || { echo "usage: make cross TARGET=aarch64|armv7|armv6|<rust triple>" >&2; exit 2; }
 	@cross/build.sh $(TARGET)
 
-cross-all:
+cross-all: ## make cross for every target in ARM_TARGETS (aarch64 armv7)
 	@for t in $(ARM_TARGETS); do $(MAKE) --no-print-directory cross TARGET=$$t || exit 1; done
 
 # ---- deploy: to a Pi over ssh (cross/deploy.sh) ---------------------------------------------
-deploy:
+deploy: ## make deploy PI=user@host [ARCH=aarch64|armv7|armv6|host]: build, copy, install, restart
 	@test -n "$(PI)" || { echo "usage: make deploy PI=user@host [ARCH=aarch64|armv7|armv6|host]" >&2; exit 2; }
 	PI="$(PI)" ARCH="$(ARCH)" cross/deploy.sh
 
 # ---- install: for packagers ------------------------------------------------------------------
-install: build
+install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, examples
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/intercom $(DESTDIR)$(PREFIX)/share/doc/intercom
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/intercom
@@ -63,10 +68,10 @@ install: build
 	test ! -f README.md || install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/intercom/README.md
 
 # ---- systemd-check / test-system -----------------------------------------------------------
-systemd-check:
+systemd-check: ## systemd-analyze verify + security --offline of systemd/*.service
 	tests/system/systemd-check.sh
 
-test-system: build
+test-system: build ## systemd-check, tunnel, deploy, and arm-smoke for each built ARM target
 	tests/system/systemd-check.sh $(BIN)
 	tests/system/tunnel.sh $(BIN)
 	INTERCOM_BIN="$(BIN)" tests/system/deploy.sh

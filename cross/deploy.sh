@@ -5,7 +5,7 @@
 #   ARCH=aarch64|armv7|armv6|host   default: detected with `ssh PI uname -m`
 #   SSH_OPTS="-p 2222 -i key"  extra ssh options (word-split)
 #   DEPLOY_ROOT=/tmp/fakeroot  remote prefix for every installed path (tests; default empty)
-#   CONFIG=configs/production.json   seeds /etc/intercom/intercom.json the FIRST time only
+#   DEPLOY_CONFIG=configs/production.json   seeds /etc/intercom/intercom.json the FIRST time only
 #   BIN=path/to/intercom       deploy this binary instead of building one
 #   LIBC=musl|gnu              for ARM builds (see cross/build.sh)
 #
@@ -26,7 +26,7 @@ read -r -a ssh_opts <<< "${SSH_OPTS:-}"
 # shellcheck disable=SC2029 # remote commands are built (and quoted) here on purpose
 ssh_pi() { ssh "${ssh_opts[@]}" "$pi" "$@"; }
 deploy_root=${DEPLOY_ROOT:-}
-config=${CONFIG:-configs/production.json}
+config=${DEPLOY_CONFIG:-configs/production.json}
 
 arch=${ARCH:-}
 if [ -z "$arch" ]; then
@@ -50,7 +50,7 @@ else
   bin=$(cross/build.sh "$arch" | tail -n1)
 fi
 [ -x "$bin" ] || die "no binary at $bin"
-[ -f "$config" ] || die "no config template $config (set CONFIG=)"
+[ -f "$config" ] || die "no config template $config (set DEPLOY_CONFIG=)"
 echo "deploy: $bin ($(stat -c %s "$bin") bytes) -> $pi${deploy_root:+ (root $deploy_root)}"
 
 stage=$(mktemp -d)

@@ -1,1 +1,60 @@
-fn main() {}
+//! The `intercom` binary: see `lib.rs` for the architecture.
+
+use std::process::ExitCode;
+
+use intercom::cli::{self, Command};
+use intercom::{config, server};
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args = match cli::parse_args(&raw) {
+        Ok(a) => a,
+        Err(cli::UsageError(msg)) => {
+            eprintln!("intercom: {msg}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Command::Help => {
+            println!("intercom {}\n\n{}", env!("CARGO_PKG_VERSION"), cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("intercom {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("intercom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let serving = args.command == Command::Serve;
+    init_logging(if serving { config.log_level } else { log::LevelFilter::Warn });
+    let result = if serving { server::run(config) } else { cli::run(args.command, &config) };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if serving {
+                log::error!("{e}");
+            }
+            eprintln!("intercom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Level from the config, overridden by `RUST_LOG`. Under systemd the journal stamps
+/// each line itself, so ours would only be noise.
+fn init_logging(level: log::LevelFilter) {
+    let logger = simple_logger::SimpleLogger::new().with_level(level).env();
+    let logger = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logger.without_timestamps()
+    } else {
+        logger.with_utc_timestamps()
+    };
+    let _ = logger.init();
+}

@@ -68,7 +68,7 @@ else
   echo "note: configs/production.json not in the repo yet, using a placeholder template"
 fi
 
-make_args=(deploy "PI=$(id -un)@127.0.0.1" ARCH=host "SSH_OPTS=$ssh_opts" "DEPLOY_ROOT=$fake" "CONFIG=$config")
+make_args=(deploy "PI=$(id -un)@127.0.0.1" ARCH=host "SSH_OPTS=$ssh_opts" "DEPLOY_ROOT=$fake" "DEPLOY_CONFIG=$config")
 if [ -n "${INTERCOM_BIN:-}" ]; then make_args+=("BIN=$INTERCOM_BIN"); fi
 built=${INTERCOM_BIN:-${CARGO_TARGET_DIR:-target}/release/intercom}
 

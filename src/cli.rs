@@ -1,0 +1,369 @@
+//! The command line: parse arguments by hand (no clap: the binary stays small), then run
+//! one command. `open`, `close` and `status` go through the running server's control API,
+//! so the server stays the only writer of the state.
+
+use std::error::Error;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{self, Config, Secret};
+use crate::state;
+
+/// The control API is on this machine or the LAN: a slow answer means something is wrong.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub const USAGE: &str = "\
+usage:
+  intercom serve        [--config FILE]   run both listeners
+  intercom open [DUR]   [--config FILE]   open the window (90m, 2h, 1h30m; default default_window)
+  intercom close        [--config FILE]   close the window
+  intercom status       [--config FILE]   show whether the window is open
+  intercom url          [--config FILE]   print the LAN control URL (it holds the token)
+  intercom check-config [--config FILE]   validate, print a summary with secrets masked
+  intercom simulate --from NUMBER [--config FILE]   print the TwiML a call would get now
+  intercom --version | --help
+
+FILE defaults to /etc/intercom/intercom.json.";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    Open(Option<String>),
+    Close,
+    Status,
+    Url,
+    CheckConfig,
+    Simulate { from: String },
+    Version,
+    Help,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    pub config: PathBuf,
+}
+
+/// A usage error: the caller prints it with the usage text and exits 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
+    let mut config = None;
+    let mut from = None;
+    let mut positional = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value_of = |flag: &str| -> Result<String, UsageError> {
+            it.next().cloned().ok_or_else(|| UsageError(format!("{flag} needs a value")))
+        };
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Args { command: Command::Help, config: PathBuf::new() }),
+            "--version" | "-V" => return Ok(Args { command: Command::Version, config: PathBuf::new() }),
+            "--config" | "-c" => config = Some(value_of("--config")?),
+            "--from" => from = Some(value_of("--from")?),
+            a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
+            a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
+            a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+                return Err(UsageError(format!("unknown option {a}")))
+            }
+            a => positional.push(a.to_string()),
+        }
+    }
+    let mut positional = positional.into_iter();
+    let name = positional.next().ok_or_else(|| UsageError("no command given".into()))?;
+    let command = match name.as_str() {
+        "serve" => Command::Serve,
+        "open" => Command::Open(positional.next()),
+        "close" => Command::Close,
+        "status" => Command::Status,
+        "url" => Command::Url,
+        "check-config" => Command::CheckConfig,
+        "simulate" => Command::Simulate {
+            from: from.take().ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
+        },
+        "help" => Command::Help,
+        "version" => Command::Version,
+        other => return Err(UsageError(format!("unknown command {other:?}"))),
+    };
+    if let Some(extra) = positional.next() {
+        return Err(UsageError(format!("unexpected argument {extra:?}")));
+    }
+    if from.is_some() {
+        return Err(UsageError("--from is only for simulate".into()));
+    }
+    Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
+}
+
+/// Runs a command other than `serve`, `--help` and `--version`; prints its answer.
+pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
+    match command {
+        Command::Open(duration) => {
+            let minutes = match duration {
+                Some(d) => Some(whole_minutes(&d)?),
+                None => None,
+            };
+            let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
+            print_status(&Client::new(config)?.call("POST", "/api/open", &body)?)
+        }
+        Command::Close => print_status(&Client::new(config)?.call("POST", "/api/close", "")?),
+        Command::Status => print_status(&Client::new(config)?.call("GET", "/api/status", "")?),
+        Command::Url => {
+            let token = control_token(config)?;
+            println!("http://{}/#t={}", display_addr(lan_address(config.control.listen)), token.expose());
+            Ok(())
+        }
+        Command::CheckConfig => {
+            print!("{}", summary(config));
+            Ok(())
+        }
+        Command::Simulate { from } => {
+            let status = match state::peek(&config.state_dir, config.max_window, SystemTime::now()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
+                    state::Status { open_until: None, remaining_seconds: 0 }
+                }
+            };
+            let rules = crate::call::CallRules {
+                intercom_number: config.intercom_number.as_ref(),
+                forward_to: &config.forward_to,
+                unlock_digits: &config.unlock_digits,
+                dial_timeout_secs: config.dial_timeout.as_secs(),
+                no_answer_message: &config.no_answer_message,
+            };
+            let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
+            eprintln!("a call from {from} now: {}", decision.name());
+            print!("{}", crate::twiml::render(&decision));
+            Ok(())
+        }
+        Command::Serve | Command::Help | Command::Version => unreachable!("handled in main"),
+    }
+}
+
+/// The API counts whole minutes; "90s" would silently round, so it is refused.
+fn whole_minutes(text: &str) -> Result<u64, Box<dyn Error>> {
+    let d = config::parse_duration(text)?;
+    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+        return Err(format!("{text:?} is not a whole number of minutes").into());
+    }
+    Ok(d.as_secs() / 60)
+}
+
+fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
+    let open = status["open"].as_bool().ok_or("the server answered without \"open\"")?;
+    if open {
+        let left = status["remaining_seconds"].as_u64().unwrap_or(0);
+        println!(
+            "open until {} ({} left)",
+            status["open_until"].as_str().unwrap_or("?"),
+            humantime::format_duration(Duration::from_secs(left))
+        );
+    } else {
+        println!("closed");
+    }
+    Ok(())
+}
+
+fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+    if let Some(t) = &config.control.token {
+        return Ok(t.clone());
+    }
+    state::read_token(&config.state_dir)?.ok_or_else(|| {
+        format!(
+            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
+            config.state_dir.display()
+        )
+        .into()
+    })
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Secret,
+}
+
+impl Client {
+    fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(CLIENT_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
+        Ok(Client { agent, base, token: control_token(config)? })
+    }
+
+    fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = if method == "GET" {
+            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else {
+            self.agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("X-Intercom-Client", "cli")
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        let mut resp = result.map_err(|e| {
+            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+        })?;
+        let status = resp.status().as_u16();
+        let text =
+            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
+        if status != 200 {
+            let msg = value["error"].as_str().unwrap_or("no detail");
+            return Err(format!("the server refused ({status}): {msg}").into());
+        }
+        Ok(value)
+    }
+}
+
+/// Where this machine reaches the control listener: loopback when it listens everywhere.
+fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
+}
+
+/// Where a phone on the LAN reaches it: the address of the interface with the default
+/// route. Connecting a UDP socket only picks the route; it sends nothing.
+fn lan_address(listen: SocketAddr) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()));
+    match probe {
+        Ok(local) if !local.ip().is_unspecified() => SocketAddr::new(local.ip(), listen.port()),
+        _ => {
+            eprintln!("intercom: no LAN address found; printing the loopback address");
+            local_address(listen)
+        }
+    }
+}
+
+fn display_addr(a: SocketAddr) -> String {
+    a.to_string() // IPv6 comes out bracketed, as URLs need
+}
+
+fn summary(c: &Config) -> String {
+    let secret = |s: &Option<Secret>, from_env: bool, unset: &str| match (s, from_env) {
+        (Some(_), true) => "set (from the environment)".to_string(),
+        (Some(_), false) => "set".to_string(),
+        (None, _) => unset.to_string(),
+    };
+    let numbers = |v: &[crate::phone::PhoneNumber]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let rows = [
+        (
+            "intercom_number",
+            c.intercom_number.as_ref().map_or("(not set: every call is rejected)".into(), |n| n.to_string()),
+        ),
+        ("forward_to", numbers(&c.forward_to)),
+        ("unlock_digits", c.unlock_digits.clone()),
+        ("default_window", humantime::format_duration(c.default_window).to_string()),
+        ("max_window", humantime::format_duration(c.max_window).to_string()),
+        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
+        ("no_answer_message", c.no_answer_message.clone()),
+        ("state_dir", c.state_dir.display().to_string()),
+        ("log_level", c.log_level.to_string().to_lowercase()),
+        ("webhook.listen", c.webhook.listen.to_string()),
+        ("webhook.public_url", c.webhook.public_url.clone().unwrap_or("(not set)".into())),
+        ("control.listen", c.control.listen.to_string()),
+        (
+            "control.token",
+            secret(
+                &c.control.token,
+                c.control.token_from_env,
+                "(not set: generated on first start into state_dir/control-token)",
+            ),
+        ),
+        ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
+        (
+            "twilio.auth_token",
+            secret(
+                &c.twilio.auth_token,
+                c.twilio.auth_token_from_env,
+                "(not set: WARNING, webhook signatures are not checked)",
+            ),
+        ),
+    ];
+    let mut out = String::from("config OK\n");
+    for (k, v) in rows {
+        out.push_str(&format!("  {k:<20} {v}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, UsageError> {
+        parse_args(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parses_the_commands() {
+        assert_eq!(args("serve").unwrap().command, Command::Serve);
+        assert_eq!(args("serve").unwrap().config, PathBuf::from("/etc/intercom/intercom.json"));
+        let a = args("open 90m --config x.json").unwrap();
+        assert_eq!((a.command, a.config), (Command::Open(Some("90m".into())), PathBuf::from("x.json")));
+        assert_eq!(args("--config=y open").unwrap().command, Command::Open(None));
+        assert_eq!(
+            args("simulate --from +15558889999").unwrap().command,
+            Command::Simulate { from: "+15558889999".into() }
+        );
+        assert_eq!(args("--version").unwrap().command, Command::Version);
+    }
+
+    #[test]
+    fn refuses_bad_arguments() {
+        for bad in
+            ["", "fly", "open 1h 2h", "simulate", "status --from +1555", "serve --config", "serve --verbose"]
+        {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn minutes_must_be_whole() {
+        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
+        assert_eq!(whole_minutes("120s").unwrap(), 2);
+        assert!(whole_minutes("90s").is_err());
+        assert!(whole_minutes("30s").is_err());
+        assert!(whole_minutes("soon").is_err());
+    }
+
+    #[test]
+    fn summary_masks_secrets() {
+        let c = config::parse(
+            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth"}, "control": {"token": "supersecret-control"}}"#,
+            |_| None,
+        )
+        .unwrap();
+        let s = summary(&c);
+        assert!(!s.contains("supersecret"), "{s}");
+        assert!(s.contains("twilio.auth_token") && s.contains("set"));
+    }
+
+    #[test]
+    fn local_address_replaces_unspecified() {
+        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
+        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
+        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
+    }
+}

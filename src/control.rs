@@ -1,0 +1,215 @@
+//! The control listener: the phone page at `/` and the token-protected JSON API.
+//!
+//! The page itself holds no secret: it reads the token from the URL fragment (`#t=…`),
+//! which browsers never send to a server, and calls the API with it. No state changes
+//! on GET; every `/api/` route checks the token before anything else.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::config::{Config, Secret};
+use crate::http::{constant_time_eq, HttpError, Request, Response};
+use crate::state::{Status, Store};
+
+/// `{"minutes": 720}` is a few bytes; a kilobyte leaves room for whitespace and nothing more.
+pub const MAX_BODY_BYTES: usize = 1024;
+const PAGE: &str = include_str!("page.html");
+
+pub struct Control {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub token: Secret,
+}
+
+impl Control {
+    pub fn handle(&self, req: &Request) -> Response {
+        match self.route(req) {
+            Ok(resp) => resp,
+            Err(e) => {
+                if let HttpError::Internal(detail) = &e {
+                    log::error!("control {} {}: {detail}", req.method, req.path);
+                }
+                e.decorate(json_response(e.status(), &json!({ "error": e.message() })))
+            }
+        }
+    }
+
+    fn route(&self, req: &Request) -> Result<Response, HttpError> {
+        let method = req.method.as_str();
+        if req.path == "/" {
+            return match method {
+                "GET" | "HEAD" => Ok(page()),
+                _ => Err(HttpError::MethodNotAllowed("GET, HEAD")),
+            };
+        }
+        if !req.path.starts_with("/api/") {
+            return Err(HttpError::NotFound);
+        }
+        self.authorize(req)?;
+        let now = SystemTime::now();
+        let status = match (req.path.as_str(), method) {
+            ("/api/status", "GET") => self.store.status(now),
+            ("/api/open", "POST") => {
+                let duration = self.requested_duration(&req.body)?;
+                self.store.open_window(duration, now, &source(req)).map_err(internal)?
+            }
+            ("/api/close", "POST") => self.store.close_window(now, &source(req)).map_err(internal)?,
+            ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
+            _ => return Err(HttpError::NotFound),
+        };
+        Ok(status_response(status))
+    }
+
+    fn authorize(&self, req: &Request) -> Result<(), HttpError> {
+        let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+        if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
+            Ok(())
+        } else {
+            Err(HttpError::Unauthorized)
+        }
+    }
+
+    /// Empty body: the default window. Otherwise exactly `{"minutes": N}`, N in 1..=max.
+    fn requested_duration(&self, body: &[u8]) -> Result<Duration, HttpError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(self.config.default_window);
+        }
+        let max = self.config.max_window.as_secs() / 60;
+        let bad =
+            |m: &str| HttpError::BadRequest(format!("{m}; send {{\"minutes\": N}} with N from 1 to {max}"));
+        let value: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
+        let Value::Object(fields) = value else {
+            return Err(bad("the body must be a JSON object"));
+        };
+        if let Some(k) = fields.keys().find(|k| k.as_str() != "minutes") {
+            return Err(bad(&format!("unknown field {:?}", crate::http::loggable(k))));
+        }
+        let minutes = match fields.get("minutes") {
+            None => return Ok(self.config.default_window),
+            Some(m) => {
+                m.as_u64().filter(|m| (1..=max).contains(m)).ok_or_else(|| bad("minutes out of range"))?
+            }
+        };
+        Ok(Duration::from_secs(minutes * 60))
+    }
+}
+
+/// Who changed the window, for the log: the client kind it claims (only a label) and
+/// the address it came from.
+fn source(req: &Request) -> String {
+    let client = match req.header("x-intercom-client") {
+        Some("cli") => "CLI",
+        Some("page") => "page",
+        _ => "API",
+    };
+    format!("{client} from {}", req.peer.ip())
+}
+
+fn internal(e: std::io::Error) -> HttpError {
+    HttpError::Internal(format!("could not save the window state: {e}"))
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::new(status, "application/json", format!("{body}\n")).with_header("Cache-Control", "no-store")
+}
+
+fn status_response(status: Status) -> Response {
+    json_response(200, &status.to_json())
+}
+
+fn page() -> Response {
+    Response::new(200, "text/html; charset=utf-8", PAGE)
+        .with_header("Cache-Control", "no-store")
+        .with_header(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+        )
+        .with_header("Referrer-Policy", "no-referrer")
+        .with_header("X-Frame-Options", "DENY")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn control(name: &str) -> (Control, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("intercom-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config =
+            crate::config::parse(r#"{"max_window": "2h", "default_window": "30m"}"#, |_| None).unwrap();
+        let store = Store::open(&dir, config.max_window).unwrap();
+        let token = Secret::new("a-test-token-0123456789".into());
+        (Control { config: Arc::new(config), store: Arc::new(store), token }, dir)
+    }
+
+    fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
+        let mut headers = Vec::new();
+        if let Some(a) = auth {
+            headers.push(("authorization".to_string(), a.to_string()));
+        }
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            headers,
+            body: body.into(),
+            peer: "192.0.2.7:5555".parse().unwrap(),
+            http10: false,
+        }
+    }
+
+    const AUTH: Option<&str> = Some("Bearer a-test-token-0123456789");
+
+    #[test]
+    fn token_is_required_everywhere_under_api() {
+        let (c, dir) = control("auth");
+        for (m, p) in
+            [("GET", "/api/status"), ("POST", "/api/open"), ("POST", "/api/close"), ("GET", "/api/nothing")]
+        {
+            assert_eq!(c.handle(&request(m, p, None, "")).status, 401);
+            assert_eq!(c.handle(&request(m, p, Some("Bearer wrong"), "")).status, 401);
+            assert_eq!(c.handle(&request(m, p, Some("a-test-token-0123456789"), "")).status, 401);
+        }
+        assert!(!c.store.status(SystemTime::now()).is_open());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn open_body_rules() {
+        let (c, dir) = control("open");
+        assert_eq!(c.requested_duration(b"").unwrap(), Duration::from_secs(1800));
+        assert_eq!(c.requested_duration(b"{}").unwrap(), Duration::from_secs(1800));
+        assert_eq!(c.requested_duration(br#"{"minutes": 120}"#).unwrap(), Duration::from_secs(7200));
+        for bad in [
+            r#"{"minutes": 0}"#,
+            r#"{"minutes": 121}"#,
+            r#"{"minutes": -1}"#,
+            r#"{"minutes": 1.5}"#,
+            r#"{"minutes": "5"}"#,
+            r#"{"minutes": 5, "x": 1}"#,
+            "[5]",
+            "garbage",
+            r#"{"minutes": 1e99}"#,
+        ] {
+            assert_eq!(c.requested_duration(bad.as_bytes()).unwrap_err().status(), 400, "{bad}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn get_never_changes_state_and_methods_are_checked() {
+        let (c, dir) = control("methods");
+        assert_eq!(c.handle(&request("GET", "/api/open", AUTH, "")).status, 405);
+        assert_eq!(c.handle(&request("GET", "/api/close", AUTH, "")).status, 405);
+        assert!(!c.store.status(SystemTime::now()).is_open());
+        assert_eq!(c.handle(&request("POST", "/api/open", AUTH, r#"{"minutes": 5}"#)).status, 200);
+        assert!(c.store.status(SystemTime::now()).is_open());
+        assert_eq!(c.handle(&request("POST", "/", None, "")).status, 405);
+        assert_eq!(c.handle(&request("GET", "/voice", None, "")).status, 404);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,642 @@
+//! A small HTTP/1.1 server on plain threads, strict about what it accepts.
+//!
+//! Why not tiny_http: it has no socket timeouts, no limit on header size or count and an
+//! unbounded connection thread pool, so one slow client can pin threads and memory on a
+//! listener that faces the internet. This module does only what our two listeners need:
+//! `Content-Length` bodies, keep-alive, and hard limits on everything a client controls.
+//!
+//! One thread per connection, at most [`MAX_CONNECTIONS`] per listener. When the cap is
+//! reached, the connection that has waited longest for its request to arrive is dropped
+//! (an idle or trickling client, never one whose request is being answered); when every
+//! connection is busy the newcomer gets an immediate 503. A flood of idle connections
+//! therefore cannot keep a real request from being answered.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Concurrent connections (= threads) per listener. Each costs a small stack; 256 covers
+/// many more real clients than a home intercom ever sees, and bounds memory on a Pi.
+pub const MAX_CONNECTIONS: usize = 256;
+/// A whole request (head and body) must arrive within this time from when we start
+/// waiting for it, so a client that trickles bytes cannot hold a thread. Twilio sends a
+/// request in one go; five seconds leaves room for a slow tunnel.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that does not read its answer is dropped after this.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request line plus headers. Twilio's are under 2 KiB; browsers stay well under 8 KiB.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Header lines per request; real clients send about a dozen.
+pub const MAX_HEADERS: usize = 64;
+/// Keep-alive requests per connection before we close it, so no client keeps a thread forever.
+const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
+/// Request threads run short handlers that build small strings; 256 KiB is ample (the
+/// default 2 MiB would only be address space, but this keeps the bound explicit).
+const THREAD_STACK_BYTES: usize = 256 * 1024;
+/// After refusing a request we read (and discard) at most this much of what the client
+/// is still sending, so closing does not reset the connection before it sees our answer.
+const DRAIN_BYTES: u64 = 64 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    /// The path exactly as sent, before `?`; never percent-decoded, so routes match literally.
+    pub path: String,
+    /// The raw query string after `?` (empty when none).
+    pub query: String,
+    /// Header names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub peer: SocketAddr,
+    /// HTTP/1.0 closes the connection unless asked not to.
+    pub http10: bool,
+}
+
+impl Request {
+    /// The header's value when it appears exactly once; a repeated header is ambiguous
+    /// and treated as absent (so a second `Authorization` cannot confuse the check).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut found = self.headers.iter().filter(|(n, _)| n == name);
+        match (found.next(), found.next()) {
+            (Some((_, v)), None) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into() }
+    }
+
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", format!("{body}\n"))
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Maximum body size per listener: each knows what its requests look like.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+}
+
+pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+/// One accepted connection, as the accept loop sees it (to pick an eviction victim).
+struct Slot {
+    stream: TcpStream,
+    /// Milliseconds since `epoch` when it began waiting for a request; 0 while busy.
+    waiting_since_ms: AtomicU64,
+}
+
+struct Listener {
+    name: &'static str,
+    limits: Limits,
+    handler: Arc<Handler>,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    epoch: Instant,
+}
+
+/// Accepts connections forever; accept errors (out of descriptors, …) are logged and retried.
+pub fn serve(listener: TcpListener, name: &'static str, limits: Limits, handler: Arc<Handler>) -> ! {
+    let shared =
+        Arc::new(Listener { name, limits, handler, slots: Mutex::new(Vec::new()), epoch: Instant::now() });
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                log::warn!("{name}: accept failed: {e}");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let Some(slot) = shared.admit(&stream) else {
+            log::warn!("{name}: {MAX_CONNECTIONS} connections busy; answered {peer} with 503");
+            refuse_busy(stream);
+            continue;
+        };
+        let conn = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{name}-conn"))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || {
+                let _leave = Leave { listener: &conn, slot: &slot };
+                conn.handle_connection(stream, peer, &slot);
+            });
+        if let Err(e) = spawned {
+            log::error!("{name}: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// Removes the connection from the registry when its thread ends, even by panic.
+struct Leave<'a> {
+    listener: &'a Listener,
+    slot: &'a Arc<Slot>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, self.slot));
+    }
+}
+
+impl Listener {
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "busy".
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Registers a new connection, evicting the longest-waiting one at the cap.
+    fn admit(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
+        let mut slots = lock(&self.slots);
+        if slots.len() >= MAX_CONNECTIONS {
+            let victim = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.waiting_since_ms.load(Ordering::Relaxed) != 0)
+                .min_by_key(|(_, s)| s.waiting_since_ms.load(Ordering::Relaxed))
+                .map(|(i, _)| i)?;
+            let victim = slots.swap_remove(victim);
+            // Its blocked read returns at once and its thread ends.
+            let _ = victim.stream.shutdown(Shutdown::Both);
+        }
+        let slot = Arc::new(Slot {
+            stream: stream.try_clone().ok()?,
+            waiting_since_ms: AtomicU64::new(self.now_ms()),
+        });
+        slots.push(slot.clone());
+        Some(slot)
+    }
+
+    fn handle_connection(&self, stream: TcpStream, peer: SocketAddr, slot: &Slot) {
+        let Ok(write_half) = stream.try_clone() else { return };
+        let _ = write_half.set_write_timeout(Some(WRITE_TIMEOUT));
+        let _ = stream.set_nodelay(true);
+        let mut reader =
+            BufReader::with_capacity(MAX_HEAD_BYTES, TimedStream { stream, deadline: Instant::now() });
+        let mut writer = write_half;
+        for served in 0..MAX_REQUESTS_PER_CONNECTION {
+            slot.waiting_since_ms.store(self.now_ms(), Ordering::Relaxed);
+            let deadline = Instant::now() + REQUEST_TIMEOUT;
+            let req = match read_request(&mut reader, &mut writer, deadline, peer, self.limits, || {
+                slot.waiting_since_ms.store(0, Ordering::Relaxed)
+            }) {
+                Ok(Some(r)) => r,
+                Ok(None) => return, // closed or timed out between requests
+                Err(refusal) => {
+                    log::debug!(
+                        "{}: refused a request from {peer}: {} {}",
+                        self.name,
+                        refusal.status,
+                        refusal.reason
+                    );
+                    let resp = Response::text(refusal.status, refusal.reason);
+                    let _ = write_response(&mut writer, &resp, false, false);
+                    close_gracefully(reader.into_inner());
+                    return;
+                }
+            };
+            let keep_alive = wants_keep_alive(&req) && served + 1 < MAX_REQUESTS_PER_CONNECTION;
+            let head_only = req.method == "HEAD";
+            let resp = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&req))) {
+                Ok(r) => r,
+                Err(_) => {
+                    log::error!("{}: handler panicked on {} {}", self.name, req.method, req.path);
+                    Response::text(500, "internal error")
+                }
+            };
+            if write_response(&mut writer, &resp, keep_alive, head_only).is_err() || !keep_alive {
+                return;
+            }
+        }
+    }
+}
+
+/// Why a request was refused before reaching the handler.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+fn refuse(status: u16, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+/// Reads one request. `Ok(None)`: the client went away (or idled out) before sending
+/// anything. `on_head` is called once the head is complete (the connection is busy).
+fn read_request(
+    reader: &mut Conn,
+    writer: &mut TcpStream,
+    deadline: Instant,
+    peer: SocketAddr,
+    limits: Limits,
+    on_head: impl FnOnce(),
+) -> Result<Option<Request>, Refusal> {
+    let head = match read_head(reader, deadline) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(None),
+        Err(r) => return Err(r),
+    };
+    on_head();
+    let mut req = parse_head(&head, peer)?;
+    if req.headers.iter().any(|(n, _)| n == "transfer-encoding") {
+        return Err(refuse(501, "Transfer-Encoding is not supported; send Content-Length"));
+    }
+    let length = content_length(&req.headers)?;
+    if length > limits.max_body_bytes {
+        return Err(refuse(413, "request body too large"));
+    }
+    if length > 0 {
+        let expects = req.header("expect").map(str::to_ascii_lowercase);
+        if expects.as_deref() == Some("100-continue") {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
+        }
+        req.body = read_exact_by(reader, length, deadline)?;
+    }
+    Ok(Some(req))
+}
+
+/// Bytes up to and including the blank line, within the size limit and deadline.
+fn read_head(reader: &mut Conn, deadline: Instant) -> Result<Option<Vec<u8>>, Refusal> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        let buf = match fill_by(reader, deadline) {
+            Ok(b) => b,
+            Err(_) if head.is_empty() => return Ok(None),
+            Err(_) => return Err(refuse(408, "request not received in time")),
+        };
+        if buf.is_empty() {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(refuse(400, "connection closed mid-request"))
+            };
+        }
+        // Look for the end of the head across what we have and what just arrived.
+        let start = head.len().saturating_sub(3);
+        let take = buf.len().min(MAX_HEAD_BYTES + 1 - head.len());
+        head.extend_from_slice(&buf[..take]);
+        if let Some(end) = find_blank_line(&head[start..]).map(|i| start + i) {
+            let used = take - (head.len() - end);
+            reader.consume(used);
+            head.truncate(end);
+            return Ok(Some(head));
+        }
+        reader.consume(take);
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(refuse(431, "request head too large"));
+        }
+    }
+}
+
+/// The index just past the first "\r\n\r\n" (or "\n\n").
+fn find_blank_line(b: &[u8]) -> Option<usize> {
+    (0..b.len()).find_map(|i| {
+        if b[i..].starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if b[i..].starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        }
+    })
+}
+
+fn fill_by(reader: &mut Conn, deadline: Instant) -> io::Result<&[u8]> {
+    reader.get_mut().deadline = deadline;
+    reader.fill_buf()
+}
+
+fn read_exact_by(reader: &mut Conn, len: usize, deadline: Instant) -> Result<Vec<u8>, Refusal> {
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        let buf = fill_by(reader, deadline).map_err(|_| refuse(408, "request body not received in time"))?;
+        if buf.is_empty() {
+            return Err(refuse(400, "connection closed mid-body"));
+        }
+        let take = buf.len().min(len - body.len());
+        body.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+    }
+    Ok(body)
+}
+
+fn parse_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refusal> {
+    let text = std::str::from_utf8(head).map_err(|_| refuse(400, "request head is not UTF-8"))?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let request_line = lines.next().unwrap_or("");
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(refuse(400, "malformed request line"));
+    };
+    if method.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err(refuse(400, "malformed method"));
+    }
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Err(refuse(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
+    }
+    if !target.starts_with('/') || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(refuse(400, "the request target must be a path"));
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        if headers.len() == MAX_HEADERS {
+            return Err(refuse(431, "too many headers"));
+        }
+        // No whitespace before the colon and no folded lines: both are smuggling tricks.
+        let (name, value) = line.split_once(':').ok_or(refuse(400, "malformed header"))?;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(refuse(400, "malformed header name"));
+        }
+        let value = value.trim_matches([' ', '\t']);
+        if value.bytes().any(|b| b < b' ' && b != b'\t') {
+            return Err(refuse(400, "control character in a header"));
+        }
+        headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    Ok(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers,
+        body: Vec::new(),
+        peer,
+        http10: version == "HTTP/1.0",
+    })
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn content_length(headers: &[(String, String)]) -> Result<usize, Refusal> {
+    let mut length: Option<usize> = None;
+    for (_, v) in headers.iter().filter(|(n, _)| n == "content-length") {
+        if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse(400, "malformed Content-Length"));
+        }
+        let n: usize = v.parse().map_err(|_| refuse(400, "malformed Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(refuse(400, "conflicting Content-Length headers"));
+        }
+        length = Some(n);
+    }
+    Ok(length.unwrap_or(0))
+}
+
+fn wants_keep_alive(req: &Request) -> bool {
+    let conn = req.header("connection").map(str::to_ascii_lowercase);
+    if req.http10 {
+        conn.as_deref() == Some("keep-alive")
+    } else {
+        conn.as_deref() != Some("close")
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool, head_only: bool) -> io::Result<()> {
+    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status));
+    for (name, value) in &resp.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: {}\r\n\r\n",
+        resp.body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    ));
+    let mut bytes = out.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&resp.body);
+    }
+    w.write_all(&bytes)?;
+    w.flush()
+}
+
+/// Stops sending, reads a bounded amount of what the client still sends, then closes, so
+/// the client gets our error instead of a connection reset.
+fn close_gracefully(stream: TimedStream) {
+    let _ = stream.stream.shutdown(Shutdown::Write);
+    let _ = stream.stream.set_read_timeout(Some(DRAIN_TIMEOUT));
+    let _ = io::copy(&mut (&stream.stream).take(DRAIN_BYTES), &mut io::sink());
+}
+
+/// Over the cap with every connection busy: answer 503 without blocking the accept loop.
+fn refuse_busy(stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
+    let _ = write_response(&mut &stream, &resp, false, false);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Conn = BufReader<TimedStream>;
+
+/// A TcpStream whose every read must finish by `deadline`, however the bytes trickle in.
+struct TimedStream {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Read for TimedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// Why a handler refused a request. Each listener turns it into a response in one
+/// place (plain text on the webhook, JSON on the control API).
+#[derive(Debug, PartialEq, Eq)]
+pub enum HttpError {
+    BadRequest(String),
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    /// Carries the value of the `Allow` header.
+    MethodNotAllowed(&'static str),
+    UnsupportedMediaType(&'static str),
+    Internal(String),
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::Unauthorized => 401,
+            HttpError::Forbidden => 403,
+            HttpError::NotFound => 404,
+            HttpError::MethodNotAllowed(_) => 405,
+            HttpError::UnsupportedMediaType(_) => 415,
+            HttpError::Internal(_) => 500,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            HttpError::BadRequest(m) => m.clone(),
+            HttpError::Unauthorized => "missing or wrong token".into(),
+            HttpError::Forbidden => "forbidden".into(),
+            HttpError::NotFound => "not found".into(),
+            HttpError::MethodNotAllowed(allow) => format!("method not allowed (allowed: {allow})"),
+            HttpError::UnsupportedMediaType(want) => format!("unsupported content type (expected {want})"),
+            // The detail went to the log; the client learns only that it failed.
+            HttpError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Headers the status calls for.
+    pub fn decorate(&self, resp: Response) -> Response {
+        match self {
+            HttpError::MethodNotAllowed(allow) => resp.with_header("Allow", *allow),
+            HttpError::Unauthorized => resp.with_header("WWW-Authenticate", "Bearer"),
+            _ => resp,
+        }
+    }
+}
+
+/// Compares secrets in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Makes a client-supplied string safe for one log line: no controls, bounded length.
+pub fn loggable(s: &str) -> String {
+    const MAX_LOGGED_CHARS: usize = 64;
+    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
+    if s.chars().count() > MAX_LOGGED_CHARS {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn parses_a_request_head() {
+        let r =
+            parse_head(b"POST /voice?x=1 HTTP/1.1\r\nHost: a\r\nX-Twilio-Signature:  abc= \r\n\r\n", peer())
+                .unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("POST", "/voice", "x=1"));
+        assert_eq!(r.header("x-twilio-signature"), Some("abc="));
+        assert!(wants_keep_alive(&r));
+    }
+
+    #[test]
+    fn refuses_malformed_heads() {
+        let bad: &[(&[u8], u16)] = &[
+            (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
+            (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\n\r\n", 505),
+            (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nName : x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400),
+            (b"GET /\xff HTTP/1.1\r\n\r\n", 400),
+            (b"G\x01T / HTTP/1.1\r\n\r\n", 400),
+        ];
+        for (head, status) in bad {
+            assert_eq!(
+                parse_head(head, peer()).unwrap_err().status,
+                *status,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS + 1));
+        assert_eq!(parse_head(many.as_bytes(), peer()).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let h =
+            |v: &[&str]| v.iter().map(|v| ("content-length".to_string(), v.to_string())).collect::<Vec<_>>();
+        assert_eq!(content_length(&h(&["12"])), Ok(12));
+        assert_eq!(content_length(&h(&["12", "12"])), Ok(12));
+        assert_eq!(content_length(&h(&["12", "13"])).unwrap_err().status, 400);
+        assert_eq!(content_length(&h(&["-1"])).unwrap_err().status, 400);
+        assert_eq!(content_length(&h(&["99999999999999999999"])).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn repeated_headers_read_as_absent() {
+        let r =
+            parse_head(b"GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", peer()).unwrap();
+        assert_eq!(r.header("authorization"), None);
+    }
+
+    #[test]
+    fn http10_closes_by_default() {
+        let r = parse_head(b"GET / HTTP/1.0\r\n\r\n", peer()).unwrap();
+        assert!(!wants_keep_alive(&r));
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn loggable_strips_controls() {
+        assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
+        assert!(loggable(&"x".repeat(100)).ends_with('…'));
+    }
+}

@@ -1,0 +1,130 @@
+//! Twilio's `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + sorted POST params)).
+//!
+//! The URL is the public one Twilio called (`webhook.public_url` + path + query), never
+//! the address the tunnel delivers to. Twilio is inconsistent about explicit default
+//! ports, so, like its own libraries, we accept the URL with and without one.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+
+type HmacSha1 = Hmac<Sha1>;
+
+/// `params` are the POST parameters (empty for GET), repeats included.
+pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mac = mac_over(auth_token, url, params);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Constant-time check of `signature` against every accepted spelling of `url`.
+pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    // Check every variant (no early exit), so timing does not reveal which one matched.
+    url_variants(url)
+        .iter()
+        .fold(false, |ok, u| mac_over(auth_token, u, params).verify_slice(&given).is_ok() | ok)
+}
+
+fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> HmacSha1 {
+    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(url.as_bytes());
+    // Sorted by name; repeated names by value, so the order on the wire does not matter.
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac
+}
+
+/// The URL as given plus the same URL with the scheme's default port added or removed.
+pub fn url_variants(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    let (scheme, default_port) = if url.starts_with("https://") {
+        ("https://", ":443")
+    } else if url.starts_with("http://") {
+        ("http://", ":80")
+    } else {
+        return out;
+    };
+    let rest = &url[scheme.len()..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let other = match authority.strip_suffix(default_port) {
+        Some(bare) => format!("{scheme}{bare}{tail}"),
+        // An authority ending in "]" or without a port gets the default one.
+        None if !authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())) => {
+            format!("{scheme}{authority}{default_port}{tail}")
+        }
+        None => return out,
+    };
+    out.push(other);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    /// The example from Twilio's webhook-security documentation.
+    #[test]
+    fn twilio_published_example() {
+        let p = params(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]);
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(compute("12345", url, &p), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        assert!(verify("12345", url, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(verify(
+            "12345",
+            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+            &p,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!verify("12346", url, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(!verify(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &p,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        let mut changed = p.clone();
+        changed[3].1 = "+12349013031".into();
+        assert!(!verify("12345", url, &changed, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(!verify("12345", url, &p, ""));
+        assert!(!verify("12345", url, &p, "not base64!"));
+    }
+
+    #[test]
+    fn parameter_order_does_not_matter() {
+        let a = params(&[("b", "2"), ("a", "1"), ("a", "0")]);
+        let b = params(&[("a", "0"), ("a", "1"), ("b", "2")]);
+        assert_eq!(compute("t", "https://x/", &a), compute("t", "https://x/", &b));
+    }
+
+    #[test]
+    fn default_port_variants() {
+        assert_eq!(
+            url_variants("https://h.example/v?x=1"),
+            ["https://h.example/v?x=1", "https://h.example:443/v?x=1"]
+        );
+        assert_eq!(
+            url_variants("https://h.example:443/v"),
+            ["https://h.example:443/v", "https://h.example/v"]
+        );
+        assert_eq!(url_variants("http://h.example:80"), ["http://h.example:80", "http://h.example"]);
+        assert_eq!(url_variants("https://h.example:8443/v"), ["https://h.example:8443/v"]);
+        assert_eq!(url_variants("https://[::1]/v"), ["https://[::1]/v", "https://[::1]:443/v"]);
+    }
+}

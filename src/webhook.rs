@@ -1,0 +1,150 @@
+//! The webhook listener: Twilio's voice webhook on `/` and `/voice`, and `/healthz`.
+//!
+//! Nothing here changes state. Routes match the raw path exactly, so no encoding trick
+//! reaches anything else; the control API does not exist on this listener at all.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::call::{self, CallRules, Decision};
+use crate::config::Config;
+use crate::form::{self, Params};
+use crate::http::{loggable, HttpError, Request, Response};
+use crate::phone::PhoneNumber;
+use crate::signature;
+use crate::state::Store;
+use crate::twiml;
+
+/// A webhook body is a few hundred bytes of call parameters.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+
+pub struct Webhook {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+}
+
+/// What a call looked like and what we answered, for the log (and the history).
+#[derive(Debug)]
+pub struct CallRecord {
+    pub call_sid: Option<String>,
+    pub from: Option<String>,
+    pub decision: Decision,
+}
+
+impl Webhook {
+    pub fn handle(&self, req: &Request) -> Response {
+        match self.route(req) {
+            Ok(resp) => resp,
+            Err(e) => e.decorate(Response::text(e.status(), &e.message())),
+        }
+    }
+
+    fn route(&self, req: &Request) -> Result<Response, HttpError> {
+        match (req.path.as_str(), req.method.as_str()) {
+            ("/healthz", "GET" | "HEAD") => {
+                Ok(Response::text(200, "ok").with_header("Cache-Control", "no-store"))
+            }
+            ("/healthz", _) => Err(HttpError::MethodNotAllowed("GET, HEAD")),
+            ("/" | "/voice", "GET" | "POST") => {
+                let (record, xml) = self.answer_call(req, SystemTime::now())?;
+                log::info!(
+                    "call {} from {}: {}",
+                    record.call_sid.as_deref().map_or("-".into(), loggable),
+                    record.from.as_deref().map_or("(none)".into(), loggable),
+                    record.decision.name()
+                );
+                Ok(Response::new(200, "text/xml; charset=utf-8", xml)
+                    .with_header("Cache-Control", "no-store"))
+            }
+            ("/" | "/voice", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
+            _ => Err(HttpError::NotFound),
+        }
+    }
+
+    /// Parses and authenticates the call, then decides. Errors mean no TwiML at all.
+    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<(CallRecord, String), HttpError> {
+        let query =
+            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
+        let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
+        self.check_signature(req, &body)?;
+
+        // Twilio puts the call's parameters in the body for POST and the query for GET.
+        let call_params = if req.method == "POST" { &body } else { &query };
+        let from = one(call_params, "From")?;
+        let call_sid = one(call_params, "CallSid")?;
+
+        // Query overrides, for Twilio setups that already pass them in the webhook URL.
+        let expected = match one(&query, "ExpectedFrom")? {
+            Some(n) => Some(parse_number("ExpectedFrom", n)?),
+            None => self.config.intercom_number.clone(),
+        };
+        let forward_to = match one(&query, "PhoneNumberToDial")? {
+            Some(list) => {
+                list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
+            }
+            None => self.config.forward_to.clone(),
+        };
+        let rules = CallRules {
+            intercom_number: expected.as_ref(),
+            forward_to: &forward_to,
+            unlock_digits: &self.config.unlock_digits,
+            dial_timeout_secs: self.config.dial_timeout.as_secs(),
+            no_answer_message: &self.config.no_answer_message,
+        };
+        let open = self.store.status(now).is_open();
+        let decision = call::decide(from, open, &rules);
+        let xml = twiml::render(&decision);
+        let record =
+            CallRecord { call_sid: call_sid.map(str::to_string), from: from.map(str::to_string), decision };
+        Ok((record, xml))
+    }
+
+    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), HttpError> {
+        let (Some(token), Some(public_url)) =
+            (&self.config.twilio.auth_token, &self.config.webhook.public_url)
+        else {
+            return Ok(()); // unchecked: warned about at every start
+        };
+        let mut url = format!("{public_url}{}", req.path);
+        if !req.query.is_empty() {
+            url.push('?');
+            url.push_str(&req.query);
+        }
+        let valid = req
+            .header("x-twilio-signature")
+            .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
+        if valid {
+            return Ok(());
+        }
+        let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
+        log::warn!(
+            "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
+            req.method,
+            loggable(&req.path),
+            req.peer,
+            forwarded.unwrap_or_default()
+        );
+        Err(HttpError::Forbidden)
+    }
+}
+
+fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
+    form::single(params, name).map_err(HttpError::BadRequest)
+}
+
+fn post_params(req: &Request) -> Result<Params, HttpError> {
+    if req.body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let content_type = req.header("content-type").unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(FORM_TYPE) {
+        return Err(HttpError::UnsupportedMediaType(FORM_TYPE));
+    }
+    form::parse(&req.body).map_err(|e| HttpError::BadRequest(format!("body: {e}")))
+}
+
+fn parse_number(param: &str, value: &str) -> Result<PhoneNumber, HttpError> {
+    PhoneNumber::parse(value).map_err(|m| HttpError::BadRequest(format!("query parameter {param}: {m}")))
+}

@@ -1,0 +1,114 @@
+//! The control API and page over real HTTP.
+
+use std::time::{Duration, SystemTime};
+
+use crate::harness::*;
+
+#[test]
+fn status_open_close_have_the_documented_shapes() {
+    let s = Server::start(base_config());
+    let st = s.api("GET", "/api/status", "");
+    assert_eq!(st.status, 200);
+    assert_eq!(st.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(st.json(), serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
+
+    let opened = s.api("POST", "/api/open", r#"{"minutes": 90}"#).json();
+    assert_eq!(opened["open"], true);
+    let left = opened["remaining_seconds"].as_u64().unwrap();
+    assert!((5395..=5400).contains(&left), "{left}");
+    let until = humantime::parse_rfc3339(opened["open_until"].as_str().unwrap()).unwrap();
+    let expected = SystemTime::now() + Duration::from_secs(5400);
+    assert!(until <= expected + Duration::from_secs(2) && until + Duration::from_secs(5) >= expected);
+    assert!(opened["open_until"].as_str().unwrap().ends_with('Z'));
+
+    // Empty body: the default window (2h in the test config).
+    let default = s.api("POST", "/api/open", "").json();
+    assert!(default["remaining_seconds"].as_u64().unwrap() > 7190);
+
+    let closed = s.api("POST", "/api/close", "").json();
+    assert_eq!(closed, serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
+}
+
+#[test]
+fn no_or_wrong_token_is_401_with_an_error_and_changes_nothing() {
+    let s = Server::start(base_config());
+    let wrong = format!("Bearer {TOKEN}x");
+    for headers in [vec![], vec![("Authorization", wrong.as_str())], vec![("Authorization", TOKEN)]] {
+        for (method, path) in [("GET", "/api/status"), ("POST", "/api/open"), ("POST", "/api/close")] {
+            let r = request(s.control, method, path, &headers, b"");
+            assert_eq!(r.status, 401, "{method} {path} {headers:?}");
+            assert!(r.json()["error"].is_string());
+        }
+    }
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+}
+
+#[test]
+fn bad_minutes_are_400_and_change_nothing() {
+    let s = Server::start(base_config());
+    for body in [
+        r#"{"minutes": 0}"#,
+        r#"{"minutes": 721}"#,
+        r#"{"minutes": -5}"#,
+        r#"{"minutes": "ten"}"#,
+        r#"{"minutes": 2.5}"#,
+        "{garbage",
+        "[]",
+        r#"{"minutes": 99999999999999999999999}"#,
+    ] {
+        let r = s.api("POST", "/api/open", body);
+        assert_eq!(r.status, 400, "{body}");
+        assert!(r.json()["error"].as_str().unwrap().contains("minutes"), "{}", r.body);
+    }
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 720}"#).status, 200);
+}
+
+#[test]
+fn get_never_changes_state() {
+    let s = Server::start(base_config());
+    assert_eq!(s.api("GET", "/api/open", "").status, 405);
+    assert_eq!(s.api("GET", "/api/open?minutes=5", "").status, 405);
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+    s.api("POST", "/api/open", "");
+    assert_eq!(s.api("GET", "/api/close", "").status, 405);
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], true);
+}
+
+#[test]
+fn the_page_needs_no_token_and_holds_no_secret() {
+    let s = Server::start(base_config());
+    let r = request(s.control, "GET", "/", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert!(r.body.contains("<button") && r.body.contains("/api/open"));
+    assert!(!r.body.contains(TOKEN));
+    assert!(r.header("content-security-policy").is_some());
+}
+
+#[test]
+fn control_listener_serves_no_twiml() {
+    let s = Server::start(base_config());
+    for path in ["/voice", "/?From=%2B15558889999", "/healthz"] {
+        let r = request(s.control, "GET", path, &[], b"");
+        assert!(!r.is_twiml(), "{path}: {}", r.body);
+    }
+    let r = request(
+        s.control,
+        "POST",
+        "/voice",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"From=%2B15558889999",
+    );
+    assert_eq!(r.status, 404);
+    assert!(!r.is_twiml());
+}
+
+#[test]
+fn window_changes_are_logged_with_their_source() {
+    let s = Server::start(base_config());
+    s.api("POST", "/api/open", r#"{"minutes": 3}"#);
+    assert!(s.wait_for_log("window opened for 3m"), "{}", s.logs());
+    assert!(s.logs().contains("by API from 127.0.0.1"));
+    assert!(!s.logs().contains(TOKEN), "the token must never be logged");
+}

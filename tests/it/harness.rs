@@ -1,0 +1,264 @@
+//! Starts the real `intercom` binary on free ports with a temporary config and state
+//! directory, and kills it on `Drop`. Talks raw HTTP over real sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const INTERCOM: &str = "+15558889999";
+pub const RESIDENT: &str = "+15552223333";
+pub const TOKEN: &str = "test-control-token-0123456789";
+/// How long a test waits for the server to start before giving up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// A reply slower than this is a failure, not a wait.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("intercom-it-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config for tests: the intercom and one resident, token fixed, ports chosen by the OS.
+pub fn base_config() -> Value {
+    json!({
+        "intercom_number": INTERCOM,
+        "forward_to": [RESIDENT],
+        "max_window": "12h",
+        "default_window": "2h",
+        "webhook": {"listen": "127.0.0.1:0"},
+        "control": {"listen": "127.0.0.1:0", "token": TOKEN},
+    })
+}
+
+pub struct Server {
+    child: Child,
+    pub webhook: SocketAddr,
+    pub control: SocketAddr,
+    pub config_path: PathBuf,
+    pub state_dir: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts with `config` in a fresh temp dir (its state_dir is set there).
+    pub fn start(config: Value) -> Server {
+        let dir = TempDir::new("server");
+        let mut s = Server::start_in(dir.path(), config, &[]);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts in `dir` (kept by the caller, so a restart sees the same state).
+    pub fn start_in(dir: &Path, mut config: Value, env: &[(&str, &str)]) -> Server {
+        let state_dir = dir.join("state");
+        config["state_dir"] = json!(state_dir);
+        let config_path = dir.join("intercom.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercom"));
+        cmd.args(["serve", "--config"]).arg(&config_path);
+        cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
+        cmd.env_remove("INTERCOM_CONTROL_TOKEN").env_remove("INTERCOM_TWILIO_AUTH_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+
+        // Drain stderr for the whole life of the server (a full pipe would block it),
+        // keeping every line for assertions and passing the listen lines on.
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let keep = logs.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                for (what, marker) in
+                    [("webhook", "webhook listening on "), ("control", "control listening on ")]
+                {
+                    if let Some(addr) = line.split(marker).nth(1) {
+                        let _ = tx.send((what, addr.trim().parse::<SocketAddr>().unwrap()));
+                    }
+                }
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let (mut webhook, mut control) = (None, None);
+        while webhook.is_none() || control.is_none() {
+            match rx.recv_timeout(START_TIMEOUT) {
+                Ok(("webhook", a)) => webhook = Some(a),
+                Ok((_, a)) => control = Some(a),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("server did not start; log:\n{}", logs.lock().unwrap().join("\n"));
+                }
+            }
+        }
+        let (webhook, control) = (webhook.unwrap(), control.unwrap());
+        // The server has read its config; give the CLI the ports the OS chose.
+        config["webhook"]["listen"] = json!(webhook.to_string());
+        config["control"]["listen"] = json!(control.to_string());
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        Server { child, webhook, control, config_path, state_dir, logs, _dir: None }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) until a log line containing `needle` appears.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        for _ in 0..100 {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// SIGKILL: no chance to flush or clean up, like a power cut for the process.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Runs a CLI command against this server's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.config_path, args)
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Reply {
+        let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+        request(self.webhook, method, path, if body.is_empty() { &[] } else { &ct }, body.as_bytes())
+    }
+
+    /// A POST webhook from `from`, unsigned.
+    pub fn ring(&self, from: &str) -> Reply {
+        self.call("POST", "/voice", &format!("CallSid=CAtest&From={}&To=%2B15550001111", encode(from)))
+    }
+
+    pub fn api(&self, method: &str, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {TOKEN}");
+        request(self.control, method, path, &[("Authorization", &auth)], body.as_bytes())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("INTERCOM_CONTROL_TOKEN")
+        .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn is_twiml(&self) -> bool {
+        self.body.contains("<Response>")
+    }
+}
+
+/// One request on a fresh connection, `Connection: close`.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    parse_reply(&raw(addr, &bytes))
+}
+
+/// Sends bytes as they are and reads until the server closes.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+pub fn parse_reply(bytes: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP reply: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    Reply { status, head: head.to_string(), body: body.to_string() }
+}
+
+/// Form-encodes a value the way Twilio does.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
