@@ -75,8 +75,7 @@ test-system: build ## systemd-check, tunnel, deploy, and arm-smoke for each buil
 	tests/system/systemd-check.sh $(BIN)
 	tests/system/tunnel.sh $(BIN)
 	INTERCOM_BIN="$(BIN)" tests/system/deploy.sh
-	@n=0; bad=0; for b in target/cross/*/release/intercom; do \
-		test -x "$$b" || continue; \
-		t=$$(basename $$(dirname $$(dirname "$$b"))); \
-		case "$$t" in aarch64-*|arm*) n=$$((n+1)); tests/system/arm-smoke.sh "$$t" "$$b" || bad=$$((bad+1));; esac; \
-	done; echo "arm-smoke: ran for $$n built ARM target(s), $$bad failed"; test $$bad -eq 0
+	@n=0; bad=0; for t in aarch64 armv7 armv6; do \
+		b=$$(tests/system/arm-smoke.sh --path $$t); test -x "$$b" || continue; \
+		n=$$((n+1)); tests/system/arm-smoke.sh $$t "$$b" || bad=$$((bad+1)); \
+	done; echo "arm-smoke: ran for $$n built ARM target(s) (LIBC=$${LIBC:-musl}), $$bad failed"; test $$bad -eq 0

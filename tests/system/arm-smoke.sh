@@ -15,7 +15,9 @@ TEST_NAME="arm-smoke ${1:-?}"
 # shellcheck source=tests/system/lib.sh
 . "$here/lib.sh"
 
-target=${1:?usage: arm-smoke.sh TARGET [BINARY]}
+print_path=0
+if [ "${1:-}" = --path ]; then print_path=1; shift; fi   # --path TARGET: print the default binary path
+target=${1:?usage: arm-smoke.sh [--path] TARGET [BINARY]}
 libc=${LIBC:-musl}
 case "$target" in
   aarch64|arm64) triple="aarch64-unknown-linux-$libc" ;;
@@ -34,6 +36,7 @@ esac
 # RUNNER="env" (or another emulator command) overrides, e.g. to smoke-test a host binary.
 if [ -n "${RUNNER:-}" ]; then read -r -a runner <<< "$RUNNER"; fi
 bin=${2:-${CARGO_TARGET_DIR:-$root/target/cross}/$triple/release/intercom}
+if [ "$print_path" = 1 ]; then echo "$bin"; exit 0; fi
 [ -x "$bin" ] || die "no binary $bin (build it: make cross TARGET=$target)"
 command -v "${runner[0]}" >/dev/null || die "${runner[0]} missing (apt-get install qemu-user)"
 
@@ -79,6 +82,12 @@ expect_contains "webhook, window open -> Play digits" "$(webhook "http://127.0.0
 expect_json "GET /api/status -> open" "$(api GET "http://127.0.0.1:$cp/api/status" "$token")" open true
 expect_json "POST /api/close -> closed" "$(api POST "http://127.0.0.1:$cp/api/close" "$token")" open false
 expect_contains "webhook after close -> Dial" "$(webhook "http://127.0.0.1:$wp/voice")" "<Dial"
+# The CLI (ureq client -> control API, and simulate) under the same emulator.
+cli() { "${runner[@]}" "$bin" "$@" --config "$tmp/intercom.json" 2>&1; }
+expect_contains "CLI open 5m" "$(cli open 5m)" "open until"
+expect_contains "CLI simulate while open -> Play digits" "$(cli simulate --from "$INTERCOM_NUMBER")" "<Play digits="
+expect_contains "CLI close -> closed" "$(cli close)" "closed"
+expect_contains "CLI url -> control URL" "$(cli url)" "http://127.0.0.1:$cp/"
 if compgen -G "$tmp/state/state.json" >/dev/null; then pass "state written to the state dir"; else fail "no state.json in state dir"; fi
 
 stop_pid "$pid"
