@@ -16,9 +16,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-fail=0
-pass() { echo "PASS: $*"; }
-failed() { echo "FAIL: $*"; fail=1; }
+fail=0 npass=0 nfail=0
+pass() { npass=$((npass + 1)); echo "PASS: $*"; }
+failed() { nfail=$((nfail + 1)); echo "FAIL: $*"; fail=1; }
 
 if ! command -v systemd-analyze >/dev/null; then
   echo "systemd-analyze missing: installing the systemd package"
@@ -80,5 +80,5 @@ else
   failed "tunnel restart policy"
 fi
 
-if [ "$fail" -eq 0 ]; then echo "systemd-check: PASS"; else echo "systemd-check: FAIL"; fi
+echo "systemd-check: $npass passed, $nfail failed"
 exit "$fail"
