@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BIN      ?= target/release/intercom
 
-.PHONY: all build run test test-unit lint help deps cross cross-all deploy install systemd-check test-system
+.PHONY: all build run test test-unit lint lint-sh help deps cross cross-all deploy install systemd-check test-system
 all: build
 
 build: ## Release build of the host binary (target/release/intercom)
@@ -30,6 +30,9 @@ test: ## Every test: unit, integration (real binary, real sockets), then test-sy
 lint: ## Formatting and clippy, as CI checks them
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+lint-sh: ## shellcheck the ship scripts (cross/, tests/system/)
+	shellcheck -x cross/*.sh tests/system/*.sh
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
