@@ -44,7 +44,7 @@ fi
 if [ -n "${BIN:-}" ]; then
   bin=$BIN
 elif [ "$arch" = host ]; then
-  cargo build --release
+  cargo build --release --locked
   bin=${CARGO_TARGET_DIR:-target}/release/intercom
 else
   bin=$(cross/build.sh "$arch" | tail -n1)
