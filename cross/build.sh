@@ -41,7 +41,6 @@ case "$arg" in
   *) die "unknown target '$arg' (aarch64, armv7, armv6, host or a Rust triple)" ;;
 esac
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/cross}"
 start=$(date +%s)
 
 report() {
@@ -54,9 +53,11 @@ report() {
 
 if [ "$triple" = host ]; then
   cargo build --release --locked >&2
-  report "$CARGO_TARGET_DIR/release/intercom"
+  report "${CARGO_TARGET_DIR:-$root/target}/release/intercom"
   exit 0
 fi
+# Cross builds get their own target dir: another rustc (Debian's) and -Zbuild-std.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/cross}"
 
 # Upper-case triple with _ for cargo's / cc's environment variable names.
 tenv=$(echo "$triple" | tr 'a-z-' 'A-Z_')
