@@ -104,7 +104,9 @@ tar -C "$stage" -cf - . | ssh_pi "s=\$(mktemp -d) && tar -C \"\$s\" -xf - && sh 
 
 echo "deploy: done. Control page (bookmark it on your phone):"
 # Without control.token the server creates its token at first start: give it a few seconds.
-url_cmd="$q_root/usr/local/bin/intercom url --config $q_root/etc/intercom/intercom.json"
-if ! ssh_pi "for i in 1 2 3 4 5 6 7 8 9; do $url_cmd 2>/dev/null && exit 0; sleep 1; done; $url_cmd"; then
+# Root (or sudo) reads the generated token in the service's 0700 state directory.
+url_cmd="\$S $q_root/usr/local/bin/intercom url --config $q_root/etc/intercom/intercom.json"
+if ! ssh_pi "S=; if [ \$(id -u) != 0 ] && [ -z $q_root ]; then S='sudo -n'; fi
+    for i in 1 2 3 4 5 6 7 8 9; do $url_cmd 2>/dev/null && exit 0; sleep 1; done; $url_cmd"; then
   echo "deploy: 'intercom url' failed (see above): check $deploy_root/etc/intercom/intercom.json and 'journalctl -u intercom' on $pi" >&2
 fi
