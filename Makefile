@@ -74,10 +74,11 @@ install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, exampl
 systemd-check: ## systemd-analyze verify + security --offline of systemd/*.service
 	tests/system/systemd-check.sh
 
-test-system: build ## systemd-check, tunnel, deploy, and arm-smoke for each built ARM target
+test-system: build ## systemd-check, tunnel, deploy, install, and arm-smoke for each built ARM target
 	tests/system/systemd-check.sh $(BIN)
 	tests/system/tunnel.sh $(BIN)
 	INTERCOM_BIN="$(BIN)" tests/system/deploy.sh
+	INTERCOM_BIN="$(BIN)" tests/system/install.sh
 	@n=0; bad=0; for t in aarch64 armv7 armv6; do \
 		b=$$(tests/system/arm-smoke.sh --path $$t); test -x "$$b" || continue; \
 		n=$$((n+1)); tests/system/arm-smoke.sh $$t "$$b" || bad=$$((bad+1)); \
