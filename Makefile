@@ -74,8 +74,9 @@ install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, exampl
 systemd-check: ## systemd-analyze verify + security --offline of systemd/*.service
 	tests/system/systemd-check.sh
 
-test-system: build ## systemd-check, tunnel, deploy, install, and arm-smoke for each built ARM target
+test-system: build ## systemd-check, systemd-boot (nspawn), tunnel, deploy, install, arm-smoke per built ARM target
 	tests/system/systemd-check.sh $(BIN)
+	tests/system/systemd-boot.sh $(BIN)
 	tests/system/tunnel.sh $(BIN)
 	INTERCOM_BIN="$(BIN)" tests/system/deploy.sh
 	INTERCOM_BIN="$(BIN)" tests/system/install.sh
