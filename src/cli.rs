@@ -292,6 +292,16 @@ fn summary(c: &Config) -> String {
             ),
         ),
         ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
+        ("twilio.sms_from", c.twilio.sms_from.as_ref().map_or("(not set)".into(), |n| n.to_string())),
+        ("twilio.api_base", c.twilio.api_base.clone()),
+        (
+            "notify.webhook_url",
+            c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
+                format!("{}/… (path and query hidden)", crate::config::url_origin(u.expose()))
+            }),
+        ),
+        ("notify.sms_to", numbers(&c.notify.sms_to)),
+        ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
         (
             "twilio.auth_token",
             secret(

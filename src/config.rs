@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::events::EventKind;
 use crate::phone::PhoneNumber;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
@@ -32,6 +33,9 @@ const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
 const MAX_UNLOCK_DIGITS: usize = 32;
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Twilio's REST API; `twilio.api_base` replaces it (tests point it at a local server).
+pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
@@ -69,6 +73,7 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub control: ControlConfig,
     pub twilio: TwilioConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +95,25 @@ pub struct TwilioConfig {
     pub account_sid: Option<String>,
     pub auth_token: Option<Secret>,
     pub auth_token_from_env: bool,
+    /// The Twilio number SMS notifications come from.
+    pub sms_from: Option<PhoneNumber>,
+    /// Without a trailing slash.
+    pub api_base: String,
+}
+
+/// What to tell whom, and about which events.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
+    pub webhook_url: Option<Secret>,
+    pub sms_to: Vec<PhoneNumber>,
+    pub events: Vec<EventKind>,
+}
+
+impl NotifyConfig {
+    pub fn is_active(&self) -> bool {
+        (self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty()
+    }
 }
 
 /// A config error: one line that names the key, or the JSON position.
@@ -140,6 +164,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         "webhook",
         "control",
         "twilio",
+        "notify",
     ])?;
 
     let intercom_number =
@@ -195,7 +220,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     let control = ControlConfig { listen: control.listen(DEFAULT_CONTROL_LISTEN)?, token, token_from_env };
 
     let twilio = top.section("twilio")?;
-    twilio.only(&["account_sid", "auth_token"])?;
+    twilio.only(&["account_sid", "auth_token", "sms_from", "api_base"])?;
     let account_sid = twilio.opt_str("account_sid")?.map(str::to_string);
     let (auth_token, auth_token_from_env) = secret(&twilio, "auth_token", env(ENV_TWILIO_AUTH_TOKEN))?;
     if auth_token.is_some() && webhook.public_url.is_none() {
@@ -204,7 +229,52 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
             "required when twilio.auth_token is set: signatures are computed over the public URL",
         ));
     }
-    let twilio = TwilioConfig { account_sid, auth_token, auth_token_from_env };
+    let sms_from = twilio.opt_str("sms_from")?.map(|s| twilio.phone("sms_from", s)).transpose()?;
+    let api_base = twilio
+        .opt_str("api_base")?
+        .map(|u| check_public_url(u).map_err(|m| twilio.err("api_base", m)))
+        .transpose()?
+        .unwrap_or_else(|| DEFAULT_TWILIO_API_BASE.to_string());
+    let twilio = TwilioConfig { account_sid, auth_token, auth_token_from_env, sms_from, api_base };
+
+    let notify = top.section("notify")?;
+    notify.only(&["webhook_url", "sms_to", "events"])?;
+    let webhook_url = notify
+        .opt_str("webhook_url")?
+        .map(|u| check_target_url(u).map_err(|m| notify.err("webhook_url", m)))
+        .transpose()?
+        .map(Secret::new);
+    let sms_to = notify.phone_list("sms_to")?;
+    let events = match notify.get("events") {
+        None => EventKind::DEFAULT_NOTIFY.to_vec(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().and_then(EventKind::from_name).ok_or_else(|| {
+                    let known: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                    notify.err("events", format!("unknown event {i} (known: {})", known.join(", ")))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(notify.err("events", "expected a list of event names")),
+    };
+    if !sms_to.is_empty() {
+        let why = "required when notify.sms_to is set: SMS go through Twilio's API";
+        if twilio.sms_from.is_none() {
+            return Err(key_error("twilio.sms_from", why));
+        }
+        match &twilio.account_sid {
+            None => return Err(key_error("twilio.account_sid", why)),
+            Some(sid) if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                return Err(key_error("twilio.account_sid", "expected letters and digits (AC…)"))
+            }
+            Some(_) => {}
+        }
+        if twilio.auth_token.is_none() {
+            return Err(key_error("twilio.auth_token", why));
+        }
+    }
+    let notify = NotifyConfig { webhook_url, sms_to, events };
 
     Ok(Config {
         intercom_number,
@@ -219,6 +289,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
         webhook,
         control,
         twilio,
+        notify,
     })
 }
 
@@ -270,6 +341,34 @@ fn check_public_url(u: &str) -> Result<String, String> {
         return Err("must not hold a query, fragment or spaces".into());
     }
     Ok(u.trim_end_matches('/').to_string())
+}
+
+/// A notification target: http(s), a host, no spaces; a query is allowed (ntfy templates).
+fn check_target_url(u: &str) -> Result<String, String> {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    if rest.split(['/', '?', '#']).next().unwrap_or("").is_empty() {
+        return Err("has no host".into());
+    }
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not hold spaces".into());
+    }
+    Ok(u.to_string())
+}
+
+/// The part of a URL that may be logged: scheme and host, never the path or query,
+/// which often hold the secret (an ntfy topic, a Home Assistant webhook id).
+pub fn url_origin(u: &str) -> &str {
+    let after_scheme = u.find("://").map_or(0, |i| i + 3);
+    let end = u[after_scheme..].find(['/', '?', '#']).map_or(u.len(), |i| after_scheme + i);
+    let origin = &u[..end];
+    // user:password@host: drop the credentials too.
+    match origin[after_scheme..].rfind('@') {
+        Some(at) => &origin[after_scheme + at + 1..],
+        None => origin,
+    }
 }
 
 /// One JSON object of the config, with its dotted path for error messages.
@@ -466,6 +565,56 @@ mod tests {
     fn public_url_loses_its_trailing_slash() {
         let c = parse(r#"{"webhook": {"public_url": "https://door.example.com/"}}"#, no_env).unwrap();
         assert_eq!(c.webhook.public_url.unwrap(), "https://door.example.com");
+    }
+
+    #[test]
+    fn notify_keys_default_and_check() {
+        let c = parse("{}", no_env).unwrap();
+        assert_eq!(c.notify.events, EventKind::DEFAULT_NOTIFY);
+        assert!(!c.notify.is_active());
+        assert_eq!(c.twilio.api_base, "https://api.twilio.com");
+        let c = parse(
+            r#"{"notify": {"webhook_url": "https://ntfy.sh/secret-topic?tpl=1", "events": ["call_rejected"]}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert!(c.notify.is_active() && c.notify.events == [EventKind::CallRejected]);
+        assert!(!format!("{c:?}").contains("secret-topic"));
+        assert!(
+            err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#).contains("`notify.events`")
+        );
+        assert!(err(r#"{"notify": {"events": "call_unlocked"}}"#).contains("`notify.events`"));
+        assert!(err(r#"{"notify": {"webhook_url": "ntfy.sh/x"}}"#).contains("`notify.webhook_url`"));
+        assert!(err(r#"{"notify": {"sms": []}}"#).contains("`notify.sms`"));
+        assert!(err(r#"{"notify": {"sms_to": ["nope"]}}"#).contains("`notify.sms_to`"));
+        assert!(err(r#"{"twilio": {"api_base": "localhost:1"}}"#).contains("`twilio.api_base`"));
+        assert!(err(r#"{"twilio": {"sms_from": "x"}}"#).contains("`twilio.sms_from`"));
+    }
+
+    #[test]
+    fn sms_needs_the_twilio_account() {
+        let full = r#"{"notify": {"sms_to": "+15552223333"}, "webhook": {"public_url": "https://d.example"},
+            "twilio": {"account_sid": "AC1", "auth_token": "tok-secret", "sms_from": "+15550001111"}}"#;
+        let c = parse(full, no_env).unwrap();
+        assert_eq!(c.notify.sms_to[0].as_str(), "+15552223333");
+        for (key, drop) in [
+            ("twilio.sms_from", r#""sms_from": "+15550001111""#),
+            ("twilio.account_sid", r#""account_sid": "AC1""#),
+            ("twilio.auth_token", r#""auth_token": "tok-secret""#),
+        ] {
+            let text = full.replace(&format!("{drop}, "), "").replace(&format!(", {drop}"), "");
+            let e = err(&text);
+            assert!(e.contains(&format!("`{key}`")) && !e.contains("tok-secret"), "{key}: {e}");
+        }
+        assert!(err(&full.replace("AC1", "AC/../x")).contains("`twilio.account_sid`"));
+    }
+
+    #[test]
+    fn url_origins_hide_paths_queries_and_credentials() {
+        assert_eq!(url_origin("https://ntfy.sh/topic?x=1"), "https://ntfy.sh");
+        assert_eq!(url_origin("http://ha.local:8123/api/webhook/id"), "http://ha.local:8123");
+        assert_eq!(url_origin("https://user:pw@host.example/p"), "host.example");
+        assert_eq!(url_origin("https://host.example"), "https://host.example");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use crate::config::{Config, Secret};
+use crate::events::Events;
 use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::state::{Status, Store};
 
@@ -21,6 +22,7 @@ pub struct Control {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub token: Secret,
+    pub events: Arc<Events>,
 }
 
 impl Control {
@@ -56,8 +58,10 @@ impl Control {
                 self.store.open_window(duration, now, &source(req)).map_err(internal)?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req)).map_err(internal)?,
+            ("/api/events", "GET") => return Ok(json_response(200, &self.events.api(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
+            ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
         Ok(status_response(status))
@@ -143,7 +147,8 @@ mod tests {
             crate::config::parse(r#"{"max_window": "2h", "default_window": "30m"}"#, |_| None).unwrap();
         let store = Store::open(&dir, config.max_window).unwrap();
         let token = Secret::new("a-test-token-0123456789".into());
-        (Control { config: Arc::new(config), store: Arc::new(store), token }, dir)
+        let events = Arc::new(Events::open(&dir, None).unwrap());
+        (Control { config: Arc::new(config), store: Arc::new(store), token, events }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -167,9 +172,13 @@ mod tests {
     #[test]
     fn token_is_required_everywhere_under_api() {
         let (c, dir) = control("auth");
-        for (m, p) in
-            [("GET", "/api/status"), ("POST", "/api/open"), ("POST", "/api/close"), ("GET", "/api/nothing")]
-        {
+        for (m, p) in [
+            ("GET", "/api/status"),
+            ("POST", "/api/open"),
+            ("POST", "/api/close"),
+            ("GET", "/api/events"),
+            ("GET", "/api/nothing"),
+        ] {
             assert_eq!(c.handle(&request(m, p, None, "")).status, 401);
             assert_eq!(c.handle(&request(m, p, Some("Bearer wrong"), "")).status, 401);
             assert_eq!(c.handle(&request(m, p, Some("a-test-token-0123456789"), "")).status, 401);

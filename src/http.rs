@@ -133,7 +133,7 @@ pub fn serve(listener: TcpListener, name: &'static str, limits: Limits, handler:
             refuse_busy(stream);
             continue;
         };
-        let conn = shared.clone();
+        let (conn, registered) = (shared.clone(), slot.clone());
         let spawned = thread::Builder::new()
             .name(format!("{name}-conn"))
             .stack_size(THREAD_STACK_BYTES)
@@ -142,7 +142,9 @@ pub fn serve(listener: TcpListener, name: &'static str, limits: Limits, handler:
                 conn.handle_connection(stream, peer, &slot);
             });
         if let Err(e) = spawned {
+            // The connection was dropped with the closure; forget its slot too.
             log::error!("{name}: cannot start a thread: {e}");
+            lock(&shared.slots).retain(|s| !Arc::ptr_eq(s, &registered));
         }
     }
 }
@@ -258,7 +260,7 @@ fn read_request(
         Err(r) => return Err(r),
     };
     on_head();
-    let mut req = parse_head(&head, peer)?;
+    let mut req = parse_request_head(&head, peer)?;
     if req.headers.iter().any(|(n, _)| n == "transfer-encoding") {
         return Err(refuse(501, "Transfer-Encoding is not supported; send Content-Length"));
     }
@@ -341,7 +343,9 @@ fn read_exact_by(reader: &mut Conn, len: usize, deadline: Instant) -> Result<Vec
     Ok(body)
 }
 
-fn parse_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refusal> {
+/// Parses a request head (request line and headers, without the blank line). Public
+/// for the fuzz target; the server calls it on what [`read_head`] collected.
+pub fn parse_request_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refusal> {
     let text = std::str::from_utf8(head).map_err(|_| refuse(400, "request head is not UTF-8"))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().unwrap_or("");
@@ -571,9 +575,11 @@ mod tests {
 
     #[test]
     fn parses_a_request_head() {
-        let r =
-            parse_head(b"POST /voice?x=1 HTTP/1.1\r\nHost: a\r\nX-Twilio-Signature:  abc= \r\n\r\n", peer())
-                .unwrap();
+        let r = parse_request_head(
+            b"POST /voice?x=1 HTTP/1.1\r\nHost: a\r\nX-Twilio-Signature:  abc= \r\n\r\n",
+            peer(),
+        )
+        .unwrap();
         assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("POST", "/voice", "x=1"));
         assert_eq!(r.header("x-twilio-signature"), Some("abc="));
         assert!(wants_keep_alive(&r));
@@ -593,14 +599,14 @@ mod tests {
         ];
         for (head, status) in bad {
             assert_eq!(
-                parse_head(head, peer()).unwrap_err().status,
+                parse_request_head(head, peer()).unwrap_err().status,
                 *status,
                 "{}",
                 String::from_utf8_lossy(head)
             );
         }
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS + 1));
-        assert_eq!(parse_head(many.as_bytes(), peer()).unwrap_err().status, 431);
+        assert_eq!(parse_request_head(many.as_bytes(), peer()).unwrap_err().status, 431);
     }
 
     #[test]
@@ -616,14 +622,14 @@ mod tests {
 
     #[test]
     fn repeated_headers_read_as_absent() {
-        let r =
-            parse_head(b"GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", peer()).unwrap();
+        let r = parse_request_head(b"GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", peer())
+            .unwrap();
         assert_eq!(r.header("authorization"), None);
     }
 
     #[test]
     fn http10_closes_by_default() {
-        let r = parse_head(b"GET / HTTP/1.0\r\n\r\n", peer()).unwrap();
+        let r = parse_request_head(b"GET / HTTP/1.0\r\n\r\n", peer()).unwrap();
         assert!(!wants_keep_alive(&r));
     }
 

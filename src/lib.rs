@@ -18,14 +18,19 @@
 //! - `http.rs`: the HTTP/1.1 server (limits, timeouts, connection cap) and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one place.
 //! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes state. `signature.rs` checks `X-Twilio-Signature`; `form.rs` parses
-//!   form/query parameters.
+//!   changes the window; it appends each decision to the history. `signature.rs` checks
+//!   `X-Twilio-Signature`; `form.rs` parses form/query parameters.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API,
 //!   token-protected.
 //! - `call.rs`: the pure decision (reject / unlock / forward); `twiml.rs` renders it;
 //!   `phone.rs` normalises numbers to E.164.
-//! - `state.rs`: the window and the control token; the only module that writes to the
-//!   state directory.
+//! - `state.rs`: the window and the control token, in the state directory; it reports
+//!   every window change to an observer, under its lock, in order.
+//! - `events.rs`: the history, `state_dir/events.jsonl` (the only other file it writes
+//!   there): a record per call decision and window change, flushed before the answer;
+//!   `GET /api/events`; the expiry watcher thread.
+//! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
+//!   bounded queue to one worker thread, so they never delay an answer.
 //!
 //! # Invariants
 //!
@@ -42,8 +47,10 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod form;
 pub mod http;
+pub mod notify;
 pub mod phone;
 pub mod server;
 pub mod signature;

@@ -7,7 +7,9 @@ use std::thread;
 
 use crate::config::Config;
 use crate::control::{self, Control};
+use crate::events::{self, Events};
 use crate::http::{self, Limits};
+use crate::notify::Notifier;
 use crate::state::Store;
 use crate::webhook::{self, Webhook};
 
@@ -15,6 +17,10 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
     let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
+    let notifier = Notifier::start(&config)?;
+    let sink = notifier.map(|n| Box::new(move |r: &events::Record| n.submit(r)) as events::Sink);
+    let events = Arc::new(Events::open(&config.state_dir, sink)?);
+    events::observe(&store, events.clone());
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
@@ -30,8 +36,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("webhook listening on {}", webhook_socket.local_addr()?);
     log::info!("control listening on {}", control_socket.local_addr()?);
 
-    let webhook = Webhook { config: config.clone(), store: store.clone() };
-    let control = Control { config, store, token };
+    events::watch_expiry(store.clone())?;
+    let webhook = Webhook { config: config.clone(), store: store.clone(), events: events.clone() };
+    let control = Control { config, store, token, events };
     let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
     let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
 

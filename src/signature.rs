@@ -10,7 +10,8 @@ use sha1::Sha1;
 
 type HmacSha1 = Hmac<Sha1>;
 
-/// `params` are the POST parameters (empty for GET), repeats included.
+/// `params` are the POST parameters (empty for GET), repeats included. The server only
+/// verifies; computing is for tests and the fuzz target.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
     let mac = mac_over(auth_token, url, params);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())

@@ -7,13 +7,17 @@
 //!   moved aside under a new name and never deleted or overwritten.
 //! - The mutex is held across the (local, bounded) disk write so writes land in the order
 //!   they were made; it is never held across network I/O.
+//! - Every change is reported to the observer (the event log) under the same lock, after
+//!   the state is on disk, so the history is in the order the changes happened. A window
+//!   that ended is reported as expired exactly once: by `expire_ended`, or by whichever
+//!   change replaces it first; a window closed or replaced in time is never "expired".
 
 use std::error::Error;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -59,6 +63,27 @@ struct StateFileV1 {
     updated_by: String,
 }
 
+/// One change of the window, as the observer (the event log) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowChange {
+    Opened {
+        until: SystemTime,
+        duration: Duration,
+        source: String,
+    },
+    Closed {
+        source: String,
+    },
+    /// The window ended on its own; `until` is when it ended.
+    Expired {
+        until: SystemTime,
+    },
+}
+
+/// Called under the state lock with each change and the time it happened: it must only
+/// do bounded local work (append to a file, queue a notification), never network I/O.
+pub type Observer = Box<dyn Fn(&WindowChange, SystemTime) + Send + Sync>;
+
 #[derive(Deserialize)]
 struct VersionOnly {
     version: u32,
@@ -76,6 +101,7 @@ pub struct Store {
     dir: PathBuf,
     max_window: Duration,
     inner: Mutex<Inner>,
+    observer: OnceLock<Observer>,
 }
 
 impl Store {
@@ -107,7 +133,32 @@ impl Store {
             dir: dir.to_path_buf(),
             max_window,
             inner: Mutex::new(Inner { open_until, write_blocked, clock_warned: false }),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Sets who hears about window changes; only the first call counts.
+    pub fn set_observer(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Ends a stored window whose time has come: the state file says closed and the
+    /// observer hears `Expired` once. Returns whether there was one to end.
+    pub fn expire_ended(&self, now: SystemTime) -> io::Result<bool> {
+        let mut inner = lock(&self.inner);
+        match inner.open_until {
+            Some(until) if UNIX_EPOCH + Duration::from_secs(until) <= now => {
+                self.change_locked(&mut inner, None, now, "expiry")?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The stored end of the window, even if it already passed or looks like a clock
+    /// jump (for the expiry watcher, which must see a window that `status` calls closed).
+    pub fn stored_until(&self) -> Option<SystemTime> {
+        lock(&self.inner).open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s))
     }
 
     pub fn status(&self, now: SystemTime) -> Status {
@@ -143,7 +194,16 @@ impl Store {
     }
 
     fn change(&self, open_until: Option<u64>, now: SystemTime, source: &str) -> io::Result<()> {
-        let mut inner = lock(&self.inner);
+        self.change_locked(&mut lock(&self.inner), open_until, now, source)
+    }
+
+    fn change_locked(
+        &self,
+        inner: &mut Inner,
+        open_until: Option<u64>,
+        now: SystemTime,
+        source: &str,
+    ) -> io::Result<()> {
         if let Some(why) = &inner.write_blocked {
             return Err(io::Error::other(why.clone()));
         }
@@ -156,7 +216,13 @@ impl Store {
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
         bytes.push(b'\n');
         write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)?;
+        let previous = inner.open_until;
         inner.open_until = open_until;
+        if let Some(observer) = self.observer.get() {
+            for change in changes(previous, open_until, now, source) {
+                observer(&change, now);
+            }
+        }
         Ok(())
     }
 
@@ -203,6 +269,32 @@ pub fn read_token(dir: &Path) -> Result<Option<Secret>, Box<dyn Error>> {
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
 pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status, Box<dyn Error>> {
     Ok(status_at(load(dir)?, now, max_window).status)
+}
+
+/// What a write of `new` over `previous` means: a window that already ended expired (even
+/// if nobody noticed yet), then the new one opened, or the running one was closed.
+fn changes(previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) -> Vec<WindowChange> {
+    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    let mut out = Vec::new();
+    let running = match previous {
+        Some(p) if at(p) <= now => {
+            out.push(WindowChange::Expired { until: at(p) });
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+    match new {
+        Some(until) => out.push(WindowChange::Opened {
+            until: at(until),
+            duration: Duration::from_secs(until.saturating_sub(now_secs)),
+            source: source.to_string(),
+        }),
+        None if running => out.push(WindowChange::Closed { source: source.to_string() }),
+        None => {}
+    }
+    out
 }
 
 struct Checked {
@@ -351,6 +443,52 @@ mod tests {
         assert_eq!(store.open_window(Duration::from_secs(60), at(10), "t").unwrap().remaining_seconds, 60);
         assert!(!store.close_window(at(11), "t").unwrap().is_open());
         assert!(!Store::open(&dir, HOUR).unwrap().status(at(12)).is_open());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn observer_hears_each_change_once_in_order() {
+        use std::sync::Arc;
+        let dir = tempdir("observer");
+        let store = Store::open(&dir, 12 * HOUR).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        store.set_observer(Box::new(move |c, _| keep.lock().unwrap().push(c.clone())));
+        let take = || std::mem::take(&mut *seen.lock().unwrap());
+        let minute = Duration::from_secs(60);
+        let opened = |until, source: &str| WindowChange::Opened {
+            until: at(until),
+            duration: minute,
+            source: source.into(),
+        };
+
+        store.open_window(minute, at(1000), "a").unwrap();
+        store.close_window(at(1010), "b").unwrap();
+        store.close_window(at(1011), "b").unwrap(); // already closed: no change
+        assert_eq!(take(), [opened(1060, "a"), WindowChange::Closed { source: "b".into() }]);
+
+        store.open_window(minute, at(2000), "c").unwrap();
+        assert!(!store.expire_ended(at(2059)).unwrap());
+        assert!(store.expire_ended(at(2060)).unwrap());
+        assert!(!store.expire_ended(at(2061)).unwrap());
+        assert!(!Store::open(&dir, 12 * HOUR).unwrap().expire_ended(at(2062)).unwrap(), "expired on disk");
+        assert_eq!(take(), [opened(2060, "c"), WindowChange::Expired { until: at(2060) }]);
+
+        // Replaced in time: no expiry. Ended unnoticed, then reopened: expired, then opened.
+        store.open_window(minute, at(3000), "d").unwrap();
+        store.open_window(minute, at(3030), "d").unwrap();
+        store.open_window(minute, at(3100), "e").unwrap();
+        store.close_window(at(3200), "f").unwrap();
+        assert_eq!(
+            take(),
+            [
+                opened(3060, "d"),
+                opened(3090, "d"),
+                WindowChange::Expired { until: at(3090) },
+                opened(3160, "e"),
+                WindowChange::Expired { until: at(3160) },
+            ]
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,13 +1,16 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, and `/healthz`.
 //!
-//! Nothing here changes state. Routes match the raw path exactly, so no encoding trick
-//! reaches anything else; the control API does not exist on this listener at all.
+//! Nothing here changes the window; each decision (and each refused signature, at a
+//! bounded rate) is only appended to the history before the answer goes out. Routes match
+//! the raw path exactly, so no encoding trick reaches anything else; the control API does
+//! not exist on this listener at all.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::call::{self, CallRules, Decision};
 use crate::config::Config;
+use crate::events::Events;
 use crate::form::{self, Params};
 use crate::http::{loggable, HttpError, Request, Response};
 use crate::phone::PhoneNumber;
@@ -22,6 +25,7 @@ const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 pub struct Webhook {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
+    pub events: Arc<Events>,
 }
 
 /// What a call looked like and what we answered, for the log (and the history).
@@ -47,7 +51,10 @@ impl Webhook {
             }
             ("/healthz", _) => Err(HttpError::MethodNotAllowed("GET, HEAD")),
             ("/" | "/voice", "GET" | "POST") => {
-                let (record, xml) = self.answer_call(req, SystemTime::now())?;
+                let now = SystemTime::now();
+                let answer = self.answer_call(req, now);
+                self.events.record_call(req, &answer, now); // on disk before we answer
+                let (record, xml) = answer?;
                 log::info!(
                     "call {} from {}: {}",
                     record.call_sid.as_deref().map_or("-".into(), loggable),

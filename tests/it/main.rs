@@ -2,6 +2,11 @@
 
 mod cli;
 mod control;
+mod events;
+mod fake_http;
 mod harness;
+mod load;
+mod notify;
 mod persistence;
+mod security;
 mod webhook;

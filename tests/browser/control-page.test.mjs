@@ -1,0 +1,174 @@
+// The control page in a real browser (Debian's headless Chromium, driven by
+// playwright-core) against the real `intercom` binary:
+// open the URL `intercom url` prints, press a duration button, see the countdown,
+// let a simulated intercom call come in, see it in the history, press close, see it
+// closed. Screenshots go to target/browser-artifacts/.
+//
+// Env: INTERCOM_BIN (default target/debug/intercom), CHROMIUM (default /usr/bin/chromium),
+// ARTIFACTS (default target/browser-artifacts). Exits non-zero on any failure.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = process.env.INTERCOM_BIN || join(repo, "target/debug/intercom");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARTIFACTS = process.env.ARTIFACTS || join(repo, "target/browser-artifacts");
+const INTERCOM = "+15558889999";
+// A zone far from the server's UTC, so "times in the phone's local time zone" is checked.
+const PHONE_TZ = "Pacific/Auckland";
+// Every wait is bounded; the whole run too.
+const STEP_TIMEOUT_MS = 20_000;
+const RUN_TIMEOUT_MS = 120_000;
+
+const watchdog = setTimeout(() => fail(new Error(`the browser test took over ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
+let server, browser, dir;
+
+function log(msg) {
+  console.log(`[browser-test] ${msg}`);
+}
+
+async function cleanup() {
+  clearTimeout(watchdog);
+  if (browser) await browser.close().catch(() => {});
+  if (server && server.exitCode === null) server.kill("SIGTERM");
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+async function fail(e) {
+  console.error(`[browser-test] FAILED: ${e && e.stack ? e.stack : e}`);
+  if (server) console.error(`[browser-test] server log:\n${serverLog.join("\n")}`);
+  await cleanup();
+  process.exit(1);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const serverLog = [];
+
+/// Starts `intercom serve` on OS-chosen ports; resolves with both addresses from its log.
+function startServer(configPath) {
+  return new Promise((ok, ko) => {
+    server = spawn(BIN, ["serve", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info" } });
+    const found = {};
+    const timer = setTimeout(() => ko(new Error("the server did not start")), STEP_TIMEOUT_MS);
+    let buf = "";
+    server.stderr.on("data", chunk => {
+      buf += chunk;
+      const lines = buf.split("\n");
+      buf = lines.pop();
+      for (const line of lines) {
+        serverLog.push(line);
+        const m = line.match(/(webhook|control) listening on (\S+)/);
+        if (m) found[m[1]] = m[2];
+        if (found.webhook && found.control) {
+          clearTimeout(timer);
+          ok(found);
+        }
+      }
+    });
+    server.on("exit", code => ko(new Error(`the server exited with ${code}`)));
+  });
+}
+
+async function main() {
+  dir = mkdtempSync(join(tmpdir(), "intercom-browser-"));
+  const configPath = join(dir, "intercom.json");
+  const config = {
+    intercom_number: INTERCOM,
+    forward_to: ["+15552223333"],
+    state_dir: join(dir, "state"),
+    webhook: { listen: "127.0.0.1:0" },
+    control: { listen: "127.0.0.1:0" }, // no token: generated, as on a real first start
+  };
+  writeFileSync(configPath, JSON.stringify(config));
+  const addrs = await startServer(configPath);
+  log(`server: webhook ${addrs.webhook}, control ${addrs.control}`);
+  // `intercom url` reads the config: give it the port the OS chose.
+  config.control.listen = addrs.control;
+  config.webhook.listen = addrs.webhook;
+  writeFileSync(configPath, JSON.stringify(config));
+  const url = execFileSync(BIN, ["url", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS }).trim();
+  check(url.startsWith(`http://${addrs.control}/#t=`), `intercom url printed a loopback URL with a token: ${url.replace(/#t=.*/, "#t=…")}`);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STEP_TIMEOUT_MS,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  log(`browser: Chromium ${browser.version()}`);
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+    locale: "en-US", timezoneId: PHONE_TZ,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors = [];
+  page.on("pageerror", e => pageErrors.push(String(e)));
+  page.on("console", m => { if (m.type() === "error") pageErrors.push(m.text()); });
+
+  await page.goto(url);
+  await page.locator("#state.closed").waitFor();
+  check((await page.locator("#headline").textContent()).startsWith("Closed"), "the page starts closed");
+  check((await page.locator("#error").textContent()) === "", "no error shown");
+
+  // Open for 30 minutes.
+  await page.getByRole("button", { name: "30 min" }).click();
+  await page.locator("#state.open").waitFor();
+  const first = await page.locator("#countdown").textContent();
+  check(/^(29:[0-5]\d|30:00)$/.test(first), `the countdown starts near 30:00 (${first})`);
+  await page.waitForFunction(prev => document.getElementById("countdown").textContent !== prev, first, { timeout: 5000 });
+  const later = await page.locator("#countdown").textContent();
+  check(later < first || later.length < first.length, `the countdown counts down (${first} → ${later})`);
+  log(`window open, countdown ${first} → ${later}`);
+
+  // A call from the intercom, as Twilio would send it.
+  const resp = await fetch(`http://${addrs.webhook}/voice`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ CallSid: "CAbrowser", From: INTERCOM, To: "+15550001111" }),
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  });
+  const twiml = await resp.text();
+  check(resp.status === 200 && twiml.includes("<Play digits="), `the call is let in: ${twiml}`);
+
+  // The page refreshes its history on its own.
+  const letIn = page.locator("#events li", { hasText: "Let a visitor in" });
+  await letIn.first().waitFor();
+  check(!(await page.locator("#history-title").isHidden()), "the history has its heading");
+  const items = await page.locator("#events li").allTextContents();
+  log(`history: ${JSON.stringify(items)}`);
+  check(items[0].includes("Let a visitor in") && items[1].includes("Window opened for 30m by page"), "newest first");
+
+  // The time shown is the phone's, not the server's (UTC).
+  const events = await (await fetch(`http://${addrs.control}/api/events?limit=1`, {
+    headers: { Authorization: `Bearer ${new URL(url).hash.slice(3)}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  })).json();
+  const shown = (await letIn.first().locator("time").textContent()).replace(/\s+/g, " ");
+  const hhmm = new Date(events.events[0].time).toLocaleTimeString("en-GB", { timeZone: PHONE_TZ, hour: "2-digit", minute: "2-digit" });
+  const [h, m] = hhmm.split(":").map(Number);
+  const h12 = String(((h + 11) % 12) + 1).padStart(2, "0");
+  check(shown.includes(`${h12}:${String(m).padStart(2, "0")}`), `the call's time (${shown}) is ${PHONE_TZ} time ${hhmm}`);
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, "control-page.png"), fullPage: true });
+
+  // Close.
+  await page.getByRole("button", { name: "Close now" }).click();
+  await page.locator("#state.closed").waitFor();
+  check((await page.locator("#countdown").textContent()) === "", "no countdown once closed");
+  await page.locator("#events li", { hasText: "Window closed by page" }).first().waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
+  check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
+  log(`ok; screenshots in ${ARTIFACTS}`);
+}
+
+main().then(async () => { await cleanup(); process.exit(0); }, fail);

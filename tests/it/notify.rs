@@ -1,0 +1,219 @@
+//! Notifications against real local HTTP servers standing in for Twilio's REST API and a
+//! webhook target (ntfy, Home Assistant): the requests' shape, retries, and that a dead
+//! target never slows the answer to Twilio.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::events::{events, names};
+use crate::fake_http::{refusing_addr, Answer, Fake};
+use crate::harness::*;
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TWILIO_TOKEN: &str = "twilio-auth-token-secret-42";
+const SMS_FROM: &str = "+15550001111";
+const PUBLIC_URL: &str = "https://door.example.com";
+/// Bounded waits for the notifier, which works in the background.
+const DELIVERY_WAIT: Duration = Duration::from_secs(15);
+/// The slowest acceptable TwiML answer while targets hang: far above a normal answer
+/// (milliseconds), far below one notification attempt's timeout (10 s), so the test is
+/// robust on a loaded machine yet fails if a notification ever ran on the call path.
+const ANSWER_BOUND: Duration = Duration::from_secs(3);
+
+fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&str]) -> Value {
+    let mut c = base_config();
+    c["webhook"]["public_url"] = json!(PUBLIC_URL);
+    c["twilio"] = json!({"account_sid": SID, "auth_token": TWILIO_TOKEN, "sms_from": SMS_FROM});
+    if let Some(api) = twilio_api {
+        c["twilio"]["api_base"] = json!(api);
+    }
+    c["notify"] = json!({"sms_to": sms_to});
+    if let Some(url) = webhook_url {
+        c["notify"]["webhook_url"] = json!(url);
+    }
+    c
+}
+
+/// A webhook call signed the way Twilio signs it.
+fn signed_ring(s: &Server, from: &str) -> Reply {
+    let params: Vec<(String, String)> =
+        [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)].map(|(k, v)| (k.into(), v.into())).into();
+    let sig = intercom::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
+    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    request(
+        s.webhook,
+        "POST",
+        "/voice",
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", &sig)],
+        body.join("&").as_bytes(),
+    )
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    let mut found = form.iter().filter(|(k, _)| k == name);
+    let v = found.next().unwrap_or_else(|| panic!("no {name} in {form:?}"));
+    assert!(found.next().is_none(), "{name} twice");
+    &v.1
+}
+
+#[test]
+fn sms_and_webhook_carry_the_documented_requests() {
+    let twilio = Fake::start(&[]);
+    let hook = Fake::start(&[]);
+    let hook_url = hook.url("/api/webhook/secret-hook-id?tpl=1");
+    let s = Server::start(config(Some(twilio.url("")), Some(hook_url), &[RESIDENT, "+447700900123"]));
+
+    s.api("POST", "/api/open", r#"{"minutes": 30}"#);
+    let sms = twilio.wait_for(2, DELIVERY_WAIT);
+    let posts = hook.wait_for(1, DELIVERY_WAIT);
+    assert_eq!((sms.len(), posts.len()), (2, 1), "{}", s.logs());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TWILIO_TOKEN}"));
+    let mut recipients = Vec::new();
+    for r in &sms {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.target, format!("/2010-04-01/Accounts/{SID}/Messages.json"));
+        assert_eq!(r.header("authorization"), Some(format!("Basic {basic}").as_str()));
+        assert!(r.header("content-type").unwrap().starts_with("application/x-www-form-urlencoded"));
+        let form = r.form();
+        assert_eq!(field(&form, "From"), SMS_FROM);
+        assert!(field(&form, "Body").contains("Window opened for 30m"), "{form:?}");
+        recipients.push(field(&form, "To").to_string());
+        assert_eq!(form.len(), 3, "only To, From and Body: {form:?}");
+    }
+    recipients.sort();
+    assert_eq!(recipients, ["+15552223333", "+447700900123"]);
+
+    let p = &posts[0];
+    assert_eq!((p.method.as_str(), p.target.as_str()), ("POST", "/api/webhook/secret-hook-id?tpl=1"));
+    assert_eq!(p.header("content-type"), Some("application/json"));
+    assert!(p.header("authorization").is_none(), "Twilio's credentials go only to Twilio");
+    let body = p.json();
+    assert_eq!(body["event"], "window_opened");
+    assert!(humantime::parse_rfc3339(body["time"].as_str().unwrap()).is_ok());
+    assert_eq!(body["message"], "Window opened for 30m by API from 127.0.0.1");
+    assert_eq!(body["minutes"], 30);
+
+    // Default events: let in by the window notifies; a rejected call and a close do not.
+    assert!(signed_ring(&s, INTERCOM).body.contains("<Play"));
+    assert_eq!(hook.wait_for(2, DELIVERY_WAIT)[1].json()["event"], "call_unlocked");
+    assert_eq!(twilio.wait_for(4, DELIVERY_WAIT).len(), 4);
+    assert!(signed_ring(&s, "+15550000000").body.contains("<Reject/>"));
+    s.api("POST", "/api/close", "");
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!((twilio.requests().len(), hook.requests().len()), (4, 2));
+    assert_eq!(names(&events(&s, 1)), ["window_closed"]);
+
+    let logs = s.logs();
+    assert!(logs.contains("notified: window_opened for webhook http://127.0.0.1"), "{logs}");
+    for secret in [TWILIO_TOKEN, "secret-hook-id", &basic] {
+        assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
+    }
+}
+
+#[test]
+fn notify_events_choose_what_is_sent() {
+    let hook = Fake::start(&[]);
+    let mut c = config(None, Some(hook.url("/hook")), &[]);
+    c["notify"]["events"] = json!(["call_rejected", "call_bad_signature"]);
+    let s = Server::start(c);
+    s.api("POST", "/api/open", r#"{"minutes": 5}"#);
+    signed_ring(&s, INTERCOM);
+    signed_ring(&s, "+15550000000");
+    s.ring(INTERCOM); // unsigned: 403
+    hook.wait_for(2, DELIVERY_WAIT);
+    thread::sleep(Duration::from_millis(500));
+    let got: Vec<_> = hook.requests().iter().map(|r| r.json()["event"].clone()).collect();
+    assert_eq!(got, [json!("call_rejected"), json!("call_bad_signature")]);
+}
+
+#[test]
+fn check_config_shows_the_notify_keys_without_secrets() {
+    let dir = TempDir::new("notify-check");
+    let path = dir.path().join("c.json");
+    let c = config(None, Some("https://ntfy.example/secret-topic?tpl=1".into()), &[RESIDENT]);
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("https://ntfy.example/… (path and query hidden)"), "{out}");
+    assert!(out.contains("call_unlocked, window_opened, window_expired") && out.contains(SMS_FROM), "{out}");
+    assert!(!out.contains("secret-topic") && !out.contains(TWILIO_TOKEN), "{out}");
+
+    let mut c = c;
+    c["twilio"].as_object_mut().unwrap().remove("sms_from");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`twilio.sms_from`"));
+}
+
+#[test]
+fn a_503_is_retried_with_pauses_until_it_succeeds() {
+    let hook = Fake::start(&[Answer::Status(503), Answer::Status(503)]);
+    let s = Server::start(config(None, Some(hook.url("/retry")), &[]));
+    s.api("POST", "/api/open", r#"{"minutes": 5}"#);
+    let got = hook.wait_for(3, DELIVERY_WAIT);
+    assert_eq!(got.len(), 3, "{}", s.logs());
+    assert!(got[1].at - got[0].at >= Duration::from_millis(900), "{:?}", got[1].at - got[0].at);
+    assert!(got[2].at - got[1].at >= Duration::from_millis(3500), "{:?}", got[2].at - got[1].at);
+    assert!(got.iter().all(|r| r.body == got[0].body), "the same notification each time");
+    assert!(s.wait_for_log("(attempt 3)"), "{}", s.logs());
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(hook.requests().len(), 3, "no more after the success");
+}
+
+#[test]
+fn a_400_from_twilio_is_final_and_logged() {
+    let twilio = Fake::start(&[Answer::Status(400)]);
+    let s = Server::start(config(Some(twilio.url("")), None, &[RESIDENT]));
+    s.api("POST", "/api/open", r#"{"minutes": 5}"#);
+    assert_eq!(twilio.wait_for(1, DELIVERY_WAIT).len(), 1);
+    assert!(s.wait_for_log("after 1 attempt(s): HTTP 400"), "{}", s.logs());
+    // Past the first retry's pause: still one request.
+    thread::sleep(Duration::from_millis(2000));
+    assert_eq!(twilio.requests().len(), 1);
+    assert!(s.logs().contains(&format!("window_opened for SMS to {RESIDENT}")));
+}
+
+#[test]
+fn a_hanging_or_refusing_target_does_not_delay_the_answer() {
+    for hang in [true, false] {
+        let hanging = Fake::start(&[Answer::Hang; 64]);
+        let (api, hook) = if hang {
+            (hanging.url(""), hanging.url("/hook"))
+        } else {
+            let dead = refusing_addr();
+            (format!("http://{dead}"), format!("http://{dead}/hook"))
+        };
+        let mut c = config(Some(api), Some(hook), &[RESIDENT]);
+        c["notify"]["events"] = json!(["call_unlocked", "call_forwarded", "window_opened"]);
+        let s = Server::start(c);
+        let started = Instant::now();
+        assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
+        let mut slowest = started.elapsed();
+        let mut total = Duration::ZERO;
+        // Enough calls to overflow the queue while the worker is stuck on the first.
+        let calls = 40;
+        for _ in 0..calls {
+            let t = Instant::now();
+            let r = signed_ring(&s, INTERCOM);
+            let took = t.elapsed();
+            assert!(r.body.contains("<Play"), "{}", r.body);
+            slowest = slowest.max(took);
+            total += took;
+        }
+        eprintln!(
+            "notify target {}: slowest answer {slowest:?}, mean {:?} over {calls} calls",
+            if hang { "hanging" } else { "refusing" },
+            total / calls
+        );
+        assert!(slowest < ANSWER_BOUND, "an answer took {slowest:?}");
+        assert_eq!(events(&s, 100).len(), calls as usize + 1, "every call is still in the history");
+        if hang {
+            assert!(s.wait_for_log("notification queue full"), "{}", s.logs());
+        }
+    }
+}

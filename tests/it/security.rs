@@ -1,0 +1,365 @@
+//! Only Twilio, only from the intercom: signatures, listener separation, bad input.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::json;
+
+use crate::harness::*;
+
+const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
+const PUBLIC: &str = "https://door.example.com";
+
+fn signed_config() -> serde_json::Value {
+    let mut c = base_config();
+    c["webhook"]["public_url"] = json!(PUBLIC);
+    c["twilio"] = json!({"account_sid": "ACtest", "auth_token": AUTH_TOKEN});
+    c
+}
+
+/// Twilio's scheme, written here from its documentation, apart from src/signature.rs.
+fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
+    let mut data = url.to_string();
+    let mut sorted = form.to_vec();
+    sorted.sort();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn form_body(form: &[(&str, &str)]) -> String {
+    form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+fn post_signed(s: &Server, path_and_query: &str, form: &[(&str, &str)], signature: Option<&str>) -> Reply {
+    let body = form_body(form);
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(sig) = signature {
+        headers.push(("X-Twilio-Signature", sig));
+    }
+    request(s.webhook, "POST", path_and_query, &headers, body.as_bytes())
+}
+
+const CALL: &[(&str, &str)] = &[
+    ("AccountSid", "ACtest"),
+    ("CallSid", "CAsigned"),
+    ("From", "+15558889999"),
+    ("To", "+15550001111"),
+    ("CallStatus", "ringing"),
+];
+
+#[test]
+fn correctly_signed_post_and_get_are_answered_with_and_without_port() {
+    let s = Server::start(signed_config());
+    for base in [PUBLIC, "https://door.example.com:443"] {
+        let sig = sign(AUTH_TOKEN, &format!("{base}/voice"), CALL);
+        let r = post_signed(&s, "/voice", CALL, Some(&sig));
+        assert_eq!(r.status, 200, "{base}: {}", r.body);
+        assert!(r.body.contains("<Dial"));
+
+        let q = "From=%2B15558889999&CallSid=CAget";
+        let sig = sign(AUTH_TOKEN, &format!("{base}/?{q}"), &[]);
+        let r = request(s.webhook, "GET", &format!("/?{q}"), &[("X-Twilio-Signature", &sig)], b"");
+        assert_eq!(r.status, 200, "{base}: {}", r.body);
+        assert!(r.body.contains("<Dial"));
+    }
+}
+
+#[test]
+fn query_overrides_are_covered_by_the_signature() {
+    let s = Server::start(signed_config());
+    let path = "/voice?PhoneNumberToDial=%2B15557776666";
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}{path}"), CALL);
+    let r = post_signed(&s, path, CALL, Some(&sig));
+    assert!(r.body.contains("<Number>+15557776666</Number>"), "{}", r.body);
+    // The same signature with the number changed is refused.
+    let r = post_signed(&s, "/voice?PhoneNumberToDial=%2B19005550000", CALL, Some(&sig));
+    assert_eq!(r.status, 403);
+    assert!(!r.is_twiml());
+}
+
+#[test]
+fn repeated_parameters_are_signed_value_by_value() {
+    let s = Server::start(signed_config());
+    let mut form = CALL.to_vec();
+    form.push(("StirVerstat", "TN-Validation-Passed-A"));
+    form.push(("StirVerstat", "TN-Validation-Passed-B"));
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    assert_eq!(post_signed(&s, "/voice", &form, Some(&sig)).status, 200);
+    form.pop();
+    assert_eq!(post_signed(&s, "/voice", &form, Some(&sig)).status, 403);
+}
+
+#[test]
+fn forged_calls_are_403_and_never_unlock_while_a_window_is_open() {
+    let s = Server::start(signed_config());
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 60}"#).status, 200);
+    let good = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
+    let mut changed = CALL.to_vec();
+    changed[1] = ("CallSid", "CAother");
+    let forgeries = [
+        ("no signature", None),
+        ("empty", Some(String::new())),
+        ("garbage", Some("not-a-signature".to_string())),
+        ("another token", Some(sign("another-token", &format!("{PUBLIC}/voice"), CALL))),
+        ("another URL", Some(sign(AUTH_TOKEN, "https://evil.example.com/voice", CALL))),
+        ("another path", Some(sign(AUTH_TOKEN, &format!("{PUBLIC}/"), CALL))),
+        ("internal address", Some(sign(AUTH_TOKEN, &format!("http://{}/voice", s.webhook), CALL))),
+        ("one parameter changed", Some(sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &changed))),
+    ];
+    for (what, sig) in &forgeries {
+        let r = post_signed(&s, "/voice", CALL, sig.as_deref());
+        assert_eq!(r.status, 403, "{what}");
+        assert!(!r.is_twiml() && !r.body.contains("Play"), "{what}: {}", r.body);
+    }
+    // GET with the signature of the POST, and POST with a second signature header.
+    let r = request(s.webhook, "GET", "/voice?From=%2B15558889999", &[("X-Twilio-Signature", &good)], b"");
+    assert_eq!(r.status, 403);
+    let body = form_body(CALL);
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("X-Twilio-Signature", good.as_str()),
+        ("X-Twilio-Signature", good.as_str()),
+    ];
+    assert_eq!(request(s.webhook, "POST", "/voice", &headers, body.as_bytes()).status, 403);
+
+    assert!(s.wait_for_log("invalid X-Twilio-Signature"));
+    assert!(s.logs().contains("from 127.0.0.1"), "the caller's address is logged");
+    assert!(!s.logs().contains(AUTH_TOKEN));
+    // The genuine call still unlocks, and the window is untouched by the forgeries.
+    let r = post_signed(&s, "/voice", CALL, Some(&good));
+    assert!(r.body.contains("<Play digits=\"ww9\"/>"), "{}", r.body);
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], true);
+}
+
+#[test]
+fn auth_token_from_the_environment_is_used_and_never_logged() {
+    let dir = TempDir::new("envtoken");
+    let mut c = signed_config();
+    c["twilio"] = json!({});
+    let s = Server::start_in(dir.path(), c, &[("INTERCOM_TWILIO_AUTH_TOKEN", "env-auth-token-123")]);
+    let sig = sign("env-auth-token-123", &format!("{PUBLIC}/voice"), CALL);
+    assert_eq!(post_signed(&s, "/voice", CALL, Some(&sig)).status, 200);
+    let old = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
+    assert_eq!(post_signed(&s, "/voice", CALL, Some(&old)).status, 403);
+    assert!(!s.logs().contains("env-auth-token-123"));
+}
+
+#[test]
+fn without_auth_token_the_start_warns_loudly() {
+    let s = Server::start(base_config());
+    assert!(s.logs().contains("signatures are NOT checked"), "{}", s.logs());
+    let s = Server::start(signed_config());
+    assert!(!s.logs().contains("signatures are NOT checked"));
+}
+
+#[test]
+fn the_webhook_listener_serves_no_control_route_whatever_the_spelling() {
+    let s = Server::start(base_config());
+    let auth = format!("Bearer {TOKEN}");
+    let tricks = [
+        "/api/open",
+        "//api/open",
+        "/%61pi/open",
+        "/api%2Fopen",
+        "/api/open/",
+        "/API/OPEN",
+        "/./api/open",
+        "/voice/../api/open",
+        "/voice/%2e%2e/api/open",
+        "/api/open?minutes=60",
+        "/api/status",
+        "/api/close",
+    ];
+    for path in tricks {
+        for method in ["POST", "GET", "PUT"] {
+            let r = request(s.webhook, method, path, &[("Authorization", &auth)], br#"{"minutes": 60}"#);
+            assert!(r.status == 404 || r.status == 405, "{method} {path}: {}", r.status);
+            assert!(!r.body.contains("open_until"), "{method} {path}");
+        }
+    }
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+    // Nor does the control page live there.
+    assert_eq!(request(s.webhook, "GET", "/", &[], b"").status, 200);
+    assert!(request(s.webhook, "GET", "/", &[], b"").is_twiml(), "/ is the webhook here");
+}
+
+#[test]
+fn bad_input_gets_4xx_changes_nothing_and_the_server_keeps_serving() {
+    let s = Server::start(base_config());
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("POST", "/voice", b"From=%2B1555%ZZ".to_vec(), 400),
+        ("POST", "/voice", b"From=%".to_vec(), 400),
+        ("POST", "/voice", b"From=\xff\xfe".to_vec(), 400),
+        ("POST", "/voice", b"From=%C3%28".to_vec(), 400),
+        ("POST", "/voice", b"From=%2B15558889999&From=%2B15550000000".to_vec(), 400),
+        ("POST", "/voice", "a=1&".repeat(500).into_bytes(), 400),
+        ("POST", "/voice", format!("From={}", "9".repeat(20_000)).into_bytes(), 413),
+        ("GET", "/voice?From=%2B1%GG", Vec::new(), 400),
+        ("GET", "/voice?From=%2B15558889999&From=%2B15558889999", Vec::new(), 400),
+        ("GET", "/voice?PhoneNumberToDial=x&From=%2B15558889999", Vec::new(), 400),
+    ];
+    for (method, path, body, want) in cases {
+        let r = request(s.webhook, method, path, &form, &body);
+        assert_eq!(
+            r.status,
+            want,
+            "{method} {path} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+        assert!(!r.is_twiml());
+    }
+    // JSON where a form is expected.
+    let r = request(
+        s.webhook,
+        "POST",
+        "/voice",
+        &[("Content-Type", "application/json")],
+        br#"{"From":"+15558889999"}"#,
+    );
+    assert_eq!(r.status, 415);
+
+    // Garbage on the control API.
+    let auth = format!("Bearer {TOKEN}");
+    for body in [&b"\xff\xfe"[..], b"{\"minutes\":", b"null", b"{\"minutes\": 1e400}", &[b'['; 5000][..]] {
+        let r = request(s.control, "POST", "/api/open", &[("Authorization", &auth)], body);
+        assert!(r.status == 400 || r.status == 413, "{:?}: {}", String::from_utf8_lossy(body), r.status);
+    }
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+    assert!(s.ring(INTERCOM).body.contains("<Dial"), "still serving");
+}
+
+#[test]
+fn malformed_http_is_refused_at_the_door() {
+    let s = Server::start(base_config());
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), 400),
+        (b"GET /voice HTTP/9.9\r\n\r\n".to_vec(), 505),
+        (b"GET http://evil/voice HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"POST /voice HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nFrom=".to_vec(), 400),
+        (b"POST /voice HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 501),
+        (b"POST /voice HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n".to_vec(), 413),
+        (format!("GET /voice HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000)).into_bytes(), 431),
+        (format!("GET /voice HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(100)).into_bytes(), 431),
+        (b"GET /voice HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(), 400),
+    ];
+    for (bytes, want) in cases {
+        let r = parse_reply(&raw(s.webhook, &bytes));
+        assert_eq!(r.status, want, "{:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(60)]));
+        assert!(!r.is_twiml());
+    }
+    assert!(s.ring(INTERCOM).body.contains("<Dial"), "still serving");
+}
+
+#[test]
+fn a_large_body_is_refused_before_it_is_sent() {
+    use std::io::{Read, Write};
+    let s = Server::start(base_config());
+    let mut c = std::net::TcpStream::connect(s.webhook).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    // Announce 1 GB and send none of it: the answer must come anyway.
+    c.write_all(b"POST /voice HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+#[test]
+fn expect_100_continue_and_keep_alive_work() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = Server::start(base_config());
+    let mut c = std::net::TcpStream::connect(s.webhook).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let body = "From=%2B15558889999";
+    write!(c, "POST /voice HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    r.read_line(&mut line).unwrap();
+    c.write_all(body.as_bytes()).unwrap();
+    // Two answers on one connection.
+    for _ in 0..2 {
+        let mut len = 0;
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if l == "\r\n" {
+                break;
+            }
+        }
+        let mut b = vec![0; len];
+        r.read_exact(&mut b).unwrap();
+        assert!(String::from_utf8_lossy(&b).contains("<Dial"));
+        write!(c, "POST /voice HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    }
+}
+
+#[test]
+fn a_client_that_trickles_its_request_is_cut_off() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let s = Server::start(base_config());
+    let mut c = std::net::TcpStream::connect(s.webhook).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let start = Instant::now();
+    let head = b"GET /voice?From=%2B15558889999 HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut closed_after = None;
+    // One byte every 200 ms, forever; bounded at 15 s.
+    'outer: for i in 0.. {
+        if start.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        if c.write_all(&[head.get(i).copied().unwrap_or(b'a')]).is_err() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Ok(0) => {
+                closed_after = Some(start.elapsed());
+                break 'outer;
+            }
+            Ok(n) => {
+                assert!(String::from_utf8_lossy(&buf[..n]).contains("408"));
+                closed_after = Some(start.elapsed());
+                break 'outer;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            }
+            Err(_) => {
+                closed_after = Some(start.elapsed());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = closed_after.expect("the trickling client was never cut off");
+    eprintln!("trickling client cut off after {after:?}");
+    assert!(after >= Duration::from_secs(4) && after < Duration::from_secs(8), "{after:?}");
+}
+
+#[test]
+fn a_panicking_or_failing_request_does_not_stop_the_server() {
+    // Sending nonsense in every way at once, then a normal call.
+    let s = Server::start(base_config());
+    for _ in 0..20 {
+        let _ = raw(s.webhook, b"\x00\x01\x02\r\n\r\n");
+        let _ =
+            raw(s.control, b"POST /api/open HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\n{{{");
+    }
+    assert!(s.ring(INTERCOM).body.contains("<Dial"));
+    assert_eq!(s.api("GET", "/api/status", "").status, 200);
+}
