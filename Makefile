@@ -83,4 +83,5 @@ test-system: build ## systemd-check, systemd-boot (nspawn), tunnel, deploy, inst
 	@n=0; bad=0; for t in aarch64 armv7 armv6; do \
 		b=$$(tests/system/arm-smoke.sh --path $$t); test -x "$$b" || continue; \
 		n=$$((n+1)); tests/system/arm-smoke.sh $$t "$$b" || bad=$$((bad+1)); \
-	done; echo "arm-smoke: ran for $$n built ARM target(s) (LIBC=$${LIBC:-musl}), $$bad failed"; test $$bad -eq 0
+	done; echo "arm-smoke ran for $$n built ARM target(s) (LIBC=$${LIBC:-musl})"; \
+	echo "arm-smoke: $$((n - bad)) passed, $$bad failed"; test $$bad -eq 0
