@@ -64,7 +64,10 @@ cat > "$stage/install.sh" <<'REMOTE'
 set -eu
 s=$1 R=$2
 SUDO=
-if [ "$(id -u)" != 0 ] && [ -z "$R" ]; then SUDO=sudo; fi
+if [ "$(id -u)" != 0 ] && [ -z "$R" ]; then
+  SUDO="sudo -n"   # no tty here: fail at once if sudo wants a password
+  $SUDO true || { echo "deploy: $(id -un) needs root or passwordless sudo on this machine" >&2; exit 1; }
+fi
 $SUDO install -d -m 0755 "$R/usr/local/bin" "$R/etc/systemd/system" "$R/etc/intercom" "$R/usr/local/share/intercom"
 # Binary: try it on this machine first (wrong architecture -> abort, old one stays), then
 # replace atomically (rename), which also works while the old one is running.
