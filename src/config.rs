@@ -128,8 +128,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Key names come from the file: control characters are escaped so the error stays one
+/// line and cannot drive the terminal (found by the config fuzz target).
 fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
-    ConfigError(format!("config key `{key}`: {msg}"))
+    ConfigError(format!("config key `{}`: {msg}", key.escape_debug()))
 }
 
 /// Reads and checks the config file, then applies secrets from the environment.
@@ -500,6 +502,13 @@ mod tests {
     fn unknown_keys_are_named_with_their_path() {
         assert!(err(r#"{"intercom_numbr": "+15558889999"}"#).contains("`intercom_numbr`: unknown key"));
         assert!(err(r#"{"webhook": {"listen": "127.0.0.1:1", "port": 2}}"#).contains("`webhook.port`"));
+    }
+
+    #[test]
+    fn odd_key_names_stay_on_one_line() {
+        let e = err(r#"{"co\ntrol\u001b[31m": 1}"#);
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+        assert!(e.contains("co\\ntrol"), "{e}");
     }
 
     #[test]
