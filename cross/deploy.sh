@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build, copy, install and (re)start intercom on a Pi over ssh.  `make deploy PI=host`
+#
+#   PI=pi@raspberrypi.local   ssh destination (required)
+#   ARCH=aarch64|armv7|armv6|host   default: detected with `ssh PI uname -m`
+#   SSH_OPTS="-p 2222 -i key"  extra ssh options (word-split)
+#   DEPLOY_ROOT=/tmp/fakeroot  remote prefix for every installed path (tests; default empty)
+#   DEPLOY_CONFIG=configs/production.json   seeds /etc/intercom/intercom.json the FIRST time only
+#   BIN=path/to/intercom       deploy this binary instead of building one
+#   LIBC=musl|gnu              for ARM builds (see cross/build.sh)
+#
+# Remote result: /usr/local/bin/intercom (replaced atomically, after it ran --version on
+# the Pi), /etc/systemd/system/intercom{,-tunnel}.service, examples in
+# /usr/local/share/intercom/, /etc/intercom/intercom.json only if it does not exist yet.
+# Then systemctl daemon-reload, enable + restart intercom (and the tunnel once
+# /etc/intercom/tunnel.env exists). State in /var/lib/intercom is never touched. Re-running
+# upgrades in place. Needs root on the Pi, or passwordless sudo.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+die() { echo "deploy: $*" >&2; exit 1; }
+pi=${PI:-}
+[ -n "$pi" ] || die "set PI=user@host (e.g. make deploy PI=pi@raspberrypi.local)"
+read -r -a ssh_opts <<< "${SSH_OPTS:-}"
+# shellcheck disable=SC2029 # remote commands are built (and quoted) here on purpose
+ssh_pi() { ssh "${ssh_opts[@]}" "$pi" "$@"; }
+deploy_root=${DEPLOY_ROOT:-}
+config=${DEPLOY_CONFIG:-configs/production.json}
+
+arch=${ARCH:-}
+if [ -z "$arch" ]; then
+  machine=$(ssh_pi uname -m) || die "cannot reach $pi over ssh"
+  case "$machine" in
+    aarch64|arm64) arch=aarch64 ;;
+    armv7l|armv8l) arch=armv7 ;;
+    armv6l) arch=armv6 ;;
+    "$(uname -m)") arch=host ;;
+    *) die "$pi is '$machine': no build for it (set ARCH=)" ;;
+  esac
+  echo "deploy: $pi is $machine -> ARCH=$arch"
+fi
+
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+elif [ "$arch" = host ]; then
+  cargo build --release --locked
+  bin=${CARGO_TARGET_DIR:-target}/release/intercom
+else
+  bin=$(cross/build.sh "$arch" | tail -n1)
+fi
+[ -x "$bin" ] || die "no binary at $bin"
+[ -f "$config" ] || die "no config template $config (set DEPLOY_CONFIG=)"
+echo "deploy: $bin ($(stat -c %s "$bin") bytes) -> $pi${deploy_root:+ (root $deploy_root)}"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp "$bin" "$stage/intercom"
+cp systemd/intercom.service systemd/intercom-tunnel.service systemd/tunnel.env.example "$stage/"
+cp "$config" "$stage/intercom.json.example"
+cat > "$stage/install.sh" <<'REMOTE'
+#!/bin/sh
+# Runs on the Pi: sh install.sh STAGE_DIR DEPLOY_ROOT
+set -eu
+s=$1 R=$2
+SUDO=
+if [ "$(id -u)" != 0 ] && [ -z "$R" ]; then
+  SUDO="sudo -n"   # no tty here: fail at once if sudo wants a password
+  $SUDO true || { echo "deploy: $(id -un) needs root or passwordless sudo on this machine" >&2; exit 1; }
+fi
+$SUDO install -d -m 0755 "$R/usr/local/bin" "$R/etc/systemd/system" "$R/etc/intercom" "$R/usr/local/share/intercom"
+# Binary: try it on this machine first (wrong architecture -> abort, old one stays), then
+# replace atomically (rename), which also works while the old one is running.
+$SUDO install -m 0755 "$s/intercom" "$R/usr/local/bin/.intercom.new"
+if ! version=$("$R/usr/local/bin/.intercom.new" --version 2>&1); then
+  $SUDO rm -f "$R/usr/local/bin/.intercom.new"
+  echo "deploy: the new binary does not run here: $version" >&2; exit 1
+fi
+$SUDO mv -f "$R/usr/local/bin/.intercom.new" "$R/usr/local/bin/intercom"
+echo "installed $R/usr/local/bin/intercom ($version)"
+for u in intercom.service intercom-tunnel.service; do
+  $SUDO install -m 0644 "$s/$u" "$R/etc/systemd/system/$u"
+done
+$SUDO install -m 0644 "$s/tunnel.env.example" "$s/intercom.json.example" "$R/usr/local/share/intercom/"
+if [ -e "$R/etc/intercom/intercom.json" ]; then
+  echo "kept existing $R/etc/intercom/intercom.json"
+else
+  # 0644: the service's DynamicUser must read it. Put secrets in /etc/intercom/intercom.env (0600).
+  $SUDO install -m 0644 "$s/intercom.json.example" "$R/etc/intercom/intercom.json"
+  echo "installed $R/etc/intercom/intercom.json from the template: EDIT IT, then: systemctl restart intercom"
+fi
+$SUDO systemctl daemon-reload
+$SUDO systemctl enable intercom.service
+$SUDO systemctl restart intercom.service
+if [ -e "$R/etc/intercom/tunnel.env" ]; then
+  $SUDO systemctl enable intercom-tunnel.service
+  $SUDO systemctl restart intercom-tunnel.service
+else
+  echo "tunnel not configured yet: see /usr/local/share/intercom/tunnel.env.example"
+fi
+rm -rf "$s"
+REMOTE
+
+q_root=$(printf '%q' "$deploy_root")
+# One connection: upload the staged files and run the installer.
+tar -C "$stage" -cf - . | ssh_pi "s=\$(mktemp -d) && tar -C \"\$s\" -xf - && sh \"\$s/install.sh\" \"\$s\" $q_root"
+
+echo "deploy: done. Control page (bookmark it on your phone):"
+# Without control.token the server creates its token at first start: give it a few seconds.
+# Root (or sudo) reads the generated token in the service's 0700 state directory.
+url_cmd="\$S $q_root/usr/local/bin/intercom url --config $q_root/etc/intercom/intercom.json"
+if ! ssh_pi "S=; if [ \$(id -u) != 0 ] && [ -z $q_root ]; then S='sudo -n'; fi
+    for i in 1 2 3 4 5 6 7 8 9; do $url_cmd 2>/dev/null && exit 0; sleep 1; done; $url_cmd"; then
+  echo "deploy: 'intercom url' failed (see above): check $deploy_root/etc/intercom/intercom.json and 'journalctl -u intercom' on $pi" >&2
+fi

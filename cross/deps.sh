@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent installation of the Debian packages the ship/cross/system-test parts need.
+#
+#   cross/deps.sh            everything (cross toolchains, qemu, sshd, systemd-analyze, shellcheck)
+#   cross/deps.sh system     only what tests/system needs without cross builds
+#
+# Safe to run repeatedly: packages already installed are skipped, and `apt-get update`
+# runs only when something is missing. Never adds a foreign dpkg architecture (adding
+# armhf breaks `apt-get update` on the mirrors used here); single foreign debs that the
+# musl route needs are fetched by cross/build.sh with a private apt state instead.
+set -euo pipefail
+
+what=${1:-all}
+
+system_pkgs=(openssh-server openssh-client systemd systemd-container make python3 curl file shellcheck chromium)
+cross_pkgs=(
+  rustc-web cargo-web rust-web-src          # Debian's rustc 1.96 + matching std source for -Zbuild-std
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  qemu-user                                  # qemu-aarch64 / qemu-arm (no binfmt needed)
+  binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
+)
+
+case "$what" in
+  all) pkgs=("${system_pkgs[@]}" "${cross_pkgs[@]}") ;;
+  system) pkgs=("${system_pkgs[@]}") ;;
+  cross) pkgs=("${cross_pkgs[@]}") ;;
+  *) echo "usage: $0 [all|system|cross]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+
+echo "deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "deps: done"

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The shipped units under a REAL systemd (PID 1 in systemd-nspawn), not just analyzed:
+#  - a throwaway container: --volatile=yes (tmpfs root, this machine's /usr read-only),
+#    --private-network (its own loopback only), /etc from a temp dir holding the units
+#    exactly as shipped, configs/production.json as /etc/intercom/intercom.json, and the
+#    built binary overlaid at /usr/local/bin/intercom;
+#  - intercom.service boots with all its hardening (DynamicUser, StateDirectory,
+#    SystemCallFilter, ...), serves /healthz, generates its token in the state dir,
+#    `intercom url` works for root, the API opens the window, the webhook unlocks;
+#  - SIGKILL -> Restart=on-failure brings it back with the window still open;
+#  - intercom-tunnel.service (real ssh, its own hardening) connects to a real sshd (the
+#    "VPS", run in the container's network namespace), the forward works; SIGKILL ->
+#    Restart=always reconnects after RestartSec;
+#  - `systemd-analyze security` of the running units.
+#
+#   tests/system/systemd-boot.sh [INTERCOM_BINARY]     (needs root and systemd-container)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/system/lib.sh
+. "$here/lib.sh"
+cd "$root"
+
+bin=${1:-${INTERCOM_BIN:-$root/target/release/intercom}}
+[ -x "$bin" ] || die "no intercom binary at $bin (cargo build --release)"
+[ "$(id -u)" = 0 ] || die "needs root (systemd-nspawn)"
+command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: apt-get install systemd-container (cross/deps.sh system)"
+[ -f configs/production.json ] || die "configs/production.json missing"
+
+tmp=$(mktemp -d)
+chmod 700 "$tmp"
+nspawn_pid='' leader='' SSHD_PID=''
+in_ct() { nsenter -t "$leader" -a "$@"; }          # run inside the container
+in_net() { nsenter -t "$leader" -n "$@"; }         # host tool, container's network
+wait_http_ct() { # URL SECONDS: like wait_http, inside the container's network
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    if in_net curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+cleanup() {
+  if [ -n "$SSHD_PID" ]; then stop_pid "$SSHD_PID"; fi
+  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+    if [ "$FAILS" -ne 0 ] && [ -n "$leader" ]; then
+      echo "--- journal (intercom, intercom-tunnel)"
+      in_ct journalctl -u intercom -u intercom-tunnel --no-pager 2>&1 | tail -n 30 || true
+    fi
+    if [ -n "$leader" ]; then in_ct systemctl poweroff 2>/dev/null || true; fi
+    wait_gone "$nspawn_pid" 20 || { kill -KILL "$nspawn_pid" 2>/dev/null || true; wait_gone "$nspawn_pid" 5 || true; }
+  fi
+  # The container's PID 1 outlives a killed nspawn: SIGKILL to it ends its whole PID namespace.
+  if [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
+    kill -KILL "$leader" 2>/dev/null || true; wait_gone "$leader" 5 || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---- the container's /etc and /usr/local/bin --------------------------------------------
+etc=$tmp/etc
+mkdir -p "$etc/intercom" "$etc/systemd/system/multi-user.target.wants" "$tmp/bin"
+cp /etc/passwd /etc/group /etc/nsswitch.conf "$etc/"
+echo intercom-ct > "$etc/hostname"
+: > "$etc/machine-id"
+cp "$bin" "$tmp/bin/intercom"
+cp systemd/intercom.service systemd/intercom-tunnel.service "$etc/systemd/system/"
+ln -s ../intercom.service "$etc/systemd/system/multi-user.target.wants/intercom.service"
+install -m 0644 configs/production.json "$etc/intercom/intercom.json"
+wp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("webhook",{}).get("listen","127.0.0.1:8080").rsplit(":",1)[1])' configs/production.json)
+cport=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("listen","0.0.0.0:8081").rsplit(":",1)[1])' configs/production.json)
+
+# The tunnel's files, as the README tells the user to create them.
+sp=2222 rp=18080
+ssh-keygen -q -t ed25519 -N '' -C intercom-tunnel -f "$etc/intercom/tunnel_key"
+echo "restrict,port-forwarding,permitlisten=\"127.0.0.1:$rp\" $(cat "$etc/intercom/tunnel_key.pub")" > "$tmp/authorized_keys"
+cat > "$etc/intercom/tunnel.env" <<ENV
+TUNNEL_HOST=127.0.0.1
+TUNNEL_USER=root
+TUNNEL_SSH_PORT=$sp
+TUNNEL_REMOTE_PORT=$rp
+TUNNEL_LOCAL_PORT=$wp
+TUNNEL_KEY=/etc/intercom/tunnel_key
+TUNNEL_KNOWN_HOSTS=/etc/intercom/known_hosts
+ENV
+chmod 0600 "$etc/intercom/tunnel.env"
+
+# ---- boot -----------------------------------------------------------------------------
+systemd-nspawn -q -D / --volatile=yes --private-network --register=no --keep-unit \
+  --console=passive --bind="$etc:/etc" --overlay="/usr/local/bin:$tmp/bin:/usr/local/bin" \
+  --boot > "$tmp/console.log" 2>&1 &
+nspawn_pid=$!
+for ((i = 0; i < 100; i++)); do
+  # nspawn's child that runs systemd (earlier children are transient setup processes)
+  leader=$( (ps -o pid=,comm= --ppid "$nspawn_pid" 2>/dev/null || true) | awk '$2 == "systemd" {print $1; exit}')
+  [ -n "$leader" ] && break
+  kill -0 "$nspawn_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$leader" ] || { cat "$tmp/console.log"; die "systemd-nspawn did not start"; }
+state=
+for ((i = 0; i < 120; i++)); do
+  state=$(in_ct systemctl is-active intercom.service 2>/dev/null || true)
+  [ "$state" = active ] || [ "$state" = failed ] && break
+  sleep 0.5
+done
+if [ "$state" = active ]; then
+  pass "systemd $(in_ct systemctl --version | head -n1 | cut -d' ' -f2) booted in nspawn; intercom.service active"
+else
+  fail "intercom.service is '$state'"; finish; exit 1
+fi
+main=$(in_ct systemctl show -p MainPID --value intercom.service)
+echo "running as: $(in_ct ps -o user=,pid=,args= -p "$main")"
+
+if wait_http_ct "http://127.0.0.1:$wp/healthz" 20; then
+  pass "webhook listener answers /healthz on 127.0.0.1:$wp"
+else
+  fail "/healthz not answering"
+fi
+ls_state=$(in_ct ls -l /var/lib/private/intercom/ 2>&1)
+if echo "$ls_state" | grep -q 'control-token' && echo "$ls_state" | grep 'control-token' | grep -q '^-rw-------'; then
+  pass "token generated in the StateDirectory, mode 0600, owned by the dynamic user ($(echo "$ls_state" | awk '/control-token/{print $3}'))"
+else
+  fail "no 0600 control-token in /var/lib/private/intercom: $ls_state"
+fi
+url=$(in_ct /usr/local/bin/intercom url --config /etc/intercom/intercom.json 2>/dev/null | tail -n1 || true)
+token=${url##*t=}
+if [[ "$url" == http* ]] && [ -n "$token" ] && [ "$token" != "$url" ]; then pass "intercom url as root: ${url%%t=*}t=<token>"
+else fail "intercom url: $url"; fi
+base="http://127.0.0.1:$cport"
+expect_json "POST /api/open with the generated token" "$(in_net curl -sS --max-time 10 -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' --data '{"minutes":30}' "$base/api/open")" open true
+num=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["intercom_number"])' configs/production.json)
+expect_contains "webhook while open -> Play digits" "$(in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$wp/voice")" "<Play digits="
+
+# ---- crash -> Restart=on-failure, state kept ------------------------------------------
+in_ct kill -KILL "$main"      # a crash of the main process
+sleep 1
+if wait_http_ct "http://127.0.0.1:$wp/healthz" 20; then
+  pass "SIGKILL -> restarted (NRestarts=$(in_ct systemctl show -p NRestarts --value intercom.service), pid $main -> $(in_ct systemctl show -p MainPID --value intercom.service))"
+else
+  fail "intercom.service not back after SIGKILL"
+fi
+expect_json "window still open after the restart" "$(in_net curl -sS --max-time 10 -H "Authorization: Bearer $token" "$base/api/status")" open true
+
+# ---- the tunnel unit against a real sshd ("VPS") in the container's network -----------------
+mkdir -p "$tmp/vps"
+cp "$tmp/authorized_keys" "$tmp/vps/authorized_keys"
+if in_net bash -c "$(declare -f start_sshd); start_sshd '$tmp/vps' $sp 'AllowTcpForwarding remote
+GatewayPorts no
+PermitListen 127.0.0.1:$rp
+PermitTTY no
+ForceCommand /usr/sbin/nologin
+ClientAliveInterval 15
+ClientAliveCountMax 3'; echo \$SSHD_PID > '$tmp/vps/pid'; wait \$SSHD_PID" > "$tmp/vps/run.log" 2>&1 &
+then :; fi
+for ((i = 0; i < 100; i++)); do [ -s "$tmp/vps/pid" ] && break; sleep 0.1; done
+SSHD_PID=$(cat "$tmp/vps/pid" 2>/dev/null || true)
+if [ -n "$SSHD_PID" ]; then pass "VPS sshd in the container network on 127.0.0.1:$sp"
+else fail "sshd did not start"; cat "$tmp/vps/run.log"; finish; exit 1; fi
+cp "$tmp/vps/known_hosts" "$etc/intercom/known_hosts"
+in_ct systemctl start intercom-tunnel.service
+if wait_http_ct "http://127.0.0.1:$rp/healthz" 30; then
+  pass "intercom-tunnel.service: forward up (VPS 127.0.0.1:$rp -> Pi 127.0.0.1:$wp)"
+else
+  fail "tunnel forward not up: $(in_ct systemctl is-active intercom-tunnel.service)"
+fi
+expect_contains "webhook through the tunnel unit -> TwiML" "$(in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$rp/voice")" "<Response"
+old=$(in_ct systemctl show -p MainPID --value intercom-tunnel.service)
+in_ct kill -KILL "$old"       # ssh dies
+t0=$(date +%s)
+sleep 1
+if wait_http_ct "http://127.0.0.1:$rp/healthz" 40; then
+  pass "tunnel SIGKILL -> Restart=always reconnected after $(( $(date +%s) - t0 )) s (NRestarts=$(in_ct systemctl show -p NRestarts --value intercom-tunnel.service), ssh pid $old -> $(in_ct systemctl show -p MainPID --value intercom-tunnel.service))"
+else
+  fail "tunnel did not come back"
+fi
+
+for u in intercom.service intercom-tunnel.service; do
+  echo "running $u: $(in_ct systemd-analyze security "$u" --no-pager 2>&1 | grep 'Overall exposure' | sed 's/.*: //')"
+done
+finish
