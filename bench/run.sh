@@ -5,7 +5,13 @@
 #   bench/run.sh                 full run (about 4-6 minutes on 2 cores, plus the build)
 #   QUICK=1 bench/run.sh         quick run for CI (short loads, fewer concurrencies)
 #
-# Knobs (environment): QUICK, CONCURRENCY ("1 16 64 256"), DURATION (s per load),
+# Two kinds of load, both with signed webhooks:
+#   - closed loop (capacity): CONCURRENCY clients, each sends as soon as it has its answer;
+#   - open loop (latency at a given load): RATE_CLIENTS clients send RATES requests/s in
+#     all on a fixed schedule, latency counted from when each request was due.
+#
+# Knobs (environment): QUICK, CONCURRENCY ("1 16 64 256"), RATES ("500 2000"),
+# RATE_CLIENTS (64), DURATION (s per load),
 # WARMUP (s, not measured), MODES ("close keepalive"), BASELINES ("flask gunicorn", or ""
 # to skip the baseline), BIN (an intercom binary to measure instead of building one),
 # LOG_LEVEL (intercom's, default warn), OUT (results dir, default target/bench).
@@ -23,12 +29,14 @@ cd "$root"
 QUICK=${QUICK:-}
 if [ -n "$QUICK" ] && [ "$QUICK" != 0 ]; then
   quick=1
-  : "${CONCURRENCY:=1 64 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}"
+  : "${CONCURRENCY:=16 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}" "${RATES:=500}"
+  pause=0.2
 else
   quick=0
-  : "${CONCURRENCY:=1 16 64 256}" "${DURATION:=5}" "${WARMUP:=1}" "${STARTUPS:=5}"
+  : "${CONCURRENCY:=1 16 64 256}" "${DURATION:=5}" "${WARMUP:=1}" "${STARTUPS:=5}" "${RATES:=500 2000}"
+  pause=1
 fi
-: "${MODES:=close keepalive}"
+: "${MODES:=close keepalive}" "${RATE_CLIENTS:=64}"
 BASELINES=${BASELINES-flask gunicorn}
 : "${LOG_LEVEL:=warn}"
 : "${OUT:=$root/target/bench}"
@@ -207,7 +215,7 @@ verify() {  # NAME
 
 # ---- measurements ------------------------------------------------------------------------
 servers=(ours $BASELINES)
-log "load: servers=${servers[*]} modes=$MODES concurrency=$CONCURRENCY duration=${DURATION}s warmup=${WARMUP}s"
+log "load: servers=${servers[*]} modes=$MODES concurrency=$CONCURRENCY rates=$RATES (x$RATE_CLIENTS clients) duration=${DURATION}s warmup=${WARMUP}s"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for name in "${servers[@]}"; do
@@ -222,17 +230,22 @@ for name in "${servers[@]}"; do
   done
 
   start_server "$name"
-  sleep 1
+  sleep "$pause"
   idle=$(rss_tree "$SERVER_PID")
   verify "$name"
   for mode in $MODES; do
     for c in $CONCURRENCY; do
       loadgen --mode "$mode" -c "$c" -d "$DURATION" --warmup "$WARMUP" --expect "<Dial" \
         --watch-pid "$SERVER_PID" --label "$name" >> "$results"
-      sleep 0.5
+      sleep "$pause"
+    done
+    for rate in $RATES; do
+      loadgen --mode "$mode" -c "$RATE_CLIENTS" --rate "$rate" -d "$DURATION" --warmup "$WARMUP" \
+        --expect "<Dial" --watch-pid "$SERVER_PID" --label "$name" >> "$results"
+      sleep "$pause"
     done
   done
-  sleep 1
+  sleep "$pause"
   after=$(rss_tree "$SERVER_PID")
   peak=$(hwm "$SERVER_PID")
   nproc_tree=$(( 1 + $( (ps -o pid= --ppid "$SERVER_PID" || true) | wc -l) ))

@@ -9,9 +9,14 @@
 //! loadgen run --addr 127.0.0.1:PORT --auth-token T --public-url URL [--path /voice]
 //!             [--mode close|keepalive] [--concurrency N] [--duration SECS] [--warmup SECS]
 //!             [--max-requests N] [--from NUMBER] [--expect TEXT] [--watch-pid PID]
-//!             [--label NAME] [--timeout SECS]
+//!             [--label NAME] [--timeout SECS] [--rate REQ_PER_SEC]
 //! loadgen startup --addr 127.0.0.1:PORT [--timeout SECS] -- COMMAND ARGS...
 //! ```
+//!
+//! Without `--rate` each client sends its next request as soon as the last is answered
+//! (closed loop: measures capacity). With `--rate R` the clients together send R requests
+//! a second on a fixed schedule and latency counts from when each was due (open loop:
+//! measures latency at a given load, without coordinated omission).
 //!
 //! `run` prints one JSON object per line on stdout (count, req/s, p50/p90/p99/p99.9/max,
 //! errors, and the peak RSS of `--watch-pid` plus its children, sampled every 20 ms) and a
@@ -76,6 +81,8 @@ struct Opts {
     watch_pid: Option<u32>,
     label: String,
     timeout: Duration,
+    /// Open loop: total requests per second across all clients (0 = as fast as answered).
+    rate: f64,
 }
 
 fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
@@ -94,6 +101,7 @@ fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
         watch_pid: None,
         label: "server".into(),
         timeout: Duration::from_secs(10),
+        rate: 0.0,
     };
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -131,6 +139,13 @@ fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
             "--watch-pid" => o.watch_pid = Some(val()?.parse().map_err(|e| format!("{a}: {e}"))?),
             "--label" => o.label = val()?,
             "--timeout" => o.timeout = secs(val()?)?,
+            "--rate" => {
+                o.rate = val()?
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+                    .ok_or("--rate: a number")?
+            }
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -340,14 +355,14 @@ fn run(args: &[String]) -> Result<(), String> {
     });
 
     let mut workers = Vec::new();
-    for _ in 0..o.concurrency {
+    for i in 0..o.concurrency {
         let (o, request, issued, stop, barrier) =
             (o.clone(), request.clone(), issued.clone(), stop.clone(), barrier.clone());
         let w = thread::Builder::new()
             .stack_size(128 * 1024)
             .spawn(move || {
                 barrier.wait();
-                client(&o, &request, &issued, &stop)
+                client(&o, i, &request, &issued, &stop)
             })
             .map_err(|e| format!("cannot start a client thread: {e}"))?;
         workers.push(w);
@@ -360,14 +375,16 @@ fn run(args: &[String]) -> Result<(), String> {
     // Stop at the deadline, or earlier once every request of --max-requests is issued.
     while Instant::now() < end && issued.load(Ordering::Relaxed) < o.max_requests {
         if cpu_from.is_none() && Instant::now() >= measure_from {
-            cpu_from = o.watch_pid.map(cpu_ticks_tree);
+            cpu_from = Some((o.watch_pid.map(cpu_ticks_tree), cpu_ticks(std::process::id())));
         }
         thread::sleep(Duration::from_millis(5).min(end.saturating_duration_since(Instant::now())));
     }
     stop.store(true, Ordering::Relaxed);
     let stopped = Instant::now();
     // CPU time the server spent (user + system), in clock ticks of 10 ms.
-    let cpu_ticks = o.watch_pid.zip(cpu_from).map(|(pid, from)| cpu_ticks_tree(pid).saturating_sub(from));
+    let (server_from, client_from) = cpu_from.unwrap_or((None, cpu_ticks(std::process::id())));
+    let server_cpu = o.watch_pid.zip(server_from).map(|(pid, from)| cpu_ticks_tree(pid).saturating_sub(from));
+    let client_cpu = cpu_ticks(std::process::id()).saturating_sub(client_from);
 
     let mut all = ThreadResult::default();
     for w in workers {
@@ -382,14 +399,20 @@ fn run(args: &[String]) -> Result<(), String> {
         let _ = s.join();
     }
     let measured = stopped.saturating_duration_since(measure_from).as_secs_f64().max(1e-9);
-    report(&o, all, measured, rss_peak.load(Ordering::Relaxed), cpu_ticks);
+    report(&o, all, measured, rss_peak.load(Ordering::Relaxed), server_cpu, client_cpu);
     Ok(())
 }
 
 /// One client: sends requests back to back until told to stop or the count is used up.
-fn client(o: &Opts, request: &[u8], issued: &AtomicU64, stop: &AtomicBool) -> ThreadResult {
+fn client(o: &Opts, index: usize, request: &[u8], issued: &AtomicU64, stop: &AtomicBool) -> ThreadResult {
     let mut r = ThreadResult { latencies: Vec::with_capacity(64 * 1024), ..Default::default() };
-    let measure_from = Instant::now() + o.warmup;
+    let start = Instant::now();
+    let measure_from = start + o.warmup;
+    // With --rate, this client's share of the schedule: one request every `interval`,
+    // staggered so the clients together send evenly.
+    let interval = (o.rate > 0.0).then(|| Duration::from_secs_f64(o.concurrency as f64 / o.rate));
+    let mut next =
+        start + Duration::from_secs_f64(index as f64 / o.rate.max(1e-9)).min(Duration::from_secs(1));
     let mut buf = Vec::with_capacity(4096);
     let mut conn: Option<TcpStream> = None;
     let expect = o.expect.as_deref().map(str::as_bytes);
@@ -397,7 +420,23 @@ fn client(o: &Opts, request: &[u8], issued: &AtomicU64, stop: &AtomicBool) -> Th
         if issued.fetch_add(1, Ordering::Relaxed) >= o.max_requests {
             break;
         }
-        let t0 = Instant::now();
+        // Latency counts from when the request was due, so a server that falls behind the
+        // schedule is charged for the wait (no coordinated omission).
+        let t0 = match interval {
+            Some(step) => {
+                let due = next;
+                next += step;
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                due
+            }
+            None => Instant::now(),
+        };
         let reused = conn.is_some();
         let outcome = (|| -> io::Result<Answer> {
             if conn.is_none() {
@@ -462,7 +501,16 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1] as f64 / 1000.0
 }
 
-fn report(o: &Opts, mut all: ThreadResult, secs: f64, rss_peak_kib: u64, cpu_ticks: Option<u64>) {
+fn report(
+    o: &Opts,
+    mut all: ThreadResult,
+    secs: f64,
+    rss_peak_kib: u64,
+    server_cpu: Option<u64>,
+    client_cpu: u64,
+) {
+    let answered = all.latencies.len().max(1) as f64;
+    let per_req = |ticks: u64| (ticks as f64 * 1e6 / CLOCK_TICKS_PER_SEC / answered).round();
     all.latencies.sort_unstable();
     let l = &all.latencies;
     let ok = l.len() as u64;
@@ -474,6 +522,7 @@ fn report(o: &Opts, mut all: ThreadResult, secs: f64, rss_peak_kib: u64, cpu_tic
         "label": o.label,
         "mode": mode,
         "concurrency": o.concurrency,
+        "rate": o.rate,
         "seconds": (secs * 1000.0).round() / 1000.0,
         "ok": ok,
         "errors": errors,
@@ -488,9 +537,10 @@ fn report(o: &Opts, mut all: ThreadResult, secs: f64, rss_peak_kib: u64, cpu_tic
         "max_ms": round3(l.last().map_or(0.0, |&x| x as f64 / 1000.0)),
         "rss_peak_kib": rss_peak_kib,
         // Server CPU (user + system) per answered request, from /proc/PID/stat.
-        "server_cpu_us_per_req": cpu_ticks
-            .filter(|_| ok > 0)
-            .map(|t| (t as f64 * 1e6 / CLOCK_TICKS_PER_SEC / ok as f64).round()),
+        "server_cpu_us_per_req": server_cpu.filter(|_| ok > 0).map(per_req),
+        // The load generator's own CPU per request: on a 2-core machine it competes with
+        // the server, and with new connections it pays for half of every TCP handshake.
+        "client_cpu_us_per_req": (ok > 0).then(|| per_req(client_cpu)),
     });
     println!("{json}");
     eprintln!(
