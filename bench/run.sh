@@ -14,7 +14,9 @@
 # RATE_CLIENTS (64), DURATION (s per load),
 # WARMUP (s, not measured), MODES ("close keepalive"), BASELINES ("flask gunicorn", or ""
 # to skip the baseline), BIN (an intercom binary to measure instead of building one),
-# LOG_LEVEL (intercom's, default warn), OUT (results dir, default target/bench).
+# LOG_LEVEL (intercom's, default warn), OUT (results dir, default target/bench),
+# MUSL_BIN (a static musl intercom, measured too when it exists; default: the one
+# bench/build-musl-host.sh builds).
 #
 # Needs: cargo, python3 with venv (python3-venv on Debian), curl; PyPI for the baseline.
 # Writes $OUT/results.jsonl (one JSON object per measurement) and $OUT/report.md (the
@@ -29,11 +31,11 @@ cd "$root"
 QUICK=${QUICK:-}
 if [ -n "$QUICK" ] && [ "$QUICK" != 0 ]; then
   quick=1
-  : "${CONCURRENCY:=16 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}" "${RATES:=500}"
+  : "${CONCURRENCY:=16 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}" "${RATES=500}"
   pause=0.2
 else
   quick=0
-  : "${CONCURRENCY:=1 16 64 256}" "${DURATION:=5}" "${WARMUP:=1}" "${STARTUPS:=5}" "${RATES:=500 2000}"
+  : "${CONCURRENCY:=1 16 64 256}" "${DURATION:=5}" "${WARMUP:=1}" "${STARTUPS:=5}" "${RATES=500 2000}"
   pause=1
 fi
 : "${MODES:=close keepalive}" "${RATE_CLIENTS:=64}"
@@ -81,6 +83,7 @@ meta() { printf '%s\n' "$1" >> "$results"; }  # one JSON object per line
 # ---- build ---------------------------------------------------------------------------
 t=$(date +%s)
 if [ -n "${BIN:-}" ]; then
+  BIN=$(realpath "$BIN")
   log "measuring $BIN (BIN given: not building it)"
   cargo build --release --locked --example loadgen >&2
 else
@@ -120,7 +123,7 @@ hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 wait_healthy() {  # PORT PID
   local deadline=$(( $(date +%s) + START_TIMEOUT ))
-  until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"; do
+  until curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$1/healthz"; do
     kill -0 "$2" 2>/dev/null || return 1
     [ "$(date +%s)" -lt "$deadline" ] || return 1
     sleep 0.05
@@ -148,6 +151,7 @@ baseline_env() {  # DIR
 server_cmd() {  # NAME PORT PORT2 DIR
   case "$1" in
     ours) printf '%s\n' "$BIN" serve --config "$(ours_config "$2" "$3" "$4")" ;;
+    ours-musl) printf '%s\n' "$MUSL_BIN" serve --config "$(ours_config "$2" "$3" "$4")" ;;
     # `flask run`: Werkzeug's threaded server, a thread per connection, request log on.
     flask) printf '%s\n' "$tmp/venv/bin/flask" --app app run --host 127.0.0.1 --port "$2" \
       --no-reload --no-debugger --with-threads ;;
@@ -162,7 +166,7 @@ start_server() {  # NAME -> sets SERVER_PID PORT CONTROL_PORT SERVER_DIR
   dir=$(mktemp -d "$tmp/$name.XXXX")
   PORT=$(free_port)
   CONTROL_PORT=$PORT
-  [ "$name" = ours ] && CONTROL_PORT=$(free_port)
+  case "$name" in ours*) CONTROL_PORT=$(free_port) ;; esac
   mapfile -t cmd < <(server_cmd "$name" "$PORT" "$CONTROL_PORT" "$dir")
   baseline_env "$dir"
   (cd "$root/bench/baseline" && exec "${cmd[@]}") 2> "$dir/stderr.log" > "$dir/stdout.log" &
@@ -214,7 +218,12 @@ verify() {  # NAME
 }
 
 # ---- measurements ------------------------------------------------------------------------
-servers=(ours $BASELINES)
+servers=(ours)
+# The static musl build (bench/build-musl-host.sh), when there is one: the Pi's libc and
+# allocator, measured natively.
+: "${MUSL_BIN:=$root/target/bench-musl/x86_64-unknown-linux-musl/release/intercom}"
+[ -x "$MUSL_BIN" ] && servers+=(ours-musl)
+servers+=($BASELINES)
 log "load: servers=${servers[*]} modes=$MODES concurrency=$CONCURRENCY rates=$RATES (x$RATE_CLIENTS clients) duration=${DURATION}s warmup=${WARMUP}s"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
