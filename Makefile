@@ -5,6 +5,12 @@ CONFIG ?= configs/dev.json
 .PHONY: all build run test test-unit lint help
 all: build
 
+# ---- bench: speed, memory, start time, size vs a Flask baseline (bench/run.sh, BENCHMARKS.md) ----
+QUICK ?=
+.PHONY: bench
+bench: ## make bench [QUICK=1]: release build, loopback load on intercom and a Flask baseline, prints the table
+	QUICK="$(QUICK)" bench/run.sh
+
 build: ## Release build of the host binary (target/release/intercom)
 	$(CARGO) build --release --locked
 
@@ -20,9 +26,3 @@ lint: ## Formatting and clippy, as CI checks them
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
-
-# ---- bench: speed, memory, start time, size vs a Flask baseline (bench/run.sh, BENCHMARKS.md) ----
-QUICK ?=
-.PHONY: bench
-bench: ## make bench [QUICK=1]: release build, loopback load on intercom and a Flask baseline, prints the table
-	QUICK="$(QUICK)" bench/run.sh

@@ -3,7 +3,7 @@
 # mallocng) as the static ARM binaries a Pi runs, but native, so its memory and speed
 # can be measured here without an emulator's overhead:
 #
-#   bench/build-musl-host.sh && BIN=target/bench-musl/x86_64-unknown-linux-musl/release/intercom make bench
+#   bench/build-musl-host.sh && make bench     # make bench then measures it beside the glibc build
 #
 # Route: Debian's rustc-web + rust-web-src with -Zbuild-std (rustup cannot download a
 # musl target on machines without internet), musl-gcc as the linker, LLVM's libunwind for

@@ -24,8 +24,8 @@ done
 for r in $(seq "$ROUNDS"); do
   for o in $LEVELS; do
     echo "== round $r, opt-level=$o" >&2
-    BIN=$root/target/opt-$o/release/intercom BASELINES="" CONCURRENCY=64 RATES=2000 STARTUPS=3 \
-      DURATION=${DURATION:-4} WARMUP=1 OUT=$out/$o-$r bench/run.sh > /dev/null
+    BENCH_BIN=$root/target/opt-$o/release/intercom BENCH_MUSL_BIN=/nonexistent BASELINES="" CONCURRENCY=64 RATES=2000 STARTUPS=3 \
+      DURATION=${DURATION:-4} WARMUP=1 BENCH_OUT=$out/$o-$r bench/run.sh > /dev/null
   done
 done
 

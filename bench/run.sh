@@ -13,13 +13,13 @@
 # Knobs (environment): QUICK, CONCURRENCY ("1 16 64 256"), RATES ("500 2000"),
 # RATE_CLIENTS (64), DURATION (s per load),
 # WARMUP (s, not measured), MODES ("close keepalive"), BASELINES ("flask gunicorn", or ""
-# to skip the baseline), BIN (an intercom binary to measure instead of building one),
-# LOG_LEVEL (intercom's, default warn), OUT (results dir, default target/bench),
-# MUSL_BIN (a static musl intercom, measured too when it exists; default: the one
+# to skip the baseline), BENCH_BIN (an intercom binary to measure instead of building
+# one), LOG_LEVEL (intercom's, default warn), BENCH_OUT (results dir, default
+# target/bench), BENCH_MUSL_BIN (a static musl intercom, measured too when it exists; default: the one
 # bench/build-musl-host.sh builds).
 #
 # Needs: cargo, python3 with venv (python3-venv on Debian), curl; PyPI for the baseline.
-# Writes $OUT/results.jsonl (one JSON object per measurement) and $OUT/report.md (the
+# Writes $BENCH_OUT/results.jsonl (one JSON object per measurement) and $BENCH_OUT/report.md (the
 # table, also printed). Timings are reported, never asserted: the exit status says only
 # whether the bench itself worked (servers started, answers were right, no load errors
 # on intercom).
@@ -41,7 +41,7 @@ fi
 : "${MODES:=close keepalive}" "${RATE_CLIENTS:=64}"
 BASELINES=${BASELINES-flask gunicorn}
 : "${LOG_LEVEL:=warn}"
-: "${OUT:=$root/target/bench}"
+: "${BENCH_OUT:=$root/target/bench}"
 
 AUTH_TOKEN=bench-auth-token-0123456789abcdef
 CONTROL_TOKEN=bench-token-0123456789abcdef
@@ -75,16 +75,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$OUT"
-results=$OUT/results.jsonl
+mkdir -p "$BENCH_OUT"
+results=$BENCH_OUT/results.jsonl
 : > "$results"
 meta() { printf '%s\n' "$1" >> "$results"; }  # one JSON object per line
 
 # ---- build ---------------------------------------------------------------------------
 t=$(date +%s)
-if [ -n "${BIN:-}" ]; then
-  BIN=$(realpath "$BIN")
-  log "measuring $BIN (BIN given: not building it)"
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$(realpath "$BENCH_BIN")
+  log "measuring $BIN (BENCH_BIN given: not building it)"
   cargo build --release --locked --example loadgen >&2
 else
   log "cargo build --release (intercom + examples/loadgen)"
@@ -151,7 +151,7 @@ baseline_env() {  # DIR
 server_cmd() {  # NAME PORT PORT2 DIR
   case "$1" in
     ours) printf '%s\n' "$BIN" serve --config "$(ours_config "$2" "$3" "$4")" ;;
-    ours-musl) printf '%s\n' "$MUSL_BIN" serve --config "$(ours_config "$2" "$3" "$4")" ;;
+    ours-musl) printf '%s\n' "$BENCH_MUSL_BIN" serve --config "$(ours_config "$2" "$3" "$4")" ;;
     # `flask run`: Werkzeug's threaded server, a thread per connection, request log on.
     flask) printf '%s\n' "$tmp/venv/bin/flask" --app app run --host 127.0.0.1 --port "$2" \
       --no-reload --no-debugger --with-threads ;;
@@ -221,8 +221,8 @@ verify() {  # NAME
 servers=(ours)
 # The static musl build (bench/build-musl-host.sh), when there is one: the Pi's libc and
 # allocator, measured natively.
-: "${MUSL_BIN:=$root/target/bench-musl/x86_64-unknown-linux-musl/release/intercom}"
-[ -x "$MUSL_BIN" ] && servers+=(ours-musl)
+: "${BENCH_MUSL_BIN:=$root/target/bench-musl/x86_64-unknown-linux-musl/release/intercom}"
+[ -x "$BENCH_MUSL_BIN" ] && servers+=(ours-musl)
 servers+=($BASELINES)
 log "load: servers=${servers[*]} modes=$MODES concurrency=$CONCURRENCY rates=$RATES (x$RATE_CLIENTS clients) duration=${DURATION}s warmup=${WARMUP}s"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -302,5 +302,5 @@ meta "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(["machine","cpus"
   "$quick" "$DURATION" "$WARMUP" "$build_s" "$venv_s" "$(( $(date +%s) - bench_start ))" "$LOG_LEVEL" \
   "$GUNICORN_WORKERS" "$(date -u +%Y-%m-%dT%H:%MZ)")"
 
-python3 bench/report.py "$results" | tee "$OUT/report.md"
-log "results: $results, table: $OUT/report.md ($(( $(date +%s) - bench_start ))s in all)"
+python3 bench/report.py "$results" | tee "$BENCH_OUT/report.md"
+log "results: $results, table: $BENCH_OUT/report.md ($(( $(date +%s) - bench_start ))s in all)"
