@@ -18,6 +18,12 @@ BIN      ?= target/release/intercom
 	systemd-check test-system
 all: build
 
+# ---- bench: speed, memory, start time, size vs a Flask baseline (bench/run.sh, BENCHMARKS.md) ----
+QUICK ?=
+.PHONY: bench
+bench: ## make bench [QUICK=1]: release build, loopback load on intercom and a Flask baseline, prints the table
+	QUICK="$(QUICK)" bench/run.sh
+
 build: ## Release build of the host binary (target/release/intercom)
 	$(CARGO) build --release --locked
 
