@@ -6,9 +6,9 @@
 //! `Content-Length` bodies, keep-alive, and hard limits on everything a client controls.
 //!
 //! One thread per connection, at most [`MAX_CONNECTIONS`] per listener. When the cap is
-//! reached, the connection that has waited longest for its request to arrive is dropped
-//! (an idle or trickling client, never one whose request is being answered); when every
-//! connection is busy the newcomer gets an immediate 503. A flood of idle connections
+//! reached, the connection that has waited longest for its request to arrive (and at
+//! least a second) is dropped: an idle or trickling client, never one whose request is
+//! being answered; when none qualifies the newcomer gets an immediate 503. A flood of idle connections
 //! therefore cannot keep a real request from being answered.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -32,6 +32,14 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Header lines per request; real clients send about a dozen.
 pub const MAX_HEADERS: usize = 64;
+/// A connection is only evicted once it has waited this long for its request: a genuine
+/// client sends within milliseconds of connecting, so a fresh connection at the cap is
+/// never dropped before its request could even be read; idle and trickling ones are.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+/// Pending connections the kernel queues before we accept them. Rust's default is 128;
+/// a burst of new connections beyond it is dropped by the kernel and retried by the
+/// client a second or more later (measured by `make bench` at 256 clients).
+const LISTEN_BACKLOG: i32 = 1024;
 /// Keep-alive requests per connection before we close it, so no client keeps a thread forever.
 const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
 /// Request threads run short handlers that build small strings; 256 KiB is ample (the
@@ -116,6 +124,7 @@ struct Listener {
 
 /// Accepts connections forever; accept errors (out of descriptors, …) are logged and retried.
 pub fn serve(listener: TcpListener, name: &'static str, limits: Limits, handler: Arc<Handler>) -> ! {
+    deepen_backlog(&listener);
     let shared =
         Arc::new(Listener { name, limits, handler, slots: Mutex::new(Vec::new()), epoch: Instant::now() });
     loop {
@@ -171,11 +180,13 @@ impl Listener {
     fn admit(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
         let mut slots = lock(&self.slots);
         if slots.len() >= MAX_CONNECTIONS {
+            let idle_before = self.now_ms().saturating_sub(EVICTABLE_AFTER.as_millis() as u64);
             let victim = slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.waiting_since_ms.load(Ordering::Relaxed) != 0)
-                .min_by_key(|(_, s)| s.waiting_since_ms.load(Ordering::Relaxed))
+                .map(|(i, s)| (i, s.waiting_since_ms.load(Ordering::Relaxed)))
+                .filter(|&(_, since)| since != 0 && since <= idle_before)
+                .min_by_key(|&(_, since)| since)
                 .map(|(i, _)| i)?;
             let victim = slots.swap_remove(victim);
             // Its blocked read returns at once and its thread ends.
@@ -464,6 +475,21 @@ fn close_gracefully(stream: TimedStream) {
     let _ = stream.stream.shutdown(Shutdown::Write);
     let _ = stream.stream.set_read_timeout(Some(DRAIN_TIMEOUT));
     let _ = io::copy(&mut (&stream.stream).take(DRAIN_BYTES), &mut io::sink());
+}
+
+/// Raises the accept queue to [`LISTEN_BACKLOG`]. Calling listen(2) again on a listening
+/// socket only changes its backlog; std has no API for it, and a failure just leaves
+/// the default in place.
+fn deepen_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn listen(fd: i32, backlog: i32) -> i32;
+    }
+    // SAFETY: the descriptor is a valid listening socket owned by `listener` for the
+    // duration of the call; listen(2) neither keeps nor frees it.
+    if unsafe { listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        log::warn!("could not raise the listen backlog: {}", io::Error::last_os_error());
+    }
 }
 
 /// Over the cap with every connection busy: answer 503 without blocking the accept loop.
