@@ -39,6 +39,23 @@ pub struct CallRules<'a> {
     pub no_answer_message: &'a str,
 }
 
+impl<'a> CallRules<'a> {
+    /// The configured rules, with the numbers given (the config's, or a request's overrides).
+    pub fn new(
+        config: &'a crate::config::Config,
+        intercom_number: Option<&'a PhoneNumber>,
+        forward_to: &'a [PhoneNumber],
+    ) -> CallRules<'a> {
+        CallRules {
+            intercom_number,
+            forward_to,
+            unlock_digits: &config.unlock_digits,
+            dial_timeout_secs: config.dial_timeout.as_secs(),
+            no_answer_message: &config.no_answer_message,
+        }
+    }
+}
+
 /// Fail closed: a caller that is missing, unparsable or not the intercom is rejected,
 /// and so is every caller when no intercom number is known at all.
 pub fn decide(from: Option<&str>, window_open: bool, rules: &CallRules) -> Decision {

@@ -126,13 +126,8 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
                     state::Status { open_until: None, remaining_seconds: 0 }
                 }
             };
-            let rules = crate::call::CallRules {
-                intercom_number: config.intercom_number.as_ref(),
-                forward_to: &config.forward_to,
-                unlock_digits: &config.unlock_digits,
-                dial_timeout_secs: config.dial_timeout.as_secs(),
-                no_answer_message: &config.no_answer_message,
-            };
+            let rules =
+                crate::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
             let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
             eprintln!("a call from {from} now: {}", decision.name());
             print!("{}", crate::twiml::render(&decision));

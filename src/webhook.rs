@@ -92,13 +92,7 @@ impl Webhook {
             }
             None => self.config.forward_to.clone(),
         };
-        let rules = CallRules {
-            intercom_number: expected.as_ref(),
-            forward_to: &forward_to,
-            unlock_digits: &self.config.unlock_digits,
-            dial_timeout_secs: self.config.dial_timeout.as_secs(),
-            no_answer_message: &self.config.no_answer_message,
-        };
+        let rules = CallRules::new(&self.config, expected.as_ref(), &forward_to);
         let open = self.store.status(now).is_open();
         let decision = call::decide(from, open, &rules);
         let xml = twiml::render(&decision);
