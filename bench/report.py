@@ -212,3 +212,5 @@ errors = sum(r["errors"] for r in runs if r["label"].startswith("ours"))
 if errors:
     p(f"\n**intercom answered {errors} requests with errors** (see the table).")
 print("\n".join(out))
+# The bench itself failed if intercom dropped or refused requests: say so in the exit status.
+sys.exit(1 if errors else 0)
