@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::Decision;
 use crate::form;
 use crate::http::{loggable, HttpError, Request};
+use crate::rfc3339;
 use crate::state::{Store, WindowChange};
 use crate::webhook::CallRecord;
 
@@ -272,7 +273,7 @@ impl Events {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
         // A panic mid-append leaves at worst a torn line, which reading skips.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.writer)
     }
 
     /// Appends and flushes the record, then hands it to the sink. A failed write is
@@ -296,8 +297,7 @@ impl Events {
         match answer {
             Ok((call, _)) => self.record(&Record::call(call, time)),
             Err(HttpError::Forbidden) => {
-                let admitted =
-                    self.bad_signatures.lock().unwrap_or_else(|p| p.into_inner()).admit(Instant::now());
+                let admitted = crate::lock(&self.bad_signatures).admit(Instant::now());
                 if admitted {
                     self.record(&Record::bad_signature(req, time));
                 }
@@ -465,10 +465,6 @@ pub fn watch_expiry(store: Arc<Store>) -> io::Result<()> {
 /// Connects the store to the log: every window change becomes a record.
 pub fn observe(store: &Store, events: Arc<Events>) {
     store.set_observer(Box::new(move |change, time| events.record(&Record::window(change, time))));
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

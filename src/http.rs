@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::lock;
+
 /// Concurrent connections (= threads) per listener. Each costs a small stack (a few KiB
 /// touched); 512 is far beyond the real clients of a home intercom, bounds memory on a
 /// Pi, and leaves headroom over a burst of 256 clients reconnecting per request (at 256,
@@ -503,10 +505,6 @@ fn refuse_busy(stream: TcpStream) {
     let _ = stream.set_nonblocking(true);
     let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
     let _ = write_response(&mut &stream, &resp, false, false);
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type Conn = BufReader<TimedStream>;

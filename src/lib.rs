@@ -57,3 +57,15 @@ pub mod signature;
 pub mod state;
 pub mod twiml;
 pub mod webhook;
+
+/// Locks a mutex even if a thread panicked while holding it. Every mutex here guards
+/// state that changes in single assignments or appends whole lines, so a poisoned lock
+/// holds nothing half-written, and one panicking request must not wedge the daemon.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A time as RFC 3339 UTC in whole seconds, as the state file, the API and the history write it.
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -82,7 +82,7 @@ struct Queue {
 
 impl Queue {
     fn push(&self, job: Job) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = crate::lock(&self.jobs);
         if jobs.len() >= QUEUE_CAPACITY {
             if let Some(old) = jobs.pop_front() {
                 log::warn!(
@@ -97,7 +97,7 @@ impl Queue {
     }
 
     fn pop(&self) -> Job {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = crate::lock(&self.jobs);
         loop {
             if let Some(job) = jobs.pop_front() {
                 return job;

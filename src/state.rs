@@ -24,6 +24,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::{lock, rfc3339};
 
 const STATE_FILE: &str = "state.json";
 const TOKEN_FILE: &str = "control-token";
@@ -46,7 +47,7 @@ impl Status {
     pub fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "open": self.is_open(),
-            "open_until": self.open_until.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            "open_until": self.open_until.map(rfc3339),
             "remaining_seconds": self.remaining_seconds,
         })
     }
@@ -384,15 +385,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave Inner half-written: it changes in one assignment.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn unix_secs_ceil(t: SystemTime) -> u64 {
