@@ -292,7 +292,7 @@ fn summary(c: &Config) -> String {
         (
             "notify.webhook_url",
             c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
-                format!("{}/… (path and query hidden)", crate::config::url_origin(u.expose()))
+                format!("{}/… (path and query hidden)", crate::url::url_origin(u.expose()))
             }),
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),

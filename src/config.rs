@@ -1,18 +1,22 @@
 //! The configuration file: read and checked once at start into typed structs.
 //!
-//! Every error names the key it is about (or the line and column for JSON syntax errors),
-//! so a user can fix a bad config from one line of output. Secrets are wrapped in
-//! [`Secret`], whose `Debug` and `Display` never show the value.
+//! The structs below are the file's schema: serde reads them (unknown keys refused at
+//! every depth), each value type checks itself as it is read, and [`Config::check`] holds
+//! the rules that span keys. Every error names the dotted key it is about (or the line
+//! and column of a JSON syntax error), so a user can fix a bad config from one line of
+//! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
 
 use crate::events::EventKind;
 use crate::phone::PhoneNumber;
+use crate::url::{check_public_url, check_target_url};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
@@ -27,6 +31,10 @@ const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(25);
 const DEFAULT_NO_ANSWER_MESSAGE: &str = "Sorry, nobody is answering. Please try again later.";
 /// A window is at least a minute: the API counts in minutes.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
+/// A window is at most a day. The clock-jump guard treats an expiry further away than
+/// `max_window` as a moved clock, so a far-future bound would switch the guard off, and
+/// an absurd one overflows the time formatter. A party does not last longer.
+const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
 /// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
 const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
 /// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
@@ -59,55 +67,138 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
+    #[serde(deserialize_with = "phone")]
     pub intercom_number: Option<PhoneNumber>,
+    #[serde(deserialize_with = "phones")]
     pub forward_to: Vec<PhoneNumber>,
+    #[serde(deserialize_with = "unlock_digits")]
     pub unlock_digits: String,
+    /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
+    #[serde(deserialize_with = "duration")]
     pub default_window: Duration,
+    #[serde(deserialize_with = "duration")]
     pub max_window: Duration,
+    #[serde(deserialize_with = "duration")]
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
+    #[serde(deserialize_with = "log_level")]
     pub log_level: log::LevelFilter,
+    #[serde(deserialize_with = "object")]
     pub webhook: WebhookConfig,
+    #[serde(deserialize_with = "object")]
     pub control: ControlConfig,
+    #[serde(deserialize_with = "object")]
     pub twilio: TwilioConfig,
+    #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
+    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
+    #[serde(deserialize_with = "public_url")]
     pub public_url: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ControlConfig {
+    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
+    #[serde(deserialize_with = "token")]
     pub token: Option<Secret>,
+    #[serde(skip)]
     pub token_from_env: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TwilioConfig {
+    #[serde(deserialize_with = "account_sid")]
     pub account_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
     pub auth_token: Option<Secret>,
+    #[serde(skip)]
     pub auth_token_from_env: bool,
     /// The Twilio number SMS notifications come from.
+    #[serde(deserialize_with = "phone")]
     pub sms_from: Option<PhoneNumber>,
     /// Without a trailing slash.
+    #[serde(deserialize_with = "api_base")]
     pub api_base: String,
 }
 
 /// What to tell whom, and about which events.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
+    #[serde(deserialize_with = "target_url")]
     pub webhook_url: Option<Secret>,
+    #[serde(deserialize_with = "phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            intercom_number: None,
+            forward_to: Vec::new(),
+            unlock_digits: DEFAULT_UNLOCK_DIGITS.to_string(),
+            default_window: Duration::ZERO,
+            max_window: DEFAULT_MAX_WINDOW,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            no_answer_message: DEFAULT_NO_ANSWER_MESSAGE.to_string(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            log_level: log::LevelFilter::Info,
+            webhook: WebhookConfig::default(),
+            control: ControlConfig::default(),
+            twilio: TwilioConfig::default(),
+            notify: NotifyConfig::default(),
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig { listen: DEFAULT_WEBHOOK_LISTEN.parse().expect("constant"), public_url: None }
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> ControlConfig {
+        ControlConfig {
+            listen: DEFAULT_CONTROL_LISTEN.parse().expect("constant"),
+            token: None,
+            token_from_env: false,
+        }
+    }
+}
+
+impl Default for TwilioConfig {
+    fn default() -> TwilioConfig {
+        TwilioConfig {
+            account_sid: None,
+            auth_token: None,
+            auth_token_from_env: false,
+            sms_from: None,
+            api_base: DEFAULT_TWILIO_API_BASE.to_string(),
+        }
+    }
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig { webhook_url: None, sms_to: Vec::new(), events: EventKind::DEFAULT_NOTIFY.to_vec() }
+    }
 }
 
 impl NotifyConfig {
@@ -144,180 +235,213 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| {
-        ConfigError(format!(
-            "line {}, column {}: invalid JSON: {}",
-            e.line(),
-            e.column(),
-            strip_position(&e.to_string())
-        ))
-    })?;
-    let top = Section::root(&root)?;
-    top.only(&[
-        "intercom_number",
-        "forward_to",
-        "unlock_digits",
-        "default_window",
-        "max_window",
-        "dial_timeout",
-        "no_answer_message",
-        "state_dir",
-        "log_level",
-        "webhook",
-        "control",
-        "twilio",
-        "notify",
-    ])?;
+    let mut json = serde_json::Deserializer::from_str(text);
+    let Root(mut config) = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| read_error(e.path().to_string(), e.into_inner()))?;
+    json.end().map_err(|e| read_error(".".into(), e))?;
+    if let Some(t) = env(ENV_CONTROL_TOKEN) {
+        check_token(&t).map_err(|m| ConfigError(format!("{ENV_CONTROL_TOKEN}: {m}")))?;
+        (config.control.token, config.control.token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
+        (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
+    }
+    config.check()?;
+    Ok(config)
+}
 
-    let intercom_number =
-        top.opt_str("intercom_number")?.map(|s| top.phone("intercom_number", s)).transpose()?;
-    let forward_to = top.phone_list("forward_to")?;
-    let unlock_digits = match top.opt_str("unlock_digits")? {
-        Some(d) => check_digits(d).map_err(|m| top.err("unlock_digits", m))?,
-        None => DEFAULT_UNLOCK_DIGITS.to_string(),
-    };
-    let max_window = top.opt_duration("max_window")?.unwrap_or(DEFAULT_MAX_WINDOW);
-    if max_window < MIN_WINDOW {
-        return Err(top.err("max_window", "must be at least 1m"));
+/// One line from a serde error: the JSON position for syntax errors, else the dotted key.
+fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
+    // serde_json appends " at line L column C"; a key error names the key instead.
+    let msg = inner.to_string();
+    let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
+    if !inner.is_data() {
+        return ConfigError(format!("line {}, column {}: invalid JSON: {msg}", inner.line(), inner.column()));
     }
-    let default_window = top.opt_duration("default_window")?.unwrap_or(DEFAULT_WINDOW.min(max_window));
-    if default_window < MIN_WINDOW || default_window > max_window {
-        return Err(top.err("default_window", "must be between 1m and max_window"));
+    if path == "." {
+        return ConfigError(format!("the config must be a JSON object: {msg}"));
     }
-    let dial_timeout = top.opt_duration("dial_timeout")?.unwrap_or(DEFAULT_DIAL_TIMEOUT);
-    let (lo, hi) = DIAL_TIMEOUT_RANGE;
-    if dial_timeout.as_secs() < lo || dial_timeout.as_secs() > hi || dial_timeout.subsec_nanos() != 0 {
-        return Err(top.err("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
-    }
-    let no_answer_message =
-        top.opt_str("no_answer_message")?.unwrap_or(DEFAULT_NO_ANSWER_MESSAGE).to_string();
-    if no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(top.err("no_answer_message", format!("longer than {MAX_MESSAGE_CHARS} characters")));
-    }
-    let state_dir = PathBuf::from(top.opt_str("state_dir")?.unwrap_or(DEFAULT_STATE_DIR));
-    if state_dir.as_os_str().is_empty() {
-        return Err(top.err("state_dir", "must not be empty"));
-    }
-    let log_level = match top.opt_str("log_level")? {
-        Some(l) => {
-            l.parse().map_err(|_| top.err("log_level", "expected off, error, warn, info, debug or trace"))?
+    // The key as the user wrote it; a list item is named by number after it.
+    let (key, item) = match path.split_once('[') {
+        Some((key, rest)) => {
+            (key, format!(" (item {})", rest.trim_end_matches(']').parse::<usize>().unwrap_or(0) + 1))
         }
-        None => log::LevelFilter::Info,
+        None => (path.as_str(), String::new()),
     };
-
-    let webhook = top.section("webhook")?;
-    webhook.only(&["listen", "public_url"])?;
-    let public_url = webhook
-        .opt_str("public_url")?
-        .map(|u| check_public_url(u).map_err(|m| webhook.err("public_url", m)))
-        .transpose()?;
-    let webhook = WebhookConfig { listen: webhook.listen(DEFAULT_WEBHOOK_LISTEN)?, public_url };
-
-    let control = top.section("control")?;
-    control.only(&["listen", "token"])?;
-    let (token, token_from_env) = secret(&control, "token", env(ENV_CONTROL_TOKEN))?;
-    if let Some(t) = &token {
-        check_token(t.expose()).map_err(|m| control.err("token", m))?;
-    }
-    let control = ControlConfig { listen: control.listen(DEFAULT_CONTROL_LISTEN)?, token, token_from_env };
-
-    let twilio = top.section("twilio")?;
-    twilio.only(&["account_sid", "auth_token", "sms_from", "api_base"])?;
-    let account_sid = twilio.opt_str("account_sid")?.map(str::to_string);
-    let (auth_token, auth_token_from_env) = secret(&twilio, "auth_token", env(ENV_TWILIO_AUTH_TOKEN))?;
-    if auth_token.is_some() && webhook.public_url.is_none() {
-        return Err(key_error(
-            "webhook.public_url",
-            "required when twilio.auth_token is set: signatures are computed over the public URL",
-        ));
-    }
-    let sms_from = twilio.opt_str("sms_from")?.map(|s| twilio.phone("sms_from", s)).transpose()?;
-    let api_base = twilio
-        .opt_str("api_base")?
-        .map(|u| check_public_url(u).map_err(|m| twilio.err("api_base", m)))
-        .transpose()?
-        .unwrap_or_else(|| DEFAULT_TWILIO_API_BASE.to_string());
-    let twilio = TwilioConfig { account_sid, auth_token, auth_token_from_env, sms_from, api_base };
-
-    let notify = top.section("notify")?;
-    notify.only(&["webhook_url", "sms_to", "events"])?;
-    let webhook_url = notify
-        .opt_str("webhook_url")?
-        .map(|u| check_target_url(u).map_err(|m| notify.err("webhook_url", m)))
-        .transpose()?
-        .map(Secret::new);
-    let sms_to = notify.phone_list("sms_to")?;
-    let events = match notify.get("events") {
-        None => EventKind::DEFAULT_NOTIFY.to_vec(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str().and_then(EventKind::from_name).ok_or_else(|| {
-                    let known: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-                    notify.err("events", format!("unknown event {i} (known: {})", known.join(", ")))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(notify.err("events", "expected a list of event names")),
-    };
-    if !sms_to.is_empty() {
-        let why = "required when notify.sms_to is set: SMS go through Twilio's API";
-        if twilio.sms_from.is_none() {
-            return Err(key_error("twilio.sms_from", why));
+    match msg.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+        Some((_, known)) => {
+            let known = known.trim_start_matches(", expected ").replace("one of ", "").replace(" or ", ", ");
+            let known = known.replace('`', "");
+            key_error(key, format!("unknown key (known here: {known})"))
         }
-        match &twilio.account_sid {
-            None => return Err(key_error("twilio.account_sid", why)),
-            Some(sid) if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                return Err(key_error("twilio.account_sid", "expected letters and digits (AC…)"))
+        None => key_error(key, format!("{msg}{item}")),
+    }
+}
+
+/// The top object. serde would also fill a struct from a JSON list, by position; a
+/// config is always an object, so sections are read only from maps.
+struct Root(Config);
+
+impl<'de> Deserialize<'de> for Root {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
+        object(d).map(Root)
+    }
+}
+
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+impl Config {
+    /// The rules that span keys, and the bounds that need a neighbour's value.
+    fn check(&mut self) -> Result<(), ConfigError> {
+        if self.max_window < MIN_WINDOW || self.max_window > MAX_WINDOW_BOUND {
+            return Err(key_error("max_window", "must be between 1m and 24h"));
+        }
+        if self.default_window.is_zero() {
+            self.default_window = DEFAULT_WINDOW.min(self.max_window);
+        }
+        if self.default_window < MIN_WINDOW || self.default_window > self.max_window {
+            return Err(key_error("default_window", "must be between 1m and max_window"));
+        }
+        let (lo, hi) = DIAL_TIMEOUT_RANGE;
+        let t = self.dial_timeout;
+        if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
+            return Err(key_error("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
+        }
+        if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(key_error(
+                "no_answer_message",
+                format!("longer than {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(key_error("state_dir", "must not be empty"));
+        }
+        if self.twilio.auth_token.is_some() && self.webhook.public_url.is_none() {
+            return Err(key_error(
+                "webhook.public_url",
+                "required when twilio.auth_token is set: signatures are computed over the public URL",
+            ));
+        }
+        if !self.notify.sms_to.is_empty() {
+            let why = "required when notify.sms_to is set: SMS go through Twilio's API";
+            let t = &self.twilio;
+            for (key, missing) in [
+                ("twilio.sms_from", t.sms_from.is_none()),
+                ("twilio.account_sid", t.account_sid.is_none()),
+                ("twilio.auth_token", t.auth_token.is_none()),
+            ] {
+                if missing {
+                    return Err(key_error(key, why));
+                }
             }
-            Some(_) => {}
         }
-        if twilio.auth_token.is_none() {
-            return Err(key_error("twilio.auth_token", why));
-        }
+        Ok(())
     }
-    let notify = NotifyConfig { webhook_url, sms_to, events };
-
-    Ok(Config {
-        intercom_number,
-        forward_to,
-        unlock_digits,
-        default_window,
-        max_window,
-        dial_timeout,
-        no_answer_message,
-        state_dir,
-        log_level,
-        webhook,
-        control,
-        twilio,
-        notify,
-    })
 }
 
-/// A secret from the file, overridden by the environment when set there.
-fn secret(sec: &Section, key: &str, from_env: Option<String>) -> Result<(Option<Secret>, bool), ConfigError> {
-    let in_file = sec.opt_str(key)?.filter(|s| !s.is_empty()).map(|s| Secret::new(s.to_string()));
-    Ok(match from_env {
-        Some(v) => (Some(Secret::new(v)), true),
-        None => (in_file, false),
-    })
+// ---- value types: each checks itself as serde reads it, so its errors carry the key ----
+
+/// An optional key's text; `null` means unset, as an absent key does.
+fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
-/// serde_json appends " at line L column C"; we print the position first instead.
-fn strip_position(msg: &str) -> &str {
-    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
+    let Some(s) = optional(d)? else { return Ok(None) };
+    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))
 }
 
-fn check_digits(d: &str) -> Result<String, String> {
-    let ok = !d.is_empty()
-        && d.len() <= MAX_UNLOCK_DIGITS
-        && d.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
+/// A list of numbers, or a single number as a string.
+fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "expected a phone number or a list of them, as strings")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))).collect()
+}
+
+fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() <= MAX_UNLOCK_DIGITS
+        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
     if ok {
-        Ok(d.to_string())
+        Ok(s)
     } else {
-        Err(format!("expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"))
+        Err(D::Error::custom(format!(
+            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
+        )))
     }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    parse_duration(&String::deserialize(d)?).map_err(D::Error::custom)
+}
+
+fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(|_| D::Error::custom("expected off, error, warn, info, debug or trace"))
+}
+
+fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        D::Error::custom(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
+    })
+}
+
+/// A secret; an empty string means unset, so a template's `""` is not a password.
+fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(optional(d)?.filter(|s| !s.is_empty()).map(Secret::new))
+}
+
+fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let token = secret(d)?;
+    if let Some(t) = &token {
+        check_token(t.expose()).map_err(D::Error::custom)?;
+    }
+    Ok(token)
+}
+
+fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(sid) = optional(d)? else { return Ok(None) };
+    // It goes into REST API paths: letters and digits only, so it cannot walk them.
+    if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(D::Error::custom("expected letters and digits (AC…)"));
+    }
+    Ok(Some(sid))
+}
+
+fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
+}
+
+fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
+}
+
+fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::custom)?;
+    Ok(url.map(Secret::new))
 }
 
 pub fn check_token(t: &str) -> Result<(), String> {
@@ -328,141 +452,6 @@ pub fn check_token(t: &str) -> Result<(), String> {
         return Err("may only hold letters, digits and - _ . ~ (it goes into a URL)".into());
     }
     Ok(())
-}
-
-fn check_public_url(u: &str) -> Result<String, String> {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or("must start with https:// (or http://)")?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
-    if u.contains(['?', '#']) || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not hold a query, fragment or spaces".into());
-    }
-    Ok(u.trim_end_matches('/').to_string())
-}
-
-/// A notification target: http(s), a host, no spaces; a query is allowed (ntfy templates).
-fn check_target_url(u: &str) -> Result<String, String> {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or("must start with https:// (or http://)")?;
-    if rest.split(['/', '?', '#']).next().unwrap_or("").is_empty() {
-        return Err("has no host".into());
-    }
-    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not hold spaces".into());
-    }
-    Ok(u.to_string())
-}
-
-/// The part of a URL that may be logged: scheme and host, never the path or query,
-/// which often hold the secret (an ntfy topic, a Home Assistant webhook id).
-pub fn url_origin(u: &str) -> &str {
-    let after_scheme = u.find("://").map_or(0, |i| i + 3);
-    let end = u[after_scheme..].find(['/', '?', '#']).map_or(u.len(), |i| after_scheme + i);
-    let origin = &u[..end];
-    // user:password@host: drop the credentials too.
-    match origin[after_scheme..].rfind('@') {
-        Some(at) => &origin[after_scheme + at + 1..],
-        None => origin,
-    }
-}
-
-/// One JSON object of the config, with its dotted path for error messages.
-struct Section<'a> {
-    path: String,
-    map: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> Section<'a> {
-    fn root(v: &'a Value) -> Result<Section<'a>, ConfigError> {
-        match v {
-            Value::Object(m) => Ok(Section { path: String::new(), map: Some(m) }),
-            _ => Err(ConfigError("the config must be a JSON object".into())),
-        }
-    }
-
-    fn key(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn err(&self, key: &str, msg: impl fmt::Display) -> ConfigError {
-        key_error(&self.key(key), msg)
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.and_then(|m| m.get(key)).filter(|v| !v.is_null())
-    }
-
-    /// Unknown keys are errors: a typo must not silently fall back to a default.
-    fn only(&self, known: &[&str]) -> Result<(), ConfigError> {
-        for k in self.map.into_iter().flat_map(|m| m.keys()) {
-            if !known.contains(&k.as_str()) {
-                return Err(key_error(
-                    &self.key(k),
-                    format!("unknown key (known here: {})", known.join(", ")),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn section(&self, key: &str) -> Result<Section<'a>, ConfigError> {
-        let path = self.key(key);
-        match self.get(key) {
-            None => Ok(Section { path, map: None }),
-            Some(Value::Object(m)) => Ok(Section { path, map: Some(m) }),
-            Some(_) => Err(key_error(&path, "expected an object")),
-        }
-    }
-
-    fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(self.err(key, "expected a string")),
-        }
-    }
-
-    fn phone(&self, key: &str, s: &str) -> Result<PhoneNumber, ConfigError> {
-        PhoneNumber::parse(s).map_err(|m| self.err(key, format!("{m}: {s:?}")))
-    }
-
-    /// A list of numbers, or a single number as a string.
-    fn phone_list(&self, key: &str) -> Result<Vec<PhoneNumber>, ConfigError> {
-        match self.get(key) {
-            None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![self.phone(key, s)?]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => self.phone(key, s),
-                    _ => Err(self.err(key, "expected phone numbers as strings")),
-                })
-                .collect(),
-            Some(_) => Err(self.err(key, "expected a phone number or a list of them")),
-        }
-    }
-
-    fn opt_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
-        self.opt_str(key)?.map(|s| parse_duration(s).map_err(|m| self.err(key, m))).transpose()
-    }
-
-    fn listen(&self, default: &str) -> Result<SocketAddr, ConfigError> {
-        let s = self.opt_str("listen")?.unwrap_or(default);
-        s.parse().map_err(|_| {
-            self.err("listen", format!("expected an IP address and port like {default}, got {s:?}"))
-        })
-    }
 }
 
 /// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
@@ -619,11 +608,35 @@ mod tests {
     }
 
     #[test]
-    fn url_origins_hide_paths_queries_and_credentials() {
-        assert_eq!(url_origin("https://ntfy.sh/topic?x=1"), "https://ntfy.sh");
-        assert_eq!(url_origin("http://ha.local:8123/api/webhook/id"), "http://ha.local:8123");
-        assert_eq!(url_origin("https://user:pw@host.example/p"), "host.example");
-        assert_eq!(url_origin("https://host.example"), "https://host.example");
+    fn every_duration_is_bounded_and_names_its_key() {
+        assert!(err(r#"{"max_window": "25h"}"#).contains("`max_window`: must be between 1m and 24h"));
+        assert!(err(r#"{"max_window": "100000000000h"}"#).contains("`max_window`"));
+        assert!(err(r#"{"max_window": "30s"}"#).contains("`max_window`"));
+        assert!(err(r#"{"max_window": "2h", "default_window": "3h"}"#).contains("`default_window`"));
+        assert!(err(r#"{"dial_timeout": "601s"}"#).contains("`dial_timeout`"));
+        let c = parse(r#"{"max_window": "24h", "default_window": "24h"}"#, no_env).unwrap();
+        assert_eq!(c.default_window, Duration::from_secs(86400));
+        // Unset, the default window shrinks to a shorter max_window rather than failing.
+        assert_eq!(
+            parse(r#"{"max_window": "1h"}"#, no_env).unwrap().default_window,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn sections_must_be_objects_and_list_items_are_numbered() {
+        assert!(err(r#"{"notify": [["+15552223333"]]}"#).contains("`notify`: invalid type: sequence"));
+        assert!(err(r#"{"twilio": "AC1"}"#).contains("`twilio`"));
+        let e = err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#);
+        assert!(e.contains("door_opened") && e.contains("(item 2)"), "{e}");
+        assert!(err("{} x").starts_with("line 1, column"), "{}", err("{} x"));
+    }
+
+    #[test]
+    fn null_means_unset_for_optional_keys() {
+        let c = parse(r#"{"intercom_number": null, "webhook": {"public_url": null}}"#, no_env).unwrap();
+        assert!(c.intercom_number.is_none() && c.webhook.public_url.is_none());
+        assert!(err(r#"{"max_window": null}"#).contains("`max_window`"));
     }
 
     #[test]

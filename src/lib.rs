@@ -56,6 +56,7 @@ pub mod server;
 pub mod signature;
 pub mod state;
 pub mod twiml;
+pub mod url;
 pub mod webhook;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::config::{url_origin, Config, Secret};
+use crate::config::{Config, Secret};
 use crate::events::{EventKind, Record};
 use crate::phone::PhoneNumber;
+use crate::url::url_origin;
 
 /// Jobs waiting for the worker. Events come a few a day; a burst larger than this means
 /// the targets are down, and the newest news matters most.
