@@ -489,14 +489,8 @@ fn close_gracefully(stream: TimedStream) {
 /// socket only changes its backlog; std has no API for it, and a failure just leaves
 /// the default in place.
 fn deepen_backlog(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    extern "C" {
-        fn listen(fd: i32, backlog: i32) -> i32;
-    }
-    // SAFETY: the descriptor is a valid listening socket owned by `listener` for the
-    // duration of the call; listen(2) neither keeps nor frees it.
-    if unsafe { listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-        log::warn!("could not raise the listen backlog: {}", io::Error::last_os_error());
+    if let Err(e) = socket2::SockRef::from(listener).listen(LISTEN_BACKLOG) {
+        log::warn!("could not raise the listen backlog: {e}");
     }
 }
 

@@ -43,6 +43,8 @@
 //! - Every limit (sizes, timeouts, thread caps) is a named constant with its reason.
 //! - A panicking request thread answers 500 and the daemon goes on (`panic = "unwind"`).
 
+#![forbid(unsafe_code)]
+
 pub mod call;
 pub mod cli;
 pub mod config;
