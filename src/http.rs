@@ -578,17 +578,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Makes a client-supplied string safe for one log line: no controls, bounded length.
-pub fn loggable(s: &str) -> String {
-    const MAX_LOGGED_CHARS: usize = 64;
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
-    if s.chars().count() > MAX_LOGGED_CHARS {
-        format!("{clean}…")
-    } else {
-        clean
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,11 +651,5 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn loggable_strips_controls() {
-        assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
-        assert!(loggable(&"x".repeat(100)).ends_with('…'));
     }
 }

@@ -49,11 +49,13 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod events;
+pub mod expiry;
 pub mod form;
+pub mod history;
 pub mod http;
 pub mod notify;
 pub mod phone;
+pub mod record;
 pub mod server;
 pub mod signature;
 pub mod state;
@@ -70,4 +72,26 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A time as RFC 3339 UTC in whole seconds, as the state file, the API and the history write it.
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Makes a client-supplied string safe for one log line: no controls, bounded length.
+pub(crate) fn loggable(s: &str) -> String {
+    const MAX_LOGGED_CHARS: usize = 64;
+    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
+    if s.chars().count() > MAX_LOGGED_CHARS {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_strips_controls() {
+        assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
+        assert!(loggable(&"x".repeat(100)).ends_with('…'));
+    }
 }
