@@ -48,6 +48,7 @@
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod expiry;
 pub mod form;

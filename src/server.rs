@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::config::Config;
+use crate::connections;
 use crate::control::{self, Control};
 use crate::expiry;
 use crate::history::{self, History};
-use crate::http::{self, Limits};
+use crate::http::Limits;
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
@@ -47,9 +48,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
 
     thread::Builder::new().name("webhook-accept".into()).spawn(move || {
-        http::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
+        connections::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
     })?;
-    http::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
+    connections::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
 }
 
 fn warn_about_risky_settings(config: &Config) {
