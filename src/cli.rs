@@ -123,7 +123,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
-                    state::Status { open_until: None, remaining_seconds: 0 }
+                    state::Status::closed()
                 }
             };
             let rules =

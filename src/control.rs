@@ -61,9 +61,9 @@ impl Control {
             ("/api/status", "GET") => self.store.status(now),
             ("/api/open", "POST") => {
                 let duration = self.requested_duration(&req.body)?;
-                self.store.open_window(duration, now, &source(req)).map_err(internal)?
+                self.store.open_window(duration, now, &source(req)).map_err(not_saved)?
             }
-            ("/api/close", "POST") => self.store.close_window(now, &source(req)).map_err(internal)?,
+            ("/api/close", "POST") => self.store.close_window(now, &source(req)),
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
@@ -142,8 +142,10 @@ fn source(req: &Request) -> String {
     format!("{client} from {}", req.peer.ip())
 }
 
-fn internal(e: std::io::Error) -> HttpError {
-    HttpError::Internal(format!("could not save the window state: {e}"))
+/// The window could not be saved (full or read-only disk): the client is told why, as
+/// the page shows it; the state disk's condition is no secret on the LAN.
+fn not_saved(e: std::io::Error) -> HttpError {
+    HttpError::Unavailable(e.to_string())
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
@@ -176,9 +178,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let config =
             crate::config::parse(r#"{"max_window": "2h", "default_window": "30m"}"#, |_| None).unwrap();
-        let store = Store::open(&dir, config.max_window).unwrap();
+        let health = crate::storage::Health::new();
+        let boot = crate::boot::Boot { id: Some("test-boot".into()), clock_synced: false };
+        let store = Store::open(&dir, config.max_window, boot, health.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = Arc::new(History::open(&dir, None).unwrap());
+        let history = Arc::new(History::open(&dir, None, health));
         (Control { config: Arc::new(config), store: Arc::new(store), token, history }, dir)
     }
 

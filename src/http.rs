@@ -348,6 +348,8 @@ pub enum HttpError {
     /// Carries the value of the `Allow` header.
     MethodNotAllowed(&'static str),
     UnsupportedMediaType(&'static str),
+    /// The service cannot do this now (a full or read-only disk); the message says why.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -360,13 +362,14 @@ impl HttpError {
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::UnsupportedMediaType(_) => 415,
+            HttpError::Unavailable(_) => 503,
             HttpError::Internal(_) => 500,
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            HttpError::BadRequest(m) => m.clone(),
+            HttpError::BadRequest(m) | HttpError::Unavailable(m) => m.clone(),
             HttpError::Unauthorized => "missing or wrong token".into(),
             HttpError::Forbidden => "forbidden".into(),
             HttpError::NotFound => "not found".into(),

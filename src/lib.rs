@@ -6,7 +6,8 @@
 //!
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
-//! uses `record`, `expiry` uses `state`, `connections` uses `http`); never a higher
+//! uses `record`, `expiry` uses `state`, `state` and `history` use `storage`, `state`
+//! uses `state_file` and `boot`, `connections` uses `http`); never a higher
 //! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
 //! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
@@ -17,7 +18,7 @@
 //! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `state_file.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
@@ -46,11 +47,18 @@
 //!   eviction of idle connections) and the thread per connection that runs the handler.
 //!   Neither knows any route or any service.
 //! - `state.rs`: the window and the control token, in the state directory; it reports
-//!   every window change to an observer, under its lock, in order. `expiry.rs`: the
-//!   thread that ends windows whose time has come.
+//!   every window change to an observer, under its lock, in order; closing always works,
+//!   even on a broken disk. `state_file.rs`: the versioned `state.json` format.
+//!   `boot.rs`: the boot id and whether the clock is confirmed synchronized, so a window
+//!   from before a power cut is not trusted to a clock that may be hours behind.
+//!   `expiry.rs`: the thread that ends windows whose time has come.
 //! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
-//!   appends a record, flushed before the answer, and reads the newest ones. It decides
-//!   nothing about what is recorded.
+//!   appends a record, on disk before the answer (group commit: concurrent appends share
+//!   one write and one flush), and reads the newest ones. It decides nothing about what
+//!   is recorded.
+//! - `storage.rs`: what `state` and `history` share about the disk: atomic writes, moving
+//!   bad files aside, a failed operation's cause in words, the storage `Health` that the
+//!   page and `/api/status` show, and the thread that retries a failing disk.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
 //!   bounded queue to one worker thread, so they never delay an answer.
 //! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
@@ -76,14 +84,17 @@
 //!   the door stays shut.
 //! - The webhook listener serves no route that changes state; the control listener
 //!   serves no TwiML. Routes match raw paths exactly.
-//! - State changes reach the disk atomically before memory; a bad state file is moved
-//!   aside, never deleted. The state mutex is never held across network I/O.
+//! - Opening the window reaches the disk atomically before memory; closing reaches memory
+//!   first and then the disk by a path that needs no space. A bad state file is moved
+//!   aside, never deleted. A broken state disk never stops the server: it starts, forwards
+//!   every call and says what is wrong. The state mutex is never held across network I/O.
 //! - Every limit (sizes, timeouts, thread caps) is a named constant with its reason.
 //! - A panicking request thread answers 500 and the daemon goes on (`panic = "unwind"`).
 //! - No `unsafe` code of our own (`forbid(unsafe_code)`, here and in `main.rs`).
 
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod call;
 pub mod cli;
 pub mod config;
@@ -99,6 +110,8 @@ pub mod record;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod state_file;
+pub mod storage;
 pub mod twiml;
 pub mod url;
 pub mod webhook;

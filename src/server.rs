@@ -4,7 +4,9 @@ use std::error::Error;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
+use std::time::SystemTime;
 
+use crate::boot::Boot;
 use crate::config::Config;
 use crate::connections;
 use crate::control::{self, Control};
@@ -14,22 +16,28 @@ use crate::http::Limits;
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
+use crate::storage::{self, Health};
 use crate::webhook::{self, Webhook};
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
-    let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
+    // A broken state disk never stops the start: it is reported (log, page, API) and the
+    // window stays closed, so calls are forwarded.
+    let health = Health::new();
+    let store = Arc::new(Store::open(&config.state_dir, config.max_window, Boot::detect(), health.clone()));
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
-    let history = Arc::new(History::open(&config.state_dir, sink)?);
+    let history = Arc::new(History::open(&config.state_dir, sink, health));
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
+    store.check_at_start(SystemTime::now(), history.newest_time());
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
     };
+    storage::watch(vec![store.clone(), history.clone()])?;
 
     // Bind both before serving either, so a port clash fails the start as a whole.
     let bind = |addr, what: &str| {

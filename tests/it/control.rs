@@ -10,7 +10,10 @@ fn status_open_close_have_the_documented_shapes() {
     let st = s.api("GET", "/api/status", "");
     assert_eq!(st.status, 200);
     assert_eq!(st.header("content-type").as_deref(), Some("application/json"));
-    assert_eq!(st.json(), serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
+    assert_eq!(
+        st.json(),
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null})
+    );
 
     let opened = s.api("POST", "/api/open", r#"{"minutes": 90}"#).json();
     assert_eq!(opened["open"], true);
@@ -26,7 +29,10 @@ fn status_open_close_have_the_documented_shapes() {
     assert!(default["remaining_seconds"].as_u64().unwrap() > 7190);
 
     let closed = s.api("POST", "/api/close", "").json();
-    assert_eq!(closed, serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
+    assert_eq!(
+        closed,
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null})
+    );
 }
 
 #[test]

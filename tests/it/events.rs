@@ -22,16 +22,6 @@ pub fn names(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
 }
 
-fn state_file(until: SystemTime) -> String {
-    json!({
-        "version": 1,
-        "open_until": humantime::format_rfc3339_seconds(until).to_string(),
-        "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        "updated_by": "test",
-    })
-    .to_string()
-}
-
 /// A state dir under `dir` holding a window that ends at `until`.
 fn with_window(dir: &TempDir, until: SystemTime) {
     fs::create_dir_all(dir.path().join("state")).unwrap();

@@ -57,6 +57,27 @@ pub fn base_config() -> Value {
     })
 }
 
+/// This machine's boot id, as the server reads it unless a test points it elsewhere.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string()
+}
+
+/// A `state.json` with the window open until `until`, written in this boot.
+pub fn state_file(until: std::time::SystemTime) -> String {
+    state_file_in_boot(until, &boot_id())
+}
+
+pub fn state_file_in_boot(until: std::time::SystemTime, boot_id: &str) -> String {
+    json!({
+        "version": 2,
+        "open_until": humantime::format_rfc3339_seconds(until).to_string(),
+        "updated_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "updated_by": "test",
+        "boot_id": boot_id,
+    })
+    .to_string()
+}
+
 pub struct Server {
     child: Child,
     pub webhook: SocketAddr,

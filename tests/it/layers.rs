@@ -29,7 +29,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("twiml", 3),
     // services: own state, files and threads
     ("state", 4),
+    ("state_file", 4),
     ("history", 4),
+    ("storage", 4),
+    ("boot", 4),
     ("notify", 4),
     ("expiry", 4),
     // HTTP infrastructure, used by the listeners and the server

@@ -6,16 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::harness::*;
 
-fn state_file(until: SystemTime) -> String {
-    serde_json::json!({
-        "version": 1,
-        "open_until": humantime::format_rfc3339_seconds(until).to_string(),
-        "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        "updated_by": "test",
-    })
-    .to_string()
-}
-
 #[test]
 fn open_survives_kill_9_and_restart() {
     let dir = TempDir::new("kill9");
@@ -90,7 +80,8 @@ fn state_file_is_versioned_json_with_private_mode() {
     s.api("POST", "/api/open", r#"{"minutes": 10}"#);
     let path = s.state_dir.join("state.json");
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(v["version"], 1);
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["boot_id"], boot_id());
     assert!(v["open_until"].as_str().unwrap().ends_with('Z'));
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let leftovers: Vec<_> = fs::read_dir(&s.state_dir)
