@@ -232,7 +232,9 @@ impl History {
                         bytes.push(b'\n');
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // No file, or no directory for it: nothing was recorded.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(storage::ENOTDIR) => {}
                 Err(e) => return Err(context(e, "read", &path)),
             }
         }

@@ -86,8 +86,9 @@ struct Inner {
     /// The newest time (unix seconds) seen in a change, a status or the history: a clock
     /// before it went back.
     latest: u64,
-    /// The disk may not say what memory says (a close that could not be written, a start
-    /// on a broken disk): the disk watcher writes memory's state.
+    /// The disk may not say what memory says, or a write failed (a close that could not be
+    /// written, a start on a broken disk, a refused open): the disk watcher writes
+    /// memory's state until it works.
     stale: bool,
     /// Set when a bad file could not be moved aside: writing would overwrite it.
     blocked: Option<String>,
@@ -260,6 +261,7 @@ impl Store {
         if let Err(e) = self.write(Some(until), now, source) {
             self.health
                 .fail(PART, format!("the window state cannot be saved ({e}): the window stays as it was"));
+            inner.stale = true; // the disk watcher's rewrite tells when the disk works again
             return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
         }
         self.health.clear(PART);
@@ -306,7 +308,7 @@ impl Store {
             ),
             Err(removing) => self.health.fail(
                 PART,
-                format!("the window state cannot be saved ({e}) nor removed ({removing}): the window is closed, but a restart before the disk is fixed would read the old state"),
+                format!("the window state cannot be saved ({e}) nor removed ({removing}): the window is closed, though the disk still says open until it can be written"),
             ),
         }
     }
@@ -427,9 +429,7 @@ impl storage::Retry for Store {
                     inner.stale = false;
                     self.health.clear(PART);
                 }
-                // Keep the first message: the log says it once.
-                Err(e) if !self.health.has(PART) => self.health.fail(PART, cannot_save(&e)),
-                Err(_) => {}
+                Err(e) => self.health.fail(PART, cannot_save(&e)),
             }
         }
     }

@@ -56,16 +56,24 @@ impl Health {
         Arc::new(Health::default())
     }
 
-    /// Records that `part` has a problem. Logged once, and again only if it changes.
+    /// Records that `part` has a problem. Logged when the part goes from working to
+    /// failing; while it keeps failing, the message shown is updated without a log line,
+    /// so a broken disk costs one error line, not one per call or per retry.
     pub fn fail(&self, part: &'static str, problem: String) {
         let mut problems = lock(&self.problems);
         match problems.iter_mut().find(|(p, _)| *p == part) {
-            Some((_, old)) if *old == problem => return,
-            Some((_, old)) => *old = problem.clone(),
-            None => problems.push((part, problem.clone())),
+            Some((_, old)) => {
+                if *old != problem {
+                    log::debug!("{problem}");
+                    *old = problem;
+                }
+            }
+            None => {
+                log::error!("{problem}");
+                problems.push((part, problem));
+            }
         }
         self.any.store(true, Ordering::Release);
-        log::error!("{problem}");
     }
 
     /// Records that `part` works again; logs the recovery if it had a problem.
@@ -99,7 +107,7 @@ impl Health {
 
 /// Linux error numbers we name (from asm-generic/errno-base.h, the same on every Linux
 /// architecture). `io::ErrorKind` names them only since Rust 1.83, above our MSRV.
-const ENOTDIR: i32 = 20;
+pub const ENOTDIR: i32 = 20;
 const EISDIR: i32 = 21;
 const ENOSPC: i32 = 28;
 const EROFS: i32 = 30;

@@ -168,6 +168,24 @@ async function main() {
   await page.locator("#events li", { hasText: "Window closed by page" }).first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
+
+  // A state disk that takes no writes (a directory where the temp file goes): opening
+  // fails with the cause, nothing opens, and the banner says what is wrong until fixed.
+  check(await page.locator("#storage").isHidden(), "no storage banner while the disk works");
+  const obstruction = join(dir, "state", ".state.json.tmp");
+  mkdirSync(join(obstruction, "x"), { recursive: true });
+  await page.getByRole("button", { name: "30 min" }).click();
+  await page.locator("#storage").waitFor();
+  const error = await page.locator("#error").textContent();
+  check(error.includes("not opened") && error.includes("a directory is in the way"), `the open error says why: ${error}`);
+  check((await page.locator("#storage-text").textContent()).includes(".state.json.tmp"), "the banner names the file");
+  check(await page.locator("#state.closed").isVisible(), "still closed");
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-storage.png"), fullPage: true });
+  rmSync(obstruction, { recursive: true });
+  // The disk watcher retries every 5 s and the page refreshes every 5 s.
+  await page.locator("#storage").waitFor({ state: "hidden" });
+  const unexpected = pageErrors.filter(e => !e.includes("503"));
+  check(unexpected.length === 0, `no errors in the page but the refused open: ${unexpected.join("; ")}`);
   log(`ok; screenshots in ${ARTIFACTS}`);
 }
 

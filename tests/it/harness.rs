@@ -98,9 +98,16 @@ impl Server {
     }
 
     /// Starts in `dir` (kept by the caller, so a restart sees the same state).
-    pub fn start_in(dir: &Path, mut config: Value, env: &[(&str, &str)]) -> Server {
+    pub fn start_in(dir: &Path, config: Value, env: &[(&str, &str)]) -> Server {
+        Server::start_in_with(dir, config, env, true)
+    }
+
+    /// As `start_in`; `set_state_dir: false` keeps the config's own `state_dir`.
+    pub fn start_in_with(dir: &Path, mut config: Value, env: &[(&str, &str)], set_state_dir: bool) -> Server {
         let state_dir = dir.join("state");
-        config["state_dir"] = json!(state_dir);
+        if set_state_dir {
+            config["state_dir"] = json!(state_dir);
+        }
         let config_path = dir.join("intercom.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercom"));

@@ -2,6 +2,7 @@
 
 mod cli;
 mod control;
+mod disk;
 mod events;
 mod fake_http;
 mod harness;
