@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{self, Config, Secret};
-use crate::state;
+use crate::{state, token};
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,7 +165,7 @@ fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
     }
-    state::read_token(&config.state_dir)?.ok_or_else(|| {
+    token::read_token(&config.state_dir)?.ok_or_else(|| {
         format!(
             "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
             config.state_dir.display()

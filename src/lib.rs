@@ -7,7 +7,8 @@
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
 //! uses `record`, `expiry` uses `state`, `state` and `history` use `storage`, `state`
-//! uses `state_file` and `boot`, `connections` uses `http`); never a higher
+//! uses `state_file`, `boot` and `storage`, `token` uses `storage`, `connections` uses
+//! `http`); never a higher
 //! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
 //! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
@@ -18,8 +19,8 @@
 //! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `state_file.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
-//! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
+//! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
+//! | 3 call rules | `call.rs`, `twiml.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
 //! | 0 crate root | `lib.rs` | nothing of ours |
@@ -49,6 +50,8 @@
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order; closing always works,
 //!   even on a broken disk. `state_file.rs`: the versioned `state.json` format.
+//!   `token.rs`: the generated control token in `state_dir/control-token`. `window.rs`:
+//!   the window's pure rules (status at a time, what a change means for the history).
 //!   `boot.rs`: the boot id and whether the clock is confirmed synchronized, so a window
 //!   from before a power cut is not trusted to a clock that may be hours behind.
 //!   `expiry.rs`: the thread that ends windows whose time has come.
@@ -112,9 +115,11 @@ pub mod signature;
 pub mod state;
 pub mod state_file;
 pub mod storage;
+pub mod token;
 pub mod twiml;
 pub mod url;
 pub mod webhook;
+pub mod window;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards
 /// state that changes in single assignments or appends whole lines, so a poisoned lock

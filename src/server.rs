@@ -17,6 +17,7 @@ use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
 use crate::storage::{self, Health};
+use crate::token;
 use crate::webhook::{self, Webhook};
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
@@ -33,11 +34,16 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
     store.check_at_start(SystemTime::now(), history.newest_time());
+    let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
     let token = match &config.control.token {
         Some(t) => t.clone(),
-        None => store.load_or_create_token()?,
+        None => {
+            let keeper = Arc::new(token::Keeper::new(&config.state_dir));
+            retry.push(keeper.clone());
+            keeper.load_or_create()?
+        }
     };
-    storage::watch(vec![store.clone(), history.clone()])?;
+    storage::watch(retry)?;
 
     // Bind both before serving either, so a port clash fails the start as a whole.
     let bind = |addr, what: &str| {

@@ -1,4 +1,4 @@
-//! The open window and the control token: the only state that outlives a restart.
+//! The open window: the state that outlives a restart (with the control token, `token.rs`).
 //!
 //! Invariants:
 //! - Opening changes memory only after the new state is durably on disk (temp file,
@@ -20,59 +20,26 @@
 //!   window closed or replaced in time is never "expired".
 
 use std::error::Error;
-use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-
 use crate::boot::Boot;
-use crate::config::Secret;
 use crate::record::WindowChange;
-use crate::state_file::{self, ceil_secs, STATE_FILE};
+use crate::state_file::{self, STATE_FILE};
 use crate::storage::{self, Health};
+use crate::window::ceil_secs;
+pub use crate::window::Status;
+use crate::window::{changes, status_at};
 use crate::{lock, rfc3339};
 
-const TOKEN_FILE: &str = "control-token";
-/// 256 bits: far beyond guessing, and still a short URL.
-const TOKEN_BYTES: usize = 32;
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "state";
 /// A step back of the clock smaller than this is not taken for one: request threads read
 /// the clock before they take the lock, so under load their times arrive slightly out of
 /// order. It lets a window run at most this much longer after a real step back.
 const CLOCK_SLACK_SECS: u64 = 10;
-
-/// The window as the API and the page show it, and what is wrong with the state disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub open_until: Option<SystemTime>,
-    pub remaining_seconds: u64,
-    /// Set while the state disk has a problem: the page shows it as a banner.
-    pub storage_problem: Option<String>,
-}
-
-impl Status {
-    pub fn closed() -> Status {
-        Status { open_until: None, remaining_seconds: 0, storage_problem: None }
-    }
-
-    pub fn is_open(&self) -> bool {
-        self.open_until.is_some()
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "open": self.is_open(),
-            "open_until": self.open_until.map(rfc3339),
-            "remaining_seconds": self.remaining_seconds,
-            "storage_problem": self.storage_problem,
-        })
-    }
-}
 
 /// Called under the state lock with each change and the time it happened: it must only
 /// do bounded local work (append to a file, queue a notification), never network I/O.
@@ -93,8 +60,6 @@ struct Inner {
     /// Set when a bad file could not be moved aside: writing would overwrite it.
     blocked: Option<String>,
     clock_warned: bool,
-    /// A token made in memory because the disk would not keep it; saved when it does.
-    unsaved_token: Option<Secret>,
 }
 
 pub struct Store {
@@ -117,7 +82,6 @@ impl Store {
             stale: false,
             blocked: None,
             clock_warned: false,
-            unsaved_token: None,
         };
         let path = dir.join(STATE_FILE);
         match storage::create_private_dir(dir)
@@ -342,75 +306,17 @@ impl Store {
         inner.latest = inner.latest.max(now_secs);
         false
     }
-
-    /// The token from `control-token`, created with fresh randomness on first start. If
-    /// the disk can neither give nor keep one, the token lives in memory (so nobody can
-    /// use the API until the disk takes it, or `control.token` is set) and is saved by
-    /// the disk watcher as soon as the disk works, for `intercom url` to show.
-    pub fn load_or_create_token(&self) -> Result<Secret, Box<dyn Error>> {
-        let path = self.dir.join(TOKEN_FILE);
-        match read_token(&self.dir) {
-            Ok(Some(t)) => {
-                let mode = fs::metadata(&path)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    log::warn!("{} was readable by others; setting its mode to 0600", path.display());
-                    if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
-                        log::error!("cannot set the mode of {}: {}", path.display(), storage::cause(&e));
-                    }
-                }
-                return Ok(t);
-            }
-            Ok(None) => {}
-            // No file to move aside (its directory is missing or unusable): make one.
-            Err(_) if fs::symlink_metadata(&path).is_err() => {}
-            Err(e) => match storage::move_aside(&path) {
-                Ok(to) => log::error!("{e}; kept it as {} and made a new token", to.display()),
-                Err(aside) => {
-                    log::error!("{e}, and it cannot be moved aside ({aside}): {}", NO_TOKEN_HELP);
-                    return new_token();
-                }
-            },
-        }
-        let token = new_token()?;
-        match storage::write_atomically(
-            &self.dir,
-            TOKEN_FILE,
-            format!("{}\n", token.expose()).as_bytes(),
-            0o600,
-        ) {
-            Ok(()) => log::info!("generated a new control token in {}", path.display()),
-            Err(e) => {
-                log::error!("cannot keep a new control token ({e}): {NO_TOKEN_HELP}");
-                lock(&self.inner).unsaved_token = Some(token.clone());
-            }
-        }
-        Ok(token)
-    }
 }
 
-const NO_TOKEN_HELP: &str = "the control page and API accept no token until the state disk works (the token is then saved and `intercom url` shows it) or control.token / INTERCOM_CONTROL_TOKEN is set; calls are forwarded meanwhile";
-
 impl storage::Retry for Store {
-    /// Writes memory's state (normally closed) once the disk takes it again, and a token
-    /// that could not be saved.
+    /// Writes memory's state (normally closed) once the disk takes it again.
     fn retry_disk(&self, now: SystemTime) {
         let mut inner = lock(&self.inner);
-        if inner.stale || inner.blocked.is_some() || inner.unsaved_token.is_some() {
+        if inner.stale || inner.blocked.is_some() {
             if let Err(e) = storage::create_private_dir(&self.dir) {
                 return self
                     .health
                     .fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
-            }
-        }
-        if let Some(token) = inner.unsaved_token.clone() {
-            let path = self.dir.join(TOKEN_FILE);
-            // Only into an empty place: a token file that appeared meanwhile is kept.
-            let bytes = format!("{}\n", token.expose());
-            if !path.exists()
-                && storage::write_atomically(&self.dir, TOKEN_FILE, bytes.as_bytes(), 0o600).is_ok()
-            {
-                inner.unsaved_token = None;
-                log::info!("saved the control token to {}: `intercom url` shows the link", path.display());
             }
         }
         if let Some(why) = inner.blocked.clone() {
@@ -439,88 +345,15 @@ fn cannot_save(e: &io::Error) -> String {
     format!("the window state cannot be saved ({e}): the window stays closed and calls ring your phone")
 }
 
-fn new_token() -> Result<Secret, Box<dyn Error>> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the control token: {e}"))?;
-    Ok(Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-/// Reads the token file without creating it (for the CLI). `Ok(None)`: no file yet.
-pub fn read_token(dir: &Path) -> Result<Option<Secret>, Box<dyn Error>> {
-    let path = dir.join(TOKEN_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {}", path.display(), storage::cause(&e)).into()),
-    };
-    let token = text.trim();
-    crate::config::check_token(token).map_err(|m| format!("the token file {} {m}", path.display()))?;
-    Ok(Some(Secret::new(token.to_string())))
-}
-
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
 pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status, Box<dyn Error>> {
     Ok(status_at(state_file::load(dir)?.open_until, now, max_window).status)
 }
 
-/// What a write of `new` over `previous` means: a window that already ended expired (even
-/// if nobody noticed yet), then the new one opened, or the running one was closed.
-fn changes(previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) -> Vec<WindowChange> {
-    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
-    let mut out = Vec::new();
-    let running = match previous {
-        Some(p) if at(p) <= now => {
-            out.push(WindowChange::Expired { until: at(p) });
-            false
-        }
-        Some(_) => true,
-        None => false,
-    };
-    match new {
-        Some(until) => out.push(WindowChange::Opened {
-            until: at(until),
-            duration: Duration::from_secs(until.saturating_sub(now_secs)),
-            source: source.to_string(),
-        }),
-        None if running => out.push(WindowChange::Closed { source: source.to_string() }),
-        None => {}
-    }
-    out
-}
-
-struct Checked {
-    status: Status,
-    clock_jumped: bool,
-}
-
-fn status_at(open_until: Option<u64>, now: SystemTime, max_window: Duration) -> Checked {
-    let closed = Status::closed();
-    let Some(until) = open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s)) else {
-        return Checked { status: closed, clock_jumped: false };
-    };
-    match until.duration_since(now) {
-        Ok(left) if left.is_zero() => Checked { status: closed, clock_jumped: false },
-        // One second of slack: `until` was rounded up to a whole second.
-        Ok(left) if left > max_window + Duration::from_secs(1) => {
-            Checked { status: closed, clock_jumped: true }
-        }
-        Ok(left) => Checked {
-            status: Status {
-                open_until: Some(until),
-                remaining_seconds: ceil_secs(left),
-                storage_problem: None,
-            },
-            clock_jumped: false,
-        },
-        Err(_) => Checked { status: closed, clock_jumped: false },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::fs;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -615,13 +448,6 @@ mod tests {
     }
 
     #[test]
-    fn clock_jump_reads_as_closed() {
-        let c = status_at(Some(100 * 3600), at(0), 12 * HOUR);
-        assert!(c.clock_jumped && !c.status.is_open());
-        assert!(status_at(Some(12 * 3600), at(0), 12 * HOUR).status.is_open());
-    }
-
-    #[test]
     fn corrupt_files_are_moved_aside_and_read_as_closed() {
         for (i, bad) in [
             "{not json",
@@ -644,19 +470,6 @@ mod tests {
             assert!(store.open_window(HOUR, SystemTime::now(), "t").unwrap().is_open());
             fs::remove_dir_all(&dir).unwrap();
         }
-    }
-
-    #[test]
-    fn token_is_created_once_private_and_url_safe() {
-        let dir = tempdir("token");
-        let store = new_store(&dir, HOUR);
-        let t = store.load_or_create_token().unwrap();
-        assert!(t.expose().len() >= 43 && crate::config::check_token(t.expose()).is_ok());
-        let mode = fs::metadata(dir.join(TOKEN_FILE)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(store.load_or_create_token().unwrap(), t);
-        assert_eq!(read_token(&dir).unwrap().unwrap(), t);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn recorder(store: &Store) -> Arc<Mutex<Vec<WindowChange>>> {
@@ -778,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn a_state_dir_that_cannot_be_made_leaves_a_closed_window_and_an_in_memory_token() {
+    fn a_state_dir_that_cannot_be_made_leaves_a_closed_window() {
         let dir = tempdir("nodir");
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         fs::write(&dir, "a file where the directory should be").unwrap();
@@ -787,11 +600,8 @@ mod tests {
         let status = store.status(SystemTime::now());
         assert!(!status.is_open() && status.storage_problem.unwrap().contains("state directory"));
         assert!(store.open_window(HOUR, SystemTime::now(), "t").is_err());
-        let token = store.load_or_create_token().unwrap();
-        assert!(crate::config::check_token(token.expose()).is_ok());
         fs::remove_file(&dir).unwrap();
         storage::Retry::retry_disk(&store, SystemTime::now());
-        assert_eq!(read_token(&dir.join("state")).unwrap(), Some(token), "saved once the disk works");
         assert!(store.status(SystemTime::now()).storage_problem.is_none());
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::rfc3339;
+use crate::window::ceil_secs;
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 2;
@@ -88,10 +89,6 @@ pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
 
 pub fn unix_secs_ceil(t: SystemTime) -> u64 {
     ceil_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

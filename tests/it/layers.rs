@@ -27,9 +27,11 @@ const LAYERS: &[(&str, u8)] = &[
     // call rules: pure decisions and their rendering
     ("call", 3),
     ("twiml", 3),
+    ("window", 3),
     // services: own state, files and threads
     ("state", 4),
     ("state_file", 4),
+    ("token", 4),
     ("history", 4),
     ("storage", 4),
     ("boot", 4),
