@@ -20,12 +20,14 @@ use std::path::PathBuf;
 
 /// The kernel's random id of this boot, new at every boot.
 pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
+/// The boot id, if set, instead of [`BOOT_ID_FILE`]: the shipped unit's `ProcSubset=pid`
+/// hides `/proc/sys`, so it passes systemd's `%b` (this boot's id) here. The integration
+/// tests set it to simulate a reboot.
+pub const BOOT_ID_ENV: &str = "INTERCOM_BOOT_ID";
 /// Present once systemd-timesyncd has synchronized the clock in this boot.
 pub const TIME_SYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
-/// Test hooks, not configuration: the integration tests point these at files of their
-/// own to simulate a reboot and a synchronized clock without root. Not documented for
-/// users; unset in production.
-const BOOT_ID_FILE_ENV: &str = "INTERCOM_TEST_BOOT_ID_FILE";
+/// A test hook, not configuration: the integration tests point it at a file of their own
+/// to simulate a synchronized clock without root. Not documented for users.
 const TIME_SYNC_FLAG_ENV: &str = "INTERCOM_TEST_TIME_SYNC_FLAG";
 
 /// What the state knows about this boot, read once at start.
@@ -40,19 +42,16 @@ pub struct Boot {
 
 impl Boot {
     pub fn detect() -> Boot {
-        let path = |env: &str, default: &str| PathBuf::from(std::env::var_os(env).unwrap_or(default.into()));
-        let id_file = path(BOOT_ID_FILE_ENV, BOOT_ID_FILE);
-        let id = match fs::read_to_string(&id_file) {
-            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Ok(_) | Err(_) => {
-                log::warn!(
-                    "cannot read the boot id from {}: a window from before a restart will be closed unless the clock is synchronized",
-                    id_file.display()
-                );
-                None
-            }
-        };
-        let clock_synced = path(TIME_SYNC_FLAG_ENV, TIME_SYNC_FLAG).exists();
+        let given = std::env::var(BOOT_ID_ENV).ok();
+        let id = given.or_else(|| fs::read_to_string(BOOT_ID_FILE).ok()).map(|s| s.trim().to_string());
+        let id = id.filter(|s| !s.is_empty());
+        if id.is_none() {
+            log::warn!(
+                "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"
+            );
+        }
+        let flag = std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIME_SYNC_FLAG), PathBuf::from);
+        let clock_synced = flag.exists();
         Boot { id, clock_synced }
     }
 
@@ -79,7 +78,7 @@ mod tests {
 
     #[test]
     fn reads_this_machines_boot_id() {
-        if std::path::Path::new(BOOT_ID_FILE).exists() {
+        if std::path::Path::new(BOOT_ID_FILE).exists() && std::env::var_os(BOOT_ID_ENV).is_none() {
             assert!(Boot::detect().id.is_some_and(|id| id.len() >= 32));
         }
     }

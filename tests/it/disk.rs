@@ -254,21 +254,22 @@ fn start_with_state_dir(dir: &Path, config: Value, env: &[(&str, &str)]) -> Serv
 
 // ---- the clock after a power cut -------------------------------------------------------
 
-/// The server's view of the boot and the clock, through its test hooks.
+/// The server's view of the boot and the clock: the boot id as the unit passes it
+/// (`INTERCOM_BOOT_ID`), and timesyncd's flag through a test hook.
 struct Boot {
-    id_file: PathBuf,
+    id: Mutex<String>,
     synced_flag: PathBuf,
 }
 
 impl Boot {
     fn new(dir: &Path, id: &str) -> Boot {
-        let b = Boot { id_file: dir.join("boot_id"), synced_flag: dir.join("synchronized") };
+        let b = Boot { id: Mutex::new(String::new()), synced_flag: dir.join("synchronized") };
         b.reboot(id);
         b
     }
 
     fn reboot(&self, id: &str) {
-        fs::write(&self.id_file, format!("{id}\n")).unwrap();
+        *self.id.lock().unwrap() = id.to_string();
         let _ = fs::remove_file(&self.synced_flag); // /run is empty after a boot
     }
 
@@ -277,8 +278,9 @@ impl Boot {
     }
 
     fn start(&self, dir: &Path, config: Value) -> Server {
+        let id = self.id.lock().unwrap().clone();
         let env = [
-            ("INTERCOM_TEST_BOOT_ID_FILE", self.id_file.to_str().unwrap()),
+            ("INTERCOM_BOOT_ID", id.as_str()),
             ("INTERCOM_TEST_TIME_SYNC_FLAG", self.synced_flag.to_str().unwrap()),
         ];
         Server::start_in(dir, config, &env)

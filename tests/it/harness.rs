@@ -114,6 +114,7 @@ impl Server {
         cmd.args(["serve", "--config"]).arg(&config_path);
         cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
         cmd.env_remove("INTERCOM_CONTROL_TOKEN").env_remove("INTERCOM_TWILIO_AUTH_TOKEN");
+        cmd.env_remove("INTERCOM_BOOT_ID").env_remove("INTERCOM_TEST_TIME_SYNC_FLAG");
         for (k, v) in env {
             cmd.env(k, v);
         }
