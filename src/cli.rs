@@ -158,6 +158,9 @@ fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
     } else {
         println!("closed");
     }
+    if let Some(problem) = status["storage_problem"].as_str() {
+        eprintln!("storage problem: {problem}");
+    }
     Ok(())
 }
 

@@ -176,6 +176,11 @@ fn a_read_only_state_disk_leaves_the_intercom_forwarding_calls() {
     let refused = s.api("POST", "/api/open", "");
     assert_eq!(refused.status, 503);
     assert!(refused.json()["error"].as_str().unwrap().contains("the state disk is read-only"));
+    let cli = s.cli(&["status"]);
+    assert!(cli.status.success() && String::from_utf8_lossy(&cli.stdout).starts_with("closed"));
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("storage problem: "), "{cli:?}");
+    let cli = s.cli(&["open", "30m"]);
+    assert!(!cli.status.success() && String::from_utf8_lossy(&cli.stderr).contains("read-only"), "{cli:?}");
     assert_eq!(s.api("POST", "/api/close", "").status, 200);
     for _ in 0..20 {
         assert!(forwards(&s));
@@ -378,7 +383,7 @@ fn every_answered_call_is_in_the_history_after_kill_9() {
     /// Enough callers that appends overlap and share flushes.
     const CALLERS: usize = 32;
     /// Answers after which the server is killed, while other calls are in flight.
-    const KILL_AFTER: usize = 300;
+    const KILL_AFTER: usize = 1000;
     let dir = TempDir::new("group-commit");
     let s = Server::start_in(dir.path(), base_config(), &[]);
     let (addr, state_dir) = (s.webhook, s.state_dir.clone());
