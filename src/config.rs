@@ -47,6 +47,7 @@ pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
+pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 
 /// A value that must never reach a log line or `check-config` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,6 +134,19 @@ pub struct TwilioConfig {
     /// Without a trailing slash.
     #[serde(deserialize_with = "api_base")]
     pub api_base: String,
+    /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
+    #[serde(deserialize_with = "phone")]
+    pub number: Option<PhoneNumber>,
+    /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
+    #[serde(deserialize_with = "public_url")]
+    pub fallback_url: Option<String>,
+    /// REST credentials Twilio recommends over the auth token (SK…); used when set.
+    #[serde(deserialize_with = "account_sid")]
+    pub api_key_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub api_key_secret: Option<Secret>,
+    #[serde(skip)]
+    pub api_key_secret_from_env: bool,
 }
 
 /// What to tell whom, and about which events.
@@ -191,6 +205,11 @@ impl Default for TwilioConfig {
             auth_token_from_env: false,
             sms_from: None,
             api_base: DEFAULT_TWILIO_API_BASE.to_string(),
+            number: None,
+            fallback_url: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            api_key_secret_from_env: false,
         }
     }
 }
@@ -245,6 +264,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
         (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
+        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
     }
     config.check()?;
     Ok(config)
@@ -334,16 +356,29 @@ impl Config {
                 "required when twilio.auth_token is set: signatures are computed over the public URL",
             ));
         }
+        let t = &self.twilio;
+        if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
+            let (key, other) = if t.api_key_sid.is_some() {
+                ("twilio.api_key_secret", "twilio.api_key_sid")
+            } else {
+                ("twilio.api_key_sid", "twilio.api_key_secret")
+            };
+            return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
+        }
         if !self.notify.sms_to.is_empty() {
             let why = "required when notify.sms_to is set: SMS go through Twilio's API";
-            let t = &self.twilio;
-            for (key, missing) in [
-                ("twilio.sms_from", t.sms_from.is_none()),
-                ("twilio.account_sid", t.account_sid.is_none()),
-                ("twilio.auth_token", t.auth_token.is_none()),
+            let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            for (key, missing, or) in [
+                ("twilio.sms_from", t.sms_from.is_none(), ""),
+                ("twilio.account_sid", t.account_sid.is_none(), ""),
+                (
+                    "twilio.auth_token",
+                    no_credentials,
+                    " (or an API key: twilio.api_key_sid and api_key_secret)",
+                ),
             ] {
                 if missing {
-                    return Err(key_error(key, why));
+                    return Err(key_error(key, format!("{why}{or}")));
                 }
             }
         }
@@ -637,6 +672,33 @@ mod tests {
         let c = parse(r#"{"intercom_number": null, "webhook": {"public_url": null}}"#, no_env).unwrap();
         assert!(c.intercom_number.is_none() && c.webhook.public_url.is_none());
         assert!(err(r#"{"max_window": null}"#).contains("`max_window`"));
+    }
+
+    #[test]
+    fn twilio_setup_keys() {
+        let c = parse(
+            r#"{"twilio": {"number": "+1 555 000 1111", "fallback_url": "https://handler.twilio.com/twiml/EH1/",
+                "api_key_sid": "SK1", "api_key_secret": "key-secret-1"}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.twilio.number.as_ref().unwrap().as_str(), "+15550001111");
+        assert_eq!(c.twilio.fallback_url.as_deref(), Some("https://handler.twilio.com/twiml/EH1"));
+        assert!(!format!("{:?}", c.twilio).contains("key-secret-1"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK1"}}"#).contains("`twilio.api_key_secret`: required"));
+        assert!(err(r#"{"twilio": {"api_key_secret": "s"}}"#).contains("`twilio.api_key_sid`: required"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK/1", "api_key_secret": "s"}}"#)
+            .contains("`twilio.api_key_sid`"));
+        assert!(
+            err(r#"{"twilio": {"fallback_url": "handler.twilio.com"}}"#).contains("`twilio.fallback_url`")
+        );
+        let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
+        let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
+        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        // An API key is enough for SMS.
+        let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
+            "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;
+        assert!(parse(sms, no_env).is_ok());
     }
 
     #[test]

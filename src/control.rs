@@ -58,7 +58,13 @@ impl Control {
         self.authorize(req)?;
         let now = SystemTime::now();
         let status = match (req.path.as_str(), method) {
-            ("/api/status", "GET") => self.store.status(now),
+            ("/api/status", "GET") => {
+                // With the server's instance id, which `intercom doctor` matches with
+                // what `/healthz` shows through the tunnel.
+                let mut body = self.store.status(now).to_json();
+                body["instance"] = json!(crate::instance_id());
+                return Ok(json_response(200, &body));
+            }
             ("/api/open", "POST") => {
                 let duration = self.requested_duration(&req.body)?;
                 self.store.open_window(duration, now, &source(req)).map_err(internal)?

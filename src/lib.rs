@@ -17,10 +17,10 @@
 //! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `expiry.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
-//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
 //! | 0 crate root | `lib.rs` | nothing of ours |
 //!
 //! What each owns:
@@ -52,7 +52,9 @@
 //!   appends a record, flushed before the answer, and reads the newest ones. It decides
 //!   nothing about what is recorded.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
-//!   bounded queue to one worker thread, so they never delay an answer.
+//!   bounded queue and a worker thread per target, so they never delay an answer and a
+//!   hanging target never delays another. `twilio.rs`: the Twilio REST client (credentials,
+//!   requests, error classes) that SMS, `twilio-setup` and `doctor` share.
 //! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
 //!   and the rules; `twiml.rs` renders a decision as TwiML.
 //! - `record.rs`: the shared vocabulary, plain data: `Decision`, `CallRecord`,
@@ -64,7 +66,8 @@
 //!   never print.
 //! - `form.rs` parses form/query parameters; `phone.rs` normalises numbers to E.164;
 //!   `signature.rs` computes and checks `X-Twilio-Signature`; `url.rs` checks the
-//!   configured URLs and cuts a URL down to what may be logged. Pure functions of their
+//!   configured URLs and cuts a URL down to what may be logged; `retry_after.rs` reads
+//!   a `Retry-After` header. Pure functions of their
 //!   input (the fuzz targets call them).
 //!
 //! # Invariants
@@ -96,9 +99,11 @@ pub mod http;
 pub mod notify;
 pub mod phone;
 pub mod record;
+pub mod retry_after;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod twilio;
 pub mod twiml;
 pub mod url;
 pub mod webhook;
@@ -114,6 +119,27 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+/// This process's instance id: 64 random bits, hex, made on first use (`serve` uses it
+/// at start). `/healthz` shows it and `/api/status` (token-protected) reports it, so
+/// `intercom doctor` can tell that `public_url` reaches this very process and not a stale
+/// tunnel or another server. It reveals nothing: it is random and changes at each start.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without randomness the clock makes a weaker but still per-process id.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_be_bytes();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// The response header that carries [`instance_id`] on `/healthz`.
+pub const INSTANCE_HEADER: &str = "X-Intercom-Instance";
 
 /// Makes a client-supplied string safe for one log line: no controls, bounded length.
 pub(crate) fn loggable(s: &str) -> String {

@@ -19,6 +19,8 @@ use crate::webhook::{self, Webhook};
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
+    // Made now, so the id names this process from its start (`doctor` compares them).
+    log::debug!("instance {}", crate::instance_id());
     let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);

@@ -49,9 +49,9 @@ impl Webhook {
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         match (req.path.as_str(), req.method.as_str()) {
-            ("/healthz", "GET" | "HEAD") => {
-                Ok(Response::text(200, "ok").with_header("Cache-Control", "no-store"))
-            }
+            ("/healthz", "GET" | "HEAD") => Ok(Response::text(200, "ok")
+                .with_header("Cache-Control", "no-store")
+                .with_header(crate::INSTANCE_HEADER, crate::instance_id())),
             ("/healthz", _) => Err(HttpError::MethodNotAllowed("GET, HEAD")),
             ("/" | "/voice", "GET" | "POST") => {
                 let now = SystemTime::now();

@@ -1,5 +1,6 @@
 //! A real HTTP server on 127.0.0.1 standing in for Twilio's REST API or a webhook target:
-//! it records every request and answers from a script (a status, or hanging forever).
+//! it records every request and answers from a script (a status, a status with
+//! `Retry-After`, or hanging forever), or from a handler that sees the request.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,8 +17,28 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub enum Answer {
     Status(u16),
+    /// The status with this `Retry-After` header.
+    RetryAfter(u16, &'static str),
     Hang,
 }
+
+/// A full answer from a handler.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply { status, content_type: "application/json", body: body.to_string(), headers: Vec::new() }
+    }
+}
+
+/// What a handler answers: a reply, or `None` to hang.
+type Handler = dyn Fn(&Seen) -> Option<Reply> + Send + Sync;
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -60,15 +81,33 @@ pub struct Fake {
 impl Fake {
     /// Answers the n-th request with `script[n]`, and 200 once the script runs out.
     pub fn start(script: &[Answer]) -> Fake {
+        let script = Mutex::new(script.iter().copied().collect::<VecDeque<_>>());
+        Fake::with_handler(move |_| {
+            let (status, retry_after) =
+                match script.lock().unwrap().pop_front().unwrap_or(Answer::Status(200)) {
+                    Answer::Hang => return None,
+                    Answer::Status(code) => (code, None),
+                    Answer::RetryAfter(code, after) => (code, Some(after)),
+                };
+            let mut reply = Reply::json(status, &serde_json::json!({ "status": status }));
+            if let Some(after) = retry_after {
+                reply.headers.push(("Retry-After", after.to_string()));
+            }
+            Some(reply)
+        })
+    }
+
+    /// Answers each request with what `handler` makes of it (`None`: hang).
+    pub fn with_handler(handler: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let handler: Arc<Handler> = Arc::new(handler);
         let keep = seen.clone();
         thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let (seen, script) = (keep.clone(), script.clone());
-                thread::spawn(move || serve(stream, &seen, &script));
+                let (seen, handler) = (keep.clone(), handler.clone());
+                thread::spawn(move || serve(stream, &seen, &*handler));
             }
         });
         Fake { addr, seen }
@@ -98,7 +137,7 @@ pub fn refusing_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<VecDeque<Answer>>) {
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler) {
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -121,24 +160,30 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<VecDeque<Ans
         headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
-    let answer = script.lock().unwrap().pop_front().unwrap_or(Answer::Status(200));
-    seen.lock().unwrap().push(Seen {
+    let request = Seen {
         method,
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
-    });
-    match answer {
-        Answer::Hang => thread::sleep(HANG),
-        Answer::Status(code) => {
-            let body = format!("{{\"status\": {code}}}");
-            let reply = format!(
-                "HTTP/1.1 {code} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+    };
+    seen.lock().unwrap().push(request.clone());
+    match handler(&request) {
+        None => thread::sleep(HANG),
+        Some(r) => {
+            let mut head = format!(
+                "HTTP/1.1 {} Scripted\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                r.status,
+                r.content_type,
+                r.body.len()
             );
+            for (name, value) in &r.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
             let mut stream = stream;
-            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(r.body.as_bytes());
         }
     }
 }

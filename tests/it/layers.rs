@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("phone", 1),
     ("signature", 1),
     ("url", 1),
+    ("retry_after", 1),
     // vocabulary and config
     ("record", 2),
     ("config", 2),
@@ -31,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("state", 4),
     ("history", 4),
     ("notify", 4),
+    ("twilio", 4),
     ("expiry", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
