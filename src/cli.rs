@@ -3,15 +3,13 @@
 //! so the server stays the only writer of the state.
 
 use std::error::Error;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::client::{control_token, display_addr, local_address, Client};
 use crate::config::{self, Config, Secret};
 use crate::state;
-
-/// The control API is on this machine or the LAN: a slow answer means something is wrong.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const USAGE: &str = "\
 usage:
@@ -22,6 +20,9 @@ usage:
   intercom url          [--config FILE]   print the LAN control URL (it holds the token)
   intercom check-config [--config FILE]   validate, print a summary with secrets masked
   intercom simulate --from NUMBER [--config FILE]   print the TwiML a call would get now
+  intercom twilio-setup [--dry-run] [--config FILE]   point the Twilio number at this server
+  intercom fallback-twiml [--config FILE]   print the TwiML for the number's fallback (a TwiML Bin)
+  intercom doctor       [--config FILE]   check the whole chain, say what to fix
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -35,6 +36,9 @@ pub enum Command {
     Url,
     CheckConfig,
     Simulate { from: String },
+    TwilioSetup { dry_run: bool },
+    FallbackTwiml,
+    Doctor,
     Version,
     Help,
 }
@@ -52,6 +56,7 @@ pub struct UsageError(pub String);
 pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let mut config = None;
     let mut from = None;
+    let mut dry_run = false;
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -63,6 +68,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             "--version" | "-V" => return Ok(Args { command: Command::Version, config: PathBuf::new() }),
             "--config" | "-c" => config = Some(value_of("--config")?),
             "--from" => from = Some(value_of("--from")?),
+            "--dry-run" => dry_run = true,
             a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
             a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
             a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
@@ -83,6 +89,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
         "simulate" => Command::Simulate {
             from: from.take().ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
         },
+        "twilio-setup" => Command::TwilioSetup { dry_run: std::mem::take(&mut dry_run) },
+        "fallback-twiml" => Command::FallbackTwiml,
+        "doctor" => Command::Doctor,
         "help" => Command::Help,
         "version" => Command::Version,
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -92,6 +101,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     }
     if from.is_some() {
         return Err(UsageError("--from is only for simulate".into()));
+    }
+    if dry_run {
+        return Err(UsageError("--dry-run is only for twilio-setup".into()));
     }
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
@@ -133,7 +145,14 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             print!("{}", crate::twiml::render(&decision));
             Ok(())
         }
-        Command::Serve | Command::Help | Command::Version => unreachable!("handled in main"),
+        Command::TwilioSetup { dry_run } => crate::setup::twilio_setup(config, dry_run),
+        Command::FallbackTwiml => {
+            print!("{}", crate::setup::fallback_twiml(config)?);
+            Ok(())
+        }
+        Command::Serve | Command::Doctor | Command::Help | Command::Version => {
+            unreachable!("handled in main")
+        }
     }
 }
 
@@ -161,74 +180,6 @@ fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
-    if let Some(t) = &config.control.token {
-        return Ok(t.clone());
-    }
-    state::read_token(&config.state_dir)?.ok_or_else(|| {
-        format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
-            config.state_dir.display()
-        )
-        .into()
-    })
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    token: Secret,
-}
-
-impl Client {
-    fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(CLIENT_TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
-        Ok(Client { agent, base, token: control_token(config)? })
-    }
-
-    fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let result = if method == "GET" {
-            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else {
-            self.agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("X-Intercom-Client", "cli")
-                .header("Content-Type", "application/json")
-                .send(body)
-        };
-        let mut resp = result.map_err(|e| {
-            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
-        })?;
-        let status = resp.status().as_u16();
-        let text =
-            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
-        if status != 200 {
-            let msg = value["error"].as_str().unwrap_or("no detail");
-            return Err(format!("the server refused ({status}): {msg}").into());
-        }
-        Ok(value)
-    }
-}
-
-/// Where this machine reaches the control listener: loopback when it listens everywhere.
-fn local_address(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
-        _ => listen,
-    }
-}
-
 /// Where a phone on the LAN reaches it: the address of the interface with the default
 /// route. Connecting a UDP socket only picks the route; it sends nothing.
 fn lan_address(listen: SocketAddr) -> SocketAddr {
@@ -243,10 +194,6 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
             local_address(listen)
         }
     }
-}
-
-fn display_addr(a: SocketAddr) -> String {
-    a.to_string() // IPv6 comes out bracketed, as URLs need
 }
 
 fn summary(c: &Config) -> String {
@@ -333,13 +280,23 @@ mod tests {
             Command::Simulate { from: "+15558889999".into() }
         );
         assert_eq!(args("--version").unwrap().command, Command::Version);
+        assert_eq!(args("twilio-setup --dry-run").unwrap().command, Command::TwilioSetup { dry_run: true });
+        assert_eq!(args("twilio-setup").unwrap().command, Command::TwilioSetup { dry_run: false });
+        assert_eq!(args("doctor -c x").unwrap().command, Command::Doctor);
     }
 
     #[test]
     fn refuses_bad_arguments() {
-        for bad in
-            ["", "fly", "open 1h 2h", "simulate", "status --from +1555", "serve --config", "serve --verbose"]
-        {
+        for bad in [
+            "",
+            "fly",
+            "open 1h 2h",
+            "simulate",
+            "status --from +1555",
+            "serve --config",
+            "serve --verbose",
+            "doctor --dry-run",
+        ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
     }
@@ -363,12 +320,5 @@ mod tests {
         let s = summary(&c);
         assert!(!s.contains("supersecret"), "{s}");
         assert!(s.contains("twilio.auth_token") && s.contains("set"));
-    }
-
-    #[test]
-    fn local_address_replaces_unspecified() {
-        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
-        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
-        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
     }
 }

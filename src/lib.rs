@@ -6,18 +6,19 @@
 //!
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
-//! uses `record`, `expiry` uses `state`, `connections` uses `http`); never a higher
-//! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
-//! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
+//! uses `record`, `expiry` uses `state`, `notify` uses `twilio`, `connections` uses
+//! `http`, `cli` and `doctor` use `client` and `setup`); never a higher layer. The HTTP
+//! infrastructure is kept apart from the domain: it uses only the crate root and itself.
+//! `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
 //!
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
+//! | 7 application | `server.rs`, `cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `expiry.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
@@ -28,9 +29,11 @@
 //! - `main.rs`: argument dispatch and logging setup; nothing else. `lib.rs` lists the
 //!   modules (a library so the fuzz targets can reach the parsers) and holds the three
 //!   helpers every layer may use: `lock` (poison-tolerant), `rfc3339`, `loggable`.
-//! - `cli.rs`: argument parsing and the client commands (`open`, `close`, `status`, `url`,
-//!   `check-config`, `simulate`). Client commands talk to the running server's control
-//!   API, so the server is the only writer of the state.
+//! - `cli.rs`: argument parsing and the small commands (`open`, `close`, `status`, `url`,
+//!   `check-config`, `simulate`, `fallback-twiml`). Client commands talk to the running
+//!   server's control API through `client.rs`, so the server is the only writer of the
+//!   state. `setup.rs`: `twilio-setup` (and the fallback TwiML); `doctor.rs`: `doctor`,
+//!   which checks config, server, tunnel, Twilio, disk and clock.
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
@@ -45,6 +48,7 @@
 //!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
 //!   eviction of idle connections) and the thread per connection that runs the handler.
 //!   Neither knows any route or any service.
+//! - `clock.rs`: whether the system clock is synchronized (timesyncd, timedatectl).
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
 //!   thread that ends windows whose time has come.
@@ -89,9 +93,12 @@
 
 pub mod call;
 pub mod cli;
+pub mod client;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod control;
+pub mod doctor;
 pub mod expiry;
 pub mod form;
 pub mod history;
@@ -101,6 +108,7 @@ pub mod phone;
 pub mod record;
 pub mod retry_after;
 pub mod server;
+pub mod setup;
 pub mod signature;
 pub mod state;
 pub mod twilio;

@@ -25,6 +25,11 @@ fn main() -> ExitCode {
             println!("intercom {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        // Doctor reports a bad config as one of its checks.
+        Command::Doctor => {
+            init_logging(log::LevelFilter::Warn);
+            return if intercom::doctor::run(&args.config) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         _ => {}
     }
     let config = match config::load(&args.config) {

@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("history", 4),
     ("notify", 4),
     ("twilio", 4),
+    ("clock", 4),
     ("expiry", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
@@ -43,6 +44,9 @@ const LAYERS: &[(&str, u8)] = &[
     // the application: wiring and commands
     ("server", 7),
     ("cli", 7),
+    ("client", 7),
+    ("setup", 7),
+    ("doctor", 7),
     ("main", 8),
 ];
 const LAYER_NAMES: [&str; 9] = [
