@@ -131,7 +131,7 @@ fn check_server(r: &mut Report, c: &Config) -> Option<String> {
         Err(e) => {
             r.line(
                 Level::Fail,
-                format!("the server's control API does not answer ({e}): start it with `sudo systemctl start intercom` and read `journalctl -u intercom`"),
+                format!("the server is not running or not reachable: {e}; start it with `sudo systemctl start intercom` and read `journalctl -u intercom`"),
             );
             None
         }
@@ -189,16 +189,17 @@ fn check_public_url(r: &mut Report, c: &Config, instance: Option<&str>) {
         return;
     };
     let url = format!("{public}/healthz");
-    let tunnel = "point the tunnel (or reverse proxy) at webhook.listen";
+    let tunnel =
+        format!("point the tunnel (or reverse proxy) at this machine's webhook.listen, {}", c.webhook.listen);
     let (level, text) = match healthz(&url, PUBLIC_TIMEOUT) {
         Err(e) => (Level::Fail, format!("{url} does not answer ({e}): check the tunnel with `systemctl status intercom-tunnel` and {tunnel}")),
         Ok((200, Some(id))) => match instance {
             Some(ours) if id == ours => (Level::Ok, format!("{url} reaches this very server process")),
-            Some(_) => (Level::Fail, format!("{url} is answered by another intercom process (a stale tunnel or an old install): {tunnel} of this machine")),
+            Some(_) => (Level::Fail, format!("{url} is answered by another intercom process (a stale tunnel or an old install): {tunnel}")),
             None => (Level::Warn, format!("{url} answers as an intercom, but without a running server here it cannot be this one: start the server")),
         },
-        Ok((200, None)) => (Level::Fail, format!("{url} is answered by another HTTP server, not intercom: {tunnel} {}", c.webhook.listen)),
-        Ok((status, _)) => (Level::Fail, format!("{url} answers HTTP {status}, so Twilio's calls fail: {tunnel} {}", c.webhook.listen)),
+        Ok((200, None)) => (Level::Fail, format!("{url} is answered by another HTTP server, not intercom: {tunnel}")),
+        Ok((status, _)) => (Level::Fail, format!("{url} answers HTTP {status}, so Twilio's calls fail: {tunnel}")),
     };
     r.line(level, text);
 }
@@ -229,7 +230,10 @@ fn check_twilio(r: &mut Report, c: &Config) {
     match want {
         Some(want) if url != want => r.line(
             Level::Fail,
-            format!("Twilio sends {number}'s calls to {:?}, not {want}, so signatures fail or calls go elsewhere: {setup_fix}", loggable(url)),
+            format!(
+                "Twilio sends {number}'s calls to {}, not {want}, so signatures fail or calls go elsewhere: {setup_fix}",
+                if url.is_empty() { "no URL".into() } else { format!("{:?}", loggable(url)) }
+            ),
         ),
         _ if !method.eq_ignore_ascii_case(VOICE_METHOD) => r.line(
             Level::Fail,

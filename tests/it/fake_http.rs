@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+
 /// How long a hanging answer holds the connection (longer than any client timeout).
 const HANG: Duration = Duration::from_secs(60);
 /// A request slower than this to arrive is a broken client; drop it.
@@ -204,4 +206,124 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
+}
+/// A listener that accepts connections and never answers: a hung tunnel.
+pub fn silent_listener() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream); // kept open, never read or answered
+        }
+    });
+    addr
+}
+
+/// Twilio's REST API for one account, as far as the intercom uses it: the
+/// IncomingPhoneNumbers list (filtered by `PhoneNumber`) and update, and Messages. It
+/// checks HTTP Basic credentials and keeps the numbers, so an update shows in the next
+/// lookup.
+pub struct FakeTwilio {
+    pub http: Fake,
+    numbers: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// `IncomingPhoneNumbers/{sid}.json` form fields and the JSON fields they set.
+const NUMBER_FIELDS: [(&str, &str); 6] = [
+    ("VoiceUrl", "voice_url"),
+    ("VoiceMethod", "voice_method"),
+    ("VoiceFallbackUrl", "voice_fallback_url"),
+    ("VoiceFallbackMethod", "voice_fallback_method"),
+    ("VoiceApplicationSid", "voice_application_sid"),
+    ("TrunkSid", "trunk_sid"),
+];
+
+impl FakeTwilio {
+    /// `numbers`: `(PN sid, E.164 number)`, with voice fields unset.
+    pub fn start(account: &str, user: &str, password: &str, numbers: &[(&str, &str)]) -> FakeTwilio {
+        let numbers: Vec<_> = numbers
+            .iter()
+            .map(|(sid, n)| {
+                serde_json::json!({"sid": sid, "account_sid": account, "phone_number": n, "friendly_name": n,
+                    "voice_url": null, "voice_method": "POST", "voice_fallback_url": null,
+                    "voice_fallback_method": "POST", "voice_application_sid": null, "trunk_sid": null,
+                    "sms_url": "https://demo.twilio.com/welcome/sms/reply"})
+            })
+            .collect();
+        let numbers = Arc::new(Mutex::new(numbers));
+        let (state, prefix) = (numbers.clone(), format!("/2010-04-01/Accounts/{account}/"));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let http = Fake::with_handler(move |req| {
+            let error = |status: u16, code: u32, message: &str| {
+                Some(Reply::json(
+                    status,
+                    &serde_json::json!({"code": code, "message": message, "status": status}),
+                ))
+            };
+            if req.header("authorization") != Some(basic.as_str()) {
+                return error(401, 20003, "Authenticate");
+            }
+            let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                return error(404, 20404, "The requested resource was not found");
+            };
+            let mut numbers = state.lock().unwrap();
+            match (req.method.as_str(), rest) {
+                ("GET", "IncomingPhoneNumbers.json") => {
+                    let wanted = query.split('&').find_map(|p| p.strip_prefix("PhoneNumber=")).map(decode);
+                    let list: Vec<_> = numbers
+                        .iter()
+                        .filter(|n| wanted.as_ref().map_or(true, |w| n["phone_number"] == *w))
+                        .cloned()
+                        .collect();
+                    Some(Reply::json(
+                        200,
+                        &serde_json::json!({"incoming_phone_numbers": list, "page": 0, "page_size": 50}),
+                    ))
+                }
+                ("POST", "Messages.json") => Some(Reply::json(201, &serde_json::json!({"sid": "SM0123"}))),
+                ("POST", _) => {
+                    let sid =
+                        rest.strip_prefix("IncomingPhoneNumbers/").and_then(|r| r.strip_suffix(".json"));
+                    let Some(number) = numbers.iter_mut().find(|n| Some(n["sid"].as_str().unwrap()) == sid)
+                    else {
+                        return error(404, 20404, "The requested resource was not found");
+                    };
+                    for (k, v) in req.form() {
+                        let Some((_, field)) = NUMBER_FIELDS.iter().find(|(f, _)| *f == k) else {
+                            return error(400, 21200, &format!("unknown parameter {k}"));
+                        };
+                        number[*field] = serde_json::json!(v);
+                    }
+                    Some(Reply::json(200, number))
+                }
+                _ => error(404, 20404, "The requested resource was not found"),
+            }
+        });
+        FakeTwilio { http, numbers }
+    }
+
+    /// The API base URL for `twilio.api_base`.
+    pub fn base(&self) -> String {
+        self.http.url("")
+    }
+
+    /// Sets a JSON field of the number with this sid, as a change in the console would.
+    pub fn set(&self, sid: &str, field: &str, value: serde_json::Value) {
+        let mut numbers = self.numbers.lock().unwrap();
+        let n = numbers.iter_mut().find(|n| n["sid"] == sid).expect("no such number");
+        n[field] = value;
+    }
+
+    pub fn number(&self, sid: &str) -> serde_json::Value {
+        self.numbers.lock().unwrap().iter().find(|n| n["sid"] == sid).cloned().expect("no such number")
+    }
+
+    pub fn posts(&self) -> Vec<Seen> {
+        self.http.requests().into_iter().filter(|r| r.method == "POST").collect()
+    }
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod control;
+mod doctor;
 mod events;
 mod fake_http;
 mod harness;
@@ -10,4 +11,5 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod twilio_setup;
 mod webhook;
