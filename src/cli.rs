@@ -236,6 +236,16 @@ fn summary(c: &Config) -> String {
         ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
         ("twilio.sms_from", c.twilio.sms_from.as_ref().map_or("(not set)".into(), |n| n.to_string())),
         ("twilio.api_base", c.twilio.api_base.clone()),
+        ("twilio.number", c.twilio.number.as_ref().map_or("(not set)".into(), |n| n.to_string())),
+        ("twilio.fallback_url", c.twilio.fallback_url.clone().unwrap_or("(not set)".into())),
+        (
+            "twilio.api_key_sid",
+            c.twilio.api_key_sid.clone().unwrap_or("(not set: REST calls use the auth token)".into()),
+        ),
+        (
+            "twilio.api_key_secret",
+            secret(&c.twilio.api_key_secret, c.twilio.api_key_secret_from_env, "(not set)"),
+        ),
         (
             "notify.webhook_url",
             c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
@@ -313,7 +323,8 @@ mod tests {
     #[test]
     fn summary_masks_secrets() {
         let c = config::parse(
-            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth"}, "control": {"token": "supersecret-control"}}"#,
+            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth",
+                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"}}"#,
             |_| None,
         )
         .unwrap();
