@@ -109,9 +109,19 @@ fn check_config(r: &mut Report, c: &Config) {
 
 /// The control API's status, with the server's instance id, if the server answers.
 fn check_server(r: &mut Report, c: &Config) -> Option<String> {
-    let status =
-        Client::with_timeout(c, LOCAL_TIMEOUT).and_then(|client| client.call("GET", "/api/status", ""));
-    match status {
+    let client = match Client::with_timeout(c, LOCAL_TIMEOUT) {
+        Ok(client) => client,
+        Err(e) => {
+            r.line(
+                Level::Fail,
+                format!(
+                    "cannot read the control token ({e}): run `sudo intercom doctor`, or set control.token"
+                ),
+            );
+            return None;
+        }
+    };
+    match client.call("GET", "/api/status", "") {
         Ok(s) => {
             let window = if s["open"] == true {
                 format!("open until {}", s["open_until"].as_str().unwrap_or("?"))

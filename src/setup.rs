@@ -97,7 +97,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
     let fields = plan(public_url, fallback, &current);
     println!("{number} ({}):", current.sid);
     for f in &fields {
-        let before = f.before.as_deref().filter(|b| !b.is_empty()).unwrap_or("(not set)");
+        let before = shown(f.before.as_deref());
         if f.changes() {
             println!("  {:<20} {before} → {}", f.name, f.after);
         } else {
@@ -105,7 +105,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
         }
     }
     if fallback.is_none() {
-        let now = current.voice_fallback_url.as_deref().filter(|u| !u.is_empty()).unwrap_or("(not set)");
+        let now = shown(current.voice_fallback_url.as_deref());
         println!(
             "  {:<20} {now} (left alone: twilio.fallback_url is not set; see `intercom fallback-twiml`)",
             "VoiceFallbackUrl"
@@ -132,6 +132,14 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
     }
     println!("updated {} field(s)", changes.len());
     Ok(())
+}
+
+/// A value from Twilio's answer, for the terminal: unset named, control characters dropped.
+fn shown(value: Option<&str>) -> String {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => v.chars().filter(|c| !c.is_control()).collect(),
+        None => "(not set)".into(),
+    }
 }
 
 /// The error for a number the account does not have, with the numbers it does have.

@@ -132,6 +132,12 @@ fn fail_when_the_server_is_not_running() {
     );
     assert!(d.has("FAIL", "the webhook listener"), "{}", d.out);
     assert!(d.has("FAIL", "/healthz does not answer"), "{}", d.out);
+
+    // No token in the config and none generated yet: say so, not "not running".
+    c["control"].as_object_mut().unwrap().remove("token");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let d = doctor(&path);
+    assert!(d.has("FAIL", "cannot read the control token (no control token yet"), "{}", d.out);
 }
 
 #[test]
