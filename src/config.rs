@@ -252,6 +252,45 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
 }
 
+/// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
+pub const ENV_FILE: &str = "intercom.env";
+
+/// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
+/// [`load`], but a secret missing from the environment is also looked up in
+/// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
+    let file = env_file(&file);
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()))
+    };
+    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+}
+
+/// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
+/// quotes around the value is removed.
+fn env_file(text: &str) -> Vec<(String, String)> {
+    let unquote = |v: &str| {
+        for q in ['"', '\''] {
+            if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+                return v[1..v.len() - 1].to_string();
+            }
+        }
+        v.to_string()
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ';']))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+        .collect()
+}
+
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut json = serde_json::Deserializer::from_str(text);
@@ -699,6 +738,18 @@ mod tests {
         let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
             "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;
         assert!(parse(sms, no_env).is_ok());
+    }
+
+    #[test]
+    fn env_files_read_like_systemd() {
+        let text = "# secrets\n; also a comment\nINTERCOM_TWILIO_AUTH_TOKEN=\"quoted value\"\n\n  INTERCOM_CONTROL_TOKEN = plain-token-0123456789\nnot a pair\n";
+        assert_eq!(
+            env_file(text),
+            [
+                ("INTERCOM_TWILIO_AUTH_TOKEN".to_string(), "quoted value".to_string()),
+                ("INTERCOM_CONTROL_TOKEN".to_string(), "plain-token-0123456789".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ enum Level {
 /// Prints the checks as they run. Returns whether none failed.
 pub fn run(path: &Path) -> bool {
     let mut report = Report { failed: false };
-    let config = match config::load(path) {
+    let config = match config::load_with_env_file(path) {
         Ok(c) => {
             report.line(Level::Ok, format!("config {} is valid", path.display()));
             c

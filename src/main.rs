@@ -32,14 +32,17 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let config = match config::load(&args.config) {
+    let serving = args.command == Command::Serve;
+    // Under systemd the service gets its secrets from intercom.env; an admin's command
+    // reads them from there too.
+    let loaded = if serving { config::load(&args.config) } else { config::load_with_env_file(&args.config) };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("intercom: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let serving = args.command == Command::Serve;
     init_logging(if serving { config.log_level } else { log::LevelFilter::Warn });
     let result = if serving { server::run(config) } else { cli::run(args.command, &config) };
     match result {

@@ -141,6 +141,23 @@ fn setup_uses_the_auth_token_without_an_api_key_and_the_secret_from_the_environm
     let (ok, out, err) = run(&c, &["twilio-setup"], &[("INTERCOM_TWILIO_API_KEY_SECRET", KEY_SECRET)]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(twilio.posts()[0].header("authorization"), Some(basic(KEY_SID, KEY_SECRET).as_str()));
+
+    // Or from intercom.env beside the config, where the service's secrets live, so
+    // `sudo intercom twilio-setup` sees what the service sees.
+    let twilio = fake(KEY_SID, KEY_SECRET);
+    let mut c = config(&twilio.base(), true);
+    c["twilio"].as_object_mut().unwrap().remove("api_key_secret");
+    let dir = TempDir::new("setup-envfile");
+    let path = dir.path().join("intercom.json");
+    std::fs::write(&path, c.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("intercom.env"),
+        format!("# secrets\nINTERCOM_TWILIO_API_KEY_SECRET={KEY_SECRET}\n"),
+    )
+    .unwrap();
+    let out = command(&path, &["twilio-setup"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(twilio.posts()[0].header("authorization"), Some(basic(KEY_SID, KEY_SECRET).as_str()));
 }
 
 #[test]
