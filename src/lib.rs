@@ -71,14 +71,15 @@
 //! - `form.rs` parses form/query parameters; `phone.rs` normalises numbers to E.164;
 //!   `signature.rs` computes and checks `X-Twilio-Signature`; `url.rs` checks the
 //!   configured URLs and cuts a URL down to what may be logged; `retry_after.rs` reads
-//!   a `Retry-After` header. Pure functions of their
-//!   input (the fuzz targets call them).
+//!   a `Retry-After` header. Pure functions of their input (the fuzz targets call
+//!   them).
 //!
 //! # Invariants
 //!
 //! - Dependencies point down the table above. Services never see HTTP: the listeners
 //!   translate requests into calls on them. Services do not use each other (except
-//!   `expiry` driving `state`); `server.rs` joins them with callbacks.
+//!   `expiry` driving `state` and `notify` sending SMS through `twilio`); `server.rs`
+//!   joins them with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
 //! - The webhook listener serves no route that changes state; the control listener
