@@ -152,6 +152,14 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             let rules =
                 crate::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
             let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
+            let offered =
+                crate::codes_store::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
+            let action = format!(
+                "{}{}",
+                config.webhook.public_url.as_deref().unwrap_or(""),
+                crate::webhook::CODE_PATH
+            );
+            let decision = crate::call::with_code_prompt(decision, offered, &action);
             eprintln!("a call from {from} now: {}", decision.name());
             print!("{}", crate::twiml::render(&decision));
             Ok(())

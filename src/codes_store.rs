@@ -261,6 +261,12 @@ impl CodeStore {
     }
 }
 
+/// Whether a call now would get the keypad prompt, from the file, read-only (for
+/// `simulate`); an unreadable file means no codes, as for the server.
+pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
+    load(dir).is_ok_and(|(codes, lockout)| codes::offer(window_open, &codes, &lockout, secs(now)))
+}
+
 /// Draws random values until one is new; an error only if the OS has no randomness.
 fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> bool) -> io::Result<String> {
     for _ in 0..MAX_DRAWS {

@@ -295,12 +295,19 @@ fn the_cli_adds_lists_and_removes_codes() {
     assert_eq!((api[0]["code"].as_str(), api[0]["uses_left"].as_u64()), (Some(code.as_str()), Some(2)));
     assert!(api[0]["remaining_seconds"].as_u64().unwrap() > 4 * 3600 - 10);
 
+    let simulated = String::from_utf8(s.cli(&["simulate", "--from", INTERCOM]).stdout).unwrap();
+    assert!(
+        simulated.contains("<Gather input=\"dtmf\"") && simulated.contains("action=\"/voice/code\""),
+        "{simulated}"
+    );
+
     let list = String::from_utf8(s.cli(&["code", "list"]).stdout).unwrap();
     assert!(list.contains(&code) && list.contains("plumber"), "{list}");
     let id = api[0]["id"].as_str().unwrap();
     let rm = s.cli(&["code", "rm", id]);
     assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
     assert!(String::from_utf8(s.cli(&["code", "list"]).stdout).unwrap().contains("no active guest codes"));
+    assert!(String::from_utf8(s.cli(&["simulate", "--from", INTERCOM]).stdout).unwrap().contains("<Dial"));
 
     let bad = s.cli(&["code", "add", "--uses", "50"]);
     assert!(!bad.status.success());
