@@ -392,6 +392,24 @@ mod tests {
     }
 
     #[test]
+    fn a_use_that_cannot_be_saved_is_not_granted() {
+        let dir = tempdir("blocked");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, now);
+        let c = s.add(&new(1), now).unwrap();
+        lock(&s.inner).write_blocked = Some("disk gone".into());
+        assert!(s.try_code(&c.digits, now).is_err(), "no unlock without the use on disk");
+        assert_eq!(s.active(now)[0].uses_left, 1);
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
+        // A wrong code still counts in memory, so a broken disk never lifts the lockout.
+        for _ in 0..codes::MAX_FAILURES {
+            assert!(matches!(s.try_code("abcdef", now).unwrap(), Tried::Wrong { .. }));
+        }
+        assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_lockout_survives_reopening() {
         let dir = tempdir("lock");
         let now = SystemTime::now();

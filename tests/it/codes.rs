@@ -146,6 +146,33 @@ fn strangers_and_unsigned_requests_never_use_a_code() {
 }
 
 #[test]
+fn a_last_use_is_granted_once_however_many_calls_race_for_it() {
+    let s = Server::start(signed_config());
+    let code = add(&s, json!({"label": "plumber", "uses": 1}))["code"].as_str().unwrap().to_string();
+    let unlocked = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..8).map(|_| scope.spawn(|| enter(&s, INTERCOM, Some(&code)))).collect();
+        tries.into_iter().map(|t| t.join().unwrap()).filter(|r| r.body.contains(UNLOCK)).count()
+    });
+    assert_eq!(unlocked, 1);
+    assert!(codes(&s).is_empty());
+}
+
+#[test]
+fn the_prompt_keeps_the_number_overrides_for_the_forward() {
+    let s = Server::start(signed_config());
+    add(&s, json!({"label": "plumber"}));
+    let query = "PhoneNumberToDial=%2B15554445555";
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice?{query}"), CALL);
+    let r = post_signed(&s, &format!("/voice?{query}"), CALL, Some(&sig));
+    assert!(r.body.contains(&format!("action=\"{PUBLIC}/voice/code?{query}\"")), "{}", r.body);
+    let mut form = CALL.to_vec();
+    form.push(("Digits", ""));
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code?{query}"), &form);
+    let r = post_signed(&s, &format!("/voice/code?{query}"), &form, Some(&sig));
+    assert!(r.body.contains("<Number>+15554445555</Number>") && !r.body.contains(RESIDENT), "{}", r.body);
+}
+
+#[test]
 fn an_open_window_unlocks_at_once_without_using_a_code() {
     let s = Server::start(signed_config());
     let c = add(&s, json!({"label": "plumber"}));
