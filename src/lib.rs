@@ -82,7 +82,8 @@
 //!   move-aside helpers); `server.rs` joins them with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
-//! - The webhook listener serves no route that changes state; the control listener
+//! - The webhook listener serves no route that changes state, except that a call
+//!   from the intercom spends a guest code's use or counts a wrong one; the control listener
 //!   serves no TwiML. Routes match raw paths exactly.
 //! - State changes reach the disk atomically before memory; a bad state file is moved
 //!   aside, never deleted. The state mutex is never held across network I/O.
