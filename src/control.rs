@@ -18,8 +18,8 @@ use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::loggable;
 use crate::state::{Status, Store};
 
-/// `{"minutes": 720}` or a new guest code (a 40-character label) is well under 200 bytes;
-/// a kilobyte leaves room for whitespace and nothing more.
+/// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
+/// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
 pub const MAX_BODY_BYTES: usize = 1024;
 /// `GET /api/events` without `limit`: what the page shows.
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
