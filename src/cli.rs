@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::client::{control_token, display_addr, local_address, Client};
+use crate::codes_cli::CodeArgs;
 use crate::config::{self, Config, Secret};
 use crate::state;
 
@@ -23,6 +24,10 @@ usage:
   intercom twilio-setup [--dry-run] [--config FILE]   point the Twilio number at this server
   intercom fallback-twiml [--config FILE]   print the TwiML for the number's fallback (a TwiML Bin)
   intercom doctor       [--config FILE]   check the whole chain, say what to fix
+  intercom code add [--label L] [--valid DUR] [--uses N] [--config FILE]
+                                          make a guest code (default: 1 day, 1 use); prints it
+  intercom code list    [--config FILE]   the active guest codes
+  intercom code rm ID   [--config FILE]   delete a guest code
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -39,6 +44,7 @@ pub enum Command {
     TwilioSetup { dry_run: bool },
     FallbackTwiml,
     Doctor,
+    Code(CodeArgs),
     Version,
     Help,
 }
@@ -57,6 +63,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let mut config = None;
     let mut from = None;
     let mut dry_run = false;
+    let (mut label, mut valid, mut uses) = (None, None, None);
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -69,6 +76,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             "--config" | "-c" => config = Some(value_of("--config")?),
             "--from" => from = Some(value_of("--from")?),
             "--dry-run" => dry_run = true,
+            "--label" => label = Some(value_of("--label")?),
+            "--valid" => valid = Some(value_of("--valid")?),
+            "--uses" => uses = Some(value_of("--uses")?),
             a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
             a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
             a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
@@ -92,6 +102,16 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
         "twilio-setup" => Command::TwilioSetup { dry_run: std::mem::take(&mut dry_run) },
         "fallback-twiml" => Command::FallbackTwiml,
         "doctor" => Command::Doctor,
+        "code" => match positional.next().as_deref() {
+            Some("add") => {
+                Command::Code(CodeArgs::Add { label: label.take(), valid: valid.take(), uses: uses.take() })
+            }
+            Some("list") => Command::Code(CodeArgs::List),
+            Some("rm") => Command::Code(CodeArgs::Rm(
+                positional.next().ok_or_else(|| UsageError("code rm needs the code's ID".into()))?,
+            )),
+            _ => return Err(UsageError("code needs add, list or rm".into())),
+        },
         "help" => Command::Help,
         "version" => Command::Version,
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -105,6 +125,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     if dry_run {
         return Err(UsageError("--dry-run is only for twilio-setup".into()));
     }
+    if label.is_some() || valid.is_some() || uses.is_some() {
+        return Err(UsageError("--label, --valid and --uses are only for code add".into()));
+    }
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
 
@@ -113,7 +136,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Open(duration) => {
             let minutes = match duration {
-                Some(d) => Some(whole_minutes(&d)?),
+                Some(d) => Some(config::whole_minutes(&d)?),
                 None => None,
             };
             let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
@@ -141,9 +164,21 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             let rules =
                 crate::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
             let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
+            let offered =
+                crate::codes_store::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
+            let action = format!(
+                "{}{}",
+                config.webhook.public_url.as_deref().unwrap_or(""),
+                crate::webhook::CODE_PATH
+            );
+            let decision = crate::call::with_code_prompt(decision, offered, &action);
             eprintln!("a call from {from} now: {}", decision.name());
             print!("{}", crate::twiml::render(&decision));
             Ok(())
+        }
+        Command::Code(args) => {
+            let client = Client::new(config)?;
+            crate::codes_cli::run(args, &|method, path, body| client.call(method, path, body))
         }
         Command::TwilioSetup { dry_run } => crate::setup::twilio_setup(config, dry_run),
         Command::FallbackTwiml => {
@@ -154,15 +189,6 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             unreachable!("handled in main")
         }
     }
-}
-
-/// The API counts whole minutes; "90s" would silently round, so it is refused.
-fn whole_minutes(text: &str) -> Result<u64, Box<dyn Error>> {
-    let d = config::parse_duration(text)?;
-    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-        return Err(format!("{text:?} is not a whole number of minutes").into());
-    }
-    Ok(d.as_secs() / 60)
 }
 
 fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
@@ -293,6 +319,16 @@ mod tests {
         assert_eq!(args("twilio-setup --dry-run").unwrap().command, Command::TwilioSetup { dry_run: true });
         assert_eq!(args("twilio-setup").unwrap().command, Command::TwilioSetup { dry_run: false });
         assert_eq!(args("doctor -c x").unwrap().command, Command::Doctor);
+        assert_eq!(
+            args("code add --label plumber --valid 4h --uses 2").unwrap().command,
+            Command::Code(CodeArgs::Add {
+                label: Some("plumber".into()),
+                valid: Some("4h".into()),
+                uses: Some("2".into())
+            })
+        );
+        assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
+        assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
     }
 
     #[test]
@@ -306,18 +342,15 @@ mod tests {
             "serve --config",
             "serve --verbose",
             "doctor --dry-run",
+            "code",
+            "code rm",
+            "code list --uses 2",
+            "open --label x",
+            "code add --valid",
+            "code rm a b",
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn minutes_must_be_whole() {
-        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
-        assert_eq!(whole_minutes("120s").unwrap(), 2);
-        assert!(whole_minutes("90s").is_err());
-        assert!(whole_minutes("30s").is_err());
-        assert!(whole_minutes("soon").is_err());
     }
 
     #[test]

@@ -54,6 +54,8 @@ impl Client {
         let auth = format!("Bearer {}", self.token.expose());
         let result = if method == "GET" {
             self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else if method == "DELETE" {
+            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
         } else {
             self.agent
                 .post(&url)
@@ -68,9 +70,12 @@ impl Client {
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        if status == 204 {
+            return Ok(serde_json::Value::Null);
+        }
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             let msg = value["error"].as_str().unwrap_or("no detail");
             return Err(format!("the server refused ({status}): {msg}").into());
         }

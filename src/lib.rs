@@ -7,19 +7,20 @@
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
 //! uses `record`, `expiry` uses `state`, `notify` uses `twilio`, `connections` uses
-//! `http`, `cli` and `doctor` use `client` and `setup`); never a higher layer. The HTTP
-//! infrastructure is kept apart from the domain: it uses only the crate root and itself.
-//! `tests/it/layers.rs` holds the same table and fails (so CI fails)
+//! `http`, `call` and `twiml` use `codes`, `codes_store` uses `state`'s file helpers,
+//! `cli` dispatches to `codes_cli`, `cli` and `doctor` use `client` and `setup`); never
+//! a higher layer. The HTTP infrastructure is kept apart from the domain: it uses only
+//! the crate root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
 //!
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
+//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs` | layers 0-3 |
-//! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs` | layers 0-3 |
+//! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
 //! | 0 crate root | `lib.rs` | nothing of ours |
@@ -37,11 +38,13 @@
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
-//! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes the window; it appends each decision (and each refused signature, at a
-//!   bounded rate it owns) to the history before answering.
+//! - `codes_cli.rs`: `intercom code add|list|rm`, through the control API like `open`.
+//! - `webhook.rs`: the internet-facing listener: Twilio's webhook, the guest-code keypad
+//!   answer (`/voice/code`) and `/healthz`. It never changes the window; it counts a
+//!   guest code's use (or a wrong code) through the code store, and appends each decision
+//!   (and each refused signature, at a bounded rate it owns) to the history before answering.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API
-//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`), token-protected.
+//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`, `/api/codes`), token-protected.
 //! - `http.rs`: HTTP/1.1 on the wire: request and response types, reading one request
 //!   within limits and a deadline, parsing the head, writing the answer, and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
@@ -52,7 +55,9 @@
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
 //!   thread that ends windows whose time has come.
-//! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
+//! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
+//!   written like the state file; a use is on disk before the door opens.
+//! - `history.rs`: `state_dir/events.jsonl`, with rotation:
 //!   appends a record, flushed before the answer, and reads the newest ones. It decides
 //!   nothing about what is recorded.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
@@ -60,7 +65,9 @@
 //!   hanging target never delays another. `twilio.rs`: the Twilio REST client (credentials,
 //!   requests, error classes) that SMS, `twilio-setup` and `doctor` share.
 //! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
-//!   and the rules; `twiml.rs` renders a decision as TwiML.
+//!   and the rules, and whether a guest code turns a forward into a prompt or an unlock;
+//!   `twiml.rs` renders a decision as TwiML. `codes.rs`: the guest-code rules (offer the
+//!   prompt? is this a right code? lock after wrong ones?), the API's request checks.
 //! - `record.rs`: the shared vocabulary, plain data: `Decision`, `CallRecord`,
 //!   `WindowChange`, `EventKind` and the `Record` that the history stores, the API lists
 //!   and the notifier sends.
@@ -78,11 +85,13 @@
 //!
 //! - Dependencies point down the table above. Services never see HTTP: the listeners
 //!   translate requests into calls on them. Services do not use each other (except
-//!   `expiry` driving `state` and `notify` sending SMS through `twilio`); `server.rs`
-//!   joins them with callbacks.
+//!   `expiry` driving `state`, `notify` sending SMS through `twilio`, and `codes_store`
+//!   borrowing `state`'s atomic-write and move-aside helpers); `server.rs` joins them
+//!   with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
-//! - The webhook listener serves no route that changes state; the control listener
+//! - The webhook listener serves no route that changes state, except that a call
+//!   from the intercom spends a guest code's use or counts a wrong one; the control listener
 //!   serves no TwiML. Routes match raw paths exactly.
 //! - State changes reach the disk atomically before memory; a bad state file is moved
 //!   aside, never deleted. The state mutex is never held across network I/O.
@@ -96,6 +105,9 @@ pub mod call;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod codes;
+pub mod codes_cli;
+pub mod codes_store;
 pub mod config;
 pub mod connections;
 pub mod control;

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
+use crate::codes_store::CodeStore;
 use crate::config::Config;
 use crate::connections;
 use crate::control::{self, Control};
@@ -28,6 +29,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, std::time::SystemTime::now()));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
@@ -44,8 +46,8 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
 
     expiry::watch(store.clone())?;
-    let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
-    let control = Control { config, store, token, history };
+    let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
+    let control = Control { config, store, token, history, codes };
     let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
     let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
 

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     // call rules: pure decisions and their rendering
     ("call", 3),
     ("twiml", 3),
+    ("codes", 3),
     // services: own state, files and threads
     ("state", 4),
     ("history", 4),
@@ -35,6 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("twilio", 4),
     ("clock", 4),
     ("expiry", 4),
+    ("codes_store", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),
@@ -47,6 +49,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("client", 7),
     ("setup", 7),
     ("doctor", 7),
+    ("codes_cli", 7),
     ("main", 8),
 ];
 const LAYER_NAMES: [&str; 9] = [
