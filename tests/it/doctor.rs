@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::fake_http::{refusing_addr, silent_listener, Fake, FakeTwilio};
+use crate::fake_http::{refusing_addr, silent_listener, Answer, Fake, FakeTwilio};
 use crate::harness::*;
 use crate::twilio_setup::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 
@@ -183,9 +183,15 @@ fn a_hanging_tunnel_fails_within_the_time_bound() {
     let (s, _twilio) = whole_chain();
     let hung = silent_listener();
     set_public_url(&s, &format!("http://{hung}"));
+    // Twilio's API hangs too: the two slowest checks both run into their timeouts.
+    let hanging_api = Fake::start(&[Answer::Hang; 4]);
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&s.config_path).unwrap()).unwrap();
+    c["twilio"]["api_base"] = json!(hanging_api.url(""));
+    std::fs::write(&s.config_path, c.to_string()).unwrap();
     let d = doctor(&s.config_path);
     assert!(!d.ok);
     assert!(d.has("FAIL", "/healthz does not answer (no answer within 8s)"), "{}", d.out);
+    assert!(d.has("FAIL", "cannot reach Twilio's API") && d.has("FAIL", "timed out"), "{}", d.out);
     assert!(d.took < DOCTOR_BOUND, "doctor took {:?}", d.took);
     // The checks after the tunnel still ran.
     assert!(d.has("ok", "newest call") || d.has("ok", "no call in the history yet"), "{}", d.out);
