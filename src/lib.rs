@@ -16,12 +16,12 @@
 //! | 8 binary | `main.rs` | layers 0-7 |
 //! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
-//! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
+//! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
 //! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
-//! | 0 crate root | `lib.rs` | nothing of ours |
+//! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
 //!
@@ -44,7 +44,10 @@
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
 //!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
 //!   eviction of idle connections) and the thread per connection that runs the handler.
-//!   Neither knows any route or any service.
+//!   `pool.rs`: the bounded pool of idle threads that take new connections. None of the
+//!   three knows any route or any service.
+//! - `ratelog.rs`: warnings an attacker can repeat (refused signatures, 503s) written at
+//!   a bounded rate with a count of what was left out, and the counting `Limiter` itself.
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
 //!   thread that ends windows whose time has come.
@@ -95,6 +98,8 @@ pub mod history;
 pub mod http;
 pub mod notify;
 pub mod phone;
+pub mod pool;
+pub mod ratelog;
 pub mod record;
 pub mod server;
 pub mod signature;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::config::Config;
-use crate::connections;
+use crate::connections::{self, Site};
 use crate::control::{self, Control};
 use crate::expiry;
 use crate::history::{self, History};
-use crate::http::Limits;
+use crate::http::{Limits, Response};
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
@@ -44,13 +44,23 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     expiry::watch(store.clone())?;
     let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
     let control = Control { config, store, token, history };
-    let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
-    let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
+    let webhook_site = Site {
+        name: "webhook",
+        limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| webhook.handle(r)),
+        refusal: Response::text,
+    };
+    let control_site = Site {
+        name: "control",
+        limits: Limits { max_body_bytes: control::MAX_BODY_BYTES, max_connections: control::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| control.handle(r)),
+        refusal: control::refusal,
+    };
 
-    thread::Builder::new().name("webhook-accept".into()).spawn(move || {
-        connections::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
-    })?;
-    connections::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
+    thread::Builder::new()
+        .name("webhook-accept".into())
+        .spawn(move || connections::serve(webhook_socket, webhook_site))?;
+    connections::serve(control_socket, control_site)
 }
 
 fn warn_about_risky_settings(config: &Config) {
