@@ -6,10 +6,10 @@ use serde_json::json;
 
 use crate::harness::*;
 
-const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
-const PUBLIC: &str = "https://door.example.com";
+pub const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
+pub const PUBLIC: &str = "https://door.example.com";
 
-fn signed_config() -> serde_json::Value {
+pub fn signed_config() -> serde_json::Value {
     let mut c = base_config();
     c["webhook"]["public_url"] = json!(PUBLIC);
     c["twilio"] = json!({"account_sid": "ACtest", "auth_token": AUTH_TOKEN});
@@ -17,7 +17,7 @@ fn signed_config() -> serde_json::Value {
 }
 
 /// Twilio's scheme, written here from its documentation, apart from src/signature.rs.
-fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
+pub fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
     let mut data = url.to_string();
     let mut sorted = form.to_vec();
     sorted.sort();
@@ -30,7 +30,7 @@ fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn form_body(form: &[(&str, &str)]) -> String {
+pub fn form_body(form: &[(&str, &str)]) -> String {
     form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
@@ -43,7 +43,7 @@ fn post_signed(s: &Server, path_and_query: &str, form: &[(&str, &str)], signatur
     request(s.webhook, "POST", path_and_query, &headers, body.as_bytes())
 }
 
-const CALL: &[(&str, &str)] = &[
+pub const CALL: &[(&str, &str)] = &[
     ("AccountSid", "ACtest"),
     ("CallSid", "CAsigned"),
     ("From", "+15558889999"),
