@@ -11,8 +11,8 @@
 //! qualifies the newcomer gets an immediate 503. Every connection also has an absolute
 //! lifetime ([`CONNECTION_LIFETIME`]), so keep-alive cannot stretch one forever.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,9 +243,68 @@ fn deepen_backlog(listener: &TcpListener) {
     }
 }
 
+/// Whether the listener bound to `addr` accepts a connection and answers a request
+/// within `timeout` (any HTTP status counts: a 404 or a 503 still proves the accept loop
+/// and a connection thread work). For the watchdog's self-check.
+pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
+    let target = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&target, timeout)?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")?;
+    let mut answer = [0u8; 9];
+    let mut got = 0;
+    while got < answer.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut answer[got..])? {
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer")),
+            n => got += n,
+        }
+    }
+    if &answer == b"HTTP/1.1 " {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer"))
+    }
+}
+
 /// Over the cap with every connection busy: answer 503 without blocking the accept loop.
 fn refuse_busy(stream: &TcpStream) {
     let _ = stream.set_nonblocking(true);
     let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
     let _ = http::write_response(&mut &*stream, &resp, false, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_needs_an_answer_not_just_an_accepted_connection() {
+        let timeout = Duration::from_millis(300);
+        // Bound and listening, but nobody accepts or answers: the kernel completes the
+        // handshake, so only waiting for an answer tells it apart from a working listener.
+        let wedged = TcpListener::bind("127.0.0.1:0").unwrap();
+        let t = Instant::now();
+        assert!(probe(wedged.local_addr().unwrap(), timeout).is_err());
+        assert!(t.elapsed() < Duration::from_secs(2), "bounded by the timeout");
+
+        let working = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = working.local_addr().unwrap().port();
+        thread::spawn(move || {
+            let (mut s, _) = working.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        });
+        // An unspecified address is probed on loopback.
+        probe(SocketAddr::from(([0, 0, 0, 0], port)), Duration::from_secs(5)).unwrap();
+    }
 }

@@ -17,7 +17,7 @@
 //! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
@@ -50,7 +50,8 @@
 //!   a bounded rate with a count of what was left out, and the counting `Limiter` itself.
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
-//!   thread that ends windows whose time has come.
+//!   thread that ends windows whose time has come. `watchdog.rs`: systemd's `READY=1`
+//!   and `WATCHDOG=1` (sent only while a self-check that `server.rs` builds passes).
 //! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
 //!   appends a record, flushed before the answer, and reads the newest ones. It decides
 //!   nothing about what is recorded.
@@ -106,6 +107,7 @@ pub mod signature;
 pub mod state;
 pub mod twiml;
 pub mod url;
+pub mod watchdog;
 pub mod webhook;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards

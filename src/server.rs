@@ -4,6 +4,7 @@ use std::error::Error;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
+use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::connections::{self, Site};
@@ -14,6 +15,7 @@ use crate::http::{Limits, Response};
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
+use crate::watchdog;
 use crate::webhook::{self, Webhook};
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
@@ -42,6 +44,16 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
 
     expiry::watch(store.clone())?;
+    let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+    let checked = store.clone();
+    let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
+    // For systemd's watchdog: both listeners answer, and the state lock can be taken.
+    watchdog::start(Box::new(move || {
+        connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
+        connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
+        checked.status(SystemTime::now());
+        Ok(())
+    }))?;
     let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
     let control = Control { config, store, token, history };
     let webhook_site = Site {

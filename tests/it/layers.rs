@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("history", 4),
     ("notify", 4),
     ("expiry", 4),
+    ("watchdog", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),

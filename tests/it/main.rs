@@ -10,4 +10,5 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod watchdog;
 mod webhook;
