@@ -43,7 +43,8 @@
 //!   within limits and a deadline, parsing the head, writing the answer, and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
 //!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
-//!   eviction of idle connections) and the thread per connection that runs the handler.
+//!   eviction of waiting connections, lifetime), the thread per connection that runs the
+//!   handler, and the probe that the watchdog's self-check uses.
 //!   `pool.rs`: the bounded pool of idle threads that take new connections. None of the
 //!   three knows any route or any service.
 //! - `ratelog.rs`: warnings an attacker can repeat (refused signatures, 503s) written at
