@@ -285,3 +285,66 @@ fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_c
     assert!(answers(Attack::KeepAliveTrickle) > 0 && answers(Attack::Pipeline) > 0, "{answered:?}");
     assert!(!s.logs().contains(" with 503"), "no 503 at all:\n{}", s.logs());
 }
+
+/// A connection still sending its body is waiting, not busy: at the cap it is evicted
+/// for a genuine request. (Counted as busy once its head had arrived, 600 slow bodies
+/// used to hold every slot and genuine requests got 503.)
+#[test]
+fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
+    const SLOW_BODIES: usize = 600; // over the control listener's 256 and the old cap of 512
+    let s = Server::start(base_config());
+    let head = "POST /api/open HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{";
+    let held: Vec<TcpStream> = (0..SLOW_BODIES)
+        .filter_map(|_| {
+            let mut c = TcpStream::connect_timeout(&s.control, Duration::from_secs(1)).ok()?;
+            c.write_all(head.as_bytes()).ok()?;
+            Some(c)
+        })
+        .collect();
+    assert!(held.len() > 512, "{} connections", held.len());
+    // Old enough to be evicted, and well inside the 5 s they have to send their bodies.
+    thread::sleep(Duration::from_millis(1500));
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = s.api("GET", "/api/status", "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(t.elapsed() < ANSWER_BOUND, "{:?}", t.elapsed());
+    }
+}
+
+/// However well a keep-alive client behaves, its connection ends after 30 s: the request
+/// under way is answered with `Connection: close` and no other starts.
+#[test]
+fn a_keep_alive_connection_has_an_absolute_lifetime() {
+    use std::io::{BufRead, BufReader, Read};
+    const LIFETIME: Duration = Duration::from_secs(30); // src/connections.rs CONNECTION_LIFETIME
+    let s = Server::start(base_config());
+    let c = TcpStream::connect(s.webhook).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(c.try_clone().unwrap());
+    let mut writer = c;
+    let start = Instant::now();
+    let closed_at = loop {
+        assert!(start.elapsed() < LIFETIME + Duration::from_secs(10), "never closed");
+        writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut body = [0u8; 3];
+        reader.read_exact(&mut body).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        if head.contains("Connection: close") {
+            break start.elapsed();
+        }
+        thread::sleep(Duration::from_secs(2));
+    };
+    assert!(closed_at >= LIFETIME && closed_at < LIFETIME + Duration::from_secs(5), "{closed_at:?}");
+    let mut rest = Vec::new();
+    assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0, "the server closed it");
+}
