@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::codes_cli::CodeArgs;
 use crate::config::{self, Config, Secret};
 use crate::state;
 
@@ -22,6 +23,10 @@ usage:
   intercom url          [--config FILE]   print the LAN control URL (it holds the token)
   intercom check-config [--config FILE]   validate, print a summary with secrets masked
   intercom simulate --from NUMBER [--config FILE]   print the TwiML a call would get now
+  intercom code add [--label L] [--valid DUR] [--uses N] [--config FILE]
+                                          make a guest code (default: 1 day, 1 use); prints it
+  intercom code list    [--config FILE]   the active guest codes
+  intercom code rm ID   [--config FILE]   delete a guest code
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -35,6 +40,7 @@ pub enum Command {
     Url,
     CheckConfig,
     Simulate { from: String },
+    Code(CodeArgs),
     Version,
     Help,
 }
@@ -52,6 +58,7 @@ pub struct UsageError(pub String);
 pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let mut config = None;
     let mut from = None;
+    let (mut label, mut valid, mut uses) = (None, None, None);
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -63,6 +70,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             "--version" | "-V" => return Ok(Args { command: Command::Version, config: PathBuf::new() }),
             "--config" | "-c" => config = Some(value_of("--config")?),
             "--from" => from = Some(value_of("--from")?),
+            "--label" => label = Some(value_of("--label")?),
+            "--valid" => valid = Some(value_of("--valid")?),
+            "--uses" => uses = Some(value_of("--uses")?),
             a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
             a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
             a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
@@ -83,6 +93,16 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
         "simulate" => Command::Simulate {
             from: from.take().ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
         },
+        "code" => match positional.next().as_deref() {
+            Some("add") => {
+                Command::Code(CodeArgs::Add { label: label.take(), valid: valid.take(), uses: uses.take() })
+            }
+            Some("list") => Command::Code(CodeArgs::List),
+            Some("rm") => Command::Code(CodeArgs::Rm(
+                positional.next().ok_or_else(|| UsageError("code rm needs the code's ID".into()))?,
+            )),
+            _ => return Err(UsageError("code needs add, list or rm".into())),
+        },
         "help" => Command::Help,
         "version" => Command::Version,
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -93,6 +113,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     if from.is_some() {
         return Err(UsageError("--from is only for simulate".into()));
     }
+    if label.is_some() || valid.is_some() || uses.is_some() {
+        return Err(UsageError("--label, --valid and --uses are only for code add".into()));
+    }
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
 
@@ -101,7 +124,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Open(duration) => {
             let minutes = match duration {
-                Some(d) => Some(whole_minutes(&d)?),
+                Some(d) => Some(config::whole_minutes(&d)?),
                 None => None,
             };
             let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
@@ -129,21 +152,24 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             let rules =
                 crate::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
             let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
+            let offered =
+                crate::codes_store::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
+            let action = format!(
+                "{}{}",
+                config.webhook.public_url.as_deref().unwrap_or(""),
+                crate::webhook::CODE_PATH
+            );
+            let decision = crate::call::with_code_prompt(decision, offered, &action);
             eprintln!("a call from {from} now: {}", decision.name());
             print!("{}", crate::twiml::render(&decision));
             Ok(())
         }
+        Command::Code(args) => {
+            let client = Client::new(config)?;
+            crate::codes_cli::run(args, &|method, path, body| client.call(method, path, body))
+        }
         Command::Serve | Command::Help | Command::Version => unreachable!("handled in main"),
     }
-}
-
-/// The API counts whole minutes; "90s" would silently round, so it is refused.
-fn whole_minutes(text: &str) -> Result<u64, Box<dyn Error>> {
-    let d = config::parse_duration(text)?;
-    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-        return Err(format!("{text:?} is not a whole number of minutes").into());
-    }
-    Ok(d.as_secs() / 60)
 }
 
 fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
@@ -196,6 +222,8 @@ impl Client {
         let auth = format!("Bearer {}", self.token.expose());
         let result = if method == "GET" {
             self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else if method == "DELETE" {
+            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
         } else {
             self.agent
                 .post(&url)
@@ -210,9 +238,12 @@ impl Client {
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        if status == 204 {
+            return Ok(serde_json::Value::Null);
+        }
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             let msg = value["error"].as_str().unwrap_or("no detail");
             return Err(format!("the server refused ({status}): {msg}").into());
         }
@@ -333,24 +364,37 @@ mod tests {
             Command::Simulate { from: "+15558889999".into() }
         );
         assert_eq!(args("--version").unwrap().command, Command::Version);
+        assert_eq!(
+            args("code add --label plumber --valid 4h --uses 2").unwrap().command,
+            Command::Code(CodeArgs::Add {
+                label: Some("plumber".into()),
+                valid: Some("4h".into()),
+                uses: Some("2".into())
+            })
+        );
+        assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
+        assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
     }
 
     #[test]
     fn refuses_bad_arguments() {
-        for bad in
-            ["", "fly", "open 1h 2h", "simulate", "status --from +1555", "serve --config", "serve --verbose"]
-        {
+        for bad in [
+            "",
+            "fly",
+            "open 1h 2h",
+            "simulate",
+            "status --from +1555",
+            "serve --config",
+            "serve --verbose",
+            "code",
+            "code rm",
+            "code list --uses 2",
+            "open --label x",
+            "code add --valid",
+            "code rm a b",
+        ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn minutes_must_be_whole() {
-        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
-        assert_eq!(whole_minutes("120s").unwrap(), 2);
-        assert!(whole_minutes("90s").is_err());
-        assert!(whole_minutes("30s").is_err());
-        assert!(whole_minutes("soon").is_err());
     }
 
     #[test]

@@ -464,6 +464,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The API counts whole minutes; "90s" would silently round, so it is refused.
+pub fn whole_minutes(text: &str) -> Result<u64, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+        return Err(format!("{text:?} is not a whole number of minutes"));
+    }
+    Ok(d.as_secs() / 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +651,11 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
+        assert_eq!(whole_minutes("120s").unwrap(), 2);
+        assert!(whole_minutes("90s").is_err());
+        assert!(whole_minutes("30s").is_err());
+        assert!(whole_minutes("soon").is_err());
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0m").is_err());

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::codes;
+use crate::codes_store::{AddError, CodeStore};
 use crate::config::{Config, Secret};
 use crate::form;
 use crate::history::History;
@@ -16,7 +18,8 @@ use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::loggable;
 use crate::state::{Status, Store};
 
-/// `{"minutes": 720}` is a few bytes; a kilobyte leaves room for whitespace and nothing more.
+/// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
+/// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
 pub const MAX_BODY_BYTES: usize = 1024;
 /// Open connections at once: the LAN listener serves a phone or two and the CLI; 256
 /// leaves room for a browser's parallel connections many times over, and an idle flood
@@ -33,6 +36,7 @@ pub struct Control {
     pub store: Arc<Store>,
     pub token: Secret,
     pub history: Arc<History>,
+    pub codes: Arc<CodeStore>,
 }
 
 impl Control {
@@ -61,6 +65,9 @@ impl Control {
         }
         self.authorize(req)?;
         let now = SystemTime::now();
+        if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
+            return self.codes_route(req, now);
+        }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => self.store.status(now),
             ("/api/open", "POST") => {
@@ -83,6 +90,45 @@ impl Control {
             Ok(())
         } else {
             Err(HttpError::Unauthorized)
+        }
+    }
+
+    /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
+    fn codes_route(&self, req: &Request, now: SystemTime) -> Result<Response, HttpError> {
+        let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
+            ("", "GET") => {
+                let list: Vec<Value> = self.codes.active(now).iter().map(|c| c.to_json(unix)).collect();
+                Ok(json_response(200, &json!({ "codes": list })))
+            }
+            ("", "POST") => {
+                let new = codes::parse_new(&req.body).map_err(|m| {
+                    HttpError::BadRequest(format!(
+                        "{m}; send {{\"label\": \"plumber\", \"minutes\": 1440, \"uses\": 1}}"
+                    ))
+                })?;
+                match self.codes.add(&new, now) {
+                    Ok(code) => Ok(json_response(201, &code.to_json(unix))),
+                    Err(AddError::Full) => {
+                        Ok(json_response(409, &json!({ "error": AddError::Full.to_string() })))
+                    }
+                    Err(e) => Err(HttpError::Internal(e.to_string())),
+                }
+            }
+            ("", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
+            (id, "DELETE") if id.len() > 1 => {
+                let removed = self
+                    .codes
+                    .remove(&id[1..], now)
+                    .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
+                if removed {
+                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
+                } else {
+                    Err(HttpError::NotFound)
+                }
+            }
+            (id, _) if id.len() > 1 => Err(HttpError::MethodNotAllowed("DELETE")),
+            _ => Err(HttpError::NotFound),
         }
     }
 
@@ -189,7 +235,8 @@ mod tests {
         let store = Store::open(&dir, config.max_window).unwrap();
         let token = Secret::new("a-test-token-0123456789".into());
         let history = Arc::new(History::open(&dir, None).unwrap());
-        (Control { config: Arc::new(config), store: Arc::new(store), token, history }, dir)
+        let codes = Arc::new(CodeStore::open(&dir, SystemTime::now()));
+        (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -218,6 +265,9 @@ mod tests {
             ("POST", "/api/open"),
             ("POST", "/api/close"),
             ("GET", "/api/events"),
+            ("GET", "/api/codes"),
+            ("POST", "/api/codes"),
+            ("DELETE", "/api/codes/abc"),
             ("GET", "/api/nothing"),
         ] {
             assert_eq!(c.handle(&request(m, p, None, "")).status, 401);
@@ -225,6 +275,7 @@ mod tests {
             assert_eq!(c.handle(&request(m, p, Some("a-test-token-0123456789"), "")).status, 401);
         }
         assert!(!c.store.status(SystemTime::now()).is_open());
+        assert!(c.codes.active(SystemTime::now()).is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -6,19 +6,20 @@
 //!
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
-//! uses `record`, `expiry` uses `state`, `connections` uses `http`); never a higher
-//! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
-//! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
+//! uses `record`, `expiry` uses `state`, `connections` uses `http`, `call` and `twiml`
+//! use `codes`, `codes_store` uses `state`'s file helpers, `cli` dispatches to
+//! `codes_cli`); never a higher layer. The HTTP infrastructure is kept apart from the
+//! domain: it uses only the crate root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
 //!
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
+//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs`, `watchdog.rs` | layers 0-3 |
-//! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
+//! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs` | layer 0 |
 //! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
@@ -34,11 +35,13 @@
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
-//! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes the window; it appends each decision (and each refused signature, at a
-//!   bounded rate it owns) to the history before answering.
+//! - `codes_cli.rs`: `intercom code add|list|rm`, through the control API like `open`.
+//! - `webhook.rs`: the internet-facing listener: Twilio's webhook, the guest-code keypad
+//!   answer (`/voice/code`) and `/healthz`. It never changes the window; it counts a
+//!   guest code's use (or a wrong code) through the code store, and appends each decision
+//!   (and each refused signature, at a bounded rate it owns) to the history before answering.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API
-//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`), token-protected.
+//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`, `/api/codes`), token-protected.
 //! - `http.rs`: HTTP/1.1 on the wire: request and response types, reading one request
 //!   within limits and a deadline, parsing the head, writing the answer, and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
@@ -53,13 +56,17 @@
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
 //!   thread that ends windows whose time has come. `watchdog.rs`: systemd's `READY=1`
 //!   and `WATCHDOG=1` (sent only while a self-check that `server.rs` builds passes).
-//! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
+//! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
+//!   written like the state file; a use is on disk before the door opens.
+//! - `history.rs`: `state_dir/events.jsonl`, with rotation:
 //!   appends a record, flushed before the answer, and reads the newest ones. It decides
 //!   nothing about what is recorded.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
 //!   bounded queue to one worker thread, so they never delay an answer.
 //! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
-//!   and the rules; `twiml.rs` renders a decision as TwiML.
+//!   and the rules, and whether a guest code turns a forward into a prompt or an unlock;
+//!   `twiml.rs` renders a decision as TwiML. `codes.rs`: the guest-code rules (offer the
+//!   prompt? is this a right code? lock after wrong ones?), the API's request checks.
 //! - `record.rs`: the shared vocabulary, plain data: `Decision`, `CallRecord`,
 //!   `WindowChange`, `EventKind` and the `Record` that the history stores, the API lists
 //!   and the notifier sends.
@@ -76,10 +83,12 @@
 //!
 //! - Dependencies point down the table above. Services never see HTTP: the listeners
 //!   translate requests into calls on them. Services do not use each other (except
-//!   `expiry` driving `state`); `server.rs` joins them with callbacks.
+//!   `expiry` driving `state`, and `codes_store` borrowing `state`'s atomic-write and
+//!   move-aside helpers); `server.rs` joins them with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
-//! - The webhook listener serves no route that changes state; the control listener
+//! - The webhook listener serves no route that changes state, except that a call
+//!   from the intercom spends a guest code's use or counts a wrong one; the control listener
 //!   serves no TwiML. Routes match raw paths exactly.
 //! - State changes reach the disk atomically before memory; a bad state file is moved
 //!   aside, never deleted. The state mutex is never held across network I/O.
@@ -91,6 +100,9 @@
 
 pub mod call;
 pub mod cli;
+pub mod codes;
+pub mod codes_cli;
+pub mod codes_store;
 pub mod config;
 pub mod connections;
 pub mod control;

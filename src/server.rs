@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::SystemTime;
 
+use crate::codes_store::CodeStore;
 use crate::config::Config;
 use crate::connections::{self, Site};
 use crate::control::{self, Control};
@@ -28,6 +29,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, std::time::SystemTime::now()));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
@@ -54,8 +56,8 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         checked.status(SystemTime::now());
         Ok(())
     }))?;
-    let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
-    let control = Control { config, store, token, history };
+    let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
+    let control = Control { config, store, token, history, codes };
     let webhook_site = Site {
         name: "webhook",
         limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },

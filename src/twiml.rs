@@ -1,12 +1,18 @@
-//! TwiML answers. Every value is XML-escaped; the three shapes are all we ever send.
+//! TwiML answers. Every value is XML-escaped; these shapes are all we ever send.
 
 use std::fmt::Write;
 
+use crate::codes::CODE_DIGITS;
 use crate::record::Decision;
 
 /// The usual answer's size: a forward to two numbers with the default message is about
 /// 250 bytes.
 const TYPICAL_TWIML_BYTES: usize = 320;
+/// The keypad prompt: short, because the visitor without a code waits through it.
+const CODE_PROMPT: &str = "Enter your code, or hold to call the resident.";
+/// Seconds Twilio waits for the first (and each next) digit: long enough to find the
+/// keys, short enough that a visitor without a code is soon put through.
+const CODE_TIMEOUT_SECS: u32 = 5;
 
 pub fn render(decision: &Decision) -> String {
     // Room for the usual answer (a Dial to two numbers and its message) in one allocation.
@@ -36,6 +42,15 @@ pub fn render(decision: &Decision) -> String {
             x.push_str("<Say>");
             escape_into(&mut x, message);
             x.push_str("</Say><Hangup/>");
+        }
+        // Twilio calls `action` with the digits, or with none after the timeout
+        // (actionOnEmptyResult), and that answer forwards as usual.
+        Decision::AskCode { action } => {
+            let _ = write!(
+                x,
+                "<Gather input=\"dtmf\" numDigits=\"{CODE_DIGITS}\" timeout=\"{CODE_TIMEOUT_SECS}\" action=\"{}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>{CODE_PROMPT}</Say></Gather>",
+                escape(action)
+            );
         }
     }
     x.push_str("</Response>\n");
@@ -98,5 +113,13 @@ mod tests {
             "<Dial answerOnBridge=\"true\" timeout=\"25\"><Number>+15552223333</Number><Number>+447700900123</Number></Dial>"
         ));
         assert!(fwd.contains("<Say>Nobody&apos;s &lt;home&gt; &amp; sorry</Say>"));
+    }
+
+    #[test]
+    fn the_code_prompt() {
+        let x = render(&Decision::AskCode { action: "https://d.example/voice/code?a=1&b=2".into() });
+        assert!(x.contains(
+            "<Response><Gather input=\"dtmf\" numDigits=\"6\" timeout=\"5\" action=\"https://d.example/voice/code?a=1&amp;b=2\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>Enter your code, or hold to call the resident.</Say></Gather></Response>"
+        ), "{x}");
     }
 }

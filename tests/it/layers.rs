@@ -28,12 +28,14 @@ const LAYERS: &[(&str, u8)] = &[
     // call rules: pure decisions and their rendering
     ("call", 3),
     ("twiml", 3),
+    ("codes", 3),
     // services: own state, files and threads
     ("state", 4),
     ("history", 4),
     ("notify", 4),
     ("expiry", 4),
     ("watchdog", 4),
+    ("codes_store", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),
@@ -44,6 +46,7 @@ const LAYERS: &[(&str, u8)] = &[
     // the application: wiring and commands
     ("server", 7),
     ("cli", 7),
+    ("codes_cli", 7),
     ("main", 8),
 ];
 const LAYER_NAMES: [&str; 9] = [

@@ -34,7 +34,12 @@ pub fn form_body(form: &[(&str, &str)]) -> String {
     form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
-fn post_signed(s: &Server, path_and_query: &str, form: &[(&str, &str)], signature: Option<&str>) -> Reply {
+pub fn post_signed(
+    s: &Server,
+    path_and_query: &str,
+    form: &[(&str, &str)],
+    signature: Option<&str>,
+) -> Reply {
     let body = form_body(form);
     let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
     if let Some(sig) = signature {
