@@ -21,6 +21,10 @@ use crate::state::{Status, Store};
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
 pub const MAX_BODY_BYTES: usize = 1024;
+/// Open connections at once: the LAN listener serves a phone or two and the CLI; 256
+/// leaves room for a browser's parallel connections many times over, and an idle flood
+/// beyond it is evicted (see `connections.rs`).
+pub const MAX_CONNECTIONS: usize = 256;
 /// `GET /api/events` without `limit`: what the page shows.
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
@@ -196,6 +200,12 @@ fn source(req: &Request) -> String {
 
 fn internal(e: std::io::Error) -> HttpError {
     HttpError::Internal(format!("could not save the window state: {e}"))
+}
+
+/// A request refused before it reached [`Control::handle`] (too large, malformed, …):
+/// JSON like every other error of the API, so clients parse one shape.
+pub fn refusal(status: u16, reason: &str) -> Response {
+    json_response(status, &json!({ "error": reason }))
 }
 
 fn json_response(status: u16, body: &Value) -> Response {

@@ -18,12 +18,12 @@
 //! | 8 binary | `main.rs` | layers 0-7 |
 //! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
-//! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs` | layers 0-3 |
+//! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
-//! | 0 crate root | `lib.rs` | nothing of ours |
+//! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
 //!
@@ -49,12 +49,17 @@
 //!   within limits and a deadline, parsing the head, writing the answer, and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
 //!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
-//!   eviction of idle connections) and the thread per connection that runs the handler.
-//!   Neither knows any route or any service.
+//!   eviction of waiting connections, lifetime), the thread per connection that runs the
+//!   handler, and the probe that the watchdog's self-check uses.
+//!   `pool.rs`: the bounded pool of idle threads that take new connections. None of the
+//!   three knows any route or any service.
+//! - `ratelog.rs`: warnings an attacker can repeat (refused signatures, 503s) written at
+//!   a bounded rate with a count of what was left out, and the counting `Limiter` itself.
 //! - `clock.rs`: whether the system clock is synchronized (timesyncd, timedatectl).
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
-//!   thread that ends windows whose time has come.
+//!   thread that ends windows whose time has come. `watchdog.rs`: systemd's `READY=1`
+//!   and `WATCHDOG=1` (sent only while a self-check that `server.rs` builds passes).
 //! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
 //!   written like the state file; a use is on disk before the door opens.
 //! - `history.rs`: `state_dir/events.jsonl`, with rotation:
@@ -118,6 +123,8 @@ pub mod history;
 pub mod http;
 pub mod notify;
 pub mod phone;
+pub mod pool;
+pub mod ratelog;
 pub mod record;
 pub mod retry_after;
 pub mod server;
@@ -127,6 +134,7 @@ pub mod state;
 pub mod twilio;
 pub mod twiml;
 pub mod url;
+pub mod watchdog;
 pub mod webhook;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards

@@ -123,6 +123,8 @@ async function main() {
   await page.locator("#state.closed").waitFor();
   check((await page.locator("#headline").textContent()).startsWith("Closed"), "the page starts closed");
   check((await page.locator("#error").textContent()) === "", "no error shown");
+  check(!page.url().includes("#") && !page.url().includes(new URL(url).hash.slice(3)),
+    `the token is gone from the address bar (${page.url()})`);
 
   // Open for 30 minutes.
   await page.getByRole("button", { name: "30 min" }).click();

@@ -16,6 +16,7 @@ use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 /// helpers (`lock`, `rfc3339`, `loggable`). A new module gets a line here.
 const LAYERS: &[(&str, u8)] = &[
     ("lib", 0),
+    ("ratelog", 0),
     // parsers: pure functions of their input
     ("form", 1),
     ("phone", 1),
@@ -36,10 +37,12 @@ const LAYERS: &[(&str, u8)] = &[
     ("twilio", 4),
     ("clock", 4),
     ("expiry", 4),
+    ("watchdog", 4),
     ("codes_store", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),
+    ("pool", 5),
     // listeners: the request handlers
     ("webhook", 6),
     ("control", 6),

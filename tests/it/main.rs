@@ -13,4 +13,5 @@ mod notify;
 mod persistence;
 mod security;
 mod twilio_setup;
+mod watchdog;
 mod webhook;
