@@ -18,16 +18,18 @@
 use std::fs;
 use std::path::PathBuf;
 
+use crate::clock::TIMESYNC_FLAG;
+
 /// The kernel's random id of this boot, new at every boot.
 pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
 /// The boot id, if set, instead of [`BOOT_ID_FILE`]: the shipped unit's `ProcSubset=pid`
 /// hides `/proc/sys`, so it passes systemd's `%b` (this boot's id) here. The integration
 /// tests set it to simulate a reboot.
 pub const BOOT_ID_ENV: &str = "INTERCOM_BOOT_ID";
-/// Present once systemd-timesyncd has synchronized the clock in this boot.
-pub const TIME_SYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
 /// A test hook, not configuration: the integration tests point it at a file of their own
-/// to simulate a synchronized clock without root. Not documented for users.
+/// instead of [`TIMESYNC_FLAG`] to simulate a synchronized clock without root. Not
+/// documented for users. (`clock.rs` also asks `timedatectl`, for `doctor`; at start we
+/// trust only the flag: no process to spawn, no D-Bus to wait for.)
 const TIME_SYNC_FLAG_ENV: &str = "INTERCOM_TEST_TIME_SYNC_FLAG";
 
 /// What the state knows about this boot, read once at start.
@@ -50,7 +52,7 @@ impl Boot {
                 "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"
             );
         }
-        let flag = std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIME_SYNC_FLAG), PathBuf::from);
+        let flag = std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIMESYNC_FLAG), PathBuf::from);
         let clock_synced = flag.exists();
         Boot { id, clock_synced }
     }

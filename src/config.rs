@@ -47,6 +47,7 @@ pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
+pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 
 /// A value that must never reach a log line or `check-config` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,6 +134,19 @@ pub struct TwilioConfig {
     /// Without a trailing slash.
     #[serde(deserialize_with = "api_base")]
     pub api_base: String,
+    /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
+    #[serde(deserialize_with = "phone")]
+    pub number: Option<PhoneNumber>,
+    /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
+    #[serde(deserialize_with = "public_url")]
+    pub fallback_url: Option<String>,
+    /// REST credentials Twilio recommends over the auth token (SK…); used when set.
+    #[serde(deserialize_with = "account_sid")]
+    pub api_key_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub api_key_secret: Option<Secret>,
+    #[serde(skip)]
+    pub api_key_secret_from_env: bool,
 }
 
 /// What to tell whom, and about which events.
@@ -191,6 +205,11 @@ impl Default for TwilioConfig {
             auth_token_from_env: false,
             sms_from: None,
             api_base: DEFAULT_TWILIO_API_BASE.to_string(),
+            number: None,
+            fallback_url: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            api_key_secret_from_env: false,
         }
     }
 }
@@ -233,6 +252,45 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
 }
 
+/// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
+pub const ENV_FILE: &str = "intercom.env";
+
+/// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
+/// [`load`], but a secret missing from the environment is also looked up in
+/// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
+    let file = env_file(&file);
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()))
+    };
+    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+}
+
+/// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
+/// quotes around the value is removed.
+fn env_file(text: &str) -> Vec<(String, String)> {
+    let unquote = |v: &str| {
+        for q in ['"', '\''] {
+            if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+                return v[1..v.len() - 1].to_string();
+            }
+        }
+        v.to_string()
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ';']))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+        .collect()
+}
+
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut json = serde_json::Deserializer::from_str(text);
@@ -245,6 +303,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
         (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
+        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
     }
     config.check()?;
     Ok(config)
@@ -334,16 +395,29 @@ impl Config {
                 "required when twilio.auth_token is set: signatures are computed over the public URL",
             ));
         }
+        let t = &self.twilio;
+        if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
+            let (key, other) = if t.api_key_sid.is_some() {
+                ("twilio.api_key_secret", "twilio.api_key_sid")
+            } else {
+                ("twilio.api_key_sid", "twilio.api_key_secret")
+            };
+            return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
+        }
         if !self.notify.sms_to.is_empty() {
             let why = "required when notify.sms_to is set: SMS go through Twilio's API";
-            let t = &self.twilio;
-            for (key, missing) in [
-                ("twilio.sms_from", t.sms_from.is_none()),
-                ("twilio.account_sid", t.account_sid.is_none()),
-                ("twilio.auth_token", t.auth_token.is_none()),
+            let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            for (key, missing, or) in [
+                ("twilio.sms_from", t.sms_from.is_none(), ""),
+                ("twilio.account_sid", t.account_sid.is_none(), ""),
+                (
+                    "twilio.auth_token",
+                    no_credentials,
+                    " (or an API key: twilio.api_key_sid and api_key_secret)",
+                ),
             ] {
                 if missing {
-                    return Err(key_error(key, why));
+                    return Err(key_error(key, format!("{why}{or}")));
                 }
             }
         }
@@ -462,6 +536,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}: must be more than zero"));
     }
     Ok(d)
+}
+
+/// The API counts whole minutes; "90s" would silently round, so it is refused.
+pub fn whole_minutes(text: &str) -> Result<u64, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+        return Err(format!("{text:?} is not a whole number of minutes"));
+    }
+    Ok(d.as_secs() / 60)
 }
 
 #[cfg(test)]
@@ -640,8 +723,52 @@ mod tests {
     }
 
     #[test]
+    fn twilio_setup_keys() {
+        let c = parse(
+            r#"{"twilio": {"number": "+1 555 000 1111", "fallback_url": "https://handler.twilio.com/twiml/EH1/",
+                "api_key_sid": "SK1", "api_key_secret": "key-secret-1"}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.twilio.number.as_ref().unwrap().as_str(), "+15550001111");
+        assert_eq!(c.twilio.fallback_url.as_deref(), Some("https://handler.twilio.com/twiml/EH1"));
+        assert!(!format!("{:?}", c.twilio).contains("key-secret-1"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK1"}}"#).contains("`twilio.api_key_secret`: required"));
+        assert!(err(r#"{"twilio": {"api_key_secret": "s"}}"#).contains("`twilio.api_key_sid`: required"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK/1", "api_key_secret": "s"}}"#)
+            .contains("`twilio.api_key_sid`"));
+        assert!(
+            err(r#"{"twilio": {"fallback_url": "handler.twilio.com"}}"#).contains("`twilio.fallback_url`")
+        );
+        let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
+        let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
+        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        // An API key is enough for SMS.
+        let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
+            "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;
+        assert!(parse(sms, no_env).is_ok());
+    }
+
+    #[test]
+    fn env_files_read_like_systemd() {
+        let text = "# secrets\n; also a comment\nINTERCOM_TWILIO_AUTH_TOKEN=\"quoted value\"\n\n  INTERCOM_CONTROL_TOKEN = plain-token-0123456789\nnot a pair\n";
+        assert_eq!(
+            env_file(text),
+            [
+                ("INTERCOM_TWILIO_AUTH_TOKEN".to_string(), "quoted value".to_string()),
+                ("INTERCOM_CONTROL_TOKEN".to_string(), "plain-token-0123456789".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
+        assert_eq!(whole_minutes("120s").unwrap(), 2);
+        assert!(whole_minutes("90s").is_err());
+        assert!(whole_minutes("30s").is_err());
+        assert!(whole_minutes("soon").is_err());
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0m").is_err());

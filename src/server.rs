@@ -7,22 +7,26 @@ use std::thread;
 use std::time::SystemTime;
 
 use crate::boot::Boot;
+use crate::codes_store::CodeStore;
 use crate::config::Config;
-use crate::connections;
+use crate::connections::{self, Site};
 use crate::control::{self, Control};
 use crate::expiry;
 use crate::history::{self, History};
-use crate::http::Limits;
+use crate::http::{Limits, Response};
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
 use crate::storage::{self, Health};
 use crate::token;
+use crate::watchdog;
 use crate::webhook::{self, Webhook};
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
+    // Made now, so the id names this process from its start (`doctor` compares them).
+    log::debug!("instance {}", crate::instance_id());
     // A broken state disk never stops the start: it is reported (log, page, API) and the
     // window stays closed, so calls are forwarded.
     let health = Health::new();
@@ -35,6 +39,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
     store.check_at_start(SystemTime::now(), history.newest_time());
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
+    let codes = Arc::new(CodeStore::open(&config.state_dir, SystemTime::now()));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => {
@@ -56,15 +61,35 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
 
     expiry::watch(store.clone())?;
-    let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
-    let control = Control { config, store, token, history };
-    let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
-    let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
+    let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+    let checked = store.clone();
+    let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
+    // For systemd's watchdog: both listeners answer, and the state lock can be taken.
+    watchdog::start(Box::new(move || {
+        connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
+        connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
+        checked.status(SystemTime::now());
+        Ok(())
+    }))?;
+    let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
+    let control = Control { config, store, token, history, codes };
+    let webhook_site = Site {
+        name: "webhook",
+        limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| webhook.handle(r)),
+        refusal: Response::text,
+    };
+    let control_site = Site {
+        name: "control",
+        limits: Limits { max_body_bytes: control::MAX_BODY_BYTES, max_connections: control::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| control.handle(r)),
+        refusal: control::refusal,
+    };
 
-    thread::Builder::new().name("webhook-accept".into()).spawn(move || {
-        connections::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
-    })?;
-    connections::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
+    thread::Builder::new()
+        .name("webhook-accept".into())
+        .spawn(move || connections::serve(webhook_socket, webhook_site))?;
+    connections::serve(control_socket, control_site)
 }
 
 fn warn_about_risky_settings(config: &Config) {

@@ -139,7 +139,7 @@ impl Store {
             let close = if !self.boot.trusts(inner.stored_boot.as_deref()) {
                 log::warn!(
                     "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
-                    crate::boot::TIME_SYNC_FLAG
+                    crate::clock::TIMESYNC_FLAG
                 );
                 Some("reboot")
             } else if went_back {

@@ -1,8 +1,10 @@
 //! Integration tests: the real binary, real sockets, temporary configs and state.
 
 mod cli;
+mod codes;
 mod control;
 mod disk;
+mod doctor;
 mod events;
 mod fake_http;
 mod harness;
@@ -11,4 +13,6 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod twilio_setup;
+mod watchdog;
 mod webhook;
