@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config_values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
+pub use crate::config_values::{check_token, parse_duration, whole_minutes, Secret};
+use crate::config_values::{public_url, secret, target_url, token, unlock_digits};
 use crate::phone::PhoneNumber;
 use crate::record::EventKind;
-use crate::url::{check_public_url, check_target_url};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
@@ -37,8 +39,6 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
 /// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
 const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
-/// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
-const MAX_UNLOCK_DIGITS: usize = 32;
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -48,25 +48,6 @@ pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
-
-/// A value that must never reach a log line or `check-config` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -323,10 +304,9 @@ fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
         return ConfigError(format!("the config must be a JSON object: {msg}"));
     }
     // The key as the user wrote it; a list item is named by number after it.
-    let (key, item) = match path.split_once('[') {
-        Some((key, rest)) => {
-            (key, format!(" (item {})", rest.trim_end_matches(']').parse::<usize>().unwrap_or(0) + 1))
-        }
+    let index = path.strip_suffix(']').and_then(|p| p.rsplit_once('['));
+    let (key, item) = match index.and_then(|(key, i)| Some((key, i.parse::<usize>().ok()?))) {
+        Some((key, i)) => (key, format!(" (item {})", i + 1)),
         None => (path.as_str(), String::new()),
     };
     match msg.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
@@ -347,20 +327,6 @@ impl<'de> Deserialize<'de> for Root {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
         object(d).map(Root)
     }
-}
-
-fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
-    struct Object<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
-    }
-    d.deserialize_map(Object(std::marker::PhantomData))
 }
 
 impl Config {
@@ -425,128 +391,6 @@ impl Config {
     }
 }
 
-// ---- value types: each checks itself as serde reads it, so its errors carry the key ----
-
-/// An optional key's text; `null` means unset, as an absent key does.
-fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(d)
-}
-
-fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
-    let Some(s) = optional(d)? else { return Ok(None) };
-    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))
-}
-
-/// A list of numbers, or a single number as a string.
-fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged, expecting = "expected a phone number or a list of them, as strings")]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let list = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    };
-    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))).collect()
-}
-
-fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    let ok = !s.is_empty()
-        && s.len() <= MAX_UNLOCK_DIGITS
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
-        )))
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    parse_duration(&String::deserialize(d)?).map_err(D::Error::custom)
-}
-
-fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
-    String::deserialize(d)?
-        .parse()
-        .map_err(|_| D::Error::custom("expected off, error, warn, info, debug or trace"))
-}
-
-fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(|_| {
-        D::Error::custom(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
-    })
-}
-
-/// A secret; an empty string means unset, so a template's `""` is not a password.
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(optional(d)?.filter(|s| !s.is_empty()).map(Secret::new))
-}
-
-fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let token = secret(d)?;
-    if let Some(t) = &token {
-        check_token(t.expose()).map_err(D::Error::custom)?;
-    }
-    Ok(token)
-}
-
-fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let Some(sid) = optional(d)? else { return Ok(None) };
-    // It goes into REST API paths: letters and digits only, so it cannot walk them.
-    if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(D::Error::custom("expected letters and digits (AC…)"));
-    }
-    Ok(Some(sid))
-}
-
-fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
-}
-
-fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
-}
-
-fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::custom)?;
-    Ok(url.map(Secret::new))
-}
-
-pub fn check_token(t: &str) -> Result<(), String> {
-    if t.len() < 16 {
-        return Err("must be at least 16 characters".into());
-    }
-    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~') {
-        return Err("may only hold letters, digits and - _ . ~ (it goes into a URL)".into());
-    }
-    Ok(())
-}
-
-/// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 90m, 2h or 1h30m"))?;
-    if d.is_zero() {
-        return Err(format!("invalid duration {s:?}: must be more than zero"));
-    }
-    Ok(d)
-}
-
-/// The API counts whole minutes; "90s" would silently round, so it is refused.
-pub fn whole_minutes(text: &str) -> Result<u64, String> {
-    let d = parse_duration(text)?;
-    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-        return Err(format!("{text:?} is not a whole number of minutes"));
-    }
-    Ok(d.as_secs() / 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,7 +423,7 @@ mod tests {
     #[test]
     fn odd_key_names_stay_on_one_line() {
         let e = err(r#"{"co\ntrol\u001b[31m": 1}"#);
-        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+        assert!(!e.contains('\n') && !e.contains('\u{1b}') && e.contains("[31m`: unknown key"), "{e}");
         assert!(e.contains("co\\ntrol"), "{e}");
     }
 

@@ -22,7 +22,7 @@
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
 //! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
-//! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
+//! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
 //! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
@@ -90,7 +90,8 @@
 //! - `config.rs`: the JSON config, read by serde into typed structs (unknown keys refused
 //!   at every depth, each value checked as it is read, one pass for rules that span keys)
 //!   and passed explicitly. Raw JSON never reaches a handler. Secrets are `Secret`s, which
-//!   never print.
+//!   never print. `config_values.rs` holds the value types (numbers, durations, URLs,
+//!   secrets), each checked as serde reads it so its error carries the dotted key.
 //! - `form.rs` parses form/query parameters; `phone.rs` normalises numbers to E.164;
 //!   `signature.rs` computes and checks `X-Twilio-Signature`; `url.rs` checks the
 //!   configured URLs and cuts a URL down to what may be logged; `retry_after.rs` reads
@@ -128,6 +129,7 @@ pub mod codes;
 pub mod codes_cli;
 pub mod codes_store;
 pub mod config;
+pub mod config_values;
 pub mod connections;
 pub mod control;
 pub mod doctor;

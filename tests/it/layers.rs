@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     // vocabulary and config
     ("record", 2),
     ("config", 2),
+    ("config_values", 2),
     // call rules: pure decisions and their rendering
     ("call", 3),
     ("twiml", 3),
