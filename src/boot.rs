@@ -32,6 +32,11 @@ pub const BOOT_ID_ENV: &str = "INTERCOM_BOOT_ID";
 /// trust only the flag: no process to spawn, no D-Bus to wait for.)
 const TIME_SYNC_FLAG_ENV: &str = "INTERCOM_TEST_TIME_SYNC_FLAG";
 
+/// Whether the clock is confirmed synchronized now (the flag appears once per boot).
+pub fn clock_synced_now() -> bool {
+    std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIMESYNC_FLAG), PathBuf::from).exists()
+}
+
 /// What the state knows about this boot, read once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot {
@@ -52,9 +57,7 @@ impl Boot {
                 "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"
             );
         }
-        let flag = std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIMESYNC_FLAG), PathBuf::from);
-        let clock_synced = flag.exists();
-        Boot { id, clock_synced }
+        Boot { id, clock_synced: clock_synced_now() }
     }
 
     /// Whether a window stored in boot `stored` may stay open now.

@@ -245,7 +245,11 @@ mod tests {
         let store = Store::open(&dir, config.max_window, boot, health.clone());
         let token = Secret::new("a-test-token-0123456789".into());
         let history = Arc::new(History::open(&dir, None, health));
-        let codes = Arc::new(CodeStore::open(&dir, SystemTime::now()));
+        let codes = Arc::new(CodeStore::open(
+            &dir,
+            crate::boot::Boot { id: None, clock_synced: false },
+            SystemTime::now(),
+        ));
         (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes }, dir)
     }
 

@@ -30,7 +30,8 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // A broken state disk never stops the start: it is reported (log, page, API) and the
     // window stays closed, so calls are forwarded.
     let health = Health::new();
-    let store = Arc::new(Store::open(&config.state_dir, config.max_window, Boot::detect(), health.clone()));
+    let boot = Boot::detect();
+    let store = Arc::new(Store::open(&config.state_dir, config.max_window, boot.clone(), health.clone()));
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
     let history = Arc::new(History::open(&config.state_dir, sink, health));
@@ -39,7 +40,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
     store.check_at_start(SystemTime::now(), history.newest_time());
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, SystemTime::now()));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, boot, SystemTime::now()));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => {
@@ -60,7 +61,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("webhook listening on {}", webhook_socket.local_addr()?);
     log::info!("control listening on {}", control_socket.local_addr()?);
 
-    expiry::watch(store.clone())?;
+    expiry::watch(store.clone(), codes.clone())?;
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
     let checked = store.clone();
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());

@@ -243,9 +243,11 @@ fn expired_codes_are_not_accepted_and_a_corrupt_file_means_no_codes() {
         };
         humantime::format_rfc3339_seconds(at).to_string()
     };
-    let file = json!({"version": 1, "failures": [], "locked_until": null, "codes": [
-        {"id": "old1", "code": "111111", "label": "yesterday", "valid_until": t(-60), "uses_left": 1},
-        {"id": "new1", "code": "222222", "label": "today", "valid_until": t(3600), "uses_left": 1},
+    // Written in this boot (the server reads the kernel's boot id, as the test does).
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string();
+    let file = json!({"version": 2, "failures": [], "locked_until": null, "codes": [
+        {"id": "old1", "code": "111111", "label": "yesterday", "valid_until": t(-60), "uses_left": 1, "boot_id": boot},
+        {"id": "new1", "code": "222222", "label": "today", "valid_until": t(3600), "uses_left": 1, "boot_id": boot},
     ]});
     std::fs::write(state.join("codes.json"), file.to_string()).unwrap();
     let s = Server::start_in(dir.path(), signed_config(), &[]);
@@ -346,4 +348,40 @@ fn the_cli_adds_lists_and_removes_codes() {
     let gone = s.cli(&["code", "rm", id]);
     assert!(!gone.status.success(), "removing twice fails");
     assert!(!s.cli(&["code", "add", "--valid", "90s"]).status.success());
+}
+
+/// A Pi has no real-time clock: after a power cut the clock can read hours behind, and a
+/// code that ended last night would read as valid again. Codes from an earlier boot wait
+/// for a synchronized clock (the same signal the window trusts).
+#[test]
+fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
+    let dir = TempDir::new("codes-boot");
+    let flag = dir.path().join("synchronized");
+    let flag_path = flag.to_str().unwrap().to_string();
+    let boot =
+        |id: &'static str| [("INTERCOM_BOOT_ID", id), ("INTERCOM_TEST_TIME_SYNC_FLAG", flag_path.as_str())];
+    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-1"));
+    let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-1"));
+    assert!(ring(&s).body.contains(PROMPT), "a restart in the same boot keeps the codes");
+    s.kill9();
+
+    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-2"));
+    assert!(is_forward(&ring(&s)), "no prompt while the clock may be wrong");
+    assert!(is_forward(&enter(&s, INTERCOM, Some(&code))), "and the code does not open");
+    assert!(s.logs().contains("wait for a synchronized clock"), "{}", s.logs());
+    // A code made in this boot works at once.
+    let fresh = add(&s, json!({"label": "courier"}))["code"].as_str().unwrap().to_string();
+    assert!(enter(&s, INTERCOM, Some(&fresh)).body.contains(UNLOCK));
+    assert!(is_forward(&enter(&s, INTERCOM, Some(&code))), "the old code still waits");
+    s.kill9();
+
+    // Still unsynchronized after another restart of this boot: the old code keeps waiting.
+    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-2"));
+    assert!(is_forward(&enter(&s, INTERCOM, Some(&code))));
+    std::fs::write(&flag, "").unwrap();
+    assert!(ring(&s).body.contains(PROMPT));
+    assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "synchronized: the code works");
+    assert_secret(&s, &code);
 }
