@@ -12,7 +12,8 @@ set -euo pipefail
 
 what=${1:-all}
 
-system_pkgs=(openssh-server openssh-client systemd systemd-container make python3 python3-venv curl file shellcheck chromium)
+system_pkgs=(openssh-server openssh-client systemd systemd-container make python3 python3-venv curl file shellcheck chromium
+  strace)                                   # make bench: fdatasync/fsync per request
 cross_pkgs=(
   rustc-web cargo-web rust-web-src          # Debian's rustc 1.96 + matching std source for -Zbuild-std
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
