@@ -183,6 +183,7 @@ struct Client {
 impl Client {
     fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
         let agent = ureq::Agent::config_builder()
+            .tls_config(crate::tls::no_roots())
             .timeout_global(Some(CLIENT_TIMEOUT))
             .http_status_as_error(false)
             .build()

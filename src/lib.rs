@@ -31,6 +31,8 @@
 //!   `GET /api/events`; the expiry watcher thread.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
 //!   bounded queue to one worker thread, so they never delay an answer.
+//! - `tls.rs`: which CAs outbound HTTPS trusts (the system's bundle, read once); every
+//!   HTTP agent takes its TLS settings from there.
 //!
 //! # Invariants
 //!
@@ -55,6 +57,7 @@ pub mod phone;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod tls;
 pub mod twiml;
 pub mod url;
 pub mod webhook;

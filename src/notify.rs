@@ -164,6 +164,7 @@ impl Notifier {
 
 fn worker(queue: &Queue) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(crate::tls::config())
         .timeout_global(Some(ATTEMPT_TIMEOUT))
         .http_status_as_error(false)
         // A redirect would be answered as a final failure rather than followed with our

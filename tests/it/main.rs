@@ -9,4 +9,5 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod tls;
 mod webhook;
