@@ -4,7 +4,7 @@ CONFIG   ?= configs/dev.json
 # make cross
 TARGET   ?=
 # Which ARM targets `make cross-all` builds (the ones CI builds and runs under qemu).
-ARM_TARGETS ?= aarch64 armv7
+ARM_TARGETS ?= aarch64 armv7 armv6
 # make deploy (more knobs, passed through the environment: SSH_OPTS, DEPLOY_ROOT,
 # DEPLOY_CONFIG, BIN, LIBC — see cross/deploy.sh)
 PI       ?=
@@ -47,8 +47,9 @@ lint: ## Formatting and clippy, as CI checks them
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-lint-sh: ## shellcheck the scripts (cross/, tests/system/, tests/browser/)
+lint-sh: ## shellcheck the scripts (cross/, tests/system/, tests/browser/, OpenWrt init, .deb maintainer scripts)
 	shellcheck -x cross/*.sh tests/system/*.sh tests/browser/*.sh
+	shellcheck -s sh configs/openwrt/intercom.init packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
 
 FUZZ_SECONDS ?= 180
 fuzz: ## Run every cargo-fuzz target for FUZZ_SECONDS each (needs nightly and cargo-fuzz)
@@ -66,7 +67,7 @@ cross: ## make cross TARGET=aarch64|armv7|armv6|<triple>: static stripped binary
 	@test -n "$(TARGET)" || { echo "usage: make cross TARGET=aarch64|armv7|armv6|<rust triple>" >&2; exit 2; }
 	@cross/build.sh $(TARGET)
 
-cross-all: ## make cross for every target in ARM_TARGETS (aarch64 armv7)
+cross-all: ## make cross for every target in ARM_TARGETS (aarch64 armv7 armv6)
 	@for t in $(ARM_TARGETS); do $(MAKE) --no-print-directory cross TARGET=$$t || exit 1; done
 
 # ---- deploy: to a Pi over ssh (cross/deploy.sh) ---------------------------------------------
@@ -95,14 +96,24 @@ install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, exampl
 systemd-check: ## systemd-analyze verify + security --offline of systemd/*.service
 	tests/system/systemd-check.sh
 
-test-system: build ## systemd-check, systemd-boot (nspawn), tunnel, deploy, install, arm-smoke per built ARM target
+test-system: build ## systemd-check, systemd-boot (nspawn), tunnel, deploy, install, openwrt, deb (dpkg in nspawn), arm-smoke per built ARM target
 	tests/system/systemd-check.sh $(BIN)
 	tests/system/systemd-boot.sh $(BIN)
 	tests/system/tunnel.sh $(BIN)
 	INTERCOM_BIN="$(BIN)" tests/system/deploy.sh
 	INTERCOM_BIN="$(BIN)" tests/system/install.sh
+	INTERCOM_BIN="$(BIN)" tests/system/openwrt.sh
+	INTERCOM_BIN="$(BIN)" tests/system/deb.sh
 	@n=0; bad=0; for t in aarch64 armv7 armv6; do \
 		b=$$(tests/system/arm-smoke.sh --path $$t); test -x "$$b" || continue; \
 		n=$$((n+1)); tests/system/arm-smoke.sh $$t "$$b" || bad=$$((bad+1)); \
 	done; echo "arm-smoke ran for $$n built ARM target(s) (LIBC=$${LIBC:-musl})"; \
 	echo "arm-smoke: $$((n - bad)) passed, $$bad failed"; test $$bad -eq 0
+
+# ---- deb: Debian packages (cross/deb.sh; maintainer scripts in packaging/debian/) -------------
+# OpenWrt needs no target of its own: `make deploy PI=root@router` detects it.
+DEB_VERSION ?=
+DEB_BIN     ?=
+.PHONY: deb
+deb: ## make deb TARGET=aarch64|armv7|armv6|host [DEB_VERSION=] [DEB_BIN=]: target/deb/TARGET/intercom_<version>_<arch>.deb
+	@BIN="$(DEB_BIN)" DEB_VERSION="$(DEB_VERSION)" cross/deb.sh $(or $(TARGET),host)

@@ -18,7 +18,12 @@
 #     architecture fetched with a private apt state (no foreign dpkg architecture is added)
 #     and unpacked with dpkg-deb -x, a gcc wrapper using musl's specs file, and a tiny C
 #     shim for the one glibc symbol (__fprintf_chk) that Debian's libunwind.a references.
-#     ARMv6 is impossible on this route: Debian has no ARMv6 libc (armhf is ARMv7).
+#     ARMv6 (Pi Zero / Pi 1) is `arm-unknown-linux-musleabi` (ARMv6, soft-float ABI): it
+#     links against Debian's armel packages (ARMv5TE code, which an ARMv6 CPU runs):
+#     gcc-arm-linux-gnueabi as the driver, musl-dev:armel, and, since Debian has no LLVM
+#     libunwind for armel, the cross gcc's own libgcc_eh.a (the ARM EHABI unwinder) as
+#     libunwind.a. Static, so it also runs on the hard-float Raspberry Pi OS.
+#     (The hard-float `arm-unknown-linux-musleabihf` stays rustup-only: Debian's armhf is ARMv7.)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +40,7 @@ case "$libc" in musl|gnu) ;; *) die "LIBC must be musl or gnu, not '$libc'" ;; e
 case "$arg" in
   aarch64|arm64) triple="aarch64-unknown-linux-$libc" ;;
   armv7|armv7l|armhf) triple="armv7-unknown-linux-${libc}eabihf" ;;
-  armv6|armv6l|arm) triple="arm-unknown-linux-${libc}eabihf" ;;
+  armv6|armv6l|arm|armel) triple="arm-unknown-linux-${libc}eabi" ;;
   host|x86_64) triple=host ;;
   *-*-*) triple="$arg" ;;
   *) die "unknown target '$arg' (aarch64, armv7, armv6, host or a Rust triple)" ;;
@@ -66,7 +71,8 @@ tcc=$(echo "$triple" | tr '-' '_')
 case "$triple" in
   aarch64-*) gnuprefix=aarch64-linux-gnu; debarch=arm64; muslarch=aarch64-linux-musl ;;
   armv7-*|thumbv7neon-*) gnuprefix=arm-linux-gnueabihf; debarch=armhf; muslarch=arm-linux-musleabihf ;;
-  arm-*) gnuprefix=arm-linux-gnueabihf; debarch=; muslarch= ;;
+  arm-*eabihf) gnuprefix=arm-linux-gnueabihf; debarch=; muslarch= ;;
+  arm-*eabi|armv5te-*eabi) gnuprefix=arm-linux-gnueabi; debarch=armel; muslarch=arm-linux-musleabi ;;
   *) gnuprefix=; debarch=; muslarch= ;;
 esac
 
@@ -88,7 +94,8 @@ fi
 # ---- Debian route ---------------------------------------------------------------------
 if [ -z "$debarch" ]; then
   die "no Rust standard library for $triple: run 'rustup target add $triple' (needs internet).
-  Debian cannot link this target here (ARMv6 needs an ARMv6 libc; Debian's armhf is ARMv7).
+  Debian cannot link this target here (hard-float ARMv6 needs an ARMv6 hard-float libc; Debian's armhf is ARMv7;
+  for a Pi Zero / Pi 1 use TARGET=armv6, i.e. the soft-float arm-unknown-linux-musleabi, which Debian's armel can link).
   Alternatives: 'cross build --release --target $triple' (Docker/Podman), see 'Cross-compiling on your own machine' in the README."
 fi
 if ! [ -x /usr/bin/rustc ] || ! [ -x /usr/bin/cargo ] || ! [ -d /usr/lib/rustlib/src/rust/library ]; then
@@ -107,18 +114,23 @@ if [ "$libc" = musl ]; then
     rm -rf "$sysroot"; mkdir -p "$sysroot"
     apt_dir="$CARGO_TARGET_DIR/sysroot/apt"
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-    echo "deb [arch=arm64,armhf] http://deb.debian.org/debian bookworm main" > "$apt_dir/sources.list"
+    echo "deb [arch=arm64,armhf,armel] http://deb.debian.org/debian bookworm main" > "$apt_dir/sources.list"
     apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-      -o APT::Architectures::=arm64 -o APT::Architectures::=armhf
+      -o APT::Architectures::=arm64 -o APT::Architectures::=armhf -o APT::Architectures::=armel
       -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
       -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
       -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-    if ! compgen -G "$apt_dir/lists/*_Packages*" >/dev/null; then
+    # (Re-)read the index when this architecture's is missing (an older state had no armel).
+    if ! compgen -G "$apt_dir/lists/*binary-${debarch}_Packages*" >/dev/null; then
       apt-get "${apt_opts[@]}" -qq update >&2
     fi
-    (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" -qq download "musl-dev:$debarch" "libunwind-14-dev:$debarch" >&2)
-    for deb in "$apt_dir"/debs/musl-dev_*_"$debarch".deb "$apt_dir"/debs/libunwind-14-dev_*_"$debarch".deb; do
+    # Debian builds no LLVM libunwind for armel: there the cross gcc's libgcc_eh.a serves.
+    debs=("musl-dev:$debarch")
+    if [ "$debarch" != armel ]; then debs+=("libunwind-14-dev:$debarch"); fi
+    (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" -qq download "${debs[@]}" >&2)
+    for d in "${debs[@]}"; do
+      deb=$(compgen -G "$apt_dir/debs/${d%%:*}_*_$debarch.deb" | sort -V | tail -n1)
       dpkg-deb -x "$deb" "$sysroot"
     done
     # gcc wrapper: Debian's musl specs with /usr paths moved into our sysroot.
@@ -128,17 +140,25 @@ if [ "$libc" = musl ]; then
 exec $gnuprefix-gcc "\$@" -specs "$sysroot/musl-gcc.specs"
 WRAP
     chmod +x "$sysroot/musl-gcc"
-    # LLVM libunwind (what Rust's musl std expects), plus a shim for glibc's __fprintf_chk.
     mkdir -p "$sysroot/unwind"
-    cp "$sysroot/usr/lib/llvm-14/lib/libunwind.a" "$sysroot/unwind/libunwind.a"
-    cat > "$sysroot/unwind/fprintf_chk.c" <<'SHIM'
+    if [ "$debarch" = armel ]; then
+      # Rust's musl std links `-lunwind`; on ARM it only needs the EHABI entry points
+      # (_Unwind_RaiseException, _Unwind_VRS_*, __aeabi_unwind_cpp_pr*), which gcc's
+      # libgcc_eh.a has. It finds the unwind tables through __exidx_start/__exidx_end (its
+      # glibc hook __gnu_Unwind_Find_exidx is a weak reference), so musl needs no shim.
+      cp "$("$gnuprefix-gcc" -print-file-name=libgcc_eh.a)" "$sysroot/unwind/libunwind.a"
+    else
+      # LLVM libunwind (what Rust's musl std expects), plus a shim for glibc's __fprintf_chk.
+      cp "$sysroot/usr/lib/llvm-14/lib/libunwind.a" "$sysroot/unwind/libunwind.a"
+      cat > "$sysroot/unwind/fprintf_chk.c" <<'SHIM'
 #include <stdarg.h>
 #include <stdio.h>
 int __fprintf_chk(FILE *f, int flag, const char *fmt, ...)
 { va_list ap; va_start(ap, fmt); int r = vfprintf(f, fmt, ap); va_end(ap); (void)flag; return r; }
 SHIM
-    "$sysroot/musl-gcc" -O2 -c "$sysroot/unwind/fprintf_chk.c" -o "$sysroot/unwind/fprintf_chk.o"
-    "$gnuprefix-ar" rcs "$sysroot/unwind/libunwind.a" "$sysroot/unwind/fprintf_chk.o"
+      "$sysroot/musl-gcc" -O2 -c "$sysroot/unwind/fprintf_chk.c" -o "$sysroot/unwind/fprintf_chk.o"
+      "$gnuprefix-ar" rcs "$sysroot/unwind/libunwind.a" "$sysroot/unwind/fprintf_chk.o"
+    fi
     touch "$sysroot/.ready"
   fi
   export "CARGO_TARGET_${tenv}_LINKER=$sysroot/musl-gcc"

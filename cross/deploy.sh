@@ -9,12 +9,14 @@
 #   BIN=path/to/intercom       deploy this binary instead of building one
 #   LIBC=musl|gnu              for ARM builds (see cross/build.sh)
 #
-# Remote result: /usr/local/bin/intercom (replaced atomically, after it ran --version on
-# the Pi), /etc/systemd/system/intercom{,-tunnel}.service, examples in
-# /usr/local/share/intercom/, /etc/intercom/intercom.json only if it does not exist yet.
-# Then systemctl daemon-reload, enable + restart intercom (and the tunnel once
+# Remote result (cross/remote-install.sh, POSIX sh + BusyBox tools): /usr/local/bin/intercom
+# (replaced atomically, after it ran --version on the Pi), /etc/systemd/system/intercom{,-tunnel}.service,
+# examples in /usr/local/share/intercom/, /etc/intercom/intercom.json only if it does not
+# exist yet. Then systemctl daemon-reload, enable + restart intercom (and the tunnel once
 # /etc/intercom/tunnel.env exists). State in /var/lib/intercom is never touched. Re-running
 # upgrades in place. Needs root on the Pi, or passwordless sudo.
+# On OpenWrt (/etc/openwrt_release, e.g. PI=root@router) it installs /usr/bin/intercom and
+# the procd init script configs/openwrt/intercom.init instead of systemd units (root, no sudo).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -58,48 +60,8 @@ trap 'rm -rf "$stage"' EXIT
 cp "$bin" "$stage/intercom"
 cp systemd/intercom.service systemd/intercom-tunnel.service systemd/tunnel.env.example "$stage/"
 cp "$config" "$stage/intercom.json.example"
-cat > "$stage/install.sh" <<'REMOTE'
-#!/bin/sh
-# Runs on the Pi: sh install.sh STAGE_DIR DEPLOY_ROOT
-set -eu
-s=$1 R=$2
-SUDO=
-if [ "$(id -u)" != 0 ] && [ -z "$R" ]; then
-  SUDO="sudo -n"   # no tty here: fail at once if sudo wants a password
-  $SUDO true || { echo "deploy: $(id -un) needs root or passwordless sudo on this machine" >&2; exit 1; }
-fi
-$SUDO install -d -m 0755 "$R/usr/local/bin" "$R/etc/systemd/system" "$R/etc/intercom" "$R/usr/local/share/intercom"
-# Binary: try it on this machine first (wrong architecture -> abort, old one stays), then
-# replace atomically (rename), which also works while the old one is running.
-$SUDO install -m 0755 "$s/intercom" "$R/usr/local/bin/.intercom.new"
-if ! version=$("$R/usr/local/bin/.intercom.new" --version 2>&1); then
-  $SUDO rm -f "$R/usr/local/bin/.intercom.new"
-  echo "deploy: the new binary does not run here: $version" >&2; exit 1
-fi
-$SUDO mv -f "$R/usr/local/bin/.intercom.new" "$R/usr/local/bin/intercom"
-echo "installed $R/usr/local/bin/intercom ($version)"
-for u in intercom.service intercom-tunnel.service; do
-  $SUDO install -m 0644 "$s/$u" "$R/etc/systemd/system/$u"
-done
-$SUDO install -m 0644 "$s/tunnel.env.example" "$s/intercom.json.example" "$R/usr/local/share/intercom/"
-if [ -e "$R/etc/intercom/intercom.json" ]; then
-  echo "kept existing $R/etc/intercom/intercom.json"
-else
-  # 0644: the service's DynamicUser must read it. Put secrets in /etc/intercom/intercom.env (0600).
-  $SUDO install -m 0644 "$s/intercom.json.example" "$R/etc/intercom/intercom.json"
-  echo "installed $R/etc/intercom/intercom.json from the template: EDIT IT, then: systemctl restart intercom"
-fi
-$SUDO systemctl daemon-reload
-$SUDO systemctl enable intercom.service
-$SUDO systemctl restart intercom.service
-if [ -e "$R/etc/intercom/tunnel.env" ]; then
-  $SUDO systemctl enable intercom-tunnel.service
-  $SUDO systemctl restart intercom-tunnel.service
-else
-  echo "tunnel not configured yet: see /usr/local/share/intercom/tunnel.env.example"
-fi
-rm -rf "$s"
-REMOTE
+cp cross/remote-install.sh "$stage/install.sh"
+cp configs/openwrt/intercom.init "$stage/intercom.init"
 
 q_root=$(printf '%q' "$deploy_root")
 # One connection: upload the staged files and run the installer.
@@ -108,8 +70,10 @@ tar -C "$stage" -cf - . | ssh_pi "s=\$(mktemp -d) && tar -C \"\$s\" -xf - && sh 
 echo "deploy: done. Control page (bookmark it on your phone):"
 # Without control.token the server creates its token at first start: give it a few seconds.
 # Root (or sudo) reads the generated token in the service's 0700 state directory.
-url_cmd="\$S $q_root/usr/local/bin/intercom url --config $q_root/etc/intercom/intercom.json"
+# OpenWrt has the binary in /usr/bin (no /usr/local there) and no sudo (root only).
+url_cmd="\$S \$B url --config $q_root/etc/intercom/intercom.json"
 if ! ssh_pi "S=; if [ \$(id -u) != 0 ] && [ -z $q_root ]; then S='sudo -n'; fi
+    B=$q_root/usr/local/bin/intercom; if [ -f $q_root/etc/openwrt_release ]; then B=$q_root/usr/bin/intercom; fi
     for i in 1 2 3 4 5 6 7 8 9; do $url_cmd 2>/dev/null && exit 0; sleep 1; done; $url_cmd"; then
   echo "deploy: 'intercom url' failed (see above): check $deploy_root/etc/intercom/intercom.json and 'journalctl -u intercom' on $pi" >&2
 fi

@@ -13,11 +13,15 @@ set -euo pipefail
 what=${1:-all}
 
 system_pkgs=(openssh-server openssh-client systemd systemd-container make python3 python3-venv curl file shellcheck chromium
-  strace)                                   # make bench: fdatasync/fsync per request
+  busybox                                    # tests/system/openwrt.sh: the OpenWrt installer under BusyBox sh
+  dpkg-dev lintian                           # make deb: dpkg-deb, dpkg-shlibdeps (host build); lintian in tests/system/deb.sh
+  strace                                     # make bench: fdatasync/fsync per request
+)
 cross_pkgs=(
   rustc-web cargo-web rust-web-src          # Debian's rustc 1.96 + matching std source for -Zbuild-std
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  gcc-arm-linux-gnueabi binutils-arm-linux-gnueabi  # armv6: armel (ARMv5TE) gcc, musl + libgcc_eh from it
   qemu-user                                  # qemu-aarch64 / qemu-arm (no binfmt needed)
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
 )

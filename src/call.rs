@@ -1,34 +1,7 @@
 //! The decision for one incoming call: reject, unlock or forward. Pure: no I/O, no clock.
 
 use crate::phone::PhoneNumber;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Reject,
-    Unlock {
-        digits: String,
-    },
-    Forward {
-        numbers: Vec<PhoneNumber>,
-        timeout_secs: u64,
-        no_answer_message: String,
-    },
-    /// From the intercom, window closed, but nobody configured to forward to.
-    NobodyToCall {
-        message: String,
-    },
-}
-
-impl Decision {
-    /// The word used in logs and the event history.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Decision::Reject => "rejected",
-            Decision::Unlock { .. } => "unlocked",
-            Decision::Forward { .. } | Decision::NobodyToCall { .. } => "forwarded",
-        }
-    }
-}
+use crate::record::Decision;
 
 /// What the call rules need to know, already resolved from config and query overrides.
 pub struct CallRules<'a> {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::events::EventKind;
 use crate::phone::PhoneNumber;
+use crate::record::EventKind;
 use crate::url::{check_public_url, check_target_url};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";

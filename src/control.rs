@@ -10,19 +10,25 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use crate::config::{Config, Secret};
-use crate::events::Events;
+use crate::form;
+use crate::history::History;
 use crate::http::{constant_time_eq, HttpError, Request, Response};
+use crate::loggable;
 use crate::state::{Status, Store};
 
 /// `{"minutes": 720}` is a few bytes; a kilobyte leaves room for whitespace and nothing more.
 pub const MAX_BODY_BYTES: usize = 1024;
+/// `GET /api/events` without `limit`: what the page shows.
+pub const DEFAULT_EVENTS_LIMIT: usize = 20;
+/// The most one request returns: enough to scroll back, small enough to answer fast.
+pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
 
 pub struct Control {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub token: Secret,
-    pub events: Arc<Events>,
+    pub history: Arc<History>,
 }
 
 impl Control {
@@ -58,7 +64,7 @@ impl Control {
                 self.store.open_window(duration, now, &source(req)).map_err(internal)?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req)).map_err(internal)?,
-            ("/api/events", "GET") => return Ok(json_response(200, &self.events.api(&req.query)?)),
+            ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
@@ -89,7 +95,7 @@ impl Control {
             return Err(bad("the body must be a JSON object"));
         };
         if let Some(k) = fields.keys().find(|k| k.as_str() != "minutes") {
-            return Err(bad(&format!("unknown field {:?}", crate::http::loggable(k))));
+            return Err(bad(&format!("unknown field {:?}", loggable(k))));
         }
         let minutes = match fields.get("minutes") {
             None => return Ok(self.config.default_window),
@@ -98,6 +104,30 @@ impl Control {
             }
         };
         Ok(Duration::from_secs(minutes * 60))
+    }
+
+    /// `GET /api/events?limit=N`: `{"events": [...]}`, newest first.
+    fn events(&self, query: &str) -> Result<Value, HttpError> {
+        let bad = |m: String| {
+            HttpError::BadRequest(format!("{m}; use ?limit=N with N from 1 to {MAX_EVENTS_LIMIT}"))
+        };
+        let params = form::parse(query.as_bytes()).map_err(|e| bad(format!("bad query: {e}")))?;
+        if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
+            return Err(bad(format!("unknown parameter {:?}", loggable(k))));
+        }
+        let limit = match form::single(&params, "limit").map_err(bad)? {
+            None => DEFAULT_EVENTS_LIMIT,
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_EVENTS_LIMIT).contains(n))
+                .ok_or_else(|| bad("limit out of range".into()))?,
+        };
+        let records = self
+            .history
+            .newest(limit)
+            .map_err(|e| HttpError::Internal(format!("could not read the event log: {e}")))?;
+        Ok(json!({ "events": records }))
     }
 }
 
@@ -138,6 +168,7 @@ fn page() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{EventKind, Record};
     use std::path::PathBuf;
 
     fn control(name: &str) -> (Control, PathBuf) {
@@ -147,8 +178,8 @@ mod tests {
             crate::config::parse(r#"{"max_window": "2h", "default_window": "30m"}"#, |_| None).unwrap();
         let store = Store::open(&dir, config.max_window).unwrap();
         let token = Secret::new("a-test-token-0123456789".into());
-        let events = Arc::new(Events::open(&dir, None).unwrap());
-        (Control { config: Arc::new(config), store: Arc::new(store), token, events }, dir)
+        let history = Arc::new(History::open(&dir, None).unwrap());
+        (Control { config: Arc::new(config), store: Arc::new(store), token, history }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -219,6 +250,25 @@ mod tests {
         assert!(c.store.status(SystemTime::now()).is_open());
         assert_eq!(c.handle(&request("POST", "/", None, "")).status, 405);
         assert_eq!(c.handle(&request("GET", "/voice", None, "")).status, 404);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn events_limits() {
+        let (c, dir) = control("events");
+        for n in 0..30 {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(n);
+            c.history.append(&Record::new(t, EventKind::CallForwarded, format!("call {n}"))).unwrap();
+        }
+        assert_eq!(c.events("").unwrap()["events"].as_array().unwrap().len(), DEFAULT_EVENTS_LIMIT);
+        assert_eq!(c.events("limit=3").unwrap()["events"][0]["message"], "call 29");
+        assert_eq!(
+            c.events(&format!("limit={MAX_EVENTS_LIMIT}")).unwrap()["events"].as_array().unwrap().len(),
+            30
+        );
+        for bad in ["limit=0", "limit=-1", "limit=x", "limit=", "limit=501", "limit=1&limit=2", "lim=3"] {
+            assert_eq!(c.events(bad).unwrap_err().status(), 400, "{bad}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,37 +1,17 @@
-//! A small HTTP/1.1 server on plain threads, strict about what it accepts.
+//! HTTP/1.1 on the wire, strict about what it accepts: the request and response types,
+//! reading one request within a deadline and size limits, parsing its head, writing the
+//! answer, and the one `HttpError` that handlers return. The accept loop and the
+//! connection threads that use this are `connections.rs`.
 //!
 //! Why not tiny_http: it has no socket timeouts, no limit on header size or count and an
 //! unbounded connection thread pool, so one slow client can pin threads and memory on a
-//! listener that faces the internet. This module does only what our two listeners need:
+//! listener that faces the internet. This does only what our two listeners need:
 //! `Content-Length` bodies, keep-alive, and hard limits on everything a client controls.
-//!
-//! One thread per connection, at most [`MAX_CONNECTIONS`] per listener. When the cap is
-//! reached, the connection that has waited longest for its request to arrive (and at
-//! least a second) is dropped: an idle or trickling client, never one whose request is
-//! being answered; when none qualifies the newcomer gets an immediate 503. A flood of idle connections
-//! therefore cannot keep a real request from being answered.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
 
-use crate::lock;
-
-/// Concurrent connections (= threads) per listener. Each costs a small stack (a few KiB
-/// touched); 512 is far beyond the real clients of a home intercom, bounds memory on a
-/// Pi, and leaves headroom over a burst of 256 clients reconnecting per request (at 256,
-/// closed connections not yet reaped made `make bench` see 503s).
-pub const MAX_CONNECTIONS: usize = 512;
-/// A whole request (head and body) must arrive within this time from when we start
-/// waiting for it, so a client that trickles bytes cannot hold a thread. Twilio sends a
-/// request in one go; five seconds leaves room for a slow tunnel.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// A client that does not read its answer is dropped after this.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Request line plus headers. Twilio's are under 2 KiB; browsers stay well under 8 KiB.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Per-connection read buffer. Twilio's heads are under 2 KiB; a larger head is gathered
@@ -40,23 +20,6 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Header lines per request; real clients send about a dozen.
 pub const MAX_HEADERS: usize = 64;
-/// A connection is only evicted once it has waited this long for its request: a genuine
-/// client sends within milliseconds of connecting, so a fresh connection at the cap is
-/// never dropped before its request could even be read; idle and trickling ones are.
-const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
-/// Pending connections the kernel queues before we accept them. Rust's default is 128;
-/// a burst of new connections beyond it is dropped by the kernel and retried by the
-/// client a second or more later (measured by `make bench` at 256 clients).
-const LISTEN_BACKLOG: i32 = 1024;
-/// Keep-alive requests per connection before we close it, so no client keeps a thread forever.
-const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
-/// Request threads run short handlers that build small strings; 256 KiB is ample (the
-/// default 2 MiB would only be address space, but this keeps the bound explicit).
-const THREAD_STACK_BYTES: usize = 256 * 1024;
-/// After refusing a request we read (and discard) at most this much of what the client
-/// is still sending, so closing does not reset the connection before it sees our answer.
-const DRAIN_BYTES: u64 = 64 * 1024;
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct Request {
@@ -113,145 +76,6 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
-pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
-
-/// One accepted connection, as the accept loop sees it (to pick an eviction victim).
-struct Slot {
-    stream: TcpStream,
-    /// Milliseconds since `epoch` when it began waiting for a request; 0 while busy.
-    waiting_since_ms: AtomicU64,
-}
-
-struct Listener {
-    name: &'static str,
-    limits: Limits,
-    handler: Arc<Handler>,
-    slots: Mutex<Vec<Arc<Slot>>>,
-    epoch: Instant,
-}
-
-/// Accepts connections forever; accept errors (out of descriptors, …) are logged and retried.
-pub fn serve(listener: TcpListener, name: &'static str, limits: Limits, handler: Arc<Handler>) -> ! {
-    deepen_backlog(&listener);
-    let shared =
-        Arc::new(Listener { name, limits, handler, slots: Mutex::new(Vec::new()), epoch: Instant::now() });
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                log::warn!("{name}: accept failed: {e}");
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        let Some(slot) = shared.admit(&stream) else {
-            log::warn!("{name}: {MAX_CONNECTIONS} connections busy; answered {peer} with 503");
-            refuse_busy(stream);
-            continue;
-        };
-        let (conn, registered) = (shared.clone(), slot.clone());
-        let spawned = thread::Builder::new()
-            .name(format!("{name}-conn"))
-            .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || {
-                let _leave = Leave { listener: &conn, slot: &slot };
-                conn.handle_connection(stream, peer, &slot);
-            });
-        if let Err(e) = spawned {
-            // The connection was dropped with the closure; forget its slot too.
-            log::error!("{name}: cannot start a thread: {e}");
-            lock(&shared.slots).retain(|s| !Arc::ptr_eq(s, &registered));
-        }
-    }
-}
-
-/// Removes the connection from the registry when its thread ends, even by panic.
-struct Leave<'a> {
-    listener: &'a Listener,
-    slot: &'a Arc<Slot>,
-}
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, self.slot));
-    }
-}
-
-impl Listener {
-    fn now_ms(&self) -> u64 {
-        // Never 0, which means "busy".
-        self.epoch.elapsed().as_millis() as u64 + 1
-    }
-
-    /// Registers a new connection, evicting the longest-waiting one at the cap.
-    fn admit(&self, stream: &TcpStream) -> Option<Arc<Slot>> {
-        let mut slots = lock(&self.slots);
-        if slots.len() >= MAX_CONNECTIONS {
-            let idle_before = self.now_ms().saturating_sub(EVICTABLE_AFTER.as_millis() as u64);
-            let victim = slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, s.waiting_since_ms.load(Ordering::Relaxed)))
-                .filter(|&(_, since)| since != 0 && since <= idle_before)
-                .min_by_key(|&(_, since)| since)
-                .map(|(i, _)| i)?;
-            let victim = slots.swap_remove(victim);
-            // Its blocked read returns at once and its thread ends.
-            let _ = victim.stream.shutdown(Shutdown::Both);
-        }
-        let slot = Arc::new(Slot {
-            stream: stream.try_clone().ok()?,
-            waiting_since_ms: AtomicU64::new(self.now_ms()),
-        });
-        slots.push(slot.clone());
-        Some(slot)
-    }
-
-    fn handle_connection(&self, stream: TcpStream, peer: SocketAddr, slot: &Slot) {
-        let Ok(write_half) = stream.try_clone() else { return };
-        let _ = write_half.set_write_timeout(Some(WRITE_TIMEOUT));
-        let _ = stream.set_nodelay(true);
-        let mut reader =
-            BufReader::with_capacity(READ_BUFFER_BYTES, TimedStream { stream, deadline: Instant::now() });
-        let mut writer = write_half;
-        for served in 0..MAX_REQUESTS_PER_CONNECTION {
-            slot.waiting_since_ms.store(self.now_ms(), Ordering::Relaxed);
-            let deadline = Instant::now() + REQUEST_TIMEOUT;
-            let req = match read_request(&mut reader, &mut writer, deadline, peer, self.limits, || {
-                slot.waiting_since_ms.store(0, Ordering::Relaxed)
-            }) {
-                Ok(Some(r)) => r,
-                Ok(None) => return, // closed or timed out between requests
-                Err(refusal) => {
-                    log::debug!(
-                        "{}: refused a request from {peer}: {} {}",
-                        self.name,
-                        refusal.status,
-                        refusal.reason
-                    );
-                    let resp = Response::text(refusal.status, refusal.reason);
-                    let _ = write_response(&mut writer, &resp, false, false);
-                    close_gracefully(reader.into_inner());
-                    return;
-                }
-            };
-            let keep_alive = wants_keep_alive(&req) && served + 1 < MAX_REQUESTS_PER_CONNECTION;
-            let head_only = req.method == "HEAD";
-            let resp = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&req))) {
-                Ok(r) => r,
-                Err(_) => {
-                    log::error!("{}: handler panicked on {} {}", self.name, req.method, req.path);
-                    Response::text(500, "internal error")
-                }
-            };
-            if write_response(&mut writer, &resp, keep_alive, head_only).is_err() || !keep_alive {
-                return;
-            }
-        }
-    }
-}
-
 /// Why a request was refused before reaching the handler.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -265,7 +89,7 @@ fn refuse(status: u16, reason: &'static str) -> Refusal {
 
 /// Reads one request. `Ok(None)`: the client went away (or idled out) before sending
 /// anything. `on_head` is called once the head is complete (the connection is busy).
-fn read_request(
+pub fn read_request(
     reader: &mut Conn,
     writer: &mut TcpStream,
     deadline: Instant,
@@ -430,7 +254,7 @@ fn content_length(headers: &[(String, String)]) -> Result<usize, Refusal> {
     Ok(length.unwrap_or(0))
 }
 
-fn wants_keep_alive(req: &Request) -> bool {
+pub fn wants_keep_alive(req: &Request) -> bool {
     let conn = req.header("connection").map(str::to_ascii_lowercase);
     if req.http10 {
         conn.as_deref() == Some("keep-alive")
@@ -459,7 +283,12 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool, head_only: bool) -> io::Result<()> {
+pub fn write_response<W: Write>(
+    w: &mut W,
+    resp: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status));
     for (name, value) in &resp.headers {
         out.push_str(&format!("{name}: {value}\r\n"));
@@ -477,42 +306,24 @@ fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool, head_o
     w.flush()
 }
 
-/// Stops sending, reads a bounded amount of what the client still sends, then closes, so
-/// the client gets our error instead of a connection reset.
-fn close_gracefully(stream: TimedStream) {
-    let _ = stream.stream.shutdown(Shutdown::Write);
-    let _ = stream.stream.set_read_timeout(Some(DRAIN_TIMEOUT));
-    let _ = io::copy(&mut (&stream.stream).take(DRAIN_BYTES), &mut io::sink());
-}
+/// A connection's read side, buffered; every read must finish by the current deadline.
+pub type Conn = BufReader<TimedStream>;
 
-/// Raises the accept queue to [`LISTEN_BACKLOG`]. Calling listen(2) again on a listening
-/// socket only changes its backlog; std has no API for it, and a failure just leaves
-/// the default in place.
-fn deepen_backlog(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    extern "C" {
-        fn listen(fd: i32, backlog: i32) -> i32;
-    }
-    // SAFETY: the descriptor is a valid listening socket owned by `listener` for the
-    // duration of the call; listen(2) neither keeps nor frees it.
-    if unsafe { listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-        log::warn!("could not raise the listen backlog: {}", io::Error::last_os_error());
-    }
+/// Wraps an accepted stream for [`read_request`].
+pub fn conn(stream: TcpStream) -> Conn {
+    BufReader::with_capacity(READ_BUFFER_BYTES, TimedStream { stream, deadline: Instant::now() })
 }
-
-/// Over the cap with every connection busy: answer 503 without blocking the accept loop.
-fn refuse_busy(stream: TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
-    let _ = write_response(&mut &stream, &resp, false, false);
-}
-
-type Conn = BufReader<TimedStream>;
 
 /// A TcpStream whose every read must finish by `deadline`, however the bytes trickle in.
-struct TimedStream {
+pub struct TimedStream {
     stream: TcpStream,
     deadline: Instant,
+}
+
+impl TimedStream {
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
 }
 
 impl Read for TimedStream {
@@ -582,17 +393,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Makes a client-supplied string safe for one log line: no controls, bounded length.
-pub fn loggable(s: &str) -> String {
-    const MAX_LOGGED_CHARS: usize = 64;
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
-    if s.chars().count() > MAX_LOGGED_CHARS {
-        format!("{clean}…")
-    } else {
-        clean
-    }
 }
 
 #[cfg(test)]
@@ -668,11 +468,5 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn loggable_strips_controls() {
-        assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
-        assert!(loggable(&"x".repeat(100)).ends_with('…'));
     }
 }

@@ -4,38 +4,76 @@
 //!
 //! # Architecture
 //!
-//! Synchronous, plain threads, no async runtime. Modules and what each owns:
+//! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
+//! modules of lower layers, and of its own layer only where no cycle forms (`config`
+//! uses `record`, `expiry` uses `state`, `connections` uses `http`); never a higher
+//! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
+//! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
+//! on an upward use, a cycle, or a module missing from the table or from this comment.
 //!
-//! - `main.rs`: argument dispatch and logging setup; nothing else. `lib.rs` only lists
-//!   the modules (a library so the fuzz targets can reach the parsers).
+//! | layer | modules | may use |
+//! |---|---|---|
+//! | 8 binary | `main.rs` | layers 0-7 |
+//! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
+//! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
+//! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
+//! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
+//! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `tls.rs` | layer 0 |
+//! | 0 crate root | `lib.rs` | nothing of ours |
+//!
+//! What each owns:
+//!
+//! - `main.rs`: argument dispatch and logging setup; nothing else. `lib.rs` lists the
+//!   modules (a library so the fuzz targets can reach the parsers) and holds the three
+//!   helpers every layer may use: `lock` (poison-tolerant), `rfc3339`, `loggable`.
 //! - `cli.rs`: argument parsing and the client commands (`open`, `close`, `status`, `url`,
 //!   `check-config`, `simulate`). Client commands talk to the running server's control
 //!   API, so the server is the only writer of the state.
-//! - `config.rs`: the JSON config, parsed and checked once into typed structs that are
-//!   passed explicitly. Raw JSON never reaches a handler. Secrets are `Secret`s, which
-//!   never print.
-//! - `server.rs`: `serve`: opens the state, binds both listeners, runs them.
-//! - `http.rs`: the HTTP/1.1 server (limits, timeouts, connection cap) and the one
-//!   `HttpError` type that handlers return; each listener maps it to a response in one place.
+//! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
+//!   (every window change becomes a history record, every record goes to the notifier),
+//!   binds both listeners and runs them. The only module that knows all the services.
 //! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes the window; it appends each decision to the history. `signature.rs` checks
-//!   `X-Twilio-Signature`; `form.rs` parses form/query parameters.
-//! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API,
-//!   token-protected.
-//! - `call.rs`: the pure decision (reject / unlock / forward); `twiml.rs` renders it;
-//!   `phone.rs` normalises numbers to E.164.
+//!   changes the window; it appends each decision (and each refused signature, at a
+//!   bounded rate it owns) to the history before answering.
+//! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API
+//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`), token-protected.
+//! - `http.rs`: HTTP/1.1 on the wire: request and response types, reading one request
+//!   within limits and a deadline, parsing the head, writing the answer, and the one
+//!   `HttpError` type that handlers return; each listener maps it to a response in one
+//!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
+//!   eviction of idle connections) and the thread per connection that runs the handler.
+//!   Neither knows any route or any service.
 //! - `state.rs`: the window and the control token, in the state directory; it reports
-//!   every window change to an observer, under its lock, in order.
-//! - `events.rs`: the history, `state_dir/events.jsonl` (the only other file it writes
-//!   there): a record per call decision and window change, flushed before the answer;
-//!   `GET /api/events`; the expiry watcher thread.
+//!   every window change to an observer, under its lock, in order. `expiry.rs`: the
+//!   thread that ends windows whose time has come.
+//! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
+//!   appends a record, flushed before the answer, and reads the newest ones. It decides
+//!   nothing about what is recorded.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
 //!   bounded queue to one worker thread, so they never delay an answer.
+//! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
+//!   and the rules; `twiml.rs` renders a decision as TwiML.
+//! - `record.rs`: the shared vocabulary, plain data: `Decision`, `CallRecord`,
+//!   `WindowChange`, `EventKind` and the `Record` that the history stores, the API lists
+//!   and the notifier sends.
+//! - `config.rs`: the JSON config, read by serde into typed structs (unknown keys refused
+//!   at every depth, each value checked as it is read, one pass for rules that span keys)
+//!   and passed explicitly. Raw JSON never reaches a handler. Secrets are `Secret`s, which
+//!   never print.
+//! - `form.rs` parses form/query parameters; `phone.rs` normalises numbers to E.164;
+//!   `signature.rs` computes and checks `X-Twilio-Signature`; `url.rs` checks the
+//!   configured URLs and cuts a URL down to what may be logged. Pure functions of their
+//!   input (the fuzz targets call them).
 //! - `tls.rs`: which CAs outbound HTTPS trusts (the system's bundle, read once); every
 //!   HTTP agent takes its TLS settings from there.
 //!
 //! # Invariants
 //!
+//! - Dependencies point down the table above. Services never see HTTP: the listeners
+//!   translate requests into calls on them. Services do not use each other (except
+//!   `expiry` driving `state`); `server.rs` joins them with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
 //! - The webhook listener serves no route that changes state; the control listener
@@ -44,16 +82,22 @@
 //!   aside, never deleted. The state mutex is never held across network I/O.
 //! - Every limit (sizes, timeouts, thread caps) is a named constant with its reason.
 //! - A panicking request thread answers 500 and the daemon goes on (`panic = "unwind"`).
+//! - No `unsafe` code of our own (`forbid(unsafe_code)`, here and in `main.rs`).
+
+#![forbid(unsafe_code)]
 
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod control;
-pub mod events;
+pub mod expiry;
 pub mod form;
+pub mod history;
 pub mod http;
 pub mod notify;
 pub mod phone;
+pub mod record;
 pub mod server;
 pub mod signature;
 pub mod state;
@@ -72,4 +116,26 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A time as RFC 3339 UTC in whole seconds, as the state file, the API and the history write it.
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Makes a client-supplied string safe for one log line: no controls, bounded length.
+pub(crate) fn loggable(s: &str) -> String {
+    const MAX_LOGGED_CHARS: usize = 64;
+    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
+    if s.chars().count() > MAX_LOGGED_CHARS {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_strips_controls() {
+        assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
+        assert!(loggable(&"x".repeat(100)).ends_with('…'));
+    }
 }

@@ -1,5 +1,7 @@
 //! The `intercom` binary: see `lib.rs` for the architecture.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use intercom::cli::{self, Command};

@@ -20,8 +20,8 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::config::{Config, Secret};
-use crate::events::{EventKind, Record};
 use crate::phone::PhoneNumber;
+use crate::record::{EventKind, Record};
 use crate::url::url_origin;
 
 /// Jobs waiting for the worker. Events come a few a day; a burst larger than this means
@@ -235,7 +235,7 @@ fn send(agent: &ureq::Agent, job: &Job) -> Result<(), Failure> {
             let detail = resp
                 .body_mut()
                 .read_to_string()
-                .map(|b| crate::http::loggable(&b.chars().take(ERROR_BODY_CHARS).collect::<String>()))
+                .map(|b| crate::loggable(&b.chars().take(ERROR_BODY_CHARS).collect::<String>()))
                 .unwrap_or_default();
             classify_status(status, &detail)
         }

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::config::Config;
+use crate::connections;
 use crate::control::{self, Control};
-use crate::events::{self, Events};
-use crate::http::{self, Limits};
+use crate::expiry;
+use crate::history::{self, History};
+use crate::http::Limits;
 use crate::notify::Notifier;
+use crate::record::Record;
 use crate::state::Store;
 use crate::webhook::{self, Webhook};
 
@@ -18,9 +21,11 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     warn_about_risky_settings(&config);
     let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
     let notifier = Notifier::start(&config)?;
-    let sink = notifier.map(|n| Box::new(move |r: &events::Record| n.submit(r)) as events::Sink);
-    let events = Arc::new(Events::open(&config.state_dir, sink)?);
-    events::observe(&store, events.clone());
+    let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
+    let history = Arc::new(History::open(&config.state_dir, sink)?);
+    // Every window change becomes a record, in the order the store made them.
+    let observed = history.clone();
+    store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
@@ -36,16 +41,16 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("webhook listening on {}", webhook_socket.local_addr()?);
     log::info!("control listening on {}", control_socket.local_addr()?);
 
-    events::watch_expiry(store.clone())?;
-    let webhook = Webhook { config: config.clone(), store: store.clone(), events: events.clone() };
-    let control = Control { config, store, token, events };
+    expiry::watch(store.clone())?;
+    let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
+    let control = Control { config, store, token, history };
     let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
     let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
 
     thread::Builder::new().name("webhook-accept".into()).spawn(move || {
-        http::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
+        connections::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
     })?;
-    http::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
+    connections::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
 }
 
 fn warn_about_risky_settings(config: &Config) {

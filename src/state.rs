@@ -24,6 +24,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::record::WindowChange;
 use crate::{lock, rfc3339};
 
 const STATE_FILE: &str = "state.json";
@@ -62,23 +63,6 @@ struct StateFileV1 {
     open_until: Option<String>,
     updated_at: String,
     updated_by: String,
-}
-
-/// One change of the window, as the observer (the event log) sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WindowChange {
-    Opened {
-        until: SystemTime,
-        duration: Duration,
-        source: String,
-    },
-    Closed {
-        source: String,
-    },
-    /// The window ended on its own; `until` is when it ended.
-    Expired {
-        until: SystemTime,
-    },
 }
 
 /// Called under the state lock with each change and the time it happened: it must only

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::call::Decision;
+use crate::record::Decision;
 
 pub fn render(decision: &Decision) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>");

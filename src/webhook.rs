@@ -5,38 +5,41 @@
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::call::{self, CallRules, Decision};
+use crate::call::{self, CallRules};
 use crate::config::Config;
-use crate::events::Events;
 use crate::form::{self, Params};
-use crate::http::{loggable, HttpError, Request, Response};
+use crate::history::History;
+use crate::http::{HttpError, Request, Response};
 use crate::phone::PhoneNumber;
-use crate::signature;
+use crate::record::{CallRecord, Record};
 use crate::state::Store;
-use crate::twiml;
+use crate::{lock, loggable, signature, twiml};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+/// Refused signatures recorded per minute. Anyone on the internet can send unsigned
+/// webhooks; without a bound each would cost an fsync (SD card wear) and push real
+/// history out of the bounded log. The rest are counted and logged, not recorded.
+pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
+const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct Webhook {
-    pub config: Arc<Config>,
-    pub store: Arc<Store>,
-    pub events: Arc<Events>,
-}
-
-/// What a call looked like and what we answered, for the log (and the history).
-#[derive(Debug)]
-pub struct CallRecord {
-    pub call_sid: Option<String>,
-    pub from: Option<String>,
-    pub decision: Decision,
+    config: Arc<Config>,
+    store: Arc<Store>,
+    history: Arc<History>,
+    bad_signatures: Mutex<RateWindow>,
 }
 
 impl Webhook {
+    pub fn new(config: Arc<Config>, store: Arc<Store>, history: Arc<History>) -> Webhook {
+        let bad_signatures = Mutex::new(RateWindow { started: Instant::now(), recorded: 0, suppressed: 0 });
+        Webhook { config, store, history, bad_signatures }
+    }
+
     pub fn handle(&self, req: &Request) -> Response {
         match self.route(req) {
             Ok(resp) => resp,
@@ -53,7 +56,7 @@ impl Webhook {
             ("/" | "/voice", "GET" | "POST") => {
                 let now = SystemTime::now();
                 let answer = self.answer_call(req, now);
-                self.events.record_call(req, &answer, now); // on disk before we answer
+                self.record(req, &answer, now); // on disk before we answer
                 let (record, xml) = answer?;
                 log::info!(
                     "call {} from {}: {}",
@@ -128,6 +131,57 @@ impl Webhook {
         );
         Err(HttpError::Forbidden)
     }
+
+    /// The history entry for an answered (or refused) webhook call, if it is one.
+    fn record(&self, req: &Request, answer: &Result<(CallRecord, String), HttpError>, time: SystemTime) {
+        match answer {
+            Ok((call, _)) => self.history.record(&Record::call(call, time)),
+            Err(HttpError::Forbidden) => {
+                if lock(&self.bad_signatures).admit(Instant::now()) {
+                    self.history.record(&bad_signature(req, time));
+                }
+            }
+            Err(_) => {} // malformed: no decision was made
+        }
+    }
+}
+
+/// A webhook refused for its signature. Its parameters are unauthenticated claims,
+/// kept (bounded, without control characters) because they help to spot a prober.
+fn bad_signature(req: &Request, time: SystemTime) -> Record {
+    let source = if req.method == "POST" { req.body.as_slice() } else { req.query.as_bytes() };
+    let params = form::parse(source).unwrap_or_default();
+    let get = |name| form::single(&params, name).ok().flatten().map(loggable);
+    Record::bad_signature(get("CallSid"), get("From"), time)
+}
+
+/// Counts refused signatures in the current minute.
+struct RateWindow {
+    started: Instant,
+    recorded: u32,
+    suppressed: u32,
+}
+
+impl RateWindow {
+    /// Whether one more may be recorded now; logs what was suppressed in the last minute.
+    fn admit(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.started) >= RATE_WINDOW {
+            if self.suppressed > 0 {
+                log::warn!(
+                    "{} more refused signatures in the last minute were not recorded in the history",
+                    self.suppressed
+                );
+            }
+            *self = RateWindow { started: now, recorded: 0, suppressed: 0 };
+        }
+        if self.recorded < MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE {
+            self.recorded += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
@@ -148,4 +202,20 @@ fn post_params(req: &Request) -> Result<Params, HttpError> {
 
 fn parse_number(param: &str, value: &str) -> Result<PhoneNumber, HttpError> {
     PhoneNumber::parse(value).map_err(|m| HttpError::BadRequest(format!("query parameter {param}: {m}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_signatures_are_recorded_at_a_bounded_rate() {
+        let start = Instant::now();
+        let mut w = RateWindow { started: start, recorded: 0, suppressed: 0 };
+        let admitted = (0..100).filter(|_| w.admit(start)).count();
+        assert_eq!(admitted, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE as usize);
+        assert_eq!(w.suppressed, 90);
+        assert!(w.admit(start + RATE_WINDOW), "a new minute starts afresh");
+        assert_eq!(w.suppressed, 0);
+    }
 }

@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod fake_http;
 mod harness;
+mod layers;
 mod load;
 mod notify;
 mod persistence;

@@ -22,7 +22,7 @@ libc=${LIBC:-musl}
 case "$target" in
   aarch64|arm64) triple="aarch64-unknown-linux-$libc" ;;
   armv7) triple="armv7-unknown-linux-${libc}eabihf" ;;
-  armv6) triple="arm-unknown-linux-${libc}eabihf" ;;
+  armv6) triple="arm-unknown-linux-${libc}eabi" ;;            # soft-float ARMv6 (see cross/build.sh)
   host) triple=host ;;
   *) triple=$target ;;
 esac

@@ -132,3 +132,54 @@ CONF
   done
   return 1
 }
+
+# ---- a real systemd as PID 1 in systemd-nspawn (systemd-boot.sh, deb.sh) --------------------
+# nspawn_boot LOG NSPAWN_ARGS...: boot this machine's / in a throwaway container
+# (--private-network: its own loopback only) and wait for its systemd. Sets NSPAWN_PID (the
+# nspawn process) and CT_LEADER (the container's PID 1, for nsenter).
+NSPAWN_PID='' CT_LEADER=''
+nspawn_boot() {
+  local log=$1 i; shift
+  systemd-nspawn -q -D / --private-network --register=no --keep-unit --console=passive "$@" --boot > "$log" 2>&1 &
+  NSPAWN_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    # nspawn's child that runs systemd (earlier children are transient setup processes)
+    CT_LEADER=$( (ps -o pid=,comm= --ppid "$NSPAWN_PID" 2>/dev/null || true) | awk '$2 == "systemd" {print $1; exit}')
+    [ -n "$CT_LEADER" ] && return 0
+    kill -0 "$NSPAWN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  return 1
+}
+in_ct() { nsenter -t "$CT_LEADER" -a "$@"; }          # run inside the container
+in_net() { nsenter -t "$CT_LEADER" -n "$@"; }         # host tool, container's network
+# wait_http_ct URL SECONDS: like wait_http, inside the container's network
+wait_http_ct() {
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    if in_net curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+# wait_unit_ct UNIT SECONDS: until UNIT is active or failed; prints the state.
+wait_unit_ct() {
+  local state='' i
+  for ((i = 0; i < $2 * 2; i++)); do
+    state=$(in_ct systemctl is-active "$1" 2>/dev/null || true)
+    [ "$state" = active ] || [ "$state" = failed ] && break
+    sleep 0.5
+  done
+  echo "$state"
+}
+# nspawn_stop: power the container off (bounded), then make sure its PID namespace is gone.
+nspawn_stop() {
+  if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+    if [ -n "$CT_LEADER" ]; then in_ct systemctl poweroff 2>/dev/null || true; fi
+    wait_gone "$NSPAWN_PID" 20 || { kill -KILL "$NSPAWN_PID" 2>/dev/null || true; wait_gone "$NSPAWN_PID" 5 || true; }
+  fi
+  # The container's PID 1 outlives a killed nspawn: SIGKILL to it ends its whole PID namespace.
+  if [ -n "$CT_LEADER" ] && kill -0 "$CT_LEADER" 2>/dev/null; then
+    kill -KILL "$CT_LEADER" 2>/dev/null || true; wait_gone "$CT_LEADER" 5 || true
+  fi
+}

@@ -29,31 +29,14 @@ command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: apt-get ins
 
 tmp=$(mktemp -d)
 chmod 700 "$tmp"
-nspawn_pid='' leader='' SSHD_PID=''
-in_ct() { nsenter -t "$leader" -a "$@"; }          # run inside the container
-in_net() { nsenter -t "$leader" -n "$@"; }         # host tool, container's network
-wait_http_ct() { # URL SECONDS: like wait_http, inside the container's network
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
-    if in_net curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
+SSHD_PID=''
 cleanup() {
   if [ -n "$SSHD_PID" ]; then stop_pid "$SSHD_PID"; fi
-  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-    if [ "$FAILS" -ne 0 ] && [ -n "$leader" ]; then
-      echo "--- journal (intercom, intercom-tunnel)"
-      in_ct journalctl -u intercom -u intercom-tunnel --no-pager 2>&1 | tail -n 30 || true
-    fi
-    if [ -n "$leader" ]; then in_ct systemctl poweroff 2>/dev/null || true; fi
-    wait_gone "$nspawn_pid" 20 || { kill -KILL "$nspawn_pid" 2>/dev/null || true; wait_gone "$nspawn_pid" 5 || true; }
+  if [ "$FAILS" -ne 0 ] && [ -n "$CT_LEADER" ] && kill -0 "$CT_LEADER" 2>/dev/null; then
+    echo "--- journal (intercom, intercom-tunnel)"
+    in_ct journalctl -u intercom -u intercom-tunnel --no-pager 2>&1 | tail -n 30 || true
   fi
-  # The container's PID 1 outlives a killed nspawn: SIGKILL to it ends its whole PID namespace.
-  if [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
-    kill -KILL "$leader" 2>/dev/null || true; wait_gone "$leader" 5 || true
-  fi
+  nspawn_stop
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -87,24 +70,10 @@ ENV
 chmod 0600 "$etc/intercom/tunnel.env"
 
 # ---- boot -----------------------------------------------------------------------------
-systemd-nspawn -q -D / --volatile=yes --private-network --register=no --keep-unit \
-  --console=passive --bind="$etc:/etc" --overlay="/usr/local/bin:$tmp/bin:/usr/local/bin" \
-  --boot > "$tmp/console.log" 2>&1 &
-nspawn_pid=$!
-for ((i = 0; i < 100; i++)); do
-  # nspawn's child that runs systemd (earlier children are transient setup processes)
-  leader=$( (ps -o pid=,comm= --ppid "$nspawn_pid" 2>/dev/null || true) | awk '$2 == "systemd" {print $1; exit}')
-  [ -n "$leader" ] && break
-  kill -0 "$nspawn_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$leader" ] || { cat "$tmp/console.log"; die "systemd-nspawn did not start"; }
-state=
-for ((i = 0; i < 120; i++)); do
-  state=$(in_ct systemctl is-active intercom.service 2>/dev/null || true)
-  [ "$state" = active ] || [ "$state" = failed ] && break
-  sleep 0.5
-done
+nspawn_boot "$tmp/console.log" --volatile=yes --bind="$etc:/etc" \
+  --overlay="/usr/local/bin:$tmp/bin:/usr/local/bin" \
+  || { cat "$tmp/console.log"; die "systemd-nspawn did not start"; }
+state=$(wait_unit_ct intercom.service 60)
 if [ "$state" = active ]; then
   pass "systemd $(in_ct systemctl --version | head -n1 | cut -d' ' -f2) booted in nspawn; intercom.service active"
 else
