@@ -126,7 +126,8 @@ Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 ${depends:+Depends: $depends
-}Section: net
+}Recommends: ca-certificates
+Section: net
 Priority: optional
 Description: Twilio building-intercom door opener
  intercom answers Twilio's voice webhook for a building intercom: during an
