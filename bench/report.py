@@ -108,6 +108,8 @@ p(
     f"venv + pip {meta.get('venv_s')} s)\n"
 )
 
+for r in (r for r in rows if "baseline_note" in r):
+    p(f"**Baselines not run:** {r['baseline_note']}.\n")
 p("### Webhook throughput and latency\n")
 p("`close`: a new TCP connection per request (as Twilio does; latency includes connect). "
   "`keepalive`: one connection per client, reused. CPU µs/req: user+system time per answered request of the "
