@@ -50,6 +50,30 @@ pub fn decide(from: Option<&str>, window_open: bool, rules: &CallRules) -> Decis
     }
 }
 
+/// Whether a decision is the plain "forward" that a guest code may turn into "unlock":
+/// strangers are rejected and an open window unlocks before any code is asked or read.
+pub fn code_may_apply(decision: &Decision) -> bool {
+    matches!(decision, Decision::Forward { .. } | Decision::NobodyToCall { .. })
+}
+
+/// The answer on `/voice`: the keypad prompt instead of forwarding when codes are offered.
+pub fn with_code_prompt(decision: Decision, offered: bool, action: &str) -> Decision {
+    if offered && code_may_apply(&decision) {
+        Decision::AskCode { action: action.to_string() }
+    } else {
+        decision
+    }
+}
+
+/// The answer on `/voice/code`: a right code unlocks what would have been forwarded.
+pub fn after_code(decision: Decision, right_code: bool, rules: &CallRules) -> Decision {
+    if right_code && code_may_apply(&decision) {
+        Decision::Unlock { digits: rules.unlock_digits.to_string() }
+    } else {
+        decision
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +119,31 @@ mod tests {
             d => panic!("{d:?}"),
         }
         assert_eq!(decide(Some("+15558889999"), false, &rules(Some(&intercom), &[])).name(), "forwarded");
+    }
+
+    #[test]
+    fn codes_only_ever_turn_a_forward_into_a_prompt_or_an_unlock() {
+        let intercom = n("+15558889999");
+        let fwd = [n("+15552223333")];
+        let r = rules(Some(&intercom), &fwd);
+        let forward = decide(Some("+15558889999"), false, &r);
+        let nobody = decide(Some("+15558889999"), false, &rules(Some(&intercom), &[]));
+        let open = decide(Some("+15558889999"), true, &r);
+        let stranger = decide(Some("+15550000000"), false, &r);
+        let ask = Decision::AskCode { action: "/voice/code".into() };
+        assert_eq!(with_code_prompt(forward.clone(), true, "/voice/code"), ask);
+        assert_eq!(with_code_prompt(nobody.clone(), true, "/voice/code"), ask);
+        assert_eq!(with_code_prompt(forward.clone(), false, "/voice/code"), forward, "not offered: as today");
+        assert_eq!(
+            with_code_prompt(open.clone(), true, "/voice/code"),
+            open,
+            "an open window unlocks at once"
+        );
+        assert_eq!(with_code_prompt(stranger.clone(), true, "/voice/code"), Decision::Reject);
+        let unlock = Decision::Unlock { digits: "ww9".into() };
+        assert_eq!(after_code(forward.clone(), true, &r), unlock);
+        assert_eq!(after_code(forward.clone(), false, &r), forward);
+        assert_eq!(after_code(stranger, true, &r), Decision::Reject, "a stranger never gets in by code");
+        assert!(!code_may_apply(&open) && code_may_apply(&nobody));
     }
 }

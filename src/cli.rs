@@ -3,15 +3,14 @@
 //! so the server stays the only writer of the state.
 
 use std::error::Error;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::client::{control_token, display_addr, local_address, Client};
+use crate::codes_cli::CodeArgs;
 use crate::config::{self, Config, Secret};
 use crate::state;
-
-/// The control API is on this machine or the LAN: a slow answer means something is wrong.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const USAGE: &str = "\
 usage:
@@ -22,6 +21,13 @@ usage:
   intercom url          [--config FILE]   print the LAN control URL (it holds the token)
   intercom check-config [--config FILE]   validate, print a summary with secrets masked
   intercom simulate --from NUMBER [--config FILE]   print the TwiML a call would get now
+  intercom twilio-setup [--dry-run] [--config FILE]   point the Twilio number at this server
+  intercom fallback-twiml [--config FILE]   print the TwiML for the number's fallback (a TwiML Bin)
+  intercom doctor       [--config FILE]   check the whole chain, say what to fix
+  intercom code add [--label L] [--valid DUR] [--uses N] [--config FILE]
+                                          make a guest code (default: 1 day, 1 use); prints it
+  intercom code list    [--config FILE]   the active guest codes
+  intercom code rm ID   [--config FILE]   delete a guest code
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -35,6 +41,10 @@ pub enum Command {
     Url,
     CheckConfig,
     Simulate { from: String },
+    TwilioSetup { dry_run: bool },
+    FallbackTwiml,
+    Doctor,
+    Code(CodeArgs),
     Version,
     Help,
 }
@@ -52,6 +62,8 @@ pub struct UsageError(pub String);
 pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let mut config = None;
     let mut from = None;
+    let mut dry_run = false;
+    let (mut label, mut valid, mut uses) = (None, None, None);
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -63,6 +75,10 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             "--version" | "-V" => return Ok(Args { command: Command::Version, config: PathBuf::new() }),
             "--config" | "-c" => config = Some(value_of("--config")?),
             "--from" => from = Some(value_of("--from")?),
+            "--dry-run" => dry_run = true,
+            "--label" => label = Some(value_of("--label")?),
+            "--valid" => valid = Some(value_of("--valid")?),
+            "--uses" => uses = Some(value_of("--uses")?),
             a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
             a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
             a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
@@ -83,6 +99,19 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
         "simulate" => Command::Simulate {
             from: from.take().ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
         },
+        "twilio-setup" => Command::TwilioSetup { dry_run: std::mem::take(&mut dry_run) },
+        "fallback-twiml" => Command::FallbackTwiml,
+        "doctor" => Command::Doctor,
+        "code" => match positional.next().as_deref() {
+            Some("add") => {
+                Command::Code(CodeArgs::Add { label: label.take(), valid: valid.take(), uses: uses.take() })
+            }
+            Some("list") => Command::Code(CodeArgs::List),
+            Some("rm") => Command::Code(CodeArgs::Rm(
+                positional.next().ok_or_else(|| UsageError("code rm needs the code's ID".into()))?,
+            )),
+            _ => return Err(UsageError("code needs add, list or rm".into())),
+        },
         "help" => Command::Help,
         "version" => Command::Version,
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -93,6 +122,12 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     if from.is_some() {
         return Err(UsageError("--from is only for simulate".into()));
     }
+    if dry_run {
+        return Err(UsageError("--dry-run is only for twilio-setup".into()));
+    }
+    if label.is_some() || valid.is_some() || uses.is_some() {
+        return Err(UsageError("--label, --valid and --uses are only for code add".into()));
+    }
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
 
@@ -101,7 +136,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Open(duration) => {
             let minutes = match duration {
-                Some(d) => Some(whole_minutes(&d)?),
+                Some(d) => Some(config::whole_minutes(&d)?),
                 None => None,
             };
             let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
@@ -129,21 +164,31 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             let rules =
                 crate::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
             let decision = crate::call::decide(Some(&from), status.is_open(), &rules);
+            let offered =
+                crate::codes_store::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
+            let action = format!(
+                "{}{}",
+                config.webhook.public_url.as_deref().unwrap_or(""),
+                crate::webhook::CODE_PATH
+            );
+            let decision = crate::call::with_code_prompt(decision, offered, &action);
             eprintln!("a call from {from} now: {}", decision.name());
             print!("{}", crate::twiml::render(&decision));
             Ok(())
         }
-        Command::Serve | Command::Help | Command::Version => unreachable!("handled in main"),
+        Command::Code(args) => {
+            let client = Client::new(config)?;
+            crate::codes_cli::run(args, &|method, path, body| client.call(method, path, body))
+        }
+        Command::TwilioSetup { dry_run } => crate::setup::twilio_setup(config, dry_run),
+        Command::FallbackTwiml => {
+            print!("{}", crate::setup::fallback_twiml(config)?);
+            Ok(())
+        }
+        Command::Serve | Command::Doctor | Command::Help | Command::Version => {
+            unreachable!("handled in main")
+        }
     }
-}
-
-/// The API counts whole minutes; "90s" would silently round, so it is refused.
-fn whole_minutes(text: &str) -> Result<u64, Box<dyn Error>> {
-    let d = config::parse_duration(text)?;
-    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-        return Err(format!("{text:?} is not a whole number of minutes").into());
-    }
-    Ok(d.as_secs() / 60)
 }
 
 fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
@@ -161,75 +206,6 @@ fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
-    if let Some(t) = &config.control.token {
-        return Ok(t.clone());
-    }
-    state::read_token(&config.state_dir)?.ok_or_else(|| {
-        format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
-            config.state_dir.display()
-        )
-        .into()
-    })
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    token: Secret,
-}
-
-impl Client {
-    fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
-        let agent = ureq::Agent::config_builder()
-            .tls_config(crate::tls::no_roots())
-            .timeout_global(Some(CLIENT_TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
-        Ok(Client { agent, base, token: control_token(config)? })
-    }
-
-    fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let result = if method == "GET" {
-            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else {
-            self.agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("X-Intercom-Client", "cli")
-                .header("Content-Type", "application/json")
-                .send(body)
-        };
-        let mut resp = result.map_err(|e| {
-            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
-        })?;
-        let status = resp.status().as_u16();
-        let text =
-            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
-        if status != 200 {
-            let msg = value["error"].as_str().unwrap_or("no detail");
-            return Err(format!("the server refused ({status}): {msg}").into());
-        }
-        Ok(value)
-    }
-}
-
-/// Where this machine reaches the control listener: loopback when it listens everywhere.
-fn local_address(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
-        _ => listen,
-    }
-}
-
 /// Where a phone on the LAN reaches it: the address of the interface with the default
 /// route. Connecting a UDP socket only picks the route; it sends nothing.
 fn lan_address(listen: SocketAddr) -> SocketAddr {
@@ -244,10 +220,6 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
             local_address(listen)
         }
     }
-}
-
-fn display_addr(a: SocketAddr) -> String {
-    a.to_string() // IPv6 comes out bracketed, as URLs need
 }
 
 fn summary(c: &Config) -> String {
@@ -290,6 +262,16 @@ fn summary(c: &Config) -> String {
         ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
         ("twilio.sms_from", c.twilio.sms_from.as_ref().map_or("(not set)".into(), |n| n.to_string())),
         ("twilio.api_base", c.twilio.api_base.clone()),
+        ("twilio.number", c.twilio.number.as_ref().map_or("(not set)".into(), |n| n.to_string())),
+        ("twilio.fallback_url", c.twilio.fallback_url.clone().unwrap_or("(not set)".into())),
+        (
+            "twilio.api_key_sid",
+            c.twilio.api_key_sid.clone().unwrap_or("(not set: REST calls use the auth token)".into()),
+        ),
+        (
+            "twilio.api_key_secret",
+            secret(&c.twilio.api_key_secret, c.twilio.api_key_secret_from_env, "(not set)"),
+        ),
         (
             "notify.webhook_url",
             c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
@@ -334,42 +316,53 @@ mod tests {
             Command::Simulate { from: "+15558889999".into() }
         );
         assert_eq!(args("--version").unwrap().command, Command::Version);
+        assert_eq!(args("twilio-setup --dry-run").unwrap().command, Command::TwilioSetup { dry_run: true });
+        assert_eq!(args("twilio-setup").unwrap().command, Command::TwilioSetup { dry_run: false });
+        assert_eq!(args("doctor -c x").unwrap().command, Command::Doctor);
+        assert_eq!(
+            args("code add --label plumber --valid 4h --uses 2").unwrap().command,
+            Command::Code(CodeArgs::Add {
+                label: Some("plumber".into()),
+                valid: Some("4h".into()),
+                uses: Some("2".into())
+            })
+        );
+        assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
+        assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
     }
 
     #[test]
     fn refuses_bad_arguments() {
-        for bad in
-            ["", "fly", "open 1h 2h", "simulate", "status --from +1555", "serve --config", "serve --verbose"]
-        {
+        for bad in [
+            "",
+            "fly",
+            "open 1h 2h",
+            "simulate",
+            "status --from +1555",
+            "serve --config",
+            "serve --verbose",
+            "doctor --dry-run",
+            "code",
+            "code rm",
+            "code list --uses 2",
+            "open --label x",
+            "code add --valid",
+            "code rm a b",
+        ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
-    fn minutes_must_be_whole() {
-        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
-        assert_eq!(whole_minutes("120s").unwrap(), 2);
-        assert!(whole_minutes("90s").is_err());
-        assert!(whole_minutes("30s").is_err());
-        assert!(whole_minutes("soon").is_err());
-    }
-
-    #[test]
     fn summary_masks_secrets() {
         let c = config::parse(
-            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth"}, "control": {"token": "supersecret-control"}}"#,
+            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth",
+                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"}}"#,
             |_| None,
         )
         .unwrap();
         let s = summary(&c);
         assert!(!s.contains("supersecret"), "{s}");
         assert!(s.contains("twilio.auth_token") && s.contains("set"));
-    }
-
-    #[test]
-    fn local_address_replaces_unspecified() {
-        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
-        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
-        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
     }
 }

@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config_values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
+pub use crate::config_values::{check_token, parse_duration, whole_minutes, Secret};
+use crate::config_values::{public_url, secret, target_url, token, unlock_digits};
 use crate::phone::PhoneNumber;
 use crate::record::EventKind;
-use crate::url::{check_public_url, check_target_url};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
@@ -37,8 +39,6 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
 /// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
 const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
-/// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
-const MAX_UNLOCK_DIGITS: usize = 32;
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -47,25 +47,7 @@ pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
-
-/// A value that must never reach a log line or `check-config` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -133,6 +115,19 @@ pub struct TwilioConfig {
     /// Without a trailing slash.
     #[serde(deserialize_with = "api_base")]
     pub api_base: String,
+    /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
+    #[serde(deserialize_with = "phone")]
+    pub number: Option<PhoneNumber>,
+    /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
+    #[serde(deserialize_with = "public_url")]
+    pub fallback_url: Option<String>,
+    /// REST credentials Twilio recommends over the auth token (SK…); used when set.
+    #[serde(deserialize_with = "account_sid")]
+    pub api_key_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub api_key_secret: Option<Secret>,
+    #[serde(skip)]
+    pub api_key_secret_from_env: bool,
 }
 
 /// What to tell whom, and about which events.
@@ -191,6 +186,11 @@ impl Default for TwilioConfig {
             auth_token_from_env: false,
             sms_from: None,
             api_base: DEFAULT_TWILIO_API_BASE.to_string(),
+            number: None,
+            fallback_url: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            api_key_secret_from_env: false,
         }
     }
 }
@@ -233,6 +233,45 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
 }
 
+/// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
+pub const ENV_FILE: &str = "intercom.env";
+
+/// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
+/// [`load`], but a secret missing from the environment is also looked up in
+/// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
+    let file = env_file(&file);
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()))
+    };
+    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+}
+
+/// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
+/// quotes around the value is removed.
+fn env_file(text: &str) -> Vec<(String, String)> {
+    let unquote = |v: &str| {
+        for q in ['"', '\''] {
+            if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+                return v[1..v.len() - 1].to_string();
+            }
+        }
+        v.to_string()
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ';']))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+        .collect()
+}
+
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut json = serde_json::Deserializer::from_str(text);
@@ -245,6 +284,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
         (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
+        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
     }
     config.check()?;
     Ok(config)
@@ -262,10 +304,9 @@ fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
         return ConfigError(format!("the config must be a JSON object: {msg}"));
     }
     // The key as the user wrote it; a list item is named by number after it.
-    let (key, item) = match path.split_once('[') {
-        Some((key, rest)) => {
-            (key, format!(" (item {})", rest.trim_end_matches(']').parse::<usize>().unwrap_or(0) + 1))
-        }
+    let index = path.strip_suffix(']').and_then(|p| p.rsplit_once('['));
+    let (key, item) = match index.and_then(|(key, i)| Some((key, i.parse::<usize>().ok()?))) {
+        Some((key, i)) => (key, format!(" (item {})", i + 1)),
         None => (path.as_str(), String::new()),
     };
     match msg.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
@@ -286,20 +327,6 @@ impl<'de> Deserialize<'de> for Root {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
         object(d).map(Root)
     }
-}
-
-fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
-    struct Object<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
-    }
-    d.deserialize_map(Object(std::marker::PhantomData))
 }
 
 impl Config {
@@ -334,134 +361,34 @@ impl Config {
                 "required when twilio.auth_token is set: signatures are computed over the public URL",
             ));
         }
+        let t = &self.twilio;
+        if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
+            let (key, other) = if t.api_key_sid.is_some() {
+                ("twilio.api_key_secret", "twilio.api_key_sid")
+            } else {
+                ("twilio.api_key_sid", "twilio.api_key_secret")
+            };
+            return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
+        }
         if !self.notify.sms_to.is_empty() {
             let why = "required when notify.sms_to is set: SMS go through Twilio's API";
-            let t = &self.twilio;
-            for (key, missing) in [
-                ("twilio.sms_from", t.sms_from.is_none()),
-                ("twilio.account_sid", t.account_sid.is_none()),
-                ("twilio.auth_token", t.auth_token.is_none()),
+            let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            for (key, missing, or) in [
+                ("twilio.sms_from", t.sms_from.is_none(), ""),
+                ("twilio.account_sid", t.account_sid.is_none(), ""),
+                (
+                    "twilio.auth_token",
+                    no_credentials,
+                    " (or an API key: twilio.api_key_sid and api_key_secret)",
+                ),
             ] {
                 if missing {
-                    return Err(key_error(key, why));
+                    return Err(key_error(key, format!("{why}{or}")));
                 }
             }
         }
         Ok(())
     }
-}
-
-// ---- value types: each checks itself as serde reads it, so its errors carry the key ----
-
-/// An optional key's text; `null` means unset, as an absent key does.
-fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(d)
-}
-
-fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
-    let Some(s) = optional(d)? else { return Ok(None) };
-    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))
-}
-
-/// A list of numbers, or a single number as a string.
-fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged, expecting = "expected a phone number or a list of them, as strings")]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let list = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    };
-    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))).collect()
-}
-
-fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    let ok = !s.is_empty()
-        && s.len() <= MAX_UNLOCK_DIGITS
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
-        )))
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    parse_duration(&String::deserialize(d)?).map_err(D::Error::custom)
-}
-
-fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
-    String::deserialize(d)?
-        .parse()
-        .map_err(|_| D::Error::custom("expected off, error, warn, info, debug or trace"))
-}
-
-fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(|_| {
-        D::Error::custom(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
-    })
-}
-
-/// A secret; an empty string means unset, so a template's `""` is not a password.
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(optional(d)?.filter(|s| !s.is_empty()).map(Secret::new))
-}
-
-fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let token = secret(d)?;
-    if let Some(t) = &token {
-        check_token(t.expose()).map_err(D::Error::custom)?;
-    }
-    Ok(token)
-}
-
-fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let Some(sid) = optional(d)? else { return Ok(None) };
-    // It goes into REST API paths: letters and digits only, so it cannot walk them.
-    if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(D::Error::custom("expected letters and digits (AC…)"));
-    }
-    Ok(Some(sid))
-}
-
-fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
-}
-
-fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
-}
-
-fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::custom)?;
-    Ok(url.map(Secret::new))
-}
-
-pub fn check_token(t: &str) -> Result<(), String> {
-    if t.len() < 16 {
-        return Err("must be at least 16 characters".into());
-    }
-    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~') {
-        return Err("may only hold letters, digits and - _ . ~ (it goes into a URL)".into());
-    }
-    Ok(())
-}
-
-/// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 90m, 2h or 1h30m"))?;
-    if d.is_zero() {
-        return Err(format!("invalid duration {s:?}: must be more than zero"));
-    }
-    Ok(d)
 }
 
 #[cfg(test)]
@@ -496,7 +423,7 @@ mod tests {
     #[test]
     fn odd_key_names_stay_on_one_line() {
         let e = err(r#"{"co\ntrol\u001b[31m": 1}"#);
-        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+        assert!(!e.contains('\n') && !e.contains('\u{1b}') && e.contains("[31m`: unknown key"), "{e}");
         assert!(e.contains("co\\ntrol"), "{e}");
     }
 
@@ -640,8 +567,52 @@ mod tests {
     }
 
     #[test]
+    fn twilio_setup_keys() {
+        let c = parse(
+            r#"{"twilio": {"number": "+1 555 000 1111", "fallback_url": "https://handler.twilio.com/twiml/EH1/",
+                "api_key_sid": "SK1", "api_key_secret": "key-secret-1"}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.twilio.number.as_ref().unwrap().as_str(), "+15550001111");
+        assert_eq!(c.twilio.fallback_url.as_deref(), Some("https://handler.twilio.com/twiml/EH1"));
+        assert!(!format!("{:?}", c.twilio).contains("key-secret-1"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK1"}}"#).contains("`twilio.api_key_secret`: required"));
+        assert!(err(r#"{"twilio": {"api_key_secret": "s"}}"#).contains("`twilio.api_key_sid`: required"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK/1", "api_key_secret": "s"}}"#)
+            .contains("`twilio.api_key_sid`"));
+        assert!(
+            err(r#"{"twilio": {"fallback_url": "handler.twilio.com"}}"#).contains("`twilio.fallback_url`")
+        );
+        let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
+        let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
+        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        // An API key is enough for SMS.
+        let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
+            "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;
+        assert!(parse(sms, no_env).is_ok());
+    }
+
+    #[test]
+    fn env_files_read_like_systemd() {
+        let text = "# secrets\n; also a comment\nINTERCOM_TWILIO_AUTH_TOKEN=\"quoted value\"\n\n  INTERCOM_CONTROL_TOKEN = plain-token-0123456789\nnot a pair\n";
+        assert_eq!(
+            env_file(text),
+            [
+                ("INTERCOM_TWILIO_AUTH_TOKEN".to_string(), "quoted value".to_string()),
+                ("INTERCOM_CONTROL_TOKEN".to_string(), "plain-token-0123456789".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
+        assert_eq!(whole_minutes("120s").unwrap(), 2);
+        assert!(whole_minutes("90s").is_err());
+        assert!(whole_minutes("30s").is_err());
+        assert!(whole_minutes("soon").is_err());
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0m").is_err());

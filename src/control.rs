@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::codes;
+use crate::codes_store::{AddError, CodeStore};
 use crate::config::{Config, Secret};
 use crate::form;
 use crate::history::History;
@@ -16,8 +18,13 @@ use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::loggable;
 use crate::state::{Status, Store};
 
-/// `{"minutes": 720}` is a few bytes; a kilobyte leaves room for whitespace and nothing more.
+/// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
+/// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
 pub const MAX_BODY_BYTES: usize = 1024;
+/// Open connections at once: the LAN listener serves a phone or two and the CLI; 256
+/// leaves room for a browser's parallel connections many times over, and an idle flood
+/// beyond it is evicted (see `connections.rs`).
+pub const MAX_CONNECTIONS: usize = 256;
 /// `GET /api/events` without `limit`: what the page shows.
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
@@ -29,6 +36,7 @@ pub struct Control {
     pub store: Arc<Store>,
     pub token: Secret,
     pub history: Arc<History>,
+    pub codes: Arc<CodeStore>,
 }
 
 impl Control {
@@ -57,8 +65,17 @@ impl Control {
         }
         self.authorize(req)?;
         let now = SystemTime::now();
+        if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
+            return self.codes_route(req, now);
+        }
         let status = match (req.path.as_str(), method) {
-            ("/api/status", "GET") => self.store.status(now),
+            ("/api/status", "GET") => {
+                // With the server's instance id, which `intercom doctor` matches with
+                // what `/healthz` shows through the tunnel.
+                let mut body = self.store.status(now).to_json();
+                body["instance"] = json!(crate::instance_id());
+                return Ok(json_response(200, &body));
+            }
             ("/api/open", "POST") => {
                 let duration = self.requested_duration(&req.body)?;
                 self.store.open_window(duration, now, &source(req)).map_err(internal)?
@@ -79,6 +96,45 @@ impl Control {
             Ok(())
         } else {
             Err(HttpError::Unauthorized)
+        }
+    }
+
+    /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
+    fn codes_route(&self, req: &Request, now: SystemTime) -> Result<Response, HttpError> {
+        let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
+            ("", "GET") => {
+                let list: Vec<Value> = self.codes.active(now).iter().map(|c| c.to_json(unix)).collect();
+                Ok(json_response(200, &json!({ "codes": list })))
+            }
+            ("", "POST") => {
+                let new = codes::parse_new(&req.body).map_err(|m| {
+                    HttpError::BadRequest(format!(
+                        "{m}; send {{\"label\": \"plumber\", \"minutes\": 1440, \"uses\": 1}}"
+                    ))
+                })?;
+                match self.codes.add(&new, now) {
+                    Ok(code) => Ok(json_response(201, &code.to_json(unix))),
+                    Err(AddError::Full) => {
+                        Ok(json_response(409, &json!({ "error": AddError::Full.to_string() })))
+                    }
+                    Err(e) => Err(HttpError::Internal(e.to_string())),
+                }
+            }
+            ("", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
+            (id, "DELETE") if id.len() > 1 => {
+                let removed = self
+                    .codes
+                    .remove(&id[1..], now)
+                    .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
+                if removed {
+                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
+                } else {
+                    Err(HttpError::NotFound)
+                }
+            }
+            (id, _) if id.len() > 1 => Err(HttpError::MethodNotAllowed("DELETE")),
+            _ => Err(HttpError::NotFound),
         }
     }
 
@@ -146,6 +202,12 @@ fn internal(e: std::io::Error) -> HttpError {
     HttpError::Internal(format!("could not save the window state: {e}"))
 }
 
+/// A request refused before it reached [`Control::handle`] (too large, malformed, …):
+/// JSON like every other error of the API, so clients parse one shape.
+pub fn refusal(status: u16, reason: &str) -> Response {
+    json_response(status, &json!({ "error": reason }))
+}
+
 fn json_response(status: u16, body: &Value) -> Response {
     Response::new(status, "application/json", format!("{body}\n")).with_header("Cache-Control", "no-store")
 }
@@ -179,7 +241,8 @@ mod tests {
         let store = Store::open(&dir, config.max_window).unwrap();
         let token = Secret::new("a-test-token-0123456789".into());
         let history = Arc::new(History::open(&dir, None).unwrap());
-        (Control { config: Arc::new(config), store: Arc::new(store), token, history }, dir)
+        let codes = Arc::new(CodeStore::open(&dir, SystemTime::now()));
+        (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -208,6 +271,9 @@ mod tests {
             ("POST", "/api/open"),
             ("POST", "/api/close"),
             ("GET", "/api/events"),
+            ("GET", "/api/codes"),
+            ("POST", "/api/codes"),
+            ("DELETE", "/api/codes/abc"),
             ("GET", "/api/nothing"),
         ] {
             assert_eq!(c.handle(&request(m, p, None, "")).status, 401);
@@ -215,6 +281,7 @@ mod tests {
             assert_eq!(c.handle(&request(m, p, Some("a-test-token-0123456789"), "")).status, 401);
         }
         assert!(!c.store.status(SystemTime::now()).is_open());
+        assert!(c.codes.active(SystemTime::now()).is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -10,6 +10,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Request line plus headers. Twilio's are under 2 KiB; browsers stay well under 8 KiB.
@@ -20,6 +21,9 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Header lines per request; real clients send about a dozen.
 pub const MAX_HEADERS: usize = 64;
+/// Room for the status line and the two headers every answer gets, so the answer's
+/// buffer is allocated once.
+const RESPONSE_HEAD_SLACK: usize = 96;
 
 #[derive(Debug)]
 pub struct Request {
@@ -70,10 +74,12 @@ impl Response {
     }
 }
 
-/// Maximum body size per listener: each knows what its requests look like.
+/// Per-listener bounds: each listener knows what its requests and clients look like.
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Open connections (= threads) at once; see `connections.rs` for what happens at the cap.
+    pub max_connections: usize,
 }
 
 /// Why a request was refused before reaching the handler.
@@ -88,22 +94,19 @@ fn refuse(status: u16, reason: &'static str) -> Refusal {
 }
 
 /// Reads one request. `Ok(None)`: the client went away (or idled out) before sending
-/// anything. `on_head` is called once the head is complete (the connection is busy).
+/// anything. `head` is the connection's scratch buffer for the head, reused across its
+/// requests. The request is complete (head and body) when this returns it.
 pub fn read_request(
     reader: &mut Conn,
-    writer: &mut TcpStream,
+    head: &mut Vec<u8>,
     deadline: Instant,
     peer: SocketAddr,
     limits: Limits,
-    on_head: impl FnOnce(),
 ) -> Result<Option<Request>, Refusal> {
-    let head = match read_head(reader, deadline) {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(None),
-        Err(r) => return Err(r),
-    };
-    on_head();
-    let mut req = parse_request_head(&head, peer)?;
+    if !read_head(reader, head, deadline)? {
+        return Ok(None);
+    }
+    let mut req = parse_request_head(head, peer)?;
     if req.headers.iter().any(|(n, _)| n == "transfer-encoding") {
         return Err(refuse(501, "Transfer-Encoding is not supported; send Content-Length"));
     }
@@ -112,40 +115,42 @@ pub fn read_request(
         return Err(refuse(413, "request body too large"));
     }
     if length > 0 {
-        let expects = req.header("expect").map(str::to_ascii_lowercase);
-        if expects.as_deref() == Some("100-continue") {
-            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
+        if req.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+            let mut stream: &TcpStream = &reader.get_ref().stream;
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
         }
         req.body = read_exact_by(reader, length, deadline)?;
     }
     Ok(Some(req))
 }
 
-/// Bytes up to and including the blank line, within the size limit and deadline.
-fn read_head(reader: &mut Conn, deadline: Instant) -> Result<Option<Vec<u8>>, Refusal> {
-    let mut head = Vec::with_capacity(1024);
+/// Fills `head` with the bytes up to and including the first empty line, within the size
+/// limit and deadline. `false`: the client sent nothing before closing or idling out.
+fn read_head(reader: &mut Conn, head: &mut Vec<u8>, deadline: Instant) -> Result<bool, Refusal> {
+    head.clear();
     loop {
         let buf = match fill_by(reader, deadline) {
             Ok(b) => b,
-            Err(_) if head.is_empty() => return Ok(None),
+            Err(_) if head.is_empty() => return Ok(false),
             Err(_) => return Err(refuse(408, "request not received in time")),
         };
         if buf.is_empty() {
             return if head.is_empty() {
-                Ok(None)
+                Ok(false)
             } else {
                 Err(refuse(400, "connection closed mid-request"))
             };
         }
-        // Look for the end of the head across what we have and what just arrived.
-        let start = head.len().saturating_sub(3);
+        // Look for the end of the head across what we have and what just arrived: the
+        // terminator is at most 3 bytes ("\n\r\n"), so 2 old bytes can start it.
+        let start = head.len().saturating_sub(2);
         let take = buf.len().min(MAX_HEAD_BYTES + 1 - head.len());
         head.extend_from_slice(&buf[..take]);
-        if let Some(end) = find_blank_line(&head[start..]).map(|i| start + i) {
+        if let Some(end) = head_end(&head[start..]).map(|i| start + i) {
             let used = take - (head.len() - end);
             reader.consume(used);
             head.truncate(end);
-            return Ok(Some(head));
+            return Ok(true);
         }
         reader.consume(take);
         if head.len() > MAX_HEAD_BYTES {
@@ -154,17 +159,20 @@ fn read_head(reader: &mut Conn, deadline: Instant) -> Result<Option<Vec<u8>>, Re
     }
 }
 
-/// The index just past the first "\r\n\r\n" (or "\n\n").
-fn find_blank_line(b: &[u8]) -> Option<usize> {
-    (0..b.len()).find_map(|i| {
-        if b[i..].starts_with(b"\r\n\r\n") {
-            Some(i + 4)
-        } else if b[i..].starts_with(b"\n\n") {
-            Some(i + 2)
-        } else {
-            None
+/// The index just past the first empty line: a line feed followed by a line feed or by
+/// "\r\n", whatever mix of line endings came before. A parser that skipped an empty
+/// line (as `\n\r\n` once was) would read what follows as more headers while a proxy
+/// in front reads it as the body: a request-smuggling building block.
+fn head_end(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|&c| c == b'\n').map(|i| from + i) {
+        match &b[i + 1..] {
+            [b'\n', ..] => return Some(i + 2),
+            [b'\r', b'\n', ..] => return Some(i + 3),
+            _ => from = i + 1,
         }
-    })
+    }
+    None
 }
 
 fn fill_by(reader: &mut Conn, deadline: Instant) -> io::Result<&[u8]> {
@@ -209,7 +217,10 @@ pub fn parse_request_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refu
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
         if headers.len() == MAX_HEADERS {
             return Err(refuse(431, "too many headers"));
         }
@@ -223,6 +234,10 @@ pub fn parse_request_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refu
             return Err(refuse(400, "control character in a header"));
         }
         headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    // The head ends at its first empty line (see `head_end`); nothing may follow it here.
+    if lines.any(|l| !l.is_empty()) {
+        return Err(refuse(400, "text after the empty line that ends the head"));
     }
     Ok(Request {
         method: method.to_string(),
@@ -255,23 +270,26 @@ fn content_length(headers: &[(String, String)]) -> Result<usize, Refusal> {
 }
 
 pub fn wants_keep_alive(req: &Request) -> bool {
-    let conn = req.header("connection").map(str::to_ascii_lowercase);
+    let is = |want: &str| req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case(want));
     if req.http10 {
-        conn.as_deref() == Some("keep-alive")
+        is("keep-alive")
     } else {
-        conn.as_deref() != Some("close")
+        !is("close")
     }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
@@ -283,47 +301,41 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Writes the answer in one `write` (one buffer, sized up front, no per-header strings).
 pub fn write_response<W: Write>(
     w: &mut W,
     resp: &Response,
     keep_alive: bool,
     head_only: bool,
 ) -> io::Result<()> {
-    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status));
+    let headers: usize = resp.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let body = if head_only { &[][..] } else { &resp.body[..] };
+    let mut out = Vec::with_capacity(RESPONSE_HEAD_SLACK + headers + body.len());
+    write!(out, "HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status))?;
     for (name, value) in &resp.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        write!(out, "{name}: {value}\r\n")?;
     }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: {}\r\n\r\n",
-        resp.body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    ));
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(&resp.body);
-    }
-    w.write_all(&bytes)?;
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    write!(out, "Content-Length: {}\r\nConnection: {connection}\r\n\r\n", resp.body.len())?;
+    out.extend_from_slice(body);
+    w.write_all(&out)?;
     w.flush()
 }
 
 /// A connection's read side, buffered; every read must finish by the current deadline.
 pub type Conn = BufReader<TimedStream>;
 
-/// Wraps an accepted stream for [`read_request`].
-pub fn conn(stream: TcpStream) -> Conn {
+/// Wraps an accepted stream for [`read_request`]. The stream is shared (reads here,
+/// writes and eviction elsewhere go through `&TcpStream`), so a connection holds one
+/// descriptor, not one per handle.
+pub fn conn(stream: Arc<TcpStream>) -> Conn {
     BufReader::with_capacity(READ_BUFFER_BYTES, TimedStream { stream, deadline: Instant::now() })
 }
 
 /// A TcpStream whose every read must finish by `deadline`, however the bytes trickle in.
 pub struct TimedStream {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     deadline: Instant,
-}
-
-impl TimedStream {
-    pub fn into_stream(self) -> TcpStream {
-        self.stream
-    }
 }
 
 impl Read for TimedStream {
@@ -333,7 +345,7 @@ impl Read for TimedStream {
             return Err(io::ErrorKind::TimedOut.into());
         }
         self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
+        (&*self.stream).read(buf)
     }
 }
 
@@ -461,6 +473,46 @@ mod tests {
     fn http10_closes_by_default() {
         let r = parse_request_head(b"GET / HTTP/1.0\r\n\r\n", peer()).unwrap();
         assert!(!wants_keep_alive(&r));
+    }
+
+    #[test]
+    fn the_head_ends_at_the_first_empty_line_whatever_the_line_endings() {
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (b"GET / HTTP/1.1\r\nA: b\r\n\r\n", Some(24)),
+            (b"GET / HTTP/1.1\nA: b\n\n", Some(21)),
+            (b"GET / HTTP/1.1\nA: b\n\r\nX: y\r\n\r\n", Some(22)),
+            (b"GET / HTTP/1.1\r\nA: b\r\n\nX: y\r\n\r\n", Some(23)),
+            (b"GET / HTTP/1.1\r\nA: b\r\n\r", None),
+            (b"GET / HTTP/1.1\r\nA: b\r\n", None),
+            (b"GET / HTTP/1.1\r\nA: b\r\r\n", None),
+        ];
+        for (head, want) in cases {
+            assert_eq!(head_end(head), *want, "{:?}", String::from_utf8_lossy(head));
+        }
+        // Text after the empty line is never read as more headers.
+        let r = parse_request_head(b"GET / HTTP/1.1\nA: b\n\r\nX: y\r\n\r\n", peer());
+        assert_eq!(r.unwrap_err().status, 400);
+    }
+
+    /// Over a real socket, as the server reads: `\n\r\n` ends the first request, and
+    /// what follows is the next request, not headers of the first.
+    #[test]
+    fn a_mixed_line_ending_head_ends_where_it_should_on_the_wire() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .write_all(b"GET /first HTTP/1.1\nHost: a\n\r\nGET /second HTTP/1.1\r\nHost: b\r\n\r\n")
+            .unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut reader = conn(Arc::new(server));
+        let limits = Limits { max_body_bytes: 0, max_connections: 1 };
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let mut head = Vec::new();
+        let first = read_request(&mut reader, &mut head, deadline, peer, limits).unwrap().unwrap();
+        assert_eq!((first.path.as_str(), first.headers.len()), ("/first", 1));
+        let second = read_request(&mut reader, &mut head, deadline, peer, limits).unwrap().unwrap();
+        assert_eq!((second.path.as_str(), second.header("host")), ("/second", Some("b")));
     }
 
     #[test]

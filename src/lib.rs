@@ -6,66 +6,86 @@
 //!
 //! Synchronous, plain threads, no async runtime. The modules form layers: a module uses
 //! modules of lower layers, and of its own layer only where no cycle forms (`config`
-//! uses `record`, `expiry` uses `state`, `connections` uses `http`); never a higher
-//! layer. The HTTP infrastructure is kept apart from the domain: it uses only the crate
-//! root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
+//! uses `record`, `expiry` uses `state`, `notify` uses `twilio`, `connections` uses
+//! `http`, `call` and `twiml` use `codes`, `codes_store` uses `state`'s file helpers,
+//! `cli` dispatches to `codes_cli`, `cli` and `doctor` use `client` and `setup`); never
+//! a higher layer. The HTTP infrastructure is kept apart from the domain: it uses only
+//! the crate root and itself. `tests/it/layers.rs` holds the same table and fails (so CI fails)
 //! on an upward use, a cycle, or a module missing from the table or from this comment.
 //!
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs` | layers 0-6 |
+//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
-//! | 5 HTTP infrastructure | `http.rs`, `connections.rs` | layer 0 |
-//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `expiry.rs` | layers 0-3 |
-//! | 3 call rules | `call.rs`, `twiml.rs` | layers 0-2 |
-//! | 2 vocabulary and config | `record.rs`, `config.rs` | layers 0-1 |
-//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `tls.rs` | layer 0 |
-//! | 0 crate root | `lib.rs` | nothing of ours |
+//! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
+//! | 4 services | `state.rs`, `history.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
+//! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs` | layers 0-2 |
+//! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
+//! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
 //!
 //! - `main.rs`: argument dispatch and logging setup; nothing else. `lib.rs` lists the
 //!   modules (a library so the fuzz targets can reach the parsers) and holds the three
 //!   helpers every layer may use: `lock` (poison-tolerant), `rfc3339`, `loggable`.
-//! - `cli.rs`: argument parsing and the client commands (`open`, `close`, `status`, `url`,
-//!   `check-config`, `simulate`). Client commands talk to the running server's control
-//!   API, so the server is the only writer of the state.
+//! - `cli.rs`: argument parsing and the small commands (`open`, `close`, `status`, `url`,
+//!   `check-config`, `simulate`, `fallback-twiml`). Client commands talk to the running
+//!   server's control API through `client.rs`, so the server is the only writer of the
+//!   state. `setup.rs`: `twilio-setup` (and the fallback TwiML); `doctor.rs`: `doctor`,
+//!   which checks config, server, tunnel, Twilio, disk and clock.
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
-//! - `webhook.rs`: the internet-facing listener: Twilio's webhook and `/healthz`. It never
-//!   changes the window; it appends each decision (and each refused signature, at a
-//!   bounded rate it owns) to the history before answering.
+//! - `codes_cli.rs`: `intercom code add|list|rm`, through the control API like `open`.
+//! - `webhook.rs`: the internet-facing listener: Twilio's webhook, the guest-code keypad
+//!   answer (`/voice/code`) and `/healthz`. It never changes the window; it counts a
+//!   guest code's use (or a wrong code) through the code store, and appends each decision
+//!   (and each refused signature, at a bounded rate it owns) to the history before answering.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API
-//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`), token-protected.
+//!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`, `/api/codes`), token-protected.
 //! - `http.rs`: HTTP/1.1 on the wire: request and response types, reading one request
 //!   within limits and a deadline, parsing the head, writing the answer, and the one
 //!   `HttpError` type that handlers return; each listener maps it to a response in one
 //!   place. `connections.rs`: a listener's accept loop, the connection registry (cap,
-//!   eviction of idle connections) and the thread per connection that runs the handler.
-//!   Neither knows any route or any service.
+//!   eviction of waiting connections, lifetime), the thread per connection that runs the
+//!   handler, and the probe that the watchdog's self-check uses.
+//!   `pool.rs`: the bounded pool of idle threads that take new connections. None of the
+//!   three knows any route or any service.
+//! - `ratelog.rs`: warnings an attacker can repeat (refused signatures, 503s) written at
+//!   a bounded rate with a count of what was left out, and the counting `Limiter` itself.
+//! - `clock.rs`: whether the system clock is synchronized (timesyncd, timedatectl).
 //! - `state.rs`: the window and the control token, in the state directory; it reports
 //!   every window change to an observer, under its lock, in order. `expiry.rs`: the
-//!   thread that ends windows whose time has come.
-//! - `history.rs`: `state_dir/events.jsonl` (the only other file there), with rotation:
+//!   thread that ends windows whose time has come. `watchdog.rs`: systemd's `READY=1`
+//!   and `WATCHDOG=1` (sent only while a self-check that `server.rs` builds passes).
+//! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
+//!   written like the state file; a use is on disk before the door opens.
+//! - `history.rs`: `state_dir/events.jsonl`, with rotation:
 //!   appends a record, flushed before the answer, and reads the newest ones. It decides
 //!   nothing about what is recorded.
 //! - `notify.rs`: notifications (Twilio SMS, JSON webhook) of chosen events, through a
-//!   bounded queue to one worker thread, so they never delay an answer.
+//!   bounded queue and a worker thread per target, so they never delay an answer and a
+//!   hanging target never delays another. `twilio.rs`: the Twilio REST client (credentials,
+//!   requests, error classes) that SMS, `twilio-setup` and `doctor` share.
 //! - `call.rs`: the pure decision (reject / unlock / forward) from the caller, the window
-//!   and the rules; `twiml.rs` renders a decision as TwiML.
+//!   and the rules, and whether a guest code turns a forward into a prompt or an unlock;
+//!   `twiml.rs` renders a decision as TwiML. `codes.rs`: the guest-code rules (offer the
+//!   prompt? is this a right code? lock after wrong ones?), the API's request checks.
 //! - `record.rs`: the shared vocabulary, plain data: `Decision`, `CallRecord`,
 //!   `WindowChange`, `EventKind` and the `Record` that the history stores, the API lists
 //!   and the notifier sends.
 //! - `config.rs`: the JSON config, read by serde into typed structs (unknown keys refused
 //!   at every depth, each value checked as it is read, one pass for rules that span keys)
 //!   and passed explicitly. Raw JSON never reaches a handler. Secrets are `Secret`s, which
-//!   never print.
+//!   never print. `config_values.rs` holds the value types (numbers, durations, URLs,
+//!   secrets), each checked as serde reads it so its error carries the dotted key.
 //! - `form.rs` parses form/query parameters; `phone.rs` normalises numbers to E.164;
 //!   `signature.rs` computes and checks `X-Twilio-Signature`; `url.rs` checks the
-//!   configured URLs and cuts a URL down to what may be logged. Pure functions of their
-//!   input (the fuzz targets call them).
+//!   configured URLs and cuts a URL down to what may be logged; `retry_after.rs` reads
+//!   a `Retry-After` header. Pure functions of their input (the fuzz targets call
+//!   them).
 //! - `tls.rs`: which CAs outbound HTTPS trusts (the system's bundle, read once); every
 //!   HTTP agent takes its TLS settings from there.
 //!
@@ -73,10 +93,13 @@
 //!
 //! - Dependencies point down the table above. Services never see HTTP: the listeners
 //!   translate requests into calls on them. Services do not use each other (except
-//!   `expiry` driving `state`); `server.rs` joins them with callbacks.
+//!   `expiry` driving `state`, `notify` sending SMS through `twilio`, and `codes_store`
+//!   borrowing `state`'s atomic-write and move-aside helpers); `server.rs` joins them
+//!   with callbacks.
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut.
-//! - The webhook listener serves no route that changes state; the control listener
+//! - The webhook listener serves no route that changes state, except that a call
+//!   from the intercom spends a guest code's use or counts a wrong one; the control listener
 //!   serves no TwiML. Routes match raw paths exactly.
 //! - State changes reach the disk atomically before memory; a bad state file is moved
 //!   aside, never deleted. The state mutex is never held across network I/O.
@@ -88,22 +111,35 @@
 
 pub mod call;
 pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod codes;
+pub mod codes_cli;
+pub mod codes_store;
 pub mod config;
+pub mod config_values;
 pub mod connections;
 pub mod control;
+pub mod doctor;
 pub mod expiry;
 pub mod form;
 pub mod history;
 pub mod http;
 pub mod notify;
 pub mod phone;
+pub mod pool;
+pub mod ratelog;
 pub mod record;
+pub mod retry_after;
 pub mod server;
+pub mod setup;
 pub mod signature;
 pub mod state;
 pub mod tls;
+pub mod twilio;
 pub mod twiml;
 pub mod url;
+pub mod watchdog;
 pub mod webhook;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards
@@ -117,6 +153,27 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+/// This process's instance id: 64 random bits, hex, made on first use (`serve` uses it
+/// at start). `/healthz` shows it and `/api/status` (token-protected) reports it, so
+/// `intercom doctor` can tell that `public_url` reaches this very process and not a stale
+/// tunnel or another server. It reveals nothing: it is random and changes at each start.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without randomness the clock makes a weaker but still per-process id.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_be_bytes();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// The response header that carries [`instance_id`] on `/healthz`.
+pub const INSTANCE_HEADER: &str = "X-Intercom-Instance";
 
 /// Makes a client-supplied string safe for one log line: no controls, bounded length.
 pub(crate) fn loggable(s: &str) -> String {

@@ -25,16 +25,24 @@ fn main() -> ExitCode {
             println!("intercom {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        // Doctor reports a bad config as one of its checks.
+        Command::Doctor => {
+            init_logging(log::LevelFilter::Warn);
+            return if intercom::doctor::run(&args.config) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         _ => {}
     }
-    let config = match config::load(&args.config) {
+    let serving = args.command == Command::Serve;
+    // Under systemd the service gets its secrets from intercom.env; an admin's command
+    // reads them from there too.
+    let loaded = if serving { config::load(&args.config) } else { config::load_with_env_file(&args.config) };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("intercom: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let serving = args.command == Command::Serve;
     init_logging(if serving { config.log_level } else { log::LevelFilter::Warn });
     let result = if serving { server::run(config) } else { cli::run(args.command, &config) };
     match result {

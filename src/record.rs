@@ -29,6 +29,11 @@ pub enum Decision {
     NobodyToCall {
         message: String,
     },
+    /// From the intercom, window closed, a guest code active: ask for it on the keypad;
+    /// Twilio posts the digits (or nothing) to `action`, which decides.
+    AskCode {
+        action: String,
+    },
 }
 
 impl Decision {
@@ -38,6 +43,7 @@ impl Decision {
             Decision::Reject => "rejected",
             Decision::Unlock { .. } => "unlocked",
             Decision::Forward { .. } | Decision::NobodyToCall { .. } => "forwarded",
+            Decision::AskCode { .. } => "asked for a code",
         }
     }
 }
@@ -78,10 +84,13 @@ pub enum EventKind {
     WindowOpened,
     WindowClosed,
     WindowExpired,
+    CallUnlockedCode,
+    CodeRejected,
+    CodesLocked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -89,11 +98,19 @@ impl EventKind {
         EventKind::WindowOpened,
         EventKind::WindowClosed,
         EventKind::WindowExpired,
+        EventKind::CallUnlockedCode,
+        EventKind::CodeRejected,
+        EventKind::CodesLocked,
     ];
-    /// What notifies when the config does not say: someone let in by the window, and
-    /// the window's opening and end.
-    pub const DEFAULT_NOTIFY: [EventKind; 3] =
-        [EventKind::CallUnlocked, EventKind::WindowOpened, EventKind::WindowExpired];
+    /// What notifies when the config does not say: someone let in (by the window or a
+    /// guest code), the window's opening and end, and a guesser locking the codes.
+    pub const DEFAULT_NOTIFY: [EventKind; 5] = [
+        EventKind::CallUnlocked,
+        EventKind::WindowOpened,
+        EventKind::WindowExpired,
+        EventKind::CallUnlockedCode,
+        EventKind::CodesLocked,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -104,6 +121,9 @@ impl EventKind {
             EventKind::WindowOpened => "window_opened",
             EventKind::WindowClosed => "window_closed",
             EventKind::WindowExpired => "window_expired",
+            EventKind::CallUnlockedCode => "call_unlocked_code",
+            EventKind::CodeRejected => "code_rejected",
+            EventKind::CodesLocked => "codes_locked",
         }
     }
 
@@ -136,6 +156,12 @@ pub struct Record {
     /// `window_opened`: when it will end; `window_expired`: when it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_until: Option<String>,
+    /// `call_unlocked_code`: the guest code's label (never its digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `codes_locked`: when codes are accepted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
 }
 
 impl Record {
@@ -149,6 +175,8 @@ impl Record {
             source: None,
             minutes: None,
             open_until: None,
+            label: None,
+            locked_until: None,
         }
     }
 
@@ -164,6 +192,10 @@ impl Record {
             }
             Decision::NobodyToCall { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
+            }
+            // Not recorded by the webhook (the keypad entry decides); named for completeness.
+            Decision::AskCode { .. } => {
+                (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
             }
             Decision::Reject => (
                 EventKind::CallRejected,
@@ -181,6 +213,33 @@ impl Record {
             from.as_deref().unwrap_or("nobody")
         );
         Record { call_sid, from, ..Record::new(time, EventKind::CallBadSignature, message) }
+    }
+
+    /// A visitor let in by a guest code: the label says whose, the digits are never kept.
+    pub fn code_unlocked(call: &CallRecord, label: &str, time: SystemTime) -> Record {
+        let label = loggable(label);
+        Record {
+            call_sid: call.call_sid.as_deref().map(loggable),
+            from: call.from.as_deref().map(loggable),
+            message: format!("Let a visitor in with the guest code \"{label}\""),
+            label: Some(label),
+            ..Record::new(time, EventKind::CallUnlockedCode, String::new())
+        }
+    }
+
+    /// Wrong digits on the keypad (which digits is not kept).
+    pub fn code_rejected(call: &CallRecord, time: SystemTime) -> Record {
+        Record {
+            call_sid: call.call_sid.as_deref().map(loggable),
+            from: call.from.as_deref().map(loggable),
+            ..Record::new(time, EventKind::CodeRejected, "A wrong guest code was entered".to_string())
+        }
+    }
+
+    pub fn codes_locked(until: SystemTime, time: SystemTime) -> Record {
+        let minutes = until.duration_since(time).unwrap_or_default().as_secs().div_ceil(60);
+        let message = format!("Too many wrong guest codes: codes are locked for {minutes} minutes");
+        Record { locked_until: Some(rfc3339(until)), ..Record::new(time, EventKind::CodesLocked, message) }
     }
 
     pub fn window(change: &WindowChange, time: SystemTime) -> Record {

@@ -4,21 +4,26 @@ use std::error::Error;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
+use std::time::SystemTime;
 
+use crate::codes_store::CodeStore;
 use crate::config::Config;
-use crate::connections;
+use crate::connections::{self, Site};
 use crate::control::{self, Control};
 use crate::expiry;
 use crate::history::{self, History};
-use crate::http::Limits;
+use crate::http::{Limits, Response};
 use crate::notify::Notifier;
 use crate::record::Record;
 use crate::state::Store;
+use crate::watchdog;
 use crate::webhook::{self, Webhook};
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     warn_about_risky_settings(&config);
+    // Made now, so the id names this process from its start (`doctor` compares them).
+    log::debug!("instance {}", crate::instance_id());
     let store = Arc::new(Store::open(&config.state_dir, config.max_window)?);
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
@@ -26,6 +31,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, std::time::SystemTime::now()));
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => store.load_or_create_token()?,
@@ -42,15 +48,35 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
 
     expiry::watch(store.clone())?;
-    let webhook = Webhook::new(config.clone(), store.clone(), history.clone());
-    let control = Control { config, store, token, history };
-    let webhook_limits = Limits { max_body_bytes: webhook::MAX_BODY_BYTES };
-    let control_limits = Limits { max_body_bytes: control::MAX_BODY_BYTES };
+    let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+    let checked = store.clone();
+    let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
+    // For systemd's watchdog: both listeners answer, and the state lock can be taken.
+    watchdog::start(Box::new(move || {
+        connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
+        connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
+        checked.status(SystemTime::now());
+        Ok(())
+    }))?;
+    let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
+    let control = Control { config, store, token, history, codes };
+    let webhook_site = Site {
+        name: "webhook",
+        limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| webhook.handle(r)),
+        refusal: Response::text,
+    };
+    let control_site = Site {
+        name: "control",
+        limits: Limits { max_body_bytes: control::MAX_BODY_BYTES, max_connections: control::MAX_CONNECTIONS },
+        handler: Arc::new(move |r| control.handle(r)),
+        refusal: control::refusal,
+    };
 
-    thread::Builder::new().name("webhook-accept".into()).spawn(move || {
-        connections::serve(webhook_socket, "webhook", webhook_limits, Arc::new(move |r| webhook.handle(r)))
-    })?;
-    connections::serve(control_socket, "control", control_limits, Arc::new(move |r| control.handle(r)))
+    thread::Builder::new()
+        .name("webhook-accept".into())
+        .spawn(move || connections::serve(webhook_socket, webhook_site))?;
+    connections::serve(control_socket, control_site)
 }
 
 fn warn_about_risky_settings(config: &Config) {

@@ -329,7 +329,7 @@ fn load(dir: &Path) -> Result<Option<u64>, Box<dyn Error>> {
 
 /// Renames `path` to `path.bad-<unix time>[-n]`; a hard link first, so nothing is ever
 /// overwritten (link fails if the target exists), then the old name is removed.
-fn move_aside(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn move_aside(path: &Path) -> io::Result<PathBuf> {
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     for n in 0..100 {
         let suffix = if n == 0 { format!("bad-{stamp}") } else { format!("bad-{stamp}-{n}") };

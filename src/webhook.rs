@@ -1,7 +1,10 @@
-//! The webhook listener: Twilio's voice webhook on `/` and `/voice`, and `/healthz`.
+//! The webhook listener: Twilio's voice webhook on `/` and `/voice`, the guest-code
+//! keypad answer on `/voice/code`, and `/healthz`.
 //!
-//! Nothing here changes the window; each decision (and each refused signature, at a
-//! bounded rate) is only appended to the history before the answer goes out. Routes match
+//! Nothing here changes the window; the only state it changes is a guest code's use
+//! count (and the wrong-code lockout), through the code store, before answering. Each
+//! decision (and each refused signature, at a bounded rate) is appended to the history
+//! before the answer goes out. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
@@ -9,18 +12,29 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::call::{self, CallRules};
+use crate::codes;
+use crate::codes_store::{CodeStore, Tried};
 use crate::config::Config;
 use crate::form::{self, Params};
 use crate::history::History;
 use crate::http::{HttpError, Request, Response};
 use crate::phone::PhoneNumber;
-use crate::record::{CallRecord, Record};
+use crate::ratelog::{Limiter, RateLog};
+use crate::record::{CallRecord, Decision, Record};
 use crate::state::Store;
 use crate::{lock, loggable, signature, twiml};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Open connections at once. Above 1,000 so that one attacking host with up to 1,000
+/// connections (idle, slow, trickling or pipelining) cannot fill the cap, whatever its
+/// rate of reconnecting, and genuine calls never meet a 503 (tests/it/load.rs); beyond
+/// it, eviction of waiting connections still applies. Each costs a thread and a 2 KiB
+/// read buffer: measured 27 MiB RSS with 1,050 connections open (see intercom.service).
+pub const MAX_CONNECTIONS: usize = 1100;
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+/// Where our keypad prompt sends the digits.
+pub const CODE_PATH: &str = "/voice/code";
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
@@ -31,13 +45,36 @@ pub struct Webhook {
     config: Arc<Config>,
     store: Arc<Store>,
     history: Arc<History>,
-    bad_signatures: Mutex<RateWindow>,
+    codes: Arc<CodeStore>,
+    bad_signatures: Mutex<Limiter>,
+    bad_signature_log: RateLog,
+}
+
+/// An answered webhook: what the log says, what the history gets, the TwiML.
+pub struct Answered {
+    pub call: CallRecord,
+    pub records: Vec<Record>,
+    pub xml: String,
+}
+
+/// A call's parameters, authenticated, and the numbers that apply to it.
+struct Call {
+    from: Option<String>,
+    call_sid: Option<String>,
+    digits: Option<String>,
+    expected: Option<PhoneNumber>,
+    forward_to: Vec<PhoneNumber>,
 }
 
 impl Webhook {
-    pub fn new(config: Arc<Config>, store: Arc<Store>, history: Arc<History>) -> Webhook {
-        let bad_signatures = Mutex::new(RateWindow { started: Instant::now(), recorded: 0, suppressed: 0 });
-        Webhook { config, store, history, bad_signatures }
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        history: Arc<History>,
+        codes: Arc<CodeStore>,
+    ) -> Webhook {
+        let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
+        Webhook { config, store, history, codes, bad_signatures, bad_signature_log: RateLog::new() }
     }
 
     pub fn handle(&self, req: &Request) -> Response {
@@ -48,32 +85,98 @@ impl Webhook {
     }
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
-        match (req.path.as_str(), req.method.as_str()) {
+        let now = SystemTime::now();
+        let answer = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
-                Ok(Response::text(200, "ok").with_header("Cache-Control", "no-store"))
+                return Ok(Response::text(200, "ok")
+                    .with_header("Cache-Control", "no-store")
+                    .with_header(crate::INSTANCE_HEADER, crate::instance_id()))
             }
-            ("/healthz", _) => Err(HttpError::MethodNotAllowed("GET, HEAD")),
-            ("/" | "/voice", "GET" | "POST") => {
-                let now = SystemTime::now();
-                let answer = self.answer_call(req, now);
-                self.record(req, &answer, now); // on disk before we answer
-                let (record, xml) = answer?;
-                log::info!(
-                    "call {} from {}: {}",
-                    record.call_sid.as_deref().map_or("-".into(), loggable),
-                    record.from.as_deref().map_or("(none)".into(), loggable),
-                    record.decision.name()
-                );
-                Ok(Response::new(200, "text/xml; charset=utf-8", xml)
-                    .with_header("Cache-Control", "no-store"))
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
+            ("/" | "/voice", "GET" | "POST") => self.answer_call(req, now),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
+            // Our Gather's action says POST; the digits never travel in a URL.
+            (CODE_PATH, "POST") => self.answer_code(req, now),
+            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
+            _ => return Err(HttpError::NotFound),
+        };
+        self.record(req, &answer, now); // on disk before we answer
+        let Answered { call, xml, .. } = answer?;
+        log::info!(
+            "call {} from {}: {}",
+            call.call_sid.as_deref().map_or("-".into(), loggable),
+            call.from.as_deref().map_or("(none)".into(), loggable),
+            call.decision.name()
+        );
+        Ok(Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store"))
+    }
+
+    /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
+    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
+        let call = self.parse_call(req)?;
+        let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
+        let open = self.store.status(now).is_open();
+        let decision = call::decide(call.from.as_deref(), open, &rules);
+        let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
+        let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
+        // A prompt is not an outcome: `/voice/code` records how the call ends.
+        let records = match record.decision {
+            Decision::AskCode { .. } => Vec::new(),
+            _ => vec![Record::call(&record, now)],
+        };
+        Ok(Answered { xml: twiml::render(&record.decision), call: record, records })
+    }
+
+    /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
+    /// checked again first (a stranger's digits are never compared), and a right code's
+    /// use is on disk before the door opens.
+    pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
+        let call = self.parse_call(req)?;
+        let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
+        let open = self.store.status(now).is_open();
+        let decision = call::decide(call.from.as_deref(), open, &rules);
+        let tried = if call::code_may_apply(&decision) {
+            self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
+                log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
+                Tried::NotAccepted
+            })
+        } else {
+            Tried::NotAccepted
+        };
+        let decision = call::after_code(decision, matches!(tried, Tried::Right { .. }), &rules);
+        let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
+        let records = match &tried {
+            Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
+            Tried::Wrong { locked } => {
+                let mut r = vec![Record::code_rejected(&record, now)];
+                if *locked {
+                    r.push(Record::codes_locked(now + Duration::from_secs(codes::LOCK_SECS), now));
+                }
+                r.push(Record::call(&record, now));
+                r
             }
-            ("/" | "/voice", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
-            _ => Err(HttpError::NotFound),
+            Tried::Empty | Tried::NotAccepted => vec![Record::call(&record, now)],
+        };
+        Ok(Answered { xml: twiml::render(&record.decision), call: record, records })
+    }
+
+    /// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
+    /// keeping the request's number overrides so a wrong code forwards the same way.
+    fn code_action(&self, req: &Request) -> String {
+        let base = self.config.webhook.public_url.as_deref().unwrap_or("");
+        let overrides: Vec<&str> = req
+            .query
+            .split('&')
+            .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
+            .collect();
+        if overrides.is_empty() {
+            format!("{base}{CODE_PATH}")
+        } else {
+            format!("{base}{CODE_PATH}?{}", overrides.join("&"))
         }
     }
 
-    /// Parses and authenticates the call, then decides. Errors mean no TwiML at all.
-    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<(CallRecord, String), HttpError> {
+    fn parse_call(&self, req: &Request) -> Result<Call, HttpError> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
         let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
@@ -81,8 +184,7 @@ impl Webhook {
 
         // Twilio puts the call's parameters in the body for POST and the query for GET.
         let call_params = if req.method == "POST" { &body } else { &query };
-        let from = one(call_params, "From")?;
-        let call_sid = one(call_params, "CallSid")?;
+        let owned = |v: Option<&str>| v.map(str::to_string);
 
         // Query overrides, for Twilio setups that already pass them in the webhook URL.
         let expected = match one(&query, "ExpectedFrom")? {
@@ -95,13 +197,13 @@ impl Webhook {
             }
             None => self.config.forward_to.clone(),
         };
-        let rules = CallRules::new(&self.config, expected.as_ref(), &forward_to);
-        let open = self.store.status(now).is_open();
-        let decision = call::decide(from, open, &rules);
-        let xml = twiml::render(&decision);
-        let record =
-            CallRecord { call_sid: call_sid.map(str::to_string), from: from.map(str::to_string), decision };
-        Ok((record, xml))
+        Ok(Call {
+            from: owned(one(call_params, "From")?),
+            call_sid: owned(one(call_params, "CallSid")?),
+            digits: owned(one(call_params, "Digits")?),
+            expected,
+            forward_to,
+        })
     }
 
     fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), HttpError> {
@@ -122,22 +224,26 @@ impl Webhook {
             return Ok(());
         }
         let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
-        log::warn!(
+        self.bad_signature_log.warn(format_args!(
             "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
             req.method,
             loggable(&req.path),
             req.peer,
             forwarded.unwrap_or_default()
-        );
+        ));
         Err(HttpError::Forbidden)
     }
 
-    /// The history entry for an answered (or refused) webhook call, if it is one.
-    fn record(&self, req: &Request, answer: &Result<(CallRecord, String), HttpError>, time: SystemTime) {
+    /// The history entries for an answered (or refused) webhook call, if it is one.
+    fn record(&self, req: &Request, answer: &Result<Answered, HttpError>, time: SystemTime) {
         match answer {
-            Ok((call, _)) => self.history.record(&Record::call(call, time)),
+            Ok(answered) => answered.records.iter().for_each(|r| self.history.record(r)),
             Err(HttpError::Forbidden) => {
-                if lock(&self.bad_signatures).admit(Instant::now()) {
+                let admitted = lock(&self.bad_signatures).admit(Instant::now());
+                if let Some(suppressed) = admitted {
+                    if suppressed > 0 {
+                        log::warn!("{suppressed} more refused signatures were not recorded in the history");
+                    }
                     self.history.record(&bad_signature(req, time));
                 }
             }
@@ -153,35 +259,6 @@ fn bad_signature(req: &Request, time: SystemTime) -> Record {
     let params = form::parse(source).unwrap_or_default();
     let get = |name| form::single(&params, name).ok().flatten().map(loggable);
     Record::bad_signature(get("CallSid"), get("From"), time)
-}
-
-/// Counts refused signatures in the current minute.
-struct RateWindow {
-    started: Instant,
-    recorded: u32,
-    suppressed: u32,
-}
-
-impl RateWindow {
-    /// Whether one more may be recorded now; logs what was suppressed in the last minute.
-    fn admit(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.started) >= RATE_WINDOW {
-            if self.suppressed > 0 {
-                log::warn!(
-                    "{} more refused signatures in the last minute were not recorded in the history",
-                    self.suppressed
-                );
-            }
-            *self = RateWindow { started: now, recorded: 0, suppressed: 0 };
-        }
-        if self.recorded < MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE {
-            self.recorded += 1;
-            true
-        } else {
-            self.suppressed += 1;
-            false
-        }
-    }
 }
 
 fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
@@ -211,11 +288,9 @@ mod tests {
     #[test]
     fn refused_signatures_are_recorded_at_a_bounded_rate() {
         let start = Instant::now();
-        let mut w = RateWindow { started: start, recorded: 0, suppressed: 0 };
-        let admitted = (0..100).filter(|_| w.admit(start)).count();
+        let mut w = Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE);
+        let admitted = (0..100).filter(|_| w.admit(start).is_some()).count();
         assert_eq!(admitted, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE as usize);
-        assert_eq!(w.suppressed, 90);
-        assert!(w.admit(start + RATE_WINDOW), "a new minute starts afresh");
-        assert_eq!(w.suppressed, 0);
+        assert_eq!(w.admit(start + RATE_WINDOW), Some(90), "a new minute starts afresh");
     }
 }

@@ -2,7 +2,8 @@
 // playwright-core) against the real `intercom` binary:
 // open the URL `intercom url` prints, press a duration button, see the countdown,
 // let a simulated intercom call come in, see it in the history, press close, see it
-// closed. Screenshots go to target/browser-artifacts/.
+// closed; then make a guest code, copy it, delete it (and share one where the phone has
+// the Web Share API). Screenshots go to target/browser-artifacts/.
 //
 // Env: INTERCOM_BIN (default target/debug/intercom), CHROMIUM (default /usr/bin/chromium),
 // ARTIFACTS (default target/browser-artifacts). Exits non-zero on any failure.
@@ -109,6 +110,9 @@ async function main() {
     viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
     locale: "en-US", timezoneId: PHONE_TZ,
   });
+  // Headless Chromium on Linux has no Web Share API; make sure, so "Copy" is what we test.
+  await context.addInitScript(() => { delete Navigator.prototype.share; });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: `http://${addrs.control}` });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const pageErrors = [];
@@ -119,6 +123,8 @@ async function main() {
   await page.locator("#state.closed").waitFor();
   check((await page.locator("#headline").textContent()).startsWith("Closed"), "the page starts closed");
   check((await page.locator("#error").textContent()) === "", "no error shown");
+  check(!page.url().includes("#") && !page.url().includes(new URL(url).hash.slice(3)),
+    `the token is gone from the address bar (${page.url()})`);
 
   // Open for 30 minutes.
   await page.getByRole("button", { name: "30 min" }).click();
@@ -167,8 +173,59 @@ async function main() {
   check((await page.locator("#countdown").textContent()) === "", "no countdown once closed");
   await page.locator("#events li", { hasText: "Window closed by page" }).first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
+
+  await guestCodes(page, context, url, addrs);
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
   log(`ok; screenshots in ${ARTIFACTS}`);
+}
+
+/// Guest codes at phone size: create one for a day, copy it, see it on the server, delete it.
+async function guestCodes(page, context, url, addrs) {
+  const token = new URL(url).hash.slice(3);
+  const apiCodes = async () => (await (await fetch(`http://${addrs.control}/api/codes`, {
+    headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  })).json()).codes;
+
+  await page.getByLabel("label").fill("plumber");
+  await page.getByRole("button", { name: "1 day" }).click();
+  await page.getByRole("button", { name: "Create code" }).click();
+  const item = page.locator("#codes li", { hasText: "plumber" });
+  await item.waitFor();
+  const digits = (await item.locator(".digits").textContent()).trim();
+  check(/^\d{6}$/.test(digits), `six digits shown (${digits})`);
+  const about = await item.locator(".about").textContent();
+  check(/plumber · (23 h 59 min|1 d 0 h) left · 1 use left/.test(about), `time and uses left shown: ${about}`);
+  const onServer = await apiCodes();
+  check(onServer.length === 1 && onServer[0].code === digits && onServer[0].uses_left === 1, `the server has it: ${JSON.stringify(onServer.map(c => c.label))}`);
+  check(Math.abs(onServer[0].remaining_seconds - 86400) < 60, "valid for a day");
+
+  await item.getByRole("button", { name: "Copy" }).click();
+  await page.locator("#code-note", { hasText: "Copied" }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied.includes(digits) && copied.includes("once"), `the clipboard holds the code and how to use it: ${copied.replace(digits, "######")}`);
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-codes.png"), fullPage: true });
+
+  await item.getByRole("button", { name: "Delete the code for plumber" }).click();
+  await item.waitFor({ state: "detached" });
+  check((await apiCodes()).length === 0, "deleted on the server");
+  log(`guest code created, copied and deleted`);
+
+  // A phone with the Web Share API gets "Share" and the share sheet.
+  const sharing = await context.browser().newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await sharing.addInitScript(() => { navigator.share = async data => { window.sharedWith = data; }; });
+  const phone = await sharing.newPage();
+  phone.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await phone.goto(url);
+  await phone.getByRole("button", { name: "1 week" }).click();
+  await phone.getByRole("button", { name: "Create code" }).click();
+  const shared = phone.locator("#codes li", { hasText: "guest" });
+  await shared.getByRole("button", { name: "Share" }).click();
+  await phone.waitForFunction(() => window.sharedWith !== undefined);
+  const data = await phone.evaluate(() => window.sharedWith);
+  const code = (await shared.locator(".digits").textContent()).trim();
+  check(data.text.includes(code), "the share sheet gets the code");
+  check(/6 d 23 h|7 d 0 h/.test(await shared.locator(".about").textContent()), "a week");
+  await sharing.close();
 }
 
 main().then(async () => { await cleanup(); process.exit(0); }, fail);

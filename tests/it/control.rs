@@ -10,7 +10,13 @@ fn status_open_close_have_the_documented_shapes() {
     let st = s.api("GET", "/api/status", "");
     assert_eq!(st.status, 200);
     assert_eq!(st.header("content-type").as_deref(), Some("application/json"));
-    assert_eq!(st.json(), serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
+    let mut body = st.json();
+    // The server's instance id, which /healthz on the webhook listener shows too.
+    let instance = body.as_object_mut().unwrap().remove("instance").unwrap();
+    let instance = instance.as_str().unwrap();
+    assert!(instance.len() == 16 && instance.bytes().all(|b| b.is_ascii_hexdigit()), "{instance}");
+    assert_eq!(s.call("GET", "/healthz", "").header("x-intercom-instance").as_deref(), Some(instance));
+    assert_eq!(body, serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0}));
 
     let opened = s.api("POST", "/api/open", r#"{"minutes": 90}"#).json();
     assert_eq!(opened["open"], true);

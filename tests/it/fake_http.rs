@@ -1,5 +1,6 @@
 //! A real HTTP server on 127.0.0.1 standing in for Twilio's REST API or a webhook target:
-//! it records every request and answers from a script (a status, or hanging forever).
+//! it records every request and answers from a script (a status, a status with
+//! `Retry-After`, or hanging forever), or from a handler that sees the request.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -7,6 +8,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use base64::Engine;
 
 /// How long a hanging answer holds the connection (longer than any client timeout).
 const HANG: Duration = Duration::from_secs(60);
@@ -16,8 +19,28 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub enum Answer {
     Status(u16),
+    /// The status with this `Retry-After` header.
+    RetryAfter(u16, &'static str),
     Hang,
 }
+
+/// A full answer from a handler.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply { status, content_type: "application/json", body: body.to_string(), headers: Vec::new() }
+    }
+}
+
+/// What a handler answers: a reply, or `None` to hang.
+type Handler = dyn Fn(&Seen) -> Option<Reply> + Send + Sync;
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -60,15 +83,33 @@ pub struct Fake {
 impl Fake {
     /// Answers the n-th request with `script[n]`, and 200 once the script runs out.
     pub fn start(script: &[Answer]) -> Fake {
+        let script = Mutex::new(script.iter().copied().collect::<VecDeque<_>>());
+        Fake::with_handler(move |_| {
+            let (status, retry_after) =
+                match script.lock().unwrap().pop_front().unwrap_or(Answer::Status(200)) {
+                    Answer::Hang => return None,
+                    Answer::Status(code) => (code, None),
+                    Answer::RetryAfter(code, after) => (code, Some(after)),
+                };
+            let mut reply = Reply::json(status, &serde_json::json!({ "status": status }));
+            if let Some(after) = retry_after {
+                reply.headers.push(("Retry-After", after.to_string()));
+            }
+            Some(reply)
+        })
+    }
+
+    /// Answers each request with what `handler` makes of it (`None`: hang).
+    pub fn with_handler(handler: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let handler: Arc<Handler> = Arc::new(handler);
         let keep = seen.clone();
         thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let (seen, script) = (keep.clone(), script.clone());
-                thread::spawn(move || serve(stream, &seen, &script));
+                let (seen, handler) = (keep.clone(), handler.clone());
+                thread::spawn(move || serve(stream, &seen, &*handler));
             }
         });
         Fake { addr, seen }
@@ -98,7 +139,7 @@ pub fn refusing_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<VecDeque<Answer>>) {
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler) {
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -121,24 +162,30 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Seen>>, script: &Mutex<VecDeque<Ans
         headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
-    let answer = script.lock().unwrap().pop_front().unwrap_or(Answer::Status(200));
-    seen.lock().unwrap().push(Seen {
+    let request = Seen {
         method,
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
-    });
-    match answer {
-        Answer::Hang => thread::sleep(HANG),
-        Answer::Status(code) => {
-            let body = format!("{{\"status\": {code}}}");
-            let reply = format!(
-                "HTTP/1.1 {code} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+    };
+    seen.lock().unwrap().push(request.clone());
+    match handler(&request) {
+        None => thread::sleep(HANG),
+        Some(r) => {
+            let mut head = format!(
+                "HTTP/1.1 {} Scripted\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                r.status,
+                r.content_type,
+                r.body.len()
             );
+            for (name, value) in &r.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
             let mut stream = stream;
-            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(r.body.as_bytes());
         }
     }
 }
@@ -159,4 +206,124 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
+}
+/// A listener that accepts connections and never answers: a hung tunnel.
+pub fn silent_listener() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream); // kept open, never read or answered
+        }
+    });
+    addr
+}
+
+/// Twilio's REST API for one account, as far as the intercom uses it: the
+/// IncomingPhoneNumbers list (filtered by `PhoneNumber`) and update, and Messages. It
+/// checks HTTP Basic credentials and keeps the numbers, so an update shows in the next
+/// lookup.
+pub struct FakeTwilio {
+    pub http: Fake,
+    numbers: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// `IncomingPhoneNumbers/{sid}.json` form fields and the JSON fields they set.
+const NUMBER_FIELDS: [(&str, &str); 6] = [
+    ("VoiceUrl", "voice_url"),
+    ("VoiceMethod", "voice_method"),
+    ("VoiceFallbackUrl", "voice_fallback_url"),
+    ("VoiceFallbackMethod", "voice_fallback_method"),
+    ("VoiceApplicationSid", "voice_application_sid"),
+    ("TrunkSid", "trunk_sid"),
+];
+
+impl FakeTwilio {
+    /// `numbers`: `(PN sid, E.164 number)`, with voice fields unset.
+    pub fn start(account: &str, user: &str, password: &str, numbers: &[(&str, &str)]) -> FakeTwilio {
+        let numbers: Vec<_> = numbers
+            .iter()
+            .map(|(sid, n)| {
+                serde_json::json!({"sid": sid, "account_sid": account, "phone_number": n, "friendly_name": n,
+                    "voice_url": null, "voice_method": "POST", "voice_fallback_url": null,
+                    "voice_fallback_method": "POST", "voice_application_sid": null, "trunk_sid": null,
+                    "sms_url": "https://demo.twilio.com/welcome/sms/reply"})
+            })
+            .collect();
+        let numbers = Arc::new(Mutex::new(numbers));
+        let (state, prefix) = (numbers.clone(), format!("/2010-04-01/Accounts/{account}/"));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let http = Fake::with_handler(move |req| {
+            let error = |status: u16, code: u32, message: &str| {
+                Some(Reply::json(
+                    status,
+                    &serde_json::json!({"code": code, "message": message, "status": status}),
+                ))
+            };
+            if req.header("authorization") != Some(basic.as_str()) {
+                return error(401, 20003, "Authenticate");
+            }
+            let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                return error(404, 20404, "The requested resource was not found");
+            };
+            let mut numbers = state.lock().unwrap();
+            match (req.method.as_str(), rest) {
+                ("GET", "IncomingPhoneNumbers.json") => {
+                    let wanted = query.split('&').find_map(|p| p.strip_prefix("PhoneNumber=")).map(decode);
+                    let list: Vec<_> = numbers
+                        .iter()
+                        .filter(|n| wanted.as_ref().map_or(true, |w| n["phone_number"] == *w))
+                        .cloned()
+                        .collect();
+                    Some(Reply::json(
+                        200,
+                        &serde_json::json!({"incoming_phone_numbers": list, "page": 0, "page_size": 50}),
+                    ))
+                }
+                ("POST", "Messages.json") => Some(Reply::json(201, &serde_json::json!({"sid": "SM0123"}))),
+                ("POST", _) => {
+                    let sid =
+                        rest.strip_prefix("IncomingPhoneNumbers/").and_then(|r| r.strip_suffix(".json"));
+                    let Some(number) = numbers.iter_mut().find(|n| Some(n["sid"].as_str().unwrap()) == sid)
+                    else {
+                        return error(404, 20404, "The requested resource was not found");
+                    };
+                    for (k, v) in req.form() {
+                        let Some((_, field)) = NUMBER_FIELDS.iter().find(|(f, _)| *f == k) else {
+                            return error(400, 21200, &format!("unknown parameter {k}"));
+                        };
+                        number[*field] = serde_json::json!(v);
+                    }
+                    Some(Reply::json(200, number))
+                }
+                _ => error(404, 20404, "The requested resource was not found"),
+            }
+        });
+        FakeTwilio { http, numbers }
+    }
+
+    /// The API base URL for `twilio.api_base`.
+    pub fn base(&self) -> String {
+        self.http.url("")
+    }
+
+    /// Sets a JSON field of the number with this sid, as a change in the console would.
+    pub fn set(&self, sid: &str, field: &str, value: serde_json::Value) {
+        let mut numbers = self.numbers.lock().unwrap();
+        let n = numbers.iter_mut().find(|n| n["sid"] == sid).expect("no such number");
+        n[field] = value;
+    }
+
+    pub fn number(&self, sid: &str) -> serde_json::Value {
+        self.numbers.lock().unwrap().iter().find(|n| n["sid"] == sid).cloned().expect("no such number")
+    }
+
+    pub fn posts(&self) -> Vec<Seen> {
+        self.http.requests().into_iter().filter(|r| r.method == "POST").collect()
+    }
 }

@@ -77,14 +77,29 @@ impl Server {
     }
 
     /// Starts in `dir` (kept by the caller, so a restart sees the same state).
-    pub fn start_in(dir: &Path, mut config: Value, env: &[(&str, &str)]) -> Server {
+    pub fn start_in(dir: &Path, config: Value, env: &[(&str, &str)]) -> Server {
+        Server::start_wrapped(dir, config, env, &[])
+    }
+
+    /// Like `start_in`, run through `wrapper` (a program and its arguments, given the
+    /// binary and its arguments after them), e.g. a shell that lowers a limit first.
+    pub fn start_wrapped(dir: &Path, mut config: Value, env: &[(&str, &str)], wrapper: &[&str]) -> Server {
         let state_dir = dir.join("state");
         config["state_dir"] = json!(state_dir);
         let config_path = dir.join("intercom.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercom"));
+        let bin = env!("CARGO_BIN_EXE_intercom");
+        let mut cmd = match wrapper {
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            [] => Command::new(bin),
+        };
         cmd.args(["serve", "--config"]).arg(&config_path);
-        cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
+        cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM").env_remove("NOTIFY_SOCKET");
+        cmd.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
         cmd.env_remove("INTERCOM_CONTROL_TOKEN").env_remove("INTERCOM_TWILIO_AUTH_TOKEN");
         for (k, v) in env {
             cmd.env(k, v);

@@ -1,7 +1,9 @@
 //! Integration tests: the real binary, real sockets, temporary configs and state.
 
 mod cli;
+mod codes;
 mod control;
+mod doctor;
 mod events;
 mod fake_http;
 mod harness;
@@ -11,4 +13,6 @@ mod notify;
 mod persistence;
 mod security;
 mod tls;
+mod twilio_setup;
+mod watchdog;
 mod webhook;

@@ -217,3 +217,53 @@ fn a_hanging_or_refusing_target_does_not_delay_the_answer() {
         }
     }
 }
+
+#[test]
+fn a_hanging_webhook_never_delays_the_sms() {
+    let hanging = Fake::start(&[Answer::Hang; 16]);
+    let twilio = Fake::start(&[]);
+    let s = Server::start(config(Some(twilio.url("")), Some(hanging.url("/hook")), &[RESIDENT]));
+    let started = Instant::now();
+    for minutes in [5, 10, 15] {
+        assert_eq!(s.api("POST", "/api/open", &format!(r#"{{"minutes": {minutes}}}"#)).status, 200);
+    }
+    let sms = twilio.wait_for(3, DELIVERY_WAIT);
+    let took = started.elapsed();
+    eprintln!("3 SMS delivered in {took:?} while the webhook target hangs");
+    assert_eq!(sms.len(), 3, "{}", s.logs());
+    // One hung webhook attempt alone lasts 10 s; a shared worker would hold every SMS
+    // behind it for at least that long.
+    assert!(took < Duration::from_secs(5), "the SMS waited for the hanging webhook: {took:?}");
+    assert_eq!(hanging.requests().len(), 1, "the webhook worker is still on its first attempt");
+}
+
+/// An IMF-fixdate (`Fri, 27 Nov 2026 10:00:00 GMT`) for `t`.
+fn http_date(t: std::time::SystemTime) -> String {
+    let rfc = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-27T10:00:00Z
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs / 86400 % 7) as usize];
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months[rfc[5..7].parse::<usize>().unwrap() - 1];
+    format!("{weekday}, {} {month} {} {} GMT", &rfc[8..10], &rfc[0..4], &rfc[11..19])
+}
+
+#[test]
+fn retry_after_on_429_and_503_sets_the_pause() {
+    // Seconds on a 429 from Twilio; an HTTP date on a 503 from the webhook.
+    let date = http_date(std::time::SystemTime::now() + Duration::from_secs(5));
+    let date: &'static str = Box::leak(date.into_boxed_str());
+    let twilio = Fake::start(&[Answer::RetryAfter(429, "3")]);
+    let hook = Fake::start(&[Answer::RetryAfter(503, date)]);
+    let s = Server::start(config(Some(twilio.url("")), Some(hook.url("/hook")), &[RESIDENT]));
+    s.api("POST", "/api/open", r#"{"minutes": 5}"#);
+    let sms = twilio.wait_for(2, DELIVERY_WAIT);
+    let posts = hook.wait_for(2, DELIVERY_WAIT);
+    assert_eq!((sms.len(), posts.len()), (2, 2), "{}", s.logs());
+    let (sms_gap, hook_gap) = (sms[1].at - sms[0].at, posts[1].at - posts[0].at);
+    eprintln!("Retry-After: 3 waited {sms_gap:?}; Retry-After: {date} waited {hook_gap:?}");
+    // Without Retry-After the first pause is 1 s.
+    assert!(sms_gap >= Duration::from_millis(2900), "{sms_gap:?}");
+    assert!(hook_gap >= Duration::from_millis(3000), "the date is 4 to 5 s ahead: {hook_gap:?}");
+    assert!(hook_gap < Duration::from_secs(12), "{hook_gap:?}");
+    assert!(s.wait_for_log("(attempt 2)"), "{}", s.logs());
+}

@@ -8,6 +8,8 @@
 #    SystemCallFilter, ...), serves /healthz, generates its token in the state dir,
 #    `intercom url` works for root, the API opens the window, the webhook unlocks;
 #  - SIGKILL -> Restart=on-failure brings it back with the window still open;
+#  - Type=notify: active only after READY=1; SIGSTOP (a wedged daemon: no more watchdog
+#    pings) -> WatchdogSec= expires, systemd aborts and restarts it;
 #  - intercom-tunnel.service (real ssh, its own hardening) connects to a real sshd (the
 #    "VPS", run in the container's network namespace), the forward works; SIGKILL ->
 #    Restart=always reconnects after RestartSec;
@@ -111,6 +113,35 @@ else
   fail "intercom.service not back after SIGKILL"
 fi
 expect_json "window still open after the restart" "$(in_net curl -sS --max-time 10 -H "Authorization: Bearer $token" "$base/api/status")" open true
+
+# ---- wedged -> the watchdog restarts it ---------------------------------------------------
+wd=$(in_ct systemctl show -p Type -p NotifyAccess -p WatchdogUSec intercom.service | tr '\n' ' ')
+if [[ "$wd" == *Type=notify* ]] && [[ "$wd" == *NotifyAccess=main* ]] && [[ "$wd" != *WatchdogUSec=0* ]] && [[ "$wd" != *WatchdogUSec=infinity* ]]; then
+  pass "unit: $wd"
+else
+  fail "unit is not Type=notify with a watchdog: $wd"
+fi
+wedged=$(in_ct systemctl show -p MainPID --value intercom.service)
+restarts=$(in_ct systemctl show -p NRestarts --value intercom.service)
+in_ct kill -STOP "$wedged"     # alive, holding its ports, answering nothing: only the watchdog notices
+t0=$(date +%s)
+back=
+for ((i = 0; i < 120; i++)); do
+  now=$(in_ct systemctl show -p MainPID --value intercom.service 2>/dev/null || true)
+  if [ -n "$now" ] && [ "$now" != 0 ] && [ "$now" != "$wedged" ] && wait_http_ct "http://127.0.0.1:$wp/healthz" 1; then back=$now; break; fi
+  sleep 0.5
+done
+if [ -n "$back" ]; then
+  pass "SIGSTOP -> watchdog restart after $(( $(date +%s) - t0 )) s (pid $wedged -> $back, NRestarts $restarts -> $(in_ct systemctl show -p NRestarts --value intercom.service))"
+else
+  fail "a stopped intercom was not restarted by the watchdog"
+fi
+if in_ct journalctl -u intercom --no-pager 2>/dev/null | grep -qi 'watchdog timeout'; then
+  pass "journal: systemd saw the watchdog timeout"
+else
+  fail "no watchdog timeout in the journal"
+fi
+expect_json "window still open after the watchdog restart" "$(in_net curl -sS --max-time 10 -H "Authorization: Bearer $token" "$base/api/status")" open true
 
 # ---- the tunnel unit against a real sshd ("VPS") in the container's network -----------------
 mkdir -p "$tmp/vps"

@@ -1,0 +1,427 @@
+//! Guest codes on disk: `state_dir/codes.json`, with the care of the window's state file.
+//!
+//! Invariants:
+//! - Memory changes only after the new file is durably on disk (`state::write_atomically`:
+//!   temp file, fsync, rename, fsync of the directory); a use of a code is counted on
+//!   disk before the door opens, so kill -9 or a power cut cannot give a use back.
+//! - A file we cannot read means no codes (the door fails closed to "forward"); it is
+//!   moved aside, never deleted or overwritten.
+//! - Wrong codes count in memory first, so a full disk never lifts a lockout.
+//! - The mutex is held across the (local, bounded) write, so two calls cannot both use
+//!   the last use of a code; never across network I/O.
+//! - The digits never reach a log line: only ids and labels are logged.
+
+use std::error::Error;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{self, Attempt, Code, Lockout, NewCode};
+use crate::state::{move_aside, write_atomically};
+use crate::{lock, rfc3339};
+
+pub const CODES_FILE: &str = "codes.json";
+const CODES_VERSION: u32 = 1;
+/// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
+/// million, one draw almost always does; this bound only stops a broken random source.
+const MAX_DRAWS: usize = 100;
+
+/// `codes.json`, version 1. Kept apart from the in-memory type so the format can evolve.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodesFileV1 {
+    version: u32,
+    codes: Vec<CodeV1>,
+    /// RFC 3339 UTC times of recent wrong codes.
+    failures: Vec<String>,
+    locked_until: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeV1 {
+    id: String,
+    code: String,
+    label: String,
+    valid_until: String,
+    uses_left: u32,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// Why a code could not be added: the API answers 409 or 500.
+#[derive(Debug)]
+pub enum AddError {
+    Full,
+    Io(io::Error),
+}
+
+impl fmt::Display for AddError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            AddError::Full => write!(f, "{} codes are active already; delete one first", codes::MAX_ACTIVE),
+            AddError::Io(e) => write!(f, "could not save the codes: {e}"),
+        }
+    }
+}
+
+/// What a keypad entry led to, for the call's answer and its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    Empty,
+    NotAccepted,
+    /// A right code; its use is on disk. Carries the label (never the digits).
+    Right {
+        label: String,
+    },
+    /// A wrong code; `locked` when it was the one that locked codes.
+    Wrong {
+        locked: bool,
+    },
+}
+
+struct Inner {
+    codes: Vec<Code>,
+    lockout: Lockout,
+    /// Set when a bad file could not be moved aside: writing would overwrite it.
+    write_blocked: Option<String>,
+}
+
+pub struct CodeStore {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+impl CodeStore {
+    /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
+    pub fn open(dir: &Path, now: SystemTime) -> CodeStore {
+        let path = dir.join(CODES_FILE);
+        let (codes, mut lockout, write_blocked) = match load(dir) {
+            Ok((c, l)) => (c, l, None),
+            Err(e) => {
+                log::error!("guest codes file {}: {e}; no code is active", path.display());
+                match move_aside(&path) {
+                    Ok(to) => {
+                        log::error!("the unreadable codes file was kept as {}", to.display());
+                        (Vec::new(), Lockout::default(), None)
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "cannot move the unreadable codes file aside: {e}; codes cannot be added"
+                        );
+                        let why = format!("the codes file is unreadable and could not be moved aside: {e}");
+                        (Vec::new(), Lockout::default(), Some(why))
+                    }
+                }
+            }
+        };
+        lockout.settle(secs(now));
+        CodeStore { dir: dir.to_path_buf(), inner: Mutex::new(Inner { codes, lockout, write_blocked }) }
+    }
+
+    /// The active codes, soonest end first.
+    pub fn active(&self, now: SystemTime) -> Vec<Code> {
+        let now = secs(now);
+        let mut active: Vec<Code> =
+            lock(&self.inner).codes.iter().filter(|c| c.is_active(now)).cloned().collect();
+        active.sort_by_key(|c| c.valid_until);
+        active
+    }
+
+    /// Whether a call with the window in this state is offered the keypad prompt.
+    pub fn offer(&self, window_open: bool, now: SystemTime) -> bool {
+        let inner = lock(&self.inner);
+        codes::offer(window_open, &inner.codes, &inner.lockout, secs(now))
+    }
+
+    pub fn add(&self, new: &NewCode, now: SystemTime) -> Result<Code, AddError> {
+        let now = secs(now);
+        let mut inner = lock(&self.inner);
+        let mut next = inner.codes.clone();
+        next.retain(|c| !c.is_spent(now));
+        if next.len() >= codes::MAX_ACTIVE {
+            return Err(AddError::Full);
+        }
+        let code = Code {
+            id: draw(
+                |b: [u8; 4]| Some(b.iter().map(|x| format!("{x:02x}")).collect()),
+                |id| next.iter().any(|c| c.id == *id),
+            )
+            .map_err(AddError::Io)?,
+            digits: draw(codes::digits_from, |d| next.iter().any(|c| c.digits == *d))
+                .map_err(AddError::Io)?,
+            label: new.label.clone(),
+            valid_until: now + new.minutes * 60,
+            uses_left: new.uses,
+        };
+        next.push(code.clone());
+        self.save(&mut inner, next, None, now).map_err(AddError::Io)?;
+        log::info!(
+            "guest code {} ({}) added: {} use(s) until {}",
+            code.id,
+            crate::loggable(&code.label),
+            code.uses_left,
+            rfc3339(at(code.valid_until))
+        );
+        Ok(code)
+    }
+
+    /// Deletes a code by id; `Ok(false)` if there is no such active code.
+    pub fn remove(&self, id: &str, now: SystemTime) -> io::Result<bool> {
+        let now = secs(now);
+        let mut inner = lock(&self.inner);
+        let Some(found) = inner.codes.iter().find(|c| c.id == id && c.is_active(now)).cloned() else {
+            return Ok(false);
+        };
+        let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
+        self.save(&mut inner, next, None, now)?;
+        log::info!("guest code {} ({}) deleted", found.id, crate::loggable(&found.label));
+        Ok(true)
+    }
+
+    /// Checks keypad digits. A right code's use is on disk before this returns `Right`;
+    /// if that write fails, the error says so and the caller must not open the door.
+    pub fn try_code(&self, digits: &str, now: SystemTime) -> io::Result<Tried> {
+        let now = secs(now);
+        let mut inner = lock(&self.inner);
+        inner.lockout.settle(now);
+        match codes::attempt(&inner.codes, &inner.lockout, digits, now) {
+            Attempt::Empty => Ok(Tried::Empty),
+            Attempt::NotAccepted => Ok(Tried::NotAccepted),
+            Attempt::Right(i) => {
+                let mut next = inner.codes.clone();
+                next[i].uses_left -= 1;
+                let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
+                self.save(&mut inner, next, None, now)?;
+                log::info!("guest code {id} ({}) used; {left} use(s) left", crate::loggable(&label));
+                Ok(Tried::Right { label })
+            }
+            Attempt::Wrong => {
+                let locked = inner.lockout.fail(now);
+                let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
+                if let Err(e) = self.save(&mut inner, next, Some(lockout), now) {
+                    log::error!(
+                        "could not save a wrong guest code attempt (it still counts until a restart): {e}"
+                    );
+                }
+                if locked {
+                    log::warn!(
+                        "{} wrong guest codes: codes locked until {}",
+                        codes::MAX_FAILURES,
+                        rfc3339(at(now + codes::LOCK_SECS))
+                    );
+                }
+                Ok(Tried::Wrong { locked })
+            }
+        }
+    }
+
+    /// Writes `codes` (pruned) and the lockout, then makes them current.
+    fn save(
+        &self,
+        inner: &mut Inner,
+        mut codes: Vec<Code>,
+        lockout: Option<Lockout>,
+        now: u64,
+    ) -> io::Result<()> {
+        if let Some(why) = &inner.write_blocked {
+            return Err(io::Error::other(why.clone()));
+        }
+        codes.retain(|c| !c.is_spent(now));
+        let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
+        let file = CodesFileV1 {
+            version: CODES_VERSION,
+            codes: codes
+                .iter()
+                .map(|c| CodeV1 {
+                    id: c.id.clone(),
+                    code: c.digits.clone(),
+                    label: c.label.clone(),
+                    valid_until: rfc3339(at(c.valid_until)),
+                    uses_left: c.uses_left,
+                })
+                .collect(),
+            failures: lockout.failures.iter().map(|&t| rfc3339(at(t))).collect(),
+            locked_until: lockout.locked_until.map(|t| rfc3339(at(t))),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
+        inner.codes = codes;
+        inner.lockout = lockout;
+        Ok(())
+    }
+}
+
+/// Whether a call now would get the keypad prompt, from the file, read-only (for
+/// `simulate`); an unreadable file means no codes, as for the server.
+pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
+    load(dir).is_ok_and(|(codes, lockout)| codes::offer(window_open, &codes, &lockout, secs(now)))
+}
+
+/// Draws random values until one is new; an error only if the OS has no randomness.
+fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> bool) -> io::Result<String> {
+    for _ in 0..MAX_DRAWS {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+        if let Some(v) = make(bytes).filter(|v| !taken(v)) {
+            return Ok(v);
+        }
+    }
+    Err(io::Error::other("could not draw a fresh code"))
+}
+
+fn load(dir: &Path) -> Result<(Vec<Code>, Lockout), Box<dyn Error>> {
+    let bytes = match fs::read(dir.join(CODES_FILE)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), Lockout::default())),
+        Err(e) => return Err(e.into()),
+    };
+    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a codes file: {e}"))?;
+    if v.version != CODES_VERSION {
+        return Err(format!("unsupported codes file version {}", v.version).into());
+    }
+    let file: CodesFileV1 = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt codes file: {e}"))?;
+    if file.codes.len() > codes::MAX_ACTIVE || file.failures.len() > codes::MAX_FAILURES {
+        return Err("more codes or failures than are ever stored".into());
+    }
+    let time = |s: &str| -> Result<u64, Box<dyn Error>> {
+        let t = humantime::parse_rfc3339(s).map_err(|e| format!("bad time {s:?}: {e}"))?;
+        Ok(secs(t))
+    };
+    let mut out = Vec::new();
+    for c in file.codes {
+        let well_formed = c.code.len() == codes::CODE_DIGITS && c.code.bytes().all(|b| b.is_ascii_digit());
+        if !well_formed
+            || c.uses_left > codes::MAX_USES
+            || codes::check_label(&c.label).is_err()
+            || c.id.is_empty()
+        {
+            return Err(format!("malformed code entry {:?}", crate::loggable(&c.id)).into());
+        }
+        out.push(Code {
+            valid_until: time(&c.valid_until)?,
+            id: c.id,
+            digits: c.code,
+            label: c.label,
+            uses_left: c.uses_left,
+        });
+    }
+    let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
+    let locked_until = file.locked_until.as_deref().map(time).transpose()?;
+    Ok((out, Lockout { failures, locked_until }))
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("intercom-codes-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn new(uses: u32) -> NewCode {
+        NewCode { label: "plumber".into(), minutes: 60, uses }
+    }
+
+    #[test]
+    fn a_use_is_on_disk_and_survives_reopening() {
+        let dir = tempdir("use");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, now);
+        let c = s.add(&new(2), now).unwrap();
+        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::Right { label: "plumber".into() });
+        let again = CodeStore::open(&dir, now);
+        assert_eq!(again.active(now)[0].uses_left, 1);
+        assert!(again.try_code(&c.digits, now).is_ok());
+        let last = CodeStore::open(&dir, now);
+        assert!(last.active(now).is_empty());
+        assert_eq!(last.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        let text = fs::read_to_string(dir.join(CODES_FILE)).unwrap();
+        assert!(!text.contains(&c.digits), "used up codes are pruned from the file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn at_most_twenty_unique_codes() {
+        let dir = tempdir("full");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, now);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..codes::MAX_ACTIVE {
+            let c = s.add(&new(1), now).unwrap();
+            assert!(seen.insert(c.digits.clone()) && c.digits.len() == 6);
+        }
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Full)));
+        let id = s.active(now)[0].id.clone();
+        assert!(s.remove(&id, now).unwrap());
+        assert!(!s.remove(&id, now).unwrap());
+        assert!(s.add(&new(1), now).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_means_no_codes() {
+        let dir = tempdir("corrupt");
+        fs::write(dir.join(CODES_FILE), b"{\"version\": 1, \"codes\": [tr").unwrap();
+        let s = CodeStore::open(&dir, SystemTime::now());
+        assert!(s.active(SystemTime::now()).is_empty());
+        let kept: Vec<_> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(kept.iter().any(|n| n.starts_with("codes.json.bad-")), "{kept:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_use_that_cannot_be_saved_is_not_granted() {
+        let dir = tempdir("blocked");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, now);
+        let c = s.add(&new(1), now).unwrap();
+        lock(&s.inner).write_blocked = Some("disk gone".into());
+        assert!(s.try_code(&c.digits, now).is_err(), "no unlock without the use on disk");
+        assert_eq!(s.active(now)[0].uses_left, 1);
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
+        // A wrong code still counts in memory, so a broken disk never lifts the lockout.
+        for _ in 0..codes::MAX_FAILURES {
+            assert!(matches!(s.try_code("abcdef", now).unwrap(), Tried::Wrong { .. }));
+        }
+        assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lockout_survives_reopening() {
+        let dir = tempdir("lock");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, now);
+        let c = s.add(&new(1), now).unwrap();
+        let wrong = if c.digits == "000000" { "000001" } else { "000000" };
+        for i in 1..=codes::MAX_FAILURES {
+            assert_eq!(s.try_code(wrong, now).unwrap(), Tried::Wrong { locked: i == codes::MAX_FAILURES });
+        }
+        let s = CodeStore::open(&dir, now);
+        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
