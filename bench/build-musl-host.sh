@@ -32,7 +32,9 @@ ar rcs "$unwind/libunwind.a" "$unwind/fprintf_chk.o"
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc CC_x86_64_unknown_linux_musl=musl-gcc
-/usr/bin/cargo build --release --locked --target "$triple" -Zbuild-std=std --bin intercom \
+# The same std as cross/build.sh's ARM binaries: without the backtrace symbolizer.
+/usr/bin/cargo build --release --locked --target "$triple" -Zbuild-std=std \
+  -Zbuild-std-features="${STD_FEATURES:-panic-unwind}" --bin intercom \
   --config "target.$triple.rustflags=[\"-C\",\"target-feature=+crt-static\",\"-C\",\"link-self-contained=no\",\"-L\",\"native=$unwind\"]" >&2
 bin=$CARGO_TARGET_DIR/$triple/release/intercom
 echo "built $bin ($(stat -c %s "$bin") bytes)" >&2

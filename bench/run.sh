@@ -5,22 +5,34 @@
 #   bench/run.sh                 full run (about 4-6 minutes on 2 cores, plus the build)
 #   QUICK=1 bench/run.sh         quick run for CI (short loads, fewer concurrencies)
 #
+# The servers' state directories (intercom's durable history, state_dir/events.jsonl, which
+# is flushed with fdatasync before each call is answered) live under BENCH_OUT, on the
+# real filesystem as on a Pi: not in /tmp, which is tmpfs on many machines and would make
+# every flush free. The report names the filesystem.
+#
 # Two kinds of load, both with signed webhooks:
 #   - closed loop (capacity): CONCURRENCY clients, each sends as soon as it has its answer;
 #   - open loop (latency at a given load): RATE_CLIENTS clients send RATES requests/s in
-#     all on a fixed schedule, latency counted from when each request was due.
+#     all on a fixed schedule, latency counted from when each request was due; on intercom
+#     also GET /healthz at HEALTHZ_RATES the same way, the floor a call is compared with.
+# Then, on intercom, the fdatasync/fsync calls per answered request at FSYNC_CONCURRENCY
+# keep-alive callers, counted by strace attached to the server during separate loads
+# (strace slows every syscall, so those loads are not timed). Without strace (or when it
+# cannot attach) the report says so and the bench goes on.
 #
 # Knobs (environment): QUICK, CONCURRENCY ("1 16 64 256"), RATES ("500 2000"),
-# RATE_CLIENTS (64), DURATION (s per load),
+# RATE_CLIENTS (64), HEALTHZ_RATES ("2000"), FSYNC_CONCURRENCY ("1 64 256"), FSYNC_DURATION
+# (s per counted load), STRACE (the strace to use), GUNICORN_WORKERS (4, as issue 12's budget), DURATION (s per load),
 # WARMUP (s, not measured), MODES ("close keepalive"), BASELINES ("flask gunicorn", or ""
 # to skip the baseline), BENCH_BIN (an intercom binary to measure instead of building
 # one), LOG_LEVEL (intercom's, default warn), BENCH_OUT (results dir, default
-# target/bench), BENCH_MUSL_BIN (a static musl intercom, measured too when it exists; default: the one
+# target/bench; the servers' state directories go there too), BENCH_CHART (where the
+# full run also writes the chart; default bench/chart.svg, none in quick mode), BENCH_MUSL_BIN (a static musl intercom, measured too when it exists; default: the one
 # bench/build-musl-host.sh builds).
 #
 # Needs: cargo, python3 with venv (python3-venv on Debian), curl; PyPI for the baseline.
-# Writes $BENCH_OUT/results.jsonl (one JSON object per measurement) and $BENCH_OUT/report.md (the
-# table, also printed). Timings are reported, never asserted: the exit status says only
+# Writes $BENCH_OUT/results.jsonl (one JSON object per measurement), $BENCH_OUT/report.md (the
+# tables, also printed) and $BENCH_OUT/chart.svg (throughput and p99 against callers). Timings are reported, never asserted: the exit status says only
 # whether the bench itself worked (servers started, answers were right, no load errors
 # on intercom).
 set -euo pipefail
@@ -31,14 +43,16 @@ cd "$root"
 QUICK=${QUICK:-}
 if [ -n "$QUICK" ] && [ "$QUICK" != 0 ]; then
   quick=1
-  : "${CONCURRENCY:=16 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}" "${RATES=500}"
+  : "${CONCURRENCY:=64 256}" "${DURATION:=1}" "${WARMUP:=0.2}" "${STARTUPS:=1}" "${RATES=2000}"
+  : "${FSYNC_DURATION:=1}" "${BENCH_CHART=}" "${PROBE_SYNCS:=100}"
   pause=0.2
 else
   quick=0
   : "${CONCURRENCY:=1 16 64 256}" "${DURATION:=5}" "${WARMUP:=1}" "${STARTUPS:=5}" "${RATES=500 2000}"
+  : "${FSYNC_DURATION:=3}" "${BENCH_CHART=$root/bench/chart.svg}" "${PROBE_SYNCS:=300}"
   pause=1
 fi
-: "${MODES:=close keepalive}" "${RATE_CLIENTS:=64}"
+: "${STRACE:=strace}" "${MODES:=close keepalive}" "${RATE_CLIENTS:=64}" "${HEALTHZ_RATES=2000}" "${FSYNC_CONCURRENCY=1 64 256}"
 BASELINES=${BASELINES-flask gunicorn}
 : "${LOG_LEVEL:=warn}"
 : "${BENCH_OUT:=$root/target/bench}"
@@ -51,8 +65,9 @@ RESIDENT=+15552223333
 STRANGER=+15550001111
 # A server that is not answering /healthz by then has failed to start.
 START_TIMEOUT=20
-# Gunicorn's documented rule of thumb for sync workers: 2 x cores + 1.
-GUNICORN_WORKERS=$(( 2 * $(nproc) + 1 ))
+# Issue 12's budget is against `gunicorn -w4`: what a Pi 4's four cores suggest, and close
+# to gunicorn's rule of thumb for sync workers (2 x cores + 1 = 5 on this 2-core machine).
+: "${GUNICORN_WORKERS:=4}"
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -61,7 +76,14 @@ command -v curl >/dev/null || die "curl is needed (apt-get install -y curl)"
 command -v python3 >/dev/null || die "python3 is needed"
 bench_start=$(date +%s)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/intercom-bench.XXXXXX")
+mkdir -p "$BENCH_OUT"
+# On the real filesystem, not /tmp: the history's fdatasync must cost what it costs.
+tmp=$(mktemp -d "$BENCH_OUT/run.XXXXXX")
+state_fs=$(findmnt -n -o FSTYPE,SOURCE -T "$tmp" 2>/dev/null | tr -s ' ' || true)
+[ -n "$state_fs" ] || state_fs=$(stat -f -c %T "$tmp")
+case $state_fs in
+  tmpfs* | ramfs*) log "WARNING: $tmp is on $state_fs: the history's fdatasync costs nothing there, unlike on a Pi" ;;
+esac
 pids=()
 cleanup() {
   local p
@@ -75,7 +97,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$BENCH_OUT"
 results=$BENCH_OUT/results.jsonl
 : > "$results"
 meta() { printf '%s\n' "$1" >> "$results"; }  # one JSON object per line
@@ -99,9 +120,19 @@ venv_s=0
 if [ -n "$BASELINES" ]; then
   t=$(date +%s)
   log "python venv + pip install (bench/baseline/requirements.txt) in $tmp/venv"
-  python3 -m venv "$tmp/venv" || die "python3 -m venv failed (Debian: apt-get install -y python3-venv)"
-  timeout 300 "$tmp/venv/bin/pip" install -q --disable-pip-version-check \
-    -r bench/baseline/requirements.txt >&2 || die "pip install of the baseline failed"
+  # Without the baseline the bench still measures intercom, and the report says why
+  # the side-by-side is missing.
+  if ! python3 -m venv "$tmp/venv" >&2; then
+    baseline_note="python3 -m venv failed (Debian: apt-get install -y python3-venv)"
+  elif ! timeout 300 "$tmp/venv/bin/pip" install -q --disable-pip-version-check \
+    -r bench/baseline/requirements.txt >&2; then
+    baseline_note="pip install of bench/baseline/requirements.txt failed (no PyPI?)"
+  fi
+  if [ -n "${baseline_note:-}" ]; then
+    log "WARNING: $baseline_note: measuring intercom without the baselines ($BASELINES)"
+    meta "{\"baseline_note\":\"$baseline_note; not measured: $BASELINES\"}"
+    BASELINES=
+  fi
   venv_s=$(( $(date +%s) - t ))
 fi
 
@@ -217,6 +248,79 @@ verify() {  # NAME
   log "$name: reject / dial / play / 403 on a bad signature: all as expected"
 }
 
+# What one fdatasync of a small append costs on the state directory's filesystem right now
+# (the history pays one per call until it commits in groups): the context for every
+# figure, since other writers on a shared disk make it swing by 10x.
+disk_probe() {  # WHEN
+  python3 - "$tmp" "$1" "$PROBE_SYNCS" >> "$results" <<'PY'
+import json, os, sys, time
+path, t = os.path.join(sys.argv[1], "fdatasync-probe"), []
+with open(path, "wb") as f:
+    for _ in range(int(sys.argv[3])):
+        f.write(b"x" * 200)
+        f.flush()
+        start = time.perf_counter()
+        os.fdatasync(f.fileno())
+        t.append(time.perf_counter() - start)
+os.unlink(path)
+t.sort()
+ms = lambda q: round(t[min(len(t) - 1, int(q * len(t)))] * 1000, 3)
+print(json.dumps({"disk_probe": sys.argv[2], "syncs": len(t), "p50_ms": ms(0.5), "p90_ms": ms(0.9),
+                  "p99_ms": ms(0.99), "mean_ms": round(sum(t) / len(t) * 1000, 3)}))
+PY
+}
+
+# fdatasync + fsync calls per answered request: strace attached to the running server
+# (all its threads, and the connection threads it starts) for one keep-alive load per
+# FSYNC_CONCURRENCY. strace stops the server at every syscall, so these loads are only
+# counted, never timed.
+count_syncs() {  # NAME
+  local name=$1 c out spid tracer json note
+  if ! command -v "$STRACE" >/dev/null; then
+    meta '{"fsync_note":"strace is not installed (cross/deps.sh installs it): fdatasync/fsync per request not counted"}'
+    log "strace missing: fdatasync/fsync per request not counted"
+    return 0
+  fi
+  for c in $FSYNC_CONCURRENCY; do
+    out=$SERVER_DIR/strace.$c
+    "$STRACE" -f -c -e trace=fdatasync,fsync -o "$out" -p "$SERVER_PID" 2> "$out.log" &
+    spid=$!
+    tracer=0
+    for _ in $(seq 100); do  # 5 s at most to attach
+      tracer=$(awk '/^TracerPid:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+      [ "${tracer:-0}" != 0 ] && break
+      kill -0 "$spid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if [ "${tracer:-0}" = 0 ]; then
+      kill -INT "$spid" 2>/dev/null || true
+      wait "$spid" 2>/dev/null || true
+      note=$(head -c 300 "$out.log" | tr '\n' ' ' | tr -dc '[:alnum:] .:,()/_-')
+      meta "{\"fsync_note\":\"strace could not attach to the server: $note\"}"
+      log "strace could not attach: $note"
+      return 0
+    fi
+    json=$(loadgen --mode keepalive -c "$c" -d "$FSYNC_DURATION" --expect "<Dial" --label "$name")
+    # Every request loadgen sent was answered before it returned, so the count is complete.
+    kill -INT "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    python3 - "$out" "$json" "$name" "$c" >> "$results" <<'PY'
+import json, sys
+counts = {"fdatasync": 0, "fsync": 0}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f and f[-1] in counts:
+        counts[f[-1]] = int(f[3])
+load = json.loads(sys.argv[2])
+print(json.dumps({"fsync_label": sys.argv[3], "concurrency": int(sys.argv[4]),
+                  "requests": load["ok"] + load["errors"], "errors": load["errors"], **counts,
+                  "tool": "strace -f -c, attached"}))
+PY
+    log "$name c=$c: $(tail -n1 "$results")"
+    sleep "$pause"
+  done
+}
+
 # ---- measurements ------------------------------------------------------------------------
 servers=(ours)
 # The static musl build (bench/build-musl-host.sh), when there is one: the Pi's libc and
@@ -226,6 +330,7 @@ servers=(ours)
 servers+=($BASELINES)
 log "load: servers=${servers[*]} modes=$MODES concurrency=$CONCURRENCY rates=$RATES (x$RATE_CLIENTS clients) duration=${DURATION}s warmup=${WARMUP}s"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+disk_probe before
 
 for name in "${servers[@]}"; do
   # Start to first answer, on fresh processes.
@@ -252,6 +357,12 @@ for name in "${servers[@]}"; do
       loadgen --mode "$mode" -c "$RATE_CLIENTS" --rate "$rate" -d "$DURATION" --warmup "$WARMUP" \
         --expect "<Dial" --watch-pid "$SERVER_PID" --label "$name" >> "$results"
       sleep "$pause"
+      # The floor under the same load, right after: a GET that touches neither the
+      # signature nor the history.
+      case " $HEALTHZ_RATES " in *" $rate "*) [[ $name == ours* ]] || continue ;; *) continue ;; esac
+      loadgen --mode "$mode" -c "$RATE_CLIENTS" --rate "$rate" -d "$DURATION" --warmup "$WARMUP" \
+        --method GET --path /healthz --expect ok --watch-pid "$SERVER_PID" --label "$name" >> "$results"
+      sleep "$pause"
     done
   done
   sleep "$pause"
@@ -259,9 +370,11 @@ for name in "${servers[@]}"; do
   peak=$(hwm "$SERVER_PID")
   nproc_tree=$(( 1 + $( (ps -o pid= --ppid "$SERVER_PID" || true) | wc -l) ))
   meta "{\"label\":\"$name\",\"rss_idle_kib\":$idle,\"rss_after_kib\":$after,\"hwm_main_kib\":$peak,\"processes\":$nproc_tree}"
+  [ "$name" = ours ] && count_syncs "$name"
   stop_server "$SERVER_PID"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+disk_probe after
 
 # ---- sizes ---------------------------------------------------------------------------------
 size_of() { stat -c %s "$1"; }
@@ -297,10 +410,16 @@ for arch in aarch64 armv7 armv6; do
 done
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-meta "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(["machine","cpus","kernel","rustc","python","load_before","load_after","quick","duration","warmup","build_s","venv_s","bench_s","log_level","gunicorn_workers","date"], sys.argv[1:]))))' \
+meta "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(["machine","cpus","kernel","rustc","python","load_before","load_after","quick","duration","warmup","build_s","venv_s","bench_s","log_level","gunicorn_workers","date","state_fs","state_dir"], sys.argv[1:]))))' \
   "$cpu" "$(nproc)" "$(uname -sr)" "$(rustc --version)" "$(python3 --version 2>&1)" "$load_before" "$load_after" \
   "$quick" "$DURATION" "$WARMUP" "$build_s" "$venv_s" "$(( $(date +%s) - bench_start ))" "$LOG_LEVEL" \
-  "$GUNICORN_WORKERS" "$(date -u +%Y-%m-%dT%H:%MZ)")"
+  "$GUNICORN_WORKERS" "$(date -u +%Y-%m-%dT%H:%MZ)" "$state_fs" "${tmp#"$root"/}")"
 
-python3 bench/report.py "$results" | tee "$BENCH_OUT/report.md"
-log "results: $results, table: $BENCH_OUT/report.md ($(( $(date +%s) - bench_start ))s in all)"
+status=0
+python3 bench/report.py "$results" --chart "$BENCH_OUT/chart.svg" | tee "$BENCH_OUT/report.md" || status=$?
+if [ -n "$BENCH_CHART" ]; then
+  cp "$BENCH_OUT/chart.svg" "$BENCH_CHART"
+  log "chart: $BENCH_CHART (linked from BENCHMARKS.md)"
+fi
+log "results: $results, tables: $BENCH_OUT/report.md, chart: $BENCH_OUT/chart.svg ($(( $(date +%s) - bench_start ))s in all)"
+exit "$status"

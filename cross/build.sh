@@ -168,6 +168,12 @@ fi
 
 # Append (not replace) the portable rustflags from .cargo/config.toml.
 flags_toml=$(printf '"%s",' "${extra_flags[@]}")
+# std without its `backtrace` feature (cargo's default adds it): the symbolizer (gimli,
+# addr2line, miniz_oxide, object) has nothing to read in a stripped release binary, whose
+# backtraces print <unknown> frames anyway. A panic still prints its message and
+# file:line, and still unwinds (panic-unwind kept). About 100 KiB (see BENCHMARKS.md).
+: "${STD_FEATURES:=panic-unwind}"
 /usr/bin/cargo build --release --locked --target "$triple" -Zbuild-std=std \
+  -Zbuild-std-features="$STD_FEATURES" \
   ${extra_flags[0]+--config "target.$triple.rustflags=[${flags_toml%,}]"} >&2
 report "$bin"

@@ -114,6 +114,11 @@ else
   depends=$(cd "$pkg.shlibs" && dpkg-shlibdeps -O -e"$pkg/usr/bin/intercom" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
   rm -rf "$pkg.shlibs"
   [ -n "$depends" ] || die "dpkg-shlibdeps found no dependencies for the dynamic binary $bin"
+  # build.rs packs relocations as RELR when it links against glibc >= 2.36; dpkg-shlibdeps
+  # sees only the symbols (2.34) and not the loader feature the binary needs.
+  if readelf -V "$bin" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+    depends=$(printf '%s' "$depends" | sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/')
+  fi
 fi
 
 for s in postinst prerm postrm; do install -m 0755 "packaging/debian/$s" "$pkg/DEBIAN/$s"; done
@@ -126,7 +131,8 @@ Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 ${depends:+Depends: $depends
-}Section: net
+}Recommends: ca-certificates
+Section: net
 Priority: optional
 Description: Twilio building-intercom door opener
  intercom answers Twilio's voice webhook for a building intercom: during an

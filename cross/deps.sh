@@ -15,6 +15,7 @@ what=${1:-all}
 system_pkgs=(openssh-server openssh-client systemd systemd-container make python3 python3-venv curl file shellcheck chromium
   busybox                                    # tests/system/openwrt.sh: the OpenWrt installer under BusyBox sh
   dpkg-dev lintian                           # make deb: dpkg-deb, dpkg-shlibdeps (host build); lintian in tests/system/deb.sh
+  strace                                     # make bench: fdatasync/fsync per request
 )
 cross_pkgs=(
   rustc-web cargo-web rust-web-src          # Debian's rustc 1.96 + matching std source for -Zbuild-std

@@ -9,7 +9,7 @@
 //! loadgen run --addr 127.0.0.1:PORT --auth-token T --public-url URL [--path /voice]
 //!             [--mode close|keepalive] [--concurrency N] [--duration SECS] [--warmup SECS]
 //!             [--max-requests N] [--from NUMBER] [--expect TEXT] [--watch-pid PID]
-//!             [--label NAME] [--timeout SECS] [--rate REQ_PER_SEC]
+//!             [--label NAME] [--timeout SECS] [--rate REQ_PER_SEC] [--method POST|GET]
 //! loadgen startup --addr 127.0.0.1:PORT [--timeout SECS] -- COMMAND ARGS...
 //! ```
 //!
@@ -22,6 +22,10 @@
 //! errors, and the peak RSS of `--watch-pid` plus its children, sampled every 20 ms) and a
 //! human summary on stderr. `startup` spawns COMMAND, polls `GET /healthz` until it answers
 //! 200, prints the time from spawn to that answer, and stops the process (SIGTERM).
+//!
+//! `--method GET` sends a plain unsigned `GET PATH` instead of the webhook (e.g. `--path
+//! /healthz`): the floor the same load and the same connections set, to compare a call
+//! against.
 //!
 //! Only loopback addresses are accepted: this tool never sends load anywhere else.
 
@@ -69,6 +73,8 @@ enum Mode {
 struct Opts {
     addr: SocketAddr,
     path: String,
+    /// `POST` (the signed webhook) or `GET` (no body, no signature: `/healthz`).
+    get: bool,
     mode: Mode,
     concurrency: usize,
     duration: Duration,
@@ -89,6 +95,7 @@ fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
     let mut o = Opts {
         addr: "127.0.0.1:8080".parse().unwrap(),
         path: "/voice".into(),
+        get: false,
         mode: Mode::KeepAlive,
         concurrency: 1,
         duration: Duration::from_secs(5),
@@ -121,6 +128,13 @@ fn parse_opts(args: &[String]) -> Result<(Opts, Vec<String>), String> {
         match a.as_str() {
             "--addr" => o.addr = val()?.parse().map_err(|e| format!("--addr: {e}"))?,
             "--path" => o.path = val()?,
+            "--method" => {
+                o.get = match val()?.to_ascii_uppercase().as_str() {
+                    "GET" => true,
+                    "POST" => false,
+                    m => return Err(format!("--method: POST or GET, not {m}")),
+                }
+            }
             "--mode" => {
                 o.mode = match val()?.as_str() {
                     "close" => Mode::Close,
@@ -197,6 +211,14 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
 /// The bytes of one signed webhook, built once: a parameter set like the one Twilio
 /// sends for an incoming call (about 600 bytes of body).
 fn build_request(o: &Opts) -> Vec<u8> {
+    let connection = if o.mode == Mode::Close { "Connection: close\r\n" } else { "" };
+    if o.get {
+        return format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: loadgen\r\nAccept: */*\r\n{connection}\r\n",
+            o.path, o.addr
+        )
+        .into_bytes();
+    }
     let params: [(&str, &str); 17] = [
         ("AccountSid", "AC00000000000000000000000000000000"),
         ("ApiVersion", "2010-04-01"),
@@ -219,7 +241,6 @@ fn build_request(o: &Opts) -> Vec<u8> {
     let body = params.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
     let url = format!("{}{}", o.public_url, o.path);
     let signature = twilio_signature(&o.auth_token, &url, &params);
-    let connection = if o.mode == Mode::Close { "Connection: close\r\n" } else { "" };
     format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: TwilioProxy/1.1\r\nAccept: */*\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n\
@@ -334,7 +355,7 @@ fn run(args: &[String]) -> Result<(), String> {
     if !rest.is_empty() {
         return Err(format!("unexpected arguments {rest:?}"));
     }
-    if o.auth_token.is_empty() || o.public_url.is_empty() {
+    if !o.get && (o.auth_token.is_empty() || o.public_url.is_empty()) {
         return Err("--auth-token and --public-url are needed to sign the webhook".into());
     }
     let o = Arc::new(o);
@@ -521,6 +542,8 @@ fn report(
     let json = serde_json::json!({
         "label": o.label,
         "mode": mode,
+        "method": if o.get { "GET" } else { "POST" },
+        "path": o.path,
         "concurrency": o.concurrency,
         "rate": o.rate,
         "seconds": (secs * 1000.0).round() / 1000.0,

@@ -41,6 +41,8 @@ impl Client {
 
     pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
         let agent = ureq::Agent::config_builder()
+            // Plain HTTP to the local control API only: no CA bundle to load.
+            .tls_config(crate::tls::no_roots())
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build()

@@ -23,7 +23,7 @@
 //! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
-//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs` | layer 0 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
 //! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
@@ -97,6 +97,8 @@
 //!   configured URLs and cuts a URL down to what may be logged; `retry_after.rs` reads
 //!   a `Retry-After` header. Pure functions of their input (the fuzz targets call
 //!   them).
+//! - `tls.rs`: which CAs outbound HTTPS trusts (the system's bundle, read once); every
+//!   HTTP agent takes its TLS settings from there.
 //!
 //! # Invariants
 //!
@@ -149,6 +151,7 @@ pub mod signature;
 pub mod state;
 pub mod state_file;
 pub mod storage;
+pub mod tls;
 pub mod token;
 pub mod twilio;
 pub mod twiml;

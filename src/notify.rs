@@ -159,6 +159,7 @@ impl Notifier {
 
 fn worker(queue: &Queue, target: &Target) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(crate::tls::config())
         .timeout_global(Some(ATTEMPT_TIMEOUT))
         .http_status_as_error(false)
         // A redirect would be answered as a final failure rather than followed to

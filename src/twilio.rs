@@ -120,6 +120,7 @@ impl Rest {
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
         let agent = ureq::Agent::config_builder()
+            .tls_config(crate::tls::config())
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)

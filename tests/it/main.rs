@@ -13,6 +13,7 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod tls;
 mod twilio_setup;
 mod watchdog;
 mod webhook;
