@@ -38,9 +38,15 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
-    store.check_at_start(SystemTime::now(), history.newest_time());
+    let newest_record = history.newest_time();
+    store.check_at_start(SystemTime::now(), newest_record);
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
     let codes = Arc::new(CodeStore::open(&config.state_dir, boot, SystemTime::now()));
+    // The history saw that time: a clock behind it went back while we were down (a
+    // restart in the same boot), and a code that ended since must not work again.
+    if let Some(t) = newest_record {
+        codes.observe_clock(t);
+    }
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => {

@@ -354,6 +354,27 @@ fn the_cli_adds_lists_and_removes_codes() {
 /// code that ended last night would read as valid again. Codes from an earlier boot wait
 /// for a synchronized clock (the same signal the window trusts).
 #[test]
+fn a_code_that_ended_before_the_newest_record_does_not_work_again_after_a_restart() {
+    // A restart in the same boot with the clock stepped back while we were down: the
+    // history was written two hours "later" than now, so the code (ending in one hour by
+    // this clock) had ended already. The window is closed in this case; codes must not open.
+    let dir = TempDir::new("codes-clock-back");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let now = SystemTime::now();
+    let t = |secs: u64| humantime::format_rfc3339_seconds(now + Duration::from_secs(secs)).to_string();
+    let file = json!({"version": 2, "failures": [], "locked_until": null, "codes": [
+        {"id": "c1", "code": "123456", "label": "plumber", "valid_until": t(3600), "uses_left": 1, "boot_id": boot_id()},
+    ]});
+    std::fs::write(state.join("codes.json"), file.to_string()).unwrap();
+    let record = json!({"time": t(7200), "event": "call_forwarded", "message": "x"});
+    std::fs::write(state.join("events.jsonl"), format!("{record}\n")).unwrap();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    assert!(is_forward(&ring(&s)), "no prompt while the clock reads behind the history");
+    assert!(is_forward(&enter(&s, INTERCOM, Some("123456"))), "the ended code does not open");
+}
+
+#[test]
 fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     let dir = TempDir::new("codes-boot");
     let flag = dir.path().join("synchronized");
