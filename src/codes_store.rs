@@ -227,11 +227,12 @@ impl CodeStore {
         Ok(code)
     }
 
-    /// Deletes a code by id; `Ok(false)` if there is no such active code.
+    /// Deletes a code by id; `Ok(false)` if there is no such code left to use. A code
+    /// that only a backward clock makes inactive is deleted too: it would work again later.
     pub fn remove(&self, id: &str, now: SystemTime) -> io::Result<bool> {
         let now = secs(now);
         let mut inner = lock(&self.inner);
-        let Some(found) = inner.codes.iter().find(|c| c.id == id && c.is_active(now)).cloned() else {
+        let Some(found) = inner.codes.iter().find(|c| c.id == id && !c.is_spent(now)).cloned() else {
             return Ok(false);
         };
         let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
@@ -510,6 +511,24 @@ mod tests {
         assert_eq!(s.try_code(&code.digits, back).unwrap(), Tried::NotAccepted);
         let small_step = now + Duration::from_secs(7200 - CLOCK_BACK_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_code_deleted_while_the_clock_reads_behind_never_works_again() {
+        let dir = tempdir("rm-clock-back");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let week = NewCode { label: "sitter".into(), minutes: codes::MAX_MINUTES, uses: 2 };
+        let code = s.add(&week, now).unwrap();
+        // The clock steps back two minutes: the week-long code now reads as longer than a
+        // week (not active), but it is still stored and would work once the clock is right.
+        let back = now - Duration::from_secs(120);
+        assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
+        let later = now + Duration::from_secs(60);
+        assert_eq!(s.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        let reopened = CodeStore::open(&dir, this_boot(), later);
+        assert_eq!(reopened.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
         fs::remove_dir_all(&dir).unwrap();
     }
 
