@@ -60,7 +60,9 @@ const IDLE_THREAD_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAD_BUFFER_BYTES: usize = 2 * 1024;
 /// After refusing a request we read (and discard) at most this much of what the client
 /// is still sending, so closing does not reset the connection before it sees our answer.
-const DRAIN_BYTES: u64 = 64 * 1024;
+const DRAIN_BYTES: usize = 64 * 1024;
+/// The whole drain, however the bytes trickle in: a client sending a byte now and then
+/// must not hold the thread for hours (64 KiB at one byte per timeout).
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a listener does with each request: a function from request to response.
@@ -228,10 +230,21 @@ impl Listener {
 
 /// Stops sending, reads a bounded amount of what the client still sends, then closes, so
 /// the client gets our error instead of a connection reset.
-fn close_gracefully(stream: &TcpStream) {
+fn close_gracefully(mut stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
-    let _ = io::copy(&mut stream.take(DRAIN_BYTES), &mut io::sink());
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < DRAIN_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
 }
 
 /// Raises the accept queue to [`LISTEN_BACKLOG`]. Calling listen(2) again on a listening

@@ -141,6 +141,16 @@ fn read_head(reader: &mut Conn, head: &mut Vec<u8>, deadline: Instant) -> Result
                 Err(refuse(400, "connection closed mid-request"))
             };
         }
+        // Empty lines before the request line are skipped (RFC 9112 section 2.2, as
+        // nginx does): some clients end a body with an extra CRLF, and refusing the next
+        // request on that keep-alive connection would lose a call.
+        if head.is_empty() {
+            let blank = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            if blank > 0 {
+                reader.consume(blank);
+                continue;
+            }
+        }
         // Look for the end of the head across what we have and what just arrived: the
         // terminator is at most 3 bytes ("\n\r\n"), so 2 old bytes can start it.
         let start = head.len().saturating_sub(2);

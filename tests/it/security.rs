@@ -363,6 +363,54 @@ fn a_client_that_trickles_its_request_is_cut_off() {
     assert!(after >= Duration::from_secs(4) && after < Duration::from_secs(8), "{after:?}");
 }
 
+/// RFC 9112 section 2.2: a server should ignore empty lines before a request line. A
+/// client that ends a body with an extra CRLF on a keep-alive connection must not have
+/// its next call refused.
+#[test]
+fn empty_lines_before_a_request_line_are_skipped() {
+    let s = Server::start(base_config());
+    let body = "From=%2B15558889999";
+    let call = |close: &str| {
+        format!("POST /voice HTTP/1.1\r\nHost: x\r\n{close}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let bytes = format!("{}\r\n\r\n\n{}", call(""), call("Connection: close\r\n"));
+    let answer = String::from_utf8_lossy(&raw(s.webhook, bytes.as_bytes())).to_string();
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert_eq!(answer.matches("<Dial").count(), 2, "{answer}");
+    // Also before the very first request of a connection.
+    let answer = raw(s.webhook, format!("\r\n{}", call("Connection: close\r\n")).as_bytes());
+    assert!(parse_reply(&answer).body.contains("<Dial"), "{}", String::from_utf8_lossy(&answer));
+}
+
+/// After a refusal the server reads a little of what the client still sends (so the
+/// answer is not lost to a reset), but only briefly: a client that keeps trickling a
+/// byte at a time must not hold the connection (a thread) for hours.
+#[test]
+fn a_refused_client_that_keeps_trickling_is_closed_soon() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let s = Server::start(base_config());
+    let mut c = std::net::TcpStream::connect(s.webhook).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = [0u8; 12];
+    c.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 505");
+    let start = Instant::now();
+    // A byte every 100 ms; once the server has closed, a write is reset. Bounded at 10 s.
+    let closed_after = loop {
+        if c.write_all(b"x").is_err() {
+            break Some(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let after = closed_after.expect("the server kept draining a trickling client for 10 s");
+    assert!(after < Duration::from_secs(3), "{after:?}");
+}
+
 #[test]
 fn a_panicking_or_failing_request_does_not_stop_the_server() {
     // Sending nonsense in every way at once, then a normal call.
