@@ -182,9 +182,13 @@ impl CodeStore {
         active
     }
 
-    /// Whether a call with the window in this state is offered the keypad prompt.
+    /// Whether a call with the window in this state is offered the keypad prompt. Not if
+    /// a write of the codes hangs on the disk past [`crate::LOCK_WAIT`]: then the call is
+    /// forwarded.
     pub fn offer(&self, window_open: bool, now: SystemTime) -> bool {
-        let mut inner = lock(&self.inner);
+        let Some(mut inner) = crate::lock_within(&self.inner, crate::LOCK_WAIT) else {
+            return false;
+        };
         let trusted = inner.trusted(secs(now));
         codes::offer(window_open, &trusted, &inner.lockout, secs(now))
     }
@@ -245,7 +249,9 @@ impl CodeStore {
     /// if that write fails, the error says so and the caller must not open the door.
     pub fn try_code(&self, digits: &str, now: SystemTime) -> io::Result<Tried> {
         let now = secs(now);
-        let mut inner = lock(&self.inner);
+        let mut inner = crate::lock_within(&self.inner, crate::LOCK_WAIT).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
+        })?;
         inner.lockout.settle(now);
         let trusted = inner.trusted(now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {

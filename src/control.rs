@@ -244,7 +244,7 @@ mod tests {
         let boot = crate::boot::Boot { id: Some("test-boot".into()), clock_synced: false };
         let store = Store::open(&dir, config.max_window, boot, health.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = Arc::new(History::open(&dir, None, health));
+        let history = History::open(&dir, None, health);
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::boot::Boot { id: None, clock_synced: false },

@@ -12,6 +12,12 @@
 //!   durability is as before: nobody returns (so no call is answered) before its own
 //!   line is on disk, and a power cut loses at most lines whose callers still wait.
 //!   Window changes take the same path (the state's observer appends).
+//! - The batch is written on a thread of its own, and every caller (the one that started
+//!   it too) waits at most [`APPEND_WAIT`]: a disk that hangs (a dying SD card, a stuck
+//!   NFS server, a FIFO where the log should be) must not stop calls. A caller whose line
+//!   is not on disk by then gets [`Outcome::Pending`]; the webhook then answers without
+//!   unlocking. While a batch hangs, later lines queue behind it (no second writer piles
+//!   up), and [`History::stuck_for`] tells the watchdog to have systemd restart us.
 //! - A disk that fails (full, read-only, gone) never stops a call: the failure goes to
 //!   [`Health`] (logged once, shown on the page), the caller gets the error and answers
 //!   anyway, and the next append or the disk watcher tries again.
@@ -26,13 +32,14 @@
 //! - Reading copies both files under the writer lock (a few hundred KiB at most) and
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::record::Record;
 use crate::storage::{self, context, Health};
@@ -42,8 +49,28 @@ pub const ROTATED_FILE: &str = "events.jsonl.1";
 /// One file's bound. A record is about 200 bytes, so this holds over a thousand events
 /// (months of a normal door), and two files stay well under a megabyte on a small SD card.
 pub const ROTATE_AT_BYTES: u64 = 256 * 1024;
+/// How long a call waits for its record to reach the disk. A healthy SD card flushes in
+/// milliseconds; Twilio gives up on a webhook after 15 s, and the answer must still reach
+/// it (as a forward) with time to spare on a loaded Pi, so a call never waits longer.
+pub const APPEND_WAIT: Duration = Duration::from_secs(3);
+/// How long a batch may hang before the watchdog's self-check fails. Far beyond any
+/// healthy flush (even an SD card's multi-second garbage collection) so a slow disk is
+/// not restarted; a restart reopens the file and is the only cure for a wedged write.
+pub const WEDGED_AFTER: Duration = Duration::from_secs(60);
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "history";
+
+/// What became of an append, for callers that must not act on a record that is not yet on
+/// disk (an unlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// On disk.
+    Written,
+    /// The write failed (reported to [`Health`]); the call goes on unrecorded.
+    Failed,
+    /// Not on disk after [`APPEND_WAIT`]: the disk hangs. It may still land later.
+    Pending,
+}
 
 /// Hears every record after it is on disk (the notifier); must not block.
 pub type Sink = Box<dyn Fn(&Record) + Send + Sync>;
@@ -67,8 +94,12 @@ struct Queue {
     done: u64,
     /// A leader is writing a batch.
     writing: bool,
+    /// Since when the batch being written has been in progress (for the watchdog).
+    writing_since: Option<Instant>,
     /// Records whose batch failed, with why; each waiter takes its own out.
     failed: HashMap<u64, (io::ErrorKind, String)>,
+    /// Records whose caller stopped waiting: nobody takes their failure out.
+    gave_up: HashSet<u64>,
     /// Batches written, for the tests to see lines share a flush.
     #[cfg(test)]
     batches: u64,
@@ -85,7 +116,7 @@ impl History {
     /// Opens the log in `dir` and warns about unreadable lines. Never fails: a log that
     /// cannot be opened is reported to `health` and tried again by each append and by
     /// the disk watcher.
-    pub fn open(dir: &Path, sink: Option<Sink>, health: Arc<Health>) -> History {
+    pub fn open(dir: &Path, sink: Option<Sink>, health: Arc<Health>) -> Arc<History> {
         let history = History {
             dir: dir.to_path_buf(),
             queue: Mutex::new(Queue::default()),
@@ -106,7 +137,7 @@ impl History {
             }
             Err(e) => history.fail(&e),
         }
-        history
+        Arc::new(history)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -123,48 +154,80 @@ impl History {
             .fail(PART, format!("the history cannot be written ({e}): calls are answered but not recorded"));
     }
 
-    /// Appends the record (on disk when this returns), then hands it to the sink. A
-    /// failed write does not stop the caller: the door must not depend on the history.
-    pub fn record(&self, record: &Record) {
-        if let Err(e) = self.append(record) {
-            log::debug!("{} not recorded: {e}", record.event.name());
-        }
-        if let Some(sink) = &self.sink {
+    /// Appends the record (on disk when this returns [`Outcome::Written`]), then hands it
+    /// to the sink. A failed or hanging write does not stop the caller: the door must not
+    /// depend on the history (but an unlock must, see the webhook).
+    pub fn record(self: &Arc<Self>, record: &Record) -> Outcome {
+        let outcome = match self.append(record) {
+            Ok(()) => Outcome::Written,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::Pending,
+            Err(e) => {
+                log::debug!("{} not recorded: {e}", record.event.name());
+                Outcome::Failed
+            }
+        };
+        // Only what is on disk (or will never be): a pending unlock is answered as a
+        // forward, so nobody must be told the door opened.
+        if let (Some(sink), false) = (&self.sink, outcome == Outcome::Pending) {
             sink(record);
         }
+        outcome
     }
 
-    /// Queues the record and returns once it is on disk (or its write failed), leading
-    /// the write itself if nobody else is.
-    pub fn append(&self, record: &Record) -> io::Result<()> {
+    /// Queues the record and returns once it is on disk, its write failed, or
+    /// [`APPEND_WAIT`] passed (`TimedOut`: the line stays queued and may land later). If
+    /// nobody is writing, starts a batch on its own thread.
+    pub fn append(self: &Arc<Self>, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
+        let deadline = Instant::now() + APPEND_WAIT;
         let mut q = crate::lock(&self.queue);
         q.pending.extend_from_slice(&line);
         q.queued += 1;
         let mine = q.queued;
         while q.done < mine {
-            if q.writing {
-                q = self.written.wait(q).unwrap_or_else(|p| p.into_inner());
+            if !q.writing {
+                q = self.start_batch(q);
                 continue;
             }
-            let batch = std::mem::take(&mut q.pending);
-            let mut leader = Leader { history: self, first: q.done + 1, last: q.queued, result: None };
-            q.writing = true;
-            drop(q);
-            leader.result = Some(self.write_batch(&batch));
-            drop(leader); // publishes the result and wakes the waiters
-            q = crate::lock(&self.queue);
-            if q.pending.is_empty() && q.pending.capacity() < batch.capacity() {
-                let mut reuse = batch;
-                reuse.clear();
-                q.pending = reuse;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                q.gave_up.insert(mine);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the event log did not reach the disk within {APPEND_WAIT:?}"),
+                ));
             }
+            q = self.written.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         match q.failed.remove(&mine) {
             Some((kind, message)) => Err(io::Error::new(kind, message)),
             None => Ok(()),
         }
+    }
+
+    /// Takes every queued line and writes them on a new thread, so that a write that
+    /// hangs in the kernel holds up no caller (each waits at most [`APPEND_WAIT`]).
+    fn start_batch<'q>(self: &'q Arc<Self>, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
+        let batch = std::mem::take(&mut q.pending);
+        let mut leader = Leader { history: self.clone(), first: q.done + 1, last: q.queued, result: None };
+        q.writing = true;
+        q.writing_since = Some(Instant::now());
+        drop(q);
+        let spawned = thread::Builder::new().name("history-write".into()).spawn(move || {
+            leader.result = Some(leader.history.write_batch(&batch));
+            drop(leader); // publishes the result and wakes the waiters
+        });
+        // Not started: the closure and its leader are dropped, so the batch counts as failed.
+        if let Err(e) = spawned {
+            log::error!("cannot start a thread to write the event log ({e}); these events are not recorded");
+        }
+        crate::lock(&self.queue)
+    }
+
+    /// How long the batch being written has hung, if one is being written.
+    pub fn stuck_for(&self) -> Option<Duration> {
+        crate::lock(&self.queue).writing_since.map(|s| s.elapsed())
     }
 
     /// One write and one flush for the whole batch, rotating first if it would not fit.
@@ -270,28 +333,33 @@ impl storage::Retry for History {
 
 /// The batch's leader: when it is dropped (normally or by a panic in the write), the
 /// batch counts as done, failed unless the write succeeded, and the waiters wake.
-struct Leader<'a> {
-    history: &'a History,
+struct Leader {
+    history: Arc<History>,
     first: u64,
     last: u64,
     result: Option<io::Result<()>>,
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         let mut q = crate::lock(&self.history.queue);
         let failure = match &self.result {
             Some(Ok(())) => None,
             Some(Err(e)) => Some((e.kind(), e.to_string())),
-            None => Some((io::ErrorKind::Other, "the event log writer panicked".to_string())),
+            None => {
+                Some((io::ErrorKind::Other, "the event log writer panicked or never started".to_string()))
+            }
         };
-        if let Some(failure) = failure {
-            for n in self.first..=self.last {
-                q.failed.insert(n, failure.clone());
+        for n in self.first..=self.last {
+            if !q.gave_up.remove(&n) {
+                if let Some(failure) = &failure {
+                    q.failed.insert(n, failure.clone());
+                }
             }
         }
         q.done = self.last;
         q.writing = false;
+        q.writing_since = None;
         #[cfg(test)]
         {
             q.batches += 1;
@@ -425,7 +493,7 @@ mod tests {
     #[test]
     fn concurrent_appends_all_land_in_order_and_share_flushes() {
         let dir = tempdir("group");
-        let log = std::sync::Arc::new(History::open(&dir, None, Health::new()));
+        let log = History::open(&dir, None, Health::new());
         const THREADS: u64 = 16;
         const EACH: u64 = 40;
         let threads: Vec<_> = (0..THREADS)
@@ -478,13 +546,36 @@ mod tests {
         assert!(health.problem().unwrap().contains("events.jsonl"), "{:?}", health.problem());
         let err = log.append(&rec(1)).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
-        storage::Retry::retry_disk(&log, SystemTime::now());
+        storage::Retry::retry_disk(&*log, SystemTime::now());
         assert!(health.has(PART), "still blocked");
         fs::remove_dir_all(dir.join(EVENTS_FILE)).unwrap();
-        storage::Retry::retry_disk(&log, SystemTime::now());
+        storage::Retry::retry_disk(&*log, SystemTime::now());
         assert_eq!(health.problem(), None);
         log.append(&rec(2)).unwrap();
         assert_eq!(log.newest(10).unwrap(), [rec(2)]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hanging_write_holds_up_no_caller_longer_than_the_bound() {
+        let dir = tempdir("hang");
+        let log = History::open(&dir, None, Health::new());
+        let hang = log.lock_writer(); // the batch's writer blocks here as on a stuck disk
+        let started = Instant::now();
+        let err = log.append(&rec(1)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(started.elapsed() < APPEND_WAIT * 2, "{:?}", started.elapsed());
+        assert!(log.stuck_for().is_some());
+        // A later caller queues behind the stuck batch and gives up in time too.
+        assert_eq!(log.record(&rec(2)), Outcome::Pending);
+        drop(hang);
+        // The disk comes back: the stuck lines land, then new ones, in order.
+        assert_eq!(log.record(&rec(3)), Outcome::Written);
+        assert_eq!(log.newest(10).unwrap(), [rec(3), rec(2), rec(1)]);
+        assert_eq!(log.stuck_for(), None);
+        let q = crate::lock(&log.queue);
+        assert!(q.gave_up.is_empty() && q.failed.is_empty(), "nothing left behind");
+        drop(q);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -167,6 +167,32 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How long a call waits for a lock that a disk write may hold (the state's, the guest
+/// codes'): a write stuck in the kernel (a hanging SD card) must not stop calls. Short,
+/// because a call may meet two such locks and then the history's wait
+/// ([`history::APPEND_WAIT`]) before Twilio's 15 s run out; a healthy write takes
+/// milliseconds.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a waiting call tries such a lock again: fine enough to add little delay.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Like [`lock`], but gives up after `wait` (`None`): for callers that would rather
+/// fail closed than wait behind a write that hangs.
+pub(crate) fn lock_within<T>(
+    m: &std::sync::Mutex<T>,
+    wait: std::time::Duration,
+) -> Option<std::sync::MutexGuard<'_, T>> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => return None,
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+        }
+    }
+}
+
 /// A time as RFC 3339 UTC in whole seconds, as the state file, the API and the history write it.
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -212,5 +238,23 @@ mod tests {
     fn loggable_strips_controls() {
         assert_eq!(loggable("a\nb\x1b[31m"), "ab[31m");
         assert!(loggable(&"x".repeat(100)).ends_with('…'));
+    }
+
+    #[test]
+    fn lock_within_gives_up_on_a_held_lock_and_takes_a_free_or_poisoned_one() {
+        let m = std::sync::Arc::new(std::sync::Mutex::new(1));
+        let held = m.lock().unwrap();
+        let started = std::time::Instant::now();
+        assert!(lock_within(&m, std::time::Duration::from_millis(50)).is_none());
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        drop(held);
+        assert_eq!(*lock_within(&m, std::time::Duration::ZERO).unwrap(), 1);
+        let poison = m.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = poison.lock().unwrap();
+            panic!("poisons the lock on purpose");
+        })
+        .join();
+        assert_eq!(*lock_within(&m, std::time::Duration::ZERO).unwrap(), 1);
     }
 }

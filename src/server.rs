@@ -34,10 +34,12 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let store = Arc::new(Store::open(&config.state_dir, config.max_window, boot.clone(), health.clone()));
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
-    let history = Arc::new(History::open(&config.state_dir, sink, health));
+    let history = History::open(&config.state_dir, sink, health);
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
-    store.set_observer(Box::new(move |change, time| observed.record(&Record::window(change, time))));
+    store.set_observer(Box::new(move |change, time| {
+        observed.record(&Record::window(change, time));
+    }));
     let newest_record = history.newest_time();
     store.check_at_start(SystemTime::now(), newest_record);
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
@@ -70,9 +72,15 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     expiry::watch(store.clone(), codes.clone())?;
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
     let checked = store.clone();
+    let wedged = history.clone();
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
-    // For systemd's watchdog: both listeners answer, and the state lock can be taken.
+    // For systemd's watchdog: both listeners answer, the history's disk is not wedged
+    // (a restart is the only cure for a write stuck in the kernel), and the state lock
+    // can be taken.
     watchdog::start(Box::new(move || {
+        if let Some(stuck) = wedged.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
+            return Err(format!("an event log write has hung for {stuck:?}"));
+        }
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
         checked.status(SystemTime::now());

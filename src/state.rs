@@ -194,10 +194,21 @@ impl Store {
 
     pub fn status(&self, now: SystemTime) -> Status {
         let mut inner = lock(&self.inner);
-        if self.clock_went_back(&mut inner, now) && inner.open_until.is_some() {
-            self.close_locked(&mut inner, now, "clock");
+        self.status_of(&mut inner, now)
+    }
+
+    /// [`Store::status`] for a call: `None` if the lock is held longer than `wait` (a state
+    /// write hangs on the disk), which the caller takes for closed.
+    pub fn status_within(&self, now: SystemTime, wait: Duration) -> Option<Status> {
+        let mut inner = crate::lock_within(&self.inner, wait)?;
+        Some(self.status_of(&mut inner, now))
+    }
+
+    fn status_of(&self, inner: &mut Inner, now: SystemTime) -> Status {
+        if self.clock_went_back(inner, now) && inner.open_until.is_some() {
+            self.close_locked(inner, now, "clock");
         }
-        self.status_locked(&mut inner, now)
+        self.status_locked(inner, now)
     }
 
     fn status_locked(&self, inner: &mut Inner, now: SystemTime) -> Status {

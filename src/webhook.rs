@@ -16,7 +16,7 @@ use crate::codes;
 use crate::codes_store::{CodeStore, Tried};
 use crate::config::Config;
 use crate::form::{self, Params};
-use crate::history::History;
+use crate::history::{History, Outcome, APPEND_WAIT};
 use crate::http::{HttpError, Request, Response};
 use crate::phone::PhoneNumber;
 use crate::ratelog::{Limiter, RateLog};
@@ -48,6 +48,7 @@ pub struct Webhook {
     codes: Arc<CodeStore>,
     bad_signatures: Mutex<Limiter>,
     bad_signature_log: RateLog,
+    hanging_disk_log: RateLog,
 }
 
 /// An answered webhook: what the log says, what the history gets, the TwiML.
@@ -55,6 +56,9 @@ pub struct Answered {
     pub call: CallRecord,
     pub records: Vec<Record>,
     pub xml: String,
+    /// For an unlock: what to answer instead if its record does not reach the disk in
+    /// time (the door stays shut and the call is forwarded as if the window were closed).
+    pub if_unrecorded: Option<Decision>,
 }
 
 /// A call's parameters, authenticated, and the numbers that apply to it.
@@ -74,7 +78,15 @@ impl Webhook {
         codes: Arc<CodeStore>,
     ) -> Webhook {
         let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
-        Webhook { config, store, history, codes, bad_signatures, bad_signature_log: RateLog::new() }
+        Webhook {
+            config,
+            store,
+            history,
+            codes,
+            bad_signatures,
+            bad_signature_log: RateLog::new(),
+            hanging_disk_log: RateLog::new(),
+        }
     }
 
     pub fn handle(&self, req: &Request) -> Response {
@@ -100,8 +112,17 @@ impl Webhook {
             (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
             _ => return Err(HttpError::NotFound),
         };
-        self.record(req, &answer, now); // on disk before we answer
-        let Answered { call, xml, .. } = answer?;
+        let outcome = self.record(req, &answer, now); // on disk before we answer
+        let Answered { mut call, mut xml, if_unrecorded, .. } = answer?;
+        if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
+            // Never open the door on a decision that is not on disk: answer as if closed.
+            self.hanging_disk_log.error(format_args!(
+                "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
+                call.call_sid.as_deref().map_or("-".into(), loggable)
+            ));
+            xml = twiml::render(&instead);
+            call.decision = instead;
+        }
         log::info!(
             "call {} from {}: {}",
             call.call_sid.as_deref().map_or("-".into(), loggable),
@@ -115,16 +136,17 @@ impl Webhook {
     pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.store.status(now).is_open();
+        let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
+        let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
             Decision::AskCode { .. } => Vec::new(),
             _ => vec![Record::call(&record, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records })
+        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
     }
 
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
@@ -133,7 +155,7 @@ impl Webhook {
     pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.store.status(now).is_open();
+        let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let tried = if call::code_may_apply(&decision) {
             self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
@@ -143,6 +165,7 @@ impl Webhook {
         } else {
             Tried::NotAccepted
         };
+        let if_unrecorded = matches!(tried, Tried::Right { .. }).then(|| decision.clone());
         let decision = call::after_code(decision, matches!(tried, Tried::Right { .. }), &rules);
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         let records = match &tried {
@@ -157,7 +180,21 @@ impl Webhook {
             }
             Tried::Empty | Tried::NotAccepted => vec![Record::call(&record, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records })
+        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+    }
+
+    /// Whether the window is open; closed if the state's lock is held past
+    /// [`crate::LOCK_WAIT`] (a state write hangs on the disk), so the call is forwarded.
+    fn window_open(&self, now: SystemTime) -> bool {
+        match self.store.status_within(now, crate::LOCK_WAIT) {
+            Some(status) => status.is_open(),
+            None => {
+                self.hanging_disk_log.error(format_args!(
+                    "the window state is locked by a write that hangs (the disk?): the call is forwarded"
+                ));
+                false
+            }
+        }
     }
 
     /// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
@@ -234,10 +271,17 @@ impl Webhook {
         Err(HttpError::Forbidden)
     }
 
-    /// The history entries for an answered (or refused) webhook call, if it is one.
-    fn record(&self, req: &Request, answer: &Result<Answered, HttpError>, time: SystemTime) {
+    /// The history entries for an answered (or refused) webhook call, if it is one;
+    /// `Pending` if any of them is not on disk in time.
+    fn record(&self, req: &Request, answer: &Result<Answered, HttpError>, time: SystemTime) -> Outcome {
         match answer {
-            Ok(answered) => answered.records.iter().for_each(|r| self.history.record(r)),
+            Ok(answered) => {
+                let outcomes: Vec<Outcome> =
+                    answered.records.iter().map(|r| self.history.record(r)).collect();
+                if outcomes.contains(&Outcome::Pending) {
+                    return Outcome::Pending;
+                }
+            }
             Err(HttpError::Forbidden) => {
                 let admitted = lock(&self.bad_signatures).admit(Instant::now());
                 if let Some(suppressed) = admitted {
@@ -249,7 +293,12 @@ impl Webhook {
             }
             Err(_) => {} // malformed: no decision was made
         }
+        Outcome::Written
     }
+}
+
+fn unlocks(decision: &Decision) -> bool {
+    matches!(decision, Decision::Unlock { .. })
 }
 
 /// A webhook refused for its signature. Its parameters are unauthenticated claims,

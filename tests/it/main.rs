@@ -7,6 +7,7 @@ mod disk;
 mod doctor;
 mod events;
 mod fake_http;
+mod hang;
 mod harness;
 mod layers;
 mod load;

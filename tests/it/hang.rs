@@ -1,0 +1,76 @@
+//! The state disk hangs (a dying SD card, a stuck NFS server): a write to the history
+//! never returns. Calls must still be answered, as forwards: an unlock is never answered
+//! before its record is on disk.
+//!
+//! The hang is real: `events.jsonl` becomes a FIFO whose buffer this test has filled and
+//! keeps open, so the server's `write` blocks in the kernel until the test ends.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
+
+/// The server waits 3 s for the disk (`history::APPEND_WAIT`); the answer must come well
+/// within Twilio's 15 s, with slack for a loaded machine.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// Linux's `O_NONBLOCK` (the same on x86-64 and ARM), so filling the FIFO cannot block us.
+const O_NONBLOCK: i32 = 0o4000;
+/// A pipe holds at most 1 MiB by default; this bounds the filling loop.
+const MAX_FILL: usize = 16 * 1024 * 1024;
+
+/// Makes `path` a FIFO with a full buffer, held open by the returned file: any write to
+/// it blocks until that file is closed (and then fails), and it never reaches a disk.
+fn hanging_fifo(path: &Path) -> File {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+    let mut fifo = OpenOptions::new().read(true).write(true).custom_flags(O_NONBLOCK).open(path).unwrap();
+    let chunk = [b'x'; 4096];
+    let mut filled = 0;
+    while filled < MAX_FILL {
+        match fifo.write(&chunk) {
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return fifo,
+            Err(e) => panic!("filling the FIFO: {e}"),
+        }
+    }
+    panic!("the FIFO took {MAX_FILL} bytes without filling up");
+}
+
+fn signed_call(s: &Server) -> (Reply, Duration) {
+    let started = Instant::now();
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
+    let r = post_signed(s, "/voice", CALL, Some(&sig));
+    (r, started.elapsed())
+}
+
+#[test]
+fn a_hanging_history_forwards_every_call_and_never_unlocks() {
+    let dir = TempDir::new("hang");
+    let events = dir.path().join("state").join("events.jsonl");
+    // A directory first, so the history fails fast and reopens the path at each append.
+    fs::create_dir_all(&events).unwrap();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 60}"#).status, 200);
+    let (r, _) = signed_call(&s);
+    assert!(r.body.contains("<Play"), "an open window unlocks while the disk fails fast: {}", r.body);
+
+    fs::remove_dir_all(&events).unwrap();
+    let _fifo = hanging_fifo(&events);
+    for n in 0..3 {
+        let (r, took) = signed_call(&s);
+        assert_eq!(r.status, 200, "call {n}: {r:?}");
+        assert!(r.body.contains("<Dial"), "call {n} is forwarded: {}", r.body);
+        assert!(!r.body.contains("<Play"), "call {n} must not unlock: {}", r.body);
+        assert!(took < ANSWER_WITHIN, "call {n} answered after {took:?}");
+    }
+    assert!(s.wait_for_log("forwarded instead of unlocking"), "{}", s.logs());
+    // Closing still works (its record waits its bounded time), and calls still forward.
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+    let (r, took) = signed_call(&s);
+    assert!(r.body.contains("<Dial") && took < ANSWER_WITHIN, "{took:?} {}", r.body);
+}
