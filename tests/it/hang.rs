@@ -74,3 +74,31 @@ fn a_hanging_history_forwards_every_call_and_never_unlocks() {
     let (r, took) = signed_call(&s);
     assert!(r.body.contains("<Dial") && took < ANSWER_WITHIN, "{took:?} {}", r.body);
 }
+
+#[test]
+fn a_hanging_history_turns_a_right_guest_code_into_a_forward() {
+    let dir = TempDir::new("hang-code");
+    let events = dir.path().join("state").join("events.jsonl");
+    fs::create_dir_all(&events).unwrap();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    let r = s.api("POST", "/api/codes", r#"{"label": "plumber", "minutes": 60, "uses": 5}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let code = r.json()["code"].as_str().unwrap().to_string();
+    let enter = || {
+        let mut form: Vec<(&str, &str)> = CALL.to_vec();
+        form.push(("Digits", &code));
+        let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code"), &form);
+        let started = Instant::now();
+        (post_signed(&s, "/voice/code", &form, Some(&sig)), started.elapsed())
+    };
+    let (r, _) = enter();
+    assert!(r.body.contains("<Play"), "a right code unlocks while the disk fails fast: {}", r.body);
+
+    fs::remove_dir_all(&events).unwrap();
+    let _fifo = hanging_fifo(&events);
+    let (r, took) = enter();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("<Dial") && !r.body.contains("<Play"), "forwarded, not unlocked: {}", r.body);
+    assert!(took < ANSWER_WITHIN, "answered after {took:?}");
+    assert!(s.wait_for_log("forwarded instead of unlocking"), "{}", s.logs());
+}
