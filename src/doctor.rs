@@ -150,15 +150,8 @@ fn check_server(r: &mut Report, c: &Config) -> Option<String> {
 
 /// `/healthz` at `url`: whether it answered, and with which instance id.
 fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        // The public URL is usually https: verified against the system's CA bundle.
-        .tls_config(crate::tls::config())
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        // A redirect would prove nothing about who answers; Twilio does not follow one either.
-        .max_redirects(0)
-        .build()
-        .into();
+    // The public URL is usually https: verified against the system's CA bundle.
+    let agent = crate::tls::https_agent(timeout);
     let resp = agent.get(url).call().map_err(|e| match e {
         ureq::Error::Timeout(_) => format!("no answer within {}s", timeout.as_secs()),
         e => e.to_string(),

@@ -42,7 +42,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 const ERROR_BODY_CHARS: usize = 200;
 /// An SMS of more than two segments costs more and says nothing more.
 const SMS_MAX_CHARS: usize = 300;
-const USER_AGENT: &str = concat!("intercom/", env!("CARGO_PKG_VERSION"));
 
 /// Where a notification goes.
 #[derive(Clone)]
@@ -158,16 +157,7 @@ impl Notifier {
 }
 
 fn worker(queue: &Queue, target: &Target) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(crate::tls::config())
-        .timeout_global(Some(ATTEMPT_TIMEOUT))
-        .http_status_as_error(false)
-        // A redirect would be answered as a final failure rather than followed to
-        // wherever it points.
-        .max_redirects(0)
-        .user_agent(USER_AGENT)
-        .build()
-        .into();
+    let agent = crate::tls::https_agent(ATTEMPT_TIMEOUT);
     loop {
         let record = queue.pop();
         let what = format!("{} for {}", record.event.name(), queue.target);

@@ -1,6 +1,6 @@
 //! Which certificate authorities outbound HTTPS trusts (Twilio's REST API, ntfy, webhooks):
-//! the system's CA bundle, read once, shared by every HTTP agent. Build an agent with
-//! `.tls_config(tls::config())`.
+//! the system's CA bundle, read once, shared by every HTTP agent. [`https_agent`] builds
+//! the one kind of agent that talks to the outside.
 //!
 //! Decision (issue 12): not Mozilla's roots compiled in (ureq's `rustls` feature, the
 //! `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
@@ -57,6 +57,25 @@ pub fn config() -> TlsConfig {
         }
     });
     with_roots(roots.clone())
+}
+
+/// How we introduce ourselves to Twilio, notification targets and `doctor`'s probes.
+const USER_AGENT: &str = concat!("intercom/", env!("CARGO_PKG_VERSION"));
+
+/// The agent for every outbound request (Twilio's REST API, notification targets,
+/// `doctor`'s probe of the public URL): the system's roots, one overall `timeout`, HTTP
+/// errors as answers for the caller to classify, and no redirects: one would be taken as
+/// a final answer rather than followed to wherever it points (a redirected `/healthz`
+/// proves nothing about who answers, and Twilio does not follow one either).
+pub fn https_agent(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(crate::tls::config())
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(USER_AGENT)
+        .build()
+        .into()
 }
 
 /// For an agent that only speaks plain HTTP (the CLI to the local control API): loads

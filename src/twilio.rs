@@ -25,7 +25,6 @@ pub const LISTED_NUMBERS: usize = 50;
 /// Twilio SIDs are two letters and 32 hex digits; anything else from an answer would not
 /// be safe to put into a request path.
 const SID_LEN: usize = 34;
-const USER_AGENT: &str = concat!("intercom/", env!("CARGO_PKG_VERSION"));
 
 /// A call to Twilio that did not give a 2xx answer. Its `Display` is one line, without
 /// any secret.
@@ -119,14 +118,7 @@ impl Rest {
             (_, _, Some(token)) => (sid.clone(), token.clone(), false),
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
-        let agent = ureq::Agent::config_builder()
-            .tls_config(crate::tls::config())
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(USER_AGENT)
-            .build()
-            .into();
+        let agent = crate::tls::https_agent(timeout);
         let account_url = format!("{}/2010-04-01/Accounts/{sid}", t.api_base);
         Ok(Rest { agent, account_url, user, password, api_key })
     }
