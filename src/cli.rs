@@ -16,6 +16,7 @@ pub const USAGE: &str = "\
 usage:
   intercom serve        [--config FILE]   run both listeners
   intercom open [DUR]   [--config FILE]   open the window (90m, 2h, 1h30m; default default_window)
+  intercom open --once [DUR]              let the next visitor in: the first unlock closes it
   intercom close        [--config FILE]   close the window
   intercom status       [--config FILE]   show whether the window is open
   intercom url          [--config FILE]   print the LAN control URL (it holds the token)
@@ -35,7 +36,7 @@ FILE defaults to /etc/intercom/intercom.json.";
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Serve,
-    Open(Option<String>),
+    Open { duration: Option<String>, once: bool },
     Close,
     Status,
     Url,
@@ -63,6 +64,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let mut config = None;
     let mut from = None;
     let mut dry_run = false;
+    let mut once = false;
     let (mut label, mut valid, mut uses) = (None, None, None);
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -76,6 +78,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             "--config" | "-c" => config = Some(value_of("--config")?),
             "--from" => from = Some(value_of("--from")?),
             "--dry-run" => dry_run = true,
+            "--once" => once = true,
             "--label" => label = Some(value_of("--label")?),
             "--valid" => valid = Some(value_of("--valid")?),
             "--uses" => uses = Some(value_of("--uses")?),
@@ -91,7 +94,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     let name = positional.next().ok_or_else(|| UsageError("no command given".into()))?;
     let command = match name.as_str() {
         "serve" => Command::Serve,
-        "open" => Command::Open(positional.next()),
+        "open" => Command::Open { duration: positional.next(), once: std::mem::take(&mut once) },
         "close" => Command::Close,
         "status" => Command::Status,
         "url" => Command::Url,
@@ -122,6 +125,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     if from.is_some() {
         return Err(UsageError("--from is only for simulate".into()));
     }
+    if once {
+        return Err(UsageError("--once is only for open".into()));
+    }
     if dry_run {
         return Err(UsageError("--dry-run is only for twilio-setup".into()));
     }
@@ -134,12 +140,16 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
 /// Runs a command other than `serve`, `--help` and `--version`; prints its answer.
 pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
-        Command::Open(duration) => {
+        Command::Open { duration, once } => {
             let minutes = match duration {
                 Some(d) => Some(config::whole_minutes(&d)?),
                 None => None,
             };
-            let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
+            let body = match (minutes, once) {
+                (Some(m), once) => format!("{{\"minutes\":{m},\"once\":{once}}}"),
+                (None, true) => "{\"once\":true}".to_string(),
+                (None, false) => String::new(),
+            };
             print_status(&Client::new(config)?.call("POST", "/api/open", &body)?)
         }
         Command::Close => print_status(&Client::new(config)?.call("POST", "/api/close", "")?),
@@ -172,7 +182,9 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
                 crate::webhook::CODE_PATH
             );
             let decision = crate::call::with_code_prompt(decision, offered, &action);
-            eprintln!("a call from {from} now: {}", decision.name());
+            let once = status.once && matches!(decision, crate::record::Decision::Unlock { .. });
+            let note = if once { " (the next visitor: this ends the one-shot window)" } else { "" };
+            eprintln!("a call from {from} now: {}{note}", decision.name());
             print!("{}", crate::twiml::render(&decision));
             Ok(())
         }
@@ -195,8 +207,9 @@ fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
     let open = status["open"].as_bool().ok_or("the server answered without \"open\"")?;
     if open {
         let left = status["remaining_seconds"].as_u64().unwrap_or(0);
+        let once = if status["once"].as_bool() == Some(true) { " for the next visitor only" } else { "" };
         println!(
-            "open until {} ({} left)",
+            "open{once} until {} ({} left)",
             status["open_until"].as_str().unwrap_or("?"),
             humantime::format_duration(Duration::from_secs(left))
         );
@@ -312,8 +325,12 @@ mod tests {
         assert_eq!(args("serve").unwrap().command, Command::Serve);
         assert_eq!(args("serve").unwrap().config, PathBuf::from("/etc/intercom/intercom.json"));
         let a = args("open 90m --config x.json").unwrap();
-        assert_eq!((a.command, a.config), (Command::Open(Some("90m".into())), PathBuf::from("x.json")));
-        assert_eq!(args("--config=y open").unwrap().command, Command::Open(None));
+        let open = |d: Option<&str>, once| Command::Open { duration: d.map(String::from), once };
+        assert_eq!((a.command, a.config), (open(Some("90m"), false), PathBuf::from("x.json")));
+        assert_eq!(args("--config=y open").unwrap().command, open(None, false));
+        assert_eq!(args("open --once 30m").unwrap().command, open(Some("30m"), true));
+        assert_eq!(args("open 30m --once").unwrap().command, open(Some("30m"), true));
+        assert_eq!(args("open --once").unwrap().command, open(None, true));
         assert_eq!(
             args("simulate --from +15558889999").unwrap().command,
             Command::Simulate { from: "+15558889999".into() }
@@ -349,6 +366,8 @@ mod tests {
             "code rm",
             "code list --uses 2",
             "open --label x",
+            "close --once",
+            "status --once",
             "code add --valid",
             "code rm a b",
         ] {

@@ -77,8 +77,8 @@ impl Control {
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
-                let duration = self.requested_duration(&req.body)?;
-                self.store.open_window(duration, now, &source(req)).map_err(not_saved)?
+                let (duration, once) = self.requested_window(&req.body)?;
+                self.store.open_window(duration, once, now, &source(req)).map_err(not_saved)?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req)),
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
@@ -138,28 +138,36 @@ impl Control {
         }
     }
 
-    /// Empty body: the default window. Otherwise exactly `{"minutes": N}`, N in 1..=max.
-    fn requested_duration(&self, body: &[u8]) -> Result<Duration, HttpError> {
+    /// Empty body: the default window. Otherwise `{"minutes": N}`, N in 1..=max, and
+    /// optionally `"once": true` for the next visitor only.
+    fn requested_window(&self, body: &[u8]) -> Result<(Duration, bool), HttpError> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(self.config.default_window);
+            return Ok((self.config.default_window, false));
         }
         let max = self.config.max_window.as_secs() / 60;
-        let bad =
-            |m: &str| HttpError::BadRequest(format!("{m}; send {{\"minutes\": N}} with N from 1 to {max}"));
+        let bad = |m: &str| {
+            HttpError::BadRequest(format!(
+                "{m}; send {{\"minutes\": N}} with N from 1 to {max}, and \"once\": true for the next visitor only"
+            ))
+        };
         let value: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
         let Value::Object(fields) = value else {
             return Err(bad("the body must be a JSON object"));
         };
-        if let Some(k) = fields.keys().find(|k| k.as_str() != "minutes") {
+        if let Some(k) = fields.keys().find(|k| !matches!(k.as_str(), "minutes" | "once")) {
             return Err(bad(&format!("unknown field {:?}", loggable(k))));
         }
-        let minutes = match fields.get("minutes") {
-            None => return Ok(self.config.default_window),
-            Some(m) => {
-                m.as_u64().filter(|m| (1..=max).contains(m)).ok_or_else(|| bad("minutes out of range"))?
-            }
+        let once = match fields.get("once") {
+            None => false,
+            Some(o) => o.as_bool().ok_or_else(|| bad("once must be true or false"))?,
         };
-        Ok(Duration::from_secs(minutes * 60))
+        let duration = match fields.get("minutes") {
+            None => self.config.default_window,
+            Some(m) => Duration::from_secs(
+                m.as_u64().filter(|m| (1..=max).contains(m)).ok_or_else(|| bad("minutes out of range"))? * 60,
+            ),
+        };
+        Ok((duration, once))
     }
 
     /// `GET /api/events?limit=N`: `{"events": [...]}`, newest first.
@@ -296,9 +304,13 @@ mod tests {
     #[test]
     fn open_body_rules() {
         let (c, dir) = control("open");
-        assert_eq!(c.requested_duration(b"").unwrap(), Duration::from_secs(1800));
-        assert_eq!(c.requested_duration(b"{}").unwrap(), Duration::from_secs(1800));
-        assert_eq!(c.requested_duration(br#"{"minutes": 120}"#).unwrap(), Duration::from_secs(7200));
+        let min = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(c.requested_window(b"").unwrap(), (min(30), false));
+        assert_eq!(c.requested_window(b"{}").unwrap(), (min(30), false));
+        assert_eq!(c.requested_window(br#"{"minutes": 120}"#).unwrap(), (min(120), false));
+        assert_eq!(c.requested_window(br#"{"minutes": 20, "once": true}"#).unwrap(), (min(20), true));
+        assert_eq!(c.requested_window(br#"{"once": true}"#).unwrap(), (min(30), true));
+        assert_eq!(c.requested_window(br#"{"once": false}"#).unwrap(), (min(30), false));
         for bad in [
             r#"{"minutes": 0}"#,
             r#"{"minutes": 121}"#,
@@ -309,8 +321,11 @@ mod tests {
             "[5]",
             "garbage",
             r#"{"minutes": 1e99}"#,
+            r#"{"minutes": 5, "once": 1}"#,
+            r#"{"minutes": 5, "once": "yes"}"#,
+            r#"{"minutes": 5, "once": null}"#,
         ] {
-            assert_eq!(c.requested_duration(bad.as_bytes()).unwrap_err().status(), 400, "{bad}");
+            assert_eq!(c.requested_window(bad.as_bytes()).unwrap_err().status(), 400, "{bad}");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

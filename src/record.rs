@@ -63,6 +63,12 @@ pub enum WindowChange {
         until: SystemTime,
         duration: Duration,
         source: String,
+        /// For the next visitor only.
+        once: bool,
+    },
+    /// A one-shot window ended by the unlock it was for (the call `call_sid`).
+    OnceUsed {
+        call_sid: Option<String>,
     },
     Closed {
         source: String,
@@ -87,10 +93,11 @@ pub enum EventKind {
     CallUnlockedCode,
     CodeRejected,
     CodesLocked,
+    OnceUsed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -101,15 +108,18 @@ impl EventKind {
         EventKind::CallUnlockedCode,
         EventKind::CodeRejected,
         EventKind::CodesLocked,
+        EventKind::OnceUsed,
     ];
     /// What notifies when the config does not say: someone let in (by the window or a
-    /// guest code), the window's opening and end, and a guesser locking the codes.
-    pub const DEFAULT_NOTIFY: [EventKind; 5] = [
+    /// guest code), the window's opening and end (a one-shot's too), and a guesser
+    /// locking the codes.
+    pub const DEFAULT_NOTIFY: [EventKind; 6] = [
         EventKind::CallUnlocked,
         EventKind::WindowOpened,
         EventKind::WindowExpired,
         EventKind::CallUnlockedCode,
         EventKind::CodesLocked,
+        EventKind::OnceUsed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +134,7 @@ impl EventKind {
             EventKind::CallUnlockedCode => "call_unlocked_code",
             EventKind::CodeRejected => "code_rejected",
             EventKind::CodesLocked => "codes_locked",
+            EventKind::OnceUsed => "once_used",
         }
     }
 
@@ -162,6 +173,9 @@ pub struct Record {
     /// `codes_locked`: when codes are accepted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// `window_opened`: for the next visitor only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once: Option<bool>,
 }
 
 impl Record {
@@ -177,6 +191,7 @@ impl Record {
             open_until: None,
             label: None,
             locked_until: None,
+            once: None,
         }
     }
 
@@ -244,20 +259,31 @@ impl Record {
 
     pub fn window(change: &WindowChange, time: SystemTime) -> Record {
         match change {
-            WindowChange::Opened { until, duration, source } => {
+            WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
                 let length = humantime::format_duration(Duration::from_secs(minutes * 60));
+                let message = if *once {
+                    format!("Opened for the next visitor only, within {length}, by {source}")
+                } else {
+                    format!("Window opened for {length} by {source}")
+                };
                 Record {
                     source: Some(source.clone()),
                     minutes: Some(minutes),
                     open_until: Some(rfc3339(*until)),
-                    ..Record::new(
-                        time,
-                        EventKind::WindowOpened,
-                        format!("Window opened for {length} by {source}"),
-                    )
+                    once: once.then_some(true),
+                    ..Record::new(time, EventKind::WindowOpened, message)
                 }
             }
+            WindowChange::OnceUsed { call_sid } => Record {
+                call_sid: call_sid.as_deref().map(loggable),
+                ..Record::new(
+                    time,
+                    EventKind::OnceUsed,
+                    "Let the next visitor in: the one-shot window is closed, calls ring your phone again"
+                        .to_string(),
+                )
+            },
             WindowChange::Closed { source } => Record {
                 source: Some(source.clone()),
                 ..Record::new(time, EventKind::WindowClosed, format!("Window closed by {source}"))
@@ -296,6 +322,7 @@ mod tests {
                 until: t + Duration::from_secs(5400),
                 duration: Duration::from_secs(5400),
                 source: "page from 192.168.1.20".into(),
+                once: false,
             },
             t,
         );

@@ -45,9 +45,22 @@ const CLOCK_SLACK_SECS: u64 = 10;
 /// do bounded local work (append to a file, queue a notification), never network I/O.
 pub type Observer = Box<dyn Fn(&WindowChange, SystemTime) + Send + Sync>;
 
+/// What became of a call's claim on a one-shot window.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OnceUse {
+    /// This call is the next visitor: the window is closed on disk, open the door.
+    Used,
+    /// Another call took it, or it ended: answer as if closed.
+    Gone,
+    /// The state is stuck or cannot be written: answer as if closed (fail closed).
+    Unavailable(String),
+}
+
 struct Inner {
     /// Unix seconds; the window is open while now is before it.
     open_until: Option<u64>,
+    /// The window is for the next visitor only.
+    once: bool,
     /// The boot the loaded window was written in, until `check_at_start` judged it.
     stored_boot: Option<String>,
     /// The newest time (unix seconds) seen in a change, a status or the history: a clock
@@ -77,6 +90,7 @@ impl Store {
     pub fn open(dir: &Path, max_window: Duration, boot: Boot, health: Arc<Health>) -> Store {
         let mut inner = Inner {
             open_until: None,
+            once: false,
             stored_boot: None,
             latest: 0,
             stale: false,
@@ -90,6 +104,7 @@ impl Store {
         {
             Ok(stored) => {
                 inner.open_until = stored.open_until;
+                inner.once = stored.once;
                 inner.stored_boot = stored.boot_id;
                 inner.latest = stored.updated_at.unwrap_or(0);
             }
@@ -155,7 +170,7 @@ impl Store {
         if inner.blocked.is_some() || inner.stale {
             return;
         }
-        if let Err(e) = self.write(inner.open_until, now, "start") {
+        if let Err(e) = self.write(inner.open_until, inner.once, now, "start") {
             if inner.open_until.is_some() {
                 // A window we could not close on disk later must not stay open.
                 log::warn!("closing the window: the state disk cannot be written");
@@ -212,7 +227,7 @@ impl Store {
     }
 
     fn status_locked(&self, inner: &mut Inner, now: SystemTime) -> Status {
-        let checked = status_at(inner.open_until, now, self.max_window);
+        let checked = status_at(inner.open_until, inner.once, now, self.max_window);
         if checked.clock_jumped && !inner.clock_warned {
             log::warn!("the stored window ends more than max_window from now: the clock moved; treating the window as closed");
         }
@@ -221,9 +236,17 @@ impl Store {
     }
 
     /// Opens (or extends, or shortens) the window to end `duration` from now, capped at
-    /// `max_window`. `source` says who asked, for the log. If the state cannot be saved,
-    /// nothing changes and the error says why, in words for the page.
-    pub fn open_window(&self, duration: Duration, now: SystemTime, source: &str) -> io::Result<Status> {
+    /// `max_window`; with `once`, for the next visitor only (the first unlock ends it).
+    /// Either replaces whatever window was open. `source` says who asked, for the log.
+    /// If the state cannot be saved, nothing changes and the error says why, in words
+    /// for the page.
+    pub fn open_window(
+        &self,
+        duration: Duration,
+        once: bool,
+        now: SystemTime,
+        source: &str,
+    ) -> io::Result<Status> {
         let duration = duration.min(self.max_window);
         // From the current whole second, so a 5-minute window reports 300 s, not 301.
         let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -233,7 +256,7 @@ impl Store {
         if let Some(why) = &inner.blocked {
             return Err(io::Error::other(format!("the window was not opened: {why}")));
         }
-        if let Err(e) = self.write(Some(until), now, source) {
+        if let Err(e) = self.write(Some(until), once, now, source) {
             self.health
                 .fail(PART, format!("the window state cannot be saved ({e}): the window stays as it was"));
             inner.stale = true; // the disk watcher's rewrite tells when the disk works again
@@ -242,9 +265,11 @@ impl Store {
         self.health.clear(PART);
         inner.stale = false;
         let previous = inner.open_until.replace(until);
-        self.report(previous, Some(until), now, source);
+        inner.once = once;
+        self.report(previous, Some(until), once, now, source);
         log::info!(
-            "window opened for {} until {} by {source}",
+            "window opened{} for {} until {} by {source}",
+            if once { " for the next visitor only" } else { "" },
             humantime::format_duration(duration),
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(until))
         );
@@ -260,18 +285,49 @@ impl Store {
         self.status_locked(&mut inner, now)
     }
 
+    /// Ends a one-shot window for the call `call_sid` that it lets in: decided under the
+    /// state lock (of two calls at once, one gets [`OnceUse::Used`]) and closed on disk
+    /// before the caller may open the door. A lock held past `wait` or a close that
+    /// cannot be written leaves the window as it was, and the call is forwarded.
+    pub fn use_once(&self, now: SystemTime, wait: Duration, call_sid: Option<&str>) -> OnceUse {
+        let Some(mut inner) = crate::lock_within(&self.inner, wait) else {
+            return OnceUse::Unavailable("the window state is locked by a write that hangs".into());
+        };
+        if !self.status_of(&mut inner, now).is_open() || !inner.once {
+            return OnceUse::Gone;
+        }
+        if let Err(e) = self.write(None, false, now, "the next visitor") {
+            self.health.fail(
+                PART,
+                format!("the end of the one-shot window cannot be saved ({e}): its calls ring your phone"),
+            );
+            inner.stale = true;
+            return OnceUse::Unavailable(e.to_string());
+        }
+        self.health.clear(PART);
+        inner.stale = false;
+        inner.open_until = None;
+        inner.once = false;
+        if let Some(observer) = self.observer.get() {
+            observer(&WindowChange::OnceUsed { call_sid: call_sid.map(str::to_string) }, now);
+        }
+        log::info!("the one-shot window let a visitor in and is closed");
+        OnceUse::Used
+    }
+
     /// Memory first, then the disk by whatever path works, then the observer.
     fn close_locked(&self, inner: &mut Inner, now: SystemTime, source: &str) {
         let previous = inner.open_until.take();
+        inner.once = false;
         // A bad file that could not be moved aside already reads as closed.
         if inner.blocked.is_none() {
             self.persist_closed(inner, now, source);
         }
-        self.report(previous, None, now, source);
+        self.report(previous, None, false, now, source);
     }
 
     fn persist_closed(&self, inner: &mut Inner, now: SystemTime, source: &str) {
-        let Err(e) = self.write(None, now, source) else {
+        let Err(e) = self.write(None, false, now, source) else {
             inner.stale = false;
             return self.health.clear(PART);
         };
@@ -288,14 +344,14 @@ impl Store {
         }
     }
 
-    fn write(&self, open_until: Option<u64>, now: SystemTime, source: &str) -> io::Result<()> {
-        let bytes = state_file::encode(open_until, now, source, self.boot.id.as_deref());
+    fn write(&self, open_until: Option<u64>, once: bool, now: SystemTime, source: &str) -> io::Result<()> {
+        let bytes = state_file::encode(open_until, once, now, source, self.boot.id.as_deref());
         storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
     }
 
-    fn report(&self, previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) {
+    fn report(&self, previous: Option<u64>, new: Option<u64>, once: bool, now: SystemTime, source: &str) {
         if let Some(observer) = self.observer.get() {
-            for change in changes(previous, new, now, source) {
+            for change in changes(previous, new, once, now, source) {
                 observer(&change, now);
             }
         }
@@ -341,7 +397,7 @@ impl storage::Retry for Store {
             }
         }
         if inner.stale {
-            match self.write(inner.open_until, now, "the disk watcher") {
+            match self.write(inner.open_until, inner.once, now, "the disk watcher") {
                 Ok(()) => {
                     inner.stale = false;
                     self.health.clear(PART);
@@ -358,7 +414,8 @@ fn cannot_save(e: &io::Error) -> String {
 
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
 pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status, Box<dyn Error>> {
-    Ok(status_at(state_file::load(dir)?.open_until, now, max_window).status)
+    let stored = state_file::load(dir)?;
+    Ok(status_at(stored.open_until, stored.once, now, max_window).status)
 }
 
 #[cfg(test)]
@@ -393,7 +450,7 @@ mod tests {
         let dir = tempdir("expire");
         let store = new_store(&dir, 12 * HOUR);
         let now = at(1_000_000);
-        let s = store.open_window(Duration::from_secs(90), now, "test").unwrap();
+        let s = store.open_window(Duration::from_secs(90), false, now, "test").unwrap();
         assert_eq!(s.remaining_seconds, 90);
         let again = new_store(&dir, 12 * HOUR);
         assert_eq!(again.status(at(1_000_089)).remaining_seconds, 1);
@@ -406,8 +463,11 @@ mod tests {
     fn durations_are_capped_and_reopening_replaces() {
         let dir = tempdir("cap");
         let store = new_store(&dir, HOUR);
-        assert_eq!(store.open_window(5 * HOUR, at(0), "t").unwrap().remaining_seconds, 3600);
-        assert_eq!(store.open_window(Duration::from_secs(60), at(10), "t").unwrap().remaining_seconds, 60);
+        assert_eq!(store.open_window(5 * HOUR, false, at(0), "t").unwrap().remaining_seconds, 3600);
+        assert_eq!(
+            store.open_window(Duration::from_secs(60), false, at(10), "t").unwrap().remaining_seconds,
+            60
+        );
         assert!(!store.close_window(at(11), "t").is_open());
         assert!(!new_store(&dir, HOUR).status(at(12)).is_open());
         fs::remove_dir_all(&dir).unwrap();
@@ -426,14 +486,15 @@ mod tests {
             until: at(until),
             duration: minute,
             source: source.into(),
+            once: false,
         };
 
-        store.open_window(minute, at(1000), "a").unwrap();
+        store.open_window(minute, false, at(1000), "a").unwrap();
         store.close_window(at(1010), "b");
         store.close_window(at(1011), "b"); // already closed: no change
         assert_eq!(take(), [opened(1060, "a"), WindowChange::Closed { source: "b".into() }]);
 
-        store.open_window(minute, at(2000), "c").unwrap();
+        store.open_window(minute, false, at(2000), "c").unwrap();
         assert!(!store.expire_ended(at(2059)));
         assert!(store.expire_ended(at(2060)));
         assert!(!store.expire_ended(at(2061)));
@@ -441,9 +502,9 @@ mod tests {
         assert_eq!(take(), [opened(2060, "c"), WindowChange::Expired { until: at(2060) }]);
 
         // Replaced in time: no expiry. Ended unnoticed, then reopened: expired, then opened.
-        store.open_window(minute, at(3000), "d").unwrap();
-        store.open_window(minute, at(3030), "d").unwrap();
-        store.open_window(minute, at(3100), "e").unwrap();
+        store.open_window(minute, false, at(3000), "d").unwrap();
+        store.open_window(minute, false, at(3030), "d").unwrap();
+        store.open_window(minute, false, at(3100), "e").unwrap();
         store.close_window(at(3200), "f");
         assert_eq!(
             take(),
@@ -478,7 +539,7 @@ mod tests {
                 fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
             let aside = kept.iter().find(|n| n.starts_with("state.json.bad-")).expect("moved aside");
             assert_eq!(fs::read_to_string(dir.join(aside)).unwrap(), *bad);
-            assert!(store.open_window(HOUR, SystemTime::now(), "t").unwrap().is_open());
+            assert!(store.open_window(HOUR, false, SystemTime::now(), "t").unwrap().is_open());
             fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -498,7 +559,7 @@ mod tests {
     fn a_window_from_an_earlier_boot_closes_unless_the_clock_is_synced() {
         let dir = tempdir("reboot");
         let now = SystemTime::now();
-        new_store(&dir, HOUR).open_window(HOUR, now, "t").unwrap();
+        new_store(&dir, HOUR).open_window(HOUR, false, now, "t").unwrap();
         let boot = |id: &str, clock_synced| Boot { id: Some(id.into()), clock_synced };
         let reopen = |b: Boot| {
             let s = store_in_boot(&dir, HOUR, b);
@@ -521,12 +582,12 @@ mod tests {
         let dir = tempdir("clockback");
         let store = new_store(&dir, 12 * HOUR);
         let seen = recorder(&store);
-        store.open_window(HOUR, at(100_000), "t").unwrap();
+        store.open_window(HOUR, false, at(100_000), "t").unwrap();
         assert!(store.status(at(100_000 - CLOCK_SLACK_SECS)).is_open(), "threads' times out of order");
         assert!(!store.status(at(100_000 - 3600)).is_open());
         assert!(!new_store(&dir, 12 * HOUR).status(at(100_000 - 3600)).is_open(), "closed on disk");
         // From there on the clock counts from the new time: a new window works.
-        assert!(store.open_window(HOUR, at(96_500), "t").unwrap().is_open());
+        assert!(store.open_window(HOUR, false, at(96_500), "t").unwrap().is_open());
         assert!(store.status(at(96_501)).is_open());
         let changes = seen.lock().unwrap().clone();
         assert_eq!(changes[1], closed_by("clock"), "{changes:?}");
@@ -540,7 +601,7 @@ mod tests {
 
         // And the expiry watcher notices without any request.
         let s = new_store(&dir, 12 * HOUR);
-        s.open_window(HOUR, at(200_000), "t").unwrap();
+        s.open_window(HOUR, false, at(200_000), "t").unwrap();
         assert!(s.expire_ended(at(190_000)));
         assert!(s.stored_until().is_none());
         fs::remove_dir_all(&dir).unwrap();
@@ -559,10 +620,10 @@ mod tests {
         let dir = tempdir("nowrite");
         let store = new_store(&dir, HOUR);
         let seen = recorder(&store);
-        store.open_window(HOUR, at(1000), "t").unwrap();
+        store.open_window(HOUR, false, at(1000), "t").unwrap();
         let obstruction = obstruct_writes(&dir);
 
-        let err = store.open_window(Duration::from_secs(60), at(1001), "t").unwrap_err();
+        let err = store.open_window(Duration::from_secs(60), false, at(1001), "t").unwrap_err();
         assert!(
             err.to_string().contains("not opened") && err.to_string().contains(".state.json.tmp"),
             "{err}"
@@ -587,7 +648,7 @@ mod tests {
     fn a_start_on_a_disk_that_takes_no_writes_closes_the_window() {
         let dir = tempdir("startnowrite");
         let now = SystemTime::now();
-        new_store(&dir, HOUR).open_window(HOUR, now, "t").unwrap();
+        new_store(&dir, HOUR).open_window(HOUR, false, now, "t").unwrap();
         let obstruction = obstruct_writes(&dir);
         let store = new_store(&dir, HOUR);
         let seen = recorder(&store);
@@ -595,9 +656,9 @@ mod tests {
         let status = store.status(now);
         assert!(!status.is_open() && status.storage_problem.is_some());
         assert_eq!(*seen.lock().unwrap(), [closed_by("disk")]);
-        assert!(store.open_window(HOUR, now, "t").is_err());
+        assert!(store.open_window(HOUR, false, now, "t").is_err());
         fs::remove_dir_all(&obstruction).unwrap();
-        assert!(store.open_window(HOUR, now, "t").unwrap().storage_problem.is_none(), "works again");
+        assert!(store.open_window(HOUR, false, now, "t").unwrap().storage_problem.is_none(), "works again");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -610,10 +671,80 @@ mod tests {
         store.check_at_start(SystemTime::now(), None);
         let status = store.status(SystemTime::now());
         assert!(!status.is_open() && status.storage_problem.unwrap().contains("state directory"));
-        assert!(store.open_window(HOUR, SystemTime::now(), "t").is_err());
+        assert!(store.open_window(HOUR, false, SystemTime::now(), "t").is_err());
         fs::remove_file(&dir).unwrap();
         storage::Retry::retry_disk(&store, SystemTime::now());
         assert!(store.status(SystemTime::now()).storage_problem.is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_one_shot_window_lets_one_visitor_in_and_survives_a_restart() {
+        let dir = tempdir("once");
+        let store = new_store(&dir, 12 * HOUR);
+        let seen = recorder(&store);
+        let wait = Duration::from_secs(1);
+        assert_eq!(store.use_once(at(1000), wait, Some("CA0")), OnceUse::Gone, "closed");
+        let status = store.open_window(HOUR, true, at(1000), "t").unwrap();
+        assert!(status.is_open() && status.once);
+        let again = new_store(&dir, 12 * HOUR);
+        assert!(again.status(at(1001)).once, "once is on disk");
+        assert_eq!(store.use_once(at(1001), wait, Some("CA1")), OnceUse::Used);
+        assert_eq!(store.use_once(at(1002), wait, Some("CA2")), OnceUse::Gone, "the second one forwards");
+        assert!(!store.status(at(1002)).is_open());
+        assert!(!new_store(&dir, 12 * HOUR).status(at(1003)).is_open(), "closed on disk");
+        let changes = seen.lock().unwrap().clone();
+        assert_eq!(changes[1], WindowChange::OnceUsed { call_sid: Some("CA1".into()) }, "{changes:?}");
+        assert_eq!(changes.len(), 2);
+
+        // An ordinary window is not used up, and replaces a one-shot one.
+        store.open_window(HOUR, true, at(2000), "t").unwrap();
+        assert!(!store.open_window(HOUR, false, at(2001), "t").unwrap().once);
+        assert_eq!(store.use_once(at(2002), wait, None), OnceUse::Gone);
+        assert!(store.status(at(2002)).is_open());
+        // A one-shot window that nobody used ends like any other.
+        store.open_window(Duration::from_secs(60), true, at(3000), "t").unwrap();
+        assert!(store.expire_ended(at(3060)));
+        assert_eq!(store.use_once(at(3061), wait, None), OnceUse::Gone);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_calls_at_once_use_a_one_shot_window_once() {
+        let dir = tempdir("oncerace");
+        let store = Arc::new(new_store(&dir, 12 * HOUR));
+        for round in 0..20u64 {
+            let now = at(10_000 + round * 10);
+            store.open_window(HOUR, true, now, "t").unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(4));
+            let used: Vec<OnceUse> = (0..4)
+                .map(|_| {
+                    let (store, barrier) = (store.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store.use_once(now, Duration::from_secs(5), None)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert_eq!(used.iter().filter(|u| **u == OnceUse::Used).count(), 1, "{used:?}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_one_shot_window_whose_end_cannot_be_written_opens_nothing() {
+        let dir = tempdir("oncenowrite");
+        let store = new_store(&dir, 12 * HOUR);
+        store.open_window(HOUR, true, at(1000), "t").unwrap();
+        let obstruction = obstruct_writes(&dir);
+        let used = store.use_once(at(1001), Duration::from_secs(1), None);
+        assert!(matches!(used, OnceUse::Unavailable(_)), "{used:?}");
+        assert!(store.status(at(1001)).storage_problem.is_some());
+        fs::remove_dir_all(&obstruction).unwrap();
+        assert_eq!(store.use_once(at(1002), Duration::from_secs(1), None), OnceUse::Used, "the disk is back");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -21,7 +21,7 @@ use crate::http::{HttpError, Request, Response};
 use crate::phone::PhoneNumber;
 use crate::ratelog::{Limiter, RateLog};
 use crate::record::{CallRecord, Decision, Record};
-use crate::state::Store;
+use crate::state::{OnceUse, Store};
 use crate::{lock, loggable, signature, twiml};
 
 /// A webhook body is a few hundred bytes of call parameters.
@@ -136,7 +136,7 @@ impl Webhook {
     pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.window_open(now);
+        let open = self.window_lets_in(&call, &rules, now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
@@ -155,7 +155,7 @@ impl Webhook {
     pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.window_open(now);
+        let open = self.window_lets_in(&call, &rules, now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let tried = if call::code_may_apply(&decision) {
             self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
@@ -183,14 +183,29 @@ impl Webhook {
         Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
     }
 
-    /// Whether the window is open; closed if the state's lock is held past
-    /// [`crate::LOCK_WAIT`] (a state write hangs on the disk), so the call is forwarded.
-    fn window_open(&self, now: SystemTime) -> bool {
-        match self.store.status_within(now, crate::LOCK_WAIT) {
-            Some(status) => status.is_open(),
+    /// Whether the window lets this call in. A one-shot window does so for the first
+    /// call from the intercom only, which closes it on disk first ([`Store::use_once`]);
+    /// any doubt (a hanging or failing state disk, another call first) means closed.
+    fn window_lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> bool {
+        let status = match self.store.status_within(now, crate::LOCK_WAIT) {
+            Some(status) => status,
             None => {
                 self.hanging_disk_log.error(format_args!(
                     "the window state is locked by a write that hangs (the disk?): the call is forwarded"
+                ));
+                return false;
+            }
+        };
+        // A stranger is rejected whatever the window: it never uses up a one-shot window.
+        if !status.is_open() || !status.once || !unlocks(&call::decide(call.from.as_deref(), true, rules)) {
+            return status.is_open();
+        }
+        match self.store.use_once(now, crate::LOCK_WAIT, call.call_sid.as_deref()) {
+            OnceUse::Used => true,
+            OnceUse::Gone => false,
+            OnceUse::Unavailable(why) => {
+                self.hanging_disk_log.error(format_args!(
+                    "the one-shot window could not be closed ({why}): the call is forwarded"
                 ));
                 false
             }

@@ -14,11 +14,13 @@ pub struct Status {
     pub remaining_seconds: u64,
     /// Set while the state disk has a problem: the page shows it as a banner.
     pub storage_problem: Option<String>,
+    /// The window is for the next visitor only: the first unlock closes it.
+    pub once: bool,
 }
 
 impl Status {
     pub fn closed() -> Status {
-        Status { open_until: None, remaining_seconds: 0, storage_problem: None }
+        Status { open_until: None, remaining_seconds: 0, storage_problem: None, once: false }
     }
 
     pub fn is_open(&self) -> bool {
@@ -31,13 +33,20 @@ impl Status {
             "open_until": self.open_until.map(rfc3339),
             "remaining_seconds": self.remaining_seconds,
             "storage_problem": self.storage_problem,
+            "once": self.is_open() && self.once,
         })
     }
 }
 
 /// What a write of `new` over `previous` means: a window that already ended expired (even
 /// if nobody noticed yet), then the new one opened, or the running one was closed.
-pub fn changes(previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) -> Vec<WindowChange> {
+pub fn changes(
+    previous: Option<u64>,
+    new: Option<u64>,
+    once: bool,
+    now: SystemTime,
+    source: &str,
+) -> Vec<WindowChange> {
     let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
     let mut out = Vec::new();
@@ -54,6 +63,7 @@ pub fn changes(previous: Option<u64>, new: Option<u64>, now: SystemTime, source:
             until: at(until),
             duration: Duration::from_secs(until.saturating_sub(now_secs)),
             source: source.to_string(),
+            once,
         }),
         None if running => out.push(WindowChange::Closed { source: source.to_string() }),
         None => {}
@@ -67,8 +77,9 @@ pub struct Checked {
     pub clock_jumped: bool,
 }
 
-/// The window ending at `open_until` (unix seconds) as seen at `now`.
-pub fn status_at(open_until: Option<u64>, now: SystemTime, max_window: Duration) -> Checked {
+/// The window ending at `open_until` (unix seconds), for one visitor if `once`, as seen
+/// at `now`.
+pub fn status_at(open_until: Option<u64>, once: bool, now: SystemTime, max_window: Duration) -> Checked {
     let closed = Status::closed();
     let Some(until) = open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s)) else {
         return Checked { status: closed, clock_jumped: false };
@@ -84,6 +95,7 @@ pub fn status_at(open_until: Option<u64>, now: SystemTime, max_window: Duration)
                 open_until: Some(until),
                 remaining_seconds: ceil_secs(left),
                 storage_problem: None,
+                once,
             },
             clock_jumped: false,
         },
@@ -107,8 +119,14 @@ mod tests {
 
     #[test]
     fn clock_jump_reads_as_closed() {
-        let c = status_at(Some(100 * 3600), at(0), 12 * HOUR);
+        let c = status_at(Some(100 * 3600), false, at(0), 12 * HOUR);
         assert!(c.clock_jumped && !c.status.is_open());
-        assert!(status_at(Some(12 * 3600), at(0), 12 * HOUR).status.is_open());
+        let once = status_at(Some(12 * 3600), true, at(0), 12 * HOUR).status;
+        assert!(once.is_open() && once.once && once.to_json()["once"] == true);
+        assert_eq!(
+            status_at(None, true, at(0), HOUR).status.to_json()["once"],
+            false,
+            "closed is never once"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod events;
 mod fake_http;
 mod hang;
 mod harness;
+mod household;
 mod layers;
 mod load;
 mod notify;
