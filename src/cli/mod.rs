@@ -13,17 +13,19 @@
 pub mod client;
 pub mod codes;
 pub mod doctor;
+pub mod schedule;
 pub mod setup;
+pub mod simulate;
 
 use std::error::Error;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::cli::client::{control_token, display_addr, local_address, Client};
 use crate::cli::codes::CodeArgs;
+use crate::cli::schedule::ScheduleArgs;
 use crate::config::{self, Config, Secret};
-use crate::store::state;
 
 pub const USAGE: &str = "\
 usage:
@@ -42,6 +44,11 @@ usage:
                                           make a guest code (default: 1 day, 1 use); prints it
   intercom code list    [--config FILE]   the active guest codes
   intercom code rm ID   [--config FILE]   delete a guest code
+  intercom schedule add DAYS FROM-TO [--label L] [--config FILE]
+                                          a recurring window in local time, e.g.
+                                          `schedule add mon-fri 08:00-18:00 --label deliveries`
+  intercom schedule list [--config FILE]  the schedules, the time zone, which is open now
+  intercom schedule rm|pause|resume ID [--config FILE]
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -59,6 +66,7 @@ pub enum Command {
     FallbackTwiml,
     Doctor,
     Code(CodeArgs),
+    Schedule(ScheduleArgs),
     Version,
     Help,
 }
@@ -128,6 +136,28 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
             )),
             _ => return Err(UsageError("code needs add, list or rm".into())),
         },
+        "schedule" => {
+            let sub = positional.next();
+            let mut id = |what: &str| {
+                positional
+                    .next()
+                    .ok_or_else(|| UsageError(format!("schedule {what} needs the schedule's ID")))
+            };
+            Command::Schedule(match sub.as_deref() {
+                Some("add") => {
+                    let usage =
+                        || UsageError("schedule add needs DAYS and FROM-TO, e.g. mon-fri 08:00-18:00".into());
+                    let days = positional.next().ok_or_else(usage)?;
+                    let range = positional.next().ok_or_else(usage)?;
+                    ScheduleArgs::Add { days, range, label: label.take() }
+                }
+                Some("list") => ScheduleArgs::List,
+                Some("rm") => ScheduleArgs::Rm(id("rm")?),
+                Some("pause") => ScheduleArgs::Pause(id("pause")?),
+                Some("resume") => ScheduleArgs::Resume(id("resume")?),
+                _ => return Err(UsageError("schedule needs add, list, rm, pause or resume".into())),
+            })
+        }
         "help" => Command::Help,
         "version" => Command::Version,
         other => return Err(UsageError(format!("unknown command {other:?}"))),
@@ -145,7 +175,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
         return Err(UsageError("--dry-run is only for twilio-setup".into()));
     }
     if label.is_some() || valid.is_some() || uses.is_some() {
-        return Err(UsageError("--label, --valid and --uses are only for code add".into()));
+        return Err(UsageError(
+            "--label is only for code add and schedule add; --valid and --uses only for code add".into(),
+        ));
     }
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
@@ -176,33 +208,10 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             print!("{}", summary(config));
             Ok(())
         }
-        Command::Simulate { from } => {
-            let status = match state::peek(&config.state_dir, config.max_window, SystemTime::now()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
-                    state::Status::closed()
-                }
-            };
-            let rules = crate::rules::call::CallRules::new(
-                config,
-                config.intercom_number.as_ref(),
-                &config.forward_to,
-            );
-            let decision = crate::rules::call::decide(Some(&from), status.is_open(), &rules);
-            let offered =
-                crate::store::codes::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
-            let action = format!(
-                "{}{}",
-                config.webhook.public_url.as_deref().unwrap_or(""),
-                crate::web::webhook::CODE_PATH
-            );
-            let decision = crate::rules::call::with_code_prompt(decision, offered, &action);
-            let once = status.once && matches!(decision, crate::model::record::Decision::Unlock { .. });
-            let note = if once { " (the next visitor: this ends the one-shot window)" } else { "" };
-            eprintln!("a call from {from} now: {}{note}", decision.name());
-            print!("{}", crate::twilio::twiml::render(&decision));
-            Ok(())
+        Command::Simulate { from } => simulate::run(config, &from),
+        Command::Schedule(args) => {
+            let client = Client::new(config)?;
+            schedule::run(args, &|method, path, body| client.call(method, path, body))
         }
         Command::Code(args) => {
             let client = Client::new(config)?;
@@ -365,6 +374,19 @@ mod tests {
         );
         assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
         assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
+        assert_eq!(
+            args("schedule add mon-fri 08:00-18:00 --label deliveries").unwrap().command,
+            Command::Schedule(ScheduleArgs::Add {
+                days: "mon-fri".into(),
+                range: "08:00-18:00".into(),
+                label: Some("deliveries".into())
+            })
+        );
+        assert_eq!(args("schedule list").unwrap().command, Command::Schedule(ScheduleArgs::List));
+        assert_eq!(
+            args("schedule pause ab12").unwrap().command,
+            Command::Schedule(ScheduleArgs::Pause("ab12".into()))
+        );
     }
 
     #[test]
@@ -386,6 +408,12 @@ mod tests {
             "status --once",
             "code add --valid",
             "code rm a b",
+            "schedule",
+            "schedule add mon-fri",
+            "schedule rm",
+            "schedule pause",
+            "schedule list --uses 2",
+            "schedule add mon 08:00-09:00 --valid 1h",
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

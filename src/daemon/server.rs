@@ -14,10 +14,12 @@ use crate::http::{Limits, Response};
 use crate::model::record::Record;
 use crate::store::codes::CodeStore;
 use crate::store::history::{self, History};
+use crate::store::schedules::ScheduleStore;
 use crate::store::state::Store;
 use crate::store::storage::{self, Health};
 use crate::store::token;
 use crate::system::boot::Boot;
+use crate::system::tz;
 use crate::system::watchdog;
 use crate::web::control::{self, Control};
 use crate::web::webhook::{self, Webhook};
@@ -34,7 +36,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let store = Arc::new(Store::open(&config.state_dir, config.max_window, boot.clone(), health.clone()));
     let notifier = Notifier::start(&config)?;
     let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
-    let history = History::open(&config.state_dir, sink, health);
+    let history = History::open(&config.state_dir, sink, health.clone());
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| {
@@ -43,11 +45,23 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let newest_record = history.newest_time();
     store.check_at_start(SystemTime::now(), newest_record);
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, boot, SystemTime::now()));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), SystemTime::now()));
+    let local = tz::detect();
+    log::info!("local time zone for schedules: {}", local.name);
+    let schedules = Arc::new(ScheduleStore::open(
+        &config.state_dir,
+        local,
+        boot,
+        Box::new(crate::system::boot::clock_synced_now),
+        health,
+        SystemTime::now(),
+    ));
+    retry.push(schedules.clone());
     // The history saw that time: a clock behind it went back while we were down (a
-    // restart in the same boot), and a code that ended since must not work again.
+    // restart in the same boot), and a code or a schedule must not work because of it.
     if let Some(t) = newest_record {
         codes.observe_clock(t);
+        schedules.observe_clock(t);
     }
     let token = match &config.control.token {
         Some(t) => t.clone(),
@@ -69,7 +83,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("webhook listening on {}", webhook_socket.local_addr()?);
     log::info!("control listening on {}", control_socket.local_addr()?);
 
-    expiry::watch(store.clone(), codes.clone())?;
+    expiry::watch(store.clone(), codes.clone(), schedules.clone())?;
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
     let checked = store.clone();
     let wedged = history.clone();
@@ -86,8 +100,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         checked.status(SystemTime::now());
         Ok(())
     }))?;
-    let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
-    let control = Control { config, store, token, history, codes };
+    let webhook =
+        Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone(), schedules.clone());
+    let control = Control { config, store, token, history, codes, schedules };
     let webhook_site = Site {
         name: "webhook",
         limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },

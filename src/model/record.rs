@@ -94,10 +94,11 @@ pub enum EventKind {
     CodeRejected,
     CodesLocked,
     OnceUsed,
+    CallUnlockedSchedule,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -109,17 +110,19 @@ impl EventKind {
         EventKind::CodeRejected,
         EventKind::CodesLocked,
         EventKind::OnceUsed,
+        EventKind::CallUnlockedSchedule,
     ];
-    /// What notifies when the config does not say: someone let in (by the window or a
-    /// guest code), the window's opening and end (a one-shot's too), and a guesser
+    /// What notifies when the config does not say: someone let in (by the window, a
+    /// guest code or a schedule), the window's opening and end (a one-shot's too), and a guesser
     /// locking the codes.
-    pub const DEFAULT_NOTIFY: [EventKind; 6] = [
+    pub const DEFAULT_NOTIFY: [EventKind; 7] = [
         EventKind::CallUnlocked,
         EventKind::WindowOpened,
         EventKind::WindowExpired,
         EventKind::CallUnlockedCode,
         EventKind::CodesLocked,
         EventKind::OnceUsed,
+        EventKind::CallUnlockedSchedule,
     ];
 
     pub fn name(self) -> &'static str {
@@ -135,6 +138,7 @@ impl EventKind {
             EventKind::CodeRejected => "code_rejected",
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
+            EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
         }
     }
 
@@ -167,7 +171,8 @@ pub struct Record {
     /// `window_opened`: when it will end; `window_expired`: when it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_until: Option<String>,
-    /// `call_unlocked_code`: the guest code's label (never its digits).
+    /// `call_unlocked_code`: the guest code's label (never its digits);
+    /// `call_unlocked_schedule`: the schedule's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `codes_locked`: when codes are accepted again.
@@ -239,6 +244,18 @@ impl Record {
             message: format!("Let a visitor in with the guest code \"{label}\""),
             label: Some(label),
             ..Record::new(time, EventKind::CallUnlockedCode, String::new())
+        }
+    }
+
+    /// A visitor let in because a schedule is open now; the label says which.
+    pub fn schedule_unlocked(call: &CallRecord, label: &str, time: SystemTime) -> Record {
+        let label = loggable(label);
+        Record {
+            call_sid: call.call_sid.as_deref().map(loggable),
+            from: call.from.as_deref().map(loggable),
+            message: format!("Let a visitor in (schedule \"{label}\")"),
+            label: Some(label),
+            ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
         }
     }
 

@@ -8,4 +8,5 @@
 
 pub mod call;
 pub mod codes;
+pub mod schedule;
 pub mod window;

@@ -13,6 +13,7 @@
 
 pub mod codes;
 pub mod history;
+pub mod schedules;
 pub mod state;
 pub mod state_file;
 pub mod storage;

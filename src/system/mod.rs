@@ -10,4 +10,5 @@
 pub mod boot;
 pub mod clock;
 pub mod tls;
+pub mod tz;
 pub mod watchdog;

@@ -15,8 +15,10 @@ use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::history::History;
+use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
 use crate::util::loggable;
+use crate::web::schedules;
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
@@ -37,6 +39,7 @@ pub struct Control {
     pub token: Secret,
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
+    pub schedules: Arc<ScheduleStore>,
 }
 
 impl Control {
@@ -68,11 +71,17 @@ impl Control {
         if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
             return self.codes_route(req, now);
         }
+        if req.path == schedules::PREFIX || req.path.starts_with("/api/schedules/") {
+            return Ok(match schedules::route(&self.schedules, req, now)? {
+                Some((status, body)) => json_response(status, &body),
+                None => Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"),
+            });
+        }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
-                let mut body = self.store.status(now).to_json();
+                let mut body = self.status_json(self.store.status(now), now);
                 body["instance"] = json!(crate::util::instance_id());
                 return Ok(json_response(200, &body));
             }
@@ -87,7 +96,18 @@ impl Control {
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
-        Ok(status_response(status))
+        Ok(json_response(200, &self.status_json(status, now)))
+    }
+
+    /// The window's status, and the schedule open now (`{"label", "open_until"}` or null):
+    /// what lets a visitor in besides the window.
+    fn status_json(&self, status: Status, now: SystemTime) -> Value {
+        let mut body = status.to_json();
+        body["schedule"] = match self.schedules.open_now(now, crate::util::LOCK_WAIT) {
+            Some((label, until)) => json!({ "label": label, "open_until": until.to_string() }),
+            None => Value::Null,
+        };
+        body
     }
 
     fn authorize(&self, req: &Request) -> Result<(), HttpError> {
@@ -222,10 +242,6 @@ fn json_response(status: u16, body: &Value) -> Response {
     Response::new(status, "application/json", format!("{body}\n")).with_header("Cache-Control", "no-store")
 }
 
-fn status_response(status: Status) -> Response {
-    json_response(200, &status.to_json())
-}
-
 fn page() -> Response {
     Response::new(200, "text/html; charset=utf-8", PAGE)
         .with_header("Cache-Control", "no-store")
@@ -252,13 +268,22 @@ mod tests {
         let boot = crate::system::boot::Boot { id: Some("test-boot".into()), clock_synced: false };
         let store = Store::open(&dir, config.max_window, boot, health.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = History::open(&dir, None, health);
+        let history = History::open(&dir, None, health.clone());
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },
             SystemTime::now(),
         ));
-        (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes }, dir)
+        let schedules = Arc::new(ScheduleStore::open(
+            &dir,
+            crate::system::tz::Local::utc(),
+            crate::system::boot::Boot { id: None, clock_synced: false },
+            Box::new(|| false),
+            health,
+            SystemTime::now(),
+        ));
+        let config = Arc::new(config);
+        (Control { config, store: Arc::new(store), token, history, codes, schedules }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -290,6 +315,10 @@ mod tests {
             ("GET", "/api/codes"),
             ("POST", "/api/codes"),
             ("DELETE", "/api/codes/abc"),
+            ("GET", "/api/schedules"),
+            ("POST", "/api/schedules"),
+            ("DELETE", "/api/schedules/abc"),
+            ("POST", "/api/schedules/abc/pause"),
             ("GET", "/api/nothing"),
         ] {
             assert_eq!(c.handle(&request(m, p, None, "")).status, 401);

@@ -2,9 +2,11 @@
 //! Twilio's webhook, the guest-code keypad answer (`/voice/code`) and `/healthz`. It never
 //! changes the window; it counts a guest code's use (or a wrong code) through the code
 //! store, and appends each decision to the history before answering. `control.rs` (and
-//! `page.html`) is the LAN one: the phone page and the token-protected JSON API.
+//! `page.html`) is the LAN one: the phone page and the token-protected JSON API, with
+//! the schedules' routes in `schedules.rs`.
 //!
 //! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
 pub mod control;
+pub mod schedules;
 pub mod webhook;

@@ -20,7 +20,8 @@ use crate::rules::call::{self, CallRules};
 use crate::rules::codes;
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
-use crate::store::state::{OnceUse, Store};
+use crate::store::schedules::ScheduleStore;
+use crate::store::state::{OnceUse, Status, Store};
 use crate::util::ratelog::{Limiter, RateLog};
 use crate::{twilio::signature, twilio::twiml, util::lock, util::loggable};
 
@@ -46,6 +47,7 @@ pub struct Webhook {
     store: Arc<Store>,
     history: Arc<History>,
     codes: Arc<CodeStore>,
+    schedules: Arc<ScheduleStore>,
     bad_signatures: Mutex<Limiter>,
     bad_signature_log: RateLog,
     hanging_disk_log: RateLog,
@@ -76,6 +78,7 @@ impl Webhook {
         store: Arc<Store>,
         history: Arc<History>,
         codes: Arc<CodeStore>,
+        schedules: Arc<ScheduleStore>,
     ) -> Webhook {
         let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
@@ -83,6 +86,7 @@ impl Webhook {
             store,
             history,
             codes,
+            schedules,
             bad_signatures,
             bad_signature_log: RateLog::new(),
             hanging_disk_log: RateLog::new(),
@@ -136,7 +140,8 @@ impl Webhook {
     pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.window_lets_in(&call, &rules, now);
+        let let_in = self.lets_in(&call, &rules, now);
+        let open = !matches!(let_in, LetIn::No);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
@@ -144,7 +149,7 @@ impl Webhook {
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
             Decision::AskCode { .. } => Vec::new(),
-            _ => vec![Record::call(&record, now)],
+            _ => vec![outcome_record(&record, &let_in, now)],
         };
         Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
     }
@@ -155,8 +160,8 @@ impl Webhook {
     pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
-        let open = self.window_lets_in(&call, &rules, now);
-        let decision = call::decide(call.from.as_deref(), open, &rules);
+        let let_in = self.lets_in(&call, &rules, now);
+        let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
         let tried = if call::code_may_apply(&decision) {
             self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
                 log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
@@ -165,8 +170,8 @@ impl Webhook {
         } else {
             Tried::NotAccepted
         };
-        let if_unrecorded = matches!(tried, Tried::Right { .. }).then(|| decision.clone());
         let decision = call::after_code(decision, matches!(tried, Tried::Right { .. }), &rules);
+        let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -178,36 +183,47 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
-            Tried::Empty | Tried::NotAccepted => vec![Record::call(&record, now)],
+            Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
         Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
     }
 
-    /// Whether the window lets this call in. A one-shot window does so for the first
-    /// call from the intercom only, which closes it on disk first ([`Store::use_once`]);
-    /// any doubt (a hanging or failing state disk, another call first) means closed.
-    fn window_lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> bool {
+    /// What lets this call in, if anything: an open window, else a schedule open now,
+    /// else a one-shot window, which does so for the first call from the intercom only
+    /// and is closed on disk first ([`Store::use_once`]); a schedule comes before it, so
+    /// the one-shot window is kept for a visitor outside the schedule. Any doubt (a
+    /// hanging or failing state disk, another call first, an untrusted clock) means no.
+    fn lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> LetIn {
         let status = match self.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status,
             None => {
                 self.hanging_disk_log.error(format_args!(
                     "the window state is locked by a write that hangs (the disk?): the call is forwarded"
                 ));
-                return false;
+                Status::closed()
             }
         };
-        // A stranger is rejected whatever the window: it never uses up a one-shot window.
-        if !status.is_open() || !status.once || !unlocks(&call::decide(call.from.as_deref(), true, rules)) {
-            return status.is_open();
+        // A stranger is rejected whatever lets visitors in: it uses nothing up.
+        if !unlocks(&call::decide(call.from.as_deref(), true, rules)) {
+            return LetIn::No;
+        }
+        if status.is_open() && !status.once {
+            return LetIn::Window;
+        }
+        if let Some((label, _)) = self.schedules.open_now(now, crate::util::LOCK_WAIT) {
+            return LetIn::Schedule(label);
+        }
+        if !status.is_open() {
+            return LetIn::No;
         }
         match self.store.use_once(now, crate::util::LOCK_WAIT, call.call_sid.as_deref()) {
-            OnceUse::Used => true,
-            OnceUse::Gone => false,
+            OnceUse::Used => LetIn::Window,
+            OnceUse::Gone => LetIn::No,
             OnceUse::Unavailable(why) => {
                 self.hanging_disk_log.error(format_args!(
                     "the one-shot window could not be closed ({why}): the call is forwarded"
                 ));
-                false
+                LetIn::No
             }
         }
     }
@@ -309,6 +325,22 @@ impl Webhook {
             Err(_) => {} // malformed: no decision was made
         }
         Outcome::Written
+    }
+}
+
+/// What lets a call from the intercom in.
+enum LetIn {
+    No,
+    Window,
+    /// A schedule open now, by its label.
+    Schedule(String),
+}
+
+/// The history record of a call's outcome: an unlock by schedule names the schedule.
+fn outcome_record(record: &CallRecord, let_in: &LetIn, now: SystemTime) -> Record {
+    match (let_in, &record.decision) {
+        (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
+        _ => Record::call(record, now),
     }
 }
 

@@ -155,3 +155,170 @@ fn an_ordinary_window_is_not_used_up_and_bad_once_values_change_nothing() {
     let o = s.cli(&["close", "--once"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--once is only for open"));
 }
+
+// ---- Schedules ----
+
+/// The server's zone in these tests: a POSIX string, so no tzdata is needed.
+const TZ: (&str, &str) = ("TZ", "UTC0");
+
+/// `HH:MM` in UTC, `minutes` from now (negative: ago), rounded down to the minute.
+fn utc_clock(minutes: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let t = (now / 60 + minutes).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", t / 60, t % 60)
+}
+
+fn add_schedule(s: &Server, label: &str, from: &str, to: &str) -> Value {
+    let body = json!({"label": label, "days": "daily", "from": from, "to": to});
+    let r = s.api("POST", "/api/schedules", &body.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn a_schedule_open_now_unlocks_and_one_that_ended_forwards() {
+    let dir = TempDir::new("schedule-now");
+    let s = Server::start_in(dir.path(), signed_config(), &[TZ]);
+    let ended = add_schedule(&s, "ended", &utc_clock(-61), &utc_clock(-1));
+    assert_eq!(ended["open"], false);
+    assert!(is_forward(&ring(&s, INTERCOM, "CAbefore")), "a schedule that ended a minute ago forwards");
+
+    let now = add_schedule(&s, "deliveries", &utc_clock(0), &utc_clock(60));
+    assert!(unlocks(&ring(&s, INTERCOM, "CAduring")));
+    assert!(ring(&s, STRANGER, "CAstranger").body.contains("<Reject/>"), "strangers still rejected");
+    let history = events(&s, 3);
+    assert_eq!(names(&history), ["call_rejected", "call_unlocked_schedule", "call_forwarded"]);
+    assert_eq!(history[1]["label"], "deliveries");
+    assert_eq!(history[1]["call_sid"], "CAduring");
+    assert!(history[1]["message"].as_str().unwrap().contains("deliveries"));
+
+    // The status and the list say so; the window itself stays closed.
+    let st = status(&s);
+    assert_eq!((st["open"].clone(), st["schedule"]["label"].clone()), (json!(false), json!("deliveries")));
+    let list = s.api("GET", "/api/schedules", "").json();
+    assert_eq!((list["time_zone"].clone(), list["clock_trusted"].clone()), (json!("UTC0"), json!(true)));
+    assert_eq!(list["schedules"][1]["open"], true, "{list}");
+
+    // Paused: forwards; resumed: unlocks again; deleted: forwards.
+    let id = now["id"].as_str().unwrap();
+    let r = s.api("POST", &format!("/api/schedules/{id}/pause"), "");
+    assert_eq!((r.status, r.json()["paused"].clone()), (200, json!(true)), "{}", r.body);
+    assert!(is_forward(&ring(&s, INTERCOM, "CApaused")));
+    assert_eq!(s.api("POST", &format!("/api/schedules/{id}/resume"), "").status, 200);
+    assert!(unlocks(&ring(&s, INTERCOM, "CAresumed")));
+
+    // A one-shot window is kept for a visitor outside the schedule.
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 10, "once": true}"#).status, 200);
+    assert!(unlocks(&ring(&s, INTERCOM, "CAsched")));
+    assert_eq!(status(&s)["once"], true, "not used up by a visitor the schedule let in");
+
+    assert_eq!(s.api("DELETE", &format!("/api/schedules/{id}"), "").status, 204);
+    assert_eq!(s.api("DELETE", &format!("/api/schedules/{id}"), "").status, 404);
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+    assert!(is_forward(&ring(&s, INTERCOM, "CAafter")));
+}
+
+#[test]
+fn a_reboot_with_an_untrusted_clock_does_not_open_by_schedule() {
+    let dir = TempDir::new("schedule-reboot");
+    let flag = dir.path().join("synchronized");
+    let flag_env = ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.to_str().unwrap());
+    let s = Server::start_in(dir.path(), signed_config(), &[TZ, ("INTERCOM_BOOT_ID", "boot-one"), flag_env]);
+    add_schedule(&s, "cleaner", &utc_clock(-5), &utc_clock(60));
+    assert!(unlocks(&ring(&s, INTERCOM, "CA1")), "made in this boot: trusted");
+    s.kill9();
+
+    let s = Server::start_in(dir.path(), signed_config(), &[TZ, ("INTERCOM_BOOT_ID", "boot-two"), flag_env]);
+    assert!(is_forward(&ring(&s, INTERCOM, "CA2")), "another boot, clock not synchronized");
+    assert_eq!(s.api("GET", "/api/schedules", "").json()["clock_trusted"], false);
+    assert_eq!(status(&s)["schedule"], Value::Null);
+    let o = s.cli(&["schedule", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("not confirmed"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // NTP synchronizes: the flag appears, and the schedule works again.
+    std::fs::write(&flag, "").unwrap();
+    assert!(unlocks(&ring(&s, INTERCOM, "CA3")));
+}
+
+#[test]
+fn schedules_through_the_cli_and_simulate() {
+    let dir = TempDir::new("schedule-cli");
+    let s = Server::start_in(dir.path(), signed_config(), &[TZ]);
+    let range = format!("{}-{}", utc_clock(-1), utc_clock(30));
+    let o = s.cli(&["schedule", "add", "daily", &range, "--label", "party"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("daily") && out.contains("\"party\"") && out.contains("open until"), "{out}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+
+    let o = s.cli(&["simulate", "--from", INTERCOM]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("<Play") && err.contains("schedule \"party\""),
+        "{err}"
+    );
+
+    let o = s.cli(&["schedule", "pause", &id]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("paused"));
+    let o = s.cli(&["simulate", "--from", INTERCOM]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("<Dial"));
+    let o = s.cli(&["schedule", "list"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("time zone UTC0") && out.contains(&id) && out.contains("paused"), "{out}");
+    assert!(s.cli(&["schedule", "resume", &id]).status.success());
+    assert!(s.cli(&["schedule", "rm", &id]).status.success());
+    assert!(String::from_utf8_lossy(&s.cli(&["schedule", "list"]).stdout).contains("no schedules"));
+
+    // Bad input: one clear line naming what is wrong, non-zero, nothing changed.
+    for (args, says) in [
+        (vec!["schedule", "add", "funday", "08:00-18:00"], "days"),
+        (vec!["schedule", "add", "mon", "08:00-25:00"], "25:00"),
+        (vec!["schedule", "add", "mon", "0800"], "time range"),
+        (vec!["schedule", "rm", "nosuch"], "404"),
+    ] {
+        let o = s.cli(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(s.api("GET", "/api/schedules", "").json()["schedules"], json!([]));
+}
+
+#[test]
+fn bad_schedule_requests_and_a_corrupt_file_change_nothing() {
+    let dir = TempDir::new("schedule-bad");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("schedules.json"), "{\"version\": 1, \"schedules\": [").unwrap();
+    let s = Server::start_in(dir.path(), signed_config(), &[TZ]);
+    assert!(is_forward(&ring(&s, INTERCOM, "CA1")));
+    assert!(!state.join("schedules.json").exists(), "moved aside");
+    let kept = std::fs::read_dir(&state)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("schedules.json"))
+        .count();
+    assert_eq!(kept, 1, "the bad file is kept under another name");
+
+    for (body, names_key) in [
+        (r#"{"label": "x", "days": "mon", "from": "08:00"}"#, "to"),
+        (r#"{"label": "x", "days": "someday", "from": "08:00", "to": "09:00"}"#, "days"),
+        (r#"{"label": "x", "days": "mon", "from": "8", "to": "09:00"}"#, "time"),
+        (r#"{"label": "x", "days": "mon", "from": "08:00", "to": "09:00", "open": true}"#, "open"),
+        (r#"{"label": "x", "days": "mon", "from": "08:00", "to": "08:00"}"#, "same time"),
+        ("not json", "JSON"),
+    ] {
+        let r = s.api("POST", "/api/schedules", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().contains(names_key), "{body}: {}", r.body);
+    }
+    assert_eq!(s.api("GET", "/api/schedules", "").json()["schedules"], json!([]));
+    assert_eq!(s.api("PUT", "/api/schedules", "").status, 405);
+    assert_eq!(s.api("GET", "/api/schedules/abc/pause", "").status, 405);
+    assert_eq!(s.api("POST", "/api/schedules/abc/open", "").status, 404);
+    assert_eq!(s.api("POST", "/api/schedules/abc/pause", "").status, 404);
+    let r = request(s.control, "GET", "/api/schedules", &[], b"");
+    assert_eq!(r.status, 401);
+}

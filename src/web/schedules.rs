@@ -1,0 +1,85 @@
+//! The control API's schedules: `GET /api/schedules` (all, with the time zone and
+//! whether the clock is trusted), `POST /api/schedules` (add), `DELETE
+//! /api/schedules/{id}`, `POST /api/schedules/{id}/pause` and `/resume`. The token is
+//! checked by the caller (`control.rs`) before anything here runs; it also turns the
+//! answers into JSON responses (`None`: `204 No Content`).
+
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::http::{HttpError, Request};
+use crate::rules::schedule;
+use crate::store::schedules::{AddError, ScheduleStore};
+
+pub const PREFIX: &str = "/api/schedules";
+
+/// A status and a JSON body, or `None` for `204 No Content`.
+pub type Answer = Option<(u16, Value)>;
+
+pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<Answer, HttpError> {
+    let rest = req.path.strip_prefix(PREFIX).unwrap_or("");
+    let method = req.method.as_str();
+    if rest.is_empty() {
+        return match method {
+            "GET" => Ok(Some((200, list(store, now)))),
+            "POST" => {
+                let new = schedule::parse_new(&req.body).map_err(|m| {
+                    HttpError::BadRequest(format!(
+                        "{m}; send {{\"label\": \"deliveries\", \"days\": \"mon-fri\", \"from\": \"08:00\", \"to\": \"18:00\"}}"
+                    ))
+                })?;
+                match store.add(&new, now) {
+                    Ok(s) => Ok(Some((201, one(store, &s, now)))),
+                    Err(AddError::Full) => Ok(Some((409, json!({ "error": AddError::Full.to_string() })))),
+                    Err(e) => Err(HttpError::Unavailable(e.to_string())),
+                }
+            }
+            _ => Err(HttpError::MethodNotAllowed("GET, POST")),
+        };
+    }
+    let rest = rest.strip_prefix('/').ok_or(HttpError::NotFound)?;
+    let (id, action) = match rest.split_once('/') {
+        Some((id, action)) => (id, Some(action)),
+        None => (rest, None),
+    };
+    if id.is_empty() {
+        return Err(HttpError::NotFound);
+    }
+    match (action, method) {
+        (None, "DELETE") => {
+            if store.remove(id, now) {
+                Ok(None)
+            } else {
+                Err(HttpError::NotFound)
+            }
+        }
+        (None, _) => Err(HttpError::MethodNotAllowed("DELETE")),
+        (Some(a @ ("pause" | "resume")), "POST") => match store.set_paused(id, a == "pause", now) {
+            Ok(Some(s)) => Ok(Some((200, one(store, &s, now)))),
+            Ok(None) => Err(HttpError::NotFound),
+            Err(e) => Err(HttpError::Unavailable(e.to_string())),
+        },
+        (Some("pause" | "resume"), _) => Err(HttpError::MethodNotAllowed("POST")),
+        (Some(_), _) => Err(HttpError::NotFound),
+    }
+}
+
+/// One schedule as it stands now (open or not, as the list would say).
+fn one(store: &ScheduleStore, s: &crate::rules::schedule::Schedule, now: SystemTime) -> Value {
+    let (listed, _) = store.list(now);
+    let open_until = listed.iter().find(|l| l.schedule.id == s.id).and_then(|l| l.open_until);
+    s.to_json(open_until)
+}
+
+/// `{"schedules": [...], "time_zone": "Europe/Berlin", "clock_trusted": bool, "now": local}`.
+pub fn list(store: &ScheduleStore, now: SystemTime) -> Value {
+    let (listed, trusted) = store.list(now);
+    let schedules: Vec<Value> = listed.iter().map(|l| l.schedule.to_json(l.open_until)).collect();
+    json!({
+        "schedules": schedules,
+        "time_zone": store.time_zone(),
+        "local_time": store.local_time(now),
+        "clock_trusted": trusted,
+    })
+}
