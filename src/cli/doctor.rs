@@ -84,11 +84,16 @@ impl Report {
 }
 
 fn check_config(r: &mut Report, c: &Config) {
-    match &c.intercom_number {
-        Some(n) => r.line(Level::Ok, format!("intercom_number is {n}")),
-        None => r.line(
+    match (&c.intercom_number, c.intercoms.as_slice()) {
+        (Some(n), _) => r.line(Level::Ok, format!("intercom_number is {n}")),
+        (None, list @ [_, ..]) => {
+            let each: Vec<String> =
+                list.iter().map(|e| format!("{} {}", e.name.as_deref().unwrap_or("?"), e.number)).collect();
+            r.line(Level::Ok, format!("intercoms: {}", each.join(", ")))
+        }
+        (None, []) => r.line(
             Level::Fail,
-            "intercom_number is not set, so every call is rejected: set it to the number your intercom calls from".into(),
+            "intercom_number (or intercoms) is not set, so every call is rejected: set it to the number your intercom calls from".into(),
         ),
     }
     if c.forward_to.is_empty() {

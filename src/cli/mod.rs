@@ -279,9 +279,22 @@ fn summary(c: &Config) -> String {
     let rows = [
         (
             "intercom_number",
-            c.intercom_number.as_ref().map_or("(not set: every call is rejected)".into(), |n| n.to_string()),
+            match (&c.intercom_number, c.intercoms.is_empty()) {
+                (Some(n), _) => n.to_string(),
+                (None, false) => "(not set: see intercoms)".into(),
+                (None, true) => "(not set: every call is rejected)".into(),
+            },
         ),
         ("forward_to", numbers(&c.forward_to)),
+        (
+            "intercoms",
+            c.intercoms
+                .iter()
+                .filter_map(|e| Some(format!("{} {} ({})", e.name.as_deref()?, e.number, e.unlock_digits)))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if c.intercom_number.is_some() || c.intercoms.is_empty() { "(not used)" } else { "" },
+        ),
         ("unlock_digits", c.unlock_digits.clone()),
         ("default_window", humantime::format_duration(c.default_window).to_string()),
         ("max_window", humantime::format_duration(c.max_window).to_string()),

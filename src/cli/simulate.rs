@@ -21,7 +21,7 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn Error>> {
             state::Status::closed()
         }
     };
-    let rules = CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
+    let rules = CallRules::new(config, &config.intercoms, &config.forward_to);
     let from_intercom = matches!(call::decide(Some(from), true, &rules), Decision::Unlock { .. });
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = if from_intercom && (status.once || !status.is_open()) {
@@ -45,7 +45,10 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn Error>> {
         }
         _ => String::new(),
     };
-    eprintln!("a call from {from} now: {}{note}", decision.name());
+    let at = call::entrance(Some(from), &rules)
+        .and_then(|e| e.name.as_deref())
+        .map_or(String::new(), |n| format!(" at {n}"));
+    eprintln!("a call from {from}{at} now: {}{note}", decision.name());
     print!("{}", crate::twilio::twiml::render(&decision));
     Ok(())
 }

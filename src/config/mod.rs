@@ -13,6 +13,7 @@
 //! and column of a JSON syntax error), so a user can fix a bad config from one line of
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
+pub mod entrances;
 pub mod url;
 pub mod values;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config::entrances::Entrance;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{public_url, secret, target_url, token, unlock_digits};
@@ -68,6 +70,10 @@ pub struct Config {
     pub forward_to: Vec<PhoneNumber>,
     #[serde(deserialize_with = "unlock_digits")]
     pub unlock_digits: String,
+    /// Every intercom, after [`Config::check`]: the `intercoms` list, or the single
+    /// `intercom_number` as one unnamed entrance, or none.
+    #[serde(deserialize_with = "entrances::intercoms")]
+    pub intercoms: Vec<Entrance>,
     /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
     #[serde(deserialize_with = "duration")]
     pub default_window: Duration,
@@ -158,6 +164,7 @@ impl Default for Config {
             intercom_number: None,
             forward_to: Vec::new(),
             unlock_digits: DEFAULT_UNLOCK_DIGITS.to_string(),
+            intercoms: Vec::new(),
             default_window: Duration::ZERO,
             max_window: DEFAULT_MAX_WINDOW,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
@@ -361,6 +368,22 @@ impl Config {
                 "no_answer_message",
                 format!("longer than {MAX_MESSAGE_CHARS} characters"),
             ));
+        }
+        match (&self.intercom_number, self.intercoms.is_empty()) {
+            (Some(_), false) => {
+                return Err(key_error(
+                    "intercoms",
+                    "set either intercoms or intercom_number, not both (intercoms replaces it)",
+                ))
+            }
+            (Some(n), true) => {
+                self.intercoms = vec![Entrance {
+                    name: None,
+                    number: n.clone(),
+                    unlock_digits: self.unlock_digits.clone(),
+                }]
+            }
+            (None, _) => entrances::with_default_digits(&mut self.intercoms, &self.unlock_digits),
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(key_error("state_dir", "must not be empty"));
@@ -629,5 +652,47 @@ mod tests {
         assert!(parse_duration("-5m").is_err());
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn several_intercoms_each_with_its_tones() {
+        let c = parse(
+            r#"{"unlock_digits": "ww9", "intercoms": [
+                {"name": "street gate", "number": "+15558880001", "unlock_digits": "9"},
+                {"name": "house door", "number": "+15558880002"}]}"#,
+            no_env,
+        )
+        .unwrap();
+        let got: Vec<_> =
+            c.intercoms.iter().map(|e| (e.name.clone().unwrap(), e.unlock_digits.clone())).collect();
+        assert_eq!(got, [("street gate".into(), "9".into()), ("house door".to_string(), "ww9".to_string())]);
+
+        // The single form is one unnamed entrance, exactly as before.
+        let c = parse(r#"{"intercom_number": "+15558889999", "unlock_digits": "1"}"#, no_env).unwrap();
+        assert_eq!(c.intercoms.len(), 1);
+        assert_eq!((c.intercoms[0].name.clone(), c.intercoms[0].unlock_digits.as_str()), (None, "1"));
+        assert!(parse("{}", no_env).unwrap().intercoms.is_empty());
+
+        let one = r#"{"name": "gate", "number": "+15558880001"}"#;
+        for (bad, says) in [
+            (format!(r#"{{"intercom_number": "+15558880009", "intercoms": [{one}]}}"#), "`intercoms`: set either"),
+            (r#"{"intercoms": []}"#.to_string(), "expected 1 to 10"),
+            (format!(r#"{{"intercoms": [{one}, {one}]}}"#), "used twice"),
+            (
+                r#"{"intercoms": [{"name": "a", "number": "+15558880001"}, {"name": "b", "number": "+1 555 888 0001"}]}"#.into(),
+                "number +15558880001 is used twice",
+            ),
+            (r#"{"intercoms": [{"name": "", "number": "+15558880001"}]}"#.into(), "name must be"),
+            (r#"{"intercoms": [{"name": "a", "number": "gate"}]}"#.into(), "item 1: number"),
+            (r#"{"intercoms": [{"name": "a", "number": "+15558880001", "unlock_digits": "9x"}]}"#.into(), "`intercoms"),
+            (r#"{"intercoms": [{"name": "a", "number": "+15558880001", "tones": "9"}]}"#.into(), "unknown"),
+            (r#"{"intercoms": {"name": "a"}}"#.into(), "`intercoms`"),
+        ] {
+            let e = err(&bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let eleven: Vec<String> =
+            (0..11).map(|i| format!(r#"{{"name": "d{i}", "number": "+155588800{i:02}"}}"#)).collect();
+        assert!(err(&format!(r#"{{"intercoms": [{}]}}"#, eleven.join(","))).contains("expected 1 to 10"));
     }
 }

@@ -130,9 +130,9 @@ fn warn_about_risky_settings(config: &Config) {
         log::warn!("and be let in while a window is open. Set it before going live.");
         log::warn!("*****************************************************************");
     }
-    if config.intercom_number.is_none() {
+    if config.intercoms.is_empty() {
         log::warn!(
-            "intercom_number is not set: every call is rejected unless the webhook URL sets ExpectedFrom"
+            "neither intercom_number nor intercoms is set: every call is rejected unless the webhook URL sets ExpectedFrom"
         );
     }
 }

@@ -53,6 +53,8 @@ impl Decision {
 pub struct CallRecord {
     pub call_sid: Option<String>,
     pub from: Option<String>,
+    /// The entrance's name, when the config lists several intercoms.
+    pub entrance: Option<String>,
     pub decision: Decision,
 }
 
@@ -178,6 +180,9 @@ pub struct Record {
     /// `codes_locked`: when codes are accepted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// Which entrance called (`intercoms[].name`), when the config names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrance: Option<String>,
     /// `window_opened`: for the next visitor only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub once: Option<bool>,
@@ -196,6 +201,7 @@ impl Record {
             open_until: None,
             label: None,
             locked_until: None,
+            entrance: None,
             once: None,
         }
     }
@@ -222,7 +228,12 @@ impl Record {
                 format!("Rejected a call from {}", from.as_deref().unwrap_or("an unknown number")),
             ),
         };
-        Record { call_sid: call.call_sid.as_deref().map(loggable), from, ..Record::new(time, event, message) }
+        Record {
+            call_sid: call.call_sid.as_deref().map(loggable),
+            from,
+            entrance: call.entrance.as_deref().map(loggable),
+            ..Record::new(time, event, at_entrance(call, message))
+        }
     }
 
     /// A webhook refused for its signature, with the call parameters it claimed (already
@@ -241,7 +252,8 @@ impl Record {
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
             from: call.from.as_deref().map(loggable),
-            message: format!("Let a visitor in with the guest code \"{label}\""),
+            message: at_entrance(call, format!("Let a visitor in with the guest code \"{label}\"")),
+            entrance: call.entrance.as_deref().map(loggable),
             label: Some(label),
             ..Record::new(time, EventKind::CallUnlockedCode, String::new())
         }
@@ -253,7 +265,8 @@ impl Record {
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
             from: call.from.as_deref().map(loggable),
-            message: format!("Let a visitor in (schedule \"{label}\")"),
+            message: at_entrance(call, format!("Let a visitor in (schedule \"{label}\")")),
+            entrance: call.entrance.as_deref().map(loggable),
             label: Some(label),
             ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
         }
@@ -264,7 +277,12 @@ impl Record {
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
             from: call.from.as_deref().map(loggable),
-            ..Record::new(time, EventKind::CodeRejected, "A wrong guest code was entered".to_string())
+            entrance: call.entrance.as_deref().map(loggable),
+            ..Record::new(
+                time,
+                EventKind::CodeRejected,
+                at_entrance(call, "A wrong guest code was entered".into()),
+            )
         }
     }
 
@@ -314,6 +332,14 @@ impl Record {
                 )
             },
         }
+    }
+}
+
+/// "street gate: Let a visitor in …" when the config names its entrances.
+fn at_entrance(call: &CallRecord, message: String) -> String {
+    match &call.entrance {
+        Some(name) => format!("{}: {message}", loggable(name)),
+        None => message,
     }
 }
 

@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::entrances::Entrance;
 use crate::config::Config;
 use crate::http::form::{self, Params};
 use crate::http::{HttpError, Request, Response};
@@ -68,7 +69,8 @@ struct Call {
     from: Option<String>,
     call_sid: Option<String>,
     digits: Option<String>,
-    expected: Option<PhoneNumber>,
+    /// The config's intercoms, or the one a request's `ExpectedFrom` names.
+    intercoms: Vec<Entrance>,
     forward_to: Vec<PhoneNumber>,
 }
 
@@ -139,13 +141,14 @@ impl Webhook {
     /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
     pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
-        let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
+        let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
+        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let open = !matches!(let_in, LetIn::No);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
+        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
             Decision::AskCode { .. } => Vec::new(),
@@ -159,7 +162,8 @@ impl Webhook {
     /// use is on disk before the door opens.
     pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
         let call = self.parse_call(req)?;
-        let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
+        let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
+        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
         let tried = if call::code_may_apply(&decision) {
@@ -170,9 +174,10 @@ impl Webhook {
         } else {
             Tried::NotAccepted
         };
-        let decision = call::after_code(decision, matches!(tried, Tried::Right { .. }), &rules);
+        let decision =
+            call::after_code(decision, matches!(tried, Tried::Right { .. }), call.from.as_deref(), &rules);
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
+        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
             Tried::Wrong { locked } => {
@@ -255,9 +260,13 @@ impl Webhook {
         let owned = |v: Option<&str>| v.map(str::to_string);
 
         // Query overrides, for Twilio setups that already pass them in the webhook URL.
-        let expected = match one(&query, "ExpectedFrom")? {
-            Some(n) => Some(parse_number("ExpectedFrom", n)?),
-            None => self.config.intercom_number.clone(),
+        let intercoms = match one(&query, "ExpectedFrom")? {
+            Some(n) => vec![Entrance {
+                name: None,
+                number: parse_number("ExpectedFrom", n)?,
+                unlock_digits: self.config.unlock_digits.clone(),
+            }],
+            None => self.config.intercoms.clone(),
         };
         let forward_to = match one(&query, "PhoneNumberToDial")? {
             Some(list) => {
@@ -269,7 +278,7 @@ impl Webhook {
             from: owned(one(call_params, "From")?),
             call_sid: owned(one(call_params, "CallSid")?),
             digits: owned(one(call_params, "Digits")?),
-            expected,
+            intercoms,
             forward_to,
         })
     }

@@ -322,3 +322,77 @@ fn bad_schedule_requests_and_a_corrupt_file_change_nothing() {
     let r = request(s.control, "GET", "/api/schedules", &[], b"");
     assert_eq!(r.status, 401);
 }
+
+// ---- Several entrances ----
+
+const GATE: &str = "+15558880001";
+const DOOR: &str = "+15558880002";
+
+fn two_entrances() -> Value {
+    let mut c = signed_config();
+    c.as_object_mut().unwrap().remove("intercom_number");
+    c["intercoms"] = json!([
+        {"name": "street gate", "number": GATE, "unlock_digits": "9"},
+        {"name": "house door", "number": DOOR, "unlock_digits": "ww1#"},
+    ]);
+    c
+}
+
+#[test]
+fn two_intercoms_each_get_their_own_tones_and_a_third_number_is_rejected() {
+    let hook = Fake::start(&[]);
+    let mut c = two_entrances();
+    c["notify"] = json!({"webhook_url": hook.url("/hook"), "events": ["call_unlocked", "call_forwarded"]});
+    let s = Server::start(c);
+    assert!(is_forward(&ring(&s, GATE, "CAgate0")), "closed: the gate's visitor rings the resident");
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
+    let gate = ring(&s, GATE, "CAgate");
+    let door = ring(&s, DOOR, "CAdoor");
+    assert!(gate.body.contains("<Play digits=\"9\"/>"), "{}", gate.body);
+    assert!(door.body.contains("<Play digits=\"ww1#\"/>"), "{}", door.body);
+    assert!(ring(&s, INTERCOM, "CAthird").body.contains("<Reject/>"), "a third number");
+
+    let history = events(&s, 4);
+    assert_eq!(names(&history), ["call_rejected", "call_unlocked", "call_unlocked", "window_opened"]);
+    assert_eq!(
+        (history[1]["entrance"].clone(), history[2]["entrance"].clone()),
+        (json!("house door"), json!("street gate"))
+    );
+    assert!(history[1]["message"].as_str().unwrap().starts_with("house door: "), "{history:?}");
+    assert!(history[0].get("entrance").is_none());
+    let sent: Vec<Value> = hook.wait_for(3, DELIVERY_WAIT).iter().map(|r| r.json()).collect();
+    let entrances: Vec<Value> = sent.iter().map(|r| r["entrance"].clone()).collect();
+    assert_eq!(entrances, [json!("street gate"), json!("street gate"), json!("house door")], "{sent:?}");
+
+    // A one-shot window lets in the first visitor at whichever door, with that door's tones.
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5, "once": true}"#).status, 200);
+    assert!(ring(&s, DOOR, "CAonce").body.contains("<Play digits=\"ww1#\"/>"));
+    assert!(is_forward(&ring(&s, GATE, "CAonce2")));
+
+    let o = s.cli(&["simulate", "--from", DOOR]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("at house door"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = s.cli(&["check-config"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("street gate +15558880001 (9)") && out.contains("house door"), "{out}");
+}
+
+#[test]
+fn a_config_with_both_forms_or_a_repeated_number_is_refused_naming_the_key() {
+    let dir = TempDir::new("entrances-bad");
+    let path = dir.path().join("c.json");
+    let mut c = two_entrances();
+    c["intercom_number"] = json!(INTERCOM);
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("`intercoms`"));
+    let mut c = two_entrances();
+    c["intercoms"][1]["number"] = json!(GATE);
+    std::fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("`intercoms`") && err.contains("used twice"), "{err}");
+}

@@ -80,7 +80,8 @@ fn state_file_is_versioned_json_with_private_mode() {
     s.api("POST", "/api/open", r#"{"minutes": 10}"#);
     let path = s.state_dir.join("state.json");
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(v["version"], 2);
+    assert_eq!(v["version"], 3);
+    assert_eq!(v["once"], false);
     assert_eq!(v["boot_id"], boot_id());
     assert!(v["open_until"].as_str().unwrap().ends_with('Z'));
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
