@@ -1,18 +1,18 @@
-//! `intercom simulate --from NUMBER`: the TwiML a call would get now, from the state
-//! files as the server would read them, changing nothing (a one-shot window is not used
-//! up). It says why: the window, a schedule (by its label), a one-shot window, a guest
-//! code prompt, or a forward.
+//! `intercom simulate --from NUMBER`: the TwiML a call would get now, from the same first
+//! decision the webhook makes, on the state files as they are on disk, changing nothing
+//! (a one-shot window is not used up). It says why: the window, a schedule (by its
+//! label), a one-shot window, and at which entrance.
 
-use std::error::Error;
 use std::time::SystemTime;
 
+use crate::cli::out::say_raw;
 use crate::config::Config;
 use crate::model::record::Decision;
 use crate::rules::call::{self, CallRules};
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
 
-pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn Error>> {
+pub fn run(config: &Config, from: &str) {
     let now = SystemTime::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
         Ok(s) => s,
@@ -22,21 +22,18 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn Error>> {
         }
     };
     let rules = CallRules::new(config, &config.intercoms, &config.forward_to);
-    let from_intercom = matches!(call::decide(Some(from), true, &rules), Decision::Unlock { .. });
+    let entrance = call::entrance(Some(from), &rules);
     // In the server's order: an ordinary window, a schedule, a one-shot window.
-    let schedule = if from_intercom && (status.once || !status.is_open()) {
+    let schedule = if entrance.is_some() && (status.once || !status.is_open()) {
         let local = tz::detect();
         schedules::peek(&config.state_dir, &local, &boot::Boot::detect(), boot::clock_synced_now(), now)
     } else {
         None
     };
     let open = status.is_open() || schedule.is_some();
-    let decision = call::decide(Some(from), open, &rules);
     let offered = crate::store::codes::peek_offer(&config.state_dir, open, now);
-    let action =
-        format!("{}{}", config.webhook.public_url.as_deref().unwrap_or(""), crate::web::webhook::CODE_PATH);
-    let decision = call::with_code_prompt(decision, offered, &action);
-    let note = match (&decision, &schedule) {
+    let decision = crate::web::webhook::first_decision(config, &rules, Some(from), open, offered, "");
+    let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {
             format!(" (schedule {label:?}, open until {until})")
         }
@@ -45,10 +42,7 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn Error>> {
         }
         _ => String::new(),
     };
-    let at = call::entrance(Some(from), &rules)
-        .and_then(|e| e.name.as_deref())
-        .map_or(String::new(), |n| format!(" at {n}"));
-    eprintln!("a call from {from}{at} now: {}{note}", decision.name());
-    print!("{}", crate::twilio::twiml::render(&decision));
-    Ok(())
+    let at = entrance.and_then(|e| e.name.as_deref()).map_or(String::new(), |n| format!(" at {n}"));
+    eprintln!("a call from {from}{at} now: {}{why}", decision.name());
+    say_raw!("{}", crate::twilio::twiml::render(&decision));
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
+use crate::model::api::{read_request, CodeBody, NewCodeRequest};
 
 /// Six digits: 10^6 possibilities; with the lockout below that is years of guessing
 /// (SECURITY.md has the arithmetic), and still quick to type on a door panel.
@@ -31,8 +31,9 @@ pub const LOCK_SECS: u64 = 15 * 60;
 pub const DEFAULT_MINUTES: u64 = 24 * 60;
 pub const DEFAULT_LABEL: &str = "guest";
 /// A stored end further away than the longest validity plus this means the clock went
-/// back (a Pi has no real-time clock): the code is not accepted until it makes sense.
-const CLOCK_SLACK_SECS: u64 = 60;
+/// back (a Pi has no real-time clock): the code is not accepted until it makes sense. A
+/// minute covers a code made on a clock slightly ahead of this one.
+const VALIDITY_SLACK_SECS: u64 = 60;
 
 /// One guest code. `Debug` hides the digits, so a stray `{:?}` cannot log them.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Code {
     pub fn is_active(&self, now: u64) -> bool {
         self.uses_left > 0
             && now < self.valid_until
-            && self.valid_until - now <= MAX_MINUTES * 60 + CLOCK_SLACK_SECS
+            && self.valid_until - now <= MAX_MINUTES * 60 + VALIDITY_SLACK_SECS
     }
 
     /// Used up or past its end: gone for good (a code from a backward clock is kept).
@@ -68,15 +69,15 @@ impl Code {
     }
 
     /// The API's view, with the digits so the page can share the code again.
-    pub fn to_json(&self, now: u64) -> Value {
-        json!({
-            "id": self.id,
-            "code": self.digits,
-            "label": self.label,
-            "valid_until": crate::util::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.valid_until)),
-            "remaining_seconds": self.valid_until.saturating_sub(now),
-            "uses_left": self.uses_left,
-        })
+    pub fn body(&self, now: u64) -> CodeBody {
+        CodeBody {
+            id: self.id.clone(),
+            code: self.digits.clone(),
+            label: self.label.clone(),
+            valid_until: crate::util::time::rfc3339_unix(self.valid_until),
+            remaining_seconds: self.valid_until.saturating_sub(now),
+            uses_left: self.uses_left,
+        }
     }
 }
 
@@ -151,16 +152,11 @@ pub fn attempt(codes: &[Code], lockout: &Lockout, digits: &str, now: u64) -> Att
     // nothing about which code (or which digits) came close.
     let mut found = None;
     for (i, c) in codes.iter().enumerate() {
-        if same_code(c.digits.as_bytes(), digits.as_bytes()) && c.is_active(now) {
+        if crate::util::constant_time_eq(c.digits.as_bytes(), digits.as_bytes()) && c.is_active(now) {
             found = Some(i);
         }
     }
     found.map_or(Attempt::Wrong, Attempt::Right)
-}
-
-/// Constant time over the code's length; a wrong length is simply wrong.
-fn same_code(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Turns 4 random bytes into 6 digits without modulo bias, or None to draw again.
@@ -179,37 +175,28 @@ pub struct NewCode {
     pub uses: u32,
 }
 
-/// Reads `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field optional);
-/// the error names the field and the rule.
-pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
-    let mut new = NewCode { label: DEFAULT_LABEL.into(), minutes: DEFAULT_MINUTES, uses: 1 };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(new);
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
-    let Value::Object(fields) = value else {
-        return Err("the body must be a JSON object".into());
+/// Checks a request for a new code (every field optional); the error names the field and
+/// the rule.
+pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
+    let label = match &req.label {
+        Some(l) => check_label(l)?,
+        None => DEFAULT_LABEL.into(),
     };
-    for (k, v) in &fields {
-        match k.as_str() {
-            "label" => new.label = check_label(v.as_str().ok_or("label must be a string")?)?,
-            "minutes" => {
-                new.minutes = v
-                    .as_u64()
-                    .filter(|m| (1..=MAX_MINUTES).contains(m))
-                    .ok_or(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"))?
-            }
-            "uses" => {
-                new.uses = v
-                    .as_u64()
-                    .filter(|u| (1..=u64::from(MAX_USES)).contains(u))
-                    .map(|u| u as u32)
-                    .ok_or(format!("uses must be a whole number from 1 to {MAX_USES}"))?
-            }
-            other => return Err(format!("unknown field {:?}", crate::util::loggable(other))),
-        }
+    let minutes = req.minutes.unwrap_or(DEFAULT_MINUTES);
+    if !(1..=MAX_MINUTES).contains(&minutes) {
+        return Err(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"));
     }
-    Ok(new)
+    let uses = req.uses.unwrap_or(1);
+    if !(1..=u64::from(MAX_USES)).contains(&uses) {
+        return Err(format!("uses must be a whole number from 1 to {MAX_USES}"));
+    }
+    Ok(NewCode { label, minutes, uses: uses as u32 })
+}
+
+/// Reads and checks `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field
+/// optional); the error names the field and the rule.
+pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
+    check_new(&read_request(body)?)
 }
 
 /// 1 to 40 printable characters, not only spaces; returned trimmed.

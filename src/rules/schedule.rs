@@ -15,7 +15,8 @@ use std::fmt;
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde_json::{json, Value};
+
+use crate::model::api::{NewScheduleRequest, ScheduleBody};
 
 use crate::rules::codes::check_label;
 
@@ -162,27 +163,14 @@ pub struct NewSchedule {
     pub end: u16,
 }
 
-/// `{"label": "deliveries", "days": "mon-fri", "from": "08:00", "to": "18:00"}`.
-pub fn parse_new(body: &[u8]) -> Result<NewSchedule, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
-    let Value::Object(fields) = value else {
-        return Err("the body must be a JSON object".into());
-    };
-    if let Some(k) = fields.keys().find(|k| !matches!(k.as_str(), "label" | "days" | "from" | "to")) {
-        return Err(format!("unknown field {:?}", crate::util::loggable(k)));
-    }
-    let text = |name: &str| -> Result<&str, String> {
-        fields
-            .get(name)
-            .ok_or(format!("{name} is missing"))?
-            .as_str()
-            .ok_or(format!("{name} must be a string"))
-    };
+/// A new schedule from the API's request: every field present and within its bounds.
+pub fn from_request(r: &NewScheduleRequest) -> Result<NewSchedule, String> {
+    let field = |v: &Option<String>, name: &str| v.clone().ok_or(format!("{name} is missing"));
     let new = NewSchedule {
-        label: check_label(text("label")?)?,
-        days: Days::parse(text("days")?)?,
-        start: parse_clock(text("from")?, false)?,
-        end: parse_clock(text("to")?, true)?,
+        label: check_label(&field(&r.label, "label")?)?,
+        days: Days::parse(&field(&r.days, "days")?)?,
+        start: parse_clock(&field(&r.from, "from")?, false)?,
+        end: parse_clock(&field(&r.to, "to")?, true)?,
     };
     if new.start == new.end {
         return Err("from and to are the same time: the schedule would be empty or never end".into());
@@ -192,17 +180,17 @@ pub fn parse_new(body: &[u8]) -> Result<NewSchedule, String> {
 
 impl Schedule {
     /// The API's view; `open_until` is set while it is open.
-    pub fn to_json(&self, open_until: Option<Timestamp>) -> Value {
-        json!({
-            "id": self.id,
-            "label": self.label,
-            "days": self.days.to_string(),
-            "from": format_clock(self.start),
-            "to": format_clock(self.end),
-            "paused": self.paused,
-            "open": open_until.is_some(),
-            "open_until": open_until.map(|t| t.to_string()),
-        })
+    pub fn body(&self, open_until: Option<Timestamp>) -> ScheduleBody {
+        ScheduleBody {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            days: self.days.to_string(),
+            from: format_clock(self.start),
+            to: format_clock(self.end),
+            paused: self.paused,
+            open: open_until.is_some(),
+            open_until: open_until.map(|t| t.to_string()),
+        }
     }
 
     /// When this schedule, open at `now`, closes; `None` if it is not open (or paused).
@@ -299,6 +287,10 @@ mod tests {
         for bad in ["24:00", "25:00", "12:60", "12", "12:5", "-1:00", "ab:cd", "12:00:00", ""] {
             assert!(parse_clock(bad, false).is_err(), "{bad:?}");
         }
+    }
+
+    fn parse_new(body: &[u8]) -> Result<NewSchedule, String> {
+        from_request(&crate::model::api::read_request(body)?)
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! one stored end to another means for the history. No I/O, no clock, no locks: the
 //! state (`state.rs`) owns those and calls these.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use crate::model::api::StatusBody;
 use crate::model::record::WindowChange;
-use crate::util::rfc3339;
+use crate::util::time::{ceil_secs, from_unix, rfc3339, unix_secs};
 
 /// The window as the API and the page show it, and what is wrong with the state disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +28,17 @@ impl Status {
         self.open_until.is_some()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "open": self.is_open(),
-            "open_until": self.open_until.map(rfc3339),
-            "remaining_seconds": self.remaining_seconds,
-            "storage_problem": self.storage_problem,
-            "once": self.is_open() && self.once,
-        })
+    /// The API's view.
+    pub fn body(&self) -> StatusBody {
+        StatusBody {
+            open: self.is_open(),
+            open_until: self.open_until.map(rfc3339),
+            remaining_seconds: self.remaining_seconds,
+            storage_problem: self.storage_problem.clone(),
+            instance: None,
+            once: self.is_open() && self.once,
+            schedule: None,
+        }
     }
 }
 
@@ -47,8 +51,8 @@ pub fn changes(
     now: SystemTime,
     source: &str,
 ) -> Vec<WindowChange> {
-    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    let now_secs = unix_secs(now);
+    let at = from_unix;
     let mut out = Vec::new();
     let running = match previous {
         Some(p) if at(p) <= now => {
@@ -81,7 +85,7 @@ pub struct Checked {
 /// at `now`.
 pub fn status_at(open_until: Option<u64>, once: bool, now: SystemTime, max_window: Duration) -> Checked {
     let closed = Status::closed();
-    let Some(until) = open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s)) else {
+    let Some(until) = open_until.map(from_unix) else {
         return Checked { status: closed, clock_jumped: false };
     };
     match until.duration_since(now) {
@@ -103,13 +107,10 @@ pub fn status_at(open_until: Option<u64>, once: bool, now: SystemTime, max_windo
     }
 }
 
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -122,11 +123,7 @@ mod tests {
         let c = status_at(Some(100 * 3600), false, at(0), 12 * HOUR);
         assert!(c.clock_jumped && !c.status.is_open());
         let once = status_at(Some(12 * 3600), true, at(0), 12 * HOUR).status;
-        assert!(once.is_open() && once.once && once.to_json()["once"] == true);
-        assert_eq!(
-            status_at(None, true, at(0), HOUR).status.to_json()["once"],
-            false,
-            "closed is never once"
-        );
+        assert!(once.is_open() && once.once && once.body().once);
+        assert!(!status_at(None, true, at(0), HOUR).status.body().once, "closed is never once");
     }
 }

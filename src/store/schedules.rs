@@ -425,7 +425,7 @@ mod tests {
 
     fn new(days: &str, from: &str, to: &str) -> NewSchedule {
         let body = format!(r#"{{"label": "deliveries", "days": "{days}", "from": "{from}", "to": "{to}"}}"#);
-        schedule::parse_new(body.as_bytes()).unwrap()
+        schedule::from_request(&crate::model::api::read_request(body.as_bytes()).unwrap()).unwrap()
     }
 
     const WAIT: Duration = Duration::from_secs(1);

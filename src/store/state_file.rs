@@ -8,20 +8,19 @@
 //! and reads it as closed (fail closed), moving the file aside.
 
 use std::error::Error;
-use std::fs;
-use std::io;
+
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::window::ceil_secs;
-use crate::util::rfc3339;
+use crate::store::versioned;
+use crate::util::time::{parse_rfc3339, rfc3339, rfc3339_unix, unix_secs_ceil};
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 3;
 /// Versions this build reads.
-const READS: [u32; 3] = [1, 2, VERSION];
+const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
 
 /// What the file says. A missing file says: closed, never changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -50,11 +49,6 @@ struct StateFile {
     once: Option<bool>,
 }
 
-#[derive(Deserialize)]
-struct VersionOnly {
-    version: u32,
-}
-
 /// The file's bytes for a window ending at `open_until` (unix seconds), written at `now`
 /// by `source` in boot `boot_id`.
 pub fn encode(
@@ -67,34 +61,24 @@ pub fn encode(
     let file = StateFile {
         once: Some(once),
         version: VERSION,
-        open_until: open_until.map(|s| rfc3339(UNIX_EPOCH + Duration::from_secs(s))),
+        open_until: open_until.map(rfc3339_unix),
         updated_at: rfc3339(now),
         updated_by: source.to_string(),
         boot_id: boot_id.map(str::to_string),
     };
-    let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    // Serializing plain strings cannot fail; an empty file would read as corrupt (closed).
+    versioned::encode(&file).unwrap_or_default()
 }
 
 /// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
 pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
-    let path = dir.join(STATE_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Stored::default()),
-        Err(e) => return Err(crate::store::storage::context(e, "read", &path).into()),
+    let Some(file) = versioned::read::<StateFile>(dir, STATE_FILE, "state file", READS)? else {
+        return Ok(Stored::default());
     };
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a state file: {e}"))?;
-    if !READS.contains(&v.version) {
-        return Err(format!("unsupported state file version {}", v.version).into());
+    if file.version < 3 && file.once.is_some() {
+        return Err(format!("corrupt state file: `once` in a version {} file", file.version).into());
     }
-    let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt state file: {e}"))?;
-    if v.version < 3 && file.once.is_some() {
-        return Err(format!("corrupt state file: `once` in a version {} file", v.version).into());
-    }
-    let time =
-        |s: &str| humantime::parse_rfc3339(s).map(unix_secs_ceil).map_err(|e| format!("bad time {s:?}: {e}"));
+    let time = |s: &str| parse_rfc3339(s).map(unix_secs_ceil);
     Ok(Stored {
         open_until: file.open_until.as_deref().map(time).transpose()?,
         updated_at: Some(time(&file.updated_at)?),
@@ -103,13 +87,11 @@ pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
     })
 }
 
-pub fn unix_secs_ceil(t: SystemTime) -> u64 {
-    ceil_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn round_trips_and_reads_version_1() {

@@ -2,14 +2,16 @@
 //! whether the clock is trusted), `POST /api/schedules` (add), `DELETE
 //! /api/schedules/{id}`, `POST /api/schedules/{id}/pause` and `/resume`. The token is
 //! checked by the caller (`control.rs`) before anything here runs; it also turns the
-//! answers into JSON responses (`None`: `204 No Content`).
+//! answers into responses.
 
 use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::http::{HttpError, Request};
-use crate::rules::schedule;
+use crate::model::api::{read_request, ErrorBody, NewScheduleRequest, SchedulesBody};
+use crate::rules::schedule::{self, Schedule};
 use crate::store::schedules::{AddError, ScheduleStore};
 
 pub const PREFIX: &str = "/api/schedules";
@@ -22,16 +24,18 @@ pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<An
     let method = req.method.as_str();
     if rest.is_empty() {
         return match method {
-            "GET" => Ok(Some((200, list(store, now)))),
+            "GET" => Ok(answer(200, &list(store, now))),
             "POST" => {
-                let new = schedule::parse_new(&req.body).map_err(|m| {
+                let bad = |m: String| {
                     HttpError::BadRequest(format!(
                         "{m}; send {{\"label\": \"deliveries\", \"days\": \"mon-fri\", \"from\": \"08:00\", \"to\": \"18:00\"}}"
                     ))
-                })?;
+                };
+                let request: NewScheduleRequest = read_request(&req.body).map_err(bad)?;
+                let new = schedule::from_request(&request).map_err(bad)?;
                 match store.add(&new, now) {
-                    Ok(s) => Ok(Some((201, one(store, &s, now)))),
-                    Err(AddError::Full) => Ok(Some((409, json!({ "error": AddError::Full.to_string() })))),
+                    Ok(s) => Ok(answer(201, &one(store, &s, now))),
+                    Err(AddError::Full) => Ok(answer(409, &ErrorBody { error: AddError::Full.to_string() })),
                     Err(e) => Err(HttpError::Unavailable(e.to_string())),
                 }
             }
@@ -47,16 +51,11 @@ pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<An
         return Err(HttpError::NotFound);
     }
     match (action, method) {
-        (None, "DELETE") => {
-            if store.remove(id, now) {
-                Ok(None)
-            } else {
-                Err(HttpError::NotFound)
-            }
-        }
+        (None, "DELETE") if store.remove(id, now) => Ok(None),
+        (None, "DELETE") => Err(HttpError::NotFound),
         (None, _) => Err(HttpError::MethodNotAllowed("DELETE")),
         (Some(a @ ("pause" | "resume")), "POST") => match store.set_paused(id, a == "pause", now) {
-            Ok(Some(s)) => Ok(Some((200, one(store, &s, now)))),
+            Ok(Some(s)) => Ok(answer(200, &one(store, &s, now))),
             Ok(None) => Err(HttpError::NotFound),
             Err(e) => Err(HttpError::Unavailable(e.to_string())),
         },
@@ -65,21 +64,24 @@ pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<An
     }
 }
 
-/// One schedule as it stands now (open or not, as the list would say).
-fn one(store: &ScheduleStore, s: &crate::rules::schedule::Schedule, now: SystemTime) -> Value {
-    let (listed, _) = store.list(now);
-    let open_until = listed.iter().find(|l| l.schedule.id == s.id).and_then(|l| l.open_until);
-    s.to_json(open_until)
+fn answer(status: u16, body: &impl Serialize) -> Answer {
+    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
+    Some((status, serde_json::to_value(body).unwrap_or_default()))
 }
 
-/// `{"schedules": [...], "time_zone": "Europe/Berlin", "clock_trusted": bool, "now": local}`.
-pub fn list(store: &ScheduleStore, now: SystemTime) -> Value {
+/// One schedule as it stands now (open or not, as the list would say).
+fn one(store: &ScheduleStore, s: &Schedule, now: SystemTime) -> crate::model::api::ScheduleBody {
+    let (listed, _) = store.list(now);
+    let open_until = listed.iter().find(|l| l.schedule.id == s.id).and_then(|l| l.open_until);
+    s.body(open_until)
+}
+
+pub fn list(store: &ScheduleStore, now: SystemTime) -> SchedulesBody {
     let (listed, trusted) = store.list(now);
-    let schedules: Vec<Value> = listed.iter().map(|l| l.schedule.to_json(l.open_until)).collect();
-    json!({
-        "schedules": schedules,
-        "time_zone": store.time_zone(),
-        "local_time": store.local_time(now),
-        "clock_trusted": trusted,
-    })
+    SchedulesBody {
+        schedules: listed.iter().map(|l| l.schedule.body(l.open_until)).collect(),
+        time_zone: store.time_zone().to_string(),
+        local_time: store.local_time(now),
+        clock_trusted: trusted,
+    }
 }

@@ -153,7 +153,7 @@ fn an_ordinary_window_is_not_used_up_and_bad_once_values_change_nothing() {
     assert_eq!(status(&s)["once"], true);
     // And `open --once` is refused on other commands in the user's terms.
     let o = s.cli(&["close", "--once"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--once is only for open"));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("has no option --once"));
 }
 
 // ---- Schedules ----
