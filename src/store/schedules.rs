@@ -14,28 +14,27 @@
 
 use std::error::Error;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::rules::clock::ClockGuard;
 use crate::rules::schedule::{self, format_clock, parse_clock, Days, NewSchedule, Schedule};
 use crate::store::storage::{self, Health};
+use crate::store::versioned;
 use crate::system::boot::Boot;
 use crate::system::tz::Local;
 use crate::util::lock;
+use crate::util::time::unix_secs;
 
 pub const SCHEDULES_FILE: &str = "schedules.json";
 const VERSION: u32 = 1;
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "schedules";
-/// How far the clock may read behind the latest time seen before schedules stop opening:
-/// more than request threads' out-of-order readings, far less than a schedule's hour.
-const CLOCK_BACK_SLACK_SECS: u64 = 10;
 /// Fresh draws before giving up on a unique id; only a broken random source needs more.
 const MAX_DRAWS: usize = 100;
 
@@ -89,7 +88,8 @@ impl fmt::Display for AddError {
 struct Inner {
     list: Vec<Schedule>,
     written_boot: Option<String>,
-    latest: u64,
+    /// The newest time seen: a clock behind it went back, and no schedule opens.
+    clock: ClockGuard,
     stale: bool,
     blocked: Option<String>,
 }
@@ -114,24 +114,22 @@ impl ScheduleStore {
         health: Arc<Health>,
         now: SystemTime,
     ) -> ScheduleStore {
-        let path = dir.join(SCHEDULES_FILE);
-        let mut inner =
-            Inner { list: Vec::new(), written_boot: None, latest: secs(now), stale: false, blocked: None };
+        let mut inner = Inner {
+            list: Vec::new(),
+            written_boot: None,
+            clock: ClockGuard::new(unix_secs(now)),
+            stale: false,
+            blocked: None,
+        };
         match load(dir) {
             Ok((list, boot_id)) => {
                 inner.list = list;
                 inner.written_boot = boot_id;
             }
             Err(e) => {
-                log::error!("schedules file {}: {e}; no schedule is active", path.display());
-                match storage::move_aside(&path) {
-                    Ok(to) => log::error!("the unreadable schedules file was kept as {}", to.display()),
-                    Err(e) => {
-                        let why =
-                            format!("the schedules file is unreadable and could not be moved aside ({e})");
-                        health.fail(PART, format!("{why}: no schedule opens the door"));
-                        inner.blocked = Some(why);
-                    }
+                if let Err(why) = versioned::set_aside(dir, SCHEDULES_FILE, "schedules file", &e) {
+                    health.fail(PART, format!("{why}: no schedule opens the door"));
+                    inner.blocked = Some(why);
                 }
             }
         }
@@ -272,7 +270,7 @@ impl ScheduleStore {
         inner.list = next;
         inner.written_boot = self.boot.id.clone();
         inner.stale = false;
-        inner.latest = inner.latest.max(secs(now));
+        inner.clock.saw(unix_secs(now));
         self.health.clear(PART);
     }
 
@@ -282,11 +280,9 @@ impl ScheduleStore {
 
     /// Whether a schedule may open the door at `now`: see the module's invariants.
     fn trusted(&self, inner: &mut Inner, now: SystemTime) -> bool {
-        let now = secs(now);
-        if now + CLOCK_BACK_SLACK_SECS < inner.latest {
+        if inner.clock.is_behind(unix_secs(now)) {
             return false;
         }
-        inner.latest = inner.latest.max(now);
         let this_boot = self.boot.id.is_some() && inner.written_boot == self.boot.id;
         this_boot || (self.synced)()
     }
@@ -324,23 +320,16 @@ fn encode(list: &[Schedule], boot_id: Option<&str>) -> Vec<u8> {
             })
             .collect(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    // Serializing plain strings cannot fail; an empty file would read as corrupt (none).
+    versioned::encode(&file).unwrap_or_default()
 }
 
 /// Any doubt is an error (the caller fails closed to no schedules).
 fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
-    let path = dir.join(SCHEDULES_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => return Err(storage::context(e, "read", &path).into()),
+    let read = versioned::read::<FileV1>(dir, SCHEDULES_FILE, "schedules file", VERSION..=VERSION)?;
+    let Some(file) = read else {
+        return Ok((Vec::new(), None));
     };
-    let file: FileV1 = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt schedules file: {e}"))?;
-    if file.version != VERSION {
-        return Err(format!("unsupported schedules file version {}", file.version).into());
-    }
     if file.schedules.len() > schedule::MAX_SCHEDULES {
         return Err(format!("more than {} schedules", schedule::MAX_SCHEDULES).into());
     }
@@ -373,10 +362,6 @@ fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
     Err(io::Error::other("could not draw a fresh id"))
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 fn timestamp(t: SystemTime) -> Option<Timestamp> {
     Timestamp::try_from(t).ok()
 }
@@ -402,6 +387,8 @@ pub fn peek(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    use std::fs;
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("intercom-schedules-{name}-{}", std::process::id()));
