@@ -14,6 +14,7 @@
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
 pub mod entrances;
+pub mod ring;
 pub mod url;
 pub mod values;
 
@@ -26,6 +27,7 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 use crate::config::entrances::Entrance;
+use crate::config::ring::RingConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{public_url, secret, target_url, token, unlock_digits};
@@ -93,6 +95,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    #[serde(deserialize_with = "object")]
+    pub ring: RingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +169,7 @@ impl Default for Config {
             forward_to: Vec::new(),
             unlock_digits: DEFAULT_UNLOCK_DIGITS.to_string(),
             intercoms: Vec::new(),
+            ring: RingConfig::default(),
             default_window: Duration::ZERO,
             max_window: DEFAULT_MAX_WINDOW,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
@@ -363,6 +368,7 @@ impl Config {
         if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
             return Err(key_error("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
         }
+        self.ring.check(&self.forward_to, DIAL_TIMEOUT_RANGE).map_err(|(key, why)| key_error(key, why))?;
         if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
             return Err(key_error(
                 "no_answer_message",

@@ -35,6 +35,15 @@ pub enum Decision {
     AskCode {
         action: String,
     },
+    /// A forward in sequential order: ring one person for `timeout_secs`; Twilio then
+    /// posts how it went (`DialCallStatus`) to `action`, which rings the next.
+    DialOne {
+        number: PhoneNumber,
+        timeout_secs: u64,
+        action: String,
+    },
+    /// The person rung took the call and it is over.
+    Hangup,
 }
 
 impl Decision {
@@ -43,7 +52,10 @@ impl Decision {
         match self {
             Decision::Reject => "rejected",
             Decision::Unlock { .. } => "unlocked",
-            Decision::Forward { .. } | Decision::NobodyToCall { .. } => "forwarded",
+            Decision::Forward { .. } | Decision::NobodyToCall { .. } | Decision::DialOne { .. } => {
+                "forwarded"
+            }
+            Decision::Hangup => "ended",
             Decision::AskCode { .. } => "asked for a code",
         }
     }
@@ -214,9 +226,11 @@ impl Record {
             Decision::Unlock { .. } => {
                 (EventKind::CallUnlocked, "Let a visitor in (window open)".to_string())
             }
-            Decision::Forward { .. } => {
+            Decision::Forward { .. } | Decision::DialOne { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: call forwarded to your phone".to_string())
             }
+            // Not recorded (the call's forward was); named for completeness.
+            Decision::Hangup => (EventKind::CallForwarded, "The forwarded call ended".to_string()),
             Decision::NobodyToCall { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
             }

@@ -10,5 +10,6 @@
 pub mod call;
 pub mod clock;
 pub mod codes;
+pub mod ring;
 pub mod schedule;
 pub mod window;

@@ -18,13 +18,13 @@ use jiff::Timestamp;
 
 use crate::model::api::{NewScheduleRequest, ScheduleBody};
 
+use crate::config::values::MINUTES_PER_DAY;
+pub use crate::config::values::{format_clock, parse_clock};
 use crate::rules::codes::check_label;
 
 /// At most this many schedules: a household has a few (deliveries, cleaner, weekend),
 /// and each is checked on every call.
 pub const MAX_SCHEDULES: usize = 20;
-/// Minutes in a day: a time of day is 0..MINUTES_PER_DAY, and an end may be exactly it.
-const MINUTES_PER_DAY: u16 = 24 * 60;
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Days of the week, bit 0 Monday.
@@ -118,27 +118,6 @@ impl fmt::Debug for Days {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "Days({self})")
     }
-}
-
-/// `HH:MM` as minutes after midnight; `24:00` only where `allow_midnight_end`.
-pub fn parse_clock(s: &str, allow_midnight_end: bool) -> Result<u16, String> {
-    let bad = || format!("time {:?}: use HH:MM from 00:00 to 23:59", crate::util::loggable(s));
-    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
-    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(h) || (h.len() == 1 && digits(&format!("0{h}")))) || !digits(m) {
-        return Err(bad());
-    }
-    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    let minutes = h * 60 + m;
-    match (h, m) {
-        (24, 0) if allow_midnight_end => Ok(MINUTES_PER_DAY),
-        (0..=23, 0..=59) => Ok(minutes),
-        _ => Err(bad()),
-    }
-}
-
-pub fn format_clock(minutes: u16) -> String {
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// One recurring window.

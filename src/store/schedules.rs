@@ -158,6 +158,17 @@ impl ScheduleStore {
         Some((s.label.clone(), until))
     }
 
+    /// The local time of day (minutes after midnight) if the clock is trusted by the
+    /// schedules' rule, for quiet hours; `None` otherwise or if a write hangs past `wait`.
+    pub fn local_minute(&self, now: SystemTime, wait: Duration) -> Option<u16> {
+        let mut inner = crate::util::lock_within(&self.inner, wait)?;
+        if !self.trusted(&mut inner, now) {
+            return None;
+        }
+        let zoned = timestamp(now)?.to_zoned(self.local.tz.clone());
+        Some(zoned.hour() as u16 * 60 + zoned.minute() as u16)
+    }
+
     /// Every schedule, in the order made, and whether the clock is trusted for them.
     pub fn list(&self, now: SystemTime) -> (Vec<Listed>, bool) {
         let mut inner = lock(&self.inner);

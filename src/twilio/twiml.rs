@@ -38,6 +38,18 @@ pub fn render(decision: &Decision) -> String {
             escape_into(&mut x, no_answer_message);
             x.push_str("</Say>");
         }
+        // One person of a sequential order; Twilio posts the outcome to `action`, and
+        // whatever follows a Dial with an action is never run.
+        Decision::DialOne { number, timeout_secs, action } => {
+            let _ = write!(
+                x,
+                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\"><Number>",
+                escape(action)
+            );
+            escape_into(&mut x, number.as_str());
+            x.push_str("</Number></Dial>");
+        }
+        Decision::Hangup => x.push_str("<Hangup/>"),
         Decision::NobodyToCall { message } => {
             x.push_str("<Say>");
             escape_into(&mut x, message);

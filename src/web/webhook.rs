@@ -19,6 +19,7 @@ use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call::{self, CallRules};
 use crate::rules::codes;
+use crate::rules::ring;
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
@@ -37,6 +38,10 @@ pub const MAX_CONNECTIONS: usize = 1100;
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// Where our keypad prompt sends the digits.
 pub const CODE_PATH: &str = "/voice/code";
+/// Where a sequential order's `<Dial action>` reports how the dial ended.
+pub const NEXT_PATH: &str = "/voice/next";
+/// A `step` beyond this is not ours: `forward_to` is a household's few phones.
+const MAX_STEP: usize = 100;
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
@@ -69,6 +74,8 @@ struct Call {
     from: Option<String>,
     call_sid: Option<String>,
     digits: Option<String>,
+    /// How the dial to one person ended (Twilio's `DialCallStatus`, on `/voice/next`).
+    dial_status: Option<String>,
     /// The config's intercoms, or the one a request's `ExpectedFrom` names.
     intercoms: Vec<Entrance>,
     forward_to: Vec<PhoneNumber>,
@@ -117,6 +124,9 @@ impl Webhook {
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => self.answer_code(req, now),
             (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            // Our Dial's action says POST too.
+            (NEXT_PATH, "POST") => self.answer_next(req, now),
+            (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             _ => return Err(HttpError::NotFound.into()),
         };
         let outcome = self.record(req, &answer, now); // on disk before we answer
@@ -142,13 +152,15 @@ impl Webhook {
     /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
     pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
         let call = self.parse_call(req)?;
-        let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
+        let ringing = self.ringing(&call, now);
+        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let open = !matches!(let_in, LetIn::No);
         let offered = self.codes.offer(open, now);
         let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
-        let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
+        let if_unrecorded = unlocks(&decision)
+            .then(|| first_decision(&self.config, &rules, call.from.as_deref(), false, false, &req.query));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
@@ -163,7 +175,8 @@ impl Webhook {
     /// use is on disk before the door opens.
     pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
         let call = self.parse_call(req)?;
-        let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
+        let ringing = self.ringing(&call, now);
+        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
@@ -177,7 +190,12 @@ impl Webhook {
         };
         let decision =
             call::after_code(decision, matches!(tried, Tried::Right { .. }), call.from.as_deref(), &rules);
-        let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
+        let in_order = |d| {
+            ring::in_order(d, &self.config.ring, |i| action(&self.config, &req.query, NEXT_PATH, Some(i)))
+        };
+        let if_unrecorded =
+            unlocks(&decision).then(|| in_order(call::decide(call.from.as_deref(), false, &rules)));
+        let decision = in_order(decision);
         let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -192,6 +210,50 @@ impl Webhook {
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
         Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+    }
+
+    /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
+    /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
+    /// the last the no-answer message is said. The caller is checked again (a stranger
+    /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
+    pub fn answer_next(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
+        let call = self.parse_call(req)?;
+        let query =
+            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
+        let step = one(&query, "step")?
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|s| (1..=MAX_STEP).contains(s))
+            .ok_or_else(|| {
+                HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}"))
+            })?;
+        let ringing = self.ringing(&call, now);
+        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
+        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
+        let decision = match call::decide(call.from.as_deref(), false, &rules) {
+            Decision::Reject => Decision::Reject,
+            _ if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
+            _ => {
+                let next = |i| action(&self.config, &req.query, NEXT_PATH, Some(i));
+                let default_time = self.config.dial_timeout;
+                ring::step(&ringing, step, &self.config.ring, default_time, &next)
+                    .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() })
+            }
+        };
+        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
+        Ok(Answered {
+            xml: twiml::render(&record.decision),
+            call: record,
+            records: Vec::new(),
+            if_unrecorded: None,
+        })
+    }
+
+    /// Who is rung for this call now: `forward_to` (or the request's override), during
+    /// quiet hours only the chosen numbers. Quiet hours need a trusted clock, by the
+    /// schedules' rule; without one everyone is rung.
+    fn ringing(&self, call: &Call, now: SystemTime) -> Vec<PhoneNumber> {
+        let minute = self.schedules.local_minute(now, crate::util::LOCK_WAIT);
+        ring::who(&call.forward_to, &self.config.ring, minute)
     }
 
     /// What lets this call in, if anything: an open window, else a schedule open now,
@@ -263,6 +325,7 @@ impl Webhook {
             from: owned(one(call_params, "From")?),
             call_sid: owned(one(call_params, "CallSid")?),
             digits: owned(one(call_params, "Digits")?),
+            dial_status: owned(one(call_params, "DialCallStatus")?),
             intercoms,
             forward_to,
         })
@@ -363,21 +426,27 @@ pub fn first_decision(
     query: &str,
 ) -> Decision {
     let decision = call::decide(from, window_open, rules);
-    call::with_code_prompt(decision, codes_offered, &code_action(config, query))
+    let decision = call::with_code_prompt(decision, codes_offered, &action(config, query, CODE_PATH, None));
+    ring::in_order(decision, &config.ring, |i| action(config, query, NEXT_PATH, Some(i)))
 }
 
-/// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
-/// keeping the request's number overrides so a wrong code forwards the same way.
-fn code_action(config: &Config, query: &str) -> String {
+/// Where Twilio posts back (the digits, or how a dial ended): `public_url` + `path`
+/// (relative without it), keeping the request's number overrides so what follows
+/// forwards the same way, and for `/voice/next` the step to ring.
+fn action(config: &Config, query: &str, path: &str, step: Option<usize>) -> String {
     let base = config.webhook.public_url.as_deref().unwrap_or("");
-    let overrides: Vec<&str> = query
+    let mut params: Vec<String> = query
         .split('&')
         .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
+        .map(str::to_string)
         .collect();
-    if overrides.is_empty() {
-        format!("{base}{CODE_PATH}")
+    if let Some(i) = step {
+        params.push(format!("step={i}"));
+    }
+    if params.is_empty() {
+        format!("{base}{path}")
     } else {
-        format!("{base}{CODE_PATH}?{}", overrides.join("&"))
+        format!("{base}{path}?{}", params.join("&"))
     }
 }
 

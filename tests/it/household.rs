@@ -396,3 +396,131 @@ fn a_config_with_both_forms_or_a_repeated_number_is_refused_naming_the_key() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("`intercoms`") && err.contains("used twice"), "{err}");
 }
+
+// ---- Ring order ----
+
+const ANNA: &str = "+15552220001";
+const BEN: &str = "+15552220002";
+const LANDLINE: &str = "+15552220003";
+const NO_ANSWER: &str = "Nobody is home, sorry.";
+
+fn sequential_config() -> Value {
+    let mut c = signed_config();
+    c["forward_to"] = json!([ANNA, BEN, LANDLINE]);
+    c["dial_timeout"] = json!("25s");
+    c["no_answer_message"] = json!(NO_ANSWER);
+    c["ring"] = json!({"order": "sequential", "ring_times": {ANNA: "20s", BEN: "15s"}});
+    c
+}
+
+/// Twilio's post to our `<Dial action>`: the call's parameters and how the dial ended,
+/// signed over the action URL with its query.
+fn dial_ended(s: &Server, step: &str, from: &str, status: &str) -> Reply {
+    let mut form = vec![
+        ("AccountSid", "ACtest"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", "CAseq"),
+        ("CallStatus", "in-progress"),
+        ("Direction", "inbound"),
+        ("From", from),
+        ("To", "+15550001111"),
+        ("DialCallStatus", status),
+    ];
+    if status == "completed" {
+        form.extend([("DialCallSid", "CAchild"), ("DialCallDuration", "42")]);
+    }
+    let path = format!("/voice/next?step={step}");
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}{path}"), &form);
+    post_signed(s, &path, &form, Some(&sig))
+}
+
+fn dial_to(number: &str, timeout: u32, step: usize) -> String {
+    format!(
+        "<Dial answerOnBridge=\"true\" timeout=\"{timeout}\" action=\"{PUBLIC}/voice/next?step={step}\" method=\"POST\"><Number>{number}</Number></Dial>"
+    )
+}
+
+#[test]
+fn sequential_order_rings_one_person_after_another_through_signed_callbacks() {
+    let s = Server::start(sequential_config());
+    let first = ring(&s, INTERCOM, "CAseq");
+    assert!(first.body.contains(&format!("<Response>{}</Response>", dial_to(ANNA, 20, 1))), "{}", first.body);
+
+    let r = dial_ended(&s, "1", INTERCOM, "no-answer");
+    assert!(r.body.contains(&format!("<Response>{}</Response>", dial_to(BEN, 15, 2))), "{}", r.body);
+    let r = dial_ended(&s, "2", INTERCOM, "busy");
+    assert!(r.body.contains(&dial_to(LANDLINE, 25, 3)), "ring time: dial_timeout: {}", r.body);
+    let r = dial_ended(&s, "3", INTERCOM, "failed");
+    assert!(r.body.contains(&format!("<Response><Say>{NO_ANSWER}</Say><Hangup/></Response>")), "{}", r.body);
+    let r = dial_ended(&s, "2", INTERCOM, "completed");
+    assert!(r.body.contains("<Response><Hangup/></Response>"), "Ben took the call: {}", r.body);
+    let r = dial_ended(&s, "1", INTERCOM, "canceled");
+    assert!(r.body.contains(&dial_to(BEN, 15, 2)), "{}", r.body);
+
+    // The whole call is one forward in the history.
+    assert_eq!(names(&events(&s, 10)), ["call_forwarded"]);
+
+    // Fails closed: unsigned or wrongly signed, a stranger, a bad step, another method.
+    let form = [("From", INTERCOM), ("DialCallStatus", "no-answer")];
+    assert_eq!(post_signed(&s, "/voice/next?step=1", &form, None).status, 403);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/next?step=1"), &form);
+    assert_eq!(
+        post_signed(&s, "/voice/next?step=2", &form, Some(&sig)).status,
+        403,
+        "signed for another step"
+    );
+    assert!(dial_ended(&s, "1", STRANGER, "no-answer").body.contains("<Reject/>"));
+    for step in ["0", "x", "101", ""] {
+        assert_eq!(dial_ended(&s, step, INTERCOM, "no-answer").status, 400, "step {step:?}");
+    }
+    assert_eq!(request(s.webhook, "GET", "/voice/next?step=1", &[], b"").status, 405);
+
+    // An open window still unlocks at once; simulate shows the first Dial.
+    let o = s.cli(&["simulate", "--from", INTERCOM]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&dial_to(ANNA, 20, 1)));
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
+    assert!(unlocks(&ring(&s, INTERCOM, "CAopen")));
+}
+
+#[test]
+fn quiet_hours_ring_only_the_chosen_numbers_on_a_trusted_clock() {
+    let dir = TempDir::new("quiet");
+    let flag = dir.path().join("synchronized");
+    std::fs::write(&flag, "").unwrap();
+    let mut c = sequential_config();
+    c["ring"]["quiet_hours"] = json!({"from": "00:00", "to": "24:00", "only": [LANDLINE]});
+    let synced = [TZ, ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.to_str().unwrap())];
+    let s = Server::start_in(dir.path(), c.clone(), &synced);
+    let r = ring(&s, INTERCOM, "CAquiet");
+    assert!(r.body.contains(&format!("<Response>{}</Response>", dial_to(LANDLINE, 25, 1))), "{}", r.body);
+    let r = dial_ended(&s, "1", INTERCOM, "no-answer");
+    assert!(r.body.contains(&format!("<Say>{NO_ANSWER}</Say>")), "only the landline: {}", r.body);
+    drop(s);
+
+    // A clock that is not trusted: quiet hours do not apply, everyone is rung.
+    std::fs::remove_file(&flag).unwrap();
+    let s = Server::start_in(dir.path(), c.clone(), &synced);
+    assert!(ring(&s, INTERCOM, "CAnight").body.contains(&dial_to(ANNA, 20, 1)));
+    drop(s);
+
+    // Bad ring config: named keys.
+    let path = dir.path().join("bad.json");
+    for (ring_cfg, says) in [
+        (json!({"order": "random"}), "`ring.order`"),
+        (json!({"ring_times": {"+15559990000": "20s"}}), "not one of forward_to"),
+        (json!({"ring_times": {ANNA: "2s"}}), "between 5s and 600s"),
+        (json!({"quiet_hours": {"from": "22:00", "to": "25:00", "only": [ANNA]}}), "`ring.quiet_hours`"),
+        (
+            json!({"quiet_hours": {"from": "22:00", "to": "07:00", "only": ["+15559990000"]}}),
+            "`ring.quiet_hours.only`",
+        ),
+        (json!({"orderr": "sequential"}), "unknown key"),
+    ] {
+        let mut c = c.clone();
+        c["ring"] = ring_cfg;
+        std::fs::write(&path, c.to_string()).unwrap();
+        let o = cli(&path, &["check-config"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{says}: {err}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Who is rung, and in what order: `ring` in the config.
+//!
+//! ```json
+//! "ring": {
+//!   "order": "sequential",
+//!   "ring_times": {"+15552223333": "20s", "+15554445555": "20s"},
+//!   "quiet_hours": {"from": "22:00", "to": "07:00", "only": ["+15552223333"]}
+//! }
+//! ```
+//!
+//! `order` is `simultaneous` (the default: every `forward_to` number at once, as before)
+//! or `sequential` (one after the other, in `forward_to`'s order, each for its ring time,
+//! `dial_timeout` when not given). During quiet hours (local time) only the `only`
+//! numbers are rung. Every number named here must be one of `forward_to`.
+
+use std::time::Duration;
+
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
+
+use crate::config::values::{parse_clock, parse_duration, phones};
+use crate::model::phone::PhoneNumber;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Simultaneous,
+    Sequential,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingConfig {
+    pub order: Order,
+    /// Per number, how long it rings before the next is tried (sequential order).
+    #[serde(deserialize_with = "ring_times")]
+    pub ring_times: Vec<(PhoneNumber, Duration)>,
+    #[serde(deserialize_with = "quiet_hours")]
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// Local times, minutes after midnight; `to` not after `from` runs past midnight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: u16,
+    pub to: u16,
+    /// Who is still rung then, in `forward_to`'s order.
+    pub only: Vec<PhoneNumber>,
+}
+
+fn ring_times<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(PhoneNumber, Duration)>, D::Error> {
+    let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+    map.into_iter()
+        .map(|(number, time)| {
+            let n = PhoneNumber::parse(&number).map_err(|m| D::Error::custom(format!("{m}: {number:?}")))?;
+            let t = parse_duration(&time).map_err(|m| D::Error::custom(format!("{number}: {m}")))?;
+            Ok((n, t))
+        })
+        .collect()
+}
+
+fn quiet_hours<'de, D: Deserializer<'de>>(d: D) -> Result<Option<QuietHours>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        from: String,
+        to: String,
+        #[serde(deserialize_with = "phones")]
+        only: Vec<PhoneNumber>,
+    }
+    let Some(raw) = Option::<Raw>::deserialize(d)? else { return Ok(None) };
+    let from = parse_clock(&raw.from, false).map_err(D::Error::custom)?;
+    let to = parse_clock(&raw.to, true).map_err(D::Error::custom)?;
+    if from == to {
+        return Err(D::Error::custom("from and to are the same time"));
+    }
+    Ok(Some(QuietHours { from, to, only: raw.only }))
+}
+
+impl RingConfig {
+    /// The rules that need `forward_to` and the dial timeout's bounds: `Err((key, why))`.
+    pub fn check(
+        &self,
+        forward_to: &[PhoneNumber],
+        bounds: (u64, u64),
+    ) -> Result<(), (&'static str, String)> {
+        let (lo, hi) = bounds;
+        for (n, t) in &self.ring_times {
+            if !forward_to.contains(n) {
+                return Err(("ring.ring_times", format!("{n} is not one of forward_to")));
+            }
+            if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
+                return Err((
+                    "ring.ring_times",
+                    format!("{n}: must be whole seconds between {lo}s and {hi}s"),
+                ));
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            if let Some(n) = q.only.iter().find(|n| !forward_to.contains(n)) {
+                return Err(("ring.quiet_hours.only", format!("{n} is not one of forward_to")));
+            }
+        }
+        Ok(())
+    }
+
+    /// How long `n` rings in sequential order.
+    pub fn ring_time(&self, n: &PhoneNumber, default: Duration) -> Duration {
+        self.ring_times.iter().find(|(m, _)| m == n).map_or(default, |(_, t)| *t)
+    }
+}
