@@ -35,7 +35,7 @@ pub fn run(config: &Config, from: &str) {
     let decision = crate::web::webhook::first_decision(config, &rules, Some(from), open, offered, "");
     let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {
-            format!(" (schedule {label:?}, open until {until})")
+            format!(" (schedule {label:?}, open until {})", crate::rules::schedule::rfc3339_at(*until))
         }
         (Decision::Unlock { .. }, None) if status.once => {
             " (the next visitor: this ends the one-shot window)".to_string()

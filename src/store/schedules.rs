@@ -144,7 +144,15 @@ impl ScheduleStore {
     /// clock the schedules follow.
     pub fn local_time(&self, now: SystemTime) -> Option<String> {
         let zoned = timestamp(now)?.to_zoned(self.local.tz.clone());
-        Some(zoned.datetime().round(jiff::Unit::Second).ok()?.to_string())
+        Some(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            zoned.year(),
+            zoned.month(),
+            zoned.day(),
+            zoned.hour(),
+            zoned.minute(),
+            zoned.second()
+        ))
     }
 
     /// The schedule that lets a call in now, with its label and end; `None` if none is

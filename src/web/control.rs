@@ -106,10 +106,9 @@ impl Control {
     /// The window's status, and the schedule open now: what lets a visitor in besides
     /// the window.
     fn status_body(&self, status: Status, now: SystemTime) -> StatusBody {
-        let schedule = self
-            .schedules
-            .open_now(now, crate::util::LOCK_WAIT)
-            .map(|(label, until)| ScheduleNow { label, open_until: until.to_string() });
+        let schedule = self.schedules.open_now(now, crate::util::LOCK_WAIT).map(|(label, until)| {
+            ScheduleNow { label, open_until: crate::rules::schedule::rfc3339_at(until) }
+        });
         StatusBody { schedule, ..status.body() }
     }
 
