@@ -175,6 +175,7 @@ async function main() {
   await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
 
   await guestCodes(page, context, url, addrs);
+  await household(page, url, addrs);
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
 
   // A state disk that takes no writes (a directory where the temp file goes): opening
@@ -244,6 +245,43 @@ async function guestCodes(page, context, url, addrs) {
   check(data.text.includes(code), "the share sheet gets the code");
   check(/6 d 23 h|7 d 0 h/.test(await shared.locator(".about").textContent()), "a week");
   await sharing.close();
+}
+
+/// "Let the next visitor in" and a schedule, at phone size, checked on the server.
+async function household(page, url, addrs) {
+  const token = new URL(url).hash.slice(3);
+  const api = async path => (await fetch(`http://${addrs.control}${path}`, {
+    headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  })).json();
+
+  await page.getByRole("button", { name: "Let the next visitor in" }).click();
+  await page.locator("#headline", { hasText: "Open for the next visitor only" }).waitFor();
+  const status = await api("/api/status");
+  check(status.open && status.once, `the server holds a one-shot window: ${JSON.stringify(status)}`);
+  check(status.remaining_seconds > 29 * 60 && status.remaining_seconds <= 30 * 60, "within 30 minutes");
+  await page.getByRole("button", { name: "Close now" }).click();
+  await page.locator("#state.closed").waitFor();
+
+  await page.getByLabel("what the schedule is for").fill("deliveries");
+  await page.getByLabel("days").selectOption("mon-fri");
+  await page.getByLabel("from").fill("08:00");
+  await page.getByLabel("to", { exact: true }).fill("18:00");
+  await page.getByRole("button", { name: "Add schedule" }).click();
+  const item = page.locator("#schedules li", { hasText: "deliveries" });
+  await item.waitFor();
+  check((await item.textContent()).includes("mon-fri 08:00–18:00"), `the schedule is listed: ${await item.textContent()}`);
+  check((await page.locator("#sched-about").textContent()).includes("Local time"), "the page shows the server's clock");
+  let listed = (await api("/api/schedules")).schedules;
+  check(listed.length === 1 && listed[0].from === "08:00" && listed[0].days === "mon-fri", "the server has it");
+  await item.getByRole("button", { name: "Pause" }).click();
+  await item.getByRole("button", { name: "Resume" }).waitFor();
+  check((await api("/api/schedules")).schedules[0].paused === true, "paused on the server");
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-schedules.png"), fullPage: true });
+  await item.getByRole("button", { name: "Delete the schedule deliveries" }).click();
+  await item.waitFor({ state: "detached" });
+  listed = (await api("/api/schedules")).schedules;
+  check(listed.length === 0, "deleted on the server");
+  log("one-shot window opened and closed; schedule added, paused and deleted");
 }
 
 main().then(async () => { await cleanup(); process.exit(0); }, fail);
