@@ -12,16 +12,6 @@ use crate::harness::*;
 /// Bounded waits for things the server does on its own (the expiry watcher).
 const EXPIRY_WAIT: Duration = Duration::from_secs(10);
 
-pub fn events(s: &Server, limit: usize) -> Vec<Value> {
-    let r = s.api("GET", &format!("/api/events?limit={limit}"), "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["events"].as_array().unwrap().clone()
-}
-
-pub fn names(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
-}
-
 /// A state dir under `dir` holding a window that ends at `until`.
 fn with_window(dir: &TempDir, until: SystemTime) {
     fs::create_dir_all(dir.path().join("state")).unwrap();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::events::{events, names};
 use crate::fake_http::{refusing_addr, Answer, Fake};
 use crate::harness::*;
 
@@ -39,17 +38,9 @@ fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&st
 
 /// A webhook call signed the way Twilio signs it.
 fn signed_ring(s: &Server, from: &str) -> Reply {
-    let params: Vec<(String, String)> =
-        [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)].map(|(k, v)| (k.into(), v.into())).into();
-    let sig = intercom::twilio::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
-    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-    request(
-        s.webhook,
-        "POST",
-        "/voice",
-        &[("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", &sig)],
-        body.join("&").as_bytes(),
-    )
+    let form = [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)];
+    let sig = sign(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &form);
+    post_signed(s, "/voice", &form, Some(&sig))
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
