@@ -241,7 +241,6 @@ fn attack(
 
 #[test]
 fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_calls() {
-    use crate::security::{form_body, sign, signed_config, CALL, PUBLIC};
     let s = Server::start(signed_config());
     let stop = Arc::new(AtomicBool::new(false));
     let connected = Arc::new(AtomicUsize::new(0));
@@ -257,7 +256,7 @@ fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_c
     }
     thread::sleep(Duration::from_millis(1500));
 
-    let signature = sign(crate::security::AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
+    let signature = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
     let body = form_body(CALL);
     let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", &signature)];
     let mut latencies = Vec::new();
@@ -312,13 +311,20 @@ fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
     }
 }
 
-/// However well a keep-alive client behaves, its connection ends after 30 s: the request
-/// under way is answered with `Connection: close` and no other starts.
+/// However well a keep-alive client behaves, its connection ends after its configured
+/// lifetime (`limits.connection_lifetime`, 30 s unless set; shortened here so the test
+/// takes seconds): the request under way is answered with `Connection: close` and no
+/// other starts.
 #[test]
 fn a_keep_alive_connection_has_an_absolute_lifetime() {
     use std::io::{BufRead, BufReader, Read};
-    const LIFETIME: Duration = Duration::from_secs(30); // src/http/connections.rs CONNECTION_LIFETIME
-    let s = Server::start(base_config());
+    const LIFETIME: Duration = Duration::from_secs(2);
+    /// Several requests within the lifetime, so the close is seen soon after it passes.
+    const INTERVAL: Duration = Duration::from_millis(250);
+    let mut config = base_config();
+    config["limits"] =
+        serde_json::json!({"connection_lifetime": humantime::format_duration(LIFETIME).to_string()});
+    let s = Server::start(config);
     let c = TcpStream::connect(s.webhook).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = BufReader::new(c.try_clone().unwrap());
@@ -342,7 +348,7 @@ fn a_keep_alive_connection_has_an_absolute_lifetime() {
         if head.contains("Connection: close") {
             break start.elapsed();
         }
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(INTERVAL);
     };
     assert!(closed_at >= LIFETIME && closed_at < LIFETIME + Duration::from_secs(5), "{closed_at:?}");
     let mut rest = Vec::new();
