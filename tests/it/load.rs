@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-/// Connections a flooder opens per listener (well above the server's cap of 512).
+/// Connections a flooder opens per listener: above each listener's cap
+/// (`web::webhook::MAX_CONNECTIONS`, `web::control::MAX_CONNECTIONS`).
 const FLOOD_CONNECTIONS: usize = 1200;
 /// Tricklers per listener: they send one byte of a request head every 200 ms.
 const TRICKLERS: usize = 20;
@@ -61,9 +62,10 @@ fn genuine_webhooks_are_answered_within_a_second_under_a_connection_flood() {
             threads.push(trickle(addr, stop.clone()));
         }
     }
-    // Let the flood pass the cap before measuring.
+    // Before measuring, let the two floods open FLOOD_CONNECTIONS between them: past the
+    // control listener's cap; the webhook's flood passes its own while the calls run.
     let warmup = Instant::now();
-    while opened.load(Ordering::Relaxed) < 1200 && warmup.elapsed() < Duration::from_secs(10) {
+    while opened.load(Ordering::Relaxed) < FLOOD_CONNECTIONS && warmup.elapsed() < Duration::from_secs(10) {
         thread::sleep(Duration::from_millis(50));
     }
 
@@ -127,7 +129,8 @@ const ATTACKERS: &[(Attack, usize)] = &[
 /// Tricklers send one byte per tick per connection.
 const TICK: Duration = Duration::from_millis(50);
 /// A keep-alive trickler's body: 60 bytes at one per 50 ms completes in 3 s, inside the
-/// server's 5 s request timeout, so each request is answered and the next one follows.
+/// server's request timeout (`http::connections::REQUEST_TIMEOUT`, 5 s), so each request
+/// is answered and the next one follows.
 const TRICKLED_BODY: usize = 60;
 const SLOW_BODY: usize = 10_000;
 const PIPELINE_BATCH: usize = 10;
@@ -290,7 +293,9 @@ fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_c
 /// used to hold every slot and genuine requests got 503.)
 #[test]
 fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
-    const SLOW_BODIES: usize = 600; // over the control listener's 256 and the old cap of 512
+    // Over the control listener's cap (`web::control::MAX_CONNECTIONS`), and over 512, the
+    // cap both listeners had when slow bodies held every slot.
+    const SLOW_BODIES: usize = 600;
     let s = Server::start(base_config());
     let head = "POST /api/open HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{";
     let held: Vec<TcpStream> = (0..SLOW_BODIES)
@@ -301,7 +306,8 @@ fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
         })
         .collect();
     assert!(held.len() > 512, "{} connections", held.len());
-    // Old enough to be evicted, and well inside the 5 s they have to send their bodies.
+    // Old enough to be evicted (`http::connections::EVICTABLE_AFTER`, 1 s), and well inside
+    // the time they have to send their bodies (`http::connections::REQUEST_TIMEOUT`, 5 s).
     thread::sleep(Duration::from_millis(1500));
     for _ in 0..5 {
         let t = Instant::now();
