@@ -1,7 +1,8 @@
 //! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
 //! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
 //! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
-//! configured URLs and cuts a URL down to what may be logged.
+//! configured URLs and cuts a URL down to what may be logged; `limits.rs` the listeners'
+//! tunable bounds.
 //!
 //! Uses: `model`, `util`.
 //!
@@ -14,6 +15,7 @@
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
 pub mod entrances;
+pub mod limits;
 pub mod ring;
 pub mod url;
 pub mod values;
@@ -27,6 +29,7 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 
 use crate::config::entrances::Entrance;
+use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
@@ -95,6 +98,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    #[serde(deserialize_with = "object")]
+    pub limits: LimitsConfig,
     #[serde(deserialize_with = "object")]
     pub ring: RingConfig,
 }
@@ -180,6 +185,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

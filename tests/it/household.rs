@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::events::{events, names};
 use crate::fake_http::Fake;
 use crate::harness::*;
-use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, PUBLIC};
 
 const UNLOCK: &str = "<Response><Play digits=\"ww9\"/></Response>";
 const STRANGER: &str = "+15550000000";
