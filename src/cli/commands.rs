@@ -90,6 +90,29 @@ fn entrances(c: &Config) -> String {
     }
 }
 
+/// `sequential: +1555… 20s, +1555… 25s; quiet 22:00-07:00: +1555…`.
+fn ring_summary(c: &Config) -> String {
+    use crate::config::ring::Order;
+    use crate::config::values::format_clock;
+    let mut out = match c.ring.order {
+        Order::Simultaneous => "simultaneous".to_string(),
+        Order::Sequential => {
+            let each: Vec<String> = c
+                .forward_to
+                .iter()
+                .map(|n| format!("{n} {}s", c.ring.ring_time(n, c.dial_timeout).as_secs()))
+                .collect();
+            format!("sequential: {}", each.join(", "))
+        }
+    };
+    if let Some(q) = &c.ring.quiet_hours {
+        let only: Vec<&str> = q.only.iter().map(|n| n.as_str()).collect();
+        let only = if only.is_empty() { "nobody".to_string() } else { only.join(", ") };
+        out.push_str(&format!("; quiet {}-{}: {only}", format_clock(q.from), format_clock(q.to)));
+    }
+    out
+}
+
 fn summary(c: &Config) -> String {
     let secret = |s: &Option<Secret>, from_env: bool, unset: &str| match (s, from_env) {
         (Some(_), true) => "set (from the environment)".to_string(),
@@ -113,6 +136,7 @@ fn summary(c: &Config) -> String {
             },
         ),
         ("intercoms", entrances(c)),
+        ("ring", ring_summary(c)),
         ("forward_to", numbers(&c.forward_to)),
         ("unlock_digits", c.unlock_digits.clone()),
         ("default_window", humantime::format_duration(c.default_window).to_string()),

@@ -9,6 +9,7 @@ use crate::cli::out::say_raw;
 use crate::config::Config;
 use crate::model::record::Decision;
 use crate::rules::call::{self, CallRules};
+use crate::rules::ring;
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
 
@@ -21,15 +22,18 @@ pub fn run(config: &Config, from: &str) {
             state::Status::closed()
         }
     };
-    let rules = CallRules::new(config, &config.intercoms, &config.forward_to);
+    let peek = schedules::peek(
+        &config.state_dir,
+        &tz::detect(),
+        &boot::Boot::detect(),
+        boot::clock_synced_now(),
+        now,
+    );
+    let ringing = ring::who(&config.forward_to, &config.ring, peek.local_minute);
+    let rules = CallRules::new(config, &config.intercoms, &ringing);
     let entrance = call::entrance(Some(from), &rules);
     // In the server's order: an ordinary window, a schedule, a one-shot window.
-    let schedule = if entrance.is_some() && (status.once || !status.is_open()) {
-        let local = tz::detect();
-        schedules::peek(&config.state_dir, &local, &boot::Boot::detect(), boot::clock_synced_now(), now)
-    } else {
-        None
-    };
+    let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();
     let offered = crate::store::codes::peek_offer(&config.state_dir, open, now);
     let decision = crate::web::webhook::first_decision(config, &rules, Some(from), open, offered, "");

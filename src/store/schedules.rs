@@ -385,21 +385,24 @@ fn timestamp(t: SystemTime) -> Option<Timestamp> {
     Timestamp::try_from(t).ok()
 }
 
-/// The schedule open now according to the file, read-only (for `simulate`), with the
-/// same clock rule as the server.
-pub fn peek(
-    dir: &Path,
-    local: &Local,
-    boot: &Boot,
-    synced: bool,
-    now: SystemTime,
-) -> Option<(String, Timestamp)> {
-    let (list, written) = load(dir).ok()?;
+/// What `simulate` needs, read-only from the file with the server's clock rule: the
+/// schedule open now, and the local time of day for quiet hours (both `None` on a clock
+/// the server would not trust).
+pub struct Peek {
+    pub open: Option<(String, Timestamp)>,
+    pub local_minute: Option<u16>,
+}
+
+pub fn peek(dir: &Path, local: &Local, boot: &Boot, synced: bool, now: SystemTime) -> Peek {
+    let none = Peek { open: None, local_minute: None };
+    let Ok((list, written)) = load(dir) else { return none };
     let this_boot = boot.id.is_some() && written == boot.id;
-    if !(this_boot || synced) {
-        return None;
+    let Some(at) = timestamp(now).filter(|_| this_boot || synced) else { return none };
+    let zoned = at.to_zoned(local.tz.clone());
+    Peek {
+        open: schedule::open_at(&list, at, &local.tz).map(|(s, until)| (s.label.clone(), until)),
+        local_minute: Some(zoned.hour() as u16 * 60 + zoned.minute() as u16),
     }
-    schedule::open_at(&list, timestamp(now)?, &local.tz).map(|(s, until)| (s.label.clone(), until))
 }
 
 #[cfg(test)]

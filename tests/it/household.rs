@@ -501,8 +501,14 @@ fn quiet_hours_ring_only_the_chosen_numbers_on_a_trusted_clock() {
     assert!(ring(&s, INTERCOM, "CAnight").body.contains(&dial_to(ANNA, 20, 1)));
     drop(s);
 
-    // Bad ring config: named keys.
+    // check-config says who rings when.
     let path = dir.path().join("bad.json");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let out = String::from_utf8_lossy(&cli(&path, &["check-config"]).stdout).to_string();
+    let want = format!("sequential: {ANNA} 20s, {BEN} 15s, {LANDLINE} 25s; quiet 00:00-24:00: {LANDLINE}");
+    assert!(out.contains(&want), "{out}");
+
+    // Bad ring config: named keys.
     for (ring_cfg, says) in [
         (json!({"order": "random"}), "`ring.order`"),
         (json!({"ring_times": {"+15559990000": "20s"}}), "not one of forward_to"),
