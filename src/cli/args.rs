@@ -162,10 +162,11 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "schedule add",
-        usage: "schedule add DAYS FROM-TO [--label TEXT]",
+        usage: "schedule add DAYS FROM-TO [--label TEXT] [--entrance NAME]",
         about: "Add a recurring window in local time, e.g. `schedule add mon-fri 08:00-18:00\n\
-                --label deliveries`. DAYS: mon..sun, lists and ranges (sat,sun; mon-fri) or daily.",
-        flags: &[("label", true)],
+                --label deliveries`. DAYS: mon..sun, lists and ranges (sat,sun; mon-fri) or daily.\n\
+                --entrance limits it to one of the intercoms (by name); else it is for all.",
+        flags: &[("label", true), ("entrance", true)],
         args: 2,
     },
     Spec {
@@ -319,7 +320,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         }
         "schedule add" => match (arg(0), arg(1)) {
             (Some(days), Some(range)) => {
-                Command::Schedule(ScheduleArgs::Add { days, range, label: flag("label") })
+                let (label, entrance) = (flag("label"), flag("entrance"));
+                Command::Schedule(ScheduleArgs::Add { days, range, label, entrance })
             }
             _ => {
                 return Err(UsageError(
@@ -422,7 +424,8 @@ mod tests {
             Command::Schedule(ScheduleArgs::Add {
                 days: "mon-fri".into(),
                 range: "08:00-18:00".into(),
-                label: Some("deliveries".into())
+                label: Some("deliveries".into()),
+                entrance: None
             })
         );
         assert_eq!(run("schedule list"), Command::Schedule(ScheduleArgs::List));

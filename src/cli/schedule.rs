@@ -17,6 +17,8 @@ pub enum ScheduleArgs {
         days: String,
         range: String,
         label: Option<String>,
+        /// Only for this entrance (`intercoms[].name`).
+        entrance: Option<String>,
     },
     List,
     Rm(String),
@@ -29,17 +31,20 @@ const DEFAULT_LABEL: &str = "schedule";
 
 pub fn run(args: ScheduleArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
     match args {
-        ScheduleArgs::Add { days, range, label } => {
+        ScheduleArgs::Add { days, range, label, entrance } => {
             // En dash too: "08:00–18:00" is how people write it.
             let (from, to) = range
                 .split_once(['-', '–'])
                 .ok_or_else(|| format!("{range:?} is not a time range: write it like 08:00-18:00"))?;
-            let body = json!({
+            let mut body = json!({
                 "label": label.as_deref().unwrap_or(DEFAULT_LABEL),
                 "days": days,
                 "from": from,
                 "to": to,
             });
+            if let Some(e) = entrance {
+                body["entrance"] = json!(e);
+            }
             let s = api("POST", "/api/schedules", &body.to_string())?;
             println!("{}", describe(&s)?);
             Ok(())
@@ -93,6 +98,7 @@ fn describe(s: &Value) -> Result<String, Box<dyn Error>> {
     let field = |name: &str| -> Result<&str, Box<dyn Error>> {
         s[name].as_str().ok_or_else(|| format!("the server answered without \"{name}\"").into())
     };
+    let only = s["entrance"].as_str().map_or(String::new(), |e| format!("{e} only  "));
     let state = if s["paused"] == true {
         "paused".to_string()
     } else if let Some(until) = s["open_until"].as_str() {
@@ -101,7 +107,7 @@ fn describe(s: &Value) -> Result<String, Box<dyn Error>> {
         String::new()
     };
     Ok(format!(
-        "{}  {} {}-{}  {:?}  {state}",
+        "{}  {} {}-{}  {:?}  {only}{state}",
         field("id")?,
         field("days")?,
         field("from")?,

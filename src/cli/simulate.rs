@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use crate::cli::out::say_raw;
 use crate::config::Config;
 use crate::model::record::Decision;
-use crate::rules::call::{self, CallRules};
+use crate::rules::call::CallRules;
 use crate::rules::ring;
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
@@ -22,16 +22,20 @@ pub fn run(config: &Config, from: &str) {
             state::Status::closed()
         }
     };
+    let entrance = crate::model::phone::PhoneNumber::parse(from)
+        .ok()
+        .and_then(|n| crate::config::entrances::find(&config.intercoms, &n));
+    let entrance_name = entrance.and_then(|e| e.name.as_deref());
     let peek = schedules::peek(
         &config.state_dir,
         &tz::detect(),
         &boot::Boot::detect(),
         boot::clock_synced_now(),
         now,
+        entrance_name,
     );
     let ringing = ring::who(&config.forward_to, &config.ring, peek.local_minute);
     let rules = CallRules::new(config, &config.intercoms, &ringing);
-    let entrance = call::entrance(Some(from), &rules);
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();

@@ -95,6 +95,9 @@ pub struct NewScheduleRequest {
     /// `HH:MM` (or `24:00`), local time; not after `from` means the next day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// Only for calls from this entrance (`intercoms[].name`); all when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrance: Option<String>,
 }
 
 /// One schedule as the API shows it now.
@@ -110,6 +113,9 @@ pub struct ScheduleBody {
     pub open: bool,
     /// RFC 3339 UTC, while open.
     pub open_until: Option<String>,
+    /// Only for calls from this entrance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrance: Option<String>,
 }
 
 /// `GET /api/schedules`.

@@ -18,6 +18,7 @@ use jiff::Timestamp;
 
 use crate::model::api::{NewScheduleRequest, ScheduleBody};
 
+use crate::config::entrances::Entrance;
 use crate::config::values::MINUTES_PER_DAY;
 pub use crate::config::values::{format_clock, parse_clock};
 use crate::rules::codes::check_label;
@@ -131,6 +132,8 @@ pub struct Schedule {
     /// Minutes after local midnight, up to 24:00; not after `start` means the next day.
     pub end: u16,
     pub paused: bool,
+    /// Only calls from this entrance (`intercoms[].name`); `None`: every entrance.
+    pub entrance: Option<String>,
 }
 
 /// What the API sends to make one.
@@ -140,17 +143,30 @@ pub struct NewSchedule {
     pub days: Days,
     pub start: u16,
     pub end: u16,
+    pub entrance: Option<String>,
 }
 
-/// A new schedule from the API's request: every field present and within its bounds.
-pub fn from_request(r: &NewScheduleRequest) -> Result<NewSchedule, String> {
+/// A new schedule from the API's request: every field present and within its bounds,
+/// and an `entrance`, if given, one of the named `intercoms`.
+pub fn from_request(r: &NewScheduleRequest, intercoms: &[Entrance]) -> Result<NewSchedule, String> {
     let field = |v: &Option<String>, name: &str| v.clone().ok_or(format!("{name} is missing"));
     let new = NewSchedule {
         label: check_label(&field(&r.label, "label")?)?,
         days: Days::parse(&field(&r.days, "days")?)?,
         start: parse_clock(&field(&r.from, "from")?, false)?,
         end: parse_clock(&field(&r.to, "to")?, true)?,
+        entrance: r.entrance.clone(),
     };
+    if let Some(e) = &new.entrance {
+        if !intercoms.iter().any(|i| i.name.as_deref() == Some(e.as_str())) {
+            let names: Vec<&str> = intercoms.iter().filter_map(|i| i.name.as_deref()).collect();
+            return Err(format!(
+                "entrance {:?} is not one of the intercoms' names ({})",
+                crate::util::loggable(e),
+                if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
+            ));
+        }
+    }
     if new.start == new.end {
         return Err("from and to are the same time: the schedule would be empty or never end".into());
     }
@@ -169,6 +185,7 @@ impl Schedule {
             paused: self.paused,
             open: open_until.is_some(),
             open_until: open_until.map(rfc3339_at),
+            entrance: self.entrance.clone(),
         }
     }
 
@@ -213,11 +230,20 @@ pub fn open_at<'a>(
     schedules: &'a [Schedule],
     now: Timestamp,
     tz: &TimeZone,
+    applies: impl Fn(&Schedule) -> bool,
 ) -> Option<(&'a Schedule, Timestamp)> {
     schedules
         .iter()
+        .filter(|s| applies(s))
         .filter_map(|s| s.open_until(now, tz).map(|until| (s, until)))
         .max_by_key(|(_, until)| *until)
+}
+
+impl Schedule {
+    /// Whether it lets in a call from `entrance` (its name; `None` for the single form).
+    pub fn applies_to(&self, entrance: Option<&str>) -> bool {
+        self.entrance.is_none() || self.entrance.as_deref() == entrance
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +258,7 @@ mod tests {
             start: parse_clock(from, false).unwrap(),
             end: parse_clock(to, true).unwrap(),
             paused: false,
+            entrance: None,
         }
     }
 
@@ -274,7 +301,7 @@ mod tests {
     }
 
     fn parse_new(body: &[u8]) -> Result<NewSchedule, String> {
-        from_request(&crate::model::api::read_request(body)?)
+        from_request(&crate::model::api::read_request(body)?, &[])
     }
 
     #[test]
@@ -381,8 +408,11 @@ mod tests {
     fn the_longest_open_schedule_wins() {
         let tz = TimeZone::UTC;
         let list = [sched("daily", "08:00", "10:00"), sched("daily", "09:00", "12:00")];
-        let (s, until) = open_at(&list, at("2026-12-01T09:30:00Z"), &tz).unwrap();
+        let (s, until) = open_at(&list, at("2026-12-01T09:30:00Z"), &tz, |_| true).unwrap();
         assert_eq!((s.start, until), (540, at("2026-12-01T12:00:00Z")));
-        assert!(open_at(&list, at("2026-12-01T13:00:00Z"), &tz).is_none());
+        assert!(open_at(&list, at("2026-12-01T13:00:00Z"), &tz, |_| true).is_none());
+        let gate = Schedule { entrance: Some("gate".into()), ..sched("daily", "08:00", "10:00") };
+        assert!(gate.applies_to(Some("gate")) && !gate.applies_to(Some("door")) && !gate.applies_to(None));
+        assert!(sched("daily", "08:00", "10:00").applies_to(Some("door")));
     }
 }

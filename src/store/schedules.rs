@@ -56,6 +56,8 @@ struct Entry {
     from: String,
     to: String,
     paused: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entrance: Option<String>,
 }
 
 /// One schedule as the API shows it now.
@@ -155,14 +157,20 @@ impl ScheduleStore {
         ))
     }
 
-    /// The schedule that lets a call in now, with its label and end; `None` if none is
-    /// open, the clock is not trusted, or a write hangs past `wait` (then: forward).
-    pub fn open_now(&self, now: SystemTime, wait: Duration) -> Option<(String, Timestamp)> {
+    /// The schedule that lets a call in now, with its label and end, among those that
+    /// `applies` to it (its entrance); `None` if none is open, the clock is not trusted,
+    /// or a write hangs past `wait` (then: forward).
+    pub fn open_now(
+        &self,
+        now: SystemTime,
+        wait: Duration,
+        applies: impl Fn(&Schedule) -> bool,
+    ) -> Option<(String, Timestamp)> {
         let mut inner = crate::util::lock_within(&self.inner, wait)?;
         if !self.trusted(&mut inner, now) {
             return None;
         }
-        let (s, until) = schedule::open_at(&inner.list, timestamp(now)?, &self.local.tz)?;
+        let (s, until) = schedule::open_at(&inner.list, timestamp(now)?, &self.local.tz, applies)?;
         Some((s.label.clone(), until))
     }
 
@@ -216,6 +224,7 @@ impl ScheduleStore {
             start: new.start,
             end: new.end,
             paused: false,
+            entrance: new.entrance.clone(),
         };
         let mut next = inner.list.clone();
         next.push(s.clone());
@@ -336,6 +345,7 @@ fn encode(list: &[Schedule], boot_id: Option<&str>) -> Vec<u8> {
                 from: format_clock(s.start),
                 to: format_clock(s.end),
                 paused: s.paused,
+                entrance: s.entrance.clone(),
             })
             .collect(),
     };
@@ -363,6 +373,7 @@ fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
                 end: parse_clock(&e.to, true)?,
                 id: e.id,
                 paused: e.paused,
+                entrance: e.entrance,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -393,14 +404,22 @@ pub struct Peek {
     pub local_minute: Option<u16>,
 }
 
-pub fn peek(dir: &Path, local: &Local, boot: &Boot, synced: bool, now: SystemTime) -> Peek {
+pub fn peek(
+    dir: &Path,
+    local: &Local,
+    boot: &Boot,
+    synced: bool,
+    now: SystemTime,
+    entrance: Option<&str>,
+) -> Peek {
     let none = Peek { open: None, local_minute: None };
     let Ok((list, written)) = load(dir) else { return none };
     let this_boot = boot.id.is_some() && written == boot.id;
     let Some(at) = timestamp(now).filter(|_| this_boot || synced) else { return none };
     let zoned = at.to_zoned(local.tz.clone());
     Peek {
-        open: schedule::open_at(&list, at, &local.tz).map(|(s, until)| (s.label.clone(), until)),
+        open: schedule::open_at(&list, at, &local.tz, |s| s.applies_to(entrance))
+            .map(|(s, until)| (s.label.clone(), until)),
         local_minute: Some(zoned.hour() as u16 * 60 + zoned.minute() as u16),
     }
 }
@@ -411,6 +430,12 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use std::fs;
+
+    impl ScheduleStore {
+        fn open_now_any(&self, now: SystemTime, wait: Duration) -> Option<(String, Timestamp)> {
+            self.open_now(now, wait, |_| true)
+        }
+    }
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("intercom-schedules-{name}-{}", std::process::id()));
@@ -434,7 +459,7 @@ mod tests {
 
     fn new(days: &str, from: &str, to: &str) -> NewSchedule {
         let body = format!(r#"{{"label": "deliveries", "days": "{days}", "from": "{from}", "to": "{to}"}}"#);
-        schedule::from_request(&crate::model::api::read_request(body.as_bytes()).unwrap()).unwrap()
+        schedule::from_request(&crate::model::api::read_request(body.as_bytes()).unwrap(), &[]).unwrap()
     }
 
     const WAIT: Duration = Duration::from_secs(1);
@@ -446,17 +471,17 @@ mod tests {
         let noon = at("2026-12-01T12:00:00Z");
         let s = store(&dir, boot("a"), synced.clone(), noon);
         s.add(&new("daily", "08:00", "18:00"), noon).unwrap();
-        assert_eq!(s.open_now(noon, WAIT).unwrap().0, "deliveries", "made in this boot");
-        assert!(s.open_now(at("2026-12-01T19:00:00Z"), WAIT).is_none());
+        assert_eq!(s.open_now_any(noon, WAIT).unwrap().0, "deliveries", "made in this boot");
+        assert!(s.open_now_any(at("2026-12-01T19:00:00Z"), WAIT).is_none());
 
         let after = store(&dir, boot("b"), synced.clone(), noon);
-        assert!(after.open_now(noon, WAIT).is_none(), "another boot, clock not synchronized");
+        assert!(after.open_now_any(noon, WAIT).is_none(), "another boot, clock not synchronized");
         assert!(!after.list(noon).1);
         synced.store(true, Ordering::SeqCst);
-        assert!(after.open_now(noon, WAIT).is_some(), "synchronized now");
+        assert!(after.open_now_any(noon, WAIT).is_some(), "synchronized now");
 
         // A clock that goes back stops schedules even when synchronized.
-        assert!(after.open_now(at("2026-12-01T11:00:00Z"), WAIT).is_none());
+        assert!(after.open_now_any(at("2026-12-01T11:00:00Z"), WAIT).is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -468,11 +493,11 @@ mod tests {
         let s = store(&dir, boot("a"), synced.clone(), noon);
         let made = s.add(&new("mon-fri", "08:00", "18:00"), noon).unwrap();
         assert!(s.set_paused(&made.id, true, noon).unwrap().unwrap().paused);
-        assert!(s.open_now(noon, WAIT).is_none());
+        assert!(s.open_now_any(noon, WAIT).is_none());
         let again = store(&dir, boot("a"), synced.clone(), noon);
         assert!(again.list(noon).0[0].schedule.paused, "paused on disk");
         s.set_paused(&made.id, false, noon).unwrap();
-        assert!(s.open_now(noon, WAIT).is_some());
+        assert!(s.open_now_any(noon, WAIT).is_some());
 
         // A directory where the temp file goes makes every write fail.
         let obstruction = dir.join(format!(".{SCHEDULES_FILE}.tmp"));
@@ -480,7 +505,7 @@ mod tests {
         assert!(matches!(s.add(&new("sat", "10:00", "12:00"), noon), Err(AddError::Io(_))));
         assert_eq!(s.list(noon).0.len(), 1, "a refused add changes nothing");
         assert!(s.set_paused(&made.id, true, noon).unwrap().is_some());
-        assert!(s.open_now(noon, WAIT).is_none(), "paused in memory although not on disk");
+        assert!(s.open_now_any(noon, WAIT).is_none(), "paused in memory although not on disk");
         assert!(s.set_paused(&made.id, false, noon).is_err(), "resuming needs the disk");
         assert!(s.remove(&made.id, noon));
         assert!(s.health.problem().unwrap().contains("cannot be saved"));
@@ -503,7 +528,7 @@ mod tests {
         ] {
             fs::write(dir.join(SCHEDULES_FILE), bad).unwrap();
             let s = store(&dir, boot("a"), synced.clone(), noon);
-            assert!(s.list(noon).0.is_empty() && s.open_now(noon, WAIT).is_none(), "{bad}");
+            assert!(s.list(noon).0.is_empty() && s.open_now_any(noon, WAIT).is_none(), "{bad}");
             assert!(!dir.join(SCHEDULES_FILE).exists());
             let kept = fs::read_dir(&dir)
                 .unwrap()

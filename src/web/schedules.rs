@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::entrances::Entrance;
 use crate::http::{HttpError, Request};
 use crate::model::api::{read_request, ErrorBody, NewScheduleRequest, SchedulesBody};
 use crate::rules::schedule::{self, Schedule};
@@ -19,7 +20,12 @@ pub const PREFIX: &str = "/api/schedules";
 /// A status and a JSON body, or `None` for `204 No Content`.
 pub type Answer = Option<(u16, Value)>;
 
-pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<Answer, HttpError> {
+pub fn route(
+    store: &ScheduleStore,
+    intercoms: &[Entrance],
+    req: &Request,
+    now: SystemTime,
+) -> Result<Answer, HttpError> {
     let rest = req.path.strip_prefix(PREFIX).unwrap_or("");
     let method = req.method.as_str();
     if rest.is_empty() {
@@ -32,7 +38,7 @@ pub fn route(store: &ScheduleStore, req: &Request, now: SystemTime) -> Result<An
                     ))
                 };
                 let request: NewScheduleRequest = read_request(&req.body).map_err(bad)?;
-                let new = schedule::from_request(&request).map_err(bad)?;
+                let new = schedule::from_request(&request, intercoms).map_err(bad)?;
                 match store.add(&new, now) {
                     Ok(s) => Ok(answer(201, &one(store, &s, now))),
                     Err(AddError::Full) => Ok(answer(409, &ErrorBody { error: AddError::Full.to_string() })),

@@ -278,7 +278,10 @@ impl Webhook {
         if status.is_open() && !status.once {
             return LetIn::Window;
         }
-        if let Some((label, _)) = self.schedules.open_now(now, crate::util::LOCK_WAIT) {
+        let entrance = call::entrance(call.from.as_deref(), rules).and_then(|e| e.name.as_deref());
+        if let Some((label, _)) =
+            self.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance))
+        {
             return LetIn::Schedule(label);
         }
         if !status.is_open() {

@@ -379,6 +379,36 @@ fn two_intercoms_each_get_their_own_tones_and_a_third_number_is_rejected() {
 }
 
 #[test]
+fn a_schedule_limited_to_one_entrance_lets_in_only_there() {
+    let dir = TempDir::new("entrance-schedule");
+    let s = Server::start_in(dir.path(), two_entrances(), &[TZ]);
+    let body = json!({"label": "parcels", "days": "daily", "from": utc_clock(-1), "to": utc_clock(60), "entrance": "street gate"});
+    let r = s.api("POST", "/api/schedules", &body.to_string());
+    assert_eq!((r.status, r.json()["entrance"].clone()), (201, json!("street gate")), "{}", r.body);
+    assert!(ring(&s, GATE, "CAgate").body.contains("<Play digits=\"9\"/>"));
+    assert!(is_forward(&ring(&s, DOOR, "CAdoor")), "the house door is not in the schedule");
+    let history = events(&s, 2);
+    assert_eq!(names(&history), ["call_forwarded", "call_unlocked_schedule"]);
+    assert_eq!(
+        (history[1]["entrance"].clone(), history[1]["label"].clone()),
+        (json!("street gate"), json!("parcels"))
+    );
+    assert_eq!(status(&s)["schedule"]["label"], "parcels", "the page shows it");
+
+    let o = s.cli(&["schedule", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("street gate only"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let bad = json!({"label": "x", "days": "daily", "from": "08:00", "to": "09:00", "entrance": "back door"});
+    let r = s.api("POST", "/api/schedules", &bad.to_string());
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("street gate, house door"), "{}", r.body);
+    assert_eq!(s.api("GET", "/api/schedules", "").json()["schedules"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn a_config_with_both_forms_or_a_repeated_number_is_refused_naming_the_key() {
     let dir = TempDir::new("entrances-bad");
     let path = dir.path().join("c.json");
