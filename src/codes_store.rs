@@ -193,6 +193,13 @@ impl CodeStore {
         codes::offer(window_open, &trusted, &inner.lockout, secs(now))
     }
 
+    /// Whether wrong codes have paused the guest codes now; `None` while a write of the
+    /// codes hangs on the disk past [`crate::LOCK_WAIT`] (the caller looks again later).
+    pub fn paused(&self, now: SystemTime) -> Option<bool> {
+        let inner = crate::lock_within(&self.inner, crate::LOCK_WAIT)?;
+        Some(inner.lockout.is_locked(secs(now)))
+    }
+
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
     /// calls this every second). Skipped while the store is busy: a `codes.json` write
     /// that hangs must not stall the watcher, which also ends windows; the next call or

@@ -44,6 +44,9 @@
 //!   answer (`/voice/code`) and `/healthz`. It never changes the window; it counts a
 //!   guest code's use (or a wrong code) through the code store, and appends each decision
 //!   (and each refused signature, at a bounded rate it owns) to the history before answering.
+//! - `mqtt/` (a folder, cargo feature `mqtt`): Home Assistant through an MQTT broker,
+//!   a listener like `control.rs` (its commands open and close the window through the
+//!   state, as the API does); its `mod.rs` says what it owns and may use.
 //! - `control.rs` (+ `page.html`): the LAN listener: the phone page and the JSON API
 //!   (`/api/status`, `/api/open`, `/api/close`, `/api/events`, `/api/codes`), token-protected.
 //! - `http.rs`: HTTP/1.1 on the wire: request and response types, reading one request
@@ -139,6 +142,8 @@ pub mod expiry;
 pub mod form;
 pub mod history;
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod notify;
 pub mod phone;
 pub mod pool;

@@ -1,0 +1,182 @@
+//! One connection to the broker: connect (TCP, optionally TLS) and the CONNECT/CONNACK
+//! handshake within named timeouts, then publishing, subscribing, keep-alive pings and
+//! reading whatever the broker sends. Used by one thread (the bridge's); no reconnection
+//! here: any error ends the connection and the bridge makes a new one.
+//!
+//! Every wait is bounded: a broker that accepts TCP and never answers costs the bridge
+//! [`HANDSHAKE_TIMEOUT`]; one that stops answering later costs at most a ping interval
+//! plus [`PING_TIMEOUT`]; a write that the broker does not read fails after
+//! [`WRITE_TIMEOUT`].
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::codec::{self, Connect, DecodeError, Packet};
+
+/// Connecting to one address of the broker. A LAN broker answers in milliseconds.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// From the TCP connection to CONNACK (with TLS, the handshake too).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// One write to the broker: it reads our few hundred bytes at once unless it hangs.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The keep-alive we ask for: the broker drops us (and publishes the will) after 1.5
+/// times this without a packet, so Home Assistant shows "unavailable" within about 45 s
+/// of a daemon that hangs; we ping at half of it.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// A ping unanswered this long means the broker or the path to it is gone.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one read waits for the broker, and so how often the bridge looks at its
+/// queue while the broker is quiet: well under the second Home Assistant's state may lag.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Bytes read at a time; our incoming packets are a few dozen bytes.
+const READ_CHUNK: usize = 1024;
+
+pub(super) trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+pub struct Client {
+    stream: Box<dyn Stream>,
+    /// The socket under `stream`, for its timeouts.
+    socket: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of an oversized packet still to be thrown away as they arrive.
+    skip: usize,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    next_id: u16,
+}
+
+impl Client {
+    /// Connects and completes the MQTT handshake, or says why not in words for the log.
+    pub fn connect(host: &str, port: u16, tls: bool, hello: &Connect) -> Result<Client, String> {
+        // Name resolution has no timeout of its own; it runs on the bridge's thread only.
+        let addrs: Vec<_> =
+            (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+        let mut last = format!("{host} has no address");
+        let socket = addrs
+            .iter()
+            .find_map(|a| match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    last = format!("cannot connect to {a}: {e}");
+                    None
+                }
+            })
+            .ok_or(last)?;
+        let setup = |s: &TcpStream| -> io::Result<()> {
+            s.set_nodelay(true)?;
+            s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            s.set_read_timeout(Some(POLL_INTERVAL))
+        };
+        setup(&socket).map_err(|e| format!("socket options: {e}"))?;
+        let inner = socket.try_clone().map_err(|e| format!("socket: {e}"))?;
+        let stream: Box<dyn Stream> = if tls { super::tls::wrap(inner, host)? } else { Box::new(inner) };
+        let mut client = Client {
+            stream,
+            socket,
+            buf: Vec::new(),
+            skip: 0,
+            last_sent: Instant::now(),
+            ping_sent: None,
+            next_id: 0,
+        };
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        client.send(&codec::connect(hello)).map_err(|e| format!("sending CONNECT: {e}"))?;
+        while Instant::now() < deadline {
+            match client.read().map_err(|e| format!("waiting for CONNACK: {e}"))?.first() {
+                Some(Packet::ConnAck { code: 0 }) => return Ok(client),
+                Some(Packet::ConnAck { code }) => {
+                    return Err(format!(
+                        "the broker refused us: {} (code {code})",
+                        codec::connack_reason(*code)
+                    ))
+                }
+                Some(other) => return Err(format!("expected CONNACK, got {other:?}")),
+                None => {}
+            }
+        }
+        Err(format!("no CONNACK within {HANDSHAKE_TIMEOUT:?}"))
+    }
+
+    pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool) -> io::Result<()> {
+        self.send(&codec::publish(topic, payload, retain))
+    }
+
+    pub fn subscribe(&mut self, filters: &[&str]) -> io::Result<()> {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.send(&codec::subscribe(self.next_id, filters))
+    }
+
+    /// Pings when the connection has been quiet for half the keep-alive; fails when a
+    /// ping went unanswered for [`PING_TIMEOUT`].
+    pub fn keep_alive(&mut self) -> io::Result<()> {
+        if let Some(sent) = self.ping_sent {
+            if sent.elapsed() > PING_TIMEOUT {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker did not answer a ping"));
+            }
+        } else if self.last_sent.elapsed() >= KEEP_ALIVE / 2 {
+            self.send(&codec::pingreq())?;
+            self.ping_sent = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Waits up to [`POLL_INTERVAL`] for bytes and returns the packets they complete.
+    /// A QoS 1 message is acknowledged here; an oversized packet is skipped with a warning.
+    pub fn read(&mut self) -> io::Result<Vec<Packet>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the broker closed the connection"))
+            }
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let mut packets = Vec::new();
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len());
+                self.buf.drain(..n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            match codec::decode(&self.buf) {
+                Ok(Some((packet, n))) => {
+                    self.buf.drain(..n);
+                    self.ping_sent = None; // any packet shows the broker is there
+                    if let Packet::Publish { qos1_id: Some(id), .. } = &packet {
+                        self.send(&codec::puback(*id))?;
+                    }
+                    packets.push(packet);
+                }
+                Ok(None) => break,
+                Err(DecodeError::TooLarge { total }) => {
+                    log::warn!("MQTT: skipped {}", DecodeError::TooLarge { total });
+                    self.skip = total;
+                }
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+        }
+        Ok(packets)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    /// Closes the socket at once, without DISCONNECT: a connection we give up on is one
+    /// whose will Home Assistant should see, and the bridge reconnects within seconds.
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
