@@ -77,8 +77,8 @@ pub fn connack_reason(code: u8) -> &'static str {
         1 => "the broker does not speak MQTT 3.1.1",
         2 => "the client id was refused",
         3 => "the broker is unavailable",
-        4 => "bad user name or password",
-        5 => "not authorized",
+        4 => "bad user name or password (mqtt.username, INTERCOM_MQTT_PASSWORD)",
+        5 => "not authorized (check mqtt.username and its password)",
         _ => "an unknown refusal",
     }
 }
