@@ -14,11 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client::Client;
 use super::codec::{Connect, Packet};
 use super::discovery::{self, on_off, Topics, OFF, OFFLINE, ON, ONLINE, PRESS};
-use crate::codes_store::CodeStore;
 use crate::config::{Config, MqttConfig};
-use crate::ratelog::RateLog;
-use crate::record::Record;
-use crate::state::Store;
+use crate::model::record::Record;
+use crate::store::codes::CodeStore;
+use crate::store::state::Store;
+use crate::util::ratelog::RateLog;
 
 /// Records waiting for the bridge. Events come a few a day; while the broker is away the
 /// queue is emptied every backoff step anyway, so this only bounds a burst.
@@ -55,7 +55,7 @@ impl Bridge {
 
     /// Queues a record for Home Assistant; never blocks. Called under the state lock.
     pub fn submit(&self, record: &Record) {
-        let mut q = crate::lock(&self.queue);
+        let mut q = crate::util::lock(&self.queue);
         if q.len() >= QUEUE_CAPACITY {
             q.pop_front();
         }
@@ -90,7 +90,7 @@ impl Bridge {
 
     /// Everything queued, waiting up to `wait` for the first.
     fn take(&self, wait: Duration) -> Vec<Record> {
-        let mut q = crate::lock(&self.queue);
+        let mut q = crate::util::lock(&self.queue);
         if q.is_empty() && !wait.is_zero() {
             q = self.ready.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -225,7 +225,7 @@ impl Worker {
     fn send_state(&mut self, client: &mut Client) -> io::Result<()> {
         let now = SystemTime::now();
         let mut values = Vec::new();
-        if let Some(s) = self.store.status_within(now, crate::LOCK_WAIT) {
+        if let Some(s) = self.store.status_within(now, crate::util::LOCK_WAIT) {
             values.push((&self.topics.window_state, on_off(s.is_open()).to_string()));
             values.push((&self.topics.time_left, s.remaining_seconds.div_ceil(60).to_string()));
             values.push((&self.topics.storage_problem, on_off(s.storage_problem.is_some()).to_string()));
@@ -279,7 +279,7 @@ impl Worker {
             PRESS if topic == self.topics.next_visitor_press => self.open(now),
             _ => BAD_COMMANDS.warn(format_args!(
                 "MQTT: ignored {:?} on {topic} (expected {})",
-                crate::loggable(text),
+                crate::util::loggable(text),
                 if window { "ON or OFF" } else { PRESS }
             )),
         }

@@ -32,7 +32,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Bytes read at a time; our incoming packets are a few dozen bytes.
 const READ_CHUNK: usize = 1024;
 
-pub(super) trait Stream: Read + Write + Send {}
+trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
 pub struct Client {
@@ -71,7 +71,11 @@ impl Client {
         };
         setup(&socket).map_err(|e| format!("socket options: {e}"))?;
         let inner = socket.try_clone().map_err(|e| format!("socket: {e}"))?;
-        let stream: Box<dyn Stream> = if tls { super::tls::wrap(inner, host)? } else { Box::new(inner) };
+        let stream: Box<dyn Stream> = if tls {
+            Box::new(super::tls::wrap(inner, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
+        } else {
+            Box::new(inner)
+        };
         let mut client = Client {
             stream,
             socket,

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::record::{EventKind, Record};
+use crate::model::record::{EventKind, Record};
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";

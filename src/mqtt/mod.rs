@@ -14,7 +14,7 @@
 //! What it may use: the state and the guest codes (to read them and to open and close the
 //! window exactly as the control API does, with source `home-assistant`, so the history
 //! and notifications follow through the state's observer), the record vocabulary, the
-//! config, and the crate's TLS roots. Nothing uses it but `server.rs`, which hands it the
+//! config, and the crate's TLS roots. Nothing uses it but `daemon/server.rs`, which hands it the
 //! records the history writes.
 //!
 //! Invariants: no call ever waits for the broker (records reach the bridge through a
@@ -23,6 +23,8 @@
 //! will (`offline`, retained) tells Home Assistant when the daemon is gone, including
 //! after `kill -9`. DISCONNECT is never sent: a daemon that stops is gone, and its will
 //! should say so.
+//!
+//! Uses: `store`, `system`, `config`, `model`, `util`.
 
 mod bridge;
 mod client;
