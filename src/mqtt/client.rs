@@ -27,8 +27,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// A ping unanswered this long means the broker or the path to it is gone.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one read waits for the broker, and so how often the bridge looks at its
-/// queue while the broker is quiet: well under the second Home Assistant's state may lag.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// queue while the broker is quiet: a window change reaches Home Assistant within this
+/// (well under the promised second), a command at once; four wakeups a second cost the
+/// idle daemon about 0.05 % of a core (BENCHMARKS.md).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Bytes read at a time; our incoming packets are a few dozen bytes.
 const READ_CHUNK: usize = 1024;
 

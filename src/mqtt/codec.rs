@@ -2,7 +2,7 @@
 //! publishes state and takes commands needs. Pure: bytes in, bytes out, no I/O.
 //!
 //! Written by hand rather than taken from a crate: the packets below are about 200
-//! lines, and the codec crates measured (see BENCHMARKS.md) bring MQTT 5, QoS 2 and
+//! lines, and the crates considered (see BENCHMARKS.md) bring MQTT 5, QoS 2 and
 //! async plumbing we would not use. Every encoder and the decoder are checked against
 //! byte vectors worked out from the standard's figures.
 

@@ -383,6 +383,30 @@ fn a_broker_restart_is_survived_and_kill_9_makes_the_device_unavailable() {
     assert!(later.wait(0, "intercom/availability", |p| p == "offline").retained, "kept for Home Assistant");
 }
 
+/// Five wrong guest codes pause the codes: Home Assistant's binary sensor follows, and
+/// each keypad call fires the event entity as a forward.
+#[test]
+fn wrong_guest_codes_show_as_codes_paused() {
+    use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
+    let broker = Broker::start();
+    let live = broker.subscribe("intercom/#");
+    let mut c = signed_config();
+    c["mqtt"] = config(broker.port)["mqtt"].clone();
+    let (s, _dir) = start(c);
+    live.wait(0, "intercom/codes_paused/state", |p| p == "OFF");
+    let added = s.api("POST", "/api/codes", r#"{"label": "plumber"}"#).json();
+    let wrong = if added["code"] == "100000" { "100001" } else { "100000" };
+    let mut form: Vec<(&str, &str)> = CALL.to_vec();
+    form.push(("Digits", wrong));
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code"), &form);
+    let from = live.mark();
+    for _ in 0..5 {
+        assert_eq!(post_signed(&s, "/voice/code", &form, Some(&sig)).status, 200);
+    }
+    live.wait(from, "intercom/codes_paused/state", |p| p == "ON");
+    live.wait(from, "intercom/last_event/state", |p| p.starts_with("Too many wrong guest codes"));
+}
+
 /// A TCP listener that accepts and never says a word: the daemon's handshake must time
 /// out on its own thread while calls are answered as fast as ever.
 #[test]
