@@ -85,8 +85,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     expiry::watch(store.clone(), codes.clone())?;
     #[cfg(feature = "mqtt")]
     if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
-        let last = history.newest(1).ok().and_then(|r| r.into_iter().next());
-        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), last)?;
+        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone())?;
     }
     #[cfg(not(feature = "mqtt"))]
     if config.mqtt.is_some() {

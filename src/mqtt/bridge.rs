@@ -17,6 +17,7 @@ use super::discovery::{self, on_off, Topics, OFF, OFFLINE, ON, ONLINE, PRESS};
 use crate::config::{Config, MqttConfig};
 use crate::model::record::Record;
 use crate::store::codes::CodeStore;
+use crate::store::history::History;
 use crate::store::state::Store;
 use crate::util::ratelog::RateLog;
 
@@ -63,15 +64,15 @@ impl Bridge {
         self.ready.notify_one();
     }
 
-    /// Starts the thread. `last` is the newest record of the history, for the
-    /// last-event sensor until something happens.
+    /// Starts the thread. The history's newest record is the last-event sensor's value
+    /// until something happens; the thread reads it, so a hanging disk delays no start.
     pub fn start(
         self: &Arc<Self>,
         config: Arc<Config>,
         settings: MqttConfig,
         store: Arc<Store>,
         codes: Arc<CodeStore>,
-        last: Option<Record>,
+        history: Arc<History>,
     ) -> io::Result<()> {
         let topics = Topics::new(&settings.topic_prefix, &settings.discovery_prefix);
         let worker = Worker {
@@ -81,10 +82,10 @@ impl Bridge {
             topics,
             store,
             codes,
-            last,
+            last: None,
             published: HashMap::new(),
         };
-        thread::Builder::new().name("mqtt".into()).spawn(move || worker.run())?;
+        thread::Builder::new().name("mqtt".into()).spawn(move || worker.run(&history))?;
         Ok(())
     }
 
@@ -111,7 +112,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self) {
+    fn run(mut self, history: &History) {
+        self.last = history.newest(1).ok().and_then(|r| r.into_iter().next());
         let broker = format!("{}:{}", self.settings.host, self.settings.port());
         let mut backoff = FIRST_BACKOFF;
         loop {
