@@ -47,6 +47,8 @@ pub struct Client {
     last_sent: Instant,
     ping_sent: Option<Instant>,
     next_id: u16,
+    /// Packets that arrived with the CONNACK, for the first [`Client::read`].
+    early: Vec<Packet>,
 }
 
 impl Client {
@@ -86,16 +88,21 @@ impl Client {
             last_sent: Instant::now(),
             ping_sent: None,
             next_id: 0,
+            early: Vec::new(),
         };
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         client.send(&codec::connect(hello)).map_err(|e| format!("sending CONNECT: {e}"))?;
         while Instant::now() < deadline {
-            match client.read().map_err(|e| format!("waiting for CONNACK: {e}"))?.first() {
-                Some(Packet::ConnAck { code: 0 }) => return Ok(client),
+            let mut packets = client.read().map_err(|e| format!("waiting for CONNACK: {e}"))?.into_iter();
+            match packets.next() {
+                Some(Packet::ConnAck { code: 0 }) => {
+                    client.early = packets.collect();
+                    return Ok(client);
+                }
                 Some(Packet::ConnAck { code }) => {
                     return Err(format!(
                         "the broker refused us: {} (code {code})",
-                        codec::connack_reason(*code)
+                        codec::connack_reason(code)
                     ))
                 }
                 Some(other) => return Err(format!("expected CONNACK, got {other:?}")),
@@ -131,6 +138,9 @@ impl Client {
     /// Waits up to [`POLL_INTERVAL`] for bytes and returns the packets they complete.
     /// A QoS 1 message is acknowledged here; an oversized packet is skipped with a warning.
     pub fn read(&mut self) -> io::Result<Vec<Packet>> {
+        if !self.early.is_empty() {
+            return Ok(std::mem::take(&mut self.early));
+        }
         let mut chunk = [0u8; READ_CHUNK];
         match self.stream.read(&mut chunk) {
             Ok(0) => {
@@ -184,5 +194,90 @@ impl Drop for Client {
     /// whose will Home Assistant should see, and the bridge reconnects within seconds.
     fn drop(&mut self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a scripted broker on loopback; the real one is in tests/it/mqtt.rs.
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn hello() -> Connect<'static> {
+        Connect {
+            client_id: "t",
+            keep_alive_secs: 30,
+            username: None,
+            password: None,
+            will_topic: "t/availability",
+            will_payload: b"offline",
+        }
+    }
+
+    /// A broker that reads our CONNECT, sends `script` a chunk at a time (a poll apart),
+    /// then returns what we sent after.
+    fn scripted(script: Vec<Vec<u8>>) -> (u16, thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut connect = [0u8; 64];
+            let n = s.read(&mut connect).unwrap();
+            assert_eq!(connect[0], 0x10, "CONNECT first: {:?}", &connect[..n]);
+            for chunk in script {
+                s.write_all(&chunk).unwrap();
+                thread::sleep(POLL_INTERVAL);
+            }
+            let mut after = vec![0u8; 64];
+            let n = s.read(&mut after).unwrap_or(0);
+            after.truncate(n);
+            after
+        });
+        (port, broker)
+    }
+
+    #[test]
+    fn acknowledges_qos1_and_drops_a_broker_that_sends_garbage() {
+        // CONNACK with a QoS 1 publish in the same segment, then a CONNECT: nothing a
+        // broker sends.
+        let mut first = vec![0x20, 2, 0, 0];
+        first.extend_from_slice(&[0x32, 7, 0, 1, b't', 0x12, 0x34, b'O', b'N']);
+        let (port, broker) = scripted(vec![first, vec![0x10, 0]]);
+        let mut c = Client::connect("127.0.0.1", port, false, &hello()).unwrap();
+        let mut seen = Vec::new();
+        let err = loop {
+            match c.read() {
+                Ok(p) => seen.extend(p),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(matches!(&seen[..], [Packet::Publish { qos1_id: Some(0x1234), .. }]), "{seen:?}");
+        assert_eq!(broker.join().unwrap(), codec::puback(0x1234));
+    }
+
+    #[test]
+    fn a_refused_connect_says_why() {
+        let (port, _broker) = scripted(vec![vec![0x20, 2, 0, 4]]);
+        let e = Client::connect("127.0.0.1", port, false, &hello()).err().unwrap();
+        assert!(e.contains("bad user name or password"), "{e}");
+        let (port, _broker) = scripted(vec![vec![0xD0, 0]]);
+        let e = Client::connect("127.0.0.1", port, false, &hello()).err().unwrap();
+        assert!(e.contains("expected CONNACK"), "{e}");
+    }
+
+    #[test]
+    fn pings_when_quiet_and_gives_up_on_an_unanswered_ping() {
+        let (port, broker) = scripted(vec![vec![0x20, 2, 0, 0]]);
+        let mut c = Client::connect("127.0.0.1", port, false, &hello()).unwrap();
+        c.keep_alive().unwrap();
+        assert!(c.ping_sent.is_none(), "no ping on a fresh connection");
+        c.last_sent = Instant::now().checked_sub(KEEP_ALIVE / 2).unwrap();
+        c.keep_alive().unwrap();
+        assert_eq!(broker.join().unwrap(), codec::pingreq());
+        c.ping_sent = Instant::now().checked_sub(PING_TIMEOUT + Duration::from_secs(1));
+        assert_eq!(c.keep_alive().unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }
