@@ -1,7 +1,8 @@
 //! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
 //! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
 //! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
-//! configured URLs and cuts a URL down to what may be logged.
+//! configured URLs and cuts a URL down to what may be logged; `limits.rs` the listeners'
+//! tunable bounds.
 //!
 //! Uses: `model`, `util`.
 //!
@@ -13,6 +14,7 @@
 //! and column of a JSON syntax error), so a user can fix a bad config from one line of
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
+pub mod limits;
 pub mod url;
 pub mod values;
 
@@ -24,6 +26,7 @@ use std::time::Duration;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config::limits::LimitsConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{host, optional, optional_object, port, topic_level, topic_path};
@@ -98,6 +101,8 @@ pub struct Config {
     /// Home Assistant through an MQTT broker; absent means nothing connects.
     #[serde(deserialize_with = "optional_object")]
     pub mqtt: Option<MqttConfig>,
+    #[serde(deserialize_with = "object")]
+    pub limits: LimitsConfig,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
@@ -220,6 +225,7 @@ impl Default for Config {
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
             mqtt: None,
+            limits: LimitsConfig::default(),
         }
     }
 }

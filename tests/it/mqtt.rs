@@ -387,7 +387,6 @@ fn a_broker_restart_is_survived_and_kill_9_makes_the_device_unavailable() {
 /// each keypad call fires the event entity as a forward.
 #[test]
 fn wrong_guest_codes_show_as_codes_paused() {
-    use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
     let broker = Broker::start();
     let live = broker.subscribe("intercom/#");
     let mut c = signed_config();
