@@ -13,6 +13,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Connect, DecodeError, Packet};
+use crate::util::ratelog::RateLog;
 
 /// Connecting to one address of the broker. A LAN broker answers in milliseconds.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,6 +34,9 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Bytes read at a time; our incoming packets are a few dozen bytes.
 const READ_CHUNK: usize = 1024;
+
+/// Whoever can publish to our command topics can send large messages in a loop.
+static OVERSIZED: RateLog = RateLog::new();
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -172,7 +176,7 @@ impl Client {
                 }
                 Ok(None) => break,
                 Err(DecodeError::TooLarge { total }) => {
-                    log::warn!("MQTT: skipped {}", DecodeError::TooLarge { total });
+                    OVERSIZED.warn(format_args!("MQTT: skipped {}", DecodeError::TooLarge { total }));
                     self.skip = total;
                 }
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
