@@ -329,4 +329,23 @@ mod tests {
         let big = publish("t", &vec![0; MAX_INCOMING_BYTES], false);
         assert_eq!(decode(&big[..3]), Err(DecodeError::TooLarge { total: big.len() }));
     }
+
+    #[test]
+    fn random_bytes_never_panic_and_never_claim_more_than_they_hold() {
+        // What a hostile broker can send: every decode ends in a packet within the
+        // buffer, a wait for more, or an error.
+        let mut noise = vec![0u8; 1 << 16];
+        getrandom::fill(&mut noise).unwrap();
+        for start in 0..4096 {
+            let len = usize::from(noise[start]) % 64;
+            let mut buf = noise[start..start + len].to_vec();
+            // Half the time a plausible first byte, so the bodies get parsed too.
+            if start % 2 == 0 && !buf.is_empty() {
+                buf[0] = [0x20, 0x30, 0x32, 0x33, 0x40, 0x90, 0xD0][start % 7];
+            }
+            if let Ok(Some((_, used))) = decode(&buf) {
+                assert!(used <= buf.len());
+            }
+        }
+    }
 }

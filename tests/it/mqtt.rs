@@ -406,6 +406,40 @@ fn wrong_guest_codes_show_as_codes_paused() {
     live.wait(from, "intercom/last_event/state", |p| p.starts_with("Too many wrong guest codes"));
 }
 
+/// A state disk that fails: Home Assistant's problem sensor says so, an `ON` from it
+/// changes nothing (as the API's open would not), and the sensor clears when the disk is
+/// fixed.
+#[test]
+fn a_storage_problem_shows_and_an_open_that_cannot_be_saved_changes_nothing() {
+    let broker = Broker::start();
+    let live = broker.subscribe("intercom/#");
+    let dir = TempDir::new("mqtt-disk");
+    let state = dir.path().join("state");
+    // Directories where the history and the state's temp file go: every write fails.
+    let blocked = [state.join("events.jsonl"), state.join(".state.json.tmp")];
+    for d in &blocked {
+        std::fs::create_dir_all(d.join("inside")).unwrap();
+    }
+    let s = Server::start_in(dir.path(), config(broker.port), &[("INTERCOM_MQTT_PASSWORD", PASSWORD)]);
+    live.wait(0, "intercom/storage_problem/state", |p| p == "ON");
+    let from = live.mark();
+    broker.publish("intercom/window/set", "ON", false);
+    assert!(
+        s.wait_for_log("Home Assistant asked to open the window: the window was not opened"),
+        "{}",
+        s.logs()
+    );
+    assert!(!is_open(&s));
+    assert!(!live.all()[from..].iter().any(|m| m.topic == "intercom/window/state" && m.payload == "ON"));
+    for d in &blocked {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    // The disk watcher finds it writable again; the next refresh clears the sensor.
+    live.wait(from, "intercom/storage_problem/state", |p| p == "OFF");
+    broker.publish("intercom/window/set", "ON", false);
+    live.wait(from, "intercom/window/state", |p| p == "ON");
+}
+
 /// A TCP listener that accepts and never says a word: the daemon's handshake must time
 /// out on its own thread while calls are answered as fast as ever.
 #[test]
