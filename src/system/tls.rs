@@ -1,6 +1,7 @@
 //! Which certificate authorities outbound HTTPS trusts (Twilio's REST API, ntfy, webhooks):
-//! the system's CA bundle, read once, shared by every HTTP agent. [`https_agent`] builds
-//! the one kind of agent that talks to the outside.
+//! the system's CA bundle, read once, shared by every HTTP agent and by the MQTT
+//! connection to a broker over TLS ([`system_roots`]). [`https_agent`] builds the one kind
+//! of agent that talks to the outside.
 //!
 //! Decision: not Mozilla's roots compiled in (ureq's `rustls` feature, the
 //! `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
