@@ -12,6 +12,7 @@ mod harness;
 mod household;
 mod layers;
 mod load;
+mod mqtt;
 mod notify;
 mod persistence;
 mod security;
