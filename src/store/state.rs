@@ -570,6 +570,26 @@ mod tests {
     }
 
     #[test]
+    fn a_one_shot_window_from_an_earlier_boot_closes_like_any_other() {
+        let dir = tempdir("oncereboot");
+        let now = SystemTime::now();
+        new_store(&dir, HOUR).open_window(HOUR, true, now, "t").unwrap();
+        let other = store_in_boot(&dir, HOUR, Boot { id: Some("other-boot".into()), clock_synced: false });
+        other.check_at_start(now, None);
+        let status = other.status(now);
+        assert!(!status.is_open() && !status.once, "{status:?}");
+        assert_eq!(other.use_once(now, Duration::from_secs(1), None), OnceUse::Gone);
+        let again = store_in_boot(&dir, HOUR, Boot { id: Some("other-boot".into()), clock_synced: true });
+        assert!(!again.status(now).once, "closed on disk, once cleared");
+        // And a clock that goes back ends it too.
+        let s = new_store(&dir, 12 * HOUR);
+        s.open_window(HOUR, true, at(100_000), "t").unwrap();
+        assert_eq!(s.use_once(at(90_000), Duration::from_secs(1), None), OnceUse::Gone);
+        assert!(!s.status(at(100_001)).is_open());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_clock_that_goes_back_closes_the_window() {
         let dir = tempdir("clockback");
         let store = new_store(&dir, 12 * HOUR);
