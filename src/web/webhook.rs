@@ -1,8 +1,10 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, the guest-code
-//! keypad answer on `/voice/code`, and `/healthz`.
+//! keypad answer on `/voice/code`, a sequential ring order's `/voice/next`, and
+//! `/healthz`.
 //!
-//! Nothing here changes the window; the only state it changes is a guest code's use
-//! count (and the wrong-code lockout), through the code store, before answering. Each
+//! The only state it changes is a guest code's use count (and the wrong-code lockout),
+//! through the code store, and the end of a one-shot window that it lets a visitor in
+//! through (`next.rs`), both on disk before answering. Each
 //! decision (and each refused signature, at a bounded rate) is appended to the history
 //! before the answer goes out. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
@@ -23,7 +25,7 @@ use crate::rules::ring;
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
-use crate::store::state::{OnceUse, Status, Store};
+use crate::store::state::Store;
 use crate::util::ratelog::{Limiter, RateLog};
 use crate::{twilio::signature, twilio::twiml, util::lock, util::loggable};
 
@@ -47,6 +49,10 @@ const MAX_STEP: usize = 100;
 /// history out of the bounded log. The rest are counted and logged, not recorded.
 pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+mod next;
+
+use next::{outcome_record, LetIn};
 
 pub struct Webhook {
     config: Arc<Config>,
@@ -212,93 +218,6 @@ impl Webhook {
         Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
     }
 
-    /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
-    /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
-    /// the last the no-answer message is said. The caller is checked again (a stranger
-    /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub fn answer_next(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
-        let call = self.parse_call(req)?;
-        let query =
-            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
-        let step = one(&query, "step")?
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|s| (1..=MAX_STEP).contains(s))
-            .ok_or_else(|| {
-                HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}"))
-            })?;
-        let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let decision = match call::decide(call.from.as_deref(), false, &rules) {
-            Decision::Reject => Decision::Reject,
-            _ if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
-            _ => {
-                let next = |i| action(&self.config, &req.query, NEXT_PATH, Some(i));
-                let default_time = self.config.dial_timeout;
-                ring::step(&ringing, step, &self.config.ring, default_time, &next)
-                    .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() })
-            }
-        };
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
-        Ok(Answered {
-            xml: twiml::render(&record.decision),
-            call: record,
-            records: Vec::new(),
-            if_unrecorded: None,
-        })
-    }
-
-    /// Who is rung for this call now: `forward_to` (or the request's override), during
-    /// quiet hours only the chosen numbers. Quiet hours need a trusted clock, by the
-    /// schedules' rule; without one everyone is rung.
-    fn ringing(&self, call: &Call, now: SystemTime) -> Vec<PhoneNumber> {
-        let minute = self.schedules.local_minute(now, crate::util::LOCK_WAIT);
-        ring::who(&call.forward_to, &self.config.ring, minute)
-    }
-
-    /// What lets this call in, if anything: an open window, else a schedule open now,
-    /// else a one-shot window, which does so for the first call from the intercom only
-    /// and is closed on disk first ([`Store::use_once`]); a schedule comes before it, so
-    /// the one-shot window is kept for a visitor outside the schedule. Any doubt (a
-    /// hanging or failing state disk, another call first, an untrusted clock) means no.
-    fn lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> LetIn {
-        let status = match self.store.status_within(now, crate::util::LOCK_WAIT) {
-            Some(status) => status,
-            None => {
-                self.hanging_disk_log.error(format_args!(
-                    "the window state is locked by a write that hangs (the disk?): the call is forwarded"
-                ));
-                Status::closed()
-            }
-        };
-        // A stranger is rejected whatever lets visitors in: it uses nothing up.
-        if !unlocks(&call::decide(call.from.as_deref(), true, rules)) {
-            return LetIn::No;
-        }
-        if status.is_open() && !status.once {
-            return LetIn::Window;
-        }
-        let entrance = call::entrance(call.from.as_deref(), rules).and_then(|e| e.name.as_deref());
-        if let Some((label, _)) =
-            self.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance))
-        {
-            return LetIn::Schedule(label);
-        }
-        if !status.is_open() {
-            return LetIn::No;
-        }
-        match self.store.use_once(now, crate::util::LOCK_WAIT, call.call_sid.as_deref()) {
-            OnceUse::Used => LetIn::Window,
-            OnceUse::Gone => LetIn::No,
-            OnceUse::Unavailable(why) => {
-                self.hanging_disk_log.error(format_args!(
-                    "the one-shot window could not be closed ({why}): the call is forwarded"
-                ));
-                LetIn::No
-            }
-        }
-    }
-
     fn parse_call(&self, req: &Request) -> Result<Call, Refused> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
@@ -385,22 +304,6 @@ impl Webhook {
             Err(_) => {} // malformed: no decision was made
         }
         Outcome::Written
-    }
-}
-
-/// What lets a call from the intercom in.
-enum LetIn {
-    No,
-    Window,
-    /// A schedule open now, by its label.
-    Schedule(String),
-}
-
-/// The history record of a call's outcome: an unlock by schedule names the schedule.
-fn outcome_record(record: &CallRecord, let_in: &LetIn, now: SystemTime) -> Record {
-    match (let_in, &record.decision) {
-        (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
-        _ => Record::call(record, now),
     }
 }
 
