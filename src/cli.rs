@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::client::{control_token, display_addr, local_address, Client};
 use crate::codes_cli::CodeArgs;
 use crate::config::{self, Config, Secret};
+use crate::devices_cli::DeviceArgs;
 use crate::state;
 
 pub const USAGE: &str = "\
@@ -28,6 +29,9 @@ usage:
                                           make a guest code (default: 1 day, 1 use); prints it
   intercom code list    [--config FILE]   the active guest codes
   intercom code rm ID   [--config FILE]   delete a guest code
+  intercom pair NAME    [--config FILE]   a one-time link (and QR code) that pairs a phone
+  intercom devices      [--config FILE]   the paired devices and their last use
+  intercom devices rm ID [--config FILE]  revoke a paired device
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -45,6 +49,7 @@ pub enum Command {
     FallbackTwiml,
     Doctor,
     Code(CodeArgs),
+    Devices(DeviceArgs),
     Version,
     Help,
 }
@@ -111,6 +116,18 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
                 positional.next().ok_or_else(|| UsageError("code rm needs the code's ID".into()))?,
             )),
             _ => return Err(UsageError("code needs add, list or rm".into())),
+        },
+        "pair" => Command::Devices(DeviceArgs::Pair(
+            positional
+                .next()
+                .ok_or_else(|| UsageError("pair needs a name: intercom pair \"Anna's phone\"".into()))?,
+        )),
+        "devices" => match positional.next().as_deref() {
+            None => Command::Devices(DeviceArgs::List),
+            Some("rm") => Command::Devices(DeviceArgs::Rm(
+                positional.next().ok_or_else(|| UsageError("devices rm needs the device's ID".into()))?,
+            )),
+            Some(other) => return Err(UsageError(format!("devices takes rm ID or nothing, not {other:?}"))),
         },
         "help" => Command::Help,
         "version" => Command::Version,
@@ -179,6 +196,11 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
         Command::Code(args) => {
             let client = Client::new(config)?;
             crate::codes_cli::run(args, &|method, path, body| client.call(method, path, body))
+        }
+        Command::Devices(args) => {
+            let client = Client::new(config)?;
+            let base = format!("http://{}", display_addr(lan_address(config.control.listen)));
+            crate::devices_cli::run(args, &|method, path, body| client.call(method, path, body), &base)
         }
         Command::TwilioSetup { dry_run } => crate::setup::twilio_setup(config, dry_run),
         Command::FallbackTwiml => {
@@ -332,6 +354,9 @@ mod tests {
         );
         assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
         assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
+        assert_eq!(args("pair Anna").unwrap().command, Command::Devices(DeviceArgs::Pair("Anna".into())));
+        assert_eq!(args("devices").unwrap().command, Command::Devices(DeviceArgs::List));
+        assert_eq!(args("devices rm ab").unwrap().command, Command::Devices(DeviceArgs::Rm("ab".into())));
     }
 
     #[test]
@@ -351,6 +376,9 @@ mod tests {
             "open --label x",
             "code add --valid",
             "code rm a b",
+            "pair",
+            "devices list",
+            "devices rm",
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::config_values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config_values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config_values::{public_url, secret, target_url, token, unlock_digits};
+use crate::config_values::{host_names, public_url, secret, target_url, token, unlock_digits};
 use crate::phone::PhoneNumber;
 use crate::record::EventKind;
 
@@ -98,6 +98,10 @@ pub struct ControlConfig {
     pub token: Option<Secret>,
     #[serde(skip)]
     pub token_from_env: bool,
+    /// Names (besides IP addresses) a paired phone may reach the page by; any other
+    /// `Host` is refused for a device, which stops DNS rebinding.
+    #[serde(deserialize_with = "host_names")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +178,7 @@ impl Default for ControlConfig {
             listen: DEFAULT_CONTROL_LISTEN.parse().expect("constant"),
             token: None,
             token_from_env: false,
+            hosts: Vec::new(),
         }
     }
 }

@@ -116,6 +116,36 @@ pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error
     Ok(token)
 }
 
+/// Host names the control page may be reached by besides IP literals: a handful
+/// ("intercom.local", "pi.lan"); more would be a typo or a list that defeats the
+/// DNS-rebinding check these names feed.
+const MAX_HOST_NAMES: usize = 8;
+/// The longest DNS name (RFC 1035).
+const MAX_HOST_NAME_CHARS: usize = 253;
+
+/// `control.hosts`: plain DNS names (letters, digits, `-`, `.`), lower-cased; no port.
+pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    if list.len() > MAX_HOST_NAMES {
+        return Err(D::Error::custom(format!("at most {MAX_HOST_NAMES} host names")));
+    }
+    list.into_iter()
+        .map(|h| {
+            let ok = !h.is_empty()
+                && h.len() <= MAX_HOST_NAME_CHARS
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if ok {
+                Ok(h.to_ascii_lowercase())
+            } else {
+                Err(D::Error::custom(format!(
+                    "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
+                )))
+            }
+        })
+        .collect()
+}
+
 pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let Some(sid) = optional(d)? else { return Ok(None) };
     // It goes into REST API paths: letters and digits only, so it cannot walk them.

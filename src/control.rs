@@ -1,8 +1,10 @@
 //! The control listener: the phone page at `/` and the token-protected JSON API.
 //!
-//! The page itself holds no secret: it reads the token from the URL fragment (`#t=…`),
-//! which browsers never send to a server, and calls the API with it. No state changes
-//! on GET; every `/api/` route checks the token before anything else.
+//! The page itself holds no secret. A paired phone's browser sends its device cookie
+//! (see `pairing.rs` for the checks such a request passes); the `intercom url` link puts
+//! the token in the URL fragment (`#t=…`), which browsers never send to a server, and
+//! the page calls the API with it. No state changes on GET; every `/api/` route but the
+//! pairing exchange checks the token or the cookie before anything else.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,10 +14,12 @@ use serde_json::{json, Value};
 use crate::codes;
 use crate::codes_store::{AddError, CodeStore};
 use crate::config::{Config, Secret};
+use crate::devices::Devices;
 use crate::form;
 use crate::history::History;
 use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::loggable;
+use crate::pairing::{self, Actor};
 use crate::state::{Status, Store};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -30,6 +34,9 @@ pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
+/// "Add to Home Screen": the app opens straight at the page.
+const MANIFEST: &str = include_str!("manifest.webmanifest");
+const ICON: &str = include_str!("icon.svg");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -37,6 +44,7 @@ pub struct Control {
     pub token: Secret,
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
+    pub devices: Arc<Devices>,
 }
 
 impl Control {
@@ -54,19 +62,32 @@ impl Control {
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let method = req.method.as_str();
-        if req.path == "/" {
+        let asset = match req.path.as_str() {
+            "/" | pairing::PAIR_PATH => Some(self.page(req)),
+            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST)),
+            "/icon.svg" => Some(asset("image/svg+xml", ICON)),
+            _ => None,
+        };
+        if let Some(resp) = asset {
             return match method {
-                "GET" | "HEAD" => Ok(page()),
+                "GET" | "HEAD" => Ok(resp),
                 _ => Err(HttpError::MethodNotAllowed("GET, HEAD")),
             };
         }
         if !req.path.starts_with("/api/") {
             return Err(HttpError::NotFound);
         }
-        self.authorize(req)?;
+        if req.path == "/api/pair" {
+            return pairing::exchange(&self.devices, req, &self.config.control.hosts);
+        }
+        let actor = self.authorize(req)?;
         let now = SystemTime::now();
         if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
             return self.codes_route(req, now);
+        }
+        if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
+        {
+            return pairing::route(&self.devices, req, &actor);
         }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {
@@ -78,9 +99,9 @@ impl Control {
             }
             ("/api/open", "POST") => {
                 let duration = self.requested_duration(&req.body)?;
-                self.store.open_window(duration, now, &source(req)).map_err(not_saved)?
+                self.store.open_window(duration, now, &source(req, &actor)).map_err(not_saved)?
             }
-            ("/api/close", "POST") => self.store.close_window(now, &source(req)),
+            ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
@@ -90,12 +111,35 @@ impl Control {
         Ok(status_response(status))
     }
 
-    fn authorize(&self, req: &Request) -> Result<(), HttpError> {
+    /// The bearer token when the request has an `Authorization` header (scripts, the
+    /// CLI, the `intercom url` link); else the device cookie, after the browser checks.
+    fn authorize(&self, req: &Request) -> Result<Actor, HttpError> {
+        if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
+            let write = !matches!(req.method.as_str(), "GET" | "HEAD");
+            pairing::check_browser_request(req, &self.config.control.hosts, write)?;
+            return self
+                .devices
+                .authenticate(secret, SystemTime::now())
+                .map(Actor::Device)
+                .ok_or(HttpError::Unauthorized);
+        }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
         if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
-            Ok(())
+            Ok(Actor::Token)
         } else {
             Err(HttpError::Unauthorized)
+        }
+    }
+
+    /// The page; a paired browser that loads it from the right host gets its cookie
+    /// renewed, so a phone in daily use never reaches the cookie's end of life.
+    fn page(&self, req: &Request) -> Response {
+        let renewed = pairing::cookie(req)
+            .filter(|_| pairing::check_browser_request(req, &self.config.control.hosts, false).is_ok())
+            .filter(|secret| self.devices.authenticate(secret, SystemTime::now()).is_some());
+        match renewed {
+            Some(secret) => page().with_header("Set-Cookie", pairing::set_cookie(secret)),
+            None => page(),
         }
     }
 
@@ -187,9 +231,12 @@ impl Control {
     }
 }
 
-/// Who changed the window, for the log: the client kind it claims (only a label) and
-/// the address it came from.
-fn source(req: &Request) -> String {
+/// Who changed the window, for the history: a paired device by its name; else the
+/// client kind it claims (only a label) and the address it came from.
+fn source(req: &Request, actor: &Actor) -> String {
+    if let Actor::Device(d) = actor {
+        return d.name.clone();
+    }
     let client = match req.header("x-intercom-client") {
         Some("cli") => "CLI",
         Some("page") => "page",
@@ -218,12 +265,17 @@ fn status_response(status: Status) -> Response {
     json_response(200, &status.to_json())
 }
 
+/// An asset embedded in the binary; may be cached for a day (it changes only with the binary).
+fn asset(content_type: &str, body: &'static str) -> Response {
+    Response::new(200, content_type, body).with_header("Cache-Control", "max-age=86400")
+}
+
 fn page() -> Response {
     Response::new(200, "text/html; charset=utf-8", PAGE)
         .with_header("Cache-Control", "no-store")
         .with_header(
             "Content-Security-Policy",
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'",
         )
         .with_header("Referrer-Policy", "no-referrer")
         .with_header("X-Frame-Options", "DENY")
@@ -250,7 +302,8 @@ mod tests {
             crate::boot::Boot { id: None, clock_synced: false },
             SystemTime::now(),
         ));
-        (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes }, dir)
+        let devices = Arc::new(Devices::open(&dir));
+        (Control { config: Arc::new(config), store: Arc::new(store), token, history, codes, devices }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {

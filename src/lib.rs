@@ -17,10 +17,10 @@
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
-//! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
+//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs`, `devices_cli.rs` | layers 0-6 |
+//! | 6 listeners | `webhook.rs`, `control.rs`, `pairing.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
-//! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `devices.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
@@ -39,6 +39,7 @@
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
+//! - `devices_cli.rs`: `intercom pair NAME` (link + QR code) and `intercom devices [rm ID]`.
 //! - `codes_cli.rs`: `intercom code add|list|rm`, through the control API like `open`.
 //! - `webhook.rs`: the internet-facing listener: Twilio's webhook, the guest-code keypad
 //!   answer (`/voice/code`) and `/healthz`. It never changes the window; it counts a
@@ -69,6 +70,10 @@
 //!   builds passes).
 //! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
 //!   written like the state file; a use is on disk before the door opens.
+//! - `devices.rs`: the paired phones in `state_dir/devices.json` (names, hashes of their
+//!   secrets, last use) and the pending one-time pairing codes (memory only).
+//!   `pairing.rs`: the control listener's side of it: the device cookie, the same-origin
+//!   checks a cookie's requests must pass, the pairing exchange, the device routes.
 //! - `history.rs`: `state_dir/events.jsonl`, with rotation: appends a record, on disk
 //!   before the answer (group commit: concurrent appends share one write and one flush),
 //!   and reads the newest ones. It decides nothing about what is recorded.
@@ -134,12 +139,15 @@ pub mod config;
 pub mod config_values;
 pub mod connections;
 pub mod control;
+pub mod devices;
+pub mod devices_cli;
 pub mod doctor;
 pub mod expiry;
 pub mod form;
 pub mod history;
 pub mod http;
 pub mod notify;
+pub mod pairing;
 pub mod phone;
 pub mod pool;
 pub mod ratelog;

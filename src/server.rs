@@ -87,7 +87,8 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         Ok(())
     }))?;
     let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
-    let control = Control { config, store, token, history, codes };
+    let devices = Arc::new(crate::devices::Devices::open(&config.state_dir));
+    let control = Control { config, store, token, history, codes, devices };
     let webhook_site = Site {
         name: "webhook",
         limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },

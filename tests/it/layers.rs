@@ -47,6 +47,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("expiry", 4),
     ("watchdog", 4),
     ("codes_store", 4),
+    ("devices", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),
@@ -54,6 +55,7 @@ const LAYERS: &[(&str, u8)] = &[
     // listeners: the request handlers
     ("webhook", 6),
     ("control", 6),
+    ("pairing", 6),
     // the application: wiring and commands
     ("server", 7),
     ("cli", 7),
@@ -61,6 +63,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("setup", 7),
     ("doctor", 7),
     ("codes_cli", 7),
+    ("devices_cli", 7),
     ("main", 8),
 ];
 const LAYER_NAMES: [&str; 9] = [
