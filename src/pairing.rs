@@ -240,14 +240,15 @@ mod tests {
             ("content-type", "application/json"),
         ];
         assert!(check_browser_request(&req("POST", &good), &[], true).is_ok());
-        let mut cases: Vec<Vec<(&str, &str)>> = Vec::new();
-        cases.push(good.iter().copied().filter(|(n, _)| *n != "origin").collect());
-        cases.push(good.iter().copied().filter(|(n, _)| *n != "content-type").collect());
-        cases.push(vec![good[0], ("origin", "http://192.168.1.6:8081"), good[2]]);
-        cases.push(vec![good[0], ("origin", "null"), good[2]]);
-        cases.push(vec![good[0], good[1], ("content-type", "text/plain")]);
-        cases.push(vec![good[0], good[1], ("content-type", "application/x-www-form-urlencoded")]);
-        cases.push(vec![("host", "evil.example:8081"), ("origin", "http://evil.example:8081"), good[2]]);
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            good.iter().copied().filter(|(n, _)| *n != "origin").collect(),
+            good.iter().copied().filter(|(n, _)| *n != "content-type").collect(),
+            vec![good[0], ("origin", "http://192.168.1.6:8081"), good[2]],
+            vec![good[0], ("origin", "null"), good[2]],
+            vec![good[0], good[1], ("content-type", "text/plain")],
+            vec![good[0], good[1], ("content-type", "application/x-www-form-urlencoded")],
+            vec![("host", "evil.example:8081"), ("origin", "http://evil.example:8081"), good[2]],
+        ];
         for c in cases {
             assert_eq!(
                 check_browser_request(&req("POST", &c), &[], true).unwrap_err().status(),
