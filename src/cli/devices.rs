@@ -1,0 +1,108 @@
+//! `intercom pair NAME` and `intercom devices [rm ID]`: paired phones through the
+//! running server's control API (the server keeps the only list). `pair` prints the
+//! one-time link and a QR code of it, for the phone's camera.
+
+use std::error::Error;
+
+use serde_json::{json, Value};
+
+use crate::cli::codes::ApiCall;
+
+/// `pair …` / `devices …` as typed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeviceArgs {
+    Pair(String),
+    List,
+    Rm(String),
+}
+
+/// `base`: `http://LAN-address:port`, where the phone reaches the page.
+pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Error>> {
+    match args {
+        DeviceArgs::Pair(name) => {
+            let answer = api("POST", "/api/pairings", &json!({ "name": name }).to_string())?;
+            let path = answer["path"].as_str().ok_or("the server answered without \"path\"")?;
+            let link = format!("{base}{path}");
+            let minutes = answer["valid_seconds"].as_u64().unwrap_or(0) / 60;
+            print!("{}", qr(&link)?);
+            println!(
+                "Scan this with {:?}, or open this link on it:",
+                answer["name"].as_str().unwrap_or(&name)
+            );
+            println!("  {link}");
+            println!("It works once, for {minutes} minutes. The phone must be on the home network.");
+            Ok(())
+        }
+        DeviceArgs::List => {
+            let answer = api("GET", "/api/devices", "")?;
+            let list = answer["devices"].as_array().ok_or("the server answered without \"devices\"")?;
+            if list.is_empty() {
+                println!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
+            }
+            for d in list {
+                println!("{}  {}", text(d, "id"), describe(d));
+            }
+            Ok(())
+        }
+        DeviceArgs::Rm(id) => {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("{id:?} is not a device id (see `intercom devices`)").into());
+            }
+            api("DELETE", &format!("/api/devices/{id}"), "")?;
+            println!("removed device {id}: it is shut out from its next request on");
+            Ok(())
+        }
+    }
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("?")
+}
+
+/// `"Anna's phone", paired 2026-12-01T02:00:00Z, last used 2026-12-01T03:00:00Z`.
+fn describe(d: &Value) -> String {
+    format!(
+        "{:?}, paired {}, last used {}",
+        text(d, "name"),
+        text(d, "paired"),
+        d["last_used"].as_str().unwrap_or("never")
+    )
+}
+
+/// The QR code as text: two rows of modules per line (half blocks), with the quiet zone.
+/// Light modules are drawn as blocks in the terminal's text colour, so on the usual dark
+/// terminal the code shows dark on light as printed ones do (phone cameras also read
+/// the inverted code a light terminal shows).
+fn qr(link: &str) -> Result<String, Box<dyn Error>> {
+    let code = qrcode::QrCode::new(link.as_bytes()).map_err(|e| format!("cannot make a QR code: {e}"))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .build()
+        + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn pair_asks_for_a_link_and_rm_checks_the_id() {
+        let sent = RefCell::new(Vec::new());
+        let api = |m: &str, p: &str, b: &str| -> Result<Value, Box<dyn Error>> {
+            sent.borrow_mut().push(format!("{m} {p} {b}"));
+            Ok(json!({"name": "Anna", "path": "/pair#c=abc", "valid_seconds": 600, "devices": []}))
+        };
+        run(DeviceArgs::Pair("Anna".into()), &api, "http://192.0.2.1:8081").unwrap();
+        run(DeviceArgs::List, &api, "").unwrap();
+        assert!(run(DeviceArgs::Rm("../x".into()), &api, "").is_err());
+        run(DeviceArgs::Rm("ab12cd34".into()), &api, "").unwrap();
+        assert_eq!(
+            *sent.borrow(),
+            [r#"POST /api/pairings {"name":"Anna"}"#, "GET /api/devices ", "DELETE /api/devices/ab12cd34 "]
+        );
+        assert!(qr("http://192.0.2.1:8081/pair#c=abc").unwrap().contains('█'));
+    }
+}

@@ -1,0 +1,14 @@
+//! `web/`: the handlers of the two listeners. `webhook.rs` is the internet-facing one:
+//! Twilio's webhook, the guest-code keypad answer (`/voice/code`) and `/healthz`. It never
+//! changes the window; it counts a guest code's use (or a wrong code) through the code
+//! store, and appends each decision to the history before answering. `control.rs` (and
+//! `page.html`, the manifest and the icon) is the LAN one: the phone page and the JSON API,
+//! which takes the token or a paired device's cookie; `pairing.rs` is its paired-device
+//! side: the cookie, the same-origin checks a cookie's requests pass, the pairing
+//! exchange and the device routes.
+//!
+//! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
+
+pub mod control;
+pub mod pairing;
+pub mod webhook;
