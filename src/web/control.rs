@@ -87,7 +87,7 @@ impl Control {
         }
         if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
         {
-            return pairing::route(&self.devices, req, &actor);
+            return pairing::route(&self.devices, req, &actor, &self.config.control.hosts);
         }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {

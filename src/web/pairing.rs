@@ -126,18 +126,31 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
 }
 
 /// `/api/pairings` (make a pairing link), `/api/devices` (list), `/api/devices/{id}` (revoke).
-pub fn route(devices: &Devices, req: &Request, actor: &Actor) -> Result<Response, HttpError> {
+pub fn route(
+    devices: &Devices,
+    req: &Request,
+    actor: &Actor,
+    names: &[String],
+) -> Result<Response, HttpError> {
     let method = req.method.as_str();
     match req.path.as_str() {
         "/api/pairings" if method == "POST" => {
             let name = single_string(&req.body, "name")?;
             let code = devices.start_pairing(&name, Instant::now()).map_err(HttpError::BadRequest)?;
+            let path = format!("{PAIR_PATH}#c={code}");
+            // The page shows the link as a QR code for the other phone to scan, with the
+            // address this browser used (checked: a rebinding name gets no code).
+            let qr = req
+                .header("host")
+                .filter(|h| host_allowed(h, names))
+                .and_then(|h| qr_svg(&format!("http://{h}{path}")));
             Ok(json_response(
                 201,
                 &json!({
                     "name": crate::store::devices::check_name(&name).unwrap_or_default(),
-                    "path": format!("{PAIR_PATH}#c={code}"),
+                    "path": path,
                     "valid_seconds": PAIRING_VALID.as_secs(),
+                    "qr_svg": qr,
                 }),
             ))
         }
@@ -169,6 +182,24 @@ pub fn route(devices: &Devices, req: &Request, actor: &Actor) -> Result<Response
             }
         }
     }
+}
+
+/// `link` as a QR code in SVG, one unit per module, with the standard 4-module quiet zone.
+fn qr_svg(link: &str) -> Option<String> {
+    const QUIET: usize = 4;
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    let width = code.width();
+    let size = width + 2 * QUIET;
+    let mut path = String::new();
+    for (i, color) in code.to_colors().iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            path.push_str(&format!("M{},{}h1v1h-1z", i % width + QUIET, i / width + QUIET));
+        }
+    }
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    ))
 }
 
 fn device_json(d: &Device, this: bool) -> Value {

@@ -118,6 +118,8 @@ async function main() {
   const pageErrors = [];
   page.on("pageerror", e => pageErrors.push(String(e)));
   page.on("console", m => { if (m.type() === "error") pageErrors.push(m.text()); });
+  // Deleting a guest code asks once; the person says yes.
+  page.on("dialog", d => d.accept());
 
   await page.goto(url);
   await page.locator("#state.closed").waitFor();
