@@ -294,6 +294,14 @@ fn summary(c: &Config) -> String {
         ("webhook.public_url", c.webhook.public_url.clone().unwrap_or("(not set)".into())),
         ("control.listen", c.control.listen.to_string()),
         (
+            "control.hosts",
+            if c.control.hosts.is_empty() {
+                "(IP addresses only)".into()
+            } else {
+                c.control.hosts.join(", ")
+            },
+        ),
+        (
             "control.token",
             secret(
                 &c.control.token,

@@ -459,6 +459,19 @@ mod tests {
         assert!(err(r#"{"dial_timeout": "2s"}"#).contains("`dial_timeout`"));
         assert!(err(r#"{"control": {"listen": "8081"}}"#).contains("`control.listen`"));
         assert!(err(r#"{"control": {"token": "short"}}"#).contains("`control.token`"));
+        for bad in [
+            r#"["a:80"]"#,
+            r#"["10.0.0.1"]"#,
+            r#"[""]"#,
+            r#"["a b"]"#,
+            r#""x""#,
+            r#"["a","b","c","d","e","f","g","h","i"]"#,
+        ] {
+            let text = format!(r#"{{"control": {{"hosts": {bad}}}}}"#);
+            assert!(err(&text).contains("`control.hosts`"), "{bad}: {}", err(&text));
+        }
+        let c = parse(r#"{"control": {"hosts": ["Intercom.LOCAL"]}}"#, |_| None).unwrap();
+        assert_eq!(c.control.hosts, ["intercom.local"]);
         assert!(err(r#"{"webhook": {"public_url": "ftp://x"}}"#).contains("`webhook.public_url`"));
         assert!(err(r#"{"log_level": "loud"}"#).contains("`log_level`"));
         assert!(err(r#"{"webhook": []}"#).contains("`webhook`"));

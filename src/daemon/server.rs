@@ -57,6 +57,8 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
             keeper.load_or_create()?
         }
     };
+    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
+    retry.push(devices.clone());
     storage::watch(retry)?;
 
     // Bind both before serving either, so a port clash fails the start as a whole.
@@ -87,7 +89,6 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         Ok(())
     }))?;
     let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
-    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
     let control = Control { config, store, token, history, codes, devices };
     let webhook_site = Site {
         name: "webhook",

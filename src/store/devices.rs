@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -99,6 +100,9 @@ pub struct Devices {
     writer: Mutex<()>,
     /// When each device's last use was last written (by id).
     saved_use: Mutex<HashMap<String, u64>>,
+    /// A removal that memory has and the disk does not: the disk watcher writes it as
+    /// soon as it can, so a revoked phone does not come back at the next start.
+    unsaved: AtomicBool,
 }
 
 impl Devices {
@@ -141,6 +145,7 @@ impl Devices {
             pending: Mutex::new(HashMap::new()),
             writer: Mutex::new(()),
             saved_use: Mutex::new(saved_use),
+            unsaved: AtomicBool::new(false),
         }
     }
 
@@ -257,7 +262,13 @@ impl Devices {
             list.clone()
         };
         lock(&self.saved_use).remove(id);
-        self.save(&next).map(|()| true)
+        match self.save(&next) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.unsaved.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
     }
 
     fn save(&self, list: &[Device]) -> io::Result<()> {
@@ -266,6 +277,22 @@ impl Devices {
         bytes.push(b'\n');
         storage::create_private_dir(&self.dir)?;
         storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
+    }
+}
+
+impl storage::Retry for Devices {
+    fn retry_disk(&self, _now: SystemTime) {
+        if !self.unsaved.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(_writing) = self.writer.try_lock() else { return };
+        match self.save(&self.list()) {
+            Ok(()) => {
+                self.unsaved.store(false, Ordering::Release);
+                log::info!("the removal of a device is saved now");
+            }
+            Err(e) => log::debug!("a device's removal is still not saved: {e}"),
+        }
     }
 }
 

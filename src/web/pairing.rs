@@ -177,7 +177,7 @@ pub fn route(
                 }
                 Ok(false) => Err(HttpError::NotFound),
                 Err(e) => Err(HttpError::Unavailable(format!(
-                    "the device is shut out until the intercom restarts, but that could not be saved: {e}"
+                    "the device is shut out, but that could not be saved yet (it is tried again every few seconds): {e}"
                 ))),
             }
         }

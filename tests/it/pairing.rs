@@ -217,3 +217,35 @@ fn bad_pairing_requests_are_clear_4xx() {
     let icon = request(s.control, "GET", "/icon.svg", &[], b"");
     assert!(icon.status == 200 && icon.body.starts_with("<svg"));
 }
+
+#[test]
+fn a_disk_that_takes_no_writes_pairs_nobody_and_still_revokes_at_once() {
+    let s = Server::start(base_config());
+    // First pairing makes the state directory exist; then block the temp file's name.
+    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let obstruction = s.state_dir.join(".devices.json.tmp");
+    std::fs::create_dir_all(obstruction.join("x")).unwrap();
+
+    let code = pair_link(&s, "Ben");
+    let r = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+    assert!(r.json()["error"].as_str().unwrap().contains("could not be saved"), "{}", r.body);
+    assert_eq!(s.api("GET", "/api/devices", "").json()["devices"].as_array().unwrap().len(), 1);
+
+    let id = s.api("GET", "/api/devices", "").json()["devices"][0]["id"].as_str().unwrap().to_string();
+    let r = s.api("DELETE", &format!("/api/devices/{id}"), "");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("shut out"), "{}", r.body);
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401, "revoked in memory at once");
+    // The disk watcher saves the removal once the disk takes it, so it survives a restart.
+    std::fs::remove_dir_all(&obstruction).unwrap();
+    // The watcher tries every DISK_RETRY (5 s); allow three rounds on a loaded machine.
+    let saved = (0..300).any(|_| {
+        let file = std::fs::read_to_string(s.state_dir.join("devices.json")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        !file.contains("Anna's phone")
+    });
+    assert!(saved, "{}", s.logs());
+    assert!(s.logs().contains("the removal of a device is saved now"));
+}
