@@ -247,5 +247,5 @@ fn a_disk_that_takes_no_writes_pairs_nobody_and_still_revokes_at_once() {
         !file.contains("Anna's phone")
     });
     assert!(saved, "{}", s.logs());
-    assert!(s.logs().contains("the removal of a device is saved now"));
+    assert!(s.wait_for_log("the removal of a device is saved now"), "{}", s.logs());
 }
