@@ -7,6 +7,7 @@ use std::error::Error;
 use serde_json::{json, Value};
 
 use crate::cli::codes::ApiCall;
+use crate::cli::out::{say, say_raw};
 
 /// `pair …` / `devices …` as typed.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,23 +25,20 @@ pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Err
             let path = answer["path"].as_str().ok_or("the server answered without \"path\"")?;
             let link = format!("{base}{path}");
             let minutes = answer["valid_seconds"].as_u64().unwrap_or(0) / 60;
-            print!("{}", qr(&link)?);
-            println!(
-                "Scan this with {:?}, or open this link on it:",
-                answer["name"].as_str().unwrap_or(&name)
-            );
-            println!("  {link}");
-            println!("It works once, for {minutes} minutes. The phone must be on the home network.");
+            say_raw!("{}", qr(&link)?);
+            say!("Scan this with {:?}, or open this link on it:", answer["name"].as_str().unwrap_or(&name));
+            say!("  {link}");
+            say!("It works once, for {minutes} minutes. The phone must be on the home network.");
             Ok(())
         }
         DeviceArgs::List => {
             let answer = api("GET", "/api/devices", "")?;
             let list = answer["devices"].as_array().ok_or("the server answered without \"devices\"")?;
             if list.is_empty() {
-                println!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
+                say!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
             }
             for d in list {
-                println!("{}  {}", text(d, "id"), describe(d));
+                say!("{}  {}", text(d, "id"), describe(d));
             }
             Ok(())
         }
@@ -49,7 +47,7 @@ pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Err
                 return Err(format!("{id:?} is not a device id (see `intercom devices`)").into());
             }
             api("DELETE", &format!("/api/devices/{id}"), "")?;
-            println!("removed device {id}: it is shut out from its next request on");
+            say!("removed device {id}: it is shut out from its next request on");
             Ok(())
         }
     }

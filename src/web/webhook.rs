@@ -92,11 +92,12 @@ impl Webhook {
     pub fn handle(&self, req: &Request) -> Response {
         match self.route(req) {
             Ok(resp) => resp,
-            Err(e) => e.decorate(Response::text(e.status(), &e.message())),
+            Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
+            Err(Refused::BadSignature) => Response::text(403, "forbidden"),
         }
     }
 
-    fn route(&self, req: &Request) -> Result<Response, HttpError> {
+    fn route(&self, req: &Request) -> Result<Response, Refused> {
         let now = SystemTime::now();
         let answer = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
@@ -104,13 +105,13 @@ impl Webhook {
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
-            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
             ("/" | "/voice", "GET" | "POST") => self.answer_call(req, now),
-            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => self.answer_code(req, now),
-            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
-            _ => return Err(HttpError::NotFound),
+            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            _ => return Err(HttpError::NotFound.into()),
         };
         let outcome = self.record(req, &answer, now); // on disk before we answer
         let Answered { mut call, mut xml, if_unrecorded, .. } = answer?;
@@ -133,12 +134,12 @@ impl Webhook {
     }
 
     /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
-    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
+    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
-        let decision = call::decide(call.from.as_deref(), open, &rules);
-        let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
+        let offered = self.codes.offer(open, now);
+        let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
@@ -152,7 +153,7 @@ impl Webhook {
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
     /// checked again first (a stranger's digits are never compared), and a right code's
     /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
+    pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
         let call = self.parse_call(req)?;
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
@@ -197,23 +198,7 @@ impl Webhook {
         }
     }
 
-    /// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
-    /// keeping the request's number overrides so a wrong code forwards the same way.
-    fn code_action(&self, req: &Request) -> String {
-        let base = self.config.webhook.public_url.as_deref().unwrap_or("");
-        let overrides: Vec<&str> = req
-            .query
-            .split('&')
-            .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
-            .collect();
-        if overrides.is_empty() {
-            format!("{base}{CODE_PATH}")
-        } else {
-            format!("{base}{CODE_PATH}?{}", overrides.join("&"))
-        }
-    }
-
-    fn parse_call(&self, req: &Request) -> Result<Call, HttpError> {
+    fn parse_call(&self, req: &Request) -> Result<Call, Refused> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
         let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
@@ -243,7 +228,7 @@ impl Webhook {
         })
     }
 
-    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), HttpError> {
+    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), Refused> {
         let (Some(token), Some(public_url)) =
             (&self.config.twilio.auth_token, &self.config.webhook.public_url)
         else {
@@ -268,12 +253,12 @@ impl Webhook {
             req.peer,
             forwarded.unwrap_or_default()
         ));
-        Err(HttpError::Forbidden)
+        Err(Refused::BadSignature)
     }
 
     /// The history entries for an answered (or refused) webhook call, if it is one;
     /// `Pending` if any of them is not on disk in time.
-    fn record(&self, req: &Request, answer: &Result<Answered, HttpError>, time: SystemTime) -> Outcome {
+    fn record(&self, req: &Request, answer: &Result<Answered, Refused>, time: SystemTime) -> Outcome {
         match answer {
             Ok(answered) => {
                 let outcomes: Vec<Outcome> =
@@ -282,7 +267,7 @@ impl Webhook {
                     return Outcome::Pending;
                 }
             }
-            Err(HttpError::Forbidden) => {
+            Err(Refused::BadSignature) => {
                 let admitted = lock(&self.bad_signatures).admit(Instant::now());
                 if let Some(suppressed) = admitted {
                     if suppressed > 0 {
@@ -294,6 +279,49 @@ impl Webhook {
             Err(_) => {} // malformed: no decision was made
         }
         Outcome::Written
+    }
+}
+
+/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
+/// is missing or wrong (recorded in the history at a bounded rate).
+pub enum Refused {
+    Http(HttpError),
+    BadSignature,
+}
+
+impl From<HttpError> for Refused {
+    fn from(e: HttpError) -> Refused {
+        Refused::Http(e)
+    }
+}
+
+/// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
+/// guest codes are offered. `intercom simulate` calls this too, so it prints what the
+/// webhook would answer.
+pub fn first_decision(
+    config: &Config,
+    rules: &CallRules,
+    from: Option<&str>,
+    window_open: bool,
+    codes_offered: bool,
+    query: &str,
+) -> Decision {
+    let decision = call::decide(from, window_open, rules);
+    call::with_code_prompt(decision, codes_offered, &code_action(config, query))
+}
+
+/// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
+/// keeping the request's number overrides so a wrong code forwards the same way.
+fn code_action(config: &Config, query: &str) -> String {
+    let base = config.webhook.public_url.as_deref().unwrap_or("");
+    let overrides: Vec<&str> = query
+        .split('&')
+        .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
+        .collect();
+    if overrides.is_empty() {
+        format!("{base}{CODE_PATH}")
+    } else {
+        format!("{base}{CODE_PATH}?{}", overrides.join("&"))
     }
 }
 
