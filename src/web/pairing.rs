@@ -185,6 +185,13 @@ pub fn route(
 }
 
 /// `link` as a QR code in SVG, one unit per module, with the standard 4-module quiet zone.
+#[cfg(not(feature = "qr"))]
+fn qr_svg(_link: &str) -> Option<String> {
+    None
+}
+
+/// `link` as a QR code in SVG, one unit per module, with the standard 4-module quiet zone.
+#[cfg(feature = "qr")]
 fn qr_svg(link: &str) -> Option<String> {
     const QUIET: usize = 4;
     let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
