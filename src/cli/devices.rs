@@ -4,10 +4,11 @@
 
 use std::error::Error;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cli::codes::ApiCall;
 use crate::cli::out::{say, say_raw};
+use crate::model::api::{DeviceBody, DevicesBody, PairingBody, PairingRequest};
 
 /// `pair …` / `devices …` as typed.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,24 +22,23 @@ pub enum DeviceArgs {
 pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Error>> {
     match args {
         DeviceArgs::Pair(name) => {
-            let answer = api("POST", "/api/pairings", &json!({ "name": name }).to_string())?;
-            let path = answer["path"].as_str().ok_or("the server answered without \"path\"")?;
-            let link = format!("{base}{path}");
-            let minutes = answer["valid_seconds"].as_u64().unwrap_or(0) / 60;
+            let body = serde_json::to_string(&PairingRequest { name })?;
+            let answer: PairingBody = answer(api("POST", "/api/pairings", &body)?)?;
+            let link = format!("{base}{}", answer.path);
+            let minutes = answer.valid_seconds / 60;
             say_raw!("{}", qr(&link)?);
-            say!("Scan this with {:?}, or open this link on it:", answer["name"].as_str().unwrap_or(&name));
+            say!("Scan this with {:?}, or open this link on it:", answer.name);
             say!("  {link}");
             say!("It works once, for {minutes} minutes. The phone must be on the home network.");
             Ok(())
         }
         DeviceArgs::List => {
-            let answer = api("GET", "/api/devices", "")?;
-            let list = answer["devices"].as_array().ok_or("the server answered without \"devices\"")?;
-            if list.is_empty() {
+            let list: DevicesBody = answer(api("GET", "/api/devices", "")?)?;
+            if list.devices.is_empty() {
                 say!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
             }
-            for d in list {
-                say!("{}  {}", text(d, "id"), describe(d));
+            for d in &list.devices {
+                say!("{}  {}", d.id, describe(d));
             }
             Ok(())
         }
@@ -53,18 +53,14 @@ pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Err
     }
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("?")
+/// The server's answer as the type both ends share.
+fn answer<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Box<dyn Error>> {
+    serde_json::from_value(v).map_err(|e| format!("the server's answer was not understood: {e}").into())
 }
 
 /// `"Anna's phone", paired 2026-12-01T02:00:00Z, last used 2026-12-01T03:00:00Z`.
-fn describe(d: &Value) -> String {
-    format!(
-        "{:?}, paired {}, last used {}",
-        text(d, "name"),
-        text(d, "paired"),
-        d["last_used"].as_str().unwrap_or("never")
-    )
+fn describe(d: &DeviceBody) -> String {
+    format!("{:?}, paired {}, last used {}", d.name, d.paired, d.last_used.as_deref().unwrap_or("never"))
 }
 
 /// Built without the `qr` feature: the link alone.
@@ -98,7 +94,9 @@ mod tests {
         let sent = RefCell::new(Vec::new());
         let api = |m: &str, p: &str, b: &str| -> Result<Value, Box<dyn Error>> {
             sent.borrow_mut().push(format!("{m} {p} {b}"));
-            Ok(json!({"name": "Anna", "path": "/pair#c=abc", "valid_seconds": 600, "devices": []}))
+            Ok(
+                serde_json::json!({"name": "Anna", "path": "/pair#c=abc", "valid_seconds": 600, "devices": []}),
+            )
         };
         run(DeviceArgs::Pair("Anna".into()), &api, "http://192.0.2.1:8081").unwrap();
         run(DeviceArgs::List, &api, "").unwrap();

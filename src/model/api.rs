@@ -68,6 +68,53 @@ pub struct EventsBody {
     pub events: Vec<Record>,
 }
 
+/// `POST /api/pairings`: a one-time pairing link for a device to be called `name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRequest {
+    pub name: String,
+}
+
+/// The answer to `POST /api/pairings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingBody {
+    /// The name as it will be kept (trimmed).
+    pub name: String,
+    /// `/pair#c=CODE`: the client puts the address it knows in front.
+    pub path: String,
+    pub valid_seconds: u64,
+    /// The link as a QR code (SVG), for the page; absent when built without `qr`.
+    #[serde(default)]
+    pub qr_svg: Option<String>,
+}
+
+/// `POST /api/pair`: the page spends a pairing code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairRequest {
+    pub code: String,
+}
+
+/// One paired device as the API shows it (never its secret or hash); also the answer to
+/// `POST /api/pair`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceBody {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339 UTC, whole seconds.
+    pub paired: String,
+    pub last_used: Option<String>,
+    /// The device that asked (its cookie), so the page can say "this phone".
+    #[serde(default)]
+    pub this_device: bool,
+}
+
+/// `GET /api/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesBody {
+    pub devices: Vec<DeviceBody>,
+}
+
 /// Every refusal, whatever the route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

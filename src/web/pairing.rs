@@ -17,9 +17,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::http::{HttpError, Request, Response};
+use crate::model::api::{read_request, DeviceBody, DevicesBody, PairRequest, PairingBody, PairingRequest};
 use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
 use crate::util::rfc3339;
 
@@ -112,12 +113,11 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
     // Held to the cookie's rules: another site must not pair a victim's browser to a
     // device of the attacker's choosing either.
     check_browser_request(req, names, true)?;
-    let code = single_string(&req.body, "code")?;
-    match devices.finish_pairing(&code, Instant::now(), SystemTime::now()) {
+    let request: PairRequest = read_request(&req.body).map_err(|_| bad_body("code"))?;
+    match devices.finish_pairing(&request.code, Instant::now(), SystemTime::now()) {
         Ok((device, secret)) => {
             log::info!("paired a device: {:?} ({})", crate::util::loggable(&device.name), device.id);
-            Ok(json_response(200, &json!({ "id": device.id, "name": device.name }))
-                .with_header("Set-Cookie", set_cookie(&secret)))
+            Ok(json_response(200, &device_body(&device, true)).with_header("Set-Cookie", set_cookie(&secret)))
         }
         Err(PairError::BadLink) => Err(HttpError::Refused(PairError::BadLink.to_string())),
         Err(PairError::Full) => Err(HttpError::BadRequest(PairError::Full.to_string())),
@@ -135,7 +135,8 @@ pub fn route(
     let method = req.method.as_str();
     match req.path.as_str() {
         "/api/pairings" if method == "POST" => {
-            let name = single_string(&req.body, "name")?;
+            let request: PairingRequest = read_request(&req.body).map_err(|_| bad_body("name"))?;
+            let name = crate::store::devices::check_name(&request.name).map_err(HttpError::BadRequest)?;
             let code = devices.start_pairing(&name, Instant::now()).map_err(HttpError::BadRequest)?;
             let path = format!("{PAIR_PATH}#c={code}");
             // The page shows the link as a QR code for the other phone to scan, with the
@@ -146,12 +147,7 @@ pub fn route(
                 .and_then(|h| qr_svg(&format!("http://{h}{path}")));
             Ok(json_response(
                 201,
-                &json!({
-                    "name": crate::store::devices::check_name(&name).unwrap_or_default(),
-                    "path": path,
-                    "valid_seconds": PAIRING_VALID.as_secs(),
-                    "qr_svg": qr,
-                }),
+                &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr },
             ))
         }
         "/api/pairings" => Err(HttpError::MethodNotAllowed("POST")),
@@ -160,8 +156,8 @@ pub fn route(
                 Actor::Device(d) => d.id.as_str(),
                 Actor::Token => "",
             };
-            let list: Vec<Value> = devices.list().iter().map(|d| device_json(d, d.id == this)).collect();
-            Ok(json_response(200, &json!({ "devices": list })))
+            let list = devices.list().iter().map(|d| device_body(d, d.id == this)).collect();
+            Ok(json_response(200, &DevicesBody { devices: list }))
         }
         "/api/devices" => Err(HttpError::MethodNotAllowed("GET")),
         path => {
@@ -209,29 +205,25 @@ fn qr_svg(link: &str) -> Option<String> {
     ))
 }
 
-fn device_json(d: &Device, this: bool) -> Value {
+fn device_body(d: &Device, this: bool) -> DeviceBody {
     let time = |t: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "paired": time(d.paired),
-        "last_used": d.last_used.map(time),
-        "this_device": this,
-    })
-}
-
-/// A JSON object with exactly one string field `key`.
-fn single_string(body: &[u8], key: &str) -> Result<String, HttpError> {
-    let bad = || HttpError::BadRequest(format!("send {{\"{key}\": \"...\"}}"));
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else { return Err(bad()) };
-    if fields.len() != 1 {
-        return Err(bad());
+    DeviceBody {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        paired: time(d.paired),
+        last_used: d.last_used.map(time),
+        this_device: this,
     }
-    fields.get(key).and_then(Value::as_str).map(str::to_string).ok_or_else(bad)
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    Response::new(status, "application/json", format!("{body}\n")).with_header("Cache-Control", "no-store")
+/// The body is not `{"key": "..."}`: said without quoting the parser.
+fn bad_body(key: &str) -> HttpError {
+    HttpError::BadRequest(format!("send {{\"{key}\": \"...\"}}"))
+}
+
+fn json_response(status: u16, body: &impl Serialize) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_default();
+    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]
