@@ -85,7 +85,7 @@ pub enum PairError {
 impl std::fmt::Display for PairError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
-            PairError::BadLink => write!(f, "this pairing link is used up or too old; make a new one"),
+            PairError::BadLink => write!(f, "this pairing link is used up or too old"),
             PairError::Full => write!(f, "{MAX_DEVICES} devices are paired already; remove one first"),
             PairError::Disk(e) => write!(f, "the new device could not be saved: {e}"),
         }

@@ -73,7 +73,7 @@ fn a_link_pairs_once_the_cookie_acts_by_name_and_revoking_shuts_it_out() {
     let again = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(again.status, 403);
     assert!(again.header("set-cookie").is_none());
-    assert!(again.json()["error"].as_str().unwrap().contains("make a new one"));
+    assert!(again.json()["error"].as_str().unwrap().contains("used up or too old"));
 
     assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
     let opened = page_call(&s, "POST", "/api/open", &cookie, r#"{"minutes": 30}"#);
