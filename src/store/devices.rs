@@ -22,7 +22,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::storage;
+use crate::store::{storage, versioned};
 use crate::util::{lock, lock_within};
 
 const FILE: &str = "devices.json";
@@ -103,41 +103,29 @@ pub struct Devices {
     /// A removal that memory has and the disk does not: the disk watcher writes it as
     /// soon as it can, so a revoked phone does not come back at the next start.
     unsaved: AtomicBool,
+    /// Why writes are refused: an unreadable file that could not be moved aside.
+    blocked: Option<String>,
 }
 
 impl Devices {
-    /// Reads `devices.json`; a missing file is no devices; a corrupt one is moved aside
-    /// (logged), so nobody is let in by a file we cannot read.
+    /// Reads `devices.json`; a missing file is no devices; an unreadable one is moved
+    /// aside (logged), so nobody is let in by a file we cannot read. If it cannot even be
+    /// moved aside, nobody is paired and pairing is refused until it can (the file is
+    /// never overwritten).
     pub fn open(dir: &Path) -> Devices {
-        let path = dir.join(FILE);
-        let list = match std::fs::read(&path) {
-            Ok(bytes) => match parse(&bytes) {
-                Ok(list) => list,
+        let (list, blocked) =
+            match versioned::read::<DeviceFile>(dir, FILE, "devices file", VERSION..=VERSION).and_then(
+                |file| match file {
+                    Some(f) => check(f.devices).map_err(Into::into),
+                    None => Ok(Vec::new()),
+                },
+            ) {
+                Ok(list) => (list, None),
                 Err(e) => {
-                    match storage::move_aside(&path) {
-                        Ok(to) => log::error!(
-                            "{} is unreadable ({e}); kept it as {}: every phone must pair again",
-                            path.display(),
-                            to.display()
-                        ),
-                        Err(m) => log::error!(
-                            "{} is unreadable ({e}) and cannot be moved aside ({m})",
-                            path.display()
-                        ),
-                    }
-                    Vec::new()
+                    let why = format!("{e}: every phone must pair again");
+                    (Vec::new(), versioned::set_aside(dir, FILE, "devices file", &why).err())
                 }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                log::error!(
-                    "cannot read {}: {}; no device is paired until it can",
-                    path.display(),
-                    storage::cause(&e)
-                );
-                Vec::new()
-            }
-        };
+            };
         let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
         Devices {
             dir: dir.to_path_buf(),
@@ -146,6 +134,7 @@ impl Devices {
             writer: Mutex::new(()),
             saved_use: Mutex::new(saved_use),
             unsaved: AtomicBool::new(false),
+            blocked,
         }
     }
 
@@ -272,9 +261,10 @@ impl Devices {
     }
 
     fn save(&self, list: &[Device]) -> io::Result<()> {
-        let file = DeviceFile { version: VERSION, devices: list.to_vec() };
-        let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        bytes.push(b'\n');
+        if let Some(why) = &self.blocked {
+            return Err(io::Error::other(why.clone()));
+        }
+        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })?;
         storage::create_private_dir(&self.dir)?;
         storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
     }
@@ -296,18 +286,15 @@ impl storage::Retry for Devices {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<Vec<Device>, String> {
-    let file: DeviceFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if file.version != VERSION {
-        return Err(format!("version {} is not {VERSION}", file.version));
-    }
-    for d in &file.devices {
+/// What serde cannot check: each device's hash and name.
+fn check(devices: Vec<Device>) -> Result<Vec<Device>, String> {
+    for d in &devices {
         let hex_ok = d.secret_sha256.len() == 64 && d.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex_ok || check_name(&d.name).is_err() || d.id.is_empty() {
             return Err(format!("device {:?} is malformed", crate::util::loggable(&d.id)));
         }
     }
-    Ok(file.devices)
+    Ok(devices)
 }
 
 /// A device name as typed: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.

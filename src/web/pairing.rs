@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, DeviceBody, DevicesBody, PairRequest, PairingBody, PairingRequest};
 use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
-use crate::util::rfc3339;
+use crate::util::time::rfc3339_unix;
 
 /// The cookie's name; its value is the device secret.
 pub const COOKIE: &str = "intercom_device";
@@ -206,12 +206,11 @@ fn qr_svg(link: &str) -> Option<String> {
 }
 
 fn device_body(d: &Device, this: bool) -> DeviceBody {
-    let time = |t: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
     DeviceBody {
         id: d.id.clone(),
         name: d.name.clone(),
-        paired: time(d.paired),
-        last_used: d.last_used.map(time),
+        paired: rfc3339_unix(d.paired),
+        last_used: d.last_used.map(rfc3339_unix),
         this_device: this,
     }
 }
