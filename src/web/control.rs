@@ -39,6 +39,10 @@ const PAGE: &str = include_str!("page.html");
 /// "Add to Home Screen": the app opens straight at the page.
 const MANIFEST: &str = include_str!("manifest.webmanifest");
 const ICON: &str = include_str!("icon.svg");
+/// The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
+/// 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
+const ICON_192: &[u8] = include_bytes!("icon-192.png");
+const ICON_512: &[u8] = include_bytes!("icon-512.png");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -66,8 +70,10 @@ impl Control {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
             "/" | pairing::PAIR_PATH => Some(self.page(req)),
-            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST)),
-            "/icon.svg" => Some(asset("image/svg+xml", ICON)),
+            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
+            "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
+            "/icon-192.png" => Some(asset("image/png", ICON_192)),
+            "/icon-512.png" => Some(asset("image/png", ICON_512)),
             _ => None,
         };
         if let Some(resp) = asset {
@@ -259,7 +265,7 @@ fn status_response(status: Status) -> Response {
 }
 
 /// An asset embedded in the binary; may be cached for a day (it changes only with the binary).
-fn asset(content_type: &str, body: &'static str) -> Response {
+fn asset(content_type: &str, body: &'static [u8]) -> Response {
     Response::new(200, content_type, body).with_header("Cache-Control", "max-age=86400")
 }
 

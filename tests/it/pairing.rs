@@ -216,6 +216,13 @@ fn bad_pairing_requests_are_clear_4xx() {
     assert_eq!(manifest.json()["start_url"], "/");
     let icon = request(s.control, "GET", "/icon.svg", &[], b"");
     assert!(icon.status == 200 && icon.body.starts_with("<svg"));
+    for listed in manifest.json()["icons"].as_array().unwrap() {
+        let path = listed["src"].as_str().unwrap();
+        let r = request(s.control, "GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type").as_deref(), listed["type"].as_str(), "{path}");
+    }
+    assert_eq!(request(s.control, "POST", "/icon-192.png", &[], b"").status, 405);
 }
 
 #[test]
