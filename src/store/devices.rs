@@ -387,6 +387,23 @@ mod tests {
     }
 
     #[test]
+    fn last_use_is_written_at_most_every_quarter_hour_and_long_secrets_are_not_hashed() {
+        let d = dir("last-use");
+        let devices = Devices::open(&d);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let code = devices.start_pairing("x", Instant::now()).unwrap();
+        let (_, secret) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
+        let on_disk = || Devices::open(&d).list()[0].last_used;
+        devices.authenticate(&secret, t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(devices.list()[0].last_used, Some(1_800_000_060), "memory has every use");
+        assert_eq!(on_disk(), Some(1_800_000_000), "the disk is not written for it");
+        devices.authenticate(&secret, t0 + LAST_USE_SAVE_EVERY).unwrap();
+        assert_eq!(on_disk(), Some(1_800_000_000 + LAST_USE_SAVE_EVERY.as_secs()));
+        assert!(devices.authenticate(&"x".repeat(65), t0).is_none());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn a_corrupt_file_is_moved_aside_and_nobody_is_paired() {
         let d = dir("corrupt");
         std::fs::create_dir_all(&d).unwrap();
