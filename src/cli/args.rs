@@ -95,7 +95,9 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "url",
         usage: "url",
-        about: "Print the control page's LAN address, with the token: open it on your phone.",
+        about: "Print the control page's LAN address, with the token: open it on your phone.\n\
+                The page keeps the token only until it is reloaded; for a phone that stays\n\
+                in, use `intercom pair NAME`.",
         flags: &[],
         args: 0,
     },
