@@ -13,6 +13,7 @@ mod layers;
 mod load;
 mod notify;
 mod persistence;
+mod secrets;
 mod security;
 mod tls;
 mod twilio_setup;

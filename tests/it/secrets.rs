@@ -1,0 +1,117 @@
+//! No secret in any output at the most verbose level: the server with `log_level: trace`
+//! and `RUST_LOG=trace`, and the CLI with `RUST_LOG=trace`, while an SMS goes out through
+//! the fake Twilio, the CLI asks for the status, adds a guest code and runs the doctor,
+//! and a caller enters the code. The HTTP client library hex-dumps whole requests at
+//! trace level, 16 bytes a line, so a secret is looked for in the text as it is and in
+//! the dump's character columns joined up.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::fake_http::FakeTwilio;
+use crate::harness::*;
+use crate::security::{post_signed, sign};
+use crate::twilio_setup::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
+
+const PUBLIC: &str = "https://door.example.com";
+/// The notifier works in the background; bounded wait for its SMS.
+const DELIVERY_WAIT: Duration = Duration::from_secs(15);
+
+/// The CLI as an admin runs it, at the most verbose level.
+fn cli_at_trace(s: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(args)
+        .arg("--config")
+        .arg(&s.config_path)
+        .env("RUST_LOG", "trace")
+        .env_remove("INTERCOM_CONTROL_TOKEN")
+        .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .env_remove("INTERCOM_TWILIO_API_KEY_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Whether `secret` is in `text`, also when a hex dump spread it over several lines:
+/// the last 16 characters of every line (a dump's character column) joined up.
+fn leaks(text: &str, secret: &str) -> bool {
+    let columns: String = text
+        .lines()
+        .map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars[chars.len().saturating_sub(16)..].iter().collect::<String>()
+        })
+        .collect();
+    text.contains(secret) || columns.contains(secret)
+}
+
+fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!leaks(text, secret), "{secret:?} in the {what}:\n{text}");
+    }
+}
+
+#[test]
+fn at_trace_level_no_secret_reaches_any_output() {
+    let twilio = FakeTwilio::start(SID, KEY_SID, KEY_SECRET, &[(NUMBER_SID, NUMBER)]);
+    let mut c = base_config();
+    c["log_level"] = json!("trace");
+    c["webhook"]["public_url"] = json!(PUBLIC);
+    c["twilio"] = json!({"account_sid": SID, "auth_token": AUTH_TOKEN, "api_base": twilio.base(),
+        "sms_from": NUMBER, "number": NUMBER, "api_key_sid": KEY_SID, "api_key_secret": KEY_SECRET});
+    c["notify"] = json!({"sms_to": [RESIDENT], "events": ["window_opened", "call_unlocked_code"]});
+    let dir = TempDir::new("secrets");
+    let s = Server::start_in(dir.path(), c, &[("RUST_LOG", "trace")]);
+
+    // An SMS through the fake Twilio, with the API key as Basic credentials.
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+    let sms = twilio.http.wait_for(1, DELIVERY_WAIT);
+    assert!(!sms.is_empty(), "no SMS sent:\n{}", s.logs());
+
+    let mut cli_output = String::new();
+    let mut run = |args: &[&str]| {
+        let out = cli_at_trace(&s, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success() || args[0] == "doctor", "{args:?}: {stderr}");
+        cli_output.push_str(&stderr);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let status = run(&["status"]);
+    assert!(status.contains("closed"), "{status}");
+    let added = run(&["code", "add", "--label", "plumber"]);
+    let code = added.lines().next().unwrap().to_string();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{added}");
+    // The doctor sends the control token to the server and the API key to Twilio.
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&s.config_path).unwrap()).unwrap();
+    config["webhook"]["public_url"] = json!(format!("http://{}", s.webhook));
+    std::fs::write(&s.config_path, config.to_string()).unwrap();
+    let doctor = run(&["doctor"]);
+    assert!(doctor.contains("the server is running"), "{doctor}");
+    assert!(twilio.http.requests().iter().any(|r| r.method == "GET"), "the doctor asked Twilio");
+
+    // A caller enters the code (signed as Twilio signs it): it unlocks, and is notified.
+    let mut form: Vec<(&str, &str)> =
+        vec![("CallSid", "CAtrace"), ("From", INTERCOM), ("To", NUMBER), ("Digits", &code)];
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code"), &form);
+    let before = twilio.http.requests().len();
+    let r = post_signed(&s, "/voice/code", &form, Some(&sig));
+    assert!(r.body.contains("<Play"), "{}", r.body);
+    form.clear();
+    assert!(twilio.http.wait_for(before + 1, DELIVERY_WAIT).len() > before, "{}", s.logs());
+
+    let basic = |user: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    let secrets =
+        [TOKEN, AUTH_TOKEN, KEY_SECRET, &basic(KEY_SID, KEY_SECRET), &basic(SID, AUTH_TOKEN), &code];
+    let logs = s.logs();
+    assert!(logs.contains("DEBUG") || logs.contains("TRACE"), "the server logs at trace:\n{logs}");
+    assert_no_secret("server's log", &logs, &secrets);
+    assert_no_secret("CLI's stderr", &cli_output, &secrets);
+    assert_no_secret("doctor's output", &doctor, &secrets);
+    assert_no_secret("status output", &status, &secrets);
+}
