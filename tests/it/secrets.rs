@@ -115,3 +115,35 @@ fn at_trace_level_no_secret_reaches_any_output() {
     assert_no_secret("doctor's output", &doctor, &secrets);
     assert_no_secret("status output", &status, &secrets);
 }
+
+#[test]
+fn rest_credentials_never_go_out_in_clear_text() {
+    let dir = TempDir::new("api-base");
+    let config = dir.path().join("intercom.json");
+    let mut c = base_config();
+    c["state_dir"] = json!(dir.path().join("state"));
+    c["twilio"] = json!({"account_sid": SID, "api_key_sid": KEY_SID, "api_key_secret": KEY_SECRET,
+        "api_base": "http://192.0.2.1:8080"});
+    std::fs::write(&config, c.to_string()).unwrap();
+    for command in ["check-config", "serve"] {
+        let out = cli(&config, &[command]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command} accepted it");
+        assert!(stderr.contains("`twilio.api_base`") && stderr.contains("https://"), "{command}: {stderr}");
+    }
+    // The fake Twilio of the tests lives on loopback, which stays allowed.
+    c["twilio"]["api_base"] = json!("http://127.0.0.1:8080");
+    std::fs::write(&config, c.to_string()).unwrap();
+    let out = cli(&config, &["check-config"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A notification target may be plain http (Home Assistant on the LAN), but not with a
+    // password in it.
+    c["twilio"]["api_base"] = json!("https://api.twilio.com");
+    c["notify"] = json!({"webhook_url": "http://user:hunter2secret@ntfy.example/topic"});
+    std::fs::write(&config, c.to_string()).unwrap();
+    let out = cli(&config, &["check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("`notify.webhook_url`"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+}
