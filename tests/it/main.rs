@@ -16,6 +16,7 @@ mod persistence;
 mod secrets;
 mod security;
 mod tls;
+mod trust;
 mod twilio_setup;
 mod watchdog;
 mod webhook;
