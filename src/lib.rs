@@ -23,7 +23,7 @@
 //! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
-//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs`, `ownership.rs` | layer 0 |
 //! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
@@ -54,6 +54,8 @@
 //!   handler, and the probe that the watchdog's self-check uses.
 //!   `pool.rs`: the bounded pool of idle threads that take new connections. None of the
 //!   three knows any route or any service.
+//! - `ownership.rs`: whose files we trust (as ssh does): the state directory and the
+//!   files an admin's command reads must be root's or ours and writable by nobody else.
 //! - `ratelog.rs`: warnings an attacker can repeat (refused signatures, 503s) written at
 //!   a bounded rate with a count of what was left out, and the counting `Limiter` itself.
 //! - `clock.rs`: whether the system clock is synchronized (timesyncd, timedatectl).
@@ -140,6 +142,7 @@ pub mod form;
 pub mod history;
 pub mod http;
 pub mod notify;
+pub mod ownership;
 pub mod phone;
 pub mod pool;
 pub mod ratelog;

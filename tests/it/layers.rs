@@ -25,6 +25,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("retry_after", 1),
     // and the TLS roots: reads the system's CA bundle; uses nothing of ours
     ("tls", 1),
+    // and whose files we trust: reads file metadata; uses nothing of ours
+    ("ownership", 1),
     // vocabulary and config
     ("record", 2),
     ("config", 2),

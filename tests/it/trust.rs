@@ -34,3 +34,61 @@ fn a_callers_text_is_never_shown_as_our_message() {
     assert!(s.ring("+15550000000").body.contains("<Reject/>"));
     assert_eq!(events(&s, 1)[0]["message"], json!("Rejected a call from +15550000000"));
 }
+
+/// Runs `intercom serve` on `config` and expects it to refuse to start.
+fn serve_refuses(config: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("INTERCOM_CONTROL_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_state_dir_someone_else_can_write_is_refused_by_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("foreign-state");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // What an attacker would plant: a code of their own.
+    let planted = r#"{"version":1,"codes":[]}"#;
+    std::fs::write(state.join("codes.json"), planted).unwrap();
+    let mut c = base_config();
+    c["state_dir"] = json!(state);
+    let config = dir.path().join("intercom.json");
+    std::fs::write(&config, c.to_string()).unwrap();
+
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap();
+    let mut cases = vec![("world-writable", 0o777, None)];
+    if root {
+        // nobody: another user, neither root nor the one intercom runs as.
+        cases.push(("owned by another user", 0o700, Some(65534)));
+    }
+    for (what, mode, owner) in cases {
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&state, Some(owner.unwrap_or(0)), None).unwrap_or_default();
+        let stderr = serve_refuses(&config);
+        assert!(stderr.contains(&format!("state directory {}", state.display())), "{what}: {stderr}");
+        assert!(stderr.contains("chmod 0700") && stderr.contains("chown"), "{what}: the fix: {stderr}");
+        let doctor = cli(&config, &["doctor"]);
+        let out = String::from_utf8_lossy(&doctor.stdout);
+        assert!(!doctor.status.success(), "{what}: {out}");
+        assert!(
+            out.lines().any(|l| l.starts_with("FAIL") && l.contains(&state.display().to_string())),
+            "{what}: {out}"
+        );
+        assert_eq!(std::fs::read_to_string(state.join("codes.json")).unwrap(), planted, "{what}: untouched");
+        assert_eq!(std::fs::read_dir(&state).unwrap().count(), 1, "{what}: nothing written");
+    }
+
+    // Made private again (as the installers leave it): the server starts on it.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&state, Some(0), None).unwrap_or_default();
+    let s = Server::start_in_with(dir.path(), c, &[], false);
+    assert_eq!(s.api("GET", "/api/status", "").status, 200);
+}
