@@ -4,9 +4,11 @@
 
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use crate::config::{Config, Secret};
+use crate::ownership;
 use crate::token;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
@@ -16,6 +18,13 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
+    }
+    // The service wrote it (as its own user): trusted once its directory is.
+    let path = config.state_dir.join(token::TOKEN_FILE);
+    if path.symlink_metadata().is_ok() {
+        ownership::check_state_dir(&config.state_dir)?;
+        let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
+        ownership::check_private_file(&path, service)?;
     }
     token::read_token(&config.state_dir)?.ok_or_else(|| {
         format!(

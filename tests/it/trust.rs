@@ -92,3 +92,85 @@ fn a_state_dir_someone_else_can_write_is_refused_by_name() {
     let s = Server::start_in_with(dir.path(), c, &[], false);
     assert_eq!(s.api("GET", "/api/status", "").status, 200);
 }
+
+#[test]
+fn admin_commands_read_no_file_that_someone_else_can_write() {
+    let twilio = crate::fake_http::Fake::start(&[]);
+    let dir = TempDir::new("foreign-env");
+    let mut c = base_config();
+    c["state_dir"] = json!(dir.path().join("state"));
+    c["control"] = json!({"listen": twilio.url("").trim_start_matches("http://")});
+    c["twilio"] = json!({"account_sid": "AC1", "api_key_sid": "SK1", "api_base": twilio.url(""),
+        "number": "+15550001111"});
+    let config = dir.path().join("intercom.json");
+    std::fs::write(&config, c.to_string()).unwrap();
+    let env = dir.path().join("intercom.env");
+    std::fs::write(
+        &env,
+        "INTERCOM_TWILIO_API_KEY_SECRET=planted-secret\nINTERCOM_CONTROL_TOKEN=planted-token-0123456789\n",
+    )
+    .unwrap();
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap();
+
+    let mut cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+        ("a group-writable env file", Box::new(|| set_mode(&env, 0o660))),
+        ("a world-writable config", Box::new(|| set_mode(&config, 0o666))),
+    ];
+    if root {
+        cases.push(("an env file owned by another user", Box::new(|| chown(&env, 65534))));
+        cases.push(("a config owned by another user", Box::new(|| chown(&config, 65534))));
+    }
+    for (what, spoil) in cases {
+        set_mode(&env, 0o600);
+        set_mode(&config, 0o644);
+        chown(&env, 0);
+        chown(&config, 0);
+        spoil();
+        for command in [&["doctor"][..], &["status"], &["twilio-setup", "--dry-run"]] {
+            let out = cli(&config, command);
+            let all =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(!out.status.success(), "{what}, {command:?}: {all}");
+            let named = if what.contains("env") { &env } else { &config };
+            assert!(
+                all.contains(&format!("refusing to read {}", named.display())),
+                "{what}, {command:?}: {all}"
+            );
+        }
+        assert!(twilio.requests().is_empty(), "{what}: a request went out");
+    }
+
+    // The token file the server made: only from a directory and file nobody else writes.
+    set_mode(&config, 0o644);
+    chown(&config, 0);
+    std::fs::write(&env, "INTERCOM_TWILIO_API_KEY_SECRET=planted-secret\n").unwrap();
+    set_mode(&env, 0o600);
+    chown(&env, 0);
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    set_mode(&state, 0o700);
+    let token = state.join("control-token");
+    std::fs::write(&token, "planted-token-0123456789\n").unwrap();
+    set_mode(&token, 0o666);
+    let out = cli(&config, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(&format!("refusing to read {}", token.display())),
+        "{stderr}"
+    );
+    assert!(twilio.requests().is_empty(), "the token went out");
+    set_mode(&token, 0o600);
+    let out = cli(&config, &["status"]);
+    assert!(!out.status.success(), "the fake is no intercom server");
+    assert_eq!(twilio.requests().len(), 1, "a private token file is read and used");
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Changes the owner where the test runs as root; a no-op elsewhere.
+fn chown(path: &std::path::Path, uid: u32) {
+    let _ = std::os::unix::fs::chown(path, Some(uid), None);
+}
