@@ -112,20 +112,20 @@ fn admin_commands_read_no_file_that_someone_else_can_write() {
     .unwrap();
     let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap();
 
-    let mut cases: Vec<(&str, Box<dyn Fn()>)> = vec![
-        ("a group-writable env file", Box::new(|| set_mode(&env, 0o660))),
-        ("a world-writable config", Box::new(|| set_mode(&config, 0o666))),
-    ];
+    // (what, the file spoiled, its mode, its owner)
+    let mut cases =
+        vec![("a group-writable env file", &env, 0o660, 0), ("a world-writable config", &config, 0o666, 0)];
     if root {
-        cases.push(("an env file owned by another user", Box::new(|| chown(&env, 65534))));
-        cases.push(("a config owned by another user", Box::new(|| chown(&config, 65534))));
+        cases.push(("an env file owned by another user", &env, 0o600, 65534));
+        cases.push(("a config owned by another user", &config, 0o644, 65534));
     }
-    for (what, spoil) in cases {
+    for (what, spoiled, mode, owner) in cases {
         set_mode(&env, 0o600);
         set_mode(&config, 0o644);
         chown(&env, 0);
         chown(&config, 0);
-        spoil();
+        set_mode(spoiled, mode);
+        chown(spoiled, owner);
         for command in [&["doctor"][..], &["status"], &["twilio-setup", "--dry-run"]] {
             let out = cli(&config, command);
             let all =
