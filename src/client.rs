@@ -2,6 +2,7 @@
 //! server (`open`, `close`, `status`, `doctor`), so the server stays the only writer of
 //! the state. The token comes from the config or the file the server made.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
@@ -9,10 +10,15 @@ use std::time::Duration;
 
 use crate::config::{Config, Secret};
 use crate::ownership;
+use crate::signature;
 use crate::token;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A nonce for the server's proof: 128 bits, never guessed ahead.
+const NONCE_BYTES: usize = 16;
+/// The proof answer is a few dozen bytes; whoever holds the port may send more.
+const MAX_PROOF_BYTES: u64 = 4096;
 
 /// The control token: `control.token`, or the one the server generated in `state_dir`.
 pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
@@ -41,6 +47,8 @@ pub struct Client {
     /// `http://host:port` of the control listener.
     pub base: String,
     token: Secret,
+    /// Whether the listener proved it knows the token (see [`signature::PROOF_PATH`]).
+    proven: Cell<bool>,
 }
 
 impl Client {
@@ -57,10 +65,49 @@ impl Client {
             .build()
             .into();
         let base = format!("http://{}", display_addr(local_address(config.control.listen)));
-        Ok(Client { agent, base, token: control_token(config)? })
+        Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> String {
+        format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+    }
+
+    /// Whoever holds the control port gets the token with the first request: first make
+    /// it prove that it knows the token already, over a fresh nonce.
+    fn prove_server(&self) -> Result<(), Box<dyn Error>> {
+        if self.proven.get() {
+            return Ok(());
+        }
+        let mut bytes = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+        let nonce: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("X-Intercom-Client", "cli")
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let ok = resp.status().as_u16() == 200;
+        let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
+        let proof = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["proof"].as_str().map(str::to_string));
+        match proof {
+            Some(p) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &p) => {
+                self.proven.set(true);
+                Ok(())
+            }
+            _ => Err(format!(
+                "the program listening on {} is not this intercom server: it cannot prove that it knows the control token, so the token was not sent (is `intercom serve` running with this config, or is another program holding the port?)",
+                self.base
+            )
+            .into()),
+        }
     }
 
     pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        self.prove_server()?;
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token.expose());
         let result = if method == "GET" {
@@ -75,9 +122,7 @@ impl Client {
                 .header("Content-Type", "application/json")
                 .send(body)
         };
-        let mut resp = result.map_err(|e| {
-            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
-        })?;
+        let mut resp = result.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;

@@ -2,7 +2,10 @@
 //!
 //! The page itself holds no secret: it reads the token from the URL fragment (`#t=…`),
 //! which browsers never send to a server, and calls the API with it. No state changes
-//! on GET; every `/api/` route checks the token before anything else.
+//! on GET; every `/api/` route checks the token before anything else, except
+//! `/api/proof`, where a client about to send the token first makes the listener prove
+//! that it knows it already (an HMAC of the client's nonce), so a program squatting on
+//! the port while the server is down never receives it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,6 +19,7 @@ use crate::form;
 use crate::history::History;
 use crate::http::{constant_time_eq, HttpError, Request, Response};
 use crate::loggable;
+use crate::signature;
 use crate::state::{Status, Store};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -63,6 +67,13 @@ impl Control {
         if !req.path.starts_with("/api/") {
             return Err(HttpError::NotFound);
         }
+        // Before the token check: the client asks this before it sends the token.
+        if req.path == signature::PROOF_PATH {
+            return match method {
+                "GET" => self.prove(&req.query),
+                _ => Err(HttpError::MethodNotAllowed("GET")),
+            };
+        }
         self.authorize(req)?;
         let now = SystemTime::now();
         if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
@@ -88,6 +99,21 @@ impl Control {
             _ => return Err(HttpError::NotFound),
         };
         Ok(status_response(status))
+    }
+
+    /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
+    fn prove(&self, query: &str) -> Result<Response, HttpError> {
+        let params =
+            form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
+        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
+            || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let (lo, hi) = (signature::PROOF_NONCE_HEX_CHARS.start(), signature::PROOF_NONCE_HEX_CHARS.end());
+            return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
+        }
+        let proof = signature::control_proof(self.token.expose(), nonce);
+        Ok(json_response(200, &json!({ "proof": proof })))
     }
 
     fn authorize(&self, req: &Request) -> Result<(), HttpError> {

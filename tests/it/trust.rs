@@ -174,3 +174,53 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 fn chown(path: &std::path::Path, uid: u32) {
     let _ = std::os::unix::fs::chown(path, Some(uid), None);
 }
+
+#[test]
+fn a_program_squatting_on_the_control_port_never_gets_the_token() {
+    // It answers everything with 200 and a made-up proof, as a squatter would try.
+    let squatter = crate::fake_http::Fake::with_handler(|_| {
+        Some(crate::fake_http::Reply::json(200, &json!({"proof": "bm90IGEgcHJvb2Y=", "open": false})))
+    });
+    let dir = TempDir::new("squatter");
+    let mut c = base_config();
+    c["state_dir"] = json!(dir.path().join("state"));
+    c["control"]["listen"] = json!(squatter.addr.to_string());
+    let config = dir.path().join("intercom.json");
+    std::fs::write(&config, c.to_string()).unwrap();
+    for command in [&["status"][..], &["open", "1h"], &["code", "list"]] {
+        let out = cli(&config, command);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command:?}");
+        assert!(stderr.contains("the token was not sent"), "{command:?}: {stderr}");
+    }
+    let doctor = cli(&config, &["doctor"]);
+    assert!(!doctor.status.success());
+    let seen = squatter.requests();
+    assert!(!seen.is_empty(), "the CLI asked it for its proof");
+    for r in &seen {
+        assert!(r.header("authorization").is_none(), "{r:?}");
+        let all = format!("{} {:?} {}", r.target, r.headers, r.body);
+        assert!(!all.contains(TOKEN), "{all}");
+        assert!(r.target.starts_with("/api/proof?nonce="), "only the proof is asked for: {}", r.target);
+    }
+
+    // The real server proves itself, and the CLI goes on (its nonce is fresh each time).
+    let s = Server::start(base_config());
+    for _ in 0..2 {
+        let out = s.cli(&["status"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let bad = [("", 400), ("nonce=zz", 400), ("nonce=0123", 400)];
+    for (query, status) in bad {
+        assert_eq!(
+            request(s.control, "GET", &format!("/api/proof?{query}"), &[], b"").status,
+            status,
+            "{query}"
+        );
+    }
+    let nonce = "00112233445566778899aabbccddeeff";
+    let r = request(s.control, "GET", &format!("/api/proof?nonce={nonce}"), &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(intercom::signature::verify_control_proof(TOKEN, nonce, r.json()["proof"].as_str().unwrap()));
+    assert!(!r.body.contains(TOKEN));
+}
