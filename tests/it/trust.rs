@@ -221,6 +221,10 @@ fn a_program_squatting_on_the_control_port_never_gets_the_token() {
     let nonce = "00112233445566778899aabbccddeeff";
     let r = request(s.control, "GET", &format!("/api/proof?nonce={nonce}"), &[], b"");
     assert_eq!(r.status, 200);
-    assert!(intercom::signature::verify_control_proof(TOKEN, nonce, r.json()["proof"].as_str().unwrap()));
+    assert!(intercom::twilio::signature::verify_control_proof(
+        TOKEN,
+        nonce,
+        r.json()["proof"].as_str().unwrap()
+    ));
     assert!(!r.body.contains(TOKEN));
 }

@@ -1,0 +1,184 @@
+//! The client side of the control API, for the commands that talk to the running
+//! server (`open`, `close`, `status`, `doctor`), so the server stays the only writer of
+//! the state. The token comes from the config or the file the server made.
+
+use std::cell::Cell;
+use std::error::Error;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::{Config, Secret};
+use crate::model::api::{ErrorBody, ProofBody};
+use crate::store::token;
+use crate::twilio::signature;
+use crate::util::ownership;
+
+/// The control API is on this machine or the LAN: a slow answer means something is wrong.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A nonce for the server's proof: 128 bits, never guessed ahead.
+const NONCE_BYTES: usize = 16;
+/// The proof answer is a few dozen bytes; whoever holds the port may send more.
+const MAX_PROOF_BYTES: u64 = 4096;
+
+/// The control token: `control.token`, or the one the server generated in `state_dir`.
+pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+    if let Some(t) = &config.control.token {
+        return Ok(t.clone());
+    }
+    // The service wrote it (as its own user): trusted once its directory is.
+    let path = config.state_dir.join(token::TOKEN_FILE);
+    if path.symlink_metadata().is_ok() {
+        ownership::check_state_dir(&config.state_dir)?;
+        let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
+        ownership::check_private_file(&path, service)?;
+    }
+    token::read_token(&config.state_dir)?.ok_or_else(|| {
+        format!(
+            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
+            config.state_dir.display()
+        )
+        .into()
+    })
+}
+
+/// A client of the running server's control API.
+pub struct Client {
+    agent: ureq::Agent,
+    /// `http://host:port` of the control listener.
+    pub base: String,
+    token: Secret,
+    /// Whether the listener proved it knows the token (see [`signature::PROOF_PATH`]).
+    proven: Cell<bool>,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
+        Client::with_timeout(config, CLIENT_TIMEOUT)
+    }
+
+    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+        let agent = ureq::Agent::config_builder()
+            // Plain HTTP to the local control API only: no CA bundle to load.
+            .tls_config(crate::system::tls::no_roots())
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
+        Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> String {
+        format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+    }
+
+    /// Whoever holds the control port gets the token with the first request: first make
+    /// it prove that it knows the token already, over a fresh nonce.
+    fn prove_server(&self) -> Result<(), Box<dyn Error>> {
+        if self.proven.get() {
+            return Ok(());
+        }
+        let mut bytes = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+        let nonce: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("X-Intercom-Client", "cli")
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let ok = resp.status().as_u16() == 200;
+        let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
+        match serde_json::from_str::<ProofBody>(&text) {
+            Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
+                self.proven.set(true);
+                Ok(())
+            }
+            _ => Err(format!(
+                "the program listening on {} is not this intercom server: it cannot prove that it knows the control token, so the token was not sent (is `intercom serve` running with this config, or is another program holding the port?)",
+                self.base
+            )
+            .into()),
+        }
+    }
+
+    /// `GET path`, the answer read as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
+        self.decode(self.call("GET", path, "")?)
+    }
+
+    /// `POST path` with `body` as JSON, the answer read as `T`.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
+        // `()` is sent as no body at all: the routes that take none refuse nothing else.
+        let text = serde_json::to_string(body)?;
+        self.decode(self.call("POST", path, if text == "null" { "" } else { &text })?)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, value: serde_json::Value) -> Result<T, Box<dyn Error>> {
+        serde_json::from_value(value).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+    }
+
+    /// One request; the answer's JSON (null for 204). A refusal is an error with the
+    /// server's reason.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        self.prove_server()?;
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = if method == "GET" {
+            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else if method == "DELETE" {
+            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else {
+            self.agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("X-Intercom-Client", "cli")
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        let mut resp = result.map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let text =
+            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        if status == 204 {
+            return Ok(serde_json::Value::Null);
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
+        if !(200..300).contains(&status) {
+            let msg = serde_json::from_value::<ErrorBody>(value).map_or("no detail".into(), |e| e.error);
+            return Err(format!("the server refused ({status}): {msg}").into());
+        }
+        Ok(value)
+    }
+}
+
+/// Where this machine reaches the control listener: loopback when it listens everywhere.
+pub fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
+}
+
+pub fn display_addr(a: SocketAddr) -> String {
+    a.to_string() // IPv6 comes out bracketed, as URLs need
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_address_replaces_unspecified() {
+        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
+        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
+        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
+    }
+}
