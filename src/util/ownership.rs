@@ -78,6 +78,19 @@ pub fn check_state_dir(dir: &Path) -> Result<(), String> {
             m.uid()
         ));
     }
+    // Whoever can write the directory above can swap this one for a directory of theirs.
+    let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if let Some(parent) = real.parent() {
+        let p = fs::metadata(parent).map_err(|e| format!("cannot check {} ({e})", parent.display()))?;
+        let owner_ok = p.uid() == 0 || Some(p.uid()) == me || Some(p.uid()) == service_account_uid();
+        if !owner_ok || (writable_by_others(&p) && p.mode() & STICKY == 0) {
+            return Err(format!(
+                "the state directory {} is in {}, which another user can write, so they could replace it: move state_dir elsewhere",
+                dir.display(),
+                parent.display()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -142,6 +155,13 @@ mod tests {
             let e = check_state_dir(&state).unwrap_err();
             assert!(e.contains(&state.display().to_string()) && e.contains("chmod 0700"), "{e}");
         }
+        // A private directory in one that others can write (without the sticky bit).
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_state_dir(&state).unwrap_err().contains("could replace it"));
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(check_state_dir(&state).is_ok(), "sticky, like /tmp: nobody else can rename it");
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
         let env = d.join("intercom.env");
         fs::write(&env, "X=1").unwrap();
         fs::set_permissions(&env, fs::Permissions::from_mode(0o600)).unwrap();

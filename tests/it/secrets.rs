@@ -62,7 +62,9 @@ fn at_trace_level_no_secret_reaches_any_output() {
     c["webhook"]["public_url"] = json!(PUBLIC);
     c["twilio"] = json!({"account_sid": SID, "auth_token": AUTH_TOKEN, "api_base": twilio.base(),
         "sms_from": NUMBER, "number": NUMBER, "api_key_sid": KEY_SID, "api_key_secret": KEY_SECRET});
-    c["notify"] = json!({"sms_to": [RESIDENT], "events": ["window_opened", "call_unlocked_code"]});
+    let hook = crate::fake_http::Fake::start(&[]);
+    c["notify"] = json!({"sms_to": [RESIDENT], "events": ["window_opened", "call_unlocked_code"],
+        "webhook_url": hook.url("/api/webhook/secret-hook-id-42")});
     let dir = TempDir::new("secrets");
     let s = Server::start_in(dir.path(), c, &[("RUST_LOG", "trace")]);
 
@@ -71,6 +73,7 @@ fn at_trace_level_no_secret_reaches_any_output() {
     assert_eq!(s.api("POST", "/api/close", "").status, 200);
     let sms = twilio.http.wait_for(1, DELIVERY_WAIT);
     assert!(!sms.is_empty(), "no SMS sent:\n{}", s.logs());
+    assert!(!hook.wait_for(1, DELIVERY_WAIT).is_empty(), "no webhook sent:\n{}", s.logs());
 
     let mut cli_output = String::new();
     let mut run = |args: &[&str]| {
@@ -106,8 +109,15 @@ fn at_trace_level_no_secret_reaches_any_output() {
     let basic = |user: &str, password: &str| {
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     };
-    let secrets =
-        [TOKEN, AUTH_TOKEN, KEY_SECRET, &basic(KEY_SID, KEY_SECRET), &basic(SID, AUTH_TOKEN), &code];
+    let secrets = [
+        TOKEN,
+        AUTH_TOKEN,
+        KEY_SECRET,
+        &basic(KEY_SID, KEY_SECRET),
+        &basic(SID, AUTH_TOKEN),
+        &code,
+        "secret-hook-id-42",
+    ];
     let logs = s.logs();
     assert!(logs.contains("DEBUG") || logs.contains("TRACE"), "the server logs at trace:\n{logs}");
     assert_no_secret("server's log", &logs, &secrets);
