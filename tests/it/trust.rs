@@ -119,6 +119,25 @@ fn admin_commands_read_no_file_that_someone_else_can_write() {
         cases.push(("an env file owned by another user", &env, 0o600, 65534));
         cases.push(("a config owned by another user", &config, 0o644, 65534));
     }
+    // A symbolic link to someone else's file is judged by that file.
+    let foreign = dir.path().join("elsewhere.env");
+    std::fs::write(&foreign, "INTERCOM_TWILIO_API_KEY_SECRET=planted-secret\n").unwrap();
+    let linked = TempDir::new("linked-env");
+    let linked_config = linked.path().join("intercom.json");
+    std::fs::write(&linked_config, c.to_string()).unwrap();
+    std::os::unix::fs::symlink(&foreign, linked.path().join("intercom.env")).unwrap();
+    for (mode, owner) in [(0o666, 0), (0o600, if root { 65534 } else { 0 })] {
+        set_mode(&foreign, mode);
+        chown(&foreign, owner);
+        if (mode, owner) == (0o600, 0) {
+            continue; // not root: no other owner to try
+        }
+        let out = cli(&linked_config, &["doctor"]);
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && all.contains(&format!("{} is", foreign.display())), "{all}");
+    }
+    assert!(twilio.requests().is_empty(), "a request went out");
+
     for (what, spoiled, mode, owner) in cases {
         set_mode(&env, 0o600);
         set_mode(&config, 0o644);
