@@ -16,60 +16,24 @@
 //!   latest time this store has seen.
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
+use crate::rules::clock::ClockGuard;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
-use crate::store::storage::{move_aside, write_atomically};
+use crate::store::codes_file::{self, Loaded, CODES_FILE};
+use crate::store::storage::write_atomically;
+use crate::store::versioned;
 use crate::system::boot::{self, Boot};
-use crate::{util::lock, util::rfc3339};
+use crate::util::lock;
+use crate::util::time::{from_unix as at, rfc3339, unix_secs as secs};
 
-pub const CODES_FILE: &str = "codes.json";
-/// Version 2 added the boot each code was written in; version 1 files are still read
-/// (their codes count as from an earlier boot).
-const CODES_VERSION: u32 = 2;
-/// How far the clock may read behind the latest time seen before codes stop working:
-/// more than NTP's slews and a second's rounding, far less than a code's life.
-const CLOCK_BACK_SLACK_SECS: u64 = 10;
 /// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
 /// million, one draw almost always does; this bound only stops a broken random source.
 const MAX_DRAWS: usize = 100;
-
-/// `codes.json`, versions 1 and 2. Kept apart from the in-memory type so the format can evolve.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodesFileV2 {
-    version: u32,
-    codes: Vec<CodeV2>,
-    /// RFC 3339 UTC times of recent wrong codes.
-    failures: Vec<String>,
-    locked_until: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeV2 {
-    id: String,
-    code: String,
-    label: String,
-    valid_until: String,
-    uses_left: u32,
-    /// The kernel's boot id when the code was last confirmed by a trusted clock.
-    #[serde(default)]
-    boot_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VersionOnly {
-    version: u32,
-}
 
 /// Why a code could not be added: the API answers 409 or 500.
 #[derive(Debug)]
@@ -110,9 +74,9 @@ struct Inner {
     /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
     /// for a synchronized clock: until then the time they are judged by may be wrong.
     untrusted: HashMap<String, Option<String>>,
-    /// The latest clock reading seen (Unix seconds): a reading well before it means the
-    /// clock went back, and an expired code could read as valid again.
-    latest: u64,
+    /// The newest clock reading seen: a reading well before it means the clock went back,
+    /// and an expired code could read as valid again.
+    clock: ClockGuard,
 }
 
 pub struct CodeStore {
@@ -125,10 +89,9 @@ impl Inner {
     /// The codes that may be judged by `now`: none while the clock reads behind what
     /// it read before, and codes from an earlier boot only once the clock is synced.
     fn trusted(&mut self, now: u64) -> Vec<Code> {
-        if now + CLOCK_BACK_SLACK_SECS < self.latest {
+        if self.clock.is_behind(now) {
             return Vec::new();
         }
-        self.latest = self.latest.max(now);
         if !self.untrusted.is_empty() && boot::clock_synced_now() {
             log::info!("the clock is synchronized: guest codes from before the restart work again");
             self.untrusted.clear();
@@ -140,36 +103,27 @@ impl Inner {
 impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
     pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
-        let path = dir.join(CODES_FILE);
-        let (codes, mut lockout, write_blocked, stored_boots) = match load(dir) {
-            Ok((c, l, b)) => (c, l, None, b),
+        let (Loaded { codes, mut lockout, boots }, write_blocked) = match codes_file::load(dir) {
+            Ok(loaded) => (loaded, None),
             Err(e) => {
-                log::error!("guest codes file {}: {e}; no code is active", path.display());
-                match move_aside(&path) {
-                    Ok(to) => {
-                        log::error!("the unreadable codes file was kept as {}", to.display());
-                        (Vec::new(), Lockout::default(), None, HashMap::new())
-                    }
-                    Err(e) => {
-                        log::error!(
-                            "cannot move the unreadable codes file aside: {e}; codes cannot be added"
-                        );
-                        let why = format!("the codes file is unreadable and could not be moved aside: {e}");
-                        (Vec::new(), Lockout::default(), Some(why), HashMap::new())
-                    }
+                let read_error = format!("{e}; no code is active");
+                let blocked = versioned::set_aside(dir, CODES_FILE, "guest codes file", &read_error).err();
+                if let Some(why) = &blocked {
+                    log::error!("{why}: codes cannot be added");
                 }
+                (Loaded::default(), blocked)
             }
         };
         lockout.settle(secs(now));
         let untrusted: HashMap<_, _> =
-            stored_boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
+            boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
         if !untrusted.is_empty() {
             log::warn!(
                 "{} guest code(s) from before a restart wait for a synchronized clock: the clock may be wrong after a power cut",
                 untrusted.len()
             );
         }
-        let inner = Inner { codes, lockout, write_blocked, untrusted, latest: secs(now) };
+        let inner = Inner { codes, lockout, write_blocked, untrusted, clock: ClockGuard::new(secs(now)) };
         CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
     }
 
@@ -305,28 +259,11 @@ impl CodeStore {
         }
         codes.retain(|c| !c.is_spent(now));
         let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
-        let boot_of = |id: &String| match inner.untrusted.get(id) {
+        let boot_of = |id: &str| match inner.untrusted.get(id) {
             Some(stored) => stored.clone(),
             None => self.boot.id.clone(),
         };
-        let file = CodesFileV2 {
-            version: CODES_VERSION,
-            codes: codes
-                .iter()
-                .map(|c| CodeV2 {
-                    id: c.id.clone(),
-                    code: c.digits.clone(),
-                    label: c.label.clone(),
-                    valid_until: rfc3339(at(c.valid_until)),
-                    uses_left: c.uses_left,
-                    boot_id: boot_of(&c.id),
-                })
-                .collect(),
-            failures: lockout.failures.iter().map(|&t| rfc3339(at(t))).collect(),
-            locked_until: lockout.locked_until.map(|t| rfc3339(at(t))),
-        };
-        let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        bytes.push(b'\n');
+        let bytes = codes_file::encode(&codes, &lockout, boot_of)?;
         write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
         inner.codes = codes;
         inner.lockout = lockout;
@@ -337,7 +274,7 @@ impl CodeStore {
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
 /// `simulate`); an unreadable file means no codes, as for the server.
 pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
-    load(dir).is_ok_and(|(codes, lockout, _)| codes::offer(window_open, &codes, &lockout, secs(now)))
+    codes_file::load(dir).is_ok_and(|l| codes::offer(window_open, &l.codes, &l.lockout, secs(now)))
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
@@ -352,65 +289,10 @@ fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> boo
     Err(io::Error::other("could not draw a fresh code"))
 }
 
-/// The codes, the lockout, and the boot each code was stored in.
-type Loaded = (Vec<Code>, Lockout, HashMap<String, Option<String>>);
-
-fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
-    let bytes = match fs::read(dir.join(CODES_FILE)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok((Vec::new(), Lockout::default(), HashMap::new()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a codes file: {e}"))?;
-    if !(1..=CODES_VERSION).contains(&v.version) {
-        return Err(format!("unsupported codes file version {}", v.version).into());
-    }
-    let file: CodesFileV2 = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt codes file: {e}"))?;
-    if file.codes.len() > codes::MAX_ACTIVE || file.failures.len() > codes::MAX_FAILURES {
-        return Err("more codes or failures than are ever stored".into());
-    }
-    let time = |s: &str| -> Result<u64, Box<dyn Error>> {
-        let t = humantime::parse_rfc3339(s).map_err(|e| format!("bad time {s:?}: {e}"))?;
-        Ok(secs(t))
-    };
-    let mut out = Vec::new();
-    let mut boots = HashMap::new();
-    for c in file.codes {
-        let well_formed = c.code.len() == codes::CODE_DIGITS && c.code.bytes().all(|b| b.is_ascii_digit());
-        if !well_formed
-            || c.uses_left > codes::MAX_USES
-            || codes::check_label(&c.label).is_err()
-            || c.id.is_empty()
-        {
-            return Err(format!("malformed code entry {:?}", crate::util::loggable(&c.id)).into());
-        }
-        boots.insert(c.id.clone(), c.boot_id);
-        out.push(Code {
-            valid_until: time(&c.valid_until)?,
-            id: c.id,
-            digits: c.code,
-            label: c.label,
-            uses_left: c.uses_left,
-        });
-    }
-    let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
-    let locked_until = file.locked_until.as_deref().map(time).transpose()?;
-    Ok((out, Lockout { failures, locked_until }, boots))
-}
-
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn this_boot() -> Boot {
         Boot { id: Some("boot-a".into()), clock_synced: false }
@@ -519,7 +401,7 @@ mod tests {
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
         assert_eq!(s.try_code(&code.digits, back).unwrap(), Tried::NotAccepted);
-        let small_step = now + Duration::from_secs(7200 - CLOCK_BACK_SLACK_SECS);
+        let small_step = now + Duration::from_secs(7200 - crate::rules::clock::BACKWARD_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::fake_http::account::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 use crate::fake_http::FakeTwilio;
 use crate::harness::*;
-use crate::security::{post_signed, sign};
-use crate::twilio_setup::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 
 const PUBLIC: &str = "https://door.example.com";
 /// The notifier works in the background; bounded wait for its SMS.
