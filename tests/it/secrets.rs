@@ -1,6 +1,7 @@
 //! No secret in any output at the most verbose level: the server with `log_level: trace`
 //! and `RUST_LOG=trace`, and the CLI with `RUST_LOG=trace`, while an SMS goes out through
-//! the fake Twilio, the CLI asks for the status, adds a guest code and runs the doctor,
+//! the fake Twilio (and the MQTT password to a listener standing in for a broker), the CLI
+//! asks for the status, adds a guest code and runs the doctor,
 //! and a caller enters the code. The HTTP client library hex-dumps whole requests at
 //! trace level, 16 bytes a line, so a secret is looked for in the text as it is and in
 //! the dump's character columns joined up.
@@ -16,6 +17,7 @@ use crate::fake_http::FakeTwilio;
 use crate::harness::*;
 
 const PUBLIC: &str = "https://door.example.com";
+const MQTT_PASSWORD: &str = "mqtt-password-never-printed";
 /// The notifier works in the background; bounded wait for its SMS.
 const DELIVERY_WAIT: Duration = Duration::from_secs(15);
 
@@ -64,8 +66,29 @@ fn at_trace_level_no_secret_reaches_any_output() {
     let hook = crate::fake_http::Fake::start(&[]);
     c["notify"] = json!({"sms_to": [RESIDENT], "events": ["window_opened", "call_unlocked_code"],
         "webhook_url": hook.url("/api/webhook/secret-hook-id-42")});
+    // An MQTT "broker" that only records what the server sends it: its CONNECT carries
+    // the MQTT password.
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    c["mqtt"] = json!({"host": "127.0.0.1", "port": broker.local_addr().unwrap().port(),
+        "username": "intercom", "password": MQTT_PASSWORD});
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = broker.accept() {
+            conn.set_read_timeout(Some(DELIVERY_WAIT)).unwrap();
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut conn, &mut buf) {
+                keep.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+    });
     let dir = TempDir::new("secrets");
     let s = Server::start_in(dir.path(), c, &[("RUST_LOG", "trace")]);
+    let deadline = std::time::Instant::now() + DELIVERY_WAIT;
+    while !String::from_utf8_lossy(&received.lock().unwrap()).contains(MQTT_PASSWORD) {
+        assert!(std::time::Instant::now() < deadline, "no MQTT CONNECT with the password:\n{}", s.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // An SMS through the fake Twilio, with the API key as Basic credentials.
     assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
@@ -116,6 +139,7 @@ fn at_trace_level_no_secret_reaches_any_output() {
         &basic(SID, AUTH_TOKEN),
         &code,
         "secret-hook-id-42",
+        MQTT_PASSWORD,
     ];
     let logs = s.logs();
     assert!(logs.contains("DEBUG") || logs.contains("TRACE"), "the server logs at trace:\n{logs}");
