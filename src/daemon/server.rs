@@ -25,9 +25,11 @@ use crate::util::ownership;
 use crate::web::control::{self, Control};
 use crate::web::webhook::{self, Webhook};
 
-/// Checking the state directory's owner is one `stat`; a hanging disk must not hold the
-/// start for longer than this (what follows is bounded on its own).
-const STATE_DIR_CHECK_WAIT: Duration = Duration::from_secs(2);
+/// Checking the state directory's owner is a few `stat`s (microseconds; tens of
+/// milliseconds from a cold SD card). A hanging disk must not hold the start for longer
+/// than this: calls must be answered (forwarded) within 2 s of the start even then, and
+/// what follows is bounded on its own.
+const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
