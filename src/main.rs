@@ -47,10 +47,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Level from the config, overridden by `RUST_LOG`. Under systemd the journal stamps
-/// each line itself, so ours would only be noise.
+/// Other crates log whole requests at debug and trace (ureq hex-dumps them, headers and
+/// bodies: Basic credentials, the control token, guest codes), so they never log below
+/// this, whatever the config or `RUST_LOG` ask for. Their warnings and errors still show.
+const OTHER_CRATES_MAX_LEVEL: log::LevelFilter = log::LevelFilter::Warn;
+
+/// Level from the config, overridden by `RUST_LOG` (a plain level, as simple_logger reads
+/// it); it applies to this crate only. Under systemd the journal stamps each line itself,
+/// so ours would only be noise.
 fn init_logging(level: log::LevelFilter) {
-    let logger = simple_logger::SimpleLogger::new().with_level(level).env();
+    let level = std::env::var("RUST_LOG").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(level);
+    let logger = simple_logger::SimpleLogger::new()
+        .with_level(level.min(OTHER_CRATES_MAX_LEVEL))
+        .with_module_level(env!("CARGO_CRATE_NAME"), level);
     let logger = if std::env::var_os("JOURNAL_STREAM").is_some() {
         logger.without_timestamps()
     } else {

@@ -263,6 +263,15 @@ fn check_twilio(r: &mut Report, c: &Config) {
 
 fn check_state_dir(r: &mut Report, c: &Config) {
     let dir = &c.state_dir;
+    // Unreadable to this user: the write probe below says to use sudo.
+    if std::fs::metadata(dir).is_ok() {
+        match crate::util::ownership::check_state_dir(dir) {
+            Ok(()) => {
+                r.line(Level::Ok, format!("nobody but root and intercom can write to {}", dir.display()))
+            }
+            Err(e) => r.line(Level::Fail, format!("{e}; `intercom serve` refuses to start on it")),
+        }
+    }
     let probe = dir.join(format!(".doctor-probe-{}", std::process::id()));
     let written = OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| {
         f.write_all(b"probe\n")?;

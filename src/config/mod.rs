@@ -33,6 +33,7 @@ use crate::config::values::{host, optional, optional_object, port, topic_level, 
 use crate::config::values::{host_names, public_url, secret, target_url, token, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
+use crate::util::ownership::check_private_file;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
@@ -312,10 +313,22 @@ pub const ENV_FILE: &str = "intercom.env";
 /// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
 /// [`load`], but a secret missing from the environment is also looked up in
 /// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+///
+/// Both files must be root's or the invoking user's and writable by nobody else: these
+/// commands send the secrets to the addresses the config names.
 pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
+    check_private_file(path, None).map_err(ConfigError)?;
+    let env_path = path.parent().map(|d| d.join(ENV_FILE));
+    let file = match env_path.filter(|p| p.symlink_metadata().is_ok()) {
+        Some(p) => {
+            check_private_file(&p, None).map_err(ConfigError)?;
+            std::fs::read_to_string(&p)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?
+        }
+        None => String::new(),
+    };
     let file = env_file(&file);
     let env = |name: &str| {
         std::env::var(name)

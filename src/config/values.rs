@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::config::url::{check_public_url, check_target_url};
+use crate::config::url::{check_api_base, check_public_url, check_target_url};
 use crate::model::phone::PhoneNumber;
 
 /// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
@@ -160,7 +160,7 @@ pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 }
 
 pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
+    check_api_base(&String::deserialize(d)?).map_err(D::Error::custom)
 }
 
 pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {

@@ -2,9 +2,11 @@
 
 use std::error::Error;
 use std::net::TcpListener;
+use std::path::Path;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
 use crate::daemon::expiry;
@@ -19,11 +21,21 @@ use crate::store::storage::{self, Health};
 use crate::store::token;
 use crate::system::boot::Boot;
 use crate::system::watchdog;
+use crate::util::ownership;
 use crate::web::control::{self, Control};
 use crate::web::webhook::{self, Webhook};
 
+/// Checking the state directory's owner is a few `stat`s (microseconds; tens of
+/// milliseconds from a cold SD card). A hanging disk must not hold the start for longer
+/// than this: calls must be answered (forwarded) within 2 s of the start even then, and
+/// what follows is bounded on its own.
+const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
+
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
+    // A state directory someone else can write may hold planted guest codes or an open
+    // window: refuse it before reading anything from it.
+    check_state_dir_within(&config.state_dir, STATE_DIR_CHECK_WAIT)?;
     warn_about_risky_settings(&config);
     // Made now, so the id names this process from its start (`doctor` compares them).
     log::debug!("instance {}", crate::util::instance_id());
@@ -152,4 +164,20 @@ fn warn_about_risky_settings(config: &Config) {
             "intercom_number is not set: every call is rejected unless the webhook URL sets ExpectedFrom"
         );
     }
+}
+
+fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel();
+    let dir = dir.to_path_buf();
+    let shown = dir.display().to_string();
+    thread::Builder::new()
+        .name("state-dir-check".into())
+        .spawn(move || {
+            let _ = tx.send(ownership::check_state_dir(&dir));
+        })
+        .map_err(|e| format!("cannot start the state directory check: {e}"))?;
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        log::warn!("cannot check who owns the state directory {shown}: its disk does not answer");
+        Ok(())
+    })
 }

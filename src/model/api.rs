@@ -24,6 +24,13 @@ pub struct StatusBody {
     pub instance: Option<String>,
 }
 
+/// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
+/// which the CLI checks before it sends the token (`twilio/signature.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofBody {
+    pub proof: String,
+}
+
 /// `POST /api/open`; an empty body or no `minutes` means `default_window`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

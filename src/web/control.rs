@@ -5,6 +5,9 @@
 //! the token in the URL fragment (`#t=…`), which browsers never send to a server, and
 //! the page calls the API with it. No state changes on GET; every `/api/` route but the
 //! pairing exchange checks the token or the cookie before anything else.
+//! `/api/proof` answers without the token: a client about to send the token first
+//! makes the listener prove that it knows it already (an HMAC of the client's nonce), so
+//! a program squatting on the port while the server is down never receives it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,12 +17,13 @@ use serde::Serialize;
 use crate::config::{Config, Secret};
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
-use crate::model::api::{read_request, CodesBody, ErrorBody, EventsBody, OpenRequest};
+use crate::model::api::{read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody};
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::devices::Devices;
 use crate::store::history::History;
 use crate::store::state::{Status, Store};
+use crate::twilio::signature;
 use crate::util::constant_time_eq;
 use crate::util::loggable;
 use crate::web::pairing::{self, Actor};
@@ -85,6 +89,13 @@ impl Control {
         if !req.path.starts_with("/api/") {
             return Err(HttpError::NotFound);
         }
+        // Before the token check: the client asks this before it sends the token.
+        if req.path == signature::PROOF_PATH {
+            return match method {
+                "GET" => self.prove(&req.query),
+                _ => Err(HttpError::MethodNotAllowed("GET")),
+            };
+        }
         if req.path == "/api/pair" {
             return pairing::exchange(&self.devices, req, &self.config.control.hosts);
         }
@@ -117,6 +128,21 @@ impl Control {
             _ => return Err(HttpError::NotFound),
         };
         Ok(status_response(status))
+    }
+
+    /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
+    fn prove(&self, query: &str) -> Result<Response, HttpError> {
+        let params =
+            form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
+        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
+            || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let (lo, hi) = (signature::PROOF_NONCE_HEX_CHARS.start(), signature::PROOF_NONCE_HEX_CHARS.end());
+            return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
+        }
+        let proof = signature::control_proof(self.token.expose(), nonce);
+        Ok(json_response(200, &ProofBody { proof }))
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the

@@ -99,8 +99,9 @@ expect_json() {
 }
 
 # start_sshd DIR PORT [EXTRA_CONFIG]: a real OpenSSH sshd on 127.0.0.1:PORT with its own host
-# key (DIR/host_key), key-only login for the current user through DIR/authorized_keys
-# (written by the caller), DIR/known_hosts pinning the host key. Sets SSHD_PID.
+# key (DIR/host_key), key-only login for the current user (or $SSHD_LOGIN_USER) through
+# DIR/authorized_keys (written by the caller), DIR/known_hosts pinning the host key. Sets
+# SSHD_PID.
 start_sshd() {
   local dir=$1 port=$2 extra=${3:-} i
   ssh-keygen -q -t ed25519 -N '' -C test-sshd-host -f "$dir/host_key"
@@ -117,7 +118,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-AllowUsers $(id -un)
+AllowUsers ${SSHD_LOGIN_USER:-$(id -un)}
 X11Forwarding no
 $extra
 CONF
