@@ -10,6 +10,9 @@
 //! - The mutex is held across the (local, bounded) write, so two calls cannot both use
 //!   the last use of a code; never across network I/O.
 //! - The digits never reach a log line: only ids and labels are logged.
+//! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
+//!   however often its request comes (Twilio's retries, a replay), across restarts too:
+//!   the calls that used a code or entered a wrong one are kept in the file with it.
 //! - A code must never work because the clock went back (a Pi has no real-time clock):
 //!   a code written in an earlier boot works only once the clock is confirmed
 //!   synchronized (`boot.rs`), and no code works while the clock reads earlier than the
@@ -33,8 +36,17 @@ use crate::{lock, rfc3339};
 
 pub const CODES_FILE: &str = "codes.json";
 /// Version 2 added the boot each code was written in; version 1 files are still read
-/// (their codes count as from an earlier boot).
-const CODES_VERSION: u32 = 2;
+/// (their codes count as from an earlier boot). Version 3 added the recent calls.
+const CODES_VERSION: u32 = 3;
+/// Calls remembered in the file: far more than the lockout lets through in a day
+/// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
+const MAX_CALLS: usize = 200;
+/// How long a call is remembered: a replay of a captured request a day later is as
+/// harmless as a new wrong code (which the lockout bounds), and Twilio retries within
+/// minutes.
+const CALL_MEMORY_SECS: u64 = 24 * 60 * 60;
+/// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
+const MAX_CALL_SID_CHARS: usize = 64;
 /// How far the clock may read behind the latest time seen before codes stop working:
 /// more than NTP's slews and a second's rounding, far less than a code's life.
 const CLOCK_BACK_SLACK_SECS: u64 = 10;
@@ -42,7 +54,7 @@ const CLOCK_BACK_SLACK_SECS: u64 = 10;
 /// million, one draw almost always does; this bound only stops a broken random source.
 const MAX_DRAWS: usize = 100;
 
-/// `codes.json`, versions 1 and 2. Kept apart from the in-memory type so the format can evolve.
+/// `codes.json`, versions 1 to 3. Kept apart from the in-memory type so the format can evolve.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CodesFileV2 {
@@ -51,6 +63,29 @@ struct CodesFileV2 {
     /// RFC 3339 UTC times of recent wrong codes.
     failures: Vec<String>,
     locked_until: Option<String>,
+    /// Recent calls that used a code or entered a wrong one.
+    #[serde(default)]
+    calls: Vec<CallV3>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct CallV3 {
+    call_sid: String,
+    /// RFC 3339 UTC.
+    time: String,
+    /// The label of the code it used; none for a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used: Option<String>,
+}
+
+/// A call the store has counted, so a repeat of it is not counted again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SeenCall {
+    call_sid: String,
+    time: u64,
+    /// The label of the code it used; `None`: it entered a wrong code.
+    used: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,6 +148,8 @@ struct Inner {
     /// The latest clock reading seen (Unix seconds): a reading well before it means the
     /// clock went back, and an expired code could read as valid again.
     latest: u64,
+    /// Calls already counted, oldest first.
+    calls: Vec<SeenCall>,
 }
 
 pub struct CodeStore {
@@ -141,21 +178,21 @@ impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
     pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
         let path = dir.join(CODES_FILE);
-        let (codes, mut lockout, write_blocked, stored_boots) = match load(dir) {
-            Ok((c, l, b)) => (c, l, None, b),
+        let (codes, mut lockout, write_blocked, stored_boots, calls) = match load(dir) {
+            Ok((c, l, b, calls)) => (c, l, None, b, calls),
             Err(e) => {
                 log::error!("guest codes file {}: {e}; no code is active", path.display());
                 match move_aside(&path) {
                     Ok(to) => {
                         log::error!("the unreadable codes file was kept as {}", to.display());
-                        (Vec::new(), Lockout::default(), None, HashMap::new())
+                        (Vec::new(), Lockout::default(), None, HashMap::new(), Vec::new())
                     }
                     Err(e) => {
                         log::error!(
                             "cannot move the unreadable codes file aside: {e}; codes cannot be added"
                         );
                         let why = format!("the codes file is unreadable and could not be moved aside: {e}");
-                        (Vec::new(), Lockout::default(), Some(why), HashMap::new())
+                        (Vec::new(), Lockout::default(), Some(why), HashMap::new(), Vec::new())
                     }
                 }
             }
@@ -169,7 +206,7 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let inner = Inner { codes, lockout, write_blocked, untrusted, latest: secs(now) };
+        let inner = Inner { codes, lockout, write_blocked, untrusted, latest: secs(now), calls };
         CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
     }
 
@@ -224,7 +261,7 @@ impl CodeStore {
             uses_left: new.uses,
         };
         next.push(code.clone());
-        self.save(&mut inner, next, None, now).map_err(AddError::Io)?;
+        self.save(&mut inner, next, None, None, now).map_err(AddError::Io)?;
         log::info!(
             "guest code {} ({}) added: {} use(s) until {}",
             code.id,
@@ -244,18 +281,33 @@ impl CodeStore {
             return Ok(false);
         };
         let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
-        self.save(&mut inner, next, None, now)?;
+        self.save(&mut inner, next, None, None, now)?;
         log::info!("guest code {} ({}) deleted", found.id, crate::loggable(&found.label));
         Ok(true)
     }
 
     /// Checks keypad digits. A right code's use is on disk before this returns `Right`;
     /// if that write fails, the error says so and the caller must not open the door.
-    pub fn try_code(&self, digits: &str, now: SystemTime) -> io::Result<Tried> {
+    /// A call (`call_sid`) already counted gets what it got then, and nothing changes:
+    /// `Right` again without a second use (the use is on disk; only the answer was
+    /// lost, or it is a replay, whose answer opens nothing without the live call), or
+    /// `Wrong` that does not count again.
+    pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: SystemTime) -> io::Result<Tried> {
         let now = secs(now);
         let mut inner = crate::lock_within(&self.inner, crate::LOCK_WAIT).ok_or_else(|| {
             io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
         })?;
+        let call_sid = call_sid.filter(|s| !s.is_empty() && s.chars().count() <= MAX_CALL_SID_CHARS);
+        if let Some(seen) = call_sid.and_then(|sid| inner.calls.iter().find(|c| c.call_sid == sid)) {
+            log::info!(
+                "a repeated request of call {}: counted once already",
+                crate::loggable(&seen.call_sid)
+            );
+            return Ok(match &seen.used {
+                Some(label) => Tried::Right { label: label.clone() },
+                None => Tried::Wrong { locked: false },
+            });
+        }
         inner.lockout.settle(now);
         let trusted = inner.trusted(now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {
@@ -268,14 +320,24 @@ impl CodeStore {
                 };
                 next[i].uses_left -= 1;
                 let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
-                self.save(&mut inner, next, None, now)?;
+                let seen = call_sid.map(|sid| SeenCall {
+                    call_sid: sid.into(),
+                    time: now,
+                    used: Some(label.clone()),
+                });
+                self.save(&mut inner, next, None, seen, now)?;
                 log::info!("guest code {id} ({}) used; {left} use(s) left", crate::loggable(&label));
                 Ok(Tried::Right { label })
             }
             Attempt::Wrong => {
                 let locked = inner.lockout.fail(now);
                 let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
-                if let Err(e) = self.save(&mut inner, next, Some(lockout), now) {
+                let seen = call_sid.map(|sid| SeenCall { call_sid: sid.into(), time: now, used: None });
+                if let Some(seen) = &seen {
+                    // Counted in memory even if the write fails, as the failure is.
+                    inner.calls.push(seen.clone());
+                }
+                if let Err(e) = self.save(&mut inner, next, Some(lockout), None, now) {
                     log::error!(
                         "could not save a wrong guest code attempt (it still counts until a restart): {e}"
                     );
@@ -292,18 +354,23 @@ impl CodeStore {
         }
     }
 
-    /// Writes `codes` (pruned) and the lockout, then makes them current.
+    /// Writes `codes` (pruned), the lockout and the calls (with `seen` added), then makes
+    /// them current.
     fn save(
         &self,
         inner: &mut Inner,
         mut codes: Vec<Code>,
         lockout: Option<Lockout>,
+        seen: Option<SeenCall>,
         now: u64,
     ) -> io::Result<()> {
         if let Some(why) = &inner.write_blocked {
             return Err(io::Error::other(why.clone()));
         }
         codes.retain(|c| !c.is_spent(now));
+        let mut calls = inner.calls.clone();
+        calls.extend(seen);
+        prune_calls(&mut calls, now);
         let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
         let boot_of = |id: &String| match inner.untrusted.get(id) {
             Some(stored) => stored.clone(),
@@ -324,20 +391,37 @@ impl CodeStore {
                 .collect(),
             failures: lockout.failures.iter().map(|&t| rfc3339(at(t))).collect(),
             locked_until: lockout.locked_until.map(|t| rfc3339(at(t))),
+            calls: calls
+                .iter()
+                .map(|c| CallV3 {
+                    call_sid: c.call_sid.clone(),
+                    time: rfc3339(at(c.time)),
+                    used: c.used.clone(),
+                })
+                .collect(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
         bytes.push(b'\n');
         write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
         inner.codes = codes;
         inner.lockout = lockout;
+        inner.calls = calls;
         Ok(())
     }
+}
+
+/// Keeps the newest [`MAX_CALLS`] calls of the last [`CALL_MEMORY_SECS`]. A time ahead
+/// of `now` (the clock went back) is kept: forgetting early would let a repeat count.
+fn prune_calls(calls: &mut Vec<SeenCall>, now: u64) {
+    calls.retain(|c| c.time + CALL_MEMORY_SECS > now);
+    let excess = calls.len().saturating_sub(MAX_CALLS);
+    calls.drain(..excess);
 }
 
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
 /// `simulate`); an unreadable file means no codes, as for the server.
 pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
-    load(dir).is_ok_and(|(codes, lockout, _)| codes::offer(window_open, &codes, &lockout, secs(now)))
+    load(dir).is_ok_and(|(codes, lockout, _, _)| codes::offer(window_open, &codes, &lockout, secs(now)))
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
@@ -352,14 +436,14 @@ fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> boo
     Err(io::Error::other("could not draw a fresh code"))
 }
 
-/// The codes, the lockout, and the boot each code was stored in.
-type Loaded = (Vec<Code>, Lockout, HashMap<String, Option<String>>);
+/// The codes, the lockout, the boot each code was stored in, and the calls counted.
+type Loaded = (Vec<Code>, Lockout, HashMap<String, Option<String>>, Vec<SeenCall>);
 
 fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     let bytes = match fs::read(dir.join(CODES_FILE)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok((Vec::new(), Lockout::default(), HashMap::new()))
+            return Ok((Vec::new(), Lockout::default(), HashMap::new(), Vec::new()))
         }
         Err(e) => return Err(e.into()),
     };
@@ -368,7 +452,10 @@ fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
         return Err(format!("unsupported codes file version {}", v.version).into());
     }
     let file: CodesFileV2 = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt codes file: {e}"))?;
-    if file.codes.len() > codes::MAX_ACTIVE || file.failures.len() > codes::MAX_FAILURES {
+    if file.codes.len() > codes::MAX_ACTIVE
+        || file.failures.len() > codes::MAX_FAILURES
+        || file.calls.len() > MAX_CALLS
+    {
         return Err("more codes or failures than are ever stored".into());
     }
     let time = |s: &str| -> Result<u64, Box<dyn Error>> {
@@ -397,7 +484,14 @@ fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     }
     let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
     let locked_until = file.locked_until.as_deref().map(time).transpose()?;
-    Ok((out, Lockout { failures, locked_until }, boots))
+    let mut calls = Vec::new();
+    for c in file.calls {
+        if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
+            return Err("malformed call entry".into());
+        }
+        calls.push(SeenCall { time: time(&c.time)?, call_sid: c.call_sid, used: c.used });
+    }
+    Ok((out, Lockout { failures, locked_until }, boots, calls))
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -433,16 +527,63 @@ mod tests {
         let now = SystemTime::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(2), now).unwrap();
-        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::Right { label: "plumber".into() });
+        assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::Right { label: "plumber".into() });
         let again = CodeStore::open(&dir, this_boot(), now);
         assert_eq!(again.active(now)[0].uses_left, 1);
-        assert!(again.try_code(&c.digits, now).is_ok());
+        assert!(again.try_code(&c.digits, None, now).is_ok());
         let last = CodeStore::open(&dir, this_boot(), now);
         assert!(last.active(now).is_empty());
-        assert_eq!(last.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(last.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         let text = fs::read_to_string(dir.join(CODES_FILE)).unwrap();
         assert!(!text.contains(&c.digits), "used up codes are pruned from the file");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_call_spends_one_use_and_counts_one_wrong_code_across_restarts() {
+        let dir = tempdir("calls");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let c = s.add(&new(3), now).unwrap();
+        let right = Tried::Right { label: "plumber".into() };
+        for _ in 0..3 {
+            assert_eq!(s.try_code(&c.digits, Some("CAone"), now).unwrap(), right);
+        }
+        assert_eq!(s.active(now)[0].uses_left, 2);
+        let wrong = if c.digits == "000000" { "000001" } else { "000000" };
+        for _ in 0..codes::MAX_FAILURES * 2 {
+            assert_eq!(s.try_code(wrong, Some("CAwrong"), now).unwrap(), Tried::Wrong { locked: false });
+        }
+        drop(s);
+        let s = CodeStore::open(&dir, this_boot(), now);
+        assert_eq!(
+            s.try_code(&c.digits, Some("CAone"), now).unwrap(),
+            right,
+            "the same answer after a restart"
+        );
+        assert_eq!(s.active(now)[0].uses_left, 2, "and no second use");
+        for _ in 0..codes::MAX_FAILURES {
+            assert_eq!(s.try_code(wrong, Some("CAwrong"), now).unwrap(), Tried::Wrong { locked: false });
+        }
+        assert!(s.offer(false, now), "one call's repeats never lock");
+        assert_eq!(
+            s.try_code(&c.digits, Some("CAtwo"), now).unwrap(),
+            right,
+            "another call uses another use"
+        );
+        assert_eq!(s.active(now)[0].uses_left, 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn remembered_calls_are_bounded_in_count_and_age() {
+        let call = |n: u64, time: u64| SeenCall { call_sid: format!("CA{n}"), time, used: None };
+        let mut calls: Vec<_> = (0..MAX_CALLS as u64 + 50).map(|n| call(n, 1_000_000 + n)).collect();
+        prune_calls(&mut calls, 1_000_000 + MAX_CALLS as u64);
+        assert_eq!(calls.len(), MAX_CALLS);
+        assert_eq!(calls[0].call_sid, "CA50", "the oldest go first");
+        prune_calls(&mut calls, 1_000_000 + 60 + CALL_MEMORY_SECS);
+        assert_eq!(calls[0].call_sid, "CA61", "a day later they are forgotten");
     }
 
     #[test]
@@ -482,12 +623,12 @@ mod tests {
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         lock(&s.inner).write_blocked = Some("disk gone".into());
-        assert!(s.try_code(&c.digits, now).is_err(), "no unlock without the use on disk");
+        assert!(s.try_code(&c.digits, None, now).is_err(), "no unlock without the use on disk");
         assert_eq!(s.active(now)[0].uses_left, 1);
         assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
         // A wrong code still counts in memory, so a broken disk never lifts the lockout.
         for _ in 0..codes::MAX_FAILURES {
-            assert!(matches!(s.try_code("abcdef", now).unwrap(), Tried::Wrong { .. }));
+            assert!(matches!(s.try_code("abcdef", None, now).unwrap(), Tried::Wrong { .. }));
         }
         assert!(!s.offer(false, now));
         fs::remove_dir_all(&dir).unwrap();
@@ -501,10 +642,13 @@ mod tests {
         let c = s.add(&new(1), now).unwrap();
         let wrong = if c.digits == "000000" { "000001" } else { "000000" };
         for i in 1..=codes::MAX_FAILURES {
-            assert_eq!(s.try_code(wrong, now).unwrap(), Tried::Wrong { locked: i == codes::MAX_FAILURES });
+            assert_eq!(
+                s.try_code(wrong, None, now).unwrap(),
+                Tried::Wrong { locked: i == codes::MAX_FAILURES }
+            );
         }
         let s = CodeStore::open(&dir, this_boot(), now);
-        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         assert!(!s.offer(false, now));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -518,7 +662,7 @@ mod tests {
         s.observe_clock(now + Duration::from_secs(7200)); // the code ended an hour ago
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
-        assert_eq!(s.try_code(&code.digits, back).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
         let small_step = now + Duration::from_secs(7200 - CLOCK_BACK_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
@@ -536,9 +680,9 @@ mod tests {
         let back = now - Duration::from_secs(120);
         assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
         let later = now + Duration::from_secs(60);
-        assert_eq!(s.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         let reopened = CodeStore::open(&dir, this_boot(), later);
-        assert_eq!(reopened.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        assert_eq!(reopened.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -552,17 +696,17 @@ mod tests {
         let next_boot = Boot { id: Some("boot-b".into()), clock_synced: false };
         let s = CodeStore::open(&dir, next_boot.clone(), now);
         assert!(!s.offer(false, now));
-        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::NotAccepted);
         // A new code is saved beside it; the old one keeps the boot it came from.
         let new = s.add(&NewCode { label: "courier".into(), minutes: 60, uses: 1 }, now).unwrap();
         assert!(s.offer(false, now));
         drop(s);
         let s = CodeStore::open(&dir, next_boot, now);
         // Compared with the trusted codes only, so it is just a wrong code now.
-        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::Wrong { locked: false });
-        assert!(matches!(s.try_code(&new.digits, now).unwrap(), Tried::Right { .. }));
+        assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::Wrong { locked: false });
+        assert!(matches!(s.try_code(&new.digits, None, now).unwrap(), Tried::Right { .. }));
         let synced = CodeStore::open(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
-        assert!(matches!(synced.try_code(&old.digits, now).unwrap(), Tried::Right { .. }));
+        assert!(matches!(synced.try_code(&old.digits, None, now).unwrap(), Tried::Right { .. }));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

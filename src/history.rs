@@ -24,9 +24,18 @@
 //! - A torn last line (power cut mid-write, disk full) is skipped when reading, with a
 //!   warning at start; the next write first ends it with a newline, so it never glues
 //!   onto a good record.
-//! - Bounded on disk: when a batch would push the file past [`ROTATE_AT_BYTES`], it is
-//!   renamed to `events.jsonl.1` (replacing the older one) and a new file starts. At most
-//!   twice that (plus one batch) is ever on disk.
+//! - Bounded on disk: when a batch would push the file past [`ROTATE_AT_BYTES`], its lines
+//!   move to `events.jsonl.1` and a new file starts. At most twice that (plus one batch)
+//!   is ever on disk.
+//! - Noise never pushes out what the resident needs: when the old file is replaced, its
+//!   records of strangers (rejected calls, refused signatures) go, and the rest (unlocks,
+//!   code uses, window changes, forwards) are kept in front of the file's lines, as far
+//!   as the bound allows; only then the oldest noise, and last the oldest records, are
+//!   dropped. So a flood of strangers' calls, however long, leaves every other record of
+//!   the last [`ROTATE_AT_BYTES`] in place. The new `events.jsonl.1` is written atomically
+//!   before `events.jsonl` is removed; a power cut between leaves the file's lines twice,
+//!   which the next start notices (the old file ends with the whole current one) and
+//!   finishes the rotation.
 //! - Order is the order of appends, not of timestamps, so a clock step on a Pi without a
 //!   real-time clock cannot shuffle the history.
 //! - Reading copies both files under the writer lock (a few hundred KiB at most) and
@@ -41,7 +50,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::record::Record;
+use crate::record::{EventKind, Record};
 use crate::storage::{self, context, Health};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -125,6 +134,9 @@ impl History {
             sink,
             health,
         };
+        if let Err(e) = history.finish_rotation() {
+            log::warn!("could not finish an interrupted rotation of the event log: {e}");
+        }
         let opened = history.lock_writer().ensure_open(&history.path(EVENTS_FILE));
         match opened.and_then(|()| history.read_bytes()) {
             Ok(bytes) => {
@@ -238,9 +250,7 @@ impl History {
             w.ensure_open(&path)?;
             if w.size > 0 && w.size + batch.len() as u64 > ROTATE_AT_BYTES {
                 w.file = None;
-                let rotated = self.path(ROTATED_FILE);
-                fs::rename(&path, &rotated).map_err(|e| context(e, "rotate", &path))?;
-                storage::sync_dir(&self.dir)?;
+                self.rotate()?;
                 w.torn = false; // the torn line went with the old file
                 w.ensure_open(&path)?;
             }
@@ -264,6 +274,31 @@ impl History {
             }
         }
         result
+    }
+
+    /// Moves the current file's lines to the old file, keeping the old file's records
+    /// that are not noise in front of them (see the module's comment). Called with the
+    /// writer lock held and the file closed.
+    fn rotate(&self) -> io::Result<()> {
+        let (path, rotated) = (self.path(EVENTS_FILE), self.path(ROTATED_FILE));
+        let old = read_if_any(&rotated)?;
+        let kept = keep_within(&old, &fs::read(&path).map_err(|e| context(e, "read", &path))?);
+        storage::write_atomically(&self.dir, ROTATED_FILE, &kept, 0o600)?;
+        fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
+        storage::sync_dir(&self.dir)
+    }
+
+    /// A power cut between writing the old file and removing the current one leaves the
+    /// current file's lines at the end of the old file too: remove the current file.
+    fn finish_rotation(&self) -> io::Result<()> {
+        let (path, rotated) = (self.path(EVENTS_FILE), self.path(ROTATED_FILE));
+        let current = read_if_any(&path)?;
+        if !current.is_empty() && read_if_any(&rotated)?.ends_with(&current) {
+            log::warn!("the event log's last rotation was interrupted (a power cut?); finishing it");
+            fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
+            storage::sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// The newest `limit` records, newest first, skipping lines that do not parse.
@@ -397,6 +432,55 @@ impl Writer {
     }
 }
 
+/// A file's bytes; none if it does not exist.
+fn read_if_any(path: &Path) -> io::Result<Vec<u8>> {
+    match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other.map_err(|e| context(e, "read", path)),
+    }
+}
+
+/// Records of strangers: a flood of them must not push the resident's records out.
+fn is_noise(line: &[u8]) -> bool {
+    serde_json::from_slice::<Record>(line)
+        .map_or(true, |r| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature))
+}
+
+/// The new old file: the old file's records that are not noise, then every line of the
+/// current file, within [`ROTATE_AT_BYTES`]: dropping the oldest noise first, then the
+/// oldest lines. Unreadable lines count as noise.
+fn keep_within(old: &[u8], current: &[u8]) -> Vec<u8> {
+    let lines = |b: &'_ [u8]| -> Vec<Vec<u8>> {
+        b.split(|c| *c == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(|l| l.to_vec())
+            .collect()
+    };
+    let mut all: Vec<(bool, Vec<u8>)> =
+        lines(old).into_iter().filter(|l| !is_noise(l)).map(|l| (false, l)).collect();
+    all.extend(lines(current).into_iter().map(|l| (is_noise(&l), l)));
+    let mut size: u64 = all.iter().map(|(_, l)| l.len() as u64 + 1).sum();
+    let mut keep = vec![true; all.len()];
+    // The oldest noise goes first, then the oldest of the rest.
+    for noise_only in [true, false] {
+        for (i, (noise, line)) in all.iter().enumerate() {
+            if size <= ROTATE_AT_BYTES {
+                break;
+            }
+            if keep[i] && (*noise || !noise_only) {
+                keep[i] = false;
+                size -= line.len() as u64 + 1;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    for ((_, l), _) in all.into_iter().zip(keep).filter(|(_, k)| *k) {
+        out.extend_from_slice(&l);
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Parses JSON lines, newest (last) first, up to `limit`. Returns the records and how
 /// many non-empty lines did not parse.
 fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
@@ -420,7 +504,6 @@ fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::EventKind;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn tempdir(name: &str) -> PathBuf {
@@ -487,6 +570,41 @@ mod tests {
             assert_eq!(pair[0].message, format!("call {}", pair[1].message[5..].parse::<u64>().unwrap() + 1));
         }
         assert!(all.len() as u64 > per_file);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_drops_strangers_before_the_residents_records() {
+        let dir = tempdir("noise");
+        let log = History::open(&dir, None, Health::new());
+        let unlock = |n: u64| Record::new(UNIX_EPOCH, EventKind::CallUnlocked, format!("unlock {n}"));
+        let reject = |n: u64| Record {
+            call_sid: Some("x".repeat(2000)),
+            ..Record::new(UNIX_EPOCH, EventKind::CallRejected, format!("reject {n}"))
+        };
+        for n in 0..10 {
+            log.append(&unlock(n)).unwrap();
+        }
+        // Enough rejects to rotate both files over several times.
+        let per_file = ROTATE_AT_BYTES / 2000;
+        for n in 0..per_file * 5 {
+            log.append(&reject(n)).unwrap();
+        }
+        let all = log.newest(usize::MAX).unwrap();
+        let unlocks: Vec<_> = all.iter().filter(|r| r.event == EventKind::CallUnlocked).collect();
+        assert_eq!(unlocks.len(), 10, "every unlock is still there");
+        assert_eq!(unlocks[0].message, "unlock 9");
+        assert_eq!(all[0], reject(per_file * 5 - 1), "and the newest rejects");
+        let size = |name| fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size(EVENTS_FILE) <= ROTATE_AT_BYTES && size(ROTATED_FILE) <= ROTATE_AT_BYTES);
+        // A power cut after the old file was written but before the current one went.
+        drop(log);
+        let current = fs::read(dir.join(EVENTS_FILE)).unwrap();
+        let mut old = fs::read(dir.join(ROTATED_FILE)).unwrap();
+        old.extend_from_slice(&current);
+        fs::write(dir.join(ROTATED_FILE), &old).unwrap();
+        let log = History::open(&dir, None, Health::new());
+        assert_eq!(log.newest(usize::MAX).unwrap(), all, "each record once");
         fs::remove_dir_all(&dir).unwrap();
     }
 

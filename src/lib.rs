@@ -20,7 +20,7 @@
 //! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
-//! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
+//! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs`, `replay.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
 //! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
@@ -69,6 +69,8 @@
 //!   builds passes).
 //! - `codes_store.rs`: the guest codes and the wrong-code lockout in `state_dir/codes.json`,
 //!   written like the state file; a use is on disk before the door opens.
+//! - `replay.rs`: the webhook's recent answers by route and `CallSid` (bounded in count
+//!   and age), so a retried or replayed request gets the same answer and changes nothing.
 //! - `history.rs`: `state_dir/events.jsonl`, with rotation: appends a record, on disk
 //!   before the answer (group commit: concurrent appends share one write and one flush),
 //!   and reads the newest ones. It decides nothing about what is recorded.
@@ -144,6 +146,7 @@ pub mod phone;
 pub mod pool;
 pub mod ratelog;
 pub mod record;
+pub mod replay;
 pub mod retry_after;
 pub mod server;
 pub mod setup;

@@ -3,8 +3,10 @@
 //!
 //! Nothing here changes the window; the only state it changes is a guest code's use
 //! count (and the wrong-code lockout), through the code store, before answering. Each
-//! decision (and each refused signature, at a bounded rate) is appended to the history
-//! before the answer goes out. Routes match
+//! decision (and each refused signature and rejected caller, at a bounded rate) is
+//! appended to the history before the answer goes out. A call is decided once per route:
+//! a repeat of its request (Twilio's retry, a replay) gets the same answer from
+//! `replay.rs` and is neither counted nor recorded again. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
@@ -21,6 +23,7 @@ use crate::http::{HttpError, Request, Response};
 use crate::phone::PhoneNumber;
 use crate::ratelog::{Limiter, RateLog};
 use crate::record::{CallRecord, Decision, Record};
+use crate::replay::{self, Claim, Recent};
 use crate::state::Store;
 use crate::{lock, loggable, signature, twiml};
 
@@ -39,6 +42,11 @@ pub const CODE_PATH: &str = "/voice/code";
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
 pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
+/// Rejected callers recorded per minute. A stranger's genuine call costs them a phone
+/// call, but a dialler can still make thousands; the rest are counted, and the next
+/// recorded reject says how many were left out. The history also keeps the resident's
+/// records when it rotates rejects away (`history.rs`).
+pub const MAX_REJECT_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct Webhook {
@@ -47,8 +55,19 @@ pub struct Webhook {
     history: Arc<History>,
     codes: Arc<CodeStore>,
     bad_signatures: Mutex<Limiter>,
+    rejects: Mutex<Limiter>,
     bad_signature_log: RateLog,
+    reject_log: RateLog,
     hanging_disk_log: RateLog,
+    /// The answers of recent calls from the intercom, by route and `CallSid`.
+    recent: Recent<Decision>,
+}
+
+/// Which of our routes a call's request came to, for [`Recent`].
+#[derive(Clone, Copy)]
+enum Route {
+    Voice,
+    Code,
 }
 
 /// An answered webhook: what the log says, what the history gets, the TwiML.
@@ -62,7 +81,7 @@ pub struct Answered {
 }
 
 /// A call's parameters, authenticated, and the numbers that apply to it.
-struct Call {
+pub struct Call {
     from: Option<String>,
     call_sid: Option<String>,
     digits: Option<String>,
@@ -84,8 +103,11 @@ impl Webhook {
             history,
             codes,
             bad_signatures,
+            rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
             bad_signature_log: RateLog::new(),
+            reject_log: RateLog::new(),
             hanging_disk_log: RateLog::new(),
+            recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
         }
     }
 
@@ -98,22 +120,46 @@ impl Webhook {
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let now = SystemTime::now();
-        let answer = match (req.path.as_str(), req.method.as_str()) {
+        let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::INSTANCE_HEADER, crate::instance_id()))
             }
             ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
-            ("/" | "/voice", "GET" | "POST") => self.answer_call(req, now),
+            ("/" | "/voice", "GET" | "POST") => Route::Voice,
             ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
             // Our Gather's action says POST; the digits never travel in a URL.
-            (CODE_PATH, "POST") => self.answer_code(req, now),
+            (CODE_PATH, "POST") => Route::Code,
             (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
             _ => return Err(HttpError::NotFound),
         };
-        let outcome = self.record(req, &answer, now); // on disk before we answer
-        let Answered { mut call, mut xml, if_unrecorded, .. } = answer?;
+        let call = match self.parse_call(req) {
+            Ok(call) => call,
+            Err(e) => {
+                if matches!(e, HttpError::Forbidden) {
+                    self.record_bad_signature(req, now);
+                }
+                return Err(e);
+            }
+        };
+        let key = call.call_sid.clone().map(|sid| (route.name(), sid));
+        let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
+            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
+            Some(Claim::Busy) => {
+                let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
+                let decision = call::decide(call.from.as_deref(), false, &rules);
+                return Ok(self.repeat(&call, route, &decision, true));
+            }
+            Some(Claim::First(ticket)) => Some(ticket),
+            None => None,
+        };
+        let answer = match route {
+            Route::Voice => self.answer_call(req, call, now),
+            Route::Code => self.answer_code(call, now),
+        };
+        let outcome = self.record(&answer); // on disk before we answer
+        let Answered { mut call, mut xml, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
@@ -123,18 +169,35 @@ impl Webhook {
             xml = twiml::render(&instead);
             call.decision = instead;
         }
+        // Remembered for repeats; a stranger's reject is not (it changes nothing, and
+        // strangers must not push the intercom's calls out of the bounded memory).
+        if let (Some(ticket), false) = (ticket, call.decision == Decision::Reject) {
+            ticket.answer(call.decision.clone());
+        }
         log::info!(
             "call {} from {}: {}",
             call.call_sid.as_deref().map_or("-".into(), loggable),
             call.from.as_deref().map_or("(none)".into(), loggable),
             call.decision.name()
         );
-        Ok(Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store"))
+        Ok(twiml_response(xml))
     }
 
-    /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
-    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
-        let call = self.parse_call(req)?;
+    /// The answer to a repeated request: what the first got (`busy`: the first is still
+    /// undecided, so a forward), without counting or recording anything.
+    fn repeat(&self, call: &Call, route: Route, decision: &Decision, busy: bool) -> Response {
+        log::info!(
+            "call {} repeated on {}: answered {} again{}, not counted or recorded again",
+            call.call_sid.as_deref().map_or("-".into(), loggable),
+            route.name(),
+            decision.name(),
+            if busy { " (its first request is still undecided)" } else { "" }
+        );
+        twiml_response(twiml::render(decision))
+    }
+
+    /// `/voice`: decides an authenticated call.
+    pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
@@ -146,19 +209,19 @@ impl Webhook {
             Decision::AskCode { .. } => Vec::new(),
             _ => vec![Record::call(&record, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
     }
 
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
     /// checked again first (a stranger's digits are never compared), and a right code's
     /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, HttpError> {
-        let call = self.parse_call(req)?;
+    pub fn answer_code(&self, call: Call, now: SystemTime) -> Answered {
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
         let tried = if call::code_may_apply(&decision) {
-            self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
+            let digits = call.digits.as_deref().unwrap_or("");
+            self.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
                 log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
                 Tried::NotAccepted
             })
@@ -180,7 +243,7 @@ impl Webhook {
             }
             Tried::Empty | Tried::NotAccepted => vec![Record::call(&record, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
     }
 
     /// Whether the window is open; closed if the state's lock is held past
@@ -213,6 +276,7 @@ impl Webhook {
         }
     }
 
+    /// Parses and authenticates a call's request. Errors mean no TwiML.
     fn parse_call(&self, req: &Request) -> Result<Call, HttpError> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
@@ -271,30 +335,61 @@ impl Webhook {
         Err(HttpError::Forbidden)
     }
 
-    /// The history entries for an answered (or refused) webhook call, if it is one;
-    /// `Pending` if any of them is not on disk in time.
-    fn record(&self, req: &Request, answer: &Result<Answered, HttpError>, time: SystemTime) -> Outcome {
-        match answer {
-            Ok(answered) => {
-                let outcomes: Vec<Outcome> =
-                    answered.records.iter().map(|r| self.history.record(r)).collect();
-                if outcomes.contains(&Outcome::Pending) {
-                    return Outcome::Pending;
-                }
-            }
-            Err(HttpError::Forbidden) => {
-                let admitted = lock(&self.bad_signatures).admit(Instant::now());
-                if let Some(suppressed) = admitted {
-                    if suppressed > 0 {
-                        log::warn!("{suppressed} more refused signatures were not recorded in the history");
+    /// Writes an answered call's history entries; `Pending` if any of them is not on disk
+    /// in time. A rejected caller is recorded at a bounded rate: the first admitted after
+    /// a flood says how many were left out.
+    fn record(&self, answered: &Answered) -> Outcome {
+        let mut records = answered.records.clone();
+        if answered.call.decision == Decision::Reject {
+            match lock(&self.rejects).admit(Instant::now()) {
+                Some(0) => {}
+                Some(left_out) => {
+                    for r in &mut records {
+                        r.not_recorded = Some(left_out);
+                        r.message.push_str(&format!(
+                            " ({left_out} more rejected calls before it were not recorded)"
+                        ));
                     }
-                    self.history.record(&bad_signature(req, time));
+                }
+                None => {
+                    self.reject_log.warn(format_args!(
+                        "more than {MAX_REJECT_RECORDS_PER_MINUTE} rejected calls a minute: the rest are counted, not recorded"
+                    ));
+                    return Outcome::Written;
                 }
             }
-            Err(_) => {} // malformed: no decision was made
         }
-        Outcome::Written
+        let outcomes: Vec<Outcome> = records.iter().map(|r| self.history.record(r)).collect();
+        if outcomes.contains(&Outcome::Pending) {
+            Outcome::Pending
+        } else {
+            Outcome::Written
+        }
     }
+
+    fn record_bad_signature(&self, req: &Request, time: SystemTime) {
+        let admitted = lock(&self.bad_signatures).admit(Instant::now());
+        if let Some(suppressed) = admitted {
+            if suppressed > 0 {
+                log::warn!("{suppressed} more refused signatures were not recorded in the history");
+            }
+            self.history.record(&bad_signature(req, time));
+        }
+    }
+}
+
+impl Route {
+    /// The path a route is known by: `/` and `/voice` are one route.
+    fn name(self) -> &'static str {
+        match self {
+            Route::Voice => "/voice",
+            Route::Code => CODE_PATH,
+        }
+    }
+}
+
+fn twiml_response(xml: String) -> Response {
+    Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
 }
 
 fn unlocks(decision: &Decision) -> bool {

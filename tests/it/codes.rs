@@ -9,19 +9,28 @@ use serde_json::{json, Value};
 use crate::events::{events, names};
 use crate::fake_http::Fake;
 use crate::harness::*;
-use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
+use crate::security::{post_signed, sign, signed_config, with_call_sid, AUTH_TOKEN, CALL, PUBLIC};
 
 const STRANGER: &str = "+15550000000";
 
-/// A ring on `/voice`, signed.
+/// A ring on `/voice`, signed: a new call each time.
 fn ring(s: &Server) -> Reply {
-    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
-    post_signed(s, "/voice", CALL, Some(&sig))
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    post_signed(s, "/voice", &form, Some(&sig))
 }
 
-/// Twilio's post to our Gather's action: the call's parameters plus `Digits`, signed.
+/// Twilio's post to our Gather's action: the call's parameters plus `Digits`, signed; a
+/// new call each time.
 fn enter(s: &Server, from: &str, digits: Option<&str>) -> Reply {
-    let mut form: Vec<(&str, &str)> = CALL.iter().copied().filter(|(k, _)| *k != "From").collect();
+    enter_as(s, &fresh_call_sid(), from, digits)
+}
+
+/// [`enter`] for the call `sid`.
+fn enter_as(s: &Server, sid: &str, from: &str, digits: Option<&str>) -> Reply {
+    let mut form: Vec<(&str, &str)> =
+        with_call_sid(CALL, sid).into_iter().filter(|(k, _)| *k != "From").collect();
     form.push(("From", from));
     if let Some(d) = digits {
         form.push(("Digits", d));
@@ -405,4 +414,71 @@ fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     assert!(ring(&s).body.contains(PROMPT));
     assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "synchronized: the code works");
     assert_secret(&s, &code);
+}
+
+#[test]
+fn a_repeated_code_request_spends_one_use_and_leaves_one_record_even_across_a_restart() {
+    let dir = TempDir::new("codes-repeat");
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
+    let sid = fresh_call_sid();
+    for n in 0..5 {
+        let r = enter_as(&s, &sid, INTERCOM, Some(&code));
+        assert_eq!(
+            r.body.trim_end(),
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{UNLOCK}"),
+            "request {n}"
+        );
+    }
+    assert_eq!(codes(&s)[0]["uses_left"], 2, "one use for one call");
+    let unlocks = events(&s, 50).iter().filter(|e| e["event"] == "call_unlocked_code").count();
+    assert_eq!(unlocks, 1, "one record for one call");
+
+    // Twilio's retry may meet a restarted server: the use is on disk with the call.
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    assert!(enter_as(&s, &sid, INTERCOM, Some(&code)).body.contains(UNLOCK), "the same answer");
+    assert_eq!(codes(&s)[0]["uses_left"], 2, "and still one use");
+    assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "another call");
+    assert_eq!(codes(&s)[0]["uses_left"], 1);
+    assert_secret(&s, &code);
+}
+
+#[test]
+fn a_replayed_wrong_code_counts_once_and_never_locks() {
+    let dir = TempDir::new("codes-replay-wrong");
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    let code = add(&s, json!({"label": "plumber"}))["code"].as_str().unwrap().to_string();
+    let wrong = wrong_for(&s);
+    let sid = fresh_call_sid();
+    for n in 0..5 {
+        assert!(is_forward(&enter_as(&s, &sid, INTERCOM, Some(&wrong))), "replay {n}");
+    }
+    let names = names(&events(&s, 50));
+    assert_eq!(names.iter().filter(|n| *n == "code_rejected").count(), 1, "{names:?}");
+    assert!(!names.contains(&"codes_locked".to_string()), "{names:?}");
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    for n in 0..5 {
+        assert!(is_forward(&enter_as(&s, &sid, INTERCOM, Some(&wrong))), "replay {n} after a restart");
+    }
+    assert!(ring(&s).body.contains(PROMPT), "codes are still offered");
+    assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "and the right code works");
+}
+
+#[test]
+fn a_repeated_ring_is_answered_alike_and_recorded_once() {
+    let s = Server::start(signed_config());
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 60}"#).status, 200);
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    assert!(post_signed(&s, "/voice", &form, Some(&sig)).body.contains(UNLOCK));
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+    for _ in 0..3 {
+        assert!(post_signed(&s, "/voice", &form, Some(&sig)).body.contains(UNLOCK), "the call's answer");
+    }
+    let names = names(&events(&s, 50));
+    assert_eq!(names.iter().filter(|n| *n == "call_unlocked").count(), 1, "{names:?}");
+    assert!(ring(&s).body.contains("<Dial"), "a new call is decided afresh");
 }

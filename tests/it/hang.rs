@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
+use crate::security::{post_signed, sign, signed_config, with_call_sid, AUTH_TOKEN, CALL, PUBLIC};
 
 /// The server waits 3 s for the disk (`history::APPEND_WAIT`); the answer must come well
 /// within Twilio's 15 s, with slack for a loaded machine.
@@ -43,8 +43,10 @@ fn hanging_fifo(path: &Path) -> File {
 
 fn signed_call(s: &Server) -> (Reply, Duration) {
     let started = Instant::now();
-    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
-    let r = post_signed(s, "/voice", CALL, Some(&sig));
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    let r = post_signed(s, "/voice", &form, Some(&sig));
     (r, started.elapsed())
 }
 
@@ -85,7 +87,8 @@ fn a_hanging_history_turns_a_right_guest_code_into_a_forward() {
     assert_eq!(r.status, 201, "{}", r.body);
     let code = r.json()["code"].as_str().unwrap().to_string();
     let enter = || {
-        let mut form: Vec<(&str, &str)> = CALL.to_vec();
+        let sid = fresh_call_sid();
+        let mut form: Vec<(&str, &str)> = with_call_sid(CALL, &sid);
         form.push(("Digits", &code));
         let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code"), &form);
         let started = Instant::now();

@@ -214,9 +214,10 @@ impl Server {
         request(self.webhook, method, path, if body.is_empty() { &[] } else { &ct }, body.as_bytes())
     }
 
-    /// A POST webhook from `from`, unsigned.
+    /// A POST webhook from `from`, unsigned: a new call (its own `CallSid`) each time.
     pub fn ring(&self, from: &str) -> Reply {
-        self.call("POST", "/voice", &format!("CallSid=CAtest&From={}&To=%2B15550001111", encode(from)))
+        let sid = fresh_call_sid();
+        self.call("POST", "/voice", &format!("CallSid={sid}&From={}&To=%2B15550001111", encode(from)))
     }
 
     pub fn api(&self, method: &str, path: &str, body: &str) -> Reply {
@@ -315,4 +316,15 @@ pub fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A `CallSid` no other request of this test run has used: the server answers a repeated
+/// `CallSid` on a route as it did the first time, so each new call needs its own.
+pub fn fresh_call_sid() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Letters only, so no guest code's six digits can ever appear inside one.
+    let hex = format!("{:08x}{n:024x}", std::process::id());
+    let letters: String = hex.chars().map(|c| char::from(b'a' + c.to_digit(16).unwrap_or(0) as u8)).collect();
+    format!("CA{letters}")
 }

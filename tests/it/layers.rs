@@ -47,6 +47,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("expiry", 4),
     ("watchdog", 4),
     ("codes_store", 4),
+    ("replay", 4),
     // HTTP infrastructure, used by the listeners and the server
     ("http", 5),
     ("connections", 5),

@@ -14,6 +14,7 @@ mod load;
 mod notify;
 mod persistence;
 mod security;
+mod strangers;
 mod tls;
 mod twilio_setup;
 mod watchdog;

@@ -40,7 +40,9 @@ fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&st
 /// A webhook call signed the way Twilio signs it.
 fn signed_ring(s: &Server, from: &str) -> Reply {
     let params: Vec<(String, String)> =
-        [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)].map(|(k, v)| (k.into(), v.into())).into();
+        [("CallSid", fresh_call_sid().as_str()), ("From", from), ("To", SMS_FROM)]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
     let sig = intercom::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
     let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     request(

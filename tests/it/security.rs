@@ -48,6 +48,11 @@ pub fn post_signed(
     request(s.webhook, "POST", path_and_query, &headers, body.as_bytes())
 }
 
+/// `form` with its `CallSid` replaced: a new call with the same parameters.
+pub fn with_call_sid<'a>(form: &[(&'a str, &'a str)], sid: &'a str) -> Vec<(&'a str, &'a str)> {
+    form.iter().map(|&(k, v)| if k == "CallSid" { (k, sid) } else { (k, v) }).collect()
+}
+
 pub const CALL: &[(&str, &str)] = &[
     ("AccountSid", "ACtest"),
     ("CallSid", "CAsigned"),
