@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use intercom::cli::{self, Command};
-use intercom::{config, server};
+use intercom::{config, daemon::server};
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +28,11 @@ fn main() -> ExitCode {
         // Doctor reports a bad config as one of its checks.
         Command::Doctor => {
             init_logging(log::LevelFilter::Warn);
-            return if intercom::doctor::run(&args.config) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if intercom::cli::doctor::run(&args.config) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
         _ => {}
     }

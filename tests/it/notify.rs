@@ -43,7 +43,7 @@ fn signed_ring(s: &Server, from: &str) -> Reply {
         [("CallSid", fresh_call_sid().as_str()), ("From", from), ("To", SMS_FROM)]
             .map(|(k, v)| (k.into(), v.into()))
             .into();
-    let sig = intercom::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
+    let sig = intercom::twilio::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
     let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     request(
         s.webhook,

@@ -1,0 +1,111 @@
+//! The client side of the control API, for the commands that talk to the running
+//! server (`open`, `close`, `status`, `doctor`), so the server stays the only writer of
+//! the state. The token comes from the config or the file the server made.
+
+use std::error::Error;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::{Config, Secret};
+use crate::store::token;
+
+/// The control API is on this machine or the LAN: a slow answer means something is wrong.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The control token: `control.token`, or the one the server generated in `state_dir`.
+pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+    if let Some(t) = &config.control.token {
+        return Ok(t.clone());
+    }
+    token::read_token(&config.state_dir)?.ok_or_else(|| {
+        format!(
+            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
+            config.state_dir.display()
+        )
+        .into()
+    })
+}
+
+/// A client of the running server's control API.
+pub struct Client {
+    agent: ureq::Agent,
+    /// `http://host:port` of the control listener.
+    pub base: String,
+    token: Secret,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
+        Client::with_timeout(config, CLIENT_TIMEOUT)
+    }
+
+    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+        let agent = ureq::Agent::config_builder()
+            // Plain HTTP to the local control API only: no CA bundle to load.
+            .tls_config(crate::system::tls::no_roots())
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
+        Ok(Client { agent, base, token: control_token(config)? })
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = if method == "GET" {
+            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else if method == "DELETE" {
+            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else {
+            self.agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("X-Intercom-Client", "cli")
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        let mut resp = result.map_err(|e| {
+            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+        })?;
+        let status = resp.status().as_u16();
+        let text =
+            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        if status == 204 {
+            return Ok(serde_json::Value::Null);
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
+        if !(200..300).contains(&status) {
+            let msg = value["error"].as_str().unwrap_or("no detail");
+            return Err(format!("the server refused ({status}): {msg}").into());
+        }
+        Ok(value)
+    }
+}
+
+/// Where this machine reaches the control listener: loopback when it listens everywhere.
+pub fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
+}
+
+pub fn display_addr(a: SocketAddr) -> String {
+    a.to_string() // IPv6 comes out bracketed, as URLs need
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_address_replaces_unspecified() {
+        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
+        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
+        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
+    }
+}
