@@ -10,7 +10,7 @@
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
@@ -51,16 +51,25 @@ const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct Webhook {
     config: Arc<Config>,
-    store: Arc<Store>,
-    history: Arc<History>,
-    codes: Arc<CodeStore>,
+    /// The stores, once they are loaded. Until then (a state disk that hangs at start)
+    /// every call from the intercom is forwarded, as when the window is closed and no
+    /// code is active, and nothing is recorded.
+    stores: OnceLock<Stores>,
     bad_signatures: Mutex<Limiter>,
     rejects: Mutex<Limiter>,
     bad_signature_log: RateLog,
     reject_log: RateLog,
     hanging_disk_log: RateLog,
+    starting_log: RateLog,
     /// The answers of recent calls from the intercom, by route and `CallSid`.
     recent: Recent<Decision>,
+}
+
+/// What the webhook reads and writes on the state disk.
+pub struct Stores {
+    pub store: Arc<Store>,
+    pub history: Arc<History>,
+    pub codes: Arc<CodeStore>,
 }
 
 /// Which of our routes a call's request came to, for [`Recent`].
@@ -90,25 +99,36 @@ pub struct Call {
 }
 
 impl Webhook {
-    pub fn new(
-        config: Arc<Config>,
-        store: Arc<Store>,
-        history: Arc<History>,
-        codes: Arc<CodeStore>,
-    ) -> Webhook {
+    /// A webhook that forwards every call from the intercom until [`Webhook::attach`].
+    pub fn new(config: Arc<Config>) -> Webhook {
         let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
             config,
-            store,
-            history,
-            codes,
+            stores: OnceLock::new(),
             bad_signatures,
             rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
             bad_signature_log: RateLog::new(),
             reject_log: RateLog::new(),
             hanging_disk_log: RateLog::new(),
+            starting_log: RateLog::new(),
             recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
         }
+    }
+
+    /// Serves with the stores from now on (once; a second call is ignored).
+    pub fn attach(&self, stores: Stores) {
+        let _ = self.stores.set(stores);
+    }
+
+    /// The stores, or `None` while they are still loading (said in the log, bounded).
+    fn stores(&self) -> Option<&Stores> {
+        let stores = self.stores.get();
+        if stores.is_none() {
+            self.starting_log.error(format_args!(
+                "the state disk has not answered since the start: calls are forwarded and not recorded"
+            ));
+        }
+        stores
     }
 
     pub fn handle(&self, req: &Request) -> Response {
@@ -201,7 +221,8 @@ impl Webhook {
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
-        let decision = call::with_code_prompt(decision, self.codes.offer(open, now), &self.code_action(req));
+        let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
+        let decision = call::with_code_prompt(decision, offered, &self.code_action(req));
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
@@ -219,9 +240,10 @@ impl Webhook {
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
         let decision = call::decide(call.from.as_deref(), open, &rules);
-        let tried = if call::code_may_apply(&decision) {
+        let stores = self.stores();
+        let tried = if let (true, Some(stores)) = (call::code_may_apply(&decision), stores) {
             let digits = call.digits.as_deref().unwrap_or("");
-            self.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
+            stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
                 log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
                 Tried::NotAccepted
             })
@@ -249,7 +271,8 @@ impl Webhook {
     /// Whether the window is open; closed if the state's lock is held past
     /// [`crate::util::LOCK_WAIT`] (a state write hangs on the disk), so the call is forwarded.
     fn window_open(&self, now: SystemTime) -> bool {
-        match self.store.status_within(now, crate::util::LOCK_WAIT) {
+        let Some(stores) = self.stores() else { return false };
+        match stores.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status.is_open(),
             None => {
                 self.hanging_disk_log.error(format_args!(
@@ -359,7 +382,9 @@ impl Webhook {
                 }
             }
         }
-        let outcomes: Vec<Outcome> = records.iter().map(|r| self.history.record(r)).collect();
+        // Nothing can be on disk yet: an unlock (there can be none) would be forwarded.
+        let Some(stores) = self.stores() else { return Outcome::Pending };
+        let outcomes: Vec<Outcome> = records.iter().map(|r| stores.history.record(r)).collect();
         if outcomes.contains(&Outcome::Pending) {
             Outcome::Pending
         } else {
@@ -373,7 +398,9 @@ impl Webhook {
             if suppressed > 0 {
                 log::warn!("{suppressed} more refused signatures were not recorded in the history");
             }
-            self.history.record(&bad_signature(req, time));
+            if let Some(stores) = self.stores() {
+                stores.history.record(&bad_signature(req, time));
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -18,6 +18,8 @@ pub const RESIDENT: &str = "+15552223333";
 pub const TOKEN: &str = "test-control-token-0123456789";
 /// How long a test waits for the server to start before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// What the server logs once its state is loaded and it serves normally.
+const LOADED: &str = "state loaded";
 /// A reply slower than this is a failure, not a wait.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,6 +104,12 @@ impl Server {
         Server::launch(dir, config, env, &[], true)
     }
 
+    /// As `start_in`, but returns as soon as both listeners are bound, without waiting for
+    /// the state to load (which a hanging disk never lets happen).
+    pub fn start_listening(dir: &Path, config: Value) -> Server {
+        Server::launch_inner(dir, config, &[], &[], true)
+    }
+
     /// As `start_in`; `set_state_dir: false` keeps the config's own `state_dir`.
     pub fn start_in_with(dir: &Path, config: Value, env: &[(&str, &str)], set_state_dir: bool) -> Server {
         Server::launch(dir, config, env, &[], set_state_dir)
@@ -113,7 +121,24 @@ impl Server {
         Server::launch(dir, config, env, wrapper, true)
     }
 
+    /// Starts the server and waits until it has loaded its state and serves normally.
     fn launch(
+        dir: &Path,
+        config: Value,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+        set_state_dir: bool,
+    ) -> Server {
+        let s = Server::launch_inner(dir, config, env, wrapper, set_state_dir);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !s.logs().contains(LOADED) {
+            assert!(Instant::now() < deadline, "the server did not load its state; log:\n{}", s.logs());
+            thread::sleep(Duration::from_millis(5));
+        }
+        s
+    }
+
+    fn launch_inner(
         dir: &Path,
         mut config: Value,
         env: &[(&str, &str)],
