@@ -6,7 +6,11 @@ use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::config::{Config, Secret};
+use crate::model::api::ErrorBody;
 use crate::store::token;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
@@ -51,6 +55,24 @@ impl Client {
         Ok(Client { agent, base, token: control_token(config)? })
     }
 
+    /// `GET path`, the answer read as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
+        self.decode(self.call("GET", path, "")?)
+    }
+
+    /// `POST path` with `body` as JSON, the answer read as `T`.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
+        // `()` is sent as no body at all: the routes that take none refuse nothing else.
+        let text = serde_json::to_string(body)?;
+        self.decode(self.call("POST", path, if text == "null" { "" } else { &text })?)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, value: serde_json::Value) -> Result<T, Box<dyn Error>> {
+        serde_json::from_value(value).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+    }
+
+    /// One request; the answer's JSON (null for 204). A refusal is an error with the
+    /// server's reason.
     pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token.expose());
@@ -78,7 +100,7 @@ impl Client {
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
         if !(200..300).contains(&status) {
-            let msg = value["error"].as_str().unwrap_or("no detail");
+            let msg = serde_json::from_value::<ErrorBody>(value).map_or("no detail".into(), |e| e.error);
             return Err(format!("the server refused ({status}): {msg}").into());
         }
         Ok(value)

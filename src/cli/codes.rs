@@ -1,14 +1,16 @@
 //! `intercom code add|list|rm`: guest codes through the running server's control API,
-//! like `open`, so the server stays the only writer of `codes.json`. `cli.rs` parses the
-//! arguments and hands over the API call; this module turns them into requests and
-//! prints the answers.
+//! like `open`, so the server stays the only writer of `codes.json`. `args.rs` parses the
+//! arguments and `mod.rs` hands over the API call; this module turns them into requests
+//! and prints the answers.
 
 use std::error::Error;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::cli::out::say;
 use crate::config;
+use crate::model::api::{CodeBody, CodesBody, NewCodeRequest};
 
 /// `code …` as typed; checked when run, like `open`'s duration.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,31 +26,24 @@ pub type ApiCall<'a> = &'a dyn Fn(&str, &str, &str) -> Result<Value, Box<dyn Err
 pub fn run(args: CodeArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
     match args {
         CodeArgs::Add { label, valid, uses } => {
-            let mut body = serde_json::Map::new();
-            if let Some(l) = label {
-                body.insert("label".into(), json!(l));
-            }
-            if let Some(v) = valid {
-                body.insert("minutes".into(), json!(config::whole_minutes(&v)?));
-            }
-            if let Some(u) = uses {
-                let n: u64 = u.parse().map_err(|_| format!("--uses {u:?} is not a whole number"))?;
-                body.insert("uses".into(), json!(n));
-            }
-            let code = api("POST", "/api/codes", &Value::Object(body).to_string())?;
+            let minutes = valid.map(|v| config::whole_minutes(&v)).transpose()?;
+            let uses = uses
+                .map(|u| u.parse::<u64>().map_err(|_| format!("--uses {u:?} is not a whole number")))
+                .transpose()?;
+            let body = serde_json::to_string(&NewCodeRequest { label, minutes, uses })?;
+            let code: CodeBody = serde_json::from_value(api("POST", "/api/codes", &body)?)?;
             // The code alone on the first line, for scripts; the details after it.
-            println!("{}", field(&code, "code")?);
-            println!("  {}", describe(&code)?);
+            say!("{}", code.code);
+            say!("  {}", describe(&code));
             Ok(())
         }
         CodeArgs::List => {
-            let answer = api("GET", "/api/codes", "")?;
-            let codes = answer["codes"].as_array().ok_or("the server answered without \"codes\"")?;
-            if codes.is_empty() {
-                println!("no active guest codes");
+            let answer: CodesBody = serde_json::from_value(api("GET", "/api/codes", "")?)?;
+            if answer.codes.is_empty() {
+                say!("no active guest codes");
             }
-            for c in codes {
-                println!("{}  {}", field(c, "code")?, describe(c)?);
+            for c in &answer.codes {
+                say!("{}  {}", c.code, describe(c));
             }
             Ok(())
         }
@@ -57,33 +52,30 @@ pub fn run(args: CodeArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
                 return Err(format!("{id:?} is not a code id (see `intercom code list`)").into());
             }
             api("DELETE", &format!("/api/codes/{id}"), "")?;
-            println!("deleted guest code {id}");
+            say!("deleted guest code {id}");
             Ok(())
         }
     }
 }
 
-fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, Box<dyn Error>> {
-    v[name].as_str().ok_or_else(|| format!("the server answered without \"{name}\"").into())
-}
-
 /// `"plumber", 1 use left, until 2026-11-28T09:30:00Z (23h 59m left), id 1a2b3c4d`.
-fn describe(c: &Value) -> Result<String, Box<dyn Error>> {
-    let uses = c["uses_left"].as_u64().unwrap_or(0);
-    let left = Duration::from_secs(c["remaining_seconds"].as_u64().unwrap_or(0) / 60 * 60);
-    Ok(format!(
-        "{:?}, {uses} use{} left, until {} ({} left), id {}",
-        field(c, "label")?,
-        if uses == 1 { "" } else { "s" },
-        field(c, "valid_until")?,
+fn describe(c: &CodeBody) -> String {
+    let left = Duration::from_secs(c.remaining_seconds / 60 * 60);
+    format!(
+        "{:?}, {} use{} left, until {} ({} left), id {}",
+        c.label,
+        c.uses_left,
+        if c.uses_left == 1 { "" } else { "s" },
+        c.valid_until,
         humantime::format_duration(left),
-        field(c, "id")?
-    ))
+        c.id
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::cell::RefCell;
 
     #[test]

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use crate::model::api::{EventsBody, StatusBody};
+use crate::model::record::Record;
 
 use crate::cli::client::{display_addr, local_address, Client};
 use crate::cli::setup::{self, VOICE_METHOD};
@@ -121,15 +122,14 @@ fn check_server(r: &mut Report, c: &Config) -> Option<String> {
             return None;
         }
     };
-    match client.call("GET", "/api/status", "") {
+    match client.get::<StatusBody>("/api/status") {
         Ok(s) => {
-            let window = if s["open"] == true {
-                format!("open until {}", s["open_until"].as_str().unwrap_or("?"))
-            } else {
-                "closed".into()
+            let window = match (s.open, &s.open_until) {
+                (true, until) => format!("open until {}", until.as_deref().unwrap_or("?")),
+                (false, _) => "closed".into(),
             };
             r.line(Level::Ok, format!("the server is running (window {window})"));
-            let instance = s["instance"].as_str().map(str::to_string);
+            let instance = s.instance;
             if instance.is_none() {
                 r.line(
                     Level::Warn,
@@ -336,7 +336,8 @@ fn check_newest_call(r: &mut Report, c: &Config, server_running: bool) {
             .line(Level::Warn, "the history is not read while the server is not running: start it".into());
     }
     let path = format!("/api/events?limit={EVENTS_LOOKED_AT}");
-    let events = match Client::with_timeout(c, LOCAL_TIMEOUT).and_then(|client| client.call("GET", &path, ""))
+    let events = match Client::with_timeout(c, LOCAL_TIMEOUT)
+        .and_then(|client| client.get::<EventsBody>(&path))
     {
         Ok(v) => v,
         Err(e) => {
@@ -344,20 +345,18 @@ fn check_newest_call(r: &mut Report, c: &Config, server_running: bool) {
                 .line(Level::Warn, format!("cannot read the history ({e}): see `journalctl -u intercom`"))
         }
     };
-    let newest = events["events"]
-        .as_array()
-        .and_then(|list| list.iter().find(|e| e["event"].as_str().is_some_and(|n| n.starts_with("call_"))));
+    let newest = events.events.iter().find(|e| e.event.name().starts_with("call_"));
     r.line(Level::Ok, newest.map_or("no call in the history yet".into(), describe_call));
 }
 
-fn describe_call(e: &Value) -> String {
-    let time = e["time"].as_str().unwrap_or("?");
+fn describe_call(e: &Record) -> String {
+    let time = &e.time;
     let ago = humantime::parse_rfc3339(time)
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .map(|d| format!(" ({} ago)", humantime::format_duration(Duration::from_secs(d.as_secs() / 60 * 60))))
         .unwrap_or_default();
-    let from = e["from"].as_str().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
-    let what = loggable(e["event"].as_str().unwrap_or("?").trim_start_matches("call_"));
+    let from = e.from.as_deref().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
+    let what = e.event.name().trim_start_matches("call_");
     format!("newest call: {time}{ago}{from}, {what}")
 }

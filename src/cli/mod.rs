@@ -1,387 +1,64 @@
-//! `cli/`: the commands a person types, all but `serve`. `mod.rs` (this file) parses the
-//! arguments and runs the small commands; `client.rs` talks to the running server's
-//! control API (the server stays the only writer of the state); `codes.rs` is
-//! `intercom code`; `setup.rs` is `twilio-setup` and the fallback TwiML; `doctor.rs`
-//! checks the whole chain and says what to fix.
+//! `cli/`: the commands a person types, all but `serve`. `mod.rs` (this file) runs the
+//! command that `args.rs` parsed; `commands.rs` holds the small ones; `client.rs` talks to
+//! the running server's control API (the server stays the only writer of the state);
+//! `codes.rs` is `intercom code`; `setup.rs` is `twilio-setup` and the fallback TwiML;
+//! `doctor.rs` checks the whole chain and says what to fix; `out.rs` prints, quietly
+//! ending on a closed pipe.
 //!
 //! Uses: `web`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
-//!
-//! The command line: parse arguments by hand (no clap: the binary stays small), then run
-//! one command. `open`, `close` and `status` go through the running server's control API,
-//! so the server stays the only writer of the state.
 
+pub mod args;
 pub mod client;
 pub mod codes;
+pub mod commands;
 pub mod doctor;
+pub mod out;
 pub mod setup;
 
 use std::error::Error;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::process::ExitCode;
 
-use crate::cli::client::{control_token, display_addr, local_address, Client};
-use crate::cli::codes::CodeArgs;
-use crate::config::{self, Config, Secret};
-use crate::store::state;
+pub use args::{parse_args, Command, Invocation, UsageError};
 
-pub const USAGE: &str = "\
-usage:
-  intercom serve        [--config FILE]   run both listeners
-  intercom open [DUR]   [--config FILE]   open the window (90m, 2h, 1h30m; default default_window)
-  intercom close        [--config FILE]   close the window
-  intercom status       [--config FILE]   show whether the window is open
-  intercom url          [--config FILE]   print the LAN control URL (it holds the token)
-  intercom check-config [--config FILE]   validate, print a summary with secrets masked
-  intercom simulate --from NUMBER [--config FILE]   print the TwiML a call would get now
-  intercom twilio-setup [--dry-run] [--config FILE]   point the Twilio number at this server
-  intercom fallback-twiml [--config FILE]   print the TwiML for the number's fallback (a TwiML Bin)
-  intercom doctor       [--config FILE]   check the whole chain, say what to fix
-  intercom code add [--label L] [--valid DUR] [--uses N] [--config FILE]
-                                          make a guest code (default: 1 day, 1 use); prints it
-  intercom code list    [--config FILE]   the active guest codes
-  intercom code rm ID   [--config FILE]   delete a guest code
-  intercom --version | --help
+use crate::cli::out::say_raw;
+use crate::config;
 
-FILE defaults to /etc/intercom/intercom.json.";
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Serve,
-    Open(Option<String>),
-    Close,
-    Status,
-    Url,
-    CheckConfig,
-    Simulate { from: String },
-    TwilioSetup { dry_run: bool },
-    FallbackTwiml,
-    Doctor,
-    Code(CodeArgs),
-    Version,
-    Help,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Args {
-    pub command: Command,
-    pub config: PathBuf,
-}
-
-/// A usage error: the caller prints it with the usage text and exits 2.
-#[derive(Debug, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
-    let mut config = None;
-    let mut from = None;
-    let mut dry_run = false;
-    let (mut label, mut valid, mut uses) = (None, None, None);
-    let mut positional = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value_of = |flag: &str| -> Result<String, UsageError> {
-            it.next().cloned().ok_or_else(|| UsageError(format!("{flag} needs a value")))
-        };
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Args { command: Command::Help, config: PathBuf::new() }),
-            "--version" | "-V" => return Ok(Args { command: Command::Version, config: PathBuf::new() }),
-            "--config" | "-c" => config = Some(value_of("--config")?),
-            "--from" => from = Some(value_of("--from")?),
-            "--dry-run" => dry_run = true,
-            "--label" => label = Some(value_of("--label")?),
-            "--valid" => valid = Some(value_of("--valid")?),
-            "--uses" => uses = Some(value_of("--uses")?),
-            a if a.starts_with("--config=") => config = Some(a["--config=".len()..].to_string()),
-            a if a.starts_with("--from=") => from = Some(a["--from=".len()..].to_string()),
-            a if a.starts_with('-') && a.len() > 1 && !a[1..].starts_with(|c: char| c.is_ascii_digit()) => {
-                return Err(UsageError(format!("unknown option {a}")))
-            }
-            a => positional.push(a.to_string()),
+/// Runs a command other than `serve`; prints its answer, or one line on stderr.
+pub fn run(command: Command, config_path: &Path) -> ExitCode {
+    // Under systemd the service gets its secrets from intercom.env; an admin's command
+    // reads them from there too.
+    let config = || config::load_with_env_file(config_path);
+    let result: Result<(), Box<dyn Error>> = match command {
+        // Doctor reports a bad config as one of its checks, and its verdict as the status.
+        Command::Doctor => {
+            return if doctor::run(config_path) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-    }
-    let mut positional = positional.into_iter();
-    let name = positional.next().ok_or_else(|| UsageError("no command given".into()))?;
-    let command = match name.as_str() {
-        "serve" => Command::Serve,
-        "open" => Command::Open(positional.next()),
-        "close" => Command::Close,
-        "status" => Command::Status,
-        "url" => Command::Url,
-        "check-config" => Command::CheckConfig,
-        "simulate" => Command::Simulate {
-            from: from.take().ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
-        },
-        "twilio-setup" => Command::TwilioSetup { dry_run: std::mem::take(&mut dry_run) },
-        "fallback-twiml" => Command::FallbackTwiml,
-        "doctor" => Command::Doctor,
-        "code" => match positional.next().as_deref() {
-            Some("add") => {
-                Command::Code(CodeArgs::Add { label: label.take(), valid: valid.take(), uses: uses.take() })
-            }
-            Some("list") => Command::Code(CodeArgs::List),
-            Some("rm") => Command::Code(CodeArgs::Rm(
-                positional.next().ok_or_else(|| UsageError("code rm needs the code's ID".into()))?,
-            )),
-            _ => return Err(UsageError("code needs add, list or rm".into())),
-        },
-        "help" => Command::Help,
-        "version" => Command::Version,
-        other => return Err(UsageError(format!("unknown command {other:?}"))),
-    };
-    if let Some(extra) = positional.next() {
-        return Err(UsageError(format!("unexpected argument {extra:?}")));
-    }
-    if from.is_some() {
-        return Err(UsageError("--from is only for simulate".into()));
-    }
-    if dry_run {
-        return Err(UsageError("--dry-run is only for twilio-setup".into()));
-    }
-    if label.is_some() || valid.is_some() || uses.is_some() {
-        return Err(UsageError("--label, --valid and --uses are only for code add".into()));
-    }
-    Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
-}
-
-/// Runs a command other than `serve`, `--help` and `--version`; prints its answer.
-pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
-    match command {
         Command::Open(duration) => {
-            let minutes = match duration {
-                Some(d) => Some(config::whole_minutes(&d)?),
-                None => None,
-            };
-            let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
-            print_status(&Client::new(config)?.call("POST", "/api/open", &body)?)
+            config().map_err(Into::into).and_then(|c| commands::open(&c, duration.as_deref()))
         }
-        Command::Close => print_status(&Client::new(config)?.call("POST", "/api/close", "")?),
-        Command::Status => print_status(&Client::new(config)?.call("GET", "/api/status", "")?),
-        Command::Url => {
-            let token = control_token(config)?;
-            println!("http://{}/#t={}", display_addr(lan_address(config.control.listen)), token.expose());
+        Command::Close => config().map_err(Into::into).and_then(|c| commands::close(&c)),
+        Command::Status => config().map_err(Into::into).and_then(|c| commands::status(&c)),
+        Command::Url => config().map_err(Into::into).and_then(|c| commands::url(&c)),
+        Command::CheckConfig => config().map(|c| commands::check_config(&c)).map_err(Into::into),
+        Command::Simulate { from } => config().map(|c| commands::simulate(&c, &from)).map_err(Into::into),
+        Command::Code(args) => config().map_err(Into::into).and_then(|c| {
+            let client = client::Client::new(&c)?;
+            codes::run(args, &|method, path, body| client.call(method, path, body))
+        }),
+        Command::TwilioSetup { dry_run } => {
+            config().map_err(Into::into).and_then(|c| setup::twilio_setup(&c, dry_run))
+        }
+        Command::FallbackTwiml => config().map_err(Into::into).and_then(|c| {
+            say_raw!("{}", setup::fallback_twiml(&c)?);
             Ok(())
-        }
-        Command::CheckConfig => {
-            print!("{}", summary(config));
-            Ok(())
-        }
-        Command::Simulate { from } => {
-            let status = match state::peek(&config.state_dir, config.max_window, SystemTime::now()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
-                    state::Status::closed()
-                }
-            };
-            let rules = crate::rules::call::CallRules::new(
-                config,
-                config.intercom_number.as_ref(),
-                &config.forward_to,
-            );
-            let decision = crate::rules::call::decide(Some(&from), status.is_open(), &rules);
-            let offered =
-                crate::store::codes::peek_offer(&config.state_dir, status.is_open(), SystemTime::now());
-            let action = format!(
-                "{}{}",
-                config.webhook.public_url.as_deref().unwrap_or(""),
-                crate::web::webhook::CODE_PATH
-            );
-            let decision = crate::rules::call::with_code_prompt(decision, offered, &action);
-            eprintln!("a call from {from} now: {}", decision.name());
-            print!("{}", crate::twilio::twiml::render(&decision));
-            Ok(())
-        }
-        Command::Code(args) => {
-            let client = Client::new(config)?;
-            crate::cli::codes::run(args, &|method, path, body| client.call(method, path, body))
-        }
-        Command::TwilioSetup { dry_run } => crate::cli::setup::twilio_setup(config, dry_run),
-        Command::FallbackTwiml => {
-            print!("{}", crate::cli::setup::fallback_twiml(config)?);
-            Ok(())
-        }
-        Command::Serve | Command::Doctor | Command::Help | Command::Version => {
-            unreachable!("handled in main")
-        }
-    }
-}
-
-fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
-    let open = status["open"].as_bool().ok_or("the server answered without \"open\"")?;
-    if open {
-        let left = status["remaining_seconds"].as_u64().unwrap_or(0);
-        println!(
-            "open until {} ({} left)",
-            status["open_until"].as_str().unwrap_or("?"),
-            humantime::format_duration(Duration::from_secs(left))
-        );
-    } else {
-        println!("closed");
-    }
-    if let Some(problem) = status["storage_problem"].as_str() {
-        eprintln!("storage problem: {problem}");
-    }
-    Ok(())
-}
-
-/// Where a phone on the LAN reaches it: the address of the interface with the default
-/// route. Connecting a UDP socket only picks the route; it sends nothing.
-fn lan_address(listen: SocketAddr) -> SocketAddr {
-    if !listen.ip().is_unspecified() {
-        return listen;
-    }
-    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()));
-    match probe {
-        Ok(local) if !local.ip().is_unspecified() => SocketAddr::new(local.ip(), listen.port()),
-        _ => {
-            eprintln!("intercom: no LAN address found; printing the loopback address");
-            local_address(listen)
-        }
-    }
-}
-
-fn summary(c: &Config) -> String {
-    let secret = |s: &Option<Secret>, from_env: bool, unset: &str| match (s, from_env) {
-        (Some(_), true) => "set (from the environment)".to_string(),
-        (Some(_), false) => "set".to_string(),
-        (None, _) => unset.to_string(),
+        }),
     };
-    let numbers = |v: &[crate::model::phone::PhoneNumber]| {
-        if v.is_empty() {
-            "(none)".to_string()
-        } else {
-            v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("intercom: {e}");
+            ExitCode::FAILURE
         }
-    };
-    let rows = [
-        (
-            "intercom_number",
-            c.intercom_number.as_ref().map_or("(not set: every call is rejected)".into(), |n| n.to_string()),
-        ),
-        ("forward_to", numbers(&c.forward_to)),
-        ("unlock_digits", c.unlock_digits.clone()),
-        ("default_window", humantime::format_duration(c.default_window).to_string()),
-        ("max_window", humantime::format_duration(c.max_window).to_string()),
-        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
-        ("no_answer_message", c.no_answer_message.clone()),
-        ("state_dir", c.state_dir.display().to_string()),
-        ("log_level", c.log_level.to_string().to_lowercase()),
-        ("webhook.listen", c.webhook.listen.to_string()),
-        ("webhook.public_url", c.webhook.public_url.clone().unwrap_or("(not set)".into())),
-        ("control.listen", c.control.listen.to_string()),
-        (
-            "control.token",
-            secret(
-                &c.control.token,
-                c.control.token_from_env,
-                "(not set: generated on first start into state_dir/control-token)",
-            ),
-        ),
-        ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
-        ("twilio.sms_from", c.twilio.sms_from.as_ref().map_or("(not set)".into(), |n| n.to_string())),
-        ("twilio.api_base", c.twilio.api_base.clone()),
-        ("twilio.number", c.twilio.number.as_ref().map_or("(not set)".into(), |n| n.to_string())),
-        ("twilio.fallback_url", c.twilio.fallback_url.clone().unwrap_or("(not set)".into())),
-        (
-            "twilio.api_key_sid",
-            c.twilio.api_key_sid.clone().unwrap_or("(not set: REST calls use the auth token)".into()),
-        ),
-        (
-            "twilio.api_key_secret",
-            secret(&c.twilio.api_key_secret, c.twilio.api_key_secret_from_env, "(not set)"),
-        ),
-        (
-            "notify.webhook_url",
-            c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
-                format!("{}/… (path and query hidden)", crate::config::url::url_origin(u.expose()))
-            }),
-        ),
-        ("notify.sms_to", numbers(&c.notify.sms_to)),
-        ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
-        (
-            "twilio.auth_token",
-            secret(
-                &c.twilio.auth_token,
-                c.twilio.auth_token_from_env,
-                "(not set: WARNING, webhook signatures are not checked)",
-            ),
-        ),
-    ];
-    let mut out = String::from("config OK\n");
-    for (k, v) in rows {
-        out.push_str(&format!("  {k:<20} {v}\n"));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(s: &str) -> Result<Args, UsageError> {
-        parse_args(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn parses_the_commands() {
-        assert_eq!(args("serve").unwrap().command, Command::Serve);
-        assert_eq!(args("serve").unwrap().config, PathBuf::from("/etc/intercom/intercom.json"));
-        let a = args("open 90m --config x.json").unwrap();
-        assert_eq!((a.command, a.config), (Command::Open(Some("90m".into())), PathBuf::from("x.json")));
-        assert_eq!(args("--config=y open").unwrap().command, Command::Open(None));
-        assert_eq!(
-            args("simulate --from +15558889999").unwrap().command,
-            Command::Simulate { from: "+15558889999".into() }
-        );
-        assert_eq!(args("--version").unwrap().command, Command::Version);
-        assert_eq!(args("twilio-setup --dry-run").unwrap().command, Command::TwilioSetup { dry_run: true });
-        assert_eq!(args("twilio-setup").unwrap().command, Command::TwilioSetup { dry_run: false });
-        assert_eq!(args("doctor -c x").unwrap().command, Command::Doctor);
-        assert_eq!(
-            args("code add --label plumber --valid 4h --uses 2").unwrap().command,
-            Command::Code(CodeArgs::Add {
-                label: Some("plumber".into()),
-                valid: Some("4h".into()),
-                uses: Some("2".into())
-            })
-        );
-        assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
-        assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
-    }
-
-    #[test]
-    fn refuses_bad_arguments() {
-        for bad in [
-            "",
-            "fly",
-            "open 1h 2h",
-            "simulate",
-            "status --from +1555",
-            "serve --config",
-            "serve --verbose",
-            "doctor --dry-run",
-            "code",
-            "code rm",
-            "code list --uses 2",
-            "open --label x",
-            "code add --valid",
-            "code rm a b",
-        ] {
-            assert!(args(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn summary_masks_secrets() {
-        let c = config::parse(
-            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth",
-                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"}}"#,
-            |_| None,
-        )
-        .unwrap();
-        let s = summary(&c);
-        assert!(!s.contains("supersecret"), "{s}");
-        assert!(s.contains("twilio.auth_token") && s.contains("set"));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
+use crate::model::api::{read_request, CodeBody, NewCodeRequest};
 
 /// Six digits: 10^6 possibilities; with the lockout below that is years of guessing
 /// (SECURITY.md has the arithmetic), and still quick to type on a door panel.
@@ -68,15 +68,17 @@ impl Code {
     }
 
     /// The API's view, with the digits so the page can share the code again.
-    pub fn to_json(&self, now: u64) -> Value {
-        json!({
-            "id": self.id,
-            "code": self.digits,
-            "label": self.label,
-            "valid_until": crate::util::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.valid_until)),
-            "remaining_seconds": self.valid_until.saturating_sub(now),
-            "uses_left": self.uses_left,
-        })
+    pub fn body(&self, now: u64) -> CodeBody {
+        CodeBody {
+            id: self.id.clone(),
+            code: self.digits.clone(),
+            label: self.label.clone(),
+            valid_until: crate::util::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.valid_until),
+            ),
+            remaining_seconds: self.valid_until.saturating_sub(now),
+            uses_left: self.uses_left,
+        }
     }
 }
 
@@ -179,37 +181,28 @@ pub struct NewCode {
     pub uses: u32,
 }
 
-/// Reads `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field optional);
-/// the error names the field and the rule.
-pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
-    let mut new = NewCode { label: DEFAULT_LABEL.into(), minutes: DEFAULT_MINUTES, uses: 1 };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(new);
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
-    let Value::Object(fields) = value else {
-        return Err("the body must be a JSON object".into());
+/// Checks a request for a new code (every field optional); the error names the field and
+/// the rule.
+pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
+    let label = match &req.label {
+        Some(l) => check_label(l)?,
+        None => DEFAULT_LABEL.into(),
     };
-    for (k, v) in &fields {
-        match k.as_str() {
-            "label" => new.label = check_label(v.as_str().ok_or("label must be a string")?)?,
-            "minutes" => {
-                new.minutes = v
-                    .as_u64()
-                    .filter(|m| (1..=MAX_MINUTES).contains(m))
-                    .ok_or(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"))?
-            }
-            "uses" => {
-                new.uses = v
-                    .as_u64()
-                    .filter(|u| (1..=u64::from(MAX_USES)).contains(u))
-                    .map(|u| u as u32)
-                    .ok_or(format!("uses must be a whole number from 1 to {MAX_USES}"))?
-            }
-            other => return Err(format!("unknown field {:?}", crate::util::loggable(other))),
-        }
+    let minutes = req.minutes.unwrap_or(DEFAULT_MINUTES);
+    if !(1..=MAX_MINUTES).contains(&minutes) {
+        return Err(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"));
     }
-    Ok(new)
+    let uses = req.uses.unwrap_or(1);
+    if !(1..=u64::from(MAX_USES)).contains(&uses) {
+        return Err(format!("uses must be a whole number from 1 to {MAX_USES}"));
+    }
+    Ok(NewCode { label, minutes, uses: uses as u32 })
+}
+
+/// Reads and checks `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field
+/// optional); the error names the field and the rule.
+pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
+    check_new(&read_request(body)?)
 }
 
 /// 1 to 40 printable characters, not only spaces; returned trimmed.

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::model::api::StatusBody;
 use crate::model::record::WindowChange;
 use crate::util::rfc3339;
 
@@ -25,13 +26,15 @@ impl Status {
         self.open_until.is_some()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "open": self.is_open(),
-            "open_until": self.open_until.map(rfc3339),
-            "remaining_seconds": self.remaining_seconds,
-            "storage_problem": self.storage_problem,
-        })
+    /// The API's view.
+    pub fn body(&self) -> StatusBody {
+        StatusBody {
+            open: self.is_open(),
+            open_until: self.open_until.map(rfc3339),
+            remaining_seconds: self.remaining_seconds,
+            storage_problem: self.storage_problem.clone(),
+            instance: None,
+        }
     }
 }
 

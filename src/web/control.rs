@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::config::{Config, Secret};
 use crate::http::form;
 use crate::http::{constant_time_eq, HttpError, Request, Response};
+use crate::model::api::{read_request, CodesBody, ErrorBody, EventsBody, OpenRequest};
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::history::History;
@@ -47,7 +48,7 @@ impl Control {
                 if let HttpError::Internal(detail) = &e {
                     log::error!("control {} {}: {detail}", req.method, req.path);
                 }
-                e.decorate(json_response(e.status(), &json!({ "error": e.message() })))
+                e.decorate(json_response(e.status(), &ErrorBody { error: e.message() }))
             }
         }
     }
@@ -72,8 +73,8 @@ impl Control {
             ("/api/status", "GET") => {
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
-                let mut body = self.store.status(now).to_json();
-                body["instance"] = json!(crate::util::instance_id());
+                let mut body = self.store.status(now).body();
+                body.instance = Some(crate::util::instance_id().to_string());
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
@@ -104,8 +105,8 @@ impl Control {
         let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
-                let list: Vec<Value> = self.codes.active(now).iter().map(|c| c.to_json(unix)).collect();
-                Ok(json_response(200, &json!({ "codes": list })))
+                let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
+                Ok(json_response(200, &CodesBody { codes }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -114,9 +115,9 @@ impl Control {
                     ))
                 })?;
                 match self.codes.add(&new, now) {
-                    Ok(code) => Ok(json_response(201, &code.to_json(unix))),
+                    Ok(code) => Ok(json_response(201, &code.body(unix))),
                     Err(AddError::Full) => {
-                        Ok(json_response(409, &json!({ "error": AddError::Full.to_string() })))
+                        Ok(json_response(409, &ErrorBody { error: AddError::Full.to_string() }))
                     }
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
@@ -138,32 +139,21 @@ impl Control {
         }
     }
 
-    /// Empty body: the default window. Otherwise exactly `{"minutes": N}`, N in 1..=max.
+    /// Empty body or no `minutes`: the default window. Otherwise `minutes` in 1..=max.
     fn requested_duration(&self, body: &[u8]) -> Result<Duration, HttpError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(self.config.default_window);
-        }
         let max = self.config.max_window.as_secs() / 60;
         let bad =
             |m: &str| HttpError::BadRequest(format!("{m}; send {{\"minutes\": N}} with N from 1 to {max}"));
-        let value: Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
-        let Value::Object(fields) = value else {
-            return Err(bad("the body must be a JSON object"));
-        };
-        if let Some(k) = fields.keys().find(|k| k.as_str() != "minutes") {
-            return Err(bad(&format!("unknown field {:?}", loggable(k))));
+        let request: OpenRequest = read_request(body).map_err(|m| bad(&m))?;
+        match request.minutes {
+            None => Ok(self.config.default_window),
+            Some(m) if (1..=max).contains(&m) => Ok(Duration::from_secs(m * 60)),
+            Some(_) => Err(bad("minutes out of range")),
         }
-        let minutes = match fields.get("minutes") {
-            None => return Ok(self.config.default_window),
-            Some(m) => {
-                m.as_u64().filter(|m| (1..=max).contains(m)).ok_or_else(|| bad("minutes out of range"))?
-            }
-        };
-        Ok(Duration::from_secs(minutes * 60))
     }
 
     /// `GET /api/events?limit=N`: `{"events": [...]}`, newest first.
-    fn events(&self, query: &str) -> Result<Value, HttpError> {
+    fn events(&self, query: &str) -> Result<EventsBody, HttpError> {
         let bad = |m: String| {
             HttpError::BadRequest(format!("{m}; use ?limit=N with N from 1 to {MAX_EVENTS_LIMIT}"))
         };
@@ -183,7 +173,7 @@ impl Control {
             .history
             .newest(limit)
             .map_err(|e| HttpError::Internal(format!("could not read the event log: {e}")))?;
-        Ok(json!({ "events": records }))
+        Ok(EventsBody { events: records })
     }
 }
 
@@ -207,15 +197,17 @@ fn not_saved(e: std::io::Error) -> HttpError {
 /// A request refused before it reached [`Control::handle`] (too large, malformed, …):
 /// JSON like every other error of the API, so clients parse one shape.
 pub fn refusal(status: u16, reason: &str) -> Response {
-    json_response(status, &json!({ "error": reason }))
+    json_response(status, &ErrorBody { error: reason.to_string() })
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    Response::new(status, "application/json", format!("{body}\n")).with_header("Cache-Control", "no-store")
+fn json_response(status: u16, body: &impl Serialize) -> Response {
+    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 fn status_response(status: Status) -> Response {
-    json_response(200, &status.to_json())
+    json_response(200, &status.body())
 }
 
 fn page() -> Response {
@@ -335,12 +327,9 @@ mod tests {
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(n);
             c.history.append(&Record::new(t, EventKind::CallForwarded, format!("call {n}"))).unwrap();
         }
-        assert_eq!(c.events("").unwrap()["events"].as_array().unwrap().len(), DEFAULT_EVENTS_LIMIT);
-        assert_eq!(c.events("limit=3").unwrap()["events"][0]["message"], "call 29");
-        assert_eq!(
-            c.events(&format!("limit={MAX_EVENTS_LIMIT}")).unwrap()["events"].as_array().unwrap().len(),
-            30
-        );
+        assert_eq!(c.events("").unwrap().events.len(), DEFAULT_EVENTS_LIMIT);
+        assert_eq!(c.events("limit=3").unwrap().events[0].message, "call 29");
+        assert_eq!(c.events(&format!("limit={MAX_EVENTS_LIMIT}")).unwrap().events.len(), 30);
         for bad in ["limit=0", "limit=-1", "limit=x", "limit=", "limit=501", "limit=1&limit=2", "lim=3"] {
             assert_eq!(c.events(bad).unwrap_err().status(), 400, "{bad}");
         }

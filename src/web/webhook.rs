@@ -134,11 +134,12 @@ impl Webhook {
     pub fn handle(&self, req: &Request) -> Response {
         match self.route(req) {
             Ok(resp) => resp,
-            Err(e) => e.decorate(Response::text(e.status(), &e.message())),
+            Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
+            Err(Refused::BadSignature) => Response::text(403, "forbidden"),
         }
     }
 
-    fn route(&self, req: &Request) -> Result<Response, HttpError> {
+    fn route(&self, req: &Request) -> Result<Response, Refused> {
         let now = SystemTime::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
@@ -146,18 +147,18 @@ impl Webhook {
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
-            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
             ("/" | "/voice", "GET" | "POST") => Route::Voice,
-            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => Route::Code,
-            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
-            _ => return Err(HttpError::NotFound),
+            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            _ => return Err(HttpError::NotFound.into()),
         };
         let call = match self.parse_call(req) {
             Ok(call) => call,
             Err(e) => {
-                if matches!(e, HttpError::Forbidden) {
+                if matches!(e, Refused::BadSignature) {
                     self.record_bad_signature(req, now);
                 }
                 return Err(e);
@@ -220,9 +221,8 @@ impl Webhook {
     pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let rules = CallRules::new(&self.config, call.expected.as_ref(), &call.forward_to);
         let open = self.window_open(now);
-        let decision = call::decide(call.from.as_deref(), open, &rules);
         let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
-        let decision = call::with_code_prompt(decision, offered, &self.code_action(req));
+        let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
         let if_unrecorded = unlocks(&decision).then(|| call::decide(call.from.as_deref(), false, &rules));
         let record = CallRecord { call_sid: call.call_sid, from: call.from, decision };
         // A prompt is not an outcome: `/voice/code` records how the call ends.
@@ -283,24 +283,8 @@ impl Webhook {
         }
     }
 
-    /// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
-    /// keeping the request's number overrides so a wrong code forwards the same way.
-    fn code_action(&self, req: &Request) -> String {
-        let base = self.config.webhook.public_url.as_deref().unwrap_or("");
-        let overrides: Vec<&str> = req
-            .query
-            .split('&')
-            .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
-            .collect();
-        if overrides.is_empty() {
-            format!("{base}{CODE_PATH}")
-        } else {
-            format!("{base}{CODE_PATH}?{}", overrides.join("&"))
-        }
-    }
-
     /// Parses and authenticates a call's request. Errors mean no TwiML.
-    fn parse_call(&self, req: &Request) -> Result<Call, HttpError> {
+    fn parse_call(&self, req: &Request) -> Result<Call, Refused> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
         let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
@@ -330,7 +314,7 @@ impl Webhook {
         })
     }
 
-    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), HttpError> {
+    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), Refused> {
         let (Some(token), Some(public_url)) =
             (&self.config.twilio.auth_token, &self.config.webhook.public_url)
         else {
@@ -355,7 +339,7 @@ impl Webhook {
             req.peer,
             forwarded.unwrap_or_default()
         ));
-        Err(HttpError::Forbidden)
+        Err(Refused::BadSignature)
     }
 
     /// Writes an answered call's history entries; `Pending` if any of them is not on disk
@@ -417,6 +401,49 @@ impl Route {
 
 fn twiml_response(xml: String) -> Response {
     Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
+}
+
+/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
+/// is missing or wrong (recorded in the history at a bounded rate).
+pub enum Refused {
+    Http(HttpError),
+    BadSignature,
+}
+
+impl From<HttpError> for Refused {
+    fn from(e: HttpError) -> Refused {
+        Refused::Http(e)
+    }
+}
+
+/// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
+/// guest codes are offered. `intercom simulate` calls this too, so it prints what the
+/// webhook would answer.
+pub fn first_decision(
+    config: &Config,
+    rules: &CallRules,
+    from: Option<&str>,
+    window_open: bool,
+    codes_offered: bool,
+    query: &str,
+) -> Decision {
+    let decision = call::decide(from, window_open, rules);
+    call::with_code_prompt(decision, codes_offered, &code_action(config, query))
+}
+
+/// Where Twilio posts the digits: `public_url` + `/voice/code` (relative without it),
+/// keeping the request's number overrides so a wrong code forwards the same way.
+fn code_action(config: &Config, query: &str) -> String {
+    let base = config.webhook.public_url.as_deref().unwrap_or("");
+    let overrides: Vec<&str> = query
+        .split('&')
+        .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
+        .collect();
+    if overrides.is_empty() {
+        format!("{base}{CODE_PATH}")
+    } else {
+        format!("{base}{CODE_PATH}?{}", overrides.join("&"))
+    }
 }
 
 fn unlocks(decision: &Decision) -> bool {
