@@ -155,7 +155,7 @@ fn load(
     // The history saw that time: a clock behind it went back while we were down (a
     // restart in the same boot), and a code that ended since must not work again.
     if let Some(t) = newest_record {
-        codes.observe_clock(t);
+        codes.note_earlier_reading(t);
     }
     let token = match &config.control.token {
         Some(t) => t.clone(),
@@ -167,6 +167,7 @@ fn load(
     };
     storage::watch(retry)?;
     expiry::watch(store.clone(), codes.clone())?;
+    crate::system::boot::watch_sync()?;
     let _ = loaded.set((history.clone(), store.clone()));
     webhook.attach(Stores { store: store.clone(), history: history.clone(), codes: codes.clone() });
     Ok(Control { config, store, token, history, codes })

@@ -2,10 +2,12 @@
 //! unlock / forward from the caller, the window and the config, and whether a guest code
 //! turns a forward into a prompt or an unlock), `codes.rs` (the guest-code rules: offer the
 //! prompt? is this a right code? lock after wrong ones? the API's request checks) and
-//! `window.rs` (the window's status at a time, what a change means for the history).
+//! `window.rs` (the window's status at a time, what a change means for the history),
+//! `clock_steps.rs` (when a clock that stepped back pauses guest codes, and for how long).
 //!
 //! Uses: `config`, `model`, `util`.
 
 pub mod call;
+pub mod clock_steps;
 pub mod codes;
 pub mod window;

@@ -25,10 +25,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::clock_steps::ClockSteps;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
 use crate::store::storage::{move_aside, write_atomically};
 use crate::system::boot::{self, Boot};
@@ -47,9 +48,6 @@ const MAX_CALLS: usize = 200;
 const CALL_MEMORY_SECS: u64 = 24 * 60 * 60;
 /// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
 const MAX_CALL_SID_CHARS: usize = 64;
-/// How far the clock may read behind the latest time seen before codes stop working:
-/// more than NTP's slews and a second's rounding, far less than a code's life.
-const CLOCK_BACK_SLACK_SECS: u64 = 10;
 /// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
 /// million, one draw almost always does; this bound only stops a broken random source.
 const MAX_DRAWS: usize = 100;
@@ -145,9 +143,9 @@ struct Inner {
     /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
     /// for a synchronized clock: until then the time they are judged by may be wrong.
     untrusted: HashMap<String, Option<String>>,
-    /// The latest clock reading seen (Unix seconds): a reading well before it means the
-    /// clock went back, and an expired code could read as valid again.
-    latest: u64,
+    /// The clock's readings: one well behind an earlier one means the clock went back,
+    /// and an expired code could read as valid again (`rules/clock_steps.rs`).
+    clock: ClockSteps,
     /// Calls already counted, oldest first.
     calls: Vec<SeenCall>,
 }
@@ -162,10 +160,9 @@ impl Inner {
     /// The codes that may be judged by `now`: none while the clock reads behind what
     /// it read before, and codes from an earlier boot only once the clock is synced.
     fn trusted(&mut self, now: u64) -> Vec<Code> {
-        if now + CLOCK_BACK_SLACK_SECS < self.latest {
+        if !self.clock.admit(now, Instant::now()) {
             return Vec::new();
         }
-        self.latest = self.latest.max(now);
         if !self.untrusted.is_empty() && boot::clock_synced_now() {
             log::info!("the clock is synchronized: guest codes from before the restart work again");
             self.untrusted.clear();
@@ -206,7 +203,8 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let inner = Inner { codes, lockout, write_blocked, untrusted, latest: secs(now), calls };
+        let clock = ClockSteps::new(secs(now), Instant::now());
+        let inner = Inner { codes, lockout, write_blocked, untrusted, clock, calls };
         CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
     }
 
@@ -228,6 +226,42 @@ impl CodeStore {
         };
         let trusted = inner.trusted(secs(now));
         codes::offer(window_open, &trusted, &inner.lockout, secs(now))
+    }
+
+    /// Notes a time the clock read before this process started (the history's newest
+    /// record): a clock behind it went back while we were down, and codes wait until it
+    /// has caught up.
+    pub fn note_earlier_reading(&self, t: SystemTime) {
+        lock(&self.inner).clock.note_earlier_reading(secs(t));
+    }
+
+    /// Why stored codes do not work now, if they do not (the API, the page and the log
+    /// say it): a lock after wrong codes, a clock that stepped back, or codes from before
+    /// a restart that wait for a synchronized clock.
+    pub fn paused(&self, now: SystemTime) -> Option<String> {
+        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
+            return Some(
+                "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
+            );
+        };
+        let now = secs(now);
+        if !inner.codes.iter().any(|c| !c.is_spent(now)) {
+            return None;
+        }
+        inner.trusted(now);
+        if inner.lockout.is_locked(now) {
+            let until = inner.lockout.locked_until.map_or(String::new(), |u| rfc3339(at(u)));
+            return Some(format!("locked after {} wrong codes, until {until}", codes::MAX_FAILURES));
+        }
+        if let Some(why) = inner.clock.paused(Instant::now()) {
+            return Some(why);
+        }
+        let waiting = inner.codes.iter().filter(|c| inner.untrusted.contains_key(&c.id)).count();
+        (waiting > 0).then(|| {
+            format!(
+                "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
+            )
+        })
     }
 
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
@@ -420,8 +454,25 @@ fn prune_calls(calls: &mut Vec<SeenCall>, now: u64) {
 
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
 /// `simulate`); an unreadable file means no codes, as for the server.
-pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
-    load(dir).is_ok_and(|(codes, lockout, _, _)| codes::offer(window_open, &codes, &lockout, secs(now)))
+/// Also why stored codes would not work now, if so, as far as the file and this boot
+/// tell (a clock step is known only to the running server: `/api/status` says it).
+pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: SystemTime) -> (bool, Option<String>) {
+    let Ok((codes, lockout, boots, _)) = load(dir) else { return (false, None) };
+    let now = secs(now);
+    let (trusted, waiting): (Vec<Code>, Vec<Code>) = codes
+        .into_iter()
+        .filter(|c| !c.is_spent(now))
+        .partition(|c| boot.trusts(boots.get(&c.id).cloned().flatten().as_deref()));
+    let why = if (trusted.is_empty() && waiting.is_empty()) || window_open {
+        None
+    } else if lockout.is_locked(now) {
+        Some(format!("locked after {} wrong codes", codes::MAX_FAILURES))
+    } else if !waiting.is_empty() {
+        Some(format!("{} code(s) from before a restart wait for a synchronized clock", waiting.len()))
+    } else {
+        None
+    };
+    (codes::offer(window_open, &trusted, &lockout, now), why)
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
@@ -659,11 +710,12 @@ mod tests {
         let now = SystemTime::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let code = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
-        s.observe_clock(now + Duration::from_secs(7200)); // the code ended an hour ago
+        // Before a restart the clock read two hours later: the code ended an hour ago.
+        s.note_earlier_reading(now + Duration::from_secs(7200));
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
         assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
-        let small_step = now + Duration::from_secs(7200 - CLOCK_BACK_SLACK_SECS);
+        let small_step = now + Duration::from_secs(7200 - crate::rules::clock_steps::BACK_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -16,7 +16,7 @@ use crate::model::api::{read_request, CodesBody, ErrorBody, EventsBody, OpenRequ
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::history::History;
-use crate::store::state::{Status, Store};
+use crate::store::state::Store;
 use crate::util::loggable;
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -75,6 +75,7 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.store.status(now).body();
                 body.instance = Some(crate::util::instance_id().to_string());
+                body.codes_paused = self.codes.paused(now);
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
@@ -88,7 +89,9 @@ impl Control {
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
-        Ok(status_response(status))
+        let mut body = status.body();
+        body.codes_paused = self.codes.paused(now);
+        Ok(json_response(200, &body))
     }
 
     fn authorize(&self, req: &Request) -> Result<(), HttpError> {
@@ -106,7 +109,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
-                Ok(json_response(200, &CodesBody { codes }))
+                Ok(json_response(200, &CodesBody { codes, paused: self.codes.paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -204,10 +207,6 @@ fn json_response(status: u16, body: &impl Serialize) -> Response {
     // Serializing our own plain structs cannot fail; an empty object would still be JSON.
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
-}
-
-fn status_response(status: Status) -> Response {
-    json_response(200, &status.body())
 }
 
 fn page() -> Response {

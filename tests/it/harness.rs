@@ -259,6 +259,11 @@ impl Drop for Server {
 }
 
 pub fn cli(config: &Path, args: &[&str]) -> Output {
+    cli_env(config, args, &[])
+}
+
+/// [`cli`] with more environment (a boot id, a clock flag).
+pub fn cli_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_intercom"))
         .args(args)
         .arg("--config")
@@ -266,6 +271,7 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .env_remove("INTERCOM_CONTROL_TOKEN")
         .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap()
