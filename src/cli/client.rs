@@ -3,7 +3,7 @@
 //! the state. The token comes from the config or the file the server made.
 
 use std::error::Error;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -51,7 +51,7 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .into();
-        let base = format!("http://{}", display_addr(local_address(config.control.listen)));
+        let base = format!("http://{}", display_addr(crate::util::local_address(config.control.listen)));
         Ok(Client { agent, base, token: control_token(config)? })
     }
 
@@ -107,27 +107,6 @@ impl Client {
     }
 }
 
-/// Where this machine reaches the control listener: loopback when it listens everywhere.
-pub fn local_address(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
-        _ => listen,
-    }
-}
-
 pub fn display_addr(a: SocketAddr) -> String {
     a.to_string() // IPv6 comes out bracketed, as URLs need
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_address_replaces_unspecified() {
-        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
-        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
-        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
-    }
 }

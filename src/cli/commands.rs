@@ -5,11 +5,12 @@ use std::error::Error;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
 
-use crate::cli::client::{control_token, display_addr, local_address, Client};
+use crate::cli::client::{control_token, display_addr, Client};
 use crate::cli::out::{say, say_raw};
 use crate::config::{self, Config, Secret};
 use crate::model::api::{OpenRequest, StatusBody};
 use crate::store::state;
+use crate::util::local_address;
 
 pub fn open(config: &Config, duration: Option<&str>) -> Result<(), Box<dyn Error>> {
     let minutes = match duration {

@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime};
 use crate::model::api::{EventsBody, StatusBody};
 use crate::model::record::Record;
 
-use crate::cli::client::{display_addr, local_address, Client};
+use crate::cli::client::{display_addr, Client};
 use crate::cli::setup::{self, VOICE_METHOD};
 use crate::config::{self, Config};
 use crate::twilio::rest::Rest;
+use crate::util::local_address;
 use crate::{system::clock, util::loggable, util::INSTANCE_HEADER};
 
 /// The server's listeners are on this machine: an answer slower than this is a fault.
@@ -351,7 +352,7 @@ fn check_newest_call(r: &mut Report, c: &Config, server_running: bool) {
 
 fn describe_call(e: &Record) -> String {
     let time = &e.time;
-    let ago = humantime::parse_rfc3339(time)
+    let ago = crate::util::time::parse_rfc3339(time)
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .map(|d| format!(" ({} ago)", humantime::format_duration(Duration::from_secs(d.as_secs() / 60 * 60))))

@@ -12,7 +12,7 @@
 //! lifetime ([`CONNECTION_LIFETIME`]), so keep-alive cannot stretch one forever.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -260,11 +260,7 @@ fn deepen_backlog(listener: &TcpListener) {
 /// within `timeout` (any HTTP status counts: a 404 or a 503 still proves the accept loop
 /// and a connection thread work). For the watchdog's self-check.
 pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
-    let target = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
-        _ => addr,
-    };
+    let target = crate::util::local_address(addr);
     let deadline = Instant::now() + timeout;
     let mut stream = TcpStream::connect_timeout(&target, timeout)?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")?;

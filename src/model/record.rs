@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::model::phone::PhoneNumber;
-use crate::{util::loggable, util::rfc3339};
+use crate::util::loggable;
+use crate::util::time::rfc3339;
 
 /// The answer to one incoming call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,6 @@
-//! Guest codes and a wall clock that steps: pure (times come in as arguments).
+//! Guest codes and a wall clock that steps: pure (times come in as arguments). The
+//! window keeps `clock.rs`'s plain guard (a step back closes it); codes use this one,
+//! with the same slack, which also bounds how long a step back pauses them.
 //!
 //! A code must never work because the clock went back (a Pi has no real-time clock): a
 //! code that ended would read as valid again. So codes pause while the clock reads well
@@ -9,7 +11,7 @@
 //!
 //! - A step forward is a reading later than the last one plus the monotonic time since
 //!   (plus [`STEP_SLACK_SECS`]); from then on the clock "reads ahead".
-//! - A reading more than [`BACK_SLACK_SECS`] behind the latest pauses codes for
+//! - A reading more than [`BACKWARD_SLACK_SECS`] behind the latest pauses codes for
 //!   `min(time read ahead, size of the step back)`. A clock that was right all along and
 //!   then steps back is paused until it has caught up (its "time ahead" is the whole
 //!   run), as before; a short glitch forward costs only its own length.
@@ -18,9 +20,8 @@
 
 use std::time::{Duration, Instant};
 
-/// How far the clock may read behind the latest time seen before codes pause: more than
-/// NTP's slews and a second's rounding, far less than a code's life.
-pub const BACK_SLACK_SECS: u64 = 10;
+use crate::rules::clock::BACKWARD_SLACK_SECS;
+
 /// How far a reading may run ahead of the last one plus the monotonic time since, before
 /// it counts as a step forward: readings are whole seconds, and NTP slews are slow.
 pub const STEP_SLACK_SECS: u64 = 5;
@@ -55,7 +56,7 @@ impl ClockSteps {
         let (last_wall, last_mono) = self.last;
         let expected = last_wall + mono.saturating_duration_since(last_mono).as_secs();
         self.last = (now, mono);
-        if now + BACK_SLACK_SECS < self.latest {
+        if now + BACKWARD_SLACK_SECS < self.latest {
             let (latest, ahead_since) = (self.latest, self.ahead_since);
             let until = *self.paused_until.get_or_insert_with(|| {
                 let step = Duration::from_secs(latest - now);
@@ -153,7 +154,7 @@ mod tests {
         let m = Instant::now();
         let mut c = ClockSteps::new(T, m);
         assert!(c.admit(T + 100, m + secs(100)));
-        assert!(c.admit(T + 100 - BACK_SLACK_SECS, m + secs(101)));
+        assert!(c.admit(T + 100 - BACKWARD_SLACK_SECS, m + secs(101)));
         assert_eq!(c.paused(m + secs(101)), None);
     }
 }

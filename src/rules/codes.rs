@@ -31,8 +31,9 @@ pub const LOCK_SECS: u64 = 15 * 60;
 pub const DEFAULT_MINUTES: u64 = 24 * 60;
 pub const DEFAULT_LABEL: &str = "guest";
 /// A stored end further away than the longest validity plus this means the clock went
-/// back (a Pi has no real-time clock): the code is not accepted until it makes sense.
-const CLOCK_SLACK_SECS: u64 = 60;
+/// back (a Pi has no real-time clock): the code is not accepted until it makes sense. A
+/// minute covers a code made on a clock slightly ahead of this one.
+const VALIDITY_SLACK_SECS: u64 = 60;
 
 /// One guest code. `Debug` hides the digits, so a stray `{:?}` cannot log them.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Code {
     pub fn is_active(&self, now: u64) -> bool {
         self.uses_left > 0
             && now < self.valid_until
-            && self.valid_until - now <= MAX_MINUTES * 60 + CLOCK_SLACK_SECS
+            && self.valid_until - now <= MAX_MINUTES * 60 + VALIDITY_SLACK_SECS
     }
 
     /// Used up or past its end: gone for good (a code from a backward clock is kept).
@@ -73,9 +74,7 @@ impl Code {
             id: self.id.clone(),
             code: self.digits.clone(),
             label: self.label.clone(),
-            valid_until: crate::util::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.valid_until),
-            ),
+            valid_until: crate::util::time::rfc3339_unix(self.valid_until),
             remaining_seconds: self.valid_until.saturating_sub(now),
             uses_left: self.uses_left,
         }
@@ -153,16 +152,11 @@ pub fn attempt(codes: &[Code], lockout: &Lockout, digits: &str, now: u64) -> Att
     // nothing about which code (or which digits) came close.
     let mut found = None;
     for (i, c) in codes.iter().enumerate() {
-        if same_code(c.digits.as_bytes(), digits.as_bytes()) && c.is_active(now) {
+        if crate::util::constant_time_eq(c.digits.as_bytes(), digits.as_bytes()) && c.is_active(now) {
             found = Some(i);
         }
     }
     found.map_or(Attempt::Wrong, Attempt::Right)
-}
-
-/// Constant time over the code's length; a wrong length is simply wrong.
-fn same_code(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Turns 4 random bytes into 6 digits without modulo bias, or None to draw again.

@@ -2,11 +2,11 @@
 //! one stored end to another means for the history. No I/O, no clock, no locks: the
 //! state (`state.rs`) owns those and calls these.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::model::api::StatusBody;
 use crate::model::record::WindowChange;
-use crate::util::rfc3339;
+use crate::util::time::{ceil_secs, from_unix, rfc3339, unix_secs};
 
 /// The window as the API and the page show it, and what is wrong with the state disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +42,8 @@ impl Status {
 /// What a write of `new` over `previous` means: a window that already ended expired (even
 /// if nobody noticed yet), then the new one opened, or the running one was closed.
 pub fn changes(previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) -> Vec<WindowChange> {
-    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    let now_secs = unix_secs(now);
+    let at = from_unix;
     let mut out = Vec::new();
     let running = match previous {
         Some(p) if at(p) <= now => {
@@ -74,7 +74,7 @@ pub struct Checked {
 /// The window ending at `open_until` (unix seconds) as seen at `now`.
 pub fn status_at(open_until: Option<u64>, now: SystemTime, max_window: Duration) -> Checked {
     let closed = Status::closed();
-    let Some(until) = open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s)) else {
+    let Some(until) = open_until.map(from_unix) else {
         return Checked { status: closed, clock_jumped: false };
     };
     match until.duration_since(now) {
@@ -95,13 +95,10 @@ pub fn status_at(open_until: Option<u64>, now: SystemTime, max_window: Duration)
     }
 }
 
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const HOUR: Duration = Duration::from_secs(3600);
 

@@ -10,99 +10,34 @@
 //! - The mutex is held across the (local, bounded) write, so two calls cannot both use
 //!   the last use of a code; never across network I/O.
 //! - The digits never reach a log line: only ids and labels are logged.
-//! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
-//!   however often its request comes (Twilio's retries, a replay), across restarts too:
-//!   the calls that used a code or entered a wrong one are kept in the file with it.
 //! - A code must never work because the clock went back (a Pi has no real-time clock):
 //!   a code written in an earlier boot works only once the clock is confirmed
 //!   synchronized (`boot.rs`), and no code works while the clock reads earlier than the
-//!   latest time this store has seen.
+//!   latest time this store has seen, for at most as long as it had read ahead
+//!   (`rules/clock_steps.rs`): a forward glitch does not kill codes for its size.
+//! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
+//!   however often its request comes (Twilio's retries, a replay), across restarts too:
+//!   the calls that used a code or entered a wrong one are kept in the file with it.
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::rules::clock_steps::ClockSteps;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
-use crate::store::storage::{move_aside, write_atomically};
+use crate::store::codes_file::{self, Loaded, SeenCall, CODES_FILE, MAX_CALL_SID_CHARS};
+use crate::store::storage::write_atomically;
+use crate::store::versioned;
 use crate::system::boot::{self, Boot};
-use crate::{util::lock, util::rfc3339};
+use crate::util::lock;
+use crate::util::time::{from_unix as at, rfc3339, unix_secs as secs};
 
-pub const CODES_FILE: &str = "codes.json";
-/// Version 2 added the boot each code was written in; version 1 files are still read
-/// (their codes count as from an earlier boot). Version 3 added the recent calls.
-const CODES_VERSION: u32 = 3;
-/// Calls remembered in the file: far more than the lockout lets through in a day
-/// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
-const MAX_CALLS: usize = 200;
-/// How long a call is remembered: a replay of a captured request a day later is as
-/// harmless as a new wrong code (which the lockout bounds), and Twilio retries within
-/// minutes.
-const CALL_MEMORY_SECS: u64 = 24 * 60 * 60;
-/// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
-const MAX_CALL_SID_CHARS: usize = 64;
 /// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
 /// million, one draw almost always does; this bound only stops a broken random source.
 const MAX_DRAWS: usize = 100;
-
-/// `codes.json`, versions 1 to 3. Kept apart from the in-memory type so the format can evolve.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodesFileV2 {
-    version: u32,
-    codes: Vec<CodeV2>,
-    /// RFC 3339 UTC times of recent wrong codes.
-    failures: Vec<String>,
-    locked_until: Option<String>,
-    /// Recent calls that used a code or entered a wrong one.
-    #[serde(default)]
-    calls: Vec<CallV3>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-struct CallV3 {
-    call_sid: String,
-    /// RFC 3339 UTC.
-    time: String,
-    /// The label of the code it used; none for a wrong code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    used: Option<String>,
-}
-
-/// A call the store has counted, so a repeat of it is not counted again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct SeenCall {
-    call_sid: String,
-    time: u64,
-    /// The label of the code it used; `None`: it entered a wrong code.
-    used: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeV2 {
-    id: String,
-    code: String,
-    label: String,
-    valid_until: String,
-    uses_left: u32,
-    /// The kernel's boot id when the code was last confirmed by a trusted clock.
-    #[serde(default)]
-    boot_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VersionOnly {
-    version: u32,
-}
 
 /// Why a code could not be added: the API answers 409 or 500.
 #[derive(Debug)]
@@ -174,29 +109,20 @@ impl Inner {
 impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
     pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
-        let path = dir.join(CODES_FILE);
-        let (codes, mut lockout, write_blocked, stored_boots, calls) = match load(dir) {
-            Ok((c, l, b, calls)) => (c, l, None, b, calls),
+        let (Loaded { codes, mut lockout, boots, calls }, write_blocked) = match codes_file::load(dir) {
+            Ok(loaded) => (loaded, None),
             Err(e) => {
-                log::error!("guest codes file {}: {e}; no code is active", path.display());
-                match move_aside(&path) {
-                    Ok(to) => {
-                        log::error!("the unreadable codes file was kept as {}", to.display());
-                        (Vec::new(), Lockout::default(), None, HashMap::new(), Vec::new())
-                    }
-                    Err(e) => {
-                        log::error!(
-                            "cannot move the unreadable codes file aside: {e}; codes cannot be added"
-                        );
-                        let why = format!("the codes file is unreadable and could not be moved aside: {e}");
-                        (Vec::new(), Lockout::default(), Some(why), HashMap::new(), Vec::new())
-                    }
+                let read_error = format!("{e}; no code is active");
+                let blocked = versioned::set_aside(dir, CODES_FILE, "guest codes file", &read_error).err();
+                if let Some(why) = &blocked {
+                    log::error!("{why}: codes cannot be added");
                 }
+                (Loaded::default(), blocked)
             }
         };
         lockout.settle(secs(now));
         let untrusted: HashMap<_, _> =
-            stored_boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
+            boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
         if !untrusted.is_empty() {
             log::warn!(
                 "{} guest code(s) from before a restart wait for a synchronized clock: the clock may be wrong after a power cut",
@@ -366,10 +292,9 @@ impl CodeStore {
             Attempt::Wrong => {
                 let locked = inner.lockout.fail(now);
                 let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
-                let seen = call_sid.map(|sid| SeenCall { call_sid: sid.into(), time: now, used: None });
-                if let Some(seen) = &seen {
+                if let Some(sid) = call_sid {
                     // Counted in memory even if the write fails, as the failure is.
-                    inner.calls.push(seen.clone());
+                    inner.calls.push(SeenCall { call_sid: sid.into(), time: now, used: None });
                 }
                 if let Err(e) = self.save(&mut inner, next, Some(lockout), None, now) {
                     log::error!(
@@ -404,38 +329,13 @@ impl CodeStore {
         codes.retain(|c| !c.is_spent(now));
         let mut calls = inner.calls.clone();
         calls.extend(seen);
-        prune_calls(&mut calls, now);
+        codes_file::prune_calls(&mut calls, now);
         let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
-        let boot_of = |id: &String| match inner.untrusted.get(id) {
+        let boot_of = |id: &str| match inner.untrusted.get(id) {
             Some(stored) => stored.clone(),
             None => self.boot.id.clone(),
         };
-        let file = CodesFileV2 {
-            version: CODES_VERSION,
-            codes: codes
-                .iter()
-                .map(|c| CodeV2 {
-                    id: c.id.clone(),
-                    code: c.digits.clone(),
-                    label: c.label.clone(),
-                    valid_until: rfc3339(at(c.valid_until)),
-                    uses_left: c.uses_left,
-                    boot_id: boot_of(&c.id),
-                })
-                .collect(),
-            failures: lockout.failures.iter().map(|&t| rfc3339(at(t))).collect(),
-            locked_until: lockout.locked_until.map(|t| rfc3339(at(t))),
-            calls: calls
-                .iter()
-                .map(|c| CallV3 {
-                    call_sid: c.call_sid.clone(),
-                    time: rfc3339(at(c.time)),
-                    used: c.used.clone(),
-                })
-                .collect(),
-        };
-        let mut bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        bytes.push(b'\n');
+        let bytes = codes_file::encode(&codes, &lockout, &calls, boot_of)?;
         write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
         inner.codes = codes;
         inner.lockout = lockout;
@@ -444,20 +344,12 @@ impl CodeStore {
     }
 }
 
-/// Keeps the newest [`MAX_CALLS`] calls of the last [`CALL_MEMORY_SECS`]. A time ahead
-/// of `now` (the clock went back) is kept: forgetting early would let a repeat count.
-fn prune_calls(calls: &mut Vec<SeenCall>, now: u64) {
-    calls.retain(|c| c.time + CALL_MEMORY_SECS > now);
-    let excess = calls.len().saturating_sub(MAX_CALLS);
-    calls.drain(..excess);
-}
-
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
-/// `simulate`); an unreadable file means no codes, as for the server.
-/// Also why stored codes would not work now, if so, as far as the file and this boot
-/// tell (a clock step is known only to the running server: `/api/status` says it).
+/// `simulate`); an unreadable file means no codes, as for the server. Also why stored
+/// codes would not work now, if so, as far as the file and this boot tell (a clock step
+/// is known only to the running server: `/api/status` says it).
 pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: SystemTime) -> (bool, Option<String>) {
-    let Ok((codes, lockout, boots, _)) = load(dir) else { return (false, None) };
+    let Ok(Loaded { codes, lockout, boots, .. }) = codes_file::load(dir) else { return (false, None) };
     let now = secs(now);
     let (trusted, waiting): (Vec<Code>, Vec<Code>) = codes
         .into_iter()
@@ -487,75 +379,10 @@ fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> boo
     Err(io::Error::other("could not draw a fresh code"))
 }
 
-/// The codes, the lockout, the boot each code was stored in, and the calls counted.
-type Loaded = (Vec<Code>, Lockout, HashMap<String, Option<String>>, Vec<SeenCall>);
-
-fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
-    let bytes = match fs::read(dir.join(CODES_FILE)) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok((Vec::new(), Lockout::default(), HashMap::new(), Vec::new()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a codes file: {e}"))?;
-    if !(1..=CODES_VERSION).contains(&v.version) {
-        return Err(format!("unsupported codes file version {}", v.version).into());
-    }
-    let file: CodesFileV2 = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt codes file: {e}"))?;
-    if file.codes.len() > codes::MAX_ACTIVE
-        || file.failures.len() > codes::MAX_FAILURES
-        || file.calls.len() > MAX_CALLS
-    {
-        return Err("more codes or failures than are ever stored".into());
-    }
-    let time = |s: &str| -> Result<u64, Box<dyn Error>> {
-        let t = humantime::parse_rfc3339(s).map_err(|e| format!("bad time {s:?}: {e}"))?;
-        Ok(secs(t))
-    };
-    let mut out = Vec::new();
-    let mut boots = HashMap::new();
-    for c in file.codes {
-        let well_formed = c.code.len() == codes::CODE_DIGITS && c.code.bytes().all(|b| b.is_ascii_digit());
-        if !well_formed
-            || c.uses_left > codes::MAX_USES
-            || codes::check_label(&c.label).is_err()
-            || c.id.is_empty()
-        {
-            return Err(format!("malformed code entry {:?}", crate::util::loggable(&c.id)).into());
-        }
-        boots.insert(c.id.clone(), c.boot_id);
-        out.push(Code {
-            valid_until: time(&c.valid_until)?,
-            id: c.id,
-            digits: c.code,
-            label: c.label,
-            uses_left: c.uses_left,
-        });
-    }
-    let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
-    let locked_until = file.locked_until.as_deref().map(time).transpose()?;
-    let mut calls = Vec::new();
-    for c in file.calls {
-        if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
-            return Err("malformed call entry".into());
-        }
-        calls.push(SeenCall { time: time(&c.time)?, call_sid: c.call_sid, used: c.used });
-    }
-    Ok((out, Lockout { failures, locked_until }, boots, calls))
-}
-
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn this_boot() -> Boot {
         Boot { id: Some("boot-a".into()), clock_synced: false }
@@ -624,17 +451,6 @@ mod tests {
         );
         assert_eq!(s.active(now)[0].uses_left, 1);
         fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn remembered_calls_are_bounded_in_count_and_age() {
-        let call = |n: u64, time: u64| SeenCall { call_sid: format!("CA{n}"), time, used: None };
-        let mut calls: Vec<_> = (0..MAX_CALLS as u64 + 50).map(|n| call(n, 1_000_000 + n)).collect();
-        prune_calls(&mut calls, 1_000_000 + MAX_CALLS as u64);
-        assert_eq!(calls.len(), MAX_CALLS);
-        assert_eq!(calls[0].call_sid, "CA50", "the oldest go first");
-        prune_calls(&mut calls, 1_000_000 + 60 + CALL_MEMORY_SECS);
-        assert_eq!(calls[0].call_sid, "CA61", "a day later they are forgotten");
     }
 
     #[test]
@@ -715,7 +531,7 @@ mod tests {
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
         assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
-        let small_step = now + Duration::from_secs(7200 - crate::rules::clock_steps::BACK_SLACK_SECS);
+        let small_step = now + Duration::from_secs(7200 - crate::rules::clock::BACKWARD_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
     }

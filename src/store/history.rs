@@ -81,6 +81,24 @@ pub enum Outcome {
     Pending,
 }
 
+/// Why an append did not reach the disk.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The write failed (reported to [`Health`]).
+    Failed(io::Error),
+    /// Not on disk after [`APPEND_WAIT`]: the line stays queued and may land later.
+    Pending,
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            AppendError::Failed(e) => write!(f, "{e}"),
+            AppendError::Pending => write!(f, "the event log did not reach the disk within {APPEND_WAIT:?}"),
+        }
+    }
+}
+
 /// Hears every record after it is on disk (the notifier); must not block.
 pub type Sink = Box<dyn Fn(&Record) + Send + Sync>;
 
@@ -109,8 +127,7 @@ struct Queue {
     failed: HashMap<u64, (io::ErrorKind, String)>,
     /// Records whose caller stopped waiting: nobody takes their failure out.
     gave_up: HashSet<u64>,
-    /// Batches written, for the tests to see lines share a flush.
-    #[cfg(test)]
+    /// Batches written: with `queued`, how many lines share a flush (the debug log says).
     batches: u64,
 }
 
@@ -172,7 +189,7 @@ impl History {
     pub fn record(self: &Arc<Self>, record: &Record) -> Outcome {
         let outcome = match self.append(record) {
             Ok(()) => Outcome::Written,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::Pending,
+            Err(AppendError::Pending) => Outcome::Pending,
             Err(e) => {
                 log::debug!("{} not recorded: {e}", record.event.name());
                 Outcome::Failed
@@ -187,10 +204,10 @@ impl History {
     }
 
     /// Queues the record and returns once it is on disk, its write failed, or
-    /// [`APPEND_WAIT`] passed (`TimedOut`: the line stays queued and may land later). If
-    /// nobody is writing, starts a batch on its own thread.
-    pub fn append(self: &Arc<Self>, record: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+    /// [`APPEND_WAIT`] passed ([`AppendError::Pending`]). If nobody is writing, starts a
+    /// batch on its own thread.
+    pub fn append(self: &Arc<Self>, record: &Record) -> Result<(), AppendError> {
+        let mut line = serde_json::to_vec(record).map_err(|e| AppendError::Failed(io::Error::other(e)))?;
         line.push(b'\n');
         let deadline = Instant::now() + APPEND_WAIT;
         let mut q = crate::util::lock(&self.queue);
@@ -205,15 +222,12 @@ impl History {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 q.gave_up.insert(mine);
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the event log did not reach the disk within {APPEND_WAIT:?}"),
-                ));
+                return Err(AppendError::Pending);
             }
             q = self.written.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         match q.failed.remove(&mine) {
-            Some((kind, message)) => Err(io::Error::new(kind, message)),
+            Some((kind, message)) => Err(AppendError::Failed(io::Error::new(kind, message))),
             None => Ok(()),
         }
     }
@@ -313,7 +327,7 @@ impl History {
     /// The time of the newest record, if it has one (for the state's clock check).
     pub fn newest_time(&self) -> Option<SystemTime> {
         let newest = self.newest(1).ok()?.pop()?;
-        humantime::parse_rfc3339(&newest.time).ok()
+        crate::util::time::parse_rfc3339(&newest.time).ok()
     }
 
     /// The old file, then the current one, copied under the lock so a rotation or an
@@ -395,10 +409,8 @@ impl Drop for Leader {
         q.done = self.last;
         q.writing = false;
         q.writing_since = None;
-        #[cfg(test)]
-        {
-            q.batches += 1;
-        }
+        q.batches += 1;
+        log::trace!("event log: {} lines in {} flushes", q.done, q.batches);
         self.history.written.notify_all();
     }
 }
@@ -681,7 +693,7 @@ mod tests {
         let hang = log.lock_writer(); // the batch's writer blocks here as on a stuck disk
         let started = Instant::now();
         let err = log.append(&rec(1)).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(matches!(err, AppendError::Pending), "{err}");
         assert!(started.elapsed() < APPEND_WAIT * 2, "{:?}", started.elapsed());
         assert!(log.stuck_for().is_some());
         // A later caller queues behind the stuck batch and gives up in time too.

@@ -23,23 +23,21 @@ use std::error::Error;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::model::record::WindowChange;
-use crate::rules::window::ceil_secs;
+use crate::rules::clock::ClockGuard;
 pub use crate::rules::window::Status;
 use crate::rules::window::{changes, status_at};
 use crate::store::state_file::{self, STATE_FILE};
 use crate::store::storage::{self, Health};
+use crate::store::versioned;
 use crate::system::boot::Boot;
-use crate::{util::lock, util::rfc3339};
+use crate::util::lock;
+use crate::util::time::{ceil_secs, from_unix, rfc3339, rfc3339_unix, unix_secs};
 
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "state";
-/// A step back of the clock smaller than this is not taken for one: request threads read
-/// the clock before they take the lock, so under load their times arrive slightly out of
-/// order. It lets a window run at most this much longer after a real step back.
-const CLOCK_SLACK_SECS: u64 = 10;
 
 /// Called under the state lock with each change and the time it happened: it must only
 /// do bounded local work (append to a file, queue a notification), never network I/O.
@@ -50,9 +48,9 @@ struct Inner {
     open_until: Option<u64>,
     /// The boot the loaded window was written in, until `check_at_start` judged it.
     stored_boot: Option<String>,
-    /// The newest time (unix seconds) seen in a change, a status or the history: a clock
-    /// before it went back.
-    latest: u64,
+    /// The newest time seen in a change, a status or the history: a clock before it
+    /// went back.
+    clock: ClockGuard,
     /// The disk may not say what memory says, or a write failed (a close that could not be
     /// written, a start on a broken disk, a refused open): the disk watcher writes
     /// memory's state until it works.
@@ -78,12 +76,11 @@ impl Store {
         let mut inner = Inner {
             open_until: None,
             stored_boot: None,
-            latest: 0,
+            clock: ClockGuard::default(),
             stale: false,
             blocked: None,
             clock_warned: false,
         };
-        let path = dir.join(STATE_FILE);
         match storage::create_private_dir(dir)
             .map_err(Box::<dyn Error>::from)
             .and_then(|()| state_file::load(dir))
@@ -91,21 +88,17 @@ impl Store {
             Ok(stored) => {
                 inner.open_until = stored.open_until;
                 inner.stored_boot = stored.boot_id;
-                inner.latest = stored.updated_at.unwrap_or(0);
+                inner.clock = ClockGuard::new(stored.updated_at.unwrap_or(0));
             }
             Err(e) if !dir.is_dir() => {
                 health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
                 inner.stale = true;
             }
             Err(e) => {
-                log::error!("state file {}: {e}; the window is closed", path.display());
-                match storage::move_aside(&path) {
-                    Ok(to) => log::error!("the unreadable state file was kept as {}", to.display()),
-                    Err(e) => {
-                        let why = format!("the state file is unreadable and could not be moved aside ({e})");
-                        health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
-                        inner.blocked = Some(why);
-                    }
+                let read_error = format!("{e}; the window is closed");
+                if let Err(why) = versioned::set_aside(dir, STATE_FILE, "state file", &read_error) {
+                    health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
+                    inner.blocked = Some(why);
                 }
             }
         }
@@ -132,10 +125,10 @@ impl Store {
     pub fn check_at_start(&self, now: SystemTime, newest_record: Option<SystemTime>) {
         let mut inner = lock(&self.inner);
         if let Some(t) = newest_record {
-            inner.latest = inner.latest.max(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs());
+            inner.clock.saw(unix_secs(t));
         }
         let went_back = self.clock_went_back(&mut inner, now);
-        if inner.open_until.is_some_and(|until| UNIX_EPOCH + Duration::from_secs(until) > now) {
+        if inner.open_until.is_some_and(|until| from_unix(until) > now) {
             let close = if !self.boot.trusts(inner.stored_boot.as_deref()) {
                 log::warn!(
                     "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
@@ -174,7 +167,7 @@ impl Store {
         let mut inner = lock(&self.inner);
         let went_back = self.clock_went_back(&mut inner, now);
         match inner.open_until {
-            Some(until) if UNIX_EPOCH + Duration::from_secs(until) <= now => {
+            Some(until) if from_unix(until) <= now => {
                 self.close_locked(&mut inner, now, "expiry");
                 true
             }
@@ -189,7 +182,7 @@ impl Store {
     /// The stored end of the window, even if it already passed or looks like a clock
     /// jump (for the expiry watcher, which must see a window that `status` calls closed).
     pub fn stored_until(&self) -> Option<SystemTime> {
-        lock(&self.inner).open_until.map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        lock(&self.inner).open_until.map(from_unix)
     }
 
     pub fn status(&self, now: SystemTime) -> Status {
@@ -226,8 +219,7 @@ impl Store {
     pub fn open_window(&self, duration: Duration, now: SystemTime, source: &str) -> io::Result<Status> {
         let duration = duration.min(self.max_window);
         // From the current whole second, so a 5-minute window reports 300 s, not 301.
-        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let until = now_secs + ceil_secs(duration);
+        let until = unix_secs(now) + ceil_secs(duration);
         let mut inner = lock(&self.inner);
         self.clock_went_back(&mut inner, now); // the new window replaces the old anyway
         if let Some(why) = &inner.blocked {
@@ -246,7 +238,7 @@ impl Store {
         log::info!(
             "window opened for {} until {} by {source}",
             humantime::format_duration(duration),
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(until))
+            rfc3339_unix(until)
         );
         Ok(self.status_locked(&mut inner, now))
     }
@@ -304,18 +296,17 @@ impl Store {
     /// Whether `now` is before the newest time seen (by more than the slack); warns once
     /// per step and starts counting from `now`.
     fn clock_went_back(&self, inner: &mut Inner, now: SystemTime) -> bool {
-        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if now_secs + CLOCK_SLACK_SECS < inner.latest {
-            log::warn!(
-                "the clock went back from {} to {}: any open window is closed",
-                rfc3339(UNIX_EPOCH + Duration::from_secs(inner.latest)),
-                rfc3339(now)
-            );
-            inner.latest = now_secs;
-            return true;
+        let now_secs = unix_secs(now);
+        if !inner.clock.is_behind(now_secs) {
+            return false;
         }
-        inner.latest = inner.latest.max(now_secs);
-        false
+        log::warn!(
+            "the clock went back from {} to {}: any open window is closed",
+            rfc3339_unix(inner.clock.latest()),
+            rfc3339(now)
+        );
+        inner.clock.restart(now_secs);
+        true
     }
 }
 
@@ -365,6 +356,7 @@ pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status,
 mod tests {
     use super::*;
     use std::fs;
+    use std::time::UNIX_EPOCH;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -522,7 +514,10 @@ mod tests {
         let store = new_store(&dir, 12 * HOUR);
         let seen = recorder(&store);
         store.open_window(HOUR, at(100_000), "t").unwrap();
-        assert!(store.status(at(100_000 - CLOCK_SLACK_SECS)).is_open(), "threads' times out of order");
+        assert!(
+            store.status(at(100_000 - crate::rules::clock::BACKWARD_SLACK_SECS)).is_open(),
+            "threads' times out of order"
+        );
         assert!(!store.status(at(100_000 - 3600)).is_open());
         assert!(!new_store(&dir, 12 * HOUR).status(at(100_000 - 3600)).is_open(), "closed on disk");
         // From there on the clock counts from the new time: a new window works.

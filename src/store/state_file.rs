@@ -7,20 +7,19 @@
 //! closed), moving the file aside.
 
 use std::error::Error;
-use std::fs;
-use std::io;
+
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::window::ceil_secs;
-use crate::util::rfc3339;
+use crate::store::versioned;
+use crate::util::time::{parse_rfc3339, rfc3339, rfc3339_unix, unix_secs_ceil};
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 2;
 /// Versions this build reads.
-const READS: [u32; 2] = [1, VERSION];
+const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
 
 /// What the file says. A missing file says: closed, never changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -45,41 +44,26 @@ struct StateFile {
     boot_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct VersionOnly {
-    version: u32,
-}
-
 /// The file's bytes for a window ending at `open_until` (unix seconds), written at `now`
 /// by `source` in boot `boot_id`.
 pub fn encode(open_until: Option<u64>, now: SystemTime, source: &str, boot_id: Option<&str>) -> Vec<u8> {
     let file = StateFile {
         version: VERSION,
-        open_until: open_until.map(|s| rfc3339(UNIX_EPOCH + Duration::from_secs(s))),
+        open_until: open_until.map(rfc3339_unix),
         updated_at: rfc3339(now),
         updated_by: source.to_string(),
         boot_id: boot_id.map(str::to_string),
     };
-    let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    // Serializing plain strings cannot fail; an empty file would read as corrupt (closed).
+    versioned::encode(&file).unwrap_or_default()
 }
 
 /// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
 pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
-    let path = dir.join(STATE_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Stored::default()),
-        Err(e) => return Err(crate::store::storage::context(e, "read", &path).into()),
+    let Some(file) = versioned::read::<StateFile>(dir, STATE_FILE, "state file", READS)? else {
+        return Ok(Stored::default());
     };
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a state file: {e}"))?;
-    if !READS.contains(&v.version) {
-        return Err(format!("unsupported state file version {}", v.version).into());
-    }
-    let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt state file: {e}"))?;
-    let time =
-        |s: &str| humantime::parse_rfc3339(s).map(unix_secs_ceil).map_err(|e| format!("bad time {s:?}: {e}"));
+    let time = |s: &str| parse_rfc3339(s).map(unix_secs_ceil);
     Ok(Stored {
         open_until: file.open_until.as_deref().map(time).transpose()?,
         updated_at: Some(time(&file.updated_at)?),
@@ -87,13 +71,11 @@ pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
     })
 }
 
-pub fn unix_secs_ceil(t: SystemTime) -> u64 {
-    ceil_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn round_trips_and_reads_version_1() {

@@ -2,7 +2,7 @@
 //! the system's CA bundle, read once, shared by every HTTP agent. [`https_agent`] builds
 //! the one kind of agent that talks to the outside.
 //!
-//! Decision (issue 12): not Mozilla's roots compiled in (ureq's `rustls` feature, the
+//! Decision: not Mozilla's roots compiled in (ureq's `rustls` feature, the
 //! `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
 //! the roots at build time, while a Pi's `ca-certificates` package gets new roots and
 //! distrusts with its updates. The cost: a system without a bundle cannot verify anyone.

@@ -5,6 +5,7 @@
 //! Uses: nothing of ours.
 
 pub mod ratelog;
+pub mod time;
 
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards
 /// state that changes in single assignments or appends whole lines, so a poisoned lock
@@ -46,9 +47,23 @@ pub fn lock_within<T>(
     None
 }
 
-/// A time as RFC 3339 UTC in whole seconds, as the state file, the API and the history write it.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+/// Compares secrets (tokens, guest codes) in time that depends only on their lengths, so
+/// the time an answer takes says nothing about how close a guess came.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where this machine reaches a listener: loopback when it listens on every address.
+pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
 }
 
 /// This process's instance id: 64 random bits, hex, made on first use (`serve` uses it
@@ -86,6 +101,20 @@ pub fn loggable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn local_address_replaces_unspecified() {
+        assert_eq!(local_address("0.0.0.0:8081".parse().unwrap()).to_string(), "127.0.0.1:8081");
+        assert_eq!(local_address("[::]:8081".parse().unwrap()).to_string(), "[::1]:8081");
+        assert_eq!(local_address("192.0.2.5:8081".parse().unwrap()).to_string(), "192.0.2.5:8081");
+    }
 
     #[test]
     fn loggable_strips_controls() {

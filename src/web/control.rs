@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use crate::config::{Config, Secret};
 use crate::http::form;
-use crate::http::{constant_time_eq, HttpError, Request, Response};
+use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, CodesBody, ErrorBody, EventsBody, OpenRequest};
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::history::History;
 use crate::store::state::Store;
+use crate::util::constant_time_eq;
 use crate::util::loggable;
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -105,7 +106,7 @@ impl Control {
 
     /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
     fn codes_route(&self, req: &Request, now: SystemTime) -> Result<Response, HttpError> {
-        let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let unix = crate::util::time::unix_secs(now);
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
