@@ -1,7 +1,8 @@
 //! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
 //! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
 //! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
-//! configured URLs and cuts a URL down to what may be logged.
+//! configured URLs and cuts a URL down to what may be logged; `limits.rs` the listeners'
+//! tunable bounds.
 //!
 //! Uses: `model`, `util`.
 //!
@@ -13,6 +14,7 @@
 //! and column of a JSON syntax error), so a user can fix a bad config from one line of
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
+pub mod limits;
 pub mod url;
 pub mod values;
 
@@ -24,6 +26,7 @@ use std::time::Duration;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config::limits::LimitsConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{public_url, secret, target_url, token, unlock_digits};
@@ -87,6 +90,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    #[serde(deserialize_with = "object")]
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +173,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
 
+    let connection_lifetime = config.limits.connection_lifetime;
     // Until the stores are loaded the webhook forwards every call from the intercom
     // (and rejects strangers), and the control API answers 503 saying why.
     let webhook = Arc::new(Webhook::new(config.clone()));
@@ -57,14 +58,22 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let serving = webhook.clone();
     let webhook_site = Site {
         name: "webhook",
-        limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },
+        limits: Limits {
+            max_body_bytes: webhook::MAX_BODY_BYTES,
+            max_connections: webhook::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
         handler: Arc::new(move |r| serving.handle(r)),
         refusal: Response::text,
     };
     let controls = control.clone();
     let control_site = Site {
         name: "control",
-        limits: Limits { max_body_bytes: control::MAX_BODY_BYTES, max_connections: control::MAX_CONNECTIONS },
+        limits: Limits {
+            max_body_bytes: control::MAX_BODY_BYTES,
+            max_connections: control::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
         handler: Arc::new(move |r| match controls.get() {
             Some(c) => c.handle(r),
             None => control::refusal(

@@ -5,9 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::events::{events, names};
 use crate::harness::*;
-use crate::security::{form_body, post_signed, sign, signed_config, with_call_sid, AUTH_TOKEN, CALL, PUBLIC};
 
 const STRANGER: &str = "+15550000000";
 /// Stranger calls in the flood: more than twice what flushed both history files before.
