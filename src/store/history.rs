@@ -27,22 +27,15 @@
 //! - Bounded on disk: when a batch would push the file past [`ROTATE_AT_BYTES`], its lines
 //!   move to `events.jsonl.1` and a new file starts. At most twice that (plus one batch)
 //!   is ever on disk.
-//! - Noise never pushes out what the resident needs: when the old file is replaced, its
-//!   records of strangers (rejected calls, refused signatures) go, and the rest (unlocks,
-//!   code uses, window changes, forwards) are kept in front of the file's lines, as far
-//!   as the bound allows; only then the oldest noise, and last the oldest records, are
-//!   dropped. So a flood of strangers' calls, however long, leaves every other record of
-//!   the last [`ROTATE_AT_BYTES`] in place. The new `events.jsonl.1` is written atomically
-//!   before `events.jsonl` is removed; a power cut between leaves the file's lines twice,
-//!   which the next start notices (the old file ends with the whole current one) and
-//!   finishes the rotation.
+//! - Noise never pushes out what the resident needs: rotation keeps the old file's
+//!   records that are not a stranger's (`rotation.rs`).
 //! - Order is the order of appends, not of timestamps, so a clock step on a Pi without a
 //!   real-time clock cannot shuffle the history.
 //! - Reading copies both files under the writer lock (a few hundred KiB at most) and
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -50,7 +43,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::model::record::{EventKind, Record};
+use crate::model::record::Record;
+use crate::store::rotation;
 use crate::store::storage::{self, context, Health};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -151,7 +145,7 @@ impl History {
             sink,
             health,
         };
-        if let Err(e) = history.finish_rotation() {
+        if let Err(e) = rotation::finish(&history.dir, EVENTS_FILE, ROTATED_FILE) {
             log::warn!("could not finish an interrupted rotation of the event log: {e}");
         }
         let opened = history.lock_writer().ensure_open(&history.path(EVENTS_FILE));
@@ -264,7 +258,7 @@ impl History {
             w.ensure_open(&path)?;
             if w.size > 0 && w.size + batch.len() as u64 > ROTATE_AT_BYTES {
                 w.file = None;
-                self.rotate()?;
+                rotation::rotate(&self.dir, EVENTS_FILE, ROTATED_FILE, ROTATE_AT_BYTES)?;
                 w.torn = false; // the torn line went with the old file
                 w.ensure_open(&path)?;
             }
@@ -288,31 +282,6 @@ impl History {
             }
         }
         result
-    }
-
-    /// Moves the current file's lines to the old file, keeping the old file's records
-    /// that are not noise in front of them (see the module's comment). Called with the
-    /// writer lock held and the file closed.
-    fn rotate(&self) -> io::Result<()> {
-        let (path, rotated) = (self.path(EVENTS_FILE), self.path(ROTATED_FILE));
-        let old = read_if_any(&rotated)?;
-        let kept = keep_within(&old, &fs::read(&path).map_err(|e| context(e, "read", &path))?);
-        storage::write_atomically(&self.dir, ROTATED_FILE, &kept, 0o600)?;
-        fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
-        storage::sync_dir(&self.dir)
-    }
-
-    /// A power cut between writing the old file and removing the current one leaves the
-    /// current file's lines at the end of the old file too: remove the current file.
-    fn finish_rotation(&self) -> io::Result<()> {
-        let (path, rotated) = (self.path(EVENTS_FILE), self.path(ROTATED_FILE));
-        let current = read_if_any(&path)?;
-        if !current.is_empty() && read_if_any(&rotated)?.ends_with(&current) {
-            log::warn!("the event log's last rotation was interrupted (a power cut?); finishing it");
-            fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
-            storage::sync_dir(&self.dir)?;
-        }
-        Ok(())
     }
 
     /// The newest `limit` records, newest first, skipping lines that do not parse.
@@ -444,55 +413,6 @@ impl Writer {
     }
 }
 
-/// A file's bytes; none if it does not exist.
-fn read_if_any(path: &Path) -> io::Result<Vec<u8>> {
-    match fs::read(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        other => other.map_err(|e| context(e, "read", path)),
-    }
-}
-
-/// Records of strangers: a flood of them must not push the resident's records out.
-fn is_noise(line: &[u8]) -> bool {
-    serde_json::from_slice::<Record>(line)
-        .map_or(true, |r| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature))
-}
-
-/// The new old file: the old file's records that are not noise, then every line of the
-/// current file, within [`ROTATE_AT_BYTES`]: dropping the oldest noise first, then the
-/// oldest lines. Unreadable lines count as noise.
-fn keep_within(old: &[u8], current: &[u8]) -> Vec<u8> {
-    let lines = |b: &'_ [u8]| -> Vec<Vec<u8>> {
-        b.split(|c| *c == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| l.to_vec())
-            .collect()
-    };
-    let mut all: Vec<(bool, Vec<u8>)> =
-        lines(old).into_iter().filter(|l| !is_noise(l)).map(|l| (false, l)).collect();
-    all.extend(lines(current).into_iter().map(|l| (is_noise(&l), l)));
-    let mut size: u64 = all.iter().map(|(_, l)| l.len() as u64 + 1).sum();
-    let mut keep = vec![true; all.len()];
-    // The oldest noise goes first, then the oldest of the rest.
-    for noise_only in [true, false] {
-        for (i, (noise, line)) in all.iter().enumerate() {
-            if size <= ROTATE_AT_BYTES {
-                break;
-            }
-            if keep[i] && (*noise || !noise_only) {
-                keep[i] = false;
-                size -= line.len() as u64 + 1;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(size as usize);
-    for ((_, l), _) in all.into_iter().zip(keep).filter(|(_, k)| *k) {
-        out.extend_from_slice(&l);
-        out.push(b'\n');
-    }
-    out
-}
-
 /// Parses JSON lines, newest (last) first, up to `limit`. Returns the records and how
 /// many non-empty lines did not parse.
 fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
@@ -516,6 +436,8 @@ fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::record::EventKind;
+    use std::fs;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn tempdir(name: &str) -> PathBuf {

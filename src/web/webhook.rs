@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
-use crate::http::form::{self, Params};
+use crate::http::form;
 use crate::http::{HttpError, Request, Response};
-use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call::{self, CallRules};
 use crate::rules::codes;
@@ -24,8 +23,10 @@ use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::state::Store;
 use crate::util::ratelog::{Limiter, RateLog};
+pub use crate::web::call_request::Refused;
+use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Claim, Recent};
-use crate::{twilio::signature, twilio::twiml, util::lock, util::loggable};
+use crate::{twilio::twiml, util::lock, util::loggable};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -35,7 +36,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// it, eviction of waiting connections still applies. Each costs a thread and a 2 KiB
 /// read buffer: measured 27 MiB RSS with 1,050 connections open (see intercom.service).
 pub const MAX_CONNECTIONS: usize = 1100;
-const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// Where our keypad prompt sends the digits.
 pub const CODE_PATH: &str = "/voice/code";
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
@@ -87,15 +87,6 @@ pub struct Answered {
     /// For an unlock: what to answer instead if its record does not reach the disk in
     /// time (the door stays shut and the call is forwarded as if the window were closed).
     pub if_unrecorded: Option<Decision>,
-}
-
-/// A call's parameters, authenticated, and the numbers that apply to it.
-pub struct Call {
-    from: Option<String>,
-    call_sid: Option<String>,
-    digits: Option<String>,
-    expected: Option<PhoneNumber>,
-    forward_to: Vec<PhoneNumber>,
 }
 
 impl Webhook {
@@ -155,7 +146,7 @@ impl Webhook {
             (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             _ => return Err(HttpError::NotFound.into()),
         };
-        let call = match self.parse_call(req) {
+        let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
             Ok(call) => call,
             Err(e) => {
                 if matches!(e, Refused::BadSignature) {
@@ -283,65 +274,6 @@ impl Webhook {
         }
     }
 
-    /// Parses and authenticates a call's request. Errors mean no TwiML.
-    fn parse_call(&self, req: &Request) -> Result<Call, Refused> {
-        let query =
-            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
-        let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
-        self.check_signature(req, &body)?;
-
-        // Twilio puts the call's parameters in the body for POST and the query for GET.
-        let call_params = if req.method == "POST" { &body } else { &query };
-        let owned = |v: Option<&str>| v.map(str::to_string);
-
-        // Query overrides, for Twilio setups that already pass them in the webhook URL.
-        let expected = match one(&query, "ExpectedFrom")? {
-            Some(n) => Some(parse_number("ExpectedFrom", n)?),
-            None => self.config.intercom_number.clone(),
-        };
-        let forward_to = match one(&query, "PhoneNumberToDial")? {
-            Some(list) => {
-                list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
-            }
-            None => self.config.forward_to.clone(),
-        };
-        Ok(Call {
-            from: owned(one(call_params, "From")?),
-            call_sid: owned(one(call_params, "CallSid")?),
-            digits: owned(one(call_params, "Digits")?),
-            expected,
-            forward_to,
-        })
-    }
-
-    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), Refused> {
-        let (Some(token), Some(public_url)) =
-            (&self.config.twilio.auth_token, &self.config.webhook.public_url)
-        else {
-            return Ok(()); // unchecked: warned about at every start
-        };
-        let mut url = format!("{public_url}{}", req.path);
-        if !req.query.is_empty() {
-            url.push('?');
-            url.push_str(&req.query);
-        }
-        let valid = req
-            .header("x-twilio-signature")
-            .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
-        if valid {
-            return Ok(());
-        }
-        let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
-        self.bad_signature_log.warn(format_args!(
-            "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
-            req.method,
-            loggable(&req.path),
-            req.peer,
-            forwarded.unwrap_or_default()
-        ));
-        Err(Refused::BadSignature)
-    }
-
     /// Writes an answered call's history entries; `Pending` if any of them is not on disk
     /// in time. A rejected caller is recorded at a bounded rate: the first admitted after
     /// a flood says how many were left out.
@@ -403,19 +335,6 @@ fn twiml_response(xml: String) -> Response {
     Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
 }
 
-/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate).
-pub enum Refused {
-    Http(HttpError),
-    BadSignature,
-}
-
-impl From<HttpError> for Refused {
-    fn from(e: HttpError) -> Refused {
-        Refused::Http(e)
-    }
-}
-
 /// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
 /// guest codes are offered. `intercom simulate` calls this too, so it prints what the
 /// webhook would answer.
@@ -457,26 +376,6 @@ fn bad_signature(req: &Request, time: SystemTime) -> Record {
     let params = form::parse(source).unwrap_or_default();
     let get = |name| form::single(&params, name).ok().flatten().map(loggable);
     Record::bad_signature(get("CallSid"), get("From"), time)
-}
-
-fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
-    form::single(params, name).map_err(HttpError::BadRequest)
-}
-
-fn post_params(req: &Request) -> Result<Params, HttpError> {
-    if req.body.is_empty() {
-        return Ok(Vec::new());
-    }
-    let content_type = req.header("content-type").unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case(FORM_TYPE) {
-        return Err(HttpError::UnsupportedMediaType(FORM_TYPE));
-    }
-    form::parse(&req.body).map_err(|e| HttpError::BadRequest(format!("body: {e}")))
-}
-
-fn parse_number(param: &str, value: &str) -> Result<PhoneNumber, HttpError> {
-    PhoneNumber::parse(value).map_err(|m| HttpError::BadRequest(format!("query parameter {param}: {m}")))
 }
 
 #[cfg(test)]
