@@ -124,6 +124,7 @@ fn a_state_disk_that_hangs_at_start_still_forwards_calls_at_once() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("<Dial") && !r.body.contains("<Play"), "forwarded: {}", r.body);
     assert!(took < ANSWER_WITHIN_START, "answered {took:?} after the start");
+    eprintln!("a forward {took:?} after the process was spawned on a hanging state disk");
     let stranger = with_call_sid(CALL, "CAstranger");
     let stranger: Vec<_> =
         stranger.into_iter().map(|(k, v)| if k == "From" { (k, "+15550000000") } else { (k, v) }).collect();
