@@ -92,6 +92,27 @@ pub struct CodeStore {
 }
 
 impl Inner {
+    /// Why stored codes do not work at `now`, if they do not (none stored: nothing to say).
+    fn why_paused(&mut self, now: u64) -> Option<String> {
+        if !self.codes.iter().any(|c| !c.is_spent(now)) {
+            return None;
+        }
+        self.trusted(now);
+        if self.lockout.is_locked(now) {
+            let until = self.lockout.locked_until.map_or(String::new(), |u| rfc3339(at(u)));
+            return Some(format!("locked after {} wrong codes, until {until}", codes::MAX_FAILURES));
+        }
+        if let Some(why) = self.clock.paused(Instant::now()) {
+            return Some(why);
+        }
+        let waiting = self.codes.iter().filter(|c| self.untrusted.contains_key(&c.id)).count();
+        (waiting > 0).then(|| {
+            format!(
+                "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
+            )
+        })
+    }
+
     /// The codes that may be judged by `now`: none while the clock reads behind what
     /// it read before, and codes from an earlier boot only once the clock is synced.
     fn trusted(&mut self, now: u64) -> Vec<Code> {
@@ -161,33 +182,24 @@ impl CodeStore {
         lock(&self.inner).clock.note_earlier_reading(secs(t));
     }
 
+    /// Whether stored codes are paused now (see [`CodeStore::why_paused`]); `None` while a
+    /// write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller
+    /// looks again later).
+    pub fn paused(&self, now: SystemTime) -> Option<bool> {
+        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
+        Some(inner.why_paused(secs(now)).is_some())
+    }
+
     /// Why stored codes do not work now, if they do not (the API, the page and the log
     /// say it): a lock after wrong codes, a clock that stepped back, or codes from before
     /// a restart that wait for a synchronized clock.
-    pub fn paused(&self, now: SystemTime) -> Option<String> {
+    pub fn why_paused(&self, now: SystemTime) -> Option<String> {
         let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
             return Some(
                 "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
             );
         };
-        let now = secs(now);
-        if !inner.codes.iter().any(|c| !c.is_spent(now)) {
-            return None;
-        }
-        inner.trusted(now);
-        if inner.lockout.is_locked(now) {
-            let until = inner.lockout.locked_until.map_or(String::new(), |u| rfc3339(at(u)));
-            return Some(format!("locked after {} wrong codes, until {until}", codes::MAX_FAILURES));
-        }
-        if let Some(why) = inner.clock.paused(Instant::now()) {
-            return Some(why);
-        }
-        let waiting = inner.codes.iter().filter(|c| inner.untrusted.contains_key(&c.id)).count();
-        (waiting > 0).then(|| {
-            format!(
-                "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
-            )
-        })
+        inner.why_paused(secs(now))
     }
 
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher

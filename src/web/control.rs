@@ -76,7 +76,7 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.store.status(now).body();
                 body.instance = Some(crate::util::instance_id().to_string());
-                body.codes_paused = self.codes.paused(now);
+                body.codes_paused = self.codes.why_paused(now);
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
@@ -91,7 +91,7 @@ impl Control {
             _ => return Err(HttpError::NotFound),
         };
         let mut body = status.body();
-        body.codes_paused = self.codes.paused(now);
+        body.codes_paused = self.codes.why_paused(now);
         Ok(json_response(200, &body))
     }
 
@@ -110,7 +110,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
-                Ok(json_response(200, &CodesBody { codes, paused: self.codes.paused(now) }))
+                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {

@@ -11,6 +11,7 @@ mod hang;
 mod harness;
 mod layers;
 mod load;
+mod mqtt;
 mod notify;
 mod persistence;
 mod security;
