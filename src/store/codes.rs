@@ -99,8 +99,12 @@ impl Inner {
         }
         self.trusted(now);
         if self.lockout.is_locked(now) {
-            let until = self.lockout.locked_until.map_or(String::new(), |u| rfc3339(at(u)));
-            return Some(format!("locked after {} wrong codes, until {until}", codes::MAX_FAILURES));
+            // Minutes from now, not a clock time: the page and the API read it anywhere.
+            let minutes = self.lockout.locked_until.map_or(0, |u| u.saturating_sub(now).div_ceil(60));
+            return Some(format!(
+                "locked after {} wrong codes, for {minutes} more minute(s)",
+                codes::MAX_FAILURES
+            ));
         }
         if let Some(why) = self.clock.paused(Instant::now()) {
             return Some(why);
