@@ -118,7 +118,7 @@ fn a_state_disk_that_hangs_at_start_still_forwards_calls_at_once() {
     let fifo = state.join("state.json");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let started = Instant::now();
-    let s = Server::start_listening(dir.path(), signed_config());
+    let s = Server::start_listening(dir.path(), signed_config(), &[]);
     let (r, _) = signed_call(&s);
     let took = started.elapsed();
     assert_eq!(r.status, 200, "{r:?}");

@@ -181,8 +181,8 @@ impl Server {
 
     /// As `start_in`, but returns as soon as both listeners are bound, without waiting for
     /// the state to load (which a hanging disk never lets happen).
-    pub fn start_listening(dir: &Path, config: Value) -> Server {
-        Server::launch_inner(dir, config, &[], &[], true)
+    pub fn start_listening(dir: &Path, config: Value, env: &[(&str, &str)]) -> Server {
+        Server::launch_inner(dir, config, env, &[], true)
     }
 
     /// As `start_in`; `set_state_dir: false` keeps the config's own `state_dir`.
