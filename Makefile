@@ -49,7 +49,7 @@ lint: ## Formatting and clippy, as CI checks them
 
 lint-sh: ## shellcheck the scripts (cross/, tests/system/, tests/browser/, OpenWrt init, .deb maintainer scripts)
 	shellcheck -x cross/*.sh tests/system/*.sh tests/browser/*.sh
-	shellcheck -s sh configs/openwrt/intercom.init packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
+	shellcheck -s sh configs/openwrt/intercom.init configs/openwrt/intercom.ntp-hotplug packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
 
 FUZZ_SECONDS ?= 180
 fuzz: ## Run every cargo-fuzz target for FUZZ_SECONDS each (needs nightly and cargo-fuzz)

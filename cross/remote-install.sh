@@ -78,6 +78,11 @@ openwrt() {
   cp "$s/intercom.init" "$R/etc/init.d/.intercom.new"
   chmod 0755 "$R/etc/init.d/.intercom.new"
   mv -f "$R/etc/init.d/.intercom.new" "$R/etc/init.d/intercom"
+  # BusyBox ntpd's hotplug hook: tells intercom the clock is synchronized (docs/clock.md).
+  mkdir -p "$R/etc/hotplug.d/ntp"
+  cp "$s/intercom.ntp-hotplug" "$R/etc/hotplug.d/ntp/.25-intercom.new"
+  chmod 0755 "$R/etc/hotplug.d/ntp/.25-intercom.new"
+  mv -f "$R/etc/hotplug.d/ntp/.25-intercom.new" "$R/etc/hotplug.d/ntp/25-intercom"
   cp "$s/intercom.json.example" "$R/usr/share/intercom/intercom.json.example"
   echo "/etc/intercom/" > "$R/lib/upgrade/keep.d/intercom"
   if [ -e "$R/etc/intercom/intercom.json" ]; then

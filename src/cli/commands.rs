@@ -52,7 +52,11 @@ pub fn simulate(config: &Config, from: &str) {
             state::Status::closed()
         }
     };
-    let offered = crate::store::codes::peek_offer(&config.state_dir, status.is_open(), now);
+    let boot = crate::system::boot::Boot::detect();
+    let (offered, paused) = crate::store::codes::peek_offer(&config.state_dir, &boot, status.is_open(), now);
+    if let Some(why) = paused {
+        eprintln!("guest codes do not work now: {why}");
+    }
     let rules =
         crate::rules::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
     let decision =

@@ -22,6 +22,10 @@ pub struct StatusBody {
     /// `/healthz` shows through the tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Set while stored guest codes do not work, saying why (a lock after wrong codes, a
+    /// clock that stepped back, a clock not yet synchronized after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes_paused: Option<String>,
 }
 
 /// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
@@ -67,6 +71,9 @@ pub struct CodeBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodesBody {
     pub codes: Vec<CodeBody>,
+    /// Why the codes listed do not work now, if they do not (as `StatusBody::codes_paused`).
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 /// `GET /api/events`, newest first.

@@ -163,6 +163,10 @@ pub struct Record {
     /// `codes_locked`: when codes are accepted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// `call_rejected`: how many rejected calls before this one were counted but not
+    /// recorded (a flood is summarised, so it cannot push real records out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_recorded: Option<u64>,
 }
 
 /// Longest caller ID shown in a message: `+` and E.164's 15 digits.
@@ -198,6 +202,7 @@ impl Record {
             open_until: None,
             label: None,
             locked_until: None,
+            not_recorded: None,
         }
     }
 

@@ -34,6 +34,7 @@ impl Status {
             remaining_seconds: self.remaining_seconds,
             storage_problem: self.storage_problem.clone(),
             instance: None,
+            codes_paused: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::devices::Devices;
 use crate::store::history::History;
-use crate::store::state::{Status, Store};
+use crate::store::state::Store;
 use crate::twilio::signature;
 use crate::util::constant_time_eq;
 use crate::util::loggable;
@@ -114,6 +114,7 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.store.status(now).body();
                 body.instance = Some(crate::util::instance_id().to_string());
+                body.codes_paused = self.codes.why_paused(now);
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
@@ -127,7 +128,9 @@ impl Control {
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
-        Ok(status_response(status))
+        let mut body = status.body();
+        body.codes_paused = self.codes.why_paused(now);
+        Ok(json_response(200, &body))
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
@@ -183,7 +186,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
-                Ok(json_response(200, &CodesBody { codes }))
+                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -284,10 +287,6 @@ fn json_response(status: u16, body: &impl Serialize) -> Response {
     // Serializing our own plain structs cannot fail; an empty object would still be JSON.
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
-}
-
-fn status_response(status: Status) -> Response {
-    json_response(200, &status.body())
 }
 
 /// An asset embedded in the binary; may be cached for a day (it changes only with the binary).

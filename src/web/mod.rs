@@ -6,9 +6,14 @@
 //! which takes the token or a paired device's cookie; `pairing.rs` is its paired-device
 //! side: the cookie, the same-origin checks a cookie's requests pass, the pairing
 //! exchange and the device routes.
+//! `call_request.rs`: a webhook request read as a call, its signature checked first.
+//! `replay.rs`: the webhook's recent answers by route and `CallSid` (bounded in count and
+//! age), so a retried or replayed request gets the same answer and changes nothing.
 //!
 //! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
+pub mod call_request;
 pub mod control;
 pub mod pairing;
+pub mod replay;
 pub mod webhook;

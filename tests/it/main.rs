@@ -17,6 +17,7 @@ mod pairing;
 mod persistence;
 mod secrets;
 mod security;
+mod strangers;
 mod tls;
 mod trust;
 mod twilio_setup;
