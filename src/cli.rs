@@ -226,10 +226,9 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
 }
 
 fn summary(c: &Config) -> String {
-    let secret = |s: &Option<Secret>, from_env: bool, unset: &str| match (s, from_env) {
-        (Some(_), true) => "set (from the environment)".to_string(),
-        (Some(_), false) => "set".to_string(),
-        (None, _) => unset.to_string(),
+    let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| match s {
+        Some(_) => format!("set (from {})", config::secret_origin(c, from_env, var)),
+        None => unset.to_string(),
     };
     let numbers = |v: &[crate::phone::PhoneNumber]| {
         if v.is_empty() {
@@ -259,6 +258,7 @@ fn summary(c: &Config) -> String {
             secret(
                 &c.control.token,
                 c.control.token_from_env,
+                config::ENV_CONTROL_TOKEN,
                 "(not set: generated on first start into state_dir/control-token)",
             ),
         ),
@@ -273,7 +273,12 @@ fn summary(c: &Config) -> String {
         ),
         (
             "twilio.api_key_secret",
-            secret(&c.twilio.api_key_secret, c.twilio.api_key_secret_from_env, "(not set)"),
+            secret(
+                &c.twilio.api_key_secret,
+                c.twilio.api_key_secret_from_env,
+                config::ENV_TWILIO_API_KEY_SECRET,
+                "(not set)",
+            ),
         ),
         (
             "notify.webhook_url",
@@ -288,6 +293,7 @@ fn summary(c: &Config) -> String {
             secret(
                 &c.twilio.auth_token,
                 c.twilio.auth_token_from_env,
+                config::ENV_TWILIO_AUTH_TOKEN,
                 "(not set: WARNING, webhook signatures are not checked)",
             ),
         ),

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::config_values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config_values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config_values::{public_url, secret, target_url, token, unlock_digits};
+use crate::config_values::{public_origin, public_url, secret, target_url, token, unlock_digits};
 use crate::phone::PhoneNumber;
 use crate::record::EventKind;
 
@@ -77,6 +77,10 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    /// The secrets file read for this config, and the variables taken from it (rather
+    /// than from the process environment), so `check-config` can say where each came from.
+    #[serde(skip)]
+    pub env_file: Option<(PathBuf, Vec<&'static str>)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +89,7 @@ pub struct WebhookConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
-    #[serde(deserialize_with = "public_url")]
+    #[serde(deserialize_with = "public_origin")]
     pub public_url: Option<String>,
 }
 
@@ -158,6 +162,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
+            env_file: None,
         }
     }
 }
@@ -207,6 +212,43 @@ impl NotifyConfig {
     }
 }
 
+/// The values `configs/production.json` ships as placeholders, each with what replaces it.
+/// A config that still holds one was never filled in: every real call would be rejected,
+/// or Twilio pointed at a host that is not ours, while every other check says OK.
+pub const TEMPLATE_PLACEHOLDERS: &[(&str, &str, &str)] = &[
+    ("intercom_number", "+15550100001", "the number your intercom calls from"),
+    ("forward_to", "+15550100002", "your own phone number(s)"),
+    ("webhook.public_url", "https://intercom.example.com", "the https URL your tunnel serves"),
+    ("twilio.account_sid", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "your Account SID from the Twilio console"),
+    ("twilio.number", "+15550100003", "your Twilio phone number"),
+];
+
+/// One error per key that still holds the shipped template's placeholder. `serve`,
+/// `check-config`, `doctor` and `twilio-setup` refuse such a config; the parser does not,
+/// so tests and the dev config may use any number.
+pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
+    let phone = |n: &Option<PhoneNumber>| n.as_ref().map(|n| n.as_str().to_string());
+    let values = |key: &str| -> Vec<String> {
+        match key {
+            "intercom_number" => phone(&c.intercom_number).into_iter().collect(),
+            "forward_to" => c.forward_to.iter().map(|n| n.as_str().to_string()).collect(),
+            "webhook.public_url" => c.webhook.public_url.clone().into_iter().collect(),
+            "twilio.account_sid" => c.twilio.account_sid.clone().into_iter().collect(),
+            "twilio.number" => phone(&c.twilio.number).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut errors = Vec::new();
+    for &(key, placeholder, what) in TEMPLATE_PLACEHOLDERS {
+        if values(key).iter().any(|v| v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx")))
+        {
+            let fix = format!("still the template's placeholder {placeholder}: replace it with {what} (or run `intercom init`)");
+            errors.push(key_error(key, fix));
+        }
+    }
+    errors
+}
+
 /// A config error: one line that names the key, or the JSON position.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -242,15 +284,29 @@ pub const ENV_FILE: &str = "intercom.env";
 pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
-    let file = env_file(&file);
+    let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
+    let file = env_file(&std::fs::read_to_string(&file_path).unwrap_or_default());
+    let from_file = std::cell::RefCell::new(Vec::new());
     let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()))
+        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
+            let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
+            let known = [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET];
+            from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
+            Some(value)
+        })
     };
-    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    let mut config = parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    config.env_file = Some((file_path, from_file.into_inner()));
+    Ok(config)
+}
+
+/// Where a secret that came from the environment was found, for `check-config`.
+pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
+    match &c.env_file {
+        _ if !from_env => "the config file".to_string(),
+        Some((file, vars)) if vars.contains(&var) => format!("{var} in {}", file.display()),
+        _ => format!("{var} in the environment"),
+    }
 }
 
 /// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
@@ -602,6 +658,39 @@ mod tests {
                 ("INTERCOM_TWILIO_AUTH_TOKEN".to_string(), "quoted value".to_string()),
                 ("INTERCOM_CONTROL_TOKEN".to_string(), "plain-token-0123456789".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn the_shipped_template_is_refused_by_every_placeholder_key() {
+        let template = include_str!("../configs/production.json");
+        let c = parse(template, no_env).unwrap();
+        let errors: Vec<String> = unfilled_placeholders(&c).into_iter().map(|e| e.0).collect();
+        assert_eq!(errors.len(), TEMPLATE_PLACEHOLDERS.len(), "{errors:?}");
+        for ((key, placeholder, _), e) in TEMPLATE_PLACEHOLDERS.iter().zip(&errors) {
+            assert!(e.starts_with(&format!("config key `{key}`: still the template's placeholder")), "{e}");
+            assert!(template.contains(placeholder), "{key}: {placeholder} is not in the template");
+        }
+        // The dev config runs as is, and so does a filled-in template.
+        assert!(
+            unfilled_placeholders(&parse(include_str!("../configs/dev.json"), no_env).unwrap()).is_empty()
+        );
+        let filled = template
+            .replace("+15550100001", "+15558889999")
+            .replace("+15550100002", "+15552223333")
+            .replace("+15550100003", "+15550001111")
+            .replace("intercom.example.com", "door.example.net")
+            .replace("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "AC0123456789abcdef0123456789abcdef");
+        assert!(unfilled_placeholders(&parse(&filled, no_env).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn public_url_with_a_path_is_refused_with_the_fix() {
+        let e = err(r#"{"webhook": {"public_url": "https://door.example.com/voice"}}"#);
+        assert!(e.starts_with("config key `webhook.public_url`: ") && e.ends_with("remove /voice"), "{e}");
+        // The fallback URL is a TwiML Bin's: it has a path.
+        assert!(
+            parse(r#"{"twilio": {"fallback_url": "https://handler.twilio.com/twiml/EH1"}}"#, no_env).is_ok()
         );
     }
 

@@ -9,7 +9,7 @@ use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
 use crate::phone::PhoneNumber;
-use crate::url::{check_public_url, check_target_url};
+use crate::url::{check_public_origin, check_public_url, check_target_url};
 
 /// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
 const MAX_UNLOCK_DIGITS: usize = 32;
@@ -127,6 +127,11 @@ pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 
 pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
+}
+
+/// `webhook.public_url`: scheme and host only.
+pub fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::custom)
 }
 
 pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -43,6 +43,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // An untouched template passes every other check while every real call would fail.
+    if matches!(
+        args.command,
+        Command::Serve | Command::CheckConfig | Command::TwilioSetup { .. } | Command::FallbackTwiml
+    ) {
+        let unfilled = config::unfilled_placeholders(&config);
+        for e in &unfilled {
+            eprintln!("intercom: {}: {e}", args.config.display());
+        }
+        if !unfilled.is_empty() {
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(if serving { config.log_level } else { log::LevelFilter::Warn });
     let result = if serving { server::run(config) } else { cli::run(args.command, &config) };
     match result {

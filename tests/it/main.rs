@@ -12,6 +12,7 @@ mod harness;
 mod layers;
 mod load;
 mod notify;
+mod onboarding;
 mod persistence;
 mod security;
 mod tls;

@@ -1,0 +1,112 @@
+//! A new owner's traps: the untouched template and a `public_url` ending in `/voice` are
+//! refused by name before anything runs, and `check-config` says where each secret came from.
+
+use std::fs;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+const TEMPLATE_KEYS: [&str; 5] =
+    ["intercom_number", "forward_to", "webhook.public_url", "twilio.account_sid", "twilio.number"];
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn template() -> Value {
+    serde_json::from_str(include_str!("../../configs/production.json")).unwrap()
+}
+
+#[test]
+fn the_untouched_template_is_refused_by_key() {
+    let dir = TempDir::new("template");
+    let path = dir.path().join("intercom.json");
+    let mut c = template();
+    // Free ports and a private state dir, so a `serve` that wrongly started could not clash.
+    c["state_dir"] = json!(dir.path().join("state"));
+    c["webhook"]["listen"] = json!("127.0.0.1:0");
+    c["control"]["listen"] = json!("127.0.0.1:0");
+    fs::write(&path, c.to_string()).unwrap();
+    for cmd in [&["check-config"][..], &["serve"], &["twilio-setup", "--dry-run"], &["fallback-twiml"]] {
+        let o = cli(&path, cmd);
+        assert!(!o.status.success(), "{cmd:?}");
+        let err = stderr(&o);
+        for key in TEMPLATE_KEYS {
+            assert!(
+                err.contains(&format!("`{key}`: still the template's placeholder")),
+                "{cmd:?} {key}: {err}"
+            );
+        }
+        assert!(!dir.path().join("state").exists(), "{cmd:?} touched the state dir");
+    }
+
+    // One key left unfilled is still refused, by that key alone.
+    c["intercom_number"] = json!(INTERCOM);
+    c["forward_to"] = json!([RESIDENT]);
+    c["webhook"]["public_url"] = json!("https://door.example.net");
+    c["twilio"] = json!({"account_sid": "AC0123456789abcdef0123456789abcdef", "number": "+15550001111"});
+    fs::write(&path, c.to_string()).unwrap();
+    assert!(cli(&path, &["check-config"]).status.success());
+    c["forward_to"] = json!([RESIDENT, "+15550100002"]);
+    fs::write(&path, c.to_string()).unwrap();
+    let o = cli(&path, &["check-config"]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("`forward_to`: still the template's placeholder +15550100002"));
+}
+
+#[test]
+fn public_url_with_voice_is_refused_with_the_fix() {
+    let dir = TempDir::new("voice-url");
+    let path = dir.path().join("intercom.json");
+    let mut c = base_config();
+    c["webhook"]["public_url"] = json!("https://door.example.net/voice");
+    fs::write(&path, c.to_string()).unwrap();
+    for cmd in ["check-config", "serve", "doctor"] {
+        let o = cli(&path, &[cmd]);
+        assert!(!o.status.success(), "{cmd}");
+        let text = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
+        assert!(text.contains("`webhook.public_url`") && text.contains("remove /voice"), "{cmd}: {text}");
+    }
+}
+
+#[test]
+fn check_config_says_where_each_secret_came_from() {
+    let dir = TempDir::new("origins");
+    let path = dir.path().join("intercom.json");
+    let mut c = base_config();
+    c["webhook"]["public_url"] = json!("https://door.example.net");
+    c["twilio"] = json!({"account_sid": "AC0123", "api_key_sid": "SK0123"});
+    fs::write(&path, c.to_string()).unwrap();
+    fs::write(
+        dir.path().join("intercom.env"),
+        "INTERCOM_TWILIO_AUTH_TOKEN=file-secret-auth\nINTERCOM_TWILIO_API_KEY_SECRET=file-secret-key\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("INTERCOM_TWILIO_API_KEY_SECRET", "env-secret-key")
+        .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .env_remove("INTERCOM_CONTROL_TOKEN")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let row = |key: &str| out.lines().find(|l| l.trim_start().starts_with(&format!("{key} "))).unwrap_or("");
+    assert!(row("control.token").ends_with("set (from the config file)"), "{out}");
+    let env_file = dir.path().join("intercom.env");
+    assert!(
+        row("twilio.auth_token")
+            .ends_with(&format!("set (from INTERCOM_TWILIO_AUTH_TOKEN in {})", env_file.display())),
+        "{out}"
+    );
+    assert!(
+        row("twilio.api_key_secret")
+            .ends_with("set (from INTERCOM_TWILIO_API_KEY_SECRET in the environment)"),
+        "{out}"
+    );
+    assert!(!out.contains("secret-") && !out.contains(TOKEN), "{out}");
+}
