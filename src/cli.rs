@@ -136,7 +136,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Open(duration) => {
             let minutes = match duration {
-                Some(d) => Some(config::whole_minutes(&d)?),
+                Some(d) => Some(window_minutes(&d, config.max_window)?),
                 None => None,
             };
             let body = minutes.map_or(String::new(), |m| format!("{{\"minutes\":{m}}}"));
@@ -191,13 +191,24 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     }
 }
 
+/// `open DUR` checked here, so the answer speaks of what was typed and of the config key
+/// that limits it rather than of the API's `minutes`.
+fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
+    let minutes = config::whole_minutes(text)?;
+    let max = humantime::format_duration(max_window);
+    if minutes * 60 > max_window.as_secs() {
+        return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
+    }
+    Ok(minutes)
+}
+
 fn print_status(status: &serde_json::Value) -> Result<(), Box<dyn Error>> {
     let open = status["open"].as_bool().ok_or("the server answered without \"open\"")?;
     if open {
         let left = status["remaining_seconds"].as_u64().unwrap_or(0);
         println!(
             "open until {} ({} left)",
-            status["open_until"].as_str().unwrap_or("?"),
+            crate::local_time::local_rfc3339(status["open_until"].as_str().unwrap_or("?")),
             humantime::format_duration(Duration::from_secs(left))
         );
     } else {
@@ -360,6 +371,18 @@ mod tests {
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn open_durations_speak_of_what_was_typed() {
+        let max = Duration::from_secs(12 * 3600);
+        assert_eq!(window_minutes("1h30m", max), Ok(90));
+        assert_eq!(window_minutes("12h", max), Ok(720));
+        assert_eq!(
+            window_minutes("24h", max).unwrap_err(),
+            "open 24h: at most 12h (max_window); try 12h or raise max_window"
+        );
+        assert!(window_minutes("90", max).unwrap_err().contains("write 90m"));
     }
 
     #[test]

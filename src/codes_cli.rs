@@ -67,7 +67,7 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, Box<dyn Error>> {
     v[name].as_str().ok_or_else(|| format!("the server answered without \"{name}\"").into())
 }
 
-/// `"plumber", 1 use left, until 2026-11-28T09:30:00Z (23h 59m left), id 1a2b3c4d`.
+/// `"plumber", 1 use left, until 2026-11-28 10:30:00 CET (23h 59m left), id 1a2b3c4d`.
 fn describe(c: &Value) -> Result<String, Box<dyn Error>> {
     let uses = c["uses_left"].as_u64().unwrap_or(0);
     let left = Duration::from_secs(c["remaining_seconds"].as_u64().unwrap_or(0) / 60 * 60);
@@ -75,7 +75,7 @@ fn describe(c: &Value) -> Result<String, Box<dyn Error>> {
         "{:?}, {uses} use{} left, until {} ({} left), id {}",
         field(c, "label")?,
         if uses == 1 { "" } else { "s" },
-        field(c, "valid_until")?,
+        crate::local_time::local_rfc3339(field(c, "valid_until")?),
         humantime::format_duration(left),
         field(c, "id")?
     ))

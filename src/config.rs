@@ -212,6 +212,40 @@ impl NotifyConfig {
     }
 }
 
+/// Every key the parser accepts, with an example value as JSON. A type error quotes the
+/// example; docs/config.md documents each key (tests/it/docs.rs), and a test here checks
+/// that this list is exactly what the structs accept, so neither can drift.
+pub const KEYS: &[(&str, &str)] = &[
+    ("intercom_number", r#""+15558889999""#),
+    ("forward_to", r#"["+15552223333"]"#),
+    ("unlock_digits", r#""ww9""#),
+    ("default_window", r#""2h""#),
+    ("max_window", r#""12h""#),
+    ("dial_timeout", r#""25s""#),
+    ("no_answer_message", r#""Sorry, nobody is answering. Please try again later.""#),
+    ("state_dir", r#""/var/lib/intercom""#),
+    ("log_level", r#""info""#),
+    ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
+    ("webhook.listen", r#""127.0.0.1:8080""#),
+    ("webhook.public_url", r#""https://door.example.net""#),
+    ("control", r#"{"listen": "0.0.0.0:8081"}"#),
+    ("control.listen", r#""0.0.0.0:8081""#),
+    ("control.token", r#""a-long-random-token-0123""#),
+    ("twilio", r#"{"account_sid": "AC0123456789abcdef0123456789abcdef"}"#),
+    ("twilio.account_sid", r#""AC0123456789abcdef0123456789abcdef""#),
+    ("twilio.auth_token", r#""0123456789abcdef0123456789abcdef""#),
+    ("twilio.sms_from", r#""+15550001111""#),
+    ("twilio.api_base", r#""https://api.twilio.com""#),
+    ("twilio.number", r#""+15550001111""#),
+    ("twilio.fallback_url", r#""https://handler.twilio.com/twiml/EH0123""#),
+    ("twilio.api_key_sid", r#""SK0123456789abcdef0123456789abcdef""#),
+    ("twilio.api_key_secret", r#""0123456789abcdef0123456789abcdef""#),
+    ("notify", r#"{"sms_to": ["+15552223333"]}"#),
+    ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
+    ("notify.sms_to", r#"["+15552223333"]"#),
+    ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+];
+
 /// The values `configs/production.json` ships as placeholders, each with what replaces it.
 /// A config that still holds one was never filled in: every real call would be rejected,
 /// or Twilio pointed at a host that is not ours, while every other check says OK.
@@ -371,7 +405,16 @@ fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
             let known = known.replace('`', "");
             key_error(key, format!("unknown key (known here: {known})"))
         }
-        None => key_error(key, format!("{msg}{item}")),
+        None => {
+            // A value of the wrong type: show the form it should have.
+            let example = KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| e);
+            match example {
+                Some(e) if msg.starts_with("invalid type") || msg.starts_with("expected") => {
+                    key_error(key, format!("{msg}{item}; write it like {e}"))
+                }
+                _ => key_error(key, format!("{msg}{item}")),
+            }
+        }
     }
 }
 
@@ -684,6 +727,58 @@ mod tests {
         assert!(unfilled_placeholders(&parse(&filled, no_env).unwrap()).is_empty());
     }
 
+    /// The keys serde lists as known for a section, from the error an unknown key gives.
+    fn known_keys(section: &str) -> Vec<String> {
+        let text = if section.is_empty() {
+            r#"{"no_such_key": 1}"#.to_string()
+        } else {
+            format!(r#"{{"{section}": {{"no_such_key": 1}}}}"#)
+        };
+        let e = err(&text);
+        let list = e.split("(known here: ").nth(1).unwrap().trim_end_matches(')');
+        let prefix = if section.is_empty() { String::new() } else { format!("{section}.") };
+        list.split(", ").map(|k| format!("{prefix}{k}")).collect()
+    }
+
+    #[test]
+    fn the_key_list_is_exactly_what_the_structs_accept() {
+        let mut accepted = known_keys("");
+        for section in ["webhook", "control", "twilio", "notify"] {
+            accepted.extend(known_keys(section));
+        }
+        accepted.sort();
+        let mut listed: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, accepted);
+        // Every example is a value the parser takes (with what its neighbours need).
+        for (key, example) in KEYS {
+            let value = match key.split_once('.') {
+                Some((section, k)) => format!(r#"{{"{section}": {{"{k}": {example}}}}}"#),
+                None => format!(r#"{{"{key}": {example}}}"#),
+            };
+            let needs = r#""webhook": {"public_url": "https://d.example"}, "#;
+            let with = |v: &str| format!("{{{needs}{}", &v[1..]);
+            let ok = parse(&value, no_env).is_ok()
+                || parse(&with(&value), no_env).is_ok()
+                || key.starts_with("twilio.api_key")
+                || key.starts_with("notify");
+            assert!(ok, "{key}: {value}: {:?}", parse(&value, no_env).err());
+        }
+    }
+
+    #[test]
+    fn type_errors_give_the_expected_form() {
+        let e = err(r#"{"default_window": 90}"#);
+        assert!(e.starts_with("config key `default_window`: ") && e.contains(r#"write "90m""#), "{e}");
+        assert!(err(r#"{"max_window": "90"}"#).contains("write 90m"));
+        let e = err(r#"{"intercom_number": 15558889999}"#);
+        assert!(e.contains("`intercom_number`") && e.contains(r#"like "+15558889999""#), "{e}");
+        let e = err(r#"{"webhook": {"listen": 8080}}"#);
+        assert!(e.contains("`webhook.listen`") && e.contains(r#"like "127.0.0.1:8080""#), "{e}");
+        let e = err(r#"{"forward_to": [15552223333]}"#);
+        assert!(e.contains("`forward_to`") && e.contains("+15552223333"), "{e}");
+    }
+
     #[test]
     fn public_url_with_a_path_is_refused_with_the_fix() {
         let e = err(r#"{"webhook": {"public_url": "https://door.example.com/voice"}}"#);
@@ -706,7 +801,7 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0m").is_err());
         assert!(parse_duration("-5m").is_err());
-        assert!(parse_duration("5").is_err());
+        assert_eq!(parse_duration("90").unwrap_err(), "90 has no unit: write 90m (minutes), or 2h, 1h30m");
         assert!(parse_duration("").is_err());
     }
 }

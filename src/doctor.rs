@@ -19,7 +19,7 @@ use crate::client::{display_addr, local_address, Client};
 use crate::config::{self, Config};
 use crate::setup::{self, VOICE_METHOD};
 use crate::twilio::Rest;
-use crate::{clock, loggable, INSTANCE_HEADER};
+use crate::{clock, local_time, loggable, INSTANCE_HEADER};
 
 /// The server's listeners are on this machine: an answer slower than this is a fault.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -182,7 +182,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
     match client.call("GET", "/api/status", "") {
         Ok(s) => {
             let window = if s["open"] == true {
-                format!("open until {}", s["open_until"].as_str().unwrap_or("?"))
+                format!("open until {}", local_time::local_rfc3339(s["open_until"].as_str().unwrap_or("?")))
             } else {
                 "closed".into()
             };
@@ -414,5 +414,5 @@ fn describe_call(e: &Value) -> String {
         .unwrap_or_default();
     let from = e["from"].as_str().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
     let what = loggable(e["event"].as_str().unwrap_or("?").trim_start_matches("call_"));
-    format!("newest call: {time}{ago}{from}, {what}")
+    format!("newest call: {}{ago}{from}, {what}", local_time::local_rfc3339(time))
 }

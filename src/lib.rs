@@ -23,7 +23,7 @@
 //! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
 //! | 3 call rules | `call.rs`, `twiml.rs`, `codes.rs`, `window.rs` | layers 0-2 |
 //! | 2 vocabulary and config | `record.rs`, `config.rs`, `config_values.rs` | layers 0-1 |
-//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs` | layer 0 |
+//! | 1 parsers | `form.rs`, `phone.rs`, `signature.rs`, `url.rs`, `retry_after.rs`, `tls.rs`, `local_time.rs` | layer 0 |
 //! | 0 crate root | `lib.rs`, `ratelog.rs` | layer 0 |
 //!
 //! What each owns:
@@ -99,6 +99,8 @@
 //!   them).
 //! - `tls.rs`: which CAs outbound HTTPS trusts (the system's bundle, read once); every
 //!   HTTP agent takes its TLS settings from there.
+//! - `local_time.rs`: times shown to people (CLI, `doctor`) in the system's time zone,
+//!   with the zone's name.
 //!
 //! # Invariants
 //!
@@ -139,6 +141,7 @@ pub mod expiry;
 pub mod form;
 pub mod history;
 pub mod http;
+pub mod local_time;
 pub mod notify;
 pub mod phone;
 pub mod pool;

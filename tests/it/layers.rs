@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("signature", 1),
     ("url", 1),
     ("retry_after", 1),
+    ("local_time", 1),
     // and the TLS roots: reads the system's CA bundle; uses nothing of ours
     ("tls", 1),
     // vocabulary and config
