@@ -4,6 +4,7 @@ mod cli;
 mod codes;
 mod control;
 mod disk;
+mod docs;
 mod doctor;
 mod events;
 mod fake_http;
