@@ -28,6 +28,11 @@ usage:
                                           make a guest code (default: 1 day, 1 use); prints it
   intercom code list    [--config FILE]   the active guest codes
   intercom code rm ID   [--config FILE]   delete a guest code
+  intercom init         [--config FILE]   guided first setup: asks, checks, writes the config + intercom.env
+  intercom init --account-sid AC… --auth-token T --twilio-number N --forward-to N[,N]
+                --public-url URL [--api-key-sid SK… --api-key-secret S]
+                [--intercom-number N | --learn-intercom [--learn-timeout DUR]] [--force]
+                                          the same without questions
   intercom --version | --help
 
 FILE defaults to /etc/intercom/intercom.json.";
@@ -45,6 +50,7 @@ pub enum Command {
     FallbackTwiml,
     Doctor,
     Code(CodeArgs),
+    Init(crate::init::InitArgs),
     Version,
     Help,
 }
@@ -60,6 +66,9 @@ pub struct Args {
 pub struct UsageError(pub String);
 
 pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
+    if command_word(args) == Some("init") {
+        return parse_init(args);
+    }
     let mut config = None;
     let mut from = None;
     let mut dry_run = false;
@@ -131,6 +140,44 @@ pub fn parse_args(args: &[String]) -> Result<Args, UsageError> {
     Ok(Args { command, config: PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into())) })
 }
 
+/// The command's name: the first word that is not an option or `--config`'s value.
+fn command_word(args: &[String]) -> Option<&str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a),
+        }
+    }
+    None
+}
+
+/// `init` has flags of its own (one per question).
+fn parse_init(args: &[String]) -> Result<Args, UsageError> {
+    let mut init = crate::init::InitArgs::default();
+    let mut config = None;
+    let mut seen_init = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "init" if !seen_init => seen_init = true,
+            "--help" | "-h" => return Ok(Args { command: Command::Help, config: PathBuf::new() }),
+            "--config" | "-c" => config = Some(value().map_err(UsageError)?),
+            a => {
+                if !crate::init::parse_flag(&mut init, a, &mut value).map_err(UsageError)? {
+                    return Err(UsageError(format!("unexpected {a:?} for init")));
+                }
+            }
+        }
+    }
+    let config = PathBuf::from(config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into()));
+    Ok(Args { command: Command::Init(init), config })
+}
+
 /// Runs a command other than `serve`, `--help` and `--version`; prints its answer.
 pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
     match command {
@@ -185,7 +232,7 @@ pub fn run(command: Command, config: &Config) -> Result<(), Box<dyn Error>> {
             print!("{}", crate::setup::fallback_twiml(config)?);
             Ok(())
         }
-        Command::Serve | Command::Doctor | Command::Help | Command::Version => {
+        Command::Serve | Command::Doctor | Command::Init(_) | Command::Help | Command::Version => {
             unreachable!("handled in main")
         }
     }
@@ -349,6 +396,13 @@ mod tests {
         );
         assert_eq!(args("code list").unwrap().command, Command::Code(CodeArgs::List));
         assert_eq!(args("code rm ab12").unwrap().command, Command::Code(CodeArgs::Rm("ab12".into())));
+        let a = args("-c x.json init --forward-to +15552223333 --learn-intercom").unwrap();
+        assert_eq!(a.config, PathBuf::from("x.json"));
+        let Command::Init(init) = a.command else { panic!("not init") };
+        assert!(init.learn && init.forward_to.as_deref() == Some("+15552223333"));
+        assert!(
+            args("init --forward-to").is_err() && args("init --from x").is_err() && args("init x").is_err()
+        );
     }
 
     #[test]

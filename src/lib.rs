@@ -17,7 +17,7 @@
 //! | layer | modules | may use |
 //! |---|---|---|
 //! | 8 binary | `main.rs` | layers 0-7 |
-//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs` | layers 0-6 |
+//! | 7 application | `server.rs`, `cli.rs`, `codes_cli.rs`, `client.rs`, `setup.rs`, `doctor.rs`, `init.rs` | layers 0-6 |
 //! | 6 listeners | `webhook.rs`, `control.rs` | layers 0-5 |
 //! | 5 HTTP infrastructure | `http.rs`, `connections.rs`, `pool.rs` | layer 0 |
 //! | 4 services | `state.rs`, `state_file.rs`, `token.rs`, `history.rs`, `storage.rs`, `boot.rs`, `notify.rs`, `twilio.rs`, `clock.rs`, `expiry.rs`, `codes_store.rs`, `watchdog.rs` | layers 0-3 |
@@ -35,7 +35,8 @@
 //!   `check-config`, `simulate`, `fallback-twiml`). Client commands talk to the running
 //!   server's control API through `client.rs`, so the server is the only writer of the
 //!   state. `setup.rs`: `twilio-setup` (and the fallback TwiML); `doctor.rs`: `doctor`,
-//!   which checks config, server, tunnel, Twilio, disk and clock.
+//!   which checks config, server, tunnel, Twilio, disk and clock. `init.rs`: `init`, the
+//!   guided first setup that writes the config and the secrets file.
 //! - `server.rs`: `serve`: opens the state, the history and the notifier, wires them
 //!   (every window change becomes a history record, every record goes to the notifier),
 //!   binds both listeners and runs them. The only module that knows all the services.
@@ -141,6 +142,7 @@ pub mod expiry;
 pub mod form;
 pub mod history;
 pub mod http;
+pub mod init;
 pub mod local_time;
 pub mod notify;
 pub mod phone;

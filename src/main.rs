@@ -30,6 +30,17 @@ fn main() -> ExitCode {
             init_logging(log::LevelFilter::Warn);
             return if intercom::doctor::run(&args.config) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
         }
+        // Init writes the config, so it does not load one.
+        Command::Init(init) => {
+            init_logging(log::LevelFilter::Warn);
+            return match intercom::init::run(&args.config, init) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("intercom: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         _ => {}
     }
     let serving = args.command == Command::Serve;

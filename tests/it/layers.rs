@@ -61,6 +61,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("client", 7),
     ("setup", 7),
     ("doctor", 7),
+    ("init", 7),
     ("codes_cli", 7),
     ("main", 8),
 ];

@@ -10,6 +10,7 @@ mod events;
 mod fake_http;
 mod hang;
 mod harness;
+mod init_tmux;
 mod layers;
 mod load;
 mod notify;

@@ -143,3 +143,93 @@ fn open_speaks_of_what_was_typed_and_shows_local_time() {
         "{out} vs {until}"
     );
 }
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const AUTH: &str = "0123456789abcdef0123456789abcdeF";
+
+fn init(config: &std::path::Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intercom"));
+    cmd.args(["init", "--config"]).arg(config);
+    cmd.args(["--account-sid", SID, "--auth-token", AUTH, "--twilio-number", "+1 555 000 1111"]);
+    cmd.args(["--forward-to", "+15552223333, +15552224444", "--public-url", "https://door.example.net/"]);
+    cmd.args(extra).env_remove("INTERCOM_TWILIO_AUTH_TOKEN").env_remove("INTERCOM_CONTROL_TOKEN");
+    cmd
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_with_flags_writes_the_config_and_the_secrets_file() {
+    let dir = TempDir::new("init-flags");
+    let path = dir.path().join("etc/intercom.json");
+    let env_file = dir.path().join("etc/intercom.env");
+    // A bad answer is refused by its flag, and nothing is written.
+    let o = init(&path, &["--intercom-number", "5558889999"]).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("+15552223333") && !path.exists(), "{}", stderr(&o));
+    let o = init(&path, &["--public-url", "https://door.example.net/voice"]).output().unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("--public-url") && stderr(&o).contains("remove /voice")
+    );
+    assert!(!path.exists() && !env_file.exists());
+
+    // Over the untouched template, as a fresh .deb leaves it.
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, include_str!("../../configs/production.json")).unwrap();
+    fs::write(&env_file, "# kept\nINTERCOM_CONTROL_TOKEN=kept-control-token-0123\n").unwrap();
+    let o = init(&path, &["--intercom-number", "+1 (555) 888-9999"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!((mode(&path), mode(&env_file)), (0o644, 0o600));
+    let text = fs::read_to_string(&path).unwrap();
+    let c: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(c["intercom_number"], "+15558889999");
+    assert_eq!(c["forward_to"], json!(["+15552223333", "+15552224444"]));
+    assert_eq!(c["webhook"]["public_url"], "https://door.example.net");
+    assert_eq!(c["twilio"], json!({"account_sid": SID, "number": "+15550001111"}));
+    assert_eq!(c["state_dir"], "/var/lib/intercom", "the template's other keys stay");
+    assert!(!text.contains(AUTH), "a secret in the config: {text}");
+    let env = fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("# kept\n") && env.contains("INTERCOM_CONTROL_TOKEN=kept-control-token-0123\n"));
+    assert!(env.contains(&format!("INTERCOM_TWILIO_AUTH_TOKEN={AUTH}\n")), "{env}");
+    let o = cli(&path, &["check-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("set (from INTERCOM_TWILIO_AUTH_TOKEN in"));
+
+    // A config that is no longer the template is not replaced without --force.
+    let o = init(&path, &["--intercom-number", "+15550000001"]).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn init_learns_the_intercom_number_from_the_next_rejected_call() {
+    use std::io::{BufRead, BufReader};
+    let mut c = base_config();
+    c.as_object_mut().unwrap().remove("intercom_number");
+    let s = Server::start(c);
+    s.ring("+15550009999"); // an earlier call: not the one init is waiting for
+    let mut child = init(&s.config_path, &["--learn-intercom", "--learn-timeout", "60s", "--force"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Waiting for a call") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "init ended early: {seen}");
+        seen.push_str(&line);
+    }
+    let call = s.call("POST", "/voice", "CallSid=CAlearn1&From=%2B1%20555%20777%200001&To=%2B15550001111");
+    assert!(call.body.contains("<Reject"), "{}", call.body);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{seen}{rest}");
+    assert!(rest.contains("intercom_number is +15557770001"), "{rest}");
+    let c: Value = serde_json::from_str(&fs::read_to_string(&s.config_path).unwrap()).unwrap();
+    assert_eq!(c["intercom_number"], "+15557770001");
+    assert_eq!(c["control"]["token"], TOKEN, "the server's other keys stay");
+}
