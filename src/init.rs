@@ -320,7 +320,10 @@ fn learn_intercom(
     mut prompt: Option<&mut Prompt>,
 ) -> Result<PhoneNumber, Box<dyn Error>> {
     let c = config::load_with_env_file(path)?;
-    println!("Start (or restart) the server so it reads the new config: `sudo systemctl restart intercom`.");
+    println!("In another terminal, so that the call reaches this server: `sudo systemctl restart intercom`");
+    println!(
+        "(it reads the new config), and once `sudo intercom twilio-setup` (Twilio then sends calls here)."
+    );
     let deadline = Instant::now() + timeout;
     let mut seen: Option<Vec<String>> = None;
     let mut said = false;

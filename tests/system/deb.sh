@@ -101,7 +101,7 @@ st=$(in_ct systemctl is-active intercom.service 2>/dev/null || true)
 for key in intercom_number webhook.public_url twilio.account_sid; do
   grep -q "\`$key\`: still the template's placeholder" "$tmp/dpkg1.log" || fail "postinst did not name $key"
 done
-grep -q "next: fill in /etc/intercom/intercom.json" "$tmp/dpkg1.log" && grep -q "sudo systemctl start intercom" "$tmp/dpkg1.log" \
+grep -q "next: run 'sudo intercom init'" "$tmp/dpkg1.log" && grep -q "sudo systemctl start intercom" "$tmp/dpkg1.log" \
   && pass "postinst printed the refused keys and the next step" || { cat "$tmp/dpkg1.log"; fail "postinst message"; }
 in_ct sed -i "${FILL_TEMPLATE[@]}" /etc/intercom/intercom.json
 in_ct /usr/bin/intercom check-config --config /etc/intercom/intercom.json > /dev/null && pass "filled-in config passes check-config" || fail "filled-in config refused"
