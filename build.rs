@@ -1,7 +1,7 @@
 //! Links the native glibc build with packed relative relocations (`-z pack-relative-relocs`,
 //! DT_RELR) when the glibc it links against can load them: the same position-independent
 //! executable (ASLR kept) with its relative relocations in about 1 KiB instead of 24 bytes
-//! each in `.rela.dyn`, 65 KiB less in all (issue 12's 2 MiB host budget; BENCHMARKS.md).
+//! each in `.rela.dyn`, 65 KiB less in all (the host binary's 2 MiB size budget; BENCHMARKS.md).
 //!
 //! Only glibc 2.36 and newer can load such a binary, and they say so by defining the
 //! symbol version `GLIBC_ABI_DT_RELR`, which the linker then records as a need. So the

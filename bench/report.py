@@ -233,7 +233,7 @@ def budget(what, figure, ok):
     p(f"| {what} | {figure} | {'met' if ok else ('**missed**' if ok is not None else 'not measured')} |")
 
 
-p("\n### Budgets (issue 12; reported, not asserted)\n")
+p("\n### Budgets (reported, not asserted)\n")
 p("| budget | figure | |")
 p("|---|---|---|")
 gw = f"gunicorn -w{meta.get('gunicorn_workers', '?')}"
@@ -284,7 +284,7 @@ budget(
     ((s64["fdatasync"] + s64["fsync"]) <= 0.5 * s64["requests"]) if s64 and s64["requests"] else None,
 )
 
-p("\n### Earlier budgets (issue 6; reported, not asserted)\n")
+p("\n### Earlier budgets (reported, not asserted)\n")
 p("| budget | figure | |")
 p("|---|---|---|")
 ours = mems.get("ours", {})

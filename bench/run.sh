@@ -22,7 +22,7 @@
 #
 # Knobs (environment): QUICK, CONCURRENCY ("1 16 64 256"), RATES ("500 2000"),
 # RATE_CLIENTS (64), HEALTHZ_RATES ("2000"), FSYNC_CONCURRENCY ("1 64 256"), FSYNC_DURATION
-# (s per counted load), STRACE (the strace to use), GUNICORN_WORKERS (4, as issue 12's budget), DURATION (s per load),
+# (s per counted load), STRACE (the strace to use), GUNICORN_WORKERS (4, as the budget's baseline), DURATION (s per load),
 # WARMUP (s, not measured), MODES ("close keepalive"), BASELINES ("flask gunicorn", or ""
 # to skip the baseline), BENCH_BIN (an intercom binary to measure instead of building
 # one), LOG_LEVEL (intercom's, default warn), BENCH_OUT (results dir, default

@@ -1,82 +1,56 @@
-//! The `intercom` binary: see `lib.rs` for the architecture.
+//! The `intercom` binary: see `lib.rs` for the architecture. Parses the command line,
+//! sets up logging and hands over to `serve` or to the command; nothing else.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use intercom::cli::{self, Command};
-use intercom::{config, server};
+use intercom::cli::{self, Invocation, UsageError};
+use intercom::{config, daemon::server};
 
 fn main() -> ExitCode {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let args = match cli::parse_args(&raw) {
-        Ok(a) => a,
-        Err(cli::UsageError(msg)) => {
-            eprintln!("intercom: {msg}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+    match cli::parse_args(std::env::args_os().skip(1)) {
+        Err(UsageError(msg)) => {
+            eprintln!("intercom: {msg}\n(`intercom --help` lists the commands)");
+            ExitCode::from(2)
         }
-    };
-    match args.command {
-        Command::Help => {
-            println!("intercom {}\n\n{}", env!("CARGO_PKG_VERSION"), cli::USAGE);
-            return ExitCode::SUCCESS;
+        Ok(Invocation::Help(text)) => {
+            cli::out::write_stdout(format_args!("intercom {}\n\n{text}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
         }
-        Command::Version => {
-            println!("intercom {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+        Ok(Invocation::Version) => {
+            cli::out::write_stdout(format_args!("intercom {}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
         }
-        // Doctor reports a bad config as one of its checks.
-        Command::Doctor => {
-            init_logging(log::LevelFilter::Warn);
-            return if intercom::doctor::run(&args.config) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-        }
-        // Init writes the config, so it does not load one.
-        Command::Init(init) => {
-            init_logging(log::LevelFilter::Warn);
-            return match intercom::init::run(&args.config, init) {
+        Ok(Invocation::Serve { config: path }) => {
+            let config = match config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("intercom: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // An untouched template passes every other check while every real call would fail.
+            let unfilled = config::unfilled_placeholders(&config);
+            if !unfilled.is_empty() {
+                for e in unfilled {
+                    eprintln!("intercom: {}: {e}", path.display());
+                }
+                return ExitCode::FAILURE;
+            }
+            init_logging(config.log_level);
+            match server::run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    log::error!("{e}");
                     eprintln!("intercom: {e}");
                     ExitCode::FAILURE
                 }
-            };
-        }
-        _ => {}
-    }
-    let serving = args.command == Command::Serve;
-    // Under systemd the service gets its secrets from intercom.env; an admin's command
-    // reads them from there too.
-    let loaded = if serving { config::load(&args.config) } else { config::load_with_env_file(&args.config) };
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("intercom: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // An untouched template passes every other check while every real call would fail.
-    if matches!(
-        args.command,
-        Command::Serve | Command::CheckConfig | Command::TwilioSetup { .. } | Command::FallbackTwiml
-    ) {
-        let unfilled = config::unfilled_placeholders(&config);
-        for e in &unfilled {
-            eprintln!("intercom: {}: {e}", args.config.display());
-        }
-        if !unfilled.is_empty() {
-            return ExitCode::FAILURE;
-        }
-    }
-    init_logging(if serving { config.log_level } else { log::LevelFilter::Warn });
-    let result = if serving { server::run(config) } else { cli::run(args.command, &config) };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if serving {
-                log::error!("{e}");
             }
-            eprintln!("intercom: {e}");
-            ExitCode::FAILURE
+        }
+        Ok(Invocation::Run { command, config }) => {
+            init_logging(log::LevelFilter::Warn);
+            cli::run(command, &config)
         }
     }
 }

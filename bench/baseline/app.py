@@ -1,7 +1,7 @@
 """The baseline for `make bench`: what a user would deploy instead of `intercom`.
 
 A minimal Flask app answering Twilio's voice webhook with the same three cases and the
-same decision rule as intercom (src/call.rs), and validating `X-Twilio-Signature` the way
+same decision rule as intercom (src/rules/call.rs), and validating `X-Twilio-Signature` the way
 Twilio's RequestValidator does (HMAC-SHA1 over the public URL plus the sorted POST
 parameters, with and without an explicit default port, constant-time compare), so the
 comparison is fair: both servers do the same work per request.
@@ -43,7 +43,7 @@ E164 = re.compile(r"^\+[1-9][0-9]{2,14}$")
 
 
 def normalize(number):
-    """E.164 or None, like src/phone.rs: separators dropped, '00' means '+'."""
+    """E.164 or None, like src/model/phone.rs: separators dropped, '00' means '+'."""
     if number is None:
         return None
     compact = re.sub(r"[ \-.()\u00a0]", "", number.strip())

@@ -3,8 +3,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(params) = intercom::form::parse(data) {
-        assert!(params.len() <= intercom::form::MAX_PARAMS);
-        let _ = intercom::form::single(&params, "From");
+    if let Ok(params) = intercom::http::form::parse(data) {
+        assert!(params.len() <= intercom::http::form::MAX_PARAMS);
+        let _ = intercom::http::form::single(&params, "From");
     }
 });

@@ -15,9 +15,9 @@ fuzz_target!(|data: &[u8]| {
             (k.to_string(), v.to_string())
         })
         .collect();
-    let _ = intercom::signature::verify(token, url, &params, signature);
-    let good = intercom::signature::compute(token, url, &params);
-    assert!(intercom::signature::verify(token, url, &params, &good));
+    let _ = intercom::twilio::signature::verify(token, url, &params, signature);
+    let good = intercom::twilio::signature::compute(token, url, &params);
+    assert!(intercom::twilio::signature::verify(token, url, &params, &good));
     let other = format!("{token}x");
-    assert!(!intercom::signature::verify(&other, url, &params, &good));
+    assert!(!intercom::twilio::signature::verify(&other, url, &params, &good));
 });

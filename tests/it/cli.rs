@@ -175,3 +175,36 @@ fn usage_errors_exit_2_and_version_works() {
     let o = Command::new(env!("CARGO_BIN_EXE_intercom")).arg("--help").output().unwrap();
     assert!(o.status.success() && stdout(&o).contains("simulate --from"));
 }
+
+#[test]
+fn every_command_has_its_own_help_and_flags_take_an_equals_sign() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_intercom")).args(args).output().unwrap();
+    for (args, usage) in [
+        (&["open", "--help"][..], "usage: intercom open [DUR]"),
+        (&["code", "add", "--help"], "usage: intercom code add [--label TEXT] [--valid DUR] [--uses N]"),
+        (&["help", "doctor"], "usage: intercom doctor"),
+    ] {
+        let o = run(args);
+        assert!(o.status.success() && stdout(&o).contains(usage), "{args:?}: {}", stdout(&o));
+    }
+    assert!(stdout(&run(&["open", "--help"])).contains("90m"));
+    let o = run(&["simulate", "--from=+15550000000", "--config=/nonexistent/x.json"]);
+    assert!(stderr(&o).contains("/nonexistent/x.json"), "the flags were taken: {}", stderr(&o));
+    let o = run(&["status", "--from", "+1555"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("intercom status --help"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly_with_0() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // the reader is gone before the first byte: every write fails with EPIPE
+    let o = Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .arg("--help")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}

@@ -124,3 +124,27 @@ fn window_changes_are_logged_with_their_source() {
     assert!(s.logs().contains("by API from 127.0.0.1"));
     assert!(!s.logs().contains(TOKEN), "the token must never be logged");
 }
+
+/// The bodies the server sends are the shared types the CLI and `doctor` read, field for
+/// field: decoding into them refusing unknown fields fails on any drift.
+#[test]
+fn answers_decode_into_the_shared_api_types() {
+    use intercom::model::api::{CodeBody, CodesBody, ErrorBody, EventsBody, StatusBody};
+    fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(v: serde_json::Value) -> T {
+        let decoded: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(serde_json::to_value(&decoded).unwrap(), v, "a field is lost or added");
+        decoded
+    }
+    let s = Server::start(base_config());
+    let st: StatusBody = strict(s.api("GET", "/api/status", "").json());
+    assert!(!st.open && st.instance.is_some());
+    let opened: StatusBody = strict(s.api("POST", "/api/open", r#"{"minutes": 5}"#).json());
+    assert!(opened.open && opened.instance.is_none());
+    let code: CodeBody = strict(s.api("POST", "/api/codes", r#"{"label": "plumber"}"#).json());
+    let list: CodesBody = strict(s.api("GET", "/api/codes", "").json());
+    assert_eq!(list.codes, [code]);
+    let events: EventsBody = strict(s.api("GET", "/api/events", "").json());
+    assert_eq!(events.events[0].event.name(), "window_opened");
+    let refused: ErrorBody = strict(s.api("POST", "/api/open", r#"{"minutes": 5, "colour": 1}"#).json());
+    assert!(refused.error.contains("colour"), "{}", refused.error);
+}

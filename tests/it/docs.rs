@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use intercom::cli::USAGE;
+use intercom::cli::args::COMMANDS;
 use intercom::config::{self, KEYS};
 
 /// The bound: the README is a quick start, not a design notebook.
@@ -57,15 +57,12 @@ fn code(text: &str) -> (Vec<(String, String)>, Vec<String>) {
     (blocks, spans)
 }
 
-/// The commands USAGE lists: the word after `intercom` on each of its lines.
+/// The commands the parser knows: the first word of each (`code add` is `code`).
 fn usage_commands() -> Vec<String> {
-    USAGE
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("intercom "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .filter(|c| !c.starts_with('-'))
-        .map(str::to_string)
-        .collect()
+    let mut names: Vec<String> =
+        COMMANDS.iter().map(|s| s.name.split(' ').next().unwrap().to_string()).collect();
+    names.dedup();
+    names
 }
 
 /// `intercom WORD` in a piece of code where `intercom` is run (first word, or after
@@ -125,10 +122,19 @@ fn every_command_the_docs_show_exists() {
         }
     }
     assert!(checked > 20, "only {checked} commands found: is the scan broken?");
-    // And each answers --help.
-    for command in &known {
-        let o = Command::new(env!("CARGO_BIN_EXE_intercom")).args([command, "--help"]).output().unwrap();
-        assert!(o.status.success(), "intercom {command} --help");
+    // And each answers --help with its own usage.
+    for spec in COMMANDS {
+        let o = Command::new(env!("CARGO_BIN_EXE_intercom"))
+            .args(spec.name.split(' '))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains(&format!("usage: intercom {}", spec.usage)),
+            "{}: {out}",
+            spec.name
+        );
     }
 }
 

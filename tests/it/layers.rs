@@ -1,10 +1,11 @@
-//! The module layering of `src/` (see the `//!` comment in `src/lib.rs`): every module
-//! has a layer, a module uses only modules of its own layer or below (the HTTP
-//! infrastructure only the crate root), and no chain of uses comes back to where it
-//! started. This reads the source as Rust tokens (so strings
-//! and comments never count), finds every `crate::x` / `use crate::{x, ..}` /
-//! `super::x` (and `intercom::x` in `main.rs`), skips `#[cfg(test)]` items (tests may
-//! use anything), and fails naming the file and line of each offending use.
+//! The folder layering of `src/` (see `src/lib.rs`): each folder's `mod.rs` names, on a
+//! line `//! Uses: ...`, the folders it may use; a file may use its own folder and those,
+//! the declared graph has no cycle, the HTTP layer uses only `util`, the files inside a
+//! folder form no cycle, and `lib.rs`'s table says the same as the folders. This reads
+//! the source as Rust tokens (so strings and comments never count), finds every
+//! `crate::x::y` / `use crate::{x::y, ..}` / `super::x` (and `intercom::x` in `main.rs`),
+//! skips `#[cfg(test)]` items (tests may use anything), and fails naming the file and
+//! line of each offending use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -12,76 +13,14 @@ use std::path::{Path, PathBuf};
 
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
-/// Module → layer, lowest first; mirrors `src/lib.rs`. `lib` is the crate root's own
-/// helpers (`lock`, `rfc3339`, `loggable`). A new module gets a line here.
-const LAYERS: &[(&str, u8)] = &[
-    ("lib", 0),
-    ("ratelog", 0),
-    // parsers: pure functions of their input
-    ("form", 1),
-    ("phone", 1),
-    ("signature", 1),
-    ("url", 1),
-    ("retry_after", 1),
-    ("local_time", 1),
-    // and the TLS roots: reads the system's CA bundle; uses nothing of ours
-    ("tls", 1),
-    // vocabulary and config
-    ("record", 2),
-    ("config", 2),
-    ("config_values", 2),
-    // call rules: pure decisions and their rendering
-    ("call", 3),
-    ("twiml", 3),
-    ("codes", 3),
-    ("window", 3),
-    // services: own state, files and threads
-    ("state", 4),
-    ("state_file", 4),
-    ("token", 4),
-    ("history", 4),
-    ("storage", 4),
-    ("boot", 4),
-    ("notify", 4),
-    ("twilio", 4),
-    ("clock", 4),
-    ("expiry", 4),
-    ("watchdog", 4),
-    ("codes_store", 4),
-    // HTTP infrastructure, used by the listeners and the server
-    ("http", 5),
-    ("connections", 5),
-    ("pool", 5),
-    // listeners: the request handlers
-    ("webhook", 6),
-    ("control", 6),
-    // the application: wiring and commands
-    ("server", 7),
-    ("cli", 7),
-    ("client", 7),
-    ("setup", 7),
-    ("doctor", 7),
-    ("init", 7),
-    ("codes_cli", 7),
-    ("main", 8),
-];
-const LAYER_NAMES: [&str; 9] = [
-    "crate root",
-    "parsers",
-    "vocabulary and config",
-    "call rules",
-    "services",
-    "HTTP infrastructure",
-    "listeners",
-    "application",
-    "binary",
-];
+/// The folder that must stay free of the domain: our HTTP server knows no route and no
+/// service, so that it can be fuzzed and reasoned about alone.
+const HTTP_FOLDER: &str = "http";
+/// What the HTTP folder may use, whatever its `mod.rs` says.
+const HTTP_MAY_USE: &[&str] = &["util"];
 
-/// The HTTP infrastructure's layer: it uses only the crate root and itself, so it stays
-/// free of the domain below it (see `src/lib.rs`).
-const HTTP_LAYER: u8 = 5;
-
-/// One use of another module: who, whom, where.
+/// One use: which module (`folder/file`, `folder` for a `mod.rs`, `lib`, `main`) uses
+/// which, and where.
 #[derive(Debug, Clone)]
 struct Use {
     from: String,
@@ -93,33 +32,73 @@ fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn layer(module: &str) -> Option<u8> {
-    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+/// The folder a module belongs to (`lib` and `main` are their own).
+fn folder(module: &str) -> &str {
+    module.split('/').next().unwrap()
 }
 
-/// The modules (file stems) of `src/`.
-fn modules(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect()
+/// Every `.rs` file under `dir`, as its module name.
+fn modules(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            for f in fs::read_dir(&p).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|e| e == "rs") {
+                    let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+                    let module = if stem == "mod" { name.clone() } else { format!("{name}/{stem}") };
+                    out.insert(module, f);
+                }
+            }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.insert(p.file_stem().unwrap().to_string_lossy().into_owned(), p);
+        }
+    }
+    out
 }
 
-/// Every use of another module in `src/`, outside `#[cfg(test)]` items.
+/// The folders each folder's `mod.rs` says it may use (`//! Uses: `a`, `b`.`).
+fn declared(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for (module, path) in modules(dir) {
+        if module.contains('/') || module == "lib" || module == "main" {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let line = text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .find(|l| l.starts_with("//! Uses:"))
+            .unwrap_or_else(|| panic!("{}: the opening comment has no `//! Uses:` line", path.display()));
+        let used = line.split('`').skip(1).step_by(2).map(str::to_string).collect();
+        out.insert(module, used);
+    }
+    out
+}
+
+/// Every use of another module, outside `#[cfg(test)]` items.
 fn uses(dir: &Path) -> Vec<Use> {
     let modules = modules(dir);
     let mut out = Vec::new();
-    for module in &modules {
-        let text = fs::read_to_string(dir.join(format!("{module}.rs"))).unwrap();
-        let tokens: TokenStream = text.parse().unwrap_or_else(|e| panic!("src/{module}.rs: {e:?}"));
+    for (module, path) in &modules {
+        let text = fs::read_to_string(path).unwrap();
+        let tokens: TokenStream = text.parse().unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         // The binary reaches the library by its crate name.
         let root = if module == "main" { "intercom" } else { "crate" };
+        // `super::` in a folder's file names its folder; in a `mod.rs`, the crate root.
+        let parent = if module.contains('/') { Some(folder(module).to_string()) } else { None };
         let mut found = Vec::new();
         scan(tokens, root, 0, &mut found);
-        for (to, line) in found {
-            let to = if modules.contains(&to) { to } else { "lib".to_string() };
+        for (mut segments, line) in found {
+            if segments.first().is_some_and(|s| s == "super") {
+                segments.remove(0);
+                if let Some(p) = &parent {
+                    segments.insert(0, p.clone());
+                }
+            }
+            let to = resolve(&modules, &segments);
             if to != *module {
                 out.push(Use { from: module.clone(), to, line });
             }
@@ -128,10 +107,20 @@ fn uses(dir: &Path) -> Vec<Use> {
     out
 }
 
-/// Collects `(first path segment after the crate root, line)` for every path that
-/// starts at the crate root. `depth` counts inline (non-test) `mod`s, so `super::`
-/// that only climbs to the file's own module is not a use.
-fn scan(tokens: TokenStream, root: &str, depth: usize, found: &mut Vec<(String, usize)>) {
+/// The module a path from the crate root names: `folder/file`, `folder`, or `lib`.
+fn resolve(modules: &BTreeMap<String, PathBuf>, segments: &[String]) -> String {
+    match segments {
+        [a, b, ..] if modules.contains_key(&format!("{a}/{b}")) => format!("{a}/{b}"),
+        [a, ..] if modules.contains_key(a) => a.clone(),
+        _ => "lib".to_string(),
+    }
+}
+
+/// Collects `(the first two path segments after the crate root, line)` for every path
+/// that starts at the crate root (or at `super::`, marked by a first segment `super`).
+/// `depth` counts inline (non-test) `mod`s, so `super::` that only climbs to the file's
+/// own module is not a use.
+fn scan(tokens: TokenStream, root: &str, depth: usize, found: &mut Vec<(Vec<String>, usize)>) {
     let t: Vec<TokenTree> = tokens.into_iter().collect();
     let mut i = 0;
     while i < t.len() {
@@ -150,7 +139,7 @@ fn scan(tokens: TokenStream, root: &str, depth: usize, found: &mut Vec<(String, 
                 }
             }
             TokenTree::Ident(id) if *id == root && !follows_path_sep(&t, i) && path_sep(&t, i + 1) => {
-                targets(&t, i + 3, found);
+                targets(&t, i + 3, Vec::new(), found);
             }
             TokenTree::Ident(id) if id == "super" && !follows_path_sep(&t, i) => {
                 let mut j = i;
@@ -159,8 +148,10 @@ fn scan(tokens: TokenStream, root: &str, depth: usize, found: &mut Vec<(String, 
                     climbs += 1;
                     j += 3;
                 }
-                if climbs > depth {
-                    targets(&t, j, found);
+                if climbs == depth + 1 {
+                    targets(&t, j, vec!["super".to_string()], found);
+                } else if climbs > depth + 1 {
+                    targets(&t, j, Vec::new(), found);
                 }
                 i = j.max(i + 1);
                 continue;
@@ -172,28 +163,44 @@ fn scan(tokens: TokenStream, root: &str, depth: usize, found: &mut Vec<(String, 
     }
 }
 
-/// What a path from the crate root names at `t[i]`: one module, or a `{a, b::c}` group.
-fn targets(t: &[TokenTree], i: usize, found: &mut Vec<(String, usize)>) {
+/// What a path from the crate root names at `t[i]`: up to two segments, through `{..}`
+/// groups (`crate::{a::{b, c}, d}` names `a::b`, `a::c` and `d`).
+fn targets(t: &[TokenTree], i: usize, prefix: Vec<String>, found: &mut Vec<(Vec<String>, usize)>) {
     match t.get(i) {
-        Some(TokenTree::Ident(id)) => found.push((id.to_string(), id.span().start().line)),
+        Some(TokenTree::Ident(id)) => {
+            let mut segs = prefix;
+            segs.push(id.to_string());
+            let line = id.span().start().line;
+            if segs.len() < 3
+                && path_sep(t, i + 1)
+                && matches!(t.get(i + 3), Some(TokenTree::Ident(_) | TokenTree::Group(_)))
+            {
+                targets(t, i + 3, segs, found);
+            } else {
+                found.push((segs, line));
+            }
+        }
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
             let inner: Vec<TokenTree> = g.stream().into_iter().collect();
             let mut at_start = true;
-            for tt in &inner {
+            for (k, tt) in inner.iter().enumerate() {
                 match tt {
-                    TokenTree::Ident(id) if at_start => {
-                        found.push((id.to_string(), id.span().start().line));
+                    TokenTree::Ident(_) if at_start => {
+                        targets(&inner, k, prefix.clone(), found);
                         at_start = false;
                     }
                     TokenTree::Punct(p) if p.as_char() == ',' => at_start = true,
                     _ => at_start = false,
                 }
             }
+            if inner.is_empty() && !prefix.is_empty() {
+                found.push((prefix, g.span().start().line));
+            }
         }
+        _ if !prefix.is_empty() => found.push((prefix, 0)),
         _ => {}
     }
 }
-
 /// `::` at `t[i]`, `t[i + 1]`.
 fn path_sep(t: &[TokenTree], i: usize) -> bool {
     matches!((t.get(i), t.get(i + 1)), (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)))
@@ -263,65 +270,103 @@ fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
     edges.keys().find_map(|m| visit(m, edges, &mut done, &mut Vec::new()))
 }
 
-/// The violations in a set of uses: upward uses and a cycle.
-fn violations(uses: &[Use]) -> Vec<String> {
+/// The violations: uses of a folder not declared (or, for `http/`, not allowed), a cycle
+/// in the declared folder graph, and a cycle among the files of one folder.
+fn violations(uses: &[Use], declared: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut bad = Vec::new();
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for u in uses {
-        edges.entry(u.from.clone()).or_default().insert(u.to.clone());
-        let (Some(from), Some(to)) = (layer(&u.from), layer(&u.to)) else { continue };
-        let why = if to > from {
-            "a higher layer"
-        } else if from == HTTP_LAYER && to != from && to != 0 {
-            "but the HTTP infrastructure uses only the crate root"
-        } else {
+        let (from, to) = (folder(&u.from), folder(&u.to));
+        if from == to {
+            files.entry(u.from.clone()).or_default().insert(u.to.clone());
             continue;
-        };
-        bad.push(format!(
-            "src/{}.rs:{}: {} ({}) uses {} ({}), {why}",
-            u.from, u.line, u.from, LAYER_NAMES[from as usize], u.to, LAYER_NAMES[to as usize]
-        ));
+        }
+        // The binary may use anything, and anything may use the crate root.
+        if from == "main" || to == "lib" {
+            continue;
+        }
+        let allowed = declared.get(from).is_some_and(|d| d.contains(to))
+            && (from != HTTP_FOLDER || HTTP_MAY_USE.contains(&to));
+        if !allowed {
+            let path = if u.from.contains('/') {
+                format!("src/{}.rs", u.from)
+            } else {
+                format!("src/{}/mod.rs", u.from)
+            };
+            let why = if from == HTTP_FOLDER {
+                "but the HTTP layer uses only util".to_string()
+            } else {
+                format!("which {from}/mod.rs does not list under Uses")
+            };
+            bad.push(format!("{path}:{}: {} uses {to}/, {why}", u.line, u.from));
+        }
     }
-    if let Some(cycle) = find_cycle(&edges) {
+    if let Some(cycle) = find_cycle(declared) {
+        bad.push(format!("folder cycle: {}", cycle.join(" -> ")));
+    }
+    if let Some(cycle) = find_cycle(&files) {
         bad.push(format!("module cycle: {}", cycle.join(" -> ")));
     }
     bad
 }
 
 #[test]
-fn every_module_has_a_layer_and_is_described_in_lib_rs() {
+fn every_folder_declares_its_uses_and_lib_rs_tells_the_same() {
     let dir = src_dir();
-    let modules = modules(&dir);
-    let unplaced: Vec<_> = modules.iter().filter(|m| layer(m).is_none()).collect();
-    assert!(unplaced.is_empty(), "give these modules a layer in tests/it/layers.rs: {unplaced:?}");
-    let gone: Vec<_> = LAYERS.iter().filter(|(m, _)| !modules.contains(*m)).collect();
-    assert!(gone.is_empty(), "tests/it/layers.rs lists modules that no longer exist: {gone:?}");
+    let declared = declared(&dir);
+    assert!(declared.len() >= 8, "found only {:?}", declared.keys());
     let lib = fs::read_to_string(dir.join("lib.rs")).unwrap();
-    let undescribed: Vec<_> = modules.iter().filter(|m| !lib.contains(&format!("`{m}.rs`"))).collect();
-    assert!(undescribed.is_empty(), "the architecture comment in src/lib.rs misses {undescribed:?}");
+    for (folder, uses) in &declared {
+        let row = lib
+            .lines()
+            .find(|l| l.starts_with(&format!("//! | `{folder}/` |")))
+            .unwrap_or_else(|| panic!("src/lib.rs's table has no row for `{folder}/`"));
+        let may_use = row.rsplit('|').nth(1).unwrap();
+        let listed: BTreeSet<String> = may_use.split('`').skip(1).step_by(2).map(str::to_string).collect();
+        let every_below = may_use.contains("every folder below");
+        assert!(
+            listed == *uses || (every_below && listed.is_empty()),
+            "src/lib.rs says `{folder}/` may use {listed:?}, its mod.rs says {uses:?}"
+        );
+    }
 }
 
 #[test]
-fn modules_depend_one_way_down_the_layers() {
-    let uses = uses(&src_dir());
+fn folders_depend_one_way_down_the_layers() {
+    let dir = src_dir();
+    let uses = uses(&dir);
     // The scan must see the real graph, or passing proves nothing.
-    for (from, to) in [("webhook", "http"), ("config", "record"), ("notify", "lib"), ("main", "server")] {
+    for (from, to) in [
+        ("web/webhook", "http"),
+        ("config", "model/record"),
+        ("daemon/notify", "util"),
+        ("main", "daemon/server"),
+        ("store/state", "store/state_file"),
+    ] {
         assert!(uses.iter().any(|u| u.from == from && u.to == to), "the scan missed {from} -> {to}");
     }
-    let bad = violations(&uses);
-    assert!(bad.is_empty(), "the module layering is broken (see src/lib.rs):\n{}", bad.join("\n"));
+    let bad = violations(&uses, &declared(&dir));
+    assert!(bad.is_empty(), "the folder layering is broken (see src/lib.rs):\n{}", bad.join("\n"));
 }
 
 #[test]
-fn the_check_catches_upward_uses_a_cycle_and_http_reaching_into_the_domain() {
+fn the_check_catches_undeclared_uses_cycles_and_http_reaching_into_the_domain() {
     let dir = std::env::temp_dir().join(format!("intercom-layers-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+    for sub in ["http", "model", "store"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+    }
     let files = [
-        ("lib.rs", "pub mod http; pub mod record; pub mod state; #[cfg(test)] mod t { use crate::state; }"),
-        ("record.rs", "use crate::{lock, state::Store}; fn f() { log::info!(\"{}\", crate::rfc3339(x)); }"),
-        ("state.rs", "use super::record::Record; /* crate::http */ const S: &str = \"crate::http\";"),
-        ("http.rs", "mod inner { use super::Thing; fn f() -> super::super::state::Store { todo!() } }"),
+        ("lib.rs", "pub mod http; pub mod model; pub mod store; #[cfg(test)] mod t { use crate::store; }"),
+        ("http/mod.rs", "//! Uses: `store`.\nmod inner { fn f() -> super::super::store::Store { todo!() } }"),
+        ("model/mod.rs", "//! Uses: `store`.\npub mod record;"),
+        (
+            "model/record.rs",
+            "use crate::{lock, store::state::Store}; fn f() { log::info!(\"{}\", crate::rfc3339(x)); }",
+        ),
+        ("store/mod.rs", "//! Uses: `model`.\npub mod state; pub mod file;"),
+        ("store/state.rs", "use super::file::F; /* crate::http */ const S: &str = \"crate::http\";"),
+        ("store/file.rs", "use crate::store::state::S; use crate::http::Thing;"),
     ];
     for (name, text) in files {
         fs::write(dir.join(name), text).unwrap();
@@ -330,15 +375,25 @@ fn the_check_catches_upward_uses_a_cycle_and_http_reaching_into_the_domain() {
     let mut edges: Vec<_> = uses.iter().map(|u| format!("{} -> {}", u.from, u.to)).collect();
     edges.sort();
     edges.dedup();
-    assert_eq!(edges, ["http -> state", "record -> lib", "record -> state", "state -> record"]);
-    let bad = violations(&uses);
+    assert_eq!(
+        edges,
+        [
+            "http -> store",
+            "model/record -> lib",
+            "model/record -> store/state",
+            "store/file -> http",
+            "store/file -> store/state",
+            "store/state -> store/file",
+        ]
+    );
+    let bad = violations(&uses, &declared(&dir));
     assert_eq!(
         bad,
         [
-            "src/http.rs:1: http (HTTP infrastructure) uses state (services), \
-             but the HTTP infrastructure uses only the crate root",
-            "src/record.rs:1: record (vocabulary and config) uses state (services), a higher layer",
-            "module cycle: state -> record -> state",
+            "src/http/mod.rs:2: http uses store/, but the HTTP layer uses only util",
+            "src/store/file.rs:1: store/file uses http/, which store/mod.rs does not list under Uses",
+            "folder cycle: store -> model -> store",
+            "module cycle: store/file -> store/state -> store/file",
         ]
     );
     fs::remove_dir_all(&dir).unwrap();

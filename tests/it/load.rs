@@ -317,7 +317,7 @@ fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
 #[test]
 fn a_keep_alive_connection_has_an_absolute_lifetime() {
     use std::io::{BufRead, BufReader, Read};
-    const LIFETIME: Duration = Duration::from_secs(30); // src/connections.rs CONNECTION_LIFETIME
+    const LIFETIME: Duration = Duration::from_secs(30); // src/http/connections.rs CONNECTION_LIFETIME
     let s = Server::start(base_config());
     let c = TcpStream::connect(s.webhook).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -41,7 +41,7 @@ fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&st
 fn signed_ring(s: &Server, from: &str) -> Reply {
     let params: Vec<(String, String)> =
         [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)].map(|(k, v)| (k.into(), v.into())).into();
-    let sig = intercom::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
+    let sig = intercom::twilio::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
     let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     request(
         s.webhook,

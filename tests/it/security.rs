@@ -16,7 +16,7 @@ pub fn signed_config() -> serde_json::Value {
     c
 }
 
-/// Twilio's scheme, written here from its documentation, apart from src/signature.rs.
+/// Twilio's scheme, written here from its documentation, apart from src/twilio/signature.rs.
 pub fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
     let mut data = url.to_string();
     let mut sorted = form.to_vec();

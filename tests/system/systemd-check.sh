@@ -72,7 +72,7 @@ check_score() { # unit max
 check_score intercom.service 2.0
 check_score intercom-tunnel.service 4.9
 
-# Readiness and the watchdog (src/watchdog.rs sends READY=1 and WATCHDOG=1).
+# Readiness and the watchdog (src/system/watchdog.rs sends READY=1 and WATCHDOG=1).
 if grep -q '^Type=notify$' systemd/intercom.service && grep -q '^NotifyAccess=main$' systemd/intercom.service \
   && grep -q '^WatchdogSec=[1-9]' systemd/intercom.service; then
   pass "intercom.service: Type=notify, NotifyAccess=main, $(grep '^WatchdogSec=' systemd/intercom.service)"

@@ -1,0 +1,112 @@
+//! The client side of the control API, for the commands that talk to the running
+//! server (`open`, `close`, `status`, `doctor`), so the server stays the only writer of
+//! the state. The token comes from the config or the file the server made.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::{Config, Secret};
+use crate::model::api::ErrorBody;
+use crate::store::token;
+
+/// The control API is on this machine or the LAN: a slow answer means something is wrong.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The control token: `control.token`, or the one the server generated in `state_dir`.
+pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+    if let Some(t) = &config.control.token {
+        return Ok(t.clone());
+    }
+    token::read_token(&config.state_dir)?.ok_or_else(|| {
+        format!(
+            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
+            config.state_dir.display()
+        )
+        .into()
+    })
+}
+
+/// A client of the running server's control API.
+pub struct Client {
+    agent: ureq::Agent,
+    /// `http://host:port` of the control listener.
+    pub base: String,
+    token: Secret,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
+        Client::with_timeout(config, CLIENT_TIMEOUT)
+    }
+
+    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+        let agent = ureq::Agent::config_builder()
+            // Plain HTTP to the local control API only: no CA bundle to load.
+            .tls_config(crate::system::tls::no_roots())
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = format!("http://{}", display_addr(crate::util::local_address(config.control.listen)));
+        Ok(Client { agent, base, token: control_token(config)? })
+    }
+
+    /// `GET path`, the answer read as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
+        self.decode(self.call("GET", path, "")?)
+    }
+
+    /// `POST path` with `body` as JSON, the answer read as `T`.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
+        // `()` is sent as no body at all: the routes that take none refuse nothing else.
+        let text = serde_json::to_string(body)?;
+        self.decode(self.call("POST", path, if text == "null" { "" } else { &text })?)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, value: serde_json::Value) -> Result<T, Box<dyn Error>> {
+        serde_json::from_value(value).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+    }
+
+    /// One request; the answer's JSON (null for 204). A refusal is an error with the
+    /// server's reason.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = if method == "GET" {
+            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else if method == "DELETE" {
+            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
+        } else {
+            self.agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("X-Intercom-Client", "cli")
+                .header("Content-Type", "application/json")
+                .send(body)
+        };
+        let mut resp = result.map_err(|e| {
+            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+        })?;
+        let status = resp.status().as_u16();
+        let text =
+            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        if status == 204 {
+            return Ok(serde_json::Value::Null);
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
+        if !(200..300).contains(&status) {
+            let msg = serde_json::from_value::<ErrorBody>(value).map_or("no detail".into(), |e| e.error);
+            return Err(format!("the server refused ({status}): {msg}").into());
+        }
+        Ok(value)
+    }
+}
+
+pub fn display_addr(a: SocketAddr) -> String {
+    a.to_string() // IPv6 comes out bracketed, as URLs need
+}

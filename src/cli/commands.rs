@@ -1,0 +1,214 @@
+//! The small commands: `open`, `close`, `status` (through the running server's control
+//! API), `url`, `check-config` and `simulate`.
+
+use std::error::Error;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, SystemTime};
+
+use crate::cli::client::{control_token, display_addr, Client};
+use crate::cli::out::{say, say_raw};
+use crate::config::{self, Config, Secret};
+use crate::model::api::{OpenRequest, StatusBody};
+use crate::store::state;
+use crate::util::local_address;
+
+pub fn open(config: &Config, duration: Option<&str>) -> Result<(), Box<dyn Error>> {
+    let minutes = match duration {
+        Some(d) => Some(window_minutes(d, config.max_window)?),
+        None => None,
+    };
+    print_status(&Client::new(config)?.post("/api/open", &OpenRequest { minutes })?);
+    Ok(())
+}
+
+pub fn close(config: &Config) -> Result<(), Box<dyn Error>> {
+    print_status(&Client::new(config)?.post("/api/close", &())?);
+    Ok(())
+}
+
+pub fn status(config: &Config) -> Result<(), Box<dyn Error>> {
+    print_status(&Client::new(config)?.get("/api/status")?);
+    Ok(())
+}
+
+pub fn url(config: &Config) -> Result<(), Box<dyn Error>> {
+    let token = control_token(config)?;
+    say!("http://{}/#t={}", display_addr(lan_address(config.control.listen)), token.expose());
+    Ok(())
+}
+
+pub fn check_config(config: &Config) {
+    say_raw!("{}", summary(config));
+}
+
+/// The answer a call from `from` would get now, from the same decision the webhook makes,
+/// on the state as it is on disk.
+pub fn simulate(config: &Config, from: &str) {
+    let now = SystemTime::now();
+    let status = match state::peek(&config.state_dir, config.max_window, now) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
+            state::Status::closed()
+        }
+    };
+    let offered = crate::store::codes::peek_offer(&config.state_dir, status.is_open(), now);
+    let rules =
+        crate::rules::call::CallRules::new(config, config.intercom_number.as_ref(), &config.forward_to);
+    let decision =
+        crate::web::webhook::first_decision(config, &rules, Some(from), status.is_open(), offered, "");
+    eprintln!("a call from {from} now: {}", decision.name());
+    say_raw!("{}", crate::twilio::twiml::render(&decision));
+}
+
+/// `open DUR` checked here, so the answer speaks of what was typed and of the config key
+/// that limits it rather than of the API's `minutes`.
+fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
+    let minutes = config::whole_minutes(text)?;
+    let max = humantime::format_duration(max_window);
+    if minutes * 60 > max_window.as_secs() {
+        return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
+    }
+    Ok(minutes)
+}
+
+fn print_status(status: &StatusBody) {
+    if status.open {
+        say!(
+            "open until {} ({} left)",
+            crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
+            humantime::format_duration(Duration::from_secs(status.remaining_seconds))
+        );
+    } else {
+        say!("closed");
+    }
+    if let Some(problem) = &status.storage_problem {
+        eprintln!("storage problem: {problem}");
+    }
+}
+
+/// Where a phone on the LAN reaches it: the address of the interface with the default
+/// route. Connecting a UDP socket only picks the route; it sends nothing.
+fn lan_address(listen: SocketAddr) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()));
+    match probe {
+        Ok(local) if !local.ip().is_unspecified() => SocketAddr::new(local.ip(), listen.port()),
+        _ => {
+            eprintln!("intercom: no LAN address found; printing the loopback address");
+            local_address(listen)
+        }
+    }
+}
+
+fn summary(c: &Config) -> String {
+    let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| match s {
+        Some(_) => format!("set (from {})", config::secret_origin(c, from_env, var)),
+        None => unset.to_string(),
+    };
+    let numbers = |v: &[crate::model::phone::PhoneNumber]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let rows = [
+        (
+            "intercom_number",
+            c.intercom_number.as_ref().map_or("(not set: every call is rejected)".into(), |n| n.to_string()),
+        ),
+        ("forward_to", numbers(&c.forward_to)),
+        ("unlock_digits", c.unlock_digits.clone()),
+        ("default_window", humantime::format_duration(c.default_window).to_string()),
+        ("max_window", humantime::format_duration(c.max_window).to_string()),
+        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
+        ("no_answer_message", c.no_answer_message.clone()),
+        ("state_dir", c.state_dir.display().to_string()),
+        ("log_level", c.log_level.to_string().to_lowercase()),
+        ("webhook.listen", c.webhook.listen.to_string()),
+        ("webhook.public_url", c.webhook.public_url.clone().unwrap_or("(not set)".into())),
+        ("control.listen", c.control.listen.to_string()),
+        (
+            "control.token",
+            secret(
+                &c.control.token,
+                c.control.token_from_env,
+                config::ENV_CONTROL_TOKEN,
+                "(not set: generated on first start into state_dir/control-token)",
+            ),
+        ),
+        ("twilio.account_sid", c.twilio.account_sid.clone().unwrap_or("(not set)".into())),
+        ("twilio.sms_from", c.twilio.sms_from.as_ref().map_or("(not set)".into(), |n| n.to_string())),
+        ("twilio.api_base", c.twilio.api_base.clone()),
+        ("twilio.number", c.twilio.number.as_ref().map_or("(not set)".into(), |n| n.to_string())),
+        ("twilio.fallback_url", c.twilio.fallback_url.clone().unwrap_or("(not set)".into())),
+        (
+            "twilio.api_key_sid",
+            c.twilio.api_key_sid.clone().unwrap_or("(not set: REST calls use the auth token)".into()),
+        ),
+        (
+            "twilio.api_key_secret",
+            secret(
+                &c.twilio.api_key_secret,
+                c.twilio.api_key_secret_from_env,
+                config::ENV_TWILIO_API_KEY_SECRET,
+                "(not set)",
+            ),
+        ),
+        (
+            "notify.webhook_url",
+            c.notify.webhook_url.as_ref().map_or("(not set)".into(), |u| {
+                format!("{}/… (path and query hidden)", crate::config::url::url_origin(u.expose()))
+            }),
+        ),
+        ("notify.sms_to", numbers(&c.notify.sms_to)),
+        ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
+        (
+            "twilio.auth_token",
+            secret(
+                &c.twilio.auth_token,
+                c.twilio.auth_token_from_env,
+                config::ENV_TWILIO_AUTH_TOKEN,
+                "(not set: WARNING, webhook signatures are not checked)",
+            ),
+        ),
+    ];
+    let mut out = String::from("config OK\n");
+    for (k, v) in rows {
+        out.push_str(&format!("  {k:<20} {v}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_durations_speak_of_what_was_typed() {
+        let max = Duration::from_secs(12 * 3600);
+        assert_eq!(window_minutes("1h30m", max), Ok(90));
+        assert_eq!(window_minutes("12h", max), Ok(720));
+        assert_eq!(
+            window_minutes("24h", max).unwrap_err(),
+            "open 24h: at most 12h (max_window); try 12h or raise max_window"
+        );
+        assert!(window_minutes("90", max).unwrap_err().contains("write 90m"));
+    }
+
+    #[test]
+    fn summary_masks_secrets() {
+        let c = config::parse(
+            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth",
+                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"}}"#,
+            |_| None,
+        )
+        .unwrap();
+        let s = summary(&c);
+        assert!(!s.contains("supersecret"), "{s}");
+        assert!(s.contains("twilio.auth_token") && s.contains("set"));
+    }
+}

@@ -1,0 +1,817 @@
+//! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
+//! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
+//! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
+//! configured URLs and cuts a URL down to what may be logged.
+//!
+//! Uses: `model`, `util`.
+//!
+//! The configuration file: read and checked once at start into typed structs.
+//!
+//! The structs below are the file's schema: serde reads them (unknown keys refused at
+//! every depth), each value type checks itself as it is read, and [`Config::check`] holds
+//! the rules that span keys. Every error names the dotted key it is about (or the line
+//! and column of a JSON syntax error), so a user can fix a bad config from one line of
+//! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
+
+pub mod url;
+pub mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::Deserializer;
+use serde::Deserialize;
+
+use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
+pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
+use crate::config::values::{public_origin, public_url, secret, target_url, token, unlock_digits};
+use crate::model::phone::PhoneNumber;
+use crate::model::record::EventKind;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
+const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
+const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
+const DEFAULT_MAX_WINDOW: Duration = Duration::from_secs(12 * 3600);
+const DEFAULT_STATE_DIR: &str = "/var/lib/intercom";
+const DEFAULT_WEBHOOK_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:8081";
+/// How long `<Dial>` rings the resident's phones. Twilio's own default is 30 s; 25 s ends
+/// before most mobile voicemail picks up, so the visitor hears the fallback message.
+const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(25);
+const DEFAULT_NO_ANSWER_MESSAGE: &str = "Sorry, nobody is answering. Please try again later.";
+/// A window is at least a minute: the API counts in minutes.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
+/// A window is at most a day. The clock-jump guard treats an expiry further away than
+/// `max_window` as a moved clock, so a far-future bound would switch the guard off, and
+/// an absurd one overflows the time formatter. A party does not last longer.
+const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
+/// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
+const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
+/// `<Say>` text is spoken to a visitor; a paragraph is plenty.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Twilio's REST API; `twilio.api_base` replaces it (tests point it at a local server).
+pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
+
+pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
+pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
+pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    #[serde(deserialize_with = "phone")]
+    pub intercom_number: Option<PhoneNumber>,
+    #[serde(deserialize_with = "phones")]
+    pub forward_to: Vec<PhoneNumber>,
+    #[serde(deserialize_with = "unlock_digits")]
+    pub unlock_digits: String,
+    /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
+    #[serde(deserialize_with = "duration")]
+    pub default_window: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub max_window: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub dial_timeout: Duration,
+    pub no_answer_message: String,
+    pub state_dir: PathBuf,
+    #[serde(deserialize_with = "log_level")]
+    pub log_level: log::LevelFilter,
+    #[serde(deserialize_with = "object")]
+    pub webhook: WebhookConfig,
+    #[serde(deserialize_with = "object")]
+    pub control: ControlConfig,
+    #[serde(deserialize_with = "object")]
+    pub twilio: TwilioConfig,
+    #[serde(deserialize_with = "object")]
+    pub notify: NotifyConfig,
+    /// The secrets file read for this config, and the variables taken from it (rather
+    /// than from the process environment), so `check-config` can say where each came from.
+    #[serde(skip)]
+    pub env_file: Option<(PathBuf, Vec<&'static str>)>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    #[serde(deserialize_with = "listen")]
+    pub listen: SocketAddr,
+    /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
+    #[serde(deserialize_with = "public_origin")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    #[serde(deserialize_with = "listen")]
+    pub listen: SocketAddr,
+    #[serde(deserialize_with = "token")]
+    pub token: Option<Secret>,
+    #[serde(skip)]
+    pub token_from_env: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioConfig {
+    #[serde(deserialize_with = "account_sid")]
+    pub account_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub auth_token: Option<Secret>,
+    #[serde(skip)]
+    pub auth_token_from_env: bool,
+    /// The Twilio number SMS notifications come from.
+    #[serde(deserialize_with = "phone")]
+    pub sms_from: Option<PhoneNumber>,
+    /// Without a trailing slash.
+    #[serde(deserialize_with = "api_base")]
+    pub api_base: String,
+    /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
+    #[serde(deserialize_with = "phone")]
+    pub number: Option<PhoneNumber>,
+    /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
+    #[serde(deserialize_with = "public_url")]
+    pub fallback_url: Option<String>,
+    /// REST credentials Twilio recommends over the auth token (SK…); used when set.
+    #[serde(deserialize_with = "account_sid")]
+    pub api_key_sid: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub api_key_secret: Option<Secret>,
+    #[serde(skip)]
+    pub api_key_secret_from_env: bool,
+}
+
+/// What to tell whom, and about which events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
+    #[serde(deserialize_with = "target_url")]
+    pub webhook_url: Option<Secret>,
+    #[serde(deserialize_with = "phones")]
+    pub sms_to: Vec<PhoneNumber>,
+    pub events: Vec<EventKind>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            intercom_number: None,
+            forward_to: Vec::new(),
+            unlock_digits: DEFAULT_UNLOCK_DIGITS.to_string(),
+            default_window: Duration::ZERO,
+            max_window: DEFAULT_MAX_WINDOW,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            no_answer_message: DEFAULT_NO_ANSWER_MESSAGE.to_string(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            log_level: log::LevelFilter::Info,
+            webhook: WebhookConfig::default(),
+            control: ControlConfig::default(),
+            twilio: TwilioConfig::default(),
+            notify: NotifyConfig::default(),
+            env_file: None,
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig { listen: DEFAULT_WEBHOOK_LISTEN.parse().expect("constant"), public_url: None }
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> ControlConfig {
+        ControlConfig {
+            listen: DEFAULT_CONTROL_LISTEN.parse().expect("constant"),
+            token: None,
+            token_from_env: false,
+        }
+    }
+}
+
+impl Default for TwilioConfig {
+    fn default() -> TwilioConfig {
+        TwilioConfig {
+            account_sid: None,
+            auth_token: None,
+            auth_token_from_env: false,
+            sms_from: None,
+            api_base: DEFAULT_TWILIO_API_BASE.to_string(),
+            number: None,
+            fallback_url: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            api_key_secret_from_env: false,
+        }
+    }
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig { webhook_url: None, sms_to: Vec::new(), events: EventKind::DEFAULT_NOTIFY.to_vec() }
+    }
+}
+
+impl NotifyConfig {
+    pub fn is_active(&self) -> bool {
+        (self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty()
+    }
+}
+
+/// Every key the parser accepts, with an example value as JSON. A type error quotes the
+/// example; docs/config.md documents each key (tests/it/docs.rs), and a test here checks
+/// that this list is exactly what the structs accept, so neither can drift.
+pub const KEYS: &[(&str, &str)] = &[
+    ("intercom_number", r#""+15558889999""#),
+    ("forward_to", r#"["+15552223333"]"#),
+    ("unlock_digits", r#""ww9""#),
+    ("default_window", r#""2h""#),
+    ("max_window", r#""12h""#),
+    ("dial_timeout", r#""25s""#),
+    ("no_answer_message", r#""Sorry, nobody is answering. Please try again later.""#),
+    ("state_dir", r#""/var/lib/intercom""#),
+    ("log_level", r#""info""#),
+    ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
+    ("webhook.listen", r#""127.0.0.1:8080""#),
+    ("webhook.public_url", r#""https://door.example.net""#),
+    ("control", r#"{"listen": "0.0.0.0:8081"}"#),
+    ("control.listen", r#""0.0.0.0:8081""#),
+    ("control.token", r#""a-long-random-token-0123""#),
+    ("twilio", r#"{"account_sid": "AC0123456789abcdef0123456789abcdef"}"#),
+    ("twilio.account_sid", r#""AC0123456789abcdef0123456789abcdef""#),
+    ("twilio.auth_token", r#""0123456789abcdef0123456789abcdef""#),
+    ("twilio.sms_from", r#""+15550001111""#),
+    ("twilio.api_base", r#""https://api.twilio.com""#),
+    ("twilio.number", r#""+15550001111""#),
+    ("twilio.fallback_url", r#""https://handler.twilio.com/twiml/EH0123""#),
+    ("twilio.api_key_sid", r#""SK0123456789abcdef0123456789abcdef""#),
+    ("twilio.api_key_secret", r#""0123456789abcdef0123456789abcdef""#),
+    ("notify", r#"{"sms_to": ["+15552223333"]}"#),
+    ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
+    ("notify.sms_to", r#"["+15552223333"]"#),
+    ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+];
+
+/// The values `configs/production.json` ships as placeholders, each with what replaces it.
+/// A config that still holds one was never filled in: every real call would be rejected,
+/// or Twilio pointed at a host that is not ours, while every other check says OK.
+pub const TEMPLATE_PLACEHOLDERS: &[(&str, &str, &str)] = &[
+    ("intercom_number", "+15550100001", "the number your intercom calls from"),
+    ("forward_to", "+15550100002", "your own phone number(s)"),
+    ("webhook.public_url", "https://intercom.example.com", "the https URL your tunnel serves"),
+    ("twilio.account_sid", "ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "your Account SID from the Twilio console"),
+    ("twilio.number", "+15550100003", "your Twilio phone number"),
+];
+
+/// One error per key that still holds the shipped template's placeholder. `serve`,
+/// `check-config`, `doctor` and `twilio-setup` refuse such a config; the parser does not,
+/// so tests and the dev config may use any number.
+pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
+    let phone = |n: &Option<PhoneNumber>| n.as_ref().map(|n| n.as_str().to_string());
+    let values = |key: &str| -> Vec<String> {
+        match key {
+            "intercom_number" => phone(&c.intercom_number).into_iter().collect(),
+            "forward_to" => c.forward_to.iter().map(|n| n.as_str().to_string()).collect(),
+            "webhook.public_url" => c.webhook.public_url.clone().into_iter().collect(),
+            "twilio.account_sid" => c.twilio.account_sid.clone().into_iter().collect(),
+            "twilio.number" => phone(&c.twilio.number).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut errors = Vec::new();
+    for &(key, placeholder, what) in TEMPLATE_PLACEHOLDERS {
+        if values(key).iter().any(|v| v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx")))
+        {
+            let fix = format!("still the template's placeholder {placeholder}: replace it with {what} (or run `intercom init`)");
+            errors.push(key_error(key, fix));
+        }
+    }
+    errors
+}
+
+/// A config error: one line that names the key, or the JSON position.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Key names come from the file: control characters are escaped so the error stays one
+/// line and cannot drive the terminal (found by the config fuzz target).
+fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
+    ConfigError(format!("config key `{}`: {msg}", key.escape_debug()))
+}
+
+/// Reads and checks the config file, then applies secrets from the environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+}
+
+/// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
+pub const ENV_FILE: &str = "intercom.env";
+
+/// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
+/// [`load`], but a secret missing from the environment is also looked up in
+/// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
+    let file = env_file(&std::fs::read_to_string(&file_path).unwrap_or_default());
+    let from_file = std::cell::RefCell::new(Vec::new());
+    let env = |name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
+            let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
+            let known = [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET];
+            from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
+            Some(value)
+        })
+    };
+    let mut config = parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    config.env_file = Some((file_path, from_file.into_inner()));
+    Ok(config)
+}
+
+/// Where a secret that came from the environment was found, for `check-config`.
+pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
+    match &c.env_file {
+        _ if !from_env => "the config file".to_string(),
+        Some((file, vars)) if vars.contains(&var) => format!("{var} in {}", file.display()),
+        _ => format!("{var} in the environment"),
+    }
+}
+
+/// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
+/// quotes around the value is removed.
+fn env_file(text: &str) -> Vec<(String, String)> {
+    let unquote = |v: &str| {
+        for q in ['"', '\''] {
+            if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+                return v[1..v.len() - 1].to_string();
+            }
+        }
+        v.to_string()
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ';']))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v.trim())))
+        .collect()
+}
+
+/// Parses config text; `env` looks up environment variables (injected for tests).
+pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let Root(mut config) = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| read_error(e.path().to_string(), e.into_inner()))?;
+    json.end().map_err(|e| read_error(".".into(), e))?;
+    if let Some(t) = env(ENV_CONTROL_TOKEN) {
+        check_token(&t).map_err(|m| ConfigError(format!("{ENV_CONTROL_TOKEN}: {m}")))?;
+        (config.control.token, config.control.token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
+        (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
+        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
+    }
+    config.check()?;
+    Ok(config)
+}
+
+/// One line from a serde error: the JSON position for syntax errors, else the dotted key.
+fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
+    // serde_json appends " at line L column C"; a key error names the key instead.
+    let msg = inner.to_string();
+    let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
+    if !inner.is_data() {
+        return ConfigError(format!("line {}, column {}: invalid JSON: {msg}", inner.line(), inner.column()));
+    }
+    if path == "." {
+        return ConfigError(format!("the config must be a JSON object: {msg}"));
+    }
+    // The key as the user wrote it; a list item is named by number after it.
+    let index = path.strip_suffix(']').and_then(|p| p.rsplit_once('['));
+    let (key, item) = match index.and_then(|(key, i)| Some((key, i.parse::<usize>().ok()?))) {
+        Some((key, i)) => (key, format!(" (item {})", i + 1)),
+        None => (path.as_str(), String::new()),
+    };
+    match msg.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+        Some((_, known)) => {
+            let known = known.trim_start_matches(", expected ").replace("one of ", "").replace(" or ", ", ");
+            let known = known.replace('`', "");
+            key_error(key, format!("unknown key (known here: {known})"))
+        }
+        None => {
+            // A value of the wrong type: show the form it should have.
+            let example = KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| e);
+            match example {
+                Some(e) if msg.starts_with("invalid type") || msg.starts_with("expected") => {
+                    key_error(key, format!("{msg}{item}; write it like {e}"))
+                }
+                _ => key_error(key, format!("{msg}{item}")),
+            }
+        }
+    }
+}
+
+/// The top object. serde would also fill a struct from a JSON list, by position; a
+/// config is always an object, so sections are read only from maps.
+struct Root(Config);
+
+impl<'de> Deserialize<'de> for Root {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
+        object(d).map(Root)
+    }
+}
+
+impl Config {
+    /// The rules that span keys, and the bounds that need a neighbour's value.
+    fn check(&mut self) -> Result<(), ConfigError> {
+        if self.max_window < MIN_WINDOW || self.max_window > MAX_WINDOW_BOUND {
+            return Err(key_error("max_window", "must be between 1m and 24h"));
+        }
+        if self.default_window.is_zero() {
+            self.default_window = DEFAULT_WINDOW.min(self.max_window);
+        }
+        if self.default_window < MIN_WINDOW || self.default_window > self.max_window {
+            return Err(key_error("default_window", "must be between 1m and max_window"));
+        }
+        let (lo, hi) = DIAL_TIMEOUT_RANGE;
+        let t = self.dial_timeout;
+        if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
+            return Err(key_error("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
+        }
+        if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(key_error(
+                "no_answer_message",
+                format!("longer than {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(key_error("state_dir", "must not be empty"));
+        }
+        if self.twilio.auth_token.is_some() && self.webhook.public_url.is_none() {
+            return Err(key_error(
+                "webhook.public_url",
+                "required when twilio.auth_token is set: signatures are computed over the public URL",
+            ));
+        }
+        let t = &self.twilio;
+        if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
+            let (key, other) = if t.api_key_sid.is_some() {
+                ("twilio.api_key_secret", "twilio.api_key_sid")
+            } else {
+                ("twilio.api_key_sid", "twilio.api_key_secret")
+            };
+            return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
+        }
+        if !self.notify.sms_to.is_empty() {
+            let why = "required when notify.sms_to is set: SMS go through Twilio's API";
+            let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            for (key, missing, or) in [
+                ("twilio.sms_from", t.sms_from.is_none(), ""),
+                ("twilio.account_sid", t.account_sid.is_none(), ""),
+                (
+                    "twilio.auth_token",
+                    no_credentials,
+                    " (or an API key: twilio.api_key_sid and api_key_secret)",
+                ),
+            ] {
+                if missing {
+                    return Err(key_error(key, format!("{why}{or}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, no_env).unwrap_err().0
+    }
+
+    #[test]
+    fn empty_object_gives_defaults() {
+        let c = parse("{}", no_env).unwrap();
+        assert_eq!(c.unlock_digits, "ww9");
+        assert_eq!(c.default_window, Duration::from_secs(7200));
+        assert_eq!(c.max_window, Duration::from_secs(43200));
+        assert_eq!(c.webhook.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.control.listen.to_string(), "0.0.0.0:8081");
+        assert!(c.intercom_number.is_none() && c.forward_to.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        assert!(err(r#"{"intercom_numbr": "+15558889999"}"#).contains("`intercom_numbr`: unknown key"));
+        assert!(err(r#"{"webhook": {"listen": "127.0.0.1:1", "port": 2}}"#).contains("`webhook.port`"));
+    }
+
+    #[test]
+    fn odd_key_names_stay_on_one_line() {
+        let e = err(r#"{"co\ntrol\u001b[31m": 1}"#);
+        assert!(!e.contains('\n') && !e.contains('\u{1b}') && e.contains("[31m`: unknown key"), "{e}");
+        assert!(e.contains("co\\ntrol"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let e = err("{\n  \"forward_to\": [\"+1555\",]\n}");
+        assert!(e.starts_with("line 2, column"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_name_the_key() {
+        assert!(err(r#"{"forward_to": 5}"#).contains("`forward_to`"));
+        assert!(err(r#"{"forward_to": ["+1 555", "nonsense"]}"#).contains("`forward_to`"));
+        assert!(err(r#"{"unlock_digits": "9a"}"#).contains("`unlock_digits`"));
+        assert!(err(r#"{"default_window": "13h"}"#).contains("`default_window`"));
+        assert!(err(r#"{"max_window": "soon"}"#).contains("`max_window`"));
+        assert!(err(r#"{"max_window": "0s"}"#).contains("`max_window`"));
+        assert!(err(r#"{"dial_timeout": "2s"}"#).contains("`dial_timeout`"));
+        assert!(err(r#"{"control": {"listen": "8081"}}"#).contains("`control.listen`"));
+        assert!(err(r#"{"control": {"token": "short"}}"#).contains("`control.token`"));
+        assert!(err(r#"{"webhook": {"public_url": "ftp://x"}}"#).contains("`webhook.public_url`"));
+        assert!(err(r#"{"log_level": "loud"}"#).contains("`log_level`"));
+        assert!(err(r#"{"webhook": []}"#).contains("`webhook`"));
+        assert!(err("[]").contains("JSON object"));
+    }
+
+    #[test]
+    fn auth_token_needs_public_url() {
+        let e = err(r#"{"twilio": {"auth_token": "abc"}}"#);
+        assert!(e.contains("`webhook.public_url`"), "{e}");
+        assert!(!e.contains("abc"));
+    }
+
+    #[test]
+    fn forward_to_takes_a_string_or_a_list() {
+        let one = parse(r#"{"forward_to": "+1 (555) 222-3333"}"#, no_env).unwrap();
+        assert_eq!(one.forward_to[0].as_str(), "+15552223333");
+        let two = parse(r#"{"forward_to": ["+15552223333", "+447700900123"]}"#, no_env).unwrap();
+        assert_eq!(two.forward_to.len(), 2);
+    }
+
+    #[test]
+    fn environment_secrets_override_the_file() {
+        let env = |k: &str| match k {
+            ENV_CONTROL_TOKEN => Some("from-the-environment-123".to_string()),
+            _ => None,
+        };
+        let c = parse(r#"{"control": {"token": "from-the-file-123456"}}"#, env).unwrap();
+        assert_eq!(c.control.token.unwrap().expose(), "from-the-environment-123");
+        assert!(c.control.token_from_env);
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let c = parse(
+            r#"{"webhook": {"public_url": "https://x.example"}, "twilio": {"auth_token": "hunter2hunter2"}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let c = parse(r#"{"webhook": {"public_url": "https://door.example.com/"}}"#, no_env).unwrap();
+        assert_eq!(c.webhook.public_url.unwrap(), "https://door.example.com");
+    }
+
+    #[test]
+    fn notify_keys_default_and_check() {
+        let c = parse("{}", no_env).unwrap();
+        assert_eq!(c.notify.events, EventKind::DEFAULT_NOTIFY);
+        assert!(!c.notify.is_active());
+        assert_eq!(c.twilio.api_base, "https://api.twilio.com");
+        let c = parse(
+            r#"{"notify": {"webhook_url": "https://ntfy.sh/secret-topic?tpl=1", "events": ["call_rejected"]}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert!(c.notify.is_active() && c.notify.events == [EventKind::CallRejected]);
+        assert!(!format!("{c:?}").contains("secret-topic"));
+        assert!(
+            err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#).contains("`notify.events`")
+        );
+        assert!(err(r#"{"notify": {"events": "call_unlocked"}}"#).contains("`notify.events`"));
+        assert!(err(r#"{"notify": {"webhook_url": "ntfy.sh/x"}}"#).contains("`notify.webhook_url`"));
+        assert!(err(r#"{"notify": {"sms": []}}"#).contains("`notify.sms`"));
+        assert!(err(r#"{"notify": {"sms_to": ["nope"]}}"#).contains("`notify.sms_to`"));
+        assert!(err(r#"{"twilio": {"api_base": "localhost:1"}}"#).contains("`twilio.api_base`"));
+        assert!(err(r#"{"twilio": {"sms_from": "x"}}"#).contains("`twilio.sms_from`"));
+    }
+
+    #[test]
+    fn sms_needs_the_twilio_account() {
+        let full = r#"{"notify": {"sms_to": "+15552223333"}, "webhook": {"public_url": "https://d.example"},
+            "twilio": {"account_sid": "AC1", "auth_token": "tok-secret", "sms_from": "+15550001111"}}"#;
+        let c = parse(full, no_env).unwrap();
+        assert_eq!(c.notify.sms_to[0].as_str(), "+15552223333");
+        for (key, drop) in [
+            ("twilio.sms_from", r#""sms_from": "+15550001111""#),
+            ("twilio.account_sid", r#""account_sid": "AC1""#),
+            ("twilio.auth_token", r#""auth_token": "tok-secret""#),
+        ] {
+            let text = full.replace(&format!("{drop}, "), "").replace(&format!(", {drop}"), "");
+            let e = err(&text);
+            assert!(e.contains(&format!("`{key}`")) && !e.contains("tok-secret"), "{key}: {e}");
+        }
+        assert!(err(&full.replace("AC1", "AC/../x")).contains("`twilio.account_sid`"));
+    }
+
+    #[test]
+    fn every_duration_is_bounded_and_names_its_key() {
+        assert!(err(r#"{"max_window": "25h"}"#).contains("`max_window`: must be between 1m and 24h"));
+        assert!(err(r#"{"max_window": "100000000000h"}"#).contains("`max_window`"));
+        assert!(err(r#"{"max_window": "30s"}"#).contains("`max_window`"));
+        assert!(err(r#"{"max_window": "2h", "default_window": "3h"}"#).contains("`default_window`"));
+        assert!(err(r#"{"dial_timeout": "601s"}"#).contains("`dial_timeout`"));
+        let c = parse(r#"{"max_window": "24h", "default_window": "24h"}"#, no_env).unwrap();
+        assert_eq!(c.default_window, Duration::from_secs(86400));
+        // Unset, the default window shrinks to a shorter max_window rather than failing.
+        assert_eq!(
+            parse(r#"{"max_window": "1h"}"#, no_env).unwrap().default_window,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn sections_must_be_objects_and_list_items_are_numbered() {
+        assert!(err(r#"{"notify": [["+15552223333"]]}"#).contains("`notify`: invalid type: sequence"));
+        assert!(err(r#"{"twilio": "AC1"}"#).contains("`twilio`"));
+        let e = err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#);
+        assert!(e.contains("door_opened") && e.contains("(item 2)"), "{e}");
+        assert!(err("{} x").starts_with("line 1, column"), "{}", err("{} x"));
+    }
+
+    #[test]
+    fn null_means_unset_for_optional_keys() {
+        let c = parse(r#"{"intercom_number": null, "webhook": {"public_url": null}}"#, no_env).unwrap();
+        assert!(c.intercom_number.is_none() && c.webhook.public_url.is_none());
+        assert!(err(r#"{"max_window": null}"#).contains("`max_window`"));
+    }
+
+    #[test]
+    fn twilio_setup_keys() {
+        let c = parse(
+            r#"{"twilio": {"number": "+1 555 000 1111", "fallback_url": "https://handler.twilio.com/twiml/EH1/",
+                "api_key_sid": "SK1", "api_key_secret": "key-secret-1"}}"#,
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.twilio.number.as_ref().unwrap().as_str(), "+15550001111");
+        assert_eq!(c.twilio.fallback_url.as_deref(), Some("https://handler.twilio.com/twiml/EH1"));
+        assert!(!format!("{:?}", c.twilio).contains("key-secret-1"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK1"}}"#).contains("`twilio.api_key_secret`: required"));
+        assert!(err(r#"{"twilio": {"api_key_secret": "s"}}"#).contains("`twilio.api_key_sid`: required"));
+        assert!(err(r#"{"twilio": {"api_key_sid": "SK/1", "api_key_secret": "s"}}"#)
+            .contains("`twilio.api_key_sid`"));
+        assert!(
+            err(r#"{"twilio": {"fallback_url": "handler.twilio.com"}}"#).contains("`twilio.fallback_url`")
+        );
+        let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
+        let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
+        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        // An API key is enough for SMS.
+        let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
+            "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;
+        assert!(parse(sms, no_env).is_ok());
+    }
+
+    #[test]
+    fn env_files_read_like_systemd() {
+        let text = "# secrets\n; also a comment\nINTERCOM_TWILIO_AUTH_TOKEN=\"quoted value\"\n\n  INTERCOM_CONTROL_TOKEN = plain-token-0123456789\nnot a pair\n";
+        assert_eq!(
+            env_file(text),
+            [
+                ("INTERCOM_TWILIO_AUTH_TOKEN".to_string(), "quoted value".to_string()),
+                ("INTERCOM_CONTROL_TOKEN".to_string(), "plain-token-0123456789".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shipped_template_is_refused_by_every_placeholder_key() {
+        let template = include_str!("../../configs/production.json");
+        let c = parse(template, no_env).unwrap();
+        let errors: Vec<String> = unfilled_placeholders(&c).into_iter().map(|e| e.0).collect();
+        assert_eq!(errors.len(), TEMPLATE_PLACEHOLDERS.len(), "{errors:?}");
+        for ((key, placeholder, _), e) in TEMPLATE_PLACEHOLDERS.iter().zip(&errors) {
+            assert!(e.starts_with(&format!("config key `{key}`: still the template's placeholder")), "{e}");
+            assert!(template.contains(placeholder), "{key}: {placeholder} is not in the template");
+        }
+        // The dev config runs as is, and so does a filled-in template.
+        assert!(
+            unfilled_placeholders(&parse(include_str!("../../configs/dev.json"), no_env).unwrap()).is_empty()
+        );
+        let filled = template
+            .replace("+15550100001", "+15558889999")
+            .replace("+15550100002", "+15552223333")
+            .replace("+15550100003", "+15550001111")
+            .replace("intercom.example.com", "door.example.net")
+            .replace("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "AC0123456789abcdef0123456789abcdef");
+        assert!(unfilled_placeholders(&parse(&filled, no_env).unwrap()).is_empty());
+    }
+
+    /// The keys serde lists as known for a section, from the error an unknown key gives.
+    fn known_keys(section: &str) -> Vec<String> {
+        let text = if section.is_empty() {
+            r#"{"no_such_key": 1}"#.to_string()
+        } else {
+            format!(r#"{{"{section}": {{"no_such_key": 1}}}}"#)
+        };
+        let e = err(&text);
+        let list = e.split("(known here: ").nth(1).unwrap().trim_end_matches(')');
+        let prefix = if section.is_empty() { String::new() } else { format!("{section}.") };
+        list.split(", ").map(|k| format!("{prefix}{k}")).collect()
+    }
+
+    #[test]
+    fn the_key_list_is_exactly_what_the_structs_accept() {
+        let mut accepted = known_keys("");
+        for section in ["webhook", "control", "twilio", "notify"] {
+            accepted.extend(known_keys(section));
+        }
+        accepted.sort();
+        let mut listed: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, accepted);
+        // Every example is a value the parser takes (with what its neighbours need).
+        for (key, example) in KEYS {
+            let value = match key.split_once('.') {
+                Some((section, k)) => format!(r#"{{"{section}": {{"{k}": {example}}}}}"#),
+                None => format!(r#"{{"{key}": {example}}}"#),
+            };
+            let needs = r#""webhook": {"public_url": "https://d.example"}, "#;
+            let with = |v: &str| format!("{{{needs}{}", &v[1..]);
+            let ok = parse(&value, no_env).is_ok()
+                || parse(&with(&value), no_env).is_ok()
+                || key.starts_with("twilio.api_key")
+                || key.starts_with("notify");
+            assert!(ok, "{key}: {value}: {:?}", parse(&value, no_env).err());
+        }
+    }
+
+    #[test]
+    fn type_errors_give_the_expected_form() {
+        let e = err(r#"{"default_window": 90}"#);
+        assert!(e.starts_with("config key `default_window`: ") && e.contains(r#"write "90m""#), "{e}");
+        assert!(err(r#"{"max_window": "90"}"#).contains("write 90m"));
+        let e = err(r#"{"intercom_number": 15558889999}"#);
+        assert!(e.contains("`intercom_number`") && e.contains(r#"like "+15558889999""#), "{e}");
+        let e = err(r#"{"webhook": {"listen": 8080}}"#);
+        assert!(e.contains("`webhook.listen`") && e.contains(r#"like "127.0.0.1:8080""#), "{e}");
+        let e = err(r#"{"forward_to": [15552223333]}"#);
+        assert!(e.contains("`forward_to`") && e.contains("+15552223333"), "{e}");
+    }
+
+    #[test]
+    fn public_url_with_a_path_is_refused_with_the_fix() {
+        let e = err(r#"{"webhook": {"public_url": "https://door.example.com/voice"}}"#);
+        assert!(e.starts_with("config key `webhook.public_url`: ") && e.ends_with("remove /voice"), "{e}");
+        // The fallback URL is a TwiML Bin's: it has a path.
+        assert!(
+            parse(r#"{"twilio": {"fallback_url": "https://handler.twilio.com/twiml/EH1"}}"#, no_env).is_ok()
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(whole_minutes("1h30m").unwrap(), 90);
+        assert_eq!(whole_minutes("120s").unwrap(), 2);
+        assert!(whole_minutes("90s").is_err());
+        assert!(whole_minutes("30s").is_err());
+        assert!(whole_minutes("soon").is_err());
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("-5m").is_err());
+        assert_eq!(parse_duration("90").unwrap_err(), "90 has no unit: write 90m (minutes), or 2h, 1h30m");
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! The config's value types: each checks itself as serde reads it, so its error carries
+//! the dotted key it came from. `config.rs` names them in `deserialize_with` on its fields.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
+
+use crate::config::url::{check_public_origin, check_public_url, check_target_url};
+use crate::model::phone::PhoneNumber;
+
+/// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
+const MAX_UNLOCK_DIGITS: usize = 32;
+
+/// A value that must never reach a log line or `check-config` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+/// An optional key's text; `null` means unset, as an absent key does.
+pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+pub fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
+    let Some(s) = optional(d)? else { return Ok(None) };
+    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))
+}
+
+/// A list of numbers, or a single number as a string.
+pub fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "expected a phone number or a list of them, as strings")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))).collect()
+}
+
+pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() <= MAX_UNLOCK_DIGITS
+        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
+    if ok {
+        Ok(s)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
+        )))
+    }
+}
+
+/// A duration is text with a unit; a bare number gets the form it should have had.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration as text, like \"90m\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse_duration(s).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(|_| D::Error::custom("expected off, error, warn, info, debug or trace"))
+}
+
+pub fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        D::Error::custom(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
+    })
+}
+
+/// A secret; an empty string means unset, so a template's `""` is not a password.
+pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(optional(d)?.filter(|s| !s.is_empty()).map(Secret::new))
+}
+
+pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let token = secret(d)?;
+    if let Some(t) = &token {
+        check_token(t.expose()).map_err(D::Error::custom)?;
+    }
+    Ok(token)
+}
+
+pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(sid) = optional(d)? else { return Ok(None) };
+    // It goes into REST API paths: letters and digits only, so it cannot walk them.
+    if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(D::Error::custom("expected letters and digits (AC…)"));
+    }
+    Ok(Some(sid))
+}
+
+pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
+}
+
+/// `webhook.public_url`: scheme and host only.
+pub fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::custom)
+}
+
+pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
+}
+
+pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::custom)?;
+    Ok(url.map(Secret::new))
+}
+
+pub fn check_token(t: &str) -> Result<(), String> {
+    if t.len() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' || b == b'~') {
+        return Err("may only hold letters, digits and - _ . ~ (it goes into a URL)".into());
+    }
+    Ok(())
+}
+
+/// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{t} has no unit: write {t}m (minutes), or 2h, 1h30m"));
+    }
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 90m, 2h or 1h30m"))?;
+    if d.is_zero() {
+        return Err(format!("invalid duration {s:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// The API counts whole minutes; "90s" would silently round, so it is refused.
+pub fn whole_minutes(text: &str) -> Result<u64, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+        return Err(format!("{text:?} is not a whole number of minutes"));
+    }
+    Ok(d.as_secs() / 60)
+}

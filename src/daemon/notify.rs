@@ -1,0 +1,342 @@
+//! Notifications of chosen events: an SMS through Twilio's REST API to each of
+//! `notify.sms_to`, and a JSON POST to `notify.webhook_url` (ntfy, Home Assistant, …).
+//!
+//! Nothing here runs on a request thread except [`Notifier::submit`], which only pushes
+//! onto bounded queues and never blocks: when a queue is full its oldest job is dropped
+//! with a warning. Each target has its own queue and worker thread, so a target that
+//! hangs or asks us to wait delays only its own notifications, never another's. A worker
+//! sends with a timeout per attempt and retries transient failures (transport errors and
+//! timeouts, 429, 5xx) after growing pauses, or after the pause a 429 or 503 asks for in
+//! `Retry-After` (capped); any other answer is final. A job that finally fails is
+//! logged, never retried later: a door event hours late is worse than none.
+//!
+//! Secrets stay out of logs: the webhook URL is logged as its origin only (its path and
+//! query often are the secret), Twilio credentials never. SMS go through [`crate::twilio::rest`],
+//! with the same credentials as `twilio-setup`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use crate::config::url::url_origin;
+use crate::config::{Config, Secret};
+use crate::model::phone::PhoneNumber;
+use crate::model::record::{EventKind, Record};
+use crate::twilio::rest::{Rest, RestError};
+
+/// Jobs waiting for one target's worker. Events come a few a day; a burst larger than
+/// this means the target is down, and the newest news matters most.
+pub const QUEUE_CAPACITY: usize = 32;
+/// One attempt, connect to last byte. Generous for a slow mobile uplink, short enough
+/// that a hanging target costs its queue little.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pauses before the second, third and fourth (last) attempt.
+pub const RETRY_DELAYS: [Duration; 3] =
+    [Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(15)];
+/// The longest `Retry-After` we honour: a door event later than this is stale news, and
+/// a target must not park its worker for hours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
+/// Bytes of an error answer kept for the log line (targets explain their 4xx there).
+const ERROR_BODY_CHARS: usize = 200;
+/// An SMS of more than two segments costs more and says nothing more.
+const SMS_MAX_CHARS: usize = 300;
+
+/// Where a notification goes.
+#[derive(Clone)]
+pub enum Target {
+    Webhook { url: Secret },
+    Sms { to: PhoneNumber, from: PhoneNumber, twilio: Arc<Rest> },
+}
+
+impl Target {
+    /// For log lines: no secret, no path.
+    fn describe(&self) -> String {
+        match self {
+            Target::Webhook { url } => format!("webhook {}", url_origin(url.expose())),
+            Target::Sms { to, .. } => format!("SMS to {to}"),
+        }
+    }
+}
+
+/// Why one attempt failed: the worker only needs to know whether to try again, and
+/// when the target asked for a particular pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Transient(String, Option<Duration>),
+    Permanent(String),
+}
+
+/// One target's jobs.
+struct Queue {
+    target: String,
+    jobs: Mutex<VecDeque<Record>>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn new(target: String) -> Queue {
+        Queue { target, jobs: Mutex::new(VecDeque::new()), ready: Condvar::new() }
+    }
+
+    fn push(&self, record: Record) {
+        let mut jobs = crate::util::lock(&self.jobs);
+        if jobs.len() >= QUEUE_CAPACITY {
+            if let Some(old) = jobs.pop_front() {
+                log::warn!(
+                    "notification queue full ({QUEUE_CAPACITY}): dropped the oldest, {} for {}",
+                    old.event.name(),
+                    self.target
+                );
+            }
+        }
+        jobs.push_back(record);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Record {
+        let mut jobs = crate::util::lock(&self.jobs);
+        loop {
+            if let Some(job) = jobs.pop_front() {
+                return job;
+            }
+            jobs = self.ready.wait(jobs).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+pub struct Notifier {
+    events: Vec<EventKind>,
+    queues: Vec<Arc<Queue>>,
+}
+
+impl Notifier {
+    /// Starts one worker per target when the config asks for any notification at all.
+    pub fn start(config: &Config) -> io::Result<Option<Arc<Notifier>>> {
+        if !config.notify.is_active() {
+            return Ok(None);
+        }
+        let mut targets = Vec::new();
+        if let Some(url) = &config.notify.webhook_url {
+            targets.push(Target::Webhook { url: url.clone() });
+        }
+        if !config.notify.sms_to.is_empty() {
+            // config.rs refuses sms_to without these.
+            let twilio = Arc::new(Rest::new(&config.twilio, ATTEMPT_TIMEOUT).map_err(io::Error::other)?);
+            let from =
+                config.twilio.sms_from.clone().ok_or_else(|| io::Error::other("set twilio.sms_from"))?;
+            for to in &config.notify.sms_to {
+                targets.push(Target::Sms { to: to.clone(), from: from.clone(), twilio: twilio.clone() });
+            }
+        }
+        let mut queues = Vec::new();
+        for (i, target) in targets.into_iter().enumerate() {
+            let queue = Arc::new(Queue::new(target.describe()));
+            let worker_queue = queue.clone();
+            thread::Builder::new()
+                .name(format!("notify-{i}"))
+                .spawn(move || worker(&worker_queue, &target))?;
+            queues.push(queue);
+        }
+        let names: Vec<_> = config.notify.events.iter().map(|e| e.name()).collect();
+        let to: Vec<_> = queues.iter().map(|q| q.target.as_str()).collect();
+        log::info!("notifying {} of {}", to.join(", "), names.join(", "));
+        Ok(Some(Arc::new(Notifier { events: config.notify.events.clone(), queues })))
+    }
+
+    /// Queues the record for every target if its event is one to notify. Never blocks.
+    pub fn submit(&self, record: &Record) {
+        if !self.events.contains(&record.event) {
+            return;
+        }
+        for queue in &self.queues {
+            queue.push(record.clone());
+        }
+    }
+}
+
+fn worker(queue: &Queue, target: &Target) {
+    let agent = crate::system::tls::https_agent(ATTEMPT_TIMEOUT);
+    loop {
+        let record = queue.pop();
+        let what = format!("{} for {}", record.event.name(), queue.target);
+        match deliver(|| send(&agent, target, &record), thread::sleep) {
+            Ok(1) => log::info!("notified: {what}"),
+            Ok(n) => log::info!("notified: {what} (attempt {n})"),
+            Err((n, why)) => log::error!("notification failed: {what}, after {n} attempt(s): {why}"),
+        }
+    }
+}
+
+/// Tries `attempt` until it succeeds, fails permanently, or the retries run out,
+/// sleeping [`RETRY_DELAYS`] in between, or what the target asked for. Returns the
+/// number of attempts made.
+pub fn deliver(
+    mut attempt: impl FnMut() -> Result<(), Failure>,
+    mut sleep: impl FnMut(Duration),
+) -> Result<u32, (u32, String)> {
+    let mut n = 0;
+    loop {
+        n += 1;
+        match attempt() {
+            Ok(()) => return Ok(n),
+            Err(Failure::Permanent(why)) => return Err((n, why)),
+            Err(Failure::Transient(why, asked)) => match RETRY_DELAYS.get(n as usize - 1) {
+                Some(pause) => {
+                    let pause = asked.unwrap_or(*pause);
+                    log::debug!("notification attempt {n} failed ({why}); retrying in {pause:?}");
+                    sleep(pause)
+                }
+                None => return Err((n, why)),
+            },
+        }
+    }
+}
+
+fn send(agent: &ureq::Agent, target: &Target, record: &Record) -> Result<(), Failure> {
+    match target {
+        Target::Webhook { url } => {
+            let body = serde_json::to_vec(record).map_err(|e| Failure::Permanent(e.to_string()))?;
+            match agent.post(url.expose()).header("Content-Type", "application/json").send(&body[..]) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let retry =
+                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let detail = if (200..300).contains(&status) {
+                        String::new()
+                    } else {
+                        let body = resp.body_mut().read_to_string().unwrap_or_default();
+                        crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
+                    };
+                    classify_status(status, &detail, retry.as_deref(), SystemTime::now())
+                }
+                Err(e) => Err(from_rest(crate::twilio::rest::network_error(&e))),
+            }
+        }
+        Target::Sms { to, from, twilio } => {
+            let text: String = format!("Intercom: {}", record.message).chars().take(SMS_MAX_CHARS).collect();
+            twilio.send_sms(from, to, &text).map_err(from_rest)
+        }
+    }
+}
+
+fn from_rest(e: RestError) -> Failure {
+    match e {
+        RestError::Status { status, detail, retry_after } => {
+            classify_status(status, &detail, retry_after.as_deref(), SystemTime::now())
+                .err()
+                .unwrap_or_else(|| Failure::Permanent(format!("HTTP {status}")))
+        }
+        RestError::Network { why, permanent: false } => Failure::Transient(why, None),
+        e => Failure::Permanent(e.to_string()),
+    }
+}
+
+/// A status as success, a final failure, or one worth another try after the pause a
+/// 429 or 503 asks for in `Retry-After` (seconds or an HTTP date, at most
+/// [`MAX_RETRY_AFTER`]).
+pub fn classify_status(
+    status: u16,
+    detail: &str,
+    retry_after: Option<&str>,
+    now: SystemTime,
+) -> Result<(), Failure> {
+    let why = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
+    let asked = || {
+        let wait = retry_after.and_then(|v| crate::twilio::retry_after::parse(v, now))?;
+        Some(wait.min(MAX_RETRY_AFTER))
+    };
+    match status {
+        200..=299 => Ok(()),
+        429 | 503 => Err(Failure::Transient(why, asked())),
+        500..=599 => Err(Failure::Transient(why, None)),
+        _ => Err(Failure::Permanent(why)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(script: &[Result<(), Failure>]) -> (Result<u32, (u32, String)>, Vec<Duration>) {
+        let mut script: VecDeque<_> = script.iter().cloned().collect();
+        let mut slept = Vec::new();
+        let result = deliver(|| script.pop_front().expect("more attempts than scripted"), |d| slept.push(d));
+        (result, slept)
+    }
+
+    fn t() -> Result<(), Failure> {
+        Err(Failure::Transient("503".into(), None))
+    }
+
+    #[test]
+    fn transient_failures_are_retried_with_growing_pauses() {
+        assert_eq!(run(&[Ok(())]), (Ok(1), vec![]));
+        assert_eq!(run(&[t(), t(), Ok(())]), (Ok(3), RETRY_DELAYS[..2].to_vec()));
+        assert_eq!(run(&[t(), t(), t(), t()]), (Err((4, "503".into())), RETRY_DELAYS.to_vec()));
+    }
+
+    #[test]
+    fn a_pause_the_target_asks_for_replaces_ours() {
+        let asked = |s| Err(Failure::Transient("429".into(), Some(Duration::from_secs(s))));
+        assert_eq!(
+            run(&[asked(30), t(), asked(0), Ok(())]),
+            (Ok(4), vec![Duration::from_secs(30), RETRY_DELAYS[1], Duration::ZERO])
+        );
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retried() {
+        let p = Err(Failure::Permanent("400".into()));
+        assert_eq!(run(&[p]), (Err((1, "400".into())), vec![]));
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let now = SystemTime::now();
+        let c = |s, d| classify_status(s, d, None, now);
+        assert_eq!(c(201, ""), Ok(()));
+        for s in [429, 500, 502, 503, 504] {
+            assert!(matches!(c(s, ""), Err(Failure::Transient(_, None))), "{s}");
+        }
+        for s in [301, 400, 401, 403, 404, 410] {
+            assert!(matches!(c(s, ""), Err(Failure::Permanent(_))), "{s}");
+        }
+        assert_eq!(c(400, "bad To"), Err(Failure::Permanent("HTTP 400: bad To".into())));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_on_429_and_503_only_and_capped() {
+        let now = humantime::parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
+        let wait = |s, v| match classify_status(s, "", Some(v), now) {
+            Err(Failure::Transient(_, w)) => w,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(429, "30"), Some(Duration::from_secs(30)));
+        assert_eq!(wait(503, "Fri, 27 Nov 2026 10:00:45 GMT"), Some(Duration::from_secs(45)));
+        assert_eq!(wait(429, "86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(wait(429, "Fri, 27 Nov 2026 09:00:00 GMT"), Some(Duration::ZERO), "a past date: now");
+        assert_eq!(wait(429, "soon"), None, "unreadable: our own pause");
+        assert_eq!(wait(500, "30"), None, "only 429 and 503 say when");
+    }
+
+    #[test]
+    fn the_readmes_ntfy_url_is_accepted() {
+        let url = "https://ntfy.sh/your-secret-topic?tpl=1&t=Front%20door&m={{.message}}";
+        let text = format!(r#"{{"notify": {{"webhook_url": "{url}"}}}}"#);
+        let c = crate::config::parse(&text, |_| None).unwrap();
+        assert_eq!(c.notify.webhook_url.unwrap().expose(), url);
+        assert!(ureq::http::Uri::try_from(url).is_ok(), "the HTTP client takes the braces as they are");
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest() {
+        let q = Queue::new("webhook http://127.0.0.1:9".into());
+        for n in 0..QUEUE_CAPACITY + 3 {
+            q.push(Record::new(std::time::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
+        }
+        assert_eq!(q.jobs.lock().unwrap().len(), QUEUE_CAPACITY);
+        assert_eq!(q.pop().message, "3");
+    }
+}

@@ -1,0 +1,450 @@
+//! Guest codes on disk: `state_dir/codes.json`, with the care of the window's state file.
+//!
+//! Invariants:
+//! - Memory changes only after the new file is durably on disk (`storage::write_atomically`:
+//!   temp file, fsync, rename, fsync of the directory); a use of a code is counted on
+//!   disk before the door opens, so kill -9 or a power cut cannot give a use back.
+//! - A file we cannot read means no codes (the door fails closed to "forward"); it is
+//!   moved aside, never deleted or overwritten.
+//! - Wrong codes count in memory first, so a full disk never lifts a lockout.
+//! - The mutex is held across the (local, bounded) write, so two calls cannot both use
+//!   the last use of a code; never across network I/O.
+//! - The digits never reach a log line: only ids and labels are logged.
+//! - A code must never work because the clock went back (a Pi has no real-time clock):
+//!   a code written in an earlier boot works only once the clock is confirmed
+//!   synchronized (`boot.rs`), and no code works while the clock reads earlier than the
+//!   latest time this store has seen.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::rules::clock::ClockGuard;
+use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
+use crate::store::codes_file::{self, Loaded, CODES_FILE};
+use crate::store::storage::write_atomically;
+use crate::store::versioned;
+use crate::system::boot::{self, Boot};
+use crate::util::lock;
+use crate::util::time::{from_unix as at, rfc3339, unix_secs as secs};
+
+/// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
+/// million, one draw almost always does; this bound only stops a broken random source.
+const MAX_DRAWS: usize = 100;
+
+/// Why a code could not be added: the API answers 409 or 500.
+#[derive(Debug)]
+pub enum AddError {
+    Full,
+    Io(io::Error),
+}
+
+impl fmt::Display for AddError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            AddError::Full => write!(f, "{} codes are active already; delete one first", codes::MAX_ACTIVE),
+            AddError::Io(e) => write!(f, "could not save the codes: {e}"),
+        }
+    }
+}
+
+/// What a keypad entry led to, for the call's answer and its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    Empty,
+    NotAccepted,
+    /// A right code; its use is on disk. Carries the label (never the digits).
+    Right {
+        label: String,
+    },
+    /// A wrong code; `locked` when it was the one that locked codes.
+    Wrong {
+        locked: bool,
+    },
+}
+
+struct Inner {
+    codes: Vec<Code>,
+    lockout: Lockout,
+    /// Set when a bad file could not be moved aside: writing would overwrite it.
+    write_blocked: Option<String>,
+    /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
+    /// for a synchronized clock: until then the time they are judged by may be wrong.
+    untrusted: HashMap<String, Option<String>>,
+    /// The newest clock reading seen: a reading well before it means the clock went back,
+    /// and an expired code could read as valid again.
+    clock: ClockGuard,
+}
+
+pub struct CodeStore {
+    dir: PathBuf,
+    boot: Boot,
+    inner: Mutex<Inner>,
+}
+
+impl Inner {
+    /// The codes that may be judged by `now`: none while the clock reads behind what
+    /// it read before, and codes from an earlier boot only once the clock is synced.
+    fn trusted(&mut self, now: u64) -> Vec<Code> {
+        if self.clock.is_behind(now) {
+            return Vec::new();
+        }
+        if !self.untrusted.is_empty() && boot::clock_synced_now() {
+            log::info!("the clock is synchronized: guest codes from before the restart work again");
+            self.untrusted.clear();
+        }
+        self.codes.iter().filter(|c| !self.untrusted.contains_key(&c.id)).cloned().collect()
+    }
+}
+
+impl CodeStore {
+    /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
+    pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
+        let (Loaded { codes, mut lockout, boots }, write_blocked) = match codes_file::load(dir) {
+            Ok(loaded) => (loaded, None),
+            Err(e) => {
+                let read_error = format!("{e}; no code is active");
+                let blocked = versioned::set_aside(dir, CODES_FILE, "guest codes file", &read_error).err();
+                if let Some(why) = &blocked {
+                    log::error!("{why}: codes cannot be added");
+                }
+                (Loaded::default(), blocked)
+            }
+        };
+        lockout.settle(secs(now));
+        let untrusted: HashMap<_, _> =
+            boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
+        if !untrusted.is_empty() {
+            log::warn!(
+                "{} guest code(s) from before a restart wait for a synchronized clock: the clock may be wrong after a power cut",
+                untrusted.len()
+            );
+        }
+        let inner = Inner { codes, lockout, write_blocked, untrusted, clock: ClockGuard::new(secs(now)) };
+        CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
+    }
+
+    /// The active codes, soonest end first.
+    pub fn active(&self, now: SystemTime) -> Vec<Code> {
+        let now = secs(now);
+        let mut active: Vec<Code> =
+            lock(&self.inner).codes.iter().filter(|c| c.is_active(now)).cloned().collect();
+        active.sort_by_key(|c| c.valid_until);
+        active
+    }
+
+    /// Whether a call with the window in this state is offered the keypad prompt. Not if
+    /// a write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`]: then the call is
+    /// forwarded.
+    pub fn offer(&self, window_open: bool, now: SystemTime) -> bool {
+        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
+            return false;
+        };
+        let trusted = inner.trusted(secs(now));
+        codes::offer(window_open, &trusted, &inner.lockout, secs(now))
+    }
+
+    /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
+    /// calls this every second). Skipped while the store is busy: a `codes.json` write
+    /// that hangs must not stall the watcher, which also ends windows; the next call or
+    /// second notes the clock instead.
+    pub fn observe_clock(&self, now: SystemTime) {
+        if let Some(mut inner) = crate::util::lock_within(&self.inner, Duration::ZERO) {
+            inner.trusted(secs(now));
+        }
+    }
+
+    pub fn add(&self, new: &NewCode, now: SystemTime) -> Result<Code, AddError> {
+        let now = secs(now);
+        let mut inner = lock(&self.inner);
+        let mut next = inner.codes.clone();
+        next.retain(|c| !c.is_spent(now));
+        if next.len() >= codes::MAX_ACTIVE {
+            return Err(AddError::Full);
+        }
+        let code = Code {
+            id: draw(
+                |b: [u8; 4]| Some(b.iter().map(|x| format!("{x:02x}")).collect()),
+                |id| next.iter().any(|c| c.id == *id),
+            )
+            .map_err(AddError::Io)?,
+            digits: draw(codes::digits_from, |d| next.iter().any(|c| c.digits == *d))
+                .map_err(AddError::Io)?,
+            label: new.label.clone(),
+            valid_until: now + new.minutes * 60,
+            uses_left: new.uses,
+        };
+        next.push(code.clone());
+        self.save(&mut inner, next, None, now).map_err(AddError::Io)?;
+        log::info!(
+            "guest code {} ({}) added: {} use(s) until {}",
+            code.id,
+            crate::util::loggable(&code.label),
+            code.uses_left,
+            rfc3339(at(code.valid_until))
+        );
+        Ok(code)
+    }
+
+    /// Deletes a code by id; `Ok(false)` if there is no such code left to use. A code
+    /// that only a backward clock makes inactive is deleted too: it would work again later.
+    pub fn remove(&self, id: &str, now: SystemTime) -> io::Result<bool> {
+        let now = secs(now);
+        let mut inner = lock(&self.inner);
+        let Some(found) = inner.codes.iter().find(|c| c.id == id && !c.is_spent(now)).cloned() else {
+            return Ok(false);
+        };
+        let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
+        self.save(&mut inner, next, None, now)?;
+        log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
+        Ok(true)
+    }
+
+    /// Checks keypad digits. A right code's use is on disk before this returns `Right`;
+    /// if that write fails, the error says so and the caller must not open the door.
+    pub fn try_code(&self, digits: &str, now: SystemTime) -> io::Result<Tried> {
+        let now = secs(now);
+        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
+        })?;
+        inner.lockout.settle(now);
+        let trusted = inner.trusted(now);
+        match codes::attempt(&trusted, &inner.lockout, digits, now) {
+            Attempt::Empty => Ok(Tried::Empty),
+            Attempt::NotAccepted => Ok(Tried::NotAccepted),
+            Attempt::Right(t) => {
+                let mut next = inner.codes.clone();
+                let Some(i) = next.iter().position(|c| c.id == trusted[t].id) else {
+                    return Ok(Tried::NotAccepted);
+                };
+                next[i].uses_left -= 1;
+                let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
+                self.save(&mut inner, next, None, now)?;
+                log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
+                Ok(Tried::Right { label })
+            }
+            Attempt::Wrong => {
+                let locked = inner.lockout.fail(now);
+                let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
+                if let Err(e) = self.save(&mut inner, next, Some(lockout), now) {
+                    log::error!(
+                        "could not save a wrong guest code attempt (it still counts until a restart): {e}"
+                    );
+                }
+                if locked {
+                    log::warn!(
+                        "{} wrong guest codes: codes locked until {}",
+                        codes::MAX_FAILURES,
+                        rfc3339(at(now + codes::LOCK_SECS))
+                    );
+                }
+                Ok(Tried::Wrong { locked })
+            }
+        }
+    }
+
+    /// Writes `codes` (pruned) and the lockout, then makes them current.
+    fn save(
+        &self,
+        inner: &mut Inner,
+        mut codes: Vec<Code>,
+        lockout: Option<Lockout>,
+        now: u64,
+    ) -> io::Result<()> {
+        if let Some(why) = &inner.write_blocked {
+            return Err(io::Error::other(why.clone()));
+        }
+        codes.retain(|c| !c.is_spent(now));
+        let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
+        let boot_of = |id: &str| match inner.untrusted.get(id) {
+            Some(stored) => stored.clone(),
+            None => self.boot.id.clone(),
+        };
+        let bytes = codes_file::encode(&codes, &lockout, boot_of)?;
+        write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
+        inner.codes = codes;
+        inner.lockout = lockout;
+        Ok(())
+    }
+}
+
+/// Whether a call now would get the keypad prompt, from the file, read-only (for
+/// `simulate`); an unreadable file means no codes, as for the server.
+pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
+    codes_file::load(dir).is_ok_and(|l| codes::offer(window_open, &l.codes, &l.lockout, secs(now)))
+}
+
+/// Draws random values until one is new; an error only if the OS has no randomness.
+fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> bool) -> io::Result<String> {
+    for _ in 0..MAX_DRAWS {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+        if let Some(v) = make(bytes).filter(|v| !taken(v)) {
+            return Ok(v);
+        }
+    }
+    Err(io::Error::other("could not draw a fresh code"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn this_boot() -> Boot {
+        Boot { id: Some("boot-a".into()), clock_synced: false }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("intercom-codes-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn new(uses: u32) -> NewCode {
+        NewCode { label: "plumber".into(), minutes: 60, uses }
+    }
+
+    #[test]
+    fn a_use_is_on_disk_and_survives_reopening() {
+        let dir = tempdir("use");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let c = s.add(&new(2), now).unwrap();
+        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::Right { label: "plumber".into() });
+        let again = CodeStore::open(&dir, this_boot(), now);
+        assert_eq!(again.active(now)[0].uses_left, 1);
+        assert!(again.try_code(&c.digits, now).is_ok());
+        let last = CodeStore::open(&dir, this_boot(), now);
+        assert!(last.active(now).is_empty());
+        assert_eq!(last.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        let text = fs::read_to_string(dir.join(CODES_FILE)).unwrap();
+        assert!(!text.contains(&c.digits), "used up codes are pruned from the file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn at_most_twenty_unique_codes() {
+        let dir = tempdir("full");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..codes::MAX_ACTIVE {
+            let c = s.add(&new(1), now).unwrap();
+            assert!(seen.insert(c.digits.clone()) && c.digits.len() == 6);
+        }
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Full)));
+        let id = s.active(now)[0].id.clone();
+        assert!(s.remove(&id, now).unwrap());
+        assert!(!s.remove(&id, now).unwrap());
+        assert!(s.add(&new(1), now).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_means_no_codes() {
+        let dir = tempdir("corrupt");
+        fs::write(dir.join(CODES_FILE), b"{\"version\": 1, \"codes\": [tr").unwrap();
+        let s = CodeStore::open(&dir, this_boot(), SystemTime::now());
+        assert!(s.active(SystemTime::now()).is_empty());
+        let kept: Vec<_> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(kept.iter().any(|n| n.starts_with("codes.json.bad-")), "{kept:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_use_that_cannot_be_saved_is_not_granted() {
+        let dir = tempdir("blocked");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let c = s.add(&new(1), now).unwrap();
+        lock(&s.inner).write_blocked = Some("disk gone".into());
+        assert!(s.try_code(&c.digits, now).is_err(), "no unlock without the use on disk");
+        assert_eq!(s.active(now)[0].uses_left, 1);
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
+        // A wrong code still counts in memory, so a broken disk never lifts the lockout.
+        for _ in 0..codes::MAX_FAILURES {
+            assert!(matches!(s.try_code("abcdef", now).unwrap(), Tried::Wrong { .. }));
+        }
+        assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_lockout_survives_reopening() {
+        let dir = tempdir("lock");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let c = s.add(&new(1), now).unwrap();
+        let wrong = if c.digits == "000000" { "000001" } else { "000000" };
+        for i in 1..=codes::MAX_FAILURES {
+            assert_eq!(s.try_code(wrong, now).unwrap(), Tried::Wrong { locked: i == codes::MAX_FAILURES });
+        }
+        let s = CodeStore::open(&dir, this_boot(), now);
+        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_code_works_while_the_clock_reads_behind_what_it_read_before() {
+        let dir = tempdir("clock-back");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let code = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
+        s.observe_clock(now + Duration::from_secs(7200)); // the code ended an hour ago
+        let back = now + Duration::from_secs(60); // then the clock steps back two hours
+        assert!(!s.offer(false, back));
+        assert_eq!(s.try_code(&code.digits, back).unwrap(), Tried::NotAccepted);
+        let small_step = now + Duration::from_secs(7200 - crate::rules::clock::BACKWARD_SLACK_SECS);
+        assert!(!s.offer(false, small_step), "expired by then anyway");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_code_deleted_while_the_clock_reads_behind_never_works_again() {
+        let dir = tempdir("rm-clock-back");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let week = NewCode { label: "sitter".into(), minutes: codes::MAX_MINUTES, uses: 2 };
+        let code = s.add(&week, now).unwrap();
+        // The clock steps back two minutes: the week-long code now reads as longer than a
+        // week (not active), but it is still stored and would work once the clock is right.
+        let back = now - Duration::from_secs(120);
+        assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
+        let later = now + Duration::from_secs(60);
+        assert_eq!(s.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        let reopened = CodeStore::open(&dir, this_boot(), later);
+        assert_eq!(reopened.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_code_from_another_boot_waits_for_a_synced_clock_and_keeps_its_boot() {
+        let dir = tempdir("other-boot");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let old = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
+        drop(s);
+        let next_boot = Boot { id: Some("boot-b".into()), clock_synced: false };
+        let s = CodeStore::open(&dir, next_boot.clone(), now);
+        assert!(!s.offer(false, now));
+        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::NotAccepted);
+        // A new code is saved beside it; the old one keeps the boot it came from.
+        let new = s.add(&NewCode { label: "courier".into(), minutes: 60, uses: 1 }, now).unwrap();
+        assert!(s.offer(false, now));
+        drop(s);
+        let s = CodeStore::open(&dir, next_boot, now);
+        // Compared with the trusted codes only, so it is just a wrong code now.
+        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::Wrong { locked: false });
+        assert!(matches!(s.try_code(&new.digits, now).unwrap(), Tried::Right { .. }));
+        let synced = CodeStore::open(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
+        assert!(matches!(synced.try_code(&old.digits, now).unwrap(), Tried::Right { .. }));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

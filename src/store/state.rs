@@ -1,0 +1,614 @@
+//! The open window: the state that outlives a restart (with the control token, `token.rs`).
+//!
+//! Invariants:
+//! - Opening changes memory only after the new state is durably on disk (temp file,
+//!   fsync, rename, fsync of the directory), so a power cut leaves the old or the new
+//!   state, and an open that cannot be saved changes nothing and says why.
+//! - Closing always works: memory first, then the disk, and if the closed state cannot be
+//!   written (full disk), `state.json` is removed, which needs no space and also means
+//!   closed. If even that fails (read-only disk), the disk watcher retries.
+//! - Anything wrong with the file or the disk means "closed" (fail closed). A file we
+//!   cannot read is moved aside under a new name and never deleted or overwritten. A disk
+//!   we cannot write at start closes the window; the server still starts.
+//! - A window from an earlier boot stays open at start only if the clock is confirmed
+//!   synchronized (`boot.rs`); a clock that goes back closes the window.
+//! - The mutex is held across the (local, bounded) disk write so writes land in the order
+//!   they were made; it is never held across network I/O.
+//! - Every change is reported to the observer (the event log) under the same lock, so the
+//!   history is in the order the changes happened. A window that ended is reported as
+//!   expired exactly once: by `expire_ended`, or by whichever change replaces it first; a
+//!   window closed or replaced in time is never "expired".
+
+use std::error::Error;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use crate::model::record::WindowChange;
+use crate::rules::clock::ClockGuard;
+pub use crate::rules::window::Status;
+use crate::rules::window::{changes, status_at};
+use crate::store::state_file::{self, STATE_FILE};
+use crate::store::storage::{self, Health};
+use crate::store::versioned;
+use crate::system::boot::Boot;
+use crate::util::lock;
+use crate::util::time::{ceil_secs, from_unix, rfc3339, rfc3339_unix, unix_secs};
+
+/// The part of the service whose disk problems this module reports to [`Health`].
+const PART: &str = "state";
+
+/// Called under the state lock with each change and the time it happened: it must only
+/// do bounded local work (append to a file, queue a notification), never network I/O.
+pub type Observer = Box<dyn Fn(&WindowChange, SystemTime) + Send + Sync>;
+
+struct Inner {
+    /// Unix seconds; the window is open while now is before it.
+    open_until: Option<u64>,
+    /// The boot the loaded window was written in, until `check_at_start` judged it.
+    stored_boot: Option<String>,
+    /// The newest time seen in a change, a status or the history: a clock before it
+    /// went back.
+    clock: ClockGuard,
+    /// The disk may not say what memory says, or a write failed (a close that could not be
+    /// written, a start on a broken disk, a refused open): the disk watcher writes
+    /// memory's state until it works.
+    stale: bool,
+    /// Set when a bad file could not be moved aside: writing would overwrite it.
+    blocked: Option<String>,
+    clock_warned: bool,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    max_window: Duration,
+    boot: Boot,
+    health: Arc<Health>,
+    inner: Mutex<Inner>,
+    observer: OnceLock<Observer>,
+}
+
+impl Store {
+    /// Creates the state directory if needed and loads the window, failing closed. Never
+    /// fails: a disk we cannot use is reported to `health` and leaves the window closed.
+    pub fn open(dir: &Path, max_window: Duration, boot: Boot, health: Arc<Health>) -> Store {
+        let mut inner = Inner {
+            open_until: None,
+            stored_boot: None,
+            clock: ClockGuard::default(),
+            stale: false,
+            blocked: None,
+            clock_warned: false,
+        };
+        match storage::create_private_dir(dir)
+            .map_err(Box::<dyn Error>::from)
+            .and_then(|()| state_file::load(dir))
+        {
+            Ok(stored) => {
+                inner.open_until = stored.open_until;
+                inner.stored_boot = stored.boot_id;
+                inner.clock = ClockGuard::new(stored.updated_at.unwrap_or(0));
+            }
+            Err(e) if !dir.is_dir() => {
+                health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
+                inner.stale = true;
+            }
+            Err(e) => {
+                let read_error = format!("{e}; the window is closed");
+                if let Err(why) = versioned::set_aside(dir, STATE_FILE, "state file", &read_error) {
+                    health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
+                    inner.blocked = Some(why);
+                }
+            }
+        }
+        Store {
+            dir: dir.to_path_buf(),
+            max_window,
+            boot,
+            health,
+            inner: Mutex::new(inner),
+            observer: OnceLock::new(),
+        }
+    }
+
+    /// Sets who hears about window changes; only the first call counts.
+    pub fn set_observer(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Judges the loaded window once the observer is set, so a close is recorded and
+    /// notified: closed if it is from an earlier boot and the clock is not confirmed
+    /// synchronized, if the clock went back since the last change or since `newest_record`
+    /// (the history's), or if the disk cannot be written. Then writes the state with this
+    /// boot's id, which also finds out whether the disk can be written.
+    pub fn check_at_start(&self, now: SystemTime, newest_record: Option<SystemTime>) {
+        let mut inner = lock(&self.inner);
+        if let Some(t) = newest_record {
+            inner.clock.saw(unix_secs(t));
+        }
+        let went_back = self.clock_went_back(&mut inner, now);
+        if inner.open_until.is_some_and(|until| from_unix(until) > now) {
+            let close = if !self.boot.trusts(inner.stored_boot.as_deref()) {
+                log::warn!(
+                    "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
+                    crate::system::clock::TIMESYNC_FLAG
+                );
+                Some("reboot")
+            } else if went_back {
+                log::warn!("closing the window: the clock went back");
+                Some("clock")
+            } else {
+                None
+            };
+            if let Some(source) = close {
+                return self.close_locked(&mut inner, now, source);
+            }
+        }
+        if inner.blocked.is_some() || inner.stale {
+            return;
+        }
+        if let Err(e) = self.write(inner.open_until, now, "start") {
+            if inner.open_until.is_some() {
+                // A window we could not close on disk later must not stay open.
+                log::warn!("closing the window: the state disk cannot be written");
+                self.close_locked(&mut inner, now, "disk");
+            } else {
+                self.health.fail(PART, cannot_save(&e));
+            }
+            inner.stale = true;
+        }
+    }
+
+    /// Ends a stored window whose time has come (or whose clock went back): memory and
+    /// the state file say closed and the observer hears it once. Returns whether there
+    /// was one to end.
+    pub fn expire_ended(&self, now: SystemTime) -> bool {
+        let mut inner = lock(&self.inner);
+        let went_back = self.clock_went_back(&mut inner, now);
+        match inner.open_until {
+            Some(until) if from_unix(until) <= now => {
+                self.close_locked(&mut inner, now, "expiry");
+                true
+            }
+            Some(_) if went_back => {
+                self.close_locked(&mut inner, now, "clock");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The stored end of the window, even if it already passed or looks like a clock
+    /// jump (for the expiry watcher, which must see a window that `status` calls closed).
+    pub fn stored_until(&self) -> Option<SystemTime> {
+        lock(&self.inner).open_until.map(from_unix)
+    }
+
+    pub fn status(&self, now: SystemTime) -> Status {
+        let mut inner = lock(&self.inner);
+        self.status_of(&mut inner, now)
+    }
+
+    /// [`Store::status`] for a call: `None` if the lock is held longer than `wait` (a state
+    /// write hangs on the disk), which the caller takes for closed.
+    pub fn status_within(&self, now: SystemTime, wait: Duration) -> Option<Status> {
+        let mut inner = crate::util::lock_within(&self.inner, wait)?;
+        Some(self.status_of(&mut inner, now))
+    }
+
+    fn status_of(&self, inner: &mut Inner, now: SystemTime) -> Status {
+        if self.clock_went_back(inner, now) && inner.open_until.is_some() {
+            self.close_locked(inner, now, "clock");
+        }
+        self.status_locked(inner, now)
+    }
+
+    fn status_locked(&self, inner: &mut Inner, now: SystemTime) -> Status {
+        let checked = status_at(inner.open_until, now, self.max_window);
+        if checked.clock_jumped && !inner.clock_warned {
+            log::warn!("the stored window ends more than max_window from now: the clock moved; treating the window as closed");
+        }
+        inner.clock_warned = checked.clock_jumped;
+        Status { storage_problem: self.health.problem(), ..checked.status }
+    }
+
+    /// Opens (or extends, or shortens) the window to end `duration` from now, capped at
+    /// `max_window`. `source` says who asked, for the log. If the state cannot be saved,
+    /// nothing changes and the error says why, in words for the page.
+    pub fn open_window(&self, duration: Duration, now: SystemTime, source: &str) -> io::Result<Status> {
+        let duration = duration.min(self.max_window);
+        // From the current whole second, so a 5-minute window reports 300 s, not 301.
+        let until = unix_secs(now) + ceil_secs(duration);
+        let mut inner = lock(&self.inner);
+        self.clock_went_back(&mut inner, now); // the new window replaces the old anyway
+        if let Some(why) = &inner.blocked {
+            return Err(io::Error::other(format!("the window was not opened: {why}")));
+        }
+        if let Err(e) = self.write(Some(until), now, source) {
+            self.health
+                .fail(PART, format!("the window state cannot be saved ({e}): the window stays as it was"));
+            inner.stale = true; // the disk watcher's rewrite tells when the disk works again
+            return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
+        }
+        self.health.clear(PART);
+        inner.stale = false;
+        let previous = inner.open_until.replace(until);
+        self.report(previous, Some(until), now, source);
+        log::info!(
+            "window opened for {} until {} by {source}",
+            humantime::format_duration(duration),
+            rfc3339_unix(until)
+        );
+        Ok(self.status_locked(&mut inner, now))
+    }
+
+    /// Closes the window. Always works: see the module's invariants.
+    pub fn close_window(&self, now: SystemTime, source: &str) -> Status {
+        let mut inner = lock(&self.inner);
+        self.clock_went_back(&mut inner, now);
+        self.close_locked(&mut inner, now, source);
+        log::info!("window closed by {source}");
+        self.status_locked(&mut inner, now)
+    }
+
+    /// Memory first, then the disk by whatever path works, then the observer.
+    fn close_locked(&self, inner: &mut Inner, now: SystemTime, source: &str) {
+        let previous = inner.open_until.take();
+        // A bad file that could not be moved aside already reads as closed.
+        if inner.blocked.is_none() {
+            self.persist_closed(inner, now, source);
+        }
+        self.report(previous, None, now, source);
+    }
+
+    fn persist_closed(&self, inner: &mut Inner, now: SystemTime, source: &str) {
+        let Err(e) = self.write(None, now, source) else {
+            inner.stale = false;
+            return self.health.clear(PART);
+        };
+        inner.stale = true;
+        match storage::remove(&self.dir.join(STATE_FILE)) {
+            Ok(()) => self.health.fail(
+                PART,
+                format!("the window state cannot be saved ({e}); {STATE_FILE} was removed instead, which also means closed"),
+            ),
+            Err(removing) => self.health.fail(
+                PART,
+                format!("the window state cannot be saved ({e}) nor removed ({removing}): the window is closed, though the disk still says open until it can be written"),
+            ),
+        }
+    }
+
+    fn write(&self, open_until: Option<u64>, now: SystemTime, source: &str) -> io::Result<()> {
+        let bytes = state_file::encode(open_until, now, source, self.boot.id.as_deref());
+        storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
+    }
+
+    fn report(&self, previous: Option<u64>, new: Option<u64>, now: SystemTime, source: &str) {
+        if let Some(observer) = self.observer.get() {
+            for change in changes(previous, new, now, source) {
+                observer(&change, now);
+            }
+        }
+    }
+
+    /// Whether `now` is before the newest time seen (by more than the slack); warns once
+    /// per step and starts counting from `now`.
+    fn clock_went_back(&self, inner: &mut Inner, now: SystemTime) -> bool {
+        let now_secs = unix_secs(now);
+        if !inner.clock.is_behind(now_secs) {
+            return false;
+        }
+        log::warn!(
+            "the clock went back from {} to {}: any open window is closed",
+            rfc3339_unix(inner.clock.latest()),
+            rfc3339(now)
+        );
+        inner.clock.restart(now_secs);
+        true
+    }
+}
+
+impl storage::Retry for Store {
+    /// Writes memory's state (normally closed) once the disk takes it again.
+    fn retry_disk(&self, now: SystemTime) {
+        let mut inner = lock(&self.inner);
+        if inner.stale || inner.blocked.is_some() {
+            if let Err(e) = storage::create_private_dir(&self.dir) {
+                return self
+                    .health
+                    .fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
+            }
+        }
+        if let Some(why) = inner.blocked.clone() {
+            match storage::move_aside(&self.dir.join(STATE_FILE)) {
+                Ok(to) => {
+                    log::info!("the unreadable state file was kept as {}", to.display());
+                    inner.blocked = None;
+                    inner.stale = true;
+                }
+                Err(_) => return log::debug!("still {why}"),
+            }
+        }
+        if inner.stale {
+            match self.write(inner.open_until, now, "the disk watcher") {
+                Ok(()) => {
+                    inner.stale = false;
+                    self.health.clear(PART);
+                }
+                Err(e) => self.health.fail(PART, cannot_save(&e)),
+            }
+        }
+    }
+}
+
+fn cannot_save(e: &io::Error) -> String {
+    format!("the window state cannot be saved ({e}): the window stays closed and calls ring your phone")
+}
+
+/// The window as the state file says, read-only (for `simulate`); errors mean closed.
+pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status, Box<dyn Error>> {
+    Ok(status_at(state_file::load(dir)?.open_until, now, max_window).status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::UNIX_EPOCH;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("intercom-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    const THIS_BOOT: &str = "this-boot";
+
+    fn new_store(dir: &Path, max_window: Duration) -> Store {
+        store_in_boot(dir, max_window, Boot { id: Some(THIS_BOOT.into()), clock_synced: false })
+    }
+
+    fn store_in_boot(dir: &Path, max_window: Duration, boot: Boot) -> Store {
+        Store::open(dir, max_window, boot, Health::new())
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn open_persists_and_expires_at_the_second() {
+        let dir = tempdir("expire");
+        let store = new_store(&dir, 12 * HOUR);
+        let now = at(1_000_000);
+        let s = store.open_window(Duration::from_secs(90), now, "test").unwrap();
+        assert_eq!(s.remaining_seconds, 90);
+        let again = new_store(&dir, 12 * HOUR);
+        assert_eq!(again.status(at(1_000_089)).remaining_seconds, 1);
+        assert!(again.status(at(1_000_089) + Duration::from_millis(999)).is_open());
+        assert!(!again.status(at(1_000_090)).is_open());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations_are_capped_and_reopening_replaces() {
+        let dir = tempdir("cap");
+        let store = new_store(&dir, HOUR);
+        assert_eq!(store.open_window(5 * HOUR, at(0), "t").unwrap().remaining_seconds, 3600);
+        assert_eq!(store.open_window(Duration::from_secs(60), at(10), "t").unwrap().remaining_seconds, 60);
+        assert!(!store.close_window(at(11), "t").is_open());
+        assert!(!new_store(&dir, HOUR).status(at(12)).is_open());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn observer_hears_each_change_once_in_order() {
+        let dir = tempdir("observer");
+        let store = new_store(&dir, 12 * HOUR);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        store.set_observer(Box::new(move |c, _| keep.lock().unwrap().push(c.clone())));
+        let take = || std::mem::take(&mut *seen.lock().unwrap());
+        let minute = Duration::from_secs(60);
+        let opened = |until, source: &str| WindowChange::Opened {
+            until: at(until),
+            duration: minute,
+            source: source.into(),
+        };
+
+        store.open_window(minute, at(1000), "a").unwrap();
+        store.close_window(at(1010), "b");
+        store.close_window(at(1011), "b"); // already closed: no change
+        assert_eq!(take(), [opened(1060, "a"), WindowChange::Closed { source: "b".into() }]);
+
+        store.open_window(minute, at(2000), "c").unwrap();
+        assert!(!store.expire_ended(at(2059)));
+        assert!(store.expire_ended(at(2060)));
+        assert!(!store.expire_ended(at(2061)));
+        assert!(!new_store(&dir, 12 * HOUR).expire_ended(at(2062)), "expired on disk");
+        assert_eq!(take(), [opened(2060, "c"), WindowChange::Expired { until: at(2060) }]);
+
+        // Replaced in time: no expiry. Ended unnoticed, then reopened: expired, then opened.
+        store.open_window(minute, at(3000), "d").unwrap();
+        store.open_window(minute, at(3030), "d").unwrap();
+        store.open_window(minute, at(3100), "e").unwrap();
+        store.close_window(at(3200), "f");
+        assert_eq!(
+            take(),
+            [
+                opened(3060, "d"),
+                opened(3090, "d"),
+                WindowChange::Expired { until: at(3090) },
+                opened(3160, "e"),
+                WindowChange::Expired { until: at(3160) },
+            ]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_files_are_moved_aside_and_read_as_closed() {
+        for (i, bad) in [
+            "{not json",
+            r#"{"version": 2, "open_until": null}"#,
+            r#"{"version": 1, "open_until": "tomorrow", "updated_at": "", "updated_by": ""}"#,
+            "",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let dir = tempdir(&format!("corrupt{i}"));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(STATE_FILE), bad).unwrap();
+            let store = new_store(&dir, HOUR);
+            assert!(!store.status(SystemTime::now()).is_open());
+            let kept: Vec<_> =
+                fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            let aside = kept.iter().find(|n| n.starts_with("state.json.bad-")).expect("moved aside");
+            assert_eq!(fs::read_to_string(dir.join(aside)).unwrap(), *bad);
+            assert!(store.open_window(HOUR, SystemTime::now(), "t").unwrap().is_open());
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    fn recorder(store: &Store) -> Arc<Mutex<Vec<WindowChange>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        store.set_observer(Box::new(move |c, _| keep.lock().unwrap().push(c.clone())));
+        seen
+    }
+
+    fn closed_by(source: &str) -> WindowChange {
+        WindowChange::Closed { source: source.into() }
+    }
+
+    #[test]
+    fn a_window_from_an_earlier_boot_closes_unless_the_clock_is_synced() {
+        let dir = tempdir("reboot");
+        let now = SystemTime::now();
+        new_store(&dir, HOUR).open_window(HOUR, now, "t").unwrap();
+        let boot = |id: &str, clock_synced| Boot { id: Some(id.into()), clock_synced };
+        let reopen = |b: Boot| {
+            let s = store_in_boot(&dir, HOUR, b);
+            let seen = recorder(&s);
+            s.check_at_start(now + Duration::from_secs(5), None);
+            let open = s.status(now + Duration::from_secs(5)).is_open();
+            let seen = seen.lock().unwrap().clone();
+            (open, seen)
+        };
+        assert_eq!(reopen(boot(THIS_BOOT, false)), (true, vec![]), "same boot: a restart keeps it");
+        assert_eq!(reopen(boot("next-boot", true)), (true, vec![]), "synced clock: kept");
+        // Kept in "next-boot", so the file now names that boot.
+        assert_eq!(reopen(boot("third-boot", false)), (false, vec![closed_by("reboot")]));
+        assert_eq!(reopen(boot("third-boot", true)), (false, vec![]), "stays closed on disk");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_closes_the_window() {
+        let dir = tempdir("clockback");
+        let store = new_store(&dir, 12 * HOUR);
+        let seen = recorder(&store);
+        store.open_window(HOUR, at(100_000), "t").unwrap();
+        assert!(
+            store.status(at(100_000 - crate::rules::clock::BACKWARD_SLACK_SECS)).is_open(),
+            "threads' times out of order"
+        );
+        assert!(!store.status(at(100_000 - 3600)).is_open());
+        assert!(!new_store(&dir, 12 * HOUR).status(at(100_000 - 3600)).is_open(), "closed on disk");
+        // From there on the clock counts from the new time: a new window works.
+        assert!(store.open_window(HOUR, at(96_500), "t").unwrap().is_open());
+        assert!(store.status(at(96_501)).is_open());
+        let changes = seen.lock().unwrap().clone();
+        assert_eq!(changes[1], closed_by("clock"), "{changes:?}");
+
+        // At start: the history's newest record is later than now.
+        let s = new_store(&dir, 12 * HOUR);
+        let seen = recorder(&s);
+        s.check_at_start(at(96_502), Some(at(99_000)));
+        assert!(!s.status(at(96_502)).is_open());
+        assert_eq!(*seen.lock().unwrap(), [closed_by("clock")]);
+
+        // And the expiry watcher notices without any request.
+        let s = new_store(&dir, 12 * HOUR);
+        s.open_window(HOUR, at(200_000), "t").unwrap();
+        assert!(s.expire_ended(at(190_000)));
+        assert!(s.stored_until().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A directory where the temp file goes makes every write fail, as a full or broken
+    /// disk would, without mounting anything (the integration tests use real tmpfs).
+    fn obstruct_writes(dir: &Path) -> PathBuf {
+        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+        fs::create_dir_all(tmp.join("x")).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn closing_works_when_the_state_cannot_be_written_and_opening_changes_nothing() {
+        let dir = tempdir("nowrite");
+        let store = new_store(&dir, HOUR);
+        let seen = recorder(&store);
+        store.open_window(HOUR, at(1000), "t").unwrap();
+        let obstruction = obstruct_writes(&dir);
+
+        let err = store.open_window(Duration::from_secs(60), at(1001), "t").unwrap_err();
+        assert!(
+            err.to_string().contains("not opened") && err.to_string().contains(".state.json.tmp"),
+            "{err}"
+        );
+        assert_eq!(store.status(at(1001)).remaining_seconds, 3599, "nothing changed");
+
+        let closed = store.close_window(at(1002), "t");
+        assert!(!closed.is_open());
+        assert!(closed.storage_problem.unwrap().contains("removed"));
+        assert!(!dir.join(STATE_FILE).exists(), "a missing file means closed");
+        assert!(!new_store(&dir, HOUR).status(at(1003)).is_open());
+        assert_eq!(seen.lock().unwrap().last(), Some(&closed_by("t")));
+
+        fs::remove_dir_all(&obstruction).unwrap();
+        storage::Retry::retry_disk(&store, at(1004));
+        assert_eq!(store.status(at(1004)).storage_problem, None);
+        assert!(dir.join(STATE_FILE).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_start_on_a_disk_that_takes_no_writes_closes_the_window() {
+        let dir = tempdir("startnowrite");
+        let now = SystemTime::now();
+        new_store(&dir, HOUR).open_window(HOUR, now, "t").unwrap();
+        let obstruction = obstruct_writes(&dir);
+        let store = new_store(&dir, HOUR);
+        let seen = recorder(&store);
+        store.check_at_start(now, None);
+        let status = store.status(now);
+        assert!(!status.is_open() && status.storage_problem.is_some());
+        assert_eq!(*seen.lock().unwrap(), [closed_by("disk")]);
+        assert!(store.open_window(HOUR, now, "t").is_err());
+        fs::remove_dir_all(&obstruction).unwrap();
+        assert!(store.open_window(HOUR, now, "t").unwrap().storage_problem.is_none(), "works again");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_that_cannot_be_made_leaves_a_closed_window() {
+        let dir = tempdir("nodir");
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        fs::write(&dir, "a file where the directory should be").unwrap();
+        let store = new_store(&dir.join("state"), HOUR);
+        store.check_at_start(SystemTime::now(), None);
+        let status = store.status(SystemTime::now());
+        assert!(!status.is_open() && status.storage_problem.unwrap().contains("state directory"));
+        assert!(store.open_window(HOUR, SystemTime::now(), "t").is_err());
+        fs::remove_file(&dir).unwrap();
+        storage::Retry::retry_disk(&store, SystemTime::now());
+        assert!(store.status(SystemTime::now()).storage_problem.is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,313 @@
+//! Twilio's REST API (version 2010-04-01), the one client that `twilio-setup`, `doctor`
+//! and SMS notifications share: the same credentials, the same error classes.
+//!
+//! Credentials: HTTP Basic with an API key (`twilio.api_key_sid` + `api_key_secret`) when
+//! one is set, as Twilio recommends, else `account_sid:auth_token`. They go only into the
+//! `Authorization` header, never into a URL, an error or a log line. A redirect is not
+//! followed (it would carry them elsewhere); it is answered as a failure.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{Secret, TwilioConfig};
+use crate::model::phone::PhoneNumber;
+use crate::util::loggable;
+
+/// Twilio's explanation of an error (its JSON `message`), kept for the one line we print.
+const ERROR_DETAIL_CHARS: usize = 200;
+/// How many of the account's numbers `account_numbers` asks for: a home account has a
+/// handful; the list only helps a user spot a typo in `twilio.number`.
+pub const LISTED_NUMBERS: usize = 50;
+/// Twilio SIDs are two letters and 32 hex digits; anything else from an answer would not
+/// be safe to put into a request path.
+const SID_LEN: usize = 34;
+
+/// A call to Twilio that did not give a 2xx answer. Its `Display` is one line, without
+/// any secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestError {
+    /// 401: the credentials were refused.
+    Unauthorized,
+    /// 404, with Twilio's message.
+    NotFound(String),
+    /// Any other non-2xx answer. `retry_after` is the raw header, if any.
+    Status { status: u16, detail: String, retry_after: Option<String> },
+    /// No HTTP answer: connection refused, DNS, TLS, timeout. `permanent` when trying
+    /// again cannot help (a bad URL).
+    Network { why: String, permanent: bool },
+    /// A 2xx answer that is not what the API documents.
+    BadAnswer(String),
+}
+
+impl fmt::Display for RestError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            RestError::Unauthorized => f.write_str("Twilio refused the credentials (HTTP 401)"),
+            RestError::NotFound(d) => write!(f, "not found (HTTP 404): {d}"),
+            RestError::Status { status, detail, .. } if detail.is_empty() => write!(f, "HTTP {status}"),
+            RestError::Status { status, detail, .. } => write!(f, "HTTP {status}: {detail}"),
+            RestError::Network { why, .. } => write!(f, "no answer: {why}"),
+            RestError::BadAnswer(why) => write!(f, "an unexpected answer: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RestError {}
+
+/// One phone number of the account, with the fields that route its calls.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct IncomingNumber {
+    pub sid: String,
+    pub phone_number: String,
+    pub voice_url: Option<String>,
+    pub voice_method: Option<String>,
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: Option<String>,
+    pub voice_application_sid: Option<String>,
+    pub trunk_sid: Option<String>,
+}
+
+impl IncomingNumber {
+    /// What overrides `voice_url`, if anything: a TwiML App or a SIP trunk.
+    pub fn routed_elsewhere(&self) -> Option<String> {
+        let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(loggable);
+        if let Some(app) = set(&self.voice_application_sid) {
+            return Some(format!(
+                "{} is routed to the TwiML App {app}, which overrides its voice URL: in the Twilio console, under the number's Voice Configuration, choose \"Webhook\" instead of \"TwiML App\"",
+                self.phone_number
+            ));
+        }
+        set(&self.trunk_sid).map(|trunk| {
+            format!(
+                "{} belongs to the SIP trunk {trunk}, which takes its calls: in the Twilio console, remove the number from the trunk (Elastic SIP Trunking > Numbers)",
+                self.phone_number
+            )
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct NumberList {
+    incoming_phone_numbers: Vec<IncomingNumber>,
+}
+
+pub struct Rest {
+    agent: ureq::Agent,
+    /// `{api_base}/2010-04-01/Accounts/{AccountSid}`
+    account_url: String,
+    user: String,
+    password: Secret,
+    api_key: bool,
+}
+
+impl Rest {
+    /// A client for the configured account, each request bounded by `timeout`. Fails
+    /// naming the key to set when the account or its credentials are missing.
+    pub fn new(t: &TwilioConfig, timeout: Duration) -> Result<Rest, String> {
+        let sid = t
+            .account_sid
+            .as_ref()
+            .ok_or("set twilio.account_sid (AC…, on the Twilio console's start page)")?;
+        let (user, password, api_key) = match (&t.api_key_sid, &t.api_key_secret, &t.auth_token) {
+            (Some(key), Some(secret), _) => (key.clone(), secret.clone(), true),
+            (_, _, Some(token)) => (sid.clone(), token.clone(), false),
+            _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
+        };
+        let agent = crate::system::tls::https_agent(timeout);
+        let account_url = format!("{}/2010-04-01/Accounts/{sid}", t.api_base);
+        Ok(Rest { agent, account_url, user, password, api_key })
+    }
+
+    /// Which credentials are in use, and the keys that hold them, for messages.
+    pub fn credentials(&self) -> &'static str {
+        if self.api_key {
+            "the API key (twilio.api_key_sid and twilio.api_key_secret)"
+        } else {
+            "twilio.account_sid and twilio.auth_token"
+        }
+    }
+
+    /// The one line for a failure, with what to do about it.
+    pub fn explain(&self, e: &RestError) -> String {
+        match e {
+            RestError::Unauthorized => {
+                format!("Twilio refused the credentials (HTTP 401): check {}", self.credentials())
+            }
+            RestError::Status { status: 500..=599, .. } => {
+                format!("Twilio's API failed ({e}); this is on Twilio's side, try again in a few minutes")
+            }
+            RestError::Network { .. } => format!(
+                "cannot reach Twilio's API at {} ({e}); check this machine's internet connection and DNS",
+                crate::config::url::url_origin(&self.account_url)
+            ),
+            _ => format!("Twilio's API answered {e}"),
+        }
+    }
+
+    /// The number, looked up by its E.164 form; `None` when the account has no such number.
+    pub fn find_number(&self, number: &PhoneNumber) -> Result<Option<IncomingNumber>, RestError> {
+        let list = self.list(&[("PhoneNumber", number.as_str())])?;
+        Ok(list.into_iter().find(|n| n.phone_number == number.as_str()))
+    }
+
+    /// The account's numbers (at most [`LISTED_NUMBERS`]), for a message about a typo.
+    pub fn account_numbers(&self) -> Result<Vec<String>, RestError> {
+        let size = LISTED_NUMBERS.to_string();
+        Ok(self.list(&[("PageSize", &size)])?.into_iter().map(|n| loggable(&n.phone_number)).collect())
+    }
+
+    fn list(&self, query: &[(&str, &str)]) -> Result<Vec<IncomingNumber>, RestError> {
+        let body = self.get("IncomingPhoneNumbers.json", query)?;
+        let list: NumberList = serde_json::from_value(body)
+            .map_err(|e| RestError::BadAnswer(format!("the number list does not parse: {e}")))?;
+        Ok(list.incoming_phone_numbers)
+    }
+
+    /// Sets the given fields of a number in one form POST; returns the number as it is now.
+    pub fn update_number(&self, sid: &str, fields: &[(&str, &str)]) -> Result<IncomingNumber, RestError> {
+        let safe =
+            sid.len() == SID_LEN && sid.starts_with("PN") && sid.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !safe {
+            return Err(RestError::BadAnswer(format!("a number SID that is not one: {:?}", loggable(sid))));
+        }
+        let body = self.post(&format!("IncomingPhoneNumbers/{sid}.json"), fields)?;
+        serde_json::from_value(body).map_err(|e| RestError::BadAnswer(format!("the updated number: {e}")))
+    }
+
+    /// Sends one SMS.
+    pub fn send_sms(&self, from: &PhoneNumber, to: &PhoneNumber, text: &str) -> Result<(), RestError> {
+        let form = [("To", to.as_str()), ("From", from.as_str()), ("Body", text)];
+        self.call(self.agent.post(format!("{}/Messages.json", self.account_url)), Some(&form[..])).map(drop)
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, RestError> {
+        let mut req = self.agent.get(format!("{}/{path}", self.account_url));
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        json(&self.call_get(req)?)
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, RestError> {
+        json(&self.call(self.agent.post(format!("{}/{path}", self.account_url)), Some(form))?)
+    }
+
+    fn authorization(&self) -> String {
+        let pair = format!("{}:{}", self.user, self.password.expose());
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+    }
+
+    fn call_get(&self, req: ureq::RequestBuilder<ureq::typestate::WithoutBody>) -> Result<String, RestError> {
+        answer(req.header("Authorization", &self.authorization()).header("Accept", "application/json").call())
+    }
+
+    fn call(
+        &self,
+        req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        form: Option<&[(&str, &str)]>,
+    ) -> Result<String, RestError> {
+        let req = req.header("Authorization", &self.authorization()).header("Accept", "application/json");
+        answer(req.send_form(form.unwrap_or(&[]).iter().copied()))
+    }
+}
+
+fn json(body: &str) -> Result<Value, RestError> {
+    serde_json::from_str(body).map_err(|_| RestError::BadAnswer("not JSON".into()))
+}
+
+/// A 2xx answer's body, or the failure it means.
+fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, RestError> {
+    let mut resp = result.map_err(|e| network_error(&e))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(loggable);
+    let body = resp.body_mut().read_to_string();
+    if (200..300).contains(&status) {
+        return body.map_err(|e| network_error(&e));
+    }
+    let detail = body.map(|b| error_detail(&b)).unwrap_or_default();
+    Err(match status {
+        401 => RestError::Unauthorized,
+        404 => RestError::NotFound(detail),
+        _ => RestError::Status { status, detail, retry_after },
+    })
+}
+
+/// Twilio explains an error in JSON `message`; anything else is kept short and clean.
+fn error_detail(body: &str) -> String {
+    let text = match serde_json::from_str::<Value>(body) {
+        Ok(v) => v["message"].as_str().map_or_else(|| body.to_string(), str::to_string),
+        Err(_) => body.to_string(),
+    };
+    loggable(&text.chars().take(ERROR_DETAIL_CHARS).collect::<String>())
+}
+
+/// Transport errors are worth another try, except those that can only repeat. The
+/// message never holds a credential (they are only in a header).
+pub fn network_error(e: &ureq::Error) -> RestError {
+    let permanent = matches!(
+        e,
+        ureq::Error::BadUri(_)
+            | ureq::Error::RequireHttpsOnly(_)
+            | ureq::Error::TlsRequired
+            | ureq::Error::InvalidProxyUrl
+    );
+    let why = match e {
+        ureq::Error::Timeout(_) => "it timed out".to_string(),
+        ureq::Error::BadUri(_) => "bad URL".to_string(),
+        _ => e.to_string(),
+    };
+    RestError::Network { why, permanent }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twilio_error_bodies_become_one_clean_line() {
+        let body = r#"{"code": 20404, "message": "The requested resource\nwas not found", "status": 404}"#;
+        assert_eq!(error_detail(body), "The requested resourcewas not found");
+        assert_eq!(error_detail("<html>oops</html>"), "<html>oops</html>");
+        assert!(error_detail(&"x".repeat(1000)).chars().count() <= 70);
+    }
+
+    #[test]
+    fn routing_overrides_are_named_with_the_fix() {
+        let mut n = IncomingNumber { phone_number: "+15550001111".into(), ..Default::default() };
+        assert_eq!(n.routed_elsewhere(), None);
+        n.voice_application_sid = Some(String::new());
+        assert_eq!(n.routed_elsewhere(), None, "empty means unset");
+        n.trunk_sid = Some("TK123".into());
+        assert!(n.routed_elsewhere().unwrap().contains("SIP trunk TK123"));
+        n.voice_application_sid = Some("AP123".into());
+        assert!(n.routed_elsewhere().unwrap().contains("TwiML App AP123"));
+    }
+
+    #[test]
+    fn api_key_is_preferred_and_never_shown() {
+        let c = crate::config::parse(
+            r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"account_sid": "AC1",
+                "auth_token": "tok-secret", "api_key_sid": "SK1", "api_key_secret": "key-secret"}}"#,
+            |_| None,
+        )
+        .unwrap();
+        let rest = Rest::new(&c.twilio, Duration::from_secs(1)).unwrap();
+        assert_eq!(rest.user, "SK1");
+        assert!(rest.credentials().contains("api_key_sid"));
+        let all = [RestError::Unauthorized, RestError::NotFound("x".into())];
+        for e in all {
+            let line = rest.explain(&e);
+            assert!(!line.contains("key-secret") && !line.contains("tok-secret"), "{line}");
+        }
+        let mut t = c.twilio.clone();
+        (t.api_key_sid, t.api_key_secret) = (None, None);
+        assert_eq!(Rest::new(&t, Duration::from_secs(1)).unwrap().user, "AC1");
+        t.auth_token = None;
+        assert!(Rest::new(&t, Duration::from_secs(1)).err().unwrap().contains("twilio.api_key_sid"));
+    }
+}
