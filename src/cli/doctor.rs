@@ -85,6 +85,11 @@ pub fn run(path: &Path) -> bool {
     !report.failed
 }
 
+/// The secrets file this config's commands read, as a path to show.
+fn env_file_of(c: &Config) -> String {
+    c.env_file.as_ref().map_or(config::ENV_FILE.to_string(), |(path, _)| path.display().to_string())
+}
+
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
@@ -143,7 +148,11 @@ fn check_config(r: &mut Report, c: &Config) {
         (Some(_), Some(url)) => r.line(Level::Ok, format!("signatures are checked against {url}")),
         (None, _) => r.line(
             Level::Fail,
-            "twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: set it from the Twilio console".into(),
+            format!(
+                "twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: put {}=<the Auth Token from the Twilio console> in {} (or run `intercom init`)",
+                config::ENV_TWILIO_AUTH_TOKEN,
+                env_file_of(c)
+            ),
         ),
         (Some(_), None) => {} // config.rs refuses this; the public_url check would say it
     }

@@ -172,6 +172,19 @@ fn the_untouched_template_fails_by_key() {
     {
         assert!(d.has("FAIL", &format!("`{key}`: still the template's placeholder")), "{key}: {}", d.out);
     }
+    // One rule for secrets: the fix names the secrets file beside the config.
+    let env_file = dir.path().join("intercom.env");
+    assert!(
+        d.has(
+            "FAIL",
+            &format!(
+                "put INTERCOM_TWILIO_AUTH_TOKEN=<the Auth Token from the Twilio console> in {}",
+                env_file.display()
+            )
+        ),
+        "{}",
+        d.out
+    );
 }
 
 #[test]
