@@ -166,6 +166,7 @@ fn summary(c: &Config) -> String {
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
+        ("limits.connection_lifetime", humantime::format_duration(c.limits.connection_lifetime).to_string()),
         (
             "twilio.auth_token",
             secret(

@@ -37,6 +37,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
     ("notify.sms_to", r#"["+15552223333"]"#),
     ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+    ("limits", r#"{"connection_lifetime": "30s"}"#),
+    ("limits.connection_lifetime", r#""30s""#),
 ];
 
 /// The values `configs/production.json` ships as placeholders, each with what replaces it.
@@ -128,7 +130,7 @@ mod tests {
     #[test]
     fn the_key_list_is_exactly_what_the_structs_accept() {
         let mut accepted = known_keys("");
-        for section in ["webhook", "control", "twilio", "notify"] {
+        for section in ["webhook", "control", "twilio", "notify", "limits"] {
             accepted.extend(known_keys(section));
         }
         accepted.sort();

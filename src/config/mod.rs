@@ -2,7 +2,8 @@
 //! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
 //! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
 //! configured URLs and cuts a URL down to what may be logged; `keys.rs` lists every key
-//! with an example, and the shipped template's placeholders that are refused.
+//! with an example, and the shipped template's placeholders that are refused; `limits.rs`
+//! the listeners' tunable bounds.
 //!
 //! Uses: `model`, `util`.
 //!
@@ -15,6 +16,7 @@
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
 pub mod keys;
+pub mod limits;
 pub mod url;
 pub mod values;
 
@@ -26,6 +28,7 @@ use std::time::Duration;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
+use crate::config::limits::LimitsConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{public_origin, public_url, secret, target_url, token, unlock_digits};
@@ -91,6 +94,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    #[serde(deserialize_with = "object")]
+    pub limits: LimitsConfig,
     /// The secrets file read for this config, and the variables taken from it (rather
     /// than from the process environment), so `check-config` can say where each came from.
     #[serde(skip)]
@@ -176,6 +181,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
+            limits: LimitsConfig::default(),
             env_file: None,
         }
     }

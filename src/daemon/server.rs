@@ -86,17 +86,26 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         checked.status(SystemTime::now());
         Ok(())
     }))?;
+    let connection_lifetime = config.limits.connection_lifetime;
     let webhook = Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone());
     let control = Control { config, store, token, history, codes };
     let webhook_site = Site {
         name: "webhook",
-        limits: Limits { max_body_bytes: webhook::MAX_BODY_BYTES, max_connections: webhook::MAX_CONNECTIONS },
+        limits: Limits {
+            max_body_bytes: webhook::MAX_BODY_BYTES,
+            max_connections: webhook::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
         handler: Arc::new(move |r| webhook.handle(r)),
         refusal: Response::text,
     };
     let control_site = Site {
         name: "control",
-        limits: Limits { max_body_bytes: control::MAX_BODY_BYTES, max_connections: control::MAX_CONNECTIONS },
+        limits: Limits {
+            max_body_bytes: control::MAX_BODY_BYTES,
+            max_connections: control::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
         handler: Arc::new(move |r| control.handle(r)),
         refusal: control::refusal,
     };

@@ -9,7 +9,9 @@
 //! that has waited longest for its current request (at least a second) is dropped: an
 //! idle, slow or trickling client, never one whose request is being answered; when none
 //! qualifies the newcomer gets an immediate 503. Every connection also has an absolute
-//! lifetime ([`CONNECTION_LIFETIME`]), so keep-alive cannot stretch one forever.
+//! lifetime (`Limits::connection_lifetime`, from the config): no request starts on an
+//! older one and the one under way is answered with `Connection: close`, so keep-alive
+//! cannot stretch a connection forever.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -30,12 +32,6 @@ use crate::util::ratelog::RateLog;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A client that does not read its answer is dropped after this.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// No request starts on a connection older than this; the one under way is answered with
-/// `Connection: close`. Without it a keep-alive client could hold a thread forever with
-/// one slow request after another. 30 s lets a keep-alive client (the bench, a proxy in
-/// front) reuse its connection for thousands of requests, and bounds a connection's life
-/// to 35 s (the last request still gets its full REQUEST_TIMEOUT).
-pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// A connection is only evicted once it has waited this long for its request: a genuine
 /// client sends within milliseconds of connecting, so a fresh connection at the cap is
 /// never dropped before its request could even be read; idle and trickling ones are.
@@ -208,7 +204,8 @@ impl Listener {
                 }
             };
             slot.waiting_since_ms.store(0, Ordering::Relaxed);
-            let last = served + 1 == MAX_REQUESTS_PER_CONNECTION || accepted.elapsed() >= CONNECTION_LIFETIME;
+            let last = served + 1 == MAX_REQUESTS_PER_CONNECTION
+                || accepted.elapsed() >= self.site.limits.connection_lifetime;
             let keep_alive = http::wants_keep_alive(&req) && !last;
             let head_only = req.method == "HEAD";
             let resp = match catch_unwind(AssertUnwindSafe(|| (self.site.handler)(&req))) {

@@ -24,7 +24,7 @@ pub mod pool;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Request line plus headers. Twilio's are under 2 KiB; browsers stay well under 8 KiB.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -93,6 +93,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Open connections (= threads) at once; see `connections.rs` for what happens at the cap.
     pub max_connections: usize,
+    /// No request starts on a connection older than this (see `connections.rs`).
+    pub connection_lifetime: Duration,
 }
 
 /// Why a request was refused before reaching the handler.
@@ -524,7 +526,8 @@ mod tests {
             .unwrap();
         let (server, peer) = listener.accept().unwrap();
         let mut reader = conn(Arc::new(server));
-        let limits = Limits { max_body_bytes: 0, max_connections: 1 };
+        let limits =
+            Limits { max_body_bytes: 0, max_connections: 1, connection_lifetime: Duration::from_secs(30) };
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         let mut head = Vec::new();
         let first = read_request(&mut reader, &mut head, deadline, peer, limits).unwrap().unwrap();

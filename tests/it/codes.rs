@@ -6,10 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::events::{events, names};
 use crate::fake_http::Fake;
 use crate::harness::*;
-use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
 
 const STRANGER: &str = "+15550000000";
 

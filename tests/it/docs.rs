@@ -154,7 +154,7 @@ fn the_man_page_covers_every_command() {
 /// A dotted key (`twilio.number`) of one of the config's sections.
 fn section_keys(span: &str) -> Option<&str> {
     let (section, key) = span.split_once('.')?;
-    let sections = ["webhook", "control", "twilio", "notify"];
+    let sections = ["webhook", "control", "twilio", "notify", "limits"];
     let plain = !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
     (sections.contains(&section) && plain).then_some(span)
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::fake_http::account::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 use crate::fake_http::{refusing_addr, silent_listener, Answer, Fake, FakeTwilio};
 use crate::harness::*;
-use crate::twilio_setup::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 
 const FALLBACK: &str = "https://handler.twilio.com/twiml/EH0123";
 /// The bound for a doctor run whose tunnel hangs, with slack for a loaded machine.

@@ -220,6 +220,17 @@ pub fn silent_listener() -> SocketAddr {
     addr
 }
 
+/// The fake Twilio account the setup and doctor tests share: its credentials (which no
+/// command may ever print) and its intercom number.
+pub mod account {
+    pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    pub const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
+    pub const KEY_SECRET: &str = "api-key-secret-never-printed";
+    pub const AUTH_TOKEN: &str = "auth-token-never-printed-42";
+    pub const NUMBER: &str = "+15550001111";
+    pub const NUMBER_SID: &str = "PN0123456789abcdef0123456789abcdef";
+}
+
 /// Twilio's REST API for one account, as far as the intercom uses it: the
 /// IncomingPhoneNumbers list (filtered by `PhoneNumber`) and update, and Messages. It
 /// checks HTTP Basic credentials and keeps the numbers, so an update shows in the next

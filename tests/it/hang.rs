@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::security::{post_signed, sign, signed_config, AUTH_TOKEN, CALL, PUBLIC};
 
 /// The server waits 3 s for the disk (`history::APPEND_WAIT`); the answer must come well
 /// within Twilio's 15 s, with slack for a loaded machine.

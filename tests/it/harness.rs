@@ -1,5 +1,7 @@
 //! Starts the real `intercom` binary on free ports with a temporary config and state
-//! directory, and kills it on `Drop`. Talks raw HTTP over real sockets.
+//! directory, and kills it on `Drop`. Talks raw HTTP over real sockets, signs webhook
+//! calls the way Twilio does (from its documentation, not from `src/`), and reads the
+//! event history. Every helper more than one test module needs lives here.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 
 pub const INTERCOM: &str = "+15558889999";
@@ -20,6 +24,18 @@ pub const TOKEN: &str = "test-control-token-0123456789";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// A reply slower than this is a failure, not a wait.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Twilio auth token of [`signed_config`], and the public URL signatures cover.
+pub const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
+pub const PUBLIC: &str = "https://door.example.com";
+/// A call from the intercom, as Twilio posts it.
+pub const CALL: &[(&str, &str)] = &[
+    ("AccountSid", "ACtest"),
+    ("CallSid", "CAsigned"),
+    ("From", "+15558889999"),
+    ("To", "+15550001111"),
+    ("CallStatus", "ringing"),
+];
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -55,6 +71,60 @@ pub fn base_config() -> Value {
         "webhook": {"listen": "127.0.0.1:0"},
         "control": {"listen": "127.0.0.1:0", "token": TOKEN},
     })
+}
+
+/// [`base_config`] with signatures on: [`AUTH_TOKEN`] over [`PUBLIC`].
+pub fn signed_config() -> Value {
+    let mut c = base_config();
+    c["webhook"]["public_url"] = json!(PUBLIC);
+    c["twilio"] = json!({"account_sid": "ACtest", "auth_token": AUTH_TOKEN});
+    c
+}
+
+/// Twilio's scheme, written here from its documentation, apart from src/twilio/signature.rs:
+/// HMAC-SHA1 keyed with the auth token over the URL followed by each form parameter's
+/// name and value, sorted by name, in base64.
+pub fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
+    let mut data = url.to_string();
+    let mut sorted = form.to_vec();
+    sorted.sort();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub fn form_body(form: &[(&str, &str)]) -> String {
+    form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// A form POST to the webhook listener, with `signature` as `X-Twilio-Signature` if any.
+pub fn post_signed(
+    s: &Server,
+    path_and_query: &str,
+    form: &[(&str, &str)],
+    signature: Option<&str>,
+) -> Reply {
+    let body = form_body(form);
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(sig) = signature {
+        headers.push(("X-Twilio-Signature", sig));
+    }
+    request(s.webhook, "POST", path_and_query, &headers, body.as_bytes())
+}
+
+/// The newest `limit` records of the event history, through the control API.
+pub fn events(s: &Server, limit: usize) -> Vec<Value> {
+    let r = s.api("GET", &format!("/api/events?limit={limit}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["events"].as_array().unwrap().clone()
+}
+
+pub fn names(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
 }
 
 /// This machine's boot id, as the server reads it unless a test points it elsewhere.

@@ -398,3 +398,26 @@ fn the_check_catches_undeclared_uses_cycles_and_http_reaching_into_the_domain() 
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The integration tests check the binary from outside: a signature or a parser taken
+/// from `src/` would agree with `src/` however wrong both were. Only this file reads
+/// `src/`, as text; the one thing taken from the crate is the control API's body types,
+/// which the tests decode the server's answers into to show they match the CLI's.
+#[test]
+fn integration_tests_use_nothing_from_the_crate_but_the_api_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut checked = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "layers.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let other = line.replace("intercom::model::api::", "");
+            assert!(!other.contains("intercom::"), "{}:{}: {line}", path.display(), i + 1);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "found only {checked} files in {}", dir.display());
+}

@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-/// Connections a flooder opens per listener (well above the server's cap of 512).
+/// Connections a flooder opens per listener: above each listener's cap
+/// (`web::webhook::MAX_CONNECTIONS`, `web::control::MAX_CONNECTIONS`).
 const FLOOD_CONNECTIONS: usize = 1200;
 /// Tricklers per listener: they send one byte of a request head every 200 ms.
 const TRICKLERS: usize = 20;
 /// Genuine webhooks sent while the flood runs, one every 100 ms.
 const GENUINE_CALLS: usize = 50;
 const ANSWER_BOUND: Duration = Duration::from_secs(1);
+/// How long attacking connections are left to age before measuring: past the second
+/// after which the server may evict them (`http::connections::EVICTABLE_AFTER`), with a
+/// margin. Their age is what is waited for; nothing else would show it.
+const AGED: Duration = Duration::from_millis(1500);
 
 fn flood(addr: SocketAddr, stop: Arc<AtomicBool>, opened: Arc<AtomicUsize>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
@@ -61,9 +66,10 @@ fn genuine_webhooks_are_answered_within_a_second_under_a_connection_flood() {
             threads.push(trickle(addr, stop.clone()));
         }
     }
-    // Let the flood pass the cap before measuring.
+    // Before measuring, let the two floods open FLOOD_CONNECTIONS between them: past the
+    // control listener's cap; the webhook's flood passes its own while the calls run.
     let warmup = Instant::now();
-    while opened.load(Ordering::Relaxed) < 1200 && warmup.elapsed() < Duration::from_secs(10) {
+    while opened.load(Ordering::Relaxed) < FLOOD_CONNECTIONS && warmup.elapsed() < Duration::from_secs(10) {
         thread::sleep(Duration::from_millis(50));
     }
 
@@ -127,7 +133,8 @@ const ATTACKERS: &[(Attack, usize)] = &[
 /// Tricklers send one byte per tick per connection.
 const TICK: Duration = Duration::from_millis(50);
 /// A keep-alive trickler's body: 60 bytes at one per 50 ms completes in 3 s, inside the
-/// server's 5 s request timeout, so each request is answered and the next one follows.
+/// server's request timeout (`http::connections::REQUEST_TIMEOUT`, 5 s), so each request
+/// is answered and the next one follows.
 const TRICKLED_BODY: usize = 60;
 const SLOW_BODY: usize = 10_000;
 const PIPELINE_BATCH: usize = 10;
@@ -241,7 +248,6 @@ fn attack(
 
 #[test]
 fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_calls() {
-    use crate::security::{form_body, sign, signed_config, CALL, PUBLIC};
     let s = Server::start(signed_config());
     let stop = Arc::new(AtomicBool::new(false));
     let connected = Arc::new(AtomicUsize::new(0));
@@ -255,9 +261,9 @@ fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_c
     while connected.load(Ordering::Relaxed) < total && warmup.elapsed() < Duration::from_secs(15) {
         thread::sleep(Duration::from_millis(50));
     }
-    thread::sleep(Duration::from_millis(1500));
+    thread::sleep(AGED);
 
-    let signature = sign(crate::security::AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
+    let signature = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
     let body = form_body(CALL);
     let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", &signature)];
     let mut latencies = Vec::new();
@@ -291,7 +297,9 @@ fn slow_bodies_keep_alive_tricklers_and_pipelining_do_not_delay_genuine_signed_c
 /// used to hold every slot and genuine requests got 503.)
 #[test]
 fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
-    const SLOW_BODIES: usize = 600; // over the control listener's 256 and the old cap of 512
+    // Over the control listener's cap (`web::control::MAX_CONNECTIONS`), and over 512, the
+    // cap both listeners had when slow bodies held every slot.
+    const SLOW_BODIES: usize = 600;
     let s = Server::start(base_config());
     let head = "POST /api/open HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{";
     let held: Vec<TcpStream> = (0..SLOW_BODIES)
@@ -302,8 +310,9 @@ fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
         })
         .collect();
     assert!(held.len() > 512, "{} connections", held.len());
-    // Old enough to be evicted, and well inside the 5 s they have to send their bodies.
-    thread::sleep(Duration::from_millis(1500));
+    // Old enough to be evicted, and well inside the time they have to send their bodies
+    // (`http::connections::REQUEST_TIMEOUT`, 5 s).
+    thread::sleep(AGED);
     for _ in 0..5 {
         let t = Instant::now();
         let r = s.api("GET", "/api/status", "");
@@ -312,13 +321,20 @@ fn slow_bodies_beyond_the_cap_are_evicted_for_genuine_requests() {
     }
 }
 
-/// However well a keep-alive client behaves, its connection ends after 30 s: the request
-/// under way is answered with `Connection: close` and no other starts.
+/// However well a keep-alive client behaves, its connection ends after its configured
+/// lifetime (`limits.connection_lifetime`, 30 s unless set; shortened here so the test
+/// takes seconds): the request under way is answered with `Connection: close` and no
+/// other starts.
 #[test]
 fn a_keep_alive_connection_has_an_absolute_lifetime() {
     use std::io::{BufRead, BufReader, Read};
-    const LIFETIME: Duration = Duration::from_secs(30); // src/http/connections.rs CONNECTION_LIFETIME
-    let s = Server::start(base_config());
+    const LIFETIME: Duration = Duration::from_secs(2);
+    /// Several requests within the lifetime, so the close is seen soon after it passes.
+    const INTERVAL: Duration = Duration::from_millis(250);
+    let mut config = base_config();
+    config["limits"] =
+        serde_json::json!({"connection_lifetime": humantime::format_duration(LIFETIME).to_string()});
+    let s = Server::start(config);
     let c = TcpStream::connect(s.webhook).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = BufReader::new(c.try_clone().unwrap());
@@ -342,7 +358,7 @@ fn a_keep_alive_connection_has_an_absolute_lifetime() {
         if head.contains("Connection: close") {
             break start.elapsed();
         }
-        thread::sleep(Duration::from_secs(2));
+        thread::sleep(INTERVAL);
     };
     assert!(closed_at >= LIFETIME && closed_at < LIFETIME + Duration::from_secs(5), "{closed_at:?}");
     let mut rest = Vec::new();

@@ -2,13 +2,11 @@
 //! webhook target (ntfy, Home Assistant): the requests' shape, retries, and that a dead
 //! target never slows the answer to Twilio.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::events::{events, names};
 use crate::fake_http::{refusing_addr, Answer, Fake};
 use crate::harness::*;
 
@@ -39,17 +37,9 @@ fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&st
 
 /// A webhook call signed the way Twilio signs it.
 fn signed_ring(s: &Server, from: &str) -> Reply {
-    let params: Vec<(String, String)> =
-        [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)].map(|(k, v)| (k.into(), v.into())).into();
-    let sig = intercom::twilio::signature::compute(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &params);
-    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-    request(
-        s.webhook,
-        "POST",
-        "/voice",
-        &[("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", &sig)],
-        body.join("&").as_bytes(),
-    )
+    let form = [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)];
+    let sig = sign(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &form);
+    post_signed(s, "/voice", &form, Some(&sig))
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
@@ -102,9 +92,16 @@ fn sms_and_webhook_carry_the_documented_requests() {
     assert_eq!(twilio.wait_for(4, DELIVERY_WAIT).len(), 4);
     assert!(signed_ring(&s, "+15550000000").body.contains("<Reject/>"));
     s.api("POST", "/api/close", "");
-    thread::sleep(Duration::from_millis(1500));
-    assert_eq!((twilio.requests().len(), hook.requests().len()), (4, 2));
     assert_eq!(names(&events(&s, 1)), ["window_closed"]);
+    // Each target's notifications go out in order: once the next notified event (a new
+    // window) has arrived, anything sent for the rejected call or the close would have.
+    s.api("POST", "/api/open", r#"{"minutes": 31}"#);
+    let (sms, posts) = (twilio.wait_for(6, DELIVERY_WAIT), hook.wait_for(3, DELIVERY_WAIT));
+    assert_eq!((sms.len(), posts.len()), (6, 3), "{}", s.logs());
+    assert_eq!(posts[2].json()["minutes"], 31, "nothing between: {:?}", posts[2].body);
+    for r in &sms[4..] {
+        assert!(field(&r.form(), "Body").contains("Window opened for 31m"), "nothing between: {}", r.body);
+    }
 
     let logs = s.logs();
     assert!(logs.contains("notified: window_opened for webhook http://127.0.0.1"), "{logs}");
@@ -123,10 +120,13 @@ fn notify_events_choose_what_is_sent() {
     signed_ring(&s, INTERCOM);
     signed_ring(&s, "+15550000000");
     s.ring(INTERCOM); // unsigned: 403
-    hook.wait_for(2, DELIVERY_WAIT);
-    thread::sleep(Duration::from_millis(500));
-    let got: Vec<_> = hook.requests().iter().map(|r| r.json()["event"].clone()).collect();
-    assert_eq!(got, [json!("call_rejected"), json!("call_bad_signature")]);
+                      // Notifications go out in order: a last chosen event, once arrived, follows anything
+                      // the events before it would have sent.
+    signed_ring(&s, "+15550000001");
+    let got: Vec<_> = hook.wait_for(3, DELIVERY_WAIT).iter().map(|r| r.json()["event"].clone()).collect();
+    assert_eq!(got[..2], [json!("call_rejected"), json!("call_bad_signature")]);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(hook.requests()[2].json()["from"], "+15550000001", "the last one: {got:?}");
 }
 
 #[test]
@@ -161,8 +161,12 @@ fn a_503_is_retried_with_pauses_until_it_succeeds() {
     assert!(got[2].at - got[1].at >= Duration::from_millis(3500), "{:?}", got[2].at - got[1].at);
     assert!(got.iter().all(|r| r.body == got[0].body), "the same notification each time");
     assert!(s.wait_for_log("(attempt 3)"), "{}", s.logs());
-    thread::sleep(Duration::from_millis(500));
-    assert_eq!(hook.requests().len(), 3, "no more after the success");
+    // The worker takes the next notification once it is done with this one: the request
+    // after the success is that one, not a fourth attempt.
+    s.api("POST", "/api/open", r#"{"minutes": 6}"#);
+    let got = hook.wait_for(4, DELIVERY_WAIT);
+    assert_eq!(got.len(), 4, "{}", s.logs());
+    assert_eq!(got[3].json()["minutes"], 6, "no more after the success: {}", got[3].body);
 }
 
 #[test]
@@ -172,9 +176,11 @@ fn a_400_from_twilio_is_final_and_logged() {
     s.api("POST", "/api/open", r#"{"minutes": 5}"#);
     assert_eq!(twilio.wait_for(1, DELIVERY_WAIT).len(), 1);
     assert!(s.wait_for_log("after 1 attempt(s): HTTP 400"), "{}", s.logs());
-    // Past the first retry's pause: still one request.
-    thread::sleep(Duration::from_millis(2000));
-    assert_eq!(twilio.requests().len(), 1);
+    // Not retried: the next request is the next notification, not a second attempt.
+    s.api("POST", "/api/open", r#"{"minutes": 6}"#);
+    let got = twilio.wait_for(2, DELIVERY_WAIT);
+    assert_eq!(got.len(), 2, "{}", s.logs());
+    assert!(field(&got[1].form(), "Body").contains("Window opened for 6m"), "{}", got[1].body);
     assert!(s.logs().contains(&format!("window_opened for SMS to {RESIDENT}")));
 }
 

@@ -1,60 +1,8 @@
 //! Only Twilio, only from the intercom: signatures, listener separation, bad input.
 
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 
 use crate::harness::*;
-
-pub const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
-pub const PUBLIC: &str = "https://door.example.com";
-
-pub fn signed_config() -> serde_json::Value {
-    let mut c = base_config();
-    c["webhook"]["public_url"] = json!(PUBLIC);
-    c["twilio"] = json!({"account_sid": "ACtest", "auth_token": AUTH_TOKEN});
-    c
-}
-
-/// Twilio's scheme, written here from its documentation, apart from src/twilio/signature.rs.
-pub fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
-    let mut data = url.to_string();
-    let mut sorted = form.to_vec();
-    sorted.sort();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-pub fn form_body(form: &[(&str, &str)]) -> String {
-    form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
-}
-
-pub fn post_signed(
-    s: &Server,
-    path_and_query: &str,
-    form: &[(&str, &str)],
-    signature: Option<&str>,
-) -> Reply {
-    let body = form_body(form);
-    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-    if let Some(sig) = signature {
-        headers.push(("X-Twilio-Signature", sig));
-    }
-    request(s.webhook, "POST", path_and_query, &headers, body.as_bytes())
-}
-
-pub const CALL: &[(&str, &str)] = &[
-    ("AccountSid", "ACtest"),
-    ("CallSid", "CAsigned"),
-    ("From", "+15558889999"),
-    ("To", "+15550001111"),
-    ("CallStatus", "ringing"),
-];
 
 #[test]
 fn correctly_signed_post_and_get_are_answered_with_and_without_port() {

@@ -132,7 +132,9 @@ fn https_to_a_server_from_another_ca_is_refused() {
     assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 5}"#).status, 200);
     // The client gives up during the handshake: the server never gets a request.
     assert!(fake.wait(|seen| !seen.failed_handshakes.is_empty()), "log:\n{}", s.logs());
-    thread::sleep(Duration::from_millis(300));
+    // The fake serves one connection at a time, so once the retry's connection (a second
+    // after the first) is seen, a request between the two would have been too.
+    assert!(fake.wait(|seen| seen.failed_handshakes.len() + seen.requests.len() >= 2), "log:\n{}", s.logs());
     let seen = fake.seen.lock().unwrap();
     assert!(seen.requests.is_empty(), "sent to an unverified server: {:?}", seen.requests);
 }

@@ -9,15 +9,10 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::fake_http::account::{AUTH_TOKEN, KEY_SECRET, KEY_SID, NUMBER, NUMBER_SID, SID};
 use crate::fake_http::{refusing_addr, Answer, Fake, FakeTwilio};
 use crate::harness::*;
 
-pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
-pub const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
-pub const KEY_SECRET: &str = "api-key-secret-never-printed";
-pub const AUTH_TOKEN: &str = "auth-token-never-printed-42";
-pub const NUMBER: &str = "+15550001111";
-pub const NUMBER_SID: &str = "PN0123456789abcdef0123456789abcdef";
 const OTHER: &str = "+15550002222";
 const OTHER_SID: &str = "PNfedcba9876543210fedcba9876543210";
 const PUBLIC_URL: &str = "https://door.example.com";
