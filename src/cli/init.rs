@@ -269,7 +269,10 @@ fn write_files(
     let old = std::fs::read_to_string(&env_file).unwrap_or_default();
     let mut lines: Vec<String> = old
         .lines()
-        .filter(|l| !secrets.iter().any(|(k, _)| l.trim_start().starts_with(&format!("{k}="))))
+        // Keyed as systemd reads the file (`KEY = value` too), so no old value survives.
+        .filter(|l| {
+            !l.split_once('=').is_some_and(|(k, _)| secrets.iter().any(|(name, _)| k.trim() == *name))
+        })
         .map(str::to_string)
         .collect();
     lines.extend(secrets.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))));
@@ -366,7 +369,7 @@ impl Prompt {
         std::io::stdout().flush()?;
         let mut line = String::new();
         if self.input.read_line(&mut line)? == 0 {
-            return Err("no answer (input ended); nothing was written".into());
+            return Err("no answer (input ended)".into());
         }
         Ok(line.trim_end_matches(['\n', '\r']).to_string())
     }

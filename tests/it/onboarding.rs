@@ -178,7 +178,11 @@ fn init_with_flags_writes_the_config_and_the_secrets_file() {
     // Over the untouched template, as a fresh .deb leaves it.
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, include_str!("../../configs/production.json")).unwrap();
-    fs::write(&env_file, "# kept\nINTERCOM_CONTROL_TOKEN=kept-control-token-0123\n").unwrap();
+    fs::write(
+        &env_file,
+        "# kept\nINTERCOM_CONTROL_TOKEN=kept-control-token-0123\nINTERCOM_TWILIO_AUTH_TOKEN = old-token\n",
+    )
+    .unwrap();
     let o = init(&path, &["--intercom-number", "+1 (555) 888-9999"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!((mode(&path), mode(&env_file)), (0o644, 0o600));
@@ -193,6 +197,7 @@ fn init_with_flags_writes_the_config_and_the_secrets_file() {
     let env = fs::read_to_string(&env_file).unwrap();
     assert!(env.contains("# kept\n") && env.contains("INTERCOM_CONTROL_TOKEN=kept-control-token-0123\n"));
     assert!(env.contains(&format!("INTERCOM_TWILIO_AUTH_TOKEN={AUTH}\n")), "{env}");
+    assert!(!env.contains("old-token"), "the old secret survived: {env}");
     let o = cli(&path, &["check-config"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("set (from INTERCOM_TWILIO_AUTH_TOKEN in"));
