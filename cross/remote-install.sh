@@ -59,7 +59,7 @@ openwrt() {
   mkdir -p "$R/usr/bin"
   free_kb=$(df -k "$R/usr/bin" | awk 'NR == 2 { print $4 }')
   if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ]; then
-    die "not enough flash: the binary needs ${need_kb} KiB in /usr/bin, ${free_kb} KiB free (see the README: which routers qualify)"
+    die "not enough flash: the binary needs ${need_kb} KiB in /usr/bin, ${free_kb} KiB free (see docs/install-and-tunnel.md: which routers qualify)"
   fi
   install_binary /usr/bin
 

@@ -53,11 +53,11 @@ cp "$bin" "$tmp/bin/intercom"
 cp systemd/intercom.service systemd/intercom-tunnel.service "$etc/systemd/system/"
 ln -s ../intercom.service "$etc/systemd/system/multi-user.target.wants/intercom.service"
 install -m 0644 configs/production.json "$etc/intercom/intercom.json"
-sed -i "${FILL_TEMPLATE[@]}" "$etc/intercom/intercom.json" # as the README tells the admin
+sed -i "${FILL_TEMPLATE[@]}" "$etc/intercom/intercom.json" # as the admin does (intercom init, or by hand)
 wp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("webhook",{}).get("listen","127.0.0.1:8080").rsplit(":",1)[1])' configs/production.json)
 cport=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("listen","0.0.0.0:8081").rsplit(":",1)[1])' configs/production.json)
 
-# The tunnel's files, as the README tells the user to create them.
+# The tunnel's files, as docs/install-and-tunnel.md tells the user to create them.
 sp=2222 rp=18080
 ssh-keygen -q -t ed25519 -N '' -C intercom-tunnel -f "$etc/intercom/tunnel_key"
 echo "restrict,port-forwarding,permitlisten=\"127.0.0.1:$rp\" $(cat "$etc/intercom/tunnel_key.pub")" > "$tmp/authorized_keys"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reverse tunnel, end to end, on loopback:
 #  - a real OpenSSH sshd on a free 127.0.0.1 port plays the VPS (own temp host key, temp
-#    authorized_keys restricted like the README's VPS setup, GatewayPorts no);
+#    authorized_keys restricted like the VPS setup in docs/install-and-tunnel.md, GatewayPorts no);
 #  - `intercom serve` runs on a free port;
 #  - the ssh command is EXTRACTED from systemd/intercom-tunnel.service's ExecStart with the
 #    variables of a temp tunnel.env substituted (tests/system/unit-exec.py), not retyped;
@@ -44,7 +44,7 @@ trap cleanup EXIT
 # ---- the "VPS": sshd on loopback -------------------------------------------------------
 sp=$(free_port); rp=$(free_port); wp=$(free_port); cp=$(free_port)
 ssh-keygen -q -t ed25519 -N '' -C intercom-tunnel -f "$tmp/tunnel_key"
-# The restrictions the README gives the VPS: only this remote forward, nothing else.
+# The restrictions docs/install-and-tunnel.md gives the VPS: only this remote forward, nothing else.
 echo "restrict,port-forwarding,permitlisten=\"127.0.0.1:$rp\" $(cat "$tmp/tunnel_key.pub")" > "$tmp/authorized_keys"
 user=$(id -un)
 if start_sshd "$tmp" "$sp" "AllowTcpForwarding remote
