@@ -16,6 +16,7 @@
 //! | `cli/` | the commands a person types (all but `serve`) | `web`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
 //! | `daemon/` | `serve`: wiring the services and listeners, expiry, notifications | every folder below |
 //! | `web/` | the two listeners' handlers: webhook and control (page, JSON API) | `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
+//! | `mqtt/` | Home Assistant through an MQTT broker (cargo feature `mqtt`): discovery, state topics, commands | `store`, `system`, `config`, `model`, `util` |
 //! | `store/` | everything on disk: window state, codes, history, token | `rules`, `system`, `config`, `model`, `util` |
 //! | `twilio/` | Twilio's side: signatures, TwiML, the REST client | `rules`, `system`, `config`, `model`, `util` |
 //! | `rules/` | pure decisions: the call, guest codes, the window | `config`, `model`, `util` |
@@ -50,6 +51,8 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod model;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod rules;
 pub mod store;
 pub mod system;

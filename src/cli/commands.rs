@@ -177,6 +177,20 @@ fn summary(c: &Config) -> String {
             ),
         ),
     ];
+    let mut rows = rows.to_vec();
+    match &c.mqtt {
+        None => rows.push(("mqtt", "(not set: Home Assistant discovery is off)".into())),
+        Some(m) => rows.extend([
+            ("mqtt.broker", format!("{}:{}{}", m.host, m.port(), if m.tls { " (TLS)" } else { "" })),
+            ("mqtt.username", m.username.clone().unwrap_or("(not set)".into())),
+            (
+                "mqtt.password",
+                secret(&m.password, m.password_from_env, config::ENV_MQTT_PASSWORD, "(not set)"),
+            ),
+            ("mqtt.topic_prefix", m.topic_prefix.clone()),
+            ("mqtt.discovery_prefix", m.discovery_prefix.clone()),
+        ]),
+    }
     let mut out = String::from("config OK\n");
     for (k, v) in rows {
         out.push_str(&format!("  {k:<20} {v}\n"));
@@ -204,12 +218,14 @@ mod tests {
     fn summary_masks_secrets() {
         let c = config::parse(
             r#"{"webhook": {"public_url": "https://d.example"}, "twilio": {"auth_token": "supersecret-auth",
-                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"}}"#,
+                "api_key_sid": "SK1", "api_key_secret": "supersecret-key"}, "control": {"token": "supersecret-control"},
+                "mqtt": {"host": "ha.local", "username": "intercom", "password": "supersecret-mqtt"}}"#,
             |_| None,
         )
         .unwrap();
         let s = summary(&c);
         assert!(!s.contains("supersecret"), "{s}");
         assert!(s.contains("twilio.auth_token") && s.contains("set"));
+        assert!(s.contains("mqtt.broker") && s.contains("ha.local:1883"), "{s}");
     }
 }

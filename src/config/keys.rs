@@ -37,6 +37,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
     ("notify.sms_to", r#"["+15552223333"]"#),
     ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+    ("mqtt", r#"{"host": "homeassistant.local"}"#),
+    ("mqtt.host", r#""homeassistant.local""#),
+    ("mqtt.port", "1883"),
+    ("mqtt.username", r#""intercom""#),
+    ("mqtt.password", r#""the-intercom-users-password""#),
+    ("mqtt.tls", "true"),
+    ("mqtt.topic_prefix", r#""intercom""#),
+    ("mqtt.discovery_prefix", r#""homeassistant""#),
     ("limits", r#"{"connection_lifetime": "30s"}"#),
     ("limits.connection_lifetime", r#""30s""#),
 ];
@@ -130,7 +138,7 @@ mod tests {
     #[test]
     fn the_key_list_is_exactly_what_the_structs_accept() {
         let mut accepted = known_keys("");
-        for section in ["webhook", "control", "twilio", "notify", "limits"] {
+        for section in ["webhook", "control", "twilio", "notify", "mqtt", "limits"] {
             accepted.extend(known_keys(section));
         }
         accepted.sort();
@@ -140,6 +148,12 @@ mod tests {
         // Every example is a value the parser takes (with what its neighbours need).
         for (key, example) in KEYS {
             let value = match key.split_once('.') {
+                // The mqtt section needs its host (and a password its username) beside the key.
+                Some(("mqtt", k)) => {
+                    let mut section = serde_json::json!({"host": "h", "username": "u"});
+                    section[k] = serde_json::from_str(example).unwrap();
+                    serde_json::json!({ "mqtt": section }).to_string()
+                }
                 Some((section, k)) => format!(r#"{{"{section}": {{"{k}": {example}}}}}"#),
                 None => format!(r#"{{"{key}": {example}}}"#),
             };

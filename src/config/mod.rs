@@ -31,6 +31,7 @@ use serde::Deserialize;
 use crate::config::limits::LimitsConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
+use crate::config::values::{host, optional, optional_object, port, topic_level, topic_path};
 use crate::config::values::{public_origin, public_url, secret, target_url, token, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
@@ -65,6 +66,13 @@ pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
+pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
+/// MQTT's default ports, without and with TLS (IANA).
+const MQTT_PORT: u16 = 1883;
+const MQTT_TLS_PORT: u16 = 8883;
+/// A user name or password longer than this is a pasted file, not a credential; MQTT
+/// itself allows 65535 bytes.
+const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,12 +102,55 @@ pub struct Config {
     pub twilio: TwilioConfig,
     #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
+    /// Home Assistant through an MQTT broker; absent means nothing connects.
+    #[serde(deserialize_with = "optional_object")]
+    pub mqtt: Option<MqttConfig>,
     #[serde(deserialize_with = "object")]
     pub limits: LimitsConfig,
     /// The secrets file read for this config, and the variables taken from it (rather
     /// than from the process environment), so `check-config` can say where each came from.
     #[serde(skip)]
     pub env_file: Option<(PathBuf, Vec<&'static str>)>,
+}
+
+/// The MQTT broker Home Assistant listens to, and where our topics go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    #[serde(deserialize_with = "host")]
+    pub host: String,
+    /// Unset: 1883, or 8883 with `tls`.
+    #[serde(default, deserialize_with = "port")]
+    pub port: Option<u16>,
+    #[serde(default, deserialize_with = "optional")]
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    pub password: Option<Secret>,
+    #[serde(skip)]
+    pub password_from_env: bool,
+    /// Verify the broker against the system's CAs (as outbound HTTPS does).
+    #[serde(default)]
+    pub tls: bool,
+    /// Our topics (`intercom/window/state`, …) and the device's id in Home Assistant.
+    #[serde(default = "default_topic_prefix", deserialize_with = "topic_level")]
+    pub topic_prefix: String,
+    /// Where Home Assistant looks for discovery messages (its own default).
+    #[serde(default = "default_discovery_prefix", deserialize_with = "topic_path")]
+    pub discovery_prefix: String,
+}
+
+fn default_topic_prefix() -> String {
+    "intercom".into()
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
+}
+
+impl MqttConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls { MQTT_TLS_PORT } else { MQTT_PORT })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +232,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             twilio: TwilioConfig::default(),
             notify: NotifyConfig::default(),
+            mqtt: None,
             limits: LimitsConfig::default(),
             env_file: None,
         }
@@ -273,7 +325,8 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            let known = [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET];
+            let known =
+                [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD];
             from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
             Some(value)
         })
@@ -326,6 +379,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
         (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
+    }
+    if let (Some(m), Some(p)) = (config.mqtt.as_mut(), env(ENV_MQTT_PASSWORD)) {
+        (m.password, m.password_from_env) = (Some(Secret::new(p)), true);
     }
     config.check()?;
     Ok(config)
@@ -435,6 +491,24 @@ impl Config {
                 }
             }
         }
+        if let Some(m) = &self.mqtt {
+            if m.password.is_some() && m.username.is_none() {
+                // MQTT 3.1.1 (3.1.2.9): no password without a user name.
+                return Err(key_error("mqtt.username", "required when mqtt.password is set"));
+            }
+            for (key, value) in [
+                ("mqtt.username", m.username.as_deref()),
+                ("mqtt.password", m.password.as_ref().map(|p| p.expose())),
+            ] {
+                if value.is_some_and(|v| v.len() > MAX_MQTT_CREDENTIAL_BYTES || v.contains(char::is_control))
+                {
+                    return Err(key_error(
+                        key,
+                        format!("at most {MAX_MQTT_CREDENTIAL_BYTES} bytes, no control characters"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -532,6 +606,42 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn mqtt_section_defaults_bounds_and_password_from_the_environment() {
+        assert!(parse("{}", no_env).unwrap().mqtt.is_none());
+        let m = parse(r#"{"mqtt": {"host": "192.168.1.10"}}"#, no_env).unwrap().mqtt.unwrap();
+        assert_eq!(
+            (m.port(), m.topic_prefix.as_str(), m.discovery_prefix.as_str()),
+            (1883, "intercom", "homeassistant")
+        );
+        let m = parse(r#"{"mqtt": {"host": "ha.local", "tls": true}}"#, no_env).unwrap().mqtt.unwrap();
+        assert_eq!(m.port(), 8883);
+        let env = |k: &str| (k == ENV_MQTT_PASSWORD).then(|| "from-env".to_string());
+        let m = parse(r#"{"mqtt": {"host": "h", "username": "u", "password": "file"}}"#, env)
+            .unwrap()
+            .mqtt
+            .unwrap();
+        assert_eq!((m.password.unwrap().expose(), m.password_from_env), ("from-env", true));
+        for (bad, key) in [
+            (r#"{"mqtt": {}}"#, "`mqtt`"),
+            (r#"{"mqtt": null}"#, "`mqtt`"),
+            (r#"{"mqtt": {"host": "h", "prot": 1}}"#, "`mqtt.prot`"),
+            (r#"{"mqtt": {"host": "mqtt://h"}}"#, "`mqtt.host`"),
+            (r#"{"mqtt": {"host": ""}}"#, "`mqtt.host`"),
+            (r#"{"mqtt": {"host": "h", "port": 0}}"#, "`mqtt.port`"),
+            (r#"{"mqtt": {"host": "h", "port": 65536}}"#, "`mqtt.port`"),
+            (r#"{"mqtt": {"host": "h", "topic_prefix": "a/b"}}"#, "`mqtt.topic_prefix`"),
+            (r##"{"mqtt": {"host": "h", "topic_prefix": "#"}}"##, "`mqtt.topic_prefix`"),
+            (r#"{"mqtt": {"host": "h", "discovery_prefix": "ha/"}}"#, "`mqtt.discovery_prefix`"),
+            (r#"{"mqtt": {"host": "h", "discovery_prefix": "a/+/b"}}"#, "`mqtt.discovery_prefix`"),
+            (r#"{"mqtt": {"host": "h", "password": "secret-pw"}}"#, "`mqtt.username`"),
+            (r#"{"mqtt": {"host": "h", "username": "a\nb"}}"#, "`mqtt.username`"),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(key) && !e.contains("secret-pw"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -163,6 +163,71 @@ pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::
     Ok(url.map(Secret::new))
 }
 
+/// An optional section: absent or an object (never `null`, a list or a string).
+pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    object(d).map(Some)
+}
+
+/// A host name or IP address of a broker: what DNS and IP literals are made of, so a
+/// URL or a stray space is refused here rather than failing at each connect.
+pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    /// The longest DNS name.
+    const MAX_HOST_CHARS: usize = 253;
+    let s = String::deserialize(d)?;
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':' || b == b'_';
+    if s.is_empty() || s.len() > MAX_HOST_CHARS || !s.bytes().all(ok) {
+        return Err(D::Error::custom(format!(
+            "expected a host name or IP address like 192.168.1.10 or homeassistant.local, got {:?}",
+            crate::util::loggable(&s)
+        )));
+    }
+    Ok(s)
+}
+
+/// A TCP port to connect to: 1 to 65535.
+pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    match Option::<u16>::deserialize(d)? {
+        Some(0) => Err(D::Error::custom("expected a port from 1 to 65535")),
+        p => Ok(p),
+    }
+}
+
+/// One MQTT topic level made of letters, digits, `_` and `-`: it is also Home
+/// Assistant's discovery `node_id`, which allows nothing else, and it can hold no
+/// wildcard (`+`, `#`) or level separator.
+pub fn topic_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_topic(&s, false).map_err(D::Error::custom)?;
+    Ok(s)
+}
+
+/// Topic levels as in [`topic_level`], joined by single `/`.
+pub fn topic_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_topic(&s, true).map_err(D::Error::custom)?;
+    Ok(s)
+}
+
+fn check_topic(s: &str, levels: bool) -> Result<(), String> {
+    /// Topics are built from it; Home Assistant's own prefixes are a word or two.
+    const MAX_TOPIC_CHARS: usize = 64;
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (levels && b == b'/');
+    if s.is_empty()
+        || s.len() > MAX_TOPIC_CHARS
+        || !s.bytes().all(ok)
+        || s.starts_with('/')
+        || s.ends_with('/')
+        || s.contains("//")
+    {
+        let what = if levels { "topic levels separated by /" } else { "one topic level" };
+        return Err(format!(
+            "expected {what} of letters, digits, _ and - (at most {MAX_TOPIC_CHARS} characters), got {:?}",
+            crate::util::loggable(s)
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_token(t: &str) -> Result<(), String> {
     if t.len() < 16 {
         return Err("must be at least 16 characters".into());

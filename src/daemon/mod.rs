@@ -4,9 +4,9 @@
 //! `expiry.rs`: the thread that ends windows whose time has come. `notify.rs`:
 //! notifications (Twilio SMS, JSON webhook) of chosen events, through a bounded queue and a
 //! worker per target, so they never delay an answer and a hanging target never delays
-//! another.
+//! another. Home Assistant's MQTT bridge (`mqtt/`) gets the same records.
 //!
-//! Uses: `web`, `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
+//! Uses: `web`, `mqtt`, `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
 pub mod expiry;
 pub mod notify;

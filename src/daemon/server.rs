@@ -33,7 +33,20 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let boot = Boot::detect();
     let store = Arc::new(Store::open(&config.state_dir, config.max_window, boot.clone(), health.clone()));
     let notifier = Notifier::start(&config)?;
-    let sink = notifier.map(|n| Box::new(move |r: &Record| n.submit(r)) as history::Sink);
+    // Every record the history writes goes on to the notifier and Home Assistant, each
+    // through its own bounded queue.
+    let mut sinks: Vec<history::Sink> = Vec::new();
+    if let Some(n) = notifier {
+        sinks.push(Box::new(move |r: &Record| n.submit(r)));
+    }
+    #[cfg(feature = "mqtt")]
+    let bridge = config.mqtt.as_ref().map(|_| crate::mqtt::Bridge::new());
+    #[cfg(feature = "mqtt")]
+    if let Some(b) = bridge.clone() {
+        sinks.push(Box::new(move |r: &Record| b.submit(r)));
+    }
+    let sink = (!sinks.is_empty())
+        .then(|| Box::new(move |r: &Record| sinks.iter().for_each(|s| s(r))) as history::Sink);
     let history = History::open(&config.state_dir, sink, health);
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
@@ -70,6 +83,14 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     log::info!("control listening on {}", control_socket.local_addr()?);
 
     expiry::watch(store.clone(), codes.clone())?;
+    #[cfg(feature = "mqtt")]
+    if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
+        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone())?;
+    }
+    #[cfg(not(feature = "mqtt"))]
+    if config.mqtt.is_some() {
+        log::error!("the config has an mqtt section, but this build has no MQTT support (cargo feature `mqtt`): Home Assistant will not see the intercom");
+    }
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
     let checked = store.clone();
     let wedged = history.clone();

@@ -147,6 +147,13 @@ impl CodeStore {
         codes::offer(window_open, &trusted, &inner.lockout, secs(now))
     }
 
+    /// Whether wrong codes have paused the guest codes now; `None` while a write of the
+    /// codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller looks again later).
+    pub fn paused(&self, now: SystemTime) -> Option<bool> {
+        let inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
+        Some(inner.lockout.is_locked(secs(now)))
+    }
+
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
     /// calls this every second). Skipped while the store is busy: a `codes.json` write
     /// that hangs must not stall the watcher, which also ends windows; the next call or

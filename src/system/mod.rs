@@ -3,7 +3,7 @@
 //! to a clock that may be hours behind), `clock.rs` (the synchronization signals),
 //! `watchdog.rs` (systemd's `READY=1` and `WATCHDOG=1`, sent only while a self-check that
 //! the daemon builds passes) and `tls.rs` (which CAs outbound HTTPS trusts: the system's
-//! bundle, read once; every HTTP agent takes its TLS settings from there).
+//! bundle, read once; every HTTP agent, and MQTT over TLS, takes its roots from there).
 //!
 //! Uses: `util`.
 

@@ -1,6 +1,7 @@
 //! Which certificate authorities outbound HTTPS trusts (Twilio's REST API, ntfy, webhooks):
-//! the system's CA bundle, read once, shared by every HTTP agent. [`https_agent`] builds
-//! the one kind of agent that talks to the outside.
+//! the system's CA bundle, read once, shared by every HTTP agent and by the MQTT
+//! connection to a broker over TLS ([`system_roots`]). [`https_agent`] builds the one kind
+//! of agent that talks to the outside.
 //!
 //! Decision: not Mozilla's roots compiled in (ureq's `rustls` feature, the
 //! `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
@@ -35,28 +36,35 @@ const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// TLS settings for an agent that talks HTTPS: the system's roots, loaded on first use.
 pub fn config() -> TlsConfig {
-    static ROOTS: OnceLock<RootCerts> = OnceLock::new();
-    let roots = ROOTS.get_or_init(|| {
-        let chosen = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
-        let candidates = match &chosen {
-            Some(path) => vec![path.clone()],
-            None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
-        };
-        match load_first(&candidates) {
-            Ok((path, certs)) => {
-                log::debug!("HTTPS trusts {} roots from {}", certs.len(), path.display());
-                RootCerts::Specific(Arc::new(certs))
+    with_roots(RootCerts::Specific(system_roots()))
+}
+
+/// The system's roots, read once and shared by every TLS client (the HTTP agents, the
+/// MQTT connection); empty, with an error logged, if there is no usable bundle.
+pub fn system_roots() -> Arc<Vec<Certificate<'static>>> {
+    static ROOTS: OnceLock<Arc<Vec<Certificate<'static>>>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let chosen = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
+            let candidates = match &chosen {
+                Some(path) => vec![path.clone()],
+                None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
+            };
+            match load_first(&candidates) {
+                Ok((path, certs)) => {
+                    log::debug!("HTTPS and MQTT over TLS trust {} roots from {}", certs.len(), path.display());
+                    Arc::new(certs)
+                }
+                Err(e) => {
+                    log::error!(
+                        "HTTPS cannot verify anyone (nor an MQTT broker over TLS): {e}. Install ca-certificates (Debian, Raspberry Pi OS) \
+                         or ca-bundle (OpenWrt), or set {CA_FILE_ENV}, then restart"
+                    );
+                    Arc::new(Vec::new())
+                }
             }
-            Err(e) => {
-                log::error!(
-                    "HTTPS cannot verify anyone: {e}. Install ca-certificates (Debian, Raspberry Pi OS) \
-                     or ca-bundle (OpenWrt), or set {CA_FILE_ENV}, then restart"
-                );
-                no_roots_list()
-            }
-        }
-    });
-    with_roots(roots.clone())
+        })
+        .clone()
 }
 
 /// How we introduce ourselves to Twilio, notification targets and `doctor`'s probes.

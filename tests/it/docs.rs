@@ -105,7 +105,7 @@ fn check_config(dir: &Path, text: &str) -> (bool, String) {
     )
 }
 
-const SECTIONS: [&str; 5] = ["webhook", "control", "twilio", "notify", "limits"];
+const SECTIONS: [&str; 6] = ["webhook", "control", "twilio", "notify", "mqtt", "limits"];
 
 /// The keys the parser accepts, from the list its error gives for an unknown key.
 fn accepted_keys() -> Vec<String> {

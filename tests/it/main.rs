@@ -13,6 +13,7 @@ mod harness;
 mod init_tmux;
 mod layers;
 mod load;
+mod mqtt;
 mod notify;
 mod onboarding;
 mod persistence;

@@ -1,0 +1,297 @@
+//! The bridge's thread: keeps one connection to the broker (reconnecting with a capped
+//! backoff), announces the device, keeps the retained state topics true, sends ring
+//! events, and turns Home Assistant's commands into the same state calls the API makes.
+//!
+//! Nothing here runs on a request thread except [`Bridge::submit`], which only pushes
+//! onto a bounded queue: a broker that hangs, refuses us or is gone delays no call.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::client::Client;
+use super::codec::{Connect, Packet};
+use super::discovery::{self, on_off, Topics, OFF, OFFLINE, ON, ONLINE, PRESS};
+use crate::config::{Config, MqttConfig};
+use crate::model::record::Record;
+use crate::store::codes::CodeStore;
+use crate::store::history::History;
+use crate::store::state::Store;
+use crate::util::ratelog::RateLog;
+
+/// Records waiting for the bridge. Events come a few a day; while the broker is away the
+/// queue is emptied every backoff step anyway, so this only bounds a burst.
+pub const QUEUE_CAPACITY: usize = 32;
+/// The first pause before reconnecting, doubled after each failure up to [`MAX_BACKOFF`]:
+/// a broker restart is back within a second or two.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause: Home Assistant sees the intercom again within a minute of its
+/// broker's return, and a broker that is gone for good costs one log line a minute.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A connection that lasted this long was a good one: the next loss starts the backoff
+/// over. A broker that accepts and drops us at once keeps doubling it.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// How often the state topics are checked without news: the time left counts down in
+/// minutes, and a storage problem or a codes lockout may change without a record.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// Who changed the window, in the history and the log.
+pub const SOURCE: &str = "home-assistant";
+
+static BAD_COMMANDS: RateLog = RateLog::new();
+
+/// The handle the rest of the daemon holds: records go in, the thread takes them out.
+pub struct Bridge {
+    queue: Mutex<VecDeque<Record>>,
+    ready: Condvar,
+}
+
+impl Bridge {
+    pub fn new() -> Arc<Bridge> {
+        Arc::new(Bridge { queue: Mutex::new(VecDeque::new()), ready: Condvar::new() })
+    }
+
+    /// Queues a record for Home Assistant; never blocks. Called under the state lock.
+    pub fn submit(&self, record: &Record) {
+        let mut q = crate::util::lock(&self.queue);
+        if q.len() >= QUEUE_CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(record.clone());
+        self.ready.notify_one();
+    }
+
+    /// Starts the thread. The history's newest record is the last-event sensor's value
+    /// until something happens; the thread reads it, so a hanging disk delays no start.
+    pub fn start(
+        self: &Arc<Self>,
+        config: Arc<Config>,
+        settings: MqttConfig,
+        store: Arc<Store>,
+        codes: Arc<CodeStore>,
+        history: Arc<History>,
+    ) -> io::Result<()> {
+        let topics = Topics::new(&settings.topic_prefix, &settings.discovery_prefix);
+        let worker = Worker {
+            bridge: self.clone(),
+            config,
+            settings,
+            topics,
+            store,
+            codes,
+            last: None,
+            published: HashMap::new(),
+        };
+        thread::Builder::new().name("mqtt".into()).spawn(move || worker.run(&history))?;
+        Ok(())
+    }
+
+    /// Everything queued, waiting up to `wait` for the first.
+    fn take(&self, wait: Duration) -> Vec<Record> {
+        let mut q = crate::util::lock(&self.queue);
+        if q.is_empty() && !wait.is_zero() {
+            q = self.ready.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        q.drain(..).collect()
+    }
+}
+
+struct Worker {
+    bridge: Arc<Bridge>,
+    config: Arc<Config>,
+    settings: MqttConfig,
+    topics: Topics,
+    store: Arc<Store>,
+    codes: Arc<CodeStore>,
+    last: Option<Record>,
+    /// What each state topic last got on this connection, so only changes are sent.
+    published: HashMap<String, String>,
+}
+
+impl Worker {
+    fn run(mut self, history: &History) {
+        self.last = history.newest(1).ok().and_then(|r| r.into_iter().next());
+        let broker = format!("{}:{}", self.settings.host, self.settings.port());
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            match self.connect() {
+                Ok(mut client) => {
+                    log::info!("MQTT: connected to {broker}; Home Assistant sees the intercom");
+                    let e = match self.session(&mut client) {
+                        Ok(never) => match never {},
+                        Err(e) => e,
+                    };
+                    log::warn!("MQTT: lost the connection to {broker}: {e}; reconnecting");
+                    if started.elapsed() >= STABLE_AFTER {
+                        backoff = FIRST_BACKOFF;
+                    }
+                }
+                Err(e) => log::warn!("MQTT: cannot connect to {broker}: {e}; next try in {backoff:?}"),
+            }
+            self.idle(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn connect(&self) -> Result<Client, String> {
+        // Not cut to the 23 bytes a strict 3.1.1 broker must accept (3.1.3.1): two
+        // intercoms whose prefixes share a start would take each other's connection, and
+        // the brokers Home Assistant users run (Mosquitto, EMQX) take longer ids.
+        let id = format!("intercom-{}", self.topics.node);
+        let hello = Connect {
+            client_id: &id,
+            keep_alive_secs: super::client::KEEP_ALIVE.as_secs() as u16,
+            username: self.settings.username.as_deref(),
+            password: self.settings.password.as_ref().map(|p| p.expose()),
+            will_topic: &self.topics.availability,
+            will_payload: OFFLINE.as_bytes(),
+        };
+        Client::connect(&self.settings.host, self.settings.port(), self.settings.tls, &hello)
+    }
+
+    /// While disconnected: keeps the newest record for the last-event sensor; ring
+    /// events are dropped, since a doorbell minutes late is noise.
+    fn idle(&mut self, pause: Duration) {
+        let until = Instant::now() + pause;
+        while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            if let Some(r) = self.bridge.take(left).pop() {
+                self.last = Some(r);
+            }
+        }
+    }
+
+    /// Runs one connection until it fails.
+    fn session(&mut self, client: &mut Client) -> Result<std::convert::Infallible, io::Error> {
+        self.announce(client)?;
+        client.subscribe(&self.topics.subscriptions())?;
+        let mut refreshed = Instant::now();
+        loop {
+            let records = self.bridge.take(Duration::ZERO);
+            let mut dirty = !records.is_empty();
+            for r in records {
+                self.send_record(client, r)?;
+            }
+            for packet in client.read()? {
+                match packet {
+                    Packet::Publish { topic, payload, retain, .. } => {
+                        dirty |= self.on_message(client, &topic, &payload, retain)?;
+                    }
+                    Packet::SubAck { codes, .. } if codes.contains(&0x80) => {
+                        log::warn!("MQTT: the broker refused a subscription: Home Assistant's commands will not arrive (check the broker's ACL for {}/#)", self.topics.node);
+                    }
+                    _ => {}
+                }
+            }
+            if dirty || refreshed.elapsed() >= REFRESH_INTERVAL {
+                self.send_state(client)?;
+                refreshed = Instant::now();
+            }
+            client.keep_alive()?;
+        }
+    }
+
+    /// Discovery, the whole state, the last event, then `online`: Home Assistant has
+    /// every entity and value before it shows the device available.
+    fn announce(&mut self, client: &mut Client) -> io::Result<()> {
+        for (topic, payload) in discovery::configs(&self.topics) {
+            client.publish(&topic, payload.to_string().as_bytes(), true)?;
+        }
+        self.published.clear();
+        self.send_state(client)?;
+        if let Some(r) = &self.last {
+            client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
+            let attributes = serde_json::to_vec(r).unwrap_or_default();
+            client.publish(&self.topics.last_event_attributes, &attributes, true)?;
+        }
+        client.publish(&self.topics.availability, ONLINE.as_bytes(), true)
+    }
+
+    fn send_record(&mut self, client: &mut Client, r: Record) -> io::Result<()> {
+        client.publish(&self.topics.last_event, discovery::last_event_state(&r).as_bytes(), true)?;
+        client.publish(
+            &self.topics.last_event_attributes,
+            &serde_json::to_vec(&r).unwrap_or_default(),
+            true,
+        )?;
+        if let Some(event) = discovery::ring_event(&r) {
+            client.publish(&self.topics.ring, event.to_string().as_bytes(), false)?;
+        }
+        self.last = Some(r);
+        Ok(())
+    }
+
+    /// The retained state topics whose value changed. A lock held by a hanging disk
+    /// write skips this round (the next refresh tries again) rather than stall pings.
+    fn send_state(&mut self, client: &mut Client) -> io::Result<()> {
+        let now = SystemTime::now();
+        let mut values = Vec::new();
+        if let Some(s) = self.store.status_within(now, crate::util::LOCK_WAIT) {
+            values.push((&self.topics.window_state, on_off(s.is_open()).to_string()));
+            values.push((&self.topics.time_left, s.remaining_seconds.div_ceil(60).to_string()));
+            values.push((&self.topics.storage_problem, on_off(s.storage_problem.is_some()).to_string()));
+        }
+        if let Some(paused) = self.codes.paused(now) {
+            values.push((&self.topics.codes_paused, on_off(paused).to_string()));
+        }
+        for (topic, value) in values {
+            if self.published.get(topic.as_str()) != Some(&value) {
+                client.publish(topic, value.as_bytes(), true)?;
+                self.published.insert(topic.clone(), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// A message on a subscribed topic; true if the state may have changed.
+    fn on_message(
+        &mut self,
+        client: &mut Client,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+    ) -> io::Result<bool> {
+        let text = String::from_utf8_lossy(payload);
+        let text = text.trim();
+        if topic == self.topics.ha_status {
+            // Home Assistant restarted (its birth message): it wants discovery again.
+            if text == ONLINE && !retain {
+                self.announce(client)?;
+            }
+            return Ok(false);
+        }
+        if retain {
+            // A retained command would act again at every reconnect: a command counts
+            // only when it is sent.
+            BAD_COMMANDS.warn(format_args!(
+                "MQTT: ignored a retained message on {topic}; clear it with: mosquitto_pub -r -n -t {topic}"
+            ));
+            return Ok(false);
+        }
+        let now = SystemTime::now();
+        let window = topic == self.topics.window_set;
+        match text {
+            ON if window => self.open(now),
+            OFF if window => {
+                self.store.close_window(now, SOURCE);
+            }
+            // The one-shot window ("until the first visitor") is not in this build: the
+            // button opens the default window, as the page's open button does.
+            PRESS if topic == self.topics.next_visitor_press => self.open(now),
+            _ => BAD_COMMANDS.warn(format_args!(
+                "MQTT: ignored {:?} on {topic} (expected {})",
+                crate::util::loggable(text),
+                if window { "ON or OFF" } else { PRESS }
+            )),
+        }
+        Ok(true)
+    }
+
+    fn open(&self, now: SystemTime) {
+        // The same call and checks as `POST /api/open` with an empty body.
+        if let Err(e) = self.store.open_window(self.config.default_window, now, SOURCE) {
+            log::warn!("MQTT: Home Assistant asked to open the window: {e}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Our topics and what Home Assistant's MQTT discovery reads from them: one device
+//! "Intercom" with a switch, a button, two sensors, two binary sensors and an event
+//! entity. Pure: names and JSON in, no I/O.
+//!
+//! Keys are Home Assistant's documented ones, unabbreviated (`state_topic`, not `stat_t`)
+//! so a user reading the broker sees what is meant. Every entity shares the device and
+//! the availability topic, whose last will says `offline` when the daemon is gone.
+
+use serde_json::{json, Value};
+
+use crate::model::record::{EventKind, Record};
+
+pub const ONLINE: &str = "online";
+pub const OFFLINE: &str = "offline";
+pub const ON: &str = "ON";
+pub const OFF: &str = "OFF";
+pub const PRESS: &str = "PRESS";
+/// Home Assistant keeps at most 255 characters of a state.
+const MAX_STATE_CHARS: usize = 255;
+/// The calls the event entity fires for: someone rang and was let in, forwarded or
+/// refused. Guest-code keypad mistakes and window changes have their own sensors.
+pub const RING_EVENTS: [EventKind; 4] =
+    [EventKind::CallForwarded, EventKind::CallUnlocked, EventKind::CallUnlockedCode, EventKind::CallRejected];
+
+/// Every topic we publish to or listen on, made once from the configured prefixes.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Also Home Assistant's `node_id` and the start of every `unique_id`.
+    pub node: String,
+    discovery: String,
+    pub availability: String,
+    pub window_state: String,
+    pub window_set: String,
+    pub next_visitor_press: String,
+    pub time_left: String,
+    pub last_event: String,
+    pub last_event_attributes: String,
+    pub storage_problem: String,
+    pub codes_paused: String,
+    pub ring: String,
+    /// Home Assistant's birth and will: `online` after it starts, when it wants
+    /// discovery again.
+    pub ha_status: String,
+}
+
+impl Topics {
+    /// `prefix` and `discovery` are checked by the config (letters, digits, `_`, `-`;
+    /// the discovery prefix also `/`), so no wildcard can reach a topic.
+    pub fn new(prefix: &str, discovery: &str) -> Topics {
+        let t = |s: &str| format!("{prefix}/{s}");
+        Topics {
+            node: prefix.to_string(),
+            discovery: discovery.to_string(),
+            availability: t("availability"),
+            window_state: t("window/state"),
+            window_set: t("window/set"),
+            next_visitor_press: t("next_visitor/press"),
+            time_left: t("time_left/state"),
+            last_event: t("last_event/state"),
+            last_event_attributes: t("last_event/attributes"),
+            storage_problem: t("storage_problem/state"),
+            codes_paused: t("codes_paused/state"),
+            ring: t("ring/event"),
+            ha_status: format!("{discovery}/status"),
+        }
+    }
+
+    /// What the bridge subscribes to.
+    pub fn subscriptions(&self) -> [&str; 3] {
+        [&self.window_set, &self.next_visitor_press, &self.ha_status]
+    }
+}
+
+/// Each entity: platform, object id, name, and its own keys. A value starting with `~/`
+/// is one of our topics (under the topic prefix, as in [`Topics`]). A table rather than
+/// `json!` literals: the same payloads in a sixth of the code (measured, BENCHMARKS.md).
+type Entity = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+const ENTITIES: [Entity; 7] = [
+    (
+        "switch",
+        "window",
+        "Open window",
+        &[
+            ("command_topic", "~/window/set"),
+            ("state_topic", "~/window/state"),
+            ("payload_on", ON),
+            ("payload_off", OFF),
+            ("state_on", ON),
+            ("state_off", OFF),
+            ("icon", "mdi:door-open"),
+        ],
+    ),
+    (
+        "button",
+        "next_visitor",
+        "Let the next visitor in",
+        &[
+            ("command_topic", "~/next_visitor/press"),
+            ("payload_press", PRESS),
+            ("icon", "mdi:account-arrow-right"),
+        ],
+    ),
+    (
+        "sensor",
+        "time_left",
+        "Time left",
+        &[
+            ("state_topic", "~/time_left/state"),
+            ("device_class", "duration"),
+            ("unit_of_measurement", "min"),
+            ("icon", "mdi:timer-outline"),
+        ],
+    ),
+    (
+        "sensor",
+        "last_event",
+        "Last event",
+        &[
+            ("state_topic", "~/last_event/state"),
+            ("json_attributes_topic", "~/last_event/attributes"),
+            ("icon", "mdi:history"),
+        ],
+    ),
+    (
+        "binary_sensor",
+        "storage_problem",
+        "Storage problem",
+        &[
+            ("state_topic", "~/storage_problem/state"),
+            ("payload_on", ON),
+            ("payload_off", OFF),
+            ("device_class", "problem"),
+            ("entity_category", "diagnostic"),
+        ],
+    ),
+    (
+        "binary_sensor",
+        "codes_paused",
+        "Guest codes paused",
+        &[
+            ("state_topic", "~/codes_paused/state"),
+            ("payload_on", ON),
+            ("payload_off", OFF),
+            ("icon", "mdi:lock-clock"),
+        ],
+    ),
+    // Its `event_types` (a list) is added in code.
+    ("event", "ring", "Call", &[("state_topic", "~/ring/event"), ("device_class", "doorbell")]),
+];
+
+/// The retained discovery messages: (config topic, payload), one per entity.
+pub fn configs(t: &Topics) -> Vec<(String, Value)> {
+    let version = env!("CARGO_PKG_VERSION");
+    let device = json!({
+        "identifiers": [format!("intercom_{}", t.node)],
+        "name": "Intercom",
+        "manufacturer": "intercom",
+        "model": "Twilio door intercom",
+        "sw_version": version,
+    });
+    let origin = json!({"name": "intercom", "sw_version": version});
+    let text = |s: &str| Value::String(s.to_string());
+    ENTITIES
+        .iter()
+        .map(|(component, object, name, fields)| {
+            let mut p = serde_json::Map::new();
+            p.insert("name".into(), text(name));
+            p.insert("unique_id".into(), Value::String(format!("intercom_{}_{object}", t.node)));
+            p.insert("availability_topic".into(), text(&t.availability));
+            p.insert("payload_available".into(), text(ONLINE));
+            p.insert("payload_not_available".into(), text(OFFLINE));
+            p.insert("device".into(), device.clone());
+            p.insert("origin".into(), origin.clone());
+            for (key, value) in fields.iter() {
+                let value = match value.strip_prefix("~/") {
+                    Some(topic) => format!("{}/{topic}", t.node),
+                    None => value.to_string(),
+                };
+                p.insert(key.to_string(), Value::String(value));
+            }
+            if *component == "event" {
+                p.insert("event_types".into(), RING_EVENTS.iter().map(|k| text(k.name())).collect());
+            }
+            (format!("{}/{component}/{}/{object}/config", t.discovery, t.node), Value::Object(p))
+        })
+        .collect()
+}
+
+/// The last-event sensor's state: the record's sentence, as long as a state may be.
+pub fn last_event_state(r: &Record) -> String {
+    r.message.chars().take(MAX_STATE_CHARS).collect()
+}
+
+/// The event entity's message for a record, if it is a ring event: `event_type` is
+/// what Home Assistant reads; the rest become the event's attributes.
+pub fn ring_event(r: &Record) -> Option<Value> {
+    RING_EVENTS.contains(&r.event).then(|| {
+        let mut v = json!({"event_type": r.event.name(), "message": r.message, "time": r.time});
+        if let Some(from) = &r.from {
+            v["from"] = json!(from);
+        }
+        v
+    })
+}
+
+pub fn on_off(on: bool) -> &'static str {
+    if on {
+        ON
+    } else {
+        OFF
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn every_entity_has_the_keys_its_platform_requires() {
+        let t = Topics::new("door", "homeassistant");
+        let configs = configs(&t);
+        assert_eq!(configs.len(), 7);
+        for (topic, p) in &configs {
+            let component = topic.split('/').nth(1).unwrap();
+            assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"), "{topic}");
+            assert_eq!(topic.split('/').nth(2), Some("door"), "node id");
+            assert!(p["unique_id"].as_str().unwrap().starts_with("intercom_door_"));
+            assert_eq!(p["availability_topic"], "door/availability");
+            assert_eq!(p["device"]["name"], "Intercom");
+            let required: &[&str] = match component {
+                "switch" | "button" => &["command_topic"],
+                "sensor" | "binary_sensor" => &["state_topic"],
+                "event" => &["state_topic", "event_types"],
+                other => panic!("unexpected platform {other}"),
+            };
+            for key in required {
+                assert!(p.get(key).is_some(), "{topic} lacks {key}");
+            }
+        }
+        let unique: std::collections::HashSet<_> =
+            configs.iter().map(|(_, p)| p["unique_id"].clone()).collect();
+        assert_eq!(unique.len(), configs.len());
+        assert_eq!(t.subscriptions(), ["door/window/set", "door/next_visitor/press", "homeassistant/status"]);
+    }
+
+    #[test]
+    fn ring_events_carry_their_type_and_others_none() {
+        let t = UNIX_EPOCH;
+        let mut r = Record::new(t, EventKind::CallRejected, "Rejected a call from +15550001111".into());
+        r.from = Some("+15550001111".into());
+        let v = ring_event(&r).unwrap();
+        assert_eq!(
+            (v["event_type"].as_str(), v["from"].as_str()),
+            (Some("call_rejected"), Some("+15550001111"))
+        );
+        assert!(ring_event(&Record::new(t, EventKind::WindowOpened, "x".into())).is_none());
+        let long = Record::new(t, EventKind::CallForwarded, "é".repeat(300));
+        assert_eq!(last_event_state(&long).chars().count(), 255);
+    }
+}
