@@ -42,6 +42,7 @@ pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
 
 /// An RFC 3339 time from the API in local time with its zone (`2026-12-01 23:00:05 CET`);
 /// text that is not one is shown as it came.
+#[cfg(feature = "local-time")]
 pub fn local_rfc3339(text: &str) -> String {
     match text.parse::<jiff::Timestamp>() {
         Ok(ts) => format_in(ts, &jiff::tz::TimeZone::system()),
@@ -49,6 +50,13 @@ pub fn local_rfc3339(text: &str) -> String {
     }
 }
 
+/// Without the `local-time` feature (a small router build): the API's UTC time as it came.
+#[cfg(not(feature = "local-time"))]
+pub fn local_rfc3339(text: &str) -> String {
+    crate::util::loggable(text)
+}
+
+#[cfg(feature = "local-time")]
 fn format_in(ts: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
     ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
 }
@@ -68,6 +76,7 @@ mod tests {
         assert!(parse_rfc3339("yesterday").unwrap_err().contains("yesterday"));
     }
 
+    #[cfg(feature = "local-time")]
     #[test]
     fn local_times_show_the_zone_in_summer_and_winter() {
         let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
