@@ -135,7 +135,11 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
         )?;
         intercom = typed;
     }
-    let base = existing.as_deref().filter(|t| !is_untouched_template(t)).unwrap_or(TEMPLATE);
+    // The keys init does not ask come from the existing config, unless that is the
+    // template or not even a JSON object (a broken file replaced with --force).
+    let keeps =
+        |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
+    let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
     write_files(path, base, &answers, intercom.as_ref())?;
     println!("wrote {} (0644) and {} (0600)", path.display(), env_path(path).display());
     let learn = intercom.is_none() && (args.learn || interactive);

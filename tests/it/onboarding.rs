@@ -206,6 +206,11 @@ fn init_with_flags_writes_the_config_and_the_secrets_file() {
     let o = init(&path, &["--intercom-number", "+15550000001"]).output().unwrap();
     assert!(!o.status.success() && stderr(&o).contains("--force"), "{}", stderr(&o));
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    // A broken one is replaced with --force, from the template.
+    fs::write(&path, "{ not json").unwrap();
+    let o = init(&path, &["--intercom-number", "+15550000001", "--force"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(cli(&path, &["check-config"]).status.success());
 }
 
 #[test]
