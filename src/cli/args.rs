@@ -173,7 +173,8 @@ pub const COMMANDS: &[Spec] = &[
                 --forward-to N[,N] --public-url URL [--api-key-sid SK… --api-key-secret S]\n\
                 [--intercom-number N | --learn-intercom [--learn-timeout DUR]].\n\
                 The intercom's number can be learned: --learn-intercom (or Enter when asked)\n\
-                waits for the next call the running server rejects and takes its caller ID.\n\
+                waits for the next call the running server rejects and takes its caller ID;\n\
+                alone, it sets just intercom_number in a config that is otherwise done.\n\
                 It replaces only the untouched template unless --force is given.",
         flags: &[
             ("account-sid", true),

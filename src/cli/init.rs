@@ -31,7 +31,7 @@ const LEARN_POLL: Duration = Duration::from_secs(1);
 const LEARN_EVENTS: usize = 50;
 
 /// Answers given as flags; `None` is asked (interactive) or an error (with flags).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InitArgs {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
@@ -52,6 +52,16 @@ impl InitArgs {
     /// Flags were given: nothing is asked.
     fn non_interactive(&self) -> bool {
         *self != InitArgs { force: self.force, ..InitArgs::default() }
+    }
+
+    /// Only `--learn-intercom` (and its timeout): the rest of the config stays as it is.
+    fn learn_only(&self) -> bool {
+        let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..self.clone() };
+        self.learn && rest == InitArgs::default()
+    }
+
+    fn learn_timeout(&self) -> Result<Duration, String> {
+        self.learn_timeout.as_deref().map_or(Ok(DEFAULT_LEARN_TIMEOUT), config::parse_duration)
     }
 }
 
@@ -111,6 +121,9 @@ pub fn check_url(s: &str) -> Result<String, String> {
 
 /// Runs `intercom init`; the config goes to `path`, the secrets beside it.
 pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
+    if args.learn_only() {
+        return learn_only(path, &args);
+    }
     let existing = std::fs::read_to_string(path).ok();
     if let Some(text) = &existing {
         if !args.force && !is_untouched_template(text) {
@@ -144,11 +157,7 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     println!("wrote {} (0644) and {} (0600)", path.display(), env_path(path).display());
     let learn = intercom.is_none() && (args.learn || interactive);
     if learn {
-        let timeout = match &args.learn_timeout {
-            Some(t) => config::parse_duration(t)?,
-            None => DEFAULT_LEARN_TIMEOUT,
-        };
-        let caller = learn_intercom(path, timeout, interactive.then_some(&mut prompt))?;
+        let caller = learn_intercom(path, args.learn_timeout()?, interactive.then_some(&mut prompt))?;
         write_files(path, base, &answers, Some(&caller))?;
         println!("intercom_number is {caller}: wrote {}", path.display());
     } else if intercom.is_none() {
@@ -157,6 +166,27 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     println!(
         "next: `sudo systemctl restart intercom`, `sudo intercom twilio-setup`, then `sudo intercom doctor`"
     );
+    Ok(())
+}
+
+/// `intercom init --learn-intercom` on a config that is otherwise done: learns the
+/// intercom's number and sets `intercom_number`, nothing else.
+fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {} ({e}): run `intercom init` first", path.display()))?;
+    let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let caller = learn_intercom(path, args.learn_timeout()?, None)?;
+    c.as_object_mut()
+        .ok_or("the config is not a JSON object")?
+        .insert("intercom_number".into(), json!(caller.as_str()));
+    let mut text = serde_json::to_string_pretty(&c)?;
+    text.push('\n');
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or("the config path has no file name")?.to_string_lossy().to_string();
+    storage::write_atomically(dir, &name, text.as_bytes(), 0o644)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    println!("intercom_number is {caller}: wrote {}", path.display());
+    println!("next: `sudo systemctl restart intercom`, then `sudo intercom doctor`");
     Ok(())
 }
 

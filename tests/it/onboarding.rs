@@ -242,4 +242,28 @@ fn init_learns_the_intercom_number_from_the_next_rejected_call() {
     let c: Value = serde_json::from_str(&fs::read_to_string(&s.config_path).unwrap()).unwrap();
     assert_eq!(c["intercom_number"], "+15557770001");
     assert_eq!(c["control"]["token"], TOKEN, "the server's other keys stay");
+
+    // Later, on a config that is otherwise done: --learn-intercom alone sets only the number.
+    let before = fs::read_to_string(s.config_path.with_file_name("intercom.env")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(["init", "--learn-intercom", "--learn-timeout", "60s", "--config"])
+        .arg(&s.config_path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Waiting for a call") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "init ended early: {seen}");
+        seen.push_str(&line);
+    }
+    s.call("POST", "/voice", "CallSid=CAlearn2&From=%2B15557770003&To=%2B15550001111");
+    assert!(child.wait().unwrap().success());
+    let after: Value = serde_json::from_str(&fs::read_to_string(&s.config_path).unwrap()).unwrap();
+    assert_eq!(after["intercom_number"], "+15557770003");
+    let mut expected = c.clone();
+    expected["intercom_number"] = json!("+15557770003");
+    assert_eq!(after, expected, "nothing else changed");
+    assert_eq!(fs::read_to_string(s.config_path.with_file_name("intercom.env")).unwrap(), before);
 }
