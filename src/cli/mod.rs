@@ -3,8 +3,8 @@
 //! the running server's control API (the server stays the only writer of the state);
 //! `codes.rs` is `intercom code`; `setup.rs` is `twilio-setup` and the fallback TwiML;
 //! `doctor.rs` checks the whole chain and says what to fix; `init.rs` is the guided first
-//! setup that writes the config and the secrets file; `out.rs` prints, quietly ending on
-//! a closed pipe.
+//! setup that writes the config and the secrets file (`init_ask.rs`: its questions);
+//! `out.rs` prints, quietly ending on a closed pipe.
 //!
 //! Uses: `web`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
@@ -14,6 +14,7 @@ pub mod codes;
 pub mod commands;
 pub mod doctor;
 pub mod init;
+mod init_ask;
 pub mod out;
 pub mod setup;
 
