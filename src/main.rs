@@ -22,14 +22,22 @@ fn main() -> ExitCode {
             cli::out::write_stdout(format_args!("intercom {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
-        Ok(Invocation::Serve { config }) => {
-            let config = match config::load(&config) {
+        Ok(Invocation::Serve { config: path }) => {
+            let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("intercom: {e}");
                     return ExitCode::FAILURE;
                 }
             };
+            // An untouched template passes every other check while every real call would fail.
+            let unfilled = config::unfilled_placeholders(&config);
+            if !unfilled.is_empty() {
+                for e in unfilled {
+                    eprintln!("intercom: {}: {e}", path.display());
+                }
+                return ExitCode::FAILURE;
+            }
             init_logging(config.log_level);
             match server::run(config) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use lexopt::prelude::*;
 
 use crate::cli::codes::CodeArgs;
 use crate::cli::devices::DeviceArgs;
+use crate::cli::init::InitArgs;
 use crate::config;
 
 /// What `main` does with the command line.
@@ -37,12 +38,18 @@ pub enum Command {
     Status,
     Url,
     CheckConfig,
-    Simulate { from: String },
-    TwilioSetup { dry_run: bool },
+    Simulate {
+        from: String,
+    },
+    TwilioSetup {
+        dry_run: bool,
+    },
     FallbackTwiml,
     Doctor,
     Code(CodeArgs),
     Devices(DeviceArgs),
+    /// Boxed: eleven answers, against a few bytes for the other commands.
+    Init(Box<InitArgs>),
 }
 
 /// A usage error: `main` prints it with a pointer to the help and exits 2.
@@ -185,6 +192,33 @@ pub const COMMANDS: &[Spec] = &[
         flags: &[],
         args: 1,
     },
+    Spec {
+        name: "init",
+        usage: "init [--force] [ANSWERS AS FLAGS]",
+        about: "First setup: writes the config (0644) and the secrets file intercom.env (0600).\n\
+                Alone it asks for each value in turn and checks it as you type. With the answers\n\
+                as flags it asks nothing: --account-sid AC… --auth-token T --twilio-number N\n\
+                --forward-to N[,N] --public-url URL [--api-key-sid SK… --api-key-secret S]\n\
+                [--intercom-number N | --learn-intercom [--learn-timeout DUR]].\n\
+                The intercom's number can be learned: --learn-intercom (or Enter when asked)\n\
+                waits for the next call the running server rejects and takes its caller ID;\n\
+                alone, it sets just intercom_number in a config that is otherwise done.\n\
+                It replaces only the untouched template unless --force is given.",
+        flags: &[
+            ("account-sid", true),
+            ("auth-token", true),
+            ("api-key-sid", true),
+            ("api-key-secret", true),
+            ("twilio-number", true),
+            ("forward-to", true),
+            ("public-url", true),
+            ("intercom-number", true),
+            ("learn-intercom", false),
+            ("learn-timeout", true),
+            ("force", false),
+        ],
+        args: 0,
+    },
 ];
 
 /// The overview `intercom --help` prints: every command's usage line.
@@ -319,6 +353,19 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         "devices rm" => Command::Devices(DeviceArgs::Rm(arg(0).ok_or_else(|| {
             UsageError("devices rm needs the device's ID (see `intercom devices`)".into())
         })?)),
+        "init" => Command::Init(Box::new(InitArgs {
+            account_sid: flag("account-sid"),
+            auth_token: flag("auth-token"),
+            api_key_sid: flag("api-key-sid"),
+            api_key_secret: flag("api-key-secret"),
+            twilio_number: flag("twilio-number"),
+            forward_to: flag("forward-to"),
+            public_url: flag("public-url"),
+            intercom_number: flag("intercom-number"),
+            learn: has("learn-intercom"),
+            learn_timeout: flag("learn-timeout"),
+            force: has("force"),
+        })),
         other => unreachable!("{other} is in COMMANDS but not parsed"),
     };
     Ok(Invocation::Run { command, config })
@@ -394,6 +441,13 @@ mod tests {
         assert_eq!(run("pair Anna"), Command::Devices(DeviceArgs::Pair("Anna".into())));
         assert_eq!(run("devices"), Command::Devices(DeviceArgs::List));
         assert_eq!(run("devices rm ab12"), Command::Devices(DeviceArgs::Rm("ab12".into())));
+        let Command::Init(init) = run("-c x.json init --forward-to=+15552223333 --learn-intercom") else {
+            panic!("not init")
+        };
+        assert!(init.learn && init.forward_to.as_deref() == Some("+15552223333") && !init.force);
+        assert!(
+            args("init --forward-to").is_err() && args("init --from x").is_err() && args("init x").is_err()
+        );
     }
 
     #[test]

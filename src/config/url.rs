@@ -30,6 +30,21 @@ pub fn check_api_base(u: &str) -> Result<String, String> {
     Ok(u)
 }
 
+/// The public webhook URL: scheme and host (and port) only. Twilio is sent to it plus
+/// `/voice`, and signatures are computed over it plus the path the server sees; a path
+/// here (the natural copy of the webhook URL) would make every signature fail.
+pub fn check_public_origin(u: &str) -> Result<String, String> {
+    let url = check_public_url(u)?;
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => {
+            let path = &url[after_scheme + i..];
+            Err(format!("must be only the scheme and host (Twilio calls it plus /voice): remove {path}"))
+        }
+        None => Ok(url),
+    }
+}
+
 /// A notification target: http(s), a host, no spaces; a query is allowed (ntfy templates).
 /// Plain http stays allowed (Home Assistant on the LAN is usually http), but not with a
 /// `user:password@` in it unless the host is this machine.
@@ -102,6 +117,15 @@ mod tests {
         assert!(check_target_url("https://u:p@ntfy.example/topic").is_ok());
         assert!(check_target_url("http://u:p@127.0.0.1:9/t").is_ok());
         assert!(check_target_url("http://u:p@ntfy.example/topic").unwrap_err().contains("https://"));
+    }
+
+    #[test]
+    fn the_public_origin_has_no_path() {
+        assert_eq!(check_public_origin("https://door.example.com/").unwrap(), "https://door.example.com");
+        assert_eq!(check_public_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        let e = check_public_origin("https://door.example.com/voice").unwrap_err();
+        assert!(e.ends_with("remove /voice"), "{e}");
+        assert!(check_public_origin("https://h.example/a/voice/").unwrap_err().ends_with("remove /a/voice"));
     }
 
     #[test]

@@ -49,6 +49,13 @@ INTERCOM_NUMBER="+15558889999"
 FORWARD_TO="+15552223333"
 UNLOCK_DIGITS="ww9"
 
+# fill_template: sed arguments that replace configs/production.json's placeholders (the
+# ones `intercom check-config` refuses, config::TEMPLATE_PLACEHOLDERS) with test values,
+# as the admin does after installing.
+# shellcheck disable=SC2034  # used by deb.sh and systemd-boot.sh, which source this file
+FILL_TEMPLATE=(-e "s/+15550100001/$INTERCOM_NUMBER/" -e "s/+15550100002/$FORWARD_TO/" -e 's/+15550100003/+15550001111/'
+  -e 's#https://intercom.example.com#https://door.example.net#' -e 's/ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/AC0123456789abcdef0123456789abcdef/')
+
 # write_config FILE STATE_DIR WEBHOOK_PORT CONTROL_PORT TOKEN
 write_config() {
   cat > "$1" <<JSON

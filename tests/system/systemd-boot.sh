@@ -57,6 +57,7 @@ cp "$bin" "$tmp/bin/intercom"
 cp systemd/intercom.service systemd/intercom-tunnel.service "$etc/systemd/system/"
 ln -s ../intercom.service "$etc/systemd/system/multi-user.target.wants/intercom.service"
 install -m 0644 configs/production.json "$etc/intercom/intercom.json"
+sed -i "${FILL_TEMPLATE[@]}" "$etc/intercom/intercom.json" # as the admin does (intercom init, or by hand)
 wp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("webhook",{}).get("listen","127.0.0.1:8080").rsplit(":",1)[1])' configs/production.json)
 cport=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("listen","0.0.0.0:8081").rsplit(":",1)[1])' configs/production.json)
 
@@ -109,7 +110,7 @@ if [[ "$url" == http* ]] && [ -n "$token" ] && [ "$token" != "$url" ]; then pass
 else fail "intercom url: $url"; fi
 base="http://127.0.0.1:$cport"
 expect_json "POST /api/open with the generated token" "$(in_net curl -sS --max-time 10 -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' --data '{"minutes":30}' "$base/api/open")" open true
-num=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["intercom_number"])' configs/production.json)
+num=$INTERCOM_NUMBER
 expect_contains "webhook while open -> Play digits" "$(in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$wp/voice")" "<Play digits="
 
 # ---- crash -> Restart=on-failure, state kept ------------------------------------------
