@@ -49,7 +49,7 @@ lint: ## Formatting and clippy, as CI checks them
 
 lint-sh: ## shellcheck the scripts (cross/, tests/system/, tests/browser/, OpenWrt init, .deb maintainer scripts)
 	shellcheck -x cross/*.sh tests/system/*.sh tests/browser/*.sh
-	shellcheck -s sh configs/openwrt/intercom.init packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
+	shellcheck -s sh configs/openwrt/intercom.init configs/openwrt/intercom.ntp-hotplug packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
 
 FUZZ_SECONDS ?= 180
 fuzz: ## Run every cargo-fuzz target for FUZZ_SECONDS each (needs nightly and cargo-fuzz)
@@ -76,9 +76,10 @@ deploy: ## make deploy PI=user@host [ARCH=aarch64|armv7|armv6|host]: build, copy
 	PI="$(PI)" ARCH="$(ARCH)" cross/deploy.sh
 
 # ---- install: for packagers ------------------------------------------------------------------
-install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, examples
+install: build ## make install PREFIX=/usr/local DESTDIR=: binary, man page, units, examples, docs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
-		$(DESTDIR)$(PREFIX)/share/intercom $(DESTDIR)$(PREFIX)/share/doc/intercom
+		$(DESTDIR)$(PREFIX)/share/intercom $(DESTDIR)$(PREFIX)/share/doc/intercom/docs \
+		$(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/intercom
 	for u in intercom.service intercom-tunnel.service; do \
 		sed -e 's#/usr/local/bin/intercom#$(PREFIX)/bin/intercom#' \
@@ -91,6 +92,8 @@ install: build ## make install PREFIX=/usr/local DESTDIR=: binary, units, exampl
 		test -f "$$c" && install -m 0644 "$$c" $(DESTDIR)$(PREFIX)/share/intercom/$$(basename $$c .json).json.example || true; \
 	done
 	test ! -f README.md || install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/intercom/README.md
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/intercom/docs/
+	install -m 0644 docs/intercom.1 $(DESTDIR)$(PREFIX)/share/man/man1/intercom.1
 
 # ---- systemd-check / test-system -----------------------------------------------------------
 systemd-check: ## systemd-analyze verify + security --offline of systemd/*.service

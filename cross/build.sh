@@ -96,7 +96,7 @@ if [ -z "$debarch" ]; then
   die "no Rust standard library for $triple: run 'rustup target add $triple' (needs internet).
   Debian cannot link this target here (hard-float ARMv6 needs an ARMv6 hard-float libc; Debian's armhf is ARMv7;
   for a Pi Zero / Pi 1 use TARGET=armv6, i.e. the soft-float arm-unknown-linux-musleabi, which Debian's armel can link).
-  Alternatives: 'cross build --release --target $triple' (Docker/Podman), see 'Cross-compiling on your own machine' in the README."
+  Alternatives: 'cross build --release --target $triple' (Docker/Podman), see 'Cross-compiling on your own machine' in docs/install-and-tunnel.md."
 fi
 if ! [ -x /usr/bin/rustc ] || ! [ -x /usr/bin/cargo ] || ! [ -d /usr/lib/rustlib/src/rust/library ]; then
   die "no rustup target $triple and no Debian rustc-web/cargo-web/rust-web-src: run cross/deps.sh (or 'rustup target add $triple')"

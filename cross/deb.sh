@@ -13,7 +13,7 @@
 # binary runs on every armhf system, and Raspberry Pi OS on a Pi Zero / Pi 1 *is* armhf
 # (an "armel" package would not install there).
 #
-# Contents: /usr/bin/intercom (and its man page, packaging/debian/intercom.1), both units in /lib/systemd/system (ExecStart /usr/bin),
+# Contents: /usr/bin/intercom (and its man page, docs/intercom.1), both units in /lib/systemd/system (ExecStart /usr/bin),
 # /etc/intercom/intercom.json (conffile, from configs/production.json), README, tunnel and
 # config examples, copyright and changelog under /usr/share/doc/intercom. Maintainer
 # scripts: packaging/debian/ (enable+start on install, restart on upgrade, stop on remove,
@@ -59,10 +59,12 @@ for u in intercom.service intercom-tunnel.service; do
   if grep -n '/usr/local' "$pkg/lib/systemd/system/$u" >&2; then die "$u still points into /usr/local"; fi
 done
 install -d "$pkg/usr/share/man/man1"
-gzip -9n < packaging/debian/intercom.1 > "$pkg/usr/share/man/man1/intercom.1.gz"
+gzip -9n < docs/intercom.1 > "$pkg/usr/share/man/man1/intercom.1.gz"
 chmod 0644 "$pkg/usr/share/man/man1/intercom.1.gz"
 install -m 0644 configs/production.json "$pkg/etc/intercom/intercom.json"
 install -m 0644 README.md "$doc/README.md"
+install -d "$doc/docs"
+install -m 0644 docs/*.md "$doc/docs/"
 install -m 0644 systemd/tunnel.env.example "$doc/examples/tunnel.env.example"
 install -m 0644 configs/production.json "$doc/examples/intercom.json"
 year=$(git log -1 --format=%cd --date=format:%Y 2>/dev/null || date +%Y)

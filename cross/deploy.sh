@@ -62,6 +62,7 @@ cp systemd/intercom.service systemd/intercom-tunnel.service systemd/tunnel.env.e
 cp "$config" "$stage/intercom.json.example"
 cp cross/remote-install.sh "$stage/install.sh"
 cp configs/openwrt/intercom.init "$stage/intercom.init"
+cp configs/openwrt/intercom.ntp-hotplug "$stage/intercom.ntp-hotplug"
 
 q_root=$(printf '%q' "$deploy_root")
 # One connection: upload the staged files and run the installer.

@@ -17,6 +17,8 @@ system_pkgs=(openssh-server openssh-client systemd systemd-container make python
   dpkg-dev lintian                           # make deb: dpkg-deb, dpkg-shlibdeps (host build); lintian in tests/system/deb.sh
   strace                                     # make bench: fdatasync/fsync per request
   tzdata                                     # src/rules/schedule.rs: DST tests against the real Europe/Berlin zone
+
+  tmux                                       # tests/it/init_tmux.rs: `intercom init` typed into a real terminal
   mosquitto mosquitto-clients                # tests/it/mqtt.rs: a real broker, and mosquitto_sub/pub as Home Assistant
 )
 cross_pkgs=(

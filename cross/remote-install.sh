@@ -7,7 +7,9 @@
 #
 # systemd (a Pi): /usr/local/bin/intercom, units in /etc/systemd/system, examples in
 #   /usr/local/share/intercom, daemon-reload + enable + restart (and the tunnel once
-#   /etc/intercom/tunnel.env exists). Root or passwordless sudo.
+#   /etc/intercom/tunnel.env exists). Root or passwordless sudo. A config that
+#   `intercom check-config` refuses (the untouched template) is not (re)started: the
+#   refusal and the next step are printed instead.
 # OpenWrt (/etc/openwrt_release): /usr/bin/intercom, the procd init script as
 #   /etc/init.d/intercom, an `intercom` system user, state in /etc/intercom/state (flash;
 #   /var is RAM there), /lib/upgrade/keep.d/intercom so sysupgrade keeps /etc/intercom,
@@ -57,7 +59,7 @@ openwrt() {
   mkdir -p "$R/usr/bin"
   free_kb=$(df -k "$R/usr/bin" | awk 'NR == 2 { print $4 }')
   if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ]; then
-    die "not enough flash: the binary needs ${need_kb} KiB in /usr/bin, ${free_kb} KiB free (see the README: which routers qualify)"
+    die "not enough flash: the binary needs ${need_kb} KiB in /usr/bin, ${free_kb} KiB free (see docs/install-and-tunnel.md: which routers qualify)"
   fi
   install_binary /usr/bin
 
@@ -78,6 +80,11 @@ openwrt() {
   cp "$s/intercom.init" "$R/etc/init.d/.intercom.new"
   chmod 0755 "$R/etc/init.d/.intercom.new"
   mv -f "$R/etc/init.d/.intercom.new" "$R/etc/init.d/intercom"
+  # BusyBox ntpd's hotplug hook: tells intercom the clock is synchronized (docs/clock.md).
+  mkdir -p "$R/etc/hotplug.d/ntp"
+  cp "$s/intercom.ntp-hotplug" "$R/etc/hotplug.d/ntp/.25-intercom.new"
+  chmod 0755 "$R/etc/hotplug.d/ntp/.25-intercom.new"
+  mv -f "$R/etc/hotplug.d/ntp/.25-intercom.new" "$R/etc/hotplug.d/ntp/25-intercom"
   cp "$s/intercom.json.example" "$R/usr/share/intercom/intercom.json.example"
   echo "/etc/intercom/" > "$R/lib/upgrade/keep.d/intercom"
   if [ -e "$R/etc/intercom/intercom.json" ]; then
@@ -118,11 +125,18 @@ systemd() {
   else
     # 0644: the service's DynamicUser must read it. Put secrets in /etc/intercom/intercom.env (0600).
     $SUDO install -m 0644 "$s/intercom.json.example" "$R/etc/intercom/intercom.json"
-    echo "installed $R/etc/intercom/intercom.json from the template: EDIT IT, then: systemctl restart intercom"
+    echo "installed $R/etc/intercom/intercom.json from the template"
   fi
   $SUDO systemctl daemon-reload
   $SUDO systemctl enable intercom.service
-  $SUDO systemctl restart intercom.service
+  # It would refuse to start, and every real call would be rejected meanwhile.
+  if refusal=$($SUDO "$R/usr/local/bin/intercom" check-config --config "$R/etc/intercom/intercom.json" 2>&1 >/dev/null); then
+    $SUDO systemctl restart intercom.service
+  else
+    echo "intercom: $R/etc/intercom/intercom.json is not ready, so the service was not (re)started:"
+    printf '%s\n' "$refusal" | sed 's/^/  /'
+    echo "intercom: next: on the Pi run 'sudo intercom init' (it asks for each value), then 'sudo systemctl restart intercom'"
+  fi
   if [ -e "$R/etc/intercom/tunnel.env" ]; then
     $SUDO systemctl enable intercom-tunnel.service
     $SUDO systemctl restart intercom-tunnel.service

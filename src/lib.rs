@@ -17,7 +17,7 @@
 //! | `daemon/` | `serve`: wiring the services and listeners, expiry, notifications | every folder below |
 //! | `web/` | the two listeners' handlers: webhook and control (page, JSON API) | `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
 //! | `mqtt/` | Home Assistant through an MQTT broker (cargo feature `mqtt`): discovery, state topics, commands | `store`, `system`, `config`, `model`, `util` |
-//! | `store/` | everything on disk: window state, codes, history, token | `rules`, `system`, `config`, `model`, `util` |
+//! | `store/` | everything on disk: window state, codes, history, token, paired devices | `rules`, `system`, `config`, `model`, `util` |
 //! | `twilio/` | Twilio's side: signatures, TwiML, the REST client | `rules`, `system`, `config`, `model`, `util` |
 //! | `rules/` | pure decisions: the call, guest codes, the window | `config`, `model`, `util` |
 //! | `config/` | the config file, read once into typed structs | `model`, `util` |

@@ -22,14 +22,22 @@ fn main() -> ExitCode {
             cli::out::write_stdout(format_args!("intercom {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
-        Ok(Invocation::Serve { config }) => {
-            let config = match config::load(&config) {
+        Ok(Invocation::Serve { config: path }) => {
+            let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("intercom: {e}");
                     return ExitCode::FAILURE;
                 }
             };
+            // An untouched template passes every other check while every real call would fail.
+            let unfilled = config::unfilled_placeholders(&config);
+            if !unfilled.is_empty() {
+                for e in unfilled {
+                    eprintln!("intercom: {}: {e}", path.display());
+                }
+                return ExitCode::FAILURE;
+            }
             init_logging(config.log_level);
             match server::run(config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -47,10 +55,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Level from the config, overridden by `RUST_LOG`. Under systemd the journal stamps
-/// each line itself, so ours would only be noise.
+/// Other crates log whole requests at debug and trace (ureq hex-dumps them, headers and
+/// bodies: Basic credentials, the control token, guest codes), so they never log below
+/// this, whatever the config or `RUST_LOG` ask for. Their warnings and errors still show.
+const OTHER_CRATES_MAX_LEVEL: log::LevelFilter = log::LevelFilter::Warn;
+
+/// Level from the config, overridden by `RUST_LOG` (a plain level, as simple_logger reads
+/// it); it applies to this crate only. Under systemd the journal stamps each line itself,
+/// so ours would only be noise.
 fn init_logging(level: log::LevelFilter) {
-    let logger = simple_logger::SimpleLogger::new().with_level(level).env();
+    let level = std::env::var("RUST_LOG").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(level);
+    let logger = simple_logger::SimpleLogger::new()
+        .with_level(level.min(OTHER_CRATES_MAX_LEVEL))
+        .with_module_level(env!("CARGO_CRATE_NAME"), level);
     let logger = if std::env::var_os("JOURNAL_STREAM").is_some() {
         logger.without_timestamps()
     } else {

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use lexopt::prelude::*;
 
 use crate::cli::codes::CodeArgs;
+use crate::cli::devices::DeviceArgs;
+use crate::cli::init::InitArgs;
 use crate::cli::schedule::ScheduleArgs;
 use crate::config;
 
@@ -32,16 +34,26 @@ pub enum Invocation {
 /// the user typed them.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Open { duration: Option<String>, once: bool },
+    Open {
+        duration: Option<String>,
+        once: bool,
+    },
     Close,
     Status,
     Url,
     CheckConfig,
-    Simulate { from: String },
-    TwilioSetup { dry_run: bool },
+    Simulate {
+        from: String,
+    },
+    TwilioSetup {
+        dry_run: bool,
+    },
     FallbackTwiml,
     Doctor,
     Code(CodeArgs),
+    Devices(DeviceArgs),
+    /// Boxed: eleven answers, against a few bytes for the other commands.
+    Init(Box<InitArgs>),
     Schedule(ScheduleArgs),
 }
 
@@ -96,7 +108,9 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "url",
         usage: "url",
-        about: "Print the control page's LAN address, with the token: open it on your phone.",
+        about: "Print the control page's LAN address, with the token: open it on your phone.\n\
+                The page keeps the token only until it is reloaded; for a phone that stays\n\
+                in, use `intercom pair NAME`.",
         flags: &[],
         args: 0,
     },
@@ -185,11 +199,62 @@ pub const COMMANDS: &[Spec] = &[
         args: 1,
     },
     Spec {
+        name: "pair",
+        usage: "pair NAME",
+        about: "Pair a phone: print a one-time link and its QR code (valid 10 minutes) that\n\
+                gives the phone that opens it its own key to the page. NAME is whose it is,\n\
+                as the history will say: intercom pair \"Anna's phone\".",
+        flags: &[],
+        args: 1,
+    },
+    Spec {
+        name: "devices",
+        usage: "devices",
+        about: "List the paired devices: id, name, when paired, last use.",
+        flags: &[],
+        args: 0,
+    },
+    Spec {
+        name: "devices rm",
+        usage: "devices rm ID",
+        about: "Remove a paired device (ID as `intercom devices` shows it): shut out from\n\
+                its next request on.",
+        flags: &[],
+        args: 1,
+    },
+    Spec {
         name: "schedule resume",
         usage: "schedule resume ID",
         about: "Resume a paused schedule.",
         flags: &[],
         args: 1,
+    },
+    Spec {
+        name: "init",
+        usage: "init [--force] [ANSWERS AS FLAGS]",
+        about: "First setup: writes the config (0644) and the secrets file intercom.env (0600).\n\
+                Alone it asks for each value in turn and checks it as you type. With the answers\n\
+                as flags it asks nothing: --account-sid AC… --auth-token T --twilio-number N\n\
+                --forward-to N[,N] --public-url URL [--api-key-sid SK… --api-key-secret S]\n\
+                [--intercom-number N | --learn-intercom [--learn-timeout DUR]].\n\
+                The intercom's number can be learned: --learn-intercom (or Enter when asked)\n\
+                waits for the next call the running server rejects and takes its caller ID;\n\
+                alone, it sets just intercom_number in a config that is otherwise done.\n\
+                It replaces only the untouched template unless --force is given.",
+        flags: &[
+            ("account-sid", true),
+            ("auth-token", true),
+            ("api-key-sid", true),
+            ("api-key-secret", true),
+            ("twilio-number", true),
+            ("forward-to", true),
+            ("public-url", true),
+            ("intercom-number", true),
+            ("learn-intercom", false),
+            ("learn-timeout", true),
+            ("force", false),
+        ],
+        args: 0,
     },
 ];
 
@@ -318,6 +383,26 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 UsageError("code rm needs the code's ID (see `intercom code list`)".into())
             })?))
         }
+        "pair" => Command::Devices(DeviceArgs::Pair(
+            arg(0).ok_or_else(|| UsageError("pair needs a name: intercom pair \"Anna's phone\"".into()))?,
+        )),
+        "devices" => Command::Devices(DeviceArgs::List),
+        "devices rm" => Command::Devices(DeviceArgs::Rm(arg(0).ok_or_else(|| {
+            UsageError("devices rm needs the device's ID (see `intercom devices`)".into())
+        })?)),
+        "init" => Command::Init(Box::new(InitArgs {
+            account_sid: flag("account-sid"),
+            auth_token: flag("auth-token"),
+            api_key_sid: flag("api-key-sid"),
+            api_key_secret: flag("api-key-secret"),
+            twilio_number: flag("twilio-number"),
+            forward_to: flag("forward-to"),
+            public_url: flag("public-url"),
+            intercom_number: flag("intercom-number"),
+            learn: has("learn-intercom"),
+            learn_timeout: flag("learn-timeout"),
+            force: has("force"),
+        })),
         "schedule add" => match (arg(0), arg(1)) {
             (Some(days), Some(range)) => {
                 let (label, entrance) = (flag("label"), flag("entrance"));
@@ -415,6 +500,16 @@ mod tests {
         );
         assert_eq!(run("code list"), Command::Code(CodeArgs::List));
         assert_eq!(run("code rm ab12"), Command::Code(CodeArgs::Rm("ab12".into())));
+        assert_eq!(run("pair Anna"), Command::Devices(DeviceArgs::Pair("Anna".into())));
+        assert_eq!(run("devices"), Command::Devices(DeviceArgs::List));
+        assert_eq!(run("devices rm ab12"), Command::Devices(DeviceArgs::Rm("ab12".into())));
+        let Command::Init(init) = run("-c x.json init --forward-to=+15552223333 --learn-intercom") else {
+            panic!("not init")
+        };
+        assert!(init.learn && init.forward_to.as_deref() == Some("+15552223333") && !init.force);
+        assert!(
+            args("init --forward-to").is_err() && args("init --from x").is_err() && args("init x").is_err()
+        );
         let open = |d: Option<&str>, once| Command::Open { duration: d.map(String::from), once };
         assert_eq!(run("open --once 30m"), open(Some("30m"), true));
         assert_eq!(run("open 30m --once"), open(Some("30m"), true));
@@ -475,6 +570,10 @@ mod tests {
             "open --label x",
             "code add --valid",
             "code rm a b",
+            "pair",
+            "pair a b",
+            "devices x",
+            "devices rm",
             "twilio-setup --dry-run=yes",
             "open -x",
         ] {

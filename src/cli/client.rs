@@ -2,24 +2,39 @@
 //! server (`open`, `close`, `status`, `doctor`), so the server stays the only writer of
 //! the state. The token comes from the config or the file the server made.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{Config, Secret};
-use crate::model::api::ErrorBody;
+use crate::model::api::{ErrorBody, ProofBody};
 use crate::store::token;
+use crate::twilio::signature;
+use crate::util::ownership;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A nonce for the server's proof: 128 bits, never guessed ahead.
+const NONCE_BYTES: usize = 16;
+/// The proof answer is a few dozen bytes; whoever holds the port may send more.
+const MAX_PROOF_BYTES: u64 = 4096;
 
 /// The control token: `control.token`, or the one the server generated in `state_dir`.
 pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
+    }
+    // The service wrote it (as its own user): trusted once its directory is.
+    let path = config.state_dir.join(token::TOKEN_FILE);
+    if path.symlink_metadata().is_ok() {
+        ownership::check_state_dir(&config.state_dir)?;
+        let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
+        ownership::check_private_file(&path, service)?;
     }
     token::read_token(&config.state_dir)?.ok_or_else(|| {
         format!(
@@ -36,6 +51,8 @@ pub struct Client {
     /// `http://host:port` of the control listener.
     pub base: String,
     token: Secret,
+    /// Whether the listener proved it knows the token (see [`signature::PROOF_PATH`]).
+    proven: Cell<bool>,
 }
 
 impl Client {
@@ -52,7 +69,42 @@ impl Client {
             .build()
             .into();
         let base = format!("http://{}", display_addr(crate::util::local_address(config.control.listen)));
-        Ok(Client { agent, base, token: control_token(config)? })
+        Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> String {
+        format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
+    }
+
+    /// Whoever holds the control port gets the token with the first request: first make
+    /// it prove that it knows the token already, over a fresh nonce.
+    fn prove_server(&self) -> Result<(), Box<dyn Error>> {
+        if self.proven.get() {
+            return Ok(());
+        }
+        let mut bytes = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+        let nonce: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("X-Intercom-Client", "cli")
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let ok = resp.status().as_u16() == 200;
+        let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
+        match serde_json::from_str::<ProofBody>(&text) {
+            Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
+                self.proven.set(true);
+                Ok(())
+            }
+            _ => Err(format!(
+                "the program listening on {} is not this intercom server: it cannot prove that it knows the control token, so the token was not sent (is `intercom serve` running with this config, or is another program holding the port?)",
+                self.base
+            )
+            .into()),
+        }
     }
 
     /// `GET path`, the answer read as `T`.
@@ -74,6 +126,7 @@ impl Client {
     /// One request; the answer's JSON (null for 204). A refusal is an error with the
     /// server's reason.
     pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+        self.prove_server()?;
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token.expose());
         let result = if method == "GET" {
@@ -88,9 +141,7 @@ impl Client {
                 .header("Content-Type", "application/json")
                 .send(body)
         };
-        let mut resp = result.map_err(|e| {
-            format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
-        })?;
+        let mut resp = result.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;

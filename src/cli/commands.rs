@@ -14,7 +14,7 @@ use crate::util::local_address;
 /// `open [DUR]`, or with `once` for the next visitor only.
 pub fn open(config: &Config, duration: Option<&str>, once: bool) -> Result<(), Box<dyn Error>> {
     let minutes = match duration {
-        Some(d) => Some(config::whole_minutes(d)?),
+        Some(d) => Some(window_minutes(d, config.max_window)?),
         None => None,
     };
     let request = OpenRequest { minutes, once: once.then_some(true) };
@@ -42,12 +42,23 @@ pub fn check_config(config: &Config) {
     say_raw!("{}", summary(config));
 }
 
+/// `open DUR` checked here, so the answer speaks of what was typed and of the config key
+/// that limits it rather than of the API's `minutes`.
+fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
+    let minutes = config::whole_minutes(text)?;
+    let max = humantime::format_duration(max_window);
+    if minutes * 60 > max_window.as_secs() {
+        return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
+    }
+    Ok(minutes)
+}
+
 fn print_status(status: &StatusBody) {
     if status.open {
         let once = if status.once { " for the next visitor only" } else { "" };
         say!(
             "open{once} until {} ({} left)",
-            status.open_until.as_deref().unwrap_or("?"),
+            crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
             humantime::format_duration(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
@@ -62,7 +73,7 @@ fn print_status(status: &StatusBody) {
 
 /// Where a phone on the LAN reaches it: the address of the interface with the default
 /// route. Connecting a UDP socket only picks the route; it sends nothing.
-fn lan_address(listen: SocketAddr) -> SocketAddr {
+pub(crate) fn lan_address(listen: SocketAddr) -> SocketAddr {
     if !listen.ip().is_unspecified() {
         return listen;
     }
@@ -114,10 +125,9 @@ fn ring_summary(c: &Config) -> String {
 }
 
 fn summary(c: &Config) -> String {
-    let secret = |s: &Option<Secret>, from_env: bool, unset: &str| match (s, from_env) {
-        (Some(_), true) => "set (from the environment)".to_string(),
-        (Some(_), false) => "set".to_string(),
-        (None, _) => unset.to_string(),
+    let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| match s {
+        Some(_) => format!("set (from {})", config::secret_origin(c, from_env, var)),
+        None => unset.to_string(),
     };
     let numbers = |v: &[crate::model::phone::PhoneNumber]| {
         if v.is_empty() {
@@ -149,10 +159,19 @@ fn summary(c: &Config) -> String {
         ("webhook.public_url", c.webhook.public_url.clone().unwrap_or("(not set)".into())),
         ("control.listen", c.control.listen.to_string()),
         (
+            "control.hosts",
+            if c.control.hosts.is_empty() {
+                "(IP addresses only)".into()
+            } else {
+                c.control.hosts.join(", ")
+            },
+        ),
+        (
             "control.token",
             secret(
                 &c.control.token,
                 c.control.token_from_env,
+                config::ENV_CONTROL_TOKEN,
                 "(not set: generated on first start into state_dir/control-token)",
             ),
         ),
@@ -167,7 +186,12 @@ fn summary(c: &Config) -> String {
         ),
         (
             "twilio.api_key_secret",
-            secret(&c.twilio.api_key_secret, c.twilio.api_key_secret_from_env, "(not set)"),
+            secret(
+                &c.twilio.api_key_secret,
+                c.twilio.api_key_secret_from_env,
+                config::ENV_TWILIO_API_KEY_SECRET,
+                "(not set)",
+            ),
         ),
         (
             "notify.webhook_url",
@@ -183,6 +207,7 @@ fn summary(c: &Config) -> String {
             secret(
                 &c.twilio.auth_token,
                 c.twilio.auth_token_from_env,
+                config::ENV_TWILIO_AUTH_TOKEN,
                 "(not set: WARNING, webhook signatures are not checked)",
             ),
         ),
@@ -193,7 +218,10 @@ fn summary(c: &Config) -> String {
         Some(m) => rows.extend([
             ("mqtt.broker", format!("{}:{}{}", m.host, m.port(), if m.tls { " (TLS)" } else { "" })),
             ("mqtt.username", m.username.clone().unwrap_or("(not set)".into())),
-            ("mqtt.password", secret(&m.password, m.password_from_env, "(not set)")),
+            (
+                "mqtt.password",
+                secret(&m.password, m.password_from_env, config::ENV_MQTT_PASSWORD, "(not set)"),
+            ),
             ("mqtt.topic_prefix", m.topic_prefix.clone()),
             ("mqtt.discovery_prefix", m.discovery_prefix.clone()),
         ]),
@@ -208,6 +236,18 @@ fn summary(c: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_durations_speak_of_what_was_typed() {
+        let max = Duration::from_secs(12 * 3600);
+        assert_eq!(window_minutes("1h30m", max), Ok(90));
+        assert_eq!(window_minutes("12h", max), Ok(720));
+        assert_eq!(
+            window_minutes("24h", max).unwrap_err(),
+            "open 24h: at most 12h (max_window); try 12h or raise max_window"
+        );
+        assert!(window_minutes("90", max).unwrap_err().contains("write 90m"));
+    }
 
     #[test]
     fn summary_masks_secrets() {

@@ -21,7 +21,7 @@ use crate::cli::setup::{self, VOICE_METHOD};
 use crate::config::{self, Config};
 use crate::twilio::rest::Rest;
 use crate::util::local_address;
-use crate::{system::clock, util::loggable, util::INSTANCE_HEADER};
+use crate::{system::clock, util::loggable, util::time::local_rfc3339, util::INSTANCE_HEADER};
 
 /// The server's listeners are on this machine: an answer slower than this is a fault.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,11 +43,13 @@ enum Level {
     Ok,
     Warn,
     Fail,
+    /// Not checked because a failure above already explains it.
+    Skip,
 }
 
 /// Prints the checks as they run. Returns whether none failed.
 pub fn run(path: &Path) -> bool {
-    let mut report = Report { failed: false };
+    let mut report = Report { failed: false, server_running: false };
     let config = match config::load_with_env_file(path) {
         Ok(c) => {
             report.line(Level::Ok, format!("config {} is valid", path.display()));
@@ -58,19 +60,61 @@ pub fn run(path: &Path) -> bool {
             return false;
         }
     };
+    for e in config::unfilled_placeholders(&config) {
+        report.line(Level::Fail, e.to_string());
+    }
     check_config(&mut report, &config);
-    let instance = check_server(&mut report, &config);
-    check_webhook_listener(&mut report, &config, instance.as_deref());
-    check_public_url(&mut report, &config, instance.as_deref());
+    // The server is the root of the listener, tunnel and history checks: when it is down
+    // they would only repeat that, so they are named as skipped instead.
+    match check_server(&mut report, &config, path) {
+        Some(instance) => {
+            check_webhook_listener(&mut report, &config, instance.as_deref());
+            check_public_url(&mut report, &config, instance.as_deref());
+        }
+        None => report.line(
+            Level::Skip,
+            "the webhook listener, the tunnel (webhook.public_url) and the history are checked once the server runs".into(),
+        ),
+    }
     check_twilio(&mut report, &config);
     check_state_dir(&mut report, &config);
     check_clock(&mut report);
-    check_newest_call(&mut report, &config, instance.is_some());
+    if report.server_running {
+        check_newest_call(&mut report, &config);
+    }
     !report.failed
+}
+
+/// The secrets file this config's commands read, as a path to show.
+fn env_file_of(c: &Config) -> String {
+    c.env_file.as_ref().map_or(config::ENV_FILE.to_string(), |(path, _)| path.display().to_string())
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// `sudo ` for a command that needs root, or nothing when this already is root.
+fn sudo() -> &'static str {
+    if is_root() {
+        ""
+    } else {
+        "sudo "
+    }
+}
+
+/// How to start the server: the systemd unit, or by hand outside systemd.
+fn start_hint(path: &Path) -> String {
+    let sudo = sudo();
+    format!(
+        "start it with `{sudo}systemctl start intercom` and read `{sudo}journalctl -u intercom` (outside systemd: `intercom serve --config {}`)",
+        path.display()
+    )
 }
 
 struct Report {
     failed: bool,
+    server_running: bool,
 }
 
 impl Report {
@@ -79,6 +123,7 @@ impl Report {
             Level::Ok => "ok  ",
             Level::Warn => "warn",
             Level::Fail => "FAIL",
+            Level::Skip => "skip",
         };
         self.failed |= level == Level::Fail;
         println!("{tag} {text}");
@@ -108,33 +153,56 @@ fn check_config(r: &mut Report, c: &Config) {
         (Some(_), Some(url)) => r.line(Level::Ok, format!("signatures are checked against {url}")),
         (None, _) => r.line(
             Level::Fail,
-            "twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: set it from the Twilio console".into(),
+            format!(
+                "twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: put {}=<the Auth Token from the Twilio console> in {} (or run `intercom init`)",
+                config::ENV_TWILIO_AUTH_TOKEN,
+                env_file_of(c)
+            ),
         ),
         (Some(_), None) => {} // config.rs refuses this; the public_url check would say it
     }
 }
 
 /// The control API's status, with the server's instance id, if the server answers.
-fn check_server(r: &mut Report, c: &Config) -> Option<String> {
-    let client = match Client::with_timeout(c, LOCAL_TIMEOUT) {
-        Ok(client) => client,
-        Err(e) => {
+fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String>> {
+    let client = match crate::store::token::read_token(&c.state_dir) {
+        // Neither a fixed token nor the one the server makes at its first start: it never ran.
+        Ok(None) if c.control.token.is_none() => {
             r.line(
                 Level::Fail,
                 format!(
-                    "cannot read the control token ({e}): run `sudo intercom doctor`, or set control.token"
+                    "the server is not running (it has not started yet: no control token in {}): {}",
+                    c.state_dir.display(),
+                    start_hint(path)
                 ),
             );
             return None;
         }
+        Err(e) if c.control.token.is_none() => {
+            let fix = if is_root() {
+                "set control.token"
+            } else {
+                "run `sudo intercom doctor`, or set control.token"
+            };
+            r.line(Level::Fail, format!("cannot read the control token ({e}): {fix}"));
+            return None;
+        }
+        _ => match Client::with_timeout(c, LOCAL_TIMEOUT) {
+            Ok(client) => client,
+            Err(e) => {
+                r.line(Level::Fail, format!("cannot read the control token ({e}): set control.token"));
+                return None;
+            }
+        },
     };
     match client.get::<StatusBody>("/api/status") {
         Ok(s) => {
             let window = match (s.open, &s.open_until) {
-                (true, until) => format!("open until {}", until.as_deref().unwrap_or("?")),
+                (true, until) => format!("open until {}", local_rfc3339(until.as_deref().unwrap_or("?"))),
                 (false, _) => "closed".into(),
             };
             r.line(Level::Ok, format!("the server is running (window {window})"));
+            r.server_running = true;
             let instance = s.instance;
             if instance.is_none() {
                 r.line(
@@ -142,12 +210,12 @@ fn check_server(r: &mut Report, c: &Config) -> Option<String> {
                     "the server does not report an instance id: it is an older version; upgrade it".into(),
                 );
             }
-            instance
+            Some(instance)
         }
         Err(e) => {
             r.line(
                 Level::Fail,
-                format!("the server is not running or not reachable: {e}; start it with `sudo systemctl start intercom` and read `journalctl -u intercom`"),
+                format!("the server is not running or not reachable ({e}): {}", start_hint(path)),
             );
             None
         }
@@ -268,13 +336,22 @@ fn check_twilio(r: &mut Report, c: &Config) {
 
 fn check_state_dir(r: &mut Report, c: &Config) {
     let dir = &c.state_dir;
+    // Unreadable to this user: the write probe below says to use sudo.
+    if std::fs::metadata(dir).is_ok() {
+        match crate::util::ownership::check_state_dir(dir) {
+            Ok(()) => {
+                r.line(Level::Ok, format!("nobody but root and intercom can write to {}", dir.display()))
+            }
+            Err(e) => r.line(Level::Fail, format!("{e}; `intercom serve` refuses to start on it")),
+        }
+    }
     let probe = dir.join(format!(".doctor-probe-{}", std::process::id()));
     let written = OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| {
         f.write_all(b"probe\n")?;
         f.sync_all()
     });
     let _ = std::fs::remove_file(&probe);
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = is_root();
     match written {
         Ok(()) => r.line(Level::Ok, format!("the state directory {} is writable", dir.display())),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !root => r.line(
@@ -336,11 +413,7 @@ fn check_clock(r: &mut Report) {
     }
 }
 
-fn check_newest_call(r: &mut Report, c: &Config, server_running: bool) {
-    if !server_running {
-        return r
-            .line(Level::Warn, "the history is not read while the server is not running: start it".into());
-    }
+fn check_newest_call(r: &mut Report, c: &Config) {
     let path = format!("/api/events?limit={EVENTS_LOOKED_AT}");
     let events = match Client::with_timeout(c, LOCAL_TIMEOUT)
         .and_then(|client| client.get::<EventsBody>(&path))
@@ -364,5 +437,5 @@ fn describe_call(e: &Record) -> String {
         .unwrap_or_default();
     let from = e.from.as_deref().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
     let what = e.event.name().trim_start_matches("call_");
-    format!("newest call: {time}{ago}{from}, {what}")
+    format!("newest call: {}{ago}{from}, {what}", local_rfc3339(time))
 }

@@ -39,7 +39,11 @@ pub fn run(config: &Config, from: &str) {
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();
-    let offered = crate::store::codes::peek_offer(&config.state_dir, open, now);
+    let (offered, paused) =
+        crate::store::codes::peek_offer(&config.state_dir, &boot::Boot::detect(), open, now);
+    if let Some(why) = paused {
+        eprintln!("guest codes do not work now: {why}");
+    }
     let decision = crate::web::webhook::first_decision(config, &rules, Some(from), open, offered, "");
     let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {

@@ -1,8 +1,9 @@
 //! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
 //! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
 //! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
-//! configured URLs and cuts a URL down to what may be logged; `limits.rs` the listeners'
-//! tunable bounds.
+//! configured URLs and cuts a URL down to what may be logged; `keys.rs` lists every key
+//! with an example, and the shipped template's placeholders that are refused; `limits.rs`
+//! the listeners' tunable bounds.
 //!
 //! Uses: `model`, `util`.
 //!
@@ -15,6 +16,8 @@
 //! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
 
 pub mod entrances;
+
+pub mod keys;
 pub mod limits;
 pub mod ring;
 pub mod url;
@@ -34,9 +37,14 @@ use crate::config::ring::RingConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{host, optional, optional_object, port, topic_level, topic_path};
-use crate::config::values::{public_url, secret, target_url, token, unlock_digits};
+use crate::config::values::{
+    host_names, public_origin, public_url, secret, target_url, token, unlock_digits,
+};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
+use crate::util::ownership::check_private_file;
+
+pub use keys::{unfilled_placeholders, KEYS, TEMPLATE_PLACEHOLDERS};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
@@ -113,6 +121,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(deserialize_with = "object")]
     pub ring: RingConfig,
+
+    /// The secrets file read for this config, and the variables taken from it (rather
+    /// than from the process environment), so `check-config` can say where each came from.
+    #[serde(skip)]
+    pub env_file: Option<(PathBuf, Vec<&'static str>)>,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
@@ -161,7 +174,7 @@ pub struct WebhookConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
-    #[serde(deserialize_with = "public_url")]
+    #[serde(deserialize_with = "public_origin")]
     pub public_url: Option<String>,
 }
 
@@ -174,6 +187,10 @@ pub struct ControlConfig {
     pub token: Option<Secret>,
     #[serde(skip)]
     pub token_from_env: bool,
+    /// Names (besides IP addresses) a paired phone may reach the page by; any other
+    /// `Host` is refused for a device, which stops DNS rebinding.
+    #[serde(deserialize_with = "host_names")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +255,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             mqtt: None,
             limits: LimitsConfig::default(),
+            env_file: None,
         }
     }
 }
@@ -254,6 +272,7 @@ impl Default for ControlConfig {
             listen: DEFAULT_CONTROL_LISTEN.parse().expect("constant"),
             token: None,
             token_from_env: false,
+            hosts: Vec::new(),
         }
     }
 }
@@ -301,7 +320,7 @@ impl std::error::Error for ConfigError {}
 
 /// Key names come from the file: control characters are escaped so the error stays one
 /// line and cannot drive the terminal (found by the config fuzz target).
-fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
+pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
     ConfigError(format!("config key `{}`: {msg}", key.escape_debug()))
 }
 
@@ -319,18 +338,45 @@ pub const ENV_FILE: &str = "intercom.env";
 /// For the commands an admin runs by hand (`sudo intercom doctor`, `twilio-setup`): like
 /// [`load`], but a secret missing from the environment is also looked up in
 /// [`ENV_FILE`] beside the config, so they see the same secrets as the service.
+///
+/// Both files must be root's or the invoking user's and writable by nobody else: these
+/// commands send the secrets to the addresses the config names.
 pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    let file = path.parent().and_then(|d| std::fs::read_to_string(d.join(ENV_FILE)).ok()).unwrap_or_default();
-    let file = env_file(&file);
-    let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone()))
+    check_private_file(path, None).map_err(ConfigError)?;
+    let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
+    let file = match file_path.symlink_metadata() {
+        Ok(_) => {
+            check_private_file(&file_path, None).map_err(ConfigError)?;
+            std::fs::read_to_string(&file_path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", file_path.display())))?
+        }
+        Err(_) => String::new(),
     };
-    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    let file = env_file(&file);
+    let from_file = std::cell::RefCell::new(Vec::new());
+    let env = |name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
+            let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
+            let known =
+                [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD];
+            from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
+            Some(value)
+        })
+    };
+    let mut config = parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    config.env_file = Some((file_path, from_file.into_inner()));
+    Ok(config)
+}
+
+/// Where a secret that came from the environment was found, for `check-config`.
+pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
+    match &c.env_file {
+        _ if !from_env => "the config file".to_string(),
+        Some((file, vars)) if vars.contains(&var) => format!("{var} in {}", file.display()),
+        _ => format!("{var} in the environment"),
+    }
 }
 
 /// `KEY=value` lines as systemd reads them: `#` and `;` start comments, and one pair of
@@ -398,7 +444,16 @@ fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
             let known = known.replace('`', "");
             key_error(key, format!("unknown key (known here: {known})"))
         }
-        None => key_error(key, format!("{msg}{item}")),
+        None => {
+            // A value of the wrong type: show the form it should have.
+            let example = KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| e);
+            match example {
+                Some(e) if msg.starts_with("invalid type") || msg.starts_with("expected") => {
+                    key_error(key, format!("{msg}{item}; write it like {e}"))
+                }
+                _ => key_error(key, format!("{msg}{item}")),
+            }
+        }
     }
 }
 
@@ -562,6 +617,19 @@ mod tests {
         assert!(err(r#"{"dial_timeout": "2s"}"#).contains("`dial_timeout`"));
         assert!(err(r#"{"control": {"listen": "8081"}}"#).contains("`control.listen`"));
         assert!(err(r#"{"control": {"token": "short"}}"#).contains("`control.token`"));
+        for bad in [
+            r#"["a:80"]"#,
+            r#"["10.0.0.1"]"#,
+            r#"[""]"#,
+            r#"["a b"]"#,
+            r#""x""#,
+            r#"["a","b","c","d","e","f","g","h","i"]"#,
+        ] {
+            let text = format!(r#"{{"control": {{"hosts": {bad}}}}}"#);
+            assert!(err(&text).contains("`control.hosts`"), "{bad}: {}", err(&text));
+        }
+        let c = parse(r#"{"control": {"hosts": ["Intercom.LOCAL"]}}"#, |_| None).unwrap();
+        assert_eq!(c.control.hosts, ["intercom.local"]);
         assert!(err(r#"{"webhook": {"public_url": "ftp://x"}}"#).contains("`webhook.public_url`"));
         assert!(err(r#"{"log_level": "loud"}"#).contains("`log_level`"));
         assert!(err(r#"{"webhook": []}"#).contains("`webhook`"));
@@ -760,6 +828,29 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_give_the_expected_form() {
+        let e = err(r#"{"default_window": 90}"#);
+        assert!(e.starts_with("config key `default_window`: ") && e.contains(r#"write "90m""#), "{e}");
+        assert!(err(r#"{"max_window": "90"}"#).contains("write 90m"));
+        let e = err(r#"{"intercom_number": 15558889999}"#);
+        assert!(e.contains("`intercom_number`") && e.contains(r#"like "+15558889999""#), "{e}");
+        let e = err(r#"{"webhook": {"listen": 8080}}"#);
+        assert!(e.contains("`webhook.listen`") && e.contains(r#"like "127.0.0.1:8080""#), "{e}");
+        let e = err(r#"{"forward_to": [15552223333]}"#);
+        assert!(e.contains("`forward_to`") && e.contains("+15552223333"), "{e}");
+    }
+
+    #[test]
+    fn public_url_with_a_path_is_refused_with_the_fix() {
+        let e = err(r#"{"webhook": {"public_url": "https://door.example.com/voice"}}"#);
+        assert!(e.starts_with("config key `webhook.public_url`: ") && e.ends_with("remove /voice"), "{e}");
+        // The fallback URL is a TwiML Bin's: it has a path.
+        assert!(
+            parse(r#"{"twilio": {"fallback_url": "https://handler.twilio.com/twiml/EH1"}}"#, no_env).is_ok()
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(whole_minutes("1h30m").unwrap(), 90);
@@ -771,7 +862,7 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0m").is_err());
         assert!(parse_duration("-5m").is_err());
-        assert!(parse_duration("5").is_err());
+        assert_eq!(parse_duration("90").unwrap_err(), "90 has no unit: write 90m (minutes), or 2h, 1h30m");
         assert!(parse_duration("").is_err());
     }
 

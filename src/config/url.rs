@@ -18,19 +18,67 @@ pub fn check_public_url(u: &str) -> Result<String, String> {
     Ok(u.trim_end_matches('/').to_string())
 }
 
+/// Where REST credentials go (`twilio.api_base`): a public URL, and https unless the
+/// host is this machine, since HTTP Basic credentials would cross the network in clear.
+pub fn check_api_base(u: &str) -> Result<String, String> {
+    let u = check_public_url(u)?;
+    if u.starts_with("http://") && !is_loopback(&u) {
+        return Err("must start with https:// (http:// only to a loopback address such as 127.0.0.1: \
+             the API credentials would cross the network in clear text)"
+            .into());
+    }
+    Ok(u)
+}
+
+/// The public webhook URL: scheme and host (and port) only. Twilio is sent to it plus
+/// `/voice`, and signatures are computed over it plus the path the server sees; a path
+/// here (the natural copy of the webhook URL) would make every signature fail.
+pub fn check_public_origin(u: &str) -> Result<String, String> {
+    let url = check_public_url(u)?;
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => {
+            let path = &url[after_scheme + i..];
+            Err(format!("must be only the scheme and host (Twilio calls it plus /voice): remove {path}"))
+        }
+        None => Ok(url),
+    }
+}
+
 /// A notification target: http(s), a host, no spaces; a query is allowed (ntfy templates).
+/// Plain http stays allowed (Home Assistant on the LAN is usually http), but not with a
+/// `user:password@` in it unless the host is this machine.
 pub fn check_target_url(u: &str) -> Result<String, String> {
     let rest = u
         .strip_prefix("https://")
         .or_else(|| u.strip_prefix("http://"))
         .ok_or("must start with https:// (or http://)")?;
-    if rest.split(['/', '?', '#']).next().unwrap_or("").is_empty() {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
         return Err("has no host".into());
     }
     if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not hold spaces".into());
     }
+    if u.starts_with("http://") && authority.contains('@') && !is_loopback(u) {
+        return Err(
+            "holds a user and password: use https:// so they do not cross the network in clear text".into()
+        );
+    }
     Ok(u.to_string())
+}
+
+/// Whether an http(s) URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback(u: &str) -> bool {
+    let after_scheme = u.find("://").map_or(0, |i| i + 3);
+    let authority = u[after_scheme..].split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The part of a URL that may be logged: scheme and host, never the path or query,
@@ -49,6 +97,36 @@ pub fn url_origin(u: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_base_is_https_unless_loopback() {
+        for ok in ["https://api.twilio.com", "http://127.0.0.1:8080", "http://localhost/", "http://[::1]:9/x"]
+        {
+            assert!(check_api_base(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["http://api.twilio.com", "http://192.0.2.1:80", "http://127.0.0.1@evil.example", "http://[::2]"]
+        {
+            assert!(check_api_base(bad).unwrap_err().contains("https://"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_targets_carry_no_password_off_this_machine() {
+        assert!(check_target_url("http://ha.local:8123/api/webhook/id").is_ok());
+        assert!(check_target_url("https://u:p@ntfy.example/topic").is_ok());
+        assert!(check_target_url("http://u:p@127.0.0.1:9/t").is_ok());
+        assert!(check_target_url("http://u:p@ntfy.example/topic").unwrap_err().contains("https://"));
+    }
+
+    #[test]
+    fn the_public_origin_has_no_path() {
+        assert_eq!(check_public_origin("https://door.example.com/").unwrap(), "https://door.example.com");
+        assert_eq!(check_public_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        let e = check_public_origin("https://door.example.com/voice").unwrap_err();
+        assert!(e.ends_with("remove /voice"), "{e}");
+        assert!(check_public_origin("https://h.example/a/voice/").unwrap_err().ends_with("remove /a/voice"));
+    }
 
     #[test]
     fn url_origins_hide_paths_queries_and_credentials() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 
-use crate::config::url::{check_public_url, check_target_url};
+use crate::config::url::{check_api_base, check_public_origin, check_public_url, check_target_url};
 use crate::model::phone::PhoneNumber;
 
 /// Long digit strings would be a typo, not a door code; Twilio plays them slowly.
@@ -86,8 +86,28 @@ pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     }
 }
 
+/// A duration is text with a unit; a bare number gets the form it should have had.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    parse_duration(&String::deserialize(d)?).map_err(D::Error::custom)
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration as text, like \"90m\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse_duration(s).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
+        }
+    }
+    d.deserialize_any(Text)
 }
 
 pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
@@ -116,6 +136,36 @@ pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error
     Ok(token)
 }
 
+/// Host names the control page may be reached by besides IP literals: a handful
+/// ("intercom.local", "pi.lan"); more would be a typo or a list that defeats the
+/// DNS-rebinding check these names feed.
+const MAX_HOST_NAMES: usize = 8;
+/// The longest DNS name (RFC 1035).
+const MAX_HOST_NAME_CHARS: usize = 253;
+
+/// `control.hosts`: plain DNS names (letters, digits, `-`, `.`), lower-cased; no port.
+pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    if list.len() > MAX_HOST_NAMES {
+        return Err(D::Error::custom(format!("at most {MAX_HOST_NAMES} host names")));
+    }
+    list.into_iter()
+        .map(|h| {
+            let ok = !h.is_empty()
+                && h.len() <= MAX_HOST_NAME_CHARS
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if ok {
+                Ok(h.to_ascii_lowercase())
+            } else {
+                Err(D::Error::custom(format!(
+                    "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
+                )))
+            }
+        })
+        .collect()
+}
+
 pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let Some(sid) = optional(d)? else { return Ok(None) };
     // It goes into REST API paths: letters and digits only, so it cannot walk them.
@@ -129,8 +179,13 @@ pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
 }
 
+/// `webhook.public_url`: scheme and host only.
+pub fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::custom)
+}
+
 pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    check_public_url(&String::deserialize(d)?).map_err(D::Error::custom)
+    check_api_base(&String::deserialize(d)?).map_err(D::Error::custom)
 }
 
 pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
@@ -215,6 +270,10 @@ pub fn check_token(t: &str) -> Result<(), String> {
 
 /// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{t} has no unit: write {t}m (minutes), or 2h, 1h30m"));
+    }
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 90m, 2h or 1h30m"))?;
     if d.is_zero() {

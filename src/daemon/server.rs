@@ -1,10 +1,15 @@
-//! `intercom serve`: open the state, bind both listeners, run their accept loops.
+//! `intercom serve`: bind both listeners, run their accept loops, open the state (on a
+//! thread of its own: a state disk that hangs at start must not stop calls, which are
+//! forwarded until it answers).
 
 use std::error::Error;
 use std::net::TcpListener;
+use std::path::Path;
+use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::daemon::expiry;
@@ -21,14 +26,141 @@ use crate::store::token;
 use crate::system::boot::Boot;
 use crate::system::tz;
 use crate::system::watchdog;
+use crate::util::ownership;
 use crate::web::control::{self, Control};
-use crate::web::webhook::{self, Webhook};
+use crate::web::webhook::{self, Stores, Webhook};
+
+/// How long the stores may take to load before the log says that the state disk does not
+/// answer. A healthy SD card reads the few small files in milliseconds; meanwhile calls
+/// are answered anyway (as forwards), so this only decides when to say so.
+const LOAD_WARN_AFTER: Duration = Duration::from_secs(2);
+
+/// Checking the state directory's owner is a few `stat`s (microseconds; tens of
+/// milliseconds from a cold SD card). A hanging disk must not hold the start for longer
+/// than this: calls must be answered (forwarded) within 2 s of the start even then, and
+/// what follows is bounded on its own.
+const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
+    // A state directory someone else can write may hold planted guest codes or an open
+    // window: refuse it before reading anything from it.
+    check_state_dir_within(&config.state_dir, STATE_DIR_CHECK_WAIT)?;
     warn_about_risky_settings(&config);
     // Made now, so the id names this process from its start (`doctor` compares them).
     log::debug!("instance {}", crate::util::instance_id());
+
+    // Listen before touching the state disk: a disk that hangs (a dying SD card, a stuck
+    // NFS mount) must not keep the restarted daemon from answering. Both are bound before
+    // either serves, so a port clash fails the start as a whole.
+    let bind = |addr, what: &str| {
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+    };
+    let webhook_socket = bind(config.webhook.listen, "webhook.listen")?;
+    let control_socket = bind(config.control.listen, "control.listen")?;
+    // Tests start us on port 0 and read the real ports from these lines.
+    log::info!("webhook listening on {}", webhook_socket.local_addr()?);
+    log::info!("control listening on {}", control_socket.local_addr()?);
+    let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+
+    let connection_lifetime = config.limits.connection_lifetime;
+    // Until the stores are loaded the webhook forwards every call from the intercom
+    // (and rejects strangers), and the control API answers 503 saying why.
+    let webhook = Arc::new(Webhook::new(config.clone()));
+    let control: Arc<OnceLock<Control>> = Arc::new(OnceLock::new());
+    let history_cell: Arc<OnceLock<(Arc<History>, Arc<Store>)>> = Arc::new(OnceLock::new());
+    let serving = webhook.clone();
+    let webhook_site = Site {
+        name: "webhook",
+        limits: Limits {
+            max_body_bytes: webhook::MAX_BODY_BYTES,
+            max_connections: webhook::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
+        handler: Arc::new(move |r| serving.handle(r)),
+        refusal: Response::text,
+    };
+    let controls = control.clone();
+    let control_site = Site {
+        name: "control",
+        limits: Limits {
+            max_body_bytes: control::MAX_BODY_BYTES,
+            max_connections: control::MAX_CONNECTIONS,
+            connection_lifetime,
+        },
+        handler: Arc::new(move |r| match controls.get() {
+            Some(c) => c.handle(r),
+            None => control::refusal(
+                503,
+                "starting: the state disk has not answered yet; every call is forwarded until it does",
+            ),
+        }),
+        refusal: control::refusal,
+    };
+    thread::Builder::new()
+        .name("webhook-accept".into())
+        .spawn(move || connections::serve(webhook_socket, webhook_site))?;
+
+    // READY=1 now: the listeners answer, which is what a restart is for. While the
+    // stores load the self-check passes on the listeners alone: a restart would open the
+    // same files and hang the same way, and would only add moments with no listener.
+    // Once loaded, a history write hung past WEDGED_AFTER fails it, as always.
+    let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
+    let loaded = history_cell.clone();
+    watchdog::start(Box::new(move || {
+        if let Some((history, _)) = loaded.get() {
+            if let Some(stuck) = history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
+                return Err(format!("an event log write has hung for {stuck:?}"));
+            }
+        }
+        connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
+        connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
+        if let Some((_, store)) = loaded.get() {
+            store.status(SystemTime::now());
+        }
+        Ok(())
+    }))?;
+
+    let started = Instant::now();
+    let watched = control.clone();
+    thread::Builder::new().name("load-watch".into()).spawn(move || {
+        thread::sleep(LOAD_WARN_AFTER);
+        if watched.get().is_none() {
+            log::error!(
+                "the state disk has not answered within {LOAD_WARN_AFTER:?} of the start (it hangs?): every call from the intercom is forwarded until it does"
+            );
+        }
+    })?;
+    thread::Builder::new().name("load-state".into()).spawn(move || {
+        match load(config, &webhook, &history_cell) {
+            Ok(c) => {
+                let _ = control.set(c);
+                // Tests wait for this line before they call.
+                log::info!("state loaded: serving");
+                if started.elapsed() > LOAD_WARN_AFTER {
+                    log::warn!("the state disk answered after {:?}: serving normally", started.elapsed());
+                }
+            }
+            // As a failed start was before: systemd starts us again.
+            Err(e) => {
+                log::error!("cannot start: {e}");
+                std::process::exit(1);
+            }
+        }
+    })?;
+    connections::serve(control_socket, control_site)
+}
+
+/// Opens the stores (each may hang on the disk: this runs on its own thread), hands them
+/// to the webhook and makes the control API.
+fn load(
+    config: Arc<Config>,
+    webhook: &Webhook,
+    loaded: &OnceLock<(Arc<History>, Arc<Store>)>,
+) -> Result<Control, Box<dyn Error>> {
+    // Again, unbounded on this thread: if the disk did not answer the bounded check at
+    // start, nothing is read from the directory until it has passed.
+    ownership::check_state_dir(&config.state_dir)?;
     // A broken state disk never stops the start: it is reported (log, page, API) and the
     // window stays closed, so calls are forwarded.
     let health = Health::new();
@@ -73,7 +205,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // The history saw that time: a clock behind it went back while we were down (a
     // restart in the same boot), and a code or a schedule must not work because of it.
     if let Some(t) = newest_record {
-        codes.observe_clock(t);
+        codes.note_earlier_reading(t);
         schedules.observe_clock(t);
     }
     let token = match &config.control.token {
@@ -84,18 +216,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
             keeper.load_or_create()?
         }
     };
+    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
+    retry.push(devices.clone());
     storage::watch(retry)?;
-
-    // Bind both before serving either, so a port clash fails the start as a whole.
-    let bind = |addr, what: &str| {
-        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
-    };
-    let webhook_socket = bind(config.webhook.listen, "webhook.listen")?;
-    let control_socket = bind(config.control.listen, "control.listen")?;
-    // Tests start us on port 0 and read the real ports from these lines.
-    log::info!("webhook listening on {}", webhook_socket.local_addr()?);
-    log::info!("control listening on {}", control_socket.local_addr()?);
-
     expiry::watch(store.clone(), codes.clone(), schedules.clone())?;
     #[cfg(feature = "mqtt")]
     if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
@@ -105,51 +228,15 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     if config.mqtt.is_some() {
         log::error!("the config has an mqtt section, but this build has no MQTT support (cargo feature `mqtt`): Home Assistant will not see the intercom");
     }
-    let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
-    let checked = store.clone();
-    let wedged = history.clone();
-    let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
-    // For systemd's watchdog: both listeners answer, the history's disk is not wedged
-    // (a restart is the only cure for a write stuck in the kernel), and the state lock
-    // can be taken.
-    watchdog::start(Box::new(move || {
-        if let Some(stuck) = wedged.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
-            return Err(format!("an event log write has hung for {stuck:?}"));
-        }
-        connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
-        connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
-        checked.status(SystemTime::now());
-        Ok(())
-    }))?;
-    let connection_lifetime = config.limits.connection_lifetime;
-    let webhook =
-        Webhook::new(config.clone(), store.clone(), history.clone(), codes.clone(), schedules.clone());
-    let control = Control { config, store, token, history, codes, schedules };
-    let webhook_site = Site {
-        name: "webhook",
-        limits: Limits {
-            max_body_bytes: webhook::MAX_BODY_BYTES,
-            max_connections: webhook::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
-        handler: Arc::new(move |r| webhook.handle(r)),
-        refusal: Response::text,
-    };
-    let control_site = Site {
-        name: "control",
-        limits: Limits {
-            max_body_bytes: control::MAX_BODY_BYTES,
-            max_connections: control::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
-        handler: Arc::new(move |r| control.handle(r)),
-        refusal: control::refusal,
-    };
-
-    thread::Builder::new()
-        .name("webhook-accept".into())
-        .spawn(move || connections::serve(webhook_socket, webhook_site))?;
-    connections::serve(control_socket, control_site)
+    crate::system::boot::watch_sync()?;
+    let _ = loaded.set((history.clone(), store.clone()));
+    webhook.attach(Stores {
+        store: store.clone(),
+        history: history.clone(),
+        codes: codes.clone(),
+        schedules: schedules.clone(),
+    });
+    Ok(Control { config, store, token, history, codes, devices, schedules })
 }
 
 fn warn_about_risky_settings(config: &Config) {
@@ -165,4 +252,20 @@ fn warn_about_risky_settings(config: &Config) {
             "neither intercom_number nor intercoms is set: every call is rejected unless the webhook URL sets ExpectedFrom"
         );
     }
+}
+
+fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel();
+    let dir = dir.to_path_buf();
+    let shown = dir.display().to_string();
+    thread::Builder::new()
+        .name("state-dir-check".into())
+        .spawn(move || {
+            let _ = tx.send(ownership::check_state_dir(&dir));
+        })
+        .map_err(|e| format!("cannot start the state directory check: {e}"))?;
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        log::warn!("cannot check who owns the state directory {shown}: its disk does not answer");
+        Ok(())
+    })
 }

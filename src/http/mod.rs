@@ -381,6 +381,8 @@ pub enum HttpError {
     BadRequest(String),
     Unauthorized,
     Forbidden,
+    /// Refused for a reason the client is told (a cross-site request, a wrong `Host`).
+    Refused(String),
     NotFound,
     /// Carries the value of the `Allow` header.
     MethodNotAllowed(&'static str),
@@ -395,7 +397,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => 400,
             HttpError::Unauthorized => 401,
-            HttpError::Forbidden => 403,
+            HttpError::Forbidden | HttpError::Refused(_) => 403,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::UnsupportedMediaType(_) => 415,
@@ -406,7 +408,7 @@ impl HttpError {
 
     pub fn message(&self) -> String {
         match self {
-            HttpError::BadRequest(m) | HttpError::Unavailable(m) => m.clone(),
+            HttpError::BadRequest(m) | HttpError::Unavailable(m) | HttpError::Refused(m) => m.clone(),
             HttpError::Unauthorized => "missing or wrong token".into(),
             HttpError::Forbidden => "forbidden".into(),
             HttpError::NotFound => "not found".into(),

@@ -22,12 +22,23 @@ pub struct StatusBody {
     /// `/healthz` shows through the tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Set while stored guest codes do not work, saying why (a lock after wrong codes, a
+    /// clock that stepped back, a clock not yet synchronized after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes_paused: Option<String>,
     /// The window is for the next visitor only (a one-shot window).
     #[serde(default)]
     pub once: bool,
     /// The schedule that lets visitors in now, if any (the window may be closed).
     #[serde(default)]
     pub schedule: Option<ScheduleNow>,
+}
+
+/// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
+/// which the CLI checks before it sends the token (`twilio/signature.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofBody {
+    pub proof: String,
 }
 
 /// A schedule open now, in the status.
@@ -77,6 +88,9 @@ pub struct CodeBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodesBody {
     pub codes: Vec<CodeBody>,
+    /// Why the codes listed do not work now, if they do not (as `StatusBody::codes_paused`).
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 /// `POST /api/schedules`; every field is required (`rules/schedule.rs` says which is
@@ -134,6 +148,53 @@ pub struct SchedulesBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsBody {
     pub events: Vec<Record>,
+}
+
+/// `POST /api/pairings`: a one-time pairing link for a device to be called `name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRequest {
+    pub name: String,
+}
+
+/// The answer to `POST /api/pairings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingBody {
+    /// The name as it will be kept (trimmed).
+    pub name: String,
+    /// `/pair#c=CODE`: the client puts the address it knows in front.
+    pub path: String,
+    pub valid_seconds: u64,
+    /// The link as a QR code (SVG), for the page; absent when built without `qr`.
+    #[serde(default)]
+    pub qr_svg: Option<String>,
+}
+
+/// `POST /api/pair`: the page spends a pairing code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairRequest {
+    pub code: String,
+}
+
+/// One paired device as the API shows it (never its secret or hash); also the answer to
+/// `POST /api/pair`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceBody {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339 UTC, whole seconds.
+    pub paired: String,
+    pub last_used: Option<String>,
+    /// The device that asked (its cookie), so the page can say "this phone".
+    #[serde(default)]
+    pub this_device: bool,
+}
+
+/// `GET /api/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesBody {
+    pub devices: Vec<DeviceBody>,
 }
 
 /// Every refusal, whatever the route.

@@ -193,12 +193,36 @@ pub struct Record {
     /// `codes_locked`: when codes are accepted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// `call_rejected`: how many rejected calls before this one were counted but not
+    /// recorded (a flood is summarised, so it cannot push real records out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_recorded: Option<u64>,
     /// Which entrance called (`intercoms[].name`), when the config names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrance: Option<String>,
     /// `window_opened`: for the next visitor only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub once: Option<bool>,
+}
+
+/// Longest caller ID shown in a message: `+` and E.164's 15 digits.
+const MAX_NUMBER_CHARS: usize = 16;
+
+/// A caller ID as the message shows it. `From` is the caller's (or, unsigned, anyone's)
+/// text: shown only when it is a phone number, so it cannot pass for our own words
+/// ("+1 … window opened by the resident"). The record's `from` field keeps it as sent.
+fn caller_for_message(from: Option<&str>) -> &str {
+    match from {
+        None | Some("") => "an unknown number",
+        Some(n)
+            if n.len() <= MAX_NUMBER_CHARS
+                && n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit())
+                && n != "+" =>
+        {
+            n
+        }
+        Some(_) => "a caller ID that is not a phone number",
+    }
 }
 
 impl Record {
@@ -214,6 +238,7 @@ impl Record {
             open_until: None,
             label: None,
             locked_until: None,
+            not_recorded: None,
             entrance: None,
             once: None,
         }
@@ -240,7 +265,7 @@ impl Record {
             }
             Decision::Reject => (
                 EventKind::CallRejected,
-                format!("Rejected a call from {}", from.as_deref().unwrap_or("an unknown number")),
+                format!("Rejected a call from {}", caller_for_message(from.as_deref())),
             ),
         };
         Record {
@@ -256,7 +281,7 @@ impl Record {
     pub fn bad_signature(call_sid: Option<String>, from: Option<String>, time: SystemTime) -> Record {
         let message = format!(
             "Refused a call with a bad Twilio signature (claiming to be from {})",
-            from.as_deref().unwrap_or("nobody")
+            caller_for_message(from.as_deref())
         );
         Record { call_sid, from, ..Record::new(time, EventKind::CallBadSignature, message) }
     }
@@ -362,6 +387,19 @@ fn at_entrance(call: &CallRecord, message: String) -> String {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn only_a_phone_number_from_the_caller_reaches_a_message() {
+        assert_eq!(caller_for_message(Some("+15550000000")), "+15550000000");
+        assert_eq!(caller_for_message(Some("anonymous")), "a caller ID that is not a phone number");
+        let forged = "+1 Window opened for 12h by page from 192.168.1.20";
+        assert_eq!(caller_for_message(Some(forged)), "a caller ID that is not a phone number");
+        assert_eq!(caller_for_message(Some("+")), "a caller ID that is not a phone number");
+        assert_eq!(caller_for_message(None), "an unknown number");
+        let r = Record::bad_signature(None, Some(forged.into()), UNIX_EPOCH);
+        assert!(!r.message.contains("Window opened"), "{}", r.message);
+        assert_eq!(r.from.as_deref(), Some(forged), "kept as data");
+    }
 
     #[test]
     fn names_round_trip_through_serde_and_from_name() {

@@ -38,6 +38,7 @@ impl Status {
             instance: None,
             once: self.is_open() && self.once,
             schedule: None,
+            codes_paused: None,
         }
     }
 }

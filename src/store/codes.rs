@@ -13,18 +13,22 @@
 //! - A code must never work because the clock went back (a Pi has no real-time clock):
 //!   a code written in an earlier boot works only once the clock is confirmed
 //!   synchronized (`boot.rs`), and no code works while the clock reads earlier than the
-//!   latest time this store has seen.
+//!   latest time this store has seen, for at most as long as it had read ahead
+//!   (`rules/clock_steps.rs`): a forward glitch does not kill codes for its size.
+//! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
+//!   however often its request comes (Twilio's retries, a replay), across restarts too:
+//!   the calls that used a code or entered a wrong one are kept in the file with it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::rules::clock::ClockGuard;
+use crate::rules::clock_steps::ClockSteps;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
-use crate::store::codes_file::{self, Loaded, CODES_FILE};
+use crate::store::codes_file::{self, Loaded, SeenCall, CODES_FILE, MAX_CALL_SID_CHARS};
 use crate::store::storage::write_atomically;
 use crate::store::versioned;
 use crate::system::boot::{self, Boot};
@@ -74,9 +78,11 @@ struct Inner {
     /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
     /// for a synchronized clock: until then the time they are judged by may be wrong.
     untrusted: HashMap<String, Option<String>>,
-    /// The newest clock reading seen: a reading well before it means the clock went back,
-    /// and an expired code could read as valid again.
-    clock: ClockGuard,
+    /// The clock's readings: one well behind an earlier one means the clock went back,
+    /// and an expired code could read as valid again (`rules/clock_steps.rs`).
+    clock: ClockSteps,
+    /// Calls already counted, oldest first.
+    calls: Vec<SeenCall>,
 }
 
 pub struct CodeStore {
@@ -86,10 +92,35 @@ pub struct CodeStore {
 }
 
 impl Inner {
+    /// Why stored codes do not work at `now`, if they do not (none stored: nothing to say).
+    fn why_paused(&mut self, now: u64) -> Option<String> {
+        if !self.codes.iter().any(|c| !c.is_spent(now)) {
+            return None;
+        }
+        self.trusted(now);
+        if self.lockout.is_locked(now) {
+            // Minutes from now, not a clock time: the page and the API read it anywhere.
+            let minutes = self.lockout.locked_until.map_or(0, |u| u.saturating_sub(now).div_ceil(60));
+            return Some(format!(
+                "locked after {} wrong codes, for {minutes} more minute(s)",
+                codes::MAX_FAILURES
+            ));
+        }
+        if let Some(why) = self.clock.paused(Instant::now()) {
+            return Some(why);
+        }
+        let waiting = self.codes.iter().filter(|c| self.untrusted.contains_key(&c.id)).count();
+        (waiting > 0).then(|| {
+            format!(
+                "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
+            )
+        })
+    }
+
     /// The codes that may be judged by `now`: none while the clock reads behind what
     /// it read before, and codes from an earlier boot only once the clock is synced.
     fn trusted(&mut self, now: u64) -> Vec<Code> {
-        if self.clock.is_behind(now) {
+        if !self.clock.admit(now, Instant::now()) {
             return Vec::new();
         }
         if !self.untrusted.is_empty() && boot::clock_synced_now() {
@@ -103,7 +134,7 @@ impl Inner {
 impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
     pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
-        let (Loaded { codes, mut lockout, boots }, write_blocked) = match codes_file::load(dir) {
+        let (Loaded { codes, mut lockout, boots, calls }, write_blocked) = match codes_file::load(dir) {
             Ok(loaded) => (loaded, None),
             Err(e) => {
                 let read_error = format!("{e}; no code is active");
@@ -123,7 +154,8 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let inner = Inner { codes, lockout, write_blocked, untrusted, clock: ClockGuard::new(secs(now)) };
+        let clock = ClockSteps::new(secs(now), Instant::now());
+        let inner = Inner { codes, lockout, write_blocked, untrusted, clock, calls };
         CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
     }
 
@@ -147,11 +179,31 @@ impl CodeStore {
         codes::offer(window_open, &trusted, &inner.lockout, secs(now))
     }
 
-    /// Whether wrong codes have paused the guest codes now; `None` while a write of the
-    /// codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller looks again later).
+    /// Notes a time the clock read before this process started (the history's newest
+    /// record): a clock behind it went back while we were down, and codes wait until it
+    /// has caught up.
+    pub fn note_earlier_reading(&self, t: SystemTime) {
+        lock(&self.inner).clock.note_earlier_reading(secs(t));
+    }
+
+    /// Whether stored codes are paused now (see [`CodeStore::why_paused`]); `None` while a
+    /// write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller
+    /// looks again later).
     pub fn paused(&self, now: SystemTime) -> Option<bool> {
-        let inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
-        Some(inner.lockout.is_locked(secs(now)))
+        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
+        Some(inner.why_paused(secs(now)).is_some())
+    }
+
+    /// Why stored codes do not work now, if they do not (the API, the page and the log
+    /// say it): a lock after wrong codes, a clock that stepped back, or codes from before
+    /// a restart that wait for a synchronized clock.
+    pub fn why_paused(&self, now: SystemTime) -> Option<String> {
+        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
+            return Some(
+                "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
+            );
+        };
+        inner.why_paused(secs(now))
     }
 
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
@@ -185,7 +237,7 @@ impl CodeStore {
             uses_left: new.uses,
         };
         next.push(code.clone());
-        self.save(&mut inner, next, None, now).map_err(AddError::Io)?;
+        self.save(&mut inner, next, None, None, now).map_err(AddError::Io)?;
         log::info!(
             "guest code {} ({}) added: {} use(s) until {}",
             code.id,
@@ -205,18 +257,33 @@ impl CodeStore {
             return Ok(false);
         };
         let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
-        self.save(&mut inner, next, None, now)?;
+        self.save(&mut inner, next, None, None, now)?;
         log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
         Ok(true)
     }
 
     /// Checks keypad digits. A right code's use is on disk before this returns `Right`;
     /// if that write fails, the error says so and the caller must not open the door.
-    pub fn try_code(&self, digits: &str, now: SystemTime) -> io::Result<Tried> {
+    /// A call (`call_sid`) already counted gets what it got then, and nothing changes:
+    /// `Right` again without a second use (the use is on disk; only the answer was
+    /// lost, or it is a replay, whose answer opens nothing without the live call), or
+    /// `Wrong` that does not count again.
+    pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: SystemTime) -> io::Result<Tried> {
         let now = secs(now);
         let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT).ok_or_else(|| {
             io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
         })?;
+        let call_sid = call_sid.filter(|s| !s.is_empty() && s.chars().count() <= MAX_CALL_SID_CHARS);
+        if let Some(seen) = call_sid.and_then(|sid| inner.calls.iter().find(|c| c.call_sid == sid)) {
+            log::info!(
+                "a repeated request of call {}: counted once already",
+                crate::util::loggable(&seen.call_sid)
+            );
+            return Ok(match &seen.used {
+                Some(label) => Tried::Right { label: label.clone() },
+                None => Tried::Wrong { locked: false },
+            });
+        }
         inner.lockout.settle(now);
         let trusted = inner.trusted(now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {
@@ -229,14 +296,23 @@ impl CodeStore {
                 };
                 next[i].uses_left -= 1;
                 let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
-                self.save(&mut inner, next, None, now)?;
+                let seen = call_sid.map(|sid| SeenCall {
+                    call_sid: sid.into(),
+                    time: now,
+                    used: Some(label.clone()),
+                });
+                self.save(&mut inner, next, None, seen, now)?;
                 log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
                 Ok(Tried::Right { label })
             }
             Attempt::Wrong => {
                 let locked = inner.lockout.fail(now);
                 let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
-                if let Err(e) = self.save(&mut inner, next, Some(lockout), now) {
+                if let Some(sid) = call_sid {
+                    // Counted in memory even if the write fails, as the failure is.
+                    inner.calls.push(SeenCall { call_sid: sid.into(), time: now, used: None });
+                }
+                if let Err(e) = self.save(&mut inner, next, Some(lockout), None, now) {
                     log::error!(
                         "could not save a wrong guest code attempt (it still counts until a restart): {e}"
                     );
@@ -253,35 +329,58 @@ impl CodeStore {
         }
     }
 
-    /// Writes `codes` (pruned) and the lockout, then makes them current.
+    /// Writes `codes` (pruned), the lockout and the calls (with `seen` added), then makes
+    /// them current.
     fn save(
         &self,
         inner: &mut Inner,
         mut codes: Vec<Code>,
         lockout: Option<Lockout>,
+        seen: Option<SeenCall>,
         now: u64,
     ) -> io::Result<()> {
         if let Some(why) = &inner.write_blocked {
             return Err(io::Error::other(why.clone()));
         }
         codes.retain(|c| !c.is_spent(now));
+        let mut calls = inner.calls.clone();
+        calls.extend(seen);
+        codes_file::prune_calls(&mut calls, now);
         let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
         let boot_of = |id: &str| match inner.untrusted.get(id) {
             Some(stored) => stored.clone(),
             None => self.boot.id.clone(),
         };
-        let bytes = codes_file::encode(&codes, &lockout, boot_of)?;
+        let bytes = codes_file::encode(&codes, &lockout, &calls, boot_of)?;
         write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
         inner.codes = codes;
         inner.lockout = lockout;
+        inner.calls = calls;
         Ok(())
     }
 }
 
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
-/// `simulate`); an unreadable file means no codes, as for the server.
-pub fn peek_offer(dir: &Path, window_open: bool, now: SystemTime) -> bool {
-    codes_file::load(dir).is_ok_and(|l| codes::offer(window_open, &l.codes, &l.lockout, secs(now)))
+/// `simulate`); an unreadable file means no codes, as for the server. Also why stored
+/// codes would not work now, if so, as far as the file and this boot tell (a clock step
+/// is known only to the running server: `/api/status` says it).
+pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: SystemTime) -> (bool, Option<String>) {
+    let Ok(Loaded { codes, lockout, boots, .. }) = codes_file::load(dir) else { return (false, None) };
+    let now = secs(now);
+    let (trusted, waiting): (Vec<Code>, Vec<Code>) = codes
+        .into_iter()
+        .filter(|c| !c.is_spent(now))
+        .partition(|c| boot.trusts(boots.get(&c.id).cloned().flatten().as_deref()));
+    let why = if (trusted.is_empty() && waiting.is_empty()) || window_open {
+        None
+    } else if lockout.is_locked(now) {
+        Some(format!("locked after {} wrong codes", codes::MAX_FAILURES))
+    } else if !waiting.is_empty() {
+        Some(format!("{} code(s) from before a restart wait for a synchronized clock", waiting.len()))
+    } else {
+        None
+    };
+    (codes::offer(window_open, &trusted, &lockout, now), why)
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
@@ -322,15 +421,51 @@ mod tests {
         let now = SystemTime::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(2), now).unwrap();
-        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::Right { label: "plumber".into() });
+        assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::Right { label: "plumber".into() });
         let again = CodeStore::open(&dir, this_boot(), now);
         assert_eq!(again.active(now)[0].uses_left, 1);
-        assert!(again.try_code(&c.digits, now).is_ok());
+        assert!(again.try_code(&c.digits, None, now).is_ok());
         let last = CodeStore::open(&dir, this_boot(), now);
         assert!(last.active(now).is_empty());
-        assert_eq!(last.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(last.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         let text = fs::read_to_string(dir.join(CODES_FILE)).unwrap();
         assert!(!text.contains(&c.digits), "used up codes are pruned from the file");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_call_spends_one_use_and_counts_one_wrong_code_across_restarts() {
+        let dir = tempdir("calls");
+        let now = SystemTime::now();
+        let s = CodeStore::open(&dir, this_boot(), now);
+        let c = s.add(&new(3), now).unwrap();
+        let right = Tried::Right { label: "plumber".into() };
+        for _ in 0..3 {
+            assert_eq!(s.try_code(&c.digits, Some("CAone"), now).unwrap(), right);
+        }
+        assert_eq!(s.active(now)[0].uses_left, 2);
+        let wrong = if c.digits == "000000" { "000001" } else { "000000" };
+        for _ in 0..codes::MAX_FAILURES * 2 {
+            assert_eq!(s.try_code(wrong, Some("CAwrong"), now).unwrap(), Tried::Wrong { locked: false });
+        }
+        drop(s);
+        let s = CodeStore::open(&dir, this_boot(), now);
+        assert_eq!(
+            s.try_code(&c.digits, Some("CAone"), now).unwrap(),
+            right,
+            "the same answer after a restart"
+        );
+        assert_eq!(s.active(now)[0].uses_left, 2, "and no second use");
+        for _ in 0..codes::MAX_FAILURES {
+            assert_eq!(s.try_code(wrong, Some("CAwrong"), now).unwrap(), Tried::Wrong { locked: false });
+        }
+        assert!(s.offer(false, now), "one call's repeats never lock");
+        assert_eq!(
+            s.try_code(&c.digits, Some("CAtwo"), now).unwrap(),
+            right,
+            "another call uses another use"
+        );
+        assert_eq!(s.active(now)[0].uses_left, 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -371,12 +506,12 @@ mod tests {
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         lock(&s.inner).write_blocked = Some("disk gone".into());
-        assert!(s.try_code(&c.digits, now).is_err(), "no unlock without the use on disk");
+        assert!(s.try_code(&c.digits, None, now).is_err(), "no unlock without the use on disk");
         assert_eq!(s.active(now)[0].uses_left, 1);
         assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
         // A wrong code still counts in memory, so a broken disk never lifts the lockout.
         for _ in 0..codes::MAX_FAILURES {
-            assert!(matches!(s.try_code("abcdef", now).unwrap(), Tried::Wrong { .. }));
+            assert!(matches!(s.try_code("abcdef", None, now).unwrap(), Tried::Wrong { .. }));
         }
         assert!(!s.offer(false, now));
         fs::remove_dir_all(&dir).unwrap();
@@ -390,10 +525,13 @@ mod tests {
         let c = s.add(&new(1), now).unwrap();
         let wrong = if c.digits == "000000" { "000001" } else { "000000" };
         for i in 1..=codes::MAX_FAILURES {
-            assert_eq!(s.try_code(wrong, now).unwrap(), Tried::Wrong { locked: i == codes::MAX_FAILURES });
+            assert_eq!(
+                s.try_code(wrong, None, now).unwrap(),
+                Tried::Wrong { locked: i == codes::MAX_FAILURES }
+            );
         }
         let s = CodeStore::open(&dir, this_boot(), now);
-        assert_eq!(s.try_code(&c.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         assert!(!s.offer(false, now));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -404,10 +542,11 @@ mod tests {
         let now = SystemTime::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let code = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
-        s.observe_clock(now + Duration::from_secs(7200)); // the code ended an hour ago
+        // Before a restart the clock read two hours later: the code ended an hour ago.
+        s.note_earlier_reading(now + Duration::from_secs(7200));
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
-        assert_eq!(s.try_code(&code.digits, back).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
         let small_step = now + Duration::from_secs(7200 - crate::rules::clock::BACKWARD_SLACK_SECS);
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
@@ -425,9 +564,9 @@ mod tests {
         let back = now - Duration::from_secs(120);
         assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
         let later = now + Duration::from_secs(60);
-        assert_eq!(s.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         let reopened = CodeStore::open(&dir, this_boot(), later);
-        assert_eq!(reopened.try_code(&code.digits, later).unwrap(), Tried::NotAccepted);
+        assert_eq!(reopened.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -441,17 +580,17 @@ mod tests {
         let next_boot = Boot { id: Some("boot-b".into()), clock_synced: false };
         let s = CodeStore::open(&dir, next_boot.clone(), now);
         assert!(!s.offer(false, now));
-        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::NotAccepted);
+        assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::NotAccepted);
         // A new code is saved beside it; the old one keeps the boot it came from.
         let new = s.add(&NewCode { label: "courier".into(), minutes: 60, uses: 1 }, now).unwrap();
         assert!(s.offer(false, now));
         drop(s);
         let s = CodeStore::open(&dir, next_boot, now);
         // Compared with the trusted codes only, so it is just a wrong code now.
-        assert_eq!(s.try_code(&old.digits, now).unwrap(), Tried::Wrong { locked: false });
-        assert!(matches!(s.try_code(&new.digits, now).unwrap(), Tried::Right { .. }));
+        assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::Wrong { locked: false });
+        assert!(matches!(s.try_code(&new.digits, None, now).unwrap(), Tried::Right { .. }));
         let synced = CodeStore::open(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
-        assert!(matches!(synced.try_code(&old.digits, now).unwrap(), Tried::Right { .. }));
+        assert!(matches!(synced.try_code(&old.digits, None, now).unwrap(), Tried::Right { .. }));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Version 2 added the boot each code was written in; version 1 files are still read
 //! (their codes count as from an earlier boot, so they wait for a synchronized clock).
+//! Version 3 added the recent calls that used a code or entered a wrong one, so a
+//! repeated request of a call (Twilio's retry, a replay) is never counted twice.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -17,9 +19,18 @@ use crate::store::versioned;
 use crate::util::time::{parse_rfc3339, rfc3339_unix, unix_secs};
 
 pub const CODES_FILE: &str = "codes.json";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// Calls remembered in the file: far more than the lockout lets through in a day
+/// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
+pub const MAX_CALLS: usize = 200;
+/// How long a call is remembered: a replay of a captured request a day later is as
+/// harmless as a new wrong code (which the lockout bounds), and Twilio retries within
+/// minutes.
+pub const CALL_MEMORY_SECS: u64 = 24 * 60 * 60;
+/// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
+pub const MAX_CALL_SID_CHARS: usize = 64;
 
-/// `codes.json`, versions 1 and 2. Kept apart from the in-memory type so the format can evolve.
+/// `codes.json`, versions 1 to 3. Kept apart from the in-memory type so the format can evolve.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CodesFile {
@@ -28,6 +39,30 @@ struct CodesFile {
     /// RFC 3339 UTC times of recent wrong codes.
     failures: Vec<String>,
     locked_until: Option<String>,
+    /// Recent calls that used a code or entered a wrong one.
+    #[serde(default)]
+    calls: Vec<CallV3>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallV3 {
+    call_sid: String,
+    /// RFC 3339 UTC.
+    time: String,
+    /// The label of the code it used; none for a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used: Option<String>,
+}
+
+/// A call the store has counted, so a repeat of it is not counted again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenCall {
+    pub call_sid: String,
+    /// Unix seconds.
+    pub time: u64,
+    /// The label of the code it used; `None`: it entered a wrong code.
+    pub used: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,12 +84,22 @@ pub struct Loaded {
     pub codes: Vec<Code>,
     pub lockout: Lockout,
     pub boots: HashMap<String, Option<String>>,
+    pub calls: Vec<SeenCall>,
+}
+
+/// Keeps the newest [`MAX_CALLS`] calls of the last [`CALL_MEMORY_SECS`]. A time ahead
+/// of `now` (the clock went back) is kept: forgetting early would let a repeat count.
+pub fn prune_calls(calls: &mut Vec<SeenCall>, now: u64) {
+    calls.retain(|c| c.time + CALL_MEMORY_SECS > now);
+    let excess = calls.len().saturating_sub(MAX_CALLS);
+    calls.drain(..excess);
 }
 
 /// The file's bytes for `codes` and `lockout`; `boot_of` gives each code's boot.
 pub fn encode(
     codes: &[Code],
     lockout: &Lockout,
+    calls: &[SeenCall],
     boot_of: impl Fn(&str) -> Option<String>,
 ) -> io::Result<Vec<u8>> {
     let file = CodesFile {
@@ -72,6 +117,14 @@ pub fn encode(
             .collect(),
         failures: lockout.failures.iter().map(|&t| rfc3339_unix(t)).collect(),
         locked_until: lockout.locked_until.map(rfc3339_unix),
+        calls: calls
+            .iter()
+            .map(|c| CallV3 {
+                call_sid: c.call_sid.clone(),
+                time: rfc3339_unix(c.time),
+                used: c.used.clone(),
+            })
+            .collect(),
     };
     versioned::encode(&file)
 }
@@ -82,7 +135,10 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     let Some(file) = versioned::read::<CodesFile>(dir, CODES_FILE, "codes file", 1..=VERSION)? else {
         return Ok(Loaded::default());
     };
-    if file.codes.len() > codes::MAX_ACTIVE || file.failures.len() > codes::MAX_FAILURES {
+    if file.codes.len() > codes::MAX_ACTIVE
+        || file.failures.len() > codes::MAX_FAILURES
+        || file.calls.len() > MAX_CALLS
+    {
         return Err("more codes or failures than are ever stored".into());
     }
     let time = |s: &str| parse_rfc3339(s).map(unix_secs);
@@ -108,5 +164,28 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     }
     let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
     let locked_until = file.locked_until.as_deref().map(time).transpose()?;
-    Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots })
+    let mut calls = Vec::new();
+    for c in file.calls {
+        if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
+            return Err("malformed call entry".into());
+        }
+        calls.push(SeenCall { time: time(&c.time)?, call_sid: c.call_sid, used: c.used });
+    }
+    Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots, calls })
+}
+
+#[cfg(test)]
+mod calls_tests {
+    use super::*;
+
+    #[test]
+    fn remembered_calls_are_bounded_in_count_and_age() {
+        let call = |n: u64, time: u64| SeenCall { call_sid: format!("CA{n}"), time, used: None };
+        let mut calls: Vec<_> = (0..MAX_CALLS as u64 + 50).map(|n| call(n, 1_000_000 + n)).collect();
+        prune_calls(&mut calls, 1_000_000 + MAX_CALLS as u64);
+        assert_eq!(calls.len(), MAX_CALLS);
+        assert_eq!(calls[0].call_sid, "CA50", "the oldest go first");
+        prune_calls(&mut calls, 1_000_000 + 60 + CALL_MEMORY_SECS);
+        assert_eq!(calls[0].call_sid, "CA61", "a day later they are forgotten");
+    }
 }

@@ -24,16 +24,18 @@
 //! - A torn last line (power cut mid-write, disk full) is skipped when reading, with a
 //!   warning at start; the next write first ends it with a newline, so it never glues
 //!   onto a good record.
-//! - Bounded on disk: when a batch would push the file past [`ROTATE_AT_BYTES`], it is
-//!   renamed to `events.jsonl.1` (replacing the older one) and a new file starts. At most
-//!   twice that (plus one batch) is ever on disk.
+//! - Bounded on disk: when a batch would push the file past [`ROTATE_AT_BYTES`], its lines
+//!   move to `events.jsonl.1` and a new file starts. At most twice that (plus one batch)
+//!   is ever on disk.
+//! - Noise never pushes out what the resident needs: rotation keeps the old file's
+//!   records that are not a stranger's (`rotation.rs`).
 //! - Order is the order of appends, not of timestamps, so a clock step on a Pi without a
 //!   real-time clock cannot shuffle the history.
 //! - Reading copies both files under the writer lock (a few hundred KiB at most) and
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::record::Record;
+use crate::store::rotation;
 use crate::store::storage::{self, context, Health};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -142,6 +145,9 @@ impl History {
             sink,
             health,
         };
+        if let Err(e) = rotation::finish(&history.dir, EVENTS_FILE, ROTATED_FILE) {
+            log::warn!("could not finish an interrupted rotation of the event log: {e}");
+        }
         let opened = history.lock_writer().ensure_open(&history.path(EVENTS_FILE));
         match opened.and_then(|()| history.read_bytes()) {
             Ok(bytes) => {
@@ -252,9 +258,7 @@ impl History {
             w.ensure_open(&path)?;
             if w.size > 0 && w.size + batch.len() as u64 > ROTATE_AT_BYTES {
                 w.file = None;
-                let rotated = self.path(ROTATED_FILE);
-                fs::rename(&path, &rotated).map_err(|e| context(e, "rotate", &path))?;
-                storage::sync_dir(&self.dir)?;
+                rotation::rotate(&self.dir, EVENTS_FILE, ROTATED_FILE, ROTATE_AT_BYTES)?;
                 w.torn = false; // the torn line went with the old file
                 w.ensure_open(&path)?;
             }
@@ -433,6 +437,7 @@ fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
 mod tests {
     use super::*;
     use crate::model::record::EventKind;
+    use std::fs;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn tempdir(name: &str) -> PathBuf {
@@ -499,6 +504,41 @@ mod tests {
             assert_eq!(pair[0].message, format!("call {}", pair[1].message[5..].parse::<u64>().unwrap() + 1));
         }
         assert!(all.len() as u64 > per_file);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_drops_strangers_before_the_residents_records() {
+        let dir = tempdir("noise");
+        let log = History::open(&dir, None, Health::new());
+        let unlock = |n: u64| Record::new(UNIX_EPOCH, EventKind::CallUnlocked, format!("unlock {n}"));
+        let reject = |n: u64| Record {
+            call_sid: Some("x".repeat(2000)),
+            ..Record::new(UNIX_EPOCH, EventKind::CallRejected, format!("reject {n}"))
+        };
+        for n in 0..10 {
+            log.append(&unlock(n)).unwrap();
+        }
+        // Enough rejects to rotate both files over several times.
+        let per_file = ROTATE_AT_BYTES / 2000;
+        for n in 0..per_file * 5 {
+            log.append(&reject(n)).unwrap();
+        }
+        let all = log.newest(usize::MAX).unwrap();
+        let unlocks: Vec<_> = all.iter().filter(|r| r.event == EventKind::CallUnlocked).collect();
+        assert_eq!(unlocks.len(), 10, "every unlock is still there");
+        assert_eq!(unlocks[0].message, "unlock 9");
+        assert_eq!(all[0], reject(per_file * 5 - 1), "and the newest rejects");
+        let size = |name| fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size(EVENTS_FILE) <= ROTATE_AT_BYTES && size(ROTATED_FILE) <= ROTATE_AT_BYTES);
+        // A power cut after the old file was written but before the current one went.
+        drop(log);
+        let current = fs::read(dir.join(EVENTS_FILE)).unwrap();
+        let mut old = fs::read(dir.join(ROTATED_FILE)).unwrap();
+        old.extend_from_slice(&current);
+        fs::write(dir.join(ROTATED_FILE), &old).unwrap();
+        let log = History::open(&dir, None, Health::new());
+        assert_eq!(log.newest(usize::MAX).unwrap(), all, "each record once");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -7,16 +7,22 @@
 //! wrong-code lockout, in the format of `codes_file.rs`; a use is on disk before the door
 //! opens.
 //! `history.rs`: `events.jsonl` with rotation; a record is on disk before the answer
-//! (group commit), and it decides nothing about what is recorded. `token.rs`: the
+//! (group commit), and it decides nothing about what is recorded. `rotation.rs`: how a
+//! full file moves aside, keeping the resident's records ahead of strangers'. `token.rs`: the
 //! generated control token. `versioned.rs`: the versioned-file pattern they all follow
-//! (version gate, whole atomic writes, bad files moved aside).
+//! (version gate, whole atomic writes, bad files moved aside). `devices.rs`: the paired
+//! phones in `devices.json` (names, hashes of their secrets, last use) and the pending
+//! one-time pairing codes (memory only).
 //!
 //! Uses: `rules`, `system`, `config`, `model`, `util`.
 
 pub mod codes;
 pub mod codes_file;
+pub mod devices;
 pub mod history;
 pub mod schedules;
+
+pub mod rotation;
 pub mod state;
 pub mod state_file;
 pub mod storage;

@@ -22,7 +22,7 @@ use crate::config::Secret;
 use crate::store::storage;
 use crate::util::lock;
 
-const TOKEN_FILE: &str = "control-token";
+pub const TOKEN_FILE: &str = "control-token";
 /// 256 bits: far beyond guessing, and still a short URL.
 const TOKEN_BYTES: usize = 32;
 

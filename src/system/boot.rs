@@ -7,18 +7,31 @@
 //! change; at start, a window from an earlier boot stays open only if the clock is
 //! confirmed synchronized.
 //!
-//! The synchronization signal we trust is systemd-timesyncd's flag file
-//! `/run/systemd/timesync/synchronized`: timesyncd creates it on the first successful
-//! NTP sync of each boot (it lives on tmpfs, so it never survives one), and reading a
-//! file needs no privilege. We do not ask the kernel (`adjtimex`): the shipped unit sets
-//! `ProtectClock=`, whose system call filter blocks it. With another NTP client (chrony,
-//! ntpd) the flag never appears and a window from an earlier boot is always closed at
-//! start: that fails closed, and the resident opens it again.
+//! The synchronization signals we trust (`clock.rs`, docs/clock.md): systemd-timesyncd's
+//! flag file `/run/systemd/timesync/synchronized` (created on the first successful NTP
+//! sync of each boot, on tmpfs, so it never survives one), the flag our OpenWrt hotplug
+//! script writes for BusyBox ntpd, and chrony's or ntpd's own answer (`chronyc
+//! tracking`, `ntpq`). The flags are read on every check; the daemons are asked at start
+//! and then every [`SYNC_PROBE_EVERY`] by a thread of their own until one says yes (once
+//! per boot is enough: a clock synchronized once in this boot is trusted from then on).
+//! We do not ask the kernel (`adjtimex`): the shipped unit sets `ProtectClock=`, whose
+//! system call filter blocks it. Without any of these a window from an earlier boot is
+//! closed at start: that fails closed, and the resident opens it again.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
 
-use crate::system::clock::TIMESYNC_FLAG;
+use crate::system::clock::{self, SYNC_FLAGS};
+
+/// How often chrony or ntpd is asked until one says the clock is synchronized: a code
+/// from before a restart waits at most this long after the sync, and a Pi spends a few
+/// milliseconds on each question.
+pub const SYNC_PROBE_EVERY: Duration = Duration::from_secs(30);
+/// Set once chrony or ntpd said the clock is synchronized (it stays so for this boot).
+static DAEMON_SAID_SYNCED: AtomicBool = AtomicBool::new(false);
 
 /// The kernel's random id of this boot, new at every boot.
 pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
@@ -27,14 +40,45 @@ pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
 /// tests set it to simulate a reboot.
 pub const BOOT_ID_ENV: &str = "INTERCOM_BOOT_ID";
 /// A test hook, not configuration: the integration tests point it at a file of their own
-/// instead of [`TIMESYNC_FLAG`] to simulate a synchronized clock without root. Not
+/// instead of the flag files to simulate a synchronized clock without root. Not
 /// documented for users. (`clock.rs` also asks `timedatectl`, for `doctor`; at start we
 /// trust only the flag: no process to spawn, no D-Bus to wait for.)
 const TIME_SYNC_FLAG_ENV: &str = "INTERCOM_TEST_TIME_SYNC_FLAG";
 
 /// Whether the clock is confirmed synchronized now (the flag appears once per boot).
 pub fn clock_synced_now() -> bool {
-    std::env::var_os(TIME_SYNC_FLAG_ENV).map_or(PathBuf::from(TIMESYNC_FLAG), PathBuf::from).exists()
+    if DAEMON_SAID_SYNCED.load(Ordering::Relaxed) {
+        return true;
+    }
+    match std::env::var_os(TIME_SYNC_FLAG_ENV) {
+        Some(test_flag) => Path::new(&test_flag).exists(),
+        None => SYNC_FLAGS.iter().any(|f| Path::new(f).exists()),
+    }
+}
+
+/// Asks chrony and ntpd (bounded); remembers a yes.
+fn ask_daemons() -> bool {
+    if clock::daemon_says_synced() {
+        if !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
+            log::info!("the NTP daemon says the clock is synchronized");
+        }
+        return true;
+    }
+    false
+}
+
+/// Asks chrony and ntpd every [`SYNC_PROBE_EVERY`] until the clock is synchronized, on a
+/// thread of its own, so no call and no other watcher waits for them.
+pub fn watch_sync() -> std::io::Result<()> {
+    if clock_synced_now() {
+        return Ok(());
+    }
+    thread::Builder::new().name("clock-sync".into()).spawn(|| {
+        while !clock_synced_now() && !ask_daemons() {
+            thread::sleep(SYNC_PROBE_EVERY);
+        }
+    })?;
+    Ok(())
 }
 
 /// What the state knows about this boot, read once at start.
@@ -57,7 +101,7 @@ impl Boot {
                 "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"
             );
         }
-        Boot { id, clock_synced: clock_synced_now() }
+        Boot { id, clock_synced: clock_synced_now() || ask_daemons() }
     }
 
     /// Whether a window stored in boot `stored` may stay open now.

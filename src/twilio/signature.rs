@@ -41,6 +41,35 @@ fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> HmacSha
     mac
 }
 
+/// Where a client asks the control listener to prove it holds the control token, before
+/// sending it: a program squatting on the control port while the server is down cannot
+/// answer, and never receives the token (`intercom status`, `doctor`).
+pub const PROOF_PATH: &str = "/api/proof";
+/// Keeps the proof apart from any other use of the token as a key.
+const PROOF_CONTEXT: &[u8] = b"intercom control listener proof\n";
+/// The client's nonce, in hex: 128 random bits at least, and small.
+pub const PROOF_NONCE_HEX_CHARS: std::ops::RangeInclusive<usize> = 32..=128;
+
+fn proof_mac(token: &str, nonce: &str) -> HmacSha1 {
+    let mut mac = HmacSha1::new_from_slice(token.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(PROOF_CONTEXT);
+    mac.update(nonce.as_bytes());
+    mac
+}
+
+/// The server's answer to `nonce`: base64(HMAC-SHA1(token, context + nonce)).
+pub fn control_proof(token: &str, nonce: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(proof_mac(token, nonce).finalize().into_bytes())
+}
+
+/// Constant-time check of a server's answer to `nonce`.
+pub fn verify_control_proof(token: &str, nonce: &str, proof: &str) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(proof.trim()) else {
+        return false;
+    };
+    proof_mac(token, nonce).verify_slice(&given).is_ok()
+}
+
 /// The URL as given plus the same URL with the scheme's default port added or removed.
 pub fn url_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
@@ -69,6 +98,16 @@ pub fn url_variants(url: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_control_proof_needs_the_token_and_the_nonce() {
+        let token = "control-token-0123456789";
+        let proof = control_proof(token, "00ff");
+        assert!(verify_control_proof(token, "00ff", &proof));
+        assert!(!verify_control_proof("another-token-0123456789", "00ff", &proof));
+        assert!(!verify_control_proof(token, "00fe", &proof));
+        assert!(!verify_control_proof(token, "00ff", "not base64!"));
+    }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()

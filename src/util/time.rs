@@ -1,6 +1,8 @@
 //! Time as the stores and the API keep it: Unix seconds in memory, RFC 3339 UTC in whole
 //! seconds in files and answers. The one pair of converters each way, so no module
-//! rounds or reads a time its own way.
+//! rounds or reads a time its own way. And time as people read it: the CLI and `doctor`
+//! show the local time with its zone, from the system's time zone database (DST
+//! included); scripts read the API's UTC.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +40,19 @@ pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(s).map_err(|e| format!("bad time {:?}: {e}", crate::util::loggable(s)))
 }
 
+/// An RFC 3339 time from the API in local time with its zone (`2026-12-01 23:00:05 CET`);
+/// text that is not one is shown as it came.
+pub fn local_rfc3339(text: &str) -> String {
+    match text.parse::<jiff::Timestamp>() {
+        Ok(ts) => format_in(ts, &jiff::tz::TimeZone::system()),
+        Err(_) => crate::util::loggable(text),
+    }
+}
+
+fn format_in(ts: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +66,16 @@ mod tests {
         assert_eq!(unix_secs_ceil(t + Duration::from_millis(1)), 1_800_000_001);
         assert_eq!(rfc3339_unix(0), "1970-01-01T00:00:00Z");
         assert!(parse_rfc3339("yesterday").unwrap_err().contains("yesterday"));
+    }
+
+    #[test]
+    fn local_times_show_the_zone_in_summer_and_winter() {
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let winter: jiff::Timestamp = "2026-12-01T22:00:05Z".parse().unwrap();
+        assert_eq!(format_in(winter, &berlin), "2026-12-01 23:00:05 CET");
+        let summer: jiff::Timestamp = "2026-07-01T22:00:05Z".parse().unwrap();
+        assert_eq!(format_in(summer, &berlin), "2026-07-02 00:00:05 CEST");
+        assert_eq!(format_in(winter, &jiff::tz::TimeZone::UTC), "2026-12-01 22:00:05 UTC");
+        assert_eq!(local_rfc3339("not a time\n"), "not a time");
     }
 }

@@ -1,8 +1,13 @@
 //! The control listener: the phone page at `/` and the token-protected JSON API.
 //!
-//! The page itself holds no secret: it reads the token from the URL fragment (`#t=…`),
-//! which browsers never send to a server, and calls the API with it. No state changes
-//! on GET; every `/api/` route checks the token before anything else.
+//! The page itself holds no secret. A paired phone's browser sends its device cookie
+//! (see `pairing.rs` for the checks such a request passes); the `intercom url` link puts
+//! the token in the URL fragment (`#t=…`), which browsers never send to a server, and
+//! the page calls the API with it. No state changes on GET; every `/api/` route but the
+//! pairing exchange checks the token or the cookie before anything else.
+//! `/api/proof` answers without the token: a client about to send the token first
+//! makes the listener prove that it knows it already (an HMAC of the client's nonce), so
+//! a program squatting on the port while the server is down never receives it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,15 +18,18 @@ use crate::config::{Config, Secret};
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{
-    read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ScheduleNow, StatusBody,
+    read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
+use crate::store::devices::Devices;
 use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
+use crate::twilio::signature;
 use crate::util::constant_time_eq;
 use crate::util::loggable;
+use crate::web::pairing::{self, Actor};
 use crate::web::schedules;
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -36,6 +44,13 @@ pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
+/// "Add to Home Screen": the app opens straight at the page.
+const MANIFEST: &str = include_str!("manifest.webmanifest");
+const ICON: &str = include_str!("icon.svg");
+/// The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
+/// 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
+const ICON_192: &[u8] = include_bytes!("icon-192.png");
+const ICON_512: &[u8] = include_bytes!("icon-512.png");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -43,6 +58,7 @@ pub struct Control {
     pub token: Secret,
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
+    pub devices: Arc<Devices>,
     pub schedules: Arc<ScheduleStore>,
 }
 
@@ -61,16 +77,34 @@ impl Control {
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let method = req.method.as_str();
-        if req.path == "/" {
+        let asset = match req.path.as_str() {
+            "/" | pairing::PAIR_PATH => Some(self.page(req)),
+            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
+            "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
+            "/icon-192.png" => Some(asset("image/png", ICON_192)),
+            "/icon-512.png" => Some(asset("image/png", ICON_512)),
+            _ => None,
+        };
+        if let Some(resp) = asset {
             return match method {
-                "GET" | "HEAD" => Ok(page()),
+                "GET" | "HEAD" => Ok(resp),
                 _ => Err(HttpError::MethodNotAllowed("GET, HEAD")),
             };
         }
         if !req.path.starts_with("/api/") {
             return Err(HttpError::NotFound);
         }
-        self.authorize(req)?;
+        // Before the token check: the client asks this before it sends the token.
+        if req.path == signature::PROOF_PATH {
+            return match method {
+                "GET" => self.prove(&req.query),
+                _ => Err(HttpError::MethodNotAllowed("GET")),
+            };
+        }
+        if req.path == "/api/pair" {
+            return pairing::exchange(&self.devices, req, &self.config.control.hosts);
+        }
+        let actor = self.authorize(req)?;
         let now = SystemTime::now();
         if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
             return self.codes_route(req, now);
@@ -81,26 +115,33 @@ impl Control {
                 None => Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"),
             });
         }
+        if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
+        {
+            return pairing::route(&self.devices, req, &actor, &self.config.control.hosts);
+        }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
+                body.codes_paused = self.codes.why_paused(now);
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
                 let (duration, once) = self.requested_window(&req.body)?;
-                self.store.open_window(duration, once, now, &source(req)).map_err(not_saved)?
+                self.store.open_window(duration, once, now, &source(req, &actor)).map_err(not_saved)?
             }
-            ("/api/close", "POST") => self.store.close_window(now, &source(req)),
+            ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
-        Ok(json_response(200, &self.status_body(status, now)))
+        let mut body = self.status_body(status, now);
+        body.codes_paused = self.codes.why_paused(now);
+        Ok(json_response(200, &body))
     }
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
@@ -114,12 +155,50 @@ impl Control {
         StatusBody { schedule, ..status.body() }
     }
 
-    fn authorize(&self, req: &Request) -> Result<(), HttpError> {
+    /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
+    fn prove(&self, query: &str) -> Result<Response, HttpError> {
+        let params =
+            form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
+        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
+            || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let (lo, hi) = (signature::PROOF_NONCE_HEX_CHARS.start(), signature::PROOF_NONCE_HEX_CHARS.end());
+            return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
+        }
+        let proof = signature::control_proof(self.token.expose(), nonce);
+        Ok(json_response(200, &ProofBody { proof }))
+    }
+
+    /// The bearer token when the request has an `Authorization` header (scripts, the
+    /// CLI, the `intercom url` link); else the device cookie, after the browser checks.
+    fn authorize(&self, req: &Request) -> Result<Actor, HttpError> {
+        if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
+            let write = !matches!(req.method.as_str(), "GET" | "HEAD");
+            pairing::check_browser_request(req, &self.config.control.hosts, write)?;
+            return self
+                .devices
+                .authenticate(secret, SystemTime::now())
+                .map(Actor::Device)
+                .ok_or(HttpError::Unauthorized);
+        }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
         if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
-            Ok(())
+            Ok(Actor::Token)
         } else {
             Err(HttpError::Unauthorized)
+        }
+    }
+
+    /// The page; a paired browser that loads it from the right host gets its cookie
+    /// renewed, so a phone in daily use never reaches the cookie's end of life.
+    fn page(&self, req: &Request) -> Response {
+        let renewed = pairing::cookie(req)
+            .filter(|_| pairing::check_browser_request(req, &self.config.control.hosts, false).is_ok())
+            .filter(|secret| self.devices.authenticate(secret, SystemTime::now()).is_some());
+        match renewed {
+            Some(secret) => page().with_header("Set-Cookie", pairing::set_cookie(secret)),
+            None => page(),
         }
     }
 
@@ -129,7 +208,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
-                Ok(json_response(200, &CodesBody { codes }))
+                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -205,9 +284,12 @@ impl Control {
     }
 }
 
-/// Who changed the window, for the log: the client kind it claims (only a label) and
-/// the address it came from.
-fn source(req: &Request) -> String {
+/// Who changed the window, for the history: a paired device by its name; else the
+/// client kind it claims (only a label) and the address it came from.
+fn source(req: &Request, actor: &Actor) -> String {
+    if let Actor::Device(d) = actor {
+        return d.name.clone();
+    }
     let client = match req.header("x-intercom-client") {
         Some("cli") => "CLI",
         Some("page") => "page",
@@ -234,12 +316,17 @@ fn json_response(status: u16, body: &impl Serialize) -> Response {
     Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
+/// An asset embedded in the binary; may be cached for a day (it changes only with the binary).
+fn asset(content_type: &str, body: &'static [u8]) -> Response {
+    Response::new(200, content_type, body).with_header("Cache-Control", "max-age=86400")
+}
+
 fn page() -> Response {
     Response::new(200, "text/html; charset=utf-8", PAGE)
         .with_header("Cache-Control", "no-store")
         .with_header(
             "Content-Security-Policy",
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'",
         )
         .with_header("Referrer-Policy", "no-referrer")
         .with_header("X-Frame-Options", "DENY")
@@ -275,7 +362,8 @@ mod tests {
             SystemTime::now(),
         ));
         let config = Arc::new(config);
-        (Control { config, store: Arc::new(store), token, history, codes, schedules }, dir)
+        let devices = Arc::new(Devices::open(&dir));
+        (Control { config, store: Arc::new(store), token, history, codes, devices, schedules }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {

@@ -1,14 +1,23 @@
 //! `web/`: the handlers of the two listeners. `webhook.rs` is the internet-facing one:
-//! Twilio's webhook, the guest-code keypad answer (`/voice/code`), `/voice/next` and
-//! `/healthz`. Of the window it only ever ends a one-shot window that lets a visitor in;
-//! it counts a guest code's use (or a wrong code) through the code store, and appends
-//! each decision to the history before answering. `control.rs` (and
-//! `page.html`) is the LAN one: the phone page and the token-protected JSON API, with
-//! the schedules' routes in `schedules.rs`. `webhook/next.rs` holds the webhook's
-//! household decisions (schedules, one-shot window, quiet hours) and `/voice/next`.
+//! Twilio's webhook, the guest-code keypad answer (`/voice/code`), the ring order's
+//! `/voice/next` and `/healthz`. Of the window it only ever ends a one-shot window that
+//! let a visitor in; it counts a guest code's use (or a wrong code) through the code
+//! store, and appends each decision to the history before answering. `webhook/next.rs`
+//! holds its household decisions (schedules, one-shot window, quiet hours) and
+//! `/voice/next`; `call_request.rs` reads a webhook request as a call, its signature
+//! checked first; `replay.rs` keeps the recent answers by route and `CallSid` (bounded in
+//! count and age), so a retried or replayed request gets the same answer and changes
+//! nothing. `control.rs` (and `page.html`, the manifest and the icon) is the LAN one: the
+//! phone page and the JSON API, which takes the token or a paired device's cookie, with
+//! the schedules' routes in `schedules.rs`; `pairing.rs` is its paired-device side: the
+//! cookie, the same-origin checks a cookie's requests pass, the pairing exchange and the
+//! device routes.
 //!
 //! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
+pub mod call_request;
 pub mod control;
+pub mod pairing;
+pub mod replay;
 pub mod schedules;
 pub mod webhook;

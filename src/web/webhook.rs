@@ -5,19 +5,19 @@
 //! The only state it changes is a guest code's use count (and the wrong-code lockout),
 //! through the code store, and the end of a one-shot window that it lets a visitor in
 //! through (`next.rs`), both on disk before answering. Each
-//! decision (and each refused signature, at a bounded rate) is appended to the history
-//! before the answer goes out. Routes match
+//! decision (and each refused signature and rejected caller, at a bounded rate) is
+//! appended to the history before the answer goes out. A call is decided once per route:
+//! a repeat of its request (Twilio's retry, a replay) gets the same answer from
+//! `replay.rs` and is neither counted nor recorded again. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::entrances::Entrance;
 use crate::config::Config;
-use crate::http::form::{self, Params};
+use crate::http::form;
 use crate::http::{HttpError, Request, Response};
-use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call::{self, CallRules};
 use crate::rules::codes;
@@ -27,7 +27,10 @@ use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::Store;
 use crate::util::ratelog::{Limiter, RateLog};
-use crate::{twilio::signature, twilio::twiml, util::lock, util::loggable};
+pub use crate::web::call_request::Refused;
+use crate::web::call_request::{self, Call};
+use crate::web::replay::{self, Claim, Recent};
+use crate::{twilio::twiml, util::lock, util::loggable};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -37,7 +40,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// it, eviction of waiting connections still applies. Each costs a thread and a 2 KiB
 /// read buffer: measured 27 MiB RSS with 1,050 connections open (see intercom.service).
 pub const MAX_CONNECTIONS: usize = 1100;
-const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// Where our keypad prompt sends the digits.
 pub const CODE_PATH: &str = "/voice/code";
 /// Where a sequential order's `<Dial action>` reports how the dial ended.
@@ -48,6 +50,11 @@ const MAX_STEP: usize = 100;
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
 pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
+/// Rejected callers recorded per minute. A stranger's genuine call costs them a phone
+/// call, but a dialler can still make thousands; the rest are counted, and the next
+/// recorded reject says how many were left out. The history also keeps the resident's
+/// records when it rotates rejects away (`history.rs`).
+pub const MAX_REJECT_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 mod next;
@@ -56,13 +63,36 @@ use next::{outcome_record, LetIn};
 
 pub struct Webhook {
     config: Arc<Config>,
-    store: Arc<Store>,
-    history: Arc<History>,
-    codes: Arc<CodeStore>,
-    schedules: Arc<ScheduleStore>,
+    /// The stores, once they are loaded. Until then (a state disk that hangs at start)
+    /// every call from the intercom is forwarded, as when the window is closed and no
+    /// code is active, and nothing is recorded.
+    stores: OnceLock<Stores>,
     bad_signatures: Mutex<Limiter>,
+    rejects: Mutex<Limiter>,
     bad_signature_log: RateLog,
+    reject_log: RateLog,
     hanging_disk_log: RateLog,
+    starting_log: RateLog,
+    /// The answers of recent calls from the intercom, by route and `CallSid`.
+    recent: Recent<Decision>,
+}
+
+/// What the webhook reads and writes on the state disk.
+pub struct Stores {
+    pub store: Arc<Store>,
+    pub history: Arc<History>,
+    pub codes: Arc<CodeStore>,
+    pub schedules: Arc<ScheduleStore>,
+}
+
+/// Which of our routes a call's request came to, for [`Recent`].
+#[derive(Clone, Copy)]
+enum Route {
+    Voice,
+    Code,
+    /// A sequential order's next step: changes nothing and records nothing, so it is
+    /// never remembered (and each step of one call has the same `CallSid`).
+    Next,
 }
 
 /// An answered webhook: what the log says, what the history gets, the TwiML.
@@ -75,37 +105,37 @@ pub struct Answered {
     pub if_unrecorded: Option<Decision>,
 }
 
-/// A call's parameters, authenticated, and the numbers that apply to it.
-struct Call {
-    from: Option<String>,
-    call_sid: Option<String>,
-    digits: Option<String>,
-    /// How the dial to one person ended (Twilio's `DialCallStatus`, on `/voice/next`).
-    dial_status: Option<String>,
-    /// The config's intercoms, or the one a request's `ExpectedFrom` names.
-    intercoms: Vec<Entrance>,
-    forward_to: Vec<PhoneNumber>,
-}
-
 impl Webhook {
-    pub fn new(
-        config: Arc<Config>,
-        store: Arc<Store>,
-        history: Arc<History>,
-        codes: Arc<CodeStore>,
-        schedules: Arc<ScheduleStore>,
-    ) -> Webhook {
+    /// A webhook that forwards every call from the intercom until [`Webhook::attach`].
+    pub fn new(config: Arc<Config>) -> Webhook {
         let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
             config,
-            store,
-            history,
-            codes,
-            schedules,
+            stores: OnceLock::new(),
             bad_signatures,
+            rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
             bad_signature_log: RateLog::new(),
+            reject_log: RateLog::new(),
             hanging_disk_log: RateLog::new(),
+            starting_log: RateLog::new(),
+            recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
         }
+    }
+
+    /// Serves with the stores from now on (once; a second call is ignored).
+    pub fn attach(&self, stores: Stores) {
+        let _ = self.stores.set(stores);
+    }
+
+    /// The stores, or `None` while they are still loading (said in the log, bounded).
+    fn stores(&self) -> Option<&Stores> {
+        let stores = self.stores.get();
+        if stores.is_none() {
+            self.starting_log.error(format_args!(
+                "the state disk has not answered since the start: calls are forwarded and not recorded"
+            ));
+        }
+        stores
     }
 
     pub fn handle(&self, req: &Request) -> Response {
@@ -118,25 +148,51 @@ impl Webhook {
 
     fn route(&self, req: &Request) -> Result<Response, Refused> {
         let now = SystemTime::now();
-        let answer = match (req.path.as_str(), req.method.as_str()) {
+        let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
             ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
-            ("/" | "/voice", "GET" | "POST") => self.answer_call(req, now),
+            ("/" | "/voice", "GET" | "POST") => Route::Voice,
             ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
             // Our Gather's action says POST; the digits never travel in a URL.
-            (CODE_PATH, "POST") => self.answer_code(req, now),
+            (CODE_PATH, "POST") => Route::Code,
             (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             // Our Dial's action says POST too.
-            (NEXT_PATH, "POST") => self.answer_next(req, now),
+            (NEXT_PATH, "POST") => Route::Next,
             (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             _ => return Err(HttpError::NotFound.into()),
         };
-        let outcome = self.record(req, &answer, now); // on disk before we answer
-        let Answered { mut call, mut xml, if_unrecorded, .. } = answer?;
+        let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
+            Ok(call) => call,
+            Err(e) => {
+                if matches!(e, Refused::BadSignature) {
+                    self.record_bad_signature(req, now);
+                }
+                return Err(e);
+            }
+        };
+        let key =
+            call.call_sid.clone().filter(|_| !matches!(route, Route::Next)).map(|sid| (route.name(), sid));
+        let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
+            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
+            Some(Claim::Busy) => {
+                let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
+                let decision = call::decide(call.from.as_deref(), false, &rules);
+                return Ok(self.repeat(&call, route, &decision, true));
+            }
+            Some(Claim::First(ticket)) => Some(ticket),
+            None => None,
+        };
+        let answer = match route {
+            Route::Voice => self.answer_call(req, call, now),
+            Route::Code => self.answer_code(req, call, now),
+            Route::Next => self.answer_next(req, call, now)?,
+        };
+        let outcome = self.record(&answer); // on disk before we answer
+        let Answered { mut call, mut xml, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
@@ -146,24 +202,41 @@ impl Webhook {
             xml = twiml::render(&instead);
             call.decision = instead;
         }
+        // Remembered for repeats; a stranger's reject is not (it changes nothing, and
+        // strangers must not push the intercom's calls out of the bounded memory).
+        if let (Some(ticket), false) = (ticket, call.decision == Decision::Reject) {
+            ticket.answer(call.decision.clone());
+        }
         log::info!(
             "call {} from {}: {}",
             call.call_sid.as_deref().map_or("-".into(), loggable),
             call.from.as_deref().map_or("(none)".into(), loggable),
             call.decision.name()
         );
-        Ok(Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store"))
+        Ok(twiml_response(xml))
     }
 
-    /// `/voice`: parses and authenticates the call, then decides. Errors mean no TwiML.
-    pub fn answer_call(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
-        let call = self.parse_call(req)?;
+    /// The answer to a repeated request: what the first got (`busy`: the first is still
+    /// undecided, so a forward), without counting or recording anything.
+    fn repeat(&self, call: &Call, route: Route, decision: &Decision, busy: bool) -> Response {
+        log::info!(
+            "call {} repeated on {}: answered {} again{}, not counted or recorded again",
+            call.call_sid.as_deref().map_or("-".into(), loggable),
+            route.name(),
+            decision.name(),
+            if busy { " (its first request is still undecided)" } else { "" }
+        );
+        twiml_response(twiml::render(decision))
+    }
+
+    /// `/voice`: decides an authenticated call.
+    pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let ringing = self.ringing(&call, now);
         let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let open = !matches!(let_in, LetIn::No);
-        let offered = self.codes.offer(open, now);
+        let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
         let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
         let if_unrecorded = unlocks(&decision)
             .then(|| first_decision(&self.config, &rules, call.from.as_deref(), false, false, &req.query));
@@ -173,21 +246,22 @@ impl Webhook {
             Decision::AskCode { .. } => Vec::new(),
             _ => vec![outcome_record(&record, &let_in, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
     }
 
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
     /// checked again first (a stranger's digits are never compared), and a right code's
     /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
-        let call = self.parse_call(req)?;
+    pub fn answer_code(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let ringing = self.ringing(&call, now);
         let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
         let let_in = self.lets_in(&call, &rules, now);
         let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
-        let tried = if call::code_may_apply(&decision) {
-            self.codes.try_code(call.digits.as_deref().unwrap_or(""), now).unwrap_or_else(|e| {
+        let stores = self.stores();
+        let tried = if let (true, Some(stores)) = (call::code_may_apply(&decision), stores) {
+            let digits = call.digits.as_deref().unwrap_or("");
+            stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
                 log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
                 Tried::NotAccepted
             })
@@ -215,109 +289,69 @@ impl Webhook {
             }
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
-        Ok(Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded })
+        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
     }
 
-    fn parse_call(&self, req: &Request) -> Result<Call, Refused> {
-        let query =
-            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
-        let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
-        self.check_signature(req, &body)?;
-
-        // Twilio puts the call's parameters in the body for POST and the query for GET.
-        let call_params = if req.method == "POST" { &body } else { &query };
-        let owned = |v: Option<&str>| v.map(str::to_string);
-
-        // Query overrides, for Twilio setups that already pass them in the webhook URL.
-        let intercoms = match one(&query, "ExpectedFrom")? {
-            Some(n) => vec![Entrance {
-                name: None,
-                number: parse_number("ExpectedFrom", n)?,
-                unlock_digits: self.config.unlock_digits.clone(),
-            }],
-            None => self.config.intercoms.clone(),
-        };
-        let forward_to = match one(&query, "PhoneNumberToDial")? {
-            Some(list) => {
-                list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
-            }
-            None => self.config.forward_to.clone(),
-        };
-        Ok(Call {
-            from: owned(one(call_params, "From")?),
-            call_sid: owned(one(call_params, "CallSid")?),
-            digits: owned(one(call_params, "Digits")?),
-            dial_status: owned(one(call_params, "DialCallStatus")?),
-            intercoms,
-            forward_to,
-        })
-    }
-
-    fn check_signature(&self, req: &Request, post_params: &Params) -> Result<(), Refused> {
-        let (Some(token), Some(public_url)) =
-            (&self.config.twilio.auth_token, &self.config.webhook.public_url)
-        else {
-            return Ok(()); // unchecked: warned about at every start
-        };
-        let mut url = format!("{public_url}{}", req.path);
-        if !req.query.is_empty() {
-            url.push('?');
-            url.push_str(&req.query);
-        }
-        let valid = req
-            .header("x-twilio-signature")
-            .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
-        if valid {
-            return Ok(());
-        }
-        let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
-        self.bad_signature_log.warn(format_args!(
-            "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
-            req.method,
-            loggable(&req.path),
-            req.peer,
-            forwarded.unwrap_or_default()
-        ));
-        Err(Refused::BadSignature)
-    }
-
-    /// The history entries for an answered (or refused) webhook call, if it is one;
-    /// `Pending` if any of them is not on disk in time.
-    fn record(&self, req: &Request, answer: &Result<Answered, Refused>, time: SystemTime) -> Outcome {
-        match answer {
-            Ok(answered) => {
-                let outcomes: Vec<Outcome> =
-                    answered.records.iter().map(|r| self.history.record(r)).collect();
-                if outcomes.contains(&Outcome::Pending) {
-                    return Outcome::Pending;
-                }
-            }
-            Err(Refused::BadSignature) => {
-                let admitted = lock(&self.bad_signatures).admit(Instant::now());
-                if let Some(suppressed) = admitted {
-                    if suppressed > 0 {
-                        log::warn!("{suppressed} more refused signatures were not recorded in the history");
+    /// Writes an answered call's history entries; `Pending` if any of them is not on disk
+    /// in time. A rejected caller is recorded at a bounded rate: the first admitted after
+    /// a flood says how many were left out.
+    fn record(&self, answered: &Answered) -> Outcome {
+        let mut records = answered.records.clone();
+        if answered.call.decision == Decision::Reject {
+            match lock(&self.rejects).admit(Instant::now()) {
+                Some(0) => {}
+                Some(left_out) => {
+                    for r in &mut records {
+                        r.not_recorded = Some(left_out);
+                        r.message.push_str(&format!(
+                            " ({left_out} more rejected calls before it were not recorded)"
+                        ));
                     }
-                    self.history.record(&bad_signature(req, time));
+                }
+                None => {
+                    self.reject_log.warn(format_args!(
+                        "more than {MAX_REJECT_RECORDS_PER_MINUTE} rejected calls a minute: the rest are counted, not recorded"
+                    ));
+                    return Outcome::Written;
                 }
             }
-            Err(_) => {} // malformed: no decision was made
         }
-        Outcome::Written
+        // Nothing can be on disk yet: an unlock (there can be none) would be forwarded.
+        let Some(stores) = self.stores() else { return Outcome::Pending };
+        let outcomes: Vec<Outcome> = records.iter().map(|r| stores.history.record(r)).collect();
+        if outcomes.contains(&Outcome::Pending) {
+            Outcome::Pending
+        } else {
+            Outcome::Written
+        }
+    }
+
+    fn record_bad_signature(&self, req: &Request, time: SystemTime) {
+        let admitted = lock(&self.bad_signatures).admit(Instant::now());
+        if let Some(suppressed) = admitted {
+            if suppressed > 0 {
+                log::warn!("{suppressed} more refused signatures were not recorded in the history");
+            }
+            if let Some(stores) = self.stores() {
+                stores.history.record(&bad_signature(req, time));
+            }
+        }
     }
 }
 
-/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate).
-pub enum Refused {
-    Http(HttpError),
-    BadSignature,
+impl Route {
+    /// The path a route is known by: `/` and `/voice` are one route.
+    fn name(self) -> &'static str {
+        match self {
+            Route::Voice => "/voice",
+            Route::Code => CODE_PATH,
+            Route::Next => NEXT_PATH,
+        }
+    }
 }
 
-impl From<HttpError> for Refused {
-    fn from(e: HttpError) -> Refused {
-        Refused::Http(e)
-    }
+fn twiml_response(xml: String) -> Response {
+    Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
 }
 
 /// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
@@ -367,26 +401,6 @@ fn bad_signature(req: &Request, time: SystemTime) -> Record {
     let params = form::parse(source).unwrap_or_default();
     let get = |name| form::single(&params, name).ok().flatten().map(loggable);
     Record::bad_signature(get("CallSid"), get("From"), time)
-}
-
-fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
-    form::single(params, name).map_err(HttpError::BadRequest)
-}
-
-fn post_params(req: &Request) -> Result<Params, HttpError> {
-    if req.body.is_empty() {
-        return Ok(Vec::new());
-    }
-    let content_type = req.header("content-type").unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case(FORM_TYPE) {
-        return Err(HttpError::UnsupportedMediaType(FORM_TYPE));
-    }
-    form::parse(&req.body).map_err(|e| HttpError::BadRequest(format!("body: {e}")))
-}
-
-fn parse_number(param: &str, value: &str) -> Result<PhoneNumber, HttpError> {
-    PhoneNumber::parse(value).map_err(|m| HttpError::BadRequest(format!("query parameter {param}: {m}")))
 }
 
 #[cfg(test)]

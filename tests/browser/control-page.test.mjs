@@ -118,6 +118,8 @@ async function main() {
   const pageErrors = [];
   page.on("pageerror", e => pageErrors.push(String(e)));
   page.on("console", m => { if (m.type() === "error") pageErrors.push(m.text()); });
+  // Deleting a guest code asks once; the person says yes.
+  page.on("dialog", d => d.accept());
 
   await page.goto(url);
   await page.locator("#state.closed").waitFor();
@@ -244,6 +246,20 @@ async function guestCodes(page, context, url, addrs) {
   const code = (await shared.locator(".digits").textContent()).trim();
   check(data.text.includes(code), "the share sheet gets the code");
   check(/6 d 23 h|7 d 0 h/.test(await shared.locator(".about").textContent()), "a week");
+
+  // Five wrong codes from five calls lock the codes: the page says why the listed code
+  // does not work (within its 5 s refresh).
+  const wrong = code === "100000" ? "100001" : "100000";
+  for (let n = 0; n < 5; n++) {
+    const body = new URLSearchParams({ CallSid: `CAbrowserwrong${"abcde"[n]}`, From: INTERCOM, Digits: wrong });
+    const r = await fetch(`http://${addrs.webhook}/voice/code`, { method: "POST", body, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+    check(r.status === 200, `wrong code ${n} answered`);
+  }
+  const paused = phone.locator("#codes-paused", { hasText: "locked after 5 wrong codes" });
+  await paused.waitFor({ timeout: 15000 });
+  check(await paused.isVisible(), "the page says why codes do not work");
+  await phone.screenshot({ path: join(ARTIFACTS, "control-page-codes-paused.png"), fullPage: true });
+  log(`locked codes shown as paused`);
   await sharing.close();
 }
 

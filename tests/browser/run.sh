@@ -2,7 +2,7 @@
 # The control page in a real browser: Debian's headless Chromium, driven by playwright-core
 # (no browser download), against the real binary. Installs what it needs when missing:
 #   apt: chromium, nodejs, npm     npm: playwright-core (exact version from package-lock.json)
-# Screenshots: target/browser-artifacts/control-page.png and control-page-closed.png.
+# Screenshots: target/browser-artifacts/control-page*.png and pairing-*.png.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -35,3 +35,4 @@ fi
 echo "== browser test"
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 node "$here/control-page.test.mjs"
+node "$here/pairing.test.mjs"

@@ -115,7 +115,11 @@ fn check_config_summarises_and_masks_secrets() {
         .output()
         .unwrap();
     let out = stdout(&o);
-    assert!(out.contains("set (from the environment)") && !out.contains("env-secret-abc"), "{out}");
+    assert!(
+        out.contains("set (from INTERCOM_TWILIO_AUTH_TOKEN in the environment)")
+            && !out.contains("env-secret-abc"),
+        "{out}"
+    );
 }
 
 use std::process::Command;

@@ -11,15 +11,24 @@ use crate::harness::*;
 
 const STRANGER: &str = "+15550000000";
 
-/// A ring on `/voice`, signed.
+/// A ring on `/voice`, signed: a new call each time.
 fn ring(s: &Server) -> Reply {
-    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
-    post_signed(s, "/voice", CALL, Some(&sig))
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    post_signed(s, "/voice", &form, Some(&sig))
 }
 
-/// Twilio's post to our Gather's action: the call's parameters plus `Digits`, signed.
+/// Twilio's post to our Gather's action: the call's parameters plus `Digits`, signed; a
+/// new call each time.
 fn enter(s: &Server, from: &str, digits: Option<&str>) -> Reply {
-    let mut form: Vec<(&str, &str)> = CALL.iter().copied().filter(|(k, _)| *k != "From").collect();
+    enter_as(s, &fresh_call_sid(), from, digits)
+}
+
+/// [`enter`] for the call `sid`.
+fn enter_as(s: &Server, sid: &str, from: &str, digits: Option<&str>) -> Reply {
+    let mut form: Vec<(&str, &str)> =
+        with_call_sid(CALL, sid).into_iter().filter(|(k, _)| *k != "From").collect();
     form.push(("From", from));
     if let Some(d) = digits {
         form.push(("Digits", d));
@@ -197,6 +206,8 @@ fn five_wrong_codes_lock_codes_and_notify_and_the_lock_survives_a_restart() {
     }
     assert_eq!(names(&events(&s, 3)), ["call_forwarded", "codes_locked", "code_rejected"]);
     assert!(is_forward(&ring(&s)), "locked: no prompt");
+    let listed = s.api("GET", "/api/codes", "").json();
+    assert!(listed["paused"].as_str().unwrap().contains("locked"), "the API says why: {listed}");
     assert!(is_forward(&enter(&s, INTERCOM, Some(&code))), "locked: not even the right code");
     assert_eq!(codes(&s)[0]["uses_left"], 1);
     let seen = target.wait_for(1, Duration::from_secs(15));
@@ -390,6 +401,15 @@ fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     assert!(is_forward(&ring(&s)), "no prompt while the clock may be wrong");
     assert!(is_forward(&enter(&s, INTERCOM, Some(&code))), "and the code does not open");
     assert!(s.logs().contains("wait for a synchronized clock"), "{}", s.logs());
+    // The API, and so the page, and `simulate` say why the listed code does not work.
+    let listed = s.api("GET", "/api/codes", "").json();
+    assert_eq!(listed["codes"].as_array().unwrap().len(), 1, "{listed}");
+    assert!(listed["paused"].as_str().unwrap().contains("synchronized clock"), "{listed}");
+    let status = s.api("GET", "/api/status", "").json();
+    assert!(status["codes_paused"].as_str().unwrap().contains("synchronized clock"), "{status}");
+    let out = cli_env(&s.config_path, &["simulate", "--from", INTERCOM], &boot("boot-2"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("guest codes do not work now") && err.contains("synchronized clock"), "{err}");
     // A code made in this boot works at once.
     let fresh = add(&s, json!({"label": "courier"}))["code"].as_str().unwrap().to_string();
     assert!(enter(&s, INTERCOM, Some(&fresh)).body.contains(UNLOCK));
@@ -403,4 +423,128 @@ fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     assert!(ring(&s).body.contains(PROMPT));
     assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "synchronized: the code works");
     assert_secret(&s, &code);
+}
+
+#[test]
+fn a_repeated_code_request_spends_one_use_and_leaves_one_record_even_across_a_restart() {
+    let dir = TempDir::new("codes-repeat");
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
+    let sid = fresh_call_sid();
+    for n in 0..5 {
+        let r = enter_as(&s, &sid, INTERCOM, Some(&code));
+        assert_eq!(
+            r.body.trim_end(),
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{UNLOCK}"),
+            "request {n}"
+        );
+    }
+    assert_eq!(codes(&s)[0]["uses_left"], 2, "one use for one call");
+    let unlocks = events(&s, 50).iter().filter(|e| e["event"] == "call_unlocked_code").count();
+    assert_eq!(unlocks, 1, "one record for one call");
+
+    // Twilio's retry may meet a restarted server: the use is on disk with the call.
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    assert!(enter_as(&s, &sid, INTERCOM, Some(&code)).body.contains(UNLOCK), "the same answer");
+    assert_eq!(codes(&s)[0]["uses_left"], 2, "and still one use");
+    assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "another call");
+    assert_eq!(codes(&s)[0]["uses_left"], 1);
+    assert_secret(&s, &code);
+}
+
+#[test]
+fn a_replayed_wrong_code_counts_once_and_never_locks() {
+    let dir = TempDir::new("codes-replay-wrong");
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    let code = add(&s, json!({"label": "plumber"}))["code"].as_str().unwrap().to_string();
+    let wrong = wrong_for(&s);
+    let sid = fresh_call_sid();
+    for n in 0..5 {
+        assert!(is_forward(&enter_as(&s, &sid, INTERCOM, Some(&wrong))), "replay {n}");
+    }
+    let names = names(&events(&s, 50));
+    assert_eq!(names.iter().filter(|n| *n == "code_rejected").count(), 1, "{names:?}");
+    assert!(!names.contains(&"codes_locked".to_string()), "{names:?}");
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &[]);
+    for n in 0..5 {
+        assert!(is_forward(&enter_as(&s, &sid, INTERCOM, Some(&wrong))), "replay {n} after a restart");
+    }
+    assert!(ring(&s).body.contains(PROMPT), "codes are still offered");
+    assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "and the right code works");
+}
+
+#[test]
+fn a_repeated_ring_is_answered_alike_and_recorded_once() {
+    let s = Server::start(signed_config());
+    assert_eq!(s.api("POST", "/api/open", r#"{"minutes": 60}"#).status, 200);
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    assert!(post_signed(&s, "/voice", &form, Some(&sig)).body.contains(UNLOCK));
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+    for _ in 0..3 {
+        assert!(post_signed(&s, "/voice", &form, Some(&sig)).body.contains(UNLOCK), "the call's answer");
+    }
+    let names = names(&events(&s, 50));
+    assert_eq!(names.iter().filter(|n| *n == "call_unlocked").count(), 1, "{names:?}");
+    assert!(ring(&s).body.contains("<Dial"), "a new call is decided afresh");
+}
+
+/// A fake NTP client command on `PATH` that answers as the real one does when synchronized.
+fn fake_ntp_client(dir: &TempDir, name: &str, output: &str) -> String {
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join(name);
+    std::fs::write(&script, format!("#!/bin/sh\ncat <<'EOF'\n{output}EOF\n")).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn chrony_ntpd_and_openwrts_ntpd_count_as_a_synchronized_clock() {
+    const CHRONY: &str =
+        "Reference ID    : C0A80101 (192.168.1.1)\nStratum         : 3\nLeap status     : Normal\n";
+    const NTPQ: &str = "leap=00\n";
+    for daemon in ["chronyc", "ntpq", "openwrt"] {
+        let dir = TempDir::new("codes-sync");
+        let flag = dir.path().join("synchronized");
+        let flag = flag.to_str().unwrap().to_string();
+        let before = [("INTERCOM_BOOT_ID", "boot-1"), ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.as_str())];
+        let s = Server::start_in(dir.path(), signed_config(), &before);
+        let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
+        s.kill9();
+        let path = match daemon {
+            "chronyc" => fake_ntp_client(&dir, "chronyc", CHRONY),
+            "ntpq" => fake_ntp_client(&dir, "ntpq", NTPQ),
+            _ => {
+                // What BusyBox ntpd's hotplug runs: unsynchronized first, then stratum 2.
+                let hook = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/openwrt/intercom.ntp-hotplug");
+                for stratum in ["16", "2"] {
+                    let st = std::process::Command::new("sh")
+                        .arg(hook)
+                        .env("ACTION", "stratum")
+                        .env("stratum", stratum)
+                        .env("INTERCOM_NTP_FLAG", &flag)
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                    assert_eq!(std::path::Path::new(&flag).exists(), stratum == "2", "stratum {stratum}");
+                }
+                std::env::var("PATH").unwrap_or_default()
+            }
+        };
+        let after = [
+            ("INTERCOM_BOOT_ID", "boot-2"),
+            ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.as_str()),
+            ("PATH", path.as_str()),
+        ];
+        let s = Server::start_in(dir.path(), signed_config(), &after);
+        assert!(ring(&s).body.contains(PROMPT), "{daemon}: synchronized, so the code from before is offered");
+        assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "{daemon}");
+        assert_eq!(s.api("GET", "/api/codes", "").json()["paused"], Value::Null, "{daemon}");
+    }
 }

@@ -38,7 +38,7 @@ fn wait_for_event(s: &Server, name: &str) -> Option<Value> {
 fn every_decision_and_window_change_is_recorded_newest_first() {
     let s = Server::start(base_config());
     assert_eq!(events(&s, 20), Vec::<Value>::new());
-    s.ring("+15550000000");
+    s.call("POST", "/voice", "CallSid=CAtest&From=%2B15550000000&To=%2B15550001111");
     s.ring(INTERCOM);
     s.api("POST", "/api/open", r#"{"minutes": 90}"#);
     s.ring(INTERCOM);

@@ -42,8 +42,10 @@ fn hanging_fifo(path: &Path) -> File {
 
 fn signed_call(s: &Server) -> (Reply, Duration) {
     let started = Instant::now();
-    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), CALL);
-    let r = post_signed(s, "/voice", CALL, Some(&sig));
+    let sid = fresh_call_sid();
+    let form = with_call_sid(CALL, &sid);
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &form);
+    let r = post_signed(s, "/voice", &form, Some(&sig));
     (r, started.elapsed())
 }
 
@@ -84,7 +86,8 @@ fn a_hanging_history_turns_a_right_guest_code_into_a_forward() {
     assert_eq!(r.status, 201, "{}", r.body);
     let code = r.json()["code"].as_str().unwrap().to_string();
     let enter = || {
-        let mut form: Vec<(&str, &str)> = CALL.to_vec();
+        let sid = fresh_call_sid();
+        let mut form: Vec<(&str, &str)> = with_call_sid(CALL, &sid);
         form.push(("Digits", &code));
         let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/code"), &form);
         let started = Instant::now();
@@ -100,4 +103,50 @@ fn a_hanging_history_turns_a_right_guest_code_into_a_forward() {
     assert!(r.body.contains("<Dial") && !r.body.contains("<Play"), "forwarded, not unlocked: {}", r.body);
     assert!(took < ANSWER_WITHIN, "answered after {took:?}");
     assert!(s.wait_for_log("forwarded instead of unlocking"), "{}", s.logs());
+}
+
+/// The restarted daemon meets a state disk that hangs: calls are answered within this of
+/// the process starting (the bound), as forwards.
+const ANSWER_WITHIN_START: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_state_disk_that_hangs_at_start_still_forwards_calls_at_once() {
+    let dir = TempDir::new("hang-start");
+    let state = dir.path().join("state");
+    fs::create_dir_all(&state).unwrap();
+    // `state.json` is a FIFO nobody writes to: opening it to read blocks in the kernel.
+    let fifo = state.join("state.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let started = Instant::now();
+    let s = Server::start_listening(dir.path(), signed_config(), &[]);
+    let (r, _) = signed_call(&s);
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("<Dial") && !r.body.contains("<Play"), "forwarded: {}", r.body);
+    assert!(took < ANSWER_WITHIN_START, "answered {took:?} after the start");
+    eprintln!("a forward {took:?} after the process was spawned on a hanging state disk");
+    let stranger = with_call_sid(CALL, "CAstranger");
+    let stranger: Vec<_> =
+        stranger.into_iter().map(|(k, v)| if k == "From" { (k, "+15550000000") } else { (k, v) }).collect();
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}/voice"), &stranger);
+    assert!(
+        post_signed(&s, "/voice", &stranger, Some(&sig)).body.contains("<Reject/>"),
+        "strangers still rejected"
+    );
+    let api = s.api("GET", "/api/status", "");
+    assert_eq!(api.status, 503, "{api:?}");
+    assert!(api.json()["error"].as_str().unwrap().contains("state disk"), "{}", api.body);
+    assert!(s.wait_for_log("has not answered within"), "{}", s.logs());
+
+    // The disk answers (the FIFO gets a writer): an open window from this boot is read,
+    // and the daemon serves normally from then on.
+    let until = std::time::SystemTime::now() + Duration::from_secs(3600);
+    fs::write(&fifo, state_file(until)).unwrap();
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    while s.api("GET", "/api/status", "").status != 200 {
+        assert!(Instant::now() < deadline, "still starting: {}", s.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (r, _) = signed_call(&s);
+    assert!(r.body.contains("<Play"), "the window read from the disk unlocks: {}", r.body);
 }

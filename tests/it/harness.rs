@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -22,6 +22,8 @@ pub const RESIDENT: &str = "+15552223333";
 pub const TOKEN: &str = "test-control-token-0123456789";
 /// How long a test waits for the server to start before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// What the server logs once its state is loaded and it serves normally.
+const LOADED: &str = "state loaded";
 /// A reply slower than this is a failure, not a wait.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,6 +31,11 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const AUTH_TOKEN: &str = "twilio-auth-token-for-tests";
 pub const PUBLIC: &str = "https://door.example.com";
 /// A call from the intercom, as Twilio posts it.
+/// `form` with its `CallSid` replaced: a new call with the same parameters.
+pub fn with_call_sid<'a>(form: &[(&'a str, &'a str)], sid: &'a str) -> Vec<(&'a str, &'a str)> {
+    form.iter().map(|&(k, v)| if k == "CallSid" { (k, sid) } else { (k, v) }).collect()
+}
+
 pub const CALL: &[(&str, &str)] = &[
     ("AccountSid", "ACtest"),
     ("CallSid", "CAsigned"),
@@ -172,6 +179,12 @@ impl Server {
         Server::launch(dir, config, env, &[], true)
     }
 
+    /// As `start_in`, but returns as soon as both listeners are bound, without waiting for
+    /// the state to load (which a hanging disk never lets happen).
+    pub fn start_listening(dir: &Path, config: Value, env: &[(&str, &str)]) -> Server {
+        Server::launch_inner(dir, config, env, &[], true)
+    }
+
     /// As `start_in`; `set_state_dir: false` keeps the config's own `state_dir`.
     pub fn start_in_with(dir: &Path, config: Value, env: &[(&str, &str)], set_state_dir: bool) -> Server {
         Server::launch(dir, config, env, &[], set_state_dir)
@@ -183,7 +196,24 @@ impl Server {
         Server::launch(dir, config, env, wrapper, true)
     }
 
+    /// Starts the server and waits until it has loaded its state and serves normally.
     fn launch(
+        dir: &Path,
+        config: Value,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+        set_state_dir: bool,
+    ) -> Server {
+        let s = Server::launch_inner(dir, config, env, wrapper, set_state_dir);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !s.logs().contains(LOADED) {
+            assert!(Instant::now() < deadline, "the server did not load its state; log:\n{}", s.logs());
+            thread::sleep(Duration::from_millis(5));
+        }
+        s
+    }
+
+    fn launch_inner(
         dir: &Path,
         mut config: Value,
         env: &[(&str, &str)],
@@ -284,9 +314,10 @@ impl Server {
         request(self.webhook, method, path, if body.is_empty() { &[] } else { &ct }, body.as_bytes())
     }
 
-    /// A POST webhook from `from`, unsigned.
+    /// A POST webhook from `from`, unsigned: a new call (its own `CallSid`) each time.
     pub fn ring(&self, from: &str) -> Reply {
-        self.call("POST", "/voice", &format!("CallSid=CAtest&From={}&To=%2B15550001111", encode(from)))
+        let sid = fresh_call_sid();
+        self.call("POST", "/voice", &format!("CallSid={sid}&From={}&To=%2B15550001111", encode(from)))
     }
 
     pub fn api(&self, method: &str, path: &str, body: &str) -> Reply {
@@ -303,6 +334,11 @@ impl Drop for Server {
 }
 
 pub fn cli(config: &Path, args: &[&str]) -> Output {
+    cli_env(config, args, &[])
+}
+
+/// [`cli`] with more environment (a boot id, a clock flag).
+pub fn cli_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_intercom"))
         .args(args)
         .arg("--config")
@@ -310,6 +346,7 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .env_remove("INTERCOM_CONTROL_TOKEN")
         .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -385,4 +422,15 @@ pub fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A `CallSid` no other request of this test run has used: the server answers a repeated
+/// `CallSid` on a route as it did the first time, so each new call needs its own.
+pub fn fresh_call_sid() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Letters only, so no guest code's six digits can ever appear inside one.
+    let hex = format!("{:08x}{n:024x}", std::process::id());
+    let letters: String = hex.chars().map(|c| char::from(b'a' + c.to_digit(16).unwrap_or(0) as u8)).collect();
+    format!("CA{letters}")
 }

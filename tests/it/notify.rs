@@ -37,7 +37,8 @@ fn config(twilio_api: Option<String>, webhook_url: Option<String>, sms_to: &[&st
 
 /// A webhook call signed the way Twilio signs it.
 fn signed_ring(s: &Server, from: &str) -> Reply {
-    let form = [("CallSid", "CAsigned"), ("From", from), ("To", SMS_FROM)];
+    let sid = fresh_call_sid();
+    let form = [("CallSid", sid.as_str()), ("From", from), ("To", SMS_FROM)];
     let sig = sign(TWILIO_TOKEN, &format!("{PUBLIC_URL}/voice"), &form);
     post_signed(s, "/voice", &form, Some(&sig))
 }

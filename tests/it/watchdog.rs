@@ -100,3 +100,26 @@ fn no_watchdog_ping_while_a_listener_cannot_take_connections() {
     let after = messages_until(&socket, Duration::from_secs(3), |got| pings(got) > 0);
     assert!(after.iter().any(|m| m == "WATCHDOG=1"), "{after:?}");
 }
+
+/// A state disk that hangs at start: the listeners answer (calls are forwarded), so
+/// systemd hears READY=1 and the pings go on while the stores wait for the disk; a
+/// restart would only hang on the same files.
+#[test]
+fn ready_and_pings_while_the_state_disk_hangs_at_start() {
+    let dir = TempDir::new("sdnotify-hang");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let fifo = state.join("state.json");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (socket, path) = notify_socket(&dir);
+    let s = Server::start_listening(
+        dir.path(),
+        base_config(),
+        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", WATCHDOG_USEC)],
+    );
+    let got = messages_until(&socket, Duration::from_millis(1500), |got| pings(got) >= 3);
+    assert_eq!(got.first().map(String::as_str), Some("READY=1"), "{got:?}");
+    assert!(pings(&got) >= 3, "pings every 200 ms while the disk hangs: {got:?}");
+    assert!(s.ring(INTERCOM).body.contains("<Dial"), "and calls are forwarded");
+    assert!(!s.logs().contains("state loaded"), "the state really was not loaded: {}", s.logs());
+}

@@ -4,7 +4,9 @@
 #  - contents: binary, units with ExecStart=/usr/bin, the conffile, docs; lintian: no errors;
 #  - systemd-nspawn boots this machine's / (tmpfs root; /usr as an overlay whose writes land
 #    in a temp dir; a copy of dpkg's database) with a fresh /etc and its own network;
-#  - dpkg -i: postinst enables and starts intercom.service, the webhook answers;
+#  - dpkg -i: the config is still the template, so postinst enables intercom.service but
+#    does not start it, and prints check-config's refusal (by key) and the next step;
+#    the admin fills in the config and starts it, the webhook answers;
 #  - the admin edits the conffile; dpkg -i of a newer version: config kept without a prompt,
 #    service restarted (new PID), the webhook answers with the edited config;
 #  - dpkg -r: service stopped and disabled, config and /var/lib/intercom kept;
@@ -87,15 +89,25 @@ pass "systemd booted in nspawn ($st)"
 # Docker-derived images ship a policy-rc.d that forbids starting services; a Pi has none.
 in_ct rm -f /usr/sbin/policy-rc.d
 ct_dpkg() { in_ct env DEBIAN_FRONTEND=noninteractive dpkg "$@" < /dev/null; }
-num=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["intercom_number"])' configs/production.json)
+num=$INTERCOM_NUMBER
 wp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["webhook"]["listen"].rsplit(":",1)[1])' configs/production.json)
 call() { in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$wp/voice"; }
 
 # ---- install ------------------------------------------------------------------------------
 if ct_dpkg -i "/debs/$(basename "$deb1")" > "$tmp/dpkg1.log" 2>&1; then pass "dpkg -i $(basename "$deb1")"
 else cat "$tmp/dpkg1.log"; fail "dpkg -i failed"; finish; exit 1; fi
+st=$(in_ct systemctl is-active intercom.service 2>/dev/null || true)
+[ "$st" = inactive ] && pass "postinst did not start the unconfigured service" || fail "intercom.service is '$st' after installing the template"
+for key in intercom_number webhook.public_url twilio.account_sid; do
+  grep -q "\`$key\`: still the template's placeholder" "$tmp/dpkg1.log" || fail "postinst did not name $key"
+done
+grep -q "next: run 'sudo intercom init'" "$tmp/dpkg1.log" && grep -q "sudo systemctl start intercom" "$tmp/dpkg1.log" \
+  && pass "postinst printed the refused keys and the next step" || { cat "$tmp/dpkg1.log"; fail "postinst message"; }
+in_ct sed -i "${FILL_TEMPLATE[@]}" /etc/intercom/intercom.json
+in_ct /usr/bin/intercom check-config --config /etc/intercom/intercom.json > /dev/null && pass "filled-in config passes check-config" || fail "filled-in config refused"
+in_ct systemctl start intercom.service
 st=$(wait_unit_ct intercom.service 30)
-[ "$st" = active ] && pass "postinst started intercom.service" || fail "intercom.service is '$st' after install"
+[ "$st" = active ] && pass "started by the admin once configured" || fail "intercom.service is '$st' after the admin's start"
 [ "$(in_ct systemctl is-enabled intercom.service 2>&1)" = enabled ] && pass "intercom.service enabled" || fail "not enabled"
 [ "$(in_ct systemctl is-enabled intercom-tunnel.service 2>&1)" = disabled ] && pass "tunnel unit installed, not enabled (needs tunnel.env)" \
   || fail "tunnel unit: $(in_ct systemctl is-enabled intercom-tunnel.service 2>&1)"
@@ -106,7 +118,7 @@ token1=$(in_ct cat /var/lib/intercom/control-token 2>/dev/null || true)
 [ -n "$token1" ] && pass "control token generated in /var/lib/intercom" || fail "no generated token"
 
 # ---- the admin edits the conffile; upgrade -----------------------------------------------------
-in_ct sed -i 's/+15552223333/+15550004242/' /etc/intercom/intercom.json
+in_ct sed -i "s/$FORWARD_TO/+15550004242/" /etc/intercom/intercom.json
 sum=$(in_ct sha256sum /etc/intercom/intercom.json)
 if ct_dpkg -i "/debs/$(basename "$deb2")" > "$tmp/dpkg2.log" 2>&1; then pass "dpkg -i $(basename "$deb2") (upgrade, no conffile prompt)"
 else cat "$tmp/dpkg2.log"; fail "upgrade failed"; finish; exit 1; fi

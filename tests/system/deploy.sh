@@ -5,9 +5,10 @@
 #    (DEPLOY_ROOT), and a `systemctl` stand-in that records its arguments comes first on
 #    the remote PATH (sshd SetEnv), so nothing on this machine is installed or started;
 #  - first deploy: binary, units, examples and the config land; systemctl got
-#    daemon-reload / enable / restart; the control URL is printed;
-#  - the "user" edits the config and state exists; the binary is damaged; second deploy:
-#    config and state kept, binary replaced, services restarted again.
+#    daemon-reload / enable, but no restart: the config is still the template, so the
+#    deploy prints check-config's refusal by key and the next step (`intercom init`);
+#  - the "user" fills in the config and state exists; the binary is damaged; second
+#    deploy: config and state kept, binary replaced, service restarted.
 #
 #   tests/system/deploy.sh          (uses $INTERCOM_BIN if set, else `make deploy` builds)
 set -euo pipefail
@@ -91,14 +92,20 @@ cmp -s "$config" "$fake/etc/intercom/intercom.json" && pass "config seeded from 
 [ ! -e "$fake/etc/intercom/tunnel.env" ] && pass "no tunnel.env created (the user writes it)" || fail "tunnel.env created"
 
 expected="daemon-reload
-enable intercom.service
-restart intercom.service"
+enable intercom.service"
 got=$(cat "$tmp/systemctl.log" 2>/dev/null || true)
-if [ "$got" = "$expected" ]; then pass "systemctl calls: $(echo "$got" | paste -sd, -)"
-else fail "systemctl calls were: $(echo "$got" | paste -sd, -)"; fi
+if [ "$got" = "$expected" ]; then pass "untouched template: enabled, not started ($(echo "$got" | paste -sd, -))"
+else fail "systemctl calls with the template were: $(echo "$got" | paste -sd, -)"; fi
+if grep -q "\`forward_to\`: still the template's placeholder" "$tmp/deploy1.log" && grep -q "sudo intercom init" "$tmp/deploy1.log"; then
+  pass "deploy printed the template's unfilled keys and the next step"
+else
+  fail "no refusal or next step in the deploy output"
+fi
+expected="$expected
+restart intercom.service"
 # The service does not really start here (systemctl is a stand-in), so with a template that
 # has no control.token there is no token yet: then `intercom url` must say so clearly.
-if grep -Eq 'https?://' "$tmp/deploy1.log"; then pass "control URL printed: $(grep -Eo 'https?://[^ ]+' "$tmp/deploy1.log" | tail -n1)"
+if grep -Eq 'https?://[^ ]+/#t=' "$tmp/deploy1.log"; then pass "control URL printed: $(grep -Eo 'https?://[^ ]+/#t=' "$tmp/deploy1.log" | tail -n1)…"
 elif grep -q 'no control token yet' "$tmp/deploy1.log"; then pass "intercom url ran on the Pi: no token before the first start (template without control.token)"
 else fail "intercom url did not run"; fi
 
@@ -108,6 +115,9 @@ import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
 c["intercom_number"] = "+15550004242"
+c["forward_to"] = ["+15552223333"]
+c.setdefault("webhook", {})["public_url"] = "https://door.example.net"
+c["twilio"] = {"account_sid": "AC0123456789abcdef0123456789abcdef", "number": "+15550001111"}
 c.setdefault("control", {})["token"] = "edited-token-4242-abcdefghijkl"
 json.dump(c, open(p, "w"), indent=2)
 PY

@@ -17,7 +17,8 @@ else
   cat "$tmp/install.log"; die "make install failed"
 fi
 for f in usr/bin/intercom usr/lib/systemd/system/intercom.service usr/lib/systemd/system/intercom-tunnel.service \
-         usr/share/intercom/tunnel.env.example usr/share/intercom/production.json.example; do
+         usr/share/intercom/tunnel.env.example usr/share/intercom/production.json.example \
+         usr/share/man/man1/intercom.1 usr/share/doc/intercom/docs/config.md; do
   if [ -f "$d/$f" ]; then pass "installed /$f"; else fail "missing /$f"; fi
 done
 if [ -x "$d/usr/bin/intercom" ] && "$d/usr/bin/intercom" --version >/dev/null; then pass "installed binary runs"; else fail "installed binary does not run"; fi

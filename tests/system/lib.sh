@@ -49,6 +49,13 @@ INTERCOM_NUMBER="+15558889999"
 FORWARD_TO="+15552223333"
 UNLOCK_DIGITS="ww9"
 
+# fill_template: sed arguments that replace configs/production.json's placeholders (the
+# ones `intercom check-config` refuses, config::TEMPLATE_PLACEHOLDERS) with test values,
+# as the admin does after installing.
+# shellcheck disable=SC2034  # used by deb.sh and systemd-boot.sh, which source this file
+FILL_TEMPLATE=(-e "s/+15550100001/$INTERCOM_NUMBER/" -e "s/+15550100002/$FORWARD_TO/" -e 's/+15550100003/+15550001111/'
+  -e 's#https://intercom.example.com#https://door.example.net#' -e 's/ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/AC0123456789abcdef0123456789abcdef/')
+
 # write_config FILE STATE_DIR WEBHOOK_PORT CONTROL_PORT TOKEN
 write_config() {
   cat > "$1" <<JSON
@@ -99,8 +106,9 @@ expect_json() {
 }
 
 # start_sshd DIR PORT [EXTRA_CONFIG]: a real OpenSSH sshd on 127.0.0.1:PORT with its own host
-# key (DIR/host_key), key-only login for the current user through DIR/authorized_keys
-# (written by the caller), DIR/known_hosts pinning the host key. Sets SSHD_PID.
+# key (DIR/host_key), key-only login for the current user (or $SSHD_LOGIN_USER) through
+# DIR/authorized_keys (written by the caller), DIR/known_hosts pinning the host key. Sets
+# SSHD_PID.
 start_sshd() {
   local dir=$1 port=$2 extra=${3:-} i
   ssh-keygen -q -t ed25519 -N '' -C test-sshd-host -f "$dir/host_key"
@@ -117,7 +125,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-AllowUsers $(id -un)
+AllowUsers ${SSHD_LOGIN_USER:-$(id -un)}
 X11Forwarding no
 $extra
 CONF

@@ -114,6 +114,7 @@ stage_dir() {
   cp "$2" "$s/intercom"
   cp cross/remote-install.sh "$s/install.sh"
   cp configs/openwrt/intercom.init "$s/intercom.init"
+  cp configs/openwrt/intercom.ntp-hotplug "$s/intercom.ntp-hotplug"
   cp systemd/intercom.service systemd/intercom-tunnel.service systemd/tunnel.env.example "$s/"
   cp "$template" "$s/intercom.json.example"
   echo "$s"
@@ -131,6 +132,8 @@ grep -q 'OpenWrt detected (OpenWrt 23.05.5' "$tmp/install1.log" && pass "OpenWrt
 cmp -s "$bin" "$R/usr/bin/intercom" && [ -x "$R/usr/bin/intercom" ] && pass "binary installed: /usr/bin/intercom" || fail "binary missing"
 cmp -s configs/openwrt/intercom.init "$R/etc/init.d/intercom" && [ "$(stat -c %a "$R/etc/init.d/intercom")" = 755 ] \
   && pass "init script installed: /etc/init.d/intercom (0755)" || fail "init script missing or not 0755"
+cmp -s configs/openwrt/intercom.ntp-hotplug "$R/etc/hotplug.d/ntp/25-intercom" && [ "$(stat -c %a "$R/etc/hotplug.d/ntp/25-intercom")" = 755 ] \
+  && pass "ntpd hotplug hook installed: /etc/hotplug.d/ntp/25-intercom (0755)" || fail "ntpd hotplug hook missing or not 0755"
 [ ! -e "$R/etc/systemd" ] && [ ! -e "$R/usr/local" ] && pass "no systemd units, nothing in /usr/local" || fail "systemd files installed on OpenWrt"
 [ ! -e "$s" ] && pass "stage directory removed" || fail "stage directory left behind"
 user=$(grep '^intercom:' "$R/etc/passwd" || true)

@@ -11,8 +11,8 @@
 #  - Type=notify: active only after READY=1; SIGSTOP (a wedged daemon: no more watchdog
 #    pings) -> WatchdogSec= expires, systemd aborts and restarts it;
 #  - intercom-tunnel.service (real ssh, its own hardening) connects to a real sshd (the
-#    "VPS", run in the container's network namespace), the forward works; SIGKILL ->
-#    Restart=always reconnects after RestartSec;
+#    "VPS", run in the container's network namespace, logging in as `daemon`), the forward
+#    to the VPS's Unix socket works; SIGKILL -> Restart=always reconnects after RestartSec;
 #  - `systemd-analyze security` of the running units.
 #
 #   tests/system/systemd-boot.sh [INTERCOM_BINARY]     (needs root and systemd-container)
@@ -32,6 +32,10 @@ command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing: apt-get ins
 tmp=$(mktemp -d)
 chmod 700 "$tmp"
 SSHD_PID=''
+# The VPS's /run (others may traverse it) with the tunnel's socket directory, and sshd's
+# files where its login user can read authorized_keys.
+vps_run=$(mktemp -d)
+chmod 755 "$vps_run"
 cleanup() {
   if [ -n "$SSHD_PID" ]; then stop_pid "$SSHD_PID"; fi
   if [ "$FAILS" -ne 0 ] && [ -n "$CT_LEADER" ] && kill -0 "$CT_LEADER" 2>/dev/null; then
@@ -39,7 +43,7 @@ cleanup() {
     in_ct journalctl -u intercom -u intercom-tunnel --no-pager 2>&1 | tail -n 30 || true
   fi
   nspawn_stop
-  rm -rf "$tmp"
+  rm -rf "$tmp" "$vps_run"
 }
 trap cleanup EXIT
 
@@ -53,18 +57,23 @@ cp "$bin" "$tmp/bin/intercom"
 cp systemd/intercom.service systemd/intercom-tunnel.service "$etc/systemd/system/"
 ln -s ../intercom.service "$etc/systemd/system/multi-user.target.wants/intercom.service"
 install -m 0644 configs/production.json "$etc/intercom/intercom.json"
+sed -i "${FILL_TEMPLATE[@]}" "$etc/intercom/intercom.json" # as the admin does (intercom init, or by hand)
 wp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("webhook",{}).get("listen","127.0.0.1:8080").rsplit(":",1)[1])' configs/production.json)
 cport=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("listen","0.0.0.0:8081").rsplit(":",1)[1])' configs/production.json)
 
-# The tunnel's files, as the README tells the user to create them.
-sp=2222 rp=18080
+# The tunnel's files, as docs/tunnel.md tells the user to create them.
+sp=2222
+install -d -m 2750 -o daemon -g 0 "$vps_run/intercom-tunnel"
+sock=$vps_run/intercom-tunnel/intercom.sock
+install -d -m 0755 "$vps_run/sshd"
 ssh-keygen -q -t ed25519 -N '' -C intercom-tunnel -f "$etc/intercom/tunnel_key"
-echo "restrict,port-forwarding,permitlisten=\"127.0.0.1:$rp\" $(cat "$etc/intercom/tunnel_key.pub")" > "$tmp/authorized_keys"
+echo "restrict,port-forwarding $(cat "$etc/intercom/tunnel_key.pub")" > "$vps_run/sshd/authorized_keys"
+chmod 0644 "$vps_run/sshd/authorized_keys"
 cat > "$etc/intercom/tunnel.env" <<ENV
 TUNNEL_HOST=127.0.0.1
-TUNNEL_USER=root
+TUNNEL_USER=daemon
 TUNNEL_SSH_PORT=$sp
-TUNNEL_REMOTE_PORT=$rp
+TUNNEL_REMOTE_SOCKET=$sock
 TUNNEL_LOCAL_PORT=$wp
 TUNNEL_KEY=/etc/intercom/tunnel_key
 TUNNEL_KNOWN_HOSTS=/etc/intercom/known_hosts
@@ -101,7 +110,7 @@ if [[ "$url" == http* ]] && [ -n "$token" ] && [ "$token" != "$url" ]; then pass
 else fail "intercom url: $url"; fi
 base="http://127.0.0.1:$cport"
 expect_json "POST /api/open with the generated token" "$(in_net curl -sS --max-time 10 -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' --data '{"minutes":30}' "$base/api/open")" open true
-num=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["intercom_number"])' configs/production.json)
+num=$INTERCOM_NUMBER
 expect_contains "webhook while open -> Play digits" "$(in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$wp/voice")" "<Play digits="
 
 # ---- crash -> Restart=on-failure, state kept ------------------------------------------
@@ -144,33 +153,45 @@ fi
 expect_json "window still open after the watchdog restart" "$(in_net curl -sS --max-time 10 -H "Authorization: Bearer $token" "$base/api/status")" open true
 
 # ---- the tunnel unit against a real sshd ("VPS") in the container's network -----------------
-mkdir -p "$tmp/vps"
-cp "$tmp/authorized_keys" "$tmp/vps/authorized_keys"
-if in_net bash -c "$(declare -f start_sshd); start_sshd '$tmp/vps' $sp 'AllowTcpForwarding remote
+vps=$vps_run/sshd
+if in_net bash -c "$(declare -f start_sshd); SSHD_LOGIN_USER=daemon start_sshd '$vps' $sp 'AllowTcpForwarding remote
+AllowStreamLocalForwarding remote
+StreamLocalBindUnlink yes
+StreamLocalBindMask 0117
 GatewayPorts no
-PermitListen 127.0.0.1:$rp
+PermitListen none
+PermitOpen none
 PermitTTY no
 ForceCommand /usr/sbin/nologin
 ClientAliveInterval 15
-ClientAliveCountMax 3'; echo \$SSHD_PID > '$tmp/vps/pid'; wait \$SSHD_PID" > "$tmp/vps/run.log" 2>&1 &
+ClientAliveCountMax 3'; echo \$SSHD_PID > '$vps/pid'; wait \$SSHD_PID" > "$vps/run.log" 2>&1 &
 then :; fi
-for ((i = 0; i < 100; i++)); do [ -s "$tmp/vps/pid" ] && break; sleep 0.1; done
-SSHD_PID=$(cat "$tmp/vps/pid" 2>/dev/null || true)
+for ((i = 0; i < 100; i++)); do [ -s "$vps/pid" ] && break; sleep 0.1; done
+SSHD_PID=$(cat "$vps/pid" 2>/dev/null || true)
 if [ -n "$SSHD_PID" ]; then pass "VPS sshd in the container network on 127.0.0.1:$sp"
-else fail "sshd did not start"; cat "$tmp/vps/run.log"; finish; exit 1; fi
-cp "$tmp/vps/known_hosts" "$etc/intercom/known_hosts"
+else fail "sshd did not start"; cat "$vps/run.log"; finish; exit 1; fi
+cp "$vps/known_hosts" "$etc/intercom/known_hosts"
+# The proxy's side: the socket (a file on this machine, whatever the network namespace).
+wait_sock() {
+  local i
+  for ((i = 0; i < $1 * 5; i++)); do
+    curl -fsS -o /dev/null --max-time 2 --unix-socket "$sock" http://intercom/healthz 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
 in_ct systemctl start intercom-tunnel.service
-if wait_http_ct "http://127.0.0.1:$rp/healthz" 30; then
-  pass "intercom-tunnel.service: forward up (VPS 127.0.0.1:$rp -> Pi 127.0.0.1:$wp)"
+if wait_sock 30; then
+  pass "intercom-tunnel.service: forward up (VPS $sock -> Pi 127.0.0.1:$wp)"
 else
   fail "tunnel forward not up: $(in_ct systemctl is-active intercom-tunnel.service)"
 fi
-expect_contains "webhook through the tunnel unit -> TwiML" "$(in_net curl -sS --max-time 10 -X POST --data-urlencode "From=$num" "http://127.0.0.1:$rp/voice")" "<Response"
+expect_contains "webhook through the tunnel unit -> TwiML" "$(curl -sS --max-time 10 --unix-socket "$sock" -X POST --data-urlencode "From=$num" "http://intercom/voice")" "<Response"
 old=$(in_ct systemctl show -p MainPID --value intercom-tunnel.service)
 in_ct kill -KILL "$old"       # ssh dies
 t0=$(date +%s)
 sleep 1
-if wait_http_ct "http://127.0.0.1:$rp/healthz" 40; then
+if wait_sock 40; then
   pass "tunnel SIGKILL -> Restart=always reconnected after $(( $(date +%s) - t0 )) s (NRestarts=$(in_ct systemctl show -p NRestarts --value intercom-tunnel.service), ssh pid $old -> $(in_ct systemctl show -p MainPID --value intercom-tunnel.service))"
 else
   fail "tunnel did not come back"

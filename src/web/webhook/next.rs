@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use super::{action, one, unlocks, Answered, Call, Refused, Webhook, MAX_STEP, NEXT_PATH};
+use super::{action, unlocks, Answered, Call, Refused, Webhook, MAX_STEP, NEXT_PATH};
 use crate::http::form;
 use crate::http::HttpError;
 use crate::http::Request;
@@ -20,11 +20,11 @@ impl Webhook {
     /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
     /// the last the no-answer message is said. The caller is checked again (a stranger
     /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub fn answer_next(&self, req: &Request, now: SystemTime) -> Result<Answered, Refused> {
-        let call = self.parse_call(req)?;
+    pub fn answer_next(&self, req: &Request, call: Call, now: SystemTime) -> Result<Answered, Refused> {
         let query =
             form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
-        let step = one(&query, "step")?
+        let step = form::single(&query, "step")
+            .map_err(HttpError::BadRequest)?
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|s| (1..=MAX_STEP).contains(s))
             .ok_or_else(|| {
@@ -56,7 +56,7 @@ impl Webhook {
     /// quiet hours only the chosen numbers. Quiet hours need a trusted clock, by the
     /// schedules' rule; without one everyone is rung.
     pub(super) fn ringing(&self, call: &Call, now: SystemTime) -> Vec<PhoneNumber> {
-        let minute = self.schedules.local_minute(now, crate::util::LOCK_WAIT);
+        let minute = self.stores().and_then(|s| s.schedules.local_minute(now, crate::util::LOCK_WAIT));
         ring::who(&call.forward_to, &self.config.ring, minute)
     }
 
@@ -66,7 +66,9 @@ impl Webhook {
     /// the one-shot window is kept for a visitor outside the schedule. Any doubt (a
     /// hanging or failing state disk, another call first, an untrusted clock) means no.
     pub(super) fn lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> LetIn {
-        let status = match self.store.status_within(now, crate::util::LOCK_WAIT) {
+        // Still loading (a state disk that hangs at start): nothing lets anyone in.
+        let Some(stores) = self.stores() else { return LetIn::No };
+        let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status,
             None => {
                 self.hanging_disk_log.error(format_args!(
@@ -84,14 +86,14 @@ impl Webhook {
         }
         let entrance = call::entrance(call.from.as_deref(), rules).and_then(|e| e.name.as_deref());
         if let Some((label, _)) =
-            self.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance))
+            stores.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance))
         {
             return LetIn::Schedule(label);
         }
         if !status.is_open() {
             return LetIn::No;
         }
-        match self.store.use_once(now, crate::util::LOCK_WAIT, call.call_sid.as_deref()) {
+        match stores.store.use_once(now, crate::util::LOCK_WAIT, call.call_sid.as_deref()) {
             OnceUse::Used => LetIn::Window,
             OnceUse::Gone => LetIn::No,
             OnceUse::Unavailable(why) => {

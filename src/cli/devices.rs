@@ -1,0 +1,112 @@
+//! `intercom pair NAME` and `intercom devices [rm ID]`: paired phones through the
+//! running server's control API (the server keeps the only list). `pair` prints the
+//! one-time link and a QR code of it, for the phone's camera.
+
+use std::error::Error;
+
+use serde_json::Value;
+
+use crate::cli::codes::ApiCall;
+use crate::cli::out::{say, say_raw};
+use crate::model::api::{DeviceBody, DevicesBody, PairingBody, PairingRequest};
+
+/// `pair …` / `devices …` as typed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeviceArgs {
+    Pair(String),
+    List,
+    Rm(String),
+}
+
+/// `base`: `http://LAN-address:port`, where the phone reaches the page.
+pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Error>> {
+    match args {
+        DeviceArgs::Pair(name) => {
+            let body = serde_json::to_string(&PairingRequest { name })?;
+            let answer: PairingBody = answer(api("POST", "/api/pairings", &body)?)?;
+            let link = format!("{base}{}", answer.path);
+            let minutes = answer.valid_seconds / 60;
+            say_raw!("{}", qr(&link)?);
+            say!("Scan this with {:?}, or open this link on it:", answer.name);
+            say!("  {link}");
+            say!("It works once, for {minutes} minutes. The phone must be on the home network.");
+            Ok(())
+        }
+        DeviceArgs::List => {
+            let list: DevicesBody = answer(api("GET", "/api/devices", "")?)?;
+            if list.devices.is_empty() {
+                say!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
+            }
+            for d in &list.devices {
+                say!("{}  {}", d.id, describe(d));
+            }
+            Ok(())
+        }
+        DeviceArgs::Rm(id) => {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("{id:?} is not a device id (see `intercom devices`)").into());
+            }
+            api("DELETE", &format!("/api/devices/{id}"), "")?;
+            say!("removed device {id}: it is shut out from its next request on");
+            Ok(())
+        }
+    }
+}
+
+/// The server's answer as the type both ends share.
+fn answer<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Box<dyn Error>> {
+    serde_json::from_value(v).map_err(|e| format!("the server's answer was not understood: {e}").into())
+}
+
+/// `"Anna's phone", paired 2026-12-01T02:00:00Z, last used 2026-12-01T03:00:00Z`.
+fn describe(d: &DeviceBody) -> String {
+    format!("{:?}, paired {}, last used {}", d.name, d.paired, d.last_used.as_deref().unwrap_or("never"))
+}
+
+/// Built without the `qr` feature: the link alone.
+#[cfg(not(feature = "qr"))]
+fn qr(_link: &str) -> Result<String, Box<dyn Error>> {
+    Ok(String::new())
+}
+
+/// The QR code as text: two rows of modules per line (half blocks), with the quiet zone.
+/// Light modules are drawn as blocks in the terminal's text colour, so on the usual dark
+/// terminal the code shows dark on light as printed ones do (phone cameras also read
+/// the inverted code a light terminal shows).
+#[cfg(feature = "qr")]
+fn qr(link: &str) -> Result<String, Box<dyn Error>> {
+    let code = qrcode::QrCode::new(link.as_bytes()).map_err(|e| format!("cannot make a QR code: {e}"))?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .build()
+        + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn pair_asks_for_a_link_and_rm_checks_the_id() {
+        let sent = RefCell::new(Vec::new());
+        let api = |m: &str, p: &str, b: &str| -> Result<Value, Box<dyn Error>> {
+            sent.borrow_mut().push(format!("{m} {p} {b}"));
+            Ok(
+                serde_json::json!({"name": "Anna", "path": "/pair#c=abc", "valid_seconds": 600, "devices": []}),
+            )
+        };
+        run(DeviceArgs::Pair("Anna".into()), &api, "http://192.0.2.1:8081").unwrap();
+        run(DeviceArgs::List, &api, "").unwrap();
+        assert!(run(DeviceArgs::Rm("../x".into()), &api, "").is_err());
+        run(DeviceArgs::Rm("ab12cd34".into()), &api, "").unwrap();
+        assert_eq!(
+            *sent.borrow(),
+            [r#"POST /api/pairings {"name":"Anna"}"#, "GET /api/devices ", "DELETE /api/devices/ab12cd34 "]
+        );
+        #[cfg(feature = "qr")]
+        assert!(qr("http://192.0.2.1:8081/pair#c=abc").unwrap().contains('█'));
+    }
+}

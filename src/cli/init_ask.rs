@@ -1,0 +1,175 @@
+//! `intercom init`'s questions: each answer's check (the config's own value checks, with
+//! the form a person should type), and the prompt that asks again until an answer passes.
+
+use std::error::Error;
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+
+use crate::config::url::check_public_origin;
+use crate::model::phone::PhoneNumber;
+
+/// The answers, each checked.
+pub(super) struct Answers {
+    pub(super) account_sid: String,
+    pub(super) auth_token: String,
+    pub(super) api_key: Option<(String, String)>,
+    pub(super) twilio_number: PhoneNumber,
+    pub(super) forward_to: Vec<PhoneNumber>,
+    pub(super) public_url: String,
+}
+
+pub fn check_account_sid(s: &str) -> Result<String, String> {
+    check_sid(s, "AC", "an Account SID: AC and 32 letters or digits, from the Twilio console's Account info")
+}
+
+pub fn check_api_key_sid(s: &str) -> Result<String, String> {
+    check_sid(s, "SK", "an API key SID: SK and 32 letters or digits")
+}
+
+fn check_sid(s: &str, prefix: &str, what: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = s.len() == 34 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok && !s.contains("xxxx") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected {what}"))
+    }
+}
+
+/// Twilio's Auth Tokens and API key secrets are 32 letters and digits.
+pub fn check_secret(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 32 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(s.to_string())
+    } else {
+        Err("expected 32 letters and digits, as the Twilio console shows it".into())
+    }
+}
+
+pub fn check_phone(s: &str) -> Result<PhoneNumber, String> {
+    PhoneNumber::parse(s).map_err(|m| format!("{m}, like +15552223333"))
+}
+
+pub fn check_phones(s: &str) -> Result<Vec<PhoneNumber>, String> {
+    let list: Vec<_> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    if list.is_empty() {
+        return Err("expected at least one number, like +15552223333 (several: comma-separated)".into());
+    }
+    list.into_iter().map(check_phone).collect()
+}
+
+pub fn check_url(s: &str) -> Result<String, String> {
+    check_public_origin(s.trim()).map_err(|m| format!("the public URL {m}"))
+}
+
+pub(super) fn ask(p: &mut Prompt) -> Result<Answers, Box<dyn Error>> {
+    println!("intercom init: a few answers, each checked as you go (Ctrl-C stops; nothing is written until the end).");
+    println!("From the Twilio console (console.twilio.com), Account info:");
+    let account_sid = p.ask("Account SID (AC…): ", check_account_sid)?;
+    let auth_token = p.ask_secret("Auth Token (not shown as you type): ", check_secret)?;
+    let api_key_sid = p.ask("API key SID (SK…, optional: Enter to use the Auth Token): ", |s| {
+        if s.trim().is_empty() {
+            Ok(None)
+        } else {
+            check_api_key_sid(s).map(Some)
+        }
+    })?;
+    let api_key = match api_key_sid {
+        Some(sid) => Some((sid, p.ask_secret("API key secret (not shown): ", check_secret)?)),
+        None => None,
+    };
+    let twilio_number = p.ask("Your Twilio phone number (+1…): ", check_phone)?;
+    let forward_to = p.ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
+    let public_url = p.ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
+    Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url })
+}
+
+pub(super) fn yes_no(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "y" | "yes" => Ok(true),
+        "n" | "no" => Ok(false),
+        _ => Err("answer y or n".into()),
+    }
+}
+
+/// Questions on stdout, answers from stdin, one line each; a wrong answer is explained
+/// and asked again.
+pub(super) struct Prompt {
+    input: Box<dyn BufRead>,
+}
+
+impl Prompt {
+    pub(super) fn stdin() -> Prompt {
+        Prompt { input: Box::new(std::io::BufReader::new(std::io::stdin())) }
+    }
+
+    fn line(&mut self, question: &str) -> Result<String, Box<dyn Error>> {
+        print!("{question}");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        if self.input.read_line(&mut line)? == 0 {
+            return Err("no answer (input ended)".into());
+        }
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    }
+
+    pub(super) fn ask<T>(
+        &mut self,
+        question: &str,
+        check: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Box<dyn Error>> {
+        loop {
+            match check(&self.line(question)?) {
+                Ok(v) => return Ok(v),
+                Err(why) => println!("  {why}; try again."),
+            }
+        }
+    }
+
+    /// Like `ask`, with the terminal's echo off while typing (where `stty` works).
+    fn ask_secret<T>(
+        &mut self,
+        question: &str,
+        check: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Box<dyn Error>> {
+        let stty = |arg: &str| {
+            Command::new("stty")
+                .arg(arg)
+                .stdin(Stdio::inherit())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let hidden = stty("-echo");
+        let answer = self.ask(question, |s| {
+            if hidden {
+                println!();
+            }
+            check(s)
+        });
+        if hidden {
+            stty("echo");
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_checked_as_typed() {
+        assert!(check_account_sid("AC0123456789abcdef0123456789abcdef").is_ok());
+        assert!(check_account_sid("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").is_err());
+        assert!(check_account_sid("SK0123456789abcdef0123456789abcdef").is_err());
+        assert!(check_api_key_sid(" SK0123456789abcdef0123456789abcdef ").is_ok());
+        assert!(check_secret("0123456789abcdef0123456789abcdef").is_ok());
+        assert!(check_secret("short").is_err());
+        assert_eq!(check_phones("+1 555 222 3333, +447700900123").unwrap().len(), 2);
+        assert!(check_phones(" , ").is_err());
+        assert!(check_phone("5552223333").unwrap_err().contains("like +15552223333"));
+        assert!(check_url("https://door.example.net/voice").unwrap_err().ends_with("remove /voice"));
+        assert_eq!(check_url("https://door.example.net/").unwrap(), "https://door.example.net");
+    }
+}

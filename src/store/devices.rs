@@ -1,0 +1,421 @@
+//! Paired devices: phones that opened a one-time pairing link and got a credential of
+//! their own (a cookie), each with a name, so one can be revoked without touching the
+//! others and the history says who acted.
+//!
+//! On disk: `state_dir/devices.json`, versioned, written atomically like the state file;
+//! a corrupt file is moved aside (every phone must then pair again, which fails safe).
+//! Only a SHA-256 of each device secret is kept: a copy of the file lets nobody in.
+//! Pending pairing links live in memory only: a restart voids them, which costs a new
+//! `intercom pair` and never opens anything.
+//!
+//! Locks: the device list is never locked across a disk write. Writers take `writer`
+//! (one write at a time, in order), copy the list, write, then change memory.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{storage, versioned};
+use crate::util::{lock, lock_within};
+
+const FILE: &str = "devices.json";
+const VERSION: u32 = 1;
+/// How long a pairing link works: long enough to read the QR code off a terminal with a
+/// phone, short enough that a link left in a chat or a scrollback is soon worthless.
+pub const PAIRING_VALID: Duration = Duration::from_secs(10 * 60);
+/// Unused pairing links at once: a household pairs one phone at a time; the cap keeps a
+/// loop of `pair` requests from growing memory.
+pub const MAX_PENDING: usize = 16;
+/// Paired devices: a household has a handful of phones; the cap bounds the file and the
+/// list on the page.
+pub const MAX_DEVICES: usize = 64;
+/// A device's name, in characters: "Anna's phone", "Kitchen tablet".
+pub const MAX_NAME_CHARS: usize = 40;
+/// 256 bits for a device secret and 128 for a pairing code: far beyond guessing.
+const SECRET_BYTES: usize = 32;
+const CODE_BYTES: usize = 16;
+/// "Last used" is kept in memory on every request but written to disk at most this
+/// often per device: the page polls every few seconds, and an SD card must not be
+/// written at that rate for a date shown to the minute.
+const LAST_USE_SAVE_EVERY: Duration = Duration::from_secs(15 * 60);
+/// How long a request waits for the device list: it is held for microseconds, never
+/// across a write; a bounded wait keeps a bug from hanging every page.
+const LIST_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    /// Hex SHA-256 of the secret the browser holds.
+    secret_sha256: String,
+    /// Unix seconds.
+    pub paired: u64,
+    pub last_used: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceFile {
+    version: u32,
+    devices: Vec<Device>,
+}
+
+struct Pending {
+    name: String,
+    until: Instant,
+}
+
+/// Why a pairing link was not accepted; the page says it in words.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PairError {
+    /// Unknown, spent or expired: indistinguishable on purpose.
+    BadLink,
+    Full,
+    Disk(String),
+}
+
+impl std::fmt::Display for PairError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            PairError::BadLink => write!(f, "this pairing link is used up or too old"),
+            PairError::Full => write!(f, "{MAX_DEVICES} devices are paired already; remove one first"),
+            PairError::Disk(e) => write!(f, "the new device could not be saved: {e}"),
+        }
+    }
+}
+
+pub struct Devices {
+    dir: PathBuf,
+    list: Mutex<Vec<Device>>,
+    /// Pairing codes by their SHA-256, so memory holds no usable code either.
+    pending: Mutex<HashMap<String, Pending>>,
+    writer: Mutex<()>,
+    /// When each device's last use was last written (by id).
+    saved_use: Mutex<HashMap<String, u64>>,
+    /// A removal that memory has and the disk does not: the disk watcher writes it as
+    /// soon as it can, so a revoked phone does not come back at the next start.
+    unsaved: AtomicBool,
+    /// Why writes are refused: an unreadable file that could not be moved aside.
+    blocked: Option<String>,
+}
+
+impl Devices {
+    /// Reads `devices.json`; a missing file is no devices; an unreadable one is moved
+    /// aside (logged), so nobody is let in by a file we cannot read. If it cannot even be
+    /// moved aside, nobody is paired and pairing is refused until it can (the file is
+    /// never overwritten).
+    pub fn open(dir: &Path) -> Devices {
+        let (list, blocked) =
+            match versioned::read::<DeviceFile>(dir, FILE, "devices file", VERSION..=VERSION).and_then(
+                |file| match file {
+                    Some(f) => check(f.devices).map_err(Into::into),
+                    None => Ok(Vec::new()),
+                },
+            ) {
+                Ok(list) => (list, None),
+                Err(e) => {
+                    let why = format!("{e}: every phone must pair again");
+                    (Vec::new(), versioned::set_aside(dir, FILE, "devices file", &why).err())
+                }
+            };
+        let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
+        Devices {
+            dir: dir.to_path_buf(),
+            list: Mutex::new(list),
+            pending: Mutex::new(HashMap::new()),
+            writer: Mutex::new(()),
+            saved_use: Mutex::new(saved_use),
+            unsaved: AtomicBool::new(false),
+            blocked,
+        }
+    }
+
+    pub fn list(&self) -> Vec<Device> {
+        lock(&self.list).clone()
+    }
+
+    /// A new one-time pairing code for a device to be called `name` (checked).
+    pub fn start_pairing(&self, name: &str, now: Instant) -> Result<String, String> {
+        let name = check_name(name)?;
+        let code = random_text(CODE_BYTES).map_err(|e| format!("no randomness: {e}"))?;
+        let mut pending = lock(&self.pending);
+        pending.retain(|_, p| p.until > now);
+        if pending.len() >= MAX_PENDING {
+            return Err(format!(
+                "{MAX_PENDING} pairing links are waiting already; use one or wait a few minutes"
+            ));
+        }
+        pending.insert(hash(&code), Pending { name, until: now + PAIRING_VALID });
+        Ok(code)
+    }
+
+    /// Spends a pairing code (at most once, even if saving fails) and pairs a device:
+    /// the device and the secret its browser keeps.
+    pub fn finish_pairing(
+        &self,
+        code: &str,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(Device, String), PairError> {
+        let pending =
+            lock(&self.pending).remove(&hash(code)).filter(|p| p.until > now).ok_or(PairError::BadLink)?;
+        let _writing = lock(&self.writer);
+        let mut next = self.list();
+        if next.len() >= MAX_DEVICES {
+            return Err(PairError::Full);
+        }
+        let secret = random_text(SECRET_BYTES).map_err(|e| PairError::Disk(format!("no randomness: {e}")))?;
+        let id = loop {
+            let id = random_id().map_err(|e| PairError::Disk(format!("no randomness: {e}")))?;
+            if !next.iter().any(|d| d.id == id) {
+                break id;
+            }
+        };
+        let device = Device {
+            id,
+            name: pending.name,
+            secret_sha256: hash(&secret),
+            paired: unix(wall),
+            last_used: Some(unix(wall)),
+        };
+        next.push(device.clone());
+        self.save(&next).map_err(|e| PairError::Disk(e.to_string()))?;
+        lock(&self.saved_use).insert(device.id.clone(), unix(wall));
+        lock(&self.list).push(device.clone());
+        Ok((device, secret))
+    }
+
+    /// The device whose browser holds `secret`, with its last use noted. `None`: not
+    /// paired, or revoked.
+    pub fn authenticate(&self, secret: &str, wall: SystemTime) -> Option<Device> {
+        if secret.is_empty() || secret.len() > 2 * SECRET_BYTES {
+            return None;
+        }
+        let wanted = hash(secret);
+        let device = {
+            let mut list = lock_within(&self.list, LIST_WAIT)?;
+            // Compared as hashes: timing may tell how many leading hex digits of a
+            // SHA-256 matched, which says nothing about the secret behind it.
+            let d = list.iter_mut().find(|d| d.secret_sha256 == wanted)?;
+            d.last_used = Some(unix(wall));
+            d.clone()
+        };
+        self.maybe_save_use(&device, unix(wall));
+        Some(device)
+    }
+
+    /// Writes the last uses when this device's on disk is stale, unless another write is
+    /// under way (then the next request does it): a request never queues behind the disk.
+    fn maybe_save_use(&self, device: &Device, now: u64) {
+        let stale = lock(&self.saved_use)
+            .get(&device.id)
+            .map_or(true, |t| now.abs_diff(*t) >= LAST_USE_SAVE_EVERY.as_secs());
+        if !stale {
+            return;
+        }
+        let Ok(_writing) = self.writer.try_lock() else { return };
+        let snapshot = self.list();
+        match self.save(&snapshot) {
+            Ok(()) => {
+                let mut saved = lock(&self.saved_use);
+                for d in &snapshot {
+                    if let Some(t) = d.last_used {
+                        saved.insert(d.id.clone(), t);
+                    }
+                }
+            }
+            Err(e) => log::warn!("could not note a device's last use: {e}"),
+        }
+    }
+
+    /// Revokes a device: gone from memory at once (its next request is refused), then
+    /// from the disk. `Ok(false)`: no such device. An error means it is revoked until a
+    /// restart only.
+    pub fn remove(&self, id: &str) -> io::Result<bool> {
+        let _writing = lock(&self.writer);
+        let next = {
+            let mut list = lock(&self.list);
+            let before = list.len();
+            list.retain(|d| d.id != id);
+            if list.len() == before {
+                return Ok(false);
+            }
+            list.clone()
+        };
+        lock(&self.saved_use).remove(id);
+        match self.save(&next) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.unsaved.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    fn save(&self, list: &[Device]) -> io::Result<()> {
+        if let Some(why) = &self.blocked {
+            return Err(io::Error::other(why.clone()));
+        }
+        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })?;
+        storage::create_private_dir(&self.dir)?;
+        storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
+    }
+}
+
+impl storage::Retry for Devices {
+    fn retry_disk(&self, _now: SystemTime) {
+        if !self.unsaved.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(_writing) = self.writer.try_lock() else { return };
+        match self.save(&self.list()) {
+            Ok(()) => {
+                self.unsaved.store(false, Ordering::Release);
+                log::info!("the removal of a device is saved now");
+            }
+            Err(e) => log::debug!("a device's removal is still not saved: {e}"),
+        }
+    }
+}
+
+/// What serde cannot check: each device's hash and name.
+fn check(devices: Vec<Device>) -> Result<Vec<Device>, String> {
+    for d in &devices {
+        let hex_ok = d.secret_sha256.len() == 64 && d.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex_ok || check_name(&d.name).is_err() || d.id.is_empty() {
+            return Err(format!("device {:?} is malformed", crate::util::loggable(&d.id)));
+        }
+    }
+    Ok(devices)
+}
+
+/// A device name as typed: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+pub fn check_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("give the device a name, such as \"Anna's phone\"".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("the name is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name has control characters".into());
+    }
+    Ok(name.to_string())
+}
+
+fn hash(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_text(n: usize) -> Result<String, getrandom::Error> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
+fn random_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("intercom-devices-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_code_pairs_once_and_a_revoked_secret_stops_working() {
+        let d = dir("once");
+        let devices = Devices::open(&d);
+        let now = Instant::now();
+        let code = devices.start_pairing("  Anna's phone ", now).unwrap();
+        let (dev, secret) = devices.finish_pairing(&code, now, SystemTime::now()).unwrap();
+        assert_eq!(dev.name, "Anna's phone");
+        assert_eq!(devices.finish_pairing(&code, now, SystemTime::now()).unwrap_err(), PairError::BadLink);
+        assert_eq!(devices.authenticate(&secret, SystemTime::now()).unwrap().id, dev.id);
+        assert!(devices.authenticate("nope", SystemTime::now()).is_none());
+        // Survives a restart; the file holds no secret.
+        let text = std::fs::read_to_string(d.join(FILE)).unwrap();
+        assert!(!text.contains(&secret) && text.contains(&hash(&secret)));
+        let again = Devices::open(&d);
+        assert_eq!(again.authenticate(&secret, SystemTime::now()).unwrap().name, "Anna's phone");
+        assert!(again.remove(&dev.id).unwrap());
+        assert!(again.authenticate(&secret, SystemTime::now()).is_none());
+        assert!(!again.remove(&dev.id).unwrap());
+        assert!(Devices::open(&d).authenticate(&secret, SystemTime::now()).is_none());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn an_old_code_is_refused_and_pending_codes_are_capped() {
+        let d = dir("old");
+        let devices = Devices::open(&d);
+        let now = Instant::now();
+        let code = devices.start_pairing("x", now).unwrap();
+        let later = now + PAIRING_VALID + Duration::from_secs(1);
+        assert_eq!(devices.finish_pairing(&code, later, SystemTime::now()).unwrap_err(), PairError::BadLink);
+        for _ in 0..MAX_PENDING {
+            devices.start_pairing("y", now).unwrap();
+        }
+        assert!(devices.start_pairing("z", now).is_err());
+        // Expired ones make room.
+        assert!(devices.start_pairing("z", later).is_ok());
+        assert!(
+            check_name("").is_err() && check_name(&"x".repeat(41)).is_err() && check_name("a\nb").is_err()
+        );
+        assert!(!d.exists(), "nothing is written before a device pairs");
+    }
+
+    #[test]
+    fn last_use_is_written_at_most_every_quarter_hour_and_long_secrets_are_not_hashed() {
+        let d = dir("last-use");
+        let devices = Devices::open(&d);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let code = devices.start_pairing("x", Instant::now()).unwrap();
+        let (_, secret) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
+        let on_disk = || Devices::open(&d).list()[0].last_used;
+        devices.authenticate(&secret, t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(devices.list()[0].last_used, Some(1_800_000_060), "memory has every use");
+        assert_eq!(on_disk(), Some(1_800_000_000), "the disk is not written for it");
+        devices.authenticate(&secret, t0 + LAST_USE_SAVE_EVERY).unwrap();
+        assert_eq!(on_disk(), Some(1_800_000_000 + LAST_USE_SAVE_EVERY.as_secs()));
+        assert!(devices.authenticate(&"x".repeat(65), t0).is_none());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_nobody_is_paired() {
+        let d = dir("corrupt");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(FILE), b"{\"version\": 1, \"devices\": [{\"id\": 1}]}").unwrap();
+        let devices = Devices::open(&d);
+        assert!(devices.list().is_empty());
+        let aside: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("devices.json.bad-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

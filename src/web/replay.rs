@@ -1,0 +1,208 @@
+//! Recent webhook answers by (route, `CallSid`), so that a repeated request gets the same
+//! answer and changes nothing: Twilio retries a webhook (a connection override `rc`, a
+//! timeout followed by the fallback URL) and anyone who captured a signed request can
+//! send it again. Only the first request of a call is decided, counted and recorded;
+//! the rest are answered from here.
+//!
+//! In memory, bounded in count and age. What must hold across a restart (a guest code's
+//! use, a wrong code's count) is kept with the code store on disk, by `CallSid`.
+//!
+//! A repeat that arrives while the first is still being decided (a slow disk) waits for
+//! its answer, at most [`REPEAT_WAIT`]; then it is told [`Claim::Busy`] and the caller
+//! answers without side effects (a forward).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::util::lock;
+
+/// Calls remembered at once. Only calls from the intercom are remembered (a stranger's
+/// reject has no effect to repeat, so strangers cannot push the intercom's calls out);
+/// a building's intercom rings a few dozen times a day, so this is weeks of calls, and
+/// at about 500 bytes an entry at most half a MiB.
+pub const MAX_REMEMBERED: usize = 1024;
+/// How long an answer is remembered: longer than Twilio's whole retry sequence (a few
+/// retries of at most 15 s each, then the fallback URL) and than any intercom call.
+/// Beyond it, the code store's own record of each `CallSid` still stops a second use.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(60 * 60);
+/// How long a repeat waits for the first request's answer: the first is answered within
+/// the state and codes locks' waits plus the history's (about 7 s, see `LOCK_WAIT` and
+/// `APPEND_WAIT`), and Twilio gives up after 15 s.
+pub const REPEAT_WAIT: Duration = Duration::from_secs(8);
+
+/// The route a request came to and its `CallSid`.
+pub type Key = (&'static str, String);
+
+/// What [`Recent::claim`] found.
+pub enum Claim<'a, T> {
+    /// The first request with this key: decide it, then [`Ticket::answer`].
+    First(Ticket<'a, T>),
+    /// A repeat: the answer the first request got.
+    Repeat(T),
+    /// A repeat whose first request is still undecided after [`REPEAT_WAIT`].
+    Busy,
+}
+
+enum Slot<T> {
+    Pending,
+    Answered(T),
+}
+
+struct Entry<T> {
+    slot: Slot<T>,
+    /// Which insertion this is, so a stale line of `order` does not remove a newer entry.
+    seq: u64,
+}
+
+struct Map<T> {
+    entries: HashMap<Key, Entry<T>>,
+    /// Keys in the order they were inserted, with when.
+    order: VecDeque<(Instant, u64, Key)>,
+    next_seq: u64,
+}
+
+pub struct Recent<T> {
+    map: Mutex<Map<T>>,
+    answered: Condvar,
+    cap: usize,
+    ttl: Duration,
+}
+
+/// The right to decide a call. Dropped without an answer (a reject, an error, a panic),
+/// the key is forgotten and the next request with it is decided afresh.
+pub struct Ticket<'a, T> {
+    recent: &'a Recent<T>,
+    key: Option<Key>,
+}
+
+impl<T: Clone> Recent<T> {
+    pub fn new(cap: usize, ttl: Duration) -> Recent<T> {
+        let map = Map { entries: HashMap::new(), order: VecDeque::new(), next_seq: 0 };
+        Recent { map: Mutex::new(map), answered: Condvar::new(), cap, ttl }
+    }
+
+    pub fn claim(&self, key: Key, now: Instant) -> Claim<'_, T> {
+        let deadline = now + REPEAT_WAIT;
+        let mut map = lock(&self.map);
+        self.prune(&mut map, now);
+        loop {
+            match map.entries.get(&key).map(|e| &e.slot) {
+                Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
+                Some(Slot::Pending) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Claim::Busy;
+                    }
+                    map = self.answered.wait_timeout(map, left).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                // Forgotten while we waited (the first was not remembered): decide afresh.
+                None => break,
+            }
+        }
+        let seq = map.next_seq;
+        map.next_seq += 1;
+        map.entries.insert(key.clone(), Entry { slot: Slot::Pending, seq });
+        map.order.push_back((now, seq, key.clone()));
+        while map.entries.len() > self.cap {
+            let Some((_, seq, old)) = map.order.pop_front() else { break };
+            remove_if(&mut map, &old, seq);
+        }
+        Claim::First(Ticket { recent: self, key: Some(key) })
+    }
+
+    /// Drops what is older than the time to live.
+    fn prune(&self, map: &mut Map<T>, now: Instant) {
+        while let Some((at, seq, key)) = map.order.front().cloned() {
+            if now.saturating_duration_since(at) < self.ttl {
+                break;
+            }
+            map.order.pop_front();
+            remove_if(map, &key, seq);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.map).entries.len()
+    }
+}
+
+fn remove_if<T>(map: &mut Map<T>, key: &Key, seq: u64) {
+    if map.entries.get(key).is_some_and(|e| e.seq == seq) {
+        map.entries.remove(key);
+    }
+}
+
+impl<T> Ticket<'_, T> {
+    /// Remembers the answer and hands it to the repeats that wait for it.
+    pub fn answer(mut self, answer: T) {
+        if let Some(key) = self.key.take() {
+            let mut map = lock(&self.recent.map);
+            if let Some(e) = map.entries.get_mut(&key) {
+                e.slot = Slot::Answered(answer);
+            }
+            self.recent.answered.notify_all();
+        }
+    }
+}
+
+impl<T> Drop for Ticket<'_, T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let mut map = lock(&self.recent.map);
+            if map.entries.get(&key).is_some_and(|e| matches!(e.slot, Slot::Pending)) {
+                map.entries.remove(&key);
+            }
+            self.recent.answered.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sid: &str) -> Key {
+        ("/voice", sid.to_string())
+    }
+
+    #[test]
+    fn a_repeat_gets_the_first_answer_and_a_forgotten_call_is_decided_again() {
+        let r: Recent<u32> = Recent::new(8, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let Claim::First(t) = r.claim(key("CA1"), t0) else { panic!("first") };
+        t.answer(7);
+        assert!(matches!(r.claim(key("CA1"), t0), Claim::Repeat(7)));
+        assert!(matches!(r.claim(("/voice/code", "CA1".into()), t0), Claim::First(_)), "another route");
+        let Claim::First(t) = r.claim(key("CA2"), t0) else { panic!("first") };
+        drop(t); // not remembered (a reject, an error)
+        assert!(matches!(r.claim(key("CA2"), t0), Claim::First(_)));
+        assert!(matches!(r.claim(key("CA1"), t0 + Duration::from_secs(60)), Claim::First(_)), "aged out");
+    }
+
+    #[test]
+    fn bounded_in_count_oldest_out_first() {
+        let r: Recent<u32> = Recent::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for n in 0..10 {
+            let Claim::First(t) = r.claim(key(&format!("CA{n}")), t0) else { panic!("{n}") };
+            t.answer(n);
+        }
+        assert_eq!(r.len(), 3);
+        assert!(matches!(r.claim(key("CA9"), t0), Claim::Repeat(9)));
+        assert!(matches!(r.claim(key("CA0"), t0), Claim::First(_)));
+    }
+
+    #[test]
+    fn a_repeat_during_the_first_waits_for_its_answer() {
+        let r: Recent<u32> = Recent::new(8, Duration::from_secs(60));
+        let Claim::First(t) = r.claim(key("CA1"), Instant::now()) else { panic!("first") };
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| matches!(r.claim(key("CA1"), Instant::now()), Claim::Repeat(5)));
+            std::thread::sleep(Duration::from_millis(50));
+            t.answer(5);
+            assert!(waiter.join().unwrap());
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! Paired devices over real HTTP: `intercom pair`, the one-time exchange, the cookie,
+//! revocation, and the checks that keep another site (or a rebinding DNS name) from
+//! using a paired browser's cookie.
+
+use std::net::SocketAddr;
+
+use crate::harness::*;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// One request with the Host, Origin and Content-Type a browser would send, and the cookie.
+fn browser(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    parse_reply(&raw(addr, req.as_bytes()))
+}
+
+/// A same-origin JSON request from the page, with the device cookie.
+fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
+    let host = s.control.to_string();
+    let origin = format!("http://{host}");
+    let cookie = format!("intercom_device={cookie}");
+    browser(
+        s.control,
+        method,
+        path,
+        &host,
+        &[("Origin", &origin), ("Content-Type", "application/json"), ("Cookie", &cookie)],
+        body,
+    )
+}
+
+/// `intercom pair NAME`: the link it prints and its code.
+fn pair_link(s: &Server, name: &str) -> String {
+    let o = s.cli(&["pair", name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains('█'), "a QR code is printed: {out}");
+    let link = out.lines().map(str::trim).find(|l| l.starts_with("http://")).unwrap().to_string();
+    assert!(link.contains(&format!(":{}/pair#c=", s.control.port())), "{link}");
+    link.split("#c=").nth(1).unwrap().to_string()
+}
+
+/// Spends a pairing code as the page does; the cookie's value.
+fn exchange(s: &Server, code: &str) -> String {
+    let r = page_call(s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let set = r.header("set-cookie").expect("a cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(set.contains(attr), "{set}");
+    }
+    set.strip_prefix("intercom_device=").unwrap().split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn a_link_pairs_once_the_cookie_acts_by_name_and_revoking_shuts_it_out() {
+    let s = Server::start(base_config());
+    let code = pair_link(&s, "Anna's phone");
+    let cookie = exchange(&s, &code);
+    // Used at most once.
+    let again = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    assert_eq!(again.status, 403);
+    assert!(again.header("set-cookie").is_none());
+    assert!(again.json()["error"].as_str().unwrap().contains("used up or too old"));
+
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+    let opened = page_call(&s, "POST", "/api/open", &cookie, r#"{"minutes": 30}"#);
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(opened.json()["open"], true);
+    let events = page_call(&s, "GET", "/api/events?limit=1", &cookie, "").json();
+    assert_eq!(events["events"][0]["message"], "Window opened for 30m by Anna's phone");
+
+    // The file keeps a hash, never the secret.
+    let file = std::fs::read_to_string(s.state_dir.join("devices.json")).unwrap();
+    assert!(file.contains("Anna's phone") && !file.contains(&cookie), "{file}");
+
+    let list = stdout(&s.cli(&["devices"]));
+    assert!(list.contains("\"Anna's phone\""), "{list}");
+    let id = list.split_whitespace().next().unwrap().to_string();
+    let mine = page_call(&s, "GET", "/api/devices", &cookie, "").json();
+    assert_eq!(mine["devices"][0]["this_device"], true);
+    assert_eq!(mine["devices"][0]["id"], id.as_str());
+
+    let o = s.cli(&["devices", "rm", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401);
+    assert_eq!(page_call(&s, "POST", "/api/close", &cookie, "").status, 401);
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], true, "a revoked device changed nothing");
+    assert!(stdout(&s.cli(&["devices"])).contains("no paired devices"));
+    // The bearer token still works for scripts.
+    assert_eq!(s.api("POST", "/api/close", "").status, 200);
+}
+
+#[test]
+fn another_site_or_a_rebinding_name_cannot_use_the_cookie() {
+    let s = Server::start(base_config());
+    let cookie = exchange(&s, &pair_link(&s, "Ben"));
+    let host = s.control.to_string();
+    let own = format!("http://{host}");
+    let jar = format!("intercom_device={cookie}");
+    let json = ("Content-Type", "application/json");
+    let attacks: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        // A form POST from another LAN page: another origin, a simple content type.
+        (
+            host.as_str(),
+            vec![("Origin", "http://127.0.0.2:9999"), ("Content-Type", "application/x-www-form-urlencoded")],
+        ),
+        (host.as_str(), vec![("Origin", "http://127.0.0.2:9999"), json]),
+        (host.as_str(), vec![("Origin", "null"), json]),
+        // Same origin, but a simple content type (what a form can send).
+        (host.as_str(), vec![("Origin", &own), ("Content-Type", "text/plain")]),
+        (host.as_str(), vec![("Origin", &own)]),
+        // No Origin at all.
+        (host.as_str(), vec![json]),
+        // DNS rebinding: the attacker's name resolves to us; Origin and Host agree.
+        ("evil.example:8081", vec![("Origin", "http://evil.example:8081"), json]),
+    ];
+    for (h, headers) in &attacks {
+        let mut headers = headers.clone();
+        headers.push(("Cookie", &jar));
+        let r = browser(s.control, "POST", "/api/open", h, &headers, r#"{"minutes": 60}"#);
+        assert_eq!(r.status, 403, "{h} {headers:?}: {}", r.body);
+        assert!(!r.body.contains("minutes"), "plain words, no field names: {}", r.body);
+    }
+    // A rebinding page cannot read either.
+    let r = browser(s.control, "GET", "/api/status", "evil.example", &[("Cookie", &jar)], "");
+    assert_eq!(r.status, 403);
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+
+    // A cross-site page cannot spend a pairing code (and so log a browser in to its
+    // own device); the code still works from the page afterwards.
+    let code = pair_link(&s, "Cleo");
+    let body = format!("{{\"code\": \"{code}\"}}");
+    let r =
+        browser(s.control, "POST", "/api/pair", &host, &[("Origin", "http://127.0.0.2:9999"), json], &body);
+    assert_eq!(r.status, 403);
+    exchange(&s, &code);
+    // A configured name is accepted.
+    let mut config = base_config();
+    config["control"]["hosts"] = serde_json::json!(["intercom.local"]);
+    let named = Server::start(config);
+    let cookie = exchange(&named, &pair_link(&named, "Dan"));
+    let jar = format!("intercom_device={cookie}");
+    let r = browser(
+        named.control,
+        "POST",
+        "/api/close",
+        "intercom.local:8081",
+        &[("Origin", "http://intercom.local:8081"), json, ("Cookie", &jar)],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn devices_survive_a_restart_and_a_corrupt_file_is_moved_aside() {
+    let dir = TempDir::new("pairing-restart");
+    let s = Server::start_in(dir.path(), base_config(), &[]);
+    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let state_dir = s.state_dir.clone();
+    s.kill9();
+    let s = Server::start_in(dir.path(), base_config(), &[]);
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+    // A pairing link does not outlive the server that made it.
+    let code = pair_link(&s, "Ben");
+    s.kill9();
+    std::fs::write(state_dir.join("devices.json"), b"{\"version\": 1, \"devices\": [").unwrap();
+    let s = Server::start_in(dir.path(), base_config(), &[]);
+    assert!(s.wait_for_log("every phone must pair again"), "{}", s.logs());
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401);
+    assert_eq!(page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}")).status, 403);
+    let aside = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("devices.json.bad-"))
+        .count();
+    assert_eq!(aside, 1);
+    // Pairing works again and writes a new file.
+    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+}
+
+#[test]
+fn bad_pairing_requests_are_clear_4xx() {
+    let s = Server::start(base_config());
+    for body in ["", "{}", r#"{"name": ""}"#, r#"{"name": 5}"#, r#"{"name": "a", "x": 1}"#, "not json"] {
+        let r = s.api("POST", "/api/pairings", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+    }
+    let long = format!("{{\"name\": \"{}\"}}", "x".repeat(41));
+    assert_eq!(s.api("POST", "/api/pairings", &long).status, 400);
+    assert_eq!(s.api("GET", "/api/pairings", "").status, 405);
+    assert_eq!(s.api("DELETE", "/api/devices/nope", "").status, 404);
+    assert_eq!(page_call(&s, "POST", "/api/pair", "", r#"{"code": "guess"}"#).status, 403);
+    assert_eq!(page_call(&s, "GET", "/api/pair", "", "").status, 405);
+    assert_eq!(request(s.control, "POST", "/api/pairings", &[], b"{\"name\": \"x\"}").status, 401);
+    assert!(s.cli(&["pair", ""]).status.code() != Some(0));
+    // The page, the pairing page and the home-screen assets are served without a credential.
+    let page = request(s.control, "GET", "/pair", &[], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("manifest.webmanifest"));
+    let manifest = request(s.control, "GET", "/manifest.webmanifest", &[], b"");
+    assert_eq!(manifest.header("content-type").as_deref(), Some("application/manifest+json"));
+    assert_eq!(manifest.json()["start_url"], "/");
+    let icon = request(s.control, "GET", "/icon.svg", &[], b"");
+    assert!(icon.status == 200 && icon.body.starts_with("<svg"));
+    for listed in manifest.json()["icons"].as_array().unwrap() {
+        let path = listed["src"].as_str().unwrap();
+        let r = request(s.control, "GET", path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type").as_deref(), listed["type"].as_str(), "{path}");
+    }
+    assert_eq!(request(s.control, "POST", "/icon-192.png", &[], b"").status, 405);
+}
+
+#[test]
+fn a_disk_that_takes_no_writes_pairs_nobody_and_still_revokes_at_once() {
+    let s = Server::start(base_config());
+    // First pairing makes the state directory exist; then block the temp file's name.
+    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let obstruction = s.state_dir.join(".devices.json.tmp");
+    std::fs::create_dir_all(obstruction.join("x")).unwrap();
+
+    let code = pair_link(&s, "Ben");
+    let r = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+    assert!(r.json()["error"].as_str().unwrap().contains("could not be saved"), "{}", r.body);
+    assert_eq!(s.api("GET", "/api/devices", "").json()["devices"].as_array().unwrap().len(), 1);
+
+    let id = s.api("GET", "/api/devices", "").json()["devices"][0]["id"].as_str().unwrap().to_string();
+    let r = s.api("DELETE", &format!("/api/devices/{id}"), "");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("shut out"), "{}", r.body);
+    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401, "revoked in memory at once");
+    // The disk watcher saves the removal once the disk takes it, so it survives a restart.
+    std::fs::remove_dir_all(&obstruction).unwrap();
+    // The watcher tries every DISK_RETRY (5 s); allow three rounds on a loaded machine.
+    let saved = (0..300).any(|_| {
+        let file = std::fs::read_to_string(s.state_dir.join("devices.json")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        !file.contains("Anna's phone")
+    });
+    assert!(saved, "{}", s.logs());
+    assert!(s.wait_for_log("the removal of a device is saved now"), "{}", s.logs());
+}
