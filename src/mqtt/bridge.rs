@@ -272,13 +272,12 @@ impl Worker {
         let now = SystemTime::now();
         let window = topic == self.topics.window_set;
         match text {
-            ON if window => self.open(now),
+            ON if window => self.open(now, false),
             OFF if window => {
                 self.store.close_window(now, SOURCE);
             }
-            // The one-shot window ("until the first visitor") is not in this build: the
-            // button opens the default window, as the page's open button does.
-            PRESS if topic == self.topics.next_visitor_press => self.open(now),
+            // The one-shot window: open until the first visitor (or default_window).
+            PRESS if topic == self.topics.next_visitor_press => self.open(now, true),
             _ => BAD_COMMANDS.warn(format_args!(
                 "MQTT: ignored {:?} on {topic} (expected {})",
                 crate::util::loggable(text),
@@ -288,9 +287,9 @@ impl Worker {
         Ok(true)
     }
 
-    fn open(&self, now: SystemTime) {
-        // The same call and checks as `POST /api/open` with an empty body.
-        if let Err(e) = self.store.open_window(self.config.default_window, false, now, SOURCE) {
+    fn open(&self, now: SystemTime, once: bool) {
+        // The same call and checks as `POST /api/open` with an empty body (and `once`).
+        if let Err(e) = self.store.open_window(self.config.default_window, once, now, SOURCE) {
             log::warn!("MQTT: Home Assistant asked to open the window: {e}");
         }
     }

@@ -329,10 +329,11 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     s.api("POST", "/api/close", "");
     live.wait(from, "intercom/window/state", |p| p == "OFF");
 
-    // The button: the one-shot window is not in this build, so it opens the default window.
+    // The button: the one-shot window, open for the next visitor only.
     let from = live.mark();
     broker.publish("intercom/next_visitor/press", "PRESS", false);
     live.wait(from, "intercom/window/state", |p| p == "ON");
+    assert_eq!(s.api("GET", "/api/status", "").json()["once"], true);
     broker.publish("intercom/window/set", "OFF", false);
     live.wait(from, "intercom/window/state", |p| p == "OFF");
 
