@@ -68,7 +68,9 @@ function startServer(configPath) {
         serverLog.push(line);
         const m = line.match(/(webhook|control) listening on (\S+)/);
         if (m) found[m[1]] = m[2];
-        if (found.webhook && found.control) {
+        // The stores (and the control token) load after the listeners bind.
+        if (line.includes("state loaded: serving")) found.loaded = true;
+        if (found.webhook && found.control && found.loaded) {
           clearTimeout(timer);
           ok(found);
         }

@@ -66,7 +66,9 @@ function startServer(configPath) {
         serverLog.push(line);
         const m = line.match(/(webhook|control) listening on (\S+)/);
         if (m) found[m[1]] = m[2];
-        if (found.webhook && found.control) { clearTimeout(timer); ok(found); }
+        // The stores (and the control token) load after the listeners bind.
+        if (line.includes("state loaded: serving")) found.loaded = true;
+        if (found.webhook && found.control && found.loaded) { clearTimeout(timer); ok(found); }
       }
     });
     server.on("exit", code => { if (!(found.webhook && found.control)) ko(new Error(`the server exited with ${code}`)); });
