@@ -14,6 +14,7 @@ use crate::store::{schedules, state};
 use crate::system::{boot, tz};
 
 pub fn run(config: &Config, from: &str) {
+    boot::use_sync_flags(config.clock_sync_flags.as_deref());
     let now = SystemTime::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
         Ok(s) => s,

@@ -18,6 +18,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("dial_timeout", r#""25s""#),
     ("no_answer_message", r#""Sorry, nobody is answering. Please try again later.""#),
     ("state_dir", r#""/var/lib/intercom""#),
+    ("clock_sync_flags", r#"["/run/ntp-synchronized"]"#),
     ("log_level", r#""info""#),
     ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
     ("webhook.listen", r#""127.0.0.1:8080""#),

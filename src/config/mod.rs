@@ -36,7 +36,7 @@ use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{host, optional, optional_object, port, topic_level, topic_path};
+use crate::config::values::{host, optional, optional_object, port, sync_flags, topic_level, topic_path};
 use crate::config::values::{
     host_names, public_origin, public_url, secret, target_url, token, unlock_digits,
 };
@@ -104,6 +104,10 @@ pub struct Config {
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
+    /// Files whose existence says the clock is synchronized in this boot, instead of the
+    /// built-in ones (timesyncd's, OpenWrt's hook); for another NTP client's hook.
+    #[serde(deserialize_with = "sync_flags")]
+    pub clock_sync_flags: Option<Vec<PathBuf>>,
     #[serde(deserialize_with = "log_level")]
     pub log_level: log::LevelFilter,
     #[serde(deserialize_with = "object")]
@@ -248,6 +252,7 @@ impl Default for Config {
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             no_answer_message: DEFAULT_NO_ANSWER_MESSAGE.to_string(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            clock_sync_flags: None,
             log_level: log::LevelFilter::Info,
             webhook: WebhookConfig::default(),
             control: ControlConfig::default(),

@@ -144,6 +144,30 @@ const MAX_HOST_NAMES: usize = 8;
 const MAX_HOST_NAME_CHARS: usize = 253;
 
 /// `control.hosts`: plain DNS names (letters, digits, `-`, `.`), lower-cased; no port.
+/// `clock_sync_flags`: absolute paths, a few (each is checked every time a store asks).
+pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::path::PathBuf>>, D::Error> {
+    /// A host runs one NTP client; a few hooks' files are plenty.
+    const MAX_SYNC_FLAGS: usize = 4;
+    let Some(list) = Option::<Vec<String>>::deserialize(d)? else { return Ok(None) };
+    if list.is_empty() || list.len() > MAX_SYNC_FLAGS {
+        return Err(D::Error::custom(format!(
+            "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
+        )));
+    }
+    list.into_iter()
+        .map(|p| {
+            if p.starts_with('/') && !p.contains('\0') {
+                Ok(std::path::PathBuf::from(p))
+            } else {
+                Err(D::Error::custom(format!(
+                    "expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}"
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let list = Vec::<String>::deserialize(d)?;
     if list.len() > MAX_HOST_NAMES {

@@ -43,6 +43,7 @@ const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
 
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
+    crate::system::boot::use_sync_flags(config.clock_sync_flags.as_deref());
     // A state directory someone else can write may hold planted guest codes or an open
     // window: refuse it before reading anything from it.
     check_state_dir_within(&config.state_dir, STATE_DIR_CHECK_WAIT)?;

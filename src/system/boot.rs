@@ -19,8 +19,9 @@
 //! closed at start: that fails closed, and the resident opens it again.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
@@ -39,19 +40,28 @@ pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
 /// hides `/proc/sys`, so it passes systemd's `%b` (this boot's id) here. The integration
 /// tests set it to simulate a reboot.
 pub const BOOT_ID_ENV: &str = "INTERCOM_BOOT_ID";
-/// A test hook, not configuration: the integration tests point it at a file of their own
-/// instead of the flag files to simulate a synchronized clock without root. Not
-/// documented for users. (`clock.rs` also asks `timedatectl`, for `doctor`; at start we
-/// trust only the flag: no process to spawn, no D-Bus to wait for.)
-const TIME_SYNC_FLAG_ENV: &str = "INTERCOM_TEST_TIME_SYNC_FLAG";
+/// `clock_sync_flags` from the config, set once at start: the files whose existence says
+/// the clock is synchronized in this boot, instead of [`SYNC_FLAGS`] (another NTP client
+/// with a hook of its own; the tests, which must not depend on the host's clock).
+/// (`clock.rs` also asks `timedatectl`, for `doctor`; at start we trust only the flags
+/// and the daemons: no D-Bus to wait for.)
+static CONFIGURED_FLAGS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+
+/// Uses the config's `clock_sync_flags` instead of the built-in flag files; only the
+/// first call counts (the config is read once).
+pub fn use_sync_flags(flags: Option<&[PathBuf]>) {
+    if let Some(f) = flags {
+        let _ = CONFIGURED_FLAGS.set(f.to_vec());
+    }
+}
 
 /// Whether the clock is confirmed synchronized now (the flag appears once per boot).
 pub fn clock_synced_now() -> bool {
     if DAEMON_SAID_SYNCED.load(Ordering::Relaxed) {
         return true;
     }
-    match std::env::var_os(TIME_SYNC_FLAG_ENV) {
-        Some(test_flag) => Path::new(&test_flag).exists(),
+    match CONFIGURED_FLAGS.get() {
+        Some(flags) => flags.iter().any(|f| f.exists()),
         None => SYNC_FLAGS.iter().any(|f| Path::new(f).exists()),
     }
 }

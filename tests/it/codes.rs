@@ -387,17 +387,16 @@ fn a_code_that_ended_before_the_newest_record_does_not_work_again_after_a_restar
 fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     let dir = TempDir::new("codes-boot");
     let flag = dir.path().join("synchronized");
-    let flag_path = flag.to_str().unwrap().to_string();
-    let boot =
-        |id: &'static str| [("INTERCOM_BOOT_ID", id), ("INTERCOM_TEST_TIME_SYNC_FLAG", flag_path.as_str())];
-    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-1"));
+    let config = || with_sync_flag(signed_config(), &flag);
+    let boot = |id: &'static str| [("INTERCOM_BOOT_ID", id)];
+    let s = Server::start_in(dir.path(), config(), &boot("boot-1"));
     let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
     s.kill9();
-    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-1"));
+    let s = Server::start_in(dir.path(), config(), &boot("boot-1"));
     assert!(ring(&s).body.contains(PROMPT), "a restart in the same boot keeps the codes");
     s.kill9();
 
-    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-2"));
+    let s = Server::start_in(dir.path(), config(), &boot("boot-2"));
     assert!(is_forward(&ring(&s)), "no prompt while the clock may be wrong");
     assert!(is_forward(&enter(&s, INTERCOM, Some(&code))), "and the code does not open");
     assert!(s.logs().contains("wait for a synchronized clock"), "{}", s.logs());
@@ -417,7 +416,7 @@ fn codes_from_before_a_power_cut_wait_for_a_synchronized_clock() {
     s.kill9();
 
     // Still unsynchronized after another restart of this boot: the old code keeps waiting.
-    let s = Server::start_in(dir.path(), signed_config(), &boot("boot-2"));
+    let s = Server::start_in(dir.path(), config(), &boot("boot-2"));
     assert!(is_forward(&enter(&s, INTERCOM, Some(&code))));
     std::fs::write(&flag, "").unwrap();
     assert!(ring(&s).body.contains(PROMPT));
@@ -513,8 +512,8 @@ fn chrony_ntpd_and_openwrts_ntpd_count_as_a_synchronized_clock() {
         let dir = TempDir::new("codes-sync");
         let flag = dir.path().join("synchronized");
         let flag = flag.to_str().unwrap().to_string();
-        let before = [("INTERCOM_BOOT_ID", "boot-1"), ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.as_str())];
-        let s = Server::start_in(dir.path(), signed_config(), &before);
+        let synced = || with_sync_flag(signed_config(), std::path::Path::new(&flag));
+        let s = Server::start_in(dir.path(), synced(), &[("INTERCOM_BOOT_ID", "boot-1")]);
         let code = add(&s, json!({"label": "plumber", "uses": 3}))["code"].as_str().unwrap().to_string();
         s.kill9();
         let path = match daemon {
@@ -537,12 +536,8 @@ fn chrony_ntpd_and_openwrts_ntpd_count_as_a_synchronized_clock() {
                 std::env::var("PATH").unwrap_or_default()
             }
         };
-        let after = [
-            ("INTERCOM_BOOT_ID", "boot-2"),
-            ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.as_str()),
-            ("PATH", path.as_str()),
-        ];
-        let s = Server::start_in(dir.path(), signed_config(), &after);
+        let after = [("INTERCOM_BOOT_ID", "boot-2"), ("PATH", path.as_str())];
+        let s = Server::start_in(dir.path(), synced(), &after);
         assert!(ring(&s).body.contains(PROMPT), "{daemon}: synchronized, so the code from before is offered");
         assert!(enter(&s, INTERCOM, Some(&code)).body.contains(UNLOCK), "{daemon}");
         assert_eq!(s.api("GET", "/api/codes", "").json()["paused"], Value::Null, "{daemon}");

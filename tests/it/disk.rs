@@ -284,11 +284,7 @@ impl Boot {
 
     fn start(&self, dir: &Path, config: Value) -> Server {
         let id = self.id.lock().unwrap().clone();
-        let env = [
-            ("INTERCOM_BOOT_ID", id.as_str()),
-            ("INTERCOM_TEST_TIME_SYNC_FLAG", self.synced_flag.to_str().unwrap()),
-        ];
-        Server::start_in(dir, config, &env)
+        Server::start_in(dir, with_sync_flag(config, &self.synced_flag), &[("INTERCOM_BOOT_ID", id.as_str())])
     }
 }
 

@@ -239,7 +239,7 @@ impl Server {
         cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM").env_remove("NOTIFY_SOCKET");
         cmd.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
         cmd.env_remove("INTERCOM_CONTROL_TOKEN").env_remove("INTERCOM_TWILIO_AUTH_TOKEN");
-        cmd.env_remove("INTERCOM_BOOT_ID").env_remove("INTERCOM_TEST_TIME_SYNC_FLAG");
+        cmd.env_remove("INTERCOM_BOOT_ID");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -433,4 +433,11 @@ pub fn fresh_call_sid() -> String {
     let hex = format!("{:08x}{n:024x}", std::process::id());
     let letters: String = hex.chars().map(|c| char::from(b'a' + c.to_digit(16).unwrap_or(0) as u8)).collect();
     format!("CA{letters}")
+}
+
+/// `config` with `clock_sync_flags` set to `flag`, a file of the test's own: the clock
+/// counts as synchronized exactly while it exists, whatever the host's NTP client says.
+pub fn with_sync_flag(mut config: Value, flag: &Path) -> Value {
+    config["clock_sync_flags"] = serde_json::json!([flag]);
+    config
 }

@@ -220,13 +220,13 @@ fn a_schedule_open_now_unlocks_and_one_that_ended_forwards() {
 fn a_reboot_with_an_untrusted_clock_does_not_open_by_schedule() {
     let dir = TempDir::new("schedule-reboot");
     let flag = dir.path().join("synchronized");
-    let flag_env = ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.to_str().unwrap());
-    let s = Server::start_in(dir.path(), signed_config(), &[TZ, ("INTERCOM_BOOT_ID", "boot-one"), flag_env]);
+    let config = with_sync_flag(signed_config(), &flag);
+    let s = Server::start_in(dir.path(), config.clone(), &[TZ, ("INTERCOM_BOOT_ID", "boot-one")]);
     add_schedule(&s, "cleaner", &utc_clock(-5), &utc_clock(60));
     assert!(unlocks(&ring(&s, INTERCOM, "CA1")), "made in this boot: trusted");
     s.kill9();
 
-    let s = Server::start_in(dir.path(), signed_config(), &[TZ, ("INTERCOM_BOOT_ID", "boot-two"), flag_env]);
+    let s = Server::start_in(dir.path(), config.clone(), &[TZ, ("INTERCOM_BOOT_ID", "boot-two")]);
     assert!(is_forward(&ring(&s, INTERCOM, "CA2")), "another boot, clock not synchronized");
     assert_eq!(s.api("GET", "/api/schedules", "").json()["clock_trusted"], false);
     assert_eq!(status(&s)["schedule"], Value::Null);
@@ -517,7 +517,8 @@ fn quiet_hours_ring_only_the_chosen_numbers_on_a_trusted_clock() {
     std::fs::write(&flag, "").unwrap();
     let mut c = sequential_config();
     c["ring"]["quiet_hours"] = json!({"from": "00:00", "to": "24:00", "only": [LANDLINE]});
-    let synced = [TZ, ("INTERCOM_TEST_TIME_SYNC_FLAG", flag.to_str().unwrap())];
+    let c = with_sync_flag(c, &flag);
+    let synced = [TZ];
     let s = Server::start_in(dir.path(), c.clone(), &synced);
     let r = ring(&s, INTERCOM, "CAquiet");
     assert!(r.body.contains(&format!("<Response>{}</Response>", dial_to(LANDLINE, 25, 1))), "{}", r.body);
