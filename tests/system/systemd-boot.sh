@@ -145,7 +145,13 @@ if [ -n "$back" ]; then
 else
   fail "a stopped intercom was not restarted by the watchdog"
 fi
-if in_ct journalctl -u intercom --no-pager 2>/dev/null | grep -qi 'watchdog timeout'; then
+# The journal may take a moment to have the line (bounded: 10 tries a second apart).
+saw_timeout=no
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  if in_ct journalctl -u intercom --no-pager 2>/dev/null | grep -qi 'watchdog timeout'; then saw_timeout=yes; break; fi
+  sleep 1
+done
+if [ "$saw_timeout" = yes ]; then
   pass "journal: systemd saw the watchdog timeout"
 else
   fail "no watchdog timeout in the journal"
