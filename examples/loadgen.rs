@@ -208,9 +208,11 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The bytes of one signed webhook, built once: a parameter set like the one Twilio
-/// sends for an incoming call (about 600 bytes of body).
-fn build_request(o: &Opts) -> Vec<u8> {
+/// The bytes of one signed webhook: a parameter set like the one Twilio sends for an
+/// incoming call (about 600 bytes of body), with this call's own `CallSid`. Every request
+/// is a new call, as Twilio's are: the server answers a repeated `CallSid` from memory
+/// without deciding or recording it again, which is not what a bench should measure.
+fn build_request(o: &Opts, call_sid: &str) -> Vec<u8> {
     let connection = if o.mode == Mode::Close { "Connection: close\r\n" } else { "" };
     if o.get {
         return format!(
@@ -222,7 +224,7 @@ fn build_request(o: &Opts) -> Vec<u8> {
     let params: [(&str, &str); 17] = [
         ("AccountSid", "AC00000000000000000000000000000000"),
         ("ApiVersion", "2010-04-01"),
-        ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+        ("CallSid", call_sid),
         ("CallStatus", "ringing"),
         ("CallToken", "%7B%22parentCallInfoToken%22%3A%22bench%22%7D"),
         ("Called", "+15551234567"),
@@ -359,7 +361,12 @@ fn run(args: &[String]) -> Result<(), String> {
         return Err("--auth-token and --public-url are needed to sign the webhook".into());
     }
     let o = Arc::new(o);
-    let request = Arc::new(build_request(&o));
+    // Distinct from every other run's CallSids, so a server that serves several runs
+    // never takes one of them for a repeat.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64 ^ u64::from(std::process::id()));
+    let request = Arc::new(RequestMaker { run_id });
     let issued = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let rss_peak = Arc::new(AtomicU64::new(0));
@@ -425,7 +432,24 @@ fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// One client: sends requests back to back until told to stop or the count is used up.
-fn client(o: &Opts, index: usize, request: &[u8], issued: &AtomicU64, stop: &AtomicBool) -> ThreadResult {
+/// Makes each request's bytes: a fresh `CallSid` per request.
+struct RequestMaker {
+    run_id: u64,
+}
+
+impl RequestMaker {
+    fn make(&self, o: &Opts, n: u64) -> Vec<u8> {
+        build_request(o, &format!("CA{:016x}{n:016x}", self.run_id))
+    }
+}
+
+fn client(
+    o: &Opts,
+    index: usize,
+    request: &RequestMaker,
+    issued: &AtomicU64,
+    stop: &AtomicBool,
+) -> ThreadResult {
     let mut r = ThreadResult { latencies: Vec::with_capacity(64 * 1024), ..Default::default() };
     let start = Instant::now();
     let measure_from = start + o.warmup;
@@ -438,9 +462,13 @@ fn client(o: &Opts, index: usize, request: &[u8], issued: &AtomicU64, stop: &Ato
     let mut conn: Option<TcpStream> = None;
     let expect = o.expect.as_deref().map(str::as_bytes);
     while !stop.load(Ordering::Relaxed) {
-        if issued.fetch_add(1, Ordering::Relaxed) >= o.max_requests {
+        let n = issued.fetch_add(1, Ordering::Relaxed);
+        if n >= o.max_requests {
             break;
         }
+        // Built before the clock starts for this request (HMAC-SHA1 over ~600 bytes, a
+        // few microseconds of the load generator's CPU).
+        let bytes = request.make(o, n);
         // Latency counts from when the request was due, so a server that falls behind the
         // schedule is charged for the wait (no coordinated omission).
         let t0 = match interval {
@@ -465,7 +493,7 @@ fn client(o: &Opts, index: usize, request: &[u8], issued: &AtomicU64, stop: &Ato
                 r.connects += 1;
             }
             let s = conn.as_mut().unwrap();
-            s.write_all(request)?;
+            s.write_all(&bytes)?;
             read_answer(s, &mut buf, expect)
         })();
         let elapsed = t0.elapsed();
