@@ -358,7 +358,10 @@ fn the_check_catches_undeclared_uses_cycles_and_http_reaching_into_the_domain() 
     }
     let files = [
         ("lib.rs", "pub mod http; pub mod model; pub mod store; #[cfg(test)] mod t { use crate::store; }"),
-        ("http/mod.rs", "//! Uses: `store`.\nmod inner { fn f() -> super::super::store::Store { panic!() } }"),
+        (
+            "http/mod.rs",
+            "//! Uses: `store`.\nmod inner { fn f() -> super::super::store::Store { panic!() } }",
+        ),
         ("model/mod.rs", "//! Uses: `store`.\npub mod record;"),
         (
             "model/record.rs",
