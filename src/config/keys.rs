@@ -97,14 +97,7 @@ pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
 mod tests {
     use super::*;
     use crate::config::parse;
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    fn err(text: &str) -> String {
-        parse(text, no_env).unwrap_err().0
-    }
+    use crate::config::tests::{err, no_env};
 
     #[test]
     fn the_shipped_template_is_refused_by_every_placeholder_key() {

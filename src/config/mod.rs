@@ -573,11 +573,13 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn no_env(_: &str) -> Option<String> {
+    /// No secret in the environment (also for the other config modules' tests).
+    pub(super) fn no_env(_: &str) -> Option<String> {
         None
     }
 
-    fn err(text: &str) -> String {
+    /// The error a config gives, as the user reads it.
+    pub(super) fn err(text: &str) -> String {
         parse(text, no_env).unwrap_err().0
     }
 

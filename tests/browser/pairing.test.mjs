@@ -10,13 +10,14 @@
 //
 // Env: INTERCOM_BIN, CHROMIUM, ARTIFACTS as for control-page.test.mjs.
 
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { spawnServer } from "./server.mjs";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = process.env.INTERCOM_BIN || join(repo, "target/debug/intercom");
@@ -52,27 +53,11 @@ async function fail(e) {
   process.exit(1);
 }
 
+/// Starts `intercom serve` (see server.mjs); resolves with both addresses.
 function startServer(configPath) {
-  return new Promise((ok, ko) => {
-    server = spawn(BIN, ["serve", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info" } });
-    const found = {};
-    const timer = setTimeout(() => ko(new Error("the server did not start")), STEP_TIMEOUT_MS);
-    let buf = "";
-    server.stderr.on("data", chunk => {
-      buf += chunk;
-      const lines = buf.split("\n");
-      buf = lines.pop();
-      for (const line of lines) {
-        serverLog.push(line);
-        const m = line.match(/(webhook|control) listening on (\S+)/);
-        if (m) found[m[1]] = m[2];
-        // The stores (and the control token) load after the listeners bind.
-        if (line.includes("state loaded: serving")) found.loaded = true;
-        if (found.webhook && found.control && found.loaded) { clearTimeout(timer); ok(found); }
-      }
-    });
-    server.on("exit", code => { if (!(found.webhook && found.control)) ko(new Error(`the server exited with ${code}`)); });
-  });
+  const started = spawnServer(BIN, configPath, serverLog, STEP_TIMEOUT_MS);
+  server = started.process;
+  return started.ready;
 }
 
 function stopServer() {
