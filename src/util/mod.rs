@@ -1,12 +1,14 @@
 //! `util/`: small helpers every folder may use, and nothing else of ours: poison-tolerant
 //! locks (and locks with a deadline), the process's instance id, text made safe for a log
-//! line, time as RFC 3339, random hex from the OS, the rate-limited log for warnings an attacker can repeat, and
-//! whose files we trust (`ownership`: as ssh does, only files root or we own and nobody
-//! else can write).
+//! line, time as RFC 3339, random hex from the OS, the rate-limited log for warnings an
+//! attacker can repeat, the drop-oldest queue from threads that must not wait to a
+//! worker, and whose files we trust (`ownership`: as ssh does, only files root or we own
+//! and nobody else can write).
 //!
 //! Uses: nothing of ours.
 
 pub mod ownership;
+pub mod queue;
 pub mod ratelog;
 pub mod time;
 
