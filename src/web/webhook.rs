@@ -15,11 +15,13 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::entrances::Entrance;
 use crate::config::Config;
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
+use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
-use crate::rules::call::{self, CallRules};
+use crate::rules::call;
 use crate::rules::codes;
 use crate::rules::ring;
 use crate::store::codes::{CodeStore, Tried};
@@ -44,8 +46,6 @@ pub const MAX_CONNECTIONS: usize = 1100;
 pub const CODE_PATH: &str = "/voice/code";
 /// Where a sequential order's `<Dial action>` reports how the dial ended.
 pub const NEXT_PATH: &str = "/voice/next";
-/// A `step` beyond this is not ours: `forward_to` is a household's few phones.
-const MAX_STEP: usize = 100;
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
@@ -179,8 +179,7 @@ impl Webhook {
         let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
             Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
             Some(Claim::Busy) => {
-                let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
-                let decision = call::decide(call.from.as_deref(), false, &rules);
+                let decision = call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
                 return Ok(self.repeat(&call, route, &decision, true));
             }
             Some(Claim::First(ticket)) => Some(ticket),
@@ -232,15 +231,15 @@ impl Webhook {
     /// `/voice`: decides an authenticated call.
     pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let let_in = self.lets_in(&call, &rules, now);
+        let let_in = self.lets_in(&call, now);
         let open = !matches!(let_in, LetIn::No);
         let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
-        let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
-        let if_unrecorded = unlocks(&decision)
-            .then(|| first_decision(&self.config, &rules, call.from.as_deref(), false, false, &req.query));
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
+        let first = |open, offered| {
+            first_decision(&self.config, call.entrance.as_ref(), open, offered, &ringing, &req.query)
+        };
+        let decision = first(open, offered);
+        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
+        let record = call.answered(decision);
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
             Decision::AskCode { .. } => Vec::new(),
@@ -254,29 +253,28 @@ impl Webhook {
     /// use is on disk before the door opens.
     pub fn answer_code(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
         let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let let_in = self.lets_in(&call, &rules, now);
-        let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
-        let stores = self.stores();
-        let tried = if let (true, Some(stores)) = (call::code_may_apply(&decision), stores) {
-            let digits = call.digits.as_deref().unwrap_or("");
-            stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
-                log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
-                Tried::NotAccepted
+        let let_in = self.lets_in(&call, now);
+        let open = !matches!(let_in, LetIn::No);
+        let tried = match (call::code_may_apply(call.entrance.as_ref(), open), self.stores()) {
+            (true, Some(stores)) => {
+                let digits = call.digits.as_deref().unwrap_or("");
+                stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
+                    log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
+                    Tried::NotAccepted
+                })
+            }
+            _ => Tried::NotAccepted,
+        };
+        // A right code lets in what would have been forwarded.
+        let decide = |let_in| {
+            let decision = call::decide(call.entrance.as_ref(), let_in, &ringing, &self.config);
+            ring::in_order(decision, &self.config.ring, |i| {
+                action(&self.config, &req.query, NEXT_PATH, Some(i))
             })
-        } else {
-            Tried::NotAccepted
         };
-        let decision =
-            call::after_code(decision, matches!(tried, Tried::Right { .. }), call.from.as_deref(), &rules);
-        let in_order = |d| {
-            ring::in_order(d, &self.config.ring, |i| action(&self.config, &req.query, NEXT_PATH, Some(i)))
-        };
-        let if_unrecorded =
-            unlocks(&decision).then(|| in_order(call::decide(call.from.as_deref(), false, &rules)));
-        let decision = in_order(decision);
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
+        let decision = decide(open || matches!(tried, Tried::Right { .. }));
+        let if_unrecorded = unlocks(&decision).then(|| decide(false));
+        let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
             Tried::Wrong { locked } => {
@@ -359,14 +357,16 @@ fn twiml_response(xml: String) -> Response {
 /// webhook would answer.
 pub fn first_decision(
     config: &Config,
-    rules: &CallRules,
-    from: Option<&str>,
-    window_open: bool,
+    entrance: Option<&Entrance>,
+    let_in: bool,
     codes_offered: bool,
+    ringing: &[PhoneNumber],
     query: &str,
 ) -> Decision {
-    let decision = call::decide(from, window_open, rules);
-    let decision = call::with_code_prompt(decision, codes_offered, &action(config, query, CODE_PATH, None));
+    if codes_offered && call::code_may_apply(entrance, let_in) {
+        return Decision::AskCode { action: action(config, query, CODE_PATH, None) };
+    }
+    let decision = call::decide(entrance, let_in, ringing, config);
     ring::in_order(decision, &config.ring, |i| action(config, query, NEXT_PATH, Some(i)))
 }
 
