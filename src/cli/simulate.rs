@@ -11,6 +11,7 @@ use crate::model::record::Decision;
 use crate::rules::{call, ring};
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
+use crate::twilio::twiml;
 
 pub fn run(config: &Config, from: &str) {
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
@@ -41,7 +42,7 @@ pub fn run(config: &Config, from: &str) {
     if let Some(why) = paused {
         eprintln!("guest codes do not work now: {why}");
     }
-    let decision = crate::web::webhook::first_decision(config, entrance, open, offered, &ringing, "");
+    let decision = call::first(entrance, open, offered, &ringing, config);
     let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {
             format!(" (schedule {label:?}, open until {})", crate::rules::schedule::rfc3339_at(*until))
@@ -53,5 +54,6 @@ pub fn run(config: &Config, from: &str) {
     };
     let at = entrance.and_then(|e| e.name.as_deref()).map_or(String::new(), |n| format!(" at {n}"));
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
-    say_raw!("{}", crate::twilio::twiml::render(&decision));
+    let base = config.webhook.public_url.as_deref().unwrap_or("");
+    say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[] }));
 }

@@ -5,6 +5,7 @@ use crate::config::entrances::{self, Entrance};
 use crate::config::Config;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::Decision;
+use crate::rules::ring;
 
 /// The entrance a caller is, if it is one of the intercoms. Fail closed: a caller that is
 /// missing, unparsable or none of them is a stranger, and so is every caller when no
@@ -39,6 +40,21 @@ pub fn decide(
 /// rejected, and a caller something lets in is let in before any code is asked or read.
 pub fn code_may_apply(entrance: Option<&Entrance>, let_in: bool) -> bool {
     entrance.is_some() && !let_in
+}
+
+/// The answer on `/voice`: the keypad prompt instead of a forward when guest codes are
+/// offered, and a sequential order's first dial. `intercom simulate` shows this too.
+pub fn first(
+    entrance: Option<&Entrance>,
+    let_in: bool,
+    codes_offered: bool,
+    ringing: &[PhoneNumber],
+    config: &Config,
+) -> Decision {
+    if codes_offered && code_may_apply(entrance, let_in) {
+        return Decision::AskCode;
+    }
+    ring::in_order(decide(entrance, let_in, ringing, config), &config.ring)
 }
 
 #[cfg(test)]
@@ -84,6 +100,10 @@ mod tests {
         }
         assert_eq!(decide(me, false, &[], &config()), Decision::NobodyToCall { message: "bye".into() });
         assert!(code_may_apply(me, false) && !code_may_apply(me, true), "let in: no code is asked");
+        assert_eq!(first(me, false, true, &fwd, &config()), Decision::AskCode);
+        assert_eq!(first(me, false, true, &[], &config()), Decision::AskCode, "nobody to call: still asked");
+        assert_eq!(first(me, true, true, &fwd, &config()), decide(me, true, &fwd, &config()), "no prompt");
+        assert_eq!(first(None, false, true, &fwd, &config()), Decision::Reject);
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::util::loggable;
 use crate::util::ratelog::RateLog;
 
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+/// The query's number overrides, for Twilio setups that already pass them in the
+/// webhook URL.
+const OVERRIDES: [&str; 2] = ["ExpectedFrom", "PhoneNumberToDial"];
 /// A `step` beyond this is not ours: `forward_to` is a household's few phones.
 const MAX_STEP: usize = 100;
 
@@ -31,15 +34,18 @@ pub struct Call {
     pub dial_status: Option<String>,
     /// The config's `forward_to`, or the request's `PhoneNumberToDial`.
     pub forward_to: Vec<PhoneNumber>,
+    /// The overrides the query gave (name, decoded value), in its order: our action URLs
+    /// carry them, so what follows a prompt or a dial forwards the same way.
+    pub overrides: Vec<(String, String)>,
     /// The query's `step` (`/voice/next`), when it is one we could have sent.
     pub step: Option<usize>,
 }
 
 impl Call {
     /// The call as the log and the history tell it, with what we answered.
-    pub fn answered(self, decision: Decision) -> CallRecord {
-        let entrance = self.entrance.and_then(|e| e.name);
-        CallRecord { call_sid: self.call_sid, from: self.from, entrance, decision }
+    pub fn answered(&self, decision: Decision) -> CallRecord {
+        let entrance = self.entrance.as_ref().and_then(|e| e.name.clone());
+        CallRecord { call_sid: self.call_sid.clone(), from: self.from.clone(), entrance, decision }
     }
 }
 
@@ -90,6 +96,7 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
         digits: owned(one(call_params, "Digits")?),
         dial_status: owned(one(call_params, "DialCallStatus")?),
         forward_to,
+        overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
         step: form::single(&query, "step")
             .ok()

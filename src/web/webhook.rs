@@ -15,11 +15,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::entrances::Entrance;
 use crate::config::Config;
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
-use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call;
 use crate::rules::codes;
@@ -28,11 +26,12 @@ use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::Store;
+use crate::twilio::twiml::{self, Callbacks, CODE_PATH, NEXT_PATH};
 use crate::util::ratelog::{Limiter, RateLog};
+use crate::util::{lock, loggable};
 pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Claim, Recent};
-use crate::{twilio::twiml, util::lock, util::loggable};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -42,10 +41,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// it, eviction of waiting connections still applies. Each costs a thread and a 2 KiB
 /// read buffer: measured 27 MiB RSS with 1,050 connections open (see intercom.service).
 pub const MAX_CONNECTIONS: usize = 1100;
-/// Where our keypad prompt sends the digits.
-pub const CODE_PATH: &str = "/voice/code";
-/// Where a sequential order's `<Dial action>` reports how the dial ended.
-pub const NEXT_PATH: &str = "/voice/next";
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
@@ -95,11 +90,10 @@ enum Route {
     Next,
 }
 
-/// An answered webhook: what the log says, what the history gets, the TwiML.
+/// An answered webhook: what the log says and the TwiML renders, what the history gets.
 pub struct Answered {
     pub call: CallRecord,
     pub records: Vec<Record>,
-    pub xml: String,
     /// For an unlock: what to answer instead if its record does not reach the disk in
     /// time (the door stays shut and the call is forwarded as if the window were closed).
     pub if_unrecorded: Option<Decision>,
@@ -186,33 +180,32 @@ impl Webhook {
             None => None,
         };
         let answer = match route {
-            Route::Voice => self.answer_call(req, call, now),
-            Route::Code => self.answer_code(req, call, now),
-            Route::Next => self.answer_next(req, call, now)?,
+            Route::Voice => self.answer_call(&call, now),
+            Route::Code => self.answer_code(&call, now),
+            Route::Next => self.answer_next(&call, now)?,
         };
         let outcome = self.record(&answer); // on disk before we answer
-        let Answered { mut call, mut xml, if_unrecorded, .. } = answer;
+        let Answered { call: mut record, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
-                call.call_sid.as_deref().map_or("-".into(), loggable)
+                record.call_sid.as_deref().map_or("-".into(), loggable)
             ));
-            xml = twiml::render(&instead);
-            call.decision = instead;
+            record.decision = instead;
         }
         // Remembered for repeats; a stranger's reject is not (it changes nothing, and
         // strangers must not push the intercom's calls out of the bounded memory).
-        if let (Some(ticket), false) = (ticket, call.decision == Decision::Reject) {
-            ticket.answer(call.decision.clone());
+        if let (Some(ticket), false) = (ticket, record.decision == Decision::Reject) {
+            ticket.answer(record.decision.clone());
         }
         log::info!(
             "call {} from {}: {}",
-            call.call_sid.as_deref().map_or("-".into(), loggable),
-            call.from.as_deref().map_or("(none)".into(), loggable),
-            call.decision.name()
+            record.call_sid.as_deref().map_or("-".into(), loggable),
+            record.from.as_deref().map_or("(none)".into(), loggable),
+            record.decision.name()
         );
-        Ok(twiml_response(xml))
+        Ok(self.twiml(&call, &record.decision))
     }
 
     /// The answer to a repeated request: what the first got (`busy`: the first is still
@@ -225,35 +218,42 @@ impl Webhook {
             decision.name(),
             if busy { " (its first request is still undecided)" } else { "" }
         );
-        twiml_response(twiml::render(decision))
+        self.twiml(call, decision)
+    }
+
+    /// The TwiML answer to `call`: its action URLs on our public URL, carrying the
+    /// call's overrides.
+    fn twiml(&self, call: &Call, decision: &Decision) -> Response {
+        let base = self.config.webhook.public_url.as_deref().unwrap_or("");
+        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides });
+        Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
     }
 
     /// `/voice`: decides an authenticated call.
-    pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
-        let ringing = self.ringing(&call, now);
-        let let_in = self.lets_in(&call, now);
+    fn answer_call(&self, call: &Call, now: SystemTime) -> Answered {
+        let ringing = self.ringing(call, now);
+        let let_in = self.lets_in(call, now);
         let open = !matches!(let_in, LetIn::No);
         let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
-        let first = |open, offered| {
-            first_decision(&self.config, call.entrance.as_ref(), open, offered, &ringing, &req.query)
-        };
+        let first =
+            |open, offered| call::first(call.entrance.as_ref(), open, offered, &ringing, &self.config);
         let decision = first(open, offered);
         let if_unrecorded = unlocks(&decision).then(|| first(false, false));
         let record = call.answered(decision);
         // A prompt is not an outcome: `/voice/code` records how the call ends.
         let records = match record.decision {
-            Decision::AskCode { .. } => Vec::new(),
+            Decision::AskCode => Vec::new(),
             _ => vec![outcome_record(&record, &let_in, now)],
         };
-        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
+        Answered { call: record, records, if_unrecorded }
     }
 
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
     /// checked again first (a stranger's digits are never compared), and a right code's
     /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
-        let ringing = self.ringing(&call, now);
-        let let_in = self.lets_in(&call, now);
+    fn answer_code(&self, call: &Call, now: SystemTime) -> Answered {
+        let ringing = self.ringing(call, now);
+        let let_in = self.lets_in(call, now);
         let open = !matches!(let_in, LetIn::No);
         let tried = match (call::code_may_apply(call.entrance.as_ref(), open), self.stores()) {
             (true, Some(stores)) => {
@@ -267,10 +267,10 @@ impl Webhook {
         };
         // A right code lets in what would have been forwarded.
         let decide = |let_in| {
-            let decision = call::decide(call.entrance.as_ref(), let_in, &ringing, &self.config);
-            ring::in_order(decision, &self.config.ring, |i| {
-                action(&self.config, &req.query, NEXT_PATH, Some(i))
-            })
+            ring::in_order(
+                call::decide(call.entrance.as_ref(), let_in, &ringing, &self.config),
+                &self.config.ring,
+            )
         };
         let decision = decide(open || matches!(tried, Tried::Right { .. }));
         let if_unrecorded = unlocks(&decision).then(|| decide(false));
@@ -287,7 +287,7 @@ impl Webhook {
             }
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
-        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
+        Answered { call: record, records, if_unrecorded }
     }
 
     /// Writes an answered call's history entries; `Pending` if any of them is not on disk
@@ -345,48 +345,6 @@ impl Route {
             Route::Code => CODE_PATH,
             Route::Next => NEXT_PATH,
         }
-    }
-}
-
-fn twiml_response(xml: String) -> Response {
-    Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
-}
-
-/// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
-/// guest codes are offered. `intercom simulate` calls this too, so it prints what the
-/// webhook would answer.
-pub fn first_decision(
-    config: &Config,
-    entrance: Option<&Entrance>,
-    let_in: bool,
-    codes_offered: bool,
-    ringing: &[PhoneNumber],
-    query: &str,
-) -> Decision {
-    if codes_offered && call::code_may_apply(entrance, let_in) {
-        return Decision::AskCode { action: action(config, query, CODE_PATH, None) };
-    }
-    let decision = call::decide(entrance, let_in, ringing, config);
-    ring::in_order(decision, &config.ring, |i| action(config, query, NEXT_PATH, Some(i)))
-}
-
-/// Where Twilio posts back (the digits, or how a dial ended): `public_url` + `path`
-/// (relative without it), keeping the request's number overrides so what follows
-/// forwards the same way, and for `/voice/next` the step to ring.
-fn action(config: &Config, query: &str, path: &str, step: Option<usize>) -> String {
-    let base = config.webhook.public_url.as_deref().unwrap_or("");
-    let mut params: Vec<String> = query
-        .split('&')
-        .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
-        .map(str::to_string)
-        .collect();
-    if let Some(i) = step {
-        params.push(format!("step={i}"));
-    }
-    if params.is_empty() {
-        format!("{base}{path}")
-    } else {
-        format!("{base}{path}?{}", params.join("&"))
     }
 }
 

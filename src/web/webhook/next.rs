@@ -4,39 +4,27 @@
 
 use std::time::SystemTime;
 
-use super::{action, call_request, Answered, Call, Refused, Webhook, NEXT_PATH};
-use crate::http::Request;
+use super::{call_request, Answered, Call, Refused, Webhook};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
-use crate::twilio::twiml;
 
 impl Webhook {
     /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
     /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
     /// the last the no-answer message is said. The caller is checked again (a stranger
     /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub fn answer_next(&self, req: &Request, call: Call, now: SystemTime) -> Result<Answered, Refused> {
-        let step = call_request::step(&call)?;
-        let ringing = self.ringing(&call, now);
+    pub(super) fn answer_next(&self, call: &Call, now: SystemTime) -> Result<Answered, Refused> {
+        let step = call_request::step(call)?;
+        let ringing = self.ringing(call, now);
         let decision = match call.entrance {
             None => Decision::Reject,
             Some(_) if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
-            Some(_) => {
-                let next = |i| action(&self.config, &req.query, NEXT_PATH, Some(i));
-                let default_time = self.config.dial_timeout;
-                ring::step(&ringing, step, &self.config.ring, default_time, &next)
-                    .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() })
-            }
+            Some(_) => ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout)
+                .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() }),
         };
-        let record = call.answered(decision);
-        Ok(Answered {
-            xml: twiml::render(&record.decision),
-            call: record,
-            records: Vec::new(),
-            if_unrecorded: None,
-        })
+        Ok(Answered { call: call.answered(decision), records: Vec::new(), if_unrecorded: None })
     }
 
     /// Who is rung for this call now: `forward_to` (or the request's override), during
