@@ -21,7 +21,6 @@ use crate::http::{HttpError, Request, Response};
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call;
 use crate::rules::codes;
-use crate::rules::ring;
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
@@ -180,8 +179,8 @@ impl Webhook {
             None => None,
         };
         let answer = match route {
-            Route::Voice => self.answer_call(&call, now),
-            Route::Code => self.answer_code(&call, now),
+            Route::Voice => self.answer(&call, false, now),
+            Route::Code => self.answer(&call, true, now),
             Route::Next => self.answer_next(&call, now)?,
         };
         let outcome = self.record(&answer); // on disk before we answer
@@ -229,33 +228,16 @@ impl Webhook {
         Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
     }
 
-    /// `/voice`: decides an authenticated call.
-    fn answer_call(&self, call: &Call, now: SystemTime) -> Answered {
+    /// `/voice` decides an authenticated call; `/voice/code` (`keypad`) is the answer to
+    /// our Gather, with the digits. The caller and the window are checked again first (a
+    /// stranger's digits are never compared), and a right code's use is on disk before
+    /// the door opens.
+    fn answer(&self, call: &Call, keypad: bool, now: SystemTime) -> Answered {
         let ringing = self.ringing(call, now);
         let let_in = self.lets_in(call, now);
         let open = !matches!(let_in, LetIn::No);
-        let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
-        let first =
-            |open, offered| call::first(call.entrance.as_ref(), open, offered, &ringing, &self.config);
-        let decision = first(open, offered);
-        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
-        let record = call.answered(decision);
-        // A prompt is not an outcome: `/voice/code` records how the call ends.
-        let records = match record.decision {
-            Decision::AskCode => Vec::new(),
-            _ => vec![outcome_record(&record, &let_in, now)],
-        };
-        Answered { call: record, records, if_unrecorded }
-    }
-
-    /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
-    /// checked again first (a stranger's digits are never compared), and a right code's
-    /// use is on disk before the door opens.
-    fn answer_code(&self, call: &Call, now: SystemTime) -> Answered {
-        let ringing = self.ringing(call, now);
-        let let_in = self.lets_in(call, now);
-        let open = !matches!(let_in, LetIn::No);
-        let tried = match (call::code_may_apply(call.entrance.as_ref(), open), self.stores()) {
+        let stores = self.stores();
+        let tried = match (keypad && call::code_may_apply(call.entrance.as_ref(), open), stores) {
             (true, Some(stores)) => {
                 let digits = call.digits.as_deref().unwrap_or("");
                 stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
@@ -265,15 +247,12 @@ impl Webhook {
             }
             _ => Tried::NotAccepted,
         };
+        let offered = !keypad && stores.is_some_and(|s| s.codes.offer(open, now));
+        let first =
+            |let_in, offered| call::first(call.entrance.as_ref(), let_in, offered, &ringing, &self.config);
         // A right code lets in what would have been forwarded.
-        let decide = |let_in| {
-            ring::in_order(
-                call::decide(call.entrance.as_ref(), let_in, &ringing, &self.config),
-                &self.config.ring,
-            )
-        };
-        let decision = decide(open || matches!(tried, Tried::Right { .. }));
-        let if_unrecorded = unlocks(&decision).then(|| decide(false));
+        let decision = first(open || matches!(tried, Tried::Right { .. }), offered);
+        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
         let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -285,6 +264,8 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
+            // A prompt is not an outcome: `/voice/code` records how the call ends.
+            _ if record.decision == Decision::AskCode => Vec::new(),
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
         Answered { call: record, records, if_unrecorded }
