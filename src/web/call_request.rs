@@ -50,10 +50,11 @@ impl Call {
 }
 
 /// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate).
+/// is missing or wrong (recorded in the history at a bounded rate, with the `CallSid`
+/// and `From` it claimed: unauthenticated, made loggable, kept to help spot a prober).
 pub enum Refused {
     Http(HttpError),
-    BadSignature,
+    BadSignature { call_sid: Option<String>, from: Option<String> },
 }
 
 impl From<HttpError> for Refused {
@@ -67,10 +68,12 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
     let query =
         form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
     let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
-    check_signature(config, req, &body, refusals)?;
-
     // Twilio puts the call's parameters in the body for POST and the query for GET.
     let call_params = if req.method == "POST" { &body } else { &query };
+    if !signed(config, req, &body, refusals) {
+        let claim = |name| form::single(call_params, name).ok().flatten().map(loggable);
+        return Err(Refused::BadSignature { call_sid: claim("CallSid"), from: claim("From") });
+    }
     let owned = |v: Option<&str>| v.map(str::to_string);
 
     let expected = match one(&query, "ExpectedFrom")? {
@@ -111,14 +114,10 @@ pub fn step(call: &Call) -> Result<usize, HttpError> {
     call.step.ok_or_else(|| HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}")))
 }
 
-fn check_signature(
-    config: &Config,
-    req: &Request,
-    post_params: &Params,
-    refusals: &RateLog,
-) -> Result<(), Refused> {
+/// Whether the request carries Twilio's signature (said in the log, bounded, if not).
+fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateLog) -> bool {
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
-        return Ok(()); // unchecked: warned about at every start
+        return true; // unchecked: warned about at every start
     };
     let mut url = format!("{public_url}{}", req.path);
     if !req.query.is_empty() {
@@ -129,7 +128,7 @@ fn check_signature(
         .header("x-twilio-signature")
         .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
     if valid {
-        return Ok(());
+        return true;
     }
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
     refusals.warn(format_args!(
@@ -139,7 +138,7 @@ fn check_signature(
         req.peer,
         forwarded.unwrap_or_default()
     ));
-    Err(Refused::BadSignature)
+    false
 }
 
 fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
-use crate::http::form;
 use crate::http::{HttpError, Request, Response};
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::call;
@@ -135,7 +134,7 @@ impl Webhook {
         match self.route(req) {
             Ok(resp) => resp,
             Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
-            Err(Refused::BadSignature) => Response::text(403, "forbidden"),
+            Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
         }
     }
 
@@ -161,8 +160,8 @@ impl Webhook {
         let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
             Ok(call) => call,
             Err(e) => {
-                if matches!(e, Refused::BadSignature) {
-                    self.record_bad_signature(req, now);
+                if let Refused::BadSignature { call_sid, from } = &e {
+                    self.record_bad_signature(Record::bad_signature(call_sid.clone(), from.clone(), now));
                 }
                 return Err(e);
             }
@@ -305,14 +304,14 @@ impl Webhook {
         }
     }
 
-    fn record_bad_signature(&self, req: &Request, time: SystemTime) {
+    fn record_bad_signature(&self, record: Record) {
         let admitted = lock(&self.bad_signatures).admit(Instant::now());
         if let Some(suppressed) = admitted {
             if suppressed > 0 {
                 log::warn!("{suppressed} more refused signatures were not recorded in the history");
             }
             if let Some(stores) = self.stores() {
-                stores.history.record(&bad_signature(req, time));
+                stores.history.record(&record);
             }
         }
     }
@@ -331,15 +330,6 @@ impl Route {
 
 fn unlocks(decision: &Decision) -> bool {
     matches!(decision, Decision::Unlock { .. })
-}
-
-/// A webhook refused for its signature. Its parameters are unauthenticated claims,
-/// kept (bounded, without control characters) because they help to spot a prober.
-fn bad_signature(req: &Request, time: SystemTime) -> Record {
-    let source = if req.method == "POST" { req.body.as_slice() } else { req.query.as_bytes() };
-    let params = form::parse(source).unwrap_or_default();
-    let get = |name| form::single(&params, name).ok().flatten().map(loggable);
-    Record::bad_signature(get("CallSid"), get("From"), time)
 }
 
 #[cfg(test)]
