@@ -40,9 +40,7 @@ impl Callbacks<'_> {
                 // they are; a space as `+`; the rest (`+` itself, `&`, `%`, …) encoded.
                 match b {
                     b' ' => url.push('+'),
-                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
-                        url.push(b as char)
-                    }
+                    b if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) => url.push(b as char),
                     _ => {
                         let _ = write!(url, "%{b:02X}");
                     }
