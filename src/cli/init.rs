@@ -20,7 +20,9 @@ use crate::cli::init_ask::{
     Answers, Prompt,
 };
 use crate::config::{self, ENV_FILE, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
+use crate::model::api::EventsBody;
 use crate::model::phone::PhoneNumber;
+use crate::model::record::{EventKind, Record};
 use crate::store::storage;
 
 /// The config a new install starts from: the shipped template's keys that init does not ask.
@@ -258,26 +260,20 @@ fn learn_intercom(
         "(it reads the new config), and once `sudo intercom twilio-setup` (Twilio then sends calls here)."
     );
     let deadline = Instant::now() + timeout;
-    let mut seen: Option<Vec<String>> = None;
+    let mut seen: Option<Vec<Record>> = None;
     let mut said = false;
     loop {
-        let list = Client::new(&c)
-            .and_then(|client| client.call("GET", &format!("/api/events?limit={LEARN_EVENTS}"), ""));
-        if let Ok(v) = list {
-            let records = v["events"].as_array().cloned().unwrap_or_default();
-            let key = |e: &Value| format!("{}|{}|{}|{}", e["time"], e["event"], e["call_sid"], e["from"]);
+        let path = format!("/api/events?limit={LEARN_EVENTS}");
+        if let Ok(EventsBody { events }) = Client::new(&c).and_then(|client| client.get(&path)) {
             match &seen {
                 None => {
-                    seen = Some(records.iter().map(key).collect());
+                    seen = Some(events);
                     println!("Waiting for a call: press your button at the building's door now…");
                     let _ = std::io::stdout().flush();
                 }
                 Some(old) => {
-                    let new =
-                        records.iter().find(|e| e["event"] == "call_rejected" && !old.contains(&key(e)));
-                    if let Some(from) =
-                        new.and_then(|e| e["from"].as_str()).and_then(|f| PhoneNumber::parse(f).ok())
-                    {
+                    let new = events.iter().find(|e| e.event == EventKind::CallRejected && !old.contains(e));
+                    if let Some(from) = new.and_then(|e| PhoneNumber::parse(e.from.as_deref()?).ok()) {
                         let Some(p) = prompt.as_deref_mut() else { return Ok(from) };
                         let yes = p.ask(
                             &format!("A call came from {from}. Is this your intercom? [Y/n] "),

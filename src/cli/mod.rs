@@ -28,6 +28,7 @@ use std::process::ExitCode;
 
 pub use args::{parse_args, Command, Invocation, UsageError};
 
+use crate::cli::client::Client;
 use crate::cli::out::say_raw;
 use crate::config;
 
@@ -62,18 +63,13 @@ pub fn run(command: Command, config_path: &Path) -> ExitCode {
         // Init writes the config, so it does not load one.
         Command::Init(args) => init::run(config_path, *args),
         Command::Simulate { from } => config().map(|c| simulate::run(&c, &from)).map_err(Into::into),
-        Command::Code(args) => config().map_err(Into::into).and_then(|c| {
-            let client = client::Client::new(&c)?;
-            codes::run(args, &|method, path, body| client.call(method, path, body))
-        }),
-        Command::Schedule(args) => config().map_err(Into::into).and_then(|c| {
-            let client = client::Client::new(&c)?;
-            schedule::run(args, &|method, path, body| client.call(method, path, body))
-        }),
+        Command::Code(args) => config().map_err(Into::into).and_then(|c| codes::run(args, &Client::new(&c)?)),
+        Command::Schedule(args) => {
+            config().map_err(Into::into).and_then(|c| schedule::run(args, &Client::new(&c)?))
+        }
         Command::Devices(args) => config().map_err(Into::into).and_then(|c| {
-            let client = client::Client::new(&c)?;
             let base = format!("http://{}", client::display_addr(commands::lan_address(c.control.listen)));
-            devices::run(args, &|method, path, body| client.call(method, path, body), &base)
+            devices::run(args, &Client::new(&c)?, &base)
         }),
         Command::TwilioSetup { dry_run } => filled().and_then(|c| setup::twilio_setup(&c, dry_run)),
         Command::FallbackTwiml => filled().and_then(|c| {

@@ -5,9 +5,8 @@
 
 use std::error::Error;
 
-use serde_json::{json, Value};
-
-use crate::cli::codes::ApiCall;
+use crate::cli::client::Client;
+use crate::model::api::{NewScheduleRequest, ScheduleBody, SchedulesBody};
 
 /// `schedule …` as typed.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,58 +28,55 @@ pub enum ScheduleArgs {
 /// What `add` is called when `--label` is not given.
 const DEFAULT_LABEL: &str = "schedule";
 
-pub fn run(args: ScheduleArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
+pub fn run(args: ScheduleArgs, api: &Client) -> Result<(), Box<dyn Error>> {
     match args {
         ScheduleArgs::Add { days, range, label, entrance } => {
             // En dash too: "08:00–18:00" is how people write it.
             let (from, to) = range
                 .split_once(['-', '–'])
                 .ok_or_else(|| format!("{range:?} is not a time range: write it like 08:00-18:00"))?;
-            let mut body = json!({
-                "label": label.as_deref().unwrap_or(DEFAULT_LABEL),
-                "days": days,
-                "from": from,
-                "to": to,
-            });
-            if let Some(e) = entrance {
-                body["entrance"] = json!(e);
-            }
-            let s = api("POST", "/api/schedules", &body.to_string())?;
-            println!("{}", describe(&s)?);
+            let request = NewScheduleRequest {
+                label: Some(label.unwrap_or_else(|| DEFAULT_LABEL.into())),
+                days: Some(days),
+                from: Some(from.into()),
+                to: Some(to.into()),
+                entrance,
+            };
+            let s: ScheduleBody = api.post("/api/schedules", &request)?;
+            println!("{}", describe(&s));
             Ok(())
         }
         ScheduleArgs::List => {
-            let answer = api("GET", "/api/schedules", "")?;
-            let list = answer["schedules"].as_array().ok_or("the server answered without \"schedules\"")?;
+            let answer: SchedulesBody = api.get("/api/schedules")?;
             println!(
                 "time zone {}, local time {}",
-                answer["time_zone"].as_str().unwrap_or("?"),
-                answer["local_time"].as_str().unwrap_or("?")
+                answer.time_zone,
+                answer.local_time.as_deref().unwrap_or("?")
             );
-            if answer["clock_trusted"] == false {
+            if !answer.clock_trusted {
                 println!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");
             }
-            if list.is_empty() {
+            if answer.schedules.is_empty() {
                 println!("no schedules");
             }
-            for s in list {
-                println!("{}", describe(s)?);
+            for s in &answer.schedules {
+                println!("{}", describe(s));
             }
             Ok(())
         }
         ScheduleArgs::Rm(id) => {
-            api("DELETE", &format!("/api/schedules/{}", checked_id(&id)?), "")?;
+            api.delete(&format!("/api/schedules/{}", checked_id(&id)?))?;
             println!("deleted schedule {id}");
             Ok(())
         }
         ScheduleArgs::Pause(id) => {
-            let s = api("POST", &format!("/api/schedules/{}/pause", checked_id(&id)?), "")?;
-            println!("{}", describe(&s)?);
+            let s: ScheduleBody = api.post(&format!("/api/schedules/{}/pause", checked_id(&id)?), &())?;
+            println!("{}", describe(&s));
             Ok(())
         }
         ScheduleArgs::Resume(id) => {
-            let s = api("POST", &format!("/api/schedules/{}/resume", checked_id(&id)?), "")?;
-            println!("{}", describe(&s)?);
+            let s: ScheduleBody = api.post(&format!("/api/schedules/{}/resume", checked_id(&id)?), &())?;
+            println!("{}", describe(&s));
             Ok(())
         }
     }
@@ -94,26 +90,12 @@ fn checked_id(id: &str) -> Result<&str, Box<dyn Error>> {
 }
 
 /// `1a2b3c4d  mon-fri 08:00-18:00  "deliveries"  open until …` (or `paused`).
-fn describe(s: &Value) -> Result<String, Box<dyn Error>> {
-    let field = |name: &str| -> Result<&str, Box<dyn Error>> {
-        s[name].as_str().ok_or_else(|| format!("the server answered without \"{name}\"").into())
+fn describe(s: &ScheduleBody) -> String {
+    let only = s.entrance.as_ref().map_or(String::new(), |e| format!("{e} only  "));
+    let state = match (&s.open_until, s.paused) {
+        (_, true) => "paused".to_string(),
+        (Some(until), false) => format!("open until {until}"),
+        (None, false) => String::new(),
     };
-    let only = s["entrance"].as_str().map_or(String::new(), |e| format!("{e} only  "));
-    let state = if s["paused"] == true {
-        "paused".to_string()
-    } else if let Some(until) = s["open_until"].as_str() {
-        format!("open until {until}")
-    } else {
-        String::new()
-    };
-    Ok(format!(
-        "{}  {} {}-{}  {:?}  {only}{state}",
-        field("id")?,
-        field("days")?,
-        field("from")?,
-        field("to")?,
-        field("label")?
-    )
-    .trim_end()
-    .to_string())
+    format!("{}  {} {}-{}  {:?}  {only}{state}", s.id, s.days, s.from, s.to, s.label).trim_end().to_string()
 }
