@@ -11,7 +11,7 @@ use intercom::{config, daemon::server};
 fn main() -> ExitCode {
     match cli::parse_args(std::env::args_os().skip(1)) {
         Err(UsageError(msg)) => {
-            eprintln!("intercom: {msg}\n(`intercom --help` lists the commands)");
+            eprintln!("intercom: {msg}");
             ExitCode::from(2)
         }
         Ok(Invocation::Help(text)) => {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             cli::out::write_stdout(format_args!("intercom {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
-        Ok(Invocation::Serve { config: path }) => {
+        Ok(Invocation::Serve(path)) => {
             let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Ok(Invocation::Run { command, config }) => {
+        Ok(Invocation::Run(command, config)) => {
             init_logging(log::LevelFilter::Warn);
             cli::run(command, &config)
         }

@@ -1,32 +1,47 @@
 //! `intercom code add|list|rm`: guest codes through the running server's control API,
-//! like `open`, so the server stays the only writer of `codes.json`. `args.rs` parses the
-//! arguments and `mod.rs` hands over the API call; this module turns them into requests
-//! and prints the answers.
+//! like `open`, so the server stays the only writer of `codes.json`. `code add`'s flags are
+//! read here, for its entry in `args.rs`; this module makes the requests and prints the
+//! answers.
 
 use std::error::Error;
 use std::time::Duration;
 
+use lexopt::prelude::*;
+
 use crate::cli::client::Client;
 use crate::cli::out::say;
+use crate::cli::reader::{Args, UsageError};
 use crate::config;
 use crate::model::api::{CodeBody, CodesBody, NewCodeRequest};
 
-/// `code …` as typed; checked when run, like `open`'s duration.
+/// `code …`, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeArgs {
-    Add { label: Option<String>, valid: Option<String>, uses: Option<String> },
+    Add(NewCodeRequest),
     List,
     Rm(String),
 }
 
+/// `code add`'s flags.
+pub fn parse_add(a: &mut Args) -> Result<CodeArgs, UsageError> {
+    let mut r = NewCodeRequest::default();
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("label") => r.label = Some(a.text()?),
+            Long("valid") => r.minutes = Some(a.value(config::whole_minutes)?),
+            Long("uses") => {
+                r.uses = Some(a.value(|u| u.parse().map_err(|_| format!("{u:?} is not a whole number")))?)
+            }
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    Ok(CodeArgs::Add(r))
+}
+
 pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
     match args {
-        CodeArgs::Add { label, valid, uses } => {
-            let minutes = valid.map(|v| config::whole_minutes(&v)).transpose()?;
-            let uses = uses
-                .map(|u| u.parse::<u64>().map_err(|_| format!("--uses {u:?} is not a whole number")))
-                .transpose()?;
-            let code: CodeBody = api.post("/api/codes", &NewCodeRequest { label, minutes, uses })?;
+        CodeArgs::Add(request) => {
+            let code: CodeBody = api.post("/api/codes", &request)?;
             // The code alone on the first line, for scripts; the details after it.
             say!("{}", code.code);
             say!("  {}", describe(&code));
@@ -43,9 +58,6 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             Ok(())
         }
         CodeArgs::Rm(id) => {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(format!("{id:?} is not a code id (see `intercom code list`)").into());
-            }
             api.delete(&format!("/api/codes/{id}"))?;
             say!("deleted guest code {id}");
             Ok(())

@@ -11,8 +11,8 @@ use crate::config::{self, Config, Secret};
 use crate::model::api::{OpenRequest, StatusBody};
 use crate::util::local_address;
 
-/// `open [DUR]`, or with `once` for the next visitor only.
-pub fn open(config: &Config, duration: Option<&str>, once: bool) -> Result<(), Box<dyn Error>> {
+/// `open [DUR]` (whole minutes), or with `once` for the next visitor only.
+pub fn open(config: &Config, duration: Option<Duration>, once: bool) -> Result<(), Box<dyn Error>> {
     let minutes = match duration {
         Some(d) => Some(window_minutes(d, config.max_window)?),
         None => None,
@@ -42,15 +42,13 @@ pub fn check_config(config: &Config) {
     say_raw!("{}", summary(config));
 }
 
-/// `open DUR` checked here, so the answer speaks of what was typed and of the config key
-/// that limits it rather than of the API's `minutes`.
-fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
-    let minutes = config::whole_minutes(text)?;
+/// `open DUR` against the config's limit, in its key's terms rather than the API's `minutes`.
+fn window_minutes(d: Duration, max_window: Duration) -> Result<u64, String> {
     let max = humantime::format_duration(max_window);
-    if minutes * 60 > max_window.as_secs() {
-        return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
+    if d > max_window {
+        return Err(format!("open: at most {max} (max_window); try {max} or raise max_window"));
     }
-    Ok(minutes)
+    Ok(d.as_secs() / 60)
 }
 
 fn print_status(status: &StatusBody) {
@@ -238,15 +236,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn open_durations_speak_of_what_was_typed() {
-        let max = Duration::from_secs(12 * 3600);
-        assert_eq!(window_minutes("1h30m", max), Ok(90));
-        assert_eq!(window_minutes("12h", max), Ok(720));
+    fn open_is_held_to_max_window() {
+        let (max, hour) = (Duration::from_secs(12 * 3600), Duration::from_secs(3600));
+        assert_eq!(window_minutes(hour + hour / 2, max), Ok(90));
+        assert_eq!(window_minutes(12 * hour, max), Ok(720));
         assert_eq!(
-            window_minutes("24h", max).unwrap_err(),
-            "open 24h: at most 12h (max_window); try 12h or raise max_window"
+            window_minutes(24 * hour, max).unwrap_err(),
+            "open: at most 12h (max_window); try 12h or raise max_window"
         );
-        assert!(window_minutes("90", max).unwrap_err().contains("write 90m"));
     }
 
     #[test]

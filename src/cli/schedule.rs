@@ -1,24 +1,20 @@
 //! `intercom schedule add|list|rm|pause|resume`: schedules through the running server's
 //! control API, like `open` and `code`, so the server stays the only writer of
-//! `schedules.json`. `mod.rs` parses the arguments; this module checks them in the
-//! user's terms, makes the requests and prints the answers.
+//! `schedules.json`. `schedule add`'s arguments are read here, for its entry in `args.rs`;
+//! this module makes the requests and prints the answers.
 
 use std::error::Error;
 
+use lexopt::prelude::*;
+
 use crate::cli::client::Client;
+use crate::cli::reader::{convert, Args, UsageError};
 use crate::model::api::{NewScheduleRequest, ScheduleBody, SchedulesBody};
 
-/// `schedule …` as typed.
+/// `schedule …`, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ScheduleArgs {
-    /// `add DAYS FROM-TO [--label L]`
-    Add {
-        days: String,
-        range: String,
-        label: Option<String>,
-        /// Only for this entrance (`intercoms[].name`).
-        entrance: Option<String>,
-    },
+    Add(NewScheduleRequest),
     List,
     Rm(String),
     Pause(String),
@@ -27,25 +23,36 @@ pub enum ScheduleArgs {
 
 /// What `add` is called when `--label` is not given.
 const DEFAULT_LABEL: &str = "schedule";
+/// `schedule add DAYS FROM-TO` and its flags.
+pub fn parse_add(a: &mut Args) -> Result<ScheduleArgs, UsageError> {
+    let mut r = NewScheduleRequest { label: Some(DEFAULT_LABEL.into()), ..NewScheduleRequest::default() };
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("label") => r.label = Some(a.text()?),
+            Long("entrance") => r.entrance = Some(a.text()?),
+            Value(v) if r.days.is_none() => r.days = Some(convert(v, |s| Ok(s.to_string()))?),
+            Value(v) if r.from.is_none() => {
+                // En dash too: "08:00–18:00" is how people write it.
+                let (from, to) = convert(v, |s| {
+                    let range = s.split_once(['-', '–']);
+                    range
+                        .ok_or_else(|| format!("{s:?} is not a time range: write it like 08:00-18:00"))
+                        .map(|(f, t)| (f.to_string(), t.to_string()))
+                })?;
+                (r.from, r.to) = (Some(from), Some(to));
+            }
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    if r.from.is_none() {
+        return Err(a.missing("DAYS and FROM-TO, e.g. mon-fri 08:00-18:00"));
+    }
+    Ok(ScheduleArgs::Add(r))
+}
 
 pub fn run(args: ScheduleArgs, api: &Client) -> Result<(), Box<dyn Error>> {
-    match args {
-        ScheduleArgs::Add { days, range, label, entrance } => {
-            // En dash too: "08:00–18:00" is how people write it.
-            let (from, to) = range
-                .split_once(['-', '–'])
-                .ok_or_else(|| format!("{range:?} is not a time range: write it like 08:00-18:00"))?;
-            let request = NewScheduleRequest {
-                label: Some(label.unwrap_or_else(|| DEFAULT_LABEL.into())),
-                days: Some(days),
-                from: Some(from.into()),
-                to: Some(to.into()),
-                entrance,
-            };
-            let s: ScheduleBody = api.post("/api/schedules", &request)?;
-            println!("{}", describe(&s));
-            Ok(())
-        }
+    let changed: ScheduleBody = match args {
+        ScheduleArgs::Add(request) => api.post("/api/schedules", &request)?,
         ScheduleArgs::List => {
             let answer: SchedulesBody = api.get("/api/schedules")?;
             println!(
@@ -62,31 +69,18 @@ pub fn run(args: ScheduleArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             for s in &answer.schedules {
                 println!("{}", describe(s));
             }
-            Ok(())
+            return Ok(());
         }
         ScheduleArgs::Rm(id) => {
-            api.delete(&format!("/api/schedules/{}", checked_id(&id)?))?;
+            api.delete(&format!("/api/schedules/{id}"))?;
             println!("deleted schedule {id}");
-            Ok(())
+            return Ok(());
         }
-        ScheduleArgs::Pause(id) => {
-            let s: ScheduleBody = api.post(&format!("/api/schedules/{}/pause", checked_id(&id)?), &())?;
-            println!("{}", describe(&s));
-            Ok(())
-        }
-        ScheduleArgs::Resume(id) => {
-            let s: ScheduleBody = api.post(&format!("/api/schedules/{}/resume", checked_id(&id)?), &())?;
-            println!("{}", describe(&s));
-            Ok(())
-        }
-    }
-}
-
-fn checked_id(id: &str) -> Result<&str, Box<dyn Error>> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("{id:?} is not a schedule id (see `intercom schedule list`)").into());
-    }
-    Ok(id)
+        ScheduleArgs::Pause(id) => api.post(&format!("/api/schedules/{id}/pause"), &())?,
+        ScheduleArgs::Resume(id) => api.post(&format!("/api/schedules/{id}/resume"), &())?,
+    };
+    println!("{}", describe(&changed));
+    Ok(())
 }
 
 /// `1a2b3c4d  mon-fri 08:00-18:00  "deliveries"  open until …` (or `paused`).

@@ -115,7 +115,7 @@ fn check_config_says_where_each_secret_came_from() {
 fn open_speaks_of_what_was_typed_and_shows_local_time() {
     let s = Server::start(base_config());
     for (typed, want) in [
-        ("24h", "intercom: open 24h: at most 12h (max_window); try 12h or raise max_window"),
+        ("24h", "intercom: open: at most 12h (max_window); try 12h or raise max_window"),
         ("90", "intercom: 90 has no unit: write 90m (minutes), or 2h, 1h30m"),
     ] {
         let o = s.cli(&["open", typed]);
