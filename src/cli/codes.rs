@@ -67,7 +67,7 @@ fn describe(c: &CodeBody) -> String {
         c.uses_left,
         if c.uses_left == 1 { "" } else { "s" },
         crate::util::time::local_rfc3339(&c.valid_until),
-        humantime::format_duration(left),
+        crate::util::time::human(left),
         c.id
     )
 }

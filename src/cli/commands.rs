@@ -46,7 +46,7 @@ pub fn check_config(config: &Config) {
 /// that limits it rather than of the API's `minutes`.
 fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
     let minutes = config::whole_minutes(text)?;
-    let max = humantime::format_duration(max_window);
+    let max = crate::util::time::human(max_window);
     if minutes * 60 > max_window.as_secs() {
         return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
     }
@@ -59,7 +59,7 @@ fn print_status(status: &StatusBody) {
         say!(
             "open{once} until {} ({} left)",
             crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
-            humantime::format_duration(Duration::from_secs(status.remaining_seconds))
+            crate::util::time::human(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
         say!("window closed; open by schedule {:?} until {}", s.label, s.open_until);
@@ -149,9 +149,9 @@ fn summary(c: &Config) -> String {
         ("ring", ring_summary(c)),
         ("forward_to", numbers(&c.forward_to)),
         ("unlock_digits", c.unlock_digits.clone()),
-        ("default_window", humantime::format_duration(c.default_window).to_string()),
-        ("max_window", humantime::format_duration(c.max_window).to_string()),
-        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
+        ("default_window", crate::util::time::human(c.default_window)),
+        ("max_window", crate::util::time::human(c.max_window)),
+        ("dial_timeout", crate::util::time::human(c.dial_timeout)),
         ("no_answer_message", c.no_answer_message.clone()),
         ("state_dir", c.state_dir.display().to_string()),
         ("log_level", c.log_level.to_string().to_lowercase()),
@@ -201,7 +201,7 @@ fn summary(c: &Config) -> String {
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
-        ("limits.connection_lifetime", humantime::format_duration(c.limits.connection_lifetime).to_string()),
+        ("limits.connection_lifetime", crate::util::time::human(c.limits.connection_lifetime)),
         (
             "twilio.auth_token",
             secret(

@@ -433,7 +433,7 @@ fn describe_call(e: &Record) -> String {
     let ago = crate::util::time::parse_rfc3339(time)
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .map(|d| format!(" ({} ago)", humantime::format_duration(Duration::from_secs(d.as_secs() / 60 * 60))))
+        .map(|d| format!(" ({} ago)", crate::util::time::human(Duration::from_secs(d.as_secs() / 60 * 60))))
         .unwrap_or_default();
     let from = e.from.as_deref().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
     let what = e.event.name().trim_start_matches("call_");

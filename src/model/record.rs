@@ -336,7 +336,7 @@ impl Record {
         match change {
             WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
-                let length = humantime::format_duration(Duration::from_secs(minutes * 60));
+                let length = crate::util::time::human(Duration::from_secs(minutes * 60));
                 let message = if *once {
                     format!("Opened for the next visitor only, within {length}, by {source}")
                 } else {

@@ -63,8 +63,8 @@ impl ClockSteps {
                 let ahead = ahead_since.map_or(step, |s| mono.saturating_duration_since(s));
                 log::warn!(
                     "the clock stepped back {}: guest codes pause for {} (as long as it read ahead, at most the step)",
-                    humantime::format_duration(step),
-                    humantime::format_duration(ahead.min(step))
+                    crate::util::time::human(step),
+                    crate::util::time::human(ahead.min(step))
                 );
                 mono + ahead.min(step)
             });
@@ -91,8 +91,8 @@ impl ClockSteps {
         let left = Duration::from_secs(until.saturating_duration_since(mono).as_secs() + 1);
         Some(format!(
             "the clock stepped back {}: guest codes pause for at most {} more (or until the clock catches up)",
-            humantime::format_duration(Duration::from_secs(self.latest.saturating_sub(self.last.0))),
-            humantime::format_duration(left)
+            crate::util::time::human(Duration::from_secs(self.latest.saturating_sub(self.last.0))),
+            crate::util::time::human(left)
         ))
     }
 }

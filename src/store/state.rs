@@ -262,7 +262,7 @@ impl Store {
         log::info!(
             "window opened{} for {} until {} by {source}",
             if once { " for the next visitor only" } else { "" },
-            humantime::format_duration(duration),
+            crate::util::time::human(duration),
             rfc3339_unix(until)
         );
         Ok(self.status_locked(&mut inner, now))
