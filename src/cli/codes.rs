@@ -58,7 +58,7 @@ pub fn run(args: CodeArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// `"plumber", 1 use left, until 2026-11-28 10:30:00 CET (23h 59m left), id 1a2b3c4d`.
+/// `"plumber", 1 use left, until 2026-11-28 10:30 CET (23h 59m left), id 1a2b3c4d`.
 fn describe(c: &CodeBody) -> String {
     let left = Duration::from_secs(c.remaining_seconds / 60 * 60);
     format!(
@@ -66,7 +66,7 @@ fn describe(c: &CodeBody) -> String {
         c.label,
         c.uses_left,
         if c.uses_left == 1 { "" } else { "s" },
-        crate::util::time::local_rfc3339(&c.valid_until),
+        crate::util::time::local(c.valid_until),
         crate::util::time::human(left),
         c.id
     )
@@ -84,7 +84,7 @@ mod tests {
         let api = |m: &str, p: &str, b: &str| -> Result<Value, Box<dyn Error>> {
             sent.borrow_mut().push(format!("{m} {p} {b}"));
             Ok(
-                json!({"id": "ab12", "code": "123456", "label": "x", "valid_until": "t", "remaining_seconds": 60, "uses_left": 1}),
+                json!({"id": "ab12", "code": "123456", "label": "x", "valid_until": "2026-11-28T09:30:00Z", "remaining_seconds": 60, "uses_left": 1}),
             )
         };
         let add = |l: Option<&str>, v: Option<&str>, u: Option<&str>| CodeArgs::Add {

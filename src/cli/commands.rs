@@ -58,11 +58,15 @@ fn print_status(status: &StatusBody) {
         let once = if status.once { " for the next visitor only" } else { "" };
         say!(
             "open{once} until {} ({} left)",
-            crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
+            status.open_until.map_or("?".into(), crate::util::time::local),
             crate::util::time::human(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
-        say!("window closed; open by schedule {:?} until {}", s.label, s.open_until);
+        say!(
+            "window closed; open by schedule {:?} until {}",
+            s.label,
+            crate::util::time::local(s.open_until)
+        );
     } else {
         say!("closed");
     }

@@ -52,11 +52,12 @@ pub fn run(args: ScheduleArgs, api: ApiCall) -> Result<(), Box<dyn Error>> {
         ScheduleArgs::List => {
             let answer = api("GET", "/api/schedules", "")?;
             let list = answer["schedules"].as_array().ok_or("the server answered without \"schedules\"")?;
-            println!(
-                "time zone {}, local time {}",
-                answer["time_zone"].as_str().unwrap_or("?"),
-                answer["local_time"].as_str().unwrap_or("?")
-            );
+            // The server's wall clock, to the minute as every time the CLI shows.
+            let local_time = answer["local_time"].as_str().unwrap_or("?");
+            let local_time = local_time
+                .parse::<jiff::civil::DateTime>()
+                .map_or(local_time.to_string(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
+            println!("time zone {}, local time {local_time}", answer["time_zone"].as_str().unwrap_or("?"));
             if answer["clock_trusted"] == false {
                 println!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");
             }
@@ -102,7 +103,7 @@ fn describe(s: &Value) -> Result<String, Box<dyn Error>> {
     let state = if s["paused"] == true {
         "paused".to_string()
     } else if let Some(until) = s["open_until"].as_str() {
-        format!("open until {until}")
+        format!("open until {}", until.parse().map_or(until.to_string(), crate::util::time::local))
     } else {
         String::new()
     };

@@ -62,40 +62,6 @@ fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
     t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
-// The converters below go once every time is a `Timestamp`.
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-pub fn unix_secs_ceil(t: SystemTime) -> u64 {
-    ceil_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
-pub fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-pub fn rfc3339_unix(secs: u64) -> String {
-    rfc3339(from_unix(secs))
-}
-
-pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339(s).map_err(|e| format!("bad time {:?}: {e}", crate::util::loggable(s)))
-}
-
-pub fn local_rfc3339(text: &str) -> String {
-    match text.parse::<Timestamp>() {
-        Ok(ts) => local(ts),
-        Err(_) => crate::util::loggable(text),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,9 @@
 //! not exist on this listener at all.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::http::form;
@@ -147,7 +149,7 @@ impl Webhook {
     }
 
     fn route(&self, req: &Request) -> Result<Response, Refused> {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
@@ -230,7 +232,7 @@ impl Webhook {
     }
 
     /// `/voice`: decides an authenticated call.
-    pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
+    pub fn answer_call(&self, req: &Request, call: Call, now: Timestamp) -> Answered {
         let ringing = self.ringing(&call, now);
         let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
@@ -252,7 +254,7 @@ impl Webhook {
     /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
     /// checked again first (a stranger's digits are never compared), and a right code's
     /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
+    pub fn answer_code(&self, req: &Request, call: Call, now: Timestamp) -> Answered {
         let ringing = self.ringing(&call, now);
         let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
         let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
@@ -282,7 +284,7 @@ impl Webhook {
             Tried::Wrong { locked } => {
                 let mut r = vec![Record::code_rejected(&record, now)];
                 if *locked {
-                    r.push(Record::codes_locked(now + Duration::from_secs(codes::LOCK_SECS), now));
+                    r.push(Record::codes_locked(crate::util::time::floor(now) + codes::LOCK, now));
                 }
                 r.push(Record::call(&record, now));
                 r
@@ -326,7 +328,7 @@ impl Webhook {
         }
     }
 
-    fn record_bad_signature(&self, req: &Request, time: SystemTime) {
+    fn record_bad_signature(&self, req: &Request, time: Timestamp) {
         let admitted = lock(&self.bad_signatures).admit(Instant::now());
         if let Some(suppressed) = admitted {
             if suppressed > 0 {
@@ -396,7 +398,7 @@ fn unlocks(decision: &Decision) -> bool {
 
 /// A webhook refused for its signature. Its parameters are unauthenticated claims,
 /// kept (bounded, without control characters) because they help to spot a prober.
-fn bad_signature(req: &Request, time: SystemTime) -> Record {
+fn bad_signature(req: &Request, time: Timestamp) -> Record {
     let source = if req.method == "POST" { req.body.as_slice() } else { req.query.as_bytes() };
     let params = form::parse(source).unwrap_or_default();
     let get = |name| form::single(&params, name).ok().flatten().map(loggable);
