@@ -10,6 +10,7 @@ use crate::cli::out::{say, say_raw};
 use crate::config::{self, Config, Secret};
 use crate::model::api::{OpenRequest, StatusBody};
 use crate::util::local_address;
+use crate::util::time::{human, local};
 
 /// `open [DUR]`, or with `once` for the next visitor only.
 pub fn open(config: &Config, duration: Option<&str>, once: bool) -> Result<(), Box<dyn Error>> {
@@ -46,7 +47,7 @@ pub fn check_config(config: &Config) {
 /// that limits it rather than of the API's `minutes`.
 fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
     let minutes = config::whole_minutes(text)?;
-    let max = crate::util::time::human(max_window);
+    let max = human(max_window);
     if minutes * 60 > max_window.as_secs() {
         return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
     }
@@ -58,15 +59,11 @@ fn print_status(status: &StatusBody) {
         let once = if status.once { " for the next visitor only" } else { "" };
         say!(
             "open{once} until {} ({} left)",
-            status.open_until.map_or("?".into(), crate::util::time::local),
-            crate::util::time::human(Duration::from_secs(status.remaining_seconds))
+            status.open_until.map_or("?".into(), local),
+            human(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
-        say!(
-            "window closed; open by schedule {:?} until {}",
-            s.label,
-            crate::util::time::local(s.open_until)
-        );
+        say!("window closed; open by schedule {:?} until {}", s.label, local(s.open_until));
     } else {
         say!("closed");
     }
@@ -153,9 +150,9 @@ fn summary(c: &Config) -> String {
         ("ring", ring_summary(c)),
         ("forward_to", numbers(&c.forward_to)),
         ("unlock_digits", c.unlock_digits.clone()),
-        ("default_window", crate::util::time::human(c.default_window)),
-        ("max_window", crate::util::time::human(c.max_window)),
-        ("dial_timeout", crate::util::time::human(c.dial_timeout)),
+        ("default_window", human(c.default_window)),
+        ("max_window", human(c.max_window)),
+        ("dial_timeout", human(c.dial_timeout)),
         ("no_answer_message", c.no_answer_message.clone()),
         ("state_dir", c.state_dir.display().to_string()),
         ("log_level", c.log_level.to_string().to_lowercase()),
@@ -205,7 +202,7 @@ fn summary(c: &Config) -> String {
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
-        ("limits.connection_lifetime", crate::util::time::human(c.limits.connection_lifetime)),
+        ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
         (
             "twilio.auth_token",
             secret(

@@ -33,8 +33,7 @@ pub fn watch(store: Arc<Store>, codes: Arc<CodeStore>, schedules: Arc<ScheduleSt
         store.expire_ended(now);
         let wait = store
             .stored_until()
-            .filter(|until| *until >= now)
-            .map(|until| crate::util::time::between(now, until))
+            .and_then(|until| Duration::try_from(until.duration_since(now)).ok())
             .map_or(EXPIRY_POLL, |d| d.min(EXPIRY_POLL));
         thread::sleep(wait.max(MIN_SLEEP));
     })?;

@@ -338,27 +338,21 @@ impl Store {
         }
     }
 
-    fn write(
-        &self,
-        open_until: Option<Timestamp>,
-        once: bool,
-        now: Timestamp,
-        source: &str,
-    ) -> io::Result<()> {
-        let bytes = state_file::encode(open_until, once, now, source, self.boot.id.as_deref());
+    fn write(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> io::Result<()> {
+        let bytes = state_file::encode(until, once, now, source, self.boot.id.as_deref());
         storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
     }
 
     fn report(
         &self,
-        previous: Option<Timestamp>,
+        was: Option<Timestamp>,
         new: Option<Timestamp>,
         once: bool,
         now: Timestamp,
         source: &str,
     ) {
         if let Some(observer) = self.observer.get() {
-            for change in changes(previous, new, once, now, source) {
+            for change in changes(was, new, once, now, source) {
                 observer(&change, now);
             }
         }
