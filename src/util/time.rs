@@ -7,20 +7,27 @@
 
 use std::time::Duration;
 
-use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
+use jiff::Timestamp;
 
 /// `t` in whole seconds, rounded down: how a time is stored and served.
 pub fn floor(t: Timestamp) -> Timestamp {
-    round(t, RoundMode::Floor)
+    // `as_second` truncates toward the epoch: one less before 1970.
+    let whole = Timestamp::from_second(t.as_second()).unwrap_or(t);
+    if whole > t {
+        whole - Duration::from_secs(1)
+    } else {
+        whole
+    }
 }
 
 /// `t` in whole seconds, rounded up: for an end, so it is never early.
 pub fn ceil(t: Timestamp) -> Timestamp {
-    round(t, RoundMode::Ceil)
-}
-
-fn round(t: Timestamp, mode: RoundMode) -> Timestamp {
-    t.round(TimestampRound::new().smallest(Unit::Second).mode(mode)).unwrap_or(t)
+    let whole = floor(t);
+    if whole < t {
+        whole + Duration::from_secs(1)
+    } else {
+        whole
+    }
 }
 
 /// How long from `from` to `to`; zero if `to` is not later.
@@ -33,13 +40,16 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A length as people write it: `1h 30m`, `2d 1h`, `45s` (days of 24 hours).
 pub fn human(d: Duration) -> String {
     static PRINTER: jiff::fmt::friendly::SpanPrinter = jiff::fmt::friendly::SpanPrinter::new();
-    let days = jiff::SpanRound::new().largest(Unit::Day).days_are_24_hours();
-    match jiff::Span::try_from(d).and_then(|s| s.round(days)) {
-        Ok(span) => PRINTER.span_to_string(&span),
-        Err(_) => PRINTER.unsigned_duration_to_string(&d),
+    let (days, rest) = (d.as_secs() / DAY.as_secs(), Duration::from_secs(d.as_secs() % DAY.as_secs()));
+    match (days, rest + Duration::from_nanos(d.subsec_nanos().into())) {
+        (0, rest) => PRINTER.unsigned_duration_to_string(&rest),
+        (days, rest) if rest.is_zero() => format!("{days}d"),
+        (days, rest) => format!("{days}d {}", PRINTER.unsigned_duration_to_string(&rest)),
     }
 }
 
@@ -48,7 +58,12 @@ pub fn human(d: Duration) -> String {
 pub fn parse_human(text: &str) -> Option<Duration> {
     static PARSER: jiff::fmt::friendly::SpanParser = jiff::fmt::friendly::SpanParser::new();
     let span = PARSER.parse_span(text).ok()?;
-    Duration::try_from(span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok()?).ok()
+    if span.is_negative() || span.get_years() != 0 || span.get_months() != 0 {
+        return None;
+    }
+    let days = u32::try_from(i64::from(span.get_weeks()) * 7 + i64::from(span.get_days())).ok()?;
+    let time = jiff::SignedDuration::try_from(span.weeks(0).days(0)).ok()?;
+    DAY.checked_mul(days)?.checked_add(Duration::try_from(time).ok()?)
 }
 
 /// A time as a person reads it: local, to the minute, with the zone (`2026-12-06 14:03
@@ -77,6 +92,8 @@ mod tests {
         assert_eq!(floor(later).to_string(), "2027-01-15T08:00:00Z");
         assert_eq!(ceil(later).to_string(), "2027-01-15T08:00:01Z");
         assert_eq!(ceil(t), t);
+        let before_1970 = Timestamp::UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!((floor(before_1970).as_second(), ceil(before_1970).as_second()), (-2, -1));
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"2027-01-15T08:00:00Z\"");
         assert_eq!(between(t, later), Duration::from_millis(1));
         assert_eq!(between(later, t), Duration::ZERO);
