@@ -31,16 +31,15 @@ pub enum Decision {
         message: String,
     },
     /// From the intercom, window closed, a guest code active: ask for it on the keypad;
-    /// Twilio posts the digits (or nothing) to `action`, which decides.
-    AskCode {
-        action: String,
-    },
+    /// Twilio posts the digits (or nothing) back, and that decides.
+    AskCode,
     /// A forward in sequential order: ring one person for `timeout_secs`; Twilio then
-    /// posts how it went (`DialCallStatus`) to `action`, which rings the next.
+    /// posts how it went (`DialCallStatus`) back, asking for step `next` (the index of
+    /// the next person to ring).
     DialOne {
         number: PhoneNumber,
         timeout_secs: u64,
-        action: String,
+        next: usize,
     },
     /// The person rung took the call and it is over.
     Hangup,
@@ -56,7 +55,7 @@ impl Decision {
                 "forwarded"
             }
             Decision::Hangup => "ended",
-            Decision::AskCode { .. } => "asked for a code",
+            Decision::AskCode => "asked for a code",
         }
     }
 }
@@ -262,7 +261,7 @@ impl Record {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
             }
             // Not recorded by the webhook (the keypad entry decides); named for completeness.
-            Decision::AskCode { .. } => {
+            Decision::AskCode => {
                 (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
             }
             Decision::Reject => (
