@@ -343,16 +343,9 @@ impl Store {
         storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
     }
 
-    fn report(
-        &self,
-        was: Option<Timestamp>,
-        new: Option<Timestamp>,
-        once: bool,
-        now: Timestamp,
-        source: &str,
-    ) {
+    fn report(&self, was: Option<Timestamp>, new: Option<Timestamp>, once: bool, now: Timestamp, by: &str) {
         if let Some(observer) = self.observer.get() {
-            for change in changes(was, new, once, now, source) {
+            for change in changes(was, new, once, now, by) {
                 observer(&change, now);
             }
         }
