@@ -61,17 +61,12 @@ fn main() -> ExitCode {
 const OTHER_CRATES_MAX_LEVEL: log::LevelFilter = log::LevelFilter::Warn;
 
 /// Level from the config, overridden by `RUST_LOG` (a plain level, as simple_logger reads
-/// it); it applies to this crate only. Under systemd the journal stamps each line itself,
-/// so ours would only be noise.
+/// it); it applies to this crate only. Lines carry no time: the journal (or syslog on
+/// OpenWrt) stamps each line itself, and a stamp of ours would cost a date crate.
 fn init_logging(level: log::LevelFilter) {
     let level = std::env::var("RUST_LOG").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(level);
-    let logger = simple_logger::SimpleLogger::new()
+    let _ = simple_logger::SimpleLogger::new()
         .with_level(level.min(OTHER_CRATES_MAX_LEVEL))
-        .with_module_level(env!("CARGO_CRATE_NAME"), level);
-    let logger = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        logger.without_timestamps()
-    } else {
-        logger.with_utc_timestamps()
-    };
-    let _ = logger.init();
+        .with_module_level(env!("CARGO_CRATE_NAME"), level)
+        .init();
 }

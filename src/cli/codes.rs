@@ -65,7 +65,7 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// `"plumber", 1 use left, until 2026-11-28 10:30:00 CET (23h 59m left), id 1a2b3c4d`.
+/// `"plumber", 1 use left, until 2026-11-28 10:30 CET (23h 59m left), id 1a2b3c4d`.
 fn describe(c: &CodeBody) -> String {
     let left = Duration::from_secs(c.remaining_seconds / 60 * 60);
     format!(
@@ -73,8 +73,8 @@ fn describe(c: &CodeBody) -> String {
         c.label,
         c.uses_left,
         if c.uses_left == 1 { "" } else { "s" },
-        crate::util::time::local_rfc3339(&c.valid_until),
-        humantime::format_duration(left),
+        crate::util::time::local(c.valid_until),
+        crate::util::time::human(left),
         c.id
     )
 }

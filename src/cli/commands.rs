@@ -10,6 +10,7 @@ use crate::cli::out::{say, say_raw};
 use crate::config::{self, Config, Secret};
 use crate::model::api::{OpenRequest, StatusBody};
 use crate::util::local_address;
+use crate::util::time::{human, local};
 
 /// `open [DUR]` (whole minutes), or with `once` for the next visitor only.
 pub fn open(config: &Config, duration: Option<Duration>, once: bool) -> Result<(), Box<dyn Error>> {
@@ -44,7 +45,7 @@ pub fn check_config(config: &Config) {
 
 /// `open DUR` against the config's limit, in its key's terms rather than the API's `minutes`.
 fn window_minutes(d: Duration, max_window: Duration) -> Result<u64, String> {
-    let max = humantime::format_duration(max_window);
+    let max = human(max_window);
     if d > max_window {
         return Err(format!("open: at most {max} (max_window); try {max} or raise max_window"));
     }
@@ -56,11 +57,11 @@ fn print_status(status: &StatusBody) {
         let once = if status.once { " for the next visitor only" } else { "" };
         say!(
             "open{once} until {} ({} left)",
-            crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
-            humantime::format_duration(Duration::from_secs(status.remaining_seconds))
+            status.open_until.map_or("?".into(), local),
+            human(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
-        say!("window closed; open by schedule {:?} until {}", s.label, s.open_until);
+        say!("window closed; open by schedule {:?} until {}", s.label, local(s.open_until));
     } else {
         say!("closed");
     }
@@ -147,9 +148,9 @@ fn summary(c: &Config) -> String {
         ("ring", ring_summary(c)),
         ("forward_to", numbers(&c.forward_to)),
         ("unlock_digits", c.unlock_digits.clone()),
-        ("default_window", humantime::format_duration(c.default_window).to_string()),
-        ("max_window", humantime::format_duration(c.max_window).to_string()),
-        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
+        ("default_window", human(c.default_window)),
+        ("max_window", human(c.max_window)),
+        ("dial_timeout", human(c.dial_timeout)),
         ("no_answer_message", c.no_answer_message.clone()),
         ("state_dir", c.state_dir.display().to_string()),
         ("log_level", c.log_level.to_string().to_lowercase()),
@@ -199,7 +200,7 @@ fn summary(c: &Config) -> String {
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
-        ("limits.connection_lifetime", humantime::format_duration(c.limits.connection_lifetime).to_string()),
+        ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
         (
             "twilio.auth_token",
             secret(

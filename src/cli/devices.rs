@@ -47,9 +47,10 @@ pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Err
     }
 }
 
-/// `"Anna's phone", paired 2026-12-01T02:00:00Z, last used 2026-12-01T03:00:00Z`.
+/// `"Anna's phone", paired 2026-12-01 03:00 CET, last used 2026-12-01 04:00 CET`.
 fn describe(d: &DeviceBody) -> String {
-    format!("{:?}, paired {}, last used {}", d.name, d.paired, d.last_used.as_deref().unwrap_or("never"))
+    let last_used = d.last_used.map_or("never".into(), crate::util::time::local);
+    format!("{:?}, paired {}, last used {last_used}", d.name, crate::util::time::local(d.paired))
 }
 
 /// Built without the `qr` feature: the link alone.

@@ -307,7 +307,7 @@ fn learn_intercom(
         if Instant::now() >= deadline {
             return Err(format!(
                 "no call within {}: set intercom_number yourself, or run `intercom init --learn-intercom` again",
-                humantime::format_duration(timeout)
+                crate::util::time::human(timeout)
             )
             .into());
         }

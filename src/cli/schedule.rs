@@ -55,11 +55,12 @@ pub fn run(args: ScheduleArgs, api: &Client) -> Result<(), Box<dyn Error>> {
         ScheduleArgs::Add(request) => api.post("/api/schedules", &request)?,
         ScheduleArgs::List => {
             let answer: SchedulesBody = api.get("/api/schedules")?;
-            println!(
-                "time zone {}, local time {}",
-                answer.time_zone,
-                answer.local_time.as_deref().unwrap_or("?")
-            );
+            // The server's wall clock, to the minute as every time the CLI shows.
+            let local_time = answer.local_time.as_deref().unwrap_or("?");
+            let local_time = local_time
+                .parse::<jiff::civil::DateTime>()
+                .map_or(local_time.to_string(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
+            println!("time zone {}, local time {local_time}", answer.time_zone);
             if !answer.clock_trusted {
                 println!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");
             }
@@ -88,7 +89,7 @@ fn describe(s: &ScheduleBody) -> String {
     let only = s.entrance.as_ref().map_or(String::new(), |e| format!("{e} only  "));
     let state = match (&s.open_until, s.paused) {
         (_, true) => "paused".to_string(),
-        (Some(until), false) => format!("open until {until}"),
+        (Some(until), false) => format!("open until {}", crate::util::time::local(*until)),
         (None, false) => String::new(),
     };
     format!("{}  {} {}-{}  {:?}  {only}{state}", s.id, s.days, s.from, s.to, s.label).trim_end().to_string()

@@ -137,7 +137,7 @@ fn open_speaks_of_what_was_typed_and_shows_local_time() {
     // The API's UTC time, shown in Berlin's zone: an hour ahead in winter, two in summer.
     let utc_hour: u32 = until[11..13].parse().unwrap();
     let (zone, shift) = if out.contains(" CEST ") { ("CEST", 2) } else { ("CET", 1) };
-    let local_hour = format!(" {:02}:{}", (utc_hour + shift) % 24, &until[14..19]);
+    let local_hour = format!(" {:02}:{}", (utc_hour + shift) % 24, &until[14..16]);
     assert!(
         out.starts_with("open until ") && out.contains(&format!("{local_hour} {zone} (")),
         "{out} vs {until}"
