@@ -1,10 +1,11 @@
 //! The docs cannot drift from the program: every `intercom <command>` they show is a
-//! command, every config key they show is one the parser accepts (and every key it accepts
-//! is in docs/config.md), their JSON examples use no unknown key, every example answer of
-//! the control API decodes into the API's types and names every field the server sends,
-//! no document shows a URL with the control token in it, the man page has a section with
-//! an example for every command, and the README stays one screen to a working Pi. The
-//! program is asked from outside, as a reader would: `intercom --help` for the commands,
+//! command and every option they give it is one it takes; every config key they show is
+//! one the parser accepts (and every key it accepts is in docs/config.md, with the default
+//! the program uses); their JSON examples use no unknown key; every example answer of the
+//! control API decodes into the API's types and names every field the server sends; no
+//! document shows a URL with the control token in it; the man page has a section with an
+//! example for every command; and the README stays one screen to a working Pi. The program
+//! is asked from outside, as a reader would: `intercom --help` for the commands,
 //! `intercom check-config` for the keys, and the running server for the answers.
 
 use std::fs;
@@ -140,7 +141,8 @@ fn accepted_keys() -> Vec<String> {
 /// `intercom WORD` in a piece of code where `intercom` is run (first word, or after
 /// `sudo` or a shell operator) and WORD looks like a command: not a host name such as
 /// `intercom.local`, a path, an option, or a quoted message ("another intercom process").
-fn commands_in(code: &str) -> Vec<String> {
+/// With it, the options (`--once`) written after it, up to a comment or the next command.
+fn commands_in(code: &str) -> Vec<(String, Vec<String>)> {
     let mut found = Vec::new();
     for line in code.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -156,7 +158,15 @@ fn commands_in(code: &str) -> Vec<String> {
                 && !word.starts_with('-')
                 && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
             if runs && command_like {
-                found.push(word.to_string());
+                let options = words[i + 2..]
+                    .iter()
+                    .take_while(|w| !w.starts_with('#') && !["&&", "||", ";", "|"].contains(w))
+                    .filter_map(|w| w.strip_prefix("--"))
+                    .map(|w| w.split(['=', '`', ')', ',']).next().unwrap())
+                    .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+                    .map(|w| format!("--{w}"))
+                    .collect();
+                found.push((word.to_string(), options));
             }
         }
     }
@@ -192,8 +202,15 @@ fn every_command_the_docs_show_exists() {
     for (path, text) in documents() {
         let (blocks, spans) = code(&text);
         let pieces = blocks.into_iter().map(|(_, b)| b).chain(spans);
-        for command in pieces.flat_map(|c| commands_in(&c)) {
+        for (command, options) in pieces.flat_map(|c| commands_in(&c)) {
             assert!(known.contains(&command), "{path} shows `intercom {command}`, which is not a command");
+            let help = String::from_utf8_lossy(&intercom(&["help", &command]).stdout).into_owned();
+            for option in options.iter().filter(|o| *o != "--help") {
+                assert!(
+                    help.contains(option.as_str()),
+                    "{path} shows `intercom {command} … {option}`, which it does not take:\n{help}"
+                );
+            }
             checked += 1;
         }
     }
