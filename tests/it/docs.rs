@@ -263,8 +263,19 @@ fn the_man_page_has_a_section_with_an_example_for_every_command() {
                 l if in_example => {
                     let l = l.replace("\\-", "-");
                     let runs = l.split(" #").next().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
-                    if (runs + " ").contains(&format!("{heading} ")) {
+                    if (runs.clone() + " ").contains(&format!("{heading} ")) {
                         examples += 1;
+                    }
+                    // What an example runs must work as typed: each option is the command's.
+                    for (command, options) in commands_in(runs.trim_start_matches("$ ")) {
+                        let help =
+                            String::from_utf8_lossy(&intercom(&["help", &command]).stdout).into_owned();
+                        for option in &options {
+                            assert!(
+                                help.contains(option.as_str()),
+                                "docs/intercom.1: `{l}`: `intercom {command}` takes no {option}"
+                            );
+                        }
                     }
                 }
                 _ => {}
