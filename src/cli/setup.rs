@@ -24,11 +24,12 @@ pub fn fallback_twiml(config: &Config) -> Result<String, Box<dyn Error>> {
     if config.forward_to.is_empty() {
         return Err("forward_to is empty: the fallback forwards calls to you, so set forward_to to your phone number(s) first".into());
     }
-    Ok(crate::twilio::twiml::render(&Decision::Forward {
+    let forward = Decision::Forward {
         numbers: config.forward_to.clone(),
         timeout_secs: config.dial_timeout.as_secs(),
         no_answer_message: config.no_answer_message.clone(),
-    }))
+    };
+    Ok(crate::twilio::twiml::render(&forward, &Default::default()))
 }
 
 /// The URL Twilio must call: exactly what signatures are computed over.

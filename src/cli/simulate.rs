@@ -3,19 +3,19 @@
 //! (a one-shot window is not used up). It says why: the window, a schedule (by its
 //! label), a one-shot window, and at which entrance.
 
-use std::time::SystemTime;
+use jiff::Timestamp;
 
 use crate::cli::out::say_raw;
 use crate::config::Config;
 use crate::model::record::Decision;
-use crate::rules::call::CallRules;
-use crate::rules::ring;
+use crate::rules::{call, ring};
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
+use crate::twilio::twiml;
 
 pub fn run(config: &Config, from: &str) {
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
-    let now = SystemTime::now();
+    let now = Timestamp::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
         Ok(s) => s,
         Err(e) => {
@@ -23,9 +23,7 @@ pub fn run(config: &Config, from: &str) {
             state::Status::closed()
         }
     };
-    let entrance = crate::model::phone::PhoneNumber::parse(from)
-        .ok()
-        .and_then(|n| crate::config::entrances::find(&config.intercoms, &n));
+    let entrance = call::caller(Some(from), &config.intercoms);
     let entrance_name = entrance.and_then(|e| e.name.as_deref());
     let peek = schedules::peek(
         &config.state_dir,
@@ -36,7 +34,6 @@ pub fn run(config: &Config, from: &str) {
         entrance_name,
     );
     let ringing = ring::who(&config.forward_to, &config.ring, peek.local_minute);
-    let rules = CallRules::new(config, &config.intercoms, &ringing);
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();
@@ -45,10 +42,10 @@ pub fn run(config: &Config, from: &str) {
     if let Some(why) = paused {
         eprintln!("guest codes do not work now: {why}");
     }
-    let decision = crate::web::webhook::first_decision(config, &rules, Some(from), open, offered, "");
+    let decision = call::first(entrance, open, offered, &ringing, config);
     let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {
-            format!(" (schedule {label:?}, open until {})", crate::rules::schedule::rfc3339_at(*until))
+            format!(" (schedule {label:?}, open until {})", crate::util::time::local(*until))
         }
         (Decision::Unlock { .. }, None) if status.once => {
             " (the next visitor: this ends the one-shot window)".to_string()
@@ -57,5 +54,6 @@ pub fn run(config: &Config, from: &str) {
     };
     let at = entrance.and_then(|e| e.name.as_deref()).map_or(String::new(), |n| format!(" at {n}"));
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
-    say_raw!("{}", crate::twilio::twiml::render(&decision));
+    let base = config.webhook.public_url.as_deref().unwrap_or("");
+    say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[] }));
 }

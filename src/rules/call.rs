@@ -1,84 +1,60 @@
-//! The decision for one incoming call: reject, unlock or forward. Pure: no I/O, no clock.
+//! The decision for one incoming call, from resolved values: the entrance calling (none:
+//! a stranger), whether something lets it in, who is rung. Pure: no I/O, no clock.
 
 use crate::config::entrances::{self, Entrance};
+use crate::config::Config;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::Decision;
+use crate::rules::ring;
 
-/// What the call rules need to know, already resolved from config and query overrides.
-pub struct CallRules<'a> {
-    /// The intercoms, each with its number and tones (one unnamed for `intercom_number`).
-    pub intercoms: &'a [Entrance],
-    pub forward_to: &'a [PhoneNumber],
-    pub dial_timeout_secs: u64,
-    pub no_answer_message: &'a str,
+/// The entrance a caller is, if it is one of the intercoms. Fail closed: a caller that is
+/// missing, unparsable or none of them is a stranger, and so is every caller when no
+/// intercom is known at all.
+pub fn caller<'a>(from: Option<&str>, intercoms: &'a [Entrance]) -> Option<&'a Entrance> {
+    entrances::find(intercoms, &PhoneNumber::parse(from?).ok()?)
 }
 
-impl<'a> CallRules<'a> {
-    /// The configured rules, with the intercoms and numbers given (the config's, or a
-    /// request's overrides).
-    pub fn new(
-        config: &'a crate::config::Config,
-        intercoms: &'a [Entrance],
-        forward_to: &'a [PhoneNumber],
-    ) -> CallRules<'a> {
-        CallRules {
-            intercoms,
-            forward_to,
-            dial_timeout_secs: config.dial_timeout.as_secs(),
-            no_answer_message: &config.no_answer_message,
-        }
-    }
-}
-
-/// The entrance a caller is, if it is one of the intercoms.
-pub fn entrance<'a>(from: Option<&str>, rules: &CallRules<'a>) -> Option<&'a Entrance> {
-    let from = PhoneNumber::parse(from?).ok()?;
-    entrances::find(rules.intercoms, &from)
-}
-
-/// Fail closed: a caller that is missing, unparsable or none of the intercoms is
-/// rejected, and so is every caller when no intercom is known at all. An unlock plays
-/// the tones of the entrance that called.
-pub fn decide(from: Option<&str>, window_open: bool, rules: &CallRules) -> Decision {
-    let Some(entrance) = entrance(from, rules) else {
+/// A stranger is rejected whatever lets visitors in. An unlock plays the tones of the
+/// entrance that called; otherwise `ringing` is rung.
+pub fn decide(
+    entrance: Option<&Entrance>,
+    let_in: bool,
+    ringing: &[PhoneNumber],
+    config: &Config,
+) -> Decision {
+    let Some(entrance) = entrance else {
         return Decision::Reject;
     };
-    if window_open {
+    let no_answer_message = config.no_answer_message.clone();
+    if let_in {
         Decision::Unlock { digits: entrance.unlock_digits.clone() }
-    } else if rules.forward_to.is_empty() {
-        Decision::NobodyToCall { message: rules.no_answer_message.to_string() }
+    } else if ringing.is_empty() {
+        Decision::NobodyToCall { message: no_answer_message }
     } else {
-        Decision::Forward {
-            numbers: rules.forward_to.to_vec(),
-            timeout_secs: rules.dial_timeout_secs,
-            no_answer_message: rules.no_answer_message.to_string(),
-        }
+        let timeout_secs = config.dial_timeout.as_secs();
+        Decision::Forward { numbers: ringing.to_vec(), timeout_secs, no_answer_message }
     }
 }
 
-/// Whether a decision is the plain "forward" that a guest code may turn into "unlock":
-/// strangers are rejected and an open window unlocks before any code is asked or read.
-pub fn code_may_apply(decision: &Decision) -> bool {
-    matches!(decision, Decision::Forward { .. } | Decision::NobodyToCall { .. })
+/// Whether a guest code may turn the call's forward into an unlock: strangers are
+/// rejected, and a caller something lets in is let in before any code is asked or read.
+pub fn code_may_apply(entrance: Option<&Entrance>, let_in: bool) -> bool {
+    entrance.is_some() && !let_in
 }
 
-/// The answer on `/voice`: the keypad prompt instead of forwarding when codes are offered.
-pub fn with_code_prompt(decision: Decision, offered: bool, action: &str) -> Decision {
-    if offered && code_may_apply(&decision) {
-        Decision::AskCode { action: action.to_string() }
-    } else {
-        decision
+/// The answer on `/voice`: the keypad prompt instead of a forward when guest codes are
+/// offered, and a sequential order's first dial. `intercom simulate` shows this too.
+pub fn first(
+    entrance: Option<&Entrance>,
+    let_in: bool,
+    codes_offered: bool,
+    ringing: &[PhoneNumber],
+    config: &Config,
+) -> Decision {
+    if codes_offered && code_may_apply(entrance, let_in) {
+        return Decision::AskCode;
     }
-}
-
-/// The answer on `/voice/code`: a right code unlocks what would have been forwarded,
-/// with the tones of the entrance that called.
-pub fn after_code(decision: Decision, right_code: bool, from: Option<&str>, rules: &CallRules) -> Decision {
-    if right_code && code_may_apply(&decision) {
-        decide(from, true, rules)
-    } else {
-        decision
-    }
+    ring::in_order(decide(entrance, let_in, ringing, config), &config.ring)
 }
 
 #[cfg(test)]
@@ -89,95 +65,57 @@ mod tests {
         PhoneNumber::parse(s).unwrap()
     }
 
-    fn one(number: &PhoneNumber) -> Vec<Entrance> {
-        vec![Entrance { name: None, number: number.clone(), unlock_digits: "ww9".into() }]
+    fn one(number: &str) -> Vec<Entrance> {
+        vec![Entrance { name: None, number: n(number), unlock_digits: "ww9".into() }]
     }
 
-    fn rules<'a>(intercoms: &'a [Entrance], fwd: &'a [PhoneNumber]) -> CallRules<'a> {
-        CallRules { intercoms, forward_to: fwd, dial_timeout_secs: 25, no_answer_message: "bye" }
+    fn config() -> Config {
+        crate::config::parse(r#"{"dial_timeout": "25s", "no_answer_message": "bye"}"#, |_| None).unwrap()
     }
 
     #[test]
-    fn strangers_are_rejected_whatever_the_window() {
-        let intercom = n("+15558889999");
-        let ic = one(&intercom);
-        let fwd = [n("+15552223333")];
-        for open in [false, true] {
-            for from in [Some("+15550000000"), Some("anonymous"), Some(""), None] {
-                assert_eq!(decide(from, open, &rules(&ic, &fwd)), Decision::Reject);
-            }
+    fn strangers_are_rejected_whatever_lets_visitors_in() {
+        let ic = one("+15558889999");
+        for from in [Some("+15550000000"), Some("anonymous"), Some(""), None] {
+            assert_eq!(caller(from, &ic), None, "{from:?}");
+        }
+        assert_eq!(caller(Some("+15558889999"), &[]), None, "no intercom known: everyone is a stranger");
+        for let_in in [false, true] {
+            assert_eq!(decide(None, let_in, &[n("+15552223333")], &config()), Decision::Reject);
+            assert!(!code_may_apply(None, let_in));
         }
     }
 
     #[test]
-    fn no_intercom_number_rejects_everyone() {
-        assert_eq!(decide(Some("+15558889999"), true, &rules(&[], &[])), Decision::Reject);
-    }
-
-    #[test]
-    fn the_intercom_unlocks_when_open_and_forwards_otherwise() {
-        let intercom = n("+15558889999");
-        let ic = one(&intercom);
+    fn the_intercom_unlocks_when_let_in_and_forwards_otherwise() {
+        let ic = one("+15558889999");
+        let me = caller(Some("+1 555 888-9999"), &ic);
+        assert!(me.is_some(), "formatting is ignored");
         let fwd = [n("+15552223333"), n("+15554445555")];
-        let r = rules(&ic, &fwd);
-        assert_eq!(decide(Some("+1 555 888-9999"), true, &r), Decision::Unlock { digits: "ww9".into() });
-        match decide(Some("+15558889999"), false, &r) {
+        assert_eq!(decide(me, true, &fwd, &config()), Decision::Unlock { digits: "ww9".into() });
+        match decide(me, false, &fwd, &config()) {
             Decision::Forward { numbers, timeout_secs: 25, .. } => assert_eq!(numbers, fwd),
             d => panic!("{d:?}"),
         }
-        assert_eq!(decide(Some("+15558889999"), false, &rules(&ic, &[])).name(), "forwarded");
+        assert_eq!(decide(me, false, &[], &config()), Decision::NobodyToCall { message: "bye".into() });
+        assert!(code_may_apply(me, false) && !code_may_apply(me, true), "let in: no code is asked");
+        assert_eq!(first(me, false, true, &fwd, &config()), Decision::AskCode);
+        assert_eq!(first(me, false, true, &[], &config()), Decision::AskCode, "nobody to call: still asked");
+        assert_eq!(first(me, true, true, &fwd, &config()), decide(me, true, &fwd, &config()), "no prompt");
+        assert_eq!(first(None, false, true, &fwd, &config()), Decision::Reject);
     }
 
     #[test]
-    fn codes_only_ever_turn_a_forward_into_a_prompt_or_an_unlock() {
-        let intercom = n("+15558889999");
-        let ic = one(&intercom);
-        let fwd = [n("+15552223333")];
-        let r = rules(&ic, &fwd);
-        let forward = decide(Some("+15558889999"), false, &r);
-        let nobody = decide(Some("+15558889999"), false, &rules(&ic, &[]));
-        let open = decide(Some("+15558889999"), true, &r);
-        let stranger = decide(Some("+15550000000"), false, &r);
-        let ask = Decision::AskCode { action: "/voice/code".into() };
-        assert_eq!(with_code_prompt(forward.clone(), true, "/voice/code"), ask);
-        assert_eq!(with_code_prompt(nobody.clone(), true, "/voice/code"), ask);
-        assert_eq!(with_code_prompt(forward.clone(), false, "/voice/code"), forward, "not offered: as today");
-        assert_eq!(
-            with_code_prompt(open.clone(), true, "/voice/code"),
-            open,
-            "an open window unlocks at once"
-        );
-        assert_eq!(with_code_prompt(stranger.clone(), true, "/voice/code"), Decision::Reject);
-        let unlock = Decision::Unlock { digits: "ww9".into() };
-        let me = Some("+15558889999");
-        assert_eq!(after_code(forward.clone(), true, me, &r), unlock);
-        assert_eq!(after_code(forward.clone(), false, me, &r), forward);
-        assert_eq!(
-            after_code(stranger, true, Some("+15550000000"), &r),
-            Decision::Reject,
-            "a stranger never gets in by code"
-        );
-        assert!(!code_may_apply(&open) && code_may_apply(&nobody));
-    }
-
-    #[test]
-    fn each_entrance_gets_its_own_tones_and_a_third_number_is_rejected() {
+    fn each_entrance_gets_its_own_tones_and_a_third_number_is_a_stranger() {
         let gate =
             Entrance { name: Some("gate".into()), number: n("+15558880001"), unlock_digits: "9".into() };
         let door =
             Entrance { name: Some("door".into()), number: n("+15558880002"), unlock_digits: "ww1#".into() };
         let list = [gate, door];
-        let fwd = [n("+15552223333")];
-        let r = rules(&list, &fwd);
-        assert_eq!(decide(Some("+15558880001"), true, &r), Decision::Unlock { digits: "9".into() });
-        assert_eq!(decide(Some("+15558880002"), true, &r), Decision::Unlock { digits: "ww1#".into() });
-        assert_eq!(decide(Some("+15558880003"), true, &r), Decision::Reject);
-        assert_eq!(entrance(Some("+1 555 888 0002"), &r).unwrap().name.as_deref(), Some("door"));
-        assert_eq!(decide(Some("+15558880002"), false, &r).name(), "forwarded");
-        let forward = decide(Some("+15558880002"), false, &r);
-        assert_eq!(
-            after_code(forward, true, Some("+15558880002"), &r),
-            Decision::Unlock { digits: "ww1#".into() }
-        );
+        let unlock = |from| decide(caller(Some(from), &list), true, &[], &config());
+        assert_eq!(unlock("+15558880001"), Decision::Unlock { digits: "9".into() });
+        assert_eq!(unlock("+15558880002"), Decision::Unlock { digits: "ww1#".into() });
+        assert_eq!(unlock("+15558880003"), Decision::Reject);
+        assert_eq!(caller(Some("+1 555 888 0002"), &list).unwrap().name.as_deref(), Some("door"));
     }
 }

@@ -1,6 +1,6 @@
 //! Who is rung, and in what order, pure: quiet hours narrow the list, and a sequential
-//! order rings one number at a time, each through a `<Dial action>` that brings Twilio
-//! back (to `/voice/next`) when that person did not answer.
+//! order rings one number at a time, each through a dial that brings Twilio back to ask
+//! for the next step when that person did not answer.
 
 use std::time::Duration;
 
@@ -32,30 +32,29 @@ fn within(from: u16, to: u16, m: u16) -> bool {
     }
 }
 
-/// A forward in sequential order becomes the first person's `<Dial>`; anything else is
-/// left as it is. `action(i)` is where Twilio reports how the dial to person `i - 1`
-/// ended, asking for person `i`.
-pub fn in_order(decision: Decision, ring: &RingConfig, action: impl Fn(usize) -> String) -> Decision {
+/// A forward in sequential order becomes the first person's dial; anything else is
+/// left as it is.
+pub fn in_order(decision: Decision, ring: &RingConfig) -> Decision {
     match decision {
         Decision::Forward { numbers, timeout_secs, no_answer_message } if ring.order == Order::Sequential => {
-            step(&numbers, 0, ring, Duration::from_secs(timeout_secs), &action)
+            step(&numbers, 0, ring, Duration::from_secs(timeout_secs))
                 .unwrap_or(Decision::NobodyToCall { message: no_answer_message })
         }
         other => other,
     }
 }
 
-/// The `<Dial>` to person `i` (0-based) of `numbers`, or `None` past the last.
+/// The dial to person `i` (0-based) of `numbers`, or `None` past the last. When it
+/// ends unanswered, Twilio asks for step `i + 1`.
 pub fn step(
     numbers: &[PhoneNumber],
     i: usize,
     ring: &RingConfig,
     default_time: Duration,
-    action: &dyn Fn(usize) -> String,
 ) -> Option<Decision> {
     let number = numbers.get(i)?.clone();
     let timeout_secs = ring.ring_time(&number, default_time).as_secs();
-    Some(Decision::DialOne { number, timeout_secs, action: action(i + 1) })
+    Some(Decision::DialOne { number, timeout_secs, next: i + 1 })
 }
 
 /// Whether Twilio's `DialCallStatus` says the person took the call (then the call is
@@ -87,33 +86,14 @@ mod tests {
         let list = [n("+15550000001"), n("+15550000002")];
         let forward =
             Decision::Forward { numbers: list.to_vec(), timeout_secs: 25, no_answer_message: "bye".into() };
-        let action = |i: usize| format!("/voice/next?step={i}");
-        let first = in_order(forward.clone(), &sequential(), action);
-        assert_eq!(
-            first,
-            Decision::DialOne {
-                number: list[0].clone(),
-                timeout_secs: 20,
-                action: "/voice/next?step=1".into()
-            }
-        );
-        let second = step(&list, 1, &sequential(), Duration::from_secs(25), &action).unwrap();
-        assert_eq!(
-            second,
-            Decision::DialOne {
-                number: list[1].clone(),
-                timeout_secs: 25,
-                action: "/voice/next?step=2".into()
-            }
-        );
-        assert!(step(&list, 2, &sequential(), Duration::from_secs(25), &action).is_none());
-        assert_eq!(
-            in_order(forward.clone(), &RingConfig::default(), action),
-            forward,
-            "simultaneous: as before"
-        );
+        let first = in_order(forward.clone(), &sequential());
+        assert_eq!(first, Decision::DialOne { number: list[0].clone(), timeout_secs: 20, next: 1 });
+        let second = step(&list, 1, &sequential(), Duration::from_secs(25)).unwrap();
+        assert_eq!(second, Decision::DialOne { number: list[1].clone(), timeout_secs: 25, next: 2 });
+        assert!(step(&list, 2, &sequential(), Duration::from_secs(25)).is_none());
+        assert_eq!(in_order(forward.clone(), &RingConfig::default()), forward, "simultaneous: as before");
         let nobody = Decision::Forward { numbers: vec![], timeout_secs: 25, no_answer_message: "bye".into() };
-        assert_eq!(in_order(nobody, &sequential(), action), Decision::NobodyToCall { message: "bye".into() });
+        assert_eq!(in_order(nobody, &sequential()), Decision::NobodyToCall { message: "bye".into() });
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `twilio/`: Twilio's side of the wire: `signature.rs` computes and checks
-//! `X-Twilio-Signature`; `twiml.rs` renders a decision as TwiML; `rest.rs` is the REST
+//! `X-Twilio-Signature`; `twiml.rs` renders a decision as TwiML, with the only code that
+//! builds the action URLs bringing Twilio back to us; `rest.rs` is the REST
 //! client (credentials, requests, error classes) that SMS, `twilio-setup` and `doctor`
 //! share; `retry_after.rs` reads a `Retry-After` header.
 //!

@@ -1,4 +1,5 @@
-//! TwiML answers. Every value is XML-escaped; these shapes are all we ever send.
+//! TwiML answers. Every value is XML-escaped; these shapes are all we ever send. The
+//! action URLs that bring Twilio back to us are built here, and only here.
 
 use std::fmt::Write;
 
@@ -13,8 +14,49 @@ const CODE_PROMPT: &str = "Enter your code, or hold to call the resident.";
 /// Seconds Twilio waits for the first (and each next) digit: long enough to find the
 /// keys, short enough that a visitor without a code is soon put through.
 const CODE_TIMEOUT_SECS: u32 = 5;
+/// Where our keypad prompt sends the digits.
+pub const CODE_PATH: &str = "/voice/code";
+/// Where a sequential order's `<Dial action>` reports how the dial ended.
+pub const NEXT_PATH: &str = "/voice/next";
 
-pub fn render(decision: &Decision) -> String {
+/// What an answer's action URLs are made of: our public URL (empty: relative URLs) and
+/// the number overrides of the request (name, decoded value), carried so that what
+/// follows a prompt or a dial forwards the same way.
+#[derive(Default)]
+pub struct Callbacks<'a> {
+    pub base: &'a str,
+    pub carry: &'a [(String, String)],
+}
+
+impl Callbacks<'_> {
+    /// `base` + `path`, then the carried overrides and `step` as its query.
+    fn url(&self, path: &str, step: Option<usize>) -> String {
+        let mut url = format!("{}{path}", self.base);
+        let mut sep = '?';
+        for (name, value) in self.carry {
+            let _ = write!(url, "{sep}{name}=");
+            for b in value.bytes() {
+                // A query value's unreserved bytes, and the comma between numbers, as
+                // they are; a space as `+`; the rest (`+` itself, `&`, `%`, …) encoded.
+                match b {
+                    b' ' => url.push('+'),
+                    b if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) => url.push(b as char),
+                    _ => {
+                        let _ = write!(url, "%{b:02X}");
+                    }
+                }
+            }
+            sep = '&';
+        }
+        if let Some(i) = step {
+            let _ = write!(url, "{sep}step={i}");
+        }
+        url
+    }
+}
+
+/// The TwiML for `decision`, its action URLs (a prompt, a dial in sequence) made of `links`.
+pub fn render(decision: &Decision, links: &Callbacks) -> String {
     // Room for the usual answer (a Dial to two numbers and its message) in one allocation.
     let mut x = String::with_capacity(TYPICAL_TWIML_BYTES);
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>");
@@ -38,13 +80,13 @@ pub fn render(decision: &Decision) -> String {
             escape_into(&mut x, no_answer_message);
             x.push_str("</Say>");
         }
-        // One person of a sequential order; Twilio posts the outcome to `action`, and
+        // One person of a sequential order; Twilio posts the outcome to the action, and
         // whatever follows a Dial with an action is never run.
-        Decision::DialOne { number, timeout_secs, action } => {
+        Decision::DialOne { number, timeout_secs, next } => {
             let _ = write!(
                 x,
                 "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\"><Number>",
-                escape(action)
+                escape(&links.url(NEXT_PATH, Some(*next)))
             );
             escape_into(&mut x, number.as_str());
             x.push_str("</Number></Dial>");
@@ -55,13 +97,13 @@ pub fn render(decision: &Decision) -> String {
             escape_into(&mut x, message);
             x.push_str("</Say><Hangup/>");
         }
-        // Twilio calls `action` with the digits, or with none after the timeout
+        // Twilio calls the action with the digits, or with none after the timeout
         // (actionOnEmptyResult), and that answer forwards as usual.
-        Decision::AskCode { action } => {
+        Decision::AskCode => {
             let _ = write!(
                 x,
                 "<Gather input=\"dtmf\" numDigits=\"{CODE_DIGITS}\" timeout=\"{CODE_TIMEOUT_SECS}\" action=\"{}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>{CODE_PROMPT}</Say></Gather>",
-                escape(action)
+                escape(&links.url(CODE_PATH, None))
             );
         }
     }
@@ -108,19 +150,22 @@ mod tests {
     #[test]
     fn the_three_answers() {
         assert_eq!(
-            render(&Decision::Reject),
+            render(&Decision::Reject, &Callbacks::default()),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Reject/></Response>\n"
         );
-        assert!(render(&Decision::Unlock { digits: "ww9".into() })
+        assert!(render(&Decision::Unlock { digits: "ww9".into() }, &Callbacks::default())
             .contains("<Response><Play digits=\"ww9\"/></Response>"));
-        let fwd = render(&Decision::Forward {
-            numbers: vec![
-                PhoneNumber::parse("+15552223333").unwrap(),
-                PhoneNumber::parse("+447700900123").unwrap(),
-            ],
-            timeout_secs: 25,
-            no_answer_message: "Nobody's <home> & sorry".into(),
-        });
+        let fwd = render(
+            &Decision::Forward {
+                numbers: vec![
+                    PhoneNumber::parse("+15552223333").unwrap(),
+                    PhoneNumber::parse("+447700900123").unwrap(),
+                ],
+                timeout_secs: 25,
+                no_answer_message: "Nobody's <home> & sorry".into(),
+            },
+            &Callbacks::default(),
+        );
         assert!(fwd.contains(
             "<Dial answerOnBridge=\"true\" timeout=\"25\"><Number>+15552223333</Number><Number>+447700900123</Number></Dial>"
         ));
@@ -128,10 +173,27 @@ mod tests {
     }
 
     #[test]
-    fn the_code_prompt() {
-        let x = render(&Decision::AskCode { action: "https://d.example/voice/code?a=1&b=2".into() });
-        assert!(x.contains(
-            "<Response><Gather input=\"dtmf\" numDigits=\"6\" timeout=\"5\" action=\"https://d.example/voice/code?a=1&amp;b=2\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>Enter your code, or hold to call the resident.</Say></Gather></Response>"
-        ), "{x}");
+    fn the_code_prompt_and_a_dial_in_sequence_carry_the_overrides() {
+        let carry = [
+            ("ExpectedFrom".to_string(), "+1 (555) 888-9999".to_string()),
+            ("PhoneNumberToDial".to_string(), "+15552223333,+15554445555".to_string()),
+        ];
+        let links = Callbacks { base: "https://d.example", carry: &carry };
+        let query =
+            "ExpectedFrom=%2B1+%28555%29+888-9999&amp;PhoneNumberToDial=%2B15552223333,%2B15554445555";
+        let x = render(&Decision::AskCode, &links);
+        assert!(x.contains(&format!(
+            "<Response><Gather input=\"dtmf\" numDigits=\"6\" timeout=\"5\" action=\"https://d.example/voice/code?{query}\" method=\"POST\" actionOnEmptyResult=\"true\"><Say>Enter your code, or hold to call the resident.</Say></Gather></Response>"
+        )), "{x}");
+        let number = PhoneNumber::parse("+15552223333").unwrap();
+        let x = render(&Decision::DialOne { number, timeout_secs: 20, next: 2 }, &links);
+        assert!(x.contains(&format!(
+            "<Response><Dial answerOnBridge=\"true\" timeout=\"20\" action=\"https://d.example/voice/next?{query}&amp;step=2\" method=\"POST\"><Number>+15552223333</Number></Dial></Response>"
+        )), "{x}");
+        let x = render(&Decision::AskCode, &Callbacks::default());
+        assert!(x.contains("action=\"/voice/code\""), "no public URL: relative, as before: {x}");
+        let odd = [("ExpectedFrom".to_string(), "a&b=c%d+é".to_string())];
+        let url = Callbacks { base: "", carry: &odd }.url(NEXT_PATH, Some(1));
+        assert_eq!(url, "/voice/next?ExpectedFrom=a%26b%3Dc%25d%2B%C3%A9&step=1");
     }
 }

@@ -1,9 +1,9 @@
 //! `util/`: small helpers every folder may use, and nothing else of ours: poison-tolerant
 //! locks (and locks with a deadline), the process's instance id, text made safe for a log
-//! line, time as RFC 3339, random hex from the OS, the rate-limited log for warnings an
-//! attacker can repeat, the drop-oldest queue from threads that must not wait to a
-//! worker, and whose files we trust (`ownership`: as ssh does, only files root or we own
-//! and nobody else can write).
+//! line, time (one type for a point in time, one way to show it), random hex from the
+//! OS, the rate-limited log for warnings an attacker can repeat, the drop-oldest queue
+//! from threads that must not wait to a worker, and whose files we trust (`ownership`:
+//! as ssh does, only files root or we own and nobody else can write).
 //!
 //! Uses: nothing of ours.
 
@@ -95,9 +95,8 @@ pub fn instance_id() -> &'static str {
     ID.get_or_init(|| {
         // Without randomness the clock makes a weaker but still per-process id.
         random_hex(8).unwrap_or_else(|_| {
-            let nanos =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            format!("{:016x}", nanos.as_nanos() as u64 ^ u64::from(std::process::id()))
+            let nanos = jiff::Timestamp::now().as_nanosecond();
+            format!("{:016x}", nanos as u64 ^ u64::from(std::process::id()))
         })
     })
 }

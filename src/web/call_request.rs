@@ -1,35 +1,60 @@
-//! A webhook request as a call: its parameters (the body for POST, the query for GET),
-//! the number overrides of the query, and Twilio's signature checked first. Nothing here
-//! decides anything; `webhook.rs` does.
+//! A webhook request as a call, parsed once: its parameters (the body for POST, the
+//! query for GET), Twilio's signature checked first, the caller resolved to an entrance
+//! (or a stranger), the query's number overrides and `/voice/next`'s step. Nothing here
+//! decides anything; `webhook.rs` does, and nothing after this reads the request again.
 
 use crate::config::entrances::Entrance;
 use crate::config::Config;
 use crate::http::form::{self, Params};
 use crate::http::{HttpError, Request};
 use crate::model::phone::PhoneNumber;
+use crate::model::record::{CallRecord, Decision};
+use crate::rules::call;
 use crate::twilio::signature;
 use crate::util::loggable;
 use crate::util::ratelog::RateLog;
 
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+/// The query's number overrides, for Twilio setups that already pass them in the
+/// webhook URL.
+const OVERRIDES: [&str; 2] = ["ExpectedFrom", "PhoneNumberToDial"];
+/// A `step` beyond this is not ours: `forward_to` is a household's few phones.
+const MAX_STEP: usize = 100;
 
-/// A call's parameters, authenticated, and the numbers that apply to it.
+/// A call's parameters, authenticated, resolved against the config and the overrides.
 pub struct Call {
+    /// The entrance calling: one of the config's intercoms, or the one a request's
+    /// `ExpectedFrom` names; `None` for anyone else (a stranger).
+    pub entrance: Option<Entrance>,
+    /// `From` as sent: data for the log and the history, never compared again.
     pub from: Option<String>,
     pub call_sid: Option<String>,
     pub digits: Option<String>,
     /// How the dial to one person ended (Twilio's `DialCallStatus`, on `/voice/next`).
     pub dial_status: Option<String>,
-    /// The config's intercoms, or the one a request's `ExpectedFrom` names.
-    pub intercoms: Vec<Entrance>,
+    /// The config's `forward_to`, or the request's `PhoneNumberToDial`.
     pub forward_to: Vec<PhoneNumber>,
+    /// The overrides the query gave (name, decoded value), in its order: our action URLs
+    /// carry them, so what follows a prompt or a dial forwards the same way.
+    pub overrides: Vec<(String, String)>,
+    /// The query's `step` (`/voice/next`), when it is one we could have sent.
+    pub step: Option<usize>,
+}
+
+impl Call {
+    /// The call as the log and the history tell it, with what we answered.
+    pub fn answered(&self, decision: Decision) -> CallRecord {
+        let entrance = self.entrance.as_ref().and_then(|e| e.name.clone());
+        CallRecord { call_sid: self.call_sid.clone(), from: self.from.clone(), entrance, decision }
+    }
 }
 
 /// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate).
+/// is missing or wrong (recorded in the history at a bounded rate, with the `CallSid`
+/// and `From` it claimed: unauthenticated, made loggable, kept to help spot a prober).
 pub enum Refused {
     Http(HttpError),
-    BadSignature,
+    BadSignature { call_sid: Option<String>, from: Option<String> },
 }
 
 impl From<HttpError> for Refused {
@@ -43,45 +68,56 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
     let query =
         form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
     let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
-    check_signature(config, req, &body, refusals)?;
-
     // Twilio puts the call's parameters in the body for POST and the query for GET.
     let call_params = if req.method == "POST" { &body } else { &query };
+    if !signed(config, req, &body, refusals) {
+        let claim = |name| form::single(call_params, name).ok().flatten().map(loggable);
+        return Err(Refused::BadSignature { call_sid: claim("CallSid"), from: claim("From") });
+    }
     let owned = |v: Option<&str>| v.map(str::to_string);
 
-    // Query overrides, for Twilio setups that already pass them in the webhook URL.
-    let intercoms = match one(&query, "ExpectedFrom")? {
+    let expected = match one(&query, "ExpectedFrom")? {
         Some(n) => vec![Entrance {
             name: None,
             number: parse_number("ExpectedFrom", n)?,
             unlock_digits: config.unlock_digits.clone(),
         }],
-        None => config.intercoms.clone(),
+        None => Vec::new(),
     };
+    let intercoms = if expected.is_empty() { &config.intercoms } else { &expected };
     let forward_to = match one(&query, "PhoneNumberToDial")? {
         Some(list) => {
             list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
         }
         None => config.forward_to.clone(),
     };
+    let from = one(call_params, "From")?;
     Ok(Call {
-        from: owned(one(call_params, "From")?),
+        entrance: call::caller(from, intercoms).cloned(),
+        from: owned(from),
         call_sid: owned(one(call_params, "CallSid")?),
         digits: owned(one(call_params, "Digits")?),
         dial_status: owned(one(call_params, "DialCallStatus")?),
-        intercoms,
         forward_to,
+        overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
+        // Only `/voice/next` reads it (and refuses a request without a valid one).
+        step: form::single(&query, "step")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .filter(|s| (1..=MAX_STEP).contains(s)),
     })
 }
 
-fn check_signature(
-    config: &Config,
-    req: &Request,
-    post_params: &Params,
-    refusals: &RateLog,
-) -> Result<(), Refused> {
+/// The step of a `/voice/next` request, or why there is none.
+pub fn step(call: &Call) -> Result<usize, HttpError> {
+    call.step.ok_or_else(|| HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}")))
+}
+
+/// Whether the request carries Twilio's signature (said in the log, bounded, if not).
+fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateLog) -> bool {
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
-        return Ok(()); // unchecked: warned about at every start
+        return true; // unchecked: warned about at every start
     };
     let mut url = format!("{public_url}{}", req.path);
     if !req.query.is_empty() {
@@ -92,7 +128,7 @@ fn check_signature(
         .header("x-twilio-signature")
         .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
     if valid {
-        return Ok(());
+        return true;
     }
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
     refusals.warn(format_args!(
@@ -102,7 +138,7 @@ fn check_signature(
         req.peer,
         forwarded.unwrap_or_default()
     ));
-    Err(Refused::BadSignature)
+    false
 }
 
 fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {

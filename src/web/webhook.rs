@@ -13,24 +13,25 @@
 //! not exist on this listener at all.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::http::form;
 use crate::http::{HttpError, Request, Response};
 use crate::model::record::{CallRecord, Decision, Record};
-use crate::rules::call::{self, CallRules};
+use crate::rules::call;
 use crate::rules::codes;
-use crate::rules::ring;
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::Store;
+use crate::twilio::twiml::{self, Callbacks, CODE_PATH, NEXT_PATH};
 use crate::util::ratelog::{Limiter, RateLog};
+use crate::util::{lock, loggable};
 pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Claim, Recent};
-use crate::{twilio::twiml, util::lock, util::loggable};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -40,12 +41,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// it, eviction of waiting connections still applies. Each costs a thread and a 2 KiB
 /// read buffer: measured 27 MiB RSS with 1,050 connections open (see intercom.service).
 pub const MAX_CONNECTIONS: usize = 1100;
-/// Where our keypad prompt sends the digits.
-pub const CODE_PATH: &str = "/voice/code";
-/// Where a sequential order's `<Dial action>` reports how the dial ended.
-pub const NEXT_PATH: &str = "/voice/next";
-/// A `step` beyond this is not ours: `forward_to` is a household's few phones.
-const MAX_STEP: usize = 100;
 /// Refused signatures recorded per minute. Anyone on the internet can send unsigned
 /// webhooks; without a bound each would cost an fsync (SD card wear) and push real
 /// history out of the bounded log. The rest are counted and logged, not recorded.
@@ -95,11 +90,10 @@ enum Route {
     Next,
 }
 
-/// An answered webhook: what the log says, what the history gets, the TwiML.
+/// An answered webhook: what the log says and the TwiML renders, what the history gets.
 pub struct Answered {
     pub call: CallRecord,
     pub records: Vec<Record>,
-    pub xml: String,
     /// For an unlock: what to answer instead if its record does not reach the disk in
     /// time (the door stays shut and the call is forwarded as if the window were closed).
     pub if_unrecorded: Option<Decision>,
@@ -142,12 +136,12 @@ impl Webhook {
         match self.route(req) {
             Ok(resp) => resp,
             Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
-            Err(Refused::BadSignature) => Response::text(403, "forbidden"),
+            Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
         }
     }
 
     fn route(&self, req: &Request) -> Result<Response, Refused> {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
@@ -168,8 +162,8 @@ impl Webhook {
         let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
             Ok(call) => call,
             Err(e) => {
-                if matches!(e, Refused::BadSignature) {
-                    self.record_bad_signature(req, now);
+                if let Refused::BadSignature { call_sid, from } = &e {
+                    self.record_bad_signature(Record::bad_signature(call_sid.clone(), from.clone(), now));
                 }
                 return Err(e);
             }
@@ -179,41 +173,39 @@ impl Webhook {
         let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
             Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
             Some(Claim::Busy) => {
-                let rules = CallRules::new(&self.config, &call.intercoms, &call.forward_to);
-                let decision = call::decide(call.from.as_deref(), false, &rules);
+                let decision = call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
                 return Ok(self.repeat(&call, route, &decision, true));
             }
             Some(Claim::First(ticket)) => Some(ticket),
             None => None,
         };
         let answer = match route {
-            Route::Voice => self.answer_call(req, call, now),
-            Route::Code => self.answer_code(req, call, now),
-            Route::Next => self.answer_next(req, call, now)?,
+            Route::Voice => self.answer(&call, false, now),
+            Route::Code => self.answer(&call, true, now),
+            Route::Next => self.answer_next(&call, now)?,
         };
         let outcome = self.record(&answer); // on disk before we answer
-        let Answered { mut call, mut xml, if_unrecorded, .. } = answer;
+        let Answered { call: mut record, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
-                call.call_sid.as_deref().map_or("-".into(), loggable)
+                record.call_sid.as_deref().map_or("-".into(), loggable)
             ));
-            xml = twiml::render(&instead);
-            call.decision = instead;
+            record.decision = instead;
         }
         // Remembered for repeats; a stranger's reject is not (it changes nothing, and
         // strangers must not push the intercom's calls out of the bounded memory).
-        if let (Some(ticket), false) = (ticket, call.decision == Decision::Reject) {
-            ticket.answer(call.decision.clone());
+        if let (Some(ticket), false) = (ticket, record.decision == Decision::Reject) {
+            ticket.answer(record.decision.clone());
         }
         log::info!(
             "call {} from {}: {}",
-            call.call_sid.as_deref().map_or("-".into(), loggable),
-            call.from.as_deref().map_or("(none)".into(), loggable),
-            call.decision.name()
+            record.call_sid.as_deref().map_or("-".into(), loggable),
+            record.from.as_deref().map_or("(none)".into(), loggable),
+            record.decision.name()
         );
-        Ok(twiml_response(xml))
+        Ok(self.twiml(&call, &record.decision))
     }
 
     /// The answer to a repeated request: what the first got (`busy`: the first is still
@@ -226,70 +218,58 @@ impl Webhook {
             decision.name(),
             if busy { " (its first request is still undecided)" } else { "" }
         );
-        twiml_response(twiml::render(decision))
+        self.twiml(call, decision)
     }
 
-    /// `/voice`: decides an authenticated call.
-    pub fn answer_call(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
-        let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let let_in = self.lets_in(&call, &rules, now);
+    /// The TwiML answer to `call`: its action URLs on our public URL, carrying the
+    /// call's overrides.
+    fn twiml(&self, call: &Call, decision: &Decision) -> Response {
+        let base = self.config.webhook.public_url.as_deref().unwrap_or("");
+        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides });
+        Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
+    }
+
+    /// `/voice` decides an authenticated call; `/voice/code` (`keypad`) is the answer to
+    /// our Gather, with the digits. The caller and the window are checked again first (a
+    /// stranger's digits are never compared), and a right code's use is on disk before
+    /// the door opens.
+    fn answer(&self, call: &Call, keypad: bool, now: Timestamp) -> Answered {
+        let ringing = self.ringing(call, now);
+        let let_in = self.lets_in(call, now);
         let open = !matches!(let_in, LetIn::No);
-        let offered = self.stores().is_some_and(|s| s.codes.offer(open, now));
-        let decision = first_decision(&self.config, &rules, call.from.as_deref(), open, offered, &req.query);
-        let if_unrecorded = unlocks(&decision)
-            .then(|| first_decision(&self.config, &rules, call.from.as_deref(), false, false, &req.query));
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
-        // A prompt is not an outcome: `/voice/code` records how the call ends.
-        let records = match record.decision {
-            Decision::AskCode { .. } => Vec::new(),
-            _ => vec![outcome_record(&record, &let_in, now)],
-        };
-        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
-    }
-
-    /// `/voice/code`: the keypad digits from our Gather. The caller and the window are
-    /// checked again first (a stranger's digits are never compared), and a right code's
-    /// use is on disk before the door opens.
-    pub fn answer_code(&self, req: &Request, call: Call, now: SystemTime) -> Answered {
-        let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let let_in = self.lets_in(&call, &rules, now);
-        let decision = call::decide(call.from.as_deref(), !matches!(let_in, LetIn::No), &rules);
         let stores = self.stores();
-        let tried = if let (true, Some(stores)) = (call::code_may_apply(&decision), stores) {
-            let digits = call.digits.as_deref().unwrap_or("");
-            stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
-                log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
-                Tried::NotAccepted
-            })
-        } else {
-            Tried::NotAccepted
+        let tried = match (keypad && call::code_may_apply(call.entrance.as_ref(), open), stores) {
+            (true, Some(stores)) => {
+                let digits = call.digits.as_deref().unwrap_or("");
+                stores.codes.try_code(digits, call.call_sid.as_deref(), now).unwrap_or_else(|e| {
+                    log::error!("could not save the use of a guest code ({e}); forwarding the call instead");
+                    Tried::NotAccepted
+                })
+            }
+            _ => Tried::NotAccepted,
         };
-        let decision =
-            call::after_code(decision, matches!(tried, Tried::Right { .. }), call.from.as_deref(), &rules);
-        let in_order = |d| {
-            ring::in_order(d, &self.config.ring, |i| action(&self.config, &req.query, NEXT_PATH, Some(i)))
-        };
-        let if_unrecorded =
-            unlocks(&decision).then(|| in_order(call::decide(call.from.as_deref(), false, &rules)));
-        let decision = in_order(decision);
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
+        let offered = !keypad && stores.is_some_and(|s| s.codes.offer(open, now));
+        let first =
+            |let_in, offered| call::first(call.entrance.as_ref(), let_in, offered, &ringing, &self.config);
+        // A right code lets in what would have been forwarded.
+        let decision = first(open || matches!(tried, Tried::Right { .. }), offered);
+        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
+        let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
             Tried::Wrong { locked } => {
                 let mut r = vec![Record::code_rejected(&record, now)];
                 if *locked {
-                    r.push(Record::codes_locked(now + Duration::from_secs(codes::LOCK_SECS), now));
+                    r.push(Record::codes_locked(crate::util::time::floor(now) + codes::LOCK, now));
                 }
                 r.push(Record::call(&record, now));
                 r
             }
+            // A prompt is not an outcome: `/voice/code` records how the call ends.
+            _ if record.decision == Decision::AskCode => Vec::new(),
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
-        Answered { xml: twiml::render(&record.decision), call: record, records, if_unrecorded }
+        Answered { call: record, records, if_unrecorded }
     }
 
     /// Writes an answered call's history entries; `Pending` if any of them is not on disk
@@ -326,14 +306,14 @@ impl Webhook {
         }
     }
 
-    fn record_bad_signature(&self, req: &Request, time: SystemTime) {
+    fn record_bad_signature(&self, record: Record) {
         let admitted = lock(&self.bad_signatures).admit(Instant::now());
         if let Some(suppressed) = admitted {
             if suppressed > 0 {
                 log::warn!("{suppressed} more refused signatures were not recorded in the history");
             }
             if let Some(stores) = self.stores() {
-                stores.history.record(&bad_signature(req, time));
+                stores.history.record(&record);
             }
         }
     }
@@ -350,57 +330,8 @@ impl Route {
     }
 }
 
-fn twiml_response(xml: String) -> Response {
-    Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
-}
-
-/// The answer on `/voice` for a caller: the rules' decision, or the keypad prompt when
-/// guest codes are offered. `intercom simulate` calls this too, so it prints what the
-/// webhook would answer.
-pub fn first_decision(
-    config: &Config,
-    rules: &CallRules,
-    from: Option<&str>,
-    window_open: bool,
-    codes_offered: bool,
-    query: &str,
-) -> Decision {
-    let decision = call::decide(from, window_open, rules);
-    let decision = call::with_code_prompt(decision, codes_offered, &action(config, query, CODE_PATH, None));
-    ring::in_order(decision, &config.ring, |i| action(config, query, NEXT_PATH, Some(i)))
-}
-
-/// Where Twilio posts back (the digits, or how a dial ended): `public_url` + `path`
-/// (relative without it), keeping the request's number overrides so what follows
-/// forwards the same way, and for `/voice/next` the step to ring.
-fn action(config: &Config, query: &str, path: &str, step: Option<usize>) -> String {
-    let base = config.webhook.public_url.as_deref().unwrap_or("");
-    let mut params: Vec<String> = query
-        .split('&')
-        .filter(|p| matches!(p.split('=').next(), Some("ExpectedFrom" | "PhoneNumberToDial")))
-        .map(str::to_string)
-        .collect();
-    if let Some(i) = step {
-        params.push(format!("step={i}"));
-    }
-    if params.is_empty() {
-        format!("{base}{path}")
-    } else {
-        format!("{base}{path}?{}", params.join("&"))
-    }
-}
-
 fn unlocks(decision: &Decision) -> bool {
     matches!(decision, Decision::Unlock { .. })
-}
-
-/// A webhook refused for its signature. Its parameters are unauthenticated claims,
-/// kept (bounded, without control characters) because they help to spot a prober.
-fn bad_signature(req: &Request, time: SystemTime) -> Record {
-    let source = if req.method == "POST" { req.body.as_slice() } else { req.query.as_bytes() };
-    let params = form::parse(source).unwrap_or_default();
-    let get = |name| form::single(&params, name).ok().flatten().map(loggable);
-    Record::bad_signature(get("CallSid"), get("From"), time)
 }
 
 #[cfg(test)]

@@ -510,6 +510,42 @@ fn sequential_order_rings_one_person_after_another_through_signed_callbacks() {
     assert!(unlocks(&ring(&s, INTERCOM, "CAopen")));
 }
 
+/// Where an answer sends Twilio next, as Twilio calls it: the action's path and query.
+fn action_of(body: &str) -> String {
+    let url = body.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect(body);
+    url.replace("&amp;", "&").strip_prefix(PUBLIC).expect(body).to_string()
+}
+
+#[test]
+fn the_query_overrides_round_trip_through_every_action_url_decoded_and_encoded_again() {
+    let s = Server::start(sequential_config());
+    assert_eq!(s.api("POST", "/api/codes", r#"{"label": "plumber"}"#).status, 201);
+    // A hand-written webhook URL: an encoded name, a formatted number, %20 and + for spaces.
+    let voice =
+        "/voice?Expected%46rom=%2B1+(555)+111-2222&PhoneNumberToDial=%2B1%20555%20444%205555,%2B15554446666";
+    let post = |path: &str, extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![("CallSid", "CAcarry"), ("From", "+15551112222")];
+        form.extend(extra);
+        let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}{path}"), &form);
+        post_signed(&s, path, &form, Some(&sig))
+    };
+    let r = post(voice, &[]);
+    assert!(r.body.contains("<Gather"), "the overridden caller is prompted: {}", r.body);
+    let code = action_of(&r.body);
+    let carried = "ExpectedFrom=%2B1+%28555%29+111-2222&PhoneNumberToDial=%2B1+555+444+5555,%2B15554446666";
+    assert_eq!(code, format!("/voice/code?{carried}"));
+
+    let r = post(&code, &[("Digits", "")]);
+    assert!(r.body.contains(">+15554445555</Number></Dial>"), "the caller and numbers hold: {}", r.body);
+    let next = action_of(&r.body);
+    assert_eq!(next, format!("/voice/next?{carried}&step=1"));
+    let r = post(&next, &[("DialCallStatus", "no-answer")]);
+    assert!(r.body.contains(">+15554446666</Number></Dial>"), "{}", r.body);
+    assert_eq!(action_of(&r.body), format!("/voice/next?{carried}&step=2"));
+    let r = post(&action_of(&r.body), &[("DialCallStatus", "busy")]);
+    assert!(r.body.contains(NO_ANSWER), "{}", r.body);
+}
+
 #[test]
 fn quiet_hours_ring_only_the_chosen_numbers_on_a_trusted_clock() {
     let dir = TempDir::new("quiet");

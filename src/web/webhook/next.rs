@@ -2,60 +2,35 @@
 //! window (a schedule, a one-shot window), who is rung now (quiet hours), and
 //! `/voice/next`, where a sequential ring order's `<Dial action>` comes back.
 
-use std::time::SystemTime;
+use jiff::Timestamp;
 
-use super::{action, unlocks, Answered, Call, Refused, Webhook, MAX_STEP, NEXT_PATH};
-use crate::http::form;
-use crate::http::HttpError;
-use crate::http::Request;
+use super::{call_request, Answered, Call, Refused, Webhook};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
-use crate::rules::call::{self, CallRules};
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
-use crate::twilio::twiml;
 
 impl Webhook {
     /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
     /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
     /// the last the no-answer message is said. The caller is checked again (a stranger
     /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub fn answer_next(&self, req: &Request, call: Call, now: SystemTime) -> Result<Answered, Refused> {
-        let query =
-            form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
-        let step = form::single(&query, "step")
-            .map_err(HttpError::BadRequest)?
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|s| (1..=MAX_STEP).contains(s))
-            .ok_or_else(|| {
-                HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}"))
-            })?;
-        let ringing = self.ringing(&call, now);
-        let rules = CallRules::new(&self.config, &call.intercoms, &ringing);
-        let entrance = call::entrance(call.from.as_deref(), &rules).and_then(|e| e.name.clone());
-        let decision = match call::decide(call.from.as_deref(), false, &rules) {
-            Decision::Reject => Decision::Reject,
-            _ if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
-            _ => {
-                let next = |i| action(&self.config, &req.query, NEXT_PATH, Some(i));
-                let default_time = self.config.dial_timeout;
-                ring::step(&ringing, step, &self.config.ring, default_time, &next)
-                    .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() })
-            }
+    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
+        let step = call_request::step(call)?;
+        let ringing = self.ringing(call, now);
+        let decision = match call.entrance {
+            None => Decision::Reject,
+            Some(_) if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
+            Some(_) => ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout)
+                .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() }),
         };
-        let record = CallRecord { call_sid: call.call_sid, from: call.from, entrance, decision };
-        Ok(Answered {
-            xml: twiml::render(&record.decision),
-            call: record,
-            records: Vec::new(),
-            if_unrecorded: None,
-        })
+        Ok(Answered { call: call.answered(decision), records: Vec::new(), if_unrecorded: None })
     }
 
     /// Who is rung for this call now: `forward_to` (or the request's override), during
     /// quiet hours only the chosen numbers. Quiet hours need a trusted clock, by the
     /// schedules' rule; without one everyone is rung.
-    pub(super) fn ringing(&self, call: &Call, now: SystemTime) -> Vec<PhoneNumber> {
+    pub(super) fn ringing(&self, call: &Call, now: Timestamp) -> Vec<PhoneNumber> {
         let minute = self.stores().and_then(|s| s.schedules.local_minute(now, crate::util::LOCK_WAIT));
         ring::who(&call.forward_to, &self.config.ring, minute)
     }
@@ -65,7 +40,7 @@ impl Webhook {
     /// and is closed on disk first ([`Store::use_once`]); a schedule comes before it, so
     /// the one-shot window is kept for a visitor outside the schedule. Any doubt (a
     /// hanging or failing state disk, another call first, an untrusted clock) means no.
-    pub(super) fn lets_in(&self, call: &Call, rules: &CallRules, now: SystemTime) -> LetIn {
+    pub(super) fn lets_in(&self, call: &Call, now: Timestamp) -> LetIn {
         // Still loading (a state disk that hangs at start): nothing lets anyone in.
         let Some(stores) = self.stores() else { return LetIn::No };
         let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
@@ -78,15 +53,12 @@ impl Webhook {
             }
         };
         // A stranger is rejected whatever lets visitors in: it uses nothing up.
-        if !unlocks(&call::decide(call.from.as_deref(), true, rules)) {
-            return LetIn::No;
-        }
+        let Some(entrance) = &call.entrance else { return LetIn::No };
         if status.is_open() && !status.once {
             return LetIn::Window;
         }
-        let entrance = call::entrance(call.from.as_deref(), rules).and_then(|e| e.name.as_deref());
         if let Some((label, _)) =
-            stores.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance))
+            stores.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance.name.as_deref()))
         {
             return LetIn::Schedule(label);
         }
@@ -115,7 +87,7 @@ pub(super) enum LetIn {
 }
 
 /// The history record of a call's outcome: an unlock by schedule names the schedule.
-pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: SystemTime) -> Record {
+pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: Timestamp) -> Record {
     match (let_in, &record.decision) {
         (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
         _ => Record::call(record, now),
