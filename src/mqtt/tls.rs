@@ -20,7 +20,7 @@ fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
                 // A root rustls cannot parse is skipped, as the HTTP agents skip it.
                 let _ = roots.add(CertificateDer::from(c.der().to_vec()));
             }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let provider = crate::system::tls::provider();
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map_err(|e| format!("TLS settings: {e}"))?

@@ -2,8 +2,9 @@
 //! the clock is confirmed synchronized, so a window from before a power cut is not trusted
 //! to a clock that may be hours behind), `clock.rs` (the synchronization signals),
 //! `watchdog.rs` (systemd's `READY=1` and `WATCHDOG=1`, sent only while a self-check that
-//! the daemon builds passes) and `tls.rs` (which CAs outbound HTTPS trusts: the system's
-//! bundle, read once; every HTTP agent, and MQTT over TLS, takes its roots from there).
+//! the daemon builds passes) and `tls.rs` (which TLS outbound connections speak and which
+//! CAs they trust: the system's bundle, read once; every HTTP agent, and MQTT over TLS,
+//! takes its roots from there).
 //!
 //! Uses: `util`.
 

@@ -11,6 +11,13 @@
 //! `ca-bundle` package (`opkg install ca-bundle`). Without one, HTTPS fails with an
 //! unknown-issuer error (never unverified), the start-up log says what to install, and
 //! nothing else is affected: calls are still answered.
+//!
+//! Decision: a crypto provider of our own ([`provider`]) instead of ring's default. It
+//! speaks what Twilio, ntfy, webhook targets and MQTT brokers all do (TLS 1.3 and 1.2,
+//! ECDHE on P-256 or P-384, AES-GCM, RSA or ECDSA certificates; P-256 and AES-128-GCM are
+//! what TLS 1.3 requires of every server) and leaves out ChaCha20-Poly1305, X25519,
+//! Ed25519 certificates and client keys: 150 KiB of the binary. A server that offers only
+//! those fails the handshake, and the error says so.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -97,7 +104,86 @@ fn no_roots_list() -> RootCerts {
 }
 
 fn with_roots(roots: RootCerts) -> TlsConfig {
-    TlsConfig::builder().root_certs(roots).build()
+    TlsConfig::builder().root_certs(roots).unversioned_rustls_crypto_provider(provider()).build()
+}
+
+/// The TLS the outside needs and no more: TLS 1.3 and 1.2, ECDHE on P-256 or P-384,
+/// AES-GCM, and RSA or ECDSA (P-256, P-384) certificates.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+    use rustls::SignatureScheme as S;
+    use webpki::ring as alg;
+    static SIGS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+            alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (S::ECDSA_NISTP384_SHA384, &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384]),
+            (S::ECDSA_NISTP256_SHA256, &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256]),
+            (S::RSA_PSS_SHA512, &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY]),
+            (S::RSA_PSS_SHA384, &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+            (S::RSA_PSS_SHA256, &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+            (S::RSA_PKCS1_SHA512, &[alg::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[alg::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    };
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            Arc::new(CryptoProvider {
+                cipher_suites: vec![
+                    cs::TLS13_AES_128_GCM_SHA256,
+                    cs::TLS13_AES_256_GCM_SHA384,
+                    cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                    cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                ],
+                kx_groups: vec![kx_group::SECP256R1, kx_group::SECP384R1],
+                signature_verification_algorithms: SIGS,
+                secure_random: &Random,
+                key_provider: &NoClientKeys,
+            })
+        })
+        .clone()
+}
+
+/// The OS random source, through ring like every other random number here.
+#[derive(Debug)]
+struct Random;
+
+impl rustls::crypto::SecureRandom for Random {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// We never present a client certificate, so no private key is ever loaded.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General("no client certificates".into()))
+    }
 }
 
 /// The certificates of the first bundle in `paths` that exists. A bundle that exists but
@@ -140,13 +226,77 @@ pub fn certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
 
 #[cfg(test)]
 mod tests {
-    //! Parsing and choosing the bundle. The handshakes (verified against the loaded roots,
-    //! refused against others, no roots at all) run through the real binary in tests/it/tls.rs.
+    //! Parsing and choosing the bundle, and what the provider speaks (handshakes in memory
+    //! against rustls servers limited to one version, suite or group). The handshakes through
+    //! the real binary (verified against the loaded roots, refused against others, no roots at
+    //! all) are in tests/it/tls.rs.
     use super::*;
+    use rustls::crypto::ring::{cipher_suite, default_provider, kx_group};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     const CA: &str = include_str!("../../tests/fixtures/tls/ca.pem");
     const OTHER_CA: &str = include_str!("../../tests/fixtures/tls/other-ca.pem");
     const LEAF_KEY: &str = include_str!("../../tests/fixtures/tls/localhost.key");
+    const LEAF: &str = include_str!("../../tests/fixtures/tls/localhost.pem");
+
+    /// A handshake of our provider (trusting the fixture CA) with a server on `server`,
+    /// the bytes passed in memory; the client's connection when it completes.
+    fn handshake(
+        server: CryptoProvider,
+        tls12_only: bool,
+    ) -> Result<rustls::ClientConnection, rustls::Error> {
+        let versions: &[&rustls::SupportedProtocolVersion] =
+            if tls12_only { &[&rustls::version::TLS12] } else { rustls::DEFAULT_VERSIONS };
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(server))
+            .with_protocol_versions(versions)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(LEAF.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(LEAF_KEY.as_bytes()).unwrap(),
+            )?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(CA.as_bytes()).unwrap())?;
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), "localhost".try_into().unwrap())?;
+        let mut s = rustls::ServerConnection::new(Arc::new(server))?;
+        while c.is_handshaking() || s.is_handshaking() {
+            let mut bytes = Vec::new();
+            c.write_tls(&mut bytes).unwrap();
+            s.read_tls(&mut &bytes[..]).unwrap();
+            s.process_new_packets()?;
+            bytes.clear();
+            s.write_tls(&mut bytes).unwrap();
+            c.read_tls(&mut &bytes[..]).unwrap();
+            c.process_new_packets()?;
+        }
+        Ok(c)
+    }
+
+    #[test]
+    fn the_provider_speaks_tls_1_3_and_1_2_with_ecdhe_and_aes_gcm_and_nothing_else() {
+        let c = handshake(default_provider(), false).unwrap();
+        assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        let c = handshake(default_provider(), true).unwrap();
+        assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+        let suite = c.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        let p384 = CryptoProvider { kx_groups: vec![kx_group::SECP384R1], ..default_provider() };
+        assert!(handshake(p384, false).is_ok(), "P-384 after a retry");
+
+        // What was left out: a server that offers only these finds nothing in common.
+        let chacha = CryptoProvider {
+            cipher_suites: vec![cipher_suite::TLS13_CHACHA20_POLY1305_SHA256],
+            ..default_provider()
+        };
+        assert!(handshake(chacha, false).is_err());
+        let x25519 = CryptoProvider { kx_groups: vec![kx_group::X25519], ..default_provider() };
+        assert!(handshake(x25519, false).is_err());
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("intercom-tls-{name}-{}", std::process::id()));
