@@ -92,7 +92,7 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let ok = resp.status().as_u16() == 200;
         let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
-        match serde_json::from_str::<ProofBody>(&text) {
+        match serde_json::from_slice::<ProofBody>(text.as_bytes()) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
                 self.proven.set(true);
                 Ok(())
@@ -123,7 +123,8 @@ impl Client {
     }
 
     fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, Box<dyn Error>> {
-        serde_json::from_str(text).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+        serde_json::from_slice(text.as_bytes())
+            .map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
     }
 
     /// One request; the answer's text (empty for 204). A refusal is an error with the
@@ -149,7 +150,8 @@ impl Client {
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
         if !(200..300).contains(&status) {
-            let msg = serde_json::from_str::<ErrorBody>(&text).map_or("no detail".into(), |e| e.error);
+            let msg =
+                serde_json::from_slice::<ErrorBody>(text.as_bytes()).map_or("no detail".into(), |e| e.error);
             return Err(format!("the server refused ({status}): {msg}").into());
         }
         Ok(text)

@@ -119,8 +119,10 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     }
     // The keys init does not ask come from the existing config, unless that is the
     // template or not even a JSON object (a broken file replaced with --force).
-    let keeps =
-        |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
+    let keeps = |t: &&str| {
+        !is_untouched_template(t)
+            && serde_json::from_slice::<Value>(t.as_bytes()).is_ok_and(|v| v.is_object())
+    };
     let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
     write_files(path, base, &answers, intercom.as_ref())?;
     println!("wrote {} (0644) and {} (0600)", path.display(), env_path(path).display());
@@ -147,7 +149,8 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
 fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {} ({e}): run `intercom init` first", path.display()))?;
-    let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Value =
+        serde_json::from_slice(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let caller = learn_intercom(path, args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), None)?;
     c.as_object_mut()
         .ok_or("the config is not a JSON object")?
@@ -195,7 +198,8 @@ fn write_files(
     a: &Answers,
     intercom: Option<&PhoneNumber>,
 ) -> Result<(), Box<dyn Error>> {
-    let mut c: Value = serde_json::from_str(base).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Value =
+        serde_json::from_slice(base.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let obj = c.as_object_mut().ok_or("the config is not a JSON object")?;
     match intercom {
         Some(n) => obj.insert("intercom_number".into(), json!(n.as_str())),

@@ -339,7 +339,9 @@ fn env_file(text: &str) -> Vec<(String, String)> {
 /// Fills in from [`DEFAULTS`] what the file leaves out, within a section key by key.
 fn fill_defaults(file: &mut serde_json::Value) {
     use serde_json::Value::Object;
-    let (Object(file), Ok(Object(defaults))) = (file, serde_json::from_str(DEFAULTS)) else { return };
+    let (Object(file), Ok(Object(defaults))) = (file, serde_json::from_slice(DEFAULTS.as_bytes())) else {
+        return;
+    };
     for (key, default) in defaults {
         match (file.get_mut(&key), default) {
             (Some(Object(section)), Object(keys)) => keys.into_iter().for_each(|(k, v)| {
@@ -355,7 +357,9 @@ fn fill_defaults(file: &mut serde_json::Value) {
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(keys::syntax_error)?;
+    // JSON is read from bytes everywhere (never `from_str`, never an owned `Value`), so serde's
+    // code for each type is built for one reader only: 33 KiB of binary.
+    let mut value: serde_json::Value = serde_json::from_slice(text.as_bytes()).map_err(keys::syntax_error)?;
     keys::check_shape(&value)?;
     fill_defaults(&mut value);
     let mut config: Config =

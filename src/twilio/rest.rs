@@ -163,7 +163,7 @@ impl Rest {
 
     fn list(&self, query: &[(&str, &str)]) -> Result<Vec<IncomingNumber>, RestError> {
         let body = self.get("IncomingPhoneNumbers.json", query)?;
-        let list: NumberList = serde_json::from_value(body)
+        let list = NumberList::deserialize(&body)
             .map_err(|e| RestError::BadAnswer(format!("the number list does not parse: {e}")))?;
         Ok(list.incoming_phone_numbers)
     }
@@ -176,7 +176,8 @@ impl Rest {
             return Err(RestError::BadAnswer(format!("a number SID that is not one: {:?}", loggable(sid))));
         }
         let body = self.post(&format!("IncomingPhoneNumbers/{sid}.json"), fields)?;
-        serde_json::from_value(body).map_err(|e| RestError::BadAnswer(format!("the updated number: {e}")))
+        IncomingNumber::deserialize(&body)
+            .map_err(|e| RestError::BadAnswer(format!("the updated number: {e}")))
     }
 
     /// Sends one SMS.
@@ -217,7 +218,7 @@ impl Rest {
 }
 
 fn json(body: &str) -> Result<Value, RestError> {
-    serde_json::from_str(body).map_err(|_| RestError::BadAnswer("not JSON".into()))
+    serde_json::from_slice(body.as_bytes()).map_err(|_| RestError::BadAnswer("not JSON".into()))
 }
 
 /// A 2xx answer's body, or the failure it means.
@@ -239,7 +240,7 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
 
 /// Twilio explains an error in JSON `message`; anything else is kept short and clean.
 fn error_detail(body: &str) -> String {
-    let text = match serde_json::from_str::<Value>(body) {
+    let text = match serde_json::from_slice::<Value>(body.as_bytes()) {
         Ok(v) => v["message"].as_str().map_or_else(|| body.to_string(), str::to_string),
         Err(_) => body.to_string(),
     };
