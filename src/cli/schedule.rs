@@ -59,7 +59,7 @@ pub fn run(args: ScheduleArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             let local_time = answer.local_time.as_deref().unwrap_or("?");
             let local_time = local_time
                 .parse::<jiff::civil::DateTime>()
-                .map_or(local_time.to_string(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
+                .map_or(local_time.to_string(), crate::util::time::minute);
             println!("time zone {}, local time {local_time}", answer.time_zone);
             if !answer.clock_trusted {
                 println!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");

@@ -64,7 +64,12 @@ pub fn local(t: Timestamp) -> String {
 }
 
 fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
+    format!("{} {}", minute(tz.to_datetime(t)), tz.to_offset_info(t).abbreviation())
+}
+
+/// A wall-clock time to the minute: `2026-12-06 14:03`.
+pub fn minute(d: jiff::civil::DateTime) -> String {
+    format!("{:04}-{:02}-{:02} {:02}:{:02}", d.year(), d.month(), d.day(), d.hour(), d.minute())
 }
 
 #[cfg(test)]
@@ -110,5 +115,8 @@ mod tests {
         assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
         assert_eq!(format_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
         assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
+        // The wall clock to the second, as the schedules' list shows it.
+        let d = berlin.to_datetime(floor(at("2026-12-01T22:00:05.5Z")));
+        assert_eq!((d.to_string(), minute(d)), ("2026-12-01T23:00:05".into(), "2026-12-01 23:00".into()));
     }
 }
