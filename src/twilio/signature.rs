@@ -9,20 +9,16 @@ use ring::hmac::{Context, Key, Tag, HMAC_SHA1_FOR_LEGACY_USE_ONLY};
 
 use crate::util::constant_time_eq;
 
-/// HMAC-SHA1 under `key` (of any length) over `parts` in order. SHA-1 because Twilio
-/// signs with it; the proof uses the same so that one MAC serves both.
-fn hmac_sha1(key: &str, parts: &[&[u8]]) -> Tag {
-    let mut mac = Context::with_key(&Key::new(HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes()));
-    for part in parts {
-        mac.update(part);
-    }
-    mac.sign()
+/// The HMAC-SHA1 key for `secret` (of any length). SHA-1 because Twilio signs with it;
+/// the proof uses the same so that one MAC serves both.
+fn key(secret: &str) -> Key {
+    Key::new(HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes())
 }
 
 /// `params` are the POST parameters (empty for GET), repeats included. The server only
 /// verifies; computing is for tests and the fuzz target.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(mac_over(auth_token, url, params))
+    base64::engine::general_purpose::STANDARD.encode(mac_over(&key(auth_token), url, &sorted(params)))
 }
 
 /// Constant-time check of `signature` against every accepted spelling of `url`.
@@ -30,19 +26,28 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signatur
     let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
         return false;
     };
+    let (key, sorted) = (key(auth_token), sorted(params));
     // Check every variant (no early exit), so timing does not reveal which one matched.
     url_variants(url)
         .iter()
-        .fold(false, |ok, u| constant_time_eq(mac_over(auth_token, u, params).as_ref(), &given) | ok)
+        .fold(false, |ok, u| constant_time_eq(mac_over(&key, u, &sorted).as_ref(), &given) | ok)
 }
 
-fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> Tag {
-    // Sorted by name; repeated names by value, so the order on the wire does not matter.
+/// Sorted by name; repeated names by value, so the order on the wire does not matter.
+fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
-    let mut parts = vec![url.as_bytes()];
-    parts.extend(sorted.iter().flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]));
-    hmac_sha1(auth_token, &parts)
+    sorted
+}
+
+fn mac_over(key: &Key, url: &str, sorted: &[&(String, String)]) -> Tag {
+    let mut mac = Context::with_key(key);
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac.sign()
 }
 
 /// Where a client asks the control listener to prove it holds the control token, before
@@ -55,7 +60,10 @@ const PROOF_CONTEXT: &[u8] = b"intercom control listener proof\n";
 pub const PROOF_NONCE_HEX_CHARS: std::ops::RangeInclusive<usize> = 32..=128;
 
 fn proof_mac(token: &str, nonce: &str) -> Tag {
-    hmac_sha1(token, &[PROOF_CONTEXT, nonce.as_bytes()])
+    let mut mac = Context::with_key(&key(token));
+    mac.update(PROOF_CONTEXT);
+    mac.update(nonce.as_bytes());
+    mac.sign()
 }
 
 /// The server's answer to `nonce`: base64(HMAC-SHA1(token, context + nonce)).
