@@ -40,6 +40,7 @@ pub enum Command {
     },
     Close,
     Status,
+    LetIn,
     Url,
     CheckConfig,
     Simulate {
@@ -98,6 +99,7 @@ pub const COMMANDS: &[Spec] = &[
         args: 1,
     },
     Spec { name: "close", usage: "close", about: "Close the window now.", flags: &[], args: 0 },
+    Spec { name: "let-in", usage: "let-in", about: "Let in the visitor ringing now.", flags: &[], args: 0 },
     Spec {
         name: "status",
         usage: "status",
@@ -365,6 +367,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         "serve" => return Ok(Invocation::Serve { config }),
         "open" => Command::Open { duration: arg(0), once: has("once") },
         "close" => Command::Close,
+        "let-in" => Command::LetIn,
         "status" => Command::Status,
         "url" => Command::Url,
         "check-config" => Command::CheckConfig,

@@ -1,5 +1,5 @@
-//! The small commands: `open`, `close`, `status` (through the running server's control
-//! API), `url` and `check-config`.
+//! The small commands: `open`, `close`, `status`, `let-in` (through the running server's
+//! control API), `url` and `check-config`.
 
 use std::error::Error;
 use std::net::{SocketAddr, UdpSocket};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::client::{control_token, display_addr, Client};
 use crate::cli::out::{say, say_raw};
 use crate::config::{self, Config, Secret};
-use crate::model::api::{OpenRequest, StatusBody};
+use crate::model::api::{LetInRequest, OpenRequest, StatusBody};
 use crate::util::local_address;
 
 /// `open [DUR]`, or with `once` for the next visitor only.
@@ -29,6 +29,17 @@ pub fn close(config: &Config) -> Result<(), Box<dyn Error>> {
 
 pub fn status(config: &Config) -> Result<(), Box<dyn Error>> {
     print_status(&Client::new(config)?.get("/api/status")?);
+    Ok(())
+}
+
+/// `let-in`: the call that rings now, as the page's banner does it.
+pub fn let_in(config: &Config) -> Result<(), Box<dyn Error>> {
+    let client = Client::new(config)?;
+    let status: StatusBody = client.get("/api/status")?;
+    let ringing = status.ringing.ok_or("nobody is ringing now")?;
+    let _: StatusBody = client.post("/api/let-in", &LetInRequest { call: ringing.call })?;
+    let at = ringing.entrance.map_or(String::new(), |e| format!(" at {e}"));
+    say!("let in: the door tones were played to the visitor{at}");
     Ok(())
 }
 
@@ -124,6 +135,12 @@ fn ring_summary(c: &Config) -> String {
     out
 }
 
+/// ntfy's server, and where its token came from; the topic is a secret.
+fn ntfy(c: &Config, n: &config::NtfyConfig) -> String {
+    let token = n.token.as_ref().map(|_| config::secret_origin(c, n.token_from_env, config::ENV_NTFY_TOKEN));
+    format!("{} (topic hidden), token {}", n.url, token.map_or("not set".into(), |o| format!("from {o}")))
+}
+
 fn summary(c: &Config) -> String {
     let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| match s {
         Some(_) => format!("set (from {})", config::secret_origin(c, from_env, var)),
@@ -201,6 +218,7 @@ fn summary(c: &Config) -> String {
         ),
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
+        ("notify.ntfy", c.notify.ntfy.as_ref().map_or("(not set)".into(), |n| ntfy(c, n))),
         ("limits.connection_lifetime", humantime::format_duration(c.limits.connection_lifetime).to_string()),
         (
             "twilio.auth_token",

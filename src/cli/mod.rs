@@ -57,6 +57,7 @@ pub fn run(command: Command, config_path: &Path) -> ExitCode {
         }
         Command::Close => config().map_err(Into::into).and_then(|c| commands::close(&c)),
         Command::Status => config().map_err(Into::into).and_then(|c| commands::status(&c)),
+        Command::LetIn => config().map_err(Into::into).and_then(|c| commands::let_in(&c)),
         Command::Url => config().map_err(Into::into).and_then(|c| commands::url(&c)),
         Command::CheckConfig => filled().map(|c| commands::check_config(&c)),
         // Init writes the config, so it does not load one.

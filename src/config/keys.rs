@@ -40,6 +40,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
     ("notify.sms_to", r#"["+15552223333"]"#),
     ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+    ("notify.ntfy", r#"{"topic": "my-secret-door-topic"}"#),
+    ("notify.ntfy.url", r#""https://ntfy.sh""#),
+    ("notify.ntfy.topic", r#""my-secret-door-topic""#),
+    ("notify.ntfy.token", r#""tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2""#),
     ("mqtt", r#"{"host": "homeassistant.local"}"#),
     ("mqtt.host", r#""homeassistant.local""#),
     ("mqtt.port", "1883"),
@@ -124,11 +128,12 @@ mod tests {
 
     /// The keys serde lists as known for a section, from the error an unknown key gives.
     fn known_keys(section: &str) -> Vec<String> {
-        let text = if section.is_empty() {
-            r#"{"no_such_key": 1}"#.to_string()
-        } else {
-            format!(r#"{{"{section}": {{"no_such_key": 1}}}}"#)
-        };
+        let unknown = r#"{"no_such_key": 1}"#.to_string();
+        let text = section
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .rev()
+            .fold(unknown, |inner, s| format!(r#"{{"{s}": {inner}}}"#));
         let e = err(&text);
         let list = e.split("(known here: ").nth(1).unwrap().trim_end_matches(')');
         let prefix = if section.is_empty() { String::new() } else { format!("{section}.") };
@@ -138,7 +143,7 @@ mod tests {
     #[test]
     fn the_key_list_is_exactly_what_the_structs_accept() {
         let mut accepted = known_keys("");
-        for section in ["webhook", "control", "twilio", "notify", "mqtt", "limits", "ring"] {
+        for section in ["webhook", "control", "twilio", "notify", "notify.ntfy", "mqtt", "limits", "ring"] {
             accepted.extend(known_keys(section));
         }
         accepted.sort();

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
+use crate::config::values::required_target_url;
 use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{host, optional, optional_object, port, sync_flags, topic_level, topic_path};
@@ -75,6 +76,7 @@ pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
+pub const ENV_NTFY_TOKEN: &str = "INTERCOM_NTFY_TOKEN";
 /// MQTT's default ports, without and with TLS (IANA).
 const MQTT_PORT: u16 = 1883;
 const MQTT_TLS_PORT: u16 = 8883;
@@ -237,6 +239,27 @@ pub struct NotifyConfig {
     #[serde(deserialize_with = "phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
+    #[serde(deserialize_with = "optional_object")]
+    pub ntfy: Option<NtfyConfig>,
+}
+
+/// An ntfy server (ntfy.sh or one's own): every ring, with a "Let them in" button, and
+/// the chosen events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtfyConfig {
+    /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
+    /// to its root.
+    #[serde(deserialize_with = "required_target_url")]
+    pub url: String,
+    /// Treated as a secret: on ntfy.sh, whoever knows a topic can read it.
+    #[serde(deserialize_with = "topic_level")]
+    pub topic: String,
+    /// An access token (`tk_…`), for a topic that needs one.
+    #[serde(default, deserialize_with = "secret")]
+    pub token: Option<Secret>,
+    #[serde(skip)]
+    pub token_from_env: bool,
 }
 
 impl Default for Config {
@@ -301,13 +324,20 @@ impl Default for TwilioConfig {
 
 impl Default for NotifyConfig {
     fn default() -> NotifyConfig {
-        NotifyConfig { webhook_url: None, sms_to: Vec::new(), events: EventKind::DEFAULT_NOTIFY.to_vec() }
+        NotifyConfig {
+            webhook_url: None,
+            sms_to: Vec::new(),
+            events: EventKind::DEFAULT_NOTIFY.to_vec(),
+            ntfy: None,
+        }
     }
 }
 
 impl NotifyConfig {
+    /// Whether anything is sent at all: ntfy gets every ring, whatever the events.
     pub fn is_active(&self) -> bool {
-        (self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty()
+        self.ntfy.is_some()
+            || ((self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty())
     }
 }
 
@@ -364,8 +394,13 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            let known =
-                [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD];
+            let known = [
+                ENV_CONTROL_TOKEN,
+                ENV_TWILIO_AUTH_TOKEN,
+                ENV_TWILIO_API_KEY_SECRET,
+                ENV_MQTT_PASSWORD,
+                ENV_NTFY_TOKEN,
+            ];
             from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
             Some(value)
         })
@@ -421,6 +456,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let (Some(m), Some(p)) = (config.mqtt.as_mut(), env(ENV_MQTT_PASSWORD)) {
         (m.password, m.password_from_env) = (Some(Secret::new(p)), true);
+    }
+    if let (Some(n), Some(t)) = (config.notify.ntfy.as_mut(), env(ENV_NTFY_TOKEN)) {
+        (n.token, n.token_from_env) = (Some(Secret::new(t)), true);
     }
     config.check()?;
     Ok(config)
@@ -546,6 +584,13 @@ impl Config {
                     return Err(key_error(key, format!("{why}{or}")));
                 }
             }
+        }
+        let ntfy = self.notify.ntfy.as_ref().filter(|n| n.token.is_some()).map(|n| &n.url);
+        if ntfy.is_some_and(|u| u.starts_with("http://") && !url::is_loopback(u)) {
+            return Err(key_error(
+                "notify.ntfy.url",
+                "with a token: https://, so it does not cross the network in clear",
+            ));
         }
         if let Some(m) = &self.mqtt {
             if m.password.is_some() && m.username.is_none() {

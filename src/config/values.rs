@@ -217,6 +217,11 @@ pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::
     Ok(url.map(Secret::new))
 }
 
+/// A URL we send to (`notify.ntfy.url`), as [`target_url`] checks it, that is no secret.
+pub fn required_target_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    check_target_url(&String::deserialize(d)?).map_err(D::Error::custom)
+}
+
 /// An optional section: absent or an object (never `null`, a list or a string).
 pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     object(d).map(Some)

@@ -109,10 +109,11 @@ pub enum EventKind {
     CodesLocked,
     OnceUsed,
     CallUnlockedSchedule,
+    CallLetIn,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -125,11 +126,12 @@ impl EventKind {
         EventKind::CodesLocked,
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
+        EventKind::CallLetIn,
     ];
     /// What notifies when the config does not say: someone let in (by the window, a
-    /// guest code or a schedule), the window's opening and end (a one-shot's too), and a guesser
-    /// locking the codes.
-    pub const DEFAULT_NOTIFY: [EventKind; 7] = [
+    /// guest code, a schedule or a tap while it rang), the window's opening and end (a
+    /// one-shot's too), and a guesser locking the codes.
+    pub const DEFAULT_NOTIFY: [EventKind; 8] = [
         EventKind::CallUnlocked,
         EventKind::WindowOpened,
         EventKind::WindowExpired,
@@ -137,6 +139,7 @@ impl EventKind {
         EventKind::CodesLocked,
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
+        EventKind::CallLetIn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +156,7 @@ impl EventKind {
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
+            EventKind::CallLetIn => "call_let_in",
         }
     }
 
@@ -176,7 +180,8 @@ pub struct Record {
     /// The caller's number as Twilio sent it (for `call_bad_signature`: as claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Who changed the window: "page from 192.168.1.20", "API from …", "CLI from …".
+    /// Who changed the window, or let a ringing caller in: "page from 192.168.1.20", "API
+    /// from …", "CLI from …", a paired phone's name, "home-assistant", "the notification link".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// `window_opened`: the length asked for, in minutes (rounded up).
@@ -308,6 +313,18 @@ impl Record {
             entrance: call.entrance.as_deref().map(loggable),
             label: Some(label),
             ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
+        }
+    }
+
+    /// A ringing call let in by `who` (its tones played through Twilio's API).
+    pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: SystemTime) -> Record {
+        let at = entrance.map_or(String::new(), |name| format!("{}: ", loggable(name)));
+        let message = format!("{at}Let a visitor in while it rang, from {}", loggable(who));
+        Record {
+            call_sid: Some(loggable(call_sid)),
+            source: Some(loggable(who)),
+            entrance: entrance.map(loggable),
+            ..Record::new(time, EventKind::CallLetIn, message)
         }
     }
 

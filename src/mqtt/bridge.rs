@@ -15,6 +15,7 @@ use super::client::Client;
 use super::codec::{Connect, Packet};
 use super::discovery::{self, on_off, Topics, OFF, OFFLINE, ON, ONLINE, PRESS};
 use crate::config::{Config, MqttConfig};
+use crate::model::api::RingingBody;
 use crate::model::record::Record;
 use crate::store::codes::CodeStore;
 use crate::store::history::History;
@@ -40,6 +41,15 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 pub const SOURCE: &str = "home-assistant";
 
 static BAD_COMMANDS: RateLog = RateLog::new();
+
+/// The call that rings, as `daemon/server.rs` hands it over: who rings now, and letting
+/// them in as `POST /api/let-in` does (given who did it; the error in words).
+pub struct RingHooks {
+    pub now: Box<dyn Fn() -> Option<RingingBody> + Send>,
+    pub let_in: Box<LetIn>,
+}
+
+type LetIn = dyn Fn(&str) -> Result<(), String> + Send;
 
 /// The handle the rest of the daemon holds: records go in, the thread takes them out.
 pub struct Bridge {
@@ -71,6 +81,7 @@ impl Bridge {
         store: Arc<Store>,
         codes: Arc<CodeStore>,
         history: Arc<History>,
+        ring: RingHooks,
     ) -> io::Result<()> {
         let topics = Topics::new(&settings.topic_prefix, &settings.discovery_prefix);
         let worker = Worker {
@@ -80,6 +91,8 @@ impl Bridge {
             topics,
             store,
             codes,
+            ring,
+            ringing: None,
             last: None,
             published: HashMap::new(),
         };
@@ -104,6 +117,9 @@ struct Worker {
     topics: Topics,
     store: Arc<Store>,
     codes: Arc<CodeStore>,
+    ring: RingHooks,
+    /// The call that rang at the last look (every read's timeout, so it shows promptly).
+    ringing: Option<RingingBody>,
     last: Option<Record>,
     /// What each state topic last got on this connection, so only changes are sent.
     published: HashMap<String, String>,
@@ -169,7 +185,9 @@ impl Worker {
         let mut refreshed = Instant::now();
         loop {
             let records = self.bridge.take(Duration::ZERO);
-            let mut dirty = !records.is_empty();
+            let ringing = (self.ring.now)();
+            let mut dirty = !records.is_empty() || ringing != self.ringing;
+            self.ringing = ringing;
             for r in records {
                 self.send_record(client, r)?;
             }
@@ -235,6 +253,10 @@ impl Worker {
         if let Some(paused) = self.codes.paused(now) {
             values.push((&self.topics.codes_paused, on_off(paused).to_string()));
         }
+        // The call's entrance and start are the ringing sensor's attributes.
+        let attributes = self.ringing.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
+        values.push((&self.topics.ringing, on_off(attributes.is_some()).to_string()));
+        values.push((&self.topics.ringing_attributes, attributes.unwrap_or("{}".into())));
         for (topic, value) in values {
             if self.published.get(topic.as_str()) != Some(&value) {
                 client.publish(topic, value.as_bytes(), true)?;
@@ -278,6 +300,11 @@ impl Worker {
             }
             // The one-shot window: open until the first visitor (or default_window).
             PRESS if topic == self.topics.next_visitor_press => self.open(now, true),
+            PRESS if topic == self.topics.let_in_press => {
+                if let Err(e) = (self.ring.let_in)(SOURCE) {
+                    log::info!("MQTT: Home Assistant's let-in button changed nothing: {e}");
+                }
+            }
             _ => BAD_COMMANDS.warn(format_args!(
                 "MQTT: ignored {:?} on {topic} (expected {})",
                 crate::util::loggable(text),

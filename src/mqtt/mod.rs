@@ -32,5 +32,5 @@ mod codec;
 mod discovery;
 mod tls;
 
-pub use bridge::{Bridge, SOURCE};
+pub use bridge::{Bridge, RingHooks, SOURCE};
 pub use client::{HANDSHAKE_TIMEOUT, KEEP_ALIVE};

@@ -39,6 +39,7 @@ impl Status {
             once: self.is_open() && self.once,
             schedule: None,
             codes_paused: None,
+            ringing: None,
         }
     }
 }

@@ -69,6 +69,15 @@ pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// `bytes` random bytes from the OS, as twice as many lowercase hex digits (they go into
+/// URLs as they are). An error only if the OS has no randomness, and then nothing must be
+/// made up instead.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|_| std::io::Error::other("the OS gave no randomness"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// This process's instance id: 64 random bits, hex, made on first use (`serve` uses it
 /// at start). `/healthz` shows it and `/api/status` (token-protected) reports it, so
 /// `intercom doctor` can tell that `public_url` reaches this very process and not a stale

@@ -11,7 +11,9 @@
 //! phone page and the JSON API, which takes the token or a paired device's cookie, with
 //! the schedules' routes in `schedules.rs`; `pairing.rs` is its paired-device side: the
 //! cookie, the same-origin checks a cookie's requests pass, the pairing exchange and the
-//! device routes.
+//! device routes. `ringing.rs` knows which forwarded calls ring now and lets one in while
+//! it rings (for the page, the API, Home Assistant and a notification's one-time link,
+//! which the webhook listener serves).
 //!
 //! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
@@ -19,5 +21,6 @@ pub mod call_request;
 pub mod control;
 pub mod pairing;
 pub mod replay;
+pub mod ringing;
 pub mod schedules;
 pub mod webhook;

@@ -1,10 +1,11 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, the guest-code
-//! keypad answer on `/voice/code`, a sequential ring order's `/voice/next`, and
-//! `/healthz`.
+//! keypad answer on `/voice/code`, a dial's end on `/voice/next`, a notification's
+//! one-time link on `/let-in` (`ringing.rs`), and `/healthz`.
 //!
 //! The only state it changes is a guest code's use count (and the wrong-code lockout),
 //! through the code store, and the end of a one-shot window that it lets a visitor in
-//! through (`next.rs`), both on disk before answering. Each
+//! through (`next.rs`), both on disk before answering; which calls ring (in memory); and
+//! a ringing call let in through its link, which only the link's holder can do. Each
 //! decision (and each refused signature and rejected caller, at a bounded rate) is
 //! appended to the history before the answer goes out. A call is decided once per route:
 //! a repeat of its request (Twilio's retry, a replay) gets the same answer from
@@ -30,6 +31,7 @@ use crate::util::{lock, loggable};
 pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Claim, Recent};
+use crate::web::ringing::{Ringing, LINK_PATH};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -76,6 +78,7 @@ pub struct Stores {
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
     pub schedules: Arc<ScheduleStore>,
+    pub ringing: Arc<Ringing>,
 }
 
 /// Which of our routes a call's request came to, for [`Recent`].
@@ -155,6 +158,11 @@ impl Webhook {
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
             (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            (LINK_PATH, "GET" | "HEAD" | "POST") => {
+                let starting = || Response::text(503, "starting: try again in a moment");
+                return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
+            }
+            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST").into()),
             _ => return Err(HttpError::NotFound.into()),
         };
         let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
@@ -182,9 +190,12 @@ impl Webhook {
             Route::Code => self.answer(&call, true, now),
             Route::Next => self.answer_next(&call, now)?,
         };
+        // Known to ring before its record goes out: the notification carries the link.
+        self.track(&call, route, &answer.call.decision);
         let outcome = self.record(&answer); // on disk before we answer
         let Answered { call: mut record, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
+            self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
@@ -219,11 +230,26 @@ impl Webhook {
         self.twiml(call, decision)
     }
 
+    /// A dial rings the call's residents until `/voice/next` says it ended.
+    fn track(&self, call: &Call, route: Route, decision: &Decision) {
+        let (Some(stores), Some(sid), Some(entrance)) = (self.stores.get(), &call.call_sid, &call.entrance)
+        else {
+            return;
+        };
+        match decision {
+            Decision::Forward { timeout_secs, .. } | Decision::DialOne { timeout_secs, .. } => {
+                stores.ringing.ring(sid, entrance, Duration::from_secs(*timeout_secs))
+            }
+            _ if matches!(route, Route::Next) => stores.ringing.ended(sid, *decision == Decision::Hangup),
+            _ => {}
+        }
+    }
+
     /// The TwiML answer to `call`: its action URLs on our public URL, carrying the
     /// call's overrides.
     fn twiml(&self, call: &Call, decision: &Decision) -> Response {
         let base = self.config.webhook.public_url.as_deref().unwrap_or("");
-        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides });
+        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides, dial_action: true });
         Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
     }
 

@@ -14,6 +14,7 @@ mod household;
 
 mod init_tmux;
 mod layers;
+mod let_in;
 mod load;
 mod mqtt;
 mod notify;

@@ -257,7 +257,7 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     // What Home Assistant reads when it subscribes later: every entity, retained.
     let discovery = broker.subscribe("homeassistant/#");
     let deadline = Instant::now() + WAIT;
-    while discovery.all().len() < 7 {
+    while discovery.all().len() < 9 {
         assert!(Instant::now() < deadline, "{:#?}", discovery.all());
         thread::sleep(Duration::from_millis(10));
     }
@@ -285,7 +285,17 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     platforms.sort();
     assert_eq!(
         platforms,
-        ["binary_sensor", "binary_sensor", "button", "event", "sensor", "sensor", "switch"]
+        [
+            "binary_sensor",
+            "binary_sensor",
+            "binary_sensor",
+            "button",
+            "button",
+            "event",
+            "sensor",
+            "sensor",
+            "switch"
+        ]
     );
     let event: Value =
         serde_json::from_str(&discovery.all().iter().find(|m| m.topic.contains("/event/")).unwrap().payload)
@@ -352,6 +362,58 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     let ring: Value =
         serde_json::from_str(&live.wait(from, "intercom/ring/event", |_| true).payload).unwrap();
     assert_eq!(ring["event_type"], "call_forwarded");
+}
+
+/// Issue 27: Home Assistant sees a forwarded call ring, and its button lets that caller
+/// in exactly as `POST /api/let-in` does (against the stand-in for Twilio's Calls).
+#[test]
+fn the_ringing_sensor_follows_a_call_and_the_button_lets_it_in() {
+    let broker = Broker::start();
+    let twilio = crate::let_in::twilio();
+    let mut c = crate::let_in::config(&twilio);
+    c["mqtt"] = json!({"host": "127.0.0.1", "port": broker.port, "username": USER});
+    let live = broker.subscribe("intercom/#");
+    let (s, _dir) = start(c);
+    live.wait(0, "intercom/availability", |p| p == "online");
+    live.wait(0, "intercom/ringing/state", |p| p == "OFF");
+    let discovery = broker.subscribe("homeassistant/#");
+    for (platform, name) in [("binary_sensor", "Ringing"), ("button", "Let the ringing visitor in")] {
+        let m = discovery.wait(
+            0,
+            &format!(
+                "homeassistant/{platform}/intercom/{}/config",
+                if platform == "button" { "let_in" } else { "ringing" }
+            ),
+            |_| true,
+        );
+        let p: Value = serde_json::from_str(&m.payload).unwrap();
+        assert_eq!(p["name"], name, "{p}");
+    }
+
+    // Nothing rings: the button changes nothing, and says so in the log.
+    broker.publish("intercom/let_in/press", "PRESS", false);
+    assert!(s.wait_for_log("let-in button changed nothing: nobody is ringing now"), "{}", s.logs());
+    assert!(twilio.call_updates().is_empty());
+
+    let from = live.mark();
+    let sid = crate::let_in::forward(&s, &twilio);
+    let rang = Instant::now();
+    let on = live.wait(from, "intercom/ringing/state", |p| p == "ON");
+    let took = on.at.saturating_duration_since(rang);
+    assert!(took < STATE_FOLLOWS, "the sensor followed after {took:?}");
+    let attributes = live.wait(from, "intercom/ringing/attributes", |p| p.contains(&sid));
+    let attributes: Value = serde_json::from_str(&attributes.payload).unwrap();
+    assert!(attributes["since"].is_string() && attributes.get("entrance").is_some(), "{attributes}");
+
+    broker.publish("intercom/let_in/press", "PRESS", false);
+    live.wait(from, "intercom/ringing/state", |p| p == "OFF");
+    live.wait(from, "intercom/ringing/attributes", |p| p == "{}");
+    assert_eq!(twilio.call_updates().len(), 1);
+    let e = &events(&s, 1)[0];
+    assert_eq!(
+        (&e["event"], &e["call_sid"], &e["source"]),
+        (&json!("call_let_in"), &json!(sid), &json!("home-assistant"))
+    );
 }
 
 #[test]
