@@ -319,7 +319,7 @@ impl Record {
     /// A ringing call let in by `who` (its tones played through Twilio's API).
     pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: SystemTime) -> Record {
         let at = entrance.map_or(String::new(), |name| format!("{}: ", loggable(name)));
-        let message = format!("{at}Let a visitor in while it rang, from {}", loggable(who));
+        let message = format!("{at}Let a visitor in while it rang, by {}", loggable(who));
         Record {
             call_sid: Some(loggable(call_sid)),
             source: Some(loggable(who)),
