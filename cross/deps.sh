@@ -27,6 +27,7 @@ cross_pkgs=(
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
   gcc-arm-linux-gnueabi binutils-arm-linux-gnueabi  # armv6: armel (ARMv5TE) gcc, musl + libgcc_eh from it
   qemu-user                                  # qemu-aarch64 / qemu-arm (no binfmt needed)
+  file                                       # cross/deb.sh: whether the binary is static
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
 )
 

@@ -11,7 +11,7 @@ use intercom::{config, daemon::server};
 fn main() -> ExitCode {
     match cli::parse_args(std::env::args_os().skip(1)) {
         Err(UsageError(msg)) => {
-            eprintln!("intercom: {msg}\n(`intercom --help` lists the commands)");
+            eprintln!("intercom: {msg}");
             ExitCode::from(2)
         }
         Ok(Invocation::Help(text)) => {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             cli::out::write_stdout(format_args!("intercom {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
-        Ok(Invocation::Serve { config: path }) => {
+        Ok(Invocation::Serve(path)) => {
             let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Ok(Invocation::Run { command, config }) => {
+        Ok(Invocation::Run(command, config)) => {
             init_logging(log::LevelFilter::Warn);
             cli::run(command, &config)
         }
@@ -61,17 +61,12 @@ fn main() -> ExitCode {
 const OTHER_CRATES_MAX_LEVEL: log::LevelFilter = log::LevelFilter::Warn;
 
 /// Level from the config, overridden by `RUST_LOG` (a plain level, as simple_logger reads
-/// it); it applies to this crate only. Under systemd the journal stamps each line itself,
-/// so ours would only be noise.
+/// it); it applies to this crate only. Lines carry no time: the journal (or syslog on
+/// OpenWrt) stamps each line itself, and a stamp of ours would cost a date crate.
 fn init_logging(level: log::LevelFilter) {
     let level = std::env::var("RUST_LOG").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(level);
-    let logger = simple_logger::SimpleLogger::new()
+    let _ = simple_logger::SimpleLogger::new()
         .with_level(level.min(OTHER_CRATES_MAX_LEVEL))
-        .with_module_level(env!("CARGO_CRATE_NAME"), level);
-    let logger = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        logger.without_timestamps()
-    } else {
-        logger.with_utc_timestamps()
-    };
-    let _ = logger.init();
+        .with_module_level(env!("CARGO_CRATE_NAME"), level)
+        .init();
 }

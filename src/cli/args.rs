@@ -1,41 +1,44 @@
-//! The command line, parsed with `lexopt` (small, no dependencies): the global options,
-//! the command, then that command's own flags and arguments. `--flag value` and
-//! `--flag=value` both work everywhere, and `intercom <command> --help` prints the
-//! command's own usage. A new command is one [`Spec`] in [`COMMANDS`] and one arm in
-//! [`command`].
+//! The command line: the global options, the command's words, then the command's own
+//! parser, one loop over its `lexopt` arguments that checks and converts each value as it
+//! is read (`reader.rs`), so a mistake is told in the terms it was typed in. Each command
+//! is one [`Spec`] in [`COMMANDS`]: its usage line, its help and its parser. The overview,
+//! `intercom X --help`, `intercom help X` and the parser all read it, and a flag exists
+//! only where the command's help names it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use lexopt::prelude::*;
 
 use crate::cli::codes::CodeArgs;
 use crate::cli::devices::DeviceArgs;
 use crate::cli::init::InitArgs;
+use crate::cli::init_ask::check_phone;
+use crate::cli::reader::{convert, name, nearest, Args, UsageError};
 use crate::cli::schedule::ScheduleArgs;
+use crate::cli::{codes, init, schedule};
 use crate::config;
+use crate::model::phone::PhoneNumber;
 
 /// What `main` does with the command line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
-    /// Print this text (the overview or a command's usage) and exit 0.
+    /// Print this text (the overview or a command's help) and exit 0.
     Help(String),
     Version,
-    Serve {
-        config: PathBuf,
-    },
-    Run {
-        command: Command,
-        config: PathBuf,
-    },
+    /// `serve`, with the config file.
+    Serve(PathBuf),
+    /// Another command, with the config file.
+    Run(Command, PathBuf),
 }
 
-/// The commands other than `serve`, as typed; values are checked when run, in the terms
-/// the user typed them.
+/// The commands other than `serve`, each with its arguments checked and converted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `duration` is whole minutes; `max_window` is checked when run, against the config.
     Open {
-        duration: Option<String>,
+        duration: Option<Duration>,
         once: bool,
     },
     Close,
@@ -44,7 +47,7 @@ pub enum Command {
     Url,
     CheckConfig,
     Simulate {
-        from: String,
+        from: PhoneNumber,
     },
     TwilioSetup {
         dry_run: bool,
@@ -58,401 +61,311 @@ pub enum Command {
     Schedule(ScheduleArgs),
 }
 
-/// A usage error: `main` prints it with a pointer to the help and exits 2.
-#[derive(Debug, PartialEq, Eq)]
-pub struct UsageError(pub String);
+/// One command.
+pub struct Spec {
+    /// Its words, then what it takes: `code add [--label TEXT] [--valid DUR] [--uses N]`.
+    pub usage: &'static str,
+    /// A one-line summary (the overview shows it), then the rest of its own help.
+    pub about: &'static str,
+    pub parse: fn(&mut Args) -> Result<Invocation, UsageError>,
+}
 
-impl From<lexopt::Error> for UsageError {
-    fn from(e: lexopt::Error) -> UsageError {
-        UsageError(e.to_string())
+impl Spec {
+    pub fn name(&self) -> &'static str {
+        name(self.usage)
     }
 }
 
-/// One command: its name as typed (a group's commands are "code add"), the usage line,
-/// what it does, and its flags (`name`, whether it takes a value).
-pub struct Spec {
-    pub name: &'static str,
-    pub usage: &'static str,
-    pub about: &'static str,
-    flags: &'static [(&'static str, bool)],
-    /// How many plain arguments it takes at most.
-    args: usize,
+/// The command, once its parser has read everything.
+fn run(a: &mut Args, command: Command) -> Result<Invocation, UsageError> {
+    Ok(Invocation::Run(command, a.finish()?))
 }
 
 const DURATIONS: &str = "DUR is a length with its unit: 30m, 90m, 2h, 1h30m, 1d, 1w.";
 
-pub const COMMANDS: &[Spec] = &[
+/// Every command, in the order the overview lists them.
+pub const COMMANDS: [Spec; 23] = [
     Spec {
-        name: "serve",
         usage: "serve",
         about: "Run the server: both listeners, until stopped.",
-        flags: &[],
-        args: 0,
+        parse: |a| Ok(Invocation::Serve(a.finish()?)),
     },
     Spec {
-        name: "open",
         usage: "open [--once] [DUR]",
-        about: "Open the window: every call from the intercom unlocks the door until it ends.\n\
+        about: "Open the window: calls from the intercom unlock the door until it ends.\n\
                 Without DUR it opens for default_window; at most max_window. With --once, for\n\
                 the next visitor only: the first unlock closes it (\"let the next visitor in\").",
-        flags: &[("once", false)],
-        args: 1,
+        parse: open,
     },
-    Spec { name: "close", usage: "close", about: "Close the window now.", flags: &[], args: 0 },
-    Spec { name: "let-in", usage: "let-in", about: "Let in the visitor ringing now.", flags: &[], args: 0 },
+    Spec { usage: "close", about: "Close the window now.", parse: |a| run(a, Command::Close) },
     Spec {
-        name: "status",
+        usage: "let-in",
+        about: "Let in the visitor whose call rings your phones now: the door tones are played\n\
+                on the live call, once. Says so when nobody is ringing.",
+        parse: |a| run(a, Command::LetIn),
+    },
+    Spec {
         usage: "status",
         about: "Show whether the window is open, and until when.",
-        flags: &[],
-        args: 0,
+        parse: |a| run(a, Command::Status),
     },
     Spec {
-        name: "url",
         usage: "url",
-        about: "Print the control page's LAN address, with the token: open it on your phone.\n\
+        about: "Print the control page's LAN address with the token, to open on a phone.\n\
                 The page keeps the token only until it is reloaded; for a phone that stays\n\
                 in, use `intercom pair NAME`.",
-        flags: &[],
-        args: 0,
+        parse: |a| run(a, Command::Url),
     },
     Spec {
-        name: "check-config",
         usage: "check-config",
         about: "Check the config and print what it says, with secrets masked.",
-        flags: &[],
-        args: 0,
+        parse: |a| run(a, Command::CheckConfig),
     },
     Spec {
-        name: "simulate",
         usage: "simulate --from NUMBER",
-        about: "Print the TwiML a call from NUMBER would get now, and which decision it is.",
-        flags: &[("from", true)],
-        args: 0,
+        about: "Print the TwiML a call from NUMBER would get now, and why.\n\
+                It reads the state as it is on disk and changes nothing.",
+        parse: simulate,
     },
     Spec {
-        name: "twilio-setup",
         usage: "twilio-setup [--dry-run]",
         about: "Point the Twilio number's voice webhook (and fallback) at this server.\n\
                 --dry-run shows what would change and changes nothing.",
-        flags: &[("dry-run", false)],
-        args: 0,
+        parse: twilio_setup,
     },
     Spec {
-        name: "fallback-twiml",
         usage: "fallback-twiml",
-        about: "Print the forward-only TwiML for the number's fallback (a TwiML Bin), so\n\
-                visitors still reach you while this server or the tunnel is down.",
-        flags: &[],
-        args: 0,
+        about: "Print the forward-only TwiML for the number's fallback (a TwiML Bin).\n\
+                With it, visitors still reach you while this server or the tunnel is down.",
+        parse: |a| run(a, Command::FallbackTwiml),
     },
     Spec {
-        name: "doctor",
         usage: "doctor",
-        about: "Check the whole chain (config, server, tunnel, Twilio, disk, clock) and say\n\
-                what to fix. Exits 1 if anything fails.",
-        flags: &[],
-        args: 0,
+        about: "Check the whole chain and say what to fix; exits 1 if anything fails.\n\
+                It checks the config, the server, the tunnel, Twilio, the disk and the clock.",
+        parse: |a| run(a, Command::Doctor),
     },
     Spec {
-        name: "code add",
         usage: "code add [--label TEXT] [--valid DUR] [--uses N]",
-        about: "Make a guest code (6 digits) and print it. Defaults: label \"guest\", valid 1d, 1 use;\n\
-                at most 1w and 20 uses.",
-        flags: &[("label", true), ("valid", true), ("uses", true)],
-        args: 0,
+        about: "Make a guest code (6 digits) and print it.\n\
+                Defaults: label \"guest\", valid 1d, 1 use; at most 1w and 20 uses.",
+        parse: |a| codes::parse_add(a).and_then(|add| run(a, Command::Code(add))),
     },
     Spec {
-        name: "code list",
         usage: "code list",
         about: "List the active guest codes.",
-        flags: &[],
-        args: 0,
+        parse: |a| run(a, Command::Code(CodeArgs::List)),
     },
     Spec {
-        name: "code rm",
         usage: "code rm ID",
         about: "Delete a guest code (ID as `intercom code list` shows it).",
-        flags: &[],
-        args: 1,
+        parse: |a| {
+            let id = a.id("the code's ID (see `intercom code list`)")?;
+            run(a, Command::Code(CodeArgs::Rm(id)))
+        },
     },
     Spec {
-        name: "schedule add",
         usage: "schedule add DAYS FROM-TO [--label TEXT] [--entrance NAME]",
-        about: "Add a recurring window in local time, e.g. `schedule add mon-fri 08:00-18:00\n\
-                --label deliveries`. DAYS: mon..sun, lists and ranges (sat,sun; mon-fri) or daily.\n\
-                --entrance limits it to one of the intercoms (by name); else it is for all.",
-        flags: &[("label", true), ("entrance", true)],
-        args: 2,
+        about: "Add a recurring window in local time.\n\
+                For example `schedule add mon-fri 08:00-18:00 --label deliveries`. DAYS: mon..sun,\n\
+                lists and ranges (sat,sun; mon-fri) or daily. --entrance limits it to one of\n\
+                the intercoms (by name); else it is for all.",
+        parse: |a| schedule::parse_add(a).and_then(|add| run(a, Command::Schedule(add))),
     },
     Spec {
-        name: "schedule list",
         usage: "schedule list",
         about: "List the schedules, the time zone they follow, and which is open now.",
-        flags: &[],
-        args: 0,
+        parse: |a| run(a, Command::Schedule(ScheduleArgs::List)),
     },
-    Spec { name: "schedule rm", usage: "schedule rm ID", about: "Delete a schedule.", flags: &[], args: 1 },
     Spec {
-        name: "schedule pause",
+        usage: "schedule rm ID",
+        about: "Delete a schedule.",
+        parse: |a| schedule_id(a, ScheduleArgs::Rm),
+    },
+    Spec {
         usage: "schedule pause ID",
         about: "Pause a schedule: it opens nothing until resumed.",
-        flags: &[],
-        args: 1,
+        parse: |a| schedule_id(a, ScheduleArgs::Pause),
     },
     Spec {
-        name: "pair",
-        usage: "pair NAME",
-        about: "Pair a phone: print a one-time link and its QR code (valid 10 minutes) that\n\
-                gives the phone that opens it its own key to the page. NAME is whose it is,\n\
-                as the history will say: intercom pair \"Anna's phone\".",
-        flags: &[],
-        args: 1,
-    },
-    Spec {
-        name: "devices",
-        usage: "devices",
-        about: "List the paired devices: id, name, when paired, last use.",
-        flags: &[],
-        args: 0,
-    },
-    Spec {
-        name: "devices rm",
-        usage: "devices rm ID",
-        about: "Remove a paired device (ID as `intercom devices` shows it): shut out from\n\
-                its next request on.",
-        flags: &[],
-        args: 1,
-    },
-    Spec {
-        name: "schedule resume",
         usage: "schedule resume ID",
         about: "Resume a paused schedule.",
-        flags: &[],
-        args: 1,
+        parse: |a| schedule_id(a, ScheduleArgs::Resume),
     },
     Spec {
-        name: "init",
+        usage: "pair NAME",
+        about: "Pair a phone: print a one-time link and its QR code, valid 10 minutes.\n\
+                The link gives the phone that opens it its own key to the page. NAME is whose\n\
+                it is, as the history will say: intercom pair \"Anna's phone\".",
+        parse: |a| {
+            let name = a.one("a name: intercom pair \"Anna's phone\"")?;
+            run(a, Command::Devices(DeviceArgs::Pair(name)))
+        },
+    },
+    Spec {
+        usage: "devices",
+        about: "List the paired devices: id, name, when paired, last use.",
+        parse: |a| run(a, Command::Devices(DeviceArgs::List)),
+    },
+    Spec {
+        usage: "devices rm ID",
+        about: "Remove a paired device (ID as `intercom devices` shows it).\n\
+                It is shut out from its next request on.",
+        parse: |a| {
+            let id = a.id("the device's ID (see `intercom devices`)")?;
+            run(a, Command::Devices(DeviceArgs::Rm(id)))
+        },
+    },
+    Spec {
         usage: "init [--force] [ANSWERS AS FLAGS]",
-        about: "First setup: writes the config (0644) and the secrets file intercom.env (0600).\n\
-                Alone it asks for each value in turn and checks it as you type. With the answers\n\
-                as flags it asks nothing: --account-sid AC… --auth-token T --twilio-number N\n\
+        about: "First setup: write the config and the secrets file beside it.\n\
+                The config is written 0644 and the secrets file intercom.env 0600. Alone, init\n\
+                asks for each value in turn and checks it as you type. With the answers as flags\n\
+                it asks nothing: --account-sid AC… --auth-token T --twilio-number N\n\
                 --forward-to N[,N] --public-url URL [--api-key-sid SK… --api-key-secret S]\n\
                 [--intercom-number N | --learn-intercom [--learn-timeout DUR]].\n\
                 The intercom's number can be learned: --learn-intercom (or Enter when asked)\n\
                 waits for the next call the running server rejects and takes its caller ID;\n\
                 alone, it sets just intercom_number in a config that is otherwise done.\n\
                 It replaces only the untouched template unless --force is given.",
-        flags: &[
-            ("account-sid", true),
-            ("auth-token", true),
-            ("api-key-sid", true),
-            ("api-key-secret", true),
-            ("twilio-number", true),
-            ("forward-to", true),
-            ("public-url", true),
-            ("intercom-number", true),
-            ("learn-intercom", false),
-            ("learn-timeout", true),
-            ("force", false),
-        ],
-        args: 0,
+        parse: |a| init::parse(a).and_then(|args| run(a, Command::Init(Box::new(args)))),
     },
 ];
 
-/// The overview `intercom --help` prints: every command's usage line.
+fn open(a: &mut Args) -> Result<Invocation, UsageError> {
+    let (mut duration, mut once) = (None, false);
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("once") => once = true,
+            Value(v) if duration.is_none() => {
+                duration = Some(convert(v, |t| Ok(Duration::from_secs(60 * config::whole_minutes(t)?)))?)
+            }
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    run(a, Command::Open { duration, once })
+}
+
+fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
+    let mut from = None;
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("from") => from = Some(a.value(check_phone)?),
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    let from = from.ok_or_else(|| a.missing("--from NUMBER"))?;
+    run(a, Command::Simulate { from })
+}
+
+fn twilio_setup(a: &mut Args) -> Result<Invocation, UsageError> {
+    let mut dry_run = false;
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("dry-run") => dry_run = true,
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    run(a, Command::TwilioSetup { dry_run })
+}
+
+/// `schedule rm|pause|resume ID`.
+fn schedule_id(a: &mut Args, command: fn(String) -> ScheduleArgs) -> Result<Invocation, UsageError> {
+    let id = a.id("the schedule's ID (see `intercom schedule list`)")?;
+    run(a, Command::Schedule(command(id)))
+}
+
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let help = args.iter().any(|a| a == "--help" || a == "-h");
+    let mut p = lexopt::Parser::from_args(args);
+    let mut config = None;
+    let mut words: Vec<String> = Vec::new();
+    while words.is_empty() {
+        match p.next()? {
+            None => break,
+            Some(Long("help") | Short('h')) => {}
+            Some(Long("version") | Short('V')) => return Ok(Invocation::Version),
+            Some(Long("config") | Short('c')) => config = Some(p.value()?.into()),
+            Some(Value(v)) => words.push(v.string()?),
+            Some(arg) => return Err(arg.unexpected().into()),
+        }
+    }
+    // A group's command is two words (`code add`, `devices rm`), and `help` takes a
+    // topic; what follows is the command's own, for its parser.
+    let named = |name: &str| COMMANDS.iter().any(|s| s.name() == name);
+    let takes = |typed: &str, next: &str| {
+        let group = COMMANDS.iter().any(|s| s.name().starts_with(&format!("{typed} ")));
+        group && (!named(typed) || named(&format!("{typed} {next}")))
+    };
+    while let Some(word) = p.raw_args()?.next_if(|a| {
+        a.to_str().is_some_and(|a| {
+            !a.starts_with('-') && words.first().is_some_and(|w| w == "help" || takes(&words.join(" "), a))
+        })
+    }) {
+        words.push(word.string()?);
+    }
+    let typed = words.join(" ");
+    if typed == "version" {
+        return Ok(Invocation::Version);
+    }
+    if words.first().is_some_and(|w| w == "help") {
+        return help_on(&words[1..].join(" "));
+    }
+    if help {
+        return help_on(&typed);
+    }
+    let spec = COMMANDS.iter().find(|s| s.name() == typed).ok_or_else(|| unknown(&typed))?;
+    (spec.parse)(&mut Args { p, help: [spec.usage, spec.about], config, flag: "" })
+}
+
+fn unknown(typed: &str) -> UsageError {
+    let group: Vec<&str> =
+        COMMANDS.iter().filter_map(|s| s.name().strip_prefix(typed)?.strip_prefix(' ')).collect();
+    let names = COMMANDS.iter().flat_map(|s| [s.name(), s.name().split(' ').next().unwrap_or("")]);
+    UsageError(match nearest(typed, names) {
+        _ if typed.is_empty() => "no command given; `intercom --help` lists them".into(),
+        _ if !group.is_empty() => format!("`intercom {typed}` needs one of: {}", group.join(", ")),
+        Some(name) => format!("unknown command `{typed}`; did you mean `{name}`?"),
+        None => format!("unknown command `{typed}`; `intercom --help` lists them"),
+    })
+}
+
+/// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
     let mut out = String::from("usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
-    for spec in COMMANDS {
-        let first = spec.about.lines().next().unwrap_or("");
-        out.push_str(&format!("  intercom {:<50} {first}\n", spec.usage));
+    for spec in &COMMANDS {
+        out.push_str(&format!(
+            "  intercom {}\n      {}\n",
+            spec.usage,
+            spec.about.lines().next().unwrap_or("")
+        ));
     }
     out.push_str(&format!(
-        "  intercom {:<50} this text, or a command's own help\n  intercom {:<50} the version\n\n\
-         Every command takes --config FILE (default {}).\n{DURATIONS}",
-        "--help | COMMAND --help",
-        "--version",
+        "  intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
+         intercom --version\n      The version.\n\nEvery command takes --config FILE (default {}).\n{DURATIONS}",
         config::DEFAULT_CONFIG_PATH
     ));
     out
 }
 
-/// A command's own help.
-pub fn usage(spec: &Spec) -> String {
-    let takes_duration = spec.usage.contains("DUR");
-    format!(
-        "usage: intercom {} [--config FILE]\n\n{}\n\n--config FILE  the config file (default {}){}",
-        spec.usage,
-        spec.about,
-        config::DEFAULT_CONFIG_PATH,
-        if takes_duration { format!("\n{DURATIONS}") } else { String::new() }
-    )
-}
-
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
-    let mut p = lexopt::Parser::from_args(args);
-    let mut config: Option<PathBuf> = None;
-    let mut words: Vec<String> = Vec::new();
-    let mut flags: Vec<(String, Option<String>)> = Vec::new();
-    let mut help = false;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("help") | Short('h') => help = true,
-            Long("version") | Short('V') if words.is_empty() => return Ok(Invocation::Version),
-            Long("config") | Short('c') => config = Some(p.value()?.into()),
-            Long(name) => {
-                let name = name.to_string();
-                let takes_value = spec_of(&words)
-                    .and_then(|s| s.flags.iter().find(|(f, _)| *f == name))
-                    .is_some_and(|(_, takes)| *takes);
-                let value = if takes_value {
-                    Some(text(p.value()?)?)
-                } else {
-                    p.optional_value().map(text).transpose()?
-                };
-                flags.push((name, value));
-            }
-            Short(c) => return Err(UsageError(format!("unknown option -{c}"))),
-            Value(v) => words.push(text(v)?),
-        }
+/// The help on a command (`open`), on a group (`schedule`: each of its commands), or
+/// the overview.
+fn help_on(topic: &str) -> Result<Invocation, UsageError> {
+    if topic.is_empty() {
+        return Ok(Invocation::Help(overview()));
     }
-    if words.is_empty() {
-        return if help {
-            Ok(Invocation::Help(overview()))
-        } else {
-            Err(UsageError("no command given".into()))
-        };
+    let specs = COMMANDS.iter().filter(|s| s.name() == topic || s.name().starts_with(&format!("{topic} ")));
+    let blocks: Vec<String> = specs.map(|s| format!("usage: intercom {}\n\n{}", s.usage, s.about)).collect();
+    if blocks.is_empty() {
+        return Err(unknown(topic));
     }
-    if words[0] == "help" {
-        let topic = &words[1..];
-        return match spec_of(topic) {
-            Some(spec) if !topic.is_empty() => Ok(Invocation::Help(usage(spec))),
-            _ => Ok(Invocation::Help(overview())),
-        };
+    let mut out = blocks.join("\n\n");
+    out.push_str(&format!("\n\n--config FILE  the config file (default {})", config::DEFAULT_CONFIG_PATH));
+    if out.contains("DUR") {
+        out.push_str(&format!("\n{DURATIONS}"));
     }
-    if words[0] == "version" && words.len() == 1 {
-        return Ok(Invocation::Version);
-    }
-    let spec = spec_of(&words).ok_or_else(|| unknown(&words))?;
-    if help {
-        return Ok(Invocation::Help(usage(spec)));
-    }
-    let name_words = spec.name.split(' ').count();
-    let positional = &words[name_words..];
-    if positional.len() > spec.args {
-        return Err(UsageError(format!(
-            "unexpected argument {:?}; see `intercom {} --help`",
-            positional[spec.args], spec.name
-        )));
-    }
-    for (flag, value) in &flags {
-        match spec.flags.iter().find(|(f, _)| f == flag) {
-            None => {
-                return Err(UsageError(format!(
-                    "`intercom {}` has no option --{flag}; see `intercom {} --help`",
-                    spec.name, spec.name
-                )))
-            }
-            Some((_, false)) if value.is_some() => {
-                return Err(UsageError(format!("--{flag} takes no value")));
-            }
-            _ => {}
-        }
-    }
-    let flag = |name: &str| flags.iter().rev().find(|(f, _)| f == name).and_then(|(_, v)| v.clone());
-    let has = |name: &str| flags.iter().any(|(f, _)| f == name);
-    let arg = |i: usize| positional.get(i).cloned();
-    let config = config.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
-    let command = match spec.name {
-        "serve" => return Ok(Invocation::Serve { config }),
-        "open" => Command::Open { duration: arg(0), once: has("once") },
-        "close" => Command::Close,
-        "let-in" => Command::LetIn,
-        "status" => Command::Status,
-        "url" => Command::Url,
-        "check-config" => Command::CheckConfig,
-        "simulate" => Command::Simulate {
-            from: flag("from").ok_or_else(|| UsageError("simulate needs --from NUMBER".into()))?,
-        },
-        "twilio-setup" => Command::TwilioSetup { dry_run: has("dry-run") },
-        "fallback-twiml" => Command::FallbackTwiml,
-        "doctor" => Command::Doctor,
-        "code add" => {
-            Command::Code(CodeArgs::Add { label: flag("label"), valid: flag("valid"), uses: flag("uses") })
-        }
-        "code list" => Command::Code(CodeArgs::List),
-        "code rm" => {
-            Command::Code(CodeArgs::Rm(arg(0).ok_or_else(|| {
-                UsageError("code rm needs the code's ID (see `intercom code list`)".into())
-            })?))
-        }
-        "pair" => Command::Devices(DeviceArgs::Pair(
-            arg(0).ok_or_else(|| UsageError("pair needs a name: intercom pair \"Anna's phone\"".into()))?,
-        )),
-        "devices" => Command::Devices(DeviceArgs::List),
-        "devices rm" => Command::Devices(DeviceArgs::Rm(arg(0).ok_or_else(|| {
-            UsageError("devices rm needs the device's ID (see `intercom devices`)".into())
-        })?)),
-        "init" => Command::Init(Box::new(InitArgs {
-            account_sid: flag("account-sid"),
-            auth_token: flag("auth-token"),
-            api_key_sid: flag("api-key-sid"),
-            api_key_secret: flag("api-key-secret"),
-            twilio_number: flag("twilio-number"),
-            forward_to: flag("forward-to"),
-            public_url: flag("public-url"),
-            intercom_number: flag("intercom-number"),
-            learn: has("learn-intercom"),
-            learn_timeout: flag("learn-timeout"),
-            force: has("force"),
-        })),
-        "schedule add" => match (arg(0), arg(1)) {
-            (Some(days), Some(range)) => {
-                let (label, entrance) = (flag("label"), flag("entrance"));
-                Command::Schedule(ScheduleArgs::Add { days, range, label, entrance })
-            }
-            _ => {
-                return Err(UsageError(
-                    "schedule add needs DAYS and FROM-TO, e.g. mon-fri 08:00-18:00".into(),
-                ))
-            }
-        },
-        "schedule list" => Command::Schedule(ScheduleArgs::List),
-        name @ ("schedule rm" | "schedule pause" | "schedule resume") => {
-            let id = arg(0).ok_or_else(|| {
-                UsageError(format!("{name} needs the schedule's ID (see `intercom schedule list`)"))
-            })?;
-            Command::Schedule(match name {
-                "schedule rm" => ScheduleArgs::Rm(id),
-                "schedule pause" => ScheduleArgs::Pause(id),
-                _ => ScheduleArgs::Resume(id),
-            })
-        }
-        other => unreachable!("{other} is in COMMANDS but not parsed"),
-    };
-    Ok(Invocation::Run { command, config })
-}
-
-/// The command the first words name: "code add", or "open".
-fn spec_of(words: &[String]) -> Option<&'static Spec> {
-    let two = words.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
-    COMMANDS
-        .iter()
-        .find(|s| s.name.contains(' ') && s.name == two)
-        .or_else(|| COMMANDS.iter().find(|s| Some(s.name) == words.first().map(String::as_str)))
-}
-
-fn unknown(words: &[String]) -> UsageError {
-    let group: Vec<&str> =
-        COMMANDS.iter().filter_map(|s| s.name.strip_prefix(&format!("{} ", words[0]))).collect();
-    if !group.is_empty() {
-        return UsageError(format!("`intercom {}` needs one of: {}", words[0], group.join(", ")));
-    }
-    UsageError(format!("unknown command {:?}; `intercom --help` lists them", words[0]))
-}
-
-fn text(v: OsString) -> Result<String, UsageError> {
-    v.into_string().map_err(|v| UsageError(format!("{v:?} is not valid UTF-8")))
+    Ok(Invocation::Help(out))
 }
 
 #[cfg(test)]
@@ -465,113 +378,93 @@ mod tests {
 
     fn run(s: &str) -> Command {
         match args(s) {
-            Ok(Invocation::Run { command, .. }) => command,
+            Ok(Invocation::Run(command, _)) => command,
             other => panic!("{s}: {other:?}"),
         }
     }
 
+    fn phone(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s).unwrap()
+    }
+
     #[test]
-    fn parses_the_commands() {
-        assert_eq!(
-            args("serve").unwrap(),
-            Invocation::Serve { config: "/etc/intercom/intercom.json".into() }
-        );
+    fn parses_the_commands_into_checked_values() {
+        assert_eq!(args("serve").unwrap(), Invocation::Serve("/etc/intercom/intercom.json".into()));
+        let open = |minutes: Option<u64>, once| Command::Open {
+            duration: minutes.map(|m| Duration::from_secs(60 * m)),
+            once,
+        };
         assert_eq!(
             args("open 90m --config x.json").unwrap(),
-            Invocation::Run {
-                command: Command::Open { duration: Some("90m".into()), once: false },
-                config: "x.json".into()
-            }
+            Invocation::Run(open(Some(90), false), "x.json".into())
         );
-        assert_eq!(
-            args("--config=y open").unwrap(),
-            Invocation::Run { command: Command::Open { duration: None, once: false }, config: "y".into() }
-        );
-        assert_eq!(run("simulate --from +15558889999"), Command::Simulate { from: "+15558889999".into() });
-        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate { from: "+15558889999".into() });
+        assert_eq!(args("--config=y open").unwrap(), Invocation::Run(open(None, false), "y".into()));
+        assert_eq!(run("open --once 1h30m"), open(Some(90), true));
+        assert_eq!(run("open 30m --once"), open(Some(30), true));
+        assert_eq!(run("simulate --from +15558889999"), Command::Simulate { from: phone("+15558889999") });
+        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate { from: phone("+15558889999") });
         assert_eq!(args("--version").unwrap(), Invocation::Version);
         assert_eq!(run("twilio-setup --dry-run"), Command::TwilioSetup { dry_run: true });
         assert_eq!(run("twilio-setup"), Command::TwilioSetup { dry_run: false });
         assert_eq!(run("doctor -c x"), Command::Doctor);
         assert_eq!(
             run("code add --label plumber --valid=4h --uses 2"),
-            Command::Code(CodeArgs::Add {
+            Command::Code(CodeArgs::Add(crate::model::api::NewCodeRequest {
                 label: Some("plumber".into()),
-                valid: Some("4h".into()),
-                uses: Some("2".into())
-            })
+                minutes: Some(240),
+                uses: Some(2)
+            }))
         );
         assert_eq!(run("code list"), Command::Code(CodeArgs::List));
         assert_eq!(run("code rm ab12"), Command::Code(CodeArgs::Rm("ab12".into())));
         assert_eq!(run("pair Anna"), Command::Devices(DeviceArgs::Pair("Anna".into())));
         assert_eq!(run("devices"), Command::Devices(DeviceArgs::List));
         assert_eq!(run("devices rm ab12"), Command::Devices(DeviceArgs::Rm("ab12".into())));
-        let Command::Init(init) = run("-c x.json init --forward-to=+15552223333 --learn-intercom") else {
+        let Command::Init(init) =
+            run("-c x.json init --forward-to=+15552223333 --learn-intercom --learn-timeout 2m")
+        else {
             panic!("not init")
         };
-        assert!(init.learn && init.forward_to.as_deref() == Some("+15552223333") && !init.force);
-        assert!(
-            args("init --forward-to").is_err() && args("init --from x").is_err() && args("init x").is_err()
-        );
-        let open = |d: Option<&str>, once| Command::Open { duration: d.map(String::from), once };
-        assert_eq!(run("open --once 30m"), open(Some("30m"), true));
-        assert_eq!(run("open 30m --once"), open(Some("30m"), true));
-        assert_eq!(run("open --once"), open(None, true));
+        assert_eq!(init.forward_to, Some(vec![phone("+15552223333")]));
+        assert!(init.learn && init.learn_timeout == Some(Duration::from_secs(120)) && !init.force);
+        let Command::Schedule(ScheduleArgs::Add(add)) =
+            run("schedule add mon-fri 08:00–18:00 --label deliveries")
+        else {
+            panic!("not schedule add")
+        };
         assert_eq!(
-            run("schedule add mon-fri 08:00-18:00 --label deliveries"),
-            Command::Schedule(ScheduleArgs::Add {
-                days: "mon-fri".into(),
-                range: "08:00-18:00".into(),
-                label: Some("deliveries".into()),
-                entrance: None
-            })
+            (add.days.as_deref(), add.from.as_deref(), add.to.as_deref(), add.label.as_deref()),
+            (Some("mon-fri"), Some("08:00"), Some("18:00"), Some("deliveries"))
         );
         assert_eq!(run("schedule list"), Command::Schedule(ScheduleArgs::List));
         assert_eq!(run("schedule pause ab12"), Command::Schedule(ScheduleArgs::Pause("ab12".into())));
         assert_eq!(run("schedule resume ab12"), Command::Schedule(ScheduleArgs::Resume("ab12".into())));
         assert_eq!(run("schedule rm ab12"), Command::Schedule(ScheduleArgs::Rm("ab12".into())));
-        for bad in [
-            "open --once=yes",
-            "close --once",
-            "schedule add mon",
-            "schedule rm",
-            "schedule",
-            "schedule add mon 08:00-09:00 --uses 2",
-        ] {
-            assert!(args(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
-    fn every_command_has_its_own_help() {
-        for spec in COMMANDS {
-            let typed = format!("{} --help", spec.name);
-            let Ok(Invocation::Help(text)) = args(&typed) else { panic!("{typed}") };
-            assert!(text.starts_with(&format!("usage: intercom {}", spec.usage)), "{text}");
-            assert_eq!(args(&format!("help {}", spec.name)).unwrap(), Invocation::Help(text));
-            assert!(overview().contains(spec.usage), "{}", spec.name);
-        }
-        let Ok(Invocation::Help(open)) = args("open --help") else { panic!() };
-        assert!(open.contains("90m") && open.contains("1w"), "{open}");
-        assert_eq!(args("--help").unwrap(), Invocation::Help(overview()));
-    }
-
-    #[test]
-    fn refuses_bad_arguments() {
+    fn refuses_bad_arguments_in_the_terms_they_were_typed() {
         for bad in [
             "",
             "fly",
             "open 1h 2h",
+            "open 90s",
+            "open soon",
+            "open --once=yes",
+            "close --once",
             "simulate",
+            "simulate --from 5558889999",
             "status --from +1555",
             "serve --config",
             "serve --verbose",
             "doctor --dry-run",
             "code",
             "code rm",
+            "code rm ../x",
             "code list --uses 2",
             "open --label x",
             "code add --valid",
+            "code add --uses two",
             "code rm a b",
             "pair",
             "pair a b",
@@ -579,10 +472,111 @@ mod tests {
             "devices rm",
             "twilio-setup --dry-run=yes",
             "open -x",
+            "init --forward-to",
+            "init --from x",
+            "init x",
+            "init --intercom-number 5558889999",
+            "schedule",
+            "schedule add mon",
+            "schedule add mon 0800",
+            "schedule rm",
+            "schedule add mon 08:00-09:00 --uses 2",
+            "help opne",
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
-        assert!(args("status --from +1555").unwrap_err().0.contains("intercom status --help"));
-        assert!(args("code").unwrap_err().0.contains("add, list, rm"));
+        let says = |s: &str| args(s).unwrap_err().0;
+        assert_eq!(
+            says("status --from +1555"),
+            "`intercom status` has no option --from; see `intercom status --help`"
+        );
+        assert_eq!(
+            says("code add --lable x"),
+            "`intercom code add` has no option --lable; did you mean --label?"
+        );
+        assert_eq!(says("code"), "`intercom code` needs one of: add, list, rm");
+        assert_eq!(says("opne"), "unknown command `opne`; did you mean `open`?");
+        assert_eq!(says("help opne"), "unknown command `opne`; did you mean `open`?");
+        assert_eq!(says("code ad"), "unknown command `code ad`; did you mean `code add`?");
+        assert_eq!(says("fly"), "unknown command `fly`; `intercom --help` lists them");
+        assert_eq!(says("open 90"), "90 has no unit: write 90m (minutes), or 2h, 1h30m");
+        assert_eq!(says("code add --uses two"), "--uses: \"two\" is not a whole number");
+        assert!(says("init --intercom-number 5558889999").starts_with("--intercom-number: "));
+        assert_eq!(says("code rm ../x"), "\"../x\" is not the code's ID (see `intercom code list`)");
+        assert!(says("schedule add mon 0800").contains("time range"));
+    }
+
+    /// The flags a command's help names, its parser takes (and no other: `next` refuses
+    /// them); the plain arguments its usage line requires are given.
+    #[test]
+    fn every_flag_the_help_names_is_parsed() {
+        let sample = |word: &str| match word {
+            "ID" => "ab12",
+            "NAME" => "Anna",
+            "DAYS" => "mon",
+            "FROM-TO" => "08:00-09:00",
+            "--label" | "--entrance" => "x",
+            "--valid" | "--learn-timeout" => "1h",
+            "--uses" => "2",
+            "--from" | "--twilio-number" | "--intercom-number" | "--forward-to" => "+15552223333",
+            "--account-sid" => "AC0123456789abcdef0123456789abcdef",
+            "--api-key-sid" => "SK0123456789abcdef0123456789abcdef",
+            "--auth-token" | "--api-key-secret" => "0123456789abcdef0123456789abcdef",
+            "--public-url" => "https://door.example.net",
+            _ => "",
+        };
+        let mut checked = 0;
+        for spec in &COMMANDS {
+            let words: Vec<&str> = spec.usage.split(' ').collect();
+            let required: Vec<&str> = words
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| {
+                    w.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') && !words[i - 1].starts_with("--")
+                })
+                .map(|(_, w)| sample(w))
+                .collect();
+            let base = format!("{} {}", spec.name(), required.join(" "));
+            for flag in crate::cli::reader::flags([spec.usage, spec.about]) {
+                let typed = format!("{base} --{flag} {}", sample(&format!("--{flag}")));
+                assert!(
+                    matches!(args(&typed), Ok(Invocation::Run(..) | Invocation::Serve(_))),
+                    "{typed}: {:?}",
+                    args(&typed)
+                );
+                checked += 1;
+            }
+            let typed = format!("{base} --no-such-flag");
+            assert!(args(&typed).unwrap_err().0.contains("has no option --no-such-flag"), "{typed}");
+        }
+        assert!(checked >= 20, "{checked}");
+    }
+
+    #[test]
+    fn every_command_has_its_own_help_and_a_one_line_summary() {
+        for spec in &COMMANDS {
+            let typed = format!("{} --help", spec.name());
+            let Ok(Invocation::Help(text)) = args(&typed) else { panic!("{typed}") };
+            assert!(text.starts_with(&format!("usage: intercom {}", spec.usage)), "{text}");
+            assert_eq!(args(&format!("help {}", spec.name())).unwrap(), Invocation::Help(text));
+            let summary = spec.about.lines().next().unwrap();
+            assert!(summary.ends_with('.') && summary.len() <= 74, "{summary}");
+            assert!(overview().contains(&format!("intercom {}\n      {summary}\n", spec.usage)));
+        }
+        let Ok(Invocation::Help(open)) = args("open --help") else { panic!() };
+        assert!(open.contains("90m") && open.contains("1w"), "{open}");
+        assert_eq!(args("--help").unwrap(), Invocation::Help(overview()));
+        assert_eq!(args("help").unwrap(), Invocation::Help(overview()));
+        assert_eq!(args("open 2x --help"), args("help open"));
+        let Ok(Invocation::Help(group)) = args("help schedule") else { panic!() };
+        assert_eq!(args("schedule --help").unwrap(), Invocation::Help(group.clone()));
+        for command in ["add", "list", "rm", "pause", "resume"] {
+            assert!(group.contains(&format!("usage: intercom schedule {command}")), "{group}");
+        }
+        let Ok(Invocation::Help(devices)) = args("devices --help") else { panic!() };
+        assert!(
+            devices.contains("usage: intercom devices\n")
+                && devices.contains("usage: intercom devices rm ID")
+        );
     }
 }

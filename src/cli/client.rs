@@ -109,23 +109,28 @@ impl Client {
 
     /// `GET path`, the answer read as `T`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
-        self.decode(self.call("GET", path, "")?)
+        self.decode(&self.call("GET", path, "")?)
     }
 
     /// `POST path` with `body` as JSON, the answer read as `T`.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
         // `()` is sent as no body at all: the routes that take none refuse nothing else.
         let text = serde_json::to_string(body)?;
-        self.decode(self.call("POST", path, if text == "null" { "" } else { &text })?)
+        self.decode(&self.call("POST", path, if text == "null" { "" } else { &text })?)
     }
 
-    fn decode<T: DeserializeOwned>(&self, value: serde_json::Value) -> Result<T, Box<dyn Error>> {
-        serde_json::from_value(value).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+    /// `DELETE path`; the answer has no body.
+    pub fn delete(&self, path: &str) -> Result<(), Box<dyn Error>> {
+        self.call("DELETE", path, "").map(drop)
     }
 
-    /// One request; the answer's JSON (null for 204). A refusal is an error with the
+    fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, Box<dyn Error>> {
+        serde_json::from_str(text).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
+    }
+
+    /// One request; the answer's text (empty for 204). A refusal is an error with the
     /// server's reason.
-    pub fn call(&self, method: &str, path: &str, body: &str) -> Result<serde_json::Value, Box<dyn Error>> {
+    fn call(&self, method: &str, path: &str, body: &str) -> Result<String, Box<dyn Error>> {
         self.prove_server()?;
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token.expose());
@@ -145,16 +150,11 @@ impl Client {
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
-        if status == 204 {
-            return Ok(serde_json::Value::Null);
-        }
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| format!("the server at {} answered {status} without JSON", self.base))?;
         if !(200..300).contains(&status) {
-            let msg = serde_json::from_value::<ErrorBody>(value).map_or("no detail".into(), |e| e.error);
+            let msg = serde_json::from_str::<ErrorBody>(&text).map_or("no detail".into(), |e| e.error);
             return Err(format!("the server refused ({status}): {msg}").into());
         }
-        Ok(value)
+        Ok(text)
     }
 }
 

@@ -10,9 +10,10 @@ use crate::cli::out::{say, say_raw};
 use crate::config::{self, Config, Secret};
 use crate::model::api::{LetInRequest, OpenRequest, StatusBody};
 use crate::util::local_address;
+use crate::util::time::{human, local};
 
-/// `open [DUR]`, or with `once` for the next visitor only.
-pub fn open(config: &Config, duration: Option<&str>, once: bool) -> Result<(), Box<dyn Error>> {
+/// `open [DUR]` (whole minutes), or with `once` for the next visitor only.
+pub fn open(config: &Config, duration: Option<Duration>, once: bool) -> Result<(), Box<dyn Error>> {
     let minutes = match duration {
         Some(d) => Some(window_minutes(d, config.max_window)?),
         None => None,
@@ -53,15 +54,13 @@ pub fn check_config(config: &Config) {
     say_raw!("{}", summary(config));
 }
 
-/// `open DUR` checked here, so the answer speaks of what was typed and of the config key
-/// that limits it rather than of the API's `minutes`.
-fn window_minutes(text: &str, max_window: Duration) -> Result<u64, String> {
-    let minutes = config::whole_minutes(text)?;
-    let max = humantime::format_duration(max_window);
-    if minutes * 60 > max_window.as_secs() {
-        return Err(format!("open {text}: at most {max} (max_window); try {max} or raise max_window"));
+/// `open DUR` against the config's limit, in its key's terms rather than the API's `minutes`.
+fn window_minutes(d: Duration, max_window: Duration) -> Result<u64, String> {
+    let max = human(max_window);
+    if d > max_window {
+        return Err(format!("open: at most {max} (max_window); try {max} or raise max_window"));
     }
-    Ok(minutes)
+    Ok(d.as_secs() / 60)
 }
 
 fn print_status(status: &StatusBody) {
@@ -69,11 +68,11 @@ fn print_status(status: &StatusBody) {
         let once = if status.once { " for the next visitor only" } else { "" };
         say!(
             "open{once} until {} ({} left)",
-            crate::util::time::local_rfc3339(status.open_until.as_deref().unwrap_or("?")),
-            humantime::format_duration(Duration::from_secs(status.remaining_seconds))
+            status.open_until.map_or("?".into(), local),
+            human(Duration::from_secs(status.remaining_seconds))
         );
     } else if let Some(s) = &status.schedule {
-        say!("window closed; open by schedule {:?} until {}", s.label, s.open_until);
+        say!("window closed; open by schedule {:?} until {}", s.label, local(s.open_until));
     } else {
         say!("closed");
     }
@@ -166,9 +165,9 @@ fn summary(c: &Config) -> String {
         ("ring", ring_summary(c)),
         ("forward_to", numbers(&c.forward_to)),
         ("unlock_digits", c.unlock_digits.clone()),
-        ("default_window", humantime::format_duration(c.default_window).to_string()),
-        ("max_window", humantime::format_duration(c.max_window).to_string()),
-        ("dial_timeout", humantime::format_duration(c.dial_timeout).to_string()),
+        ("default_window", human(c.default_window)),
+        ("max_window", human(c.max_window)),
+        ("dial_timeout", human(c.dial_timeout)),
         ("no_answer_message", c.no_answer_message.clone()),
         ("state_dir", c.state_dir.display().to_string()),
         ("log_level", c.log_level.to_string().to_lowercase()),
@@ -219,7 +218,7 @@ fn summary(c: &Config) -> String {
         ("notify.sms_to", numbers(&c.notify.sms_to)),
         ("notify.events", c.notify.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")),
         ("notify.ntfy", c.notify.ntfy.as_ref().map_or("(not set)".into(), |n| ntfy(c, n))),
-        ("limits.connection_lifetime", humantime::format_duration(c.limits.connection_lifetime).to_string()),
+        ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
         (
             "twilio.auth_token",
             secret(
@@ -256,15 +255,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn open_durations_speak_of_what_was_typed() {
-        let max = Duration::from_secs(12 * 3600);
-        assert_eq!(window_minutes("1h30m", max), Ok(90));
-        assert_eq!(window_minutes("12h", max), Ok(720));
+    fn open_is_held_to_max_window() {
+        let (max, hour) = (Duration::from_secs(12 * 3600), Duration::from_secs(3600));
+        assert_eq!(window_minutes(hour + hour / 2, max), Ok(90));
+        assert_eq!(window_minutes(12 * hour, max), Ok(720));
         assert_eq!(
-            window_minutes("24h", max).unwrap_err(),
-            "open 24h: at most 12h (max_window); try 12h or raise max_window"
+            window_minutes(24 * hour, max).unwrap_err(),
+            "open: at most 12h (max_window); try 12h or raise max_window"
         );
-        assert!(window_minutes("90", max).unwrap_err().contains("write 90m"));
     }
 
     #[test]

@@ -4,13 +4,11 @@
 
 use std::error::Error;
 
-use serde_json::Value;
-
-use crate::cli::codes::ApiCall;
+use crate::cli::client::Client;
 use crate::cli::out::{say, say_raw};
 use crate::model::api::{DeviceBody, DevicesBody, PairingBody, PairingRequest};
 
-/// `pair …` / `devices …` as typed.
+/// `pair …` / `devices …`, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeviceArgs {
     Pair(String),
@@ -19,11 +17,10 @@ pub enum DeviceArgs {
 }
 
 /// `base`: `http://LAN-address:port`, where the phone reaches the page.
-pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Error>> {
+pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Error>> {
     match args {
         DeviceArgs::Pair(name) => {
-            let body = serde_json::to_string(&PairingRequest { name })?;
-            let answer: PairingBody = answer(api("POST", "/api/pairings", &body)?)?;
+            let answer: PairingBody = api.post("/api/pairings", &PairingRequest { name })?;
             let link = format!("{base}{}", answer.path);
             let minutes = answer.valid_seconds / 60;
             say_raw!("{}", qr(&link)?);
@@ -33,7 +30,7 @@ pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Err
             Ok(())
         }
         DeviceArgs::List => {
-            let list: DevicesBody = answer(api("GET", "/api/devices", "")?)?;
+            let list: DevicesBody = api.get("/api/devices")?;
             if list.devices.is_empty() {
                 say!("no paired devices; pair one with `intercom pair \"Anna's phone\"`");
             }
@@ -43,24 +40,17 @@ pub fn run(args: DeviceArgs, api: ApiCall, base: &str) -> Result<(), Box<dyn Err
             Ok(())
         }
         DeviceArgs::Rm(id) => {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(format!("{id:?} is not a device id (see `intercom devices`)").into());
-            }
-            api("DELETE", &format!("/api/devices/{id}"), "")?;
+            api.delete(&format!("/api/devices/{id}"))?;
             say!("removed device {id}: it is shut out from its next request on");
             Ok(())
         }
     }
 }
 
-/// The server's answer as the type both ends share.
-fn answer<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Box<dyn Error>> {
-    serde_json::from_value(v).map_err(|e| format!("the server's answer was not understood: {e}").into())
-}
-
-/// `"Anna's phone", paired 2026-12-01T02:00:00Z, last used 2026-12-01T03:00:00Z`.
+/// `"Anna's phone", paired 2026-12-01 03:00 CET, last used 2026-12-01 04:00 CET`.
 fn describe(d: &DeviceBody) -> String {
-    format!("{:?}, paired {}, last used {}", d.name, d.paired, d.last_used.as_deref().unwrap_or("never"))
+    let last_used = d.last_used.map_or("never".into(), crate::util::time::local);
+    format!("{:?}, paired {}, last used {last_used}", d.name, crate::util::time::local(d.paired))
 }
 
 /// Built without the `qr` feature: the link alone.
@@ -84,29 +74,10 @@ fn qr(link: &str) -> Result<String, Box<dyn Error>> {
         + "\n")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "qr"))]
 mod tests {
-    use super::*;
-    use std::cell::RefCell;
-
     #[test]
-    fn pair_asks_for_a_link_and_rm_checks_the_id() {
-        let sent = RefCell::new(Vec::new());
-        let api = |m: &str, p: &str, b: &str| -> Result<Value, Box<dyn Error>> {
-            sent.borrow_mut().push(format!("{m} {p} {b}"));
-            Ok(
-                serde_json::json!({"name": "Anna", "path": "/pair#c=abc", "valid_seconds": 600, "devices": []}),
-            )
-        };
-        run(DeviceArgs::Pair("Anna".into()), &api, "http://192.0.2.1:8081").unwrap();
-        run(DeviceArgs::List, &api, "").unwrap();
-        assert!(run(DeviceArgs::Rm("../x".into()), &api, "").is_err());
-        run(DeviceArgs::Rm("ab12cd34".into()), &api, "").unwrap();
-        assert_eq!(
-            *sent.borrow(),
-            [r#"POST /api/pairings {"name":"Anna"}"#, "GET /api/devices ", "DELETE /api/devices/ab12cd34 "]
-        );
-        #[cfg(feature = "qr")]
-        assert!(qr("http://192.0.2.1:8081/pair#c=abc").unwrap().contains('█'));
+    fn the_qr_code_is_drawn_in_blocks() {
+        assert!(super::qr("http://192.0.2.1:8081/pair#c=abc").unwrap().contains('█'));
     }
 }

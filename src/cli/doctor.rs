@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::model::api::{EventsBody, StatusBody};
 use crate::model::record::Record;
@@ -21,7 +21,7 @@ use crate::cli::setup::{self, VOICE_METHOD};
 use crate::config::{self, Config};
 use crate::twilio::rest::Rest;
 use crate::util::local_address;
-use crate::{system::clock, util::loggable, util::time::local_rfc3339, util::INSTANCE_HEADER};
+use crate::{system::clock, util::loggable, util::time::local, util::INSTANCE_HEADER};
 
 /// The server's listeners are on this machine: an answer slower than this is a fault.
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -198,7 +198,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
     match client.get::<StatusBody>("/api/status") {
         Ok(s) => {
             let window = match (s.open, &s.open_until) {
-                (true, until) => format!("open until {}", local_rfc3339(until.as_deref().unwrap_or("?"))),
+                (true, until) => format!("open until {}", until.map_or("?".into(), local)),
                 (false, _) => "closed".into(),
             };
             r.line(Level::Ok, format!("the server is running (window {window})"));
@@ -429,13 +429,10 @@ fn check_newest_call(r: &mut Report, c: &Config) {
 }
 
 fn describe_call(e: &Record) -> String {
-    let time = &e.time;
-    let ago = crate::util::time::parse_rfc3339(time)
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .map(|d| format!(" ({} ago)", humantime::format_duration(Duration::from_secs(d.as_secs() / 60 * 60))))
+    let ago = Duration::try_from(jiff::Timestamp::now().duration_since(e.time))
+        .map(|d| format!(" ({} ago)", crate::util::time::human(Duration::from_secs(d.as_secs() / 60 * 60))))
         .unwrap_or_default();
     let from = e.from.as_deref().map(|f| format!(" from {}", loggable(f))).unwrap_or_default();
     let what = e.event.name().trim_start_matches("call_");
-    format!("newest call: {}{ago}{from}, {what}", local_rfc3339(time))
+    format!("newest call: {}{ago}{from}, {what}", local(e.time))
 }

@@ -14,13 +14,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use lexopt::prelude::*;
+
 use crate::cli::client::Client;
 use crate::cli::init_ask::{
     ask, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url, yes_no,
     Answers, Prompt,
 };
+use crate::cli::reader::{Args, UsageError};
 use crate::config::{self, ENV_FILE, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
+use crate::model::api::EventsBody;
 use crate::model::phone::PhoneNumber;
+use crate::model::record::{EventKind, Record};
 use crate::store::storage;
 
 /// The config a new install starts from: the shipped template's keys that init does not ask.
@@ -32,22 +37,45 @@ const LEARN_POLL: Duration = Duration::from_secs(1);
 /// History records read per poll: the call is the newest, but other records may follow it.
 const LEARN_EVENTS: usize = 50;
 
-/// Answers given as flags; `None` is asked (interactive) or an error (with flags).
+/// Answers given as flags, each checked as it was read; `None` is asked (interactive)
+/// or an error (with flags).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InitArgs {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub api_key_sid: Option<String>,
     pub api_key_secret: Option<String>,
-    pub twilio_number: Option<String>,
-    pub forward_to: Option<String>,
+    pub twilio_number: Option<PhoneNumber>,
+    pub forward_to: Option<Vec<PhoneNumber>>,
     pub public_url: Option<String>,
-    pub intercom_number: Option<String>,
+    pub intercom_number: Option<PhoneNumber>,
     /// Learn the intercom's number from the next rejected call.
     pub learn: bool,
-    pub learn_timeout: Option<String>,
+    pub learn_timeout: Option<Duration>,
     /// Replace a config that is not the untouched template.
     pub force: bool,
+}
+
+/// `init`'s flags, each answer checked as it is read.
+pub fn parse(a: &mut Args) -> Result<InitArgs, UsageError> {
+    let mut i = InitArgs::default();
+    while let Some(arg) = a.next_arg()? {
+        match arg {
+            Long("account-sid") => i.account_sid = Some(a.value(check_account_sid)?),
+            Long("auth-token") => i.auth_token = Some(a.value(check_secret)?),
+            Long("api-key-sid") => i.api_key_sid = Some(a.value(check_api_key_sid)?),
+            Long("api-key-secret") => i.api_key_secret = Some(a.value(check_secret)?),
+            Long("twilio-number") => i.twilio_number = Some(a.value(check_phone)?),
+            Long("forward-to") => i.forward_to = Some(a.value(check_phones)?),
+            Long("public-url") => i.public_url = Some(a.value(check_url)?),
+            Long("intercom-number") => i.intercom_number = Some(a.value(check_phone)?),
+            Long("learn-intercom") => i.learn = true,
+            Long("learn-timeout") => i.learn_timeout = Some(a.value(config::parse_duration)?),
+            Long("force") => i.force = true,
+            arg => return Err(a.unexpected(arg)),
+        }
+    }
+    Ok(i)
 }
 
 impl InitArgs {
@@ -60,10 +88,6 @@ impl InitArgs {
     fn learn_only(&self) -> bool {
         let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..self.clone() };
         self.learn && rest == InitArgs::default()
-    }
-
-    fn learn_timeout(&self) -> Result<Duration, String> {
-        self.learn_timeout.as_deref().map_or(Ok(DEFAULT_LEARN_TIMEOUT), config::parse_duration)
     }
 }
 
@@ -84,11 +108,8 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     }
     let mut prompt = Prompt::stdin();
     let interactive = !args.non_interactive();
-    let answers = if interactive { ask(&mut prompt)? } else { from_flags(&args)? };
-    let mut intercom = match &args.intercom_number {
-        Some(n) => Some(check_phone(n)?),
-        None => None,
-    };
+    let answers = if interactive { ask(&mut prompt)? } else { from_flags(args.clone())? };
+    let mut intercom = args.intercom_number.clone();
     if intercom.is_none() && interactive {
         let typed = prompt.ask(
             "The number your intercom calls from (+1…), or Enter to learn it by ringing: ",
@@ -105,7 +126,11 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     println!("wrote {} (0644) and {} (0600)", path.display(), env_path(path).display());
     let learn = intercom.is_none() && (args.learn || interactive);
     if learn {
-        let caller = learn_intercom(path, args.learn_timeout()?, interactive.then_some(&mut prompt))?;
+        let caller = learn_intercom(
+            path,
+            args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT),
+            interactive.then_some(&mut prompt),
+        )?;
         write_files(path, base, &answers, Some(&caller))?;
         println!("intercom_number is {caller}: wrote {}", path.display());
     } else if intercom.is_none() {
@@ -123,46 +148,32 @@ fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {} ({e}): run `intercom init` first", path.display()))?;
     let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let caller = learn_intercom(path, args.learn_timeout()?, None)?;
+    let caller = learn_intercom(path, args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), None)?;
     c.as_object_mut()
         .ok_or("the config is not a JSON object")?
         .insert("intercom_number".into(), json!(caller.as_str()));
-    let mut text = serde_json::to_string_pretty(&c)?;
-    text.push('\n');
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or("the config path has no file name")?.to_string_lossy().to_string();
-    storage::write_atomically(dir, &name, text.as_bytes(), 0o644)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    write_file(path, &(serde_json::to_string_pretty(&c)? + "\n"), 0o644)?;
     println!("intercom_number is {caller}: wrote {}", path.display());
     println!("next: `sudo systemctl restart intercom`, then `sudo intercom doctor`");
     Ok(())
 }
 
-fn from_flags(a: &InitArgs) -> Result<Answers, Box<dyn Error>> {
-    let need = |v: &Option<String>, flag: &str| {
-        v.clone()
-            .ok_or_else(|| format!("init with flags needs {flag} (or run `intercom init` alone to be asked)"))
-    };
-    fn flag_err(flag: &'static str) -> impl Fn(String) -> String {
-        move |m| format!("{flag}: {m}")
+fn from_flags(a: InitArgs) -> Result<Answers, Box<dyn Error>> {
+    fn need<T>(v: Option<T>, flag: &str) -> Result<T, String> {
+        v.ok_or_else(|| format!("init with flags needs {flag} (or run `intercom init` alone to be asked)"))
     }
-    let api_key = match (&a.api_key_sid, &a.api_key_secret) {
+    let api_key = match (a.api_key_sid, a.api_key_secret) {
         (None, None) => None,
-        (Some(sid), Some(secret)) => Some((
-            check_api_key_sid(sid).map_err(flag_err("--api-key-sid"))?,
-            check_secret(secret).map_err(flag_err("--api-key-secret"))?,
-        )),
+        (Some(sid), Some(secret)) => Some((sid, secret)),
         _ => return Err("--api-key-sid and --api-key-secret go together".into()),
     };
     Ok(Answers {
-        account_sid: check_account_sid(&need(&a.account_sid, "--account-sid")?)
-            .map_err(flag_err("--account-sid"))?,
-        auth_token: check_secret(&need(&a.auth_token, "--auth-token")?).map_err(flag_err("--auth-token"))?,
+        account_sid: need(a.account_sid, "--account-sid")?,
+        auth_token: need(a.auth_token, "--auth-token")?,
         api_key,
-        twilio_number: check_phone(&need(&a.twilio_number, "--twilio-number")?)
-            .map_err(flag_err("--twilio-number"))?,
-        forward_to: check_phones(&need(&a.forward_to, "--forward-to")?).map_err(flag_err("--forward-to"))?,
-        public_url: check_url(&need(&a.public_url, "--public-url")?).map_err(flag_err("--public-url"))?,
+        twilio_number: need(a.twilio_number, "--twilio-number")?,
+        forward_to: need(a.forward_to, "--forward-to")?,
+        public_url: need(a.public_url, "--public-url")?,
     })
 }
 
@@ -191,17 +202,8 @@ fn write_files(
         None => obj.remove("intercom_number"),
     };
     obj.insert("forward_to".into(), json!(a.forward_to.iter().map(PhoneNumber::as_str).collect::<Vec<_>>()));
-    let section = |obj: &mut serde_json::Map<String, Value>, name: &str| {
-        let v = obj.entry(name).or_insert_with(|| json!({}));
-        if !v.is_object() {
-            *v = json!({});
-        }
-        v.as_object_mut().expect("made an object").clone()
-    };
-    let mut webhook = section(obj, "webhook");
-    webhook.insert("public_url".into(), json!(a.public_url));
-    obj.insert("webhook".into(), Value::Object(webhook));
-    let mut twilio = section(obj, "twilio");
+    section(obj, "webhook").insert("public_url".into(), json!(a.public_url));
+    let twilio = section(obj, "twilio");
     twilio.insert("account_sid".into(), json!(a.account_sid));
     twilio.insert("number".into(), json!(a.twilio_number.as_str()));
     twilio.remove("auth_token");
@@ -210,9 +212,7 @@ fn write_files(
         Some((sid, _)) => twilio.insert("api_key_sid".into(), json!(sid)),
         None => twilio.remove("api_key_sid"),
     };
-    obj.insert("twilio".into(), Value::Object(twilio));
-    let mut text = serde_json::to_string_pretty(&c)?;
-    text.push('\n');
+    let text = serde_json::to_string_pretty(&c)? + "\n";
     // What is written must load, with the secrets, and hold no placeholder.
     let secrets = [
         (ENV_TWILIO_AUTH_TOKEN, Some(a.auth_token.clone())),
@@ -236,13 +236,29 @@ fn write_files(
         .map(str::to_string)
         .collect();
     lines.extend(secrets.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))));
-    let env_name = ENV_FILE;
-    storage::write_atomically(dir, env_name, (lines.join("\n") + "\n").as_bytes(), 0o600)?;
-    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
-    let name = path.file_name().ok_or("the config path has no file name")?.to_string_lossy().to_string();
-    storage::write_atomically(dir, &name, text.as_bytes(), 0o644)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    write_file(&env_file, &(lines.join("\n") + "\n"), 0o600)?;
+    write_file(path, &text, 0o644)?;
     Ok(())
+}
+
+/// A section of the config (`twilio`), made an object if it is not one.
+fn section<'a>(
+    config: &'a mut serde_json::Map<String, Value>,
+    name: &str,
+) -> &'a mut serde_json::Map<String, Value> {
+    let v = config.entry(name).or_insert_with(|| json!({}));
+    if !v.is_object() {
+        *v = json!({});
+    }
+    v.as_object_mut().expect("made an object")
+}
+
+/// Writes `path` whole (atomically), with `mode` whatever the file had before.
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Box<dyn Error>> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or("the path has no file name")?.to_string_lossy();
+    storage::write_atomically(dir, &name, text.as_bytes(), mode)?;
+    Ok(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?)
 }
 
 /// Waits for the running server to reject a call, and offers (or, with flags, takes) its
@@ -258,26 +274,20 @@ fn learn_intercom(
         "(it reads the new config), and once `sudo intercom twilio-setup` (Twilio then sends calls here)."
     );
     let deadline = Instant::now() + timeout;
-    let mut seen: Option<Vec<String>> = None;
+    let mut seen: Option<Vec<Record>> = None;
     let mut said = false;
     loop {
-        let list = Client::new(&c)
-            .and_then(|client| client.call("GET", &format!("/api/events?limit={LEARN_EVENTS}"), ""));
-        if let Ok(v) = list {
-            let records = v["events"].as_array().cloned().unwrap_or_default();
-            let key = |e: &Value| format!("{}|{}|{}|{}", e["time"], e["event"], e["call_sid"], e["from"]);
+        let path = format!("/api/events?limit={LEARN_EVENTS}");
+        if let Ok(EventsBody { events }) = Client::new(&c).and_then(|client| client.get(&path)) {
             match &seen {
                 None => {
-                    seen = Some(records.iter().map(key).collect());
+                    seen = Some(events);
                     println!("Waiting for a call: press your button at the building's door now…");
                     let _ = std::io::stdout().flush();
                 }
                 Some(old) => {
-                    let new =
-                        records.iter().find(|e| e["event"] == "call_rejected" && !old.contains(&key(e)));
-                    if let Some(from) =
-                        new.and_then(|e| e["from"].as_str()).and_then(|f| PhoneNumber::parse(f).ok())
-                    {
+                    let new = events.iter().find(|e| e.event == EventKind::CallRejected && !old.contains(e));
+                    if let Some(from) = new.and_then(|e| PhoneNumber::parse(e.from.as_deref()?).ok()) {
                         let Some(p) = prompt.as_deref_mut() else { return Ok(from) };
                         let yes = p.ask(
                             &format!("A call came from {from}. Is this your intercom? [Y/n] "),
@@ -297,7 +307,7 @@ fn learn_intercom(
         if Instant::now() >= deadline {
             return Err(format!(
                 "no call within {}: set intercom_number yourself, or run `intercom init --learn-intercom` again",
-                humantime::format_duration(timeout)
+                crate::util::time::human(timeout)
             )
             .into());
         }

@@ -3,7 +3,7 @@
 //! (a one-shot window is not used up). It says why: the window, a schedule (by its
 //! label), a one-shot window, and at which entrance.
 
-use std::time::SystemTime;
+use jiff::Timestamp;
 
 use crate::cli::out::say_raw;
 use crate::config::Config;
@@ -15,7 +15,7 @@ use crate::twilio::twiml;
 
 pub fn run(config: &Config, from: &str) {
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
-    let now = SystemTime::now();
+    let now = Timestamp::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
         Ok(s) => s,
         Err(e) => {
@@ -45,7 +45,7 @@ pub fn run(config: &Config, from: &str) {
     let decision = call::first(entrance, open, offered, &ringing, config);
     let why = match (&decision, &schedule) {
         (Decision::Unlock { .. }, Some((label, until))) => {
-            format!(" (schedule {label:?}, open until {})", crate::rules::schedule::rfc3339_at(*until))
+            format!(" (schedule {label:?}, open until {})", crate::util::time::local(*until))
         }
         (Decision::Unlock { .. }, None) if status.once => {
             " (the next visitor: this ends the one-shot window)".to_string()

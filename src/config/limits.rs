@@ -39,7 +39,7 @@ fn connection_lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     let t = duration(d)?;
     let (lo, hi) = CONNECTION_LIFETIME_RANGE;
     if !(lo..=hi).contains(&t) {
-        let (lo, hi) = (humantime::format_duration(lo), humantime::format_duration(hi));
+        let (lo, hi) = (crate::util::time::human(lo), crate::util::time::human(hi));
         return Err(D::Error::custom(format!("must be between {lo} and {hi}")));
     }
     Ok(t)

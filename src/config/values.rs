@@ -297,14 +297,15 @@ pub fn check_token(t: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses "90m", "2h", "1h30m", "45s". Zero is refused: no window or timeout is empty.
+/// Parses "90m", "2h", "1h30m", "45s", "1d" (`util::time::parse_human`). Zero is
+/// refused: no window or timeout is empty.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{t} has no unit: write {t}m (minutes), or 2h, 1h30m"));
     }
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 90m, 2h or 1h30m"))?;
+    let d = crate::util::time::parse_human(t)
+        .ok_or_else(|| format!("invalid duration {s:?}; write it like 90m, 2h or 1h30m"))?;
     if d.is_zero() {
         return Err(format!("invalid duration {s:?}: must be more than zero"));
     }

@@ -6,7 +6,9 @@
 use std::io;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::store::codes::CodeStore;
 use crate::store::schedules::ScheduleStore;
@@ -23,7 +25,7 @@ const MIN_SLEEP: Duration = Duration::from_millis(20);
 /// closed or replaced in the meantime is simply not ended.
 pub fn watch(store: Arc<Store>, codes: Arc<CodeStore>, schedules: Arc<ScheduleStore>) -> io::Result<()> {
     thread::Builder::new().name("expiry".into()).spawn(move || loop {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         // Each second's reading, so guest codes notice a clock that steps back.
         codes.observe_clock(now);
         schedules.observe_clock(now);
@@ -31,7 +33,7 @@ pub fn watch(store: Arc<Store>, codes: Arc<CodeStore>, schedules: Arc<ScheduleSt
         store.expire_ended(now);
         let wait = store
             .stored_until()
-            .and_then(|until| until.duration_since(now).ok())
+            .and_then(|until| Duration::try_from(until.duration_since(now)).ok())
             .map_or(EXPIRY_POLL, |d| d.min(EXPIRY_POLL));
         thread::sleep(wait.max(MIN_SLEEP));
     })?;

@@ -21,7 +21,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::config::url::url_origin;
 use crate::config::{Config, NtfyConfig, Secret};
@@ -251,7 +253,7 @@ fn post_json(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: String)
                 let body = resp.body_mut().read_to_string().unwrap_or_default();
                 crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
             };
-            classify_status(status, &detail, retry.as_deref(), SystemTime::now())
+            classify_status(status, &detail, retry.as_deref(), Timestamp::now())
         }
         Err(e) => Err(from_rest(crate::twilio::rest::network_error(&e))),
     }
@@ -260,7 +262,7 @@ fn post_json(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: String)
 fn from_rest(e: RestError) -> Failure {
     match e {
         RestError::Status { status, detail, retry_after } => {
-            classify_status(status, &detail, retry_after.as_deref(), SystemTime::now())
+            classify_status(status, &detail, retry_after.as_deref(), Timestamp::now())
                 .err()
                 .unwrap_or_else(|| Failure::Permanent(format!("HTTP {status}")))
         }
@@ -276,7 +278,7 @@ pub fn classify_status(
     status: u16,
     detail: &str,
     retry_after: Option<&str>,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<(), Failure> {
     let why = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
     let asked = || {
@@ -330,7 +332,7 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let c = |s, d| classify_status(s, d, None, now);
         assert_eq!(c(201, ""), Ok(()));
         for s in [429, 500, 502, 503, 504] {
@@ -344,7 +346,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_on_429_and_503_only_and_capped() {
-        let now = humantime::parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
+        let now: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
         let wait = |s, v| match classify_status(s, "", Some(v), now) {
             Err(Failure::Transient(_, w)) => w,
             other => panic!("{other:?}"),
@@ -370,7 +372,7 @@ mod tests {
     fn a_full_queue_drops_the_oldest() {
         let q = Queue::new("webhook http://127.0.0.1:9".into(), false);
         for n in 0..QUEUE_CAPACITY + 3 {
-            q.push(Record::new(std::time::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
+            q.push(Record::new(Timestamp::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
         }
         assert_eq!(q.jobs.lock().unwrap().len(), QUEUE_CAPACITY);
         assert_eq!(q.pop().message, "3");

@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::daemon::expiry;
@@ -118,7 +120,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
         if let Some((_, store)) = loaded.get() {
-            store.status(SystemTime::now());
+            store.status(Timestamp::now());
         }
         Ok(())
     }))?;
@@ -192,9 +194,9 @@ fn load(
         observed.record(&Record::window(change, time));
     }));
     let newest_record = history.newest_time();
-    store.check_at_start(SystemTime::now(), newest_record);
+    store.check_at_start(Timestamp::now(), newest_record);
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), SystemTime::now()));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), Timestamp::now()));
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
     let schedules = Arc::new(ScheduleStore::open(
@@ -203,7 +205,7 @@ fn load(
         boot,
         Box::new(crate::system::boot::clock_synced_now),
         health,
-        SystemTime::now(),
+        Timestamp::now(),
     ));
     retry.push(schedules.clone());
     // The history saw that time: a clock behind it went back while we were down (a

@@ -3,6 +3,7 @@
 //! shape. Requests refuse unknown fields (a typo must not silently mean "the default");
 //! answers accept them, so an older CLI still reads a newer server.
 
+use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +13,8 @@ use crate::model::record::Record;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusBody {
     pub open: bool,
-    /// RFC 3339 UTC, whole seconds.
-    pub open_until: Option<String>,
+    /// Whole seconds, as every time in the API (RFC 3339 UTC).
+    pub open_until: Option<Timestamp>,
     pub remaining_seconds: u64,
     /// Set while the state disk has a problem: the page shows it as a banner.
     #[serde(default)]
@@ -44,8 +45,7 @@ pub struct RingingBody {
     pub call: String,
     /// `intercoms[].name`, when the config names its entrances.
     pub entrance: Option<String>,
-    /// RFC 3339 UTC, whole seconds.
-    pub since: String,
+    pub since: Timestamp,
 }
 
 /// `POST /api/let-in`: the ringing call to let in, as the status named it.
@@ -66,8 +66,7 @@ pub struct ProofBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleNow {
     pub label: String,
-    /// RFC 3339 UTC.
-    pub open_until: String,
+    pub open_until: Timestamp,
 }
 
 /// `POST /api/open`; an empty body or no `minutes` means `default_window`.
@@ -99,8 +98,7 @@ pub struct CodeBody {
     pub id: String,
     pub code: String,
     pub label: String,
-    /// RFC 3339 UTC, whole seconds.
-    pub valid_until: String,
+    pub valid_until: Timestamp,
     pub remaining_seconds: u64,
     pub uses_left: u32,
 }
@@ -146,8 +144,8 @@ pub struct ScheduleBody {
     pub paused: bool,
     /// Open now (and the clock is trusted).
     pub open: bool,
-    /// RFC 3339 UTC, while open.
-    pub open_until: Option<String>,
+    /// While open.
+    pub open_until: Option<Timestamp>,
     /// Only for calls from this entrance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrance: Option<String>,
@@ -204,9 +202,8 @@ pub struct PairRequest {
 pub struct DeviceBody {
     pub id: String,
     pub name: String,
-    /// RFC 3339 UTC, whole seconds.
-    pub paired: String,
-    pub last_used: Option<String>,
+    pub paired: Timestamp,
+    pub last_used: Option<Timestamp>,
     /// The device that asked (its cookie), so the page can say "this phone".
     #[serde(default)]
     pub this_device: bool,

@@ -6,13 +6,13 @@
 //! below everything that produces or consumes these values (rules, state, history,
 //! notify, config, listeners), so none of them needs to import another for a type.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::model::phone::PhoneNumber;
 use crate::util::loggable;
-use crate::util::time::rfc3339;
 
 /// The answer to one incoming call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +74,8 @@ pub struct CallRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WindowChange {
     Opened {
-        until: SystemTime,
+        /// Whole seconds.
+        until: Timestamp,
         duration: Duration,
         source: String,
         /// For the next visitor only.
@@ -89,7 +90,7 @@ pub enum WindowChange {
     },
     /// The window ended on its own; `until` is when it ended.
     Expired {
-        until: SystemTime,
+        until: Timestamp,
     },
 }
 
@@ -170,8 +171,8 @@ impl EventKind {
 /// still show after a downgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// RFC 3339 UTC, whole seconds.
-    pub time: String,
+    /// Whole seconds (RFC 3339 UTC on disk and in the API).
+    pub time: Timestamp,
     pub event: EventKind,
     /// One human sentence: what the page shows and the notification says.
     pub message: String,
@@ -189,14 +190,14 @@ pub struct Record {
     pub minutes: Option<u64>,
     /// `window_opened`: when it will end; `window_expired`: when it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open_until: Option<String>,
+    pub open_until: Option<Timestamp>,
     /// `call_unlocked_code`: the guest code's label (never its digits);
     /// `call_unlocked_schedule`: the schedule's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `codes_locked`: when codes are accepted again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locked_until: Option<String>,
+    pub locked_until: Option<Timestamp>,
     /// `call_rejected`: how many rejected calls before this one were counted but not
     /// recorded (a flood is summarised, so it cannot push real records out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,9 +231,10 @@ fn caller_for_message(from: Option<&str>) -> &str {
 }
 
 impl Record {
-    pub fn new(time: SystemTime, event: EventKind, message: String) -> Record {
+    /// A record at `time`, kept in whole seconds.
+    pub fn new(time: Timestamp, event: EventKind, message: String) -> Record {
         Record {
-            time: rfc3339(time),
+            time: crate::util::time::floor(time),
             event,
             message,
             call_sid: None,
@@ -249,7 +251,7 @@ impl Record {
     }
 
     /// The record of an answered call.
-    pub fn call(call: &CallRecord, time: SystemTime) -> Record {
+    pub fn call(call: &CallRecord, time: Timestamp) -> Record {
         let from = call.from.as_deref().map(loggable);
         let (event, message) = match &call.decision {
             Decision::Unlock { .. } => {
@@ -282,7 +284,7 @@ impl Record {
 
     /// A webhook refused for its signature, with the call parameters it claimed (already
     /// made loggable by the caller: they are unauthenticated).
-    pub fn bad_signature(call_sid: Option<String>, from: Option<String>, time: SystemTime) -> Record {
+    pub fn bad_signature(call_sid: Option<String>, from: Option<String>, time: Timestamp) -> Record {
         let message = format!(
             "Refused a call with a bad Twilio signature (claiming to be from {})",
             caller_for_message(from.as_deref())
@@ -291,7 +293,7 @@ impl Record {
     }
 
     /// A visitor let in by a guest code: the label says whose, the digits are never kept.
-    pub fn code_unlocked(call: &CallRecord, label: &str, time: SystemTime) -> Record {
+    pub fn code_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
@@ -304,7 +306,7 @@ impl Record {
     }
 
     /// A visitor let in because a schedule is open now; the label says which.
-    pub fn schedule_unlocked(call: &CallRecord, label: &str, time: SystemTime) -> Record {
+    pub fn schedule_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
@@ -317,7 +319,7 @@ impl Record {
     }
 
     /// A ringing call let in by `who` (its tones played through Twilio's API).
-    pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: SystemTime) -> Record {
+    pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: Timestamp) -> Record {
         let at = entrance.map_or(String::new(), |name| format!("{}: ", loggable(name)));
         let message = format!("{at}Let a visitor in while it rang, by {}", loggable(who));
         Record {
@@ -329,7 +331,7 @@ impl Record {
     }
 
     /// Wrong digits on the keypad (which digits is not kept).
-    pub fn code_rejected(call: &CallRecord, time: SystemTime) -> Record {
+    pub fn code_rejected(call: &CallRecord, time: Timestamp) -> Record {
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
             from: call.from.as_deref().map(loggable),
@@ -342,17 +344,17 @@ impl Record {
         }
     }
 
-    pub fn codes_locked(until: SystemTime, time: SystemTime) -> Record {
-        let minutes = until.duration_since(time).unwrap_or_default().as_secs().div_ceil(60);
+    pub fn codes_locked(until: Timestamp, time: Timestamp) -> Record {
+        let minutes = crate::util::time::between(time, until).as_secs().div_ceil(60);
         let message = format!("Too many wrong guest codes: codes are locked for {minutes} minutes");
-        Record { locked_until: Some(rfc3339(until)), ..Record::new(time, EventKind::CodesLocked, message) }
+        Record { locked_until: Some(until), ..Record::new(time, EventKind::CodesLocked, message) }
     }
 
-    pub fn window(change: &WindowChange, time: SystemTime) -> Record {
+    pub fn window(change: &WindowChange, time: Timestamp) -> Record {
         match change {
             WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
-                let length = humantime::format_duration(Duration::from_secs(minutes * 60));
+                let length = crate::util::time::human(Duration::from_secs(minutes * 60));
                 let message = if *once {
                     format!("Opened for the next visitor only, within {length}, by {source}")
                 } else {
@@ -361,7 +363,7 @@ impl Record {
                 Record {
                     source: Some(source.clone()),
                     minutes: Some(minutes),
-                    open_until: Some(rfc3339(*until)),
+                    open_until: Some(*until),
                     once: once.then_some(true),
                     ..Record::new(time, EventKind::WindowOpened, message)
                 }
@@ -380,7 +382,7 @@ impl Record {
                 ..Record::new(time, EventKind::WindowClosed, format!("Window closed by {source}"))
             },
             WindowChange::Expired { until } => Record {
-                open_until: Some(rfc3339(*until)),
+                open_until: Some(*until),
                 ..Record::new(
                     time,
                     EventKind::WindowExpired,
@@ -402,7 +404,6 @@ fn at_entrance(call: &CallRecord, message: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
     #[test]
     fn only_a_phone_number_from_the_caller_reaches_a_message() {
@@ -412,7 +413,7 @@ mod tests {
         assert_eq!(caller_for_message(Some(forged)), "a caller ID that is not a phone number");
         assert_eq!(caller_for_message(Some("+")), "a caller ID that is not a phone number");
         assert_eq!(caller_for_message(None), "an unknown number");
-        let r = Record::bad_signature(None, Some(forged.into()), UNIX_EPOCH);
+        let r = Record::bad_signature(None, Some(forged.into()), Timestamp::UNIX_EPOCH);
         assert!(!r.message.contains("Window opened"), "{}", r.message);
         assert_eq!(r.from.as_deref(), Some(forged), "kept as data");
     }
@@ -428,7 +429,7 @@ mod tests {
 
     #[test]
     fn window_records_carry_source_minutes_and_end() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t = Timestamp::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let opened = Record::window(
             &WindowChange::Opened {
                 until: t + Duration::from_secs(5400),
@@ -441,7 +442,7 @@ mod tests {
         assert_eq!(opened.event, EventKind::WindowOpened);
         assert_eq!(opened.minutes, Some(90));
         assert_eq!(opened.message, "Window opened for 1h 30m by page from 192.168.1.20");
-        assert_eq!(opened.open_until.as_deref(), Some("1970-01-12T15:16:40Z"));
+        assert_eq!(opened.open_until.map(|t| t.to_string()).as_deref(), Some("1970-01-12T15:16:40Z"));
         let expired = Record::window(&WindowChange::Expired { until: t }, t);
         assert_eq!(expired.event, EventKind::WindowExpired);
     }

@@ -9,7 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use super::client::Client;
 use super::codec::{Connect, Packet};
@@ -243,7 +245,7 @@ impl Worker {
     /// The retained state topics whose value changed. A lock held by a hanging disk
     /// write skips this round (the next refresh tries again) rather than stall pings.
     fn send_state(&mut self, client: &mut Client) -> io::Result<()> {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let mut values = Vec::new();
         if let Some(s) = self.store.status_within(now, crate::util::LOCK_WAIT) {
             values.push((&self.topics.window_state, on_off(s.is_open()).to_string()));
@@ -291,7 +293,7 @@ impl Worker {
             ));
             return Ok(false);
         }
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let window = topic == self.topics.window_set;
         match text {
             ON if window => self.open(now, false),
@@ -314,7 +316,7 @@ impl Worker {
         Ok(true)
     }
 
-    fn open(&self, now: SystemTime, once: bool) {
+    fn open(&self, now: Timestamp, once: bool) {
         // The same call and checks as `POST /api/open` with an empty body (and `once`).
         if let Err(e) = self.store.open_window(self.config.default_window, once, now, SOURCE) {
             log::warn!("MQTT: Home Assistant asked to open the window: {e}");

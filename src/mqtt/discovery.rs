@@ -237,7 +237,7 @@ pub fn on_off(on: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
+    use jiff::Timestamp;
 
     #[test]
     fn every_entity_has_the_keys_its_platform_requires() {
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn ring_events_carry_their_type_and_others_none() {
-        let t = UNIX_EPOCH;
+        let t = Timestamp::UNIX_EPOCH;
         let mut r = Record::new(t, EventKind::CallRejected, "Rejected a call from +15550001111".into());
         r.from = Some("+15550001111".into());
         let v = ring_event(&r).unwrap();

@@ -10,8 +10,8 @@
 //! longer than the step back. Then the clock is taken as it reads.
 //!
 //! - A step forward is a reading later than the last one plus the monotonic time since
-//!   (plus [`STEP_SLACK_SECS`]); from then on the clock "reads ahead".
-//! - A reading more than [`BACKWARD_SLACK_SECS`] behind the latest pauses codes for
+//!   (plus [`STEP_SLACK`]); from then on the clock "reads ahead".
+//! - A reading more than [`BACKWARD_SLACK`] behind the latest pauses codes for
 //!   `min(time read ahead, size of the step back)`. A clock that was right all along and
 //!   then steps back is paused until it has caught up (its "time ahead" is the whole
 //!   run), as before; a short glitch forward costs only its own length.
@@ -20,31 +20,34 @@
 
 use std::time::{Duration, Instant};
 
-use crate::rules::clock::BACKWARD_SLACK_SECS;
+use jiff::Timestamp;
+
+use crate::rules::clock::BACKWARD_SLACK;
+use crate::util::time::{between, human};
 
 /// How far a reading may run ahead of the last one plus the monotonic time since, before
 /// it counts as a step forward: readings are whole seconds, and NTP slews are slow.
-pub const STEP_SLACK_SECS: u64 = 5;
+pub const STEP_SLACK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ClockSteps {
-    /// The latest reading (Unix seconds).
-    latest: u64,
+    /// The latest reading.
+    latest: Timestamp,
     /// Since when the clock has read at `latest`'s level, if known (in this process).
     ahead_since: Option<Instant>,
     /// The last reading and when it was taken.
-    last: (u64, Instant),
+    last: (Timestamp, Instant),
     /// While the clock reads behind: until when codes pause.
     paused_until: Option<Instant>,
 }
 
 impl ClockSteps {
-    pub fn new(now: u64, mono: Instant) -> ClockSteps {
+    pub fn new(now: Timestamp, mono: Instant) -> ClockSteps {
         ClockSteps { latest: now, ahead_since: Some(mono), last: (now, mono), paused_until: None }
     }
 
     /// A time the clock read before this process started (the newest history record).
-    pub fn note_earlier_reading(&mut self, t: u64) {
+    pub fn note_earlier_reading(&mut self, t: Timestamp) {
         if t > self.latest {
             self.latest = t;
             self.ahead_since = None;
@@ -52,19 +55,19 @@ impl ClockSteps {
     }
 
     /// Whether codes may be judged by the reading `now` taken at `mono`.
-    pub fn admit(&mut self, now: u64, mono: Instant) -> bool {
+    pub fn admit(&mut self, now: Timestamp, mono: Instant) -> bool {
         let (last_wall, last_mono) = self.last;
-        let expected = last_wall + mono.saturating_duration_since(last_mono).as_secs();
+        let expected = last_wall + Duration::from_secs(mono.saturating_duration_since(last_mono).as_secs());
         self.last = (now, mono);
-        if now + BACKWARD_SLACK_SECS < self.latest {
+        if now + BACKWARD_SLACK < self.latest {
             let (latest, ahead_since) = (self.latest, self.ahead_since);
             let until = *self.paused_until.get_or_insert_with(|| {
-                let step = Duration::from_secs(latest - now);
+                let step = Duration::from_secs(between(now, latest).as_secs());
                 let ahead = ahead_since.map_or(step, |s| mono.saturating_duration_since(s));
                 log::warn!(
                     "the clock stepped back {}: guest codes pause for {} (as long as it read ahead, at most the step)",
-                    humantime::format_duration(step),
-                    humantime::format_duration(ahead.min(step))
+                    human(step),
+                    human(ahead.min(step))
                 );
                 mono + ahead.min(step)
             });
@@ -78,7 +81,7 @@ impl ClockSteps {
             return true;
         }
         self.paused_until = None;
-        if now > self.latest && now > expected + STEP_SLACK_SECS {
+        if now > self.latest && now > expected + STEP_SLACK {
             self.ahead_since = Some(mono);
         }
         self.latest = self.latest.max(now);
@@ -91,8 +94,8 @@ impl ClockSteps {
         let left = Duration::from_secs(until.saturating_duration_since(mono).as_secs() + 1);
         Some(format!(
             "the clock stepped back {}: guest codes pause for at most {} more (or until the clock catches up)",
-            humantime::format_duration(Duration::from_secs(self.latest.saturating_sub(self.last.0))),
-            humantime::format_duration(left)
+            human(Duration::from_secs(between(self.last.0, self.latest).as_secs())),
+            human(left)
         ))
     }
 }
@@ -101,60 +104,64 @@ impl ClockSteps {
 mod tests {
     use super::*;
 
-    const T: u64 = 1_800_000_000;
     const DAY: u64 = 86_400;
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
     }
 
+    /// 1_800_000_000 plus `n` seconds.
+    fn t(n: u64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap() + secs(n)
+    }
+
     #[test]
     fn a_glitch_forward_pauses_codes_only_as_long_as_it_lasted() {
         let m = Instant::now();
-        let mut c = ClockSteps::new(T, m);
-        assert!(c.admit(T + 60, m + secs(60)));
-        assert!(c.admit(T + 60 + 30 * DAY, m + secs(61)), "a step forward is believed");
-        assert!(c.admit(T + 65 + 30 * DAY, m + secs(66)));
+        let mut c = ClockSteps::new(t(0), m);
+        assert!(c.admit(t(60), m + secs(60)));
+        assert!(c.admit(t(60 + 30 * DAY), m + secs(61)), "a step forward is believed");
+        assert!(c.admit(t(65 + 30 * DAY), m + secs(66)));
         // Back after 5 s ahead: paused for those 5 s, not 30 days.
-        assert!(!c.admit(T + 67, m + secs(67)));
+        assert!(!c.admit(t(67), m + secs(67)));
         assert!(
             c.paused(m + secs(67)).is_some_and(|p| p.contains("stepped back")),
             "{:?}",
             c.paused(m + secs(67))
         );
-        assert!(!c.admit(T + 70, m + secs(70)));
-        assert!(c.admit(T + 73, m + secs(73)), "resumed after the glitch's own length");
+        assert!(!c.admit(t(70), m + secs(70)));
+        assert!(c.admit(t(73), m + secs(73)), "resumed after the glitch's own length");
         assert_eq!(c.paused(m + secs(73)), None);
-        assert!(c.admit(T + 80, m + secs(80)), "and the clock is taken as it reads");
+        assert!(c.admit(t(80), m + secs(80)), "and the clock is taken as it reads");
     }
 
     #[test]
     fn a_right_clock_that_steps_back_pauses_until_it_has_caught_up() {
         let m = Instant::now();
-        let mut c = ClockSteps::new(T, m);
-        assert!(c.admit(T + 3 * DAY, m + secs(3 * DAY)));
-        let back = T + 3 * DAY - 7200; // two hours back after three days
+        let mut c = ClockSteps::new(t(0), m);
+        assert!(c.admit(t(3 * DAY), m + secs(3 * DAY)));
+        let back = t(3 * DAY - 7200); // two hours back after three days
         assert!(!c.admit(back, m + secs(3 * DAY + 1)));
-        assert!(!c.admit(back + 7000, m + secs(3 * DAY + 7001)));
-        assert!(c.admit(back + 7200, m + secs(3 * DAY + 7201)), "caught up");
+        assert!(!c.admit(back + secs(7000), m + secs(3 * DAY + 7001)));
+        assert!(c.admit(back + secs(7200), m + secs(3 * DAY + 7201)), "caught up");
     }
 
     #[test]
     fn a_reading_from_before_the_start_waits_the_whole_step() {
         let m = Instant::now();
-        let mut c = ClockSteps::new(T, m);
-        c.note_earlier_reading(T + 3600);
-        assert!(!c.admit(T + 1, m + secs(1)));
-        assert!(!c.admit(T + 3000, m + secs(3000)));
-        assert!(c.admit(T + 3595, m + secs(3595)), "within the slack of the record's time");
+        let mut c = ClockSteps::new(t(0), m);
+        c.note_earlier_reading(t(3600));
+        assert!(!c.admit(t(1), m + secs(1)));
+        assert!(!c.admit(t(3000), m + secs(3000)));
+        assert!(c.admit(t(3595), m + secs(3595)), "within the slack of the record's time");
     }
 
     #[test]
     fn small_steps_and_slews_change_nothing() {
         let m = Instant::now();
-        let mut c = ClockSteps::new(T, m);
-        assert!(c.admit(T + 100, m + secs(100)));
-        assert!(c.admit(T + 100 - BACKWARD_SLACK_SECS, m + secs(101)));
+        let mut c = ClockSteps::new(t(0), m);
+        assert!(c.admit(t(100), m + secs(100)));
+        assert!(c.admit(t(100 - BACKWARD_SLACK.as_secs()), m + secs(101)));
         assert_eq!(c.paused(m + secs(101)), None);
     }
 }

@@ -1,13 +1,17 @@
-//! Guest codes: the rules, pure (no I/O, no clock: times come in as Unix seconds).
+//! Guest codes: the rules, pure (no I/O, no clock: times come in as arguments).
 //!
 //! A code is 6 digits with a label, an end and a number of uses. These functions decide
 //! whether a call is offered the keypad prompt, whether entered digits are a right code,
-//! and when too many wrong codes lock codes for a while. `codes_store.rs` keeps them on
+//! and when too many wrong codes lock codes for a while. `store/codes.rs` keeps them on
 //! disk; the listeners ask these functions what to do.
 
 use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::model::api::{read_request, CodeBody, NewCodeRequest};
+use crate::util::time::between;
 
 /// Six digits: 10^6 possibilities; with the lockout below that is years of guessing
 /// (SECURITY.md has the arithmetic), and still quick to type on a door panel.
@@ -21,19 +25,19 @@ pub const MAX_MINUTES: u64 = 7 * 24 * 60;
 pub const MAX_USES: u32 = 20;
 /// A label is a name on a phone screen ("plumber"), not a note.
 pub const MAX_LABEL_CHARS: usize = 40;
-/// Wrong codes within [`FAILURE_WINDOW_SECS`] that lock codes.
+/// Wrong codes within [`FAILURE_WINDOW`] that lock codes.
 pub const MAX_FAILURES: usize = 5;
 /// 15 minutes: a visitor who mistypes twice is not locked out, a guesser is slowed down.
-pub const FAILURE_WINDOW_SECS: u64 = 15 * 60;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How long codes are neither offered nor accepted after a lock.
-pub const LOCK_SECS: u64 = 15 * 60;
+pub const LOCK: Duration = Duration::from_secs(15 * 60);
 /// What a new code gets when the request does not say.
 pub const DEFAULT_MINUTES: u64 = 24 * 60;
 pub const DEFAULT_LABEL: &str = "guest";
 /// A stored end further away than the longest validity plus this means the clock went
 /// back (a Pi has no real-time clock): the code is not accepted until it makes sense. A
 /// minute covers a code made on a clock slightly ahead of this one.
-const VALIDITY_SLACK_SECS: u64 = 60;
+const VALIDITY_SLACK: Duration = Duration::from_secs(60);
 
 /// One guest code. `Debug` hides the digits, so a stray `{:?}` cannot log them.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,8 +45,8 @@ pub struct Code {
     pub id: String,
     pub digits: String,
     pub label: String,
-    /// Unix seconds: the code works while now is before it.
-    pub valid_until: u64,
+    /// Whole seconds: the code works while now is before it.
+    pub valid_until: Timestamp,
     pub uses_left: u32,
 }
 
@@ -57,25 +61,25 @@ impl fmt::Debug for Code {
 }
 
 impl Code {
-    pub fn is_active(&self, now: u64) -> bool {
+    pub fn is_active(&self, now: Timestamp) -> bool {
         self.uses_left > 0
             && now < self.valid_until
-            && self.valid_until - now <= MAX_MINUTES * 60 + VALIDITY_SLACK_SECS
+            && between(now, self.valid_until) <= Duration::from_secs(MAX_MINUTES * 60) + VALIDITY_SLACK
     }
 
     /// Used up or past its end: gone for good (a code from a backward clock is kept).
-    pub fn is_spent(&self, now: u64) -> bool {
+    pub fn is_spent(&self, now: Timestamp) -> bool {
         self.uses_left == 0 || now >= self.valid_until
     }
 
     /// The API's view, with the digits so the page can share the code again.
-    pub fn body(&self, now: u64) -> CodeBody {
+    pub fn body(&self, now: Timestamp) -> CodeBody {
         CodeBody {
             id: self.id.clone(),
             code: self.digits.clone(),
             label: self.label.clone(),
-            valid_until: crate::util::time::rfc3339_unix(self.valid_until),
-            remaining_seconds: self.valid_until.saturating_sub(now),
+            valid_until: self.valid_until,
+            remaining_seconds: between(now, self.valid_until).as_secs(),
             uses_left: self.uses_left,
         }
     }
@@ -85,37 +89,37 @@ impl Code {
 /// intercom number, so there is nobody else to pin a lock on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lockout {
-    /// Unix seconds of the wrong codes in the current window (at most MAX_FAILURES).
-    pub failures: Vec<u64>,
-    pub locked_until: Option<u64>,
+    /// The wrong codes in the current window (at most MAX_FAILURES), in whole seconds.
+    pub failures: Vec<Timestamp>,
+    pub locked_until: Option<Timestamp>,
 }
 
 impl Lockout {
-    /// Whether codes are locked now. A lock that ends further than [`LOCK_SECS`] away
+    /// Whether codes are locked now. A lock that ends further than [`LOCK`] away
     /// means the clock went back; it still locks (fail closed), and [`Lockout::settle`]
     /// cuts it to a fresh lock.
-    pub fn is_locked(&self, now: u64) -> bool {
+    pub fn is_locked(&self, now: Timestamp) -> bool {
         self.locked_until.is_some_and(|u| now < u)
     }
 
     /// Forgets what the clock made meaningless: ended locks, old failures, and anything
     /// so far in the future that only a backward clock explains (cut to a fresh lock).
-    pub fn settle(&mut self, now: u64) {
+    pub fn settle(&mut self, now: Timestamp) {
         match self.locked_until {
             Some(u) if u <= now => self.locked_until = None,
-            Some(u) if u - now > LOCK_SECS => self.locked_until = Some(now + LOCK_SECS),
+            Some(u) if between(now, u) > LOCK => self.locked_until = Some(now + LOCK),
             _ => {}
         }
-        self.failures.retain(|&t| t.abs_diff(now) < FAILURE_WINDOW_SECS);
+        self.failures.retain(|&t| t.duration_since(now).unsigned_abs() < FAILURE_WINDOW);
     }
 
     /// Counts a wrong code; returns true if it is the one that locks codes.
-    pub fn fail(&mut self, now: u64) -> bool {
+    pub fn fail(&mut self, now: Timestamp) -> bool {
         self.settle(now);
         self.failures.push(now);
         if self.failures.len() >= MAX_FAILURES {
             self.failures.clear();
-            self.locked_until = Some(now + LOCK_SECS);
+            self.locked_until = Some(now + LOCK);
             true
         } else {
             false
@@ -125,7 +129,7 @@ impl Lockout {
 
 /// Whether a call from the intercom, with the window closed, gets the keypad prompt:
 /// only when some code could be accepted. Otherwise the flow is exactly as without codes.
-pub fn offer(window_open: bool, codes: &[Code], lockout: &Lockout, now: u64) -> bool {
+pub fn offer(window_open: bool, codes: &[Code], lockout: &Lockout, now: Timestamp) -> bool {
     !window_open && !lockout.is_locked(now) && codes.iter().any(|c| c.is_active(now))
 }
 
@@ -141,7 +145,7 @@ pub enum Attempt {
     Wrong,
 }
 
-pub fn attempt(codes: &[Code], lockout: &Lockout, digits: &str, now: u64) -> Attempt {
+pub fn attempt(codes: &[Code], lockout: &Lockout, digits: &str, now: Timestamp) -> Attempt {
     if digits.is_empty() {
         return Attempt::Empty;
     }
@@ -213,9 +217,13 @@ pub fn check_label(label: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const NOW: u64 = 1_800_000_000;
+    const NOW_SECS: u64 = 1_800_000_000;
 
-    fn code(digits: &str, until: u64, uses: u32) -> Code {
+    fn at(n: u64) -> Timestamp {
+        Timestamp::from_second(n as i64).unwrap()
+    }
+
+    fn code(digits: &str, until: Timestamp, uses: u32) -> Code {
         Code {
             id: "c1".into(),
             digits: digits.into(),
@@ -227,63 +235,70 @@ mod tests {
 
     #[test]
     fn offered_only_with_an_active_code_a_closed_window_and_no_lock() {
-        let active = [code("123456", NOW + 60, 1)];
+        let active = [code("123456", at(NOW_SECS + 60), 1)];
         let none = Lockout::default();
-        assert!(offer(false, &active, &none, NOW));
-        assert!(!offer(true, &active, &none, NOW), "an open window unlocks at once");
-        assert!(!offer(false, &[], &none, NOW), "no codes: exactly today's flow");
-        assert!(!offer(false, &[code("123456", NOW, 1)], &none, NOW), "expired");
-        assert!(!offer(false, &[code("123456", NOW + 60, 0)], &none, NOW), "used up");
-        let far = NOW + MAX_MINUTES * 60 + 3600;
-        assert!(!offer(false, &[code("123456", far, 1)], &none, NOW), "a clock that went back");
-        let locked = Lockout { failures: vec![], locked_until: Some(NOW + 1) };
-        assert!(!offer(false, &active, &locked, NOW));
-        assert!(offer(false, &active, &locked, NOW + 1), "the lock ends");
+        assert!(offer(false, &active, &none, at(NOW_SECS)));
+        assert!(!offer(true, &active, &none, at(NOW_SECS)), "an open window unlocks at once");
+        assert!(!offer(false, &[], &none, at(NOW_SECS)), "no codes: exactly today's flow");
+        assert!(!offer(false, &[code("123456", at(NOW_SECS), 1)], &none, at(NOW_SECS)), "expired");
+        assert!(!offer(false, &[code("123456", at(NOW_SECS + 60), 0)], &none, at(NOW_SECS)), "used up");
+        let far = at(NOW_SECS + MAX_MINUTES * 60 + 3600);
+        assert!(!offer(false, &[code("123456", far, 1)], &none, at(NOW_SECS)), "a clock that went back");
+        let locked = Lockout { failures: vec![], locked_until: Some(at(NOW_SECS + 1)) };
+        assert!(!offer(false, &active, &locked, at(NOW_SECS)));
+        assert!(offer(false, &active, &locked, at(NOW_SECS + 1)), "the lock ends");
     }
 
     #[test]
     fn attempts() {
-        let codes = [code("111111", NOW - 1, 1), code("123456", NOW + 60, 0), code("654321", NOW + 60, 2)];
+        let codes = [
+            code("111111", at(NOW_SECS - 1), 1),
+            code("123456", at(NOW_SECS + 60), 0),
+            code("654321", at(NOW_SECS + 60), 2),
+        ];
         let none = Lockout::default();
-        assert_eq!(attempt(&codes, &none, "", NOW), Attempt::Empty);
-        assert_eq!(attempt(&codes, &none, "654321", NOW), Attempt::Right(2));
-        assert_eq!(attempt(&codes, &none, "111111", NOW), Attempt::Wrong, "expired");
-        assert_eq!(attempt(&codes, &none, "123456", NOW), Attempt::Wrong, "used up");
+        assert_eq!(attempt(&codes, &none, "", at(NOW_SECS)), Attempt::Empty);
+        assert_eq!(attempt(&codes, &none, "654321", at(NOW_SECS)), Attempt::Right(2));
+        assert_eq!(attempt(&codes, &none, "111111", at(NOW_SECS)), Attempt::Wrong, "expired");
+        assert_eq!(attempt(&codes, &none, "123456", at(NOW_SECS)), Attempt::Wrong, "used up");
         for wrong in ["654320", "65432", "6543210", "*54321", "654321#"] {
-            assert_eq!(attempt(&codes, &none, wrong, NOW), Attempt::Wrong, "{wrong}");
+            assert_eq!(attempt(&codes, &none, wrong, at(NOW_SECS)), Attempt::Wrong, "{wrong}");
         }
-        let locked = Lockout { failures: vec![], locked_until: Some(NOW + 60) };
+        let locked = Lockout { failures: vec![], locked_until: Some(at(NOW_SECS + 60)) };
         assert_eq!(
-            attempt(&codes, &locked, "654321", NOW),
+            attempt(&codes, &locked, "654321", at(NOW_SECS)),
             Attempt::NotAccepted,
             "a lock refuses even the right code"
         );
-        assert_eq!(attempt(&codes[..2], &none, "123456", NOW), Attempt::NotAccepted, "none active");
+        assert_eq!(attempt(&codes[..2], &none, "123456", at(NOW_SECS)), Attempt::NotAccepted, "none active");
     }
 
     #[test]
     fn five_wrong_codes_in_fifteen_minutes_lock_for_fifteen_minutes() {
         let mut l = Lockout::default();
         for i in 0..4 {
-            assert!(!l.fail(NOW + i * 60));
+            assert!(!l.fail(at(NOW_SECS + i * 60)));
         }
-        assert!(!l.is_locked(NOW + 240));
-        assert!(l.fail(NOW + 240));
-        assert!(l.is_locked(NOW + 240) && l.is_locked(NOW + 240 + LOCK_SECS - 1));
-        assert!(!l.is_locked(NOW + 240 + LOCK_SECS));
+        assert!(!l.is_locked(at(NOW_SECS + 240)));
+        assert!(l.fail(at(NOW_SECS + 240)));
+        assert!(l.is_locked(at(NOW_SECS + 240)) && l.is_locked(at(NOW_SECS + 240 + LOCK.as_secs() - 1)));
+        assert!(!l.is_locked(at(NOW_SECS + 240 + LOCK.as_secs())));
         // Spread out, old failures age away and never lock.
         let mut l = Lockout::default();
         for i in 0..20 {
-            assert!(!l.fail(NOW + i * (FAILURE_WINDOW_SECS / 4 + 1)), "{i}");
+            assert!(!l.fail(at(NOW_SECS + i * (FAILURE_WINDOW.as_secs() / 4 + 1))), "{i}");
         }
     }
 
     #[test]
     fn a_backward_clock_keeps_a_lock_but_only_for_one_lock_length() {
-        let mut l = Lockout { failures: vec![NOW + 10 * 86_400], locked_until: Some(NOW + 10 * 86_400) };
-        assert!(l.is_locked(NOW));
-        l.settle(NOW);
-        assert_eq!(l.locked_until, Some(NOW + LOCK_SECS));
+        let mut l = Lockout {
+            failures: vec![at(NOW_SECS + 10 * 86_400)],
+            locked_until: Some(at(NOW_SECS + 10 * 86_400)),
+        };
+        assert!(l.is_locked(at(NOW_SECS)));
+        l.settle(at(NOW_SECS));
+        assert_eq!(l.locked_until, Some(at(NOW_SECS + LOCK.as_secs())));
         assert!(l.failures.is_empty());
     }
 
@@ -328,6 +343,6 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_digits() {
-        assert!(!format!("{:?}", code("987654", NOW, 1)).contains("987654"));
+        assert!(!format!("{:?}", code("987654", at(NOW_SECS), 1)).contains("987654"));
     }
 }

@@ -184,7 +184,7 @@ impl Schedule {
             to: format_clock(self.end),
             paused: self.paused,
             open: open_until.is_some(),
-            open_until: open_until.map(rfc3339_at),
+            open_until,
             entrance: self.entrance.clone(),
         }
     }
@@ -218,11 +218,6 @@ fn instant(date: Date, minutes: u16, tz: &TimeZone) -> Option<Timestamp> {
         if minutes >= MINUTES_PER_DAY { (date.tomorrow().ok()?, 0) } else { (date, minutes) };
     let time = Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).ok()?;
     tz.to_ambiguous_timestamp(DateTime::from_parts(date, time)).compatible().ok()
-}
-
-/// RFC 3339 UTC, whole seconds, as every time in the API (our printer, not jiff's).
-pub fn rfc3339_at(t: Timestamp) -> String {
-    crate::util::time::rfc3339(std::time::SystemTime::from(t))
 }
 
 /// The first of `schedules` open at `now` (the one that stays open longest), if any.

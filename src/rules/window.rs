@@ -2,16 +2,18 @@
 //! one stored end to another means for the history. No I/O, no clock, no locks: the
 //! state (`state.rs`) owns those and calls these.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::model::api::StatusBody;
 use crate::model::record::WindowChange;
-use crate::util::time::{ceil_secs, from_unix, rfc3339, unix_secs};
+use crate::util::time::{between, ceil_secs};
 
 /// The window as the API and the page show it, and what is wrong with the state disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    pub open_until: Option<SystemTime>,
+    pub open_until: Option<Timestamp>,
     pub remaining_seconds: u64,
     /// Set while the state disk has a problem: the page shows it as a banner.
     pub storage_problem: Option<String>,
@@ -32,7 +34,7 @@ impl Status {
     pub fn body(&self) -> StatusBody {
         StatusBody {
             open: self.is_open(),
-            open_until: self.open_until.map(rfc3339),
+            open_until: self.open_until,
             remaining_seconds: self.remaining_seconds,
             storage_problem: self.storage_problem.clone(),
             instance: None,
@@ -47,18 +49,16 @@ impl Status {
 /// What a write of `new` over `previous` means: a window that already ended expired (even
 /// if nobody noticed yet), then the new one opened, or the running one was closed.
 pub fn changes(
-    previous: Option<u64>,
-    new: Option<u64>,
+    previous: Option<Timestamp>,
+    new: Option<Timestamp>,
     once: bool,
-    now: SystemTime,
+    now: Timestamp,
     source: &str,
 ) -> Vec<WindowChange> {
-    let now_secs = unix_secs(now);
-    let at = from_unix;
     let mut out = Vec::new();
     let running = match previous {
-        Some(p) if at(p) <= now => {
-            out.push(WindowChange::Expired { until: at(p) });
+        Some(p) if p <= now => {
+            out.push(WindowChange::Expired { until: p });
             false
         }
         Some(_) => true,
@@ -66,8 +66,9 @@ pub fn changes(
     };
     match new {
         Some(until) => out.push(WindowChange::Opened {
-            until: at(until),
-            duration: Duration::from_secs(until.saturating_sub(now_secs)),
+            until,
+            // In whole seconds from the current one, as the window was made.
+            duration: Duration::from_secs(between(crate::util::time::floor(now), until).as_secs()),
             source: source.to_string(),
             once,
         }),
@@ -83,20 +84,17 @@ pub struct Checked {
     pub clock_jumped: bool,
 }
 
-/// The window ending at `open_until` (unix seconds), for one visitor if `once`, as seen
-/// at `now`.
-pub fn status_at(open_until: Option<u64>, once: bool, now: SystemTime, max_window: Duration) -> Checked {
+/// The window ending at `open_until`, for one visitor if `once`, as seen at `now`.
+pub fn status_at(open_until: Option<Timestamp>, once: bool, now: Timestamp, max_window: Duration) -> Checked {
     let closed = Status::closed();
-    let Some(until) = open_until.map(from_unix) else {
+    let Some(until) = open_until else {
         return Checked { status: closed, clock_jumped: false };
     };
-    match until.duration_since(now) {
-        Ok(left) if left.is_zero() => Checked { status: closed, clock_jumped: false },
+    match between(now, until) {
+        left if left.is_zero() => Checked { status: closed, clock_jumped: false },
         // One second of slack: `until` was rounded up to a whole second.
-        Ok(left) if left > max_window + Duration::from_secs(1) => {
-            Checked { status: closed, clock_jumped: true }
-        }
-        Ok(left) => Checked {
+        left if left > max_window + Duration::from_secs(1) => Checked { status: closed, clock_jumped: true },
+        left => Checked {
             status: Status {
                 open_until: Some(until),
                 remaining_seconds: ceil_secs(left),
@@ -105,26 +103,24 @@ pub fn status_at(open_until: Option<u64>, once: bool, now: SystemTime, max_windo
             },
             clock_jumped: false,
         },
-        Err(_) => Checked { status: closed, clock_jumped: false },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
     }
 
     #[test]
     fn clock_jump_reads_as_closed() {
-        let c = status_at(Some(100 * 3600), false, at(0), 12 * HOUR);
+        let c = status_at(Some(at(100 * 3600)), false, at(0), 12 * HOUR);
         assert!(c.clock_jumped && !c.status.is_open());
-        let once = status_at(Some(12 * 3600), true, at(0), 12 * HOUR).status;
+        let once = status_at(Some(at(12 * 3600)), true, at(0), 12 * HOUR).status;
         assert!(once.is_open() && once.once && once.body().once);
         assert!(!status_at(None, true, at(0), HOUR).status.body().once, "closed is never once");
     }

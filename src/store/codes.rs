@@ -24,7 +24,9 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::rules::clock_steps::ClockSteps;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
@@ -33,7 +35,7 @@ use crate::store::storage::write_atomically;
 use crate::store::versioned;
 use crate::system::boot::{self, Boot};
 use crate::util::lock;
-use crate::util::time::{from_unix as at, rfc3339, unix_secs as secs};
+use crate::util::time::{between, floor};
 
 /// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
 /// million, one draw almost always does; this bound only stops a broken random source.
@@ -93,14 +95,14 @@ pub struct CodeStore {
 
 impl Inner {
     /// Why stored codes do not work at `now`, if they do not (none stored: nothing to say).
-    fn why_paused(&mut self, now: u64) -> Option<String> {
+    fn why_paused(&mut self, now: Timestamp) -> Option<String> {
         if !self.codes.iter().any(|c| !c.is_spent(now)) {
             return None;
         }
         self.trusted(now);
         if self.lockout.is_locked(now) {
             // Minutes from now, not a clock time: the page and the API read it anywhere.
-            let minutes = self.lockout.locked_until.map_or(0, |u| u.saturating_sub(now).div_ceil(60));
+            let minutes = self.lockout.locked_until.map_or(0, |u| between(now, u).as_secs().div_ceil(60));
             return Some(format!(
                 "locked after {} wrong codes, for {minutes} more minute(s)",
                 codes::MAX_FAILURES
@@ -119,7 +121,7 @@ impl Inner {
 
     /// The codes that may be judged by `now`: none while the clock reads behind what
     /// it read before, and codes from an earlier boot only once the clock is synced.
-    fn trusted(&mut self, now: u64) -> Vec<Code> {
+    fn trusted(&mut self, now: Timestamp) -> Vec<Code> {
         if !self.clock.admit(now, Instant::now()) {
             return Vec::new();
         }
@@ -133,7 +135,7 @@ impl Inner {
 
 impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
-    pub fn open(dir: &Path, boot: Boot, now: SystemTime) -> CodeStore {
+    pub fn open(dir: &Path, boot: Boot, now: Timestamp) -> CodeStore {
         let (Loaded { codes, mut lockout, boots, calls }, write_blocked) = match codes_file::load(dir) {
             Ok(loaded) => (loaded, None),
             Err(e) => {
@@ -145,7 +147,7 @@ impl CodeStore {
                 (Loaded::default(), blocked)
             }
         };
-        lockout.settle(secs(now));
+        lockout.settle(floor(now));
         let untrusted: HashMap<_, _> =
             boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
         if !untrusted.is_empty() {
@@ -154,14 +156,14 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let clock = ClockSteps::new(secs(now), Instant::now());
+        let clock = ClockSteps::new(floor(now), Instant::now());
         let inner = Inner { codes, lockout, write_blocked, untrusted, clock, calls };
         CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
     }
 
     /// The active codes, soonest end first.
-    pub fn active(&self, now: SystemTime) -> Vec<Code> {
-        let now = secs(now);
+    pub fn active(&self, now: Timestamp) -> Vec<Code> {
+        let now = floor(now);
         let mut active: Vec<Code> =
             lock(&self.inner).codes.iter().filter(|c| c.is_active(now)).cloned().collect();
         active.sort_by_key(|c| c.valid_until);
@@ -171,53 +173,53 @@ impl CodeStore {
     /// Whether a call with the window in this state is offered the keypad prompt. Not if
     /// a write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`]: then the call is
     /// forwarded.
-    pub fn offer(&self, window_open: bool, now: SystemTime) -> bool {
+    pub fn offer(&self, window_open: bool, now: Timestamp) -> bool {
         let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
             return false;
         };
-        let trusted = inner.trusted(secs(now));
-        codes::offer(window_open, &trusted, &inner.lockout, secs(now))
+        let trusted = inner.trusted(floor(now));
+        codes::offer(window_open, &trusted, &inner.lockout, floor(now))
     }
 
     /// Notes a time the clock read before this process started (the history's newest
     /// record): a clock behind it went back while we were down, and codes wait until it
     /// has caught up.
-    pub fn note_earlier_reading(&self, t: SystemTime) {
-        lock(&self.inner).clock.note_earlier_reading(secs(t));
+    pub fn note_earlier_reading(&self, t: Timestamp) {
+        lock(&self.inner).clock.note_earlier_reading(floor(t));
     }
 
     /// Whether stored codes are paused now (see [`CodeStore::why_paused`]); `None` while a
     /// write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller
     /// looks again later).
-    pub fn paused(&self, now: SystemTime) -> Option<bool> {
+    pub fn paused(&self, now: Timestamp) -> Option<bool> {
         let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
-        Some(inner.why_paused(secs(now)).is_some())
+        Some(inner.why_paused(floor(now)).is_some())
     }
 
     /// Why stored codes do not work now, if they do not (the API, the page and the log
     /// say it): a lock after wrong codes, a clock that stepped back, or codes from before
     /// a restart that wait for a synchronized clock.
-    pub fn why_paused(&self, now: SystemTime) -> Option<String> {
+    pub fn why_paused(&self, now: Timestamp) -> Option<String> {
         let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
             return Some(
                 "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
             );
         };
-        inner.why_paused(secs(now))
+        inner.why_paused(floor(now))
     }
 
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
     /// calls this every second). Skipped while the store is busy: a `codes.json` write
     /// that hangs must not stall the watcher, which also ends windows; the next call or
     /// second notes the clock instead.
-    pub fn observe_clock(&self, now: SystemTime) {
+    pub fn observe_clock(&self, now: Timestamp) {
         if let Some(mut inner) = crate::util::lock_within(&self.inner, Duration::ZERO) {
-            inner.trusted(secs(now));
+            inner.trusted(floor(now));
         }
     }
 
-    pub fn add(&self, new: &NewCode, now: SystemTime) -> Result<Code, AddError> {
-        let now = secs(now);
+    pub fn add(&self, new: &NewCode, now: Timestamp) -> Result<Code, AddError> {
+        let now = floor(now);
         let mut inner = lock(&self.inner);
         let mut next = inner.codes.clone();
         next.retain(|c| !c.is_spent(now));
@@ -233,7 +235,7 @@ impl CodeStore {
             digits: draw(codes::digits_from, |d| next.iter().any(|c| c.digits == *d))
                 .map_err(AddError::Io)?,
             label: new.label.clone(),
-            valid_until: now + new.minutes * 60,
+            valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
         };
         next.push(code.clone());
@@ -243,15 +245,15 @@ impl CodeStore {
             code.id,
             crate::util::loggable(&code.label),
             code.uses_left,
-            rfc3339(at(code.valid_until))
+            code.valid_until
         );
         Ok(code)
     }
 
     /// Deletes a code by id; `Ok(false)` if there is no such code left to use. A code
     /// that only a backward clock makes inactive is deleted too: it would work again later.
-    pub fn remove(&self, id: &str, now: SystemTime) -> io::Result<bool> {
-        let now = secs(now);
+    pub fn remove(&self, id: &str, now: Timestamp) -> io::Result<bool> {
+        let now = floor(now);
         let mut inner = lock(&self.inner);
         let Some(found) = inner.codes.iter().find(|c| c.id == id && !c.is_spent(now)).cloned() else {
             return Ok(false);
@@ -268,8 +270,8 @@ impl CodeStore {
     /// `Right` again without a second use (the use is on disk; only the answer was
     /// lost, or it is a replay, whose answer opens nothing without the live call), or
     /// `Wrong` that does not count again.
-    pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: SystemTime) -> io::Result<Tried> {
-        let now = secs(now);
+    pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: Timestamp) -> io::Result<Tried> {
+        let now = floor(now);
         let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT).ok_or_else(|| {
             io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
         })?;
@@ -321,7 +323,7 @@ impl CodeStore {
                     log::warn!(
                         "{} wrong guest codes: codes locked until {}",
                         codes::MAX_FAILURES,
-                        rfc3339(at(now + codes::LOCK_SECS))
+                        now + codes::LOCK
                     );
                 }
                 Ok(Tried::Wrong { locked })
@@ -337,7 +339,7 @@ impl CodeStore {
         mut codes: Vec<Code>,
         lockout: Option<Lockout>,
         seen: Option<SeenCall>,
-        now: u64,
+        now: Timestamp,
     ) -> io::Result<()> {
         if let Some(why) = &inner.write_blocked {
             return Err(io::Error::other(why.clone()));
@@ -364,9 +366,9 @@ impl CodeStore {
 /// `simulate`); an unreadable file means no codes, as for the server. Also why stored
 /// codes would not work now, if so, as far as the file and this boot tell (a clock step
 /// is known only to the running server: `/api/status` says it).
-pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: SystemTime) -> (bool, Option<String>) {
+pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) -> (bool, Option<String>) {
     let Ok(Loaded { codes, lockout, boots, .. }) = codes_file::load(dir) else { return (false, None) };
-    let now = secs(now);
+    let now = floor(now);
     let (trusted, waiting): (Vec<Code>, Vec<Code>) = codes
         .into_iter()
         .filter(|c| !c.is_spent(now))
@@ -418,7 +420,7 @@ mod tests {
     #[test]
     fn a_use_is_on_disk_and_survives_reopening() {
         let dir = tempdir("use");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(2), now).unwrap();
         assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::Right { label: "plumber".into() });
@@ -436,7 +438,7 @@ mod tests {
     #[test]
     fn a_call_spends_one_use_and_counts_one_wrong_code_across_restarts() {
         let dir = tempdir("calls");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(3), now).unwrap();
         let right = Tried::Right { label: "plumber".into() };
@@ -472,7 +474,7 @@ mod tests {
     #[test]
     fn at_most_twenty_unique_codes() {
         let dir = tempdir("full");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..codes::MAX_ACTIVE {
@@ -491,8 +493,8 @@ mod tests {
     fn a_corrupt_file_is_moved_aside_and_means_no_codes() {
         let dir = tempdir("corrupt");
         fs::write(dir.join(CODES_FILE), b"{\"version\": 1, \"codes\": [tr").unwrap();
-        let s = CodeStore::open(&dir, this_boot(), SystemTime::now());
-        assert!(s.active(SystemTime::now()).is_empty());
+        let s = CodeStore::open(&dir, this_boot(), Timestamp::now());
+        assert!(s.active(Timestamp::now()).is_empty());
         let kept: Vec<_> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(kept.iter().any(|n| n.starts_with("codes.json.bad-")), "{kept:?}");
@@ -502,7 +504,7 @@ mod tests {
     #[test]
     fn a_use_that_cannot_be_saved_is_not_granted() {
         let dir = tempdir("blocked");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         lock(&s.inner).write_blocked = Some("disk gone".into());
@@ -520,7 +522,7 @@ mod tests {
     #[test]
     fn the_lockout_survives_reopening() {
         let dir = tempdir("lock");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         let wrong = if c.digits == "000000" { "000001" } else { "000000" };
@@ -539,7 +541,7 @@ mod tests {
     #[test]
     fn no_code_works_while_the_clock_reads_behind_what_it_read_before() {
         let dir = tempdir("clock-back");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let code = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
         // Before a restart the clock read two hours later: the code ended an hour ago.
@@ -547,7 +549,7 @@ mod tests {
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
         assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
-        let small_step = now + Duration::from_secs(7200 - crate::rules::clock::BACKWARD_SLACK_SECS);
+        let small_step = now + Duration::from_secs(7200) - crate::rules::clock::BACKWARD_SLACK;
         assert!(!s.offer(false, small_step), "expired by then anyway");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -555,7 +557,7 @@ mod tests {
     #[test]
     fn a_code_deleted_while_the_clock_reads_behind_never_works_again() {
         let dir = tempdir("rm-clock-back");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let week = NewCode { label: "sitter".into(), minutes: codes::MAX_MINUTES, uses: 2 };
         let code = s.add(&week, now).unwrap();
@@ -573,7 +575,7 @@ mod tests {
     #[test]
     fn a_code_from_another_boot_waits_for_a_synced_clock_and_keeps_its_boot() {
         let dir = tempdir("other-boot");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let s = CodeStore::open(&dir, this_boot(), now);
         let old = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
         drop(s);

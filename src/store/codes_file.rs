@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::codes::{self, Code, Lockout};
 use crate::store::versioned;
-use crate::util::time::{parse_rfc3339, rfc3339_unix, unix_secs};
+use crate::util::time::floor;
 
 pub const CODES_FILE: &str = "codes.json";
 const VERSION: u32 = 3;
@@ -26,7 +28,7 @@ pub const MAX_CALLS: usize = 200;
 /// How long a call is remembered: a replay of a captured request a day later is as
 /// harmless as a new wrong code (which the lockout bounds), and Twilio retries within
 /// minutes.
-pub const CALL_MEMORY_SECS: u64 = 24 * 60 * 60;
+pub const CALL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 /// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
 pub const MAX_CALL_SID_CHARS: usize = 64;
 
@@ -36,9 +38,9 @@ pub const MAX_CALL_SID_CHARS: usize = 64;
 struct CodesFile {
     version: u32,
     codes: Vec<CodeV2>,
-    /// RFC 3339 UTC times of recent wrong codes.
-    failures: Vec<String>,
-    locked_until: Option<String>,
+    /// Recent wrong codes (RFC 3339 UTC, as every time in the file).
+    failures: Vec<Timestamp>,
+    locked_until: Option<Timestamp>,
     /// Recent calls that used a code or entered a wrong one.
     #[serde(default)]
     calls: Vec<CallV3>,
@@ -48,8 +50,7 @@ struct CodesFile {
 #[serde(deny_unknown_fields)]
 struct CallV3 {
     call_sid: String,
-    /// RFC 3339 UTC.
-    time: String,
+    time: Timestamp,
     /// The label of the code it used; none for a wrong code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     used: Option<String>,
@@ -59,8 +60,8 @@ struct CallV3 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenCall {
     pub call_sid: String,
-    /// Unix seconds.
-    pub time: u64,
+    /// Whole seconds.
+    pub time: Timestamp,
     /// The label of the code it used; `None`: it entered a wrong code.
     pub used: Option<String>,
 }
@@ -71,7 +72,7 @@ struct CodeV2 {
     id: String,
     code: String,
     label: String,
-    valid_until: String,
+    valid_until: Timestamp,
     uses_left: u32,
     /// The kernel's boot id when the code was last confirmed by a trusted clock.
     #[serde(default)]
@@ -87,10 +88,10 @@ pub struct Loaded {
     pub calls: Vec<SeenCall>,
 }
 
-/// Keeps the newest [`MAX_CALLS`] calls of the last [`CALL_MEMORY_SECS`]. A time ahead
+/// Keeps the newest [`MAX_CALLS`] calls of the last [`CALL_MEMORY`]. A time ahead
 /// of `now` (the clock went back) is kept: forgetting early would let a repeat count.
-pub fn prune_calls(calls: &mut Vec<SeenCall>, now: u64) {
-    calls.retain(|c| c.time + CALL_MEMORY_SECS > now);
+pub fn prune_calls(calls: &mut Vec<SeenCall>, now: Timestamp) {
+    calls.retain(|c| c.time + CALL_MEMORY > now);
     let excess = calls.len().saturating_sub(MAX_CALLS);
     calls.drain(..excess);
 }
@@ -110,20 +111,16 @@ pub fn encode(
                 id: c.id.clone(),
                 code: c.digits.clone(),
                 label: c.label.clone(),
-                valid_until: rfc3339_unix(c.valid_until),
+                valid_until: c.valid_until,
                 uses_left: c.uses_left,
                 boot_id: boot_of(&c.id),
             })
             .collect(),
-        failures: lockout.failures.iter().map(|&t| rfc3339_unix(t)).collect(),
-        locked_until: lockout.locked_until.map(rfc3339_unix),
+        failures: lockout.failures.clone(),
+        locked_until: lockout.locked_until,
         calls: calls
             .iter()
-            .map(|c| CallV3 {
-                call_sid: c.call_sid.clone(),
-                time: rfc3339_unix(c.time),
-                used: c.used.clone(),
-            })
+            .map(|c| CallV3 { call_sid: c.call_sid.clone(), time: c.time, used: c.used.clone() })
             .collect(),
     };
     versioned::encode(&file)
@@ -141,7 +138,6 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     {
         return Err("more codes or failures than are ever stored".into());
     }
-    let time = |s: &str| parse_rfc3339(s).map(unix_secs);
     let mut out = Vec::new();
     let mut boots = HashMap::new();
     for c in file.codes {
@@ -155,21 +151,21 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
         }
         boots.insert(c.id.clone(), c.boot_id);
         out.push(Code {
-            valid_until: time(&c.valid_until)?,
+            valid_until: floor(c.valid_until),
             id: c.id,
             digits: c.code,
             label: c.label,
             uses_left: c.uses_left,
         });
     }
-    let failures = file.failures.iter().map(|s| time(s)).collect::<Result<_, _>>()?;
-    let locked_until = file.locked_until.as_deref().map(time).transpose()?;
+    let failures = file.failures.into_iter().map(floor).collect();
+    let locked_until = file.locked_until.map(floor);
     let mut calls = Vec::new();
     for c in file.calls {
         if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
             return Err("malformed call entry".into());
         }
-        calls.push(SeenCall { time: time(&c.time)?, call_sid: c.call_sid, used: c.used });
+        calls.push(SeenCall { time: floor(c.time), call_sid: c.call_sid, used: c.used });
     }
     Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots, calls })
 }
@@ -180,12 +176,13 @@ mod calls_tests {
 
     #[test]
     fn remembered_calls_are_bounded_in_count_and_age() {
-        let call = |n: u64, time: u64| SeenCall { call_sid: format!("CA{n}"), time, used: None };
-        let mut calls: Vec<_> = (0..MAX_CALLS as u64 + 50).map(|n| call(n, 1_000_000 + n)).collect();
-        prune_calls(&mut calls, 1_000_000 + MAX_CALLS as u64);
+        let at = |secs: i64| Timestamp::from_second(1_000_000 + secs).unwrap();
+        let call = |n: i64| SeenCall { call_sid: format!("CA{n}"), time: at(n), used: None };
+        let mut calls: Vec<_> = (0..MAX_CALLS as i64 + 50).map(call).collect();
+        prune_calls(&mut calls, at(MAX_CALLS as i64));
         assert_eq!(calls.len(), MAX_CALLS);
         assert_eq!(calls[0].call_sid, "CA50", "the oldest go first");
-        prune_calls(&mut calls, 1_000_000 + 60 + CALL_MEMORY_SECS);
+        prune_calls(&mut calls, at(60) + CALL_MEMORY);
         assert_eq!(calls[0].call_sid, "CA61", "a day later they are forgotten");
     }
 }

@@ -16,13 +16,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::store::{storage, versioned};
+use crate::util::time::floor;
 use crate::util::{lock, lock_within};
 
 const FILE: &str = "devices.json";
@@ -56,9 +58,11 @@ pub struct Device {
     pub name: String,
     /// Hex SHA-256 of the secret the browser holds.
     secret_sha256: String,
-    /// Unix seconds.
-    pub paired: u64,
-    pub last_used: Option<u64>,
+    /// Whole seconds; Unix seconds in the file.
+    #[serde(with = "jiff::fmt::serde::timestamp::second::required")]
+    pub paired: Timestamp,
+    #[serde(default, with = "jiff::fmt::serde::timestamp::second::optional")]
+    pub last_used: Option<Timestamp>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,7 +103,7 @@ pub struct Devices {
     pending: Mutex<HashMap<String, Pending>>,
     writer: Mutex<()>,
     /// When each device's last use was last written (by id).
-    saved_use: Mutex<HashMap<String, u64>>,
+    saved_use: Mutex<HashMap<String, Timestamp>>,
     /// A removal that memory has and the disk does not: the disk watcher writes it as
     /// soon as it can, so a revoked phone does not come back at the next start.
     unsaved: AtomicBool,
@@ -163,7 +167,7 @@ impl Devices {
         &self,
         code: &str,
         now: Instant,
-        wall: SystemTime,
+        wall: Timestamp,
     ) -> Result<(Device, String), PairError> {
         let pending =
             lock(&self.pending).remove(&hash(code)).filter(|p| p.until > now).ok_or(PairError::BadLink)?;
@@ -183,19 +187,19 @@ impl Devices {
             id,
             name: pending.name,
             secret_sha256: hash(&secret),
-            paired: unix(wall),
-            last_used: Some(unix(wall)),
+            paired: floor(wall),
+            last_used: Some(floor(wall)),
         };
         next.push(device.clone());
         self.save(&next).map_err(|e| PairError::Disk(e.to_string()))?;
-        lock(&self.saved_use).insert(device.id.clone(), unix(wall));
+        lock(&self.saved_use).insert(device.id.clone(), floor(wall));
         lock(&self.list).push(device.clone());
         Ok((device, secret))
     }
 
     /// The device whose browser holds `secret`, with its last use noted. `None`: not
     /// paired, or revoked.
-    pub fn authenticate(&self, secret: &str, wall: SystemTime) -> Option<Device> {
+    pub fn authenticate(&self, secret: &str, wall: Timestamp) -> Option<Device> {
         if secret.is_empty() || secret.len() > 2 * SECRET_BYTES {
             return None;
         }
@@ -205,19 +209,19 @@ impl Devices {
             // Compared as hashes: timing may tell how many leading hex digits of a
             // SHA-256 matched, which says nothing about the secret behind it.
             let d = list.iter_mut().find(|d| d.secret_sha256 == wanted)?;
-            d.last_used = Some(unix(wall));
+            d.last_used = Some(floor(wall));
             d.clone()
         };
-        self.maybe_save_use(&device, unix(wall));
+        self.maybe_save_use(&device, floor(wall));
         Some(device)
     }
 
     /// Writes the last uses when this device's on disk is stale, unless another write is
     /// under way (then the next request does it): a request never queues behind the disk.
-    fn maybe_save_use(&self, device: &Device, now: u64) {
+    fn maybe_save_use(&self, device: &Device, now: Timestamp) {
         let stale = lock(&self.saved_use)
             .get(&device.id)
-            .map_or(true, |t| now.abs_diff(*t) >= LAST_USE_SAVE_EVERY.as_secs());
+            .map_or(true, |t| now.duration_since(*t).unsigned_abs() >= LAST_USE_SAVE_EVERY);
         if !stale {
             return;
         }
@@ -271,7 +275,7 @@ impl Devices {
 }
 
 impl storage::Retry for Devices {
-    fn retry_disk(&self, _now: SystemTime) {
+    fn retry_disk(&self, _now: Timestamp) {
         if !self.unsaved.load(Ordering::Acquire) {
             return;
         }
@@ -329,10 +333,6 @@ fn random_id() -> Result<String, getrandom::Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,20 +349,20 @@ mod tests {
         let devices = Devices::open(&d);
         let now = Instant::now();
         let code = devices.start_pairing("  Anna's phone ", now).unwrap();
-        let (dev, secret) = devices.finish_pairing(&code, now, SystemTime::now()).unwrap();
+        let (dev, secret) = devices.finish_pairing(&code, now, Timestamp::now()).unwrap();
         assert_eq!(dev.name, "Anna's phone");
-        assert_eq!(devices.finish_pairing(&code, now, SystemTime::now()).unwrap_err(), PairError::BadLink);
-        assert_eq!(devices.authenticate(&secret, SystemTime::now()).unwrap().id, dev.id);
-        assert!(devices.authenticate("nope", SystemTime::now()).is_none());
+        assert_eq!(devices.finish_pairing(&code, now, Timestamp::now()).unwrap_err(), PairError::BadLink);
+        assert_eq!(devices.authenticate(&secret, Timestamp::now()).unwrap().id, dev.id);
+        assert!(devices.authenticate("nope", Timestamp::now()).is_none());
         // Survives a restart; the file holds no secret.
         let text = std::fs::read_to_string(d.join(FILE)).unwrap();
         assert!(!text.contains(&secret) && text.contains(&hash(&secret)));
         let again = Devices::open(&d);
-        assert_eq!(again.authenticate(&secret, SystemTime::now()).unwrap().name, "Anna's phone");
+        assert_eq!(again.authenticate(&secret, Timestamp::now()).unwrap().name, "Anna's phone");
         assert!(again.remove(&dev.id).unwrap());
-        assert!(again.authenticate(&secret, SystemTime::now()).is_none());
+        assert!(again.authenticate(&secret, Timestamp::now()).is_none());
         assert!(!again.remove(&dev.id).unwrap());
-        assert!(Devices::open(&d).authenticate(&secret, SystemTime::now()).is_none());
+        assert!(Devices::open(&d).authenticate(&secret, Timestamp::now()).is_none());
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -373,7 +373,7 @@ mod tests {
         let now = Instant::now();
         let code = devices.start_pairing("x", now).unwrap();
         let later = now + PAIRING_VALID + Duration::from_secs(1);
-        assert_eq!(devices.finish_pairing(&code, later, SystemTime::now()).unwrap_err(), PairError::BadLink);
+        assert_eq!(devices.finish_pairing(&code, later, Timestamp::now()).unwrap_err(), PairError::BadLink);
         for _ in 0..MAX_PENDING {
             devices.start_pairing("y", now).unwrap();
         }
@@ -390,15 +390,17 @@ mod tests {
     fn last_use_is_written_at_most_every_quarter_hour_and_long_secrets_are_not_hashed() {
         let d = dir("last-use");
         let devices = Devices::open(&d);
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
         let code = devices.start_pairing("x", Instant::now()).unwrap();
         let (_, secret) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
         let on_disk = || Devices::open(&d).list()[0].last_used;
         devices.authenticate(&secret, t0 + Duration::from_secs(60)).unwrap();
-        assert_eq!(devices.list()[0].last_used, Some(1_800_000_060), "memory has every use");
-        assert_eq!(on_disk(), Some(1_800_000_000), "the disk is not written for it");
+        assert_eq!(devices.list()[0].last_used, Some(t0 + Duration::from_secs(60)), "memory has every use");
+        assert_eq!(on_disk(), Some(t0), "the disk is not written for it");
         devices.authenticate(&secret, t0 + LAST_USE_SAVE_EVERY).unwrap();
-        assert_eq!(on_disk(), Some(1_800_000_000 + LAST_USE_SAVE_EVERY.as_secs()));
+        assert_eq!(on_disk(), Some(t0 + LAST_USE_SAVE_EVERY));
+        let file = std::fs::read_to_string(d.join(FILE)).unwrap();
+        assert!(file.contains(&format!("\"paired\": {}", t0.as_second())), "Unix seconds on disk: {file}");
         assert!(devices.authenticate(&"x".repeat(65), t0).is_none());
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -41,7 +41,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::model::record::Record;
 use crate::store::rotation;
@@ -294,9 +296,8 @@ impl History {
     }
 
     /// The time of the newest record, if it has one (for the state's clock check).
-    pub fn newest_time(&self) -> Option<SystemTime> {
-        let newest = self.newest(1).ok()?.pop()?;
-        crate::util::time::parse_rfc3339(&newest.time).ok()
+    pub fn newest_time(&self) -> Option<Timestamp> {
+        Some(self.newest(1).ok()?.pop()?.time)
     }
 
     /// The old file, then the current one, copied under the lock so a rotation or an
@@ -326,7 +327,7 @@ impl History {
 impl storage::Retry for History {
     /// Reopens the log and ends a torn line: a real write and flush that tells whether
     /// the disk takes data again, without waiting for the next call.
-    fn retry_disk(&self, _now: SystemTime) {
+    fn retry_disk(&self, _now: Timestamp) {
         if !self.health.has(PART) {
             return;
         }
@@ -438,7 +439,7 @@ mod tests {
     use super::*;
     use crate::model::record::EventKind;
     use std::fs;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("intercom-events-{name}-{}", std::process::id()));
@@ -448,7 +449,11 @@ mod tests {
     }
 
     fn rec(n: u64) -> Record {
-        Record::new(UNIX_EPOCH + Duration::from_secs(n), EventKind::CallForwarded, format!("call {n}"))
+        Record::new(
+            Timestamp::UNIX_EPOCH + Duration::from_secs(n),
+            EventKind::CallForwarded,
+            format!("call {n}"),
+        )
     }
 
     #[test]
@@ -511,10 +516,11 @@ mod tests {
     fn rotation_drops_strangers_before_the_residents_records() {
         let dir = tempdir("noise");
         let log = History::open(&dir, None, Health::new());
-        let unlock = |n: u64| Record::new(UNIX_EPOCH, EventKind::CallUnlocked, format!("unlock {n}"));
+        let unlock =
+            |n: u64| Record::new(Timestamp::UNIX_EPOCH, EventKind::CallUnlocked, format!("unlock {n}"));
         let reject = |n: u64| Record {
             call_sid: Some("x".repeat(2000)),
-            ..Record::new(UNIX_EPOCH, EventKind::CallRejected, format!("reject {n}"))
+            ..Record::new(Timestamp::UNIX_EPOCH, EventKind::CallRejected, format!("reject {n}"))
         };
         for n in 0..10 {
             log.append(&unlock(n)).unwrap();
@@ -598,10 +604,10 @@ mod tests {
         assert!(health.problem().unwrap().contains("events.jsonl"), "{:?}", health.problem());
         let err = log.append(&rec(1)).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
-        storage::Retry::retry_disk(&*log, SystemTime::now());
+        storage::Retry::retry_disk(&*log, Timestamp::now());
         assert!(health.has(PART), "still blocked");
         fs::remove_dir_all(dir.join(EVENTS_FILE)).unwrap();
-        storage::Retry::retry_disk(&*log, SystemTime::now());
+        storage::Retry::retry_disk(&*log, Timestamp::now());
         assert_eq!(health.problem(), None);
         log.append(&rec(2)).unwrap();
         assert_eq!(log.newest(10).unwrap(), [rec(2)]);

@@ -17,7 +17,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,6 @@ use crate::store::versioned;
 use crate::system::boot::Boot;
 use crate::system::tz::Local;
 use crate::util::lock;
-use crate::util::time::unix_secs;
 
 pub const SCHEDULES_FILE: &str = "schedules.json";
 const VERSION: u32 = 1;
@@ -114,12 +113,12 @@ impl ScheduleStore {
         boot: Boot,
         synced: Box<dyn Fn() -> bool + Send + Sync>,
         health: Arc<Health>,
-        now: SystemTime,
+        now: Timestamp,
     ) -> ScheduleStore {
         let mut inner = Inner {
             list: Vec::new(),
             written_boot: None,
-            clock: ClockGuard::new(unix_secs(now)),
+            clock: ClockGuard::new(now),
             stale: false,
             blocked: None,
         };
@@ -144,17 +143,8 @@ impl ScheduleStore {
 
     /// `now` as local wall-clock time (`2026-12-01T14:05:00`), so the resident sees which
     /// clock the schedules follow.
-    pub fn local_time(&self, now: SystemTime) -> Option<String> {
-        let zoned = timestamp(now)?.to_zoned(self.local.tz.clone());
-        Some(format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            zoned.year(),
-            zoned.month(),
-            zoned.day(),
-            zoned.hour(),
-            zoned.minute(),
-            zoned.second()
-        ))
+    pub fn local_time(&self, now: Timestamp) -> Option<String> {
+        Some(now.to_zoned(self.local.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S").to_string())
     }
 
     /// The schedule that lets a call in now, with its label and end, among those that
@@ -162,7 +152,7 @@ impl ScheduleStore {
     /// or a write hangs past `wait` (then: forward).
     pub fn open_now(
         &self,
-        now: SystemTime,
+        now: Timestamp,
         wait: Duration,
         applies: impl Fn(&Schedule) -> bool,
     ) -> Option<(String, Timestamp)> {
@@ -170,32 +160,31 @@ impl ScheduleStore {
         if !self.trusted(&mut inner, now) {
             return None;
         }
-        let (s, until) = schedule::open_at(&inner.list, timestamp(now)?, &self.local.tz, applies)?;
+        let (s, until) = schedule::open_at(&inner.list, now, &self.local.tz, applies)?;
         Some((s.label.clone(), until))
     }
 
     /// The local time of day (minutes after midnight) if the clock is trusted by the
     /// schedules' rule, for quiet hours; `None` otherwise or if a write hangs past `wait`.
-    pub fn local_minute(&self, now: SystemTime, wait: Duration) -> Option<u16> {
+    pub fn local_minute(&self, now: Timestamp, wait: Duration) -> Option<u16> {
         let mut inner = crate::util::lock_within(&self.inner, wait)?;
         if !self.trusted(&mut inner, now) {
             return None;
         }
-        let zoned = timestamp(now)?.to_zoned(self.local.tz.clone());
+        let zoned = now.to_zoned(self.local.tz.clone());
         Some(zoned.hour() as u16 * 60 + zoned.minute() as u16)
     }
 
     /// Every schedule, in the order made, and whether the clock is trusted for them.
-    pub fn list(&self, now: SystemTime) -> (Vec<Listed>, bool) {
+    pub fn list(&self, now: Timestamp) -> (Vec<Listed>, bool) {
         let mut inner = lock(&self.inner);
         let trusted = self.trusted(&mut inner, now);
-        let at = timestamp(now);
         let listed = inner
             .list
             .iter()
             .map(|s| Listed {
                 schedule: s.clone(),
-                open_until: at.filter(|_| trusted).and_then(|t| s.open_until(t, &self.local.tz)),
+                open_until: trusted.then(|| s.open_until(now, &self.local.tz)).flatten(),
             })
             .collect();
         (listed, trusted)
@@ -203,13 +192,13 @@ impl ScheduleStore {
 
     /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
     /// calls this every second; it skips a busy store).
-    pub fn observe_clock(&self, now: SystemTime) {
+    pub fn observe_clock(&self, now: Timestamp) {
         if let Some(mut inner) = crate::util::lock_within(&self.inner, Duration::ZERO) {
             self.trusted(&mut inner, now);
         }
     }
 
-    pub fn add(&self, new: &NewSchedule, now: SystemTime) -> Result<Schedule, AddError> {
+    pub fn add(&self, new: &NewSchedule, now: Timestamp) -> Result<Schedule, AddError> {
         let mut inner = lock(&self.inner);
         if let Some(why) = &inner.blocked {
             return Err(AddError::Blocked(why.clone()));
@@ -243,7 +232,7 @@ impl ScheduleStore {
 
     /// Resumes (`paused: false`, written first) or pauses (memory first) one schedule;
     /// `Ok(None)` if there is no such schedule.
-    pub fn set_paused(&self, id: &str, paused: bool, now: SystemTime) -> Result<Option<Schedule>, AddError> {
+    pub fn set_paused(&self, id: &str, paused: bool, now: Timestamp) -> Result<Option<Schedule>, AddError> {
         let mut inner = lock(&self.inner);
         let Some(i) = inner.list.iter().position(|s| s.id == id) else {
             return Ok(None);
@@ -265,7 +254,7 @@ impl ScheduleStore {
     }
 
     /// Deletes one schedule (memory first: always works); whether there was one.
-    pub fn remove(&self, id: &str, now: SystemTime) -> bool {
+    pub fn remove(&self, id: &str, now: Timestamp) -> bool {
         let mut inner = lock(&self.inner);
         if !inner.list.iter().any(|s| s.id == id) {
             return false;
@@ -276,7 +265,7 @@ impl ScheduleStore {
         true
     }
 
-    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>, now: SystemTime) {
+    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>, now: Timestamp) {
         if inner.blocked.is_some() {
             inner.list = next; // nothing on disk opens anything: the bad file reads as none
             return;
@@ -294,11 +283,11 @@ impl ScheduleStore {
         }
     }
 
-    fn saved(&self, inner: &mut Inner, next: Vec<Schedule>, now: SystemTime) {
+    fn saved(&self, inner: &mut Inner, next: Vec<Schedule>, now: Timestamp) {
         inner.list = next;
         inner.written_boot = self.boot.id.clone();
         inner.stale = false;
-        inner.clock.saw(unix_secs(now));
+        inner.clock.saw(now);
         self.health.clear(PART);
     }
 
@@ -307,8 +296,8 @@ impl ScheduleStore {
     }
 
     /// Whether a schedule may open the door at `now`: see the module's invariants.
-    fn trusted(&self, inner: &mut Inner, now: SystemTime) -> bool {
-        if inner.clock.is_behind(unix_secs(now)) {
+    fn trusted(&self, inner: &mut Inner, now: Timestamp) -> bool {
+        if inner.clock.is_behind(now) {
             return false;
         }
         let this_boot = self.boot.id.is_some() && inner.written_boot == self.boot.id;
@@ -317,7 +306,7 @@ impl ScheduleStore {
 }
 
 impl storage::Retry for ScheduleStore {
-    fn retry_disk(&self, _now: SystemTime) {
+    fn retry_disk(&self, _now: Timestamp) {
         let mut inner = lock(&self.inner);
         if inner.blocked.is_some() || !inner.stale {
             return;
@@ -392,10 +381,6 @@ fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
     Err(io::Error::other("could not draw a fresh id"))
 }
 
-fn timestamp(t: SystemTime) -> Option<Timestamp> {
-    Timestamp::try_from(t).ok()
-}
-
 /// What `simulate` needs, read-only from the file with the server's clock rule: the
 /// schedule open now, and the local time of day for quiet hours (both `None` on a clock
 /// the server would not trust).
@@ -409,16 +394,18 @@ pub fn peek(
     local: &Local,
     boot: &Boot,
     synced: bool,
-    now: SystemTime,
+    now: Timestamp,
     entrance: Option<&str>,
 ) -> Peek {
     let none = Peek { open: None, local_minute: None };
     let Ok((list, written)) = load(dir) else { return none };
     let this_boot = boot.id.is_some() && written == boot.id;
-    let Some(at) = timestamp(now).filter(|_| this_boot || synced) else { return none };
-    let zoned = at.to_zoned(local.tz.clone());
+    if !this_boot && !synced {
+        return none;
+    }
+    let zoned = now.to_zoned(local.tz.clone());
     Peek {
-        open: schedule::open_at(&list, at, &local.tz, |s| s.applies_to(entrance))
+        open: schedule::open_at(&list, now, &local.tz, |s| s.applies_to(entrance))
             .map(|(s, until)| (s.label.clone(), until)),
         local_minute: Some(zoned.hour() as u16 * 60 + zoned.minute() as u16),
     }
@@ -432,7 +419,7 @@ mod tests {
     use std::fs;
 
     impl ScheduleStore {
-        fn open_now_any(&self, now: SystemTime, wait: Duration) -> Option<(String, Timestamp)> {
+        fn open_now_any(&self, now: Timestamp, wait: Duration) -> Option<(String, Timestamp)> {
             self.open_now(now, wait, |_| true)
         }
     }
@@ -448,13 +435,13 @@ mod tests {
         Boot { id: Some(id.into()), clock_synced: false }
     }
 
-    fn store(dir: &Path, b: Boot, synced: Arc<AtomicBool>, now: SystemTime) -> ScheduleStore {
+    fn store(dir: &Path, b: Boot, synced: Arc<AtomicBool>, now: Timestamp) -> ScheduleStore {
         let synced = Box::new(move || synced.load(Ordering::SeqCst));
         ScheduleStore::open(dir, Local::utc(), b, synced, Health::new(), now)
     }
 
-    fn at(s: &str) -> SystemTime {
-        s.parse::<Timestamp>().unwrap().into()
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
     }
 
     fn new(days: &str, from: &str, to: &str) -> NewSchedule {

@@ -23,7 +23,9 @@ use std::error::Error;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::model::record::WindowChange;
 use crate::rules::clock::ClockGuard;
@@ -34,14 +36,14 @@ use crate::store::storage::{self, Health};
 use crate::store::versioned;
 use crate::system::boot::Boot;
 use crate::util::lock;
-use crate::util::time::{ceil_secs, from_unix, rfc3339, rfc3339_unix, unix_secs};
+use crate::util::time::{ceil_secs, floor};
 
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "state";
 
 /// Called under the state lock with each change and the time it happened: it must only
 /// do bounded local work (append to a file, queue a notification), never network I/O.
-pub type Observer = Box<dyn Fn(&WindowChange, SystemTime) + Send + Sync>;
+pub type Observer = Box<dyn Fn(&WindowChange, Timestamp) + Send + Sync>;
 
 /// What became of a call's claim on a one-shot window.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,8 +57,8 @@ pub enum OnceUse {
 }
 
 struct Inner {
-    /// Unix seconds; the window is open while now is before it.
-    open_until: Option<u64>,
+    /// Whole seconds; the window is open while now is before it.
+    open_until: Option<Timestamp>,
     /// The window is for the next visitor only.
     once: bool,
     /// The boot the loaded window was written in, until `check_at_start` judged it.
@@ -103,7 +105,7 @@ impl Store {
                 inner.open_until = stored.open_until;
                 inner.once = stored.once;
                 inner.stored_boot = stored.boot_id;
-                inner.clock = ClockGuard::new(stored.updated_at.unwrap_or(0));
+                inner.clock = ClockGuard::new(stored.updated_at.unwrap_or_default());
             }
             Err(e) if !dir.is_dir() => {
                 health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
@@ -137,13 +139,13 @@ impl Store {
     /// synchronized, if the clock went back since the last change or since `newest_record`
     /// (the history's), or if the disk cannot be written. Then writes the state with this
     /// boot's id, which also finds out whether the disk can be written.
-    pub fn check_at_start(&self, now: SystemTime, newest_record: Option<SystemTime>) {
+    pub fn check_at_start(&self, now: Timestamp, newest_record: Option<Timestamp>) {
         let mut inner = lock(&self.inner);
         if let Some(t) = newest_record {
-            inner.clock.saw(unix_secs(t));
+            inner.clock.saw(t);
         }
         let went_back = self.clock_went_back(&mut inner, now);
-        if inner.open_until.is_some_and(|until| from_unix(until) > now) {
+        if inner.open_until.is_some_and(|until| until > now) {
             let close = if !self.boot.trusts(inner.stored_boot.as_deref()) {
                 log::warn!(
                     "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
@@ -178,11 +180,11 @@ impl Store {
     /// Ends a stored window whose time has come (or whose clock went back): memory and
     /// the state file say closed and the observer hears it once. Returns whether there
     /// was one to end.
-    pub fn expire_ended(&self, now: SystemTime) -> bool {
+    pub fn expire_ended(&self, now: Timestamp) -> bool {
         let mut inner = lock(&self.inner);
         let went_back = self.clock_went_back(&mut inner, now);
         match inner.open_until {
-            Some(until) if from_unix(until) <= now => {
+            Some(until) if until <= now => {
                 self.close_locked(&mut inner, now, "expiry");
                 true
             }
@@ -196,30 +198,30 @@ impl Store {
 
     /// The stored end of the window, even if it already passed or looks like a clock
     /// jump (for the expiry watcher, which must see a window that `status` calls closed).
-    pub fn stored_until(&self) -> Option<SystemTime> {
-        lock(&self.inner).open_until.map(from_unix)
+    pub fn stored_until(&self) -> Option<Timestamp> {
+        lock(&self.inner).open_until
     }
 
-    pub fn status(&self, now: SystemTime) -> Status {
+    pub fn status(&self, now: Timestamp) -> Status {
         let mut inner = lock(&self.inner);
         self.status_of(&mut inner, now)
     }
 
     /// [`Store::status`] for a call: `None` if the lock is held longer than `wait` (a state
     /// write hangs on the disk), which the caller takes for closed.
-    pub fn status_within(&self, now: SystemTime, wait: Duration) -> Option<Status> {
+    pub fn status_within(&self, now: Timestamp, wait: Duration) -> Option<Status> {
         let mut inner = crate::util::lock_within(&self.inner, wait)?;
         Some(self.status_of(&mut inner, now))
     }
 
-    fn status_of(&self, inner: &mut Inner, now: SystemTime) -> Status {
+    fn status_of(&self, inner: &mut Inner, now: Timestamp) -> Status {
         if self.clock_went_back(inner, now) && inner.open_until.is_some() {
             self.close_locked(inner, now, "clock");
         }
         self.status_locked(inner, now)
     }
 
-    fn status_locked(&self, inner: &mut Inner, now: SystemTime) -> Status {
+    fn status_locked(&self, inner: &mut Inner, now: Timestamp) -> Status {
         let checked = status_at(inner.open_until, inner.once, now, self.max_window);
         if checked.clock_jumped && !inner.clock_warned {
             log::warn!("the stored window ends more than max_window from now: the clock moved; treating the window as closed");
@@ -237,12 +239,12 @@ impl Store {
         &self,
         duration: Duration,
         once: bool,
-        now: SystemTime,
+        now: Timestamp,
         source: &str,
     ) -> io::Result<Status> {
         let duration = duration.min(self.max_window);
         // From the current whole second, so a 5-minute window reports 300 s, not 301.
-        let until = unix_secs(now) + ceil_secs(duration);
+        let until = floor(now) + Duration::from_secs(ceil_secs(duration));
         let mut inner = lock(&self.inner);
         self.clock_went_back(&mut inner, now); // the new window replaces the old anyway
         if let Some(why) = &inner.blocked {
@@ -262,14 +264,14 @@ impl Store {
         log::info!(
             "window opened{} for {} until {} by {source}",
             if once { " for the next visitor only" } else { "" },
-            humantime::format_duration(duration),
-            rfc3339_unix(until)
+            crate::util::time::human(duration),
+            until
         );
         Ok(self.status_locked(&mut inner, now))
     }
 
     /// Closes the window. Always works: see the module's invariants.
-    pub fn close_window(&self, now: SystemTime, source: &str) -> Status {
+    pub fn close_window(&self, now: Timestamp, source: &str) -> Status {
         let mut inner = lock(&self.inner);
         self.clock_went_back(&mut inner, now);
         self.close_locked(&mut inner, now, source);
@@ -281,7 +283,7 @@ impl Store {
     /// state lock (of two calls at once, one gets [`OnceUse::Used`]) and closed on disk
     /// before the caller may open the door. A lock held past `wait` or a close that
     /// cannot be written leaves the window as it was, and the call is forwarded.
-    pub fn use_once(&self, now: SystemTime, wait: Duration, call_sid: Option<&str>) -> OnceUse {
+    pub fn use_once(&self, now: Timestamp, wait: Duration, call_sid: Option<&str>) -> OnceUse {
         let Some(mut inner) = crate::util::lock_within(&self.inner, wait) else {
             return OnceUse::Unavailable("the window state is locked by a write that hangs".into());
         };
@@ -308,7 +310,7 @@ impl Store {
     }
 
     /// Memory first, then the disk by whatever path works, then the observer.
-    fn close_locked(&self, inner: &mut Inner, now: SystemTime, source: &str) {
+    fn close_locked(&self, inner: &mut Inner, now: Timestamp, source: &str) {
         let previous = inner.open_until.take();
         inner.once = false;
         // A bad file that could not be moved aside already reads as closed.
@@ -318,7 +320,7 @@ impl Store {
         self.report(previous, None, false, now, source);
     }
 
-    fn persist_closed(&self, inner: &mut Inner, now: SystemTime, source: &str) {
+    fn persist_closed(&self, inner: &mut Inner, now: Timestamp, source: &str) {
         let Err(e) = self.write(None, false, now, source) else {
             inner.stale = false;
             return self.health.clear(PART);
@@ -336,14 +338,14 @@ impl Store {
         }
     }
 
-    fn write(&self, open_until: Option<u64>, once: bool, now: SystemTime, source: &str) -> io::Result<()> {
-        let bytes = state_file::encode(open_until, once, now, source, self.boot.id.as_deref());
+    fn write(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> io::Result<()> {
+        let bytes = state_file::encode(until, once, now, source, self.boot.id.as_deref());
         storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
     }
 
-    fn report(&self, previous: Option<u64>, new: Option<u64>, once: bool, now: SystemTime, source: &str) {
+    fn report(&self, was: Option<Timestamp>, new: Option<Timestamp>, once: bool, now: Timestamp, by: &str) {
         if let Some(observer) = self.observer.get() {
-            for change in changes(previous, new, once, now, source) {
+            for change in changes(was, new, once, now, by) {
                 observer(&change, now);
             }
         }
@@ -351,24 +353,23 @@ impl Store {
 
     /// Whether `now` is before the newest time seen (by more than the slack); warns once
     /// per step and starts counting from `now`.
-    fn clock_went_back(&self, inner: &mut Inner, now: SystemTime) -> bool {
-        let now_secs = unix_secs(now);
-        if !inner.clock.is_behind(now_secs) {
+    fn clock_went_back(&self, inner: &mut Inner, now: Timestamp) -> bool {
+        if !inner.clock.is_behind(now) {
             return false;
         }
         log::warn!(
             "the clock went back from {} to {}: any open window is closed",
-            rfc3339_unix(inner.clock.latest()),
-            rfc3339(now)
+            inner.clock.latest(),
+            floor(now)
         );
-        inner.clock.restart(now_secs);
+        inner.clock.restart(now);
         true
     }
 }
 
 impl storage::Retry for Store {
     /// Writes memory's state (normally closed) once the disk takes it again.
-    fn retry_disk(&self, now: SystemTime) {
+    fn retry_disk(&self, now: Timestamp) {
         let mut inner = lock(&self.inner);
         if inner.stale || inner.blocked.is_some() {
             if let Err(e) = storage::create_private_dir(&self.dir) {
@@ -404,7 +405,7 @@ fn cannot_save(e: &io::Error) -> String {
 }
 
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
-pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status, Box<dyn Error>> {
+pub fn peek(dir: &Path, max_window: Duration, now: Timestamp) -> Result<Status, Box<dyn Error>> {
     let stored = state_file::load(dir)?;
     Ok(status_at(stored.open_until, stored.once, now, max_window).status)
 }
@@ -413,7 +414,6 @@ pub fn peek(dir: &Path, max_window: Duration, now: SystemTime) -> Result<Status,
 mod tests {
     use super::*;
     use std::fs;
-    use std::time::UNIX_EPOCH;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -433,8 +433,8 @@ mod tests {
         Store::open(dir, max_window, boot, Health::new())
     }
 
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
     }
 
     #[test]
@@ -526,12 +526,12 @@ mod tests {
             fs::create_dir_all(&dir).unwrap();
             fs::write(dir.join(STATE_FILE), bad).unwrap();
             let store = new_store(&dir, HOUR);
-            assert!(!store.status(SystemTime::now()).is_open());
+            assert!(!store.status(Timestamp::now()).is_open());
             let kept: Vec<_> =
                 fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
             let aside = kept.iter().find(|n| n.starts_with("state.json.bad-")).expect("moved aside");
             assert_eq!(fs::read_to_string(dir.join(aside)).unwrap(), *bad);
-            assert!(store.open_window(HOUR, false, SystemTime::now(), "t").unwrap().is_open());
+            assert!(store.open_window(HOUR, false, Timestamp::now(), "t").unwrap().is_open());
             fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn a_window_from_an_earlier_boot_closes_unless_the_clock_is_synced() {
         let dir = tempdir("reboot");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         new_store(&dir, HOUR).open_window(HOUR, false, now, "t").unwrap();
         let boot = |id: &str, clock_synced| Boot { id: Some(id.into()), clock_synced };
         let reopen = |b: Boot| {
@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn a_one_shot_window_from_an_earlier_boot_closes_like_any_other() {
         let dir = tempdir("oncereboot");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         new_store(&dir, HOUR).open_window(HOUR, true, now, "t").unwrap();
         let other = store_in_boot(&dir, HOUR, Boot { id: Some("other-boot".into()), clock_synced: false });
         other.check_at_start(now, None);
@@ -596,7 +596,7 @@ mod tests {
         let seen = recorder(&store);
         store.open_window(HOUR, false, at(100_000), "t").unwrap();
         assert!(
-            store.status(at(100_000 - crate::rules::clock::BACKWARD_SLACK_SECS)).is_open(),
+            store.status(at(100_000) - crate::rules::clock::BACKWARD_SLACK).is_open(),
             "threads' times out of order"
         );
         assert!(!store.status(at(100_000 - 3600)).is_open());
@@ -662,7 +662,7 @@ mod tests {
     #[test]
     fn a_start_on_a_disk_that_takes_no_writes_closes_the_window() {
         let dir = tempdir("startnowrite");
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         new_store(&dir, HOUR).open_window(HOUR, false, now, "t").unwrap();
         let obstruction = obstruct_writes(&dir);
         let store = new_store(&dir, HOUR);
@@ -683,13 +683,13 @@ mod tests {
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         fs::write(&dir, "a file where the directory should be").unwrap();
         let store = new_store(&dir.join("state"), HOUR);
-        store.check_at_start(SystemTime::now(), None);
-        let status = store.status(SystemTime::now());
+        store.check_at_start(Timestamp::now(), None);
+        let status = store.status(Timestamp::now());
         assert!(!status.is_open() && status.storage_problem.unwrap().contains("state directory"));
-        assert!(store.open_window(HOUR, false, SystemTime::now(), "t").is_err());
+        assert!(store.open_window(HOUR, false, Timestamp::now(), "t").is_err());
         fs::remove_file(&dir).unwrap();
-        storage::Retry::retry_disk(&store, SystemTime::now());
-        assert!(store.status(SystemTime::now()).storage_problem.is_none());
+        storage::Retry::retry_disk(&store, Timestamp::now());
+        assert!(store.status(Timestamp::now()).storage_problem.is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -728,7 +728,7 @@ mod tests {
     fn two_calls_at_once_use_a_one_shot_window_once() {
         let dir = tempdir("oncerace");
         let store = Arc::new(new_store(&dir, 12 * HOUR));
-        for round in 0..20u64 {
+        for round in 0..20i64 {
             let now = at(10_000 + round * 10);
             store.open_window(HOUR, true, now, "t").unwrap();
             let barrier = Arc::new(std::sync::Barrier::new(4));

@@ -10,12 +10,12 @@
 use std::error::Error;
 
 use std::path::Path;
-use std::time::SystemTime;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::store::versioned;
-use crate::util::time::{parse_rfc3339, rfc3339, rfc3339_unix, unix_secs_ceil};
+use crate::util::time::{ceil, floor};
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 3;
@@ -25,10 +25,10 @@ const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
 /// What the file says. A missing file says: closed, never changed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stored {
-    /// Unix seconds, rounded up; the window is open while now is before it.
-    pub open_until: Option<u64>,
-    /// Unix seconds of the last write.
-    pub updated_at: Option<u64>,
+    /// Whole seconds, rounded up; the window is open while now is before it.
+    pub open_until: Option<Timestamp>,
+    /// The last write, rounded up.
+    pub updated_at: Option<Timestamp>,
     pub boot_id: Option<String>,
     /// The window ends at the first unlock.
     pub once: bool,
@@ -40,8 +40,8 @@ pub struct Stored {
 struct StateFile {
     version: u32,
     /// RFC 3339 UTC, or null when closed.
-    open_until: Option<String>,
-    updated_at: String,
+    open_until: Option<Timestamp>,
+    updated_at: Timestamp,
     updated_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boot_id: Option<String>,
@@ -49,24 +49,24 @@ struct StateFile {
     once: Option<bool>,
 }
 
-/// The file's bytes for a window ending at `open_until` (unix seconds), written at `now`
+/// The file's bytes for a window ending at `open_until` (whole seconds), written at `now`
 /// by `source` in boot `boot_id`.
 pub fn encode(
-    open_until: Option<u64>,
+    open_until: Option<Timestamp>,
     once: bool,
-    now: SystemTime,
+    now: Timestamp,
     source: &str,
     boot_id: Option<&str>,
 ) -> Vec<u8> {
     let file = StateFile {
         once: Some(once),
         version: VERSION,
-        open_until: open_until.map(rfc3339_unix),
-        updated_at: rfc3339(now),
+        open_until,
+        updated_at: floor(now),
         updated_by: source.to_string(),
         boot_id: boot_id.map(str::to_string),
     };
-    // Serializing plain strings cannot fail; an empty file would read as corrupt (closed).
+    // Serializing strings and times cannot fail; an empty file would read as corrupt (closed).
     versioned::encode(&file).unwrap_or_default()
 }
 
@@ -78,10 +78,9 @@ pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
     if file.version < 3 && file.once.is_some() {
         return Err(format!("corrupt state file: `once` in a version {} file", file.version).into());
     }
-    let time = |s: &str| parse_rfc3339(s).map(unix_secs_ceil);
     Ok(Stored {
-        open_until: file.open_until.as_deref().map(time).transpose()?,
-        updated_at: Some(time(&file.updated_at)?),
+        open_until: file.open_until.map(ceil),
+        updated_at: Some(ceil(file.updated_at)),
         boot_id: file.boot_id,
         once: file.once.unwrap_or(false),
     })
@@ -91,23 +90,23 @@ pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn round_trips_and_reads_version_1() {
         let dir = std::env::temp_dir().join(format!("intercom-statefile-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let now = UNIX_EPOCH + Duration::from_secs(1_000);
-        fs::write(dir.join(STATE_FILE), encode(Some(4_600), false, now, "t", Some("boot-a"))).unwrap();
+        let at = |secs| Timestamp::from_second(secs).unwrap();
+        let now = at(1_000);
+        fs::write(dir.join(STATE_FILE), encode(Some(at(4_600)), false, now, "t", Some("boot-a"))).unwrap();
         let want = Stored {
-            open_until: Some(4_600),
-            updated_at: Some(1_000),
+            open_until: Some(at(4_600)),
+            updated_at: Some(at(1_000)),
             boot_id: Some("boot-a".into()),
             once: false,
         };
         assert_eq!(load(&dir).unwrap(), want);
-        fs::write(dir.join(STATE_FILE), encode(Some(4_600), true, now, "t", None)).unwrap();
+        fs::write(dir.join(STATE_FILE), encode(Some(at(4_600)), true, now, "t", None)).unwrap();
         assert!(load(&dir).unwrap().once);
         let v2 = r#"{"version": 2, "open_until": "1970-01-01T01:16:40Z", "updated_at": "1970-01-01T00:16:40Z", "updated_by": "x", "boot_id": "b"}"#;
         fs::write(dir.join(STATE_FILE), v2).unwrap();
@@ -119,7 +118,7 @@ mod tests {
         let v1 =
             r#"{"version": 1, "open_until": null, "updated_at": "1970-01-01T00:16:40Z", "updated_by": "x"}"#;
         fs::write(dir.join(STATE_FILE), v1).unwrap();
-        assert_eq!(load(&dir).unwrap(), Stored { updated_at: Some(1_000), ..Stored::default() });
+        assert_eq!(load(&dir).unwrap(), Stored { updated_at: Some(at(1_000)), ..Stored::default() });
         fs::write(dir.join(STATE_FILE), r#"{"version": 4}"#).unwrap();
         assert!(load(&dir).is_err());
         fs::remove_dir_all(&dir).unwrap();

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::util::lock;
 
@@ -29,7 +31,7 @@ const MAX_ASIDE_NAMES: u32 = 100;
 /// A part of the service that can try the disk again; [`watch`] calls it.
 pub trait Retry: Send + Sync {
     /// Tries to bring the disk back in line with memory, if something failed before.
-    fn retry_disk(&self, now: SystemTime);
+    fn retry_disk(&self, now: Timestamp);
 }
 
 /// Starts the thread that calls `retry_disk` on each part every [`DISK_RETRY`].
@@ -37,7 +39,7 @@ pub fn watch(parts: Vec<Arc<dyn Retry>>) -> io::Result<()> {
     thread::Builder::new().name("disk-retry".into()).spawn(move || loop {
         thread::sleep(DISK_RETRY);
         for part in &parts {
-            part.retry_disk(SystemTime::now());
+            part.retry_disk(Timestamp::now());
         }
     })?;
     Ok(())
@@ -190,7 +192,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// time>[-n]`, never over an existing name. We are the only writer of the state
 /// directory, so checking the name first is enough.
 pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let stamp = Timestamp::now().as_second().max(0);
     for n in 0..MAX_ASIDE_NAMES {
         let suffix = if n == 0 { format!("bad-{stamp}") } else { format!("bad-{stamp}-{n}") };
         let mut to = path.as_os_str().to_owned();

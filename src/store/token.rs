@@ -8,13 +8,13 @@
 //! disk watcher saves that token as soon as the disk takes it, so `intercom url` then
 //! shows the link without a restart.
 
+use jiff::Timestamp;
 use std::error::Error;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use base64::Engine;
 
@@ -86,7 +86,7 @@ impl Keeper {
 }
 
 impl storage::Retry for Keeper {
-    fn retry_disk(&self, _now: SystemTime) {
+    fn retry_disk(&self, _now: Timestamp) {
         let mut unsaved = lock(&self.unsaved);
         let Some(token) = unsaved.clone() else { return };
         let path = self.dir.join(TOKEN_FILE);
@@ -154,10 +154,10 @@ mod tests {
         let keeper = Keeper::new(&base.join("state"));
         let token = keeper.load_or_create().unwrap();
         assert!(crate::config::check_token(token.expose()).is_ok());
-        storage::Retry::retry_disk(&keeper, SystemTime::now());
+        storage::Retry::retry_disk(&keeper, Timestamp::now());
         assert!(lock(&keeper.unsaved).is_some(), "still not saved");
         fs::remove_file(&base).unwrap();
-        storage::Retry::retry_disk(&keeper, SystemTime::now());
+        storage::Retry::retry_disk(&keeper, Timestamp::now());
         assert_eq!(read_token(&base.join("state")).unwrap(), Some(token), "saved once the disk works");
         fs::remove_dir_all(&base).unwrap();
     }

@@ -1,26 +1,29 @@
 //! The `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP date, in any of
 //! the three date forms a recipient must accept. Pure, so it is easy to test and fuzz.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::civil::DateTime;
+use jiff::Timestamp;
 
 const MONTHS: [&str; 12] =
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// How long to wait from `now`; a date in the past means no wait. `None` when the value
 /// is neither form.
-pub fn parse(value: &str, now: SystemTime) -> Option<Duration> {
+pub fn parse(value: &str, now: Timestamp) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // A huge number is still "a long time", not an error.
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = http_date(value)?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(crate::util::time::between(now, at))
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate), `Sunday, 06-Nov-94 08:49:37 GMT`
 /// (RFC 850) or `Sun Nov  6 08:49:37 1994` (asctime).
-fn http_date(s: &str) -> Option<SystemTime> {
+fn http_date(s: &str) -> Option<Timestamp> {
     let cleaned = s.replace([',', '-'], " ");
     let t: Vec<&str> = cleaned.split_whitespace().collect();
     let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i + 1);
@@ -29,32 +32,33 @@ fn http_date(s: &str) -> Option<SystemTime> {
         [_, day, mon, year, time, "GMT"] => (*day, month(mon)?, *year, *time),
         _ => return None,
     };
-    let year: u32 = match (year.len(), year.parse::<u32>().ok()?) {
+    let year: i16 = match (year.len(), year.parse::<i16>().ok()?) {
         // RFC 850's two-digit year: RFC 9110 says the nearest century that is not more
         // than 50 years ahead; for a Retry-After this is always 20xx.
         (2, y) => 2000 + y,
         (4, y) => y,
         _ => return None,
     };
-    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let day: i8 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
     let (h, rest) = time.split_once(':')?;
     let (m, sec) = rest.split_once(':')?;
-    let two = |x: &str| if x.len() == 2 { x.parse::<u32>().ok() } else { None };
+    let two = |x: &str| if x.len() == 2 { x.parse::<i8>().ok() } else { None };
     let (h, m, sec) = (two(h)?, two(m)?, two(sec)?);
-    humantime::parse_rfc3339(&format!("{year:04}-{mon:02}-{day:02}T{h:02}:{m:02}:{sec:02}Z")).ok()
+    let at = DateTime::new(year, mon as i8, day, h, m, sec, 0).ok()?;
+    jiff::tz::TimeZone::UTC.to_timestamp(at).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> SystemTime {
-        humantime::parse_rfc3339(s).unwrap()
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
     }
 
     #[test]
     fn seconds() {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         assert_eq!(parse("30", now), Some(Duration::from_secs(30)));
         assert_eq!(parse(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(parse("99999999999999999999999", now), Some(Duration::from_secs(u64::MAX)));

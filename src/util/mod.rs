@@ -1,6 +1,6 @@
 //! `util/`: small helpers every folder may use, and nothing else of ours: poison-tolerant
 //! locks (and locks with a deadline), the process's instance id, text made safe for a log
-//! line, time as RFC 3339, the rate-limited log for warnings an attacker can repeat, and
+//! line, time (one type for a point in time, one way to show it), the rate-limited log for warnings an attacker can repeat, and
 //! whose files we trust (`ownership`: as ssh does, only files root or we own and nobody
 //! else can write).
 //!
@@ -88,9 +88,8 @@ pub fn instance_id() -> &'static str {
         let mut bytes = [0u8; 8];
         // Without randomness the clock makes a weaker but still per-process id.
         if getrandom::fill(&mut bytes).is_err() {
-            let nanos =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            bytes = (nanos.as_nanos() as u64 ^ u64::from(std::process::id())).to_be_bytes();
+            let nanos = jiff::Timestamp::now().as_nanosecond();
+            bytes = (nanos as u64 ^ u64::from(std::process::id())).to_be_bytes();
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     })

@@ -1,23 +1,28 @@
-//! Time as the stores and the API keep it: Unix seconds in memory, RFC 3339 UTC in whole
-//! seconds in files and answers. The one pair of converters each way, so no module
-//! rounds or reads a time its own way. And time as people read it: the CLI and `doctor`
-//! show the local time with its zone, from the system's time zone database (DST
-//! included); scripts read the API's UTC.
+//! Time, one way: a point in time is a `jiff::Timestamp` everywhere (memory, files, API
+//! bodies through jiff's serde, which writes RFC 3339), a length is a `std::time::Duration`,
+//! and the monotonic clock is `std::time::Instant`. What is stored or served is whole
+//! seconds ("2027-01-15T08:00:00Z"): a time is rounded where it is made ([`floor`], or
+//! [`ceil`] for an end, so it is never early). People read times through [`local`] and
+//! lengths through [`human`]; scripts read the API's UTC.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Whole seconds since the epoch (a clock before 1970 reads as 0).
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+use jiff::Timestamp;
+
+/// `t` in whole seconds, rounded down: how a time is stored and served (before 1970,
+/// which no clock here reads, toward the epoch).
+pub fn floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
-/// Whole seconds since the epoch, rounded up: for an end, so it is never early.
-pub fn unix_secs_ceil(t: SystemTime) -> u64 {
-    ceil_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default())
+/// `t` in whole seconds, rounded up: for an end, so it is never early.
+pub fn ceil(t: Timestamp) -> Timestamp {
+    floor(t) + Duration::from_secs((t.subsec_nanosecond() > 0).into())
 }
 
-pub fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+/// How long from `from` to `to`; zero if `to` is not later.
+pub fn between(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
 
 /// A duration in whole seconds, rounded up.
@@ -25,57 +30,85 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// A time as RFC 3339 UTC in whole seconds, as the files, the API and the history write it.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// [`rfc3339`] of Unix seconds.
-pub fn rfc3339_unix(secs: u64) -> String {
-    rfc3339(from_unix(secs))
-}
-
-/// Reads an RFC 3339 time; the error quotes it.
-pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339(s).map_err(|e| format!("bad time {:?}: {e}", crate::util::loggable(s)))
-}
-
-/// An RFC 3339 time from the API in local time with its zone (`2026-12-01 23:00:05 CET`);
-/// text that is not one is shown as it came.
-pub fn local_rfc3339(text: &str) -> String {
-    match text.parse::<jiff::Timestamp>() {
-        Ok(ts) => format_in(ts, &jiff::tz::TimeZone::system()),
-        Err(_) => crate::util::loggable(text),
+/// A length as people write it: `1h 30m`, `2d 1h`, `45s` (days of 24 hours).
+pub fn human(d: Duration) -> String {
+    static PRINTER: jiff::fmt::friendly::SpanPrinter = jiff::fmt::friendly::SpanPrinter::new();
+    let (days, rest) = (d.as_secs() / DAY.as_secs(), Duration::from_secs(d.as_secs() % DAY.as_secs()));
+    match (days, rest + Duration::from_nanos(d.subsec_nanos().into())) {
+        (0, rest) => PRINTER.unsigned_duration_to_string(&rest),
+        (days, rest) if rest.is_zero() => format!("{days}d"),
+        (days, rest) => format!("{days}d {}", PRINTER.unsigned_duration_to_string(&rest)),
     }
 }
 
-fn format_in(ts: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    ts.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+/// Reads a length as people write it ("90m", "2h", "1h30m", "1d", "2 hours"), days and
+/// weeks of 24 hours; `None` for anything else (months and years have no fixed length).
+pub fn parse_human(text: &str) -> Option<Duration> {
+    static PARSER: jiff::fmt::friendly::SpanParser = jiff::fmt::friendly::SpanParser::new();
+    let span = PARSER.parse_span(text).ok()?;
+    if span.is_negative() || span.get_years() != 0 || span.get_months() != 0 {
+        return None;
+    }
+    let days = u32::try_from(i64::from(span.get_weeks()) * 7 + i64::from(span.get_days())).ok()?;
+    let time = jiff::SignedDuration::try_from(span.weeks(0).days(0)).ok()?;
+    DAY.checked_mul(days)?.checked_add(Duration::try_from(time).ok()?)
+}
+
+/// A time as a person reads it: local, to the minute, with the zone (`2026-12-06 14:03
+/// CET`), from the system's time zone database (DST included). The one format the CLI
+/// and `doctor` show.
+pub fn local(t: Timestamp) -> String {
+    format_in(t, &jiff::tz::TimeZone::system())
+}
+
+fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn converts_both_ways() {
-        let t = from_unix(1_800_000_000);
-        assert_eq!(rfc3339(t), "2027-01-15T08:00:00Z");
-        assert_eq!(parse_rfc3339("2027-01-15T08:00:00Z"), Ok(t));
-        assert_eq!(unix_secs(t + Duration::from_millis(1)), 1_800_000_000);
-        assert_eq!(unix_secs_ceil(t + Duration::from_millis(1)), 1_800_000_001);
-        assert_eq!(rfc3339_unix(0), "1970-01-01T00:00:00Z");
-        assert!(parse_rfc3339("yesterday").unwrap_err().contains("yesterday"));
+    fn rounds_to_whole_seconds_each_way() {
+        let t = at("2027-01-15T08:00:00Z");
+        let later = t + Duration::from_millis(1);
+        assert_eq!(floor(later).to_string(), "2027-01-15T08:00:00Z");
+        assert_eq!(ceil(later).to_string(), "2027-01-15T08:00:01Z");
+        assert_eq!(ceil(t), t);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2027-01-15T08:00:00Z\"");
+        assert_eq!(between(t, later), Duration::from_millis(1));
+        assert_eq!(between(later, t), Duration::ZERO);
+        assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn lengths_read_and_print_as_people_write_them() {
+        assert_eq!(human(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(human(Duration::from_secs(43_200)), "12h");
+        assert_eq!(human(Duration::from_secs(90_061)), "1d 1h 1m 1s");
+        assert_eq!(human(Duration::from_millis(999)), "999ms");
+        for (text, secs) in
+            [("90m", 5400), ("1h30m", 5400), ("2 hours", 7200), ("1d", 86_400), ("1w", 604_800)]
+        {
+            assert_eq!(parse_human(text), Some(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["1y", "1mo", "2H", "soon", "", "90"] {
+            assert_eq!(parse_human(bad), None, "{bad}");
+        }
     }
 
     #[test]
     fn local_times_show_the_zone_in_summer_and_winter() {
         let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        let winter: jiff::Timestamp = "2026-12-01T22:00:05Z".parse().unwrap();
-        assert_eq!(format_in(winter, &berlin), "2026-12-01 23:00:05 CET");
-        let summer: jiff::Timestamp = "2026-07-01T22:00:05Z".parse().unwrap();
-        assert_eq!(format_in(summer, &berlin), "2026-07-02 00:00:05 CEST");
-        assert_eq!(format_in(winter, &jiff::tz::TimeZone::UTC), "2026-12-01 22:00:05 UTC");
-        assert_eq!(local_rfc3339("not a time\n"), "not a time");
+        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
+        assert_eq!(format_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
+        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
     }
 }

@@ -10,7 +10,9 @@
 //! a program squatting on the port while the server is down never receives it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use serde::Serialize;
 
@@ -112,7 +114,7 @@ impl Control {
             return pairing::exchange(&self.devices, req, &self.config.control.hosts);
         }
         let actor = self.authorize(req)?;
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         if req.path == "/api/codes" || req.path.starts_with("/api/codes/") {
             return self.codes_route(req, now);
         }
@@ -133,7 +135,7 @@ impl Control {
                 if let Some(seen) = req.query.strip_prefix("ringing=") {
                     self.ringing.wait_change(seen, STATUS_WAIT);
                 }
-                let now = SystemTime::now();
+                let now = Timestamp::now();
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
@@ -152,7 +154,7 @@ impl Control {
                 };
                 let request: LetInRequest = read_request(&req.body).map_err(bad)?;
                 self.ringing.let_in(&request.call, &source(req, &actor))?;
-                self.store.status(SystemTime::now())
+                self.store.status(Timestamp::now())
             }
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
@@ -168,12 +170,12 @@ impl Control {
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
     /// the window.
-    fn status_body(&self, status: Status, now: SystemTime) -> StatusBody {
+    fn status_body(&self, status: Status, now: Timestamp) -> StatusBody {
         // Open for any entrance: the page shows that visitors are let in.
-        let schedule =
-            self.schedules.open_now(now, crate::util::LOCK_WAIT, |_| true).map(|(label, until)| {
-                ScheduleNow { label, open_until: crate::rules::schedule::rfc3339_at(until) }
-            });
+        let schedule = self
+            .schedules
+            .open_now(now, crate::util::LOCK_WAIT, |_| true)
+            .map(|(label, until)| ScheduleNow { label, open_until: until });
         StatusBody { schedule, ringing: self.ringing.now(), ..status.body() }
     }
 
@@ -200,7 +202,7 @@ impl Control {
             pairing::check_browser_request(req, &self.config.control.hosts, write)?;
             return self
                 .devices
-                .authenticate(secret, SystemTime::now())
+                .authenticate(secret, Timestamp::now())
                 .map(Actor::Device)
                 .ok_or(HttpError::Unauthorized);
         }
@@ -217,7 +219,7 @@ impl Control {
     fn page(&self, req: &Request) -> Response {
         let renewed = pairing::cookie(req)
             .filter(|_| pairing::check_browser_request(req, &self.config.control.hosts, false).is_ok())
-            .filter(|secret| self.devices.authenticate(secret, SystemTime::now()).is_some());
+            .filter(|secret| self.devices.authenticate(secret, Timestamp::now()).is_some());
         match renewed {
             Some(secret) => page().with_header("Set-Cookie", pairing::set_cookie(secret)),
             None => page(),
@@ -225,11 +227,10 @@ impl Control {
     }
 
     /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
-    fn codes_route(&self, req: &Request, now: SystemTime) -> Result<Response, HttpError> {
-        let unix = crate::util::time::unix_secs(now);
+    fn codes_route(&self, req: &Request, now: Timestamp) -> Result<Response, HttpError> {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
-                let codes = self.codes.active(now).iter().map(|c| c.body(unix)).collect();
+                let codes = self.codes.active(now).iter().map(|c| c.body(now)).collect();
                 Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
@@ -239,7 +240,7 @@ impl Control {
                     ))
                 })?;
                 match self.codes.add(&new, now) {
-                    Ok(code) => Ok(json_response(201, &code.body(unix))),
+                    Ok(code) => Ok(json_response(201, &code.body(now))),
                     Err(AddError::Full) => {
                         Ok(json_response(409, &ErrorBody { error: AddError::Full.to_string() }))
                     }
@@ -373,7 +374,7 @@ mod tests {
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },
-            SystemTime::now(),
+            Timestamp::now(),
         ));
         let schedules = Arc::new(ScheduleStore::open(
             &dir,
@@ -381,7 +382,7 @@ mod tests {
             crate::system::boot::Boot { id: None, clock_synced: false },
             Box::new(|| false),
             health,
-            SystemTime::now(),
+            Timestamp::now(),
         ));
         let config = Arc::new(config);
         let devices = Arc::new(Devices::open(&dir));
@@ -429,8 +430,8 @@ mod tests {
             assert_eq!(c.handle(&request(m, p, Some("Bearer wrong"), "")).status, 401);
             assert_eq!(c.handle(&request(m, p, Some("a-test-token-0123456789"), "")).status, 401);
         }
-        assert!(!c.store.status(SystemTime::now()).is_open());
-        assert!(c.codes.active(SystemTime::now()).is_empty());
+        assert!(!c.store.status(Timestamp::now()).is_open());
+        assert!(c.codes.active(Timestamp::now()).is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -467,9 +468,9 @@ mod tests {
         let (c, dir) = control("methods");
         assert_eq!(c.handle(&request("GET", "/api/open", AUTH, "")).status, 405);
         assert_eq!(c.handle(&request("GET", "/api/close", AUTH, "")).status, 405);
-        assert!(!c.store.status(SystemTime::now()).is_open());
+        assert!(!c.store.status(Timestamp::now()).is_open());
         assert_eq!(c.handle(&request("POST", "/api/open", AUTH, r#"{"minutes": 5}"#)).status, 200);
-        assert!(c.store.status(SystemTime::now()).is_open());
+        assert!(c.store.status(Timestamp::now()).is_open());
         assert_eq!(c.handle(&request("POST", "/", None, "")).status, 405);
         assert_eq!(c.handle(&request("GET", "/voice", None, "")).status, 404);
         std::fs::remove_dir_all(dir).unwrap();
@@ -479,7 +480,7 @@ mod tests {
     fn events_limits() {
         let (c, dir) = control("events");
         for n in 0..30 {
-            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(n);
+            let t = Timestamp::UNIX_EPOCH + Duration::from_secs(n);
             c.history.append(&Record::new(t, EventKind::CallForwarded, format!("call {n}"))).unwrap();
         }
         assert_eq!(c.events("").unwrap().events.len(), DEFAULT_EVENTS_LIMIT);

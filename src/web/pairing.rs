@@ -15,14 +15,15 @@
 //! shared link does not spend it.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use serde::Serialize;
 
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, DeviceBody, DevicesBody, PairRequest, PairingBody, PairingRequest};
 use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
-use crate::util::time::rfc3339_unix;
 
 /// The cookie's name; its value is the device secret.
 pub const COOKIE: &str = "intercom_device";
@@ -114,7 +115,7 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
     // device of the attacker's choosing either.
     check_browser_request(req, names, true)?;
     let request: PairRequest = read_request(&req.body).map_err(|_| bad_body("code"))?;
-    match devices.finish_pairing(&request.code, Instant::now(), SystemTime::now()) {
+    match devices.finish_pairing(&request.code, Instant::now(), Timestamp::now()) {
         Ok((device, secret)) => {
             log::info!("paired a device: {:?} ({})", crate::util::loggable(&device.name), device.id);
             Ok(json_response(200, &device_body(&device, true)).with_header("Set-Cookie", set_cookie(&secret)))
@@ -209,8 +210,8 @@ fn device_body(d: &Device, this: bool) -> DeviceBody {
     DeviceBody {
         id: d.id.clone(),
         name: d.name.clone(),
-        paired: rfc3339_unix(d.paired),
-        last_used: d.last_used.map(rfc3339_unix),
+        paired: d.paired,
+        last_used: d.last_used,
         this_device: this,
     }
 }

@@ -25,6 +25,7 @@ use crate::model::record::{Decision, Record};
 use crate::store::history::History;
 use crate::twilio::rest::{Rest, RestError};
 use crate::twilio::twiml;
+use crate::util::time::local;
 use crate::util::{constant_time_eq, lock, loggable};
 
 /// Past a dial's own time, how long a call still counts as ringing without Twilio's
@@ -134,12 +135,11 @@ impl Ringing {
             None => {
                 // Without randomness there is no link; the page and the API still work.
                 let link = self.link_base.as_ref().and_then(|_| crate::util::random_hex(LINK_BYTES).ok());
-                let since = Timestamp::now();
                 calls.push(Call {
                     sid: sid.to_string(),
                     entrance: entrance.name.clone(),
                     digits: entrance.unlock_digits.clone(),
-                    since: Timestamp::from_second(since.as_second()).unwrap_or(since),
+                    since: crate::util::time::floor(Timestamp::now()),
                     started: now,
                     until,
                     link,
@@ -171,7 +171,7 @@ impl Ringing {
         newest(&calls, Instant::now()).map(|c| RingingBody {
             call: c.sid.clone(),
             entrance: c.entrance.clone(),
-            since: c.since.to_string(),
+            since: c.since,
         })
     }
 
@@ -287,7 +287,7 @@ impl Ringing {
         if answer.is_ok() {
             log::info!("call {sid} let in while it rang, by {}", loggable(who));
             if let Some(history) = self.history.get() {
-                history.record(&Record::let_in(&sid, entrance.as_deref(), who, at.into()));
+                history.record(&Record::let_in(&sid, entrance.as_deref(), who, at));
             }
         }
         answer
@@ -307,11 +307,6 @@ fn settle(calls: &mut Vec<Call>, now: Instant) {
         }
     }
     calls.retain(|c| c.rings(now) || now < c.started + KEEP_ENDED);
-}
-
-/// A time as the household reads it.
-fn local(t: Timestamp) -> String {
-    crate::util::time::local_rfc3339(&t.to_string())
 }
 
 #[cfg(test)]
@@ -343,7 +338,7 @@ mod tests {
         r.ring(SID, &gate(), Duration::from_secs(25));
         let now = r.now().unwrap();
         assert_eq!((now.call.as_str(), now.entrance.as_deref()), (SID, Some("gate")));
-        assert!(now.since.ends_with('Z') && !now.since.contains('.'), "whole seconds: {}", now.since);
+        assert_eq!(now.since, crate::util::time::floor(now.since), "whole seconds");
         let link = r.link(SID).unwrap();
         let secret = link.strip_prefix("https://door.example/let-in?link=").unwrap();
         assert!(secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()), "{link}");

@@ -4,7 +4,7 @@
 //! checked by the caller (`control.rs`) before anything here runs; it also turns the
 //! answers into responses.
 
-use std::time::SystemTime;
+use jiff::Timestamp;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -24,7 +24,7 @@ pub fn route(
     store: &ScheduleStore,
     intercoms: &[Entrance],
     req: &Request,
-    now: SystemTime,
+    now: Timestamp,
 ) -> Result<Answer, HttpError> {
     let rest = req.path.strip_prefix(PREFIX).unwrap_or("");
     let method = req.method.as_str();
@@ -76,13 +76,13 @@ fn answer(status: u16, body: &impl Serialize) -> Answer {
 }
 
 /// One schedule as it stands now (open or not, as the list would say).
-fn one(store: &ScheduleStore, s: &Schedule, now: SystemTime) -> crate::model::api::ScheduleBody {
+fn one(store: &ScheduleStore, s: &Schedule, now: Timestamp) -> crate::model::api::ScheduleBody {
     let (listed, _) = store.list(now);
     let open_until = listed.iter().find(|l| l.schedule.id == s.id).and_then(|l| l.open_until);
     s.body(open_until)
 }
 
-pub fn list(store: &ScheduleStore, now: SystemTime) -> SchedulesBody {
+pub fn list(store: &ScheduleStore, now: Timestamp) -> SchedulesBody {
     let (listed, trusted) = store.list(now);
     SchedulesBody {
         schedules: listed.iter().map(|l| l.schedule.body(l.open_until)).collect(),

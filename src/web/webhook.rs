@@ -14,7 +14,9 @@
 //! not exist on this listener at all.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::http::{HttpError, Request, Response};
@@ -142,7 +144,7 @@ impl Webhook {
     }
 
     fn route(&self, req: &Request) -> Result<Response, Refused> {
-        let now = SystemTime::now();
+        let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
@@ -257,7 +259,7 @@ impl Webhook {
     /// our Gather, with the digits. The caller and the window are checked again first (a
     /// stranger's digits are never compared), and a right code's use is on disk before
     /// the door opens.
-    fn answer(&self, call: &Call, keypad: bool, now: SystemTime) -> Answered {
+    fn answer(&self, call: &Call, keypad: bool, now: Timestamp) -> Answered {
         let ringing = self.ringing(call, now);
         let let_in = self.lets_in(call, now);
         let open = !matches!(let_in, LetIn::No);
@@ -284,7 +286,7 @@ impl Webhook {
             Tried::Wrong { locked } => {
                 let mut r = vec![Record::code_rejected(&record, now)];
                 if *locked {
-                    r.push(Record::codes_locked(now + Duration::from_secs(codes::LOCK_SECS), now));
+                    r.push(Record::codes_locked(crate::util::time::floor(now) + codes::LOCK, now));
                 }
                 r.push(Record::call(&record, now));
                 r

@@ -174,6 +174,19 @@ fn usage_errors_exit_2_and_version_works() {
     assert!(o.status.success() && stdout(&o).starts_with("intercom "));
     let o = Command::new(env!("CARGO_BIN_EXE_intercom")).arg("--help").output().unwrap();
     assert!(o.status.success() && stdout(&o).contains("simulate --from"));
+    // A typo gets the nearest command, and `help` answers for the command it names.
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_intercom")).args(args).output().unwrap();
+    let o = run(&["opne"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).trim(), "intercom: unknown command `opne`; did you mean `open`?");
+    let o = run(&["help", "opne"]);
+    assert!(o.status.code() == Some(2) && stderr(&o).contains("did you mean `open`?"), "{}", stderr(&o));
+    let o = run(&["help", "schedule"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for command in ["add", "list", "rm", "pause", "resume"] {
+        assert!(stdout(&o).contains(&format!("usage: intercom schedule {command}")), "{}", stdout(&o));
+    }
+    assert!(!stdout(&o).contains("usage: intercom open"), "{}", stdout(&o));
 }
 
 #[test]

@@ -250,7 +250,7 @@ fn expired_codes_are_not_accepted_and_a_corrupt_file_means_no_codes() {
         } else {
             now + Duration::from_secs(offset as u64)
         };
-        humantime::format_rfc3339_seconds(at).to_string()
+        rfc3339(at)
     };
     // Written in this boot (the server reads the kernel's boot id, as the test does).
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string();
@@ -371,7 +371,7 @@ fn a_code_that_ended_before_the_newest_record_does_not_work_again_after_a_restar
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let now = SystemTime::now();
-    let t = |secs: u64| humantime::format_rfc3339_seconds(now + Duration::from_secs(secs)).to_string();
+    let t = |secs: u64| rfc3339(now + Duration::from_secs(secs));
     let file = json!({"version": 2, "failures": [], "locked_until": null, "codes": [
         {"id": "c1", "code": "123456", "label": "plumber", "valid_until": t(3600), "uses_left": 1, "boot_id": boot_id()},
     ]});

@@ -338,14 +338,14 @@ fn a_clock_behind_the_history_closes_the_window_at_start() {
     // the step back can close the window.
     let v1 = json!({
         "version": 1,
-        "open_until": humantime::format_rfc3339_seconds(now + Duration::from_secs(1800)).to_string(),
-        "updated_at": humantime::format_rfc3339_seconds(now).to_string(),
+        "open_until": rfc3339(now + Duration::from_secs(1800)),
+        "updated_at": rfc3339(now),
         "updated_by": "test",
     });
     fs::write(state.join("state.json"), v1.to_string()).unwrap();
     boot.sync_clock();
     // The newest record was written an hour "later" than now: the clock went back.
-    let later = humantime::format_rfc3339_seconds(now + Duration::from_secs(3600)).to_string();
+    let later = rfc3339(now + Duration::from_secs(3600));
     let record = json!({"time": later, "event": "call_forwarded", "message": "x"});
     fs::write(state.join("events.jsonl"), format!("{record}\n")).unwrap();
     let s = boot.start(dir.path(), base_config());

@@ -139,6 +139,17 @@ pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string()
 }
 
+/// `t` as the server writes every time: RFC 3339 UTC in whole seconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let t = jiff::Timestamp::try_from(t).unwrap();
+    jiff::Timestamp::from_second(t.as_second()).unwrap().to_string()
+}
+
+/// A time as the server wrote it.
+pub fn parse_time(text: &str) -> std::time::SystemTime {
+    text.parse::<jiff::Timestamp>().unwrap().into()
+}
+
 /// A `state.json` with the window open until `until`, written in this boot.
 pub fn state_file(until: std::time::SystemTime) -> String {
     state_file_in_boot(until, &boot_id())
@@ -147,8 +158,8 @@ pub fn state_file(until: std::time::SystemTime) -> String {
 pub fn state_file_in_boot(until: std::time::SystemTime, boot_id: &str) -> String {
     json!({
         "version": 2,
-        "open_until": humantime::format_rfc3339_seconds(until).to_string(),
-        "updated_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "open_until": rfc3339(until),
+        "updated_at": rfc3339(std::time::SystemTime::now()),
         "updated_by": "test",
         "boot_id": boot_id,
     })

@@ -83,7 +83,7 @@ fn sms_and_webhook_carry_the_documented_requests() {
     assert!(p.header("authorization").is_none(), "Twilio's credentials go only to Twilio");
     let body = p.json();
     assert_eq!(body["event"], "window_opened");
-    assert!(humantime::parse_rfc3339(body["time"].as_str().unwrap()).is_ok());
+    assert!(body["time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok());
     assert_eq!(body["message"], "Window opened for 30m by API from 127.0.0.1");
     assert_eq!(body["minutes"], 30);
 
@@ -246,7 +246,7 @@ fn a_hanging_webhook_never_delays_the_sms() {
 
 /// An IMF-fixdate (`Fri, 27 Nov 2026 10:00:00 GMT`) for `t`.
 fn http_date(t: std::time::SystemTime) -> String {
-    let rfc = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-27T10:00:00Z
+    let rfc = rfc3339(t); // 2026-11-27T10:00:00Z
     let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs / 86400 % 7) as usize];
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

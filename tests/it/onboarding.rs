@@ -115,7 +115,7 @@ fn check_config_says_where_each_secret_came_from() {
 fn open_speaks_of_what_was_typed_and_shows_local_time() {
     let s = Server::start(base_config());
     for (typed, want) in [
-        ("24h", "intercom: open 24h: at most 12h (max_window); try 12h or raise max_window"),
+        ("24h", "intercom: open: at most 12h (max_window); try 12h or raise max_window"),
         ("90", "intercom: 90 has no unit: write 90m (minutes), or 2h, 1h30m"),
     ] {
         let o = s.cli(&["open", typed]);
@@ -137,7 +137,7 @@ fn open_speaks_of_what_was_typed_and_shows_local_time() {
     // The API's UTC time, shown in Berlin's zone: an hour ahead in winter, two in summer.
     let utc_hour: u32 = until[11..13].parse().unwrap();
     let (zone, shift) = if out.contains(" CEST ") { ("CEST", 2) } else { ("CET", 1) };
-    let local_hour = format!(" {:02}:{}", (utc_hour + shift) % 24, &until[14..19]);
+    let local_hour = format!(" {:02}:{}", (utc_hour + shift) % 24, &until[14..16]);
     assert!(
         out.starts_with("open until ") && out.contains(&format!("{local_hour} {zone} (")),
         "{out} vs {until}"

@@ -2,7 +2,7 @@
 //! window (a schedule, a one-shot window), who is rung now (quiet hours), and
 //! `/voice/next`, where a sequential ring order's `<Dial action>` comes back.
 
-use std::time::SystemTime;
+use jiff::Timestamp;
 
 use super::{call_request, Answered, Call, Refused, Webhook};
 use crate::config::ring::Order;
@@ -17,7 +17,7 @@ impl Webhook {
     /// call, the next person of a sequential order is rung, and after the last (or
     /// everyone at once) the no-answer message is said. The caller is checked again (a
     /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub(super) fn answer_next(&self, call: &Call, now: SystemTime) -> Result<Answered, Refused> {
+    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
         let step = call_request::step(call)?;
         let ringing = self.ringing(call, now);
         let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
@@ -35,7 +35,7 @@ impl Webhook {
     /// Who is rung for this call now: `forward_to` (or the request's override), during
     /// quiet hours only the chosen numbers. Quiet hours need a trusted clock, by the
     /// schedules' rule; without one everyone is rung.
-    pub(super) fn ringing(&self, call: &Call, now: SystemTime) -> Vec<PhoneNumber> {
+    pub(super) fn ringing(&self, call: &Call, now: Timestamp) -> Vec<PhoneNumber> {
         let minute = self.stores().and_then(|s| s.schedules.local_minute(now, crate::util::LOCK_WAIT));
         ring::who(&call.forward_to, &self.config.ring, minute)
     }
@@ -45,7 +45,7 @@ impl Webhook {
     /// and is closed on disk first ([`Store::use_once`]); a schedule comes before it, so
     /// the one-shot window is kept for a visitor outside the schedule. Any doubt (a
     /// hanging or failing state disk, another call first, an untrusted clock) means no.
-    pub(super) fn lets_in(&self, call: &Call, now: SystemTime) -> LetIn {
+    pub(super) fn lets_in(&self, call: &Call, now: Timestamp) -> LetIn {
         // Still loading (a state disk that hangs at start): nothing lets anyone in.
         let Some(stores) = self.stores() else { return LetIn::No };
         let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
@@ -92,7 +92,7 @@ pub(super) enum LetIn {
 }
 
 /// The history record of a call's outcome: an unlock by schedule names the schedule.
-pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: SystemTime) -> Record {
+pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: Timestamp) -> Record {
     match (let_in, &record.decision) {
         (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
         _ => Record::call(record, now),
