@@ -100,8 +100,8 @@ pub const COMMANDS: [Spec; 23] = [
     Spec { usage: "close", about: "Close the window now.", parse: |a| run(a, Command::Close) },
     Spec {
         usage: "let-in",
-        about: "Let in the visitor whose call rings your phones now: the door tones are played\n\
-                on the live call, once. Says so when nobody is ringing.",
+        about: "Let in the visitor whose call rings your phones now.\n\
+                The door tones are played on the live call, once; says so when nobody rings.",
         parse: |a| run(a, Command::LetIn),
     },
     Spec {
