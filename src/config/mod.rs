@@ -77,6 +77,9 @@ pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
 pub const ENV_NTFY_TOKEN: &str = "INTERCOM_NTFY_TOKEN";
+/// Every secret the environment (or the secrets file) may hold.
+const SECRET_VARS: [&str; 5] =
+    [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN];
 /// MQTT's default ports, without and with TLS (IANA).
 const MQTT_PORT: u16 = 1883;
 const MQTT_TLS_PORT: u16 = 8883;
@@ -394,14 +397,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            let known = [
-                ENV_CONTROL_TOKEN,
-                ENV_TWILIO_AUTH_TOKEN,
-                ENV_TWILIO_API_KEY_SECRET,
-                ENV_MQTT_PASSWORD,
-                ENV_NTFY_TOKEN,
-            ];
-            from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
+            from_file.borrow_mut().extend(SECRET_VARS.into_iter().filter(|k| *k == name));
             Some(value)
         })
     };

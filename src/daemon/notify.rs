@@ -228,11 +228,9 @@ fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str
         // ntfy's JSON publish: to the server's root, the topic in the body.
         Target::Ntfy(n) => {
             let rang = record.event == EventKind::CallForwarded;
-            let title = if rang { "Someone is at the door" } else { "Intercom" };
-            let mut body = serde_json::json!({"topic": n.topic, "title": title, "message": record.message, "tags": ["door"]});
-            if let Some(link) = link {
-                body["actions"] = serde_json::json!([{"action": "http", "label": "Let them in", "url": link, "method": "POST", "clear": true}]);
-            }
+            let body = serde_json::json!({"topic": n.topic, "message": record.message, "tags": ["door"],
+                "title": if rang { "Someone is at the door" } else { "Intercom" },
+                "actions": link.map(|url| serde_json::json!([{"action": "http", "label": "Let them in", "url": url, "method": "POST", "clear": true}]))});
             let mut req = agent.post(&n.url);
             if let Some(token) = &n.token {
                 req = req.header("Authorization", &format!("Bearer {}", token.expose()));

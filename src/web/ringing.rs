@@ -117,7 +117,8 @@ impl Ringing {
         }
     }
 
-    /// Records each let-in in `history` from now on.
+    /// Records each let-in in `history` from now on: before any listener or the bridge
+    /// can reach this.
     pub fn attach(&self, history: Arc<History>) {
         let _ = self.history.set(history);
     }
@@ -150,7 +151,6 @@ impl Ringing {
                 }
             }
         }
-        drop(calls);
         self.changed.notify_all();
     }
 
@@ -161,7 +161,6 @@ impl Ringing {
         if let Some(c) = calls.iter_mut().find(|c| c.sid == sid && matches!(c.state, State::Ringing)) {
             c.state = State::Done(why.into(), Timestamp::now());
         }
-        drop(calls);
         self.changed.notify_all();
     }
 
@@ -252,9 +251,6 @@ impl Ringing {
                 State::Done(what, at) => return Err(HttpError::Gone(format!("{what} at {}", local(*at)))),
             }
             let Some(who) = who else { return Ok(()) };
-            if self.history.get().is_none() {
-                return Err(still("the intercom is still starting"));
-            }
             c.state = State::LettingIn(who.to_string());
             (c.sid.clone(), c.digits.clone(), c.entrance.clone(), who)
         };
