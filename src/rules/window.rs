@@ -42,6 +42,7 @@ impl Status {
             schedule: None,
             codes_paused: None,
             ringing: None,
+            clock_doubt: None,
         }
     }
 }
