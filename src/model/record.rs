@@ -129,19 +129,6 @@ impl EventKind {
         EventKind::CallUnlockedSchedule,
         EventKind::CallLetIn,
     ];
-    /// What notifies when the config does not say: someone let in (by the window, a
-    /// guest code, a schedule or a tap while it rang), the window's opening and end (a
-    /// one-shot's too), and a guesser locking the codes.
-    pub const DEFAULT_NOTIFY: [EventKind; 8] = [
-        EventKind::CallUnlocked,
-        EventKind::WindowOpened,
-        EventKind::WindowExpired,
-        EventKind::CallUnlockedCode,
-        EventKind::CodesLocked,
-        EventKind::OnceUsed,
-        EventKind::CallUnlockedSchedule,
-        EventKind::CallLetIn,
-    ];
 
     pub fn name(self) -> &'static str {
         match self {
