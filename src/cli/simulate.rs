@@ -13,7 +13,9 @@ use crate::store::{schedules, state};
 use crate::system::{boot, tz};
 use crate::twilio::twiml;
 
-pub fn run(config: &Config, from: &str) {
+pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // The service's files: this user may not read them (a guess would mislead).
+    crate::cli::files::readable(&config.state_dir.join(crate::store::state_file::STATE_FILE))?;
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
     let now = Timestamp::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
@@ -56,4 +58,5 @@ pub fn run(config: &Config, from: &str) {
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
     let base = config.webhook.public_url.as_deref().unwrap_or("");
     say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[] }));
+    Ok(())
 }

@@ -27,7 +27,7 @@ fn open_status_close_go_through_the_server() {
     assert!(stdout(&o).starts_with("open until "), "{}", stdout(&o));
     let st = s.api("GET", "/api/status", "").json();
     assert!(st["remaining_seconds"].as_u64().unwrap() > 5390);
-    assert!(s.wait_for_log("by CLI from 127.0.0.1"), "{}", s.logs());
+    assert!(s.wait_for_log("by the command line on the Pi"), "{}", s.logs());
 
     assert!(stdout(&s.cli(&["status"])).starts_with("open until"));
     let o = s.cli(&["open"]);
@@ -72,24 +72,14 @@ fn commands_fail_clearly_when_the_server_is_down() {
 }
 
 #[test]
-fn url_prints_the_control_url_with_the_token() {
+fn url_prints_the_page_address_and_says_to_pair() {
     let s = Server::start(base_config());
     let o = s.cli(&["url"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let url = stdout(&o).trim().to_string();
-    assert_eq!(url, format!("http://{}/#t={TOKEN}", s.control));
-}
-
-#[test]
-fn url_uses_the_generated_token() {
-    let mut c = base_config();
-    c["control"].as_object_mut().unwrap().remove("token");
-    let s = Server::start(c);
-    let token = fs::read_to_string(s.state_dir.join("control-token")).unwrap();
-    let url = stdout(&s.cli(&["url"]));
-    assert!(url.trim().ends_with(&format!("/#t={}", token.trim())), "{url}");
-    // And the CLI finds the same token for the API.
-    assert!(s.cli(&["status"]).status.success());
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some(format!("http://{}/", s.control).as_str()), "{out}");
+    let config = s.config_path.display();
+    assert!(out.contains(&format!("intercom pair \"Anna's phone\" --config {config}")), "{out}");
 }
 
 #[test]

@@ -276,7 +276,10 @@ fn schedules_through_the_cli_and_simulate() {
         (vec!["schedule", "add", "funday", "08:00-18:00"], "days"),
         (vec!["schedule", "add", "mon", "08:00-25:00"], "25:00"),
         (vec!["schedule", "add", "mon", "0800"], "time range"),
-        (vec!["schedule", "rm", "nosuch"], "404"),
+        (
+            vec!["schedule", "rm", "nosuch"],
+            "there is no schedule nosuch: `intercom schedule list` shows them",
+        ),
     ] {
         let o = s.cli(&args);
         let err = String::from_utf8_lossy(&o.stderr);

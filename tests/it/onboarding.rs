@@ -116,7 +116,8 @@ fn open_speaks_of_what_was_typed_and_shows_local_time() {
     let s = Server::start(base_config());
     for (typed, want) in [
         ("24h", "intercom: open: at most 12h (max_window); try 12h or raise max_window"),
-        ("90", "intercom: 90 has no unit: write 90m (minutes), or 2h, 1h30m"),
+        ("2x", "intercom: \"2x\" is not a length of time: write 90m, 2h, 1h30, 2 hours or 90 (minutes)"),
+        ("90s", "intercom: \"90s\" is not a whole number of minutes (at least 1m)"),
     ] {
         let o = s.cli(&["open", typed]);
         assert!(!o.status.success(), "{typed}");
