@@ -6,6 +6,8 @@
 
 use std::error::Error;
 
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 use lexopt::prelude::*;
 
 use crate::cli::client::{found, Client};
@@ -14,6 +16,7 @@ use crate::cli::reader::{Args, UsageError};
 use crate::config::Config;
 use crate::model::api::{NewScheduleRequest, ScheduleBody, SchedulesBody};
 use crate::rules::schedule::from_request;
+use crate::util::time::{local, local_in};
 
 /// `schedule …`, checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,10 +73,17 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
         }
         ScheduleArgs::List => {
             let answer: SchedulesBody = api.get("/api/schedules")?;
-            // The server's wall clock, to the minute as every time the CLI shows.
-            let now = answer.local_time.as_deref().and_then(|t| t.parse::<jiff::civil::DateTime>().ok());
-            let now = now.map_or("?".into(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
-            say!("schedules follow the time zone {}; it is {now} there", answer.time_zone);
+            // The server's wall clock in its zone (an IANA name or a POSIX string), shown
+            // as every time the CLI shows.
+            let zone = &answer.time_zone;
+            let tz =
+                TimeZone::get(zone).or_else(|_| TimeZone::posix(zone)).unwrap_or_else(|_| TimeZone::system());
+            let now = answer
+                .local_time
+                .as_deref()
+                .and_then(|t| t.parse::<DateTime>().ok()?.to_zoned(tz.clone()).ok());
+            let now = now.map_or("?".into(), |t| local_in(t.timestamp(), &tz));
+            say!("schedules follow the time zone {zone}: it is {now} there");
             if !answer.clock_trusted {
                 say!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");
             }
@@ -102,7 +112,7 @@ fn describe(s: &ScheduleBody) -> String {
     let only = s.entrance.as_ref().map_or(String::new(), |e| format!("{e} only  "));
     let state = match (&s.open_until, s.paused) {
         (_, true) => "paused".to_string(),
-        (Some(until), false) => format!("open until {}", crate::util::time::local(*until)),
+        (Some(until), false) => format!("open until {}", local(*until)),
         (None, false) => String::new(),
     };
     format!("{}  {} {}-{}  {:?}  {only}{state}", s.id, s.days, s.from, s.to, s.label).trim_end().to_string()

@@ -69,10 +69,11 @@ pub fn parse_human(text: &str) -> Option<Duration> {
 /// CET`), from the system's time zone database (DST included). The one format the CLI
 /// and `doctor` show.
 pub fn local(t: Timestamp) -> String {
-    format_in(t, &jiff::tz::TimeZone::system())
+    local_in(t, &jiff::tz::TimeZone::system())
 }
 
-fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+/// [`local`] in a given zone: the one the server's schedules follow.
+pub fn local_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
     t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
@@ -126,8 +127,8 @@ mod tests {
     #[test]
     fn local_times_show_the_zone_in_summer_and_winter() {
         let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
-        assert_eq!(format_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
+        assert_eq!(local_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
     }
 }

@@ -215,6 +215,36 @@ fn init_with_flags_writes_the_config_and_the_secrets_file() {
 }
 
 #[test]
+fn init_names_the_wrong_answer_warns_on_http_and_carries_the_config() {
+    let dir = TempDir::new("init-words");
+    let path = dir.path().join("etc/intercom.json");
+    let o = init(&path, &["--forward-to", "+15552223333, 555 222 4444"]).output().unwrap();
+    assert!(!o.status.success() && !path.exists());
+    assert_eq!(
+        stderr(&o).trim(),
+        "intercom: --forward-to: number 2 of 2: \"555 222 4444\" has no country code: write it with + and the country code, like +15552223333 or +447700900123"
+    );
+    let o = init(&path, &["--intercom-number", INTERCOM, "--public-url", "http://door.example.net"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: http://door.example.net is plain http"), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let config = path.display();
+    for step in [
+        format!("`sudo intercom twilio-setup --config {config}`"),
+        format!("`sudo intercom doctor --config {config}`"),
+        format!("`sudo intercom pair \"Anna's phone\" --config {config}`"),
+    ] {
+        assert!(out.contains(&step), "{step}: {out}");
+    }
+    // The template listens on 0.0.0.0:8081: the page is shown at an address a phone reaches.
+    assert!(out.contains("opens the page at http://") && !out.contains("0.0.0.0"), "{out}");
+    let o = init(&path, &["--intercom-number", INTERCOM, "--force"]).output().unwrap();
+    assert!(o.status.success() && !stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
 fn init_learns_the_intercom_number_from_the_next_rejected_call() {
     use std::io::{BufRead, BufReader};
     let mut c = base_config();
