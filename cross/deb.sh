@@ -142,7 +142,8 @@ Description: Twilio building-intercom door opener
  the resident's phone, and it rejects callers that are not the intercom. A
  control page and API on the LAN open and close the window.
  .
- Edit /etc/intercom/intercom.json, then: systemctl restart intercom
+ Set it up with "intercom init" (or edit /etc/intercom/intercom.json), start
+ it with "systemctl start intercom", then pair each phone with "intercom pair".
 EOF
 chmod 0644 "$pkg/DEBIAN/control" "$pkg/DEBIAN/conffiles" "$pkg/DEBIAN/md5sums"
 

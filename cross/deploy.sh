@@ -11,10 +11,11 @@
 #
 # Remote result (cross/remote-install.sh, POSIX sh + BusyBox tools): /usr/local/bin/intercom
 # (replaced atomically, after it ran --version on the Pi), /etc/systemd/system/intercom{,-tunnel}.service,
-# examples in /usr/local/share/intercom/, /etc/intercom/intercom.json only if it does not
-# exist yet. Then systemctl daemon-reload, enable + restart intercom (and the tunnel once
-# /etc/intercom/tunnel.env exists). State in /var/lib/intercom is never touched. Re-running
-# upgrades in place. Needs root on the Pi, or passwordless sudo.
+# examples in /usr/local/share/intercom/, the man page in /usr/local/share/man/man1/,
+# /etc/intercom/intercom.json only if it does not exist yet. Then systemctl daemon-reload,
+# enable + restart intercom (and the tunnel once /etc/intercom/tunnel.env exists), and the
+# next step is printed: fill in the config, pair a phone. State in /var/lib/intercom is
+# never touched. Re-running upgrades in place. Needs root on the Pi, or passwordless sudo.
 # On OpenWrt (/etc/openwrt_release, e.g. PI=root@router) it installs /usr/bin/intercom and
 # the procd init script configs/openwrt/intercom.init instead of systemd units (root, no sudo).
 set -euo pipefail
@@ -63,18 +64,11 @@ cp "$config" "$stage/intercom.json.example"
 cp cross/remote-install.sh "$stage/install.sh"
 cp configs/openwrt/intercom.init "$stage/intercom.init"
 cp configs/openwrt/intercom.ntp-hotplug "$stage/intercom.ntp-hotplug"
+cp docs/intercom.1 "$stage/intercom.1"
 
 q_root=$(printf '%q' "$deploy_root")
 # One connection: upload the staged files and run the installer.
 tar -C "$stage" -cf - . | ssh_pi "s=\$(mktemp -d) && tar -C \"\$s\" -xf - && sh \"\$s/install.sh\" \"\$s\" $q_root"
 
-echo "deploy: done. Control page (bookmark it on your phone):"
-# Without control.token the server creates its token at first start: give it a few seconds.
-# Root (or sudo) reads the generated token in the service's 0700 state directory.
-# OpenWrt has the binary in /usr/bin (no /usr/local there) and no sudo (root only).
-url_cmd="\$S \$B url --config $q_root/etc/intercom/intercom.json"
-if ! ssh_pi "S=; if [ \$(id -u) != 0 ] && [ -z $q_root ]; then S='sudo -n'; fi
-    B=$q_root/usr/local/bin/intercom; if [ -f $q_root/etc/openwrt_release ]; then B=$q_root/usr/bin/intercom; fi
-    for i in 1 2 3 4 5 6 7 8 9; do $url_cmd 2>/dev/null && exit 0; sleep 1; done; $url_cmd"; then
-  echo "deploy: 'intercom url' failed (see above): check $deploy_root/etc/intercom/intercom.json and 'journalctl -u intercom' on $pi" >&2
-fi
+# The installer printed the next step on the Pi (fill in the config, pair a phone).
+echo "deploy: done; the steps left are above, to run on the Pi: ssh -t $pi"

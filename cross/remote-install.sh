@@ -6,7 +6,8 @@
 # applets on PATH. DEPLOY_ROOT (tests) prefixes every path it writes.
 #
 # systemd (a Pi): /usr/local/bin/intercom, units in /etc/systemd/system, examples in
-#   /usr/local/share/intercom, daemon-reload + enable + restart (and the tunnel once
+#   /usr/local/share/intercom, the man page in /usr/local/share/man/man1,
+#   daemon-reload + enable + restart (and the tunnel once
 #   /etc/intercom/tunnel.env exists). Root or passwordless sudo. A config that
 #   `intercom check-config` refuses (the untouched template) is not (re)started: the
 #   refusal and the next step are printed instead.
@@ -16,6 +17,7 @@
 #   then enable + restart through /etc/rc.common. Root only (OpenWrt has no sudo).
 # Both: the binary must run here (--version) before it replaces the old one (rename); the
 # config is seeded from the template only when /etc/intercom/intercom.json does not exist.
+# Last, the next step: fill in the config, or pair a phone (never a URL with the token).
 set -eu
 s=$1 R=$2
 
@@ -105,6 +107,7 @@ openwrt() {
   sh "$R/etc/rc.common" "$R/etc/init.d/intercom" enable
   sh "$R/etc/rc.common" "$R/etc/init.d/intercom" restart
   echo "OpenWrt: /etc/init.d/intercom enabled and (re)started; logs: logread -e intercom"
+  echo "intercom: next: pair each phone: intercom pair \"Anna's phone\", then open the link it prints on that phone"
 }
 
 # ---- systemd ---------------------------------------------------------------------------
@@ -114,12 +117,14 @@ systemd() {
     SUDO="sudo -n"   # no tty here: fail at once if sudo wants a password
     $SUDO true || die "$(id -un) needs root or passwordless sudo on this machine"
   fi
-  $SUDO install -d -m 0755 "$R/usr/local/bin" "$R/etc/systemd/system" "$R/etc/intercom" "$R/usr/local/share/intercom"
+  $SUDO install -d -m 0755 "$R/usr/local/bin" "$R/etc/systemd/system" "$R/etc/intercom" "$R/usr/local/share/intercom" \
+    "$R/usr/local/share/man/man1"
   install_binary /usr/local/bin
   for u in intercom.service intercom-tunnel.service; do
     $SUDO install -m 0644 "$s/$u" "$R/etc/systemd/system/$u"
   done
   $SUDO install -m 0644 "$s/tunnel.env.example" "$s/intercom.json.example" "$R/usr/local/share/intercom/"
+  $SUDO install -m 0644 "$s/intercom.1" "$R/usr/local/share/man/man1/intercom.1"
   if [ -e "$R/etc/intercom/intercom.json" ]; then
     echo "kept existing $R/etc/intercom/intercom.json"
   else
@@ -130,18 +135,21 @@ systemd() {
   $SUDO systemctl daemon-reload
   $SUDO systemctl enable intercom.service
   # It would refuse to start, and every real call would be rejected meanwhile.
+  pair="pair each phone: 'sudo intercom pair \"Anna's phone\"', then open the link it prints on that phone"
   if refusal=$($SUDO "$R/usr/local/bin/intercom" check-config --config "$R/etc/intercom/intercom.json" 2>&1 >/dev/null); then
     $SUDO systemctl restart intercom.service
+    echo "intercom: running; next: $pair"
   else
     echo "intercom: $R/etc/intercom/intercom.json is not ready, so the service was not (re)started:"
     printf '%s\n' "$refusal" | sed 's/^/  /'
-    echo "intercom: next: on the Pi run 'sudo intercom init' (it asks for each value), then 'sudo systemctl restart intercom'"
+    echo "intercom: next: on the Pi run 'sudo intercom init' (it asks for each value), then 'sudo systemctl restart intercom',"
+    echo "  then $pair"
   fi
   if [ -e "$R/etc/intercom/tunnel.env" ]; then
     $SUDO systemctl enable intercom-tunnel.service
     $SUDO systemctl restart intercom-tunnel.service
   else
-    echo "tunnel not configured yet: see /usr/local/share/intercom/tunnel.env.example"
+    echo "tunnel not configured yet: see docs/tunnel.md, and the example /usr/local/share/intercom/tunnel.env.example"
   fi
 }
 

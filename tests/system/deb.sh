@@ -52,7 +52,7 @@ arch=$(dpkg --print-architecture)
 list=$(dpkg-deb -c "$deb1" | awk '{print $6}')
 for f in ./usr/bin/intercom ./lib/systemd/system/intercom.service ./lib/systemd/system/intercom-tunnel.service \
          ./etc/intercom/intercom.json ./usr/share/doc/intercom/README.md ./usr/share/doc/intercom/examples/tunnel.env.example \
-         ./usr/share/doc/intercom/copyright ./usr/share/doc/intercom/changelog.gz; do
+         ./usr/share/doc/intercom/copyright ./usr/share/doc/intercom/changelog.gz ./usr/share/man/man1/intercom.1.gz; do
   grep -qx -- "$f" <<< "$list" && pass "in the package: ${f#.}" || fail "missing from the package: ${f#.}"
 done
 [ "$(dpkg-deb -I "$deb1" conffiles)" = /etc/intercom/intercom.json ] && pass "conffile: /etc/intercom/intercom.json" || fail "conffiles: $(dpkg-deb -I "$deb1" conffiles)"

@@ -6,7 +6,8 @@
 #    the remote PATH (sshd SetEnv), so nothing on this machine is installed or started;
 #  - first deploy: binary, units, examples and the config land; systemctl got
 #    daemon-reload / enable, but no restart: the config is still the template, so the
-#    deploy prints check-config's refusal by key and the next step (`intercom init`);
+#    deploy prints check-config's refusal by key and the next steps (`intercom init`,
+#    `intercom pair`), never the control token; the man page lands;
 #  - the "user" fills in the config and state exists; the binary is damaged; second
 #    deploy: config and state kept, binary replaced, service restarted.
 #
@@ -89,6 +90,7 @@ for u in intercom.service intercom-tunnel.service; do
 done
 cmp -s "$config" "$fake/etc/intercom/intercom.json" && pass "config seeded from the template" || fail "config not installed"
 [ -f "$fake/usr/local/share/intercom/tunnel.env.example" ] && pass "tunnel.env.example installed" || fail "no tunnel.env.example"
+cmp -s docs/intercom.1 "$fake/usr/local/share/man/man1/intercom.1" && pass "man page installed: /usr/local/share/man/man1/intercom.1" || fail "no man page"
 [ ! -e "$fake/etc/intercom/tunnel.env" ] && pass "no tunnel.env created (the user writes it)" || fail "tunnel.env created"
 
 expected="daemon-reload
@@ -103,11 +105,9 @@ else
 fi
 expected="$expected
 restart intercom.service"
-# The service does not really start here (systemctl is a stand-in), so with a template that
-# has no control.token there is no token yet: then `intercom url` must say so clearly.
-if grep -Eq 'https?://[^ ]+/#t=' "$tmp/deploy1.log"; then pass "control URL printed: $(grep -Eo 'https?://[^ ]+/#t=' "$tmp/deploy1.log" | tail -n1)…"
-elif grep -q 'no control token yet' "$tmp/deploy1.log"; then pass "intercom url ran on the Pi: no token before the first start (template without control.token)"
-else fail "intercom url did not run"; fi
+# The way in for a phone is pairing: the closing message says how, and shows no token.
+grep -q "sudo intercom pair" "$tmp/deploy1.log" && pass "deploy names the next step after init: intercom pair" || fail "no pairing step"
+if grep -q '#t=' "$tmp/deploy1.log"; then fail "deploy printed a URL with the control token"; else pass "no control token in the output"; fi
 
 # ---- the user edits the config, the daemon has state; the binary gets damaged -------------
 python3 - "$fake/etc/intercom/intercom.json" <<'PY'
@@ -140,8 +140,9 @@ fi
 [ "$(sha256sum < "$fake/etc/intercom/intercom.json")" = "$cfg_sum" ] \
   && pass "edited config NOT overwritten" || fail "config was overwritten"
 grep -q "kept existing" "$tmp/deploy2.log" && pass "deploy says it kept the config" || fail "no 'kept existing' message"
-grep -q "edited-token-4242" "$tmp/deploy2.log" && pass "control URL printed from the kept config: $(grep -Eo 'https?://[^ ]+' "$tmp/deploy2.log" | tail -n1)" \
-  || fail "control URL with the edited token not printed"
+grep -q "running; next: pair each phone: 'sudo intercom pair" "$tmp/deploy2.log" && pass "a filled-in config: deploy says to pair a phone" \
+  || fail "no pairing step after the upgrade"
+if grep -q "edited-token-4242" "$tmp/deploy2.log"; then fail "deploy printed the control token"; else pass "no control token in the output"; fi
 [ "$(sha256sum < "$fake/var/lib/intercom/state.json")" = "$state_sum" ] \
   && pass "state untouched" || fail "state changed"
 cmp -s "$built" "$fake/usr/local/bin/intercom" && pass "binary replaced by the new build" || fail "binary not replaced"

@@ -216,5 +216,6 @@ fi
 sed 's/^/    | /' "$tmp/deploy.log" | tail -n 8
 grep -q "ARCH=host" "$tmp/deploy.log" && grep -q 'OpenWrt detected' "$tmp/deploy.log" && pass "arch and OpenWrt detected over ssh" || fail "detection"
 cmp -s "$bin" "$R/usr/bin/intercom" && [ -x "$R/etc/init.d/intercom" ] && pass "deployed /usr/bin/intercom and /etc/init.d/intercom" || fail "deploy result"
-grep -q 'http://127.0.0.1:18081/.*openwrt-test-token' "$tmp/deploy.log" && pass "control URL printed by /usr/bin/intercom url" || fail "no control URL"
+grep -q 'next: pair each phone: intercom pair' "$tmp/deploy.log" && pass "deploy names the next step: intercom pair (no sudo)" || fail "no pairing step"
+if grep -q 'openwrt-test-token' "$tmp/deploy.log"; then fail "deploy printed the control token"; else pass "no control token in the output"; fi
 finish
