@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lexopt::prelude::*;
 
@@ -36,9 +35,9 @@ pub enum Invocation {
 /// The commands other than `serve`, each with its arguments checked and converted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `duration` is whole minutes; `max_window` is checked when run, against the config.
+    /// `max_window` is checked when run, against the config.
     Open {
-        duration: Option<Duration>,
+        minutes: Option<u64>,
         once: bool,
     },
     Close,
@@ -240,11 +239,8 @@ fn open(a: &mut Args) -> Result<Invocation, UsageError> {
             arg => return Err(a.unexpected(arg)),
         }
     }
-    let duration = match words.is_empty() {
-        true => None,
-        false => Some(Duration::from_secs(60 * config::whole_minutes(&words.join(" ")).map_err(UsageError)?)),
-    };
-    run(a, Command::Open { duration, once })
+    let minutes = (!words.is_empty()).then(|| config::whole_minutes(&words.join(" "))).transpose();
+    run(a, Command::Open { minutes: minutes.map_err(UsageError)?, once })
 }
 
 fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
@@ -372,6 +368,7 @@ fn help_on(topic: &str) -> Result<Invocation, UsageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn args(s: &str) -> Result<Invocation, UsageError> {
         parse_args(s.split_whitespace().map(OsString::from))
@@ -391,10 +388,7 @@ mod tests {
     #[test]
     fn parses_the_commands_into_checked_values() {
         assert_eq!(args("serve").unwrap(), Invocation::Serve("/etc/intercom/intercom.json".into()));
-        let open = |minutes: Option<u64>, once| Command::Open {
-            duration: minutes.map(|m| Duration::from_secs(60 * m)),
-            once,
-        };
+        let open = |minutes: Option<u64>, once| Command::Open { minutes, once };
         assert_eq!(
             args("open 90m --config x.json").unwrap(),
             Invocation::Run(open(Some(90), false), "x.json".into())

@@ -200,12 +200,8 @@ fn check_webhook_listener(r: &mut Report, c: &Config, instance: Option<&str>) {
     let addr = display_addr(local_address(c.webhook.listen));
     let (tag, text) = match (healthz(&format!("http://{addr}/healthz"), LOCAL_TIMEOUT), instance) {
         (Ok((200, Some(id))), Some(ours)) if id == ours => (OK, format!("the webhook listener answers on {addr}")),
-        (Ok((200, Some(_))), Some(_)) => {
-            (FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server"))
-        }
-        (Ok((200, _)), None) => {
-            (WARN, format!("something answers on {addr} but the server does not: start the server as above"))
-        }
+        (Ok((200, Some(_))), Some(_)) => (FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server")),
+        (Ok((200, _)), None) => (WARN, format!("something answers on {addr} but the server does not: start the server as above")),
         (Ok((status, _)), _) => (FAIL, format!("{addr} answers /healthz with HTTP {status}, so it is not intercom: free webhook.listen or choose another port")),
         (Err(e), _) => (FAIL, format!("the webhook listener {addr} does not answer ({e}): start the server, or fix webhook.listen")),
     };
@@ -330,17 +326,13 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 fn check_clock(r: &mut Report) {
-    match clock::synchronized() {
-        Some(true) => r.line(OK, "the system clock is synchronized"),
-        Some(false) => r.line(
-            WARN,
-            "the system clock is not synchronized, so times may be wrong and a window from before a reboot stays closed: enable NTP with `sudo timedatectl set-ntp true`",
-        ),
-        None => r.line(
-            WARN,
-            format!("cannot tell whether the clock is synchronized (no {} and no answer from timedatectl): run an NTP client such as systemd-timesyncd", clock::TIMESYNC_FLAG),
-        ),
-    }
+    let flag = clock::TIMESYNC_FLAG;
+    let (tag, text) = match clock::synchronized() {
+        Some(true) => (OK, "the system clock is synchronized".to_string()),
+        Some(false) => (WARN, "the system clock is not synchronized, so times may be wrong and a window from before a reboot stays closed: enable NTP with `sudo timedatectl set-ntp true`".into()),
+        None => (WARN, format!("cannot tell whether the clock is synchronized (no {flag} and no answer from timedatectl): run an NTP client such as systemd-timesyncd")),
+    };
+    r.line(tag, text);
 }
 
 fn check_newest_call(r: &mut Report, c: &Config) {

@@ -44,9 +44,7 @@ pub fn run(command: Command, config_path: &Path) -> ExitCode {
     let result: Result<(), Box<dyn Error>> = match command {
         // Doctor reports a bad config as one of its checks, and its verdict as the status.
         Command::Doctor => return if doctor::run(path) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
-        Command::Open { duration, once } => {
-            api().and_then(|(api, c)| commands::open(&api, &c, duration, once))
-        }
+        Command::Open { minutes, once } => api().and_then(|(api, c)| commands::open(&api, &c, minutes, once)),
         Command::Close => api().and_then(|(api, _)| commands::close(&api, path)),
         Command::Status => api().and_then(|(api, _)| commands::status(&api)),
         Command::Url => load(path, false).map(|c| commands::url(&c, path)),

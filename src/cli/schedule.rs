@@ -68,7 +68,8 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
     };
     let changed: ScheduleBody = match args {
         ScheduleArgs::Add(request) => {
-            from_request(&request, &config.intercoms).map_err(|e| format!("--entrance: {e}"))?;
+            let entrance = |e: String| format!("--entrance: {}", e.trim_start_matches("entrance "));
+            from_request(&request, &config.intercoms).map_err(entrance)?;
             api.post("/api/schedules", &request)?
         }
         ScheduleArgs::List => {
