@@ -448,3 +448,17 @@ fn without_sudo_a_command_reads_what_it_needs_and_names_the_file_it_cannot() {
     let says = format!("{} is not readable by this user: run it with sudo", token_file.display());
     assert!(!o.status.success() && stderr(&o).contains(&says), "{}", stderr(&o));
 }
+
+#[test]
+fn a_token_mismatch_says_the_tokens_differ_and_how_to_fix_it() {
+    let s = Server::start(base_config());
+    // The config changed after the server started: its token is not the server's.
+    let mut c: serde_json::Value = serde_json::from_slice(&fs::read(&s.config_path).unwrap()).unwrap();
+    c["control"]["token"] = json!("a-new-token-not-yet-in-use-0123");
+    fs::write(&s.config_path, c.to_string()).unwrap();
+    let o = s.cli(&["status"]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("holds a different control token"), "{err}");
+    assert!(err.contains("restart the server so it uses the new one"), "{err}");
+    assert!(!err.contains("a-new-token") && !err.contains(TOKEN), "{err}");
+}
