@@ -24,7 +24,7 @@
 //! | `system/` | the machine: boot id, clock sync, watchdog, TLS roots | `util` |
 //! | `model/` | the vocabulary: records, events, phone numbers | `util` |
 //! | `http/` | HTTP/1.1 on the wire, connections, threads; knows no route | `util` |
-//! | `util/` | locks, time, log-safe text, rate-limited logs | nothing |
+//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue | nothing |
 //!
 //! # Invariants
 //!

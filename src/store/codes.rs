@@ -205,13 +205,11 @@ impl CodeStore {
             return Err(AddError::Full);
         }
         let code = Code {
-            id: draw(
-                |b: [u8; 4]| Some(b.iter().map(|x| format!("{x:02x}")).collect()),
-                |id| next.iter().any(|c| c.id == *id),
-            )
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == *id)).map_err(AddError::Io)?,
+            digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
+                next.iter().any(|c| c.digits == *d)
+            })
             .map_err(AddError::Io)?,
-            digits: draw(codes::digits_from, |d| next.iter().any(|c| c.digits == *d))
-                .map_err(AddError::Io)?,
             label: new.label.clone(),
             valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
@@ -364,11 +362,13 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
-fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> bool) -> io::Result<String> {
+fn draw(
+    bytes: usize,
+    make: impl Fn(String) -> Option<String>,
+    taken: impl Fn(&String) -> bool,
+) -> io::Result<String> {
     for _ in 0..MAX_DRAWS {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-        if let Some(v) = make(bytes).filter(|v| !taken(v)) {
+        if let Some(v) = make(crate::util::random_hex(bytes)?).filter(|v| !taken(v)) {
             return Ok(v);
         }
     }

@@ -350,9 +350,7 @@ fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
 
 fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
     for _ in 0..MAX_DRAWS {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::util::random_hex(4)?;
         if !taken(&id) {
             return Ok(id);
         }
