@@ -323,6 +323,11 @@ impl Record {
     }
 
     pub fn window(change: &WindowChange, time: Timestamp) -> Record {
+        // "by Anna's phone"; "from the command line on the Pi" (a place, not a person).
+        let by = |source: &str| match source.starts_with("the command line") {
+            true => format!("from {source}"),
+            false => format!("by {source}"),
+        };
         match change {
             WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
@@ -367,14 +372,6 @@ impl Record {
 
 /// The command line on the server's own machine, as the history names it.
 pub const COMMAND_LINE: &str = "the command line on the Pi";
-
-/// "by Anna's phone"; "from the command line on the Pi" (a place, not a person).
-fn by(source: &str) -> String {
-    match source.starts_with("the command line") {
-        true => format!("from {source}"),
-        false => format!("by {source}"),
-    }
-}
 
 /// "street gate: Let a visitor in …" when the config names its entrances.
 fn at_entrance(call: &CallRecord, message: String) -> String {

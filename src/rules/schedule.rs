@@ -38,18 +38,16 @@ impl Days {
     /// `mon-fri`, `sat,sun`, `mon,wed-fri`, `daily`, `weekdays`, `weekends`;
     /// case-insensitive; English three-letter names (full names accepted too).
     pub fn parse(s: &str) -> Result<Days, String> {
-        let bad = || {
-            format!(
-                "days {:?}: use day names like mon-fri, sat,sun, weekdays or daily",
-                crate::util::loggable(s)
-            )
+        let bad =
+            || format!("days {:?}: use day names like mon-fri, sat,sun or daily", crate::util::loggable(s));
+        let lower = s.trim().to_ascii_lowercase();
+        let s = match lower.trim_end_matches('s') {
+            "weekday" => "mon-fri",
+            "weekend" => "sat,sun",
+            _ => &lower,
         };
-        let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "daily" | "every day" | "all" => return Ok(Days::ALL),
-            "weekdays" => return Ok(Days(0x1f)),
-            "weekend" | "weekends" => return Ok(Days(0x60)),
-            _ => {}
+        if matches!(s, "daily" | "every day" | "all") {
+            return Ok(Days::ALL);
         }
         let day = |name: &str| {
             let name = name.trim();
