@@ -114,7 +114,10 @@ async function main() {
   config.control.listen = addrs.control;
   config.webhook.listen = addrs.webhook;
   writeFileSync(configPath, JSON.stringify(config));
-  const url = execFileSync(BIN, ["url", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS }).trim();
+  // A paired phone, as a person pairs it: the link `intercom pair` prints, then the tap.
+  const printed = execFileSync(BIN, ["pair", "Anna's phone", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS });
+  const link = printed.split("\n").map(l => l.trim()).find(l => l.startsWith("http://"));
+  check(link && link.includes("/pair#c="), "intercom pair prints a pairing link");
 
   browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true, timeout: STEP_TIMEOUT_MS,
@@ -127,7 +130,8 @@ async function main() {
   const pageErrors = [];
   page.on("pageerror", e => pageErrors.push(String(e)));
   page.on("console", m => { if (m.type() === "error") pageErrors.push(m.text()); });
-  await page.goto(url);
+  await page.goto(link);
+  await page.getByRole("button", { name: "Pair this phone" }).click();
   await page.locator("#state.closed").waitFor();
   check(await page.locator("#ringing").isHidden(), "no banner while nothing rings");
   const banner = page.locator("#ringing");
@@ -154,7 +158,7 @@ async function main() {
   await banner.waitFor({ state: "hidden", timeout: BANNER_MS });
   check(updates.length === 1 && updates[0].sid === sid, `one update for ${sid}: ${JSON.stringify(updates)}`);
   check(updates[0].twiml.includes('<Play digits="9"/>'), `the street gate's tones: ${updates[0].twiml}`);
-  await page.locator("#events li", { hasText: "Let a visitor in while it rang" }).first().waitFor();
+  await page.locator("#events li", { hasText: "Let a visitor in while it rang, by Anna's phone" }).first().waitFor();
   check((await page.locator("#error").textContent()) === "", "no error shown");
   await page.screenshot({ path: join(ARTIFACTS, "ringing-let-in.png"), fullPage: true });
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);

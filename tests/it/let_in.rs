@@ -301,7 +301,7 @@ fn intercom_let_in_lets_the_ringing_caller_in_or_says_nobody_rings() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("let in"), "{o:?}");
     assert_eq!(twilio.call_updates().len(), 1);
     let e = &events(&s, 1)[0];
-    assert_eq!((&e["call_sid"], &e["source"]), (&json!(sid), &json!("CLI from 127.0.0.1")));
+    assert_eq!((&e["call_sid"], &e["source"]), (&json!(sid), &json!("the command line on the Pi")));
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str)
 }
 
 /// `intercom pair NAME`: the link it prints and its code.
-fn pair_link(s: &Server, name: &str) -> String {
+pub fn pair_link(s: &Server, name: &str) -> String {
     let o = s.cli(&["pair", name]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
