@@ -263,7 +263,7 @@ impl Ringing {
                 (Some(why.into()), Err(HttpError::Gone(format!("{why} at {}", local(at)))))
             }
             Err(e) => {
-                log::warn!("could not let call {sid} in: {}", twilio.explain(&e));
+                log::warn!("could not let call {} in: {}", loggable(&sid), twilio.explain(&e));
                 let why = match e {
                     RestError::Network { .. } => "could not reach Twilio".into(),
                     e => format!("Twilio refused it ({e})"),
