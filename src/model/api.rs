@@ -191,6 +191,10 @@ pub struct DeviceBody {
     /// The device that asked (its cookie), so the page can say "this phone".
     #[serde(default)]
     pub this_device: bool,
+    /// Only in the answer to `POST /api/pair`: the key the page keeps in its origin's
+    /// storage and sends as `X-Intercom-Key` beside the cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_key: Option<String>,
 }
 
 /// `GET /api/devices`.
