@@ -73,7 +73,7 @@ pub fn run(path: &Path) -> bool {
         }
         None => report.line(
             Level::Skip,
-            "the webhook listener, the tunnel (webhook.public_url) and the history are checked once the server runs".into(),
+            "the webhook listener, the tunnel (webhook.public_url), the signature checks and the history are checked once the server runs".into(),
         ),
     }
     check_twilio(&mut report, &config);
@@ -149,17 +149,32 @@ fn check_config(r: &mut Report, c: &Config) {
         let to: Vec<_> = c.forward_to.iter().map(|n| n.as_str()).collect();
         r.line(Level::Ok, format!("forward_to is {}", to.join(", ")));
     }
-    match (&c.twilio.auth_token, &c.webhook.public_url) {
-        (Some(_), Some(url)) => r.line(Level::Ok, format!("signatures are checked against {url}")),
-        (None, _) => r.line(
+    // What the files say only where `serve` would refuse them; whether signatures are
+    // checked is the running server's to say (below).
+    if c.twilio.auth_token.is_none() && !c.webhook.allow_unsigned {
+        r.line(
             Level::Fail,
-            format!(
-                "twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: put {}=<the Auth Token from the Twilio console> in {} (or run `intercom init`)",
-                config::ENV_TWILIO_AUTH_TOKEN,
-                env_file_of(c)
-            ),
-        ),
-        (Some(_), None) => {} // config.rs refuses this; the public_url check would say it
+            format!("twilio.auth_token is not set, so the server refuses to start: {}", token_fix(c)),
+        );
+    }
+}
+
+fn token_fix(c: &Config) -> String {
+    let (var, file) = (config::ENV_TWILIO_AUTH_TOKEN, env_file_of(c));
+    format!("put {var}=<the Auth Token from the Twilio console> in {file} (or run `intercom init`)")
+}
+
+/// Whether the running server checks Twilio's signatures, as it says: a token in the
+/// files that a hand-started server never read must not pass for one.
+fn check_signatures(r: &mut Report, c: &Config, checked: Option<bool>) {
+    let fix = match c.twilio.auth_token {
+        Some(_) => format!("it was started without the token in {}: restart it with `{}systemctl restart intercom`, which reads that file", env_file_of(c), sudo()),
+        None => format!("{}, remove webhook.allow_unsigned and restart it", token_fix(c)),
+    };
+    match checked {
+        Some(true) => r.line(Level::Ok, "the server checks Twilio's signature on every webhook".into()),
+        Some(false) => r.line(Level::Fail, format!("the server does not check Twilio's signatures (webhook.allow_unsigned), so anyone who finds the URL can fake the intercom: {fix}")),
+        None => r.line(Level::Warn, "the server does not say whether it checks Twilio's signatures: it is an older version; upgrade it".into()),
     }
 }
 
@@ -203,6 +218,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
             };
             r.line(Level::Ok, format!("the server is running (window {window})"));
             r.server_running = true;
+            check_signatures(r, c, s.signatures_checked);
             let instance = s.instance;
             if instance.is_none() {
                 r.line(

@@ -131,6 +131,7 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
+                body.signatures_checked = Some(self.config.twilio.auth_token.is_some());
                 let resp = json_response(200, &body);
                 // A paired phone's cookie is renewed with each status its page reads, so a
                 // phone in daily use never reaches the cookie's end of life.
