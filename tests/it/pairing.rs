@@ -30,13 +30,13 @@ fn browser(
 
 /// A paired browser's credential: the cookie's value and the key its page keeps.
 #[derive(Default, Clone)]
-struct Phone {
-    cookie: String,
-    key: String,
+pub struct Phone {
+    pub cookie: String,
+    pub key: String,
 }
 
 /// A same-origin JSON request from the page, with the phone's cookie and key if any.
-fn page_call(s: &Server, method: &str, path: &str, phone: &Phone, body: &str) -> Reply {
+pub fn page_call(s: &Server, method: &str, path: &str, phone: &Phone, body: &str) -> Reply {
     let host = s.control.to_string();
     let origin = format!("http://{host}");
     let cookie = format!("intercom_device={}", phone.cookie);
@@ -51,7 +51,7 @@ fn page_call(s: &Server, method: &str, path: &str, phone: &Phone, body: &str) ->
 }
 
 /// `intercom pair NAME`: the link it prints and its code.
-fn pair_link(s: &Server, name: &str) -> String {
+pub fn pair_link(s: &Server, name: &str) -> String {
     let o = s.cli(&["pair", name]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
@@ -62,7 +62,7 @@ fn pair_link(s: &Server, name: &str) -> String {
 }
 
 /// Spends a pairing code as the page does: the cookie, and the page key from the body.
-fn exchange(s: &Server, code: &str) -> Phone {
+pub fn exchange(s: &Server, code: &str) -> Phone {
     let r = page_call(s, "POST", "/api/pair", &Phone::default(), &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let set = r.header("set-cookie").expect("a cookie");
