@@ -110,10 +110,11 @@ pub enum EventKind {
     CodesLocked,
     OnceUsed,
     CallUnlockedSchedule,
+    CodeAsked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -126,6 +127,7 @@ impl EventKind {
         EventKind::CodesLocked,
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
+        EventKind::CodeAsked,
     ];
     /// What notifies when the config does not say: someone let in (by the window, a
     /// guest code or a schedule), the window's opening and end (a one-shot's too), and a guesser
@@ -154,6 +156,7 @@ impl EventKind {
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
+            EventKind::CodeAsked => "code_asked",
         }
     }
 
@@ -260,10 +263,9 @@ impl Record {
             Decision::NobodyToCall { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
             }
-            // Not recorded by the webhook (the keypad entry decides); named for completeness.
-            Decision::AskCode => {
-                (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
-            }
+            // On disk before the prompt, so that no later request of the call can spend a
+            // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
+            Decision::AskCode => (EventKind::CodeAsked, "A visitor rang: asked for a guest code".to_string()),
             Decision::Reject => (
                 EventKind::CallRejected,
                 format!("Rejected a call from {}", caller_for_message(from.as_deref())),
