@@ -20,6 +20,7 @@ system_pkgs=(openssh-server openssh-client systemd systemd-container make python
 
   tmux                                       # tests/it/init_tmux.rs: `intercom init` typed into a real terminal
   mosquitto mosquitto-clients                # tests/it/mqtt.rs: a real broker, and mosquitto_sub/pub as Home Assistant
+  faketime                                   # tests/it/clock.rs, tests/browser: libfaketime steps the server's wall clock
 )
 cross_pkgs=(
   rustc-web cargo-web rust-web-src          # Debian's rustc 1.96 + matching std source for -Zbuild-std

@@ -19,12 +19,12 @@
 //! | `mqtt/` | Home Assistant through an MQTT broker (cargo feature `mqtt`): discovery, state topics, commands | `store`, `system`, `config`, `model`, `util` |
 //! | `store/` | everything on disk: window state, codes, history, token, paired devices | `rules`, `system`, `config`, `model`, `util` |
 //! | `twilio/` | Twilio's side: signatures, TwiML, the REST client | `rules`, `system`, `config`, `model`, `util` |
-//! | `rules/` | pure decisions: the call, guest codes, the window | `config`, `model`, `util` |
+//! | `rules/` | pure decisions: the call, guest codes, the window, the one clock policy | `config`, `model`, `util` |
 //! | `config/` | the config file, read once into typed structs | `model`, `util` |
 //! | `system/` | the machine: boot id, clock sync, watchdog, TLS roots | `util` |
 //! | `model/` | the vocabulary: records, events, phone numbers | `util` |
 //! | `http/` | HTTP/1.1 on the wire, connections, threads; knows no route | `util` |
-//! | `util/` | locks, time, log-safe text, rate-limited logs | nothing |
+//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue | nothing |
 //!
 //! # Invariants
 //!

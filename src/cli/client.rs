@@ -82,9 +82,7 @@ impl Client {
         if self.proven.get() {
             return Ok(());
         }
-        let mut bytes = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a nonce: {e}"))?;
-        let nonce: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let nonce = crate::util::random_hex(NONCE_BYTES).map_err(|e| format!("no nonce: {e}"))?;
         let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
         let mut resp = self
             .agent

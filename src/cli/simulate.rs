@@ -1,17 +1,26 @@
 //! `intercom simulate --from NUMBER`: the TwiML a call would get now, from the same first
 //! decision the webhook makes, on the state files as they are on disk, changing nothing
 //! (a one-shot window is not used up). It says why: the window, a schedule (by its
-//! label), a one-shot window, and at which entrance.
+//! label), a one-shot window, and at which entrance. Only the running server knows of a
+//! clock step, so it is asked; while it doubts its clock, schedules, quiet hours and
+//! codes wait here too.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::cli::client::Client;
 use crate::cli::out::say_raw;
 use crate::config::Config;
+use crate::model::api::StatusBody;
 use crate::model::record::Decision;
 use crate::rules::{call, ring};
 use crate::store::{schedules, state};
 use crate::system::{boot, tz};
 use crate::twilio::twiml;
+
+/// How long `simulate` waits for the running server's answer: it is on this machine.
+const SERVER_WAIT: Duration = Duration::from_secs(2);
 
 pub fn run(config: &Config, from: &str) {
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
@@ -25,7 +34,7 @@ pub fn run(config: &Config, from: &str) {
     };
     let entrance = call::caller(Some(from), &config.intercoms);
     let entrance_name = entrance.and_then(|e| e.name.as_deref());
-    let peek = schedules::peek(
+    let mut peek = schedules::peek(
         &config.state_dir,
         &tz::detect(),
         &boot::Boot::detect(),
@@ -33,12 +42,22 @@ pub fn run(config: &Config, from: &str) {
         now,
         entrance_name,
     );
+    // Not running, or not answering in time: the files are all there is to go by.
+    let doubt = Client::with_timeout(config, SERVER_WAIT)
+        .and_then(|c| c.get::<StatusBody>("/api/status"))
+        .ok()
+        .and_then(|s| s.clock_doubt);
+    if let Some(why) = &doubt {
+        eprintln!("{why}");
+        peek = schedules::Peek { open: None, local_minute: None };
+    }
     let ringing = ring::who(&config.forward_to, &config.ring, peek.local_minute);
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();
     let (offered, paused) =
         crate::store::codes::peek_offer(&config.state_dir, &boot::Boot::detect(), open, now);
+    let offered = offered && doubt.is_none();
     if let Some(why) = paused {
         eprintln!("guest codes do not work now: {why}");
     }

@@ -3,10 +3,10 @@
 //! with its own caller number and often its own tones. The single `intercom_number` (with
 //! the top-level `unlock_digits`) keeps working unchanged and is one unnamed entrance.
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
-use crate::config::values::unlock_digits;
+use crate::config::values::{unlock_digits, Refuse};
 use crate::model::phone::PhoneNumber;
 
 /// A building has a few doors; a list this long is a mistake, and every call is matched
@@ -24,17 +24,15 @@ pub struct Entrance {
     pub unlock_digits: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every key may be missing here: the checks below then say what the entry needs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct Entry {
     name: String,
     number: String,
-    #[serde(default, deserialize_with = "some_digits")]
-    unlock_digits: Option<String>,
-}
-
-fn some_digits<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    unlock_digits(d).map(Some)
+    /// Empty (absent) until [`with_default_digits`] gives it the top-level digits.
+    #[serde(deserialize_with = "unlock_digits")]
+    unlock_digits: String,
 }
 
 /// The `intercoms` list as read: each entry checked, names and numbers unique. Entries
@@ -42,28 +40,28 @@ fn some_digits<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
 pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Error> {
     let entries = Vec::<Entry>::deserialize(d)?;
     if entries.is_empty() || entries.len() > MAX_INTERCOMS {
-        return Err(D::Error::custom(format!("expected 1 to {MAX_INTERCOMS} intercoms")));
+        return Err(D::Error::refuse(format!("expected 1 to {MAX_INTERCOMS} intercoms")));
     }
     let mut out: Vec<Entrance> = Vec::with_capacity(entries.len());
     for (i, e) in entries.into_iter().enumerate() {
         let item = i + 1;
         let name = e.name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(D::Error::custom(format!(
+            return Err(D::Error::refuse(format!(
                 "item {item}: name must be 1 to {MAX_NAME_CHARS} printable characters"
             )));
         }
         let number = PhoneNumber::parse(&e.number)
-            .map_err(|m| D::Error::custom(format!("item {item}: number: {m}: {:?}", e.number)))?;
+            .map_err(|m| D::Error::refuse(format!("item {item}: number: {m}: {:?}", e.number)))?;
         if out.iter().any(|o| o.name.as_deref() == Some(name.as_str())) {
-            return Err(D::Error::custom(format!("item {item}: the name {name:?} is used twice")));
+            return Err(D::Error::refuse(format!("item {item}: the name {name:?} is used twice")));
         }
         if out.iter().any(|o| o.number == number) {
-            return Err(D::Error::custom(format!(
+            return Err(D::Error::refuse(format!(
                 "item {item}: the number {number} is used twice (one number cannot say which door)"
             )));
         }
-        out.push(Entrance { name: Some(name), number, unlock_digits: e.unlock_digits.unwrap_or_default() });
+        out.push(Entrance { name: Some(name), number, unlock_digits: e.unlock_digits });
     }
     Ok(out)
 }

@@ -1,17 +1,27 @@
-//! The config's keys as users see them: every key with an example (for type errors and
-//! the docs, checked against the structs), and the shipped template's placeholders, which
-//! `serve`, `check-config`, `doctor` and `twilio-setup` refuse by key.
+//! The config's keys as users see them: every key with an example, and the errors built
+//! from them (an unknown key, a section that is no object, a value of the wrong form),
+//! and the shipped template's placeholders, which `serve`, `check-config`, `doctor` and
+//! `twilio-setup` refuse by key.
 
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::config::values::OURS;
 use crate::config::{key_error, Config, ConfigError};
 use crate::model::phone::PhoneNumber;
 
-/// Every key the parser accepts, with an example value as JSON. A type error quotes the
-/// example; docs/config.md documents each key (tests/it/docs.rs), and a test here checks
-/// that this list is exactly what the structs accept, so neither can drift.
+/// Every key the parser accepts, with an example value as JSON: an error for a value of
+/// the wrong form quotes it. A key with keys below it is a section. docs/config.md
+/// documents each key (tests/it/docs.rs), and a test here checks that this list is
+/// exactly what the structs accept, so neither can drift.
 pub const KEYS: &[(&str, &str)] = &[
     ("intercom_number", r#""+15558889999""#),
     ("forward_to", r#"["+15552223333"]"#),
     ("intercoms", r#"[{"name": "street gate", "number": "+15558880001", "unlock_digits": "9"}]"#),
+    ("intercoms.name", r#""street gate""#),
+    ("intercoms.number", r#""+15558880001""#),
+    ("intercoms.unlock_digits", r#""9""#),
     ("unlock_digits", r#""ww9""#),
     ("default_window", r#""2h""#),
     ("max_window", r#""12h""#),
@@ -54,7 +64,105 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ring.order", r#""sequential""#),
     ("ring.ring_times", r#"{"+15552223333": "20s"}"#),
     ("ring.quiet_hours", r#"{"from": "22:00", "to": "07:00", "only": ["+15552223333"]}"#),
+    ("ring.quiet_hours.from", r#""22:00""#),
+    ("ring.quiet_hours.to", r#""07:00""#),
+    ("ring.quiet_hours.only", r#"["+15552223333"]"#),
 ];
+
+fn example(key: &str) -> Option<&'static str> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| *e)
+}
+
+/// The keys right below `key` ("" for the top), in the list's order.
+fn children(key: &str) -> Vec<&'static str> {
+    let below =
+        |k: &'static str| if key.is_empty() { Some(k) } else { k.strip_prefix(key)?.strip_prefix('.') };
+    KEYS.iter().filter_map(|(k, _)| below(k).filter(|rest| !rest.contains('.'))).collect()
+}
+
+/// A JSON syntax error, by its place and kind.
+pub(crate) fn syntax_error(e: serde_json::Error) -> ConfigError {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "the JSON ends too early (a missing } or ]?)",
+        _ => "not valid JSON here (a missing or extra comma, quote or bracket?)",
+    };
+    ConfigError(format!("line {}, column {}: {what}", e.line(), e.column()))
+}
+
+/// What only this list can say, before serde reads anything: every key is one of
+/// [`KEYS`], and every section is an object (or, where its example is a list, a list of
+/// them): serde would fill a struct from a list by position, and an absent key, not
+/// `null`, is how a section is left out.
+pub(crate) fn check_shape(value: &Value) -> Result<(), ConfigError> {
+    section("", None, value)
+}
+
+fn section(key: &str, item: Option<usize>, value: &Value) -> Result<(), ConfigError> {
+    match value {
+        // A value, not a section: serde reads it.
+        _ if !key.is_empty() && children(key).is_empty() => Ok(()),
+        Value::Object(map) => map.iter().try_for_each(|(name, v)| {
+            let child = if key.is_empty() { name.clone() } else { format!("{key}.{name}") };
+            match example(&child) {
+                Some(_) => section(&child, None, v),
+                None => {
+                    Err(at(&child, item, format!("unknown key (known here: {})", children(key).join(", "))))
+                }
+            }
+        }),
+        Value::Array(list) if item.is_none() && example(key).is_some_and(|e| e.starts_with('[')) => {
+            list.iter().enumerate().try_for_each(|(i, v)| section(key, Some(i + 1), v))
+        }
+        _ if key.is_empty() => Err(ConfigError("the config must be a JSON object".into())),
+        _ => Err(expected(key, item, value)),
+    }
+}
+
+/// An error serde met while reading `value`: a value type's own message (see [`OURS`]),
+/// else the form the key takes. Named by the nearest key of [`KEYS`] on the path (a
+/// number in `ring.ring_times` is below its key) and the list item, counted from 1.
+pub(crate) fn value_error(value: &Value, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let (mut path, mut key, mut item, mut found) = (String::new(), String::new(), None, Some(value));
+    for segment in e.path() {
+        match segment {
+            serde_path_to_error::Segment::Map { key: name } => {
+                path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                if example(&path).is_some() {
+                    key.clone_from(&path);
+                }
+                found = found.and_then(|v| v.get(name));
+            }
+            serde_path_to_error::Segment::Seq { index } => {
+                item = Some(index + 1);
+                found = found.and_then(|v| v.get(index));
+            }
+            _ => {}
+        }
+    }
+    match e.into_inner().to_string().strip_prefix(OURS) {
+        Some(ours) => at(&key, item, ours),
+        None => expected(&key, item, found.unwrap_or(&Value::Null)),
+    }
+}
+
+/// A value of the wrong form, shown as the key's example and what was there instead
+/// (text as written, shortened; a list or an object by its kind).
+fn expected(key: &str, item: Option<usize>, got: &Value) -> ConfigError {
+    let got = match got {
+        Value::String(s) => format!("{:?}", crate::util::loggable(s)),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+        other => other.to_string(),
+    };
+    at(key, item, format!("expected a value like {}, not {got}", example(key).unwrap_or("the docs show")))
+}
+
+fn at(key: &str, item: Option<usize>, msg: impl fmt::Display) -> ConfigError {
+    match item {
+        Some(i) => key_error(key, format_args!("item {i}: {msg}")),
+        None => key_error(key, msg),
+    }
+}
 
 /// The values `configs/production.json` ships as placeholders, each with what replaces it.
 /// A config that still holds one was never filled in: every real call would be rejected,
@@ -122,49 +230,110 @@ mod tests {
         assert!(unfilled_placeholders(&parse(&filled, no_env).unwrap()).is_empty());
     }
 
-    /// The keys serde lists as known for a section, from the error an unknown key gives.
-    fn known_keys(section: &str) -> Vec<String> {
-        let text = if section.is_empty() {
-            r#"{"no_such_key": 1}"#.to_string()
-        } else {
-            format!(r#"{{"{section}": {{"no_such_key": 1}}}}"#)
-        };
-        let e = err(&text);
-        let list = e.split("(known here: ").nth(1).unwrap().trim_end_matches(')');
-        let prefix = if section.is_empty() { String::new() } else { format!("{section}.") };
-        list.split(", ").map(|k| format!("{prefix}{k}")).collect()
+    /// The field names a struct's derived `Deserialize` asks its deserializer for: the
+    /// keys it accepts.
+    fn fields<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+        struct Fields(&'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(serde::de::Error::custom("only the fields were wanted"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut f = Fields(&[]);
+        let _ = T::deserialize(&mut f);
+        let mut names = f.0.to_vec();
+        names.sort();
+        names
     }
 
     #[test]
     fn the_key_list_is_exactly_what_the_structs_accept() {
-        let mut accepted = known_keys("");
-        for section in ["webhook", "control", "twilio", "notify", "mqtt", "limits", "ring"] {
-            accepted.extend(known_keys(section));
+        use crate::config::*;
+        for (section, accepted) in [
+            ("", fields::<Config>()),
+            ("webhook", fields::<WebhookConfig>()),
+            ("control", fields::<ControlConfig>()),
+            ("twilio", fields::<TwilioConfig>()),
+            ("notify", fields::<NotifyConfig>()),
+            ("mqtt", fields::<MqttConfig>()),
+            ("limits", fields::<limits::LimitsConfig>()),
+            ("ring", fields::<ring::RingConfig>()),
+        ] {
+            let mut listed = children(section);
+            listed.sort();
+            assert_eq!(listed, accepted, "section {section:?}");
         }
-        accepted.sort();
-        let mut listed: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
-        listed.sort();
-        assert_eq!(listed, accepted);
-        // Every example is a value the parser takes (with what its neighbours need).
+        // Every example is a value the parser takes, set in a config that has what its
+        // neighbours need (a number in forward_to, the Twilio account for SMS, …).
+        let base = serde_json::json!({
+            "forward_to": ["+15552223333"], "webhook": {"public_url": "https://d.example"},
+            "intercoms": [{"name": "gate", "number": "+15558880001"}],
+            "twilio": {"account_sid": "AC1", "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"},
+            "mqtt": {"host": "h", "username": "u"},
+            "ring": {"quiet_hours": {"from": "22:00", "to": "07:00", "only": []}},
+        });
         for (key, example) in KEYS {
-            let value = match key.split_once('.') {
-                // The mqtt section needs its host (and a password its username) beside the key.
-                Some(("mqtt", k)) => {
-                    let mut section = serde_json::json!({"host": "h", "username": "u"});
-                    section[k] = serde_json::from_str(example).unwrap();
-                    serde_json::json!({ "mqtt": section }).to_string()
-                }
-                Some((section, k)) => format!(r#"{{"{section}": {{"{k}": {example}}}}}"#),
-                None => format!(r#"{{"{key}": {example}}}"#),
-            };
-            // A ring time or a quiet-hours number must be one of `forward_to`.
-            let needs = r#""webhook": {"public_url": "https://d.example"}, "forward_to": ["+15552223333"], "#;
-            let with = |v: &str| format!("{{{needs}{}", &v[1..]);
-            let ok = parse(&value, no_env).is_ok()
-                || parse(&with(&value), no_env).is_ok()
-                || key.starts_with("twilio.api_key")
-                || key.starts_with("notify");
-            assert!(ok, "{key}: {value}: {:?}", parse(&value, no_env).err());
+            let mut c = base.clone();
+            if *key == "intercom_number" {
+                c.as_object_mut().unwrap().remove("intercoms");
+            }
+            let (parents, last) = key.rsplit_once('.').map_or(("", *key), |(p, l)| (p, l));
+            let mut at = &mut c;
+            for part in parents.split('.').filter(|p| !p.is_empty()) {
+                let next = &mut at[part];
+                at = if next.is_array() { &mut next[0] } else { next };
+            }
+            at[last] = serde_json::from_str(example).unwrap();
+            assert!(
+                parse(&c.to_string(), no_env).is_ok(),
+                "{key}: {c}: {:?}",
+                parse(&c.to_string(), no_env).err()
+            );
         }
+    }
+
+    #[test]
+    fn errors_come_from_the_key_list_and_the_value() {
+        let e = err(r#"{"ring": {"quiet_hours": {"from": "22:00", "to": "07:00", "only": [], "dnd": 1}}}"#);
+        assert_eq!(e, "config key `ring.quiet_hours.dnd`: unknown key (known here: from, to, only)");
+        let e = err(r#"{"intercoms": [{"name": "a", "number": "+15558880001"}, {"tones": "9"}]}"#);
+        assert_eq!(
+            e,
+            "config key `intercoms.tones`: item 2: unknown key (known here: name, number, unlock_digits)"
+        );
+        let e = err(r#"{"mqtt": {"host": "h", "port": 65536}}"#);
+        assert_eq!(e, "config key `mqtt.port`: expected a value like 1883, not 65536");
+        let e = err(r#"{"ring": {"ring_times": {"+15552223333": 20}}}"#);
+        assert!(
+            e.starts_with(r#"config key `ring.ring_times`: expected a value like {"#)
+                && e.ends_with("not 20"),
+            "{e}"
+        );
+        let e = err(r#"{"ring": {"order": "random\u001b[31m"}}"#);
+        assert_eq!(e, r#"config key `ring.order`: expected a value like "sequential", not "random[31m""#);
+        assert!(
+            err(r#"{"ring": {"quiet_hours": null}}"#).contains("`ring.quiet_hours`: expected a value like {")
+        );
+        let e = err(r#"{"ring": {"quiet_hours": {"from": "22:00", "to": "07:00"}}}"#);
+        assert!(e.starts_with("config key `ring.quiet_hours`: only: required"), "{e}");
+        assert_eq!(
+            err(r#"{"a": 1,}"#),
+            "line 1, column 9: not valid JSON here (a missing or extra comma, quote or bracket?)"
+        );
+        assert!(err(r#"{"a": ["#).contains("ends too early"));
     }
 }

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
-use crate::config::values::duration;
+use crate::config::values::{duration, Refuse};
 
 /// No request starts on a connection older than this; the one under way is answered with
 /// `Connection: close`. Without it a keep-alive client could hold a thread forever with
@@ -40,7 +40,7 @@ fn connection_lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     let (lo, hi) = CONNECTION_LIFETIME_RANGE;
     if !(lo..=hi).contains(&t) {
         let (lo, hi) = (crate::util::time::human(lo), crate::util::time::human(hi));
-        return Err(D::Error::custom(format!("must be between {lo} and {hi}")));
+        return Err(D::Error::refuse(format!("must be between {lo} and {hi}")));
     }
     Ok(t)
 }

@@ -1,19 +1,15 @@
-//! `config/`: the one JSON config file. `mod.rs` (this file) is the schema and the
-//! rules that span keys; `values.rs` the value types (numbers, durations, URLs, secrets),
-//! each checked as serde reads it so its error carries the dotted key; `url.rs` checks the
-//! configured URLs and cuts a URL down to what may be logged; `keys.rs` lists every key
-//! with an example, and the shipped template's placeholders that are refused; `limits.rs`
-//! the listeners' tunable bounds.
+//! `config/`: the one JSON config file, read and checked once at start into typed structs.
+//! Secrets are [`Secret`]s, whose `Debug` never shows the value.
 //!
 //! Uses: `model`, `util`.
 //!
-//! The configuration file: read and checked once at start into typed structs.
-//!
-//! The structs below are the file's schema: serde reads them (unknown keys refused at
-//! every depth), each value type checks itself as it is read, and [`Config::check`] holds
-//! the rules that span keys. Every error names the dotted key it is about (or the line
-//! and column of a JSON syntax error), so a user can fix a bad config from one line of
-//! output. Secrets are [`Secret`]s, whose `Debug` never shows the value.
+//! The structs below are the file's schema, and [`DEFAULTS`] what it leaves out. Reading
+//! goes in steps, each with its own errors: the JSON (line and column), its shape against
+//! the list of keys in `keys.rs` (an unknown key, a section that is no object), then
+//! serde, where each value type checks itself as it is read (its own message, or else the
+//! key's example), and [`Config::check`], the rules that span keys. Every error is one
+//! line that names the dotted key, so a user can fix a bad config from it, and none is
+//! built from serde's wording, which may change with any release.
 
 pub mod entrances;
 
@@ -28,15 +24,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::Deserializer;
 use serde::Deserialize;
 
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{account_sid, api_base, duration, listen, log_level, object, phone, phones};
+use crate::config::values::{account_sid, api_base, duration, listen, log_level, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{host, optional, optional_object, port, sync_flags, topic_level, topic_path};
+use crate::config::values::{host, optional, port, sync_flags, topic_level, topic_path};
 use crate::config::values::{
     host_names, public_origin, public_url, secret, target_url, token, unlock_digits,
 };
@@ -47,16 +42,26 @@ use crate::util::ownership::check_private_file;
 pub use keys::{unfilled_placeholders, KEYS, TEMPLATE_PLACEHOLDERS};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
-const DEFAULT_UNLOCK_DIGITS: &str = "ww9";
+/// What the file leaves out, written as the file would say it, and read and checked
+/// with it (a section key by key). Not here: `default_window` (unset, 2 h or `max_window`
+/// if shorter, see [`Config::check`]) and what is unset when absent.
+///
+/// `dial_timeout`: Twilio's own default is 30 s; 25 s ends before most mobile voicemail
+/// picks up, so the visitor hears the fallback message. `twilio.api_base` is Twilio's
+/// REST API (tests point it at a local server). `notify.events`: someone let in (by the
+/// window, a guest code or a schedule), the window's opening and end (a one-shot's too),
+/// and a guesser locking the codes.
+const DEFAULTS: &str = r#"{
+    "unlock_digits": "ww9", "max_window": "12h", "dial_timeout": "25s", "log_level": "info",
+    "no_answer_message": "Sorry, nobody is answering. Please try again later.",
+    "state_dir": "/var/lib/intercom",
+    "webhook": {"listen": "127.0.0.1:8080"},
+    "control": {"listen": "0.0.0.0:8081"},
+    "twilio": {"api_base": "https://api.twilio.com"},
+    "notify": {"events": ["call_unlocked", "window_opened", "window_expired", "call_unlocked_code",
+        "codes_locked", "once_used", "call_unlocked_schedule"]}
+}"#;
 const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
-const DEFAULT_MAX_WINDOW: Duration = Duration::from_secs(12 * 3600);
-const DEFAULT_STATE_DIR: &str = "/var/lib/intercom";
-const DEFAULT_WEBHOOK_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:8081";
-/// How long `<Dial>` rings the resident's phones. Twilio's own default is 30 s; 25 s ends
-/// before most mobile voicemail picks up, so the visitor hears the fallback message.
-const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(25);
-const DEFAULT_NO_ANSWER_MESSAGE: &str = "Sorry, nobody is answering. Please try again later.";
 /// A window is at least a minute: the API counts in minutes.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// A window is at most a day. The clock-jump guard treats an expiry further away than
@@ -67,9 +72,6 @@ const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
 const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
-
-/// Twilio's REST API; `twilio.api_base` replaces it (tests point it at a local server).
-pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
@@ -83,20 +85,20 @@ const MQTT_TLS_PORT: u16 = 8883;
 const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "phone")]
     pub intercom_number: Option<PhoneNumber>,
-    #[serde(deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "phones")]
     pub forward_to: Vec<PhoneNumber>,
     #[serde(deserialize_with = "unlock_digits")]
     pub unlock_digits: String,
     /// Every intercom, after [`Config::check`]: the `intercoms` list, or the single
     /// `intercom_number` as one unnamed entrance, or none.
-    #[serde(deserialize_with = "entrances::intercoms")]
+    #[serde(default, deserialize_with = "entrances::intercoms")]
     pub intercoms: Vec<Entrance>,
     /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
-    #[serde(deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "duration")]
     pub default_window: Duration,
     #[serde(deserialize_with = "duration")]
     pub max_window: Duration,
@@ -106,24 +108,19 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Files whose existence says the clock is synchronized in this boot, instead of the
     /// built-in ones (timesyncd's, OpenWrt's hook); for another NTP client's hook.
-    #[serde(deserialize_with = "sync_flags")]
+    #[serde(default, deserialize_with = "sync_flags")]
     pub clock_sync_flags: Option<Vec<PathBuf>>,
     #[serde(deserialize_with = "log_level")]
     pub log_level: log::LevelFilter,
-    #[serde(deserialize_with = "object")]
     pub webhook: WebhookConfig,
-    #[serde(deserialize_with = "object")]
     pub control: ControlConfig,
-    #[serde(deserialize_with = "object")]
     pub twilio: TwilioConfig,
-    #[serde(deserialize_with = "object")]
     pub notify: NotifyConfig,
     /// Home Assistant through an MQTT broker; absent means nothing connects.
-    #[serde(deserialize_with = "optional_object")]
     pub mqtt: Option<MqttConfig>,
-    #[serde(deserialize_with = "object")]
+    #[serde(default)]
     pub limits: LimitsConfig,
-    #[serde(deserialize_with = "object")]
+    #[serde(default)]
     pub ring: RingConfig,
 
     /// The secrets file read for this config, and the variables taken from it (rather
@@ -136,7 +133,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    #[serde(deserialize_with = "host")]
+    /// Required: empty (absent) is refused by [`Config::check`].
+    #[serde(default, deserialize_with = "host")]
     pub host: String,
     /// Unset: 1883, or 8883 with `tls`.
     #[serde(default, deserialize_with = "port")]
@@ -173,55 +171,55 @@ impl MqttConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
-    #[serde(deserialize_with = "public_origin")]
+    #[serde(default, deserialize_with = "public_origin")]
     pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
-    #[serde(deserialize_with = "token")]
+    #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,
     #[serde(skip)]
     pub token_from_env: bool,
     /// Names (besides IP addresses) a paired phone may reach the page by; any other
     /// `Host` is refused for a device, which stops DNS rebinding.
-    #[serde(deserialize_with = "host_names")]
+    #[serde(default, deserialize_with = "host_names")]
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
-    #[serde(deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "account_sid")]
     pub account_sid: Option<String>,
-    #[serde(deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "secret")]
     pub auth_token: Option<Secret>,
     #[serde(skip)]
     pub auth_token_from_env: bool,
     /// The Twilio number SMS notifications come from.
-    #[serde(deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "phone")]
     pub sms_from: Option<PhoneNumber>,
     /// Without a trailing slash.
     #[serde(deserialize_with = "api_base")]
     pub api_base: String,
     /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
-    #[serde(deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "phone")]
     pub number: Option<PhoneNumber>,
     /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
-    #[serde(deserialize_with = "public_url")]
+    #[serde(default, deserialize_with = "public_url")]
     pub fallback_url: Option<String>,
     /// REST credentials Twilio recommends over the auth token (SK…); used when set.
-    #[serde(deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "account_sid")]
     pub api_key_sid: Option<String>,
-    #[serde(deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "secret")]
     pub api_key_secret: Option<Secret>,
     #[serde(skip)]
     pub api_key_secret_from_env: bool,
@@ -229,80 +227,14 @@ pub struct TwilioConfig {
 
 /// What to tell whom, and about which events.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
-    #[serde(deserialize_with = "target_url")]
+    #[serde(default, deserialize_with = "target_url")]
     pub webhook_url: Option<Secret>,
-    #[serde(deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            intercom_number: None,
-            forward_to: Vec::new(),
-            unlock_digits: DEFAULT_UNLOCK_DIGITS.to_string(),
-            intercoms: Vec::new(),
-            ring: RingConfig::default(),
-            default_window: Duration::ZERO,
-            max_window: DEFAULT_MAX_WINDOW,
-            dial_timeout: DEFAULT_DIAL_TIMEOUT,
-            no_answer_message: DEFAULT_NO_ANSWER_MESSAGE.to_string(),
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-            clock_sync_flags: None,
-            log_level: log::LevelFilter::Info,
-            webhook: WebhookConfig::default(),
-            control: ControlConfig::default(),
-            twilio: TwilioConfig::default(),
-            notify: NotifyConfig::default(),
-            mqtt: None,
-            limits: LimitsConfig::default(),
-            env_file: None,
-        }
-    }
-}
-
-impl Default for WebhookConfig {
-    fn default() -> WebhookConfig {
-        WebhookConfig { listen: DEFAULT_WEBHOOK_LISTEN.parse().expect("constant"), public_url: None }
-    }
-}
-
-impl Default for ControlConfig {
-    fn default() -> ControlConfig {
-        ControlConfig {
-            listen: DEFAULT_CONTROL_LISTEN.parse().expect("constant"),
-            token: None,
-            token_from_env: false,
-            hosts: Vec::new(),
-        }
-    }
-}
-
-impl Default for TwilioConfig {
-    fn default() -> TwilioConfig {
-        TwilioConfig {
-            account_sid: None,
-            auth_token: None,
-            auth_token_from_env: false,
-            sms_from: None,
-            api_base: DEFAULT_TWILIO_API_BASE.to_string(),
-            number: None,
-            fallback_url: None,
-            api_key_sid: None,
-            api_key_secret: None,
-            api_key_secret_from_env: false,
-        }
-    }
-}
-
-impl Default for NotifyConfig {
-    fn default() -> NotifyConfig {
-        NotifyConfig { webhook_url: None, sms_to: Vec::new(), events: EventKind::DEFAULT_NOTIFY.to_vec() }
-    }
 }
 
 impl NotifyConfig {
@@ -331,9 +263,12 @@ pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
 
 /// Reads and checks the config file, then applies secrets from the environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    parse_file(path, |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+fn parse_file(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
 }
 
@@ -347,8 +282,6 @@ pub const ENV_FILE: &str = "intercom.env";
 /// Both files must be root's or the invoking user's and writable by nobody else: these
 /// commands send the secrets to the addresses the config names.
 pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
     check_private_file(path, None).map_err(ConfigError)?;
     let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
     let file = match file_path.symlink_metadata() {
@@ -370,7 +303,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
             Some(value)
         })
     };
-    let mut config = parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    let mut config = parse_file(path, env)?;
     config.env_file = Some((file_path, from_file.into_inner()));
     Ok(config)
 }
@@ -403,12 +336,30 @@ fn env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Fills in from [`DEFAULTS`] what the file leaves out, within a section key by key.
+fn fill_defaults(file: &mut serde_json::Value) {
+    use serde_json::Value::Object;
+    let (Object(file), Ok(Object(defaults))) = (file, serde_json::from_str(DEFAULTS)) else { return };
+    for (key, default) in defaults {
+        match (file.get_mut(&key), default) {
+            (Some(Object(section)), Object(keys)) => keys.into_iter().for_each(|(k, v)| {
+                section.entry(k).or_insert(v);
+            }),
+            (Some(_), _) => {}
+            (None, default) => {
+                file.insert(key, default);
+            }
+        }
+    }
+}
+
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let mut json = serde_json::Deserializer::from_str(text);
-    let Root(mut config) = serde_path_to_error::deserialize(&mut json)
-        .map_err(|e| read_error(e.path().to_string(), e.into_inner()))?;
-    json.end().map_err(|e| read_error(".".into(), e))?;
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(keys::syntax_error)?;
+    keys::check_shape(&value)?;
+    fill_defaults(&mut value);
+    let mut config: Config =
+        serde_path_to_error::deserialize(&value).map_err(|e| keys::value_error(&value, e))?;
     if let Some(t) = env(ENV_CONTROL_TOKEN) {
         check_token(&t).map_err(|m| ConfigError(format!("{ENV_CONTROL_TOKEN}: {m}")))?;
         (config.control.token, config.control.token_from_env) = (Some(Secret::new(t)), true);
@@ -424,52 +375,6 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     config.check()?;
     Ok(config)
-}
-
-/// One line from a serde error: the JSON position for syntax errors, else the dotted key.
-fn read_error(path: String, inner: serde_json::Error) -> ConfigError {
-    // serde_json appends " at line L column C"; a key error names the key instead.
-    let msg = inner.to_string();
-    let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
-    if !inner.is_data() {
-        return ConfigError(format!("line {}, column {}: invalid JSON: {msg}", inner.line(), inner.column()));
-    }
-    if path == "." {
-        return ConfigError(format!("the config must be a JSON object: {msg}"));
-    }
-    // The key as the user wrote it; a list item is named by number after it.
-    let index = path.strip_suffix(']').and_then(|p| p.rsplit_once('['));
-    let (key, item) = match index.and_then(|(key, i)| Some((key, i.parse::<usize>().ok()?))) {
-        Some((key, i)) => (key, format!(" (item {})", i + 1)),
-        None => (path.as_str(), String::new()),
-    };
-    match msg.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
-        Some((_, known)) => {
-            let known = known.trim_start_matches(", expected ").replace("one of ", "").replace(" or ", ", ");
-            let known = known.replace('`', "");
-            key_error(key, format!("unknown key (known here: {known})"))
-        }
-        None => {
-            // A value of the wrong type: show the form it should have.
-            let example = KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| e);
-            match example {
-                Some(e) if msg.starts_with("invalid type") || msg.starts_with("expected") => {
-                    key_error(key, format!("{msg}{item}; write it like {e}"))
-                }
-                _ => key_error(key, format!("{msg}{item}")),
-            }
-        }
-    }
-}
-
-/// The top object. serde would also fill a struct from a JSON list, by position; a
-/// config is always an object, so sections are read only from maps.
-struct Root(Config);
-
-impl<'de> Deserialize<'de> for Root {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
-        object(d).map(Root)
-    }
 }
 
 impl Config {
@@ -548,6 +453,9 @@ impl Config {
             }
         }
         if let Some(m) = &self.mqtt {
+            if m.host.is_empty() {
+                return Err(key_error("mqtt.host", "required: the broker's host name or IP address"));
+            }
             if m.password.is_some() && m.username.is_none() {
                 // MQTT 3.1.1 (3.1.2.9): no password without a user name.
                 return Err(key_error("mqtt.username", "required when mqtt.password is set"));
@@ -696,7 +604,7 @@ mod tests {
             .unwrap();
         assert_eq!((m.password.unwrap().expose(), m.password_from_env), ("from-env", true));
         for (bad, key) in [
-            (r#"{"mqtt": {}}"#, "`mqtt`"),
+            (r#"{"mqtt": {}}"#, "`mqtt.host`: required"),
             (r#"{"mqtt": null}"#, "`mqtt`"),
             (r#"{"mqtt": {"host": "h", "prot": 1}}"#, "`mqtt.prot`"),
             (r#"{"mqtt": {"host": "mqtt://h"}}"#, "`mqtt.host`"),
@@ -724,7 +632,9 @@ mod tests {
     #[test]
     fn notify_keys_default_and_check() {
         let c = parse("{}", no_env).unwrap();
-        assert_eq!(c.notify.events, EventKind::DEFAULT_NOTIFY);
+        use EventKind::*;
+        let events = [CallUnlocked, WindowOpened, WindowExpired, CallUnlockedCode, CodesLocked, OnceUsed];
+        assert_eq!(c.notify.events, [&events[..], &[CallUnlockedSchedule]].concat());
         assert!(!c.notify.is_active());
         assert_eq!(c.twilio.api_base, "https://api.twilio.com");
         let c = parse(
@@ -781,10 +691,14 @@ mod tests {
 
     #[test]
     fn sections_must_be_objects_and_list_items_are_numbered() {
-        assert!(err(r#"{"notify": [["+15552223333"]]}"#).contains("`notify`: invalid type: sequence"));
+        let e = err(r#"{"notify": [["+15552223333"]]}"#);
+        assert!(
+            e.starts_with("config key `notify`: expected a value like {") && e.ends_with("not a list"),
+            "{e}"
+        );
         assert!(err(r#"{"twilio": "AC1"}"#).contains("`twilio`"));
         let e = err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#);
-        assert!(e.contains("door_opened") && e.contains("(item 2)"), "{e}");
+        assert!(e.contains("`notify.events`: item 2: ") && e.ends_with(r#"not "door_opened""#), "{e}");
         assert!(err("{} x").starts_with("line 1, column"), "{}", err("{} x"));
     }
 

@@ -15,10 +15,10 @@
 
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
-use crate::config::values::{parse_clock, parse_duration, phones};
+use crate::config::values::{parse_clock, parse_duration, phones, Refuse};
 use crate::model::phone::PhoneNumber;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -53,29 +53,36 @@ fn ring_times<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(PhoneNumber, Durat
     let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
     map.into_iter()
         .map(|(number, time)| {
-            let n = PhoneNumber::parse(&number).map_err(|m| D::Error::custom(format!("{m}: {number:?}")))?;
-            let t = parse_duration(&time).map_err(|m| D::Error::custom(format!("{number}: {m}")))?;
+            let n = PhoneNumber::parse(&number).map_err(|m| D::Error::refuse(format!("{m}: {number:?}")))?;
+            let t = parse_duration(&time).map_err(|m| D::Error::refuse(format!("{number}: {m}")))?;
             Ok((n, t))
         })
         .collect()
 }
 
 fn quiet_hours<'de, D: Deserializer<'de>>(d: D) -> Result<Option<QuietHours>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
+    /// Every key may be missing here: the checks below then say which one is needed.
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
     struct Raw {
         from: String,
         to: String,
-        #[serde(deserialize_with = "phones")]
-        only: Vec<PhoneNumber>,
+        #[serde(deserialize_with = "some_phones")]
+        only: Option<Vec<PhoneNumber>>,
     }
-    let Some(raw) = Option::<Raw>::deserialize(d)? else { return Ok(None) };
-    let from = parse_clock(&raw.from, false).map_err(D::Error::custom)?;
-    let to = parse_clock(&raw.to, true).map_err(D::Error::custom)?;
+    fn some_phones<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<PhoneNumber>>, D::Error> {
+        phones(d).map(Some)
+    }
+    let raw = Raw::deserialize(d)?;
+    let from = parse_clock(&raw.from, false).map_err(|m| D::Error::refuse(format!("from: {m}")))?;
+    let to = parse_clock(&raw.to, true).map_err(|m| D::Error::refuse(format!("to: {m}")))?;
     if from == to {
-        return Err(D::Error::custom("from and to are the same time"));
+        return Err(D::Error::refuse("from and to are the same time"));
     }
-    Ok(Some(QuietHours { from, to, only: raw.only }))
+    let only = raw
+        .only
+        .ok_or_else(|| D::Error::refuse("only: required, the numbers still rung then ([] for none)"))?;
+    Ok(Some(QuietHours { from, to, only }))
 }
 
 impl RingConfig {

@@ -1,11 +1,11 @@
 //! The config's value types: each checks itself as serde reads it, so its error carries
-//! the dotted key it came from. `config.rs` names them in `deserialize_with` on its fields.
+//! the dotted key it came from. The structs in `mod.rs` name them in `deserialize_with`.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::config::url::{check_api_base, check_public_origin, check_public_url, check_target_url};
@@ -33,19 +33,18 @@ impl fmt::Debug for Secret {
     }
 }
 
-pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
-    struct Object<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
+/// Marks a message as ours: the error a user sees is built from the key's place and
+/// example, never from serde's wording, except for these messages, written here for them.
+pub(crate) const OURS: char = '\u{1}';
+
+/// An error for a value we refuse, with our own message (see [`OURS`]).
+pub trait Refuse: serde::de::Error {
+    fn refuse(why: impl fmt::Display) -> Self {
+        Self::custom(format_args!("{OURS}{why}"))
     }
-    d.deserialize_map(Object(std::marker::PhantomData))
 }
+
+impl<E: serde::de::Error> Refuse for E {}
 
 /// An optional key's text; `null` means unset, as an absent key does.
 pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -54,22 +53,26 @@ pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
 
 pub fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
     let Some(s) = optional(d)? else { return Ok(None) };
-    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))
+    PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::refuse(format!("{m}: {s:?}")))
 }
 
 /// A list of numbers, or a single number as a string.
 pub fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged, expecting = "expected a phone number or a list of them, as strings")]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+    struct OneOrMany;
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a phone number or a list of them, as strings")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+            Ok(vec![s.to_string()])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            std::iter::from_fn(|| seq.next_element().transpose()).collect()
+        }
     }
-    let list = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    };
-    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::custom(format!("{m}: {s:?}")))).collect()
+    let list = d.deserialize_any(OneOrMany)?;
+    list.iter().map(|s| PhoneNumber::parse(s).map_err(|m| D::Error::refuse(format!("{m}: {s:?}")))).collect()
 }
 
 pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -80,7 +83,7 @@ pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     if ok {
         Ok(s)
     } else {
-        Err(D::Error::custom(format!(
+        Err(D::Error::refuse(format!(
             "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
         )))
     }
@@ -95,16 +98,16 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             f.write_str("a duration as text, like \"90m\"")
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
-            parse_duration(s).map_err(E::custom)
+            parse_duration(s).map_err(E::refuse)
         }
         fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
-            Err(E::custom(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
+            Err(E::refuse(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
         }
         fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-            Err(E::custom(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
+            Err(E::refuse(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
         }
         fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
-            Err(E::custom(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
+            Err(E::refuse(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
         }
     }
     d.deserialize_any(Text)
@@ -113,13 +116,13 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
     String::deserialize(d)?
         .parse()
-        .map_err(|_| D::Error::custom("expected off, error, warn, info, debug or trace"))
+        .map_err(|_| D::Error::refuse("expected off, error, warn, info, debug or trace"))
 }
 
 pub fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(|_| {
-        D::Error::custom(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
+        D::Error::refuse(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
     })
 }
 
@@ -131,7 +134,7 @@ pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Erro
 pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     let token = secret(d)?;
     if let Some(t) = &token {
-        check_token(t.expose()).map_err(D::Error::custom)?;
+        check_token(t.expose()).map_err(D::Error::refuse)?;
     }
     Ok(token)
 }
@@ -150,7 +153,7 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
     const MAX_SYNC_FLAGS: usize = 4;
     let Some(list) = Option::<Vec<String>>::deserialize(d)? else { return Ok(None) };
     if list.is_empty() || list.len() > MAX_SYNC_FLAGS {
-        return Err(D::Error::custom(format!(
+        return Err(D::Error::refuse(format!(
             "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
         )));
     }
@@ -159,7 +162,7 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
             if p.starts_with('/') && !p.contains('\0') {
                 Ok(std::path::PathBuf::from(p))
             } else {
-                Err(D::Error::custom(format!(
+                Err(D::Error::refuse(format!(
                     "expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}"
                 )))
             }
@@ -171,7 +174,7 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
 pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let list = Vec::<String>::deserialize(d)?;
     if list.len() > MAX_HOST_NAMES {
-        return Err(D::Error::custom(format!("at most {MAX_HOST_NAMES} host names")));
+        return Err(D::Error::refuse(format!("at most {MAX_HOST_NAMES} host names")));
     }
     list.into_iter()
         .map(|h| {
@@ -182,7 +185,7 @@ pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             if ok {
                 Ok(h.to_ascii_lowercase())
             } else {
-                Err(D::Error::custom(format!(
+                Err(D::Error::refuse(format!(
                     "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
                 )))
             }
@@ -194,32 +197,27 @@ pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     let Some(sid) = optional(d)? else { return Ok(None) };
     // It goes into REST API paths: letters and digits only, so it cannot walk them.
     if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(D::Error::custom("expected letters and digits (AC…)"));
+        return Err(D::Error::refuse("expected letters and digits (AC…)"));
     }
     Ok(Some(sid))
 }
 
 pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::custom)
+    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::refuse)
 }
 
 /// `webhook.public_url`: scheme and host only.
 pub fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::custom)
+    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::refuse)
 }
 
 pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    check_api_base(&String::deserialize(d)?).map_err(D::Error::custom)
+    check_api_base(&String::deserialize(d)?).map_err(D::Error::refuse)
 }
 
 pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::custom)?;
+    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::refuse)?;
     Ok(url.map(Secret::new))
-}
-
-/// An optional section: absent or an object (never `null`, a list or a string).
-pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    object(d).map(Some)
 }
 
 /// A host name or IP address of a broker: what DNS and IP literals are made of, so a
@@ -230,7 +228,7 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':' || b == b'_';
     if s.is_empty() || s.len() > MAX_HOST_CHARS || !s.bytes().all(ok) {
-        return Err(D::Error::custom(format!(
+        return Err(D::Error::refuse(format!(
             "expected a host name or IP address like 192.168.1.10 or homeassistant.local, got {:?}",
             crate::util::loggable(&s)
         )));
@@ -241,7 +239,7 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// A TCP port to connect to: 1 to 65535.
 pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     match Option::<u16>::deserialize(d)? {
-        Some(0) => Err(D::Error::custom("expected a port from 1 to 65535")),
+        Some(0) => Err(D::Error::refuse("expected a port from 1 to 65535")),
         p => Ok(p),
     }
 }
@@ -251,14 +249,14 @@ pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
 /// wildcard (`+`, `#`) or level separator.
 pub fn topic_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
-    check_topic(&s, false).map_err(D::Error::custom)?;
+    check_topic(&s, false).map_err(D::Error::refuse)?;
     Ok(s)
 }
 
 /// Topic levels as in [`topic_level`], joined by single `/`.
 pub fn topic_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
-    check_topic(&s, true).map_err(D::Error::custom)?;
+    check_topic(&s, true).map_err(D::Error::refuse)?;
     Ok(s)
 }
 

@@ -1,7 +1,7 @@
 //! The expiry watcher: the one thread that notices windows ending on their own, so the
 //! state file says closed and the history gets its `window_expired` without waiting for
-//! the next request. It also shows the guest codes and the schedules the clock each
-//! second, so a clock that steps back stops them.
+//! the next request. Its reading each second is judged by the one clock policy
+//! (`rules/clock.rs`), so a step is noticed without any call.
 
 use std::io;
 use std::sync::Arc;
@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::store::codes::CodeStore;
-use crate::store::schedules::ScheduleStore;
 use crate::store::state::Store;
 
 /// The expiry watcher wakes at least this often, so an expiry is noticed within a second
@@ -23,12 +21,9 @@ const MIN_SLEEP: Duration = Duration::from_millis(20);
 /// Starts the watcher. It sleeps until the stored end (at most [`EXPIRY_POLL`] at a time)
 /// and asks the store to expire it; the store reports each expiry once, and a window
 /// closed or replaced in the meantime is simply not ended.
-pub fn watch(store: Arc<Store>, codes: Arc<CodeStore>, schedules: Arc<ScheduleStore>) -> io::Result<()> {
+pub fn watch(store: Arc<Store>) -> io::Result<()> {
     thread::Builder::new().name("expiry".into()).spawn(move || loop {
         let now = Timestamp::now();
-        // Each second's reading, so guest codes notice a clock that steps back.
-        codes.observe_clock(now);
-        schedules.observe_clock(now);
         // Closing always works (in memory at once; the store retries the disk itself).
         store.expire_ended(now);
         let wait = store

@@ -14,9 +14,8 @@
 //! query often are the secret), Twilio credentials never. SMS go through [`crate::twilio::rest`],
 //! with the same credentials as `twilio-setup`.
 
-use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use crate::config::{Config, Secret};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{EventKind, Record};
 use crate::twilio::rest::{Rest, RestError};
+use crate::util::queue::DropOldest;
 
 /// Jobs waiting for one target's worker. Events come a few a day; a burst larger than
 /// this means the target is down, and the newest news matters most.
@@ -73,37 +73,14 @@ pub enum Failure {
 /// One target's jobs.
 struct Queue {
     target: String,
-    jobs: Mutex<VecDeque<Record>>,
-    ready: Condvar,
+    jobs: DropOldest<Record>,
 }
 
 impl Queue {
-    fn new(target: String) -> Queue {
-        Queue { target, jobs: Mutex::new(VecDeque::new()), ready: Condvar::new() }
-    }
-
     fn push(&self, record: Record) {
-        let mut jobs = crate::util::lock(&self.jobs);
-        if jobs.len() >= QUEUE_CAPACITY {
-            if let Some(old) = jobs.pop_front() {
-                log::warn!(
-                    "notification queue full ({QUEUE_CAPACITY}): dropped the oldest, {} for {}",
-                    old.event.name(),
-                    self.target
-                );
-            }
-        }
-        jobs.push_back(record);
-        self.ready.notify_one();
-    }
-
-    fn pop(&self) -> Record {
-        let mut jobs = crate::util::lock(&self.jobs);
-        loop {
-            if let Some(job) = jobs.pop_front() {
-                return job;
-            }
-            jobs = self.ready.wait(jobs).unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = self.jobs.push(record) {
+            let (what, target) = (old.event.name(), &self.target);
+            log::warn!("notification queue full ({QUEUE_CAPACITY}): dropped the oldest, {what} for {target}");
         }
     }
 }
@@ -134,7 +111,7 @@ impl Notifier {
         }
         let mut queues = Vec::new();
         for (i, target) in targets.into_iter().enumerate() {
-            let queue = Arc::new(Queue::new(target.describe()));
+            let queue = Arc::new(Queue { target: target.describe(), jobs: DropOldest::new(QUEUE_CAPACITY) });
             let worker_queue = queue.clone();
             thread::Builder::new()
                 .name(format!("notify-{i}"))
@@ -161,7 +138,7 @@ impl Notifier {
 fn worker(queue: &Queue, target: &Target) {
     let agent = crate::system::tls::https_agent(ATTEMPT_TIMEOUT);
     loop {
-        let record = queue.pop();
+        let record = queue.jobs.pop();
         let what = format!("{} for {}", record.event.name(), queue.target);
         match deliver(|| send(&agent, target, &record), thread::sleep) {
             Ok(1) => log::info!("notified: {what}"),
@@ -260,6 +237,7 @@ pub fn classify_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
     fn run(script: &[Result<(), Failure>]) -> (Result<u32, (u32, String)>, Vec<Duration>) {
         let mut script: VecDeque<_> = script.iter().cloned().collect();
@@ -334,11 +312,12 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest() {
-        let q = Queue::new("webhook http://127.0.0.1:9".into());
+        let q = Queue { target: "webhook http://127.0.0.1:9".into(), jobs: DropOldest::new(QUEUE_CAPACITY) };
         for n in 0..QUEUE_CAPACITY + 3 {
             q.push(Record::new(Timestamp::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
         }
-        assert_eq!(q.jobs.lock().unwrap().len(), QUEUE_CAPACITY);
-        assert_eq!(q.pop().message, "3");
+        let left: Vec<_> =
+            std::iter::from_fn(|| q.jobs.pop_within(Duration::ZERO)).map(|r| r.message).collect();
+        assert_eq!((left.len(), left[0].as_str()), (QUEUE_CAPACITY, "3"));
     }
 }

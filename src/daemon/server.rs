@@ -19,6 +19,7 @@ use crate::daemon::notify::Notifier;
 use crate::http::connections::{self, Site};
 use crate::http::{Limits, Response};
 use crate::model::record::Record;
+use crate::rules::clock::Clock;
 use crate::store::codes::CodeStore;
 use crate::store::history::{self, History};
 use crate::store::schedules::ScheduleStore;
@@ -168,7 +169,15 @@ fn load(
     // window stays closed, so calls are forwarded.
     let health = Health::new();
     let boot = Boot::detect();
-    let store = Arc::new(Store::open(&config.state_dir, config.max_window, boot.clone(), health.clone()));
+    // The one clock policy that every store judges its readings by.
+    let clock = Arc::new(Clock::new(Box::new(crate::system::boot::clock_synced_now)));
+    let store = Arc::new(Store::open(
+        &config.state_dir,
+        config.max_window,
+        boot.clone(),
+        health.clone(),
+        clock.clone(),
+    ));
     let notifier = Notifier::start(&config)?;
     // Every record the history writes goes on to the notifier and Home Assistant, each
     // through its own bounded queue.
@@ -190,27 +199,18 @@ fn load(
     store.set_observer(Box::new(move |change, time| {
         observed.record(&Record::window(change, time));
     }));
-    let newest_record = history.newest_time();
-    store.check_at_start(Timestamp::now(), newest_record);
+    // The history saw that time: a clock behind it went back while we were down (a
+    // restart in the same boot), and no window, code or schedule may go by it.
+    if let Some(t) = history.newest_time() {
+        clock.saw_earlier(t);
+    }
+    store.check_at_start(Timestamp::now());
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), Timestamp::now()));
+    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), Timestamp::now(), clock.clone()));
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
-    let schedules = Arc::new(ScheduleStore::open(
-        &config.state_dir,
-        local,
-        boot,
-        Box::new(crate::system::boot::clock_synced_now),
-        health,
-        Timestamp::now(),
-    ));
+    let schedules = Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health));
     retry.push(schedules.clone());
-    // The history saw that time: a clock behind it went back while we were down (a
-    // restart in the same boot), and a code or a schedule must not work because of it.
-    if let Some(t) = newest_record {
-        codes.note_earlier_reading(t);
-        schedules.observe_clock(t);
-    }
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => {
@@ -222,7 +222,7 @@ fn load(
     let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
     retry.push(devices.clone());
     storage::watch(retry)?;
-    expiry::watch(store.clone(), codes.clone(), schedules.clone())?;
+    expiry::watch(store.clone())?;
     #[cfg(feature = "mqtt")]
     if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
         b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone())?;
@@ -239,7 +239,7 @@ fn load(
         codes: codes.clone(),
         schedules: schedules.clone(),
     });
-    Ok(Control { config, store, token, history, codes, devices, schedules })
+    Ok(Control { config, store, token, history, codes, devices, schedules, clock })
 }
 
 fn warn_about_risky_settings(config: &Config) {

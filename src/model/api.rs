@@ -27,6 +27,10 @@ pub struct StatusBody {
     /// clock that stepped back, a clock not yet synchronized after a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codes_paused: Option<String>,
+    /// Set while the clock is in doubt after a step, saying why in the household's words:
+    /// schedules, quiet hours and guest codes wait until it is confirmed (docs/clock.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_doubt: Option<String>,
     /// The window is for the next visitor only (a one-shot window).
     #[serde(default)]
     pub once: bool,

@@ -129,18 +129,6 @@ impl EventKind {
         EventKind::CallUnlockedSchedule,
         EventKind::CodeAsked,
     ];
-    /// What notifies when the config does not say: someone let in (by the window, a
-    /// guest code or a schedule), the window's opening and end (a one-shot's too), and a guesser
-    /// locking the codes.
-    pub const DEFAULT_NOTIFY: [EventKind; 7] = [
-        EventKind::CallUnlocked,
-        EventKind::WindowOpened,
-        EventKind::WindowExpired,
-        EventKind::CallUnlockedCode,
-        EventKind::CodesLocked,
-        EventKind::OnceUsed,
-        EventKind::CallUnlockedSchedule,
-    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -5,9 +5,9 @@
 //! Nothing here runs on a request thread except [`Bridge::submit`], which only pushes
 //! onto a bounded queue: a broker that hangs, refuses us or is gone delays no call.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use crate::model::record::Record;
 use crate::store::codes::CodeStore;
 use crate::store::history::History;
 use crate::store::state::Store;
+use crate::util::queue::DropOldest;
 use crate::util::ratelog::{Limiter, RateLog};
 
 /// Records waiting for the bridge. Events come a few a day; while the broker is away the
@@ -53,23 +54,17 @@ static TOO_MANY_COMMANDS: RateLog = RateLog::new();
 
 /// The handle the rest of the daemon holds: records go in, the thread takes them out.
 pub struct Bridge {
-    queue: Mutex<VecDeque<Record>>,
-    ready: Condvar,
+    queue: DropOldest<Record>,
 }
 
 impl Bridge {
     pub fn new() -> Arc<Bridge> {
-        Arc::new(Bridge { queue: Mutex::new(VecDeque::new()), ready: Condvar::new() })
+        Arc::new(Bridge { queue: DropOldest::new(QUEUE_CAPACITY) })
     }
 
     /// Queues a record for Home Assistant; never blocks. Called under the state lock.
     pub fn submit(&self, record: &Record) {
-        let mut q = crate::util::lock(&self.queue);
-        if q.len() >= QUEUE_CAPACITY {
-            q.pop_front();
-        }
-        q.push_back(record.clone());
-        self.ready.notify_one();
+        self.queue.push(record.clone());
     }
 
     /// Starts the thread. The history's newest record is the last-event sensor's value
@@ -96,15 +91,6 @@ impl Bridge {
         };
         thread::Builder::new().name("mqtt".into()).spawn(move || worker.run(&history))?;
         Ok(())
-    }
-
-    /// Everything queued, waiting up to `wait` for the first.
-    fn take(&self, wait: Duration) -> Vec<Record> {
-        let mut q = crate::util::lock(&self.queue);
-        if q.is_empty() && !wait.is_zero() {
-            q = self.ready.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        q.drain(..).collect()
     }
 }
 
@@ -168,7 +154,7 @@ impl Worker {
     fn idle(&mut self, pause: Duration) {
         let until = Instant::now() + pause;
         while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-            if let Some(r) = self.bridge.take(left).pop() {
+            if let Some(r) = self.bridge.queue.pop_within(left) {
                 self.last = Some(r);
             }
         }
@@ -180,10 +166,10 @@ impl Worker {
         client.subscribe(&self.topics.subscriptions())?;
         let mut refreshed = Instant::now();
         loop {
-            let records = self.bridge.take(Duration::ZERO);
-            let mut dirty = !records.is_empty();
-            for r in records {
+            let mut dirty = false;
+            while let Some(r) = self.bridge.queue.pop_within(Duration::ZERO) {
                 self.send_record(client, r)?;
+                dirty = true;
             }
             for packet in client.read()? {
                 match packet {

@@ -60,7 +60,6 @@ pub fn first(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn n(s: &str) -> PhoneNumber {
         PhoneNumber::parse(s).unwrap()
@@ -71,7 +70,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        Config { dial_timeout: Duration::from_secs(25), no_answer_message: "bye".into(), ..Config::default() }
+        crate::config::parse(r#"{"dial_timeout": "25s", "no_answer_message": "bye"}"#, |_| None).unwrap()
     }
 
     #[test]

@@ -163,12 +163,16 @@ pub fn attempt(codes: &[Code], lockout: &Lockout, digits: &str, now: Timestamp) 
     found.map_or(Attempt::Wrong, Attempt::Right)
 }
 
-/// Turns 4 random bytes into 6 digits without modulo bias, or None to draw again.
-pub fn digits_from(random: [u8; 4]) -> Option<String> {
-    // The largest multiple of 10^6 that fits in a u32; values above it would favour low codes.
-    const LIMIT: u32 = (u32::MAX / 1_000_000) * 1_000_000;
-    let n = u32::from_le_bytes(random);
-    (n < LIMIT).then(|| format!("{:06}", n % 1_000_000))
+/// Random bytes drawn for a code's digits: their 32 hex digits hold at least
+/// [`CODE_DIGITS`] decimal ones in all but one draw in ten million.
+pub const DIGITS_RANDOM_BYTES: usize = 16;
+
+/// A code's digits from random hex: its first [`CODE_DIGITS`] decimal digits, or None
+/// (too few) to draw again. A hex digit is uniform over 16 values, so one that is below
+/// 10 is uniform over 10: no digit is favoured.
+pub fn digits_from(random_hex: String) -> Option<String> {
+    let digits: String = random_hex.chars().filter(char::is_ascii_digit).take(CODE_DIGITS).collect();
+    (digits.len() == CODE_DIGITS).then_some(digits)
 }
 
 /// A code as asked for through the API, already checked.
@@ -304,11 +308,16 @@ mod tests {
 
     #[test]
     fn digits_are_six_and_unbiased() {
-        assert_eq!(digits_from([0, 0, 0, 0]).as_deref(), Some("000000"));
-        assert_eq!(digits_from(1_234_567u32.to_le_bytes()).as_deref(), Some("234567"));
-        assert_eq!(digits_from(u32::MAX.to_le_bytes()), None);
-        assert_eq!(digits_from(4_293_999_999u32.to_le_bytes()).as_deref(), Some("999999"));
-        assert_eq!(digits_from(4_294_000_000u32.to_le_bytes()), None);
+        assert_eq!(digits_from("000000".into()).as_deref(), Some("000000"));
+        assert_eq!(digits_from("a1b2c3d4e5f6789".into()).as_deref(), Some("123456"));
+        assert_eq!(digits_from("abcdef12345fff".into()), None);
+        // Every digit turns up, about equally often.
+        let mut seen = [0u32; 10];
+        for _ in 0..1000 {
+            let d = digits_from(crate::util::random_hex(DIGITS_RANDOM_BYTES).unwrap()).unwrap();
+            d.bytes().for_each(|b| seen[usize::from(b - b'0')] += 1);
+        }
+        assert!(seen.iter().all(|&n| (450..=750).contains(&n)), "{seen:?}");
     }
 
     #[test]

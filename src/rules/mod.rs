@@ -4,15 +4,14 @@
 //! a guest code turns a forward into a prompt or an unlock), `codes.rs` (the guest-code
 //! rules: offer the prompt? is this a right code? lock after wrong ones? the API's request
 //! checks) and `window.rs` (the window's status at a time, what a change means for the
-//! history), `clock.rs` (the one guard against a clock that went back, which both stores
-//! use) and `clock_steps.rs` (how long a step back pauses guest codes: at most as long as
-//! the clock had read ahead).
+//! history), `clock.rs` (the one clock policy that every time-based rule obeys: what a
+//! step of the wall clock, either way, means until the clock is confirmed again; its
+//! shared `Clock` feeds the pure rule the monotonic clock and the sync signal).
 //!
 //! Uses: `config`, `model`, `util`.
 
 pub mod call;
 pub mod clock;
-pub mod clock_steps;
 pub mod codes;
 pub mod ring;
 pub mod schedule;

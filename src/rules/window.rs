@@ -41,6 +41,7 @@ impl Status {
             once: self.is_open() && self.once,
             schedule: None,
             codes_paused: None,
+            clock_doubt: None,
         }
     }
 }

@@ -12,9 +12,8 @@
 //! - The digits never reach a log line: only ids and labels are logged.
 //! - A code must never work because the clock went back (a Pi has no real-time clock):
 //!   a code written in an earlier boot works only once the clock is confirmed
-//!   synchronized (`boot.rs`), and no code works while the clock reads earlier than the
-//!   latest time this store has seen, for at most as long as it had read ahead
-//!   (`rules/clock_steps.rs`): a forward glitch does not kill codes for its size.
+//!   synchronized (`boot.rs`), and no code works while the clock is in doubt after a step
+//!   (`rules/clock.rs`).
 //! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
 //!   however often its request comes (Twilio's retries, a replay), across restarts too:
 //!   the calls that used a code or entered a wrong one are kept in the file with it.
@@ -23,17 +22,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::rules::clock_steps::ClockSteps;
+use crate::rules::clock::Clock;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
 use crate::store::codes_file::{self, Loaded, SeenCall, CODES_FILE, MAX_CALL_SID_CHARS};
 use crate::store::storage::write_atomically;
 use crate::store::versioned;
-use crate::system::boot::{self, Boot};
+use crate::system::boot::Boot;
 use crate::util::lock;
 use crate::util::time::{between, floor};
 
@@ -80,9 +79,6 @@ struct Inner {
     /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
     /// for a synchronized clock: until then the time they are judged by may be wrong.
     untrusted: HashMap<String, Option<String>>,
-    /// The clock's readings: one well behind an earlier one means the clock went back,
-    /// and an expired code could read as valid again (`rules/clock_steps.rs`).
-    clock: ClockSteps,
     /// Calls already counted, oldest first.
     calls: Vec<SeenCall>,
 }
@@ -90,28 +86,29 @@ struct Inner {
 pub struct CodeStore {
     dir: PathBuf,
     boot: Boot,
+    clock: Arc<Clock>,
     inner: Mutex<Inner>,
 }
 
-impl Inner {
+impl CodeStore {
     /// Why stored codes do not work at `now`, if they do not (none stored: nothing to say).
-    fn why_paused(&mut self, now: Timestamp) -> Option<String> {
-        if !self.codes.iter().any(|c| !c.is_spent(now)) {
+    fn paused_because(&self, inner: &mut Inner, now: Timestamp) -> Option<String> {
+        if !inner.codes.iter().any(|c| !c.is_spent(now)) {
             return None;
         }
-        self.trusted(now);
-        if self.lockout.is_locked(now) {
+        self.trusted(inner, now);
+        if inner.lockout.is_locked(now) {
             // Minutes from now, not a clock time: the page and the API read it anywhere.
-            let minutes = self.lockout.locked_until.map_or(0, |u| between(now, u).as_secs().div_ceil(60));
+            let minutes = inner.lockout.locked_until.map_or(0, |u| between(now, u).as_secs().div_ceil(60));
             return Some(format!(
                 "locked after {} wrong codes, for {minutes} more minute(s)",
                 codes::MAX_FAILURES
             ));
         }
-        if let Some(why) = self.clock.paused(Instant::now()) {
+        if let Some(why) = self.clock.why() {
             return Some(why);
         }
-        let waiting = self.codes.iter().filter(|c| self.untrusted.contains_key(&c.id)).count();
+        let waiting = inner.codes.iter().filter(|c| inner.untrusted.contains_key(&c.id)).count();
         (waiting > 0).then(|| {
             format!(
                 "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
@@ -119,23 +116,22 @@ impl Inner {
         })
     }
 
-    /// The codes that may be judged by `now`: none while the clock reads behind what
-    /// it read before, and codes from an earlier boot only once the clock is synced.
-    fn trusted(&mut self, now: Timestamp) -> Vec<Code> {
-        if !self.clock.admit(now, Instant::now()) {
+    /// The codes that may be judged by `now`: none while the clock is in doubt, and codes
+    /// from an earlier boot only once the clock is synced.
+    fn trusted(&self, inner: &mut Inner, now: Timestamp) -> Vec<Code> {
+        let verdict = self.clock.judge(now);
+        if !verdict.settled {
             return Vec::new();
         }
-        if !self.untrusted.is_empty() && boot::clock_synced_now() {
+        if !inner.untrusted.is_empty() && verdict.synced {
             log::info!("the clock is synchronized: guest codes from before the restart work again");
-            self.untrusted.clear();
+            inner.untrusted.clear();
         }
-        self.codes.iter().filter(|c| !self.untrusted.contains_key(&c.id)).cloned().collect()
+        inner.codes.iter().filter(|c| !inner.untrusted.contains_key(&c.id)).cloned().collect()
     }
-}
 
-impl CodeStore {
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
-    pub fn open(dir: &Path, boot: Boot, now: Timestamp) -> CodeStore {
+    pub fn open(dir: &Path, boot: Boot, now: Timestamp, clock: Arc<Clock>) -> CodeStore {
         let (Loaded { codes, mut lockout, boots, calls }, write_blocked) = match codes_file::load(dir) {
             Ok(loaded) => (loaded, None),
             Err(e) => {
@@ -156,9 +152,8 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let clock = ClockSteps::new(floor(now), Instant::now());
-        let inner = Inner { codes, lockout, write_blocked, untrusted, clock, calls };
-        CodeStore { dir: dir.to_path_buf(), boot, inner: Mutex::new(inner) }
+        let inner = Inner { codes, lockout, write_blocked, untrusted, calls };
+        CodeStore { dir: dir.to_path_buf(), boot, clock, inner: Mutex::new(inner) }
     }
 
     /// The active codes, soonest end first.
@@ -177,15 +172,8 @@ impl CodeStore {
         let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
             return false;
         };
-        let trusted = inner.trusted(floor(now));
+        let trusted = self.trusted(&mut inner, floor(now));
         codes::offer(window_open, &trusted, &inner.lockout, floor(now))
-    }
-
-    /// Notes a time the clock read before this process started (the history's newest
-    /// record): a clock behind it went back while we were down, and codes wait until it
-    /// has caught up.
-    pub fn note_earlier_reading(&self, t: Timestamp) {
-        lock(&self.inner).clock.note_earlier_reading(floor(t));
     }
 
     /// Whether stored codes are paused now (see [`CodeStore::why_paused`]); `None` while a
@@ -193,29 +181,19 @@ impl CodeStore {
     /// looks again later).
     pub fn paused(&self, now: Timestamp) -> Option<bool> {
         let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
-        Some(inner.why_paused(floor(now)).is_some())
+        Some(self.paused_because(&mut inner, floor(now)).is_some())
     }
 
     /// Why stored codes do not work now, if they do not (the API, the page and the log
-    /// say it): a lock after wrong codes, a clock that stepped back, or codes from before
-    /// a restart that wait for a synchronized clock.
+    /// say it): a lock after wrong codes, a clock in doubt after a step, or codes from
+    /// before a restart that wait for a synchronized clock.
     pub fn why_paused(&self, now: Timestamp) -> Option<String> {
         let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
             return Some(
                 "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
             );
         };
-        inner.why_paused(floor(now))
-    }
-
-    /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
-    /// calls this every second). Skipped while the store is busy: a `codes.json` write
-    /// that hangs must not stall the watcher, which also ends windows; the next call or
-    /// second notes the clock instead.
-    pub fn observe_clock(&self, now: Timestamp) {
-        if let Some(mut inner) = crate::util::lock_within(&self.inner, Duration::ZERO) {
-            inner.trusted(floor(now));
-        }
+        self.paused_because(&mut inner, floor(now))
     }
 
     pub fn add(&self, new: &NewCode, now: Timestamp) -> Result<Code, AddError> {
@@ -227,13 +205,11 @@ impl CodeStore {
             return Err(AddError::Full);
         }
         let code = Code {
-            id: draw(
-                |b: [u8; 4]| Some(b.iter().map(|x| format!("{x:02x}")).collect()),
-                |id| next.iter().any(|c| c.id == *id),
-            )
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == *id)).map_err(AddError::Io)?,
+            digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
+                next.iter().any(|c| c.digits == *d)
+            })
             .map_err(AddError::Io)?,
-            digits: draw(codes::digits_from, |d| next.iter().any(|c| c.digits == *d))
-                .map_err(AddError::Io)?,
             label: new.label.clone(),
             valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
@@ -287,7 +263,7 @@ impl CodeStore {
             });
         }
         inner.lockout.settle(now);
-        let trusted = inner.trusted(now);
+        let trusted = self.trusted(&mut inner, now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {
             Attempt::Empty => Ok(Tried::Empty),
             Attempt::NotAccepted => Ok(Tried::NotAccepted),
@@ -365,7 +341,7 @@ impl CodeStore {
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
 /// `simulate`); an unreadable file means no codes, as for the server. Also why stored
 /// codes would not work now, if so, as far as the file and this boot tell (a clock step
-/// is known only to the running server: `/api/status` says it).
+/// is known only to the running server, which `simulate` asks).
 pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) -> (bool, Option<String>) {
     let Ok(Loaded { codes, lockout, boots, .. }) = codes_file::load(dir) else { return (false, None) };
     let now = floor(now);
@@ -386,11 +362,13 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
 }
 
 /// Draws random values until one is new; an error only if the OS has no randomness.
-fn draw(make: impl Fn([u8; 4]) -> Option<String>, taken: impl Fn(&String) -> bool) -> io::Result<String> {
+fn draw(
+    bytes: usize,
+    make: impl Fn(String) -> Option<String>,
+    taken: impl Fn(&String) -> bool,
+) -> io::Result<String> {
     for _ in 0..MAX_DRAWS {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-        if let Some(v) = make(bytes).filter(|v| !taken(v)) {
+        if let Some(v) = make(crate::util::random_hex(bytes)?).filter(|v| !taken(v)) {
             return Ok(v);
         }
     }
@@ -404,6 +382,11 @@ mod tests {
 
     fn this_boot() -> Boot {
         Boot { id: Some("boot-a".into()), clock_synced: false }
+    }
+
+    /// A store with a clock of its own, never synchronized.
+    fn store(dir: &Path, boot: Boot, now: Timestamp) -> CodeStore {
+        CodeStore::open(dir, boot, now, Arc::new(Clock::new(Box::new(|| false))))
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -421,13 +404,13 @@ mod tests {
     fn a_use_is_on_disk_and_survives_reopening() {
         let dir = tempdir("use");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let c = s.add(&new(2), now).unwrap();
         assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::Right { label: "plumber".into() });
-        let again = CodeStore::open(&dir, this_boot(), now);
+        let again = store(&dir, this_boot(), now);
         assert_eq!(again.active(now)[0].uses_left, 1);
         assert!(again.try_code(&c.digits, None, now).is_ok());
-        let last = CodeStore::open(&dir, this_boot(), now);
+        let last = store(&dir, this_boot(), now);
         assert!(last.active(now).is_empty());
         assert_eq!(last.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         let text = fs::read_to_string(dir.join(CODES_FILE)).unwrap();
@@ -439,7 +422,7 @@ mod tests {
     fn a_call_spends_one_use_and_counts_one_wrong_code_across_restarts() {
         let dir = tempdir("calls");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let c = s.add(&new(3), now).unwrap();
         let right = Tried::Right { label: "plumber".into() };
         for _ in 0..3 {
@@ -451,7 +434,7 @@ mod tests {
             assert_eq!(s.try_code(wrong, Some("CAwrong"), now).unwrap(), Tried::Wrong { locked: false });
         }
         drop(s);
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         assert_eq!(
             s.try_code(&c.digits, Some("CAone"), now).unwrap(),
             right,
@@ -475,7 +458,7 @@ mod tests {
     fn at_most_twenty_unique_codes() {
         let dir = tempdir("full");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..codes::MAX_ACTIVE {
             let c = s.add(&new(1), now).unwrap();
@@ -493,7 +476,7 @@ mod tests {
     fn a_corrupt_file_is_moved_aside_and_means_no_codes() {
         let dir = tempdir("corrupt");
         fs::write(dir.join(CODES_FILE), b"{\"version\": 1, \"codes\": [tr").unwrap();
-        let s = CodeStore::open(&dir, this_boot(), Timestamp::now());
+        let s = store(&dir, this_boot(), Timestamp::now());
         assert!(s.active(Timestamp::now()).is_empty());
         let kept: Vec<_> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -505,7 +488,7 @@ mod tests {
     fn a_use_that_cannot_be_saved_is_not_granted() {
         let dir = tempdir("blocked");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         lock(&s.inner).write_blocked = Some("disk gone".into());
         assert!(s.try_code(&c.digits, None, now).is_err(), "no unlock without the use on disk");
@@ -523,7 +506,7 @@ mod tests {
     fn the_lockout_survives_reopening() {
         let dir = tempdir("lock");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
         let wrong = if c.digits == "000000" { "000001" } else { "000000" };
         for i in 1..=codes::MAX_FAILURES {
@@ -532,25 +515,40 @@ mod tests {
                 Tried::Wrong { locked: i == codes::MAX_FAILURES }
             );
         }
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         assert_eq!(s.try_code(&c.digits, None, now).unwrap(), Tried::NotAccepted);
         assert!(!s.offer(false, now));
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn no_code_works_while_the_clock_reads_behind_what_it_read_before() {
+    fn no_code_works_while_the_clock_is_in_doubt_after_a_step_either_way() {
         let dir = tempdir("clock-back");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let code = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
         // Before a restart the clock read two hours later: the code ended an hour ago.
-        s.note_earlier_reading(now + Duration::from_secs(7200));
+        s.clock.saw_earlier(now + Duration::from_secs(7200));
         let back = now + Duration::from_secs(60); // then the clock steps back two hours
         assert!(!s.offer(false, back));
         assert_eq!(s.try_code(&code.digits, None, back).unwrap(), Tried::NotAccepted);
-        let small_step = now + Duration::from_secs(7200) - crate::rules::clock::BACKWARD_SLACK;
-        assert!(!s.offer(false, small_step), "expired by then anyway");
+        assert!(
+            s.why_paused(back).is_some_and(|why| why.contains("1h 59m back")),
+            "{:?}",
+            s.why_paused(back)
+        );
+
+        // A clock that jumps forward ten minutes: the code is still valid by it, but waits.
+        let s = store(&dir, this_boot(), now);
+        assert!(s.offer(false, now));
+        let ahead = now + Duration::from_secs(600);
+        assert!(!s.offer(false, ahead));
+        assert_eq!(s.try_code(&code.digits, None, ahead).unwrap(), Tried::NotAccepted);
+        assert!(
+            s.why_paused(ahead).is_some_and(|why| why.contains("10m forward")),
+            "{:?}",
+            s.why_paused(ahead)
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -558,7 +556,7 @@ mod tests {
     fn a_code_deleted_while_the_clock_reads_behind_never_works_again() {
         let dir = tempdir("rm-clock-back");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let week = NewCode { label: "sitter".into(), minutes: codes::MAX_MINUTES, uses: 2 };
         let code = s.add(&week, now).unwrap();
         // The clock steps back two minutes: the week-long code now reads as longer than a
@@ -567,7 +565,7 @@ mod tests {
         assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
         let later = now + Duration::from_secs(60);
         assert_eq!(s.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
-        let reopened = CodeStore::open(&dir, this_boot(), later);
+        let reopened = store(&dir, this_boot(), later);
         assert_eq!(reopened.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -576,22 +574,22 @@ mod tests {
     fn a_code_from_another_boot_waits_for_a_synced_clock_and_keeps_its_boot() {
         let dir = tempdir("other-boot");
         let now = Timestamp::now();
-        let s = CodeStore::open(&dir, this_boot(), now);
+        let s = store(&dir, this_boot(), now);
         let old = s.add(&NewCode { label: "plumber".into(), minutes: 60, uses: 2 }, now).unwrap();
         drop(s);
         let next_boot = Boot { id: Some("boot-b".into()), clock_synced: false };
-        let s = CodeStore::open(&dir, next_boot.clone(), now);
+        let s = store(&dir, next_boot.clone(), now);
         assert!(!s.offer(false, now));
         assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::NotAccepted);
         // A new code is saved beside it; the old one keeps the boot it came from.
         let new = s.add(&NewCode { label: "courier".into(), minutes: 60, uses: 1 }, now).unwrap();
         assert!(s.offer(false, now));
         drop(s);
-        let s = CodeStore::open(&dir, next_boot, now);
+        let s = store(&dir, next_boot, now);
         // Compared with the trusted codes only, so it is just a wrong code now.
         assert_eq!(s.try_code(&old.digits, None, now).unwrap(), Tried::Wrong { locked: false });
         assert!(matches!(s.try_code(&new.digits, None, now).unwrap(), Tried::Right { .. }));
-        let synced = CodeStore::open(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
+        let synced = store(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
         assert!(matches!(synced.try_code(&old.digits, None, now).unwrap(), Tried::Right { .. }));
         fs::remove_dir_all(&dir).unwrap();
     }

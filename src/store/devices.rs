@@ -18,14 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::store::{storage, versioned};
 use crate::util::time::floor;
-use crate::util::{lock, lock_within};
+use crate::util::{hex, lock, lock_within, random_hex};
 
 const FILE: &str = "devices.json";
 const VERSION: u32 = 1;
@@ -149,7 +147,7 @@ impl Devices {
     /// A new one-time pairing code for a device to be called `name` (checked).
     pub fn start_pairing(&self, name: &str, now: Instant) -> Result<String, String> {
         let name = check_name(name)?;
-        let code = random_text(CODE_BYTES).map_err(|e| format!("no randomness: {e}"))?;
+        let code = random_hex(CODE_BYTES).map_err(|e| e.to_string())?;
         let mut pending = lock(&self.pending);
         pending.retain(|_, p| p.until > now);
         if pending.len() >= MAX_PENDING {
@@ -176,9 +174,10 @@ impl Devices {
         if next.len() >= MAX_DEVICES {
             return Err(PairError::Full);
         }
-        let secret = random_text(SECRET_BYTES).map_err(|e| PairError::Disk(format!("no randomness: {e}")))?;
+        let secret = random_hex(SECRET_BYTES).map_err(|e| PairError::Disk(e.to_string()))?;
         let id = loop {
-            let id = random_id().map_err(|e| PairError::Disk(format!("no randomness: {e}")))?;
+            // A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
+            let id = random_hex(4).map_err(|e| PairError::Disk(e.to_string()))?;
             if !next.iter().any(|d| d.id == id) {
                 break id;
             }
@@ -317,20 +316,7 @@ pub fn check_name(name: &str) -> Result<String, String> {
 }
 
 fn hash(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_text(n: usize) -> Result<String, getrandom::Error> {
-    let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
-fn random_id() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 #[cfg(test)]

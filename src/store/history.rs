@@ -5,19 +5,20 @@
 //! state's business, and `GET /api/events` is the control listener's.
 //!
 //! Decisions (the issues left them open):
-//! - Group commit: an append queues its line and waits until it is on disk. Whoever finds
-//!   no write in progress becomes the leader: it takes every queued line, writes them with
-//!   one `write` on the `O_APPEND` file and one `fdatasync`, and wakes the others. Lines
-//!   queued meanwhile go out in the next batch. So concurrent calls share one flush, and
-//!   durability is as before: nobody returns (so no call is answered) before its own
-//!   line is on disk, and a power cut loses at most lines whose callers still wait.
-//!   Window changes take the same path (the state's observer appends).
-//! - The batch is written on a thread of its own, and every caller (the one that started
-//!   it too) waits at most [`APPEND_WAIT`]: a disk that hangs (a dying SD card, a stuck
-//!   NFS server, a FIFO where the log should be) must not stop calls. A caller whose line
-//!   is not on disk by then gets [`Outcome::Pending`]; the webhook then answers without
-//!   unlocking. While a batch hangs, later lines queue behind it (no second writer piles
-//!   up), and [`History::stuck_for`] tells the watchdog to have systemd restart us.
+//! - Group commit: one long-lived writer thread, fed by a bounded queue. An append queues
+//!   its line and waits for the writer's answer. The writer takes the first line queued
+//!   and everything queued behind it, writes them with one `write` on the `O_APPEND` file
+//!   and one `fdatasync`, then answers each line's caller; lines queued meanwhile go out
+//!   in the next batch. So concurrent calls share one flush, and nobody returns (so no
+//!   call is answered) before its own line is on disk: a power cut loses at most lines
+//!   whose callers still wait. Window changes take the same path (the state's observer
+//!   appends).
+//! - Every caller waits at most [`APPEND_WAIT`]: a disk that hangs (a dying SD card, a
+//!   stuck NFS server, a FIFO where the log should be) must not stop calls. A caller whose
+//!   line is not on disk by then gets [`Outcome::Pending`]; the webhook then answers
+//!   without unlocking. While the writer hangs, later lines queue behind it (up to
+//!   [`QUEUE_LINES`]; beyond, a caller gets `Pending` at once and its line is not
+//!   written), and [`History::stuck_for`] tells the watchdog to have systemd restart us.
 //! - A disk that fails (full, read-only, gone) never stops a call: the failure goes to
 //!   [`Health`] (logged once, shown on the page), the caller gets the error and answers
 //!   anyway, and the next append or the disk watcher tries again.
@@ -34,12 +35,13 @@
 //! - Reading copies both files under the writer lock (a few hundred KiB at most) and
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,8 @@ use jiff::Timestamp;
 use crate::model::record::Record;
 use crate::store::rotation;
 use crate::store::storage::{self, context, Health};
+use crate::util::lock;
+use crate::util::ratelog::RateLog;
 
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const ROTATED_FILE: &str = "events.jsonl.1";
@@ -62,6 +66,10 @@ pub const APPEND_WAIT: Duration = Duration::from_secs(3);
 /// healthy flush (even an SD card's multi-second garbage collection) so a slow disk is
 /// not restarted; a restart reopens the file and is the only cure for a wedged write.
 pub const WEDGED_AFTER: Duration = Duration::from_secs(60);
+/// Lines waiting for the writer. A waiting caller has one line queued, so a working disk
+/// never lets this fill (a door sees a few calls at once, the bench 256); it bounds what
+/// a hanging disk holds in memory until the watchdog restarts us.
+pub const QUEUE_LINES: usize = 1024;
 /// The part of the service whose disk problems this module reports to [`Health`].
 const PART: &str = "history";
 
@@ -82,7 +90,8 @@ pub enum Outcome {
 pub enum AppendError {
     /// The write failed (reported to [`Health`]).
     Failed(io::Error),
-    /// Not on disk after [`APPEND_WAIT`]: the line stays queued and may land later.
+    /// Not on disk after [`APPEND_WAIT`] (the line stays queued and may land later), or
+    /// no room to queue it behind a hanging disk (it is dropped).
     Pending,
 }
 
@@ -99,32 +108,27 @@ impl std::fmt::Display for AppendError {
 pub type Sink = Box<dyn Fn(&Record) + Send + Sync>;
 
 pub struct History {
-    dir: PathBuf,
-    queue: Mutex<Queue>,
-    /// Signalled when a batch is done.
-    written: Condvar,
-    writer: Mutex<Writer>,
+    disk: Arc<Disk>,
+    /// To the writer thread, which ends when the history is dropped.
+    queue: SyncSender<Line>,
     sink: Option<Sink>,
-    health: Arc<Health>,
+    full_log: RateLog,
 }
 
-/// Lines waiting for the disk. Records are numbered in the order they were queued; all
-/// numbers up to `done` are written (or failed), the rest are in `pending`.
-#[derive(Default)]
-struct Queue {
-    pending: Vec<u8>,
-    queued: u64,
-    done: u64,
-    /// A leader is writing a batch.
-    writing: bool,
-    /// Since when the batch being written has been in progress (for the watchdog).
-    writing_since: Option<Instant>,
-    /// Records whose batch failed, with why; each waiter takes its own out.
-    failed: HashMap<u64, (io::ErrorKind, String)>,
-    /// Records whose caller stopped waiting: nobody takes their failure out.
-    gave_up: HashSet<u64>,
-    /// Batches written: with `queued`, how many lines share a flush (the debug log says).
-    batches: u64,
+/// A line for the disk and where its caller waits for the outcome (an error as its kind
+/// and text: one `io::Error` cannot go to every caller of a batch).
+struct Line {
+    bytes: Vec<u8>,
+    done: SyncSender<Result<(), (io::ErrorKind, String)>>,
+}
+
+/// The files, shared by the writer thread and the readers.
+struct Disk {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    /// Since when the writer has been on its batch (for the watchdog).
+    writing_since: Mutex<Option<Instant>>,
+    health: Arc<Health>,
 }
 
 struct Writer {
@@ -135,23 +139,25 @@ struct Writer {
 }
 
 impl History {
-    /// Opens the log in `dir` and warns about unreadable lines. Never fails: a log that
-    /// cannot be opened is reported to `health` and tried again by each append and by
-    /// the disk watcher.
+    /// Opens the log in `dir`, warns about unreadable lines and starts the writer. Never
+    /// fails: a log that cannot be opened is reported to `health` and tried again by each
+    /// append and by the disk watcher.
     pub fn open(dir: &Path, sink: Option<Sink>, health: Arc<Health>) -> Arc<History> {
-        let history = History {
+        History::with_queue(dir, sink, health, QUEUE_LINES)
+    }
+
+    fn with_queue(dir: &Path, sink: Option<Sink>, health: Arc<Health>, lines: usize) -> Arc<History> {
+        let disk = Arc::new(Disk {
             dir: dir.to_path_buf(),
-            queue: Mutex::new(Queue::default()),
-            written: Condvar::new(),
             writer: Mutex::new(Writer::closed()),
-            sink,
+            writing_since: Mutex::new(None),
             health,
-        };
-        if let Err(e) = rotation::finish(&history.dir, EVENTS_FILE, ROTATED_FILE) {
+        });
+        if let Err(e) = rotation::finish(&disk.dir, EVENTS_FILE, ROTATED_FILE) {
             log::warn!("could not finish an interrupted rotation of the event log: {e}");
         }
-        let opened = history.lock_writer().ensure_open(&history.path(EVENTS_FILE));
-        match opened.and_then(|()| history.read_bytes()) {
+        let opened = disk.lock_writer().ensure_open(&disk.path(EVENTS_FILE));
+        match opened.and_then(|()| disk.read_bytes()) {
             Ok(bytes) => {
                 let (_, bad) = parse(&bytes, usize::MAX);
                 if bad > 0 {
@@ -160,29 +166,22 @@ impl History {
                     );
                 }
             }
-            Err(e) => history.fail(&e),
+            Err(e) => disk.fail(&e),
         }
-        Arc::new(history)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        // A panic mid-write leaves at worst a torn line, which reading skips.
-        crate::util::lock(&self.writer)
-    }
-
-    fn fail(&self, e: &io::Error) {
-        self.health
-            .fail(PART, format!("the history cannot be written ({e}): calls are answered but not recorded"));
+        let (queue, lines) = mpsc::sync_channel(lines);
+        let writer = disk.clone();
+        // Not started: every append finds the queue closed and fails.
+        if let Err(e) = thread::Builder::new().name("history-write".into()).spawn(move || writer.run(&lines))
+        {
+            disk.fail(&io::Error::other(format!("no writer thread: {e}")));
+        }
+        Arc::new(History { disk, queue, sink, full_log: RateLog::new() })
     }
 
     /// Appends the record (on disk when this returns [`Outcome::Written`]), then hands it
     /// to the sink. A failed or hanging write does not stop the caller: the door must not
     /// depend on the history (but an unlock must, see the webhook).
-    pub fn record(self: &Arc<Self>, record: &Record) -> Outcome {
+    pub fn record(&self, record: &Record) -> Outcome {
         let outcome = match self.append(record) {
             Ok(()) => Outcome::Written,
             Err(AppendError::Pending) => Outcome::Pending,
@@ -200,56 +199,91 @@ impl History {
     }
 
     /// Queues the record and returns once it is on disk, its write failed, or
-    /// [`APPEND_WAIT`] passed ([`AppendError::Pending`]). If nobody is writing, starts a
-    /// batch on its own thread.
-    pub fn append(self: &Arc<Self>, record: &Record) -> Result<(), AppendError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| AppendError::Failed(io::Error::other(e)))?;
-        line.push(b'\n');
-        let deadline = Instant::now() + APPEND_WAIT;
-        let mut q = crate::util::lock(&self.queue);
-        q.pending.extend_from_slice(&line);
-        q.queued += 1;
-        let mine = q.queued;
-        while q.done < mine {
-            if !q.writing {
-                q = self.start_batch(q);
-                continue;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                q.gave_up.insert(mine);
+    /// [`APPEND_WAIT`] passed ([`AppendError::Pending`]).
+    pub fn append(&self, record: &Record) -> Result<(), AppendError> {
+        let mut bytes = serde_json::to_vec(record).map_err(|e| AppendError::Failed(io::Error::other(e)))?;
+        bytes.push(b'\n');
+        let (done, outcome) = mpsc::sync_channel(1);
+        let stopped = || AppendError::Failed(io::Error::other("the event log's writer thread is gone"));
+        match self.queue.try_send(Line { bytes, done }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let full = format_args!(
+                    "{QUEUE_LINES} event log lines wait for a hanging disk: one more is dropped"
+                );
+                self.full_log.warn(full);
                 return Err(AppendError::Pending);
             }
-            q = self.written.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
+            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
         }
-        match q.failed.remove(&mine) {
-            Some((kind, message)) => Err(AppendError::Failed(io::Error::new(kind, message))),
-            None => Ok(()),
+        match outcome.recv_timeout(APPEND_WAIT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((kind, message))) => Err(AppendError::Failed(io::Error::new(kind, message))),
+            Err(RecvTimeoutError::Timeout) => Err(AppendError::Pending),
+            Err(RecvTimeoutError::Disconnected) => Err(stopped()),
         }
-    }
-
-    /// Takes every queued line and writes them on a new thread, so that a write that
-    /// hangs in the kernel holds up no caller (each waits at most [`APPEND_WAIT`]).
-    fn start_batch<'q>(self: &'q Arc<Self>, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
-        let batch = std::mem::take(&mut q.pending);
-        let mut leader = Leader { history: self.clone(), first: q.done + 1, last: q.queued, result: None };
-        q.writing = true;
-        q.writing_since = Some(Instant::now());
-        drop(q);
-        let spawned = thread::Builder::new().name("history-write".into()).spawn(move || {
-            leader.result = Some(leader.history.write_batch(&batch));
-            drop(leader); // publishes the result and wakes the waiters
-        });
-        // Not started: the closure and its leader are dropped, so the batch counts as failed.
-        if let Err(e) = spawned {
-            log::error!("cannot start a thread to write the event log ({e}); these events are not recorded");
-        }
-        crate::util::lock(&self.queue)
     }
 
     /// How long the batch being written has hung, if one is being written.
     pub fn stuck_for(&self) -> Option<Duration> {
-        crate::util::lock(&self.queue).writing_since.map(|s| s.elapsed())
+        lock(&self.disk.writing_since).map(|since| since.elapsed())
+    }
+
+    /// The newest `limit` records, newest first, skipping lines that do not parse.
+    pub fn newest(&self, limit: usize) -> io::Result<Vec<Record>> {
+        let (records, bad) = parse(&self.disk.read_bytes()?, limit);
+        if bad > 0 {
+            log::debug!("skipped {bad} unreadable event log line(s)");
+        }
+        Ok(records)
+    }
+
+    /// The time of the newest record, if it has one (for the state's clock check).
+    pub fn newest_time(&self) -> Option<Timestamp> {
+        Some(self.newest(1).ok()?.pop()?.time)
+    }
+}
+
+impl storage::Retry for History {
+    fn retry_disk(&self, now: Timestamp) {
+        self.disk.retry_disk(now)
+    }
+}
+
+impl Disk {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic mid-write leaves at worst a torn line, which reading skips.
+        lock(&self.writer)
+    }
+
+    fn fail(&self, e: &io::Error) {
+        self.health
+            .fail(PART, format!("the history cannot be written ({e}): calls are answered but not recorded"));
+    }
+
+    /// The writer thread: waits for a line, takes every line queued behind it, writes
+    /// them all with one flush and answers each caller. Ends with the history.
+    fn run(&self, lines: &Receiver<Line>) {
+        let (mut written, mut flushes) = (0u64, 0u64);
+        while let Ok(first) = lines.recv() {
+            let batch: Vec<Line> = std::iter::once(first).chain(lines.try_iter()).collect();
+            let bytes: Vec<u8> = batch.iter().flat_map(|line| line.bytes.iter().copied()).collect();
+            *lock(&self.writing_since) = Some(Instant::now());
+            let result = catch_unwind(AssertUnwindSafe(|| self.write_batch(&bytes)))
+                .unwrap_or_else(|_| Err(io::Error::other("the event log writer panicked")))
+                .map_err(|e| (e.kind(), e.to_string()));
+            *lock(&self.writing_since) = None;
+            (written, flushes) = (written + batch.len() as u64, flushes + 1);
+            log::trace!("event log: {written} lines in {flushes} flushes");
+            for line in batch {
+                // A caller that stopped waiting is gone: nobody to tell.
+                let _ = line.done.send(result.clone());
+            }
+        }
     }
 
     /// One write and one flush for the whole batch, rotating first if it would not fit.
@@ -286,20 +320,6 @@ impl History {
         result
     }
 
-    /// The newest `limit` records, newest first, skipping lines that do not parse.
-    pub fn newest(&self, limit: usize) -> io::Result<Vec<Record>> {
-        let (records, bad) = parse(&self.read_bytes()?, limit);
-        if bad > 0 {
-            log::debug!("skipped {bad} unreadable event log line(s)");
-        }
-        Ok(records)
-    }
-
-    /// The time of the newest record, if it has one (for the state's clock check).
-    pub fn newest_time(&self) -> Option<Timestamp> {
-        Some(self.newest(1).ok()?.pop()?.time)
-    }
-
     /// The old file, then the current one, copied under the lock so a rotation or an
     /// append in between cannot tear what we read.
     fn read_bytes(&self) -> io::Result<Vec<u8>> {
@@ -322,9 +342,7 @@ impl History {
         }
         Ok(bytes)
     }
-}
 
-impl storage::Retry for History {
     /// Reopens the log and ends a torn line: a real write and flush that tells whether
     /// the disk takes data again, without waiting for the next call.
     fn retry_disk(&self, _now: Timestamp) {
@@ -347,41 +365,6 @@ impl storage::Retry for History {
             }
             Err(_) => *w = Writer { torn: true, ..Writer::closed() },
         }
-    }
-}
-
-/// The batch's leader: when it is dropped (normally or by a panic in the write), the
-/// batch counts as done, failed unless the write succeeded, and the waiters wake.
-struct Leader {
-    history: Arc<History>,
-    first: u64,
-    last: u64,
-    result: Option<io::Result<()>>,
-}
-
-impl Drop for Leader {
-    fn drop(&mut self) {
-        let mut q = crate::util::lock(&self.history.queue);
-        let failure = match &self.result {
-            Some(Ok(())) => None,
-            Some(Err(e)) => Some((e.kind(), e.to_string())),
-            None => {
-                Some((io::ErrorKind::Other, "the event log writer panicked or never started".to_string()))
-            }
-        };
-        for n in self.first..=self.last {
-            if !q.gave_up.remove(&n) {
-                if let Some(failure) = &failure {
-                    q.failed.insert(n, failure.clone());
-                }
-            }
-        }
-        q.done = self.last;
-        q.writing = false;
-        q.writing_since = None;
-        q.batches += 1;
-        log::trace!("event log: {} lines in {} flushes", q.done, q.batches);
-        self.history.written.notify_all();
     }
 }
 
@@ -584,15 +567,11 @@ mod tests {
                 .collect();
             assert_eq!(order, (0..EACH).collect::<Vec<_>>(), "each thread's records in its order");
         }
-        let q = crate::util::lock(&log.queue);
-        eprintln!("{} records in {} batches", THREADS * EACH, q.batches);
-        assert!(q.batches <= THREADS * EACH && q.failed.is_empty() && q.pending.is_empty());
-        drop(q);
         fs::remove_dir_all(&dir).unwrap();
     }
 
     fn dir_of(log: &History) -> PathBuf {
-        log.dir.clone()
+        log.disk.dir.clone()
     }
 
     #[test]
@@ -618,7 +597,7 @@ mod tests {
     fn a_hanging_write_holds_up_no_caller_longer_than_the_bound() {
         let dir = tempdir("hang");
         let log = History::open(&dir, None, Health::new());
-        let hang = log.lock_writer(); // the batch's writer blocks here as on a stuck disk
+        let hang = log.disk.lock_writer(); // the writer blocks here as on a stuck disk
         let started = Instant::now();
         let err = log.append(&rec(1)).unwrap_err();
         assert!(matches!(err, AppendError::Pending), "{err}");
@@ -631,9 +610,36 @@ mod tests {
         assert_eq!(log.record(&rec(3)), Outcome::Written);
         assert_eq!(log.newest(10).unwrap(), [rec(3), rec(2), rec(1)]);
         assert_eq!(log.stuck_for(), None);
-        let q = crate::util::lock(&log.queue);
-        assert!(q.gave_up.is_empty() && q.failed.is_empty(), "nothing left behind");
-        drop(q);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_queue_behind_a_hanging_disk_answers_at_once() {
+        let dir = tempdir("full");
+        // No room at all: only a writer waiting for work takes a line.
+        let log = History::with_queue(&dir, None, Health::new(), 0);
+        let hang = log.disk.lock_writer();
+        // Offered until the writer, once waiting for work, takes it (and hangs on it).
+        let first = std::thread::spawn({
+            let log = log.clone();
+            move || loop {
+                let result = log.append(&rec(1));
+                if result.is_ok() || log.stuck_for().is_some() {
+                    return result;
+                }
+            }
+        });
+        let waited = Instant::now();
+        while log.stuck_for().is_none() {
+            assert!(waited.elapsed() < WEDGED_AFTER, "the writer never took the first line");
+            std::thread::yield_now();
+        }
+        let started = Instant::now();
+        assert!(matches!(log.append(&rec(2)), Err(AppendError::Pending)));
+        assert!(started.elapsed() < APPEND_WAIT, "{:?}", started.elapsed());
+        drop(hang);
+        first.join().unwrap().unwrap();
+        assert_eq!(log.newest(10).unwrap(), [rec(1)], "the line without room was not written");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,8 +8,8 @@
 //! - A schedule opens the door only on a clock we trust: the clock is confirmed
 //!   synchronized (`boot.rs`), or the schedules were last changed in this boot (the
 //!   resident set them against this clock, which the page shows); and never while the
-//!   clock reads behind the latest time seen. After a power cut a Pi's clock can be hours
-//!   off, and a schedule is an absolute time of day.
+//!   clock is in doubt after a step (`rules/clock.rs`). After a power cut a Pi's clock can
+//!   be hours off, and a schedule is an absolute time of day.
 //! - The mutex is held across the (local, bounded) write; never across network I/O.
 
 use std::error::Error;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::clock::ClockGuard;
+use crate::rules::clock::Clock;
 use crate::rules::schedule::{self, format_clock, parse_clock, Days, NewSchedule, Schedule};
 use crate::store::storage::{self, Health};
 use crate::store::versioned;
@@ -89,8 +89,6 @@ impl fmt::Display for AddError {
 struct Inner {
     list: Vec<Schedule>,
     written_boot: Option<String>,
-    /// The newest time seen: a clock behind it went back, and no schedule opens.
-    clock: ClockGuard,
     stale: bool,
     blocked: Option<String>,
 }
@@ -99,8 +97,7 @@ pub struct ScheduleStore {
     dir: PathBuf,
     local: Local,
     boot: Boot,
-    /// Whether the clock is confirmed synchronized now (the flag appears once NTP syncs).
-    synced: Box<dyn Fn() -> bool + Send + Sync>,
+    clock: Arc<Clock>,
     health: Arc<Health>,
     inner: Mutex<Inner>,
 }
@@ -111,17 +108,10 @@ impl ScheduleStore {
         dir: &Path,
         local: Local,
         boot: Boot,
-        synced: Box<dyn Fn() -> bool + Send + Sync>,
+        clock: Arc<Clock>,
         health: Arc<Health>,
-        now: Timestamp,
     ) -> ScheduleStore {
-        let mut inner = Inner {
-            list: Vec::new(),
-            written_boot: None,
-            clock: ClockGuard::new(now),
-            stale: false,
-            blocked: None,
-        };
+        let mut inner = Inner { list: Vec::new(), written_boot: None, stale: false, blocked: None };
         match load(dir) {
             Ok((list, boot_id)) => {
                 inner.list = list;
@@ -134,7 +124,7 @@ impl ScheduleStore {
                 }
             }
         }
-        ScheduleStore { dir: dir.to_path_buf(), local, boot, synced, health, inner: Mutex::new(inner) }
+        ScheduleStore { dir: dir.to_path_buf(), local, boot, clock, health, inner: Mutex::new(inner) }
     }
 
     pub fn time_zone(&self) -> &str {
@@ -156,8 +146,8 @@ impl ScheduleStore {
         wait: Duration,
         applies: impl Fn(&Schedule) -> bool,
     ) -> Option<(String, Timestamp)> {
-        let mut inner = crate::util::lock_within(&self.inner, wait)?;
-        if !self.trusted(&mut inner, now) {
+        let inner = crate::util::lock_within(&self.inner, wait)?;
+        if !self.trusted(&inner, now) {
             return None;
         }
         let (s, until) = schedule::open_at(&inner.list, now, &self.local.tz, applies)?;
@@ -167,8 +157,8 @@ impl ScheduleStore {
     /// The local time of day (minutes after midnight) if the clock is trusted by the
     /// schedules' rule, for quiet hours; `None` otherwise or if a write hangs past `wait`.
     pub fn local_minute(&self, now: Timestamp, wait: Duration) -> Option<u16> {
-        let mut inner = crate::util::lock_within(&self.inner, wait)?;
-        if !self.trusted(&mut inner, now) {
+        let inner = crate::util::lock_within(&self.inner, wait)?;
+        if !self.trusted(&inner, now) {
             return None;
         }
         let zoned = now.to_zoned(self.local.tz.clone());
@@ -177,8 +167,8 @@ impl ScheduleStore {
 
     /// Every schedule, in the order made, and whether the clock is trusted for them.
     pub fn list(&self, now: Timestamp) -> (Vec<Listed>, bool) {
-        let mut inner = lock(&self.inner);
-        let trusted = self.trusted(&mut inner, now);
+        let inner = lock(&self.inner);
+        let trusted = self.trusted(&inner, now);
         let listed = inner
             .list
             .iter()
@@ -190,15 +180,7 @@ impl ScheduleStore {
         (listed, trusted)
     }
 
-    /// Notes the clock's reading, so a later step back is noticed (the expiry watcher
-    /// calls this every second; it skips a busy store).
-    pub fn observe_clock(&self, now: Timestamp) {
-        if let Some(mut inner) = crate::util::lock_within(&self.inner, Duration::ZERO) {
-            self.trusted(&mut inner, now);
-        }
-    }
-
-    pub fn add(&self, new: &NewSchedule, now: Timestamp) -> Result<Schedule, AddError> {
+    pub fn add(&self, new: &NewSchedule) -> Result<Schedule, AddError> {
         let mut inner = lock(&self.inner);
         if let Some(why) = &inner.blocked {
             return Err(AddError::Blocked(why.clone()));
@@ -218,7 +200,7 @@ impl ScheduleStore {
         let mut next = inner.list.clone();
         next.push(s.clone());
         self.write(&next).map_err(AddError::Io)?;
-        self.saved(&mut inner, next, now);
+        self.saved(&mut inner, next);
         log::info!(
             "schedule {} ({}) added: {} {}-{}",
             s.id,
@@ -232,7 +214,7 @@ impl ScheduleStore {
 
     /// Resumes (`paused: false`, written first) or pauses (memory first) one schedule;
     /// `Ok(None)` if there is no such schedule.
-    pub fn set_paused(&self, id: &str, paused: bool, now: Timestamp) -> Result<Option<Schedule>, AddError> {
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<Option<Schedule>, AddError> {
         let mut inner = lock(&self.inner);
         let Some(i) = inner.list.iter().position(|s| s.id == id) else {
             return Ok(None);
@@ -241,37 +223,37 @@ impl ScheduleStore {
         next[i].paused = paused;
         let changed = next[i].clone();
         if paused {
-            self.take_away(&mut inner, next, now);
+            self.take_away(&mut inner, next);
         } else {
             if let Some(why) = &inner.blocked {
                 return Err(AddError::Blocked(why.clone()));
             }
             self.write(&next).map_err(AddError::Io)?;
-            self.saved(&mut inner, next, now);
+            self.saved(&mut inner, next);
         }
         log::info!("schedule {id} {}", if paused { "paused" } else { "resumed" });
         Ok(Some(changed))
     }
 
     /// Deletes one schedule (memory first: always works); whether there was one.
-    pub fn remove(&self, id: &str, now: Timestamp) -> bool {
+    pub fn remove(&self, id: &str) -> bool {
         let mut inner = lock(&self.inner);
         if !inner.list.iter().any(|s| s.id == id) {
             return false;
         }
         let next = inner.list.iter().filter(|s| s.id != id).cloned().collect();
-        self.take_away(&mut inner, next, now);
+        self.take_away(&mut inner, next);
         log::info!("schedule {id} deleted");
         true
     }
 
-    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>, now: Timestamp) {
+    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>) {
         if inner.blocked.is_some() {
             inner.list = next; // nothing on disk opens anything: the bad file reads as none
             return;
         }
         match self.write(&next) {
-            Ok(()) => self.saved(inner, next, now),
+            Ok(()) => self.saved(inner, next),
             Err(e) => {
                 inner.list = next;
                 inner.stale = true;
@@ -283,11 +265,10 @@ impl ScheduleStore {
         }
     }
 
-    fn saved(&self, inner: &mut Inner, next: Vec<Schedule>, now: Timestamp) {
+    fn saved(&self, inner: &mut Inner, next: Vec<Schedule>) {
         inner.list = next;
         inner.written_boot = self.boot.id.clone();
         inner.stale = false;
-        inner.clock.saw(now);
         self.health.clear(PART);
     }
 
@@ -296,12 +277,10 @@ impl ScheduleStore {
     }
 
     /// Whether a schedule may open the door at `now`: see the module's invariants.
-    fn trusted(&self, inner: &mut Inner, now: Timestamp) -> bool {
-        if inner.clock.is_behind(now) {
-            return false;
-        }
+    fn trusted(&self, inner: &Inner, now: Timestamp) -> bool {
+        let verdict = self.clock.judge(now);
         let this_boot = self.boot.id.is_some() && inner.written_boot == self.boot.id;
-        this_boot || (self.synced)()
+        verdict.settled && (this_boot || verdict.synced)
     }
 }
 
@@ -371,9 +350,7 @@ fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
 
 fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
     for _ in 0..MAX_DRAWS {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::util::random_hex(4)?;
         if !taken(&id) {
             return Ok(id);
         }
@@ -435,9 +412,10 @@ mod tests {
         Boot { id: Some(id.into()), clock_synced: false }
     }
 
-    fn store(dir: &Path, b: Boot, synced: Arc<AtomicBool>, now: Timestamp) -> ScheduleStore {
-        let synced = Box::new(move || synced.load(Ordering::SeqCst));
-        ScheduleStore::open(dir, Local::utc(), b, synced, Health::new(), now)
+    /// A store with a clock of its own, synchronized while `synced` says so.
+    fn store(dir: &Path, b: Boot, synced: Arc<AtomicBool>) -> ScheduleStore {
+        let clock = Arc::new(Clock::new(Box::new(move || synced.load(Ordering::SeqCst))));
+        ScheduleStore::open(dir, Local::utc(), b, clock, Health::new())
     }
 
     fn at(s: &str) -> Timestamp {
@@ -456,12 +434,12 @@ mod tests {
         let dir = tempdir("reboot");
         let synced = Arc::new(AtomicBool::new(false));
         let noon = at("2026-12-01T12:00:00Z");
-        let s = store(&dir, boot("a"), synced.clone(), noon);
-        s.add(&new("daily", "08:00", "18:00"), noon).unwrap();
+        let s = store(&dir, boot("a"), synced.clone());
+        s.add(&new("daily", "08:00", "18:00")).unwrap();
         assert_eq!(s.open_now_any(noon, WAIT).unwrap().0, "deliveries", "made in this boot");
         assert!(s.open_now_any(at("2026-12-01T19:00:00Z"), WAIT).is_none());
 
-        let after = store(&dir, boot("b"), synced.clone(), noon);
+        let after = store(&dir, boot("b"), synced.clone());
         assert!(after.open_now_any(noon, WAIT).is_none(), "another boot, clock not synchronized");
         assert!(!after.list(noon).1);
         synced.store(true, Ordering::SeqCst);
@@ -469,6 +447,12 @@ mod tests {
 
         // A clock that goes back stops schedules even when synchronized.
         assert!(after.open_now_any(at("2026-12-01T11:00:00Z"), WAIT).is_none());
+
+        // And one that jumps forward into a schedule's hours opens nothing either.
+        let fresh = store(&dir, boot("b"), synced);
+        assert!(fresh.open_now_any(at("2026-12-01T06:00:00Z"), WAIT).is_none(), "before its hours");
+        assert!(fresh.open_now_any(at("2026-12-01T09:00:00Z"), WAIT).is_none(), "a step forward");
+        assert!(!fresh.list(at("2026-12-01T09:00:05Z")).1);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -477,29 +461,29 @@ mod tests {
         let dir = tempdir("persist");
         let synced = Arc::new(AtomicBool::new(true));
         let noon = at("2026-12-01T12:00:00Z");
-        let s = store(&dir, boot("a"), synced.clone(), noon);
-        let made = s.add(&new("mon-fri", "08:00", "18:00"), noon).unwrap();
-        assert!(s.set_paused(&made.id, true, noon).unwrap().unwrap().paused);
+        let s = store(&dir, boot("a"), synced.clone());
+        let made = s.add(&new("mon-fri", "08:00", "18:00")).unwrap();
+        assert!(s.set_paused(&made.id, true).unwrap().unwrap().paused);
         assert!(s.open_now_any(noon, WAIT).is_none());
-        let again = store(&dir, boot("a"), synced.clone(), noon);
+        let again = store(&dir, boot("a"), synced.clone());
         assert!(again.list(noon).0[0].schedule.paused, "paused on disk");
-        s.set_paused(&made.id, false, noon).unwrap();
+        s.set_paused(&made.id, false).unwrap();
         assert!(s.open_now_any(noon, WAIT).is_some());
 
         // A directory where the temp file goes makes every write fail.
         let obstruction = dir.join(format!(".{SCHEDULES_FILE}.tmp"));
         fs::create_dir_all(obstruction.join("x")).unwrap();
-        assert!(matches!(s.add(&new("sat", "10:00", "12:00"), noon), Err(AddError::Io(_))));
+        assert!(matches!(s.add(&new("sat", "10:00", "12:00")), Err(AddError::Io(_))));
         assert_eq!(s.list(noon).0.len(), 1, "a refused add changes nothing");
-        assert!(s.set_paused(&made.id, true, noon).unwrap().is_some());
+        assert!(s.set_paused(&made.id, true).unwrap().is_some());
         assert!(s.open_now_any(noon, WAIT).is_none(), "paused in memory although not on disk");
-        assert!(s.set_paused(&made.id, false, noon).is_err(), "resuming needs the disk");
-        assert!(s.remove(&made.id, noon));
+        assert!(s.set_paused(&made.id, false).is_err(), "resuming needs the disk");
+        assert!(s.remove(&made.id));
         assert!(s.health.problem().unwrap().contains("cannot be saved"));
         fs::remove_dir_all(&obstruction).unwrap();
         storage::Retry::retry_disk(&s, noon);
         assert!(s.health.problem().is_none());
-        assert!(store(&dir, boot("a"), synced, noon).list(noon).0.is_empty(), "the delete reached the disk");
+        assert!(store(&dir, boot("a"), synced).list(noon).0.is_empty(), "the delete reached the disk");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -514,7 +498,7 @@ mod tests {
             r#"{"version": 1, "boot_id": null, "schedules": [{"id": "a", "label": "x", "days": "noday", "from": "08:00", "to": "18:00", "paused": false}]}"#,
         ] {
             fs::write(dir.join(SCHEDULES_FILE), bad).unwrap();
-            let s = store(&dir, boot("a"), synced.clone(), noon);
+            let s = store(&dir, boot("a"), synced.clone());
             assert!(s.list(noon).0.is_empty() && s.open_now_any(noon, WAIT).is_none(), "{bad}");
             assert!(!dir.join(SCHEDULES_FILE).exists());
             let kept = fs::read_dir(&dir)
@@ -528,12 +512,11 @@ mod tests {
     #[test]
     fn at_most_max_schedules() {
         let dir = tempdir("full");
-        let noon = at("2026-12-01T12:00:00Z");
-        let s = store(&dir, boot("a"), Arc::new(AtomicBool::new(true)), noon);
+        let s = store(&dir, boot("a"), Arc::new(AtomicBool::new(true)));
         for _ in 0..schedule::MAX_SCHEDULES {
-            s.add(&new("sun", "10:00", "11:00"), noon).unwrap();
+            s.add(&new("sun", "10:00", "11:00")).unwrap();
         }
-        assert!(matches!(s.add(&new("sun", "10:00", "11:00"), noon), Err(AddError::Full)));
+        assert!(matches!(s.add(&new("sun", "10:00", "11:00")), Err(AddError::Full)));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,7 +11,8 @@
 //!   cannot read is moved aside under a new name and never deleted or overwritten. A disk
 //!   we cannot write at start closes the window; the server still starts.
 //! - A window from an earlier boot stays open at start only if the clock is confirmed
-//!   synchronized (`boot.rs`); a clock that goes back closes the window.
+//!   synchronized (`boot.rs`); a clock that goes back closes the window (`rules/clock.rs`:
+//!   the state file's last write counts as a reading before the first).
 //! - The mutex is held across the (local, bounded) disk write so writes land in the order
 //!   they were made; it is never held across network I/O.
 //! - Every change is reported to the observer (the event log) under the same lock, so the
@@ -28,7 +29,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::model::record::WindowChange;
-use crate::rules::clock::ClockGuard;
+use crate::rules::clock::Clock;
 pub use crate::rules::window::Status;
 use crate::rules::window::{changes, status_at};
 use crate::store::state_file::{self, STATE_FILE};
@@ -63,9 +64,8 @@ struct Inner {
     once: bool,
     /// The boot the loaded window was written in, until `check_at_start` judged it.
     stored_boot: Option<String>,
-    /// The newest time seen in a change, a status or the history: a clock before it
-    /// went back.
-    clock: ClockGuard,
+    /// The clock's steps back that this store has acted on.
+    back_steps: u64,
     /// The disk may not say what memory says, or a write failed (a close that could not be
     /// written, a start on a broken disk, a refused open): the disk watcher writes
     /// memory's state until it works.
@@ -80,6 +80,7 @@ pub struct Store {
     max_window: Duration,
     boot: Boot,
     health: Arc<Health>,
+    clock: Arc<Clock>,
     inner: Mutex<Inner>,
     observer: OnceLock<Observer>,
 }
@@ -87,12 +88,18 @@ pub struct Store {
 impl Store {
     /// Creates the state directory if needed and loads the window, failing closed. Never
     /// fails: a disk we cannot use is reported to `health` and leaves the window closed.
-    pub fn open(dir: &Path, max_window: Duration, boot: Boot, health: Arc<Health>) -> Store {
+    pub fn open(
+        dir: &Path,
+        max_window: Duration,
+        boot: Boot,
+        health: Arc<Health>,
+        clock: Arc<Clock>,
+    ) -> Store {
         let mut inner = Inner {
             open_until: None,
             once: false,
             stored_boot: None,
-            clock: ClockGuard::default(),
+            back_steps: 0,
             stale: false,
             blocked: None,
             clock_warned: false,
@@ -105,7 +112,7 @@ impl Store {
                 inner.open_until = stored.open_until;
                 inner.once = stored.once;
                 inner.stored_boot = stored.boot_id;
-                inner.clock = ClockGuard::new(stored.updated_at.unwrap_or_default());
+                stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
             }
             Err(e) if !dir.is_dir() => {
                 health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
@@ -124,6 +131,7 @@ impl Store {
             max_window,
             boot,
             health,
+            clock,
             inner: Mutex::new(inner),
             observer: OnceLock::new(),
         }
@@ -136,33 +144,21 @@ impl Store {
 
     /// Judges the loaded window once the observer is set, so a close is recorded and
     /// notified: closed if it is from an earlier boot and the clock is not confirmed
-    /// synchronized, if the clock went back since the last change or since `newest_record`
-    /// (the history's), or if the disk cannot be written. Then writes the state with this
-    /// boot's id, which also finds out whether the disk can be written.
-    pub fn check_at_start(&self, now: Timestamp, newest_record: Option<Timestamp>) {
+    /// synchronized, if the clock went back since the last change or since the times the
+    /// clock saw before the start, or if the disk cannot be written. Then writes the state
+    /// with this boot's id, which also finds out whether the disk can be written.
+    pub fn check_at_start(&self, now: Timestamp) {
         let mut inner = lock(&self.inner);
-        if let Some(t) = newest_record {
-            inner.clock.saw(t);
+        if inner.open_until.is_some_and(|until| until > now)
+            && !self.boot.trusts(inner.stored_boot.as_deref())
+        {
+            log::warn!(
+                "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
+                crate::system::clock::TIMESYNC_FLAG
+            );
+            return self.close_locked(&mut inner, now, "reboot");
         }
-        let went_back = self.clock_went_back(&mut inner, now);
-        if inner.open_until.is_some_and(|until| until > now) {
-            let close = if !self.boot.trusts(inner.stored_boot.as_deref()) {
-                log::warn!(
-                    "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
-                    crate::system::clock::TIMESYNC_FLAG
-                );
-                Some("reboot")
-            } else if went_back {
-                log::warn!("closing the window: the clock went back");
-                Some("clock")
-            } else {
-                None
-            };
-            if let Some(source) = close {
-                return self.close_locked(&mut inner, now, source);
-            }
-        }
-        if inner.blocked.is_some() || inner.stale {
+        if self.close_if_clock_went_back(&mut inner, now) || inner.blocked.is_some() || inner.stale {
             return;
         }
         if let Err(e) = self.write(inner.open_until, inner.once, now, "start") {
@@ -182,18 +178,14 @@ impl Store {
     /// was one to end.
     pub fn expire_ended(&self, now: Timestamp) -> bool {
         let mut inner = lock(&self.inner);
-        let went_back = self.clock_went_back(&mut inner, now);
-        match inner.open_until {
-            Some(until) if until <= now => {
-                self.close_locked(&mut inner, now, "expiry");
-                true
-            }
-            Some(_) if went_back => {
-                self.close_locked(&mut inner, now, "clock");
-                true
-            }
-            _ => false,
+        if self.close_if_clock_went_back(&mut inner, now) {
+            return true;
         }
+        let ended = inner.open_until.is_some_and(|until| until <= now);
+        if ended {
+            self.close_locked(&mut inner, now, "expiry");
+        }
+        ended
     }
 
     /// The stored end of the window, even if it already passed or looks like a clock
@@ -215,9 +207,7 @@ impl Store {
     }
 
     fn status_of(&self, inner: &mut Inner, now: Timestamp) -> Status {
-        if self.clock_went_back(inner, now) && inner.open_until.is_some() {
-            self.close_locked(inner, now, "clock");
-        }
+        self.close_if_clock_went_back(inner, now);
         self.status_locked(inner, now)
     }
 
@@ -246,7 +236,7 @@ impl Store {
         // From the current whole second, so a 5-minute window reports 300 s, not 301.
         let until = floor(now) + Duration::from_secs(ceil_secs(duration));
         let mut inner = lock(&self.inner);
-        self.clock_went_back(&mut inner, now); // the new window replaces the old anyway
+        inner.back_steps = self.clock.judge(now).back_steps; // the new window replaces the old
         if let Some(why) = &inner.blocked {
             return Err(io::Error::other(format!("the window was not opened: {why}")));
         }
@@ -273,7 +263,7 @@ impl Store {
     /// Closes the window. Always works: see the module's invariants.
     pub fn close_window(&self, now: Timestamp, source: &str) -> Status {
         let mut inner = lock(&self.inner);
-        self.clock_went_back(&mut inner, now);
+        inner.back_steps = self.clock.judge(now).back_steps;
         self.close_locked(&mut inner, now, source);
         log::info!("window closed by {source}");
         self.status_locked(&mut inner, now)
@@ -351,19 +341,16 @@ impl Store {
         }
     }
 
-    /// Whether `now` is before the newest time seen (by more than the slack); warns once
-    /// per step and starts counting from `now`.
-    fn clock_went_back(&self, inner: &mut Inner, now: Timestamp) -> bool {
-        if !inner.clock.is_behind(now) {
-            return false;
+    /// Closes an open window if the clock went back since this store last asked the one
+    /// policy (another store's reading may have seen the step first); whether it did.
+    fn close_if_clock_went_back(&self, inner: &mut Inner, now: Timestamp) -> bool {
+        let seen = std::mem::replace(&mut inner.back_steps, self.clock.judge(now).back_steps);
+        let close = inner.back_steps > seen && inner.open_until.is_some();
+        if close {
+            log::warn!("the clock went back: the open window is closed");
+            self.close_locked(inner, now, "clock");
         }
-        log::warn!(
-            "the clock went back from {} to {}: any open window is closed",
-            inner.clock.latest(),
-            floor(now)
-        );
-        inner.clock.restart(now);
-        true
+        close
     }
 }
 
@@ -430,7 +417,7 @@ mod tests {
     }
 
     fn store_in_boot(dir: &Path, max_window: Duration, boot: Boot) -> Store {
-        Store::open(dir, max_window, boot, Health::new())
+        Store::open(dir, max_window, boot, Health::new(), Arc::new(Clock::new(Box::new(|| false))))
     }
 
     fn at(secs: i64) -> Timestamp {
@@ -556,7 +543,7 @@ mod tests {
         let reopen = |b: Boot| {
             let s = store_in_boot(&dir, HOUR, b);
             let seen = recorder(&s);
-            s.check_at_start(now + Duration::from_secs(5), None);
+            s.check_at_start(now + Duration::from_secs(5));
             let open = s.status(now + Duration::from_secs(5)).is_open();
             let seen = seen.lock().unwrap().clone();
             (open, seen)
@@ -575,7 +562,7 @@ mod tests {
         let now = Timestamp::now();
         new_store(&dir, HOUR).open_window(HOUR, true, now, "t").unwrap();
         let other = store_in_boot(&dir, HOUR, Boot { id: Some("other-boot".into()), clock_synced: false });
-        other.check_at_start(now, None);
+        other.check_at_start(now);
         let status = other.status(now);
         assert!(!status.is_open() && !status.once, "{status:?}");
         assert_eq!(other.use_once(now, Duration::from_secs(1), None), OnceUse::Gone);
@@ -596,7 +583,7 @@ mod tests {
         let seen = recorder(&store);
         store.open_window(HOUR, false, at(100_000), "t").unwrap();
         assert!(
-            store.status(at(100_000) - crate::rules::clock::BACKWARD_SLACK).is_open(),
+            store.status(at(100_000) - crate::rules::clock::SLACK / 2).is_open(),
             "threads' times out of order"
         );
         assert!(!store.status(at(100_000 - 3600)).is_open());
@@ -610,7 +597,8 @@ mod tests {
         // At start: the history's newest record is later than now.
         let s = new_store(&dir, 12 * HOUR);
         let seen = recorder(&s);
-        s.check_at_start(at(96_502), Some(at(99_000)));
+        s.clock.saw_earlier(at(99_000));
+        s.check_at_start(at(96_502));
         assert!(!s.status(at(96_502)).is_open());
         assert_eq!(*seen.lock().unwrap(), [closed_by("clock")]);
 
@@ -667,7 +655,7 @@ mod tests {
         let obstruction = obstruct_writes(&dir);
         let store = new_store(&dir, HOUR);
         let seen = recorder(&store);
-        store.check_at_start(now, None);
+        store.check_at_start(now);
         let status = store.status(now);
         assert!(!status.is_open() && status.storage_problem.is_some());
         assert_eq!(*seen.lock().unwrap(), [closed_by("disk")]);
@@ -683,7 +671,7 @@ mod tests {
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         fs::write(&dir, "a file where the directory should be").unwrap();
         let store = new_store(&dir.join("state"), HOUR);
-        store.check_at_start(Timestamp::now(), None);
+        store.check_at_start(Timestamp::now());
         let status = store.status(Timestamp::now());
         assert!(!status.is_open() && status.storage_problem.unwrap().contains("state directory"));
         assert!(store.open_window(HOUR, false, Timestamp::now(), "t").is_err());

@@ -16,14 +16,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use base64::Engine;
-
 use crate::config::Secret;
 use crate::store::storage;
 use crate::util::lock;
 
 pub const TOKEN_FILE: &str = "control-token";
-/// 256 bits: far beyond guessing, and still a short URL.
+/// 256 bits: far beyond guessing; 64 hex digits in a URL.
 const TOKEN_BYTES: usize = 32;
 
 /// Keeps the token file of one state directory.
@@ -105,9 +103,8 @@ impl storage::Retry for Keeper {
 const NO_TOKEN_HELP: &str = "the control page and API accept no token until the state disk works (the token is then saved and `intercom url` shows it) or control.token / INTERCOM_CONTROL_TOKEN is set; calls are forwarded meanwhile";
 
 fn new_token() -> Result<Secret, Box<dyn Error>> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the control token: {e}"))?;
-    Ok(Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    let token = crate::util::random_hex(TOKEN_BYTES).map_err(|e| format!("no control token: {e}"))?;
+    Ok(Secret::new(token))
 }
 
 /// Reads the token file without creating it (for the CLI). `Ok(None)`: no file yet.

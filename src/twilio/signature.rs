@@ -5,16 +5,24 @@
 //! ports, so, like its own libraries, we accept the URL with and without one.
 
 use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
+use ring::hmac::{Context, Key, Tag, HMAC_SHA1_FOR_LEGACY_USE_ONLY};
 
-type HmacSha1 = Hmac<Sha1>;
+use crate::util::constant_time_eq;
+
+/// HMAC-SHA1 under `key` (of any length) over `parts` in order. SHA-1 because Twilio
+/// signs with it; the proof uses the same so that one MAC serves both.
+fn hmac_sha1(key: &str, parts: &[&[u8]]) -> Tag {
+    let mut mac = Context::with_key(&Key::new(HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes()));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.sign()
+}
 
 /// `params` are the POST parameters (empty for GET), repeats included. The server only
 /// verifies; computing is for tests and the fuzz target.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mac = mac_over(auth_token, url, params);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD.encode(mac_over(auth_token, url, params))
 }
 
 /// Constant-time check of `signature` against every accepted spelling of `url`.
@@ -25,20 +33,16 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signatur
     // Check every variant (no early exit), so timing does not reveal which one matched.
     url_variants(url)
         .iter()
-        .fold(false, |ok, u| mac_over(auth_token, u, params).verify_slice(&given).is_ok() | ok)
+        .fold(false, |ok, u| constant_time_eq(mac_over(auth_token, u, params).as_ref(), &given) | ok)
 }
 
-fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> HmacSha1 {
-    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(url.as_bytes());
+fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> Tag {
     // Sorted by name; repeated names by value, so the order on the wire does not matter.
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
-    for (name, value) in sorted {
-        mac.update(name.as_bytes());
-        mac.update(value.as_bytes());
-    }
-    mac
+    let mut parts = vec![url.as_bytes()];
+    parts.extend(sorted.iter().flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]));
+    hmac_sha1(auth_token, &parts)
 }
 
 /// Where a client asks the control listener to prove it holds the control token, before
@@ -50,16 +54,13 @@ const PROOF_CONTEXT: &[u8] = b"intercom control listener proof\n";
 /// The client's nonce, in hex: 128 random bits at least, and small.
 pub const PROOF_NONCE_HEX_CHARS: std::ops::RangeInclusive<usize> = 32..=128;
 
-fn proof_mac(token: &str, nonce: &str) -> HmacSha1 {
-    let mut mac = HmacSha1::new_from_slice(token.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(PROOF_CONTEXT);
-    mac.update(nonce.as_bytes());
-    mac
+fn proof_mac(token: &str, nonce: &str) -> Tag {
+    hmac_sha1(token, &[PROOF_CONTEXT, nonce.as_bytes()])
 }
 
 /// The server's answer to `nonce`: base64(HMAC-SHA1(token, context + nonce)).
 pub fn control_proof(token: &str, nonce: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(proof_mac(token, nonce).finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD.encode(proof_mac(token, nonce))
 }
 
 /// Constant-time check of a server's answer to `nonce`.
@@ -67,7 +68,7 @@ pub fn verify_control_proof(token: &str, nonce: &str, proof: &str) -> bool {
     let Ok(given) = base64::engine::general_purpose::STANDARD.decode(proof.trim()) else {
         return false;
     };
-    proof_mac(token, nonce).verify_slice(&given).is_ok()
+    constant_time_eq(proof_mac(token, nonce).as_ref(), &given)
 }
 
 /// The URL as given plus the same URL with the scheme's default port added or removed.

@@ -1,12 +1,14 @@
 //! `util/`: small helpers every folder may use, and nothing else of ours: poison-tolerant
 //! locks (and locks with a deadline), the process's instance id, text made safe for a log
-//! line, time (one type for a point in time, one way to show it), the rate-limited log for warnings an attacker can repeat, and
-//! whose files we trust (`ownership`: as ssh does, only files root or we own and nobody
-//! else can write).
+//! line, time (one type for a point in time, one way to show it), random hex from the
+//! OS, the rate-limited log for warnings an attacker can repeat, the drop-oldest queue
+//! from threads that must not wait to a worker, and whose files we trust (`ownership`:
+//! as ssh does, only files root or we own and nobody else can write).
 //!
 //! Uses: nothing of ours.
 
 pub mod ownership;
+pub mod queue;
 pub mod ratelog;
 pub mod time;
 
@@ -69,6 +71,21 @@ pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// `bytes` random bytes from the OS, as twice as many lowercase hex digits: every secret,
+/// id and code we make (hex goes into URLs, cookies, file names and JSON as it is). An
+/// error only if the OS has no randomness, and then nothing must be made up instead.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf)
+        .map_err(|_| std::io::Error::other("the OS gave no randomness"))?;
+    Ok(hex(&buf))
+}
+
+/// Bytes as lowercase hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// This process's instance id: 64 random bits, hex, made on first use (`serve` uses it
 /// at start). `/healthz` shows it and `/api/status` (token-protected) reports it, so
 /// `intercom doctor` can tell that `public_url` reaches this very process and not a stale
@@ -76,13 +93,11 @@ pub fn local_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
 pub fn instance_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let mut bytes = [0u8; 8];
         // Without randomness the clock makes a weaker but still per-process id.
-        if getrandom::fill(&mut bytes).is_err() {
+        random_hex(8).unwrap_or_else(|_| {
             let nanos = jiff::Timestamp::now().as_nanosecond();
-            bytes = (nanos as u64 ^ u64::from(std::process::id())).to_be_bytes();
-        }
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+            format!("{:016x}", nanos as u64 ^ u64::from(std::process::id()))
+        })
     })
 }
 
@@ -109,6 +124,15 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn random_hex_is_hex_of_the_asked_length_and_differs_each_time() {
+        let a = random_hex(16).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{a}");
+        assert_ne!(a, random_hex(16).unwrap());
+        assert_eq!(hex(&[0, 0xab, 0x7f]), "00ab7f");
     }
 
     #[test]

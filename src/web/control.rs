@@ -22,6 +22,7 @@ use crate::http::{HttpError, Request, Response};
 use crate::model::api::{
     read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
+use crate::rules::clock::Clock;
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
 use crate::store::devices::Devices;
@@ -62,6 +63,8 @@ pub struct Control {
     pub codes: Arc<CodeStore>,
     pub devices: Arc<Devices>,
     pub schedules: Arc<ScheduleStore>,
+    /// The one clock policy, for saying why schedules, quiet hours and codes wait.
+    pub clock: Arc<Clock>,
 }
 
 impl Control {
@@ -127,7 +130,6 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
-                body.codes_paused = self.codes.why_paused(now);
                 return Ok(json_response(200, &body));
             }
             ("/api/open", "POST") => {
@@ -141,20 +143,19 @@ impl Control {
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
-        let mut body = self.status_body(status, now);
-        body.codes_paused = self.codes.why_paused(now);
-        Ok(json_response(200, &body))
+        Ok(json_response(200, &self.status_body(status, now)))
     }
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
-    /// the window.
+    /// the window; why codes, and a clock in doubt, hold things back.
     fn status_body(&self, status: Status, now: Timestamp) -> StatusBody {
         // Open for any entrance: the page shows that visitors are let in.
         let schedule = self
             .schedules
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
             .map(|(label, until)| ScheduleNow { label, open_until: until });
-        StatusBody { schedule, ..status.body() }
+        let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
+        StatusBody { schedule, codes_paused, clock_doubt, ..status.body() }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
@@ -346,25 +347,26 @@ mod tests {
             crate::config::parse(r#"{"max_window": "2h", "default_window": "30m"}"#, |_| None).unwrap();
         let health = crate::store::storage::Health::new();
         let boot = crate::system::boot::Boot { id: Some("test-boot".into()), clock_synced: false };
-        let store = Store::open(&dir, config.max_window, boot, health.clone());
+        let clock = Arc::new(Clock::new(Box::new(|| false)));
+        let store = Store::open(&dir, config.max_window, boot, health.clone(), clock.clone());
         let token = Secret::new("a-test-token-0123456789".into());
         let history = History::open(&dir, None, health.clone());
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },
             Timestamp::now(),
+            clock.clone(),
         ));
         let schedules = Arc::new(ScheduleStore::open(
             &dir,
             crate::system::tz::Local::utc(),
             crate::system::boot::Boot { id: None, clock_synced: false },
-            Box::new(|| false),
+            clock.clone(),
             health,
-            Timestamp::now(),
         ));
         let config = Arc::new(config);
         let devices = Arc::new(Devices::open(&dir));
-        (Control { config, store: Arc::new(store), token, history, codes, devices, schedules }, dir)
+        (Control { config, store: Arc::new(store), token, history, codes, devices, schedules, clock }, dir)
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {

@@ -39,7 +39,7 @@ pub fn route(
                 };
                 let request: NewScheduleRequest = read_request(&req.body).map_err(bad)?;
                 let new = schedule::from_request(&request, intercoms).map_err(bad)?;
-                match store.add(&new, now) {
+                match store.add(&new) {
                     Ok(s) => Ok(answer(201, &one(store, &s, now))),
                     Err(AddError::Full) => Ok(answer(409, &ErrorBody { error: AddError::Full.to_string() })),
                     Err(e) => Err(HttpError::Unavailable(e.to_string())),
@@ -57,10 +57,10 @@ pub fn route(
         return Err(HttpError::NotFound);
     }
     match (action, method) {
-        (None, "DELETE") if store.remove(id, now) => Ok(None),
+        (None, "DELETE") if store.remove(id) => Ok(None),
         (None, "DELETE") => Err(HttpError::NotFound),
         (None, _) => Err(HttpError::MethodNotAllowed("DELETE")),
-        (Some(a @ ("pause" | "resume")), "POST") => match store.set_paused(id, a == "pause", now) {
+        (Some(a @ ("pause" | "resume")), "POST") => match store.set_paused(id, a == "pause") {
             Ok(Some(s)) => Ok(answer(200, &one(store, &s, now))),
             Ok(None) => Err(HttpError::NotFound),
             Err(e) => Err(HttpError::Unavailable(e.to_string())),

@@ -3,13 +3,15 @@
 // open the URL `intercom url` prints, press a duration button, see the countdown,
 // let a simulated intercom call come in, see it in the history, press close, see it
 // closed; then make a guest code, copy it, delete it (and share one where the phone has
-// the Web Share API). Screenshots go to target/browser-artifacts/.
+// the Web Share API); at last the server's wall clock jumps six hours forward (libfaketime,
+// Debian's faketime) and the page says why schedules and codes wait. Screenshots go to
+// target/browser-artifacts/.
 //
 // Env: INTERCOM_BIN (default target/debug/intercom), CHROMIUM (default /usr/bin/chromium),
 // ARTIFACTS (default target/browser-artifacts). Exits non-zero on any failure.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +23,7 @@ const BIN = process.env.INTERCOM_BIN || join(repo, "target/debug/intercom");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = process.env.ARTIFACTS || join(repo, "target/browser-artifacts");
 const INTERCOM = "+15558889999";
+const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 // A zone far from the server's UTC, so "times in the phone's local time zone" is checked.
 const PHONE_TZ = "Pacific/Auckland";
 // Every wait is bounded; the whole run too.
@@ -55,8 +58,8 @@ function check(cond, what) {
 const serverLog = [];
 
 /// Starts `intercom serve` (see server.mjs); resolves with both addresses.
-function startServer(configPath) {
-  const started = spawnServer(BIN, configPath, serverLog, STEP_TIMEOUT_MS);
+function startServer(configPath, env) {
+  const started = spawnServer(BIN, configPath, serverLog, STEP_TIMEOUT_MS, env);
   server = started.process;
   return started.ready;
 }
@@ -72,7 +75,11 @@ async function main() {
     control: { listen: "127.0.0.1:0" }, // no token: generated, as on a real first start
   };
   writeFileSync(configPath, JSON.stringify(config));
-  const addrs = await startServer(configPath);
+  // The server's wall clock, offset by what this file says; its monotonic clock is real.
+  const fakeClock = join(dir, "faketime.rc");
+  writeFileSync(fakeClock, "+0\n");
+  const addrs = await startServer(configPath, { LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: fakeClock,
+    FAKETIME_NO_CACHE: "1", FAKETIME_DONT_FAKE_MONOTONIC: "1" });
   log(`server: webhook ${addrs.webhook}, control ${addrs.control}`);
   // `intercom url` reads the config: give it the port the OS chose.
   config.control.listen = addrs.control;
@@ -178,6 +185,16 @@ async function main() {
   rmSync(obstruction, { recursive: true });
   // The disk watcher retries every 5 s and the page refreshes every 5 s.
   await page.locator("#storage").waitFor({ state: "hidden" });
+
+  // A bad NTP answer: the server's clock jumps six hours forward. The page says why
+  // schedules, quiet hours and guest codes wait, near the door's state.
+  check(await page.locator("#clock-doubt").isHidden(), "no clock line while the clock is trusted");
+  writeFileSync(fakeClock + ".tmp", "+6h\n");
+  renameSync(fakeClock + ".tmp", fakeClock);
+  const doubt = page.locator("#clock-doubt", { hasText: "The clock jumped 6h forward at " });
+  await doubt.waitFor();
+  check((await doubt.textContent()).includes("schedules, quiet hours and guest codes wait"), await doubt.textContent());
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-clock.png"), fullPage: true });
   const unexpected = pageErrors.filter(e => !e.includes("503"));
   check(unexpected.length === 0, `no errors in the page but the refused open: ${unexpected.join("; ")}`);
   log(`ok; screenshots in ${ARTIFACTS}`);

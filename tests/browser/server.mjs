@@ -5,8 +5,9 @@ import { spawn } from "node:child_process";
 /// appending its stderr lines to `log`. Returns the process at once, and `ready`, which
 /// resolves with both listeners' addresses once the stores have loaded too (the control
 /// token is written after the listeners bind), or rejects after `timeoutMs` or on exit.
-export function spawnServer(bin, configPath, log, timeoutMs) {
-  const process_ = spawn(bin, ["serve", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info" } });
+/// `env` adds to the server's environment.
+export function spawnServer(bin, configPath, log, timeoutMs, env = {}) {
+  const process_ = spawn(bin, ["serve", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "info", ...env } });
   const ready = new Promise((ok, ko) => {
     const found = {};
     const timer = setTimeout(() => ko(new Error("the server did not start")), timeoutMs);

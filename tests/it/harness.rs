@@ -14,7 +14,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 
 pub const INTERCOM: &str = "+15558889999";
@@ -99,9 +98,8 @@ pub fn sign(token: &str, url: &str, form: &[(&str, &str)]) -> String {
         data.push_str(k);
         data.push_str(v);
     }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
 }
 
 pub fn form_body(form: &[(&str, &str)]) -> String {

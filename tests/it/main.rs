@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real sockets, temporary configs and state.
 
 mod cli;
+mod clock;
 mod codes;
 mod control;
 mod disk;

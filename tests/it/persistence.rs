@@ -104,8 +104,8 @@ fn a_generated_token_is_kept_private_and_reused() {
     let s = Server::start_in(dir.path(), c.clone(), &[]);
     let path = s.state_dir.join("control-token");
     let token = fs::read_to_string(&path).unwrap().trim().to_string();
-    assert!(token.len() >= 22, "at least 128 bits in base64url");
-    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(token.len() >= 32, "at least 128 bits in hex");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let auth = format!("Bearer {token}");
     assert_eq!(request(s.control, "GET", "/api/status", &[("Authorization", &auth)], b"").status, 200);

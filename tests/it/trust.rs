@@ -239,12 +239,9 @@ fn a_program_squatting_on_the_control_port_never_gets_the_token() {
     let r = request(s.control, "GET", &format!("/api/proof?nonce={nonce}"), &[], b"");
     assert_eq!(r.status, 200);
     // The proof as SECURITY.md describes it, computed here apart from src/.
-    let mut mac = <hmac::Hmac<sha1::Sha1> as hmac::KeyInit>::new_from_slice(TOKEN.as_bytes()).unwrap();
-    hmac::Mac::update(&mut mac, format!("intercom control listener proof\n{nonce}").as_bytes());
-    let expected = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        hmac::Mac::finalize(mac).into_bytes(),
-    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, TOKEN.as_bytes());
+    let proof = ring::hmac::sign(&key, format!("intercom control listener proof\n{nonce}").as_bytes());
+    let expected = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, proof);
     assert_eq!(r.json()["proof"], json!(expected));
     assert!(!r.body.contains(TOKEN));
 }
