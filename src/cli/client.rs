@@ -24,13 +24,15 @@ const NONCE_BYTES: usize = 16;
 /// The proof answer is a few dozen bytes; whoever holds the port may send more.
 const MAX_PROOF_BYTES: u64 = 4096;
 
-/// The control token: `control.token`, or the one the server generated in `state_dir`.
+/// The control token: `control.token` (or `INTERCOM_CONTROL_TOKEN`), or the one the
+/// server generated in `state_dir`.
 pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
     }
     // The service wrote it (as its own user): trusted once its directory is.
     let path = config.state_dir.join(token::TOKEN_FILE);
+    crate::cli::files::readable(&path)?;
     if path.symlink_metadata().is_ok() {
         ownership::check_state_dir(&config.state_dir)?;
         let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
@@ -38,8 +40,8 @@ pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     }
     token::read_token(&config.state_dir)?.ok_or_else(|| {
         format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
-            config.state_dir.display()
+            "no control token yet: set control.token, or start `intercom serve` once to create {}",
+            path.display()
         )
         .into()
     })
@@ -92,17 +94,15 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let ok = resp.status().as_u16() == 200;
         let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
-        match serde_json::from_str::<ProofBody>(&text) {
+        let why = match serde_json::from_str::<ProofBody>(&text) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
                 self.proven.set(true);
-                Ok(())
+                return Ok(());
             }
-            _ => Err(format!(
-                "the program listening on {} is not this intercom server: it cannot prove that it knows the control token, so the token was not sent (is `intercom serve` running with this config, or is another program holding the port?)",
-                self.base
-            )
-            .into()),
-        }
+            Ok(_) if ok => "the server there holds a different control token than this command read: if you changed control.token or INTERCOM_CONTROL_TOKEN, restart the server so it uses the new one (`sudo systemctl restart intercom`); else give this command the server's config with --config (or another program holds the port)",
+            _ => "it is not an intercom server (it cannot prove that it knows the token): is another program holding the port?",
+        };
+        Err(format!("the token was not sent to {}: {why}", self.base).into())
     }
 
     /// `GET path`, the answer read as `T`.
@@ -149,10 +149,37 @@ impl Client {
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
         if !(200..300).contains(&status) {
-            let msg = serde_json::from_str::<ErrorBody>(&text).map_or("no detail".into(), |e| e.error);
-            return Err(format!("the server refused ({status}): {msg}").into());
+            let reason = serde_json::from_str::<ErrorBody>(&text).map_or(String::new(), |e| e.error);
+            return Err(Box::new(Refused { status, reason }));
         }
         Ok(text)
+    }
+}
+
+/// The server refused a request. Shown in words: the API's status code and its hint for
+/// scripts (what follows "; send", a JSON example) are left out.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.reason.split("; send ").next() {
+            Some(reason) if !reason.is_empty() => write!(f, "the server did not do it: {reason}"),
+            _ => write!(f, "the server did not do it, and gave no reason (see `journalctl -u intercom`)"),
+        }
+    }
+}
+
+impl Error for Refused {}
+
+/// The answer to a request for one thing by its ID; `None` if the server has no such ID.
+pub fn found<T>(answer: Result<T, Box<dyn Error>>) -> Result<Option<T>, Box<dyn Error>> {
+    match answer {
+        Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => Ok(None),
+        answer => answer.map(Some),
     }
 }
 

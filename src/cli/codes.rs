@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use crate::cli::client::Client;
-use crate::cli::out::say;
+use crate::cli::client::{found, Client};
+use crate::cli::out::{left, say};
 use crate::cli::reader::{Args, UsageError};
-use crate::config;
+use crate::config::whole_minutes;
 use crate::model::api::{CodeBody, CodesBody, NewCodeRequest};
+use crate::rules::codes;
+use crate::util::time::{human, local};
 
 /// `code …`, checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,20 +24,49 @@ pub enum CodeArgs {
     Rm(String),
 }
 
-/// `code add`'s flags.
+/// `code add`'s flags, each checked by the rule the server applies, and told in the
+/// flag's terms.
 pub fn parse_add(a: &mut Args) -> Result<CodeArgs, UsageError> {
     let mut r = NewCodeRequest::default();
     while let Some(arg) = a.next_arg()? {
         match arg {
-            Long("label") => r.label = Some(a.text()?),
-            Long("valid") => r.minutes = Some(a.value(config::whole_minutes)?),
+            Long("label") => {
+                r.label = Some(a.value(|l| {
+                    let allow = format!("1 to {} printable characters, like plumber", codes::MAX_LABEL_CHARS);
+                    allowed(l.into(), NewCodeRequest { label: Some(l.into()), ..Default::default() }, allow)
+                })?)
+            }
+            Long("valid") => {
+                r.minutes = Some(a.value(|t| {
+                    let m = whole_minutes(t)?;
+                    let most = human(Duration::from_secs(codes::MAX_MINUTES * 60));
+                    allowed(
+                        m,
+                        NewCodeRequest { minutes: Some(m), ..Default::default() },
+                        format!("from 1m to {most}, like 4h or 2d"),
+                    )
+                })?)
+            }
             Long("uses") => {
-                r.uses = Some(a.value(|u| u.parse().map_err(|_| format!("{u:?} is not a whole number")))?)
+                r.uses = Some(a.value(|u| {
+                    let n = u.parse().map_err(|_| format!("{u:?} is not a whole number"))?;
+                    allowed(
+                        n,
+                        NewCodeRequest { uses: Some(n), ..Default::default() },
+                        format!("from 1 to {}", codes::MAX_USES),
+                    )
+                })?)
             }
             arg => return Err(a.unexpected(arg)),
         }
     }
     Ok(CodeArgs::Add(r))
+}
+
+/// `v` if the rules (`rules::codes::check_new`) take `request`, which holds it alone;
+/// else what they allow.
+fn allowed<T>(v: T, request: NewCodeRequest, allow: String) -> Result<T, String> {
+    codes::check_new(&request).map(|_| v).map_err(|_| allow)
 }
 
 pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
@@ -52,13 +83,18 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             if answer.codes.is_empty() {
                 say!("no active guest codes");
             }
+            if let Some(why) = &answer.paused {
+                say!("guest codes do not work now: {why}");
+            }
             for c in &answer.codes {
                 say!("{}  {}", c.code, describe(c));
             }
             Ok(())
         }
         CodeArgs::Rm(id) => {
-            api.delete(&format!("/api/codes/{id}"))?;
+            found(api.delete(&format!("/api/codes/{id}")))?.ok_or(format!(
+                "there is no guest code {id}: `intercom code list` shows the codes and their IDs"
+            ))?;
             say!("deleted guest code {id}");
             Ok(())
         }
@@ -67,14 +103,7 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
 
 /// `"plumber", 1 use left, until 2026-11-28 10:30 CET (23h 59m left), id 1a2b3c4d`.
 fn describe(c: &CodeBody) -> String {
-    let left = Duration::from_secs(c.remaining_seconds / 60 * 60);
-    format!(
-        "{:?}, {} use{} left, until {} ({} left), id {}",
-        c.label,
-        c.uses_left,
-        if c.uses_left == 1 { "" } else { "s" },
-        crate::util::time::local(c.valid_until),
-        crate::util::time::human(left),
-        c.id
-    )
+    let uses = if c.uses_left == 1 { "use" } else { "uses" };
+    let (until, left) = (local(c.valid_until), left(c.remaining_seconds));
+    format!("{:?}, {} {uses} left, until {until} ({left}), id {}", c.label, c.uses_left, c.id)
 }

@@ -4,7 +4,7 @@
 
 use std::error::Error;
 
-use crate::cli::client::Client;
+use crate::cli::client::{found, Client};
 use crate::cli::out::{say, say_raw};
 use crate::model::api::{DeviceBody, DevicesBody, PairingBody, PairingRequest};
 
@@ -40,7 +40,9 @@ pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Err
             Ok(())
         }
         DeviceArgs::Rm(id) => {
-            api.delete(&format!("/api/devices/{id}"))?;
+            found(api.delete(&format!("/api/devices/{id}")))?.ok_or(format!(
+                "there is no paired device {id}: `intercom devices` lists them and their IDs"
+            ))?;
             say!("removed device {id}: it is shut out from its next request on");
             Ok(())
         }

@@ -17,12 +17,14 @@ use serde_json::{json, Value};
 use lexopt::prelude::*;
 
 use crate::cli::client::Client;
+use crate::cli::commands::{command, page_address};
+use crate::cli::files::env_file;
 use crate::cli::init_ask::{
-    ask, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url, yes_no,
-    Answers, Prompt,
+    ask, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url, optional,
+    plain_http, yes_no, Answers, Prompt,
 };
 use crate::cli::reader::{Args, UsageError};
-use crate::config::{self, ENV_FILE, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
+use crate::config::{self, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
 use crate::model::api::EventsBody;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{EventKind, Record};
@@ -97,25 +99,20 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
         return learn_only(path, &args);
     }
     let existing = std::fs::read_to_string(path).ok();
-    if let Some(text) = &existing {
-        if !args.force && !is_untouched_template(text) {
-            return Err(format!(
-                "{} exists and is not the untouched template: run `intercom init --force` to replace it, or edit it (see `intercom check-config`)",
-                path.display()
-            )
-            .into());
-        }
+    if existing.as_deref().is_some_and(|text| !args.force && !is_untouched_template(text)) {
+        let (force, check) = (command(path, "init --force"), command(path, "check-config"));
+        return Err(format!("{} exists and is not the untouched template: run `{force}` to replace it, or edit it (see `{check}`)", path.display()).into());
     }
     let mut prompt = Prompt::stdin();
     let interactive = !args.non_interactive();
     let answers = if interactive { ask(&mut prompt)? } else { from_flags(args.clone())? };
+    if let Some(warning) = plain_http(&answers.public_url).filter(|_| !interactive) {
+        eprintln!("intercom: {warning}");
+    }
     let mut intercom = args.intercom_number.clone();
     if intercom.is_none() && interactive {
-        let typed = prompt.ask(
-            "The number your intercom calls from (+1…), or Enter to learn it by ringing: ",
-            |s| if s.trim().is_empty() { Ok(None) } else { check_phone(s).map(Some) },
-        )?;
-        intercom = typed;
+        let question = "The number your intercom calls from, or Enter to learn it by ringing: ";
+        intercom = prompt.ask(question, optional(check_phone))?;
     }
     // The keys init does not ask come from the existing config, unless that is the
     // template or not even a JSON object (a broken file replaced with --force).
@@ -123,30 +120,37 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
         |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
     let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
     write_files(path, base, &answers, intercom.as_ref())?;
-    println!("wrote {} (0644) and {} (0600)", path.display(), env_path(path).display());
-    let learn = intercom.is_none() && (args.learn || interactive);
-    if learn {
-        let caller = learn_intercom(
-            path,
-            args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT),
-            interactive.then_some(&mut prompt),
-        )?;
+    println!("wrote {} (0644) and {} (0600)", path.display(), env_file(path).display());
+    if intercom.is_none() && (args.learn || interactive) {
+        let timeout = args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT);
+        let caller = learn_intercom(path, timeout, interactive.then_some(&mut prompt))?;
         write_files(path, base, &answers, Some(&caller))?;
         println!("intercom_number is {caller}: wrote {}", path.display());
     } else if intercom.is_none() {
-        println!("intercom_number is not set: every call is rejected until it is (`intercom init --learn-intercom` learns it)");
+        let learn = command(path, "init --learn-intercom");
+        println!("intercom_number is not set: every call is rejected until it is (`{learn}` learns it)");
     }
-    println!(
-        "next: `sudo systemctl restart intercom`, `sudo intercom twilio-setup`, then `sudo intercom doctor`"
-    );
+    next_steps(path, true);
     Ok(())
+}
+
+/// What to do next, each command with this config; and where the phone finds the page.
+fn next_steps(path: &Path, twilio: bool) {
+    let sudo = |words: &str| format!("`sudo {}`", command(path, words));
+    let setup = if twilio { format!("{}, ", sudo("twilio-setup")) } else { String::new() };
+    println!("next: `sudo systemctl restart intercom`, {setup}then {}", sudo("doctor"));
+    if let Ok(c) = config::load(path) {
+        let pair = sudo("pair \"Anna's phone\"");
+        println!("then pair your phone with {pair}: it opens the page at {}/", page_address(&c));
+    }
 }
 
 /// `intercom init --learn-intercom` on a config that is otherwise done: learns the
 /// intercom's number and sets `intercom_number`, nothing else.
 fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {} ({e}): run `intercom init` first", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read {} ({e}): run `{}` first", path.display(), command(path, "init"))
+    })?;
     let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let caller = learn_intercom(path, args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), None)?;
     c.as_object_mut()
@@ -154,7 +158,7 @@ fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
         .insert("intercom_number".into(), json!(caller.as_str()));
     write_file(path, &(serde_json::to_string_pretty(&c)? + "\n"), 0o644)?;
     println!("intercom_number is {caller}: wrote {}", path.display());
-    println!("next: `sudo systemctl restart intercom`, then `sudo intercom doctor`");
+    next_steps(path, false);
     Ok(())
 }
 
@@ -181,10 +185,6 @@ fn from_flags(a: InitArgs) -> Result<Answers, Box<dyn Error>> {
 fn is_untouched_template(text: &str) -> bool {
     text.trim().is_empty()
         || config::parse(text, |_| None).is_ok_and(|c| !config::unfilled_placeholders(&c).is_empty())
-}
-
-fn env_path(config: &Path) -> std::path::PathBuf {
-    config.parent().unwrap_or(Path::new(".")).join(ENV_FILE)
 }
 
 /// The config: `base` with the answers in; secrets are taken out of it and go to the
@@ -225,7 +225,7 @@ fn write_files(
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| storage::context(e, "create", dir))?;
-    let env_file = env_path(path);
+    let env_file = env_file(path);
     let old = std::fs::read_to_string(&env_file).unwrap_or_default();
     let mut lines: Vec<String> = old
         .lines()
@@ -270,9 +270,8 @@ fn learn_intercom(
 ) -> Result<PhoneNumber, Box<dyn Error>> {
     let c = config::load_with_env_file(path)?;
     println!("In another terminal, so that the call reaches this server: `sudo systemctl restart intercom`");
-    println!(
-        "(it reads the new config), and once `sudo intercom twilio-setup` (Twilio then sends calls here)."
-    );
+    let setup = command(path, "twilio-setup");
+    println!("(it reads the new config), and once `sudo {setup}` (Twilio then sends calls here).");
     let deadline = Instant::now() + timeout;
     let mut seen: Option<Vec<Record>> = None;
     let mut said = false;
@@ -301,7 +300,7 @@ fn learn_intercom(
                 }
             }
         } else if !said {
-            println!("Waiting for the server to answer on {}…", c.control.listen);
+            println!("Waiting for the server to answer on {}…", page_address(&c));
             said = true;
         }
         if Instant::now() >= deadline {

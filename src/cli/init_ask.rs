@@ -46,20 +46,36 @@ pub fn check_secret(s: &str) -> Result<String, String> {
     }
 }
 
+/// A number in international form. One without a country code is not given one: the
+/// person is asked for it (a guess would ring a stranger).
 pub fn check_phone(s: &str) -> Result<PhoneNumber, String> {
-    PhoneNumber::parse(s).map_err(|m| format!("{m}, like +15552223333"))
+    let s = s.trim();
+    PhoneNumber::parse(s).map_err(|m| match s.starts_with('+') || s.starts_with("00") {
+        true => format!("{s:?}: {m}, like +15552223333"),
+        false => format!("{s:?} has no country code: write it with + and the country code, like +15552223333 or +447700900123"),
+    })
 }
 
+/// Numbers separated by commas; a wrong one is named by its place.
 pub fn check_phones(s: &str) -> Result<Vec<PhoneNumber>, String> {
     let list: Vec<_> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     if list.is_empty() {
         return Err("expected at least one number, like +15552223333 (several: comma-separated)".into());
     }
-    list.into_iter().map(check_phone).collect()
+    let n = list.len();
+    let place = |i: usize, why: String| if n == 1 { why } else { format!("number {} of {n}: {why}", i + 1) };
+    list.iter().enumerate().map(|(i, p)| check_phone(p).map_err(|why| place(i, why))).collect()
 }
 
 pub fn check_url(s: &str) -> Result<String, String> {
     check_public_origin(s.trim()).map_err(|m| format!("the public URL {m}"))
+}
+
+/// A warning for a public URL that Twilio would reach without TLS, if it is one.
+pub fn plain_http(url: &str) -> Option<String> {
+    url.starts_with("http://").then(|| {
+        format!("warning: {url} is plain http: the calls' details and signatures would cross the internet unencrypted; use the https address your tunnel serves")
+    })
 }
 
 pub(super) fn ask(p: &mut Prompt) -> Result<Answers, Box<dyn Error>> {
@@ -67,21 +83,27 @@ pub(super) fn ask(p: &mut Prompt) -> Result<Answers, Box<dyn Error>> {
     println!("From the Twilio console (console.twilio.com), Account info:");
     let account_sid = p.ask("Account SID (AC…): ", check_account_sid)?;
     let auth_token = p.ask_secret("Auth Token (not shown as you type): ", check_secret)?;
-    let api_key_sid = p.ask("API key SID (SK…, optional: Enter to use the Auth Token): ", |s| {
-        if s.trim().is_empty() {
-            Ok(None)
-        } else {
-            check_api_key_sid(s).map(Some)
-        }
-    })?;
+    let api_key_sid =
+        p.ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
     let api_key = match api_key_sid {
         Some(sid) => Some((sid, p.ask_secret("API key secret (not shown): ", check_secret)?)),
         None => None,
     };
-    let twilio_number = p.ask("Your Twilio phone number (+1…): ", check_phone)?;
+    println!("Phone numbers with their country code: +1 555 222 3333, +44 7700 900123.");
+    let twilio_number = p.ask("Your Twilio phone number: ", check_phone)?;
     let forward_to = p.ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
     let public_url = p.ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
+    if let Some(warning) = plain_http(&public_url) {
+        println!("  {warning}");
+    }
     Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url })
+}
+
+/// `check` for an answer that may be left out (Enter).
+pub(super) fn optional<T>(
+    check: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Option<T>, String> {
+    move |s| if s.trim().is_empty() { Ok(None) } else { check(s).map(Some) }
 }
 
 pub(super) fn yes_no(s: &str) -> Result<bool, String> {
@@ -168,7 +190,10 @@ mod tests {
         assert!(check_secret("short").is_err());
         assert_eq!(check_phones("+1 555 222 3333, +447700900123").unwrap().len(), 2);
         assert!(check_phones(" , ").is_err());
-        assert!(check_phone("5552223333").unwrap_err().contains("like +15552223333"));
+        assert!(check_phone("5552223333").unwrap_err().contains("has no country code"));
+        assert!(check_phone("+1 555 CALL").unwrap_err().contains("like +15552223333"));
+        let e = check_phones("+15552223333, 5551234").unwrap_err();
+        assert!(e.starts_with("number 2 of 2: \"5551234\" has no country code"), "{e}");
         assert!(check_url("https://door.example.net/voice").unwrap_err().ends_with("remove /voice"));
         assert_eq!(check_url("https://door.example.net/").unwrap(), "https://door.example.net");
     }

@@ -8,6 +8,7 @@
 use std::error::Error;
 use std::time::Duration;
 
+use crate::cli::out::say;
 use crate::config::Config;
 use crate::model::record::Decision;
 use crate::twilio::rest::{IncomingNumber, Rest};
@@ -76,16 +77,10 @@ pub fn plan(public_url: &str, fallback_url: Option<&str>, n: &IncomingNumber) ->
 }
 
 pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>> {
-    let number = config
-        .twilio
-        .number
-        .as_ref()
-        .ok_or("set twilio.number to the Twilio number your intercom calls (E.164, like +15550001111)")?;
-    let public_url = config
-        .webhook
-        .public_url
-        .as_deref()
-        .ok_or("set webhook.public_url to the https URL your tunnel serves")?;
+    let no_number = "set twilio.number to the Twilio number your intercom calls (E.164, like +15550001111)";
+    let number = config.twilio.number.as_ref().ok_or(no_number)?;
+    let no_url = "set webhook.public_url to the https URL your tunnel serves";
+    let public_url = config.webhook.public_url.as_deref().ok_or(no_url)?;
     let rest = Rest::new(&config.twilio, SETUP_TIMEOUT)?;
     let current = match rest.find_number(number).map_err(|e| rest.explain(&e))? {
         Some(n) => n,
@@ -96,30 +91,25 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
     }
     let fallback = config.twilio.fallback_url.as_deref();
     let fields = plan(public_url, fallback, &current);
-    println!("{number} ({}):", current.sid);
+    say!("{number} ({}):", current.sid);
     for f in &fields {
-        let before = shown(f.before.as_deref());
-        if f.changes() {
-            println!("  {:<20} {before} → {}", f.name, f.after);
-        } else {
-            println!("  {:<20} {before} (unchanged)", f.name);
-        }
+        let after = if f.changes() { format!("→ {}", f.after) } else { "(unchanged)".into() };
+        say!("  {:<20} {} {after}", f.name, shown(f.before.as_deref()));
     }
     if fallback.is_none() {
-        let now = shown(current.voice_fallback_url.as_deref());
-        println!(
-            "  {:<20} {now} (left alone: twilio.fallback_url is not set; see `intercom fallback-twiml`)",
-            "VoiceFallbackUrl"
+        let (name, now) = ("VoiceFallbackUrl", shown(current.voice_fallback_url.as_deref()));
+        say!(
+            "  {name:<20} {now} (left alone: twilio.fallback_url is not set; see `intercom fallback-twiml`)"
         );
     }
     let changes: Vec<(&str, &str)> =
         fields.iter().filter(|f| f.changes()).map(|f| (f.name, f.after.as_str())).collect();
     if changes.is_empty() {
-        println!("nothing to change; no request sent");
+        say!("nothing to change; no request sent");
         return Ok(());
     }
     if dry_run {
-        println!("dry run: {} field(s) would change; nothing was sent", changes.len());
+        say!("dry run: {} field(s) would change; nothing was sent", changes.len());
         return Ok(());
     }
     let updated = rest.update_number(&current.sid, &changes).map_err(|e| rest.explain(&e))?;
@@ -131,7 +121,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
         )
         .into());
     }
-    println!("updated {} field(s)", changes.len());
+    say!("updated {} field(s)", changes.len());
     Ok(())
 }
 

@@ -22,7 +22,9 @@ use crate::twilio::twiml;
 /// How long `simulate` waits for the running server's answer: it is on this machine.
 const SERVER_WAIT: Duration = Duration::from_secs(2);
 
-pub fn run(config: &Config, from: &str) {
+pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // The service's files: this user may not read them (a guess would mislead).
+    crate::cli::files::readable(&config.state_dir.join(crate::store::state_file::STATE_FILE))?;
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
     let now = Timestamp::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {
@@ -75,4 +77,5 @@ pub fn run(config: &Config, from: &str) {
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
     let base = config.webhook.public_url.as_deref().unwrap_or("");
     say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[] }));
+    Ok(())
 }

@@ -305,11 +305,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The API counts whole minutes; "90s" would silently round, so it is refused.
+/// A length typed on the command line, in whole minutes (the API counts them): the forms
+/// of `util::time::parse_human`, a bare number too. "90s" would silently round, so it is
+/// refused.
 pub fn whole_minutes(text: &str) -> Result<u64, String> {
-    let d = parse_duration(text)?;
-    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
-        return Err(format!("{text:?} is not a whole number of minutes"));
+    let d = crate::util::time::parse_human(text).ok_or_else(|| {
+        format!("{:?} is not a length of time: write 90m, 2h, 1h30, 2 hours or 90 (minutes)", text.trim())
+    })?;
+    if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 || d.is_zero() {
+        return Err(format!("{:?} is not a whole number of minutes (at least 1m)", text.trim()));
     }
     Ok(d.as_secs() / 60)
 }

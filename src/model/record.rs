@@ -168,7 +168,8 @@ pub struct Record {
     /// The caller's number as Twilio sent it (for `call_bad_signature`: as claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Who changed the window: "page from 192.168.1.20", "API from …", "CLI from …".
+    /// Who changed the window: a paired device's name, "the command line on the Pi",
+    /// "Home Assistant", "API from 192.168.1.20" (a script with the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// `window_opened`: the length asked for, in minutes (rounded up).
@@ -324,14 +325,19 @@ impl Record {
     }
 
     pub fn window(change: &WindowChange, time: Timestamp) -> Record {
+        // "by Anna's phone"; "from the command line on the Pi" (a place, not a person).
+        let by = |source: &str| match source.starts_with("the command line") {
+            true => format!("from {source}"),
+            false => format!("by {source}"),
+        };
         match change {
             WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
                 let length = crate::util::time::human(Duration::from_secs(minutes * 60));
                 let message = if *once {
-                    format!("Opened for the next visitor only, within {length}, by {source}")
+                    format!("Opened for the next visitor only, within {length}, {}", by(source))
                 } else {
-                    format!("Window opened for {length} by {source}")
+                    format!("Window opened for {length} {}", by(source))
                 };
                 Record {
                     source: Some(source.clone()),
@@ -352,7 +358,7 @@ impl Record {
             },
             WindowChange::Closed { source } => Record {
                 source: Some(source.clone()),
-                ..Record::new(time, EventKind::WindowClosed, format!("Window closed by {source}"))
+                ..Record::new(time, EventKind::WindowClosed, format!("Window closed {}", by(source)))
             },
             WindowChange::Expired { until } => Record {
                 open_until: Some(*until),
@@ -365,6 +371,9 @@ impl Record {
         }
     }
 }
+
+/// The command line on the server's own machine, as the history names it.
+pub const COMMAND_LINE: &str = "the command line on the Pi";
 
 /// "street gate: Let a visitor in …" when the config names its entrances.
 fn at_entrance(call: &CallRecord, message: String) -> String {

@@ -43,11 +43,20 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// Reads a length as people write it ("90m", "2h", "1h30m", "1d", "2 hours"), days and
-/// weeks of 24 hours; `None` for anything else (months and years have no fixed length).
+/// Reads a length as people type it, in any case: a number and its unit, spelled out or
+/// not (`90m`, `2h`, `2 hours`, `1.5h`, `1d`, `1w`), several (`1h30m`, `1h 30m`), minutes
+/// after hours without a unit (`1h30`), and a bare number as minutes (`90`, which the
+/// config refuses before it gets here). Days and weeks are of 24 hours; `None` for
+/// anything else (months and years have no fixed length).
 pub fn parse_human(text: &str) -> Option<Duration> {
     static PARSER: jiff::fmt::friendly::SpanParser = jiff::fmt::friendly::SpanParser::new();
-    let span = PARSER.parse_span(text).ok()?;
+    let mut text = text.trim().to_ascii_lowercase();
+    let head = text.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end();
+    let unit = head.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    if head.len() < text.len() && (head.is_empty() || unit.starts_with('h')) {
+        text.push('m');
+    }
+    let span = PARSER.parse_span(&text).ok()?;
     if span.is_negative() || span.get_years() != 0 || span.get_months() != 0 {
         return None;
     }
@@ -60,10 +69,11 @@ pub fn parse_human(text: &str) -> Option<Duration> {
 /// CET`), from the system's time zone database (DST included). The one format the CLI
 /// and `doctor` show.
 pub fn local(t: Timestamp) -> String {
-    format_in(t, &jiff::tz::TimeZone::system())
+    local_in(t, &jiff::tz::TimeZone::system())
 }
 
-fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+/// [`local`] in a given zone: the one the server's schedules follow.
+pub fn local_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
     t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
@@ -94,12 +104,22 @@ mod tests {
         assert_eq!(human(Duration::from_secs(43_200)), "12h");
         assert_eq!(human(Duration::from_secs(90_061)), "1d 1h 1m 1s");
         assert_eq!(human(Duration::from_millis(999)), "999ms");
-        for (text, secs) in
-            [("90m", 5400), ("1h30m", 5400), ("2 hours", 7200), ("1d", 86_400), ("1w", 604_800)]
-        {
+        for (text, secs) in [
+            ("90m", 5400),
+            ("90", 5400),
+            ("2H", 7200),
+            ("1h30", 5400),
+            ("1H30M", 5400),
+            ("1 h 30", 5400),
+            ("1.5h", 5400),
+            ("2 hours", 7200),
+            ("1 hour 30 minutes", 5400),
+            ("1d", 86_400),
+            ("1w", 604_800),
+        ] {
             assert_eq!(parse_human(text), Some(Duration::from_secs(secs)), "{text}");
         }
-        for bad in ["1y", "1mo", "2H", "soon", "", "90"] {
+        for bad in ["1y", "1mo", "1d2", "1.5", "soon", "", "h30", "-5m", "2 hours ago"] {
             assert_eq!(parse_human(bad), None, "{bad}");
         }
     }
@@ -107,8 +127,8 @@ mod tests {
     #[test]
     fn local_times_show_the_zone_in_summer_and_winter() {
         let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
-        assert_eq!(format_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
+        assert_eq!(local_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
     }
 }

@@ -1,10 +1,10 @@
 //! The control listener: the phone page at `/` and the token-protected JSON API.
 //!
 //! The page itself holds no secret. A paired phone's browser sends its device cookie
-//! (see `pairing.rs` for the checks such a request passes); the `intercom url` link puts
-//! the token in the URL fragment (`#t=…`), which browsers never send to a server, and
-//! the page calls the API with it. No state changes on GET; every `/api/` route but the
-//! pairing exchange checks the token or the cookie before anything else.
+//! (see `pairing.rs` for the checks such a request passes); scripts and the CLI send the
+//! token as a bearer header, and no URL carries it. No state changes on GET; every
+//! `/api/` route but the pairing exchange checks the token or the cookie before anything
+//! else.
 //! `/api/proof` answers without the token: a client about to send the token first
 //! makes the listener prove that it knows it already (an HMAC of the client's nonce), so
 //! a program squatting on the port while the server is down never receives it.
@@ -22,6 +22,7 @@ use crate::http::{HttpError, Request, Response};
 use crate::model::api::{
     read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
+use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
@@ -174,7 +175,7 @@ impl Control {
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the
-    /// CLI, the `intercom url` link); else the device cookie, after the browser checks.
+    /// CLI); else the device cookie, after the browser checks.
     fn authorize(&self, req: &Request) -> Result<Actor, HttpError> {
         if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
             let write = !matches!(req.method.as_str(), "GET" | "HEAD");
@@ -286,18 +287,18 @@ impl Control {
     }
 }
 
-/// Who changed the window, for the history: a paired device by its name; else the
-/// client kind it claims (only a label) and the address it came from.
+/// Who changed the window, for the history: a paired device by its name; the command
+/// line on this machine; else the client kind it claims (only a label) and its address.
 fn source(req: &Request, actor: &Actor) -> String {
     if let Actor::Device(d) = actor {
         return d.name.clone();
     }
-    let client = match req.header("x-intercom-client") {
-        Some("cli") => "CLI",
-        Some("page") => "page",
-        _ => "API",
-    };
-    format!("{client} from {}", req.peer.ip())
+    match req.header("x-intercom-client") {
+        Some("cli") if req.peer.ip().is_loopback() => COMMAND_LINE.into(),
+        Some("cli") => format!("the command line at {}", req.peer.ip()),
+        Some("page") => format!("page from {}", req.peer.ip()),
+        _ => format!("API from {}", req.peer.ip()),
+    }
 }
 
 /// The window could not be saved (full or read-only disk): the client is told why, as

@@ -1,6 +1,6 @@
 // The control page in a real browser (Debian's headless Chromium, driven by
 // playwright-core) against the real `intercom` binary:
-// open the URL `intercom url` prints, press a duration button, see the countdown,
+// pair the phone with the link `intercom pair` prints, press a duration button, see the countdown,
 // let a simulated intercom call come in, see it in the history, press close, see it
 // closed; then make a guest code, copy it, delete it (and share one where the phone has
 // the Web Share API); at last the server's wall clock jumps six hours forward (libfaketime,
@@ -11,7 +11,7 @@
 // ARTIFACTS (default target/browser-artifacts). Exits non-zero on any failure.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, renameSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,8 +85,10 @@ async function main() {
   config.control.listen = addrs.control;
   config.webhook.listen = addrs.webhook;
   writeFileSync(configPath, JSON.stringify(config));
-  const url = execFileSync(BIN, ["url", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS }).trim();
-  check(url.startsWith(`http://${addrs.control}/#t=`), `intercom url printed a loopback URL with a token: ${url.replace(/#t=.*/, "#t=…")}`);
+  const url = execFileSync(BIN, ["url", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS }).split("\n")[0];
+  check(url === `http://${addrs.control}/`, `intercom url prints the page's address and no token: ${url}`);
+  // For the checks on the server's side; the page itself never sees it.
+  const token = readFileSync(join(dir, "state", "control-token"), "utf8").trim();
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -112,11 +114,14 @@ async function main() {
   page.on("dialog", d => d.accept());
 
   await page.goto(url);
-  await page.locator("#state.closed").waitFor();
+  await page.locator("#unpaired").waitFor();
+  // The browser logs the refusal that showed "not paired"; from here on, nothing may fail.
+  check(pageErrors.every(e => e.includes("401")), `only the refusal before pairing: ${pageErrors.join("; ")}`);
+  pageErrors.length = 0;
+  await pair(page, configPath, "Test phone");
   check((await page.locator("#headline").textContent()).startsWith("Closed"), "the page starts closed");
   check((await page.locator("#error").textContent()) === "", "no error shown");
-  check(!page.url().includes("#") && !page.url().includes(new URL(url).hash.slice(3)),
-    `the token is gone from the address bar (${page.url()})`);
+  check(page.url() === url, `the address bar holds the bare page (${page.url()})`);
 
   // Open for 30 minutes.
   await page.getByRole("button", { name: "30 min" }).click();
@@ -144,11 +149,11 @@ async function main() {
   check(!(await page.locator("#history-title").isHidden()), "the history has its heading");
   const items = await page.locator("#events li").allTextContents();
   log(`history: ${JSON.stringify(items)}`);
-  check(items[0].includes("Let a visitor in") && items[1].includes("Window opened for 30m by page"), "newest first");
+  check(items[0].includes("Let a visitor in") && items[1].includes("Window opened for 30m by Test phone"), "newest first");
 
   // The time shown is the phone's, not the server's (UTC).
   const events = await (await fetch(`http://${addrs.control}/api/events?limit=1`, {
-    headers: { Authorization: `Bearer ${new URL(url).hash.slice(3)}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   })).json();
   const shown = (await letIn.first().locator("time").textContent()).replace(/\s+/g, " ");
   const hhmm = new Date(events.events[0].time).toLocaleTimeString("en-GB", { timeZone: PHONE_TZ, hour: "2-digit", minute: "2-digit" });
@@ -163,11 +168,11 @@ async function main() {
   await page.getByRole("button", { name: "Close now" }).click();
   await page.locator("#state.closed").waitFor();
   check((await page.locator("#countdown").textContent()) === "", "no countdown once closed");
-  await page.locator("#events li", { hasText: "Window closed by page" }).first().waitFor();
+  await page.locator("#events li", { hasText: "Window closed by Test phone" }).first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
 
-  await guestCodes(page, context, url, addrs);
-  await household(page, url, addrs);
+  await guestCodes(page, context, { url, addrs, token, configPath });
+  await household(page, { addrs, token });
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
 
   // A state disk that takes no writes (a directory where the temp file goes): opening
@@ -200,9 +205,19 @@ async function main() {
   log(`ok; screenshots in ${ARTIFACTS}`);
 }
 
+/// Pairs the phone `page` is on, as a person does: the link `intercom pair` prints, then
+/// the tap; the page then shows the door.
+async function pair(page, configPath, name) {
+  const printed = execFileSync(BIN, ["pair", name, "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS });
+  const link = printed.split("\n").map(l => l.trim()).find(l => l.startsWith("http://"));
+  check(link && link.includes("/pair#c="), "intercom pair prints a pairing link");
+  await page.goto(link);
+  await page.getByRole("button", { name: "Pair this phone" }).click();
+  await page.locator("#state.closed").waitFor();
+}
+
 /// Guest codes at phone size: create one for a day, copy it, see it on the server, delete it.
-async function guestCodes(page, context, url, addrs) {
-  const token = new URL(url).hash.slice(3);
+async function guestCodes(page, context, { url, addrs, token, configPath }) {
   const apiCodes = async () => (await (await fetch(`http://${addrs.control}/api/codes`, {
     headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   })).json()).codes;
@@ -237,6 +252,7 @@ async function guestCodes(page, context, url, addrs) {
   const phone = await sharing.newPage();
   phone.setDefaultTimeout(STEP_TIMEOUT_MS);
   await phone.goto(url);
+  await pair(phone, configPath, "Sharing phone");
   await phone.getByRole("button", { name: "1 week" }).click();
   await phone.getByRole("button", { name: "Create code" }).click();
   const shared = phone.locator("#codes li", { hasText: "guest" });
@@ -264,8 +280,7 @@ async function guestCodes(page, context, url, addrs) {
 }
 
 /// "Let the next visitor in" and a schedule, at phone size, checked on the server.
-async function household(page, url, addrs) {
-  const token = new URL(url).hash.slice(3);
+async function household(page, { addrs, token }) {
   const api = async path => (await fetch(`http://${addrs.control}${path}`, {
     headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   })).json();

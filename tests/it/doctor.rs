@@ -172,6 +172,11 @@ fn the_untouched_template_fails_by_key() {
     {
         assert!(d.has("FAIL", &format!("`{key}`: still the template's placeholder")), "{key}: {}", d.out);
     }
+    // One verdict per key: a placeholder is not also called ok, nor probed and failed again.
+    for placeholder in ["+15550100001", "+15550100002", "+15550100003", "intercom.example.com", "ACxxxx"] {
+        let lines: Vec<&str> = d.lines().into_iter().filter(|l| l.contains(placeholder)).collect();
+        assert_eq!(lines.len(), 1, "{placeholder}: {lines:?}");
+    }
     // One rule for secrets: the fix names the secrets file beside the config.
     let env_file = dir.path().join("intercom.env");
     assert!(

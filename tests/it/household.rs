@@ -300,6 +300,15 @@ fn schedules_through_the_cli_and_simulate() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("daily") && out.contains("\"party\"") && out.contains("open until"), "{out}");
     let id = out.split_whitespace().next().unwrap().to_string();
+    // `close` cannot shut what the schedule opened: it says so, and how.
+    let o = s.cli(&["close"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let pause = format!("intercom schedule pause {id} --config {}", s.config_path.display());
+    assert!(
+        o.status.success() && out.starts_with("closed, but schedule \"party\" lets visitors in until "),
+        "{out}"
+    );
+    assert!(out.contains(&format!("pause schedule \"party\": {pause}")), "{out}");
 
     let o = s.cli(&["simulate", "--from", INTERCOM]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -324,7 +333,10 @@ fn schedules_through_the_cli_and_simulate() {
         (vec!["schedule", "add", "funday", "08:00-18:00"], "days"),
         (vec!["schedule", "add", "mon", "08:00-25:00"], "25:00"),
         (vec!["schedule", "add", "mon", "0800"], "time range"),
-        (vec!["schedule", "rm", "nosuch"], "404"),
+        (
+            vec!["schedule", "rm", "nosuch"],
+            "there is no schedule nosuch: `intercom schedule list` shows them",
+        ),
     ] {
         let o = s.cli(&args);
         let err = String::from_utf8_lossy(&o.stderr);

@@ -28,7 +28,7 @@ fn browser(
 }
 
 /// A same-origin JSON request from the page, with the device cookie.
-fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
+pub fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
     let host = s.control.to_string();
     let origin = format!("http://{host}");
     let cookie = format!("intercom_device={cookie}");
@@ -43,7 +43,7 @@ fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str) -> 
 }
 
 /// `intercom pair NAME`: the link it prints and its code.
-fn pair_link(s: &Server, name: &str) -> String {
+pub fn pair_link(s: &Server, name: &str) -> String {
     let o = s.cli(&["pair", name]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
@@ -54,7 +54,7 @@ fn pair_link(s: &Server, name: &str) -> String {
 }
 
 /// Spends a pairing code as the page does; the cookie's value.
-fn exchange(s: &Server, code: &str) -> String {
+pub fn exchange(s: &Server, code: &str) -> String {
     let r = page_call(s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let set = r.header("set-cookie").expect("a cookie");
