@@ -110,7 +110,7 @@ pub enum EventKind {
     CodesLocked,
     OnceUsed,
     CallUnlockedSchedule,
-    CodeAsked,
+    CallAskedCode,
 }
 
 impl EventKind {
@@ -127,7 +127,7 @@ impl EventKind {
         EventKind::CodesLocked,
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
-        EventKind::CodeAsked,
+        EventKind::CallAskedCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -144,7 +144,7 @@ impl EventKind {
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
-            EventKind::CodeAsked => "code_asked",
+            EventKind::CallAskedCode => "call_asked_code",
         }
     }
 
@@ -254,7 +254,9 @@ impl Record {
             }
             // On disk before the prompt, so that no later request of the call can spend a
             // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
-            Decision::AskCode => (EventKind::CodeAsked, "A visitor rang: asked for a guest code".to_string()),
+            Decision::AskCode => {
+                (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".to_string())
+            }
             Decision::Reject => (
                 EventKind::CallRejected,
                 format!("Rejected a call from {}", caller_for_message(from.as_deref())),

@@ -130,7 +130,7 @@ impl Webhook {
                     |r: &&Record| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature);
                 for r in records.iter().rev().filter(|r| !stranger(r)) {
                     if let Some(sid) = &r.call_sid {
-                        answered.note(sid, r.event != EventKind::CodeAsked);
+                        answered.note(sid, r.event != EventKind::CallAskedCode);
                     }
                 }
             }
