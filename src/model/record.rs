@@ -254,9 +254,7 @@ impl Record {
             }
             // On disk before the prompt, so that no later request of the call can spend a
             // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
-            Decision::AskCode => {
-                (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".to_string())
-            }
+            Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
             Decision::Reject => (
                 EventKind::CallRejected,
                 format!("Rejected a call from {}", caller_for_message(from.as_deref())),
