@@ -36,6 +36,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
     ("webhook.listen", r#""127.0.0.1:8080""#),
     ("webhook.public_url", r#""https://door.example.net""#),
+    ("webhook.allow_unsigned", "true"),
     ("control", r#"{"listen": "0.0.0.0:8081"}"#),
     ("control.listen", r#""0.0.0.0:8081""#),
     ("control.token", r#""a-long-random-token-0123""#),

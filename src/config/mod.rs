@@ -178,6 +178,10 @@ pub struct WebhookConfig {
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
     #[serde(default, deserialize_with = "public_origin")]
     pub public_url: Option<String>,
+    /// `serve` runs without `twilio.auth_token` only when this says so by name: a token
+    /// left in a file that a hand-started `serve` does not read must not mean "unsigned".
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
