@@ -413,6 +413,8 @@ fn kill_9_during_writes_to_every_store_loses_nothing_acknowledged() {
     let mut s = Server::start_in(dir.path(), base_config(), &[]);
     let mut seen = observe(&s);
     let mut cut = HashSet::new();
+    // Which stores got acknowledged writes: all of them must, or the test proves nothing.
+    let mut written = HashSet::new();
     for round in 0..ROUNDS {
         let r = Round {
             control: s.control,
@@ -452,12 +454,21 @@ fn kill_9_during_writes_to_every_store_loses_nothing_acknowledged() {
         no_file_torn(&s, &mut cut);
         let after = observe(&s);
         check(round, &seen, &after, &r.writes.lock().unwrap());
+        written.extend(
+            r.writes.lock().unwrap().iter().filter(|w| w.acked.is_some()).map(|w| w.item.as_bytes()[0]),
+        );
         seen = after;
         // This round's: rotation may drop the oldest records of earlier rounds.
         let recorded = history_calls(&s);
         let calls = r.calls.into_inner().unwrap();
         let lost: Vec<_> = calls.iter().filter(|c| !recorded.contains(*c)).collect();
         assert!(lost.is_empty(), "round {round}: answered calls missing from the history: {lost:?}");
+        written.extend((!calls.is_empty()).then_some(b'C'));
     }
     eprintln!("{ROUNDS} rounds in {:?}; history lines cut: {cut:?}", started.elapsed());
+    assert_eq!(
+        written.len(),
+        5,
+        "writes acknowledged by window, codes, schedules, devices, calls: {written:?}"
+    );
 }
