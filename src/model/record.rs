@@ -111,10 +111,11 @@ pub enum EventKind {
     OnceUsed,
     CallUnlockedSchedule,
     CallLetIn,
+    CallAskedCode,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -128,6 +129,7 @@ impl EventKind {
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
         EventKind::CallLetIn,
+        EventKind::CallAskedCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -145,6 +147,7 @@ impl EventKind {
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
             EventKind::CallLetIn => "call_let_in",
+            EventKind::CallAskedCode => "call_asked_code",
         }
     }
 
@@ -253,10 +256,9 @@ impl Record {
             Decision::NobodyToCall { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
             }
-            // Not recorded by the webhook (the keypad entry decides); named for completeness.
-            Decision::AskCode => {
-                (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
-            }
+            // On disk before the prompt, so that no later request of the call can spend a
+            // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
+            Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
             Decision::Reject => (
                 EventKind::CallRejected,
                 format!("Rejected a call from {}", caller_for_message(from.as_deref())),

@@ -23,7 +23,7 @@ use crate::store::codes::CodeStore;
 use crate::store::history::History;
 use crate::store::state::Store;
 use crate::util::queue::DropOldest;
-use crate::util::ratelog::RateLog;
+use crate::util::ratelog::{Limiter, RateLog};
 
 /// Records waiting for the bridge. Events come a few a day; while the broker is away the
 /// queue is emptied every backoff step anyway, so this only bounds a burst.
@@ -42,8 +42,16 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// Who changed the window, in the history and the log.
 pub const SOURCE: &str = "home-assistant";
+/// Commands acted on per [`COMMAND_INTERVAL`]; the rest are ignored and counted. A
+/// person or an automation sends a few in a row at most, while each command acted on
+/// writes the state file and a history record: a looping automation, or anyone who may
+/// publish, must not wear the SD card or push the resident's records out of the bounded
+/// history. On average 2 a second.
+pub const MAX_COMMANDS: u32 = 20;
+pub const COMMAND_INTERVAL: Duration = Duration::from_secs(10);
 
 static BAD_COMMANDS: RateLog = RateLog::new();
+static TOO_MANY_COMMANDS: RateLog = RateLog::new();
 
 /// The call that rings, as `daemon/server.rs` hands it over: who rings now, and letting
 /// them in as `POST /api/let-in` does (given who did it; the error in words).
@@ -92,6 +100,7 @@ impl Bridge {
             ringing: None,
             last: None,
             published: HashMap::new(),
+            commands: Limiter::new(COMMAND_INTERVAL, MAX_COMMANDS),
         };
         thread::Builder::new().name("mqtt".into()).spawn(move || worker.run(&history))?;
         Ok(())
@@ -111,6 +120,7 @@ struct Worker {
     last: Option<Record>,
     /// What each state topic last got on this connection, so only changes are sent.
     published: HashMap<String, String>,
+    commands: Limiter,
 }
 
 impl Worker {
@@ -278,6 +288,18 @@ impl Worker {
                 "MQTT: ignored a retained message on {topic}; clear it with: mosquitto_pub -r -n -t {topic}"
             ));
             return Ok(false);
+        }
+        match self.commands.admit(Instant::now()) {
+            None => {
+                TOO_MANY_COMMANDS.warn(format_args!(
+                    "MQTT: more than {MAX_COMMANDS} commands in {COMMAND_INTERVAL:?}: the rest are ignored"
+                ));
+                return Ok(false);
+            }
+            Some(0) => {}
+            Some(n) => log::warn!(
+                "MQTT: {n} commands before this one were ignored (more than {MAX_COMMANDS} in {COMMAND_INTERVAL:?})"
+            ),
         }
         let now = Timestamp::now();
         let window = topic == self.topics.window_set;

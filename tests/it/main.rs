@@ -4,6 +4,7 @@ mod cli;
 mod clock;
 mod codes;
 mod control;
+mod crash;
 mod disk;
 mod docs;
 mod doctor;
