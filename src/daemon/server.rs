@@ -208,8 +208,10 @@ fn load(
         clock.saw_earlier(t);
     }
     store.check_at_start(Timestamp::now());
-    let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), Timestamp::now(), clock.clone()));
+    let now = Timestamp::now();
+    let codes =
+        Arc::new(CodeStore::open(&config.state_dir, boot.clone(), now, clock.clone(), health.clone()));
+    let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone(), codes.clone()];
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
     let schedules = Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health));

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,11 +16,20 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::codes::{self, Code, Lockout};
-use crate::store::versioned;
+use crate::store::versioned::{self, Spec};
 use crate::util::time::floor;
 
 pub const CODES_FILE: &str = "codes.json";
 const VERSION: u32 = 3;
+pub static SPEC: Spec = Spec {
+    name: CODES_FILE,
+    what: "guest codes file",
+    part: "guest codes",
+    reads: 1..=VERSION,
+    none: "no code works",
+    held: "the change holds until a restart (then delete the code again), and is written when the disk works again",
+    removable: false,
+};
 /// Calls remembered in the file: far more than the lockout lets through in a day
 /// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
 pub const MAX_CALLS: usize = 200;
@@ -102,7 +110,7 @@ pub fn encode(
     lockout: &Lockout,
     calls: &[SeenCall],
     boot_of: impl Fn(&str) -> Option<String>,
-) -> io::Result<Vec<u8>> {
+) -> Vec<u8> {
     let file = CodesFile {
         version: VERSION,
         codes: codes
@@ -129,7 +137,7 @@ pub fn encode(
 /// Reads `dir/codes.json` (missing: no codes); any doubt is an error (the caller fails
 /// closed to "no codes").
 pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
-    let Some(file) = versioned::read::<CodesFile>(dir, CODES_FILE, "codes file", 1..=VERSION)? else {
+    let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else {
         return Ok(Loaded::default());
     };
     if file.codes.len() > codes::MAX_ACTIVE

@@ -31,6 +31,15 @@ use crate::util::{constant_time_eq, hex, lock, lock_within, random_hex};
 
 const FILE: &str = "devices.json";
 const VERSION: u32 = 2;
+static SPEC: versioned::Spec = versioned::Spec {
+    name: FILE,
+    what: "devices file",
+    part: "devices",
+    reads: VERSION..=VERSION,
+    none: "every phone must pair again",
+    held: "the device is shut out until a restart, and the change is written when the disk works again",
+    removable: false,
+};
 /// How long a pairing link works: long enough to read the QR code off a terminal with a
 /// phone, short enough that a link left in a chat or a scrollback is soon worthless.
 pub const PAIRING_VALID: Duration = Duration::from_secs(10 * 60);
@@ -121,19 +130,16 @@ impl Devices {
     /// moved aside, nobody is paired and pairing is refused until it can (the file is
     /// never overwritten).
     pub fn open(dir: &Path) -> Devices {
-        let (list, blocked) =
-            match versioned::read::<DeviceFile>(dir, FILE, "devices file", VERSION..=VERSION).and_then(
-                |file| match file {
-                    Some(f) => check(f.devices).map_err(Into::into),
-                    None => Ok(Vec::new()),
-                },
-            ) {
-                Ok(list) => (list, None),
-                Err(e) => {
-                    let why = format!("{e}: every phone must pair again");
-                    (Vec::new(), versioned::set_aside(dir, FILE, "devices file", &why).err())
-                }
-            };
+        let (list, blocked) = match versioned::read::<DeviceFile>(dir, &SPEC).and_then(|file| match file {
+            Some(f) => check(f.devices).map_err(Into::into),
+            None => Ok(Vec::new()),
+        }) {
+            Ok(list) => (list, None),
+            Err(e) => {
+                let why = format!("{e}: every phone must pair again");
+                (Vec::new(), versioned::set_aside(dir, &SPEC, &why).err())
+            }
+        };
         let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
         Devices {
             dir: dir.to_path_buf(),
@@ -275,7 +281,7 @@ impl Devices {
         if let Some(why) = &self.blocked {
             return Err(io::Error::other(why.clone()));
         }
-        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })?;
+        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() });
         storage::create_private_dir(&self.dir)?;
         storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
     }

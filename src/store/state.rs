@@ -120,7 +120,7 @@ impl Store {
             }
             Err(e) => {
                 let read_error = format!("{e}; the window is closed");
-                if let Err(why) = versioned::set_aside(dir, STATE_FILE, "state file", &read_error) {
+                if let Err(why) = versioned::set_aside(dir, &state_file::SPEC, &read_error) {
                     health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
                     inner.blocked = Some(why);
                 }
@@ -366,7 +366,7 @@ impl storage::Retry for Store {
             }
         }
         if let Some(why) = inner.blocked.clone() {
-            match storage::move_aside(&self.dir.join(STATE_FILE)) {
+            match storage::move_aside(&self.dir.join(STATE_FILE), "bad") {
                 Ok(to) => {
                     log::info!("the unreadable state file was kept as {}", to.display());
                     inner.blocked = None;

@@ -14,13 +14,20 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::versioned;
+use crate::store::versioned::{self, Spec};
 use crate::util::time::{ceil, floor};
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 3;
-/// Versions this build reads.
-const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
+pub static SPEC: Spec = Spec {
+    name: STATE_FILE,
+    what: "state file",
+    part: "state",
+    reads: 1..=VERSION,
+    none: "the window stays closed and calls ring your phone",
+    held: "the window is closed, though the disk still says open until it can be written",
+    removable: true,
+};
 
 /// What the file says. A missing file says: closed, never changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -66,13 +73,12 @@ pub fn encode(
         updated_by: source.to_string(),
         boot_id: boot_id.map(str::to_string),
     };
-    // Serializing strings and times cannot fail; an empty file would read as corrupt (closed).
-    versioned::encode(&file).unwrap_or_default()
+    versioned::encode(&file)
 }
 
 /// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
 pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
-    let Some(file) = versioned::read::<StateFile>(dir, STATE_FILE, "state file", READS)? else {
+    let Some(file) = versioned::read::<StateFile>(dir, &SPEC)? else {
         return Ok(Stored::default());
     };
     if file.version < 3 && file.once.is_some() {

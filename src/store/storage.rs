@@ -195,13 +195,14 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Renames `path` (a file, or a directory in a file's place) to `path.bad-<unix
-/// time>[-n]`, never over an existing name. We are the only writer of the state
-/// directory, so checking the name first is enough.
-pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+/// Renames `path` (a file, or a directory in a file's place) to `path.<why>-<unix
+/// time>[-n]` (`why`: `bad`, unreadable; `unsaved`, set aside by a change the disk did not
+/// take), never over an existing name. We are the only writer of the state directory, so
+/// checking the name first is enough.
+pub fn move_aside(path: &Path, why: &str) -> io::Result<PathBuf> {
     let stamp = Timestamp::now().as_second().max(0);
     for n in 0..MAX_ASIDE_NAMES {
-        let suffix = if n == 0 { format!("bad-{stamp}") } else { format!("bad-{stamp}-{n}") };
+        let suffix = if n == 0 { format!("{why}-{stamp}") } else { format!("{why}-{stamp}-{n}") };
         let mut to = path.as_os_str().to_owned();
         to.push(format!(".{suffix}"));
         let to = PathBuf::from(to);
@@ -252,7 +253,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("intercom-storage-aside-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("state.json/inner")).unwrap();
-        let to = move_aside(&dir.join("state.json")).unwrap();
+        let to = move_aside(&dir.join("state.json"), "bad").unwrap();
         assert!(to.join("inner").is_dir() && !dir.join("state.json").exists());
         write_atomically(&dir, "state.json", b"{}", 0o600).unwrap();
         fs::remove_dir_all(&dir).unwrap();

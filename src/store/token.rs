@@ -56,7 +56,7 @@ impl Keeper {
             Ok(None) => {}
             // No file to move aside (its directory is missing or unusable): make one.
             Err(_) if fs::symlink_metadata(&path).is_err() => {}
-            Err(e) => match storage::move_aside(&path) {
+            Err(e) => match storage::move_aside(&path, "bad") {
                 Ok(to) => log::error!("{e}; kept it as {} and made a new token", to.display()),
                 Err(aside) => {
                     log::error!("{e}, and it cannot be moved aside ({aside}): {}", NO_TOKEN_HELP);

@@ -249,11 +249,7 @@ impl Control {
             }
             ("", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
             (id, "DELETE") if id.len() > 1 => {
-                let removed = self
-                    .codes
-                    .remove(&id[1..], now)
-                    .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
-                if removed {
+                if self.codes.remove(&id[1..], now) {
                     Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
                 } else {
                     Err(HttpError::NotFound)
@@ -377,6 +373,7 @@ mod tests {
             crate::system::boot::Boot { id: None, clock_synced: false },
             Timestamp::now(),
             clock.clone(),
+            health.clone(),
         ));
         let schedules = Arc::new(ScheduleStore::open(
             &dir,
