@@ -214,7 +214,8 @@ fn load(
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone(), codes.clone()];
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
-    let schedules = Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health));
+    let schedules =
+        Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health.clone()));
     retry.push(schedules.clone());
     let token = match &config.control.token {
         Some(t) => t.clone(),
@@ -224,7 +225,7 @@ fn load(
             keeper.load_or_create()?
         }
     };
-    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
+    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir, health));
     retry.push(devices.clone());
     storage::watch(retry)?;
     expiry::watch(store.clone())?;

@@ -231,7 +231,8 @@ impl CodeStore {
         };
         inner.codes.retain(|c| c.id != id);
         let bytes = self.memory(&mut inner, now);
-        inner.kept.revoke(&bytes);
+        // A failure is on the page, and the code is gone from memory: deleted all the same.
+        let _ = inner.kept.revoke(&bytes);
         log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
         true
     }

@@ -12,20 +12,20 @@
 //! Pending pairing links live in memory only: a restart voids them, which costs a new
 //! `intercom pair` and never opens anything.
 //!
-//! Locks: the device list is never locked across a disk write. Writers take `writer`
-//! (one write at a time, in order), copy the list, write, then change memory.
+//! Locks: the device list is never locked across a disk write. Writers take `writer` (the
+//! file: one write at a time, in order), copy the list, write, then change memory.
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{storage, versioned};
+use crate::store::storage::{self, Health};
+use crate::store::versioned::{self, Kept};
 use crate::util::time::floor;
 use crate::util::{constant_time_eq, hex, lock, lock_within, random_hex};
 
@@ -110,18 +110,12 @@ impl std::fmt::Display for PairError {
 }
 
 pub struct Devices {
-    dir: PathBuf,
     list: Mutex<Vec<Device>>,
     /// Pairing codes by their SHA-256, so memory holds no usable code either.
     pending: Mutex<HashMap<String, Pending>>,
-    writer: Mutex<()>,
+    writer: Mutex<Kept>,
     /// When each device's last use was last written (by id).
     saved_use: Mutex<HashMap<String, Timestamp>>,
-    /// A removal that memory has and the disk does not: the disk watcher writes it as
-    /// soon as it can, so a revoked phone does not come back at the next start.
-    unsaved: AtomicBool,
-    /// Why writes are refused: an unreadable file that could not be moved aside.
-    blocked: Option<String>,
 }
 
 impl Devices {
@@ -129,26 +123,18 @@ impl Devices {
     /// aside (logged), so nobody is let in by a file we cannot read. If it cannot even be
     /// moved aside, nobody is paired and pairing is refused until it can (the file is
     /// never overwritten).
-    pub fn open(dir: &Path) -> Devices {
-        let (list, blocked) = match versioned::read::<DeviceFile>(dir, &SPEC).and_then(|file| match file {
-            Some(f) => check(f.devices).map_err(Into::into),
+    pub fn open(dir: &Path, health: Arc<Health>) -> Devices {
+        let load = |dir: &Path| match versioned::read::<DeviceFile>(dir, &SPEC)? {
+            Some(f) => Ok(check(f.devices)?),
             None => Ok(Vec::new()),
-        }) {
-            Ok(list) => (list, None),
-            Err(e) => {
-                let why = format!("{e}: every phone must pair again");
-                (Vec::new(), versioned::set_aside(dir, &SPEC, &why).err())
-            }
         };
+        let (kept, list) = Kept::open(dir, &SPEC, health, load);
         let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
         Devices {
-            dir: dir.to_path_buf(),
             list: Mutex::new(list),
             pending: Mutex::new(HashMap::new()),
-            writer: Mutex::new(()),
+            writer: Mutex::new(kept),
             saved_use: Mutex::new(saved_use),
-            unsaved: AtomicBool::new(false),
-            blocked,
         }
     }
 
@@ -181,7 +167,7 @@ impl Devices {
     ) -> Result<(Device, String, String), PairError> {
         let pending =
             lock(&self.pending).remove(&hash(code)).filter(|p| p.until > now).ok_or(PairError::BadLink)?;
-        let _writing = lock(&self.writer);
+        let mut kept = lock(&self.writer);
         let mut next = self.list();
         if next.len() >= MAX_DEVICES {
             return Err(PairError::Full);
@@ -204,7 +190,7 @@ impl Devices {
             last_used: Some(floor(wall)),
         };
         next.push(device.clone());
-        self.save(&next).map_err(|e| PairError::Disk(e.to_string()))?;
+        kept.save(&encode(&next)).map_err(|e| PairError::Disk(e.to_string()))?;
         lock(&self.saved_use).insert(device.id.clone(), floor(wall));
         lock(&self.list).push(device.clone());
         Ok((device, secret, page))
@@ -238,26 +224,23 @@ impl Devices {
         if !stale {
             return;
         }
-        let Ok(_writing) = self.writer.try_lock() else { return };
+        let Ok(mut kept) = self.writer.try_lock() else { return };
         let snapshot = self.list();
-        match self.save(&snapshot) {
-            Ok(()) => {
-                let mut saved = lock(&self.saved_use);
-                for d in &snapshot {
-                    if let Some(t) = d.last_used {
-                        saved.insert(d.id.clone(), t);
-                    }
+        if kept.save(&encode(&snapshot)).is_ok() {
+            let mut saved = lock(&self.saved_use);
+            for d in &snapshot {
+                if let Some(t) = d.last_used {
+                    saved.insert(d.id.clone(), t);
                 }
             }
-            Err(e) => log::warn!("could not note a device's last use: {e}"),
         }
     }
 
     /// Revokes a device: gone from memory at once (its next request is refused), then
     /// from the disk. `Ok(false)`: no such device. An error means it is revoked until a
-    /// restart only.
+    /// restart only, unless the disk watcher can write it first.
     pub fn remove(&self, id: &str) -> io::Result<bool> {
-        let _writing = lock(&self.writer);
+        let mut kept = lock(&self.writer);
         let next = {
             let mut list = lock(&self.list);
             let before = list.len();
@@ -268,39 +251,25 @@ impl Devices {
             list.clone()
         };
         lock(&self.saved_use).remove(id);
-        match self.save(&next) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                self.unsaved.store(true, Ordering::Release);
-                Err(e)
-            }
-        }
-    }
-
-    fn save(&self, list: &[Device]) -> io::Result<()> {
-        if let Some(why) = &self.blocked {
-            return Err(io::Error::other(why.clone()));
-        }
-        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() });
-        storage::create_private_dir(&self.dir)?;
-        storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
+        kept.write(
+            &encode(&next),
+            "the device is shut out until a restart, unless the disk works again first",
+        )?;
+        Ok(true)
     }
 }
 
 impl storage::Retry for Devices {
     fn retry_disk(&self, _now: Timestamp) {
-        if !self.unsaved.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(_writing) = self.writer.try_lock() else { return };
-        match self.save(&self.list()) {
-            Ok(()) => {
-                self.unsaved.store(false, Ordering::Release);
-                log::info!("the removal of a device is saved now");
-            }
-            Err(e) => log::debug!("a device's removal is still not saved: {e}"),
+        let Ok(mut kept) = self.writer.try_lock() else { return };
+        if kept.retry(|| encode(&self.list())) {
+            log::info!("the removal of a device is saved now");
         }
     }
+}
+
+fn encode(list: &[Device]) -> Vec<u8> {
+    versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })
 }
 
 /// What serde cannot check: each device's hash and name.
@@ -338,6 +307,7 @@ fn hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("intercom-devices-{name}-{}", std::process::id()));
@@ -348,7 +318,7 @@ mod tests {
     #[test]
     fn a_code_pairs_once_and_a_revoked_secret_stops_working() {
         let d = dir("once");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let now = Instant::now();
         let code = devices.start_pairing("  Anna's phone ", now).unwrap();
         let (dev, secret, page) = devices.finish_pairing(&code, now, Timestamp::now()).unwrap();
@@ -363,19 +333,19 @@ mod tests {
         let text = std::fs::read_to_string(d.join(FILE)).unwrap();
         assert!(!text.contains(&secret) && text.contains(&hash(&secret)));
         assert!(!text.contains(&page) && text.contains(&hash(&page)));
-        let again = Devices::open(&d);
+        let again = Devices::open(&d, Health::new());
         assert_eq!(again.authenticate(&secret, &page, Timestamp::now()).unwrap().name, "Anna's phone");
         assert!(again.remove(&dev.id).unwrap());
         assert!(again.authenticate(&secret, &page, Timestamp::now()).is_none());
         assert!(!again.remove(&dev.id).unwrap());
-        assert!(Devices::open(&d).authenticate(&secret, &page, Timestamp::now()).is_none());
+        assert!(Devices::open(&d, Health::new()).authenticate(&secret, &page, Timestamp::now()).is_none());
         std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
     fn an_old_code_is_refused_and_pending_codes_are_capped() {
         let d = dir("old");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let now = Instant::now();
         let code = devices.start_pairing("x", now).unwrap();
         let later = now + PAIRING_VALID + Duration::from_secs(1);
@@ -395,11 +365,11 @@ mod tests {
     #[test]
     fn last_use_is_written_at_most_every_quarter_hour_and_long_secrets_are_not_hashed() {
         let d = dir("last-use");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let t0 = Timestamp::from_second(1_800_000_000).unwrap();
         let code = devices.start_pairing("x", Instant::now()).unwrap();
         let (_, secret, page) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
-        let on_disk = || Devices::open(&d).list()[0].last_used;
+        let on_disk = || Devices::open(&d, Health::new()).list()[0].last_used;
         devices.authenticate(&secret, &page, t0 + Duration::from_secs(60)).unwrap();
         assert_eq!(devices.list()[0].last_used, Some(t0 + Duration::from_secs(60)), "memory has every use");
         assert_eq!(on_disk(), Some(t0), "the disk is not written for it");
@@ -423,7 +393,7 @@ mod tests {
             let d = dir(&format!("corrupt-{n}"));
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join(FILE), text).unwrap();
-            let devices = Devices::open(&d);
+            let devices = Devices::open(&d, Health::new());
             assert!(devices.list().is_empty());
             assert!(devices.authenticate("old-secret", "", Timestamp::now()).is_none());
             let aside: Vec<_> = std::fs::read_dir(&d)

@@ -248,7 +248,7 @@ impl ScheduleStore {
 
     /// Makes `next` memory's, then the disk's (see `Kept::revoke`).
     fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>) {
-        if inner.kept.revoke(&encode(&next, self.boot.id.as_deref())) {
+        if inner.kept.revoke(&encode(&next, self.boot.id.as_deref())).is_ok() {
             inner.written_boot = self.boot.id.clone();
         }
         inner.list = next;

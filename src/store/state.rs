@@ -6,7 +6,8 @@
 //!   state, and an open that cannot be saved changes nothing and says why.
 //! - Closing always works: memory first, then the disk, and if the closed state cannot be
 //!   written (full disk), `state.json` is removed, which needs no space and also means
-//!   closed. If even that fails (read-only disk), the disk watcher retries.
+//!   closed (`versioned::Kept::revoke`). If even that fails (read-only disk), the disk
+//!   watcher retries.
 //! - Anything wrong with the file or the disk means "closed" (fail closed). A file we
 //!   cannot read is moved aside under a new name and never deleted or overwritten. A disk
 //!   we cannot write at start closes the window; the server still starts.
@@ -22,7 +23,7 @@
 
 use std::error::Error;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,15 +33,12 @@ use crate::model::record::WindowChange;
 use crate::rules::clock::Clock;
 pub use crate::rules::window::Status;
 use crate::rules::window::{changes, status_at};
-use crate::store::state_file::{self, STATE_FILE};
+use crate::store::state_file::{self, SPEC};
 use crate::store::storage::{self, Health};
-use crate::store::versioned;
+use crate::store::versioned::Kept;
 use crate::system::boot::Boot;
 use crate::util::lock;
 use crate::util::time::{ceil_secs, floor};
-
-/// The part of the service whose disk problems this module reports to [`Health`].
-const PART: &str = "state";
 
 /// Called under the state lock with each change and the time it happened: it must only
 /// do bounded local work (append to a file, queue a notification), never network I/O.
@@ -66,17 +64,11 @@ struct Inner {
     stored_boot: Option<String>,
     /// The clock's steps back that this store has acted on.
     back_steps: u64,
-    /// The disk may not say what memory says, or a write failed (a close that could not be
-    /// written, a start on a broken disk, a refused open): the disk watcher writes
-    /// memory's state until it works.
-    stale: bool,
-    /// Set when a bad file could not be moved aside: writing would overwrite it.
-    blocked: Option<String>,
+    kept: Kept,
     clock_warned: bool,
 }
 
 pub struct Store {
-    dir: PathBuf,
     max_window: Duration,
     boot: Boot,
     health: Arc<Health>,
@@ -95,46 +87,21 @@ impl Store {
         health: Arc<Health>,
         clock: Arc<Clock>,
     ) -> Store {
-        let mut inner = Inner {
-            open_until: None,
-            once: false,
-            stored_boot: None,
+        let load = |dir: &Path| {
+            storage::create_private_dir(dir)?;
+            state_file::load(dir)
+        };
+        let (kept, stored) = Kept::open(dir, &SPEC, health.clone(), load);
+        stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
+        let inner = Inner {
+            open_until: stored.open_until,
+            once: stored.once,
+            stored_boot: stored.boot_id,
             back_steps: 0,
-            stale: false,
-            blocked: None,
+            kept,
             clock_warned: false,
         };
-        match storage::create_private_dir(dir)
-            .map_err(Box::<dyn Error>::from)
-            .and_then(|()| state_file::load(dir))
-        {
-            Ok(stored) => {
-                inner.open_until = stored.open_until;
-                inner.once = stored.once;
-                inner.stored_boot = stored.boot_id;
-                stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
-            }
-            Err(e) if !dir.is_dir() => {
-                health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
-                inner.stale = true;
-            }
-            Err(e) => {
-                let read_error = format!("{e}; the window is closed");
-                if let Err(why) = versioned::set_aside(dir, &state_file::SPEC, &read_error) {
-                    health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
-                    inner.blocked = Some(why);
-                }
-            }
-        }
-        Store {
-            dir: dir.to_path_buf(),
-            max_window,
-            boot,
-            health,
-            clock,
-            inner: Mutex::new(inner),
-            observer: OnceLock::new(),
-        }
+        Store { max_window, boot, health, clock, inner: Mutex::new(inner), observer: OnceLock::new() }
     }
 
     /// Sets who hears about window changes; only the first call counts.
@@ -158,18 +125,15 @@ impl Store {
             );
             return self.close_locked(&mut inner, now, "reboot");
         }
-        if self.close_if_clock_went_back(&mut inner, now) || inner.blocked.is_some() || inner.stale {
+        if self.close_if_clock_went_back(&mut inner, now) || inner.kept.blocked.is_some() || inner.kept.stale
+        {
             return;
         }
-        if let Err(e) = self.write(inner.open_until, inner.once, now, "start") {
-            if inner.open_until.is_some() {
-                // A window we could not close on disk later must not stay open.
-                log::warn!("closing the window: the state disk cannot be written");
-                self.close_locked(&mut inner, now, "disk");
-            } else {
-                self.health.fail(PART, cannot_save(&e));
-            }
-            inner.stale = true;
+        let bytes = self.bytes(inner.open_until, inner.once, now, "start");
+        if inner.kept.write(&bytes, SPEC.none).is_err() && inner.open_until.is_some() {
+            // A window we could not close on disk later must not stay open.
+            log::warn!("closing the window: the state disk cannot be written");
+            self.close_locked(&mut inner, now, "disk");
         }
     }
 
@@ -237,17 +201,10 @@ impl Store {
         let until = floor(now) + Duration::from_secs(ceil_secs(duration));
         let mut inner = lock(&self.inner);
         inner.back_steps = self.clock.judge(now).back_steps; // the new window replaces the old
-        if let Some(why) = &inner.blocked {
-            return Err(io::Error::other(format!("the window was not opened: {why}")));
-        }
-        if let Err(e) = self.write(Some(until), once, now, source) {
-            self.health
-                .fail(PART, format!("the window state cannot be saved ({e}): the window stays as it was"));
-            inner.stale = true; // the disk watcher's rewrite tells when the disk works again
+        let bytes = self.bytes(Some(until), once, now, source);
+        if let Err(e) = inner.kept.write(&bytes, "the window stays as it was") {
             return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
         }
-        self.health.clear(PART);
-        inner.stale = false;
         let previous = inner.open_until.replace(until);
         inner.once = once;
         self.report(previous, Some(until), once, now, source);
@@ -280,16 +237,10 @@ impl Store {
         if !self.status_of(&mut inner, now).is_open() || !inner.once {
             return OnceUse::Gone;
         }
-        if let Err(e) = self.write(None, false, now, "the next visitor") {
-            self.health.fail(
-                PART,
-                format!("the end of the one-shot window cannot be saved ({e}): its calls ring your phone"),
-            );
-            inner.stale = true;
+        let bytes = self.bytes(None, false, now, "the next visitor");
+        if let Err(e) = inner.kept.write(&bytes, "the one-shot window stays, and its calls ring your phone") {
             return OnceUse::Unavailable(e.to_string());
         }
-        self.health.clear(PART);
-        inner.stale = false;
         inner.open_until = None;
         inner.once = false;
         if let Some(observer) = self.observer.get() {
@@ -303,34 +254,13 @@ impl Store {
     fn close_locked(&self, inner: &mut Inner, now: Timestamp, source: &str) {
         let previous = inner.open_until.take();
         inner.once = false;
-        // A bad file that could not be moved aside already reads as closed.
-        if inner.blocked.is_none() {
-            self.persist_closed(inner, now, source);
-        }
+        // A failure is on the page, and the window is closed in memory: closed all the same.
+        let _ = inner.kept.revoke(&self.bytes(None, false, now, source));
         self.report(previous, None, false, now, source);
     }
 
-    fn persist_closed(&self, inner: &mut Inner, now: Timestamp, source: &str) {
-        let Err(e) = self.write(None, false, now, source) else {
-            inner.stale = false;
-            return self.health.clear(PART);
-        };
-        inner.stale = true;
-        match storage::remove(&self.dir.join(STATE_FILE)) {
-            Ok(()) => self.health.fail(
-                PART,
-                format!("the window state cannot be saved ({e}); {STATE_FILE} was removed instead, which also means closed"),
-            ),
-            Err(removing) => self.health.fail(
-                PART,
-                format!("the window state cannot be saved ({e}) nor removed ({removing}): the window is closed, though the disk still says open until it can be written"),
-            ),
-        }
-    }
-
-    fn write(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> io::Result<()> {
-        let bytes = state_file::encode(until, once, now, source, self.boot.id.as_deref());
-        storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
+    fn bytes(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> Vec<u8> {
+        state_file::encode(until, once, now, source, self.boot.id.as_deref())
     }
 
     fn report(&self, was: Option<Timestamp>, new: Option<Timestamp>, once: bool, now: Timestamp, by: &str) {
@@ -357,38 +287,9 @@ impl Store {
 impl storage::Retry for Store {
     /// Writes memory's state (normally closed) once the disk takes it again.
     fn retry_disk(&self, now: Timestamp) {
-        let mut inner = lock(&self.inner);
-        if inner.stale || inner.blocked.is_some() {
-            if let Err(e) = storage::create_private_dir(&self.dir) {
-                return self
-                    .health
-                    .fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
-            }
-        }
-        if let Some(why) = inner.blocked.clone() {
-            match storage::move_aside(&self.dir.join(STATE_FILE), "bad") {
-                Ok(to) => {
-                    log::info!("the unreadable state file was kept as {}", to.display());
-                    inner.blocked = None;
-                    inner.stale = true;
-                }
-                Err(_) => return log::debug!("still {why}"),
-            }
-        }
-        if inner.stale {
-            match self.write(inner.open_until, inner.once, now, "the disk watcher") {
-                Ok(()) => {
-                    inner.stale = false;
-                    self.health.clear(PART);
-                }
-                Err(e) => self.health.fail(PART, cannot_save(&e)),
-            }
-        }
+        let inner = &mut *lock(&self.inner);
+        inner.kept.retry(|| self.bytes(inner.open_until, inner.once, now, "the disk watcher"));
     }
-}
-
-fn cannot_save(e: &io::Error) -> String {
-    format!("the window state cannot be saved ({e}): the window stays closed and calls ring your phone")
 }
 
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
@@ -400,7 +301,9 @@ pub fn peek(dir: &Path, max_window: Duration, now: Timestamp) -> Result<Status, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_file::STATE_FILE;
     use std::fs;
+    use std::path::PathBuf;
 
     const HOUR: Duration = Duration::from_secs(3600);
 

@@ -113,19 +113,20 @@ impl Kept {
     /// Writes `bytes`, for a change that memory takes only once it is on disk; if that
     /// fails, the page says so and what it `means` ("the window stays as it was").
     pub fn write(&mut self, bytes: &[u8], means: &str) -> io::Result<()> {
-        self.save(bytes).map_err(|e| {
-            self.fail(&e, means);
-            e
-        })
+        let saved = self.save(bytes);
+        if let (Err(e), None) = (&saved, &self.blocked) {
+            self.fail(e, means); // a blocked file is on the page already
+        }
+        saved
     }
 
     /// After memory took access away: writes `bytes` (memory's state), or else clears the
-    /// file off the disk by a path that needs no space (see the module). Always works;
-    /// whether the disk has memory's state now.
-    pub fn revoke(&mut self, bytes: &[u8]) -> bool {
-        let Err(e) = self.save(bytes) else { return true };
+    /// file off the disk by a path that needs no space (see the module). Always works; an
+    /// error says that the disk does not have memory's state yet.
+    pub fn revoke(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Err(e) = self.save(bytes) else { return Ok(()) };
         if self.blocked.is_some() {
-            return false; // the unreadable file reads as none already
+            return Err(e); // the unreadable file reads as none already
         }
         self.stale = true;
         let (spec, path) = (self.spec, self.dir.join(self.spec.name));
@@ -152,7 +153,7 @@ impl Kept {
             }
             Err(f) => self.fail(&format!("{e}; nor {how}: {f}"), spec.held),
         }
-        false
+        Err(e)
     }
 
     /// For the disk watcher: moves a file that blocks writes aside, then writes memory's
@@ -188,7 +189,8 @@ impl Kept {
             .fail(self.spec.part, format!("the {} cannot be saved ({e}): {means}{cleared}", self.spec.what));
     }
 
-    fn save(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes`; a failure is the caller's to report (it refuses its change).
+    pub fn save(&mut self, bytes: &[u8]) -> io::Result<()> {
         if let Some(why) = &self.blocked {
             return Err(io::Error::other(why.clone()));
         }
@@ -231,21 +233,6 @@ pub fn encode<T: Serialize>(file: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(file).unwrap_or_default();
     bytes.push(b'\n');
     bytes
-}
-
-/// After `error` reading the file: logs it, and moves the file aside so the next write
-/// cannot overwrite it. `Err(why)` if it could not be moved: the caller must then block
-/// its writes (and say so) until the disk watcher manages it.
-pub fn set_aside(dir: &Path, spec: &Spec, error: &dyn Display) -> Result<(), String> {
-    let path = dir.join(spec.name);
-    log::error!("{} {}: {error}", spec.what, path.display());
-    match storage::move_aside(&path, "bad") {
-        Ok(to) => {
-            log::error!("the unreadable {} was kept as {}", spec.what, to.display());
-            Ok(())
-        }
-        Err(e) => Err(format!("the {} is unreadable and could not be moved aside ({e})", spec.what)),
-    }
 }
 
 #[cfg(test)]

@@ -380,10 +380,10 @@ mod tests {
             crate::system::tz::Local::utc(),
             crate::system::boot::Boot { id: None, clock_synced: false },
             clock.clone(),
-            health,
+            health.clone(),
         ));
         let config = Arc::new(config);
-        let devices = Arc::new(Devices::open(&dir));
+        let devices = Arc::new(Devices::open(&dir, health));
         let ringing = Arc::new(Ringing::new(&config));
         (
             Control {
