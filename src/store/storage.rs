@@ -12,7 +12,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -48,8 +47,6 @@ pub fn watch(parts: Vec<Arc<dyn Retry>>) -> io::Result<()> {
 /// What is wrong with the state disk right now, per part ("state", "history", "token").
 #[derive(Default)]
 pub struct Health {
-    /// Fast path for the hot path: clearing a part that is fine takes no lock.
-    any: AtomicBool,
     problems: Mutex<Vec<(&'static str, String)>>,
 }
 
@@ -75,32 +72,24 @@ impl Health {
                 problems.push((part, problem));
             }
         }
-        self.any.store(true, Ordering::Release);
     }
 
     /// Records that `part` works again; logs the recovery if it had a problem.
     pub fn clear(&self, part: &'static str) {
-        if !self.any.load(Ordering::Acquire) {
-            return;
-        }
         let mut problems = lock(&self.problems);
         let before = problems.len();
         problems.retain(|(p, _)| *p != part);
         if problems.len() < before {
             log::info!("the state disk works again for the {part}");
         }
-        self.any.store(!problems.is_empty(), Ordering::Release);
     }
 
     pub fn has(&self, part: &'static str) -> bool {
-        self.any.load(Ordering::Acquire) && lock(&self.problems).iter().any(|(p, _)| *p == part)
+        lock(&self.problems).iter().any(|(p, _)| *p == part)
     }
 
     /// Every current problem in one sentence each, or `None` when the disk is fine.
     pub fn problem(&self) -> Option<String> {
-        if !self.any.load(Ordering::Acquire) {
-            return None;
-        }
         let problems = lock(&self.problems);
         let all: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
         (!all.is_empty()).then(|| all.join("; "))

@@ -65,14 +65,7 @@ impl Keeper {
             },
         }
         let token = new_token()?;
-        match storage::create_private_dir(&self.dir).and_then(|()| {
-            storage::write_atomically(
-                &self.dir,
-                TOKEN_FILE,
-                format!("{}\n", token.expose()).as_bytes(),
-                0o600,
-            )
-        }) {
+        match self.save(&token) {
             Ok(()) => log::info!("generated a new control token in {}", path.display()),
             Err(e) => {
                 log::error!("cannot keep a new control token ({e}): {NO_TOKEN_HELP}");
@@ -80,6 +73,11 @@ impl Keeper {
             }
         }
         Ok(token)
+    }
+
+    fn save(&self, token: &Secret) -> io::Result<()> {
+        storage::create_private_dir(&self.dir)?;
+        storage::write_atomically(&self.dir, TOKEN_FILE, format!("{}\n", token.expose()).as_bytes(), 0o600)
     }
 }
 
@@ -89,11 +87,7 @@ impl storage::Retry for Keeper {
         let Some(token) = unsaved.clone() else { return };
         let path = self.dir.join(TOKEN_FILE);
         // Only into an empty place: a token file that appeared meanwhile is kept.
-        let bytes = format!("{}\n", token.expose());
-        let saved = !path.exists()
-            && storage::create_private_dir(&self.dir).is_ok()
-            && storage::write_atomically(&self.dir, TOKEN_FILE, bytes.as_bytes(), 0o600).is_ok();
-        if saved {
+        if !path.exists() && self.save(&token).is_ok() {
             *unsaved = None;
             log::info!("saved the control token to {}: the CLI can use it", path.display());
         }
