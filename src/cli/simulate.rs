@@ -24,7 +24,7 @@ const SERVER_WAIT: Duration = Duration::from_secs(2);
 
 pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>> {
     // The service's files: this user may not read them (a guess would mislead).
-    crate::cli::files::readable(&config.state_dir.join(crate::store::state_file::STATE_FILE))?;
+    crate::cli::files::readable(&config.state_dir.join(crate::store::state::STATE_FILE))?;
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
     let now = Timestamp::now();
     let status = match state::peek(&config.state_dir, config.max_window, now) {

@@ -35,14 +35,10 @@ use crate::rules::clock::Clock;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
 use crate::store::codes_file::{self, Loaded, SeenCall, MAX_CALL_SID_CHARS, SPEC};
 use crate::store::storage::{self, Health};
-use crate::store::versioned::Kept;
+use crate::store::versioned::{draw, Kept};
 use crate::system::boot::Boot;
 use crate::util::lock;
 use crate::util::time::{between, floor};
-
-/// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
-/// million, one draw almost always does; this bound only stops a broken random source.
-const MAX_DRAWS: usize = 100;
 
 /// Why a code could not be added: the API answers 409 or 500.
 #[derive(Debug)]
@@ -198,9 +194,9 @@ impl CodeStore {
             return Err(AddError::Full);
         }
         let code = Code {
-            id: draw(4, Some, |id| next.iter().any(|c| c.id == *id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(AddError::Io)?,
             digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
-                next.iter().any(|c| c.digits == *d)
+                next.iter().any(|c| c.digits == d)
             })
             .map_err(AddError::Io)?,
             label: new.label.clone(),
@@ -259,6 +255,7 @@ impl CodeStore {
                 None => Tried::Wrong { locked: false },
             });
         }
+        let seen = |used| call_sid.map(|sid| SeenCall { call_sid: sid.into(), time: now, used });
         inner.lockout.settle(now);
         let trusted = self.trusted(&mut inner, now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {
@@ -272,11 +269,7 @@ impl CodeStore {
                 next[i].uses_left -= 1;
                 let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
                 let mut calls = inner.calls.clone();
-                calls.extend(call_sid.map(|sid| SeenCall {
-                    call_sid: sid.into(),
-                    time: now,
-                    used: Some(label.clone()),
-                }));
+                calls.extend(seen(Some(label.clone())));
                 self.save(&mut inner, next, calls, now)?;
                 log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
                 Ok(Tried::Right { label })
@@ -284,11 +277,7 @@ impl CodeStore {
             Attempt::Wrong => {
                 // Counted in memory even if the write fails, and so is the call.
                 let locked = inner.lockout.fail(now);
-                inner.calls.extend(call_sid.map(|sid| SeenCall {
-                    call_sid: sid.into(),
-                    time: now,
-                    used: None,
-                }));
+                inner.calls.extend(seen(None));
                 let bytes = self.memory(&mut inner, now);
                 // A failure is on the page; the wrong code counts in memory until a restart.
                 let _ = inner.kept.write(&bytes, "a wrong code counts until a restart");
@@ -373,20 +362,6 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
         None
     };
     (codes::offer(window_open, &trusted, &lockout, now), why)
-}
-
-/// Draws random values until one is new; an error only if the OS has no randomness.
-fn draw(
-    bytes: usize,
-    make: impl Fn(String) -> Option<String>,
-    taken: impl Fn(&String) -> bool,
-) -> io::Result<String> {
-    for _ in 0..MAX_DRAWS {
-        if let Some(v) = make(crate::util::random_hex(bytes)?).filter(|v| !taken(v)) {
-            return Ok(v);
-        }
-    }
-    Err(io::Error::other("could not draw a fresh code"))
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ pub static SPEC: Spec = Spec {
     part: "guest codes",
     reads: 1..=VERSION,
     none: "no code works",
-    held: "the change holds until a restart (then delete the code again), and is written when the disk works again",
     removable: false,
 };
 /// Calls remembered in the file: far more than the lockout lets through in a day

@@ -25,7 +25,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::store::storage::{self, Health};
-use crate::store::versioned::{self, Kept};
+use crate::store::versioned::{self, draw, Kept};
 use crate::util::time::floor;
 use crate::util::{constant_time_eq, hex, lock, lock_within, random_hex};
 
@@ -37,7 +37,6 @@ static SPEC: versioned::Spec = versioned::Spec {
     part: "devices",
     reads: VERSION..=VERSION,
     none: "every phone must pair again",
-    held: "the device is shut out until a restart, and the change is written when the disk works again",
     removable: false,
 };
 /// How long a pairing link works: long enough to read the QR code off a terminal with a
@@ -172,15 +171,11 @@ impl Devices {
         if next.len() >= MAX_DEVICES {
             return Err(PairError::Full);
         }
-        let secret = random_hex(SECRET_BYTES).map_err(|e| PairError::Disk(e.to_string()))?;
-        let page = random_hex(SECRET_BYTES).map_err(|e| PairError::Disk(e.to_string()))?;
-        let id = loop {
-            // A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
-            let id = random_hex(4).map_err(|e| PairError::Disk(e.to_string()))?;
-            if !next.iter().any(|d| d.id == id) {
-                break id;
-            }
-        };
+        let disk = |e: io::Error| PairError::Disk(e.to_string());
+        let secret = random_hex(SECRET_BYTES).map_err(disk)?;
+        let page = random_hex(SECRET_BYTES).map_err(disk)?;
+        // A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
+        let id = draw(4, Some, |id| next.iter().any(|d| d.id == id)).map_err(disk)?;
         let device = Device {
             id,
             name: pending.name,
@@ -190,7 +185,7 @@ impl Devices {
             last_used: Some(floor(wall)),
         };
         next.push(device.clone());
-        kept.save(&encode(&next)).map_err(|e| PairError::Disk(e.to_string()))?;
+        kept.save(&encode(&next)).map_err(disk)?;
         lock(&self.saved_use).insert(device.id.clone(), floor(wall));
         lock(&self.list).push(device.clone());
         Ok((device, secret, page))

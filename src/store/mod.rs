@@ -24,7 +24,6 @@ pub mod schedules;
 
 pub mod rotation;
 pub mod state;
-pub mod state_file;
 pub mod storage;
 pub mod token;
 pub mod versioned;

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::clock::Clock;
 use crate::rules::schedule::{self, format_clock, parse_clock, Days, NewSchedule, Schedule};
 use crate::store::storage::{self, Health};
-use crate::store::versioned::{self, Kept, Spec};
+use crate::store::versioned::{self, draw, Kept, Spec};
 use crate::system::boot::Boot;
 use crate::system::tz::Local;
 use crate::util::lock;
@@ -42,11 +42,8 @@ static SPEC: Spec = Spec {
     part: "schedules",
     reads: VERSION..=VERSION,
     none: "no schedule opens the door",
-    held: "the change holds, and a restart before the disk works again pauses every schedule",
     removable: false,
 };
-/// Fresh draws before giving up on a unique id; only a broken random source needs more.
-const MAX_DRAWS: usize = 100;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +182,7 @@ impl ScheduleStore {
             return Err(AddError::Full);
         }
         let s = Schedule {
-            id: draw_id(|id| inner.list.iter().any(|s| s.id == id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| inner.list.iter().any(|s| s.id == id)).map_err(AddError::Io)?,
             label: new.label.clone(),
             days: new.days,
             start: new.start,
@@ -314,16 +311,6 @@ fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok((list, file.boot_id))
-}
-
-fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
-    for _ in 0..MAX_DRAWS {
-        let id = crate::util::random_hex(4)?;
-        if !taken(&id) {
-            return Ok(id);
-        }
-    }
-    Err(io::Error::other("could not draw a fresh id"))
 }
 
 /// What `simulate` needs, read-only from the file with the server's clock rule: the

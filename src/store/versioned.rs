@@ -43,8 +43,6 @@ pub struct Spec {
     pub reads: RangeInclusive<u32>,
     /// What having no file (or an unreadable one) means: "no schedule opens the door".
     pub none: &'static str,
-    /// What holds when a revocation can neither be written nor cleared off the disk.
-    pub held: &'static str,
     /// No file means what every revocation leaves (a closed window): a revocation that
     /// cannot be written removes the file instead of renaming it aside.
     pub removable: bool,
@@ -151,7 +149,10 @@ impl Kept {
                     Some(format!("; meanwhile {} is {how}, so a restart finds none ({none})", spec.name));
                 self.fail(&e, "the change holds and is written when the disk works again");
             }
-            Err(f) => self.fail(&format!("{e}; nor {how}: {f}"), spec.held),
+            Err(f) => self.fail(
+                &format!("{e}; nor {how}: {f}"),
+                "the change holds, though the disk says otherwise until it can be written",
+            ),
         }
         Err(e)
     }
@@ -226,6 +227,27 @@ pub fn read<T: DeserializeOwned>(dir: &Path, spec: &Spec) -> Result<Option<T>, B
     Ok(Some(serde_json::from_slice(&bytes).map_err(|e| format!("corrupt {what}: {e}"))?))
 }
 
+/// Fresh draws before giving up on a value that no entry has: among at most a few dozen
+/// entries and millions of values, one draw almost always does; this bound only stops a
+/// broken random source.
+const MAX_DRAWS: usize = 100;
+
+/// A new entry's id or secret that no entry has yet (`taken`): `bytes` random bytes as
+/// hex, which `make` turns into the value (`None`: draw again). An error only if the OS
+/// has no randomness, or gives the same values again and again.
+pub fn draw(
+    bytes: usize,
+    make: impl Fn(String) -> Option<String>,
+    taken: impl Fn(&str) -> bool,
+) -> io::Result<String> {
+    for _ in 0..MAX_DRAWS {
+        if let Some(v) = make(crate::util::random_hex(bytes)?).filter(|v| !taken(v)) {
+            return Ok(v);
+        }
+    }
+    Err(io::Error::other("could not draw a fresh value"))
+}
+
 /// The bytes to write for `file`: pretty JSON (a person may read it), one final newline.
 /// Our formats hold strings, numbers and times, which cannot fail to serialize; if one
 /// did, the empty file would read as corrupt, which fails closed.
@@ -252,7 +274,6 @@ mod tests {
         part: "test",
         reads: 1..=2,
         none: "nothing is stored",
-        held: "it holds",
         removable: false,
     };
 
