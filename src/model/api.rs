@@ -37,6 +37,10 @@ pub struct StatusBody {
     /// The schedule that lets visitors in now, if any (the window may be closed).
     #[serde(default)]
     pub schedule: Option<ScheduleNow>,
+    /// The longest window `POST /api/open` takes (`max_window`), so a client can refuse a
+    /// longer one in its own words before it asks.
+    #[serde(default)]
+    pub max_window_minutes: u64,
 }
 
 /// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
@@ -46,9 +50,10 @@ pub struct ProofBody {
     pub proof: String,
 }
 
-/// A schedule open now, in the status.
+/// A schedule open now, in the status; `id` for `POST /api/schedules/{id}/pause`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleNow {
+    pub id: String,
     pub label: String,
     pub open_until: Timestamp,
 }
@@ -262,7 +267,7 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
-            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null}"#
+            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"max_window_minutes":0}"#
         );
     }
 }

@@ -154,9 +154,9 @@ impl Control {
         let schedule = self
             .schedules
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
-            .map(|(label, until)| ScheduleNow { label, open_until: until });
+            .map(|(s, until)| ScheduleNow { id: s.id, label: s.label, open_until: until });
         let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
-        StatusBody { schedule, codes_paused, clock_doubt, ..status.body() }
+        StatusBody { schedule, codes_paused, clock_doubt, ..status.body(self.config.max_window) }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.

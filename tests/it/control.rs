@@ -18,7 +18,7 @@ fn status_open_close_have_the_documented_shapes() {
     assert_eq!(s.call("GET", "/healthz", "").header("x-intercom-instance").as_deref(), Some(instance));
     assert_eq!(
         body,
-        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null})
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "max_window_minutes": 720})
     );
 
     let opened = s.api("POST", "/api/open", r#"{"minutes": 90}"#).json();
@@ -37,7 +37,7 @@ fn status_open_close_have_the_documented_shapes() {
     let closed = s.api("POST", "/api/close", "").json();
     assert_eq!(
         closed,
-        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null})
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "max_window_minutes": 720})
     );
 }
 
