@@ -455,6 +455,20 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The page refuses in its own words what the intercom would refuse, by the bounds its
+    /// inputs carry: they are the intercom's.
+    #[test]
+    fn the_pages_bounds_are_the_intercoms() {
+        let attr = |id: &str, name: &str| -> String {
+            let tag = PAGE.split(&format!(r#"id="{id}""#)).nth(1).unwrap().split('>').next().unwrap();
+            tag.split(&format!(r#" {name}=""#)).nth(1).unwrap().split('"').next().unwrap().to_string()
+        };
+        assert_eq!(attr("code-uses", "max"), codes::MAX_USES.to_string());
+        for id in ["code-label", "sched-label"] {
+            assert_eq!(attr(id, "maxlength"), codes::MAX_LABEL_CHARS.to_string(), "{id}");
+        }
+    }
+
     #[test]
     fn events_limits() {
         let (c, dir) = control("events");
