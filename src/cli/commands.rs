@@ -191,7 +191,11 @@ fn summary(c: &Config) -> String {
                 &c.twilio.auth_token,
                 c.twilio.auth_token_from_env,
                 config::ENV_TWILIO_AUTH_TOKEN,
-                "(not set: WARNING, webhook signatures are not checked)",
+                if c.webhook.allow_unsigned {
+                    "(not set: WARNING, webhook.allow_unsigned: signatures are not checked)"
+                } else {
+                    "(not set: `serve` refuses to start without it)"
+                },
             ),
         ),
     ];

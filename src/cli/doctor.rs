@@ -95,7 +95,7 @@ pub fn run(path: &Path) -> bool {
         check_webhook_listener(&mut r, &config, instance.as_deref());
         check_public_url(&mut r, &config, instance.as_deref());
     } else {
-        let later = "the webhook listener, the tunnel (webhook.public_url) and the history are checked once the server runs";
+        let later = "the webhook listener, the tunnel (webhook.public_url), the signature checks and the history are checked once the server runs";
         r.line(SKIP, later);
     }
     check_twilio(&mut r, &config);
@@ -142,15 +142,32 @@ fn check_config(r: &mut Report, c: &Config, path: &Path) {
         true => r.line(FAIL, "forward_to is empty, so nobody is called: set it to your phone number"),
         false => r.line(OK, format!("forward_to is {}", to.join(", "))),
     }
-    match (&c.twilio.auth_token, &c.webhook.public_url) {
-        (Some(_), Some(url)) if r.filled("webhook.public_url") => {
-            r.line(OK, format!("signatures are checked against {url}"))
-        }
-        (None, _) => {
-            let (var, file) = (config::ENV_TWILIO_AUTH_TOKEN, env_file(path).display().to_string());
-            r.line(FAIL, format!("twilio.auth_token is not set, so anyone who finds the URL can fake the intercom: put {var}=<the Auth Token from the Twilio console> in {file} (or run `intercom init`)"))
-        }
-        _ => {} // a placeholder, said above; or no public_url, which the public URL check says
+    // What the files say only where `serve` would refuse them; whether signatures are
+    // checked is the running server's to say (`check_signatures`).
+    if c.twilio.auth_token.is_none() && !c.webhook.allow_unsigned {
+        r.line(
+            FAIL,
+            format!("twilio.auth_token is not set, so the server refuses to start: {}", token_fix(path)),
+        );
+    }
+}
+
+fn token_fix(path: &Path) -> String {
+    let (var, file) = (config::ENV_TWILIO_AUTH_TOKEN, env_file(path).display().to_string());
+    format!("put {var}=<the Auth Token from the Twilio console> in {file} (or run `intercom init`)")
+}
+
+/// Whether the running server checks Twilio's signatures, as it says: a token in the
+/// files that a hand-started server never read must not pass for one.
+fn check_signatures(r: &mut Report, c: &Config, path: &Path, checked: Option<bool>) {
+    let fix = match c.twilio.auth_token {
+        Some(_) => format!("it was started without the token in {}: restart it with `{}systemctl restart intercom`, which reads that file", env_file(path).display(), sudo()),
+        None => format!("{}, remove webhook.allow_unsigned and restart it", token_fix(path)),
+    };
+    match checked {
+        Some(true) => r.line(OK, "the server checks Twilio's signature on every webhook"),
+        Some(false) => r.line(FAIL, format!("the server does not check Twilio's signatures (webhook.allow_unsigned), so anyone who finds the URL can fake the intercom: {fix}")),
+        None => r.line(WARN, "the server does not say whether it checks Twilio's signatures: it is an older version; upgrade it"),
     }
 }
 
@@ -178,6 +195,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
         (false, _) => "closed".into(),
     };
     r.line(OK, format!("the server is running (window {window})"));
+    check_signatures(r, c, path, s.signatures_checked);
     if s.instance.is_none() {
         r.line(WARN, "the server does not report an instance id: it is an older version; upgrade it");
     }

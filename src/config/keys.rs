@@ -3,8 +3,11 @@
 //! and the shipped template's placeholders, which `serve`, `check-config`, `doctor` and
 //! `twilio-setup` refuse by key.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::values::OURS;
@@ -33,6 +36,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
     ("webhook.listen", r#""127.0.0.1:8080""#),
     ("webhook.public_url", r#""https://door.example.net""#),
+    ("webhook.allow_unsigned", "true"),
     ("control", r#"{"listen": "0.0.0.0:8081"}"#),
     ("control.listen", r#""0.0.0.0:8081""#),
     ("control.token", r#""a-long-random-token-0123""#),
@@ -80,8 +84,77 @@ fn children(key: &str) -> Vec<&'static str> {
     KEYS.iter().filter_map(|(k, _)| below(k).filter(|rest| !rest.contains('.'))).collect()
 }
 
+/// Reads the file's JSON, refusing a key written twice in one object: a JSON map would
+/// keep the last silently, and a second `intercom_number` must not quietly win.
+pub(crate) fn read_json(text: &str) -> Result<Value, ConfigError> {
+    let twice = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let read = Unique(&twice).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    read.map_err(|e| match twice.take() {
+        Some(key) => ConfigError(format!(
+            "line {}, column {}: the key {key:?} is written twice in one object; keep one",
+            e.line(),
+            e.column()
+        )),
+        None => syntax_error(e),
+    })
+}
+
+/// Builds the value, noting the first key repeated within one object.
+struct Unique<'a>(&'a RefCell<Option<String>>);
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let (mut object, mut seen) = (serde_json::Map::new(), HashSet::new());
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                *self.0.borrow_mut() = Some(key);
+                return Err(A::Error::custom("repeated key"));
+            }
+            object.insert(key, map.next_value_seed(Unique(self.0))?);
+        }
+        Ok(Value::Object(object))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique(self.0))? {
+            list.push(v);
+        }
+        Ok(Value::Array(list))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(s.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 /// A JSON syntax error, by its place and kind.
-pub(crate) fn syntax_error(e: serde_json::Error) -> ConfigError {
+fn syntax_error(e: serde_json::Error) -> ConfigError {
     let what = match e.classify() {
         serde_json::error::Category::Eof => "the JSON ends too early (a missing } or ]?)",
         _ => "not valid JSON here (a missing or extra comma, quote or bracket?)",

@@ -178,6 +178,10 @@ pub struct WebhookConfig {
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
     #[serde(default, deserialize_with = "public_origin")]
     pub public_url: Option<String>,
+    /// `serve` runs without `twilio.auth_token` only when this says so by name: a token
+    /// left in a file that a hand-started `serve` does not read must not mean "unsigned".
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,7 +359,7 @@ fn fill_defaults(file: &mut serde_json::Value) {
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(keys::syntax_error)?;
+    let mut value = keys::read_json(text)?;
     keys::check_shape(&value)?;
     fill_defaults(&mut value);
     let mut config: Config =
@@ -519,6 +523,15 @@ mod tests {
     fn syntax_errors_give_line_and_column() {
         let e = err("{\n  \"forward_to\": [\"+1555\",]\n}");
         assert!(e.starts_with("line 2, column"), "{e}");
+        assert!(err("{} {}").starts_with("line 1, column 4"), "trailing text");
+    }
+
+    #[test]
+    fn a_key_written_twice_is_refused_with_its_place() {
+        let e = err("{\"intercom_number\": \"+15550000001\",\n \"intercom_number\": \"+15550000002\"}");
+        assert!(e.starts_with("line 2,") && e.contains("\"intercom_number\" is written twice"), "{e}");
+        let nested = err(r#"{"webhook": {"listen": "127.0.0.1:8080", "listen": "127.0.0.1:9090"}}"#);
+        assert!(nested.contains("\"listen\" is written twice"), "{nested}");
     }
 
     #[test]

@@ -47,10 +47,10 @@ const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     crate::system::boot::use_sync_flags(config.clock_sync_flags.as_deref());
+    check_risky_settings(&config)?;
     // A state directory someone else can write may hold planted guest codes or an open
     // window: refuse it before reading anything from it.
     check_state_dir_within(&config.state_dir, STATE_DIR_CHECK_WAIT)?;
-    warn_about_risky_settings(&config);
     // Made now, so the id names this process from its start (`doctor` compares them).
     log::debug!("instance {}", crate::util::instance_id());
 
@@ -242,19 +242,21 @@ fn load(
     Ok(Control { config, store, token, history, codes, devices, schedules, clock })
 }
 
-fn warn_about_risky_settings(config: &Config) {
-    if config.twilio.auth_token.is_none() {
-        log::warn!("*****************************************************************");
-        log::warn!("twilio.auth_token is not set: webhook signatures are NOT checked.");
-        log::warn!("Anyone who finds the webhook URL can fake a call from the intercom");
-        log::warn!("and be let in while a window is open. Set it before going live.");
-        log::warn!("*****************************************************************");
+fn check_risky_settings(config: &Config) -> Result<(), String> {
+    match (&config.twilio.auth_token, config.webhook.allow_unsigned) {
+        (None, false) => return Err(format!(
+            "twilio.auth_token (or {}) is not set, so anyone who finds the webhook URL could fake a call from the intercom: set it (a `serve` started by hand does not read intercom.env), or for a test setup set webhook.allow_unsigned to true",
+            crate::config::ENV_TWILIO_AUTH_TOKEN
+        )),
+        (None, true) => log::warn!("webhook.allow_unsigned: webhook signatures are NOT checked; anyone who finds the webhook URL can fake a call from the intercom and be let in while a window is open"),
+        (Some(_), _) => {}
     }
     if config.intercoms.is_empty() {
         log::warn!(
             "neither intercom_number nor intercoms is set: every call is rejected unless the webhook URL sets ExpectedFrom"
         );
     }
+    Ok(())
 }
 
 fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {

@@ -23,6 +23,10 @@ pub struct StatusBody {
     /// `/healthz` shows through the tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Whether this process checks Twilio's signatures (`/api/status` only): what
+    /// `doctor` reports, rather than what the files it reads say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_checked: Option<bool>,
     /// Set while stored guest codes do not work, saying why (a lock after wrong codes, a
     /// clock that stepped back, a clock not yet synchronized after a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +200,10 @@ pub struct DeviceBody {
     /// The device that asked (its cookie), so the page can say "this phone".
     #[serde(default)]
     pub this_device: bool,
+    /// Only in the answer to `POST /api/pair`: the key the page keeps in its origin's
+    /// storage and sends as `X-Intercom-Key` beside the cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_key: Option<String>,
 }
 
 /// `GET /api/devices`.

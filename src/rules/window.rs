@@ -38,6 +38,7 @@ impl Status {
             remaining_seconds: self.remaining_seconds,
             storage_problem: self.storage_problem.clone(),
             instance: None,
+            signatures_checked: None,
             once: self.is_open() && self.once,
             schedule: None,
             codes_paused: None,

@@ -1,10 +1,10 @@
 //! The control listener: the phone page at `/` and the token-protected JSON API.
 //!
-//! The page itself holds no secret. A paired phone's browser sends its device cookie
-//! (see `pairing.rs` for the checks such a request passes); scripts and the CLI send the
-//! token as a bearer header, and no URL carries it. No state changes on GET; every
-//! `/api/` route but the pairing exchange checks the token or the cookie before anything
-//! else.
+//! The page itself holds no secret. A paired phone's browser sends its device cookie and
+//! the page key from its storage (see `pairing.rs` for the checks such a request passes,
+//! and why the cookie alone is not enough); scripts and the CLI send the token as a
+//! bearer header, and no URL carries it. No state changes on GET; every `/api/` route but
+//! the pairing exchange checks the token or the cookie before anything else.
 //! `/api/proof` answers without the token: a client about to send the token first
 //! makes the listener prove that it knows it already (an HMAC of the client's nonce), so
 //! a program squatting on the port while the server is down never receives it.
@@ -84,7 +84,7 @@ impl Control {
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
-            "/" | pairing::PAIR_PATH => Some(self.page(req)),
+            "/" | pairing::PAIR_PATH => Some(page()),
             "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
             "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
             "/icon-192.png" => Some(asset("image/png", ICON_192)),
@@ -131,7 +131,16 @@ impl Control {
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
-                return Ok(json_response(200, &body));
+                body.signatures_checked = Some(self.config.twilio.auth_token.is_some());
+                let resp = json_response(200, &body);
+                // A paired phone's cookie is renewed with each status its page reads, so a
+                // phone in daily use never reaches the cookie's end of life.
+                return Ok(match (&actor, pairing::cookie(req)) {
+                    (Actor::Device(_), Some(secret)) => {
+                        resp.with_header("Set-Cookie", pairing::set_cookie(secret))
+                    }
+                    _ => resp,
+                });
             }
             ("/api/open", "POST") => {
                 let (duration, once) = self.requested_window(&req.body)?;
@@ -175,14 +184,15 @@ impl Control {
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the
-    /// CLI); else the device cookie, after the browser checks.
+    /// CLI); else the device cookie and the page key (the cookie alone reaches every
+    /// port of the host), after the browser checks.
     fn authorize(&self, req: &Request) -> Result<Actor, HttpError> {
         if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
             let write = !matches!(req.method.as_str(), "GET" | "HEAD");
             pairing::check_browser_request(req, &self.config.control.hosts, write)?;
             return self
                 .devices
-                .authenticate(secret, Timestamp::now())
+                .authenticate(secret, req.header(pairing::KEY_HEADER).unwrap_or(""), Timestamp::now())
                 .map(Actor::Device)
                 .ok_or(HttpError::Unauthorized);
         }
@@ -191,18 +201,6 @@ impl Control {
             Ok(Actor::Token)
         } else {
             Err(HttpError::Unauthorized)
-        }
-    }
-
-    /// The page; a paired browser that loads it from the right host gets its cookie
-    /// renewed, so a phone in daily use never reaches the cookie's end of life.
-    fn page(&self, req: &Request) -> Response {
-        let renewed = pairing::cookie(req)
-            .filter(|_| pairing::check_browser_request(req, &self.config.control.hosts, false).is_ok())
-            .filter(|secret| self.devices.authenticate(secret, Timestamp::now()).is_some());
-        match renewed {
-            Some(secret) => page().with_header("Set-Cookie", pairing::set_cookie(secret)),
-            None => page(),
         }
     }
 

@@ -27,8 +27,11 @@ use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
 
 /// The cookie's name; its value is the device secret.
 pub const COOKIE: &str = "intercom_device";
-/// How long the browser keeps the cookie: Chrome caps any cookie at 400 days, and the
-/// page renews it on every load, so a phone in use stays paired.
+/// The header that carries the page key, which the page keeps in `localStorage`: scoped
+/// to scheme, host and port, unlike the cookie, which every port of the host receives.
+pub const KEY_HEADER: &str = "x-intercom-key";
+/// How long the browser keeps the cookie: Chrome caps any cookie at 400 days, and each
+/// status the page reads renews it, so a phone in use stays paired.
 pub const COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Where the page spends a pairing code.
 pub const PAIR_PATH: &str = "/pair";
@@ -106,7 +109,8 @@ pub fn check_browser_request(req: &Request, names: &[String], write: bool) -> Re
     Ok(())
 }
 
-/// `POST /api/pair` with `{"code": "..."}`: spends the code and answers with the cookie.
+/// `POST /api/pair` with `{"code": "..."}`: spends the code and answers with the cookie
+/// and, in the body (never in a cookie), the page key.
 pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Response, HttpError> {
     if req.method != "POST" {
         return Err(HttpError::MethodNotAllowed("POST"));
@@ -116,9 +120,10 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
     check_browser_request(req, names, true)?;
     let request: PairRequest = read_request(&req.body).map_err(|_| bad_body("code"))?;
     match devices.finish_pairing(&request.code, Instant::now(), Timestamp::now()) {
-        Ok((device, secret)) => {
+        Ok((device, secret, page_key)) => {
             log::info!("paired a device: {:?} ({})", crate::util::loggable(&device.name), device.id);
-            Ok(json_response(200, &device_body(&device, true)).with_header("Set-Cookie", set_cookie(&secret)))
+            let body = DeviceBody { page_key: Some(page_key), ..device_body(&device, true) };
+            Ok(json_response(200, &body).with_header("Set-Cookie", set_cookie(&secret)))
         }
         Err(PairError::BadLink) => Err(HttpError::Refused(PairError::BadLink.to_string())),
         Err(PairError::Full) => Err(HttpError::BadRequest(PairError::Full.to_string())),
@@ -213,6 +218,7 @@ fn device_body(d: &Device, this: bool) -> DeviceBody {
         paired: d.paired,
         last_used: d.last_used,
         this_device: this,
+        page_key: None,
     }
 }
 

@@ -253,8 +253,8 @@ fn every_command_shows_a_time_one_local_way() {
     let dir = TempDir::new("times");
     let tz = ("TZ", "Europe/Berlin");
     let s = Server::start_in(dir.path(), base_config(), &[tz]);
-    let cookie = crate::pairing::exchange(&s, &crate::pairing::pair_link(&s, "Anna's phone"));
-    assert_eq!(crate::pairing::page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+    let phone = crate::pairing::exchange(&s, &crate::pairing::pair_link(&s, "Anna's phone"));
+    assert_eq!(crate::pairing::page_call(&s, "GET", "/api/status", &phone, "").status, 200);
     s.ring(INTERCOM);
     let run = |args: &[&str]| {
         let o = cli_env(&s.config_path, args, &[tz]);
