@@ -33,8 +33,10 @@
 //! - Only `store/` touches the state directory. Services never see HTTP: the listeners
 //!   translate requests into calls on them; `daemon/server.rs` joins them with callbacks.
 //! - The webhook listener serves no route that changes state, except that a call from the
-//!   intercom spends a guest code's use or counts a wrong one; the control listener serves
-//!   no TwiML. Routes match raw paths exactly.
+//!   intercom spends a guest code's use or counts a wrong one, and that a notification's
+//!   one-time link (128 random bits, 3 minutes, once) lets in the call it was made for
+//!   while that call rings; the control listener serves no TwiML. Routes match raw paths
+//!   exactly.
 //! - Opening the window reaches the disk atomically before memory; closing reaches memory
 //!   first and then the disk by a path that needs no space. A bad state file is moved
 //!   aside, never deleted. A broken state disk never stops the server: it starts, forwards

@@ -42,6 +42,7 @@ pub enum Command {
     },
     Close,
     Status,
+    LetIn,
     Url,
     CheckConfig,
     Simulate {
@@ -82,7 +83,7 @@ fn run(a: &mut Args, command: Command) -> Result<Invocation, UsageError> {
 const DURATIONS: &str = "DUR is a length: 90m, 2h, 1h30, 2 hours, 1d, 1w; a bare number is minutes.";
 
 /// Every command, in the order the overview lists them.
-pub const COMMANDS: [Spec; 22] = [
+pub const COMMANDS: [Spec; 23] = [
     Spec {
         usage: "serve",
         about: "Run the server: both listeners, until stopped.",
@@ -100,6 +101,12 @@ pub const COMMANDS: [Spec; 22] = [
         about: "Close the window now.\n\
                 A schedule open now still lets visitors in: close names it and how to pause it.",
         parse: |a| run(a, Command::Close),
+    },
+    Spec {
+        usage: "let-in",
+        about: "Let in the visitor whose call rings your phones now.\n\
+                The door tones are played on the live call, once; says so when nobody rings.",
+        parse: |a| run(a, Command::LetIn),
     },
     Spec {
         usage: "status",

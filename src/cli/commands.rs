@@ -1,5 +1,5 @@
-//! The small commands: `open`, `close`, `status` (through the running server's control
-//! API), `url` and `check-config`.
+//! The small commands: `open`, `close`, `status`, `let-in` (through the running server's
+//! control API), `url` and `check-config`.
 
 use std::error::Error;
 use std::fmt::Display;
@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::cli::client::{display_addr, Client};
 use crate::cli::out::{left, say, say_raw};
 use crate::config::{self, Config, Secret};
-use crate::model::api::{OpenRequest, SchedulesBody, StatusBody};
+use crate::model::api::{LetInRequest, OpenRequest, SchedulesBody, StatusBody};
 use crate::util::local_address;
 use crate::util::time::{human, local};
 
@@ -38,6 +38,14 @@ pub fn close(api: &Client, path: &Path) -> Result<(), Box<dyn Error>> {
 
 pub fn status(api: &Client) -> Result<(), Box<dyn Error>> {
     print_status(&api.get("/api/status")?);
+    Ok(())
+}
+
+/// `let-in`: the call that rings now, as the page's banner does it.
+pub fn let_in(api: &Client) -> Result<(), Box<dyn Error>> {
+    let ringing = api.get::<StatusBody>("/api/status")?.ringing.ok_or("nobody is ringing now")?;
+    let _: StatusBody = api.post("/api/let-in", &LetInRequest { call: ringing.call })?;
+    say!("let in: the door tones were played at {}", ringing.entrance.as_deref().unwrap_or("the door"));
     Ok(())
 }
 
@@ -145,6 +153,11 @@ fn summary(c: &Config) -> String {
         .webhook_url
         .as_ref()
         .map(|u| format!("{}/… (path and query hidden)", config::url::url_origin(u.expose())));
+    // The topic is a secret too.
+    let ntfy = c.notify.ntfy.as_ref().map(|n| {
+        let token = secret(&n.token, n.token_from_env, config::ENV_NTFY_TOKEN, "not set");
+        format!("{} (topic hidden), token {token}", n.url)
+    });
     let generated = "(not set: generated on first start into state_dir/control-token)";
     let mut rows = vec![
         ("intercom_number", or(c.intercom_number.as_ref(), intercom)),
@@ -184,6 +197,7 @@ fn summary(c: &Config) -> String {
         ("notify.webhook_url", or(webhook_url, UNSET)),
         ("notify.sms_to", list(&c.notify.sms_to, "(none)")),
         ("notify.events", list(c.notify.events.iter().map(|e| e.name()), "")),
+        ("notify.ntfy", or(ntfy, UNSET)),
         ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
         (
             "twilio.auth_token",

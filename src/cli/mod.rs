@@ -47,6 +47,7 @@ pub fn run(command: Command, config_path: &Path) -> ExitCode {
         Command::Open { minutes, once } => api().and_then(|(api, c)| commands::open(&api, &c, minutes, once)),
         Command::Close => api().and_then(|(api, _)| commands::close(&api, path)),
         Command::Status => api().and_then(|(api, _)| commands::status(&api)),
+        Command::LetIn => api().and_then(|(api, _)| commands::let_in(&api)),
         Command::Url => load(path, false).map(|c| commands::url(&c, path)),
         Command::CheckConfig => filled(path, true).map(|c| commands::check_config(&c)),
         // Init writes the config, so it does not load one.

@@ -76,6 +76,6 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
     let at = entrance.and_then(|e| e.name.as_deref()).map_or(String::new(), |n| format!(" at {n}"));
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
     let base = config.webhook.public_url.as_deref().unwrap_or("");
-    say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[] }));
+    say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[], dial_action: true }));
     Ok(())
 }

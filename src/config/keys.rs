@@ -54,6 +54,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
     ("notify.sms_to", r#"["+15552223333"]"#),
     ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+    ("notify.ntfy", r#"{"url": "https://ntfy.sh", "topic": "my-secret-door-topic"}"#),
+    ("notify.ntfy.url", r#""https://ntfy.sh""#),
+    ("notify.ntfy.topic", r#""my-secret-door-topic""#),
+    ("notify.ntfy.token", r#""tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2""#),
     ("mqtt", r#"{"host": "homeassistant.local"}"#),
     ("mqtt.host", r#""homeassistant.local""#),
     ("mqtt.port", "1883"),
@@ -342,6 +346,7 @@ mod tests {
             ("control", fields::<ControlConfig>()),
             ("twilio", fields::<TwilioConfig>()),
             ("notify", fields::<NotifyConfig>()),
+            ("notify.ntfy", fields::<NtfyConfig>()),
             ("mqtt", fields::<MqttConfig>()),
             ("limits", fields::<limits::LimitsConfig>()),
             ("ring", fields::<ring::RingConfig>()),
@@ -357,6 +362,7 @@ mod tests {
             "intercoms": [{"name": "gate", "number": "+15558880001"}],
             "twilio": {"account_sid": "AC1", "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"},
             "mqtt": {"host": "h", "username": "u"},
+            "notify": {"ntfy": {"url": "https://ntfy.sh", "topic": "t"}},
             "ring": {"quiet_hours": {"from": "22:00", "to": "07:00", "only": []}},
         });
         for (key, example) in KEYS {

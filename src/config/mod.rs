@@ -29,7 +29,9 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{account_sid, api_base, duration, listen, log_level, phone, phones};
+use crate::config::values::{
+    account_sid, api_base, duration, listen, log_level, phone, phones, plain_target_url,
+};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{host, optional, port, sync_flags, topic_level, topic_path};
 use crate::config::values::{
@@ -49,8 +51,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 /// `dial_timeout`: Twilio's own default is 30 s; 25 s ends before most mobile voicemail
 /// picks up, so the visitor hears the fallback message. `twilio.api_base` is Twilio's
 /// REST API (tests point it at a local server). `notify.events`: someone let in (by the
-/// window, a guest code or a schedule), the window's opening and end (a one-shot's too),
-/// and a guesser locking the codes.
+/// window, a guest code, a schedule or a tap while it rang), the window's opening and end
+/// (a one-shot's too), and a guesser locking the codes.
 const DEFAULTS: &str = r#"{
     "unlock_digits": "ww9", "max_window": "12h", "dial_timeout": "25s", "log_level": "info",
     "no_answer_message": "Sorry, nobody is answering. Please try again later.",
@@ -59,7 +61,7 @@ const DEFAULTS: &str = r#"{
     "control": {"listen": "0.0.0.0:8081"},
     "twilio": {"api_base": "https://api.twilio.com"},
     "notify": {"events": ["call_unlocked", "window_opened", "window_expired", "call_unlocked_code",
-        "codes_locked", "once_used", "call_unlocked_schedule"]}
+        "codes_locked", "once_used", "call_unlocked_schedule", "call_let_in"]}
 }"#;
 const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 /// A window is at least a minute: the API counts in minutes.
@@ -77,6 +79,10 @@ pub const ENV_TWILIO_AUTH_TOKEN: &str = "INTERCOM_TWILIO_AUTH_TOKEN";
 pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
+pub const ENV_NTFY_TOKEN: &str = "INTERCOM_NTFY_TOKEN";
+/// Every secret the environment (or the secrets file) may hold.
+const SECRET_VARS: [&str; 5] =
+    [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN];
 /// MQTT's default ports, without and with TLS (IANA).
 const MQTT_PORT: u16 = 1883;
 const MQTT_TLS_PORT: u16 = 8883;
@@ -239,11 +245,33 @@ pub struct NotifyConfig {
     #[serde(default, deserialize_with = "phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
+    pub ntfy: Option<NtfyConfig>,
+}
+
+/// An ntfy server (ntfy.sh or one's own): every ring, with a "Let them in" button, and
+/// the chosen events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtfyConfig {
+    /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
+    /// to its root. Required: empty (absent) is refused by [`Config::check`], as is `topic`.
+    #[serde(default, deserialize_with = "plain_target_url")]
+    pub url: String,
+    /// Treated as a secret: on ntfy.sh, whoever knows a topic can read it.
+    #[serde(default, deserialize_with = "topic_level")]
+    pub topic: String,
+    /// An access token (`tk_…`), for a topic that needs one.
+    #[serde(default, deserialize_with = "secret")]
+    pub token: Option<Secret>,
+    #[serde(skip)]
+    pub token_from_env: bool,
 }
 
 impl NotifyConfig {
+    /// Whether anything is sent at all: ntfy gets every ring, whatever the events.
     pub fn is_active(&self) -> bool {
-        (self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty()
+        self.ntfy.is_some()
+            || ((self.webhook_url.is_some() || !self.sms_to.is_empty()) && !self.events.is_empty())
     }
 }
 
@@ -301,9 +329,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            let known =
-                [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD];
-            from_file.borrow_mut().extend(known.into_iter().filter(|k| *k == name));
+            from_file.borrow_mut().extend(SECRET_VARS.into_iter().filter(|k| *k == name));
             Some(value)
         })
     };
@@ -376,6 +402,9 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     }
     if let (Some(m), Some(p)) = (config.mqtt.as_mut(), env(ENV_MQTT_PASSWORD)) {
         (m.password, m.password_from_env) = (Some(Secret::new(p)), true);
+    }
+    if let (Some(n), Some(t)) = (config.notify.ntfy.as_mut(), env(ENV_NTFY_TOKEN)) {
+        (n.token, n.token_from_env) = (Some(Secret::new(t)), true);
     }
     config.check()?;
     Ok(config)
@@ -454,6 +483,21 @@ impl Config {
                 if missing {
                     return Err(key_error(key, format!("{why}{or}")));
                 }
+            }
+        }
+        if let Some(n) = &self.notify.ntfy {
+            for (key, missing) in
+                [("notify.ntfy.url", n.url.is_empty()), ("notify.ntfy.topic", n.topic.is_empty())]
+            {
+                if missing {
+                    return Err(key_error(key, "required with notify.ntfy"));
+                }
+            }
+            if n.token.is_some() && n.url.starts_with("http://") && !url::is_loopback(&n.url) {
+                return Err(key_error(
+                    "notify.ntfy.url",
+                    "with a token: https://, so it does not cross the network in clear",
+                ));
             }
         }
         if let Some(m) = &self.mqtt {
@@ -647,7 +691,7 @@ mod tests {
         let c = parse("{}", no_env).unwrap();
         use EventKind::*;
         let events = [CallUnlocked, WindowOpened, WindowExpired, CallUnlockedCode, CodesLocked, OnceUsed];
-        assert_eq!(c.notify.events, [&events[..], &[CallUnlockedSchedule]].concat());
+        assert_eq!(c.notify.events, [&events[..], &[CallUnlockedSchedule, CallLetIn]].concat());
         assert!(!c.notify.is_active());
         assert_eq!(c.twilio.api_base, "https://api.twilio.com");
         let c = parse(
@@ -656,6 +700,19 @@ mod tests {
         )
         .unwrap();
         assert!(c.notify.is_active() && c.notify.events == [EventKind::CallRejected]);
+        // ntfy: its server and topic are required; a token comes from the environment too,
+        // and never travels in clear text.
+        let e = err(r#"{"notify": {"ntfy": {"url": "https://ntfy.sh"}}}"#);
+        assert_eq!(e, "config key `notify.ntfy.topic`: required with notify.ntfy");
+        let e = err(r#"{"notify": {"ntfy": {"url": "http://ntfy.lan", "topic": "t", "token": "tk_1"}}}"#);
+        assert!(e.starts_with("config key `notify.ntfy.url`: with a token: https://"), "{e}");
+        assert!(err(r#"{"notify": {"ntfy": {"url": "https://ntfy.sh", "topic": "a b"}}}"#)
+            .contains("notify.ntfy.topic"));
+        let ntfy = r#"{"notify": {"events": [], "ntfy": {"url": "https://ntfy.sh", "topic": "door-7f3k"}}}"#;
+        let n = parse(ntfy, |k| (k == ENV_NTFY_TOKEN).then(|| "tk_from_env".to_string())).unwrap().notify;
+        assert!(n.is_active(), "ntfy gets every ring, whatever the events");
+        let n = n.ntfy.unwrap();
+        assert!(n.token_from_env && n.token.unwrap().expose() == "tk_from_env");
         assert!(!format!("{c:?}").contains("secret-topic"));
         assert!(
             err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#).contains("`notify.events`")

@@ -220,6 +220,11 @@ pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::
     Ok(url.map(Secret::new))
 }
 
+/// A URL we send to (`notify.ntfy.url`), as [`target_url`] checks it, that is no secret.
+pub fn plain_target_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    check_target_url(&String::deserialize(d)?).map_err(D::Error::refuse)
+}
+
 /// A host name or IP address of a broker: what DNS and IP literals are made of, so a
 /// URL or a stray space is refused here rather than failing at each connect.
 pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -31,6 +31,7 @@ use crate::system::tz;
 use crate::system::watchdog;
 use crate::util::ownership;
 use crate::web::control::{self, Control};
+use crate::web::ringing::Ringing;
 use crate::web::webhook::{self, Stores, Webhook};
 
 /// How long the stores may take to load before the log says that the state disk does not
@@ -178,7 +179,8 @@ fn load(
         health.clone(),
         clock.clone(),
     ));
-    let notifier = Notifier::start(&config)?;
+    let ringing = Arc::new(Ringing::new(&config));
+    let notifier = Notifier::start(&config, ringing.clone())?;
     // Every record the history writes goes on to the notifier and Home Assistant, each
     // through its own bounded queue.
     let mut sinks: Vec<history::Sink> = Vec::new();
@@ -194,6 +196,7 @@ fn load(
     let sink = (!sinks.is_empty())
         .then(|| Box::new(move |r: &Record| sinks.iter().for_each(|s| s(r))) as history::Sink);
     let history = History::open(&config.state_dir, sink, health.clone());
+    ringing.attach(history.clone());
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| {
@@ -225,7 +228,16 @@ fn load(
     expiry::watch(store.clone())?;
     #[cfg(feature = "mqtt")]
     if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
-        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone())?;
+        // The button acts as `POST /api/let-in` does, on the call that rings now.
+        let (now, act) = (ringing.clone(), ringing.clone());
+        let hooks = crate::mqtt::RingHooks {
+            now: Box::new(move || now.now()),
+            let_in: Box::new(move |who| {
+                let call = act.now().ok_or("nobody is ringing now")?.call;
+                act.let_in(&call, who).map_err(|e| e.message())
+            }),
+        };
+        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone(), hooks)?;
     }
     #[cfg(not(feature = "mqtt"))]
     if config.mqtt.is_some() {
@@ -238,8 +250,9 @@ fn load(
         history: history.clone(),
         codes: codes.clone(),
         schedules: schedules.clone(),
+        ringing: ringing.clone(),
     });
-    Ok(Control { config, store, token, history, codes, devices, schedules, clock })
+    Ok(Control { config, store, token, history, codes, devices, schedules, ringing, clock })
 }
 
 fn check_risky_settings(config: &Config) -> Result<(), String> {

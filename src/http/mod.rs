@@ -387,6 +387,9 @@ pub enum HttpError {
     /// Carries the value of the `Allow` header.
     MethodNotAllowed(&'static str),
     UnsupportedMediaType(&'static str),
+    /// What it is about is over or taken (a call that ended or was let in, a late link);
+    /// the message says what became of it.
+    Gone(String),
     /// The service cannot do this now (a full or read-only disk); the message says why.
     Unavailable(String),
     Internal(String),
@@ -400,6 +403,7 @@ impl HttpError {
             HttpError::Forbidden | HttpError::Refused(_) => 403,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed(_) => 405,
+            HttpError::Gone(_) => 410,
             HttpError::UnsupportedMediaType(_) => 415,
             HttpError::Unavailable(_) => 503,
             HttpError::Internal(_) => 500,
@@ -408,7 +412,10 @@ impl HttpError {
 
     pub fn message(&self) -> String {
         match self {
-            HttpError::BadRequest(m) | HttpError::Unavailable(m) | HttpError::Refused(m) => m.clone(),
+            HttpError::BadRequest(m)
+            | HttpError::Unavailable(m)
+            | HttpError::Refused(m)
+            | HttpError::Gone(m) => m.clone(),
             HttpError::Unauthorized => "missing or wrong token".into(),
             HttpError::Forbidden => "forbidden".into(),
             HttpError::NotFound => "not found".into(),

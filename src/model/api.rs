@@ -41,10 +41,30 @@ pub struct StatusBody {
     /// The schedule that lets visitors in now, if any (the window may be closed).
     #[serde(default)]
     pub schedule: Option<ScheduleNow>,
+    /// The forwarded call that rings the residents' phones now, if any.
+    #[serde(default)]
+    pub ringing: Option<RingingBody>,
     /// The longest window `POST /api/open` takes (`max_window`), so a client can refuse a
     /// longer one in its own words before it asks.
     #[serde(default)]
     pub max_window_minutes: u64,
+}
+
+/// A call ringing now, in the status: `POST /api/let-in` with its `call` lets it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingingBody {
+    /// Its `CallSid`.
+    pub call: String,
+    /// `intercoms[].name`, when the config names its entrances.
+    pub entrance: Option<String>,
+    pub since: Timestamp,
+}
+
+/// `POST /api/let-in`: the ringing call to let in, as the status named it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LetInRequest {
+    pub call: String,
 }
 
 /// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
@@ -275,7 +295,7 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
-            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"max_window_minutes":0}"#
+            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"ringing":null,"max_window_minutes":0}"#
         );
     }
 }

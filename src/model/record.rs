@@ -110,10 +110,12 @@ pub enum EventKind {
     CodesLocked,
     OnceUsed,
     CallUnlockedSchedule,
+    CallLetIn,
+    CallAskedCode,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::CallUnlocked,
         EventKind::CallForwarded,
         EventKind::CallRejected,
@@ -126,6 +128,8 @@ impl EventKind {
         EventKind::CodesLocked,
         EventKind::OnceUsed,
         EventKind::CallUnlockedSchedule,
+        EventKind::CallLetIn,
+        EventKind::CallAskedCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +146,8 @@ impl EventKind {
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
+            EventKind::CallLetIn => "call_let_in",
+            EventKind::CallAskedCode => "call_asked_code",
         }
     }
 
@@ -165,8 +171,9 @@ pub struct Record {
     /// The caller's number as Twilio sent it (for `call_bad_signature`: as claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Who changed the window: a paired device's name, "the command line on the Pi",
-    /// "Home Assistant", "API from 192.168.1.20" (a script with the token).
+    /// Who changed the window, or let a ringing caller in: a paired device's name, "the
+    /// command line on the Pi", "Home Assistant", "API from 192.168.1.20" (a script with the
+    /// token), "the notification link".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// `window_opened`: the length asked for, in minutes (rounded up).
@@ -249,10 +256,9 @@ impl Record {
             Decision::NobodyToCall { .. } => {
                 (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
             }
-            // Not recorded by the webhook (the keypad entry decides); named for completeness.
-            Decision::AskCode => {
-                (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
-            }
+            // On disk before the prompt, so that no later request of the call can spend a
+            // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
+            Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
             Decision::Reject => (
                 EventKind::CallRejected,
                 format!("Rejected a call from {}", caller_for_message(from.as_deref())),
@@ -299,6 +305,18 @@ impl Record {
             entrance: call.entrance.as_deref().map(loggable),
             label: Some(label),
             ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
+        }
+    }
+
+    /// A ringing call let in by `who` (its tones played through Twilio's API).
+    pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: Timestamp) -> Record {
+        let at = entrance.map_or(String::new(), |name| format!("{}: ", loggable(name)));
+        let message = format!("{at}Let a visitor in while it rang, by {}", loggable(who));
+        Record {
+            call_sid: Some(loggable(call_sid)),
+            source: Some(loggable(who)),
+            entrance: entrance.map(loggable),
+            ..Record::new(time, EventKind::CallLetIn, message)
         }
     }
 

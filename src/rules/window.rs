@@ -42,6 +42,7 @@ impl Status {
             once: self.is_open() && self.once,
             schedule: None,
             codes_paused: None,
+            ringing: None,
             clock_doubt: None,
             max_window_minutes: max_window.as_secs() / 60,
         }

@@ -390,6 +390,10 @@ impl Writer {
             f.seek(SeekFrom::End(-1))?;
             f.read_exact(&mut last)?;
             self.torn |= last[0] != b'\n';
+        } else {
+            // A new file (at the first start, after a rotation): a power cut must not take
+            // its name, and with it records already answered, after their flush.
+            storage::sync_dir(storage::parent(path))?;
         }
         self.size = size;
         self.file = Some(f);

@@ -165,10 +165,15 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
 /// which is why closing the window falls back to it.
 pub fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
-        Ok(()) => sync_dir(path.parent().unwrap_or(Path::new("."))),
+        Ok(()) => sync_dir(parent(path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(context(e, "remove", path)),
     }
+}
+
+/// The directory `path` is in ("." for a bare name), to flush after changing its entries.
+pub fn parent(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -180,11 +185,13 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(context(io::Error::from_raw_os_error(ENOTDIR), "use the state directory", dir)),
+        // Its name flushed too, or a power cut may take it with every file written in it.
         Err(_) => fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| context(e, "create the state directory", dir)),
+            .map_err(|e| context(e, "create the state directory", dir))
+            .and_then(|()| sync_dir(parent(dir))),
     }
 }
 
@@ -202,7 +209,7 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
             continue;
         }
         fs::rename(path, &to).map_err(|e| context(e, "move aside", path))?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        sync_dir(parent(path))?;
         return Ok(to);
     }
     Err(io::Error::other(format!("move aside {}: too many files already moved aside", path.display())))
@@ -231,6 +238,13 @@ mod tests {
         let e = context(io::Error::from_raw_os_error(ENOSPC), "write", Path::new("/s/x"));
         assert_eq!(e.kind(), io::Error::from_raw_os_error(ENOSPC).kind());
         assert_eq!(e.to_string(), "write /s/x: no space left on the state disk");
+    }
+
+    #[test]
+    fn the_directory_of_a_bare_name_is_the_current_one() {
+        assert_eq!(parent(Path::new("state")), Path::new("."));
+        assert_eq!(parent(Path::new("/var/lib/intercom/state.json")), Path::new("/var/lib/intercom"));
+        assert_eq!(parent(Path::new("/")), Path::new("."));
     }
 
     #[test]

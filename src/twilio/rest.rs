@@ -25,6 +25,8 @@ pub const LISTED_NUMBERS: usize = 50;
 /// Twilio SIDs are two letters and 32 hex digits; anything else from an answer would not
 /// be safe to put into a request path.
 const SID_LEN: usize = 34;
+/// Twilio's error code for an update of a call that is not in progress.
+const CALL_NOT_IN_PROGRESS: u64 = 21220;
 
 /// A call to Twilio that did not give a 2xx answer. Its `Display` is one line, without
 /// any secret.
@@ -41,6 +43,8 @@ pub enum RestError {
     Network { why: String, permanent: bool },
     /// A 2xx answer that is not what the API documents.
     BadAnswer(String),
+    /// 400 with Twilio's code 21220: the call to update is no longer in progress.
+    CallEnded,
 }
 
 impl fmt::Display for RestError {
@@ -52,6 +56,7 @@ impl fmt::Display for RestError {
             RestError::Status { status, detail, .. } => write!(f, "HTTP {status}: {detail}"),
             RestError::Network { why, .. } => write!(f, "no answer: {why}"),
             RestError::BadAnswer(why) => write!(f, "an unexpected answer: {why}"),
+            RestError::CallEnded => f.write_str("the call is no longer in progress"),
         }
     }
 }
@@ -170,13 +175,15 @@ impl Rest {
 
     /// Sets the given fields of a number in one form POST; returns the number as it is now.
     pub fn update_number(&self, sid: &str, fields: &[(&str, &str)]) -> Result<IncomingNumber, RestError> {
-        let safe =
-            sid.len() == SID_LEN && sid.starts_with("PN") && sid.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !safe {
-            return Err(RestError::BadAnswer(format!("a number SID that is not one: {:?}", loggable(sid))));
-        }
+        check_sid(sid, "PN")?;
         let body = self.post(&format!("IncomingPhoneNumbers/{sid}.json"), fields)?;
         serde_json::from_value(body).map_err(|e| RestError::BadAnswer(format!("the updated number: {e}")))
+    }
+
+    /// Replaces what a call in progress does with `twiml` ("update a call in progress").
+    pub fn update_call(&self, sid: &str, twiml: &str) -> Result<(), RestError> {
+        check_sid(sid, "CA")?;
+        self.post(&format!("Calls/{sid}.json"), &[("Twiml", twiml)]).map(drop)
     }
 
     /// Sends one SMS.
@@ -216,6 +223,14 @@ impl Rest {
     }
 }
 
+/// A SID goes into a request path only if it is one (`PN…`, `CA…`).
+fn check_sid(sid: &str, prefix: &str) -> Result<(), RestError> {
+    if sid.len() == SID_LEN && sid.starts_with(prefix) && sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(());
+    }
+    Err(RestError::BadAnswer(format!("a {prefix} SID that is not one: {:?}", loggable(sid))))
+}
+
 fn json(body: &str) -> Result<Value, RestError> {
     serde_json::from_str(body).map_err(|_| RestError::BadAnswer("not JSON".into()))
 }
@@ -229,10 +244,13 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
     if (200..300).contains(&status) {
         return body.map_err(|e| network_error(&e));
     }
-    let detail = body.map(|b| error_detail(&b)).unwrap_or_default();
+    let body = body.unwrap_or_default();
+    let code = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["code"].as_u64());
+    let detail = error_detail(&body);
     Err(match status {
         401 => RestError::Unauthorized,
         404 => RestError::NotFound(detail),
+        400 if code == Some(CALL_NOT_IN_PROGRESS) => RestError::CallEnded,
         _ => RestError::Status { status, detail, retry_after },
     })
 }

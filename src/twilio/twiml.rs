@@ -26,6 +26,10 @@ pub const NEXT_PATH: &str = "/voice/next";
 pub struct Callbacks<'a> {
     pub base: &'a str,
     pub carry: &'a [(String, String)],
+    /// Whether a forward's dial reports its end to [`NEXT_PATH`], so the call is known to
+    /// ring until then. The webhook's answers do; the fallback TwiML must not, since it
+    /// runs when this server cannot be reached (it says the message after the dial itself).
+    pub dial_action: bool,
 }
 
 impl Callbacks<'_> {
@@ -70,15 +74,25 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
         }
         Decision::Forward { numbers, timeout_secs, no_answer_message } => {
             // answerOnBridge: the visitor hears ringing until the resident picks up.
-            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\">");
+            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
+            if links.dial_action {
+                // Everyone was rung: the next step is past the last, the message.
+                let url = links.url(NEXT_PATH, Some(numbers.len()));
+                let _ = write!(x, " action=\"{}\" method=\"POST\"", escape(&url));
+            }
+            x.push('>');
             for n in numbers {
                 x.push_str("<Number>");
                 escape_into(&mut x, n.as_str());
                 x.push_str("</Number>");
             }
-            x.push_str("</Dial><Say>");
-            escape_into(&mut x, no_answer_message);
-            x.push_str("</Say>");
+            x.push_str("</Dial>");
+            // With an action, Twilio runs nothing after the dial: `/voice/next` says it.
+            if !links.dial_action {
+                x.push_str("<Say>");
+                escape_into(&mut x, no_answer_message);
+                x.push_str("</Say>");
+            }
         }
         // One person of a sequential order; Twilio posts the outcome to the action, and
         // whatever follows a Dial with an action is never run.
@@ -178,7 +192,7 @@ mod tests {
             ("ExpectedFrom".to_string(), "+1 (555) 888-9999".to_string()),
             ("PhoneNumberToDial".to_string(), "+15552223333,+15554445555".to_string()),
         ];
-        let links = Callbacks { base: "https://d.example", carry: &carry };
+        let links = Callbacks { base: "https://d.example", carry: &carry, dial_action: true };
         let query =
             "ExpectedFrom=%2B1+%28555%29+888-9999&amp;PhoneNumberToDial=%2B15552223333,%2B15554445555";
         let x = render(&Decision::AskCode, &links);
@@ -192,8 +206,14 @@ mod tests {
         )), "{x}");
         let x = render(&Decision::AskCode, &Callbacks::default());
         assert!(x.contains("action=\"/voice/code\""), "no public URL: relative, as before: {x}");
+        let two = ["+15552223333", "+15554445555"].map(|n| PhoneNumber::parse(n).unwrap()).to_vec();
+        let forward = Decision::Forward { numbers: two, timeout_secs: 25, no_answer_message: "bye".into() };
+        let x = render(&forward, &links);
+        assert!(x.contains(&format!(
+            "<Response><Dial answerOnBridge=\"true\" timeout=\"25\" action=\"https://d.example/voice/next?{query}&amp;step=2\" method=\"POST\"><Number>+15552223333</Number><Number>+15554445555</Number></Dial></Response>"
+        )), "the message comes from /voice/next: {x}");
         let odd = [("ExpectedFrom".to_string(), "a&b=c%d+é".to_string())];
-        let url = Callbacks { base: "", carry: &odd }.url(NEXT_PATH, Some(1));
+        let url = Callbacks { base: "", carry: &odd, dial_action: true }.url(NEXT_PATH, Some(1));
         assert_eq!(url, "/voice/next?ExpectedFrom=a%26b%3Dc%25d%2B%C3%A9&step=1");
     }
 }

@@ -20,7 +20,8 @@ use crate::config::{Config, Secret};
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{
-    read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody, ScheduleNow, StatusBody,
+    read_request, CodesBody, ErrorBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow,
+    StatusBody,
 };
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
@@ -34,6 +35,7 @@ use crate::twilio::signature;
 use crate::util::constant_time_eq;
 use crate::util::loggable;
 use crate::web::pairing::{self, Actor};
+use crate::web::ringing::Ringing;
 use crate::web::schedules;
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
@@ -43,6 +45,10 @@ pub const MAX_BODY_BYTES: usize = 1024;
 /// leaves room for a browser's parallel connections many times over, and an idle flood
 /// beyond it is evicted (see `connections.rs`).
 pub const MAX_CONNECTIONS: usize = 256;
+/// The longest `GET /api/status?ringing=…` waits for a call to start or stop ringing
+/// before it answers anyway: the page's poll interval before it waited, so a page costs
+/// the server what its polls did, and a window opened elsewhere still shows within it.
+pub const STATUS_WAIT: Duration = Duration::from_secs(4);
 /// `GET /api/events` without `limit`: what the page shows.
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
@@ -64,6 +70,7 @@ pub struct Control {
     pub codes: Arc<CodeStore>,
     pub devices: Arc<Devices>,
     pub schedules: Arc<ScheduleStore>,
+    pub ringing: Arc<Ringing>,
     /// The one clock policy, for saying why schedules, quiet hours and codes wait.
     pub clock: Arc<Clock>,
 }
@@ -127,6 +134,12 @@ impl Control {
         }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {
+                // `?ringing=CA…` (or empty: none) is the call the page shows: the answer
+                // waits until another rings or it stops (at most STATUS_WAIT).
+                if let Some(seen) = req.query.strip_prefix("ringing=") {
+                    self.ringing.wait_change(seen, STATUS_WAIT);
+                }
+                let now = Timestamp::now();
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
@@ -147,9 +160,18 @@ impl Control {
                 self.store.open_window(duration, once, now, &source(req, &actor)).map_err(not_saved)?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
+            ("/api/let-in", "POST") => {
+                let bad = |m| {
+                    HttpError::BadRequest(format!("{m}; send {{\"call\": \"CA…\"}} as the status names it"))
+                };
+                let request: LetInRequest = read_request(&req.body).map_err(bad)?;
+                self.ringing.let_in(&request.call, &source(req, &actor))?;
+                self.store.status(Timestamp::now())
+            }
             ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
             ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
             ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
+            ("/api/let-in", _) => return Err(HttpError::MethodNotAllowed("POST")),
             ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
             _ => return Err(HttpError::NotFound),
         };
@@ -165,7 +187,13 @@ impl Control {
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
             .map(|(s, until)| ScheduleNow { id: s.id, label: s.label, open_until: until });
         let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
-        StatusBody { schedule, codes_paused, clock_doubt, ..status.body(self.config.max_window) }
+        StatusBody {
+            schedule,
+            codes_paused,
+            clock_doubt,
+            ringing: self.ringing.now(),
+            ..status.body(self.config.max_window)
+        }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
@@ -365,7 +393,21 @@ mod tests {
         ));
         let config = Arc::new(config);
         let devices = Arc::new(Devices::open(&dir));
-        (Control { config, store: Arc::new(store), token, history, codes, devices, schedules, clock }, dir)
+        let ringing = Arc::new(Ringing::new(&config));
+        (
+            Control {
+                config,
+                store: Arc::new(store),
+                token,
+                history,
+                codes,
+                devices,
+                schedules,
+                ringing,
+                clock,
+            },
+            dir,
+        )
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -393,6 +435,7 @@ mod tests {
             ("GET", "/api/status"),
             ("POST", "/api/open"),
             ("POST", "/api/close"),
+            ("POST", "/api/let-in"),
             ("GET", "/api/events"),
             ("GET", "/api/codes"),
             ("POST", "/api/codes"),

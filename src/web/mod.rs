@@ -6,12 +6,14 @@
 //! holds its household decisions (schedules, one-shot window, quiet hours) and
 //! `/voice/next`; `call_request.rs` reads a webhook request as a call, its signature
 //! checked first; `replay.rs` keeps the recent answers by route and `CallSid` (bounded in
-//! count and age), so a retried or replayed request gets the same answer and changes
-//! nothing. `control.rs` (and `page.html`, the manifest and the icon) is the LAN one: the
+//! count and age), so a retried request gets the same answer, and every answered call
+//! (from the history at start), so no request of one changes anything again. `control.rs` (and `page.html`, the manifest and the icon) is the LAN one: the
 //! phone page and the JSON API, which takes the token or a paired device's cookie, with
 //! the schedules' routes in `schedules.rs`; `pairing.rs` is its paired-device side: the
 //! cookie, the same-origin checks a cookie's requests pass, the pairing exchange and the
-//! device routes.
+//! device routes. `ringing.rs` knows which forwarded calls ring now and lets one in while
+//! it rings (for the page, the API, Home Assistant and a notification's one-time link,
+//! which the webhook listener serves).
 //!
 //! Uses: `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
@@ -19,5 +21,6 @@ pub mod call_request;
 pub mod control;
 pub mod pairing;
 pub mod replay;
+pub mod ringing;
 pub mod schedules;
 pub mod webhook;

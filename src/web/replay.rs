@@ -4,8 +4,12 @@
 //! send it again. Only the first request of a call is decided, counted and recorded;
 //! the rest are answered from here.
 //!
-//! In memory, bounded in count and age. What must hold across a restart (a guest code's
-//! use, a wrong code's count) is kept with the code store on disk, by `CallSid`.
+//! In memory, bounded in count and age: a convenience for Twilio's retries. What keeps an
+//! answered call from spending anything again (a one-shot window, a guest code's use, a
+//! wrong code's count) is [`Answered`]: every answered call's `CallSid`, read from the
+//! history at start and noted at every answer since. No file of its own: each call's
+//! record is on disk before its answer (group commit, `store/history.rs`), so after kill
+//! -9 the history knows every call that got an answer, with no second fsync per call.
 //!
 //! A repeat that arrives while the first is still being decided (a slow disk) waits for
 //! its answer, at most [`REPEAT_WAIT`]; then it is told [`Claim::Busy`] and the caller
@@ -24,12 +28,17 @@ use crate::util::lock;
 pub const MAX_REMEMBERED: usize = 1024;
 /// How long an answer is remembered: longer than Twilio's whole retry sequence (a few
 /// retries of at most 15 s each, then the fallback URL) and than any intercom call.
-/// Beyond it, the code store's own record of each `CallSid` still stops a second use.
+/// Beyond it, [`Answered`] still stops a second use of anything.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(60 * 60);
 /// How long a repeat waits for the first request's answer: the first is answered within
 /// the state and codes locks' waits plus the history's (about 7 s, see `LOCK_WAIT` and
 /// `APPEND_WAIT`), and Twilio gives up after 15 s.
 pub const REPEAT_WAIT: Duration = Duration::from_secs(8);
+
+/// Answered calls kept in [`Answered`]: more than the history's two files hold (a record
+/// is about 200 bytes, so about 2,600 of them), so all it tells at start fits; at a few
+/// dozen calls a day, months of calls, and at about 100 bytes each, under half a MiB.
+pub const MAX_ANSWERED: usize = 4096;
 
 /// The route a request came to and its `CallSid`.
 pub type Key = (&'static str, String);
@@ -128,6 +137,35 @@ impl<T: Clone> Recent<T> {
     }
 }
 
+/// The calls from the intercom this server has answered, by `CallSid`, oldest out first
+/// beyond [`MAX_ANSWERED`]. A request of one of them is answered without effects.
+#[derive(Default)]
+pub struct Answered {
+    /// `false`: only asked for a code so far; its keypad answer (`/voice/code`) is to come.
+    calls: HashMap<String, bool>,
+    order: VecDeque<String>,
+}
+
+impl Answered {
+    pub fn note(&mut self, call_sid: &str, decided: bool) {
+        if let Some(d) = self.calls.get_mut(call_sid) {
+            *d |= decided;
+            return;
+        }
+        self.calls.insert(call_sid.to_string(), decided);
+        self.order.push_back(call_sid.to_string());
+        if let Some(old) = (self.order.len() > MAX_ANSWERED).then(|| self.order.pop_front()).flatten() {
+            self.calls.remove(&old);
+        }
+    }
+
+    /// Whether a request of this call was answered before: on `/voice` any, on the
+    /// keypad's route (`keypad`) one that decided the call.
+    pub fn has(&self, call_sid: &str, keypad: bool) -> bool {
+        self.calls.get(call_sid).is_some_and(|decided| *decided || !keypad)
+    }
+}
+
 fn remove_if<T>(map: &mut Map<T>, key: &Key, seq: u64) {
     if map.entries.get(key).is_some_and(|e| e.seq == seq) {
         map.entries.remove(key);
@@ -179,6 +217,22 @@ mod tests {
         drop(t); // not remembered (a reject, an error)
         assert!(matches!(r.claim(key("CA2"), t0), Claim::First(_)));
         assert!(matches!(r.claim(key("CA1"), t0 + Duration::from_secs(60)), Claim::First(_)), "aged out");
+    }
+
+    #[test]
+    fn an_answered_call_is_known_until_newer_ones_push_it_out() {
+        let mut a = Answered::default();
+        a.note("CAasked", false);
+        assert!(a.has("CAasked", false) && !a.has("CAasked", true), "its keypad answer is to come");
+        a.note("CAasked", true);
+        assert!(a.has("CAasked", true));
+        a.note("CAasked", false);
+        assert!(a.has("CAasked", true), "decided stays decided");
+        for n in 0..MAX_ANSWERED {
+            a.note(&format!("CA{n}"), true);
+        }
+        assert!(!a.has("CAasked", false) && a.has("CA0", true));
+        assert_eq!((a.calls.len(), a.order.len()), (MAX_ANSWERED, MAX_ANSWERED));
     }
 
     #[test]

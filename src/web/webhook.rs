@@ -1,14 +1,16 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, the guest-code
-//! keypad answer on `/voice/code`, a sequential ring order's `/voice/next`, and
-//! `/healthz`.
+//! keypad answer on `/voice/code`, a dial's end on `/voice/next`, a notification's
+//! one-time link on `/let-in` (`ringing.rs`), and `/healthz`.
 //!
 //! The only state it changes is a guest code's use count (and the wrong-code lockout),
 //! through the code store, and the end of a one-shot window that it lets a visitor in
-//! through (`next.rs`), both on disk before answering. Each
+//! through (`next.rs`), both on disk before answering; which calls ring (in memory); and
+//! a ringing call let in through its link, which only the link's holder can do. Each
 //! decision (and each refused signature and rejected caller, at a bounded rate) is
 //! appended to the history before the answer goes out. A call is decided once per route:
 //! a repeat of its request (Twilio's retry, a replay) gets the same answer from
-//! `replay.rs` and is neither counted nor recorded again. Routes match
+//! `replay.rs` and is neither counted nor recorded again; beyond that memory, or after a
+//! restart, a call answered before is forwarded and changes nothing. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
@@ -19,7 +21,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::http::{HttpError, Request, Response};
-use crate::model::record::{CallRecord, Decision, Record};
+use crate::model::record::{CallRecord, Decision, EventKind, Record};
 use crate::rules::call;
 use crate::rules::codes;
 use crate::store::codes::{CodeStore, Tried};
@@ -31,7 +33,8 @@ use crate::util::ratelog::{Limiter, RateLog};
 use crate::util::{lock, loggable};
 pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
-use crate::web::replay::{self, Claim, Recent};
+use crate::web::replay::{self, Answered as Seen, Claim, Recent};
+use crate::web::ringing::{Ringing, LINK_PATH};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -70,6 +73,8 @@ pub struct Webhook {
     starting_log: RateLog,
     /// The answers of recent calls from the intercom, by route and `CallSid`.
     recent: Recent<Decision>,
+    /// Every call from the intercom answered (within a bound), also before the start.
+    answered: Mutex<Seen>,
 }
 
 /// What the webhook reads and writes on the state disk.
@@ -78,6 +83,7 @@ pub struct Stores {
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
     pub schedules: Arc<ScheduleStore>,
+    pub ringing: Arc<Ringing>,
 }
 
 /// Which of our routes a call's request came to, for [`Recent`].
@@ -113,11 +119,28 @@ impl Webhook {
             hanging_disk_log: RateLog::new(),
             starting_log: RateLog::new(),
             recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
+            answered: Mutex::new(Seen::default()),
         }
     }
 
-    /// Serves with the stores from now on (once; a second call is ignored).
+    /// Serves with the stores from now on (once; a second call is ignored), knowing the
+    /// calls the history says were answered before (strangers' calls spend nothing).
     pub fn attach(&self, stores: Stores) {
+        match stores.history.newest(usize::MAX) {
+            Ok(records) => {
+                let mut answered = lock(&self.answered);
+                let stranger =
+                    |r: &&Record| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature);
+                for r in records.iter().rev().filter(|r| !stranger(r)) {
+                    if let Some(sid) = &r.call_sid {
+                        answered.note(sid, r.event != EventKind::CallAskedCode);
+                    }
+                }
+            }
+            Err(e) => log::error!(
+                "could not read which calls were answered before ({e}): a replay of one may spend a one-shot window"
+            ),
+        }
         let _ = self.stores.set(stores);
     }
 
@@ -157,6 +180,11 @@ impl Webhook {
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
             (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            (LINK_PATH, "GET" | "HEAD" | "POST") => {
+                let starting = || Response::text(503, "starting: try again in a moment");
+                return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
+            }
+            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST").into()),
             _ => return Err(HttpError::NotFound.into()),
         };
         let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
@@ -168,13 +196,19 @@ impl Webhook {
                 return Err(e);
             }
         };
-        let key =
-            call.call_sid.clone().filter(|_| !matches!(route, Route::Next)).map(|sid| (route.name(), sid));
-        let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
-            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
+        let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
+        let forward = || call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
+        let ticket = match sid.clone().map(|sid| self.recent.claim((route.name(), sid), Instant::now())) {
+            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, "")),
             Some(Claim::Busy) => {
-                let decision = call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
-                return Ok(self.repeat(&call, route, &decision, true));
+                return Ok(self.repeat(&call, route, &forward(), " (its first request is still undecided)"))
+            }
+            Some(Claim::First(_))
+                if sid
+                    .as_deref()
+                    .is_some_and(|s| lock(&self.answered).has(s, matches!(route, Route::Code))) =>
+            {
+                return Ok(self.repeat(&call, route, &forward(), " (answered before, so forwarded now)"))
             }
             Some(Claim::First(ticket)) => Some(ticket),
             None => None,
@@ -184,9 +218,12 @@ impl Webhook {
             Route::Code => self.answer(&call, true, now),
             Route::Next => self.answer_next(&call, now)?,
         };
+        // Known to ring before its record goes out: the notification carries the link.
+        self.track(&call, route, &answer.call.decision);
         let outcome = self.record(&answer); // on disk before we answer
         let Answered { call: mut record, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
+            self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
             self.hanging_disk_log.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
@@ -196,8 +233,13 @@ impl Webhook {
         }
         // Remembered for repeats; a stranger's reject is not (it changes nothing, and
         // strangers must not push the intercom's calls out of the bounded memory).
-        if let (Some(ticket), false) = (ticket, record.decision == Decision::Reject) {
-            ticket.answer(record.decision.clone());
+        if record.decision != Decision::Reject {
+            if let Some(sid) = &sid {
+                lock(&self.answered).note(sid, record.decision != Decision::AskCode);
+            }
+            if let Some(ticket) = ticket {
+                ticket.answer(record.decision.clone());
+            }
         }
         log::info!(
             "call {} from {}: {}",
@@ -208,24 +250,38 @@ impl Webhook {
         Ok(self.twiml(&call, &record.decision))
     }
 
-    /// The answer to a repeated request: what the first got (`busy`: the first is still
-    /// undecided, so a forward), without counting or recording anything.
-    fn repeat(&self, call: &Call, route: Route, decision: &Decision, busy: bool) -> Response {
+    /// The answer to a repeated request (`why` not the first's), without counting or
+    /// recording anything.
+    fn repeat(&self, call: &Call, route: Route, decision: &Decision, why: &str) -> Response {
         log::info!(
-            "call {} repeated on {}: answered {} again{}, not counted or recorded again",
+            "call {} repeated on {}: answered {} again{why}, not counted or recorded again",
             call.call_sid.as_deref().map_or("-".into(), loggable),
             route.name(),
             decision.name(),
-            if busy { " (its first request is still undecided)" } else { "" }
         );
         self.twiml(call, decision)
+    }
+
+    /// A dial rings the call's residents until `/voice/next` says it ended.
+    fn track(&self, call: &Call, route: Route, decision: &Decision) {
+        let (Some(stores), Some(sid), Some(entrance)) = (self.stores.get(), &call.call_sid, &call.entrance)
+        else {
+            return;
+        };
+        match decision {
+            Decision::Forward { timeout_secs, .. } | Decision::DialOne { timeout_secs, .. } => {
+                stores.ringing.ring(sid, entrance, Duration::from_secs(*timeout_secs))
+            }
+            _ if matches!(route, Route::Next) => stores.ringing.ended(sid, *decision == Decision::Hangup),
+            _ => {}
+        }
     }
 
     /// The TwiML answer to `call`: its action URLs on our public URL, carrying the
     /// call's overrides.
     fn twiml(&self, call: &Call, decision: &Decision) -> Response {
         let base = self.config.webhook.public_url.as_deref().unwrap_or("");
-        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides });
+        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides, dial_action: true });
         Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
     }
 
@@ -265,8 +321,6 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
-            // A prompt is not an outcome: `/voice/code` records how the call ends.
-            _ if record.decision == Decision::AskCode => Vec::new(),
             Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
         };
         Answered { call: record, records, if_unrecorded }

@@ -5,24 +5,29 @@
 use jiff::Timestamp;
 
 use super::{call_request, Answered, Call, Refused, Webhook};
+use crate::config::ring::Order;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
 
 impl Webhook {
-    /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
-    /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
-    /// the last the no-answer message is said. The caller is checked again (a stranger
-    /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
+    /// `/voice/next`: Twilio reports how a dial ended (`DialCallStatus`): the dial to
+    /// everyone at once, or to one person of a sequential order. Unless someone took the
+    /// call, the next person of a sequential order is rung, and after the last (or
+    /// everyone at once) the no-answer message is said. The caller is checked again (a
+    /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
     pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
         let step = call_request::step(call)?;
         let ringing = self.ringing(call, now);
+        let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
         let decision = match call.entrance {
             None => Decision::Reject,
             Some(_) if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
-            Some(_) => ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout)
-                .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() }),
+            Some(_) if self.config.ring.order == Order::Simultaneous => nobody(),
+            Some(_) => {
+                ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout).unwrap_or_else(nobody)
+            }
         };
         Ok(Answered { call: call.answered(decision), records: Vec::new(), if_unrecorded: None })
     }
