@@ -186,14 +186,9 @@ impl Control {
             .schedules
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
             .map(|(s, until)| ScheduleNow { id: s.id, label: s.label, open_until: until });
-        let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
-        StatusBody {
-            schedule,
-            codes_paused,
-            clock_doubt,
-            ringing: self.ringing.now(),
-            ..status.body(self.config.max_window)
-        }
+        let (codes_paused, clock_doubt, ringing) =
+            (self.codes.why_paused(now), self.clock.why(), self.ringing.now());
+        StatusBody { schedule, codes_paused, clock_doubt, ringing, ..status.body(self.config.max_window) }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
