@@ -23,7 +23,6 @@ pub const CODES_FILE: &str = "codes.json";
 const VERSION: u32 = 3;
 pub static SPEC: Spec = Spec {
     name: CODES_FILE,
-    what: "guest codes file",
     part: "guest codes",
     reads: 1..=VERSION,
     none: "no code works",
@@ -48,28 +47,21 @@ struct CodesFile {
     /// Recent wrong codes (RFC 3339 UTC, as every time in the file).
     failures: Vec<Timestamp>,
     locked_until: Option<Timestamp>,
-    /// Recent calls that used a code or entered a wrong one.
+    /// Recent calls that used a code or entered a wrong one (version 3).
     #[serde(default)]
-    calls: Vec<CallV3>,
+    calls: Vec<SeenCall>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A call the store has counted, so a repeat of it is not counted again: in memory as in
+/// the file, where it is nothing but this record of the store's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CallV3 {
-    call_sid: String,
-    time: Timestamp,
-    /// The label of the code it used; none for a wrong code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    used: Option<String>,
-}
-
-/// A call the store has counted, so a repeat of it is not counted again.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenCall {
     pub call_sid: String,
     /// Whole seconds.
     pub time: Timestamp,
     /// The label of the code it used; `None`: it entered a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used: Option<String>,
 }
 
@@ -125,10 +117,7 @@ pub fn encode(
             .collect(),
         failures: lockout.failures.clone(),
         locked_until: lockout.locked_until,
-        calls: calls
-            .iter()
-            .map(|c| CallV3 { call_sid: c.call_sid.clone(), time: c.time, used: c.used.clone() })
-            .collect(),
+        calls: calls.to_vec(),
     };
     versioned::encode(&file)
 }
@@ -167,12 +156,12 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     }
     let failures = file.failures.into_iter().map(floor).collect();
     let locked_until = file.locked_until.map(floor);
-    let mut calls = Vec::new();
-    for c in file.calls {
+    let mut calls = file.calls;
+    for c in &mut calls {
         if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
             return Err("malformed call entry".into());
         }
-        calls.push(SeenCall { time: floor(c.time), call_sid: c.call_sid, used: c.used });
+        c.time = floor(c.time);
     }
     Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots, calls })
 }

@@ -33,7 +33,6 @@ const FILE: &str = "devices.json";
 const VERSION: u32 = 2;
 static SPEC: versioned::Spec = versioned::Spec {
     name: FILE,
-    what: "devices file",
     part: "devices",
     reads: VERSION..=VERSION,
     none: "every phone must pair again",

@@ -131,6 +131,7 @@ struct Disk {
     health: Arc<Health>,
 }
 
+#[derive(Default)]
 struct Writer {
     file: Option<File>,
     size: u64,
@@ -149,7 +150,7 @@ impl History {
     fn with_queue(dir: &Path, sink: Option<Sink>, health: Arc<Health>, lines: usize) -> Arc<History> {
         let disk = Arc::new(Disk {
             dir: dir.to_path_buf(),
-            writer: Mutex::new(Writer::closed()),
+            writer: Mutex::new(Writer::default()),
             writing_since: Mutex::new(None),
             health,
         });
@@ -307,7 +308,7 @@ impl Disk {
             Ok(()) => self.health.clear(PART),
             Err(e) => {
                 // Unknown how much landed: reopen, and end whatever is there first.
-                *w = Writer { torn: true, ..Writer::closed() };
+                *w = Writer { torn: true, ..Writer::default() };
                 self.fail(e);
             }
         }
@@ -339,10 +340,6 @@ impl Disk {
 }
 
 impl Writer {
-    fn closed() -> Writer {
-        Writer { file: None, size: 0, torn: false }
-    }
-
     fn ensure_open(&mut self, path: &Path) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());

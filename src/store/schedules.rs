@@ -38,7 +38,6 @@ pub const SCHEDULES_FILE: &str = "schedules.json";
 const VERSION: u32 = 1;
 static SPEC: Spec = Spec {
     name: SCHEDULES_FILE,
-    what: "schedules file",
     part: "schedules",
     reads: VERSION..=VERSION,
     none: "no schedule opens the door",

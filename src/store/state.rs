@@ -52,7 +52,6 @@ pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 3;
 pub static SPEC: Spec = Spec {
     name: STATE_FILE,
-    what: "state file",
     part: "state",
     reads: 1..=VERSION,
     none: "the window stays closed and calls ring your phone",

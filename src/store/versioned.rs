@@ -35,9 +35,8 @@ struct VersionOnly {
 /// One file of the state directory and what it means, in words for the log and the page.
 pub struct Spec {
     pub name: &'static str,
-    /// The file in words: "schedules file".
-    pub what: &'static str,
-    /// The part of the service whose disk problems it reports to [`Health`].
+    /// The part of the service whose disk problems it reports to [`Health`]; "the {part}
+    /// file" names the file in words.
     pub part: &'static str,
     /// The versions this build reads.
     pub reads: RangeInclusive<u32>,
@@ -93,12 +92,14 @@ impl Kept {
                 kept.fail(&e, spec.none);
                 return T::default();
             }
-            log::error!("{} {}: {e}; {}", spec.what, path.display(), spec.none);
+            log::error!("{} file {}: {e}; {}", spec.part, path.display(), spec.none);
             match storage::move_aside(&path, "bad") {
-                Ok(to) => log::error!("the unreadable {} was kept as {}", spec.what, to.display()),
+                Ok(to) => log::error!("the unreadable {} file was kept as {}", spec.part, to.display()),
                 Err(aside) => {
-                    let why =
-                        format!("the {} is unreadable and could not be moved aside ({aside})", spec.what);
+                    let why = format!(
+                        "the {} file is unreadable and could not be moved aside ({aside})",
+                        spec.part
+                    );
                     kept.health.fail(spec.part, format!("{why}: {}", spec.none));
                     kept.blocked = Some(why);
                 }
@@ -162,7 +163,7 @@ impl Kept {
     pub fn retry(&mut self, bytes: impl FnOnce() -> Vec<u8>) -> bool {
         if let Some(why) = &self.blocked {
             match storage::move_aside(&self.dir.join(self.spec.name), "bad") {
-                Ok(to) => log::info!("the unreadable {} was kept as {}", self.spec.what, to.display()),
+                Ok(to) => log::info!("the unreadable {} file was kept as {}", self.spec.part, to.display()),
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     log::debug!("still {why}: {e}");
                     return false;
@@ -177,7 +178,7 @@ impl Kept {
         }
         let saved = self.save(&bytes());
         if let Err(e) = &saved {
-            log::debug!("the {} is still not saved: {e}", self.spec.what);
+            log::debug!("the {} file is still not saved: {e}", self.spec.part);
         }
         saved.is_ok()
     }
@@ -186,8 +187,10 @@ impl Kept {
     pub fn fail(&mut self, e: &dyn Display, means: &str) {
         self.stale = true;
         let cleared = self.cleared.as_deref().unwrap_or("");
-        self.health
-            .fail(self.spec.part, format!("the {} cannot be saved ({e}): {means}{cleared}", self.spec.what));
+        self.health.fail(
+            self.spec.part,
+            format!("the {} file cannot be saved ({e}): {means}{cleared}", self.spec.part),
+        );
     }
 
     /// Writes `bytes`; a failure is the caller's to report (it refuses its change).
@@ -219,12 +222,12 @@ pub fn read<T: DeserializeOwned>(dir: &Path, spec: &Spec) -> Result<Option<T>, B
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(storage::context(e, "read", &path).into()),
     };
-    let what = spec.what;
-    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a {what}: {e}"))?;
+    let part = spec.part;
+    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a {part} file: {e}"))?;
     if !spec.reads.contains(&v.version) {
-        return Err(format!("unsupported {what} version {}", v.version).into());
+        return Err(format!("unsupported {part} file version {}", v.version).into());
     }
-    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| format!("corrupt {what}: {e}"))?))
+    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| format!("corrupt {part} file: {e}"))?))
 }
 
 /// Fresh draws before giving up on a value that no entry has: among at most a few dozen
@@ -268,14 +271,8 @@ mod tests {
         n: u32,
     }
 
-    static TEST: Spec = Spec {
-        name: "f.json",
-        what: "test file",
-        part: "test",
-        reads: 1..=2,
-        none: "nothing is stored",
-        removable: false,
-    };
+    static TEST: Spec =
+        Spec { name: "f.json", part: "test", reads: 1..=2, none: "nothing is stored", removable: false };
 
     #[test]
     fn reads_known_versions_only_and_sets_bad_files_aside() {
