@@ -126,8 +126,8 @@ pub fn context(e: io::Error, op: &str, path: &Path) -> io::Error {
 /// On failure the temp file is removed (on a full disk it holds space) and the target is
 /// untouched; the error names the step and the path.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let written = (|| {
+    let (tmp, target) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    let replaced = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -136,18 +136,13 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
             .open(&tmp)
             .map_err(|e| context(e, "create", &tmp))?;
         f.write_all(bytes).map_err(|e| context(e, "write", &tmp))?;
-        f.sync_all().map_err(|e| context(e, "flush", &tmp))
+        f.sync_all().map_err(|e| context(e, "flush", &tmp))?;
+        fs::rename(&tmp, &target).map_err(|e| context(e, "replace", &target))
     })();
-    if let Err(e) = written {
+    if replaced.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
     }
-    let target = dir.join(name);
-    if let Err(e) = fs::rename(&tmp, &target) {
-        let _ = fs::remove_file(&tmp);
-        return Err(context(e, "replace", &target));
-    }
-    sync_dir(dir)
+    replaced.and_then(|()| sync_dir(dir))
 }
 
 /// Removes `path` (a missing file is fine) and flushes the directory. Needs no free space,

@@ -134,13 +134,9 @@ impl Kept {
             storage::remove(&path)
         } else {
             match storage::move_aside(&path, "unsaved") {
-                Ok(to) => {
-                    self.aside = Some(to);
-                    Ok(())
-                }
                 // Not there: set aside by an earlier revocation, or never written.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
+                moved => moved.map(|to| self.aside = Some(to)),
             }
         };
         match cleared {
