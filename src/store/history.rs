@@ -36,8 +36,8 @@
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -344,7 +344,7 @@ impl Writer {
         if self.file.is_some() {
             return Ok(());
         }
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -354,8 +354,7 @@ impl Writer {
         let size = f.metadata()?.len();
         if size > 0 {
             let mut last = [0u8];
-            f.seek(SeekFrom::End(-1))?;
-            f.read_exact(&mut last)?;
+            f.read_exact_at(&mut last, size - 1)?;
             self.torn |= last[0] != b'\n';
         } else {
             // A new file (at the first start, after a rotation): a power cut must not take

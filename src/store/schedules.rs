@@ -192,14 +192,8 @@ impl ScheduleStore {
         let mut next = inner.list.clone();
         next.push(s.clone());
         self.write(&mut inner, next).map_err(AddError::Io)?;
-        log::info!(
-            "schedule {} ({}) added: {} {}-{}",
-            s.id,
-            crate::util::loggable(&s.label),
-            s.days,
-            format_clock(s.start),
-            format_clock(s.end)
-        );
+        let (from, to) = (format_clock(s.start), format_clock(s.end));
+        log::info!("schedule {} ({}) added: {} {from}-{to}", s.id, crate::util::loggable(&s.label), s.days);
         Ok(s)
     }
 

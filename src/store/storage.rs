@@ -1,7 +1,7 @@
-//! The disk as `state` and `history` use it: atomic file writes, moving bad files aside,
-//! the cause of a failed operation in words a resident understands, and [`Health`], the
-//! one place both report what is wrong with the state disk (shown in `/api/status`, on
-//! the page and, once per problem, in the log).
+//! The disk as every store uses it: atomic file writes, moving bad files aside, the cause
+//! of a failed operation in words a resident understands, and [`Health`], the one place
+//! they all report what is wrong with the state disk (shown in `/api/status`, on the page
+//! and, once per problem, in the log).
 //!
 //! Why a broken disk never stops the intercom: a Pi's SD card fills up, turns read-only
 //! or loses its directory, and the door must then fail closed (forward every call), not
@@ -44,7 +44,7 @@ pub fn watch(parts: Vec<Arc<dyn Retry>>) -> io::Result<()> {
     Ok(())
 }
 
-/// What is wrong with the state disk right now, per part ("state", "history", "token").
+/// What is wrong with the state disk right now, per part ("state", "history", ...).
 #[derive(Default)]
 pub struct Health {
     problems: Mutex<Vec<(&'static str, String)>>,
