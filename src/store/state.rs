@@ -85,24 +85,17 @@ struct StateFile {
     once: Option<bool>,
 }
 
-/// The file's bytes for a window ending at `open_until` (whole seconds), written at `now`
-/// by `source` in boot `boot_id`.
-pub fn encode(
-    open_until: Option<Timestamp>,
-    once: bool,
-    now: Timestamp,
-    source: &str,
-    boot_id: Option<&str>,
-) -> Vec<u8> {
-    let file = StateFile {
+/// The file's bytes for a window ending at `until` (whole seconds), written at `now` by
+/// `by` in boot `boot`.
+fn encode(until: Option<Timestamp>, once: bool, now: Timestamp, by: &str, boot: Option<&str>) -> Vec<u8> {
+    versioned::encode(&StateFile {
         once: Some(once),
         version: VERSION,
-        open_until,
+        open_until: until,
         updated_at: floor(now),
-        updated_by: source.to_string(),
-        boot_id: boot_id.map(str::to_string),
-    };
-    versioned::encode(&file)
+        updated_by: by.to_string(),
+        boot_id: boot.map(str::to_string),
+    })
 }
 
 /// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
@@ -137,12 +130,9 @@ pub enum OnceUse {
 }
 
 struct Inner {
-    /// Whole seconds; the window is open while now is before it.
-    open_until: Option<Timestamp>,
-    /// The window is for the next visitor only.
-    once: bool,
-    /// The boot the loaded window was written in, until `check_at_start` judged it.
-    stored_boot: Option<String>,
+    /// The window as memory has it; its `boot_id` is the boot the loaded window was written
+    /// in (until `check_at_start` judged it), its `updated_at` is not kept up to date.
+    window: Stored,
     /// The clock's steps back that this store has acted on.
     back_steps: u64,
     kept: Kept,
@@ -174,14 +164,7 @@ impl Store {
         };
         let (kept, stored) = Kept::open(dir, &SPEC, health.clone(), load);
         stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
-        let inner = Inner {
-            open_until: stored.open_until,
-            once: stored.once,
-            stored_boot: stored.boot_id,
-            back_steps: 0,
-            kept,
-            clock_warned: false,
-        };
+        let inner = Inner { window: stored, back_steps: 0, kept, clock_warned: false };
         Store { max_window, boot, health, clock, inner: Mutex::new(inner), observer: OnceLock::new() }
     }
 
@@ -197,8 +180,8 @@ impl Store {
     /// with this boot's id, which also finds out whether the disk can be written.
     pub fn check_at_start(&self, now: Timestamp) {
         let mut inner = lock(&self.inner);
-        if inner.open_until.is_some_and(|until| until > now)
-            && !self.boot.trusts(inner.stored_boot.as_deref())
+        if inner.window.open_until.is_some_and(|until| until > now)
+            && !self.boot.trusts(inner.window.boot_id.as_deref())
         {
             log::warn!(
                 "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
@@ -210,8 +193,8 @@ impl Store {
         {
             return;
         }
-        let bytes = self.bytes(inner.open_until, inner.once, now, "start");
-        if inner.kept.write(&bytes, SPEC.none).is_err() && inner.open_until.is_some() {
+        let bytes = self.bytes(inner.window.open_until, inner.window.once, now, "start");
+        if inner.kept.write(&bytes, SPEC.none).is_err() && inner.window.open_until.is_some() {
             // A window we could not close on disk later must not stay open.
             log::warn!("closing the window: the state disk cannot be written");
             self.close_locked(&mut inner, now, "disk");
@@ -226,7 +209,7 @@ impl Store {
         if self.close_if_clock_went_back(&mut inner, now) {
             return true;
         }
-        let ended = inner.open_until.is_some_and(|until| until <= now);
+        let ended = inner.window.open_until.is_some_and(|until| until <= now);
         if ended {
             self.close_locked(&mut inner, now, "expiry");
         }
@@ -236,7 +219,7 @@ impl Store {
     /// The stored end of the window, even if it already passed or looks like a clock
     /// jump (for the expiry watcher, which must see a window that `status` calls closed).
     pub fn stored_until(&self) -> Option<Timestamp> {
-        lock(&self.inner).open_until
+        lock(&self.inner).window.open_until
     }
 
     pub fn status(&self, now: Timestamp) -> Status {
@@ -257,7 +240,7 @@ impl Store {
     }
 
     fn status_locked(&self, inner: &mut Inner, now: Timestamp) -> Status {
-        let checked = status_at(inner.open_until, inner.once, now, self.max_window);
+        let checked = status_at(inner.window.open_until, inner.window.once, now, self.max_window);
         if checked.clock_jumped && !inner.clock_warned {
             log::warn!("the stored window ends more than max_window from now: the clock moved; treating the window as closed");
         }
@@ -286,8 +269,8 @@ impl Store {
         if let Err(e) = inner.kept.write(&bytes, "the window stays as it was") {
             return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
         }
-        let previous = inner.open_until.replace(until);
-        inner.once = once;
+        let previous = inner.window.open_until.replace(until);
+        inner.window.once = once;
         self.report(previous, Some(until), once, now, source);
         log::info!(
             "window opened{} for {} until {} by {source}",
@@ -315,15 +298,15 @@ impl Store {
         let Some(mut inner) = crate::util::lock_within(&self.inner, wait) else {
             return OnceUse::Unavailable("the window state is locked by a write that hangs".into());
         };
-        if !self.status_of(&mut inner, now).is_open() || !inner.once {
+        if !self.status_of(&mut inner, now).is_open() || !inner.window.once {
             return OnceUse::Gone;
         }
         let bytes = self.bytes(None, false, now, "the next visitor");
         if let Err(e) = inner.kept.write(&bytes, "the one-shot window stays, and its calls ring your phone") {
             return OnceUse::Unavailable(e.to_string());
         }
-        inner.open_until = None;
-        inner.once = false;
+        inner.window.open_until = None;
+        inner.window.once = false;
         if let Some(observer) = self.observer.get() {
             observer(&WindowChange::OnceUsed { call_sid: call_sid.map(str::to_string) }, now);
         }
@@ -333,8 +316,8 @@ impl Store {
 
     /// Memory first, then the disk by whatever path works, then the observer.
     fn close_locked(&self, inner: &mut Inner, now: Timestamp, source: &str) {
-        let previous = inner.open_until.take();
-        inner.once = false;
+        let previous = inner.window.open_until.take();
+        inner.window.once = false;
         // A failure is on the page, and the window is closed in memory: closed all the same.
         let _ = inner.kept.revoke(&self.bytes(None, false, now, source));
         self.report(previous, None, false, now, source);
@@ -356,7 +339,7 @@ impl Store {
     /// policy (another store's reading may have seen the step first); whether it did.
     fn close_if_clock_went_back(&self, inner: &mut Inner, now: Timestamp) -> bool {
         let seen = std::mem::replace(&mut inner.back_steps, self.clock.judge(now).back_steps);
-        let close = inner.back_steps > seen && inner.open_until.is_some();
+        let close = inner.back_steps > seen && inner.window.open_until.is_some();
         if close {
             log::warn!("the clock went back: the open window is closed");
             self.close_locked(inner, now, "clock");
@@ -369,7 +352,7 @@ impl storage::Retry for Store {
     /// Writes memory's state (normally closed) once the disk takes it again.
     fn retry_disk(&self, now: Timestamp) {
         let inner = &mut *lock(&self.inner);
-        inner.kept.retry(|| self.bytes(inner.open_until, inner.once, now, "the disk watcher"));
+        inner.kept.retry(|| self.bytes(inner.window.open_until, inner.window.once, now, "the disk watcher"));
     }
 }
 
