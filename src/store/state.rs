@@ -189,8 +189,7 @@ impl Store {
             );
             return self.close_locked(&mut inner, now, "reboot");
         }
-        if self.close_if_clock_went_back(&mut inner, now) || inner.kept.blocked.is_some() || inner.kept.stale
-        {
+        if self.close_if_clock_went_back(&mut inner, now) {
             return;
         }
         let bytes = self.bytes(inner.window.open_until, inner.window.once, now, "start");

@@ -180,7 +180,7 @@ impl Kept {
     }
 
     /// Memory is ahead of the disk: the page says why and what that `means`.
-    pub fn fail(&mut self, e: &dyn Display, means: &str) {
+    fn fail(&mut self, e: &dyn Display, means: &str) {
         self.stale = true;
         let cleared = self.cleared.as_deref().unwrap_or("");
         self.health.fail(
