@@ -52,7 +52,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 /// picks up, so the visitor hears the fallback message. `twilio.api_base` is Twilio's
 /// REST API (tests point it at a local server). `notify.events`: someone let in (by the
 /// window, a guest code, a schedule or a tap while it rang), the window's opening and end
-/// (a one-shot's too), and a guesser locking the codes.
+/// (a one-shot's too), and a guesser locking the codes. `limits.connection_lifetime`: 30 s
+/// lets a keep-alive client (the bench, a proxy in front) reuse its connection for
+/// thousands of requests, and bounds a connection's life by
+/// `http::connections::REQUEST_TIMEOUT` more (the last request still gets all of it).
 const DEFAULTS: &str = r#"{
     "unlock_digits": "ww9", "max_window": "12h", "dial_timeout": "25s", "log_level": "info",
     "no_answer_message": "Sorry, nobody is answering. Please try again later.",
@@ -60,6 +63,7 @@ const DEFAULTS: &str = r#"{
     "webhook": {"listen": "127.0.0.1:8080"},
     "control": {"listen": "0.0.0.0:8081"},
     "twilio": {"api_base": "https://api.twilio.com"},
+    "limits": {"connection_lifetime": "30s"},
     "notify": {"events": ["call_unlocked", "window_opened", "window_expired", "call_unlocked_code",
         "codes_locked", "once_used", "call_unlocked_schedule", "call_let_in"]}
 }"#;
@@ -91,7 +95,6 @@ const MQTT_TLS_PORT: u16 = 8883;
 const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default, deserialize_with = "phone")]
     pub intercom_number: Option<PhoneNumber>,
@@ -124,7 +127,6 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Home Assistant through an MQTT broker; absent means nothing connects.
     pub mqtt: Option<MqttConfig>,
-    #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
     pub ring: RingConfig,
@@ -137,7 +139,6 @@ pub struct Config {
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Required: empty (absent) is refused by [`Config::check`].
     #[serde(default, deserialize_with = "host")]
@@ -177,7 +178,6 @@ impl MqttConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
@@ -191,7 +191,6 @@ pub struct WebhookConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
@@ -206,7 +205,6 @@ pub struct ControlConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     #[serde(default, deserialize_with = "account_sid")]
     pub account_sid: Option<String>,
@@ -237,7 +235,6 @@ pub struct TwilioConfig {
 
 /// What to tell whom, and about which events.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
     #[serde(default, deserialize_with = "target_url")]
@@ -251,7 +248,6 @@ pub struct NotifyConfig {
 /// An ntfy server (ntfy.sh or one's own): every ring, with a "Let them in" button, and
 /// the chosen events.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NtfyConfig {
     /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
     /// to its root. Required: empty (absent) is refused by [`Config::check`], as is `topic`.
@@ -442,13 +438,13 @@ impl Config {
                 ))
             }
             (Some(n), true) => {
-                self.intercoms = vec![Entrance {
-                    name: None,
-                    number: n.clone(),
-                    unlock_digits: self.unlock_digits.clone(),
-                }]
+                let unlock_digits = self.unlock_digits.clone();
+                self.intercoms = vec![Entrance { name: None, number: n.clone(), unlock_digits }]
             }
-            (None, _) => entrances::with_default_digits(&mut self.intercoms, &self.unlock_digits),
+            // Entries without their own tones play the top-level ones.
+            (None, _) => self.intercoms.iter_mut().filter(|e| e.unlock_digits.is_empty()).for_each(|e| {
+                e.unlock_digits.clone_from(&self.unlock_digits);
+            }),
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(key_error("state_dir", "must not be empty"));

@@ -30,7 +30,7 @@ pub enum Order {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RingConfig {
     pub order: Order,
     /// Per number, how long it rings before the next is tried (sequential order).
@@ -63,7 +63,7 @@ fn ring_times<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(PhoneNumber, Durat
 fn quiet_hours<'de, D: Deserializer<'de>>(d: D) -> Result<Option<QuietHours>, D::Error> {
     /// Every key may be missing here: the checks below then say which one is needed.
     #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields, default)]
+    #[serde(default)]
     struct Raw {
         from: String,
         to: String,

@@ -100,14 +100,9 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
             parse_duration(s).map_err(E::refuse)
         }
+        // Any other number (negative, fractional) gets the key's example.
         fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
             Err(E::refuse(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-            Err(E::refuse(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
-        }
-        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
-            Err(E::refuse(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
         }
     }
     d.deserialize_any(Text)
@@ -228,11 +223,9 @@ pub fn plain_target_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
 /// A host name or IP address of a broker: what DNS and IP literals are made of, so a
 /// URL or a stray space is refused here rather than failing at each connect.
 pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    /// The longest DNS name.
-    const MAX_HOST_CHARS: usize = 253;
     let s = String::deserialize(d)?;
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':' || b == b'_';
-    if s.is_empty() || s.len() > MAX_HOST_CHARS || !s.bytes().all(ok) {
+    if s.is_empty() || s.len() > MAX_HOST_NAME_CHARS || !s.bytes().all(ok) {
         return Err(D::Error::refuse(format!(
             "expected a host name or IP address like 192.168.1.10 or homeassistant.local, got {:?}",
             crate::util::loggable(&s)
