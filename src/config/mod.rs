@@ -21,6 +21,7 @@ pub mod values;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,14 +30,10 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{
-    account_sid, api_base, duration, listen, log_level, phone, phones, plain_target_url,
-};
+use crate::config::values::{account_sid, api_base, duration, host, host_names, log_level, phone, phones};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{host, optional, port, sync_flags, topic_level, topic_path};
-use crate::config::values::{
-    host_names, public_origin, public_url, secret, target_url, token, unlock_digits,
-};
+use crate::config::values::{plain_target_url, public_origin, public_url, secret, sync_flags, target_url};
+use crate::config::values::{token, topic_level, topic_path, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
 use crate::util::ownership::check_private_file;
@@ -144,9 +141,7 @@ pub struct MqttConfig {
     #[serde(default, deserialize_with = "host")]
     pub host: String,
     /// Unset: 1883, or 8883 with `tls`.
-    #[serde(default, deserialize_with = "port")]
-    pub port: Option<u16>,
-    #[serde(default, deserialize_with = "optional")]
+    pub port: Option<NonZeroU16>,
     pub username: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub password: Option<Secret>,
@@ -173,13 +168,12 @@ fn default_discovery_prefix() -> String {
 
 impl MqttConfig {
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(if self.tls { MQTT_TLS_PORT } else { MQTT_PORT })
+        self.port.map_or(if self.tls { MQTT_TLS_PORT } else { MQTT_PORT }, NonZeroU16::get)
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebhookConfig {
-    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
     #[serde(default, deserialize_with = "public_origin")]
@@ -192,7 +186,6 @@ pub struct WebhookConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ControlConfig {
-    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,

@@ -2,7 +2,6 @@
 //! the dotted key it came from. The structs in `mod.rs` name them in `deserialize_with`.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::{Deserializer, SeqAccess, Visitor};
@@ -112,13 +111,6 @@ pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D:
     String::deserialize(d)?
         .parse()
         .map_err(|_| D::Error::refuse("expected off, error, warn, info, debug or trace"))
-}
-
-pub fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(|_| {
-        D::Error::refuse(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
-    })
 }
 
 /// A secret; an empty string means unset, so a template's `""` is not a password.
@@ -232,14 +224,6 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         )));
     }
     Ok(s)
-}
-
-/// A TCP port to connect to: 1 to 65535.
-pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    match Option::<u16>::deserialize(d)? {
-        Some(0) => Err(D::Error::refuse("expected a port from 1 to 65535")),
-        p => Ok(p),
-    }
 }
 
 /// One MQTT topic level made of letters, digits, `_` and `-`: it is also Home
