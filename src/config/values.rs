@@ -76,16 +76,12 @@ pub fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Er
 
 pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
-    let ok = !s.is_empty()
-        && s.len() <= MAX_UNLOCK_DIGITS
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(D::Error::refuse(format!(
-            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
-        )))
+    let tone = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W');
+    if s.is_empty() || s.len() > MAX_UNLOCK_DIGITS || !s.chars().all(tone) {
+        let why = format!("expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)");
+        return Err(D::Error::refuse(why));
     }
+    Ok(s)
 }
 
 /// A duration is text with a unit; a bare number gets the form it should have had.
@@ -144,18 +140,11 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
             "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
         )));
     }
-    list.into_iter()
-        .map(|p| {
-            if p.starts_with('/') && !p.contains('\0') {
-                Ok(std::path::PathBuf::from(p))
-            } else {
-                Err(D::Error::refuse(format!(
-                    "expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}"
-                )))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    if let Some(p) = list.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
+        let why = format!("expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}");
+        return Err(D::Error::refuse(why));
+    }
+    Ok(Some(list.into_iter().map(std::path::PathBuf::from).collect()))
 }
 
 pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -163,21 +152,18 @@ pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     if list.len() > MAX_HOST_NAMES {
         return Err(D::Error::refuse(format!("at most {MAX_HOST_NAMES} host names")));
     }
-    list.into_iter()
-        .map(|h| {
-            let ok = !h.is_empty()
-                && h.len() <= MAX_HOST_NAME_CHARS
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-            if ok {
-                Ok(h.to_ascii_lowercase())
-            } else {
-                Err(D::Error::refuse(format!(
-                    "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
-                )))
-            }
-        })
-        .collect()
+    let name = |h: &&String| {
+        !h.is_empty()
+            && h.len() <= MAX_HOST_NAME_CHARS
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    };
+    if let Some(h) = list.iter().find(|h| !name(h)) {
+        return Err(D::Error::refuse(format!(
+            "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
+        )));
+    }
+    Ok(list.iter().map(|h| h.to_ascii_lowercase()).collect())
 }
 
 pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -230,36 +216,27 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// Assistant's discovery `node_id`, which allows nothing else, and it can hold no
 /// wildcard (`+`, `#`) or level separator.
 pub fn topic_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_topic(&s, false).map_err(D::Error::refuse)?;
-    Ok(s)
+    check_topic(String::deserialize(d)?, false).map_err(D::Error::refuse)
 }
 
 /// Topic levels as in [`topic_level`], joined by single `/`.
 pub fn topic_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_topic(&s, true).map_err(D::Error::refuse)?;
-    Ok(s)
+    check_topic(String::deserialize(d)?, true).map_err(D::Error::refuse)
 }
 
-fn check_topic(s: &str, levels: bool) -> Result<(), String> {
+fn check_topic(s: String, levels: bool) -> Result<String, String> {
     /// Topics are built from it; Home Assistant's own prefixes are a word or two.
     const MAX_TOPIC_CHARS: usize = 64;
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (levels && b == b'/');
-    if s.is_empty()
-        || s.len() > MAX_TOPIC_CHARS
-        || !s.bytes().all(ok)
-        || s.starts_with('/')
-        || s.ends_with('/')
-        || s.contains("//")
-    {
+    // An empty level: an empty text, or a `/` at either end or twice in a row.
+    if s.len() > MAX_TOPIC_CHARS || !s.bytes().all(ok) || s.split('/').any(str::is_empty) {
         let what = if levels { "topic levels separated by /" } else { "one topic level" };
         return Err(format!(
             "expected {what} of letters, digits, _ and - (at most {MAX_TOPIC_CHARS} characters), got {:?}",
-            crate::util::loggable(s)
+            crate::util::loggable(&s)
         ));
     }
-    Ok(())
+    Ok(s)
 }
 
 pub fn check_token(t: &str) -> Result<(), String> {
@@ -307,15 +284,14 @@ pub const MINUTES_PER_DAY: u16 = 24 * 60;
 pub fn parse_clock(s: &str, allow_midnight_end: bool) -> Result<u16, String> {
     let bad = || format!("time {:?}: use HH:MM from 00:00 to 23:59", crate::util::loggable(s));
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
-    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(h) || (h.len() == 1 && digits(&format!("0{h}")))) || !digits(m) {
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if !matches!(h.len(), 1 | 2) || m.len() != 2 || !digits(h) || !digits(m) {
         return Err(bad());
     }
     let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    let minutes = h * 60 + m;
     match (h, m) {
         (24, 0) if allow_midnight_end => Ok(MINUTES_PER_DAY),
-        (0..=23, 0..=59) => Ok(minutes),
+        (0..=23, 0..=59) => Ok(h * 60 + m),
         _ => Err(bad()),
     }
 }
