@@ -30,7 +30,9 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{account_sid, api_base, duration, host, host_names, log_level, phone, phones};
+use crate::config::values::{
+    account_sid, api_base, dial_timeout, duration, host, host_names, log_level, phone, phones,
+};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
 use crate::config::values::{plain_target_url, public_origin, public_url, secret, sync_flags, target_url};
 use crate::config::values::{token, topic_level, topic_path, unlock_digits};
@@ -71,8 +73,6 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// `max_window` as a moved clock, so a far-future bound would switch the guard off, and
 /// an absurd one overflows the time formatter. A party does not last longer.
 const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
-/// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
-const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -108,7 +108,7 @@ pub struct Config {
     pub default_window: Duration,
     #[serde(deserialize_with = "duration")]
     pub max_window: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "dial_timeout")]
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
@@ -411,12 +411,7 @@ impl Config {
         if self.default_window < MIN_WINDOW || self.default_window > self.max_window {
             return Err(key_error("default_window", "must be between 1m and max_window"));
         }
-        let (lo, hi) = DIAL_TIMEOUT_RANGE;
-        let t = self.dial_timeout;
-        if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
-            return Err(key_error("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
-        }
-        self.ring.check(&self.forward_to, DIAL_TIMEOUT_RANGE).map_err(|(key, why)| key_error(key, why))?;
+        self.ring.check(&self.forward_to).map_err(|(key, why)| key_error(key, why))?;
         if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
             return Err(key_error(
                 "no_answer_message",

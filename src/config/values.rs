@@ -103,6 +103,23 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_any(Text)
 }
 
+/// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
+const DIAL_SECONDS: (u64, u64) = (5, 600);
+
+pub fn dial_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    dial_seconds(duration(d)?).map_err(D::Error::refuse)
+}
+
+/// How long phones ring (`dial_timeout`, each of `ring.ring_times`): whole seconds that
+/// Twilio accepts.
+pub fn dial_seconds(t: Duration) -> Result<Duration, String> {
+    let (lo, hi) = DIAL_SECONDS;
+    if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
+        return Err(format!("must be whole seconds between {lo}s and {hi}s"));
+    }
+    Ok(t)
+}
+
 pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
     String::deserialize(d)?
         .parse()
