@@ -43,8 +43,7 @@ pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Er
         return Err(D::Error::refuse(format!("expected 1 to {MAX_INTERCOMS} intercoms")));
     }
     let mut out: Vec<Entrance> = Vec::with_capacity(entries.len());
-    for (i, e) in entries.into_iter().enumerate() {
-        let item = i + 1;
+    for (item, e) in (1..).zip(entries) {
         let name = e.name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(D::Error::refuse(format!(

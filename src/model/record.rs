@@ -187,15 +187,10 @@ const MAX_NUMBER_CHARS: usize = 16;
 /// text: shown only when it is a phone number, so it cannot pass for our own words
 /// ("+1 … window opened by the resident"). The record's `from` field keeps it as sent.
 fn caller_for_message(from: Option<&str>) -> &str {
+    let digits = |n: &str| n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit());
     match from {
         None | Some("") => "an unknown number",
-        Some(n)
-            if n.len() <= MAX_NUMBER_CHARS
-                && n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit())
-                && n != "+" =>
-        {
-            n
-        }
+        Some(n) if n.len() <= MAX_NUMBER_CHARS && n != "+" && digits(n) => n,
         Some(_) => "a caller ID that is not a phone number",
     }
 }
