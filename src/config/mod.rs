@@ -62,7 +62,7 @@ const DEFAULTS: &str = r#"{
     "webhook": {"listen": "127.0.0.1:8080"},
     "control": {"listen": "0.0.0.0:8081"},
     "twilio": {"api_base": "https://api.twilio.com"},
-    "limits": {"connection_lifetime": "30s"},
+    "limits": {"connection_lifetime": "30s"}, "ring": {},
     "notify": {"events": ["call_unlocked", "window_opened", "window_expired", "call_unlocked_code",
         "codes_locked", "once_used", "call_unlocked_schedule", "call_let_in"]}
 }"#;
@@ -81,9 +81,6 @@ pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
 pub const ENV_NTFY_TOKEN: &str = "INTERCOM_NTFY_TOKEN";
-/// Every secret the environment (or the secrets file) may hold.
-const SECRET_VARS: [&str; 5] =
-    [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN];
 /// MQTT's default ports, without and with TLS (IANA).
 const MQTT_PORT: u16 = 1883;
 const MQTT_TLS_PORT: u16 = 8883;
@@ -125,13 +122,12 @@ pub struct Config {
     /// Home Assistant through an MQTT broker; absent means nothing connects.
     pub mqtt: Option<MqttConfig>,
     pub limits: LimitsConfig,
-    #[serde(default)]
     pub ring: RingConfig,
 
     /// The secrets file read for this config, and the variables taken from it (rather
     /// than from the process environment), so `check-config` can say where each came from.
     #[serde(skip)]
-    pub env_file: Option<(PathBuf, Vec<&'static str>)>,
+    pub env_file: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
@@ -318,7 +314,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            from_file.borrow_mut().extend(SECRET_VARS.into_iter().filter(|k| *k == name));
+            from_file.borrow_mut().push(name.to_string());
             Some(value)
         })
     };
@@ -331,7 +327,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
     match &c.env_file {
         _ if !from_env => "the config file".to_string(),
-        Some((file, vars)) if vars.contains(&var) => format!("{var} in {}", file.display()),
+        Some((file, vars)) if vars.iter().any(|v| v == var) => format!("{var} in {}", file.display()),
         _ => format!("{var} in the environment"),
     }
 }
