@@ -73,14 +73,11 @@ pub fn verify_control_proof(token: &str, nonce: &str, proof: &str) -> bool {
 /// The URL as given plus the same URL with the scheme's default port added or removed.
 pub fn url_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
-    let (scheme, default_port) = if url.starts_with("https://") {
-        ("https://", ":443")
-    } else if url.starts_with("http://") {
-        ("http://", ":80")
-    } else {
-        return out;
-    };
-    let rest = &url[scheme.len()..];
+    // Each scheme with its default port; `rest` is what follows the scheme.
+    let schemes = [("https://", ":443"), ("http://", ":80")];
+    let found =
+        schemes.into_iter().find_map(|(scheme, port)| Some((scheme, port, url.strip_prefix(scheme)?)));
+    let Some((scheme, default_port, rest)) = found else { return out };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let other = match authority.strip_suffix(default_port) {
