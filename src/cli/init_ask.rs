@@ -2,7 +2,7 @@
 //! the form a person should type), and the prompt that asks again until an answer passes.
 
 use std::error::Error;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::config::url::check_public_origin;
@@ -78,21 +78,21 @@ pub fn plain_http(url: &str) -> Option<String> {
     })
 }
 
-pub(super) fn ask(p: &mut Prompt) -> Result<Answers, Box<dyn Error>> {
+pub(super) fn ask_all() -> Result<Answers, Box<dyn Error>> {
     println!("intercom init: a few answers, each checked as you go (Ctrl-C stops; nothing is written until the end).");
     println!("From the Twilio console (console.twilio.com), Account info:");
-    let account_sid = p.ask("Account SID (AC…): ", check_account_sid)?;
-    let auth_token = p.ask_secret("Auth Token (not shown as you type): ", check_secret)?;
+    let account_sid = ask("Account SID (AC…): ", check_account_sid)?;
+    let auth_token = ask_secret("Auth Token (not shown as you type): ", check_secret)?;
     let api_key_sid =
-        p.ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
+        ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
     let api_key = match api_key_sid {
-        Some(sid) => Some((sid, p.ask_secret("API key secret (not shown): ", check_secret)?)),
+        Some(sid) => Some((sid, ask_secret("API key secret (not shown): ", check_secret)?)),
         None => None,
     };
     println!("Phone numbers with their country code: +1 555 222 3333, +44 7700 900123.");
-    let twilio_number = p.ask("Your Twilio phone number: ", check_phone)?;
-    let forward_to = p.ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
-    let public_url = p.ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
+    let twilio_number = ask("Your Twilio phone number: ", check_phone)?;
+    let forward_to = ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
+    let public_url = ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
     if let Some(warning) = plain_http(&public_url) {
         println!("  {warning}");
     }
@@ -114,66 +114,48 @@ pub(super) fn yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Questions on stdout, answers from stdin, one line each; a wrong answer is explained
-/// and asked again.
-pub(super) struct Prompt {
-    input: Box<dyn BufRead>,
+/// One line from stdin, after the question on stdout.
+fn line(question: &str) -> Result<String, Box<dyn Error>> {
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        return Err("no answer (input ended)".into());
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-impl Prompt {
-    pub(super) fn stdin() -> Prompt {
-        Prompt { input: Box::new(std::io::BufReader::new(std::io::stdin())) }
-    }
-
-    fn line(&mut self, question: &str) -> Result<String, Box<dyn Error>> {
-        print!("{question}");
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        if self.input.read_line(&mut line)? == 0 {
-            return Err("no answer (input ended)".into());
-        }
-        Ok(line.trim_end_matches(['\n', '\r']).to_string())
-    }
-
-    pub(super) fn ask<T>(
-        &mut self,
-        question: &str,
-        check: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, Box<dyn Error>> {
-        loop {
-            match check(&self.line(question)?) {
-                Ok(v) => return Ok(v),
-                Err(why) => println!("  {why}; try again."),
-            }
+/// Asks until an answer passes `check`; a wrong answer is explained and asked again.
+pub(super) fn ask<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
+    loop {
+        match check(&line(question)?) {
+            Ok(v) => return Ok(v),
+            Err(why) => println!("  {why}; try again."),
         }
     }
+}
 
-    /// Like `ask`, with the terminal's echo off while typing (where `stty` works).
-    fn ask_secret<T>(
-        &mut self,
-        question: &str,
-        check: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, Box<dyn Error>> {
-        let stty = |arg: &str| {
-            Command::new("stty")
-                .arg(arg)
-                .stdin(Stdio::inherit())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let hidden = stty("-echo");
-        let answer = self.ask(question, |s| {
-            if hidden {
-                println!();
-            }
-            check(s)
-        });
+/// Like `ask`, with the terminal's echo off while typing (where `stty` works).
+fn ask_secret<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
+    let stty = |arg: &str| {
+        Command::new("stty")
+            .arg(arg)
+            .stdin(Stdio::inherit())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let hidden = stty("-echo");
+    let answer = ask(question, |s| {
         if hidden {
-            stty("echo");
+            println!();
         }
-        answer
+        check(s)
+    });
+    if hidden {
+        stty("echo");
     }
+    answer
 }
 
 #[cfg(test)]
