@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::cli::client::{display_addr, Client};
+use crate::cli::client::Client;
 use crate::cli::commands::command;
 use crate::cli::files::{env_file, readable};
 use crate::cli::out::say;
@@ -215,7 +215,7 @@ fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String
 }
 
 fn check_webhook_listener(r: &mut Report, c: &Config, instance: Option<&str>) {
-    let addr = display_addr(local_address(c.webhook.listen));
+    let addr = local_address(c.webhook.listen);
     let (tag, text) = match (healthz(&format!("http://{addr}/healthz"), LOCAL_TIMEOUT), instance) {
         (Ok((200, Some(id))), Some(ours)) if id == ours => (OK, format!("the webhook listener answers on {addr}")),
         (Ok((200, Some(_))), Some(_)) => (FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server")),
