@@ -16,12 +16,12 @@ use serde_json::{json, Map, Value};
 
 use lexopt::prelude::*;
 
-use crate::cli::client::Client;
+use crate::cli::client::{Client, CLIENT_TIMEOUT};
 use crate::cli::commands::{command, page_address};
 use crate::cli::files::env_file;
 use crate::cli::init_ask::{
     ask, ask_all, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url,
-    optional, plain_http, yes_no, Answers,
+    plain_http, yes_no, Answers,
 };
 use crate::cli::reader::{Args, UsageError};
 use crate::config::{self, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
@@ -109,21 +109,16 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     if let Some(warning) = plain_http(&answers.public_url).filter(|_| !interactive) {
         eprintln!("intercom: {warning}");
     }
-    let mut intercom = args.intercom_number.clone();
-    if intercom.is_none() && interactive {
-        let question = "The number your intercom calls from, or Enter to learn it by ringing: ";
-        intercom = ask(question, optional(check_phone))?;
-    }
     // The keys init does not ask come from the existing config, unless that is the
     // template or not even a JSON object (a broken file replaced with --force).
     let keeps =
         |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
     let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
-    write_files(path, base, &answers, intercom.as_ref())?;
+    write_files(path, base, &answers)?;
     println!("wrote {} (0644) and {} (0600)", path.display(), env_file(path).display());
-    if intercom.is_none() && (args.learn || interactive) {
+    if answers.intercom.is_none() && (args.learn || interactive) {
         learn(path, args.learn_timeout, interactive)?;
-    } else if intercom.is_none() {
+    } else if answers.intercom.is_none() {
         let learn = command(path, "init --learn-intercom");
         println!("intercom_number is not set: every call is rejected until it is (`{learn}` learns it)");
     }
@@ -172,6 +167,7 @@ fn from_flags(a: InitArgs) -> Result<Answers, Box<dyn Error>> {
         twilio_number: need(a.twilio_number, "--twilio-number")?,
         forward_to: need(a.forward_to, "--forward-to")?,
         public_url: need(a.public_url, "--public-url")?,
+        intercom: a.intercom_number,
     })
 }
 
@@ -183,15 +179,10 @@ fn is_untouched_template(text: &str) -> bool {
 
 /// The config: `base` with the answers in; secrets are taken out of it and go to the
 /// env file, merged with what that file already holds.
-fn write_files(
-    path: &Path,
-    base: &str,
-    a: &Answers,
-    intercom: Option<&PhoneNumber>,
-) -> Result<(), Box<dyn Error>> {
+fn write_files(path: &Path, base: &str, a: &Answers) -> Result<(), Box<dyn Error>> {
     let mut c: Value = serde_json::from_str(base).map_err(|e| format!("{}: {e}", path.display()))?;
     let obj = c.as_object_mut().ok_or("the config is not a JSON object")?;
-    match intercom {
+    match &a.intercom {
         Some(n) => obj.insert("intercom_number".into(), json!(n.as_str())),
         None => obj.remove("intercom_number"),
     };
@@ -264,7 +255,9 @@ fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<P
     let mut said = false;
     loop {
         let path = format!("/api/events?limit={LEARN_EVENTS}");
-        if let Ok(EventsBody { events }) = Client::new(&c).and_then(|client| client.get(&path)) {
+        if let Ok(EventsBody { events }) =
+            Client::new(&c, CLIENT_TIMEOUT).and_then(|client| client.get(&path))
+        {
             match &seen {
                 None => {
                     seen = Some(events);

@@ -16,33 +16,31 @@ pub(super) struct Answers {
     pub(super) twilio_number: PhoneNumber,
     pub(super) forward_to: Vec<PhoneNumber>,
     pub(super) public_url: String,
+    /// `None`: learn it from the next rejected call, or leave it unset.
+    pub(super) intercom: Option<PhoneNumber>,
 }
 
 pub fn check_account_sid(s: &str) -> Result<String, String> {
-    check_sid(s, "AC", "an Account SID: AC and 32 letters or digits, from the Twilio console's Account info")
+    check_key(s, "AC", "an Account SID: AC and 32 letters or digits, from the Twilio console's Account info")
 }
 
 pub fn check_api_key_sid(s: &str) -> Result<String, String> {
-    check_sid(s, "SK", "an API key SID: SK and 32 letters or digits")
-}
-
-fn check_sid(s: &str, prefix: &str, what: &str) -> Result<String, String> {
-    let s = s.trim();
-    let ok = s.len() == 34 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric());
-    if ok && !s.contains("xxxx") {
-        Ok(s.to_string())
-    } else {
-        Err(format!("expected {what}"))
-    }
+    check_key(s, "SK", "an API key SID: SK and 32 letters or digits")
 }
 
 /// Twilio's Auth Tokens and API key secrets are 32 letters and digits.
 pub fn check_secret(s: &str) -> Result<String, String> {
+    check_key(s, "", "32 letters and digits, as the Twilio console shows it")
+}
+
+/// `prefix` and 32 letters or digits; a SID with `xxxx` in it is the template's placeholder.
+fn check_key(s: &str, prefix: &str, what: &str) -> Result<String, String> {
     let s = s.trim();
-    if s.len() == 32 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(s.to_string())
-    } else {
-        Err("expected 32 letters and digits, as the Twilio console shows it".into())
+    let ok =
+        s.len() == prefix.len() + 32 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    match ok && (prefix.is_empty() || !s.contains("xxxx")) {
+        true => Ok(s.to_string()),
+        false => Err(format!("expected {what}")),
     }
 }
 
@@ -96,13 +94,13 @@ pub(super) fn ask_all() -> Result<Answers, Box<dyn Error>> {
     if let Some(warning) = plain_http(&public_url) {
         println!("  {warning}");
     }
-    Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url })
+    let intercom =
+        ask("The number your intercom calls from, or Enter to learn it by ringing: ", optional(check_phone))?;
+    Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url, intercom })
 }
 
 /// `check` for an answer that may be left out (Enter).
-pub(super) fn optional<T>(
-    check: fn(&str) -> Result<T, String>,
-) -> impl Fn(&str) -> Result<Option<T>, String> {
+fn optional<T>(check: fn(&str) -> Result<T, String>) -> impl Fn(&str) -> Result<Option<T>, String> {
     move |s| if s.trim().is_empty() { Ok(None) } else { check(s).map(Some) }
 }
 
