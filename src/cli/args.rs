@@ -337,20 +337,16 @@ fn unknown(typed: &str) -> UsageError {
 
 /// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
-    let mut out = String::from("usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
-    for spec in &COMMANDS {
-        out.push_str(&format!(
-            "  intercom {}\n      {}\n",
-            spec.usage,
-            spec.about.lines().next().unwrap_or("")
-        ));
-    }
-    out.push_str(&format!(
-        "  intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
+    let commands: String = COMMANDS
+        .iter()
+        .map(|s| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or("")))
+        .collect();
+    format!(
+        "usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n{commands}  \
+         intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
          intercom --version\n      The version.\n\nEvery command takes --config FILE (default {}).\n{DURATIONS}",
         config::DEFAULT_CONFIG_PATH
-    ));
-    out
+    )
 }
 
 /// The help on a command (`open`), on a group (`schedule`: each of its commands), or

@@ -17,7 +17,7 @@ use crate::twilio::signature;
 use crate::util::ownership;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A nonce for the server's proof: 128 bits, never guessed ahead.
 const NONCE_BYTES: usize = 16;
 /// The proof answer is a few dozen bytes; whoever holds the port may send more.
@@ -57,11 +57,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
-        Client::with_timeout(config, CLIENT_TIMEOUT)
-    }
-
-    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+    pub fn new(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
         let agent = ureq::Agent::config_builder()
             // Plain HTTP to the local control API only: no CA bundle to load.
             .tls_config(crate::system::tls::no_roots())

@@ -91,7 +91,7 @@ pub fn run(path: &Path) -> bool {
     // The server is the root of the listener, tunnel and history checks: when it is down
     // they would only repeat that, so they are named as skipped instead.
     let server = check_server(&mut r, &config, path);
-    if let Some(instance) = &server {
+    if let Some((_, instance)) = &server {
         check_webhook_listener(&mut r, &config, instance.as_deref());
         check_public_url(&mut r, &config, instance.as_deref());
     } else {
@@ -101,8 +101,8 @@ pub fn run(path: &Path) -> bool {
     check_twilio(&mut r, &config);
     check_state_dir(&mut r, &config);
     check_clock(&mut r);
-    if server.is_some() {
-        check_newest_call(&mut r, &config);
+    if let Some((client, _)) = &server {
+        check_newest_call(&mut r, client);
     }
     !r.failed
 }
@@ -171,8 +171,8 @@ fn check_signatures(r: &mut Report, c: &Config, path: &Path, checked: Option<boo
     }
 }
 
-/// The control API's status, with the server's instance id, if the server answers.
-fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String>> {
+/// The client of the control API, and the server's instance id, if the server answers.
+fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Option<String>)> {
     // Neither a fixed token nor the one the server makes at its first start: it never ran.
     if c.control.token.is_none() && matches!(token::read_token(&c.state_dir), Ok(None)) {
         let dir = c.state_dir.display();
@@ -181,10 +181,11 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
         return None;
     }
     let down = |e| format!("the server is not running or not reachable ({e}): {}", start_hint(path));
-    let client =
-        Client::with_timeout(c, LOCAL_TIMEOUT).map_err(|e| format!("cannot read the control token: {e}"));
-    let s = match client.and_then(|client| client.get::<StatusBody>("/api/status").map_err(down)) {
-        Ok(s) => s,
+    let answer = Client::new(c, LOCAL_TIMEOUT)
+        .map_err(|e| format!("cannot read the control token: {e}"))
+        .and_then(|client| Ok((client.get::<StatusBody>("/api/status").map_err(down)?, client)));
+    let (s, client) = match answer {
+        Ok(answer) => answer,
         Err(e) => {
             r.line(FAIL, e);
             return None;
@@ -199,7 +200,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
     if s.instance.is_none() {
         r.line(WARN, "the server does not report an instance id: it is an older version; upgrade it");
     }
-    Some(s.instance)
+    Some((client, s.instance))
 }
 
 /// `/healthz` at `url`: whether it answered, and with which instance id.
@@ -262,10 +263,9 @@ fn check_twilio(r: &mut Report, c: &Config) {
             return r.line(WARN, format!("no Twilio REST credentials, so Twilio's side is not checked: {e}"))
         }
     };
-    let n = match rest.find_number(number) {
-        Ok(Some(n)) => n,
-        Ok(None) => return r.line(FAIL, setup::not_in_account(&rest, number.as_str())),
-        Err(e) => return r.line(FAIL, rest.explain(&e)),
+    let n = match setup::look_up(&rest, number) {
+        Ok(n) => n,
+        Err(e) => return r.line(FAIL, e),
     };
     if let Some(why) = n.routed_elsewhere() {
         return r.line(FAIL, why);
@@ -353,9 +353,8 @@ fn check_clock(r: &mut Report) {
     r.line(tag, text);
 }
 
-fn check_newest_call(r: &mut Report, c: &Config) {
-    let path = format!("/api/events?limit={EVENTS_LOOKED_AT}");
-    match Client::with_timeout(c, LOCAL_TIMEOUT).and_then(|client| client.get::<EventsBody>(&path)) {
+fn check_newest_call(r: &mut Report, client: &Client) {
+    match client.get::<EventsBody>(&format!("/api/events?limit={EVENTS_LOOKED_AT}")) {
         Ok(events) => {
             let newest = events.events.iter().find(|e| e.event.name().starts_with("call_"));
             r.line(OK, newest.map_or("no call in the history yet".into(), describe_call))

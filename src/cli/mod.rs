@@ -29,7 +29,7 @@ use std::process::ExitCode;
 pub use args::{parse_args, Command, Invocation};
 pub use reader::UsageError;
 
-use crate::cli::client::Client;
+use crate::cli::client::{Client, CLIENT_TIMEOUT};
 use crate::cli::files::load;
 use crate::cli::out::say_raw;
 
@@ -39,7 +39,7 @@ pub fn run(command: Command, path: &Path) -> ExitCode {
     // (root's) is read for it only when the config does not hold it.
     let for_api =
         || load(path, false).and_then(|c| if c.control.token.is_some() { Ok(c) } else { load(path, true) });
-    let api = || for_api().and_then(|c| Ok((Client::new(&c)?, c)));
+    let api = || for_api().and_then(|c| Ok((Client::new(&c, CLIENT_TIMEOUT)?, c)));
     let filled = |secrets| load(path, secrets).and_then(|c| files::filled(path, c));
     let result: Result<(), Box<dyn Error>> = match command {
         // Doctor reports a bad config as one of its checks, and its verdict as the status.

@@ -45,7 +45,7 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
         entrance_name,
     );
     // Not running, or not answering in time: the files are all there is to go by.
-    let doubt = Client::with_timeout(config, SERVER_WAIT)
+    let doubt = Client::new(config, SERVER_WAIT)
         .and_then(|c| c.get::<StatusBody>("/api/status"))
         .ok()
         .and_then(|s| s.clock_doubt);
