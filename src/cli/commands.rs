@@ -16,12 +16,12 @@ use crate::util::time::{human, local};
 
 /// `open [DUR]`, or with `once` for the next visitor only; at most `max_window`, said in
 /// its key's terms rather than the API's `minutes`.
-pub fn open(api: &Client, c: &Config, minutes: Option<u64>, once: bool) -> Result<(), Box<dyn Error>> {
+pub fn open(api: &Client, c: &Config, request: &OpenRequest) -> Result<(), Box<dyn Error>> {
     let max = human(c.max_window);
-    if minutes.is_some_and(|m| m * 60 > c.max_window.as_secs()) {
+    if request.minutes.is_some_and(|m| m * 60 > c.max_window.as_secs()) {
         return Err(format!("open: at most {max} (max_window); try {max} or raise max_window").into());
     }
-    print_status(&api.post("/api/open", &OpenRequest { minutes, once: once.then_some(true) })?);
+    print_status(&api.post("/api/open", request)?);
     Ok(())
 }
 
@@ -88,8 +88,7 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
     if !listen.ip().is_unspecified() {
         return listen;
     }
-    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()));
-    match probe {
+    match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr())) {
         Ok(local) if !local.ip().is_unspecified() => SocketAddr::new(local.ip(), listen.port()),
         _ => {
             eprintln!("intercom: no LAN address found; printing the loopback address");
@@ -101,10 +100,9 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
 /// `a, b, c`, or `none` for no items.
 fn list<T: Display>(items: impl IntoIterator<Item = T>, none: &str) -> String {
     let all: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    if all.is_empty() {
-        none.into()
-    } else {
-        all.join(", ")
+    match all.is_empty() {
+        true => none.into(),
+        false => all.join(", "),
     }
 }
 

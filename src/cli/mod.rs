@@ -44,7 +44,7 @@ pub fn run(command: Command, path: &Path) -> ExitCode {
     let result: Result<(), Box<dyn Error>> = match command {
         // Doctor reports a bad config as one of its checks, and its verdict as the status.
         Command::Doctor => return if doctor::run(path) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
-        Command::Open { minutes, once } => api().and_then(|(api, c)| commands::open(&api, &c, minutes, once)),
+        Command::Open(request) => api().and_then(|(api, c)| commands::open(&api, &c, &request)),
         Command::Close => api().and_then(|(api, _)| commands::close(&api, path)),
         Command::Status => {
             api().and_then(|(api, _)| api.get("/api/status")).map(|s| commands::print_status(&s))
@@ -54,7 +54,7 @@ pub fn run(command: Command, path: &Path) -> ExitCode {
         Command::CheckConfig => filled(true).map(|c| say_raw!("{}", commands::summary(&c))),
         // Init writes the config, so it does not load one.
         Command::Init(args) => init::run(path, *args),
-        Command::Simulate { from } => load(path, false).and_then(|c| simulate::run(&c, from.as_str())),
+        Command::Simulate(from) => load(path, false).and_then(|c| simulate::run(&c, from.as_str())),
         Command::Code(args) => api().and_then(|(api, _)| codes::run(args, &api)),
         Command::Schedule(args) => api().and_then(|(api, c)| schedule::run(args, &api, &c)),
         Command::Devices(args) => {
