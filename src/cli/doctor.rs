@@ -11,7 +11,6 @@
 use std::fmt::Display;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -109,7 +108,7 @@ pub fn run(path: &Path) -> bool {
 
 /// `sudo ` for a command that needs root, or nothing when this already is root.
 fn sudo() -> &'static str {
-    match std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+    match crate::util::ownership::effective_uid() == Some(0) {
         true => "",
         false => "sudo ",
     }

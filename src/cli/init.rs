@@ -81,11 +81,6 @@ pub fn parse(a: &mut Args) -> Result<InitArgs, UsageError> {
 }
 
 impl InitArgs {
-    /// Flags were given: nothing is asked.
-    fn non_interactive(&self) -> bool {
-        *self != InitArgs { force: self.force, ..InitArgs::default() }
-    }
-
     /// Only `--learn-intercom` (and its timeout): the rest of the config stays as it is.
     fn learn_only(&self) -> bool {
         let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..self.clone() };
@@ -104,7 +99,8 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
         let (force, check) = (command(path, "init --force"), command(path, "check-config"));
         return Err(format!("{} exists and is not the untouched template: run `{force}` to replace it, or edit it (see `{check}`)", path.display()).into());
     }
-    let interactive = !args.non_interactive();
+    // No answer given as a flag: each is asked.
+    let interactive = args == InitArgs { force: args.force, ..InitArgs::default() };
     let answers = if interactive { ask_all()? } else { from_flags(args.clone())? };
     if let Some(warning) = plain_http(&answers.public_url).filter(|_| !interactive) {
         eprintln!("intercom: {warning}");

@@ -111,8 +111,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
         return Ok(());
     }
     let updated = rest.update_number(&current.sid, &changes).map_err(|e| rest.explain(&e))?;
-    let left: Vec<_> = plan(public_url, fallback, &updated).into_iter().filter(Field::changes).collect();
-    if let Some(f) = left.first() {
+    if let Some(f) = plan(public_url, fallback, &updated).iter().find(|f| f.changes()) {
         return Err(format!(
             "Twilio accepted the update but {} is still {:?}; run twilio-setup again",
             f.name, f.before
