@@ -62,6 +62,11 @@ impl Report {
         say!("{tag} {text}");
     }
 
+    /// The value; or `None`, after a line with `tag` and the error.
+    fn or_line<T>(&mut self, tag: &str, result: Result<T, impl Display>) -> Option<T> {
+        result.map_err(|e| self.line(tag, e)).ok()
+    }
+
     /// Whether `key` has a value of its own to check (not a placeholder reported above).
     fn filled(&self, key: &str) -> bool {
         !self.unfilled.iter().any(|e| e.contains(&format!("`{key}`")))
@@ -74,13 +79,8 @@ pub fn run(path: &Path) -> bool {
     // A file this user may not read is not a mistake in the config.
     let check = |e| format!("{e}; fix it, then check with `intercom check-config`");
     let loaded = readable(path).and_then(|()| readable(&env_file(path)));
-    let config = match loaded.and_then(|()| config::load_with_env_file(path).map_err(check)) {
-        Ok(c) => c,
-        Err(e) => {
-            r.line(FAIL, e);
-            return false;
-        }
-    };
+    let loaded = loaded.and_then(|()| config::load_with_env_file(path).map_err(check));
+    let Some(config) = r.or_line(FAIL, loaded) else { return false };
     r.line(OK, format!("config {} is valid", path.display()));
     r.unfilled = config::unfilled_placeholders(&config).iter().map(|e| e.to_string()).collect();
     for e in r.unfilled.clone() {
@@ -183,13 +183,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Opti
     let answer = Client::new(c, LOCAL_TIMEOUT)
         .map_err(|e| format!("cannot read the control token: {e}"))
         .and_then(|client| Ok((client.get::<StatusBody>("/api/status").map_err(down)?, client)));
-    let (s, client) = match answer {
-        Ok(answer) => answer,
-        Err(e) => {
-            r.line(FAIL, e);
-            return None;
-        }
-    };
+    let (s, client) = r.or_line(FAIL, answer)?;
     let window = match (s.open, s.open_until) {
         (true, until) => format!("open until {}", until.map_or("?".into(), local)),
         (false, _) => "closed".into(),
@@ -256,16 +250,10 @@ fn check_twilio(r: &mut Report, c: &Config) {
     let Some(number) = &c.twilio.number else {
         return r.line(WARN, "twilio.number is not set, so Twilio's side is not checked: set it to the number your intercom calls");
     };
-    let rest = match Rest::new(&c.twilio, TWILIO_TIMEOUT) {
-        Ok(rest) => rest,
-        Err(e) => {
-            return r.line(WARN, format!("no Twilio REST credentials, so Twilio's side is not checked: {e}"))
-        }
-    };
-    let n = match setup::look_up(&rest, number) {
-        Ok(n) => n,
-        Err(e) => return r.line(FAIL, e),
-    };
+    let rest = Rest::new(&c.twilio, TWILIO_TIMEOUT)
+        .map_err(|e| format!("no Twilio REST credentials, so Twilio's side is not checked: {e}"));
+    let Some(rest) = r.or_line(WARN, rest) else { return };
+    let Some(n) = r.or_line(FAIL, setup::look_up(&rest, number)) else { return };
     if let Some(why) = n.routed_elsewhere() {
         return r.line(FAIL, why);
     }
