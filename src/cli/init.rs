@@ -80,18 +80,12 @@ pub fn parse(a: &mut Args) -> Result<InitArgs, UsageError> {
     Ok(i)
 }
 
-impl InitArgs {
-    /// Only `--learn-intercom` (and its timeout): the rest of the config stays as it is.
-    fn learn_only(&self) -> bool {
-        let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..self.clone() };
-        self.learn && rest == InitArgs::default()
-    }
-}
-
 /// Runs `intercom init`; the config goes to `path`, the secrets beside it.
 pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
-    if args.learn_only() {
-        // On a config that is otherwise done: the number, nothing else.
+    // Only `--learn-intercom` (and its timeout), on a config that is otherwise done: the
+    // number, nothing else.
+    let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..args.clone() };
+    if args.learn && rest == InitArgs::default() {
         return learn(path, args.learn_timeout, false).map(|()| next_steps(path, false));
     }
     let existing = std::fs::read_to_string(path).ok();
@@ -249,11 +243,9 @@ fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<P
     let deadline = Instant::now() + timeout;
     let mut seen: Option<Vec<Record>> = None;
     let mut said = false;
+    let events = format!("/api/events?limit={LEARN_EVENTS}");
     loop {
-        let path = format!("/api/events?limit={LEARN_EVENTS}");
-        if let Ok(EventsBody { events }) =
-            Client::new(&c, CLIENT_TIMEOUT).and_then(|client| client.get(&path))
-        {
+        if let Ok(EventsBody { events }) = Client::new(&c, CLIENT_TIMEOUT).and_then(|api| api.get(&events)) {
             match &seen {
                 None => {
                     seen = Some(events);
@@ -276,11 +268,8 @@ fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<P
             said = true;
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "no call within {}: set intercom_number yourself, or run `intercom init --learn-intercom` again",
-                crate::util::time::human(timeout)
-            )
-            .into());
+            let waited = crate::util::time::human(timeout);
+            return Err(format!("no call within {waited}: set intercom_number yourself, or run `intercom init --learn-intercom` again").into());
         }
         std::thread::sleep(LEARN_POLL);
     }
