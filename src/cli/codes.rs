@@ -57,7 +57,6 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             // The code alone on the first line, for scripts; the details after it.
             say!("{}", code.code);
             say!("  {}", describe(&code));
-            Ok(())
         }
         CodeArgs::List => {
             let answer: CodesBody = api.get("/api/codes")?;
@@ -70,16 +69,15 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             for c in &answer.codes {
                 say!("{}  {}", c.code, describe(c));
             }
-            Ok(())
         }
         CodeArgs::Rm(id) => {
             found(api.delete(&format!("/api/codes/{id}")))?.ok_or(format!(
                 "there is no guest code {id}: `intercom code list` shows the codes and their IDs"
             ))?;
             say!("deleted guest code {id}");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// `"plumber", 1 use left, until 2026-11-28 10:30 CET (23h 59m left), id 1a2b3c4d`.

@@ -27,7 +27,6 @@ pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Err
             say!("Scan this with {:?}, or open this link on it:", answer.name);
             say!("  {link}");
             say!("It works once, for {minutes} minutes. The phone must be on the home network.");
-            Ok(())
         }
         DeviceArgs::List => {
             let list: DevicesBody = api.get("/api/devices")?;
@@ -37,16 +36,15 @@ pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Err
             for d in &list.devices {
                 say!("{}  {}", d.id, describe(d));
             }
-            Ok(())
         }
         DeviceArgs::Rm(id) => {
             found(api.delete(&format!("/api/devices/{id}")))?.ok_or(format!(
                 "there is no paired device {id}: `intercom devices` lists them and their IDs"
             ))?;
             say!("removed device {id}: it is shut out from its next request on");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// `"Anna's phone", paired 2026-12-01 03:00 CET, last used 2026-12-01 04:00 CET`.
