@@ -21,8 +21,7 @@ pub fn open(api: &Client, c: &Config, request: &OpenRequest) -> Result<(), Box<d
     if request.minutes.is_some_and(|m| m * 60 > c.max_window.as_secs()) {
         return Err(format!("open: at most {max} (max_window); try {max} or raise max_window").into());
     }
-    print_status(&api.post("/api/open", request)?);
-    Ok(())
+    api.post("/api/open", request).map(|status| print_status(&status))
 }
 
 /// `close`; a schedule that still lets visitors in is named, with how to pause it.

@@ -112,21 +112,17 @@ pub(super) fn yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// One line from stdin, after the question on stdout.
-fn line(question: &str) -> Result<String, Box<dyn Error>> {
-    print!("{question}");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    if std::io::stdin().read_line(&mut line)? == 0 {
-        return Err("no answer (input ended)".into());
-    }
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// Asks until an answer passes `check`; a wrong answer is explained and asked again.
+/// Asks until an answer passes `check` (one line from stdin, after the question on
+/// stdout); a wrong answer is explained and asked again.
 pub(super) fn ask<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
     loop {
-        match check(&line(question)?) {
+        print!("{question}");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line)? == 0 {
+            return Err("no answer (input ended)".into());
+        }
+        match check(line.trim_end_matches(['\n', '\r'])) {
             Ok(v) => return Ok(v),
             Err(why) => println!("  {why}; try again."),
         }
