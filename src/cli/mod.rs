@@ -57,9 +57,7 @@ pub fn run(command: Command, path: &Path) -> ExitCode {
         Command::Simulate(from) => load(path, false).and_then(|c| simulate::run(&c, from.as_str())),
         Command::Code(args) => api().and_then(|(api, _)| codes::run(args, &api)),
         Command::Schedule(args) => api().and_then(|(api, c)| schedule::run(args, &api, &c)),
-        Command::Devices(args) => {
-            api().and_then(|(api, c)| devices::run(args, &api, &commands::page_address(&c)))
-        }
+        Command::Devices(args) => api().and_then(|(api, c)| devices::run(args, &api, &c)),
         Command::TwilioSetup { dry_run } => filled(true).and_then(|c| setup::twilio_setup(&c, dry_run)),
         Command::FallbackTwiml => {
             filled(false).and_then(|c| setup::fallback_twiml(&c)).map(|t| say_raw!("{t}"))
