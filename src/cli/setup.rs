@@ -61,11 +61,8 @@ impl Field {
 
 /// The fields setup manages, from the number as Twilio has it now.
 pub fn plan(public_url: &str, fallback_url: Option<&str>, n: &IncomingNumber) -> Vec<Field> {
-    let field = |name, before: &Option<String>, after: &str| Field {
-        name,
-        before: before.clone(),
-        after: after.into(),
-    };
+    let field =
+        |name, now: &Option<String>, want: &str| Field { name, before: now.clone(), after: want.into() };
     let mut fields = vec![
         field("VoiceUrl", &n.voice_url, &voice_url(public_url)),
         field("VoiceMethod", &n.voice_method, VOICE_METHOD),
