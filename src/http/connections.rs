@@ -93,7 +93,11 @@ struct Listener {
 
 /// Accepts connections forever; accept errors (out of descriptors, …) are logged and retried.
 pub fn serve(listener: TcpListener, site: Site) -> ! {
-    deepen_backlog(&listener);
+    // Calling listen(2) again on a listening socket only changes its backlog; std has no
+    // API for it, and a failure just leaves the default in place.
+    if let Err(e) = socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG) {
+        log::warn!("could not raise the listen backlog: {e}");
+    }
     let name = site.name;
     let pool = Pool::new(name, THREAD_STACK_BYTES, MAX_IDLE_THREADS, IDLE_THREAD_TIMEOUT);
     let shared = Arc::new(Listener {
@@ -119,7 +123,10 @@ pub fn serve(listener: TcpListener, site: Site) -> ! {
         let Some(slot) = shared.admit(&stream) else {
             let max = shared.site.limits.max_connections;
             shared.busy_log.warn(format_args!("{name}: {max} connections busy; answered {peer} with 503"));
-            refuse_busy(&stream);
+            // Without blocking the accept loop.
+            let _ = stream.set_nonblocking(true);
+            let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
+            let _ = http::write_response(&mut &*stream, &resp, false, false);
             continue;
         };
         let (conn, registered) = (shared.clone(), slot.clone());
@@ -244,15 +251,6 @@ fn close_gracefully(mut stream: &TcpStream) {
     }
 }
 
-/// Raises the accept queue to [`LISTEN_BACKLOG`]. Calling listen(2) again on a listening
-/// socket only changes its backlog; std has no API for it, and a failure just leaves
-/// the default in place.
-fn deepen_backlog(listener: &TcpListener) {
-    if let Err(e) = socket2::SockRef::from(listener).listen(LISTEN_BACKLOG) {
-        log::warn!("could not raise the listen backlog: {e}");
-    }
-}
-
 /// Whether the listener bound to `addr` accepts a connection and answers a request
 /// within `timeout` (any HTTP status counts: a 404 or a 503 still proves the accept loop
 /// and a connection thread work). For the watchdog's self-check.
@@ -279,13 +277,6 @@ pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer"))
     }
-}
-
-/// Over the cap with every connection busy: answer 503 without blocking the accept loop.
-fn refuse_busy(stream: &TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
-    let _ = http::write_response(&mut &*stream, &resp, false, false);
 }
 
 #[cfg(test)]

@@ -380,7 +380,6 @@ impl Read for TimedStream {
 pub enum HttpError {
     BadRequest(String),
     Unauthorized,
-    Forbidden,
     /// Refused for a reason the client is told (a cross-site request, a wrong `Host`).
     Refused(String),
     NotFound,
@@ -400,7 +399,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => 400,
             HttpError::Unauthorized => 401,
-            HttpError::Forbidden | HttpError::Refused(_) => 403,
+            HttpError::Refused(_) => 403,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::Gone(_) => 410,
@@ -417,7 +416,6 @@ impl HttpError {
             | HttpError::Refused(m)
             | HttpError::Gone(m) => m.clone(),
             HttpError::Unauthorized => "missing or wrong token".into(),
-            HttpError::Forbidden => "forbidden".into(),
             HttpError::NotFound => "not found".into(),
             HttpError::MethodNotAllowed(allow) => format!("method not allowed (allowed: {allow})"),
             HttpError::UnsupportedMediaType(want) => format!("unsupported content type (expected {want})"),
@@ -426,8 +424,10 @@ impl HttpError {
         }
     }
 
-    /// Headers the status calls for.
-    pub fn decorate(&self, resp: Response) -> Response {
+    /// The response in the listener's form (`render`: plain text, JSON), with the
+    /// headers the status calls for.
+    pub fn respond(&self, render: fn(u16, &str) -> Response) -> Response {
+        let resp = render(self.status(), &self.message());
         match self {
             HttpError::MethodNotAllowed(allow) => resp.with_header("Allow", *allow),
             HttpError::Unauthorized => resp.with_header("WWW-Authenticate", "Bearer"),

@@ -62,11 +62,6 @@ impl Pool {
             .map(drop)
     }
 
-    /// Number of threads waiting for work (for tests and the log).
-    pub fn idle(&self) -> usize {
-        lock(&self.queue).idle
-    }
-
     fn work(&self, mut job: Job) {
         loop {
             // A job's own failures are its business; the thread goes on to the next.
@@ -107,6 +102,12 @@ impl Pool {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    impl Pool {
+        fn idle(&self) -> usize {
+            lock(&self.queue).idle
+        }
+    }
 
     fn thread_name() -> String {
         format!("{:?}", thread::current().id())

@@ -19,7 +19,7 @@ const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// webhook URL.
 const OVERRIDES: [&str; 2] = ["ExpectedFrom", "PhoneNumberToDial"];
 /// A `step` beyond this is not ours: `forward_to` is a household's few phones.
-const MAX_STEP: usize = 100;
+pub const MAX_STEP: usize = 100;
 
 /// A call's parameters, authenticated, resolved against the config and the overrides.
 pub struct Call {
@@ -107,11 +107,6 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
             .and_then(|s| s.parse().ok())
             .filter(|s| (1..=MAX_STEP).contains(s)),
     })
-}
-
-/// The step of a `/voice/next` request, or why there is none.
-pub fn step(call: &Call) -> Result<usize, HttpError> {
-    call.step.ok_or_else(|| HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}")))
 }
 
 /// Whether the request carries Twilio's signature (said in the log, bounded, if not).

@@ -14,14 +14,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-
 use crate::config::{Config, Secret};
 use crate::http::form;
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{
-    read_request, CodesBody, ErrorBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow,
-    StatusBody,
+    read_request, CodesBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
@@ -37,6 +34,7 @@ use crate::util::loggable;
 use crate::web::pairing::{self, Actor};
 use crate::web::ringing::Ringing;
 use crate::web::schedules;
+use crate::web::{json, no_content, refusal};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
@@ -83,7 +81,7 @@ impl Control {
                 if let HttpError::Internal(detail) = &e {
                     log::error!("control {} {}: {detail}", req.method, req.path);
                 }
-                e.decorate(json_response(e.status(), &ErrorBody { error: e.message() }))
+                e.respond(refusal)
             }
         }
     }
@@ -123,10 +121,7 @@ impl Control {
             return self.codes_route(req, now);
         }
         if req.path == schedules::PREFIX || req.path.starts_with("/api/schedules/") {
-            return Ok(match schedules::route(&self.schedules, &self.config.intercoms, req, now)? {
-                Some((status, body)) => json_response(status, &body),
-                None => Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"),
-            });
+            return schedules::route(&self.schedules, &self.config.intercoms, req, now);
         }
         if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
         {
@@ -145,7 +140,7 @@ impl Control {
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
                 body.signatures_checked = Some(self.config.twilio.auth_token.is_some());
-                let resp = json_response(200, &body);
+                let resp = json(200, &body);
                 // A paired phone's cookie is renewed with each status its page reads, so a
                 // phone in daily use never reaches the cookie's end of life.
                 return Ok(match (&actor, pairing::cookie(req)) {
@@ -157,7 +152,10 @@ impl Control {
             }
             ("/api/open", "POST") => {
                 let (duration, once) = self.requested_window(&req.body)?;
-                self.store.open_window(duration, once, now, &source(req, &actor)).map_err(not_saved)?
+                // Not saved (a full or read-only disk): the client is told why, as the page
+                // shows it; the state disk's condition is no secret on the LAN.
+                let opened = self.store.open_window(duration, once, now, &source(req, &actor));
+                opened.map_err(|e| HttpError::Unavailable(e.to_string()))?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
             ("/api/let-in", "POST") => {
@@ -168,14 +166,14 @@ impl Control {
                 self.ringing.let_in(&request.call, &source(req, &actor))?;
                 self.store.status(Timestamp::now())
             }
-            ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
-            ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
-            ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
-            ("/api/let-in", _) => return Err(HttpError::MethodNotAllowed("POST")),
-            ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/events", "GET") => return Ok(json(200, &self.events(&req.query)?)),
+            ("/api/status" | "/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/open" | "/api/close" | "/api/let-in", _) => {
+                return Err(HttpError::MethodNotAllowed("POST"))
+            }
             _ => return Err(HttpError::NotFound),
         };
-        Ok(json_response(200, &self.status_body(status, now)))
+        Ok(json(200, &self.status_body(status, now)))
     }
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
@@ -202,7 +200,7 @@ impl Control {
             return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
         }
         let proof = signature::control_proof(self.token.expose(), nonce);
-        Ok(json_response(200, &ProofBody { proof }))
+        Ok(json(200, &ProofBody { proof }))
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the
@@ -219,11 +217,8 @@ impl Control {
                 .ok_or(HttpError::Unauthorized);
         }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
-        if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
-            Ok(Actor::Token)
-        } else {
-            Err(HttpError::Unauthorized)
-        }
+        let right = constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes());
+        right.then_some(Actor::Token).ok_or(HttpError::Unauthorized)
     }
 
     /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
@@ -231,7 +226,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(now)).collect();
-                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
+                Ok(json(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -240,10 +235,8 @@ impl Control {
                     ))
                 })?;
                 match self.codes.add(&new, now) {
-                    Ok(code) => Ok(json_response(201, &code.body(now))),
-                    Err(AddError::Full) => {
-                        Ok(json_response(409, &ErrorBody { error: AddError::Full.to_string() }))
-                    }
+                    Ok(code) => Ok(json(201, &code.body(now))),
+                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
@@ -253,11 +246,7 @@ impl Control {
                     .codes
                     .remove(&id[1..], now)
                     .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
-                if removed {
-                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
-                } else {
-                    Err(HttpError::NotFound)
-                }
+                removed.then(no_content).ok_or(HttpError::NotFound)
             }
             (id, _) if id.len() > 1 => Err(HttpError::MethodNotAllowed("DELETE")),
             _ => Err(HttpError::NotFound),
@@ -319,24 +308,6 @@ fn source(req: &Request, actor: &Actor) -> String {
         Some("page") => format!("page from {}", req.peer.ip()),
         _ => format!("API from {}", req.peer.ip()),
     }
-}
-
-/// The window could not be saved (full or read-only disk): the client is told why, as
-/// the page shows it; the state disk's condition is no secret on the LAN.
-fn not_saved(e: std::io::Error) -> HttpError {
-    HttpError::Unavailable(e.to_string())
-}
-
-/// A request refused before it reached [`Control::handle`] (too large, malformed, …):
-/// JSON like every other error of the API, so clients parse one shape.
-pub fn refusal(status: u16, reason: &str) -> Response {
-    json_response(status, &ErrorBody { error: reason.to_string() })
-}
-
-fn json_response(status: u16, body: &impl Serialize) -> Response {
-    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 /// An asset embedded in the binary; may be cached for a day (it changes only with the binary).

@@ -24,3 +24,26 @@ pub mod replay;
 pub mod ringing;
 pub mod schedules;
 pub mod webhook;
+
+use serde::Serialize;
+
+use crate::http::Response;
+use crate::model::api::ErrorBody;
+
+/// A JSON answer of the control API; never cached, as it says how things are now.
+pub fn json(status: u16, body: &impl Serialize) -> Response {
+    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
+}
+
+/// `204 No Content`: done, nothing to say.
+pub fn no_content() -> Response {
+    Response::new(204, "application/json", "").with_header("Cache-Control", "no-store")
+}
+
+/// An error of the control API (also one refused before its handler: too large,
+/// malformed, …): JSON like every other answer of the API, so clients parse one shape.
+pub fn refusal(status: u16, reason: &str) -> Response {
+    json(status, &ErrorBody { error: reason.to_string() })
+}

@@ -158,7 +158,7 @@ impl Webhook {
     pub fn handle(&self, req: &Request) -> Response {
         match self.route(req) {
             Ok(resp) => resp,
-            Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
+            Err(Refused::Http(e)) => e.respond(Response::text),
             Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
         }
     }
@@ -176,10 +176,9 @@ impl Webhook {
             ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => Route::Code,
-            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
-            (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             (LINK_PATH, "GET" | "HEAD" | "POST") => {
                 let starting = || Response::text(503, "starting: try again in a moment");
                 return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
@@ -309,7 +308,7 @@ impl Webhook {
             |let_in, offered| call::first(call.entrance.as_ref(), let_in, offered, &ringing, &self.config);
         // A right code lets in what would have been forwarded.
         let decision = first(open || matches!(tried, Tried::Right { .. }), offered);
-        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
+        let if_unrecorded = matches!(decision, Decision::Unlock { .. }).then(|| first(false, false));
         let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -382,10 +381,6 @@ impl Route {
             Route::Next => NEXT_PATH,
         }
     }
-}
-
-fn unlocks(decision: &Decision) -> bool {
-    matches!(decision, Decision::Unlock { .. })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::{call_request, Answered, Call, Refused, Webhook};
 use crate::config::ring::Order;
+use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{CallRecord, Decision, Record};
 use crate::rules::ring;
@@ -18,7 +19,9 @@ impl Webhook {
     /// everyone at once) the no-answer message is said. The caller is checked again (a
     /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
     pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
-        let step = call_request::step(call)?;
+        let step = call.step.ok_or_else(|| {
+            HttpError::BadRequest(format!("query parameter step: expected 1 to {}", call_request::MAX_STEP))
+        })?;
         let ringing = self.ringing(call, now);
         let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
         let decision = match call.entrance {
