@@ -56,7 +56,7 @@ const IDLE_THREAD_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAD_BUFFER_BYTES: usize = 2 * 1024;
 /// After refusing a request we read (and discard) at most this much of what the client
 /// is still sending, so closing does not reset the connection before it sees our answer.
-const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_BYTES: u64 = 64 * 1024;
 /// The whole drain, however the bytes trickle in: a client sending a byte now and then
 /// must not hold the thread for hours (64 KiB at one byte per timeout).
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -206,7 +206,7 @@ impl Listener {
                     );
                     let resp = (self.site.refusal)(refusal.status, refusal.reason);
                     let _ = http::write_response(&mut &*stream, &resp, false, false);
-                    close_gracefully(stream);
+                    close_gracefully(stream, &mut reader);
                     return;
                 }
             };
@@ -234,21 +234,10 @@ impl Listener {
 
 /// Stops sending, reads a bounded amount of what the client still sends, then closes, so
 /// the client gets our error instead of a connection reset.
-fn close_gracefully(mut stream: &TcpStream) {
+fn close_gracefully(stream: &TcpStream, reader: &mut http::Conn) {
     let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let mut buf = [0u8; 4096];
-    let mut drained = 0;
-    while drained < DRAIN_BYTES {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
-    }
+    reader.get_mut().deadline = Instant::now() + DRAIN_TIMEOUT;
+    let _ = io::copy(&mut reader.take(DRAIN_BYTES), &mut io::sink());
 }
 
 /// Whether the listener bound to `addr` accepts a connection and answers a request
@@ -260,22 +249,13 @@ pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&target, timeout)?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")?;
     let mut answer = [0u8; 9];
-    let mut got = 0;
-    while got < answer.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+    match (http::TimedStream { stream: Arc::new(stream), deadline }).read_exact(&mut answer) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(io::Error::new(e.kind(), "closed without an answer"))
         }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut answer[got..])? {
-            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer")),
-            n => got += n,
-        }
-    }
-    if &answer == b"HTTP/1.1 " {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer"))
+        Err(e) => Err(e),
+        Ok(()) if &answer == b"HTTP/1.1 " => Ok(()),
+        Ok(()) => Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer")),
     }
 }
 

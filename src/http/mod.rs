@@ -118,7 +118,9 @@ pub fn read_request(
     peer: SocketAddr,
     limits: Limits,
 ) -> Result<Option<Request>, Refusal> {
-    if !read_head(reader, head, deadline)? {
+    // One deadline for the whole request (head and body), however it trickles in.
+    reader.get_mut().deadline = deadline;
+    if !read_head(reader, head)? {
         return Ok(None);
     }
     let mut req = parse_request_head(head, peer)?;
@@ -134,17 +136,23 @@ pub fn read_request(
             let mut stream: &TcpStream = &reader.get_ref().stream;
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
         }
-        req.body = read_exact_by(reader, length, deadline)?;
+        let mut body = Vec::with_capacity(length);
+        match reader.by_ref().take(length as u64).read_to_end(&mut body) {
+            Ok(n) if n == length => req.body = body,
+            Ok(_) => return Err(refuse(400, "connection closed mid-body")),
+            Err(_) => return Err(refuse(408, "request body not received in time")),
+        }
     }
     Ok(Some(req))
 }
 
 /// Fills `head` with the bytes up to and including the first empty line, within the size
-/// limit and deadline. `false`: the client sent nothing before closing or idling out.
-fn read_head(reader: &mut Conn, head: &mut Vec<u8>, deadline: Instant) -> Result<bool, Refusal> {
+/// limit and the reader's deadline. `false`: the client sent nothing before closing or
+/// idling out.
+fn read_head(reader: &mut Conn, head: &mut Vec<u8>) -> Result<bool, Refusal> {
     head.clear();
     loop {
-        let buf = match fill_by(reader, deadline) {
+        let buf = match reader.fill_buf() {
             Ok(b) => b,
             Err(_) if head.is_empty() => return Ok(false),
             Err(_) => return Err(refuse(408, "request not received in time")),
@@ -198,25 +206,6 @@ fn head_end(b: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-fn fill_by(reader: &mut Conn, deadline: Instant) -> io::Result<&[u8]> {
-    reader.get_mut().deadline = deadline;
-    reader.fill_buf()
-}
-
-fn read_exact_by(reader: &mut Conn, len: usize, deadline: Instant) -> Result<Vec<u8>, Refusal> {
-    let mut body = Vec::with_capacity(len);
-    while body.len() < len {
-        let buf = fill_by(reader, deadline).map_err(|_| refuse(408, "request body not received in time"))?;
-        if buf.is_empty() {
-            return Err(refuse(400, "connection closed mid-body"));
-        }
-        let take = buf.len().min(len - body.len());
-        body.extend_from_slice(&buf[..take]);
-        reader.consume(take);
-    }
-    Ok(body)
 }
 
 /// Parses a request head (request line and headers, without the blank line). Public
