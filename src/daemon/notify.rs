@@ -17,10 +17,9 @@
 //! query often are the secret), Twilio credentials never. SMS go through [`crate::twilio::rest`],
 //! with the same credentials as `twilio-setup`.
 
-use std::io;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
+use std::{io, thread};
 
 use jiff::Timestamp;
 

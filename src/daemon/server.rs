@@ -5,9 +5,7 @@
 use std::error::Error;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,8 +25,7 @@ use crate::store::state::Store;
 use crate::store::storage::{self, Health};
 use crate::store::token;
 use crate::system::boot::Boot;
-use crate::system::tz;
-use crate::system::watchdog;
+use crate::system::{tz, watchdog};
 use crate::util::ownership;
 use crate::web::control::{self, Control};
 use crate::web::refusal;

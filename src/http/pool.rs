@@ -6,11 +6,10 @@
 //! every new connection used to cost.
 
 use std::collections::VecDeque;
-use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
+use std::{io, thread};
 
 use crate::util::lock;
 

@@ -15,8 +15,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::config::{Config, Secret};
-use crate::http::form;
-use crate::http::{HttpError, Request, Response};
+use crate::http::{form, HttpError, Request, Response};
 use crate::model::api::{
     read_request, CodesBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
@@ -29,12 +28,10 @@ use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
 use crate::twilio::signature;
-use crate::util::constant_time_eq;
-use crate::util::loggable;
+use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
 use crate::web::ringing::Ringing;
-use crate::web::schedules;
-use crate::web::{json, no_content, refusal};
+use crate::web::{json, no_content, refusal, schedules};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
