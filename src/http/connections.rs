@@ -1,6 +1,6 @@
 //! The connections of one listener: the accept loop, the registry of open connections,
 //! and the thread that serves each one. Reading and parsing a request, and writing the
-//! answer, are `http.rs`'s; what to answer is the handler's (`webhook.rs`, `control.rs`).
+//! answer, are `mod.rs`'s; what to answer is the handler's (the listeners in `web/`).
 //!
 //! One thread per connection (taken from a bounded pool of idle threads, `pool.rs`), at
 //! most `Limits::max_connections` per listener. A connection is busy only while a handler

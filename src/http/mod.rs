@@ -1,16 +1,11 @@
 //! `http/`: our own small HTTP/1.1 server, the infrastructure under both listeners. It
-//! knows no route and no service: `mod.rs` (this file) is the wire, `connections.rs` a
-//! listener's accept loop, the connection registry (cap, eviction of waiting connections,
-//! lifetime), the thread per connection that runs the handler, and the probe the
-//! watchdog's self-check uses; `pool.rs` the bounded pool of idle threads; `form.rs` the
-//! form and query parameter parser.
+//! knows no route and no service: the wire (reading one request within a deadline and
+//! size limits, parsing its head, writing the answer, the one `HttpError` that handlers
+//! return), a listener's connections (the accept loop, a capped registry that evicts
+//! waiting connections, a lifetime per connection, a bounded pool of idle threads, the
+//! watchdog's probe) and form parameters.
 //!
 //! Uses: `util`.
-//!
-//! HTTP/1.1 on the wire, strict about what it accepts: the request and response types,
-//! reading one request within a deadline and size limits, parsing its head, writing the
-//! answer, and the one `HttpError` that handlers return. The accept loop and the
-//! connection threads that use this are `connections.rs`.
 //!
 //! Why not tiny_http: it has no socket timeouts, no limit on header size or count and an
 //! unbounded connection thread pool, so one slow client can pin threads and memory on a
