@@ -49,22 +49,15 @@ impl Call {
     }
 }
 
-/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate, with the `CallSid`
-/// and `From` it claimed: unauthenticated, made loggable, kept to help spot a prober).
-pub enum Refused {
-    Http(HttpError),
-    BadSignature { call_sid: Option<String>, from: Option<String> },
-}
-
-impl From<HttpError> for Refused {
-    fn from(e: HttpError) -> Refused {
-        Refused::Http(e)
-    }
-}
-
-/// Parses and authenticates a call's request. Errors mean no TwiML.
-pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call, Refused> {
+/// Parses and authenticates a call's request. Errors mean no TwiML. A signature that is
+/// missing or wrong is refused (403) after `bad_signature` is told the `CallSid` and
+/// `From` it claimed (unauthenticated, made loggable: kept to help spot a prober).
+pub fn parse(
+    config: &Config,
+    req: &Request,
+    refusals: &RateLog,
+    bad_signature: impl FnOnce(Option<String>, Option<String>),
+) -> Result<Call, HttpError> {
     let query =
         form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
     let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
@@ -72,7 +65,8 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
     let call_params = if req.method == "POST" { &body } else { &query };
     if !signed(config, req, &body, refusals) {
         let claim = |name| form::single(call_params, name).ok().flatten().map(loggable);
-        return Err(Refused::BadSignature { call_sid: claim("CallSid"), from: claim("From") });
+        bad_signature(claim("CallSid"), claim("From"));
+        return Err(HttpError::Refused("forbidden".into()));
     }
     let owned = |v: Option<&str>| v.map(str::to_string);
 

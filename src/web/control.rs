@@ -72,15 +72,12 @@ pub struct Control {
 
 impl Control {
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(e) => {
-                if let HttpError::Internal(detail) = &e {
-                    log::error!("control {} {}: {detail}", req.method, req.path);
-                }
-                e.respond(refusal)
+        self.route(req).unwrap_or_else(|e| {
+            if let HttpError::Internal(detail) = &e {
+                log::error!("control {} {}: {detail}", req.method, req.path);
             }
-        }
+            e.respond(refusal)
+        })
     }
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {

@@ -30,7 +30,6 @@ use crate::store::state::Store;
 use crate::twilio::twiml::{self, Callbacks, CODE_PATH, NEXT_PATH};
 use crate::util::ratelog::{Limiter, RateLog};
 use crate::util::{lock, loggable};
-pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Answered as Seen, Claim, Recent};
 use crate::web::ringing::{Ringing, LINK_PATH};
@@ -155,14 +154,10 @@ impl Webhook {
     }
 
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(Refused::Http(e)) => e.respond(Response::text),
-            Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
-        }
+        self.route(req).unwrap_or_else(|e| e.respond(Response::text))
     }
 
-    fn route(&self, req: &Request) -> Result<Response, Refused> {
+    fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
@@ -170,30 +165,24 @@ impl Webhook {
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
-            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
             ("/" | "/voice", "GET" | "POST") => Route::Voice,
-            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => Route::Code,
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
-            (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
             (LINK_PATH, "GET" | "HEAD" | "POST") => {
                 let starting = || Response::text(503, "starting: try again in a moment");
                 return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
             }
-            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST").into()),
-            _ => return Err(HttpError::NotFound.into()),
+            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
+            _ => return Err(HttpError::NotFound),
         };
-        let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
-            Ok(call) => call,
-            Err(e) => {
-                if let Refused::BadSignature { call_sid, from } = &e {
-                    self.record_bad_signature(Record::bad_signature(call_sid.clone(), from.clone(), now));
-                }
-                return Err(e);
-            }
-        };
+        let call = call_request::parse(&self.config, req, &self.bad_signature_log, |call_sid, from| {
+            self.record_bad_signature(Record::bad_signature(call_sid, from, now))
+        })?;
         let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
         let forward = || call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
         let ticket = match sid.clone().map(|sid| self.recent.claim((route.name(), sid), Instant::now())) {

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use super::{call_request, Answered, Call, Refused, Webhook};
+use super::{call_request, Answered, Call, Webhook};
 use crate::config::ring::Order;
 use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
@@ -18,7 +18,7 @@ impl Webhook {
     /// call, the next person of a sequential order is rung, and after the last (or
     /// everyone at once) the no-answer message is said. The caller is checked again (a
     /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
+    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, HttpError> {
         let step = call.step.ok_or_else(|| {
             HttpError::BadRequest(format!("query parameter step: expected 1 to {}", call_request::MAX_STEP))
         })?;
