@@ -154,10 +154,7 @@ pub fn route(
         }
         "/api/pairings" => Err(HttpError::MethodNotAllowed("POST")),
         "/api/devices" if method == "GET" => {
-            let this = match actor {
-                Actor::Device(d) => d.id.as_str(),
-                Actor::Token => "",
-            };
+            let this = if let Actor::Device(d) = actor { d.id.as_str() } else { "" };
             let list = devices.list().iter().map(|d| device_body(d, d.id == this)).collect();
             Ok(json(200, &DevicesBody { devices: list }))
         }

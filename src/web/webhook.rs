@@ -55,7 +55,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 mod next;
 
-use next::{outcome_record, LetIn};
+use next::LetIn;
 
 pub struct Webhook {
     config: Arc<Config>,
@@ -308,7 +308,13 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
-            Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
+            // An unlock by schedule names the schedule.
+            Tried::Empty | Tried::NotAccepted => vec![match (&let_in, &record.decision) {
+                (LetIn::Schedule(label), Decision::Unlock { .. }) => {
+                    Record::schedule_unlocked(&record, label, now)
+                }
+                _ => Record::call(&record, now),
+            }],
         };
         Answered { call: record, records, if_unrecorded }
     }

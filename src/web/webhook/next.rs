@@ -8,7 +8,7 @@ use super::{call_request, Answered, Call, Webhook};
 use crate::config::ring::Order;
 use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
-use crate::model::record::{CallRecord, Decision, Record};
+use crate::model::record::Decision;
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
 
@@ -92,12 +92,4 @@ pub(super) enum LetIn {
     Window,
     /// A schedule open now, by its label.
     Schedule(String),
-}
-
-/// The history record of a call's outcome: an unlock by schedule names the schedule.
-pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: Timestamp) -> Record {
-    match (let_in, &record.decision) {
-        (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
-        _ => Record::call(record, now),
-    }
 }
