@@ -215,14 +215,11 @@ impl Listener {
                 || accepted.elapsed() >= self.site.limits.connection_lifetime;
             let keep_alive = http::wants_keep_alive(&req) && !last;
             let head_only = req.method == "HEAD";
-            let resp = match catch_unwind(AssertUnwindSafe(|| (self.site.handler)(&req))) {
-                Ok(r) => r,
-                Err(_) => {
-                    let (name, method) = (self.site.name, &req.method);
-                    self.panic_log.error(format_args!("{name}: handler panicked on {method} {}", req.path));
-                    Response::text(500, "internal error")
-                }
-            };
+            let resp = catch_unwind(AssertUnwindSafe(|| (self.site.handler)(&req))).unwrap_or_else(|_| {
+                let (name, method) = (self.site.name, &req.method);
+                self.panic_log.error(format_args!("{name}: handler panicked on {method} {}", req.path));
+                Response::text(500, "internal error")
+            });
             // Answered: whether the client reads it is up to the client.
             wait();
             if http::write_response(&mut &*stream, &resp, keep_alive, head_only).is_err() || !keep_alive {

@@ -1,6 +1,8 @@
 //! `application/x-www-form-urlencoded` parsing, for query strings and Twilio's POST bodies.
 //! Strict: bad percent-encoding or non-UTF-8 is an error, never a guess.
 
+use crate::http::HttpError;
+
 /// Twilio sends about 30 parameters with a voice call; anything far beyond is not Twilio.
 pub const MAX_PARAMS: usize = 200;
 
@@ -46,12 +48,12 @@ fn decode(s: &[u8]) -> Result<String, &'static str> {
 
 /// The value of a parameter that must appear at most once: a repeat is ambiguous, and
 /// ambiguity about who is calling must not be resolved in the caller's favour.
-pub fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, String> {
+pub fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
     let mut found = params.iter().filter(|(n, _)| n == name);
     match (found.next(), found.next()) {
         (None, _) => Ok(None),
         (Some((_, v)), None) => Ok(Some(v)),
-        (Some(_), Some(_)) => Err(format!("parameter {name} given more than once")),
+        (Some(_), Some(_)) => Err(HttpError::BadRequest(format!("parameter {name} given more than once"))),
     }
 }
 

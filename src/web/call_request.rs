@@ -70,7 +70,7 @@ pub fn parse(
     }
     let owned = |v: Option<&str>| v.map(str::to_string);
 
-    let expected = match one(&query, "ExpectedFrom")? {
+    let expected = match form::single(&query, "ExpectedFrom")? {
         Some(n) => vec![Entrance {
             name: None,
             number: parse_number("ExpectedFrom", n)?,
@@ -79,19 +79,19 @@ pub fn parse(
         None => Vec::new(),
     };
     let intercoms = if expected.is_empty() { &config.intercoms } else { &expected };
-    let forward_to = match one(&query, "PhoneNumberToDial")? {
+    let forward_to = match form::single(&query, "PhoneNumberToDial")? {
         Some(list) => {
             list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
         }
         None => config.forward_to.clone(),
     };
-    let from = one(call_params, "From")?;
+    let from = form::single(call_params, "From")?;
     Ok(Call {
         entrance: call::caller(from, intercoms).cloned(),
         from: owned(from),
-        call_sid: owned(one(call_params, "CallSid")?),
-        digits: owned(one(call_params, "Digits")?),
-        dial_status: owned(one(call_params, "DialCallStatus")?),
+        call_sid: owned(form::single(call_params, "CallSid")?),
+        digits: owned(form::single(call_params, "Digits")?),
+        dial_status: owned(form::single(call_params, "DialCallStatus")?),
         forward_to,
         overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
@@ -128,10 +128,6 @@ fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateL
         forwarded.unwrap_or_default()
     ));
     false
-}
-
-fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
-    form::single(params, name).map_err(HttpError::BadRequest)
 }
 
 fn post_params(req: &Request) -> Result<Params, HttpError> {

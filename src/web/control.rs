@@ -48,14 +48,6 @@ pub const STATUS_WAIT: Duration = Duration::from_secs(4);
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
-const PAGE: &str = include_str!("page.html");
-/// "Add to Home Screen": the app opens straight at the page.
-const MANIFEST: &str = include_str!("manifest.webmanifest");
-const ICON: &str = include_str!("icon.svg");
-/// The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
-/// 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
-const ICON_192: &[u8] = include_bytes!("icon-192.png");
-const ICON_512: &[u8] = include_bytes!("icon-512.png");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -84,10 +76,16 @@ impl Control {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
             "/" | pairing::PAIR_PATH => Some(page()),
-            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
-            "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
-            "/icon-192.png" => Some(asset("image/png", ICON_192)),
-            "/icon-512.png" => Some(asset("image/png", ICON_512)),
+            // "Add to Home Screen": the app opens straight at the page.
+            "/manifest.webmanifest" => {
+                Some(asset("application/manifest+json", include_bytes!("manifest.webmanifest")))
+            }
+            "/icon.svg" => Some(asset("image/svg+xml", include_bytes!("icon.svg"))),
+            // The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome
+            // wants a 192 and a 512 pixel icon to offer installing the page as an app
+            // (3.3 KB together).
+            "/icon-192.png" => Some(asset("image/png", include_bytes!("icon-192.png"))),
+            "/icon-512.png" => Some(asset("image/png", include_bytes!("icon-512.png"))),
             _ => None,
         };
         if let Some(resp) = asset {
@@ -186,7 +184,7 @@ impl Control {
     fn prove(&self, query: &str) -> Result<Response, HttpError> {
         let params =
             form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
-        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        let nonce = form::single(&params, "nonce")?.unwrap_or_default();
         if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
             || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -274,7 +272,7 @@ impl Control {
         if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
             return Err(bad(format!("unknown parameter {:?}", loggable(k))));
         }
-        let limit = match form::single(&params, "limit").map_err(bad)? {
+        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))? {
             None => DEFAULT_EVENTS_LIMIT,
             Some(n) => n
                 .parse::<usize>()
@@ -310,7 +308,7 @@ fn asset(content_type: &str, body: &'static [u8]) -> Response {
 }
 
 fn page() -> Response {
-    Response::new(200, "text/html; charset=utf-8", PAGE)
+    Response::new(200, "text/html; charset=utf-8", include_str!("page.html"))
         .with_header("Cache-Control", "no-store")
         .with_header(
             "Content-Security-Policy",

@@ -106,11 +106,10 @@ pub struct Answered {
 impl Webhook {
     /// A webhook that forwards every call from the intercom until [`Webhook::attach`].
     pub fn new(config: Arc<Config>) -> Webhook {
-        let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
             config,
             stores: OnceLock::new(),
-            bad_signatures,
+            bad_signatures: Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE)),
             rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
             bad_signature_log: RateLog::new(),
             reject_log: RateLog::new(),
