@@ -48,6 +48,7 @@ pub const STATUS_WAIT: Duration = Duration::from_secs(4);
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
+const PAGE: &str = include_str!("page.html");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -309,7 +310,7 @@ fn asset(content_type: &str, body: &'static [u8]) -> Response {
 }
 
 fn page() -> Response {
-    Response::new(200, "text/html; charset=utf-8", include_str!("page.html"))
+    Response::new(200, "text/html; charset=utf-8", PAGE)
         .with_header("Cache-Control", "no-store")
         .with_header(
             "Content-Security-Policy",
