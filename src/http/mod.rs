@@ -379,39 +379,37 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub fn status(&self) -> u16 {
+    /// The status, and what the client is told.
+    fn parts(&self) -> (u16, String) {
         match self {
-            HttpError::BadRequest(_) => 400,
-            HttpError::Unauthorized => 401,
-            HttpError::Refused(_) => 403,
-            HttpError::NotFound => 404,
-            HttpError::MethodNotAllowed(_) => 405,
-            HttpError::Gone(_) => 410,
-            HttpError::UnsupportedMediaType(_) => 415,
-            HttpError::Unavailable(_) => 503,
-            HttpError::Internal(_) => 500,
+            HttpError::BadRequest(m) => (400, m.clone()),
+            HttpError::Unauthorized => (401, "missing or wrong token".into()),
+            HttpError::Refused(m) => (403, m.clone()),
+            HttpError::NotFound => (404, "not found".into()),
+            HttpError::MethodNotAllowed(allow) => (405, format!("method not allowed (allowed: {allow})")),
+            HttpError::Gone(m) => (410, m.clone()),
+            HttpError::UnsupportedMediaType(want) => {
+                (415, format!("unsupported content type (expected {want})"))
+            }
+            HttpError::Unavailable(m) => (503, m.clone()),
+            // The detail went to the log; the client learns only that it failed.
+            HttpError::Internal(_) => (500, "internal error".into()),
         }
     }
 
+    pub fn status(&self) -> u16 {
+        self.parts().0
+    }
+
     pub fn message(&self) -> String {
-        match self {
-            HttpError::BadRequest(m)
-            | HttpError::Unavailable(m)
-            | HttpError::Refused(m)
-            | HttpError::Gone(m) => m.clone(),
-            HttpError::Unauthorized => "missing or wrong token".into(),
-            HttpError::NotFound => "not found".into(),
-            HttpError::MethodNotAllowed(allow) => format!("method not allowed (allowed: {allow})"),
-            HttpError::UnsupportedMediaType(want) => format!("unsupported content type (expected {want})"),
-            // The detail went to the log; the client learns only that it failed.
-            HttpError::Internal(_) => "internal error".into(),
-        }
+        self.parts().1
     }
 
     /// The response in the listener's form (`render`: plain text, JSON), with the
     /// headers the status calls for.
     pub fn respond(&self, render: fn(u16, &str) -> Response) -> Response {
-        let resp = render(self.status(), &self.message());
+        let (status, message) = self.parts();
+        let resp = render(status, &message);
         match self {
             HttpError::MethodNotAllowed(allow) => resp.with_header("Allow", *allow),
             HttpError::Unauthorized => resp.with_header("WWW-Authenticate", "Bearer"),

@@ -44,15 +44,13 @@ impl Pool {
     /// Runs `job` on an idle thread, or on a new one. Fails only when no thread can be
     /// started (the job is then dropped unrun).
     pub fn run(self: &Arc<Self>, job: Job) -> io::Result<()> {
-        {
-            let mut q = lock(&self.queue);
-            if q.idle > q.jobs.len() {
-                q.jobs.push_back(job);
-                drop(q);
-                self.ready.notify_one();
-                return Ok(());
-            }
+        let mut q = lock(&self.queue);
+        if q.idle > q.jobs.len() {
+            q.jobs.push_back(job);
+            self.ready.notify_one();
+            return Ok(());
         }
+        drop(q);
         let pool = self.clone();
         thread::Builder::new()
             .name(format!("{}-conn", self.name))
