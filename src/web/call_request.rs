@@ -55,7 +55,6 @@ impl Call {
 pub fn parse(
     config: &Config,
     req: &Request,
-    refusals: &RateLog,
     bad_signature: impl FnOnce(Option<String>, Option<String>),
 ) -> Result<Call, HttpError> {
     let query =
@@ -63,7 +62,7 @@ pub fn parse(
     let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
     // Twilio puts the call's parameters in the body for POST and the query for GET.
     let call_params = if req.method == "POST" { &body } else { &query };
-    if !signed(config, req, &body, refusals) {
+    if !signed(config, req, &body) {
         let claim = |name| form::single(call_params, name).ok().flatten().map(loggable);
         bad_signature(claim("CallSid"), claim("From"));
         return Err(HttpError::Refused("forbidden".into()));
@@ -104,7 +103,8 @@ pub fn parse(
 }
 
 /// Whether the request carries Twilio's signature (said in the log, bounded, if not).
-fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateLog) -> bool {
+fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
+    static REFUSALS: RateLog = RateLog::new();
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
         return true; // unchecked: warned about at every start
     };
@@ -120,7 +120,7 @@ fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateL
         return true;
     }
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
-    refusals.warn(format_args!(
+    REFUSALS.warn(format_args!(
         "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
         req.method,
         loggable(&req.path),

@@ -53,6 +53,12 @@ pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
 pub const MAX_REJECT_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Log lines that a caller (or a failing disk) can repeat at will, each rate-limited:
+/// a flood of rejected callers, a state disk that hangs, the stores still loading.
+static REJECTS_LOG: RateLog = RateLog::new();
+static HANGING_DISK_LOG: RateLog = RateLog::new();
+static STARTING_LOG: RateLog = RateLog::new();
+
 mod next;
 
 use next::LetIn;
@@ -65,10 +71,6 @@ pub struct Webhook {
     stores: OnceLock<Stores>,
     bad_signatures: Mutex<Limiter>,
     rejects: Mutex<Limiter>,
-    bad_signature_log: RateLog,
-    reject_log: RateLog,
-    hanging_disk_log: RateLog,
-    starting_log: RateLog,
     /// The answers of recent calls from the intercom, by route and `CallSid`.
     recent: Recent<Decision>,
     /// Every call from the intercom answered (within a bound), also before the start.
@@ -111,10 +113,6 @@ impl Webhook {
             stores: OnceLock::new(),
             bad_signatures: Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE)),
             rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
-            bad_signature_log: RateLog::new(),
-            reject_log: RateLog::new(),
-            hanging_disk_log: RateLog::new(),
-            starting_log: RateLog::new(),
             recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
             answered: Mutex::new(Seen::default()),
         }
@@ -145,7 +143,7 @@ impl Webhook {
     fn stores(&self) -> Option<&Stores> {
         let stores = self.stores.get();
         if stores.is_none() {
-            self.starting_log.error(format_args!(
+            STARTING_LOG.error(format_args!(
                 "the state disk has not answered since the start: calls are forwarded and not recorded"
             ));
         }
@@ -179,7 +177,7 @@ impl Webhook {
             (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
             _ => return Err(HttpError::NotFound),
         };
-        let call = call_request::parse(&self.config, req, &self.bad_signature_log, |call_sid, from| {
+        let call = call_request::parse(&self.config, req, |call_sid, from| {
             self.record_bad_signature(Record::bad_signature(call_sid, from, now))
         })?;
         let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
@@ -211,7 +209,7 @@ impl Webhook {
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
-            self.hanging_disk_log.error(format_args!(
+            HANGING_DISK_LOG.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
                 record.call_sid.as_deref().map_or("-".into(), loggable)
             ));
@@ -335,7 +333,7 @@ impl Webhook {
                     }
                 }
                 None => {
-                    self.reject_log.warn(format_args!(
+                    REJECTS_LOG.warn(format_args!(
                         "more than {MAX_REJECT_RECORDS_PER_MINUTE} rejected calls a minute: the rest are counted, not recorded"
                     ));
                     return Outcome::Written;

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use super::{call_request, Answered, Call, Webhook};
+use super::{call_request, Answered, Call, Webhook, HANGING_DISK_LOG};
 use crate::config::ring::Order;
 use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
@@ -54,7 +54,7 @@ impl Webhook {
         let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status,
             None => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the window state is locked by a write that hangs (the disk?): the call is forwarded"
                 ));
                 Status::closed()
@@ -77,7 +77,7 @@ impl Webhook {
             OnceUse::Used => LetIn::Window,
             OnceUse::Gone => LetIn::No,
             OnceUse::Unavailable(why) => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the one-shot window could not be closed ({why}): the call is forwarded"
                 ));
                 LetIn::No
