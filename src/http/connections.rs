@@ -129,28 +129,25 @@ pub fn serve(listener: TcpListener, site: Site) -> ! {
             let _ = http::write_response(&mut &*stream, &resp, false, false);
             continue;
         };
-        let (conn, registered) = (shared.clone(), slot.clone());
-        let job = Box::new(move || {
-            let _leave = Leave { listener: &conn, slot: &slot };
-            conn.handle_connection(&slot, peer, accepted);
-        });
+        let conn = Leave { listener: shared.clone(), slot };
+        let job = Box::new(move || conn.listener.handle_connection(&conn.slot, peer, accepted));
         if let Err(e) = pool.run(job) {
-            // The connection was dropped with the job; forget its slot too.
+            // The connection was dropped with the job, and its slot with it.
             shared.busy_log.error(format_args!("{name}: cannot start a thread: {e}"));
-            lock(&shared.slots).retain(|s| !Arc::ptr_eq(s, &registered));
         }
     }
 }
 
-/// Removes the connection from the registry when its thread ends, even by panic.
-struct Leave<'a> {
-    listener: &'a Listener,
-    slot: &'a Arc<Slot>,
+/// A connection's job: removes the connection from the registry when it ends, even by
+/// panic, or when no thread could be started for it.
+struct Leave {
+    listener: Arc<Listener>,
+    slot: Arc<Slot>,
 }
 
-impl Drop for Leave<'_> {
+impl Drop for Leave {
     fn drop(&mut self) {
-        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, self.slot));
+        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, &self.slot));
     }
 }
 
