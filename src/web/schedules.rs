@@ -43,10 +43,7 @@ pub fn route(
         };
     }
     let rest = rest.strip_prefix('/').ok_or(HttpError::NotFound)?;
-    let (id, action) = match rest.split_once('/') {
-        Some((id, action)) => (id, Some(action)),
-        None => (rest, None),
-    };
+    let (id, action) = rest.split_once('/').map_or((rest, None), |(id, action)| (id, Some(action)));
     if id.is_empty() {
         return Err(HttpError::NotFound);
     }
