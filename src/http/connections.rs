@@ -64,16 +64,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// What a listener does with each request: a function from request to response.
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
-/// How a listener answers a request refused before its handler saw it (status, reason):
-/// plain text on the webhook, JSON on the control API.
-pub type Refusal = fn(u16, &str) -> Response;
-
 /// What one listener serves and how: its name (for the log), limits and handlers.
 pub struct Site {
     pub name: &'static str,
     pub limits: Limits,
     pub handler: Arc<Handler>,
-    pub refusal: Refusal,
+    /// How it answers a request refused before its handler saw it.
+    pub refusal: http::Render,
 }
 
 /// One accepted connection, as the accept loop sees it (to pick an eviction victim).

@@ -92,6 +92,10 @@ pub struct Limits {
     pub connection_lifetime: Duration,
 }
 
+/// How a listener renders an error (status, reason) as its answer: plain text on the
+/// webhook, JSON on the control API.
+pub type Render = fn(u16, &str) -> Response;
+
 /// Why a request was refused before reaching the handler.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -407,7 +411,7 @@ impl HttpError {
 
     /// The response in the listener's form (`render`: plain text, JSON), with the
     /// headers the status calls for.
-    pub fn respond(&self, render: fn(u16, &str) -> Response) -> Response {
+    pub fn respond(&self, render: Render) -> Response {
         let (status, message) = self.parts();
         let resp = render(status, &message);
         match self {
