@@ -152,17 +152,12 @@ fn read_head(reader: &mut Conn, head: &mut Vec<u8>) -> Result<bool, Refusal> {
     head.clear();
     loop {
         let buf = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(_) if head.is_empty() => return Ok(false),
+            // Closed or idled out before sending anything: no request.
+            Ok([]) | Err(_) if head.is_empty() => return Ok(false),
+            Ok([]) => return Err(refuse(400, "connection closed mid-request")),
             Err(_) => return Err(refuse(408, "request not received in time")),
+            Ok(b) => b,
         };
-        if buf.is_empty() {
-            return if head.is_empty() {
-                Ok(false)
-            } else {
-                Err(refuse(400, "connection closed mid-request"))
-            };
-        }
         // Empty lines before the request line are skipped (RFC 9112 section 2.2, as
         // nginx does): some clients end a body with an extra CRLF, and refusing the next
         // request on that keep-alive connection would lose a call.
