@@ -101,10 +101,8 @@ impl Notifier {
         if !config.notify.is_active() {
             return Ok(None);
         }
-        let mut targets = Vec::new();
-        if let Some(url) = &config.notify.webhook_url {
-            targets.push(Target::Webhook { url: url.clone() });
-        }
+        let mut targets: Vec<_> =
+            config.notify.webhook_url.iter().map(|url| Target::Webhook { url: url.clone() }).collect();
         if !config.notify.sms_to.is_empty() {
             // The config refuses sms_to without these (`config/mod.rs`).
             let twilio = Arc::new(Rest::new(&config.twilio, ATTEMPT_TIMEOUT).map_err(io::Error::other)?);
