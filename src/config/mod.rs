@@ -141,8 +141,6 @@ pub struct MqttConfig {
     pub username: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub password: Option<Secret>,
-    #[serde(skip)]
-    pub password_from_env: bool,
     /// Verify the broker against the system's CAs (as outbound HTTPS does).
     #[serde(default)]
     pub tls: bool,
@@ -185,8 +183,6 @@ pub struct ControlConfig {
     pub listen: SocketAddr,
     #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,
-    #[serde(skip)]
-    pub token_from_env: bool,
     /// Names (besides IP addresses) a paired phone may reach the page by; any other
     /// `Host` is refused for a device, which stops DNS rebinding.
     #[serde(default, deserialize_with = "host_names")]
@@ -199,8 +195,6 @@ pub struct TwilioConfig {
     pub account_sid: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub auth_token: Option<Secret>,
-    #[serde(skip)]
-    pub auth_token_from_env: bool,
     /// The Twilio number SMS notifications come from.
     #[serde(default, deserialize_with = "phone")]
     pub sms_from: Option<PhoneNumber>,
@@ -218,8 +212,6 @@ pub struct TwilioConfig {
     pub api_key_sid: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub api_key_secret: Option<Secret>,
-    #[serde(skip)]
-    pub api_key_secret_from_env: bool,
 }
 
 /// What to tell whom, and about which events.
@@ -248,8 +240,6 @@ pub struct NtfyConfig {
     /// An access token (`tk_…`), for a topic that needs one.
     #[serde(default, deserialize_with = "secret")]
     pub token: Option<Secret>,
-    #[serde(skip)]
-    pub token_from_env: bool,
 }
 
 impl NotifyConfig {
@@ -323,12 +313,15 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Where a secret that came from the environment was found, for `check-config`.
-pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
-    match &c.env_file {
-        _ if !from_env => "the config file".to_string(),
-        Some((file, vars)) if vars.iter().any(|v| v == var) => format!("{var} in {}", file.display()),
-        _ => format!("{var} in the environment"),
+/// Where a secret came from (the config file, the environment, the secrets file), for
+/// `check-config`.
+pub fn secret_origin(c: &Config, secret: &Secret) -> String {
+    match (secret.env, &c.env_file) {
+        (None, _) => "the config file".to_string(),
+        (Some(var), Some((file, vars))) if vars.iter().any(|v| v == var) => {
+            format!("{var} in {}", file.display())
+        }
+        (Some(var), _) => format!("{var} in the environment"),
     }
 }
 
@@ -375,21 +368,20 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     fill_defaults(&mut value);
     let mut config: Config =
         serde_path_to_error::deserialize(&value).map_err(|e| keys::value_error(&value, e))?;
-    if let Some(t) = env(ENV_CONTROL_TOKEN) {
-        check_token(&t).map_err(|m| ConfigError(format!("{ENV_CONTROL_TOKEN}: {m}")))?;
-        (config.control.token, config.control.token_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
-        (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
-        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let (Some(m), Some(p)) = (config.mqtt.as_mut(), env(ENV_MQTT_PASSWORD)) {
-        (m.password, m.password_from_env) = (Some(Secret::new(p)), true);
-    }
-    if let (Some(n), Some(t)) = (config.notify.ntfy.as_mut(), env(ENV_NTFY_TOKEN)) {
-        (n.token, n.token_from_env) = (Some(Secret::new(t)), true);
+    let t = &mut config.twilio;
+    let mut secrets = vec![
+        (ENV_CONTROL_TOKEN, &mut config.control.token),
+        (ENV_TWILIO_AUTH_TOKEN, &mut t.auth_token),
+        (ENV_TWILIO_API_KEY_SECRET, &mut t.api_key_secret),
+    ];
+    secrets.extend(config.mqtt.as_mut().map(|m| (ENV_MQTT_PASSWORD, &mut m.password)));
+    secrets.extend(config.notify.ntfy.as_mut().map(|n| (ENV_NTFY_TOKEN, &mut n.token)));
+    for (var, secret) in secrets {
+        let Some(value) = env(var) else { continue };
+        if var == ENV_CONTROL_TOKEN {
+            check_token(&value).map_err(|m| ConfigError(format!("{var}: {m}")))?;
+        }
+        *secret = Some(Secret { value, env: Some(var) });
     }
     config.check()?;
     Ok(config)
@@ -610,8 +602,8 @@ mod tests {
             _ => None,
         };
         let c = parse(r#"{"control": {"token": "from-the-file-123456"}}"#, env).unwrap();
-        assert_eq!(c.control.token.unwrap().expose(), "from-the-environment-123");
-        assert!(c.control.token_from_env);
+        assert_eq!(c.control.token.as_ref().unwrap().expose(), "from-the-environment-123");
+        assert_eq!(c.control.token.unwrap().env, Some(ENV_CONTROL_TOKEN));
     }
 
     #[test]
@@ -639,7 +631,7 @@ mod tests {
             .unwrap()
             .mqtt
             .unwrap();
-        assert_eq!((m.password.unwrap().expose(), m.password_from_env), ("from-env", true));
+        assert_eq!(m.password.map(|p| (p.value, p.env)), Some(("from-env".into(), Some(ENV_MQTT_PASSWORD))));
         for (bad, key) in [
             (r#"{"mqtt": {}}"#, "`mqtt.host`: required"),
             (r#"{"mqtt": null}"#, "`mqtt`"),
@@ -692,7 +684,7 @@ mod tests {
         let n = parse(ntfy, |k| (k == ENV_NTFY_TOKEN).then(|| "tk_from_env".to_string())).unwrap().notify;
         assert!(n.is_active(), "ntfy gets every ring, whatever the events");
         let n = n.ntfy.unwrap();
-        assert!(n.token_from_env && n.token.unwrap().expose() == "tk_from_env");
+        assert!(n.token.is_some_and(|t| t.env.is_some() && t.expose() == "tk_from_env"));
         assert!(!format!("{c:?}").contains("secret-topic"));
         assert!(
             err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#).contains("`notify.events`")
@@ -779,7 +771,7 @@ mod tests {
         );
         let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
         let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
-        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        assert!(c.twilio.api_key_secret.is_some_and(|s| s.env.is_some() && s.expose() == "from-env"));
         // An API key is enough for SMS.
         let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
             "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;

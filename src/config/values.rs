@@ -15,14 +15,19 @@ const MAX_UNLOCK_DIGITS: usize = 32;
 
 /// A value that must never reach a log line or `check-config` output.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    pub(super) value: String,
+    /// The variable that held it, when the environment (or the secrets file) gave it
+    /// rather than the config file: `check-config` says where each secret came from.
+    pub(super) env: Option<&'static str>,
+}
 
 impl Secret {
     pub fn new(value: String) -> Secret {
-        Secret(value)
+        Secret { value, env: None }
     }
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 }
 
