@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lexopt::prelude::*;
 
@@ -15,10 +14,11 @@ use crate::cli::codes::CodeArgs;
 use crate::cli::devices::DeviceArgs;
 use crate::cli::init::InitArgs;
 use crate::cli::init_ask::check_phone;
-use crate::cli::reader::{convert, name, nearest, Args, UsageError};
+use crate::cli::reader::{name, nearest, Args, UsageError};
 use crate::cli::schedule::ScheduleArgs;
 use crate::cli::{codes, init, schedule};
 use crate::config;
+use crate::model::api::OpenRequest;
 use crate::model::phone::PhoneNumber;
 
 /// What `main` does with the command line.
@@ -36,18 +36,15 @@ pub enum Invocation {
 /// The commands other than `serve`, each with its arguments checked and converted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `duration` is whole minutes; `max_window` is checked when run, against the config.
-    Open {
-        duration: Option<Duration>,
-        once: bool,
-    },
+    /// `max_window` is checked when run, against the config.
+    Open(OpenRequest),
     Close,
     Status,
+    LetIn,
     Url,
     CheckConfig,
-    Simulate {
-        from: PhoneNumber,
-    },
+    /// `--from`: the caller.
+    Simulate(PhoneNumber),
     TwilioSetup {
         dry_run: bool,
     },
@@ -80,10 +77,10 @@ fn run(a: &mut Args, command: Command) -> Result<Invocation, UsageError> {
     Ok(Invocation::Run(command, a.finish()?))
 }
 
-const DURATIONS: &str = "DUR is a length with its unit: 30m, 90m, 2h, 1h30m, 1d, 1w.";
+const DURATIONS: &str = "DUR is a length: 90m, 2h, 1h30, 2 hours, 1d, 1w; a bare number is minutes.";
 
 /// Every command, in the order the overview lists them.
-pub const COMMANDS: [Spec; 22] = [
+pub const COMMANDS: [Spec; 23] = [
     Spec {
         usage: "serve",
         about: "Run the server: both listeners, until stopped.",
@@ -96,7 +93,18 @@ pub const COMMANDS: [Spec; 22] = [
                 the next visitor only: the first unlock closes it (\"let the next visitor in\").",
         parse: open,
     },
-    Spec { usage: "close", about: "Close the window now.", parse: |a| run(a, Command::Close) },
+    Spec {
+        usage: "close",
+        about: "Close the window now.\n\
+                A schedule open now still lets visitors in: close names it and how to pause it.",
+        parse: |a| run(a, Command::Close),
+    },
+    Spec {
+        usage: "let-in",
+        about: "Let in the visitor whose call rings your phones now.\n\
+                The door tones are played on the live call, once; says so when nobody rings.",
+        parse: |a| run(a, Command::LetIn),
+    },
     Spec {
         usage: "status",
         about: "Show whether the window is open, and until when.",
@@ -104,9 +112,8 @@ pub const COMMANDS: [Spec; 22] = [
     },
     Spec {
         usage: "url",
-        about: "Print the control page's LAN address with the token, to open on a phone.\n\
-                The page keeps the token only until it is reloaded; for a phone that stays\n\
-                in, use `intercom pair NAME`.",
+        about: "Print the control page's address on the LAN.\n\
+                A phone opens it once paired (`intercom pair NAME`); no URL carries the token.",
         parse: |a| run(a, Command::Url),
     },
     Spec {
@@ -192,6 +199,7 @@ pub const COMMANDS: [Spec; 22] = [
                 it is, as the history will say: intercom pair \"Anna's phone\".",
         parse: |a| {
             let name = a.one("a name: intercom pair \"Anna's phone\"")?;
+            let name = crate::store::devices::check_name(&name).map_err(UsageError)?;
             run(a, Command::Devices(DeviceArgs::Pair(name)))
         },
     },
@@ -226,17 +234,17 @@ pub const COMMANDS: [Spec; 22] = [
 ];
 
 fn open(a: &mut Args) -> Result<Invocation, UsageError> {
-    let (mut duration, mut once) = (None, false);
+    // "2 hours" may come as two words.
+    let (mut words, mut once) = (Vec::new(), false);
     while let Some(arg) = a.next_arg()? {
         match arg {
             Long("once") => once = true,
-            Value(v) if duration.is_none() => {
-                duration = Some(convert(v, |t| Ok(Duration::from_secs(60 * config::whole_minutes(t)?)))?)
-            }
+            Value(v) => words.push(v.string()?),
             arg => return Err(a.unexpected(arg)),
         }
     }
-    run(a, Command::Open { duration, once })
+    let minutes = (!words.is_empty()).then(|| config::whole_minutes(&words.join(" "))).transpose();
+    run(a, Command::Open(OpenRequest { minutes: minutes.map_err(UsageError)?, once: once.then_some(true) }))
 }
 
 fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
@@ -248,7 +256,7 @@ fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
         }
     }
     let from = from.ok_or_else(|| a.missing("--from NUMBER"))?;
-    run(a, Command::Simulate { from })
+    run(a, Command::Simulate(from))
 }
 
 fn twilio_setup(a: &mut Args) -> Result<Invocation, UsageError> {
@@ -326,20 +334,16 @@ fn unknown(typed: &str) -> UsageError {
 
 /// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
-    let mut out = String::from("usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
-    for spec in &COMMANDS {
-        out.push_str(&format!(
-            "  intercom {}\n      {}\n",
-            spec.usage,
-            spec.about.lines().next().unwrap_or("")
-        ));
-    }
-    out.push_str(&format!(
-        "  intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
+    let commands: String = COMMANDS
+        .iter()
+        .map(|s| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or("")))
+        .collect();
+    format!(
+        "usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n{commands}  \
+         intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
          intercom --version\n      The version.\n\nEvery command takes --config FILE (default {}).\n{DURATIONS}",
         config::DEFAULT_CONFIG_PATH
-    ));
-    out
+    )
 }
 
 /// The help on a command (`open`), on a group (`schedule`: each of its commands), or
@@ -364,6 +368,7 @@ fn help_on(topic: &str) -> Result<Invocation, UsageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn args(s: &str) -> Result<Invocation, UsageError> {
         parse_args(s.split_whitespace().map(OsString::from))
@@ -383,9 +388,8 @@ mod tests {
     #[test]
     fn parses_the_commands_into_checked_values() {
         assert_eq!(args("serve").unwrap(), Invocation::Serve("/etc/intercom/intercom.json".into()));
-        let open = |minutes: Option<u64>, once| Command::Open {
-            duration: minutes.map(|m| Duration::from_secs(60 * m)),
-            once,
+        let open = |minutes: Option<u64>, once: bool| {
+            Command::Open(OpenRequest { minutes, once: once.then_some(true) })
         };
         assert_eq!(
             args("open 90m --config x.json").unwrap(),
@@ -394,8 +398,11 @@ mod tests {
         assert_eq!(args("--config=y open").unwrap(), Invocation::Run(open(None, false), "y".into()));
         assert_eq!(run("open --once 1h30m"), open(Some(90), true));
         assert_eq!(run("open 30m --once"), open(Some(30), true));
-        assert_eq!(run("simulate --from +15558889999"), Command::Simulate { from: phone("+15558889999") });
-        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate { from: phone("+15558889999") });
+        for typed in ["open 90", "open 1h30", "open 1.5H", "open 1 hour 30 minutes", "open --once 90 min"] {
+            assert_eq!(run(typed), open(Some(90), typed.contains("once")), "{typed}");
+        }
+        assert_eq!(run("simulate --from +15558889999"), Command::Simulate(phone("+15558889999")));
+        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate(phone("+15558889999")));
         assert_eq!(args("--version").unwrap(), Invocation::Version);
         assert_eq!(run("twilio-setup --dry-run"), Command::TwilioSetup { dry_run: true });
         assert_eq!(run("twilio-setup"), Command::TwilioSetup { dry_run: false });
@@ -474,6 +481,7 @@ mod tests {
             "schedule add mon 0800",
             "schedule rm",
             "schedule add mon 08:00-09:00 --uses 2",
+            "schedule add weekdays 8-18",
             "help opne",
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
@@ -492,7 +500,20 @@ mod tests {
         assert_eq!(says("help opne"), "unknown command `opne`; did you mean `open`?");
         assert_eq!(says("code ad"), "unknown command `code ad`; did you mean `code add`?");
         assert_eq!(says("fly"), "unknown command `fly`; `intercom --help` lists them");
-        assert_eq!(says("open 90"), "90 has no unit: write 90m (minutes), or 2h, 1h30m");
+        assert_eq!(
+            says("open 2x"),
+            "\"2x\" is not a length of time: write 90m, 2h, 1h30, 2 hours or 90 (minutes)"
+        );
+        assert_eq!(says("code add --valid 2w"), "--valid: from 1m to 7d, like 4h or 2d");
+        assert_eq!(says("code add --uses 21"), "--uses: from 1 to 20");
+        let long = format!("code add --label {}", "x".repeat(41));
+        assert!(says(&long).starts_with("--label: 1 to 40 printable characters"), "{}", says(&long));
+        assert!(
+            says("schedule add weekdays 8-18").starts_with("time \"8\": use HH:MM"),
+            "{}",
+            says("schedule add weekdays 8-18")
+        );
+        assert!(says("schedule add mon 08:00-08:00").contains("the same time"));
         assert_eq!(says("code add --uses two"), "--uses: \"two\" is not a whole number");
         assert!(says("init --intercom-number 5558889999").starts_with("--intercom-number: "));
         assert_eq!(says("code rm ../x"), "\"../x\" is not the code's ID (see `intercom code list`)");

@@ -4,7 +4,6 @@
 
 use std::cell::Cell;
 use std::error::Error;
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -18,19 +17,21 @@ use crate::twilio::signature;
 use crate::util::ownership;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A nonce for the server's proof: 128 bits, never guessed ahead.
 const NONCE_BYTES: usize = 16;
 /// The proof answer is a few dozen bytes; whoever holds the port may send more.
 const MAX_PROOF_BYTES: u64 = 4096;
 
-/// The control token: `control.token`, or the one the server generated in `state_dir`.
-pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+/// The control token: `control.token` (or `INTERCOM_CONTROL_TOKEN`), or the one the
+/// server generated in `state_dir`.
+fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
     }
     // The service wrote it (as its own user): trusted once its directory is.
     let path = config.state_dir.join(token::TOKEN_FILE);
+    crate::cli::files::readable(&path)?;
     if path.symlink_metadata().is_ok() {
         ownership::check_state_dir(&config.state_dir)?;
         let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
@@ -38,8 +39,8 @@ pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     }
     token::read_token(&config.state_dir)?.ok_or_else(|| {
         format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}/control-token",
-            config.state_dir.display()
+            "no control token yet: set control.token, or start `intercom serve` once to create {}",
+            path.display()
         )
         .into()
     })
@@ -56,11 +57,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
-        Client::with_timeout(config, CLIENT_TIMEOUT)
-    }
-
-    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+    pub fn new(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
         let agent = ureq::Agent::config_builder()
             // Plain HTTP to the local control API only: no CA bundle to load.
             .tls_config(crate::system::tls::no_roots())
@@ -68,7 +65,8 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .into();
-        let base = format!("http://{}", display_addr(crate::util::local_address(config.control.listen)));
+        // An IPv6 address comes out bracketed, as URLs need.
+        let base = format!("http://{}", crate::util::local_address(config.control.listen));
         Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
     }
 
@@ -92,34 +90,32 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let ok = resp.status().as_u16() == 200;
         let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
-        match serde_json::from_slice::<ProofBody>(text.as_bytes()) {
+        let why = match serde_json::from_slice::<ProofBody>(text.as_bytes()) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
                 self.proven.set(true);
-                Ok(())
+                return Ok(());
             }
-            _ => Err(format!(
-                "the program listening on {} is not this intercom server: it cannot prove that it knows the control token, so the token was not sent (is `intercom serve` running with this config, or is another program holding the port?)",
-                self.base
-            )
-            .into()),
-        }
+            Ok(_) if ok => "the server there holds a different control token than this command read: if you changed control.token or INTERCOM_CONTROL_TOKEN, restart the server so it uses the new one (`sudo systemctl restart intercom`); else give this command the server's config with --config (or another program holds the port)",
+            _ => "it is not an intercom server (it cannot prove that it knows the token): is another program holding the port?",
+        };
+        Err(format!("the token was not sent to {}: {why}", self.base).into())
     }
 
     /// `GET path`, the answer read as `T`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
-        self.decode(&self.call("GET", path, "")?)
+        self.decode(&self.call("GET", path, None)?)
     }
 
     /// `POST path` with `body` as JSON, the answer read as `T`.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
         // `()` is sent as no body at all: the routes that take none refuse nothing else.
         let text = serde_json::to_string(body)?;
-        self.decode(&self.call("POST", path, if text == "null" { "" } else { &text })?)
+        self.decode(&self.call("POST", path, Some(if text == "null" { "" } else { &text }))?)
     }
 
     /// `DELETE path`; the answer has no body.
     pub fn delete(&self, path: &str) -> Result<(), Box<dyn Error>> {
-        self.call("DELETE", path, "").map(drop)
+        self.call("DELETE", path, None).map(drop)
     }
 
     fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, Box<dyn Error>> {
@@ -127,37 +123,55 @@ impl Client {
             .map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
     }
 
-    /// One request; the answer's text (empty for 204). A refusal is an error with the
-    /// server's reason.
-    fn call(&self, method: &str, path: &str, body: &str) -> Result<String, Box<dyn Error>> {
+    /// One request, with `json` as its body; the answer's text (empty for 204). A refusal
+    /// is an error with the server's reason.
+    fn call(&self, method: &str, path: &str, json: Option<&str>) -> Result<String, Box<dyn Error>> {
         self.prove_server()?;
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let result = if method == "GET" {
-            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else if method == "DELETE" {
-            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else {
-            self.agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("X-Intercom-Client", "cli")
-                .header("Content-Type", "application/json")
-                .send(body)
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token.expose()))
+            .header("X-Intercom-Client", "cli");
+        let result = match json {
+            Some(body) => self.agent.run(request.header("Content-Type", "application/json").body(body)?),
+            None => self.agent.run(request.body(())?),
         };
         let mut resp = result.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
         if !(200..300).contains(&status) {
-            let msg =
-                serde_json::from_slice::<ErrorBody>(text.as_bytes()).map_or("no detail".into(), |e| e.error);
-            return Err(format!("the server refused ({status}): {msg}").into());
+            let reason =
+                serde_json::from_slice::<ErrorBody>(text.as_bytes()).map_or(String::new(), |e| e.error);
+            return Err(Box::new(Refused { status, reason }));
         }
         Ok(text)
     }
 }
 
-pub fn display_addr(a: SocketAddr) -> String {
-    a.to_string() // IPv6 comes out bracketed, as URLs need
+/// The server refused a request. Shown in words: the API's status code and its hint for
+/// scripts (what follows "; send", a JSON example) are left out.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.reason.split("; send ").next() {
+            Some(reason) if !reason.is_empty() => write!(f, "the server did not do it: {reason}"),
+            _ => write!(f, "the server did not do it, and gave no reason (see `journalctl -u intercom`)"),
+        }
+    }
+}
+
+impl Error for Refused {}
+
+/// The answer to a request for one thing by its ID; `None` if the server has no such ID.
+pub fn found<T>(answer: Result<T, Box<dyn Error>>) -> Result<Option<T>, Box<dyn Error>> {
+    match answer {
+        Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => Ok(None),
+        answer => answer.map(Some),
+    }
 }

@@ -13,6 +13,7 @@ pub mod codes;
 pub mod commands;
 pub mod devices;
 pub mod doctor;
+pub mod files;
 pub mod init;
 mod init_ask;
 pub mod out;
@@ -28,50 +29,39 @@ use std::process::ExitCode;
 pub use args::{parse_args, Command, Invocation};
 pub use reader::UsageError;
 
-use crate::cli::client::Client;
+use crate::cli::client::{Client, CLIENT_TIMEOUT};
+use crate::cli::files::load;
 use crate::cli::out::say_raw;
-use crate::config;
 
 /// Runs a command other than `serve`; prints its answer, or one line on stderr.
-pub fn run(command: Command, config_path: &Path) -> ExitCode {
-    // Under systemd the service gets its secrets from intercom.env; an admin's command
-    // reads them from there too.
-    let config = || config::load_with_env_file(config_path).map_err(Box::<dyn Error>::from);
-    // An untouched template passes every other check while every real call would fail:
-    // the commands that act on the config's values refuse it, naming each key.
-    let filled = || -> Result<config::Config, Box<dyn Error>> {
-        let c = config()?;
-        let unfilled = config::unfilled_placeholders(&c);
-        if unfilled.is_empty() {
-            return Ok(c);
-        }
-        let lines: Vec<String> = unfilled.iter().map(|e| format!("{}: {e}", config_path.display())).collect();
-        Err(lines.join("\nintercom: ").into())
-    };
+pub fn run(command: Command, path: &Path) -> ExitCode {
+    // The commands that talk to the server need the control token; the secrets file
+    // (root's) is read for it only when the config does not hold it.
+    let for_api =
+        || load(path, false).and_then(|c| if c.control.token.is_some() { Ok(c) } else { load(path, true) });
+    let api = || for_api().and_then(|c| Ok((Client::new(&c, CLIENT_TIMEOUT)?, c)));
+    let filled = |secrets| load(path, secrets).and_then(|c| files::filled(path, c));
     let result: Result<(), Box<dyn Error>> = match command {
         // Doctor reports a bad config as one of its checks, and its verdict as the status.
-        Command::Doctor => {
-            return if doctor::run(config_path) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        Command::Doctor => return if doctor::run(path) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
+        Command::Open(request) => api().and_then(|(api, c)| commands::open(&api, &c, &request)),
+        Command::Close => api().and_then(|(api, _)| commands::close(&api, path)),
+        Command::Status => {
+            api().and_then(|(api, _)| api.get("/api/status")).map(|s| commands::print_status(&s))
         }
-        Command::Open { duration, once } => config().and_then(|c| commands::open(&c, duration, once)),
-        Command::Close => config().and_then(|c| commands::close(&c)),
-        Command::Status => config().and_then(|c| commands::status(&c)),
-        Command::Url => config().and_then(|c| commands::url(&c)),
-        Command::CheckConfig => filled().map(|c| commands::check_config(&c)),
+        Command::LetIn => api().and_then(|(api, _)| commands::let_in(&api)),
+        Command::Url => load(path, false).map(|c| commands::url(&c, path)),
+        Command::CheckConfig => filled(true).map(|c| say_raw!("{}", commands::summary(&c))),
         // Init writes the config, so it does not load one.
-        Command::Init(args) => init::run(config_path, *args),
-        Command::Simulate { from } => config().map(|c| simulate::run(&c, from.as_str())),
-        Command::Code(args) => config().and_then(|c| codes::run(args, &Client::new(&c)?)),
-        Command::Schedule(args) => config().and_then(|c| schedule::run(args, &Client::new(&c)?)),
-        Command::Devices(args) => config().and_then(|c| {
-            let base = format!("http://{}", client::display_addr(commands::lan_address(c.control.listen)));
-            devices::run(args, &Client::new(&c)?, &base)
-        }),
-        Command::TwilioSetup { dry_run } => filled().and_then(|c| setup::twilio_setup(&c, dry_run)),
-        Command::FallbackTwiml => filled().and_then(|c| {
-            say_raw!("{}", setup::fallback_twiml(&c)?);
-            Ok(())
-        }),
+        Command::Init(args) => init::run(path, *args),
+        Command::Simulate(from) => load(path, false).and_then(|c| simulate::run(&c, from.as_str())),
+        Command::Code(args) => api().and_then(|(api, _)| codes::run(args, &api)),
+        Command::Schedule(args) => api().and_then(|(api, c)| schedule::run(args, &api, &c)),
+        Command::Devices(args) => api().and_then(|(api, c)| devices::run(args, &api, &c)),
+        Command::TwilioSetup { dry_run } => filled(true).and_then(|c| setup::twilio_setup(&c, dry_run)),
+        Command::FallbackTwiml => {
+            filled(false).and_then(|c| setup::fallback_twiml(&c)).map(|t| say_raw!("{t}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,3 +26,9 @@ macro_rules! say_raw {
 }
 
 pub(crate) use {say, say_raw};
+
+/// What is left of a length, the one way every command says it: `2h left`, `23h 59m
+/// left`, to the minute (rounded up, so a window opened for 2h shows 2h).
+pub fn left(seconds: u64) -> String {
+    format!("{} left", crate::util::time::human(std::time::Duration::from_secs(seconds.div_ceil(60) * 60)))
+}

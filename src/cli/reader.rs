@@ -2,7 +2,6 @@
 //! is, flags only where the command's help names them, and each value checked and
 //! converted as it is read, its error naming the flag it was given to.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use lexopt::prelude::*;
@@ -114,11 +113,6 @@ impl Args {
         }
         Ok(self.config.take().unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into()))
     }
-}
-
-/// A plain argument, checked and converted; the check's error quotes it.
-pub fn convert<T>(v: OsString, check: Check<T>) -> Result<T, UsageError> {
-    check(&v.string()?).map_err(UsageError)
 }
 
 fn no_flag(help: [&'static str; 2], typed: &str) -> UsageError {

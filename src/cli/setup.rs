@@ -8,7 +8,9 @@
 use std::error::Error;
 use std::time::Duration;
 
+use crate::cli::out::say;
 use crate::config::Config;
+use crate::model::phone::PhoneNumber;
 use crate::model::record::Decision;
 use crate::twilio::rest::{IncomingNumber, Rest};
 
@@ -59,11 +61,8 @@ impl Field {
 
 /// The fields setup manages, from the number as Twilio has it now.
 pub fn plan(public_url: &str, fallback_url: Option<&str>, n: &IncomingNumber) -> Vec<Field> {
-    let field = |name, before: &Option<String>, after: &str| Field {
-        name,
-        before: before.clone(),
-        after: after.into(),
-    };
+    let field =
+        |name, now: &Option<String>, want: &str| Field { name, before: now.clone(), after: want.into() };
     let mut fields = vec![
         field("VoiceUrl", &n.voice_url, &voice_url(public_url)),
         field("VoiceMethod", &n.voice_method, VOICE_METHOD),
@@ -76,62 +75,47 @@ pub fn plan(public_url: &str, fallback_url: Option<&str>, n: &IncomingNumber) ->
 }
 
 pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>> {
-    let number = config
-        .twilio
-        .number
-        .as_ref()
-        .ok_or("set twilio.number to the Twilio number your intercom calls (E.164, like +15550001111)")?;
-    let public_url = config
-        .webhook
-        .public_url
-        .as_deref()
-        .ok_or("set webhook.public_url to the https URL your tunnel serves")?;
+    let no_number = "set twilio.number to the Twilio number your intercom calls (E.164, like +15550001111)";
+    let number = config.twilio.number.as_ref().ok_or(no_number)?;
+    let no_url = "set webhook.public_url to the https URL your tunnel serves";
+    let public_url = config.webhook.public_url.as_deref().ok_or(no_url)?;
     let rest = Rest::new(&config.twilio, SETUP_TIMEOUT)?;
-    let current = match rest.find_number(number).map_err(|e| rest.explain(&e))? {
-        Some(n) => n,
-        None => return Err(not_in_account(&rest, number.as_str()).into()),
-    };
+    let current = look_up(&rest, number)?;
     if let Some(why) = current.routed_elsewhere() {
         return Err(format!("{why}; then run twilio-setup again").into());
     }
     let fallback = config.twilio.fallback_url.as_deref();
     let fields = plan(public_url, fallback, &current);
-    println!("{number} ({}):", current.sid);
+    say!("{number} ({}):", current.sid);
     for f in &fields {
-        let before = shown(f.before.as_deref());
-        if f.changes() {
-            println!("  {:<20} {before} → {}", f.name, f.after);
-        } else {
-            println!("  {:<20} {before} (unchanged)", f.name);
-        }
+        let after = if f.changes() { format!("→ {}", f.after) } else { "(unchanged)".into() };
+        say!("  {:<20} {} {after}", f.name, shown(f.before.as_deref()));
     }
     if fallback.is_none() {
-        let now = shown(current.voice_fallback_url.as_deref());
-        println!(
-            "  {:<20} {now} (left alone: twilio.fallback_url is not set; see `intercom fallback-twiml`)",
-            "VoiceFallbackUrl"
+        let (name, now) = ("VoiceFallbackUrl", shown(current.voice_fallback_url.as_deref()));
+        say!(
+            "  {name:<20} {now} (left alone: twilio.fallback_url is not set; see `intercom fallback-twiml`)"
         );
     }
     let changes: Vec<(&str, &str)> =
         fields.iter().filter(|f| f.changes()).map(|f| (f.name, f.after.as_str())).collect();
     if changes.is_empty() {
-        println!("nothing to change; no request sent");
+        say!("nothing to change; no request sent");
         return Ok(());
     }
     if dry_run {
-        println!("dry run: {} field(s) would change; nothing was sent", changes.len());
+        say!("dry run: {} field(s) would change; nothing was sent", changes.len());
         return Ok(());
     }
     let updated = rest.update_number(&current.sid, &changes).map_err(|e| rest.explain(&e))?;
-    let left: Vec<_> = plan(public_url, fallback, &updated).into_iter().filter(Field::changes).collect();
-    if let Some(f) = left.first() {
+    if let Some(f) = plan(public_url, fallback, &updated).iter().find(|f| f.changes()) {
         return Err(format!(
             "Twilio accepted the update but {} is still {:?}; run twilio-setup again",
             f.name, f.before
         )
         .into());
     }
-    println!("updated {} field(s)", changes.len());
+    say!("updated {} field(s)", changes.len());
     Ok(())
 }
 
@@ -143,14 +127,18 @@ fn shown(value: Option<&str>) -> String {
     }
 }
 
-/// The error for a number the account does not have, with the numbers it does have.
-pub fn not_in_account(rest: &Rest, number: &str) -> String {
+/// The number as Twilio has it; or why not: a REST error explained, or that the account
+/// does not have it (with the numbers it does have).
+pub fn look_up(rest: &Rest, number: &PhoneNumber) -> Result<IncomingNumber, String> {
+    if let Some(n) = rest.find_number(number).map_err(|e| rest.explain(&e))? {
+        return Ok(n);
+    }
     let have = match rest.account_numbers() {
         Ok(list) if list.is_empty() => "it has no numbers".to_string(),
         Ok(list) => format!("its numbers are {}", list.join(", ")),
         Err(e) => format!("and listing its numbers failed: {}", rest.explain(&e)),
     };
-    format!("{number} is not a number of this Twilio account ({have}); fix twilio.number")
+    Err(format!("{number} is not a number of this Twilio account ({have}); fix twilio.number"))
 }
 
 #[cfg(test)]

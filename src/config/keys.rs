@@ -3,8 +3,11 @@
 //! and the shipped template's placeholders, which `serve`, `check-config`, `doctor` and
 //! `twilio-setup` refuse by key.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::values::OURS;
@@ -33,6 +36,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook", r#"{"listen": "127.0.0.1:8080"}"#),
     ("webhook.listen", r#""127.0.0.1:8080""#),
     ("webhook.public_url", r#""https://door.example.net""#),
+    ("webhook.allow_unsigned", "true"),
     ("control", r#"{"listen": "0.0.0.0:8081"}"#),
     ("control.listen", r#""0.0.0.0:8081""#),
     ("control.token", r#""a-long-random-token-0123""#),
@@ -50,6 +54,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("notify.webhook_url", r#""https://ntfy.sh/my-secret-door-topic""#),
     ("notify.sms_to", r#"["+15552223333"]"#),
     ("notify.events", r#"["call_unlocked", "call_rejected"]"#),
+    ("notify.ntfy", r#"{"url": "https://ntfy.sh", "topic": "my-secret-door-topic"}"#),
+    ("notify.ntfy.url", r#""https://ntfy.sh""#),
+    ("notify.ntfy.topic", r#""my-secret-door-topic""#),
+    ("notify.ntfy.token", r#""tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2""#),
     ("mqtt", r#"{"host": "homeassistant.local"}"#),
     ("mqtt.host", r#""homeassistant.local""#),
     ("mqtt.port", "1883"),
@@ -80,8 +88,79 @@ fn children(key: &str) -> Vec<&'static str> {
     KEYS.iter().filter_map(|(k, _)| below(k).filter(|rest| !rest.contains('.'))).collect()
 }
 
+/// Reads the file's JSON, refusing a key written twice in one object: a JSON map would
+/// keep the last silently, and a second `intercom_number` must not quietly win.
+pub(crate) fn read_json(text: &str) -> Result<Value, ConfigError> {
+    let twice = RefCell::new(None);
+    // JSON is read from bytes everywhere (never `from_str`, never an owned `Value`), so serde's
+    // code for each type is built for one reader only (33 KiB of binary when it was not).
+    let mut de = serde_json::Deserializer::from_slice(text.as_bytes());
+    let read = Unique(&twice).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    read.map_err(|e| match twice.take() {
+        Some(key) => ConfigError(format!(
+            "line {}, column {}: the key {key:?} is written twice in one object; keep one",
+            e.line(),
+            e.column()
+        )),
+        None => syntax_error(e),
+    })
+}
+
+/// Builds the value, noting the first key repeated within one object.
+struct Unique<'a>(&'a RefCell<Option<String>>);
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let (mut object, mut seen) = (serde_json::Map::new(), HashSet::new());
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                *self.0.borrow_mut() = Some(key);
+                return Err(A::Error::custom("repeated key"));
+            }
+            object.insert(key, map.next_value_seed(Unique(self.0))?);
+        }
+        Ok(Value::Object(object))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique(self.0))? {
+            list.push(v);
+        }
+        Ok(Value::Array(list))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(s.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 /// A JSON syntax error, by its place and kind.
-pub(crate) fn syntax_error(e: serde_json::Error) -> ConfigError {
+fn syntax_error(e: serde_json::Error) -> ConfigError {
     let what = match e.classify() {
         serde_json::error::Category::Eof => "the JSON ends too early (a missing } or ]?)",
         _ => "not valid JSON here (a missing or extra comma, quote or bracket?)",
@@ -179,21 +258,17 @@ pub const TEMPLATE_PLACEHOLDERS: &[(&str, &str, &str)] = &[
 /// `check-config`, `doctor` and `twilio-setup` refuse such a config; the parser does not,
 /// so tests and the dev config may use any number.
 pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
-    let phone = |n: &Option<PhoneNumber>| n.as_ref().map(|n| n.as_str().to_string());
-    let values = |key: &str| -> Vec<String> {
-        match key {
-            "intercom_number" => phone(&c.intercom_number).into_iter().collect(),
-            "forward_to" => c.forward_to.iter().map(|n| n.as_str().to_string()).collect(),
-            "webhook.public_url" => c.webhook.public_url.clone().into_iter().collect(),
-            "twilio.account_sid" => c.twilio.account_sid.clone().into_iter().collect(),
-            "twilio.number" => phone(&c.twilio.number).into_iter().collect(),
-            _ => Vec::new(),
-        }
-    };
     let mut errors = Vec::new();
     for &(key, placeholder, what) in TEMPLATE_PLACEHOLDERS {
-        if values(key).iter().any(|v| v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx")))
-        {
+        let values: Vec<&str> = match key {
+            "intercom_number" => c.intercom_number.iter().map(PhoneNumber::as_str).collect(),
+            "forward_to" => c.forward_to.iter().map(PhoneNumber::as_str).collect(),
+            "webhook.public_url" => c.webhook.public_url.iter().map(String::as_str).collect(),
+            "twilio.account_sid" => c.twilio.account_sid.iter().map(String::as_str).collect(),
+            "twilio.number" => c.twilio.number.iter().map(PhoneNumber::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if values.iter().any(|v| *v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx"))) {
             let fix = format!("still the template's placeholder {placeholder}: replace it with {what} (or run `intercom init`)");
             errors.push(key_error(key, fix));
         }
@@ -269,6 +344,7 @@ mod tests {
             ("control", fields::<ControlConfig>()),
             ("twilio", fields::<TwilioConfig>()),
             ("notify", fields::<NotifyConfig>()),
+            ("notify.ntfy", fields::<NtfyConfig>()),
             ("mqtt", fields::<MqttConfig>()),
             ("limits", fields::<limits::LimitsConfig>()),
             ("ring", fields::<ring::RingConfig>()),
@@ -284,6 +360,7 @@ mod tests {
             "intercoms": [{"name": "gate", "number": "+15558880001"}],
             "twilio": {"account_sid": "AC1", "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"},
             "mqtt": {"host": "h", "username": "u"},
+            "notify": {"ntfy": {"url": "https://ntfy.sh", "topic": "t"}},
             "ring": {"quiet_hours": {"from": "22:00", "to": "07:00", "only": []}},
         });
         for (key, example) in KEYS {

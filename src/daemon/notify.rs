@@ -1,5 +1,8 @@
 //! Notifications of chosen events: an SMS through Twilio's REST API to each of
-//! `notify.sms_to`, and a JSON POST to `notify.webhook_url` (ntfy, Home Assistant, …).
+//! `notify.sms_to`, a JSON POST to `notify.webhook_url` (Home Assistant, …), and ntfy's
+//! JSON publish to `notify.ntfy`, which also gets every ring. A ring's notification
+//! carries its one-time link while the call still rings when it is sent (`let_in_url`;
+//! ntfy's "Let them in" button), from `web/ringing.rs`.
 //!
 //! Nothing here runs on a request thread except [`Notifier::submit`], which only pushes
 //! onto bounded queues and never blocks: when a queue is full its oldest job is dropped
@@ -14,19 +17,19 @@
 //! query often are the secret), Twilio credentials never. SMS go through [`crate::twilio::rest`],
 //! with the same credentials as `twilio-setup`.
 
-use std::io;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
+use std::{io, thread};
 
 use jiff::Timestamp;
 
 use crate::config::url::url_origin;
-use crate::config::{Config, Secret};
+use crate::config::{Config, NtfyConfig, Secret};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{EventKind, Record};
 use crate::twilio::rest::{Rest, RestError};
 use crate::util::queue::DropOldest;
+use crate::web::ringing::Ringing;
 
 /// Jobs waiting for one target's worker. Events come a few a day; a burst larger than
 /// this means the target is down, and the newest news matters most.
@@ -46,10 +49,10 @@ const ERROR_BODY_CHARS: usize = 200;
 const SMS_MAX_CHARS: usize = 300;
 
 /// Where a notification goes.
-#[derive(Clone)]
 pub enum Target {
     Webhook { url: Secret },
     Sms { to: PhoneNumber, from: PhoneNumber, twilio: Arc<Rest> },
+    Ntfy(NtfyConfig),
 }
 
 impl Target {
@@ -58,6 +61,7 @@ impl Target {
         match self {
             Target::Webhook { url } => format!("webhook {}", url_origin(url.expose())),
             Target::Sms { to, .. } => format!("SMS to {to}"),
+            Target::Ntfy(n) => format!("ntfy {}", url_origin(&n.url)),
         }
     }
 }
@@ -72,14 +76,14 @@ pub enum Failure {
 
 /// One target's jobs.
 struct Queue {
-    target: String,
+    target: Target,
     jobs: DropOldest<Record>,
 }
 
 impl Queue {
     fn push(&self, record: Record) {
         if let Some(old) = self.jobs.push(record) {
-            let (what, target) = (old.event.name(), &self.target);
+            let (what, target) = (old.event.name(), self.target.describe());
             log::warn!("notification queue full ({QUEUE_CAPACITY}): dropped the oldest, {what} for {target}");
         }
     }
@@ -91,17 +95,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts one worker per target when the config asks for any notification at all.
-    pub fn start(config: &Config) -> io::Result<Option<Arc<Notifier>>> {
+    /// Starts one worker per target when the config asks for any notification at all;
+    /// `ringing` has the links of the calls that ring.
+    pub fn start(config: &Config, ringing: Arc<Ringing>) -> io::Result<Option<Arc<Notifier>>> {
         if !config.notify.is_active() {
             return Ok(None);
         }
-        let mut targets = Vec::new();
-        if let Some(url) = &config.notify.webhook_url {
-            targets.push(Target::Webhook { url: url.clone() });
-        }
+        let mut targets: Vec<_> =
+            config.notify.webhook_url.iter().map(|url| Target::Webhook { url: url.clone() }).collect();
         if !config.notify.sms_to.is_empty() {
-            // config.rs refuses sms_to without these.
+            // The config refuses sms_to without these (`config/mod.rs`).
             let twilio = Arc::new(Rest::new(&config.twilio, ATTEMPT_TIMEOUT).map_err(io::Error::other)?);
             let from =
                 config.twilio.sms_from.clone().ok_or_else(|| io::Error::other("set twilio.sms_from"))?;
@@ -109,38 +112,44 @@ impl Notifier {
                 targets.push(Target::Sms { to: to.clone(), from: from.clone(), twilio: twilio.clone() });
             }
         }
+        targets.extend(config.notify.ntfy.clone().map(Target::Ntfy));
         let mut queues = Vec::new();
         for (i, target) in targets.into_iter().enumerate() {
-            let queue = Arc::new(Queue { target: target.describe(), jobs: DropOldest::new(QUEUE_CAPACITY) });
-            let worker_queue = queue.clone();
+            let queue = Arc::new(Queue { target, jobs: DropOldest::new(QUEUE_CAPACITY) });
+            let (worker_queue, links) = (queue.clone(), ringing.clone());
             thread::Builder::new()
                 .name(format!("notify-{i}"))
-                .spawn(move || worker(&worker_queue, &target))?;
+                .spawn(move || worker(&worker_queue, &links))?;
             queues.push(queue);
         }
         let names: Vec<_> = config.notify.events.iter().map(|e| e.name()).collect();
-        let to: Vec<_> = queues.iter().map(|q| q.target.as_str()).collect();
+        let to: Vec<_> = queues.iter().map(|q| q.target.describe()).collect();
         log::info!("notifying {} of {}", to.join(", "), names.join(", "));
         Ok(Some(Arc::new(Notifier { events: config.notify.events.clone(), queues })))
     }
 
-    /// Queues the record for every target if its event is one to notify. Never blocks.
+    /// Queues the record for every target that wants its event. Never blocks.
     pub fn submit(&self, record: &Record) {
-        if !self.events.contains(&record.event) {
-            return;
-        }
+        let chosen = self.events.contains(&record.event);
         for queue in &self.queues {
-            queue.push(record.clone());
+            // ntfy gets every ring, whatever the chosen events.
+            let rings = matches!(queue.target, Target::Ntfy(_)) && record.event == EventKind::CallForwarded;
+            if chosen || rings {
+                queue.push(record.clone());
+            }
         }
     }
 }
 
-fn worker(queue: &Queue, target: &Target) {
+fn worker(queue: &Queue, ringing: &Ringing) {
     let agent = crate::system::tls::https_agent(ATTEMPT_TIMEOUT);
     loop {
         let record = queue.jobs.pop();
-        let what = format!("{} for {}", record.event.name(), queue.target);
-        match deliver(|| send(&agent, target, &record), thread::sleep) {
+        let what = format!("{} for {}", record.event.name(), queue.target.describe());
+        // Looked up when sent: a call that no longer rings gets no link.
+        let link = record.call_sid.as_deref().filter(|_| record.event == EventKind::CallForwarded);
+        let link = link.and_then(|sid| ringing.link(sid));
+        match deliver(|| send(&agent, &queue.target, &record, link.as_deref()), thread::sleep) {
             Ok(1) => log::info!("notified: {what}"),
             Ok(n) => log::info!("notified: {what} (attempt {n})"),
             Err((n, why)) => log::error!("notification failed: {what}, after {n} attempt(s): {why}"),
@@ -173,31 +182,49 @@ pub fn deliver(
     }
 }
 
-fn send(agent: &ureq::Agent, target: &Target, record: &Record) -> Result<(), Failure> {
+fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str>) -> Result<(), Failure> {
     match target {
         Target::Webhook { url } => {
-            let body = serde_json::to_vec(record).map_err(|e| Failure::Permanent(e.to_string()))?;
-            match agent.post(url.expose()).header("Content-Type", "application/json").send(&body[..]) {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let retry =
-                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-                    let detail = if (200..300).contains(&status) {
-                        String::new()
-                    } else {
-                        let body = resp.body_mut().read_to_string().unwrap_or_default();
-                        crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
-                    };
-                    classify_status(status, &detail, retry.as_deref(), Timestamp::now())
-                }
-                Err(e) => Err(from_rest(crate::twilio::rest::network_error(&e))),
+            let mut body = serde_json::to_string(record).map_err(|e| Failure::Permanent(e.to_string()))?;
+            if let Some(link) = link {
+                // The record's own fields, then the link: spliced in as text, so the record
+                // is serialized the one way the history writes it.
+                body.pop();
+                body.push_str(&format!(",\"let_in_url\":{}}}", serde_json::Value::from(link)));
             }
+            post_json(agent.post(url.expose()), body)
         }
         Target::Sms { to, from, twilio } => {
             let text: String = format!("Intercom: {}", record.message).chars().take(SMS_MAX_CHARS).collect();
             twilio.send_sms(from, to, &text).map_err(from_rest)
         }
+        // ntfy's JSON publish: to the server's root, the topic in the body.
+        Target::Ntfy(n) => {
+            let rang = record.event == EventKind::CallForwarded;
+            let body = serde_json::json!({"topic": n.topic, "message": record.message, "tags": ["door"],
+                "title": if rang { "Someone is at the door" } else { "Intercom" },
+                "actions": link.map(|url| serde_json::json!([{"action": "http", "label": "Let them in", "url": url, "method": "POST", "clear": true}]))});
+            let mut req = agent.post(&n.url);
+            if let Some(token) = &n.token {
+                req = req.header("Authorization", &format!("Bearer {}", token.expose()));
+            }
+            post_json(req, body.to_string())
+        }
     }
+}
+
+fn post_json(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: String) -> Result<(), Failure> {
+    let sent = req.header("Content-Type", "application/json").send(body);
+    let mut resp = sent.map_err(|e| from_rest(crate::twilio::rest::network_error(&e)))?;
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let detail = if (200..300).contains(&status) {
+        String::new()
+    } else {
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
+    };
+    classify_status(status, &detail, retry.as_deref(), Timestamp::now())
 }
 
 fn from_rest(e: RestError) -> Failure {
@@ -312,7 +339,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest() {
-        let q = Queue { target: "webhook http://127.0.0.1:9".into(), jobs: DropOldest::new(QUEUE_CAPACITY) };
+        let url = Secret::new("http://127.0.0.1:9".into());
+        let q = Queue { target: Target::Webhook { url }, jobs: DropOldest::new(QUEUE_CAPACITY) };
         for n in 0..QUEUE_CAPACITY + 3 {
             q.push(Record::new(Timestamp::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
         }

@@ -5,9 +5,7 @@
 use std::error::Error;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,10 +25,11 @@ use crate::store::state::Store;
 use crate::store::storage::{self, Health};
 use crate::store::token;
 use crate::system::boot::Boot;
-use crate::system::tz;
-use crate::system::watchdog;
+use crate::system::{tz, watchdog};
 use crate::util::ownership;
 use crate::web::control::{self, Control};
+use crate::web::refusal;
+use crate::web::ringing::Ringing;
 use crate::web::webhook::{self, Stores, Webhook};
 
 /// How long the stores may take to load before the log says that the state disk does not
@@ -47,10 +46,10 @@ const STATE_DIR_CHECK_WAIT: Duration = Duration::from_millis(500);
 pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let config = Arc::new(config);
     crate::system::boot::use_sync_flags(config.clock_sync_flags.as_deref());
+    check_risky_settings(&config)?;
     // A state directory someone else can write may hold planted guest codes or an open
     // window: refuse it before reading anything from it.
     check_state_dir_within(&config.state_dir, STATE_DIR_CHECK_WAIT)?;
-    warn_about_risky_settings(&config);
     // Made now, so the id names this process from its start (`doctor` compares them).
     log::debug!("instance {}", crate::util::instance_id());
 
@@ -62,44 +61,37 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     };
     let webhook_socket = bind(config.webhook.listen, "webhook.listen")?;
     let control_socket = bind(config.control.listen, "control.listen")?;
-    // Tests start us on port 0 and read the real ports from these lines.
-    log::info!("webhook listening on {}", webhook_socket.local_addr()?);
-    log::info!("control listening on {}", control_socket.local_addr()?);
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+    // Tests start us on port 0 and read the real ports from these lines.
+    log::info!("webhook listening on {webhook_addr}");
+    log::info!("control listening on {control_addr}");
 
-    let connection_lifetime = config.limits.connection_lifetime;
     // Until the stores are loaded the webhook forwards every call from the intercom
     // (and rejects strangers), and the control API answers 503 saying why.
     let webhook = Arc::new(Webhook::new(config.clone()));
     let control: Arc<OnceLock<Control>> = Arc::new(OnceLock::new());
-    let history_cell: Arc<OnceLock<(Arc<History>, Arc<Store>)>> = Arc::new(OnceLock::new());
+    let connection_lifetime = config.limits.connection_lifetime;
+    let limits =
+        |max_body_bytes, max_connections| Limits { max_body_bytes, max_connections, connection_lifetime };
     let serving = webhook.clone();
     let webhook_site = Site {
         name: "webhook",
-        limits: Limits {
-            max_body_bytes: webhook::MAX_BODY_BYTES,
-            max_connections: webhook::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
+        limits: limits(webhook::MAX_BODY_BYTES, webhook::MAX_CONNECTIONS),
         handler: Arc::new(move |r| serving.handle(r)),
         refusal: Response::text,
     };
     let controls = control.clone();
     let control_site = Site {
         name: "control",
-        limits: Limits {
-            max_body_bytes: control::MAX_BODY_BYTES,
-            max_connections: control::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
+        limits: limits(control::MAX_BODY_BYTES, control::MAX_CONNECTIONS),
         handler: Arc::new(move |r| match controls.get() {
             Some(c) => c.handle(r),
-            None => control::refusal(
+            None => refusal(
                 503,
                 "starting: the state disk has not answered yet; every call is forwarded until it does",
             ),
         }),
-        refusal: control::refusal,
+        refusal,
     };
     thread::Builder::new()
         .name("webhook-accept".into())
@@ -110,17 +102,17 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // same files and hang the same way, and would only add moments with no listener.
     // Once loaded, a history write hung past WEDGED_AFTER fails it, as always.
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
-    let loaded = history_cell.clone();
+    let loaded = control.clone();
     watchdog::start(Box::new(move || {
-        if let Some((history, _)) = loaded.get() {
-            if let Some(stuck) = history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
+        if let Some(c) = loaded.get() {
+            if let Some(stuck) = c.history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
                 return Err(format!("an event log write has hung for {stuck:?}"));
             }
         }
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
-        if let Some((_, store)) = loaded.get() {
-            store.status(Timestamp::now());
+        if let Some(c) = loaded.get() {
+            c.store.status(Timestamp::now());
         }
         Ok(())
     }))?;
@@ -136,7 +128,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }
     })?;
     thread::Builder::new().name("load-state".into()).spawn(move || {
-        match load(config, &webhook, &history_cell) {
+        match load(config, &webhook) {
             Ok(c) => {
                 let _ = control.set(c);
                 // Tests wait for this line before they call.
@@ -157,11 +149,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
 
 /// Opens the stores (each may hang on the disk: this runs on its own thread), hands them
 /// to the webhook and makes the control API.
-fn load(
-    config: Arc<Config>,
-    webhook: &Webhook,
-    loaded: &OnceLock<(Arc<History>, Arc<Store>)>,
-) -> Result<Control, Box<dyn Error>> {
+fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error>> {
     // Again, unbounded on this thread: if the disk did not answer the bounded check at
     // start, nothing is read from the directory until it has passed.
     ownership::check_state_dir(&config.state_dir)?;
@@ -178,7 +166,8 @@ fn load(
         health.clone(),
         clock.clone(),
     ));
-    let notifier = Notifier::start(&config)?;
+    let ringing = Arc::new(Ringing::new(&config));
+    let notifier = Notifier::start(&config, ringing.clone())?;
     // Every record the history writes goes on to the notifier and Home Assistant, each
     // through its own bounded queue.
     let mut sinks: Vec<history::Sink> = Vec::new();
@@ -194,6 +183,7 @@ fn load(
     let sink = (!sinks.is_empty())
         .then(|| Box::new(move |r: &Record| sinks.iter().for_each(|s| s(r))) as history::Sink);
     let history = History::open(&config.state_dir, sink, health.clone());
+    ringing.attach(history.clone());
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
     store.set_observer(Box::new(move |change, time| {
@@ -205,11 +195,14 @@ fn load(
         clock.saw_earlier(t);
     }
     store.check_at_start(Timestamp::now());
-    let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone()];
-    let codes = Arc::new(CodeStore::open(&config.state_dir, boot.clone(), Timestamp::now(), clock.clone()));
+    let now = Timestamp::now();
+    let codes =
+        Arc::new(CodeStore::open(&config.state_dir, boot.clone(), now, clock.clone(), health.clone()));
+    let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone(), codes.clone()];
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
-    let schedules = Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health));
+    let schedules =
+        Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health.clone()));
     retry.push(schedules.clone());
     let token = match &config.control.token {
         Some(t) => t.clone(),
@@ -219,42 +212,53 @@ fn load(
             keeper.load_or_create()?
         }
     };
-    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir));
+    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir, health));
     retry.push(devices.clone());
     storage::watch(retry)?;
     expiry::watch(store.clone())?;
     #[cfg(feature = "mqtt")]
     if let (Some(b), Some(m)) = (&bridge, &config.mqtt) {
-        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone())?;
+        // The button acts as `POST /api/let-in` does, on the call that rings now.
+        let (now, act) = (ringing.clone(), ringing.clone());
+        let hooks = crate::mqtt::RingHooks {
+            now: Box::new(move || now.now()),
+            let_in: Box::new(move |who| {
+                let call = act.now().ok_or("nobody is ringing now")?.call;
+                act.let_in(&call, who).map_err(|e| e.message())
+            }),
+        };
+        b.start(config.clone(), m.clone(), store.clone(), codes.clone(), history.clone(), hooks)?;
     }
     #[cfg(not(feature = "mqtt"))]
     if config.mqtt.is_some() {
         log::error!("the config has an mqtt section, but this build has no MQTT support (cargo feature `mqtt`): Home Assistant will not see the intercom");
     }
     crate::system::boot::watch_sync()?;
-    let _ = loaded.set((history.clone(), store.clone()));
     webhook.attach(Stores {
         store: store.clone(),
         history: history.clone(),
         codes: codes.clone(),
         schedules: schedules.clone(),
+        ringing: ringing.clone(),
     });
-    Ok(Control { config, store, token, history, codes, devices, schedules, clock })
+    Ok(Control { config, store, token, history, codes, devices, schedules, ringing, clock })
 }
 
-fn warn_about_risky_settings(config: &Config) {
-    if config.twilio.auth_token.is_none() {
-        log::warn!("*****************************************************************");
-        log::warn!("twilio.auth_token is not set: webhook signatures are NOT checked.");
-        log::warn!("Anyone who finds the webhook URL can fake a call from the intercom");
-        log::warn!("and be let in while a window is open. Set it before going live.");
-        log::warn!("*****************************************************************");
+fn check_risky_settings(config: &Config) -> Result<(), String> {
+    match (&config.twilio.auth_token, config.webhook.allow_unsigned) {
+        (None, false) => return Err(format!(
+            "twilio.auth_token (or {}) is not set, so anyone who finds the webhook URL could fake a call from the intercom: set it (a `serve` started by hand does not read intercom.env), or for a test setup set webhook.allow_unsigned to true",
+            crate::config::ENV_TWILIO_AUTH_TOKEN
+        )),
+        (None, true) => log::warn!("webhook.allow_unsigned: webhook signatures are NOT checked; anyone who finds the webhook URL can fake a call from the intercom and be let in while a window is open"),
+        (Some(_), _) => {}
     }
     if config.intercoms.is_empty() {
         log::warn!(
             "neither intercom_number nor intercoms is set: every call is rejected unless the webhook URL sets ExpectedFrom"
         );
     }
+    Ok(())
 }
 
 fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {

@@ -23,6 +23,10 @@ pub struct StatusBody {
     /// `/healthz` shows through the tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Whether this process checks Twilio's signatures (`/api/status` only): what
+    /// `doctor` reports, rather than what the files it reads say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_checked: Option<bool>,
     /// Set while stored guest codes do not work, saying why (a lock after wrong codes, a
     /// clock that stepped back, a clock not yet synchronized after a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +41,30 @@ pub struct StatusBody {
     /// The schedule that lets visitors in now, if any (the window may be closed).
     #[serde(default)]
     pub schedule: Option<ScheduleNow>,
+    /// The forwarded call that rings the residents' phones now, if any.
+    #[serde(default)]
+    pub ringing: Option<RingingBody>,
+    /// The longest window `POST /api/open` takes (`max_window`), so a client can refuse a
+    /// longer one in its own words before it asks.
+    #[serde(default)]
+    pub max_window_minutes: u64,
+}
+
+/// A call ringing now, in the status: `POST /api/let-in` with its `call` lets it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingingBody {
+    /// Its `CallSid`.
+    pub call: String,
+    /// `intercoms[].name`, when the config names its entrances.
+    pub entrance: Option<String>,
+    pub since: Timestamp,
+}
+
+/// `POST /api/let-in`: the ringing call to let in, as the status named it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LetInRequest {
+    pub call: String,
 }
 
 /// `GET /api/proof?nonce=…`: the listener's proof that it knows the control token,
@@ -46,9 +74,10 @@ pub struct ProofBody {
     pub proof: String,
 }
 
-/// A schedule open now, in the status.
+/// A schedule open now, in the status; `id` for `POST /api/schedules/{id}/pause`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleNow {
+    pub id: String,
     pub label: String,
     pub open_until: Timestamp,
 }
@@ -57,10 +86,8 @@ pub struct ScheduleNow {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u64>,
     /// For the next visitor only: the first unlock closes the window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub once: Option<bool>,
 }
 
@@ -68,11 +95,8 @@ pub struct OpenRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCodeRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses: Option<u64>,
 }
 
@@ -101,19 +125,14 @@ pub struct CodesBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewScheduleRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `mon-fri`, `sat,sun`, `daily`, …
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<String>,
     /// `HH:MM`, local time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// `HH:MM` (or `24:00`), local time; not after `from` means the next day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Only for calls from this entrance (`intercoms[].name`); all when left out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrance: Option<String>,
 }
 
@@ -191,6 +210,10 @@ pub struct DeviceBody {
     /// The device that asked (its cookie), so the page can say "this phone".
     #[serde(default)]
     pub this_device: bool,
+    /// Only in the answer to `POST /api/pair`: the key the page keeps in its origin's
+    /// storage and sends as `X-Intercom-Key` beside the cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_key: Option<String>,
 }
 
 /// `GET /api/devices`.
@@ -262,7 +285,7 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
-            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null}"#
+            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"ringing":null,"max_window_minutes":0}"#
         );
     }
 }

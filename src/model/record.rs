@@ -110,24 +110,11 @@ pub enum EventKind {
     CodesLocked,
     OnceUsed,
     CallUnlockedSchedule,
+    CallLetIn,
+    CallAskedCode,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
-        EventKind::CallUnlocked,
-        EventKind::CallForwarded,
-        EventKind::CallRejected,
-        EventKind::CallBadSignature,
-        EventKind::WindowOpened,
-        EventKind::WindowClosed,
-        EventKind::WindowExpired,
-        EventKind::CallUnlockedCode,
-        EventKind::CodeRejected,
-        EventKind::CodesLocked,
-        EventKind::OnceUsed,
-        EventKind::CallUnlockedSchedule,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             EventKind::CallUnlocked => "call_unlocked",
@@ -142,11 +129,9 @@ impl EventKind {
             EventKind::CodesLocked => "codes_locked",
             EventKind::OnceUsed => "once_used",
             EventKind::CallUnlockedSchedule => "call_unlocked_schedule",
+            EventKind::CallLetIn => "call_let_in",
+            EventKind::CallAskedCode => "call_asked_code",
         }
-    }
-
-    pub fn from_name(s: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -165,7 +150,9 @@ pub struct Record {
     /// The caller's number as Twilio sent it (for `call_bad_signature`: as claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Who changed the window: "page from 192.168.1.20", "API from …", "CLI from …".
+    /// Who changed the window, or let a ringing caller in: a paired device's name, "the
+    /// command line on the Pi", "Home Assistant", "API from 192.168.1.20" (a script with the
+    /// token), "the notification link".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// `window_opened`: the length asked for, in minutes (rounded up).
@@ -200,15 +187,10 @@ const MAX_NUMBER_CHARS: usize = 16;
 /// text: shown only when it is a phone number, so it cannot pass for our own words
 /// ("+1 … window opened by the resident"). The record's `from` field keeps it as sent.
 fn caller_for_message(from: Option<&str>) -> &str {
+    let digits = |n: &str| n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit());
     match from {
         None | Some("") => "an unknown number",
-        Some(n)
-            if n.len() <= MAX_NUMBER_CHARS
-                && n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit())
-                && n != "+" =>
-        {
-            n
-        }
+        Some(n) if n.len() <= MAX_NUMBER_CHARS && n != "+" && digits(n) => n,
         Some(_) => "a caller ID that is not a phone number",
     }
 }
@@ -233,36 +215,42 @@ impl Record {
         }
     }
 
-    /// The record of an answered call.
-    pub fn call(call: &CallRecord, time: Timestamp) -> Record {
-        let from = call.from.as_deref().map(loggable);
-        let (event, message) = match &call.decision {
-            Decision::Unlock { .. } => {
-                (EventKind::CallUnlocked, "Let a visitor in (window open)".to_string())
-            }
-            Decision::Forward { .. } | Decision::DialOne { .. } => {
-                (EventKind::CallForwarded, "A visitor rang: call forwarded to your phone".to_string())
-            }
-            // Not recorded (the call's forward was); named for completeness.
-            Decision::Hangup => (EventKind::CallForwarded, "The forwarded call ended".to_string()),
-            Decision::NobodyToCall { .. } => {
-                (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
-            }
-            // Not recorded by the webhook (the keypad entry decides); named for completeness.
-            Decision::AskCode => {
-                (EventKind::CallForwarded, "A visitor rang: asked for a guest code".to_string())
-            }
-            Decision::Reject => (
-                EventKind::CallRejected,
-                format!("Rejected a call from {}", caller_for_message(from.as_deref())),
-            ),
-        };
+    /// A record of `call`: its SID, caller and entrance, and the message after the
+    /// entrance's name.
+    fn of_call(call: &CallRecord, event: EventKind, message: String, time: Timestamp) -> Record {
+        let entrance = call.entrance.as_deref();
         Record {
             call_sid: call.call_sid.as_deref().map(loggable),
-            from,
-            entrance: call.entrance.as_deref().map(loggable),
-            ..Record::new(time, event, at_entrance(call, message))
+            from: call.from.as_deref().map(loggable),
+            entrance: entrance.map(loggable),
+            ..Record::new(time, event, at_entrance(entrance, message))
         }
+    }
+
+    /// The record of an answered call.
+    pub fn call(call: &CallRecord, time: Timestamp) -> Record {
+        let (event, message) = match &call.decision {
+            Decision::Unlock { .. } => (EventKind::CallUnlocked, "Let a visitor in (window open)".into()),
+            Decision::Forward { .. } | Decision::DialOne { .. } => {
+                (EventKind::CallForwarded, "A visitor rang: call forwarded to your phone".into())
+            }
+            // Not recorded (the call's forward was); named for completeness.
+            Decision::Hangup => (EventKind::CallForwarded, "The forwarded call ended".into()),
+            Decision::NobodyToCall { .. } => {
+                (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".into())
+            }
+            // On disk before the prompt, so that no later request of the call can spend a
+            // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
+            Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
+            Decision::Reject => {
+                let from = call.from.as_deref().map(loggable);
+                (
+                    EventKind::CallRejected,
+                    format!("Rejected a call from {}", caller_for_message(from.as_deref())),
+                )
+            }
+        };
+        Record::of_call(call, event, message, time)
     }
 
     /// A webhook refused for its signature, with the call parameters it claimed (already
@@ -278,41 +266,31 @@ impl Record {
     /// A visitor let in by a guest code: the label says whose, the digits are never kept.
     pub fn code_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            message: at_entrance(call, format!("Let a visitor in with the guest code \"{label}\"")),
-            entrance: call.entrance.as_deref().map(loggable),
-            label: Some(label),
-            ..Record::new(time, EventKind::CallUnlockedCode, String::new())
-        }
+        let message = format!("Let a visitor in with the guest code \"{label}\"");
+        Record { label: Some(label), ..Record::of_call(call, EventKind::CallUnlockedCode, message, time) }
     }
 
     /// A visitor let in because a schedule is open now; the label says which.
     pub fn schedule_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
+        let message = format!("Let a visitor in (schedule \"{label}\")");
+        Record { label: Some(label), ..Record::of_call(call, EventKind::CallUnlockedSchedule, message, time) }
+    }
+
+    /// A ringing call let in by `who` (its tones played through Twilio's API).
+    pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: Timestamp) -> Record {
+        let message = at_entrance(entrance, format!("Let a visitor in while it rang, by {}", loggable(who)));
         Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            message: at_entrance(call, format!("Let a visitor in (schedule \"{label}\")")),
-            entrance: call.entrance.as_deref().map(loggable),
-            label: Some(label),
-            ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
+            call_sid: Some(loggable(call_sid)),
+            source: Some(loggable(who)),
+            entrance: entrance.map(loggable),
+            ..Record::new(time, EventKind::CallLetIn, message)
         }
     }
 
     /// Wrong digits on the keypad (which digits is not kept).
     pub fn code_rejected(call: &CallRecord, time: Timestamp) -> Record {
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            entrance: call.entrance.as_deref().map(loggable),
-            ..Record::new(
-                time,
-                EventKind::CodeRejected,
-                at_entrance(call, "A wrong guest code was entered".into()),
-            )
-        }
+        Record::of_call(call, EventKind::CodeRejected, "A wrong guest code was entered".into(), time)
     }
 
     pub fn codes_locked(until: Timestamp, time: Timestamp) -> Record {
@@ -322,14 +300,19 @@ impl Record {
     }
 
     pub fn window(change: &WindowChange, time: Timestamp) -> Record {
+        // "by Anna's phone"; "from the command line on the Pi" (a place, not a person).
+        let by = |source: &str| match source.starts_with("the command line") {
+            true => format!("from {source}"),
+            false => format!("by {source}"),
+        };
         match change {
             WindowChange::Opened { until, duration, source, once } => {
                 let minutes = duration.as_secs().div_ceil(60);
                 let length = crate::util::time::human(Duration::from_secs(minutes * 60));
                 let message = if *once {
-                    format!("Opened for the next visitor only, within {length}, by {source}")
+                    format!("Opened for the next visitor only, within {length}, {}", by(source))
                 } else {
-                    format!("Window opened for {length} by {source}")
+                    format!("Window opened for {length} {}", by(source))
                 };
                 Record {
                     source: Some(source.clone()),
@@ -339,34 +322,32 @@ impl Record {
                     ..Record::new(time, EventKind::WindowOpened, message)
                 }
             }
-            WindowChange::OnceUsed { call_sid } => Record {
-                call_sid: call_sid.as_deref().map(loggable),
-                ..Record::new(
-                    time,
-                    EventKind::OnceUsed,
-                    "Let the next visitor in: the one-shot window is closed, calls ring your phone again"
-                        .to_string(),
-                )
-            },
+            WindowChange::OnceUsed { call_sid } => {
+                let message =
+                    "Let the next visitor in: the one-shot window is closed, calls ring your phone again";
+                Record {
+                    call_sid: call_sid.as_deref().map(loggable),
+                    ..Record::new(time, EventKind::OnceUsed, message.into())
+                }
+            }
             WindowChange::Closed { source } => Record {
                 source: Some(source.clone()),
-                ..Record::new(time, EventKind::WindowClosed, format!("Window closed by {source}"))
+                ..Record::new(time, EventKind::WindowClosed, format!("Window closed {}", by(source)))
             },
-            WindowChange::Expired { until } => Record {
-                open_until: Some(*until),
-                ..Record::new(
-                    time,
-                    EventKind::WindowExpired,
-                    "Window ended: calls ring your phone again".to_string(),
-                )
-            },
+            WindowChange::Expired { until } => {
+                let message = "Window ended: calls ring your phone again".into();
+                Record { open_until: Some(*until), ..Record::new(time, EventKind::WindowExpired, message) }
+            }
         }
     }
 }
 
+/// The command line on the server's own machine, as the history names it.
+pub const COMMAND_LINE: &str = "the command line on the Pi";
+
 /// "street gate: Let a visitor in …" when the config names its entrances.
-fn at_entrance(call: &CallRecord, message: String) -> String {
-    match &call.entrance {
+fn at_entrance(entrance: Option<&str>, message: String) -> String {
+    match entrance {
         Some(name) => format!("{}: {message}", loggable(name)),
         None => message,
     }
@@ -389,9 +370,33 @@ mod tests {
         assert_eq!(r.from.as_deref(), Some(forged), "kept as data");
     }
 
+    /// Every kind, to check each name against serde's.
+    const ALL: [EventKind; 14] = [
+        EventKind::CallUnlocked,
+        EventKind::CallForwarded,
+        EventKind::CallRejected,
+        EventKind::CallBadSignature,
+        EventKind::WindowOpened,
+        EventKind::WindowClosed,
+        EventKind::WindowExpired,
+        EventKind::CallUnlockedCode,
+        EventKind::CodeRejected,
+        EventKind::CodesLocked,
+        EventKind::OnceUsed,
+        EventKind::CallUnlockedSchedule,
+        EventKind::CallLetIn,
+        EventKind::CallAskedCode,
+    ];
+
+    impl EventKind {
+        fn from_name(s: &str) -> Option<EventKind> {
+            ALL.into_iter().find(|k| k.name() == s)
+        }
+    }
+
     #[test]
     fn names_round_trip_through_serde_and_from_name() {
-        for k in EventKind::ALL {
+        for k in ALL {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
             assert_eq!(EventKind::from_name(k.name()), Some(k));
         }

@@ -17,12 +17,13 @@ use super::client::Client;
 use super::codec::{Connect, Packet};
 use super::discovery::{self, on_off, Topics, OFF, OFFLINE, ON, ONLINE, PRESS};
 use crate::config::{Config, MqttConfig};
+use crate::model::api::RingingBody;
 use crate::model::record::Record;
 use crate::store::codes::CodeStore;
 use crate::store::history::History;
 use crate::store::state::Store;
 use crate::util::queue::DropOldest;
-use crate::util::ratelog::RateLog;
+use crate::util::ratelog::{Limiter, RateLog};
 
 /// Records waiting for the bridge. Events come a few a day; while the broker is away the
 /// queue is emptied every backoff step anyway, so this only bounds a burst.
@@ -41,8 +42,25 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// Who changed the window, in the history and the log.
 pub const SOURCE: &str = "home-assistant";
+/// Commands acted on per [`COMMAND_INTERVAL`]; the rest are ignored and counted. A
+/// person or an automation sends a few in a row at most, while each command acted on
+/// writes the state file and a history record: a looping automation, or anyone who may
+/// publish, must not wear the SD card or push the resident's records out of the bounded
+/// history. On average 2 a second.
+pub const MAX_COMMANDS: u32 = 20;
+pub const COMMAND_INTERVAL: Duration = Duration::from_secs(10);
 
 static BAD_COMMANDS: RateLog = RateLog::new();
+static TOO_MANY_COMMANDS: RateLog = RateLog::new();
+
+/// The call that rings, as `daemon/server.rs` hands it over: who rings now, and letting
+/// them in as `POST /api/let-in` does (given who did it; the error in words).
+pub struct RingHooks {
+    pub now: Box<dyn Fn() -> Option<RingingBody> + Send>,
+    pub let_in: Box<LetIn>,
+}
+
+type LetIn = dyn Fn(&str) -> Result<(), String> + Send;
 
 /// The handle the rest of the daemon holds: records go in, the thread takes them out.
 pub struct Bridge {
@@ -68,6 +86,7 @@ impl Bridge {
         store: Arc<Store>,
         codes: Arc<CodeStore>,
         history: Arc<History>,
+        ring: RingHooks,
     ) -> io::Result<()> {
         let topics = Topics::new(&settings.topic_prefix, &settings.discovery_prefix);
         let worker = Worker {
@@ -77,8 +96,11 @@ impl Bridge {
             topics,
             store,
             codes,
+            ring,
+            ringing: None,
             last: None,
             published: HashMap::new(),
+            commands: Limiter::new(COMMAND_INTERVAL, MAX_COMMANDS),
         };
         thread::Builder::new().name("mqtt".into()).spawn(move || worker.run(&history))?;
         Ok(())
@@ -92,9 +114,13 @@ struct Worker {
     topics: Topics,
     store: Arc<Store>,
     codes: Arc<CodeStore>,
+    ring: RingHooks,
+    /// The call that rang at the last look (every read's timeout, so it shows promptly).
+    ringing: Option<RingingBody>,
     last: Option<Record>,
     /// What each state topic last got on this connection, so only changes are sent.
     published: HashMap<String, String>,
+    commands: Limiter,
 }
 
 impl Worker {
@@ -156,7 +182,9 @@ impl Worker {
         client.subscribe(&self.topics.subscriptions())?;
         let mut refreshed = Instant::now();
         loop {
-            let mut dirty = false;
+            let ringing = (self.ring.now)();
+            let mut dirty = ringing != self.ringing;
+            self.ringing = ringing;
             while let Some(r) = self.bridge.queue.pop_within(Duration::ZERO) {
                 self.send_record(client, r)?;
                 dirty = true;
@@ -223,6 +251,10 @@ impl Worker {
         if let Some(paused) = self.codes.paused(now) {
             values.push((&self.topics.codes_paused, on_off(paused).to_string()));
         }
+        // The call's entrance and start are the ringing sensor's attributes.
+        let attributes = self.ringing.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
+        values.push((&self.topics.ringing, on_off(attributes.is_some()).to_string()));
+        values.push((&self.topics.ringing_attributes, attributes.unwrap_or("{}".into())));
         for (topic, value) in values {
             if self.published.get(topic.as_str()) != Some(&value) {
                 client.publish(topic, value.as_bytes(), true)?;
@@ -257,6 +289,18 @@ impl Worker {
             ));
             return Ok(false);
         }
+        match self.commands.admit(Instant::now()) {
+            None => {
+                TOO_MANY_COMMANDS.warn(format_args!(
+                    "MQTT: more than {MAX_COMMANDS} commands in {COMMAND_INTERVAL:?}: the rest are ignored"
+                ));
+                return Ok(false);
+            }
+            Some(0) => {}
+            Some(n) => log::warn!(
+                "MQTT: {n} commands before this one were ignored (more than {MAX_COMMANDS} in {COMMAND_INTERVAL:?})"
+            ),
+        }
         let now = Timestamp::now();
         let window = topic == self.topics.window_set;
         match text {
@@ -266,6 +310,11 @@ impl Worker {
             }
             // The one-shot window: open until the first visitor (or default_window).
             PRESS if topic == self.topics.next_visitor_press => self.open(now, true),
+            PRESS if topic == self.topics.let_in_press => {
+                if let Err(e) = (self.ring.let_in)(SOURCE) {
+                    log::info!("MQTT: Home Assistant's let-in button changed nothing: {e}");
+                }
+            }
             _ => BAD_COMMANDS.warn(format_args!(
                 "MQTT: ignored {:?} on {topic} (expected {})",
                 crate::util::loggable(text),

@@ -1,5 +1,5 @@
 //! Our topics and what Home Assistant's MQTT discovery reads from them: one device
-//! "Intercom" with a switch, a button, two sensors, two binary sensors and an event
+//! "Intercom" with a switch, two buttons, two sensors, three binary sensors and an event
 //! entity. Pure: names and JSON in, no I/O.
 //!
 //! Keys are Home Assistant's documented ones, unabbreviated (`state_topic`, not `stat_t`)
@@ -38,6 +38,9 @@ pub struct Topics {
     pub storage_problem: String,
     pub codes_paused: String,
     pub ring: String,
+    pub ringing: String,
+    pub ringing_attributes: String,
+    pub let_in_press: String,
     /// Home Assistant's birth and will: `online` after it starts, when it wants
     /// discovery again.
     pub ha_status: String,
@@ -61,13 +64,16 @@ impl Topics {
             storage_problem: t("storage_problem/state"),
             codes_paused: t("codes_paused/state"),
             ring: t("ring/event"),
+            ringing: t("ringing/state"),
+            ringing_attributes: t("ringing/attributes"),
+            let_in_press: t("let_in/press"),
             ha_status: format!("{discovery}/status"),
         }
     }
 
     /// What the bridge subscribes to.
-    pub fn subscriptions(&self) -> [&str; 3] {
-        [&self.window_set, &self.next_visitor_press, &self.ha_status]
+    pub fn subscriptions(&self) -> [&str; 4] {
+        [&self.window_set, &self.next_visitor_press, &self.let_in_press, &self.ha_status]
     }
 }
 
@@ -75,7 +81,7 @@ impl Topics {
 /// is one of our topics (under the topic prefix, as in [`Topics`]). A table rather than
 /// `json!` literals: the same payloads in a sixth of the code (measured, BENCHMARKS.md).
 type Entity = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
-const ENTITIES: [Entity; 7] = [
+const ENTITIES: [Entity; 9] = [
     (
         "switch",
         "window",
@@ -143,6 +149,23 @@ const ENTITIES: [Entity; 7] = [
             ("payload_off", OFF),
             ("icon", "mdi:lock-clock"),
         ],
+    ),
+    (
+        "binary_sensor",
+        "ringing",
+        "Ringing",
+        &[
+            ("state_topic", "~/ringing/state"),
+            ("json_attributes_topic", "~/ringing/attributes"),
+            ("payload_on", ON),
+            ("payload_off", OFF),
+        ],
+    ),
+    (
+        "button",
+        "let_in",
+        "Let the ringing visitor in",
+        &[("command_topic", "~/let_in/press"), ("payload_press", PRESS), ("icon", "mdi:door-open")],
     ),
     // Its `event_types` (a list) is added in code.
     ("event", "ring", "Call", &[("state_topic", "~/ring/event"), ("device_class", "doorbell")]),
@@ -220,7 +243,7 @@ mod tests {
     fn every_entity_has_the_keys_its_platform_requires() {
         let t = Topics::new("door", "homeassistant");
         let configs = configs(&t);
-        assert_eq!(configs.len(), 7);
+        assert_eq!(configs.len(), 9);
         for (topic, p) in &configs {
             let component = topic.split('/').nth(1).unwrap();
             assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"), "{topic}");
@@ -241,7 +264,10 @@ mod tests {
         let unique: std::collections::HashSet<_> =
             configs.iter().map(|(_, p)| p["unique_id"].clone()).collect();
         assert_eq!(unique.len(), configs.len());
-        assert_eq!(t.subscriptions(), ["door/window/set", "door/next_visitor/press", "homeassistant/status"]);
+        assert_eq!(
+            t.subscriptions(),
+            ["door/window/set", "door/next_visitor/press", "door/let_in/press", "homeassistant/status"]
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!
 //! Invariants: no call ever waits for the broker (records reach the bridge through a
 //! bounded queue that never blocks); every wait on the network is bounded by a named
-//! timeout; a retained command is never acted on (it would replay at each reconnect); the
+//! timeout; a retained command is never acted on (it would replay at each reconnect), nor
+//! more than a few a second (a flood would push the resident's records out); the
 //! will (`offline`, retained) tells Home Assistant when the daemon is gone, including
 //! after `kill -9`. DISCONNECT is never sent: a daemon that stops is gone, and its will
 //! should say so.
@@ -32,5 +33,5 @@ mod codec;
 mod discovery;
 mod tls;
 
-pub use bridge::{Bridge, SOURCE};
+pub use bridge::{Bridge, RingHooks, SOURCE};
 pub use client::{HANDSHAKE_TIMEOUT, KEEP_ALIVE};

@@ -35,13 +35,18 @@ pub struct Days(u8);
 impl Days {
     pub const ALL: Days = Days(0x7f);
 
-    /// `mon-fri`, `sat,sun`, `mon,wed-fri`, `daily`; case-insensitive; English
-    /// three-letter names (full names accepted too).
+    /// `mon-fri`, `sat,sun`, `mon,wed-fri`, `daily`, `weekdays`, `weekends`;
+    /// case-insensitive; English three-letter names (full names accepted too).
     pub fn parse(s: &str) -> Result<Days, String> {
         let bad =
             || format!("days {:?}: use day names like mon-fri, sat,sun or daily", crate::util::loggable(s));
-        let s = s.trim().to_ascii_lowercase();
-        if matches!(s.as_str(), "daily" | "every day" | "all") {
+        let lower = s.trim().to_ascii_lowercase();
+        let s = match lower.trim_end_matches('s') {
+            "weekday" => "mon-fri",
+            "weekend" => "sat,sun",
+            _ => &lower,
+        };
+        if matches!(s, "daily" | "every day" | "all") {
             return Ok(Days::ALL);
         }
         let day = |name: &str| {
@@ -276,6 +281,8 @@ mod tests {
             ("monday,wednesday", "mon,wed"),
             ("fri-mon", "mon,fri-sun"),
             ("tue-thu,sat", "tue-thu,sat"),
+            ("Weekdays", "mon-fri"),
+            ("weekends", "sat,sun"),
         ] {
             assert_eq!(Days::parse(given).unwrap().to_string(), canonical, "{given}");
         }

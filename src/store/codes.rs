@@ -1,12 +1,16 @@
 //! Guest codes on disk: `state_dir/codes.json`, with the care of the window's state file.
 //!
 //! Invariants:
-//! - Memory changes only after the new file is durably on disk (`storage::write_atomically`:
-//!   temp file, fsync, rename, fsync of the directory); a use of a code is counted on
-//!   disk before the door opens, so kill -9 or a power cut cannot give a use back.
+//! - What gives access (adding a code, the use that opens the door) changes memory only
+//!   after the new file is durably on disk (`storage::write_atomically`: temp file, fsync,
+//!   rename, fsync of the directory): a use is counted on disk before the door opens, so
+//!   kill -9 or a power cut cannot give a use back.
+//! - What takes access away changes memory first: a wrong code counts even if the disk
+//!   refuses it, so a full disk never lifts a lockout; deleting a code always works
+//!   (`versioned::Kept::revoke`: if the disk refuses, the file is set aside, so a restart
+//!   finds no codes, and the disk watcher writes memory's state later).
 //! - A file we cannot read means no codes (the door fails closed to "forward"); it is
 //!   moved aside, never deleted or overwritten.
-//! - Wrong codes count in memory first, so a full disk never lifts a lockout.
 //! - The mutex is held across the (local, bounded) write, so two calls cannot both use
 //!   the last use of a code; never across network I/O.
 //! - The digits never reach a log line: only ids and labels are logged.
@@ -21,7 +25,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,16 +33,12 @@ use jiff::Timestamp;
 
 use crate::rules::clock::Clock;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
-use crate::store::codes_file::{self, Loaded, SeenCall, CODES_FILE, MAX_CALL_SID_CHARS};
-use crate::store::storage::write_atomically;
-use crate::store::versioned;
+use crate::store::codes_file::{self, Loaded, SeenCall, MAX_CALL_SID_CHARS, SPEC};
+use crate::store::storage::{self, Health};
+use crate::store::versioned::{draw, Kept};
 use crate::system::boot::Boot;
 use crate::util::lock;
 use crate::util::time::{between, floor};
-
-/// Fresh draws before giving up on a unique code or id. With at most 20 codes among a
-/// million, one draw almost always does; this bound only stops a broken random source.
-const MAX_DRAWS: usize = 100;
 
 /// Why a code could not be added: the API answers 409 or 500.
 #[derive(Debug)]
@@ -74,17 +74,15 @@ pub enum Tried {
 struct Inner {
     codes: Vec<Code>,
     lockout: Lockout,
-    /// Set when a bad file could not be moved aside: writing would overwrite it.
-    write_blocked: Option<String>,
     /// Codes (by id) from an earlier boot, with the boot they were stored in, that wait
     /// for a synchronized clock: until then the time they are judged by may be wrong.
     untrusted: HashMap<String, Option<String>>,
     /// Calls already counted, oldest first.
     calls: Vec<SeenCall>,
+    kept: Kept,
 }
 
 pub struct CodeStore {
-    dir: PathBuf,
     boot: Boot,
     clock: Arc<Clock>,
     inner: Mutex<Inner>,
@@ -131,18 +129,9 @@ impl CodeStore {
     }
 
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
-    pub fn open(dir: &Path, boot: Boot, now: Timestamp, clock: Arc<Clock>) -> CodeStore {
-        let (Loaded { codes, mut lockout, boots, calls }, write_blocked) = match codes_file::load(dir) {
-            Ok(loaded) => (loaded, None),
-            Err(e) => {
-                let read_error = format!("{e}; no code is active");
-                let blocked = versioned::set_aside(dir, CODES_FILE, "guest codes file", &read_error).err();
-                if let Some(why) = &blocked {
-                    log::error!("{why}: codes cannot be added");
-                }
-                (Loaded::default(), blocked)
-            }
-        };
+    pub fn open(dir: &Path, boot: Boot, now: Timestamp, clock: Arc<Clock>, health: Arc<Health>) -> CodeStore {
+        let (kept, Loaded { codes, mut lockout, boots, calls }) =
+            Kept::open(dir, &SPEC, health, codes_file::load);
         lockout.settle(floor(now));
         let untrusted: HashMap<_, _> =
             boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
@@ -152,8 +141,8 @@ impl CodeStore {
                 untrusted.len()
             );
         }
-        let inner = Inner { codes, lockout, write_blocked, untrusted, calls };
-        CodeStore { dir: dir.to_path_buf(), boot, clock, inner: Mutex::new(inner) }
+        let inner = Inner { codes, lockout, untrusted, calls, kept };
+        CodeStore { boot, clock, inner: Mutex::new(inner) }
     }
 
     /// The active codes, soonest end first.
@@ -205,9 +194,9 @@ impl CodeStore {
             return Err(AddError::Full);
         }
         let code = Code {
-            id: draw(4, Some, |id| next.iter().any(|c| c.id == *id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(AddError::Io)?,
             digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
-                next.iter().any(|c| c.digits == *d)
+                next.iter().any(|c| c.digits == d)
             })
             .map_err(AddError::Io)?,
             label: new.label.clone(),
@@ -215,7 +204,8 @@ impl CodeStore {
             uses_left: new.uses,
         };
         next.push(code.clone());
-        self.save(&mut inner, next, None, None, now).map_err(AddError::Io)?;
+        let calls = inner.calls.clone();
+        self.save(&mut inner, next, calls, now).map_err(AddError::Io)?;
         log::info!(
             "guest code {} ({}) added: {} use(s) until {}",
             code.id,
@@ -226,18 +216,21 @@ impl CodeStore {
         Ok(code)
     }
 
-    /// Deletes a code by id; `Ok(false)` if there is no such code left to use. A code
-    /// that only a backward clock makes inactive is deleted too: it would work again later.
-    pub fn remove(&self, id: &str, now: Timestamp) -> io::Result<bool> {
+    /// Deletes a code by id (memory first: always works, see the invariants); `false` if
+    /// there is no such code left to use. A code that only a backward clock makes inactive
+    /// is deleted too: it would work again later.
+    pub fn remove(&self, id: &str, now: Timestamp) -> bool {
         let now = floor(now);
         let mut inner = lock(&self.inner);
         let Some(found) = inner.codes.iter().find(|c| c.id == id && !c.is_spent(now)).cloned() else {
-            return Ok(false);
+            return false;
         };
-        let next = inner.codes.iter().filter(|c| c.id != id).cloned().collect();
-        self.save(&mut inner, next, None, None, now)?;
+        inner.codes.retain(|c| c.id != id);
+        let bytes = self.memory(&mut inner, now);
+        // A failure is on the page, and the code is gone from memory: deleted all the same.
+        let _ = inner.kept.revoke(&bytes);
         log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
-        Ok(true)
+        true
     }
 
     /// Checks keypad digits. A right code's use is on disk before this returns `Right`;
@@ -262,6 +255,7 @@ impl CodeStore {
                 None => Tried::Wrong { locked: false },
             });
         }
+        let seen = |used| call_sid.map(|sid| SeenCall { call_sid: sid.into(), time: now, used });
         inner.lockout.settle(now);
         let trusted = self.trusted(&mut inner, now);
         match codes::attempt(&trusted, &inner.lockout, digits, now) {
@@ -274,27 +268,19 @@ impl CodeStore {
                 };
                 next[i].uses_left -= 1;
                 let (id, label, left) = (next[i].id.clone(), next[i].label.clone(), next[i].uses_left);
-                let seen = call_sid.map(|sid| SeenCall {
-                    call_sid: sid.into(),
-                    time: now,
-                    used: Some(label.clone()),
-                });
-                self.save(&mut inner, next, None, seen, now)?;
+                let mut calls = inner.calls.clone();
+                calls.extend(seen(Some(label.clone())));
+                self.save(&mut inner, next, calls, now)?;
                 log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
                 Ok(Tried::Right { label })
             }
             Attempt::Wrong => {
+                // Counted in memory even if the write fails, and so is the call.
                 let locked = inner.lockout.fail(now);
-                let (next, lockout) = (inner.codes.clone(), inner.lockout.clone());
-                if let Some(sid) = call_sid {
-                    // Counted in memory even if the write fails, as the failure is.
-                    inner.calls.push(SeenCall { call_sid: sid.into(), time: now, used: None });
-                }
-                if let Err(e) = self.save(&mut inner, next, Some(lockout), None, now) {
-                    log::error!(
-                        "could not save a wrong guest code attempt (it still counts until a restart): {e}"
-                    );
-                }
+                inner.calls.extend(seen(None));
+                let bytes = self.memory(&mut inner, now);
+                // A failure is on the page; the wrong code counts in memory until a restart.
+                let _ = inner.kept.write(&bytes, "a wrong code counts until a restart");
                 if locked {
                     log::warn!(
                         "{} wrong guest codes: codes locked until {}",
@@ -307,35 +293,52 @@ impl CodeStore {
         }
     }
 
-    /// Writes `codes` (pruned), the lockout and the calls (with `seen` added), then makes
-    /// them current.
+    /// Writes `codes` and `calls` (pruned) with memory's lockout, then makes them memory's;
+    /// if that fails, memory stays as it was.
     fn save(
         &self,
         inner: &mut Inner,
         mut codes: Vec<Code>,
-        lockout: Option<Lockout>,
-        seen: Option<SeenCall>,
+        mut calls: Vec<SeenCall>,
         now: Timestamp,
     ) -> io::Result<()> {
-        if let Some(why) = &inner.write_blocked {
-            return Err(io::Error::other(why.clone()));
-        }
-        codes.retain(|c| !c.is_spent(now));
-        let mut calls = inner.calls.clone();
-        calls.extend(seen);
-        codes_file::prune_calls(&mut calls, now);
-        let lockout = lockout.unwrap_or_else(|| inner.lockout.clone());
+        prune(&mut codes, &mut calls, now);
+        inner.kept.write(&self.encode(inner, &codes, &calls), "nothing changed")?;
+        inner.codes = codes;
+        inner.calls = calls;
+        Ok(())
+    }
+
+    /// Memory's state (pruned) as the file's bytes, after a change made in memory first.
+    fn memory(&self, inner: &mut Inner, now: Timestamp) -> Vec<u8> {
+        prune(&mut inner.codes, &mut inner.calls, now);
+        self.encode(inner, &inner.codes, &inner.calls)
+    }
+
+    /// The file's bytes for `codes` and `calls` with memory's lockout; a code keeps the
+    /// boot it was stored in while it waits for a synchronized clock.
+    fn encode(&self, inner: &Inner, codes: &[Code], calls: &[SeenCall]) -> Vec<u8> {
         let boot_of = |id: &str| match inner.untrusted.get(id) {
             Some(stored) => stored.clone(),
             None => self.boot.id.clone(),
         };
-        let bytes = codes_file::encode(&codes, &lockout, &calls, boot_of)?;
-        write_atomically(&self.dir, CODES_FILE, &bytes, 0o600)?;
-        inner.codes = codes;
-        inner.lockout = lockout;
-        inner.calls = calls;
-        Ok(())
+        codes_file::encode(codes, &inner.lockout, calls, boot_of)
     }
+}
+
+impl storage::Retry for CodeStore {
+    fn retry_disk(&self, now: Timestamp) {
+        let mut inner = lock(&self.inner);
+        if inner.kept.stale || inner.kept.blocked.is_some() {
+            let bytes = self.memory(&mut inner, floor(now));
+            inner.kept.retry(|| bytes);
+        }
+    }
+}
+
+fn prune(codes: &mut Vec<Code>, calls: &mut Vec<SeenCall>, now: Timestamp) {
+    codes.retain(|c| !c.is_spent(now));
+    codes_file::prune_calls(calls, now);
 }
 
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
@@ -361,24 +364,12 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
     (codes::offer(window_open, &trusted, &lockout, now), why)
 }
 
-/// Draws random values until one is new; an error only if the OS has no randomness.
-fn draw(
-    bytes: usize,
-    make: impl Fn(String) -> Option<String>,
-    taken: impl Fn(&String) -> bool,
-) -> io::Result<String> {
-    for _ in 0..MAX_DRAWS {
-        if let Some(v) = make(crate::util::random_hex(bytes)?).filter(|v| !taken(v)) {
-            return Ok(v);
-        }
-    }
-    Err(io::Error::other("could not draw a fresh code"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::codes_file::CODES_FILE;
     use std::fs;
+    use std::path::PathBuf;
 
     fn this_boot() -> Boot {
         Boot { id: Some("boot-a".into()), clock_synced: false }
@@ -386,7 +377,7 @@ mod tests {
 
     /// A store with a clock of its own, never synchronized.
     fn store(dir: &Path, boot: Boot, now: Timestamp) -> CodeStore {
-        CodeStore::open(dir, boot, now, Arc::new(Clock::new(Box::new(|| false))))
+        CodeStore::open(dir, boot, now, Arc::new(Clock::new(Box::new(|| false))), Health::new())
     }
 
     fn tempdir(name: &str) -> PathBuf {
@@ -466,8 +457,8 @@ mod tests {
         }
         assert!(matches!(s.add(&new(1), now), Err(AddError::Full)));
         let id = s.active(now)[0].id.clone();
-        assert!(s.remove(&id, now).unwrap());
-        assert!(!s.remove(&id, now).unwrap());
+        assert!(s.remove(&id, now));
+        assert!(!s.remove(&id, now));
         assert!(s.add(&new(1), now).is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -490,7 +481,7 @@ mod tests {
         let now = Timestamp::now();
         let s = store(&dir, this_boot(), now);
         let c = s.add(&new(1), now).unwrap();
-        lock(&s.inner).write_blocked = Some("disk gone".into());
+        lock(&s.inner).kept.blocked = Some("disk gone".into());
         assert!(s.try_code(&c.digits, None, now).is_err(), "no unlock without the use on disk");
         assert_eq!(s.active(now)[0].uses_left, 1);
         assert!(matches!(s.add(&new(1), now), Err(AddError::Io(_))));
@@ -499,6 +490,47 @@ mod tests {
             assert!(matches!(s.try_code("abcdef", None, now).unwrap(), Tried::Wrong { .. }));
         }
         assert!(!s.offer(false, now));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_delete_the_disk_refuses_works_at_once_and_after_a_restart() {
+        let dir = tempdir("revoke");
+        let now = Timestamp::now();
+        let health = Health::new();
+        let s =
+            CodeStore::open(&dir, this_boot(), now, Arc::new(Clock::new(Box::new(|| false))), health.clone());
+        let deleted = s.add(&new(2), now).unwrap();
+        let other = s.add(&new(2), now).unwrap();
+        let obstruction = dir.join(format!(".{CODES_FILE}.tmp"));
+        fs::create_dir_all(obstruction.join("x")).unwrap();
+        assert!(s.remove(&deleted.id, now), "a delete always works");
+        assert!(!matches!(s.try_code(&deleted.digits, None, now).unwrap(), Tried::Right { .. }));
+        assert!(s.try_code(&other.digits, None, now).is_err(), "a use the disk refuses opens nothing");
+        assert!(health.problem().unwrap().contains("a restart finds none"), "{:?}", health.problem());
+
+        // Killed now, the next start finds no codes; the file is kept, not deleted.
+        let restarted = store(&dir, this_boot(), now);
+        assert!(restarted.active(now).is_empty());
+        assert_eq!(restarted.try_code(&deleted.digits, None, now).unwrap(), Tried::NotAccepted);
+        let aside = || {
+            fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref().unwrap().file_name().to_string_lossy().starts_with("codes.json.unsaved-")
+                })
+                .count()
+        };
+        assert_eq!(aside(), 1);
+
+        // Once the disk takes writes, memory's state replaces the renamed file.
+        fs::remove_dir_all(&obstruction).unwrap();
+        storage::Retry::retry_disk(&s, now);
+        assert!(health.problem().is_none());
+        let active = store(&dir, this_boot(), now).active(now);
+        assert_eq!(active.len(), 1);
+        assert!(active[0].id == other.id && active[0].uses_left == 2, "no use was lost or made up");
+        assert_eq!(aside(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -562,7 +594,7 @@ mod tests {
         // The clock steps back two minutes: the week-long code now reads as longer than a
         // week (not active), but it is still stored and would work once the clock is right.
         let back = now - Duration::from_secs(120);
-        assert!(s.remove(&code.id, back).unwrap(), "the resident's delete must take");
+        assert!(s.remove(&code.id, back), "the resident's delete must take");
         let later = now + Duration::from_secs(60);
         assert_eq!(s.try_code(&code.digits, None, later).unwrap(), Tried::NotAccepted);
         let reopened = store(&dir, this_boot(), later);

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,11 +16,18 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::codes::{self, Code, Lockout};
-use crate::store::versioned;
+use crate::store::versioned::{self, Spec};
 use crate::util::time::floor;
 
 pub const CODES_FILE: &str = "codes.json";
 const VERSION: u32 = 3;
+pub static SPEC: Spec = Spec {
+    name: CODES_FILE,
+    part: "guest codes",
+    reads: 1..=VERSION,
+    none: "no code works",
+    removable: false,
+};
 /// Calls remembered in the file: far more than the lockout lets through in a day
 /// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
 pub const MAX_CALLS: usize = 200;
@@ -41,28 +47,21 @@ struct CodesFile {
     /// Recent wrong codes (RFC 3339 UTC, as every time in the file).
     failures: Vec<Timestamp>,
     locked_until: Option<Timestamp>,
-    /// Recent calls that used a code or entered a wrong one.
+    /// Recent calls that used a code or entered a wrong one (version 3).
     #[serde(default)]
-    calls: Vec<CallV3>,
+    calls: Vec<SeenCall>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A call the store has counted, so a repeat of it is not counted again: in memory as in
+/// the file, where it is nothing but this record of the store's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CallV3 {
-    call_sid: String,
-    time: Timestamp,
-    /// The label of the code it used; none for a wrong code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    used: Option<String>,
-}
-
-/// A call the store has counted, so a repeat of it is not counted again.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenCall {
     pub call_sid: String,
     /// Whole seconds.
     pub time: Timestamp,
     /// The label of the code it used; `None`: it entered a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used: Option<String>,
 }
 
@@ -102,7 +101,7 @@ pub fn encode(
     lockout: &Lockout,
     calls: &[SeenCall],
     boot_of: impl Fn(&str) -> Option<String>,
-) -> io::Result<Vec<u8>> {
+) -> Vec<u8> {
     let file = CodesFile {
         version: VERSION,
         codes: codes
@@ -118,10 +117,7 @@ pub fn encode(
             .collect(),
         failures: lockout.failures.clone(),
         locked_until: lockout.locked_until,
-        calls: calls
-            .iter()
-            .map(|c| CallV3 { call_sid: c.call_sid.clone(), time: c.time, used: c.used.clone() })
-            .collect(),
+        calls: calls.to_vec(),
     };
     versioned::encode(&file)
 }
@@ -129,7 +125,7 @@ pub fn encode(
 /// Reads `dir/codes.json` (missing: no codes); any doubt is an error (the caller fails
 /// closed to "no codes").
 pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
-    let Some(file) = versioned::read::<CodesFile>(dir, CODES_FILE, "codes file", 1..=VERSION)? else {
+    let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else {
         return Ok(Loaded::default());
     };
     if file.codes.len() > codes::MAX_ACTIVE
@@ -160,12 +156,12 @@ pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     }
     let failures = file.failures.into_iter().map(floor).collect();
     let locked_until = file.locked_until.map(floor);
-    let mut calls = Vec::new();
-    for c in file.calls {
+    let mut calls = file.calls;
+    for c in &mut calls {
         if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
             return Err("malformed call entry".into());
         }
-        calls.push(SeenCall { time: floor(c.time), call_sid: c.call_sid, used: c.used });
+        c.time = floor(c.time);
     }
     Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots, calls })
 }

@@ -1,32 +1,43 @@
 //! Paired devices: phones that opened a one-time pairing link and got a credential of
-//! their own (a cookie), each with a name, so one can be revoked without touching the
-//! others and the history says who acted.
+//! their own, each with a name, so one can be revoked without touching the others and
+//! the history says who acted. The credential is two secrets: one in an `HttpOnly`
+//! cookie, which scripts cannot read but every port of the host receives, and one the
+//! page keeps in its origin's storage, which no other port can read (SECURITY.md).
 //!
 //! On disk: `state_dir/devices.json`, versioned, written atomically like the state file;
 //! a corrupt file is moved aside (every phone must then pair again, which fails safe).
-//! Only a SHA-256 of each device secret is kept: a copy of the file lets nobody in.
+//! Only a SHA-256 of each secret is kept: a copy of the file lets nobody in. Version 1
+//! files (devices paired before the page key) are moved aside like corrupt ones: those
+//! phones hold no page key, so they must pair again.
 //! Pending pairing links live in memory only: a restart voids them, which costs a new
 //! `intercom pair` and never opens anything.
 //!
-//! Locks: the device list is never locked across a disk write. Writers take `writer`
-//! (one write at a time, in order), copy the list, write, then change memory.
+//! Locks: the device list is never locked across a disk write. Writers take `writer` (the
+//! file: one write at a time, in order), copy the list, write, then change memory.
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{storage, versioned};
+use crate::store::storage::{self, Health};
+use crate::store::versioned::{self, draw, Kept};
 use crate::util::time::floor;
-use crate::util::{hex, lock, lock_within, random_hex};
+use crate::util::{constant_time_eq, hex, lock, lock_within, random_hex};
 
 const FILE: &str = "devices.json";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+static SPEC: versioned::Spec = versioned::Spec {
+    name: FILE,
+    part: "devices",
+    reads: VERSION..=VERSION,
+    none: "every phone must pair again",
+    removable: false,
+};
 /// How long a pairing link works: long enough to read the QR code off a terminal with a
 /// phone, short enough that a link left in a chat or a scrollback is soon worthless.
 pub const PAIRING_VALID: Duration = Duration::from_secs(10 * 60);
@@ -38,7 +49,7 @@ pub const MAX_PENDING: usize = 16;
 pub const MAX_DEVICES: usize = 64;
 /// A device's name, in characters: "Anna's phone", "Kitchen tablet".
 pub const MAX_NAME_CHARS: usize = 40;
-/// 256 bits for a device secret and 128 for a pairing code: far beyond guessing.
+/// 256 bits for each device secret and 128 for a pairing code: far beyond guessing.
 const SECRET_BYTES: usize = 32;
 const CODE_BYTES: usize = 16;
 /// "Last used" is kept in memory on every request but written to disk at most this
@@ -54,8 +65,10 @@ const LIST_WAIT: Duration = Duration::from_secs(2);
 pub struct Device {
     pub id: String,
     pub name: String,
-    /// Hex SHA-256 of the secret the browser holds.
+    /// Hex SHA-256 of the secret in the browser's cookie.
     secret_sha256: String,
+    /// Hex SHA-256 of the key the page keeps in its origin's storage.
+    page_sha256: String,
     /// Whole seconds; Unix seconds in the file.
     #[serde(with = "jiff::fmt::serde::timestamp::second::required")]
     pub paired: Timestamp,
@@ -95,18 +108,12 @@ impl std::fmt::Display for PairError {
 }
 
 pub struct Devices {
-    dir: PathBuf,
     list: Mutex<Vec<Device>>,
     /// Pairing codes by their SHA-256, so memory holds no usable code either.
     pending: Mutex<HashMap<String, Pending>>,
-    writer: Mutex<()>,
+    writer: Mutex<Kept>,
     /// When each device's last use was last written (by id).
     saved_use: Mutex<HashMap<String, Timestamp>>,
-    /// A removal that memory has and the disk does not: the disk watcher writes it as
-    /// soon as it can, so a revoked phone does not come back at the next start.
-    unsaved: AtomicBool,
-    /// Why writes are refused: an unreadable file that could not be moved aside.
-    blocked: Option<String>,
 }
 
 impl Devices {
@@ -114,29 +121,18 @@ impl Devices {
     /// aside (logged), so nobody is let in by a file we cannot read. If it cannot even be
     /// moved aside, nobody is paired and pairing is refused until it can (the file is
     /// never overwritten).
-    pub fn open(dir: &Path) -> Devices {
-        let (list, blocked) =
-            match versioned::read::<DeviceFile>(dir, FILE, "devices file", VERSION..=VERSION).and_then(
-                |file| match file {
-                    Some(f) => check(f.devices).map_err(Into::into),
-                    None => Ok(Vec::new()),
-                },
-            ) {
-                Ok(list) => (list, None),
-                Err(e) => {
-                    let why = format!("{e}: every phone must pair again");
-                    (Vec::new(), versioned::set_aside(dir, FILE, "devices file", &why).err())
-                }
-            };
+    pub fn open(dir: &Path, health: Arc<Health>) -> Devices {
+        let load = |dir: &Path| match versioned::read::<DeviceFile>(dir, &SPEC)? {
+            Some(f) => Ok(check(f.devices)?),
+            None => Ok(Vec::new()),
+        };
+        let (kept, list) = Kept::open(dir, &SPEC, health, load);
         let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
         Devices {
-            dir: dir.to_path_buf(),
             list: Mutex::new(list),
             pending: Mutex::new(HashMap::new()),
-            writer: Mutex::new(()),
+            writer: Mutex::new(kept),
             saved_use: Mutex::new(saved_use),
-            unsaved: AtomicBool::new(false),
-            blocked,
         }
     }
 
@@ -160,54 +156,52 @@ impl Devices {
     }
 
     /// Spends a pairing code (at most once, even if saving fails) and pairs a device:
-    /// the device and the secret its browser keeps.
+    /// the device, the secret for its cookie and the key for its page.
     pub fn finish_pairing(
         &self,
         code: &str,
         now: Instant,
         wall: Timestamp,
-    ) -> Result<(Device, String), PairError> {
+    ) -> Result<(Device, String, String), PairError> {
         let pending =
             lock(&self.pending).remove(&hash(code)).filter(|p| p.until > now).ok_or(PairError::BadLink)?;
-        let _writing = lock(&self.writer);
+        let mut kept = lock(&self.writer);
         let mut next = self.list();
         if next.len() >= MAX_DEVICES {
             return Err(PairError::Full);
         }
-        let secret = random_hex(SECRET_BYTES).map_err(|e| PairError::Disk(e.to_string()))?;
-        let id = loop {
-            // A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
-            let id = random_hex(4).map_err(|e| PairError::Disk(e.to_string()))?;
-            if !next.iter().any(|d| d.id == id) {
-                break id;
-            }
-        };
+        let disk = |e: io::Error| PairError::Disk(e.to_string());
+        let secret = random_hex(SECRET_BYTES).map_err(disk)?;
+        let page = random_hex(SECRET_BYTES).map_err(disk)?;
+        // A short id to name a device on the command line (`intercom devices rm 3f9a12c4`).
+        let id = draw(4, Some, |id| next.iter().any(|d| d.id == id)).map_err(disk)?;
         let device = Device {
             id,
             name: pending.name,
             secret_sha256: hash(&secret),
+            page_sha256: hash(&page),
             paired: floor(wall),
             last_used: Some(floor(wall)),
         };
         next.push(device.clone());
-        self.save(&next).map_err(|e| PairError::Disk(e.to_string()))?;
+        kept.save(&encode(&next)).map_err(disk)?;
         lock(&self.saved_use).insert(device.id.clone(), floor(wall));
         lock(&self.list).push(device.clone());
-        Ok((device, secret))
+        Ok((device, secret, page))
     }
 
-    /// The device whose browser holds `secret`, with its last use noted. `None`: not
-    /// paired, or revoked.
-    pub fn authenticate(&self, secret: &str, wall: Timestamp) -> Option<Device> {
-        if secret.is_empty() || secret.len() > 2 * SECRET_BYTES {
+    /// The device whose cookie holds `secret` and whose page sent `page`, with its last
+    /// use noted. `None`: not paired, revoked, or one of the two is wrong or missing.
+    pub fn authenticate(&self, secret: &str, page: &str, wall: Timestamp) -> Option<Device> {
+        if [secret, page].iter().any(|s| s.is_empty() || s.len() > 2 * SECRET_BYTES) {
             return None;
         }
-        let wanted = hash(secret);
+        let (wanted, page) = (hash(secret), hash(page));
         let device = {
             let mut list = lock_within(&self.list, LIST_WAIT)?;
-            // Compared as hashes: timing may tell how many leading hex digits of a
-            // SHA-256 matched, which says nothing about the secret behind it.
-            let d = list.iter_mut().find(|d| d.secret_sha256 == wanted)?;
+            let same = |a: &str, b: &str| constant_time_eq(a.as_bytes(), b.as_bytes());
+            let d =
+                list.iter_mut().find(|d| same(&d.secret_sha256, &wanted) & same(&d.page_sha256, &page))?;
             d.last_used = Some(floor(wall));
             d.clone()
         };
@@ -224,26 +218,23 @@ impl Devices {
         if !stale {
             return;
         }
-        let Ok(_writing) = self.writer.try_lock() else { return };
+        let Ok(mut kept) = self.writer.try_lock() else { return };
         let snapshot = self.list();
-        match self.save(&snapshot) {
-            Ok(()) => {
-                let mut saved = lock(&self.saved_use);
-                for d in &snapshot {
-                    if let Some(t) = d.last_used {
-                        saved.insert(d.id.clone(), t);
-                    }
+        if kept.save(&encode(&snapshot)).is_ok() {
+            let mut saved = lock(&self.saved_use);
+            for d in &snapshot {
+                if let Some(t) = d.last_used {
+                    saved.insert(d.id.clone(), t);
                 }
             }
-            Err(e) => log::warn!("could not note a device's last use: {e}"),
         }
     }
 
     /// Revokes a device: gone from memory at once (its next request is refused), then
     /// from the disk. `Ok(false)`: no such device. An error means it is revoked until a
-    /// restart only.
+    /// restart only, unless the disk watcher can write it first.
     pub fn remove(&self, id: &str) -> io::Result<bool> {
-        let _writing = lock(&self.writer);
+        let mut kept = lock(&self.writer);
         let next = {
             let mut list = lock(&self.list);
             let before = list.len();
@@ -254,45 +245,33 @@ impl Devices {
             list.clone()
         };
         lock(&self.saved_use).remove(id);
-        match self.save(&next) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                self.unsaved.store(true, Ordering::Release);
-                Err(e)
-            }
-        }
-    }
-
-    fn save(&self, list: &[Device]) -> io::Result<()> {
-        if let Some(why) = &self.blocked {
-            return Err(io::Error::other(why.clone()));
-        }
-        let bytes = versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })?;
-        storage::create_private_dir(&self.dir)?;
-        storage::write_atomically(&self.dir, FILE, &bytes, 0o600)
+        kept.write(
+            &encode(&next),
+            "the device is shut out until a restart, unless the disk works again first",
+        )?;
+        Ok(true)
     }
 }
 
 impl storage::Retry for Devices {
     fn retry_disk(&self, _now: Timestamp) {
-        if !self.unsaved.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(_writing) = self.writer.try_lock() else { return };
-        match self.save(&self.list()) {
-            Ok(()) => {
-                self.unsaved.store(false, Ordering::Release);
-                log::info!("the removal of a device is saved now");
-            }
-            Err(e) => log::debug!("a device's removal is still not saved: {e}"),
+        let Ok(mut kept) = self.writer.try_lock() else { return };
+        if kept.retry(|| encode(&self.list())) {
+            log::info!("the removal of a device is saved now");
         }
     }
+}
+
+fn encode(list: &[Device]) -> Vec<u8> {
+    versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })
 }
 
 /// What serde cannot check: each device's hash and name.
 fn check(devices: Vec<Device>) -> Result<Vec<Device>, String> {
     for d in &devices {
-        let hex_ok = d.secret_sha256.len() == 64 && d.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex_ok = [&d.secret_sha256, &d.page_sha256]
+            .iter()
+            .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !hex_ok || check_name(&d.name).is_err() || d.id.is_empty() {
             return Err(format!("device {:?} is malformed", crate::util::loggable(&d.id)));
         }
@@ -322,6 +301,7 @@ fn hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("intercom-devices-{name}-{}", std::process::id()));
@@ -332,30 +312,34 @@ mod tests {
     #[test]
     fn a_code_pairs_once_and_a_revoked_secret_stops_working() {
         let d = dir("once");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let now = Instant::now();
         let code = devices.start_pairing("  Anna's phone ", now).unwrap();
-        let (dev, secret) = devices.finish_pairing(&code, now, Timestamp::now()).unwrap();
+        let (dev, secret, page) = devices.finish_pairing(&code, now, Timestamp::now()).unwrap();
         assert_eq!(dev.name, "Anna's phone");
         assert_eq!(devices.finish_pairing(&code, now, Timestamp::now()).unwrap_err(), PairError::BadLink);
-        assert_eq!(devices.authenticate(&secret, Timestamp::now()).unwrap().id, dev.id);
-        assert!(devices.authenticate("nope", Timestamp::now()).is_none());
+        assert_eq!(devices.authenticate(&secret, &page, Timestamp::now()).unwrap().id, dev.id);
+        // Either secret alone, or the two swapped, is nobody.
+        for (s, p) in [("nope", page.as_str()), (&secret, ""), (&secret, "nope"), (&page, &secret)] {
+            assert!(devices.authenticate(s, p, Timestamp::now()).is_none(), "{s} {p}");
+        }
         // Survives a restart; the file holds no secret.
         let text = std::fs::read_to_string(d.join(FILE)).unwrap();
         assert!(!text.contains(&secret) && text.contains(&hash(&secret)));
-        let again = Devices::open(&d);
-        assert_eq!(again.authenticate(&secret, Timestamp::now()).unwrap().name, "Anna's phone");
+        assert!(!text.contains(&page) && text.contains(&hash(&page)));
+        let again = Devices::open(&d, Health::new());
+        assert_eq!(again.authenticate(&secret, &page, Timestamp::now()).unwrap().name, "Anna's phone");
         assert!(again.remove(&dev.id).unwrap());
-        assert!(again.authenticate(&secret, Timestamp::now()).is_none());
+        assert!(again.authenticate(&secret, &page, Timestamp::now()).is_none());
         assert!(!again.remove(&dev.id).unwrap());
-        assert!(Devices::open(&d).authenticate(&secret, Timestamp::now()).is_none());
+        assert!(Devices::open(&d, Health::new()).authenticate(&secret, &page, Timestamp::now()).is_none());
         std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
     fn an_old_code_is_refused_and_pending_codes_are_capped() {
         let d = dir("old");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let now = Instant::now();
         let code = devices.start_pairing("x", now).unwrap();
         let later = now + PAIRING_VALID + Duration::from_secs(1);
@@ -375,35 +359,44 @@ mod tests {
     #[test]
     fn last_use_is_written_at_most_every_quarter_hour_and_long_secrets_are_not_hashed() {
         let d = dir("last-use");
-        let devices = Devices::open(&d);
+        let devices = Devices::open(&d, Health::new());
         let t0 = Timestamp::from_second(1_800_000_000).unwrap();
         let code = devices.start_pairing("x", Instant::now()).unwrap();
-        let (_, secret) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
-        let on_disk = || Devices::open(&d).list()[0].last_used;
-        devices.authenticate(&secret, t0 + Duration::from_secs(60)).unwrap();
+        let (_, secret, page) = devices.finish_pairing(&code, Instant::now(), t0).unwrap();
+        let on_disk = || Devices::open(&d, Health::new()).list()[0].last_used;
+        devices.authenticate(&secret, &page, t0 + Duration::from_secs(60)).unwrap();
         assert_eq!(devices.list()[0].last_used, Some(t0 + Duration::from_secs(60)), "memory has every use");
         assert_eq!(on_disk(), Some(t0), "the disk is not written for it");
-        devices.authenticate(&secret, t0 + LAST_USE_SAVE_EVERY).unwrap();
+        devices.authenticate(&secret, &page, t0 + LAST_USE_SAVE_EVERY).unwrap();
         assert_eq!(on_disk(), Some(t0 + LAST_USE_SAVE_EVERY));
         let file = std::fs::read_to_string(d.join(FILE)).unwrap();
         assert!(file.contains(&format!("\"paired\": {}", t0.as_second())), "Unix seconds on disk: {file}");
-        assert!(devices.authenticate(&"x".repeat(65), t0).is_none());
+        assert!(devices.authenticate(&"x".repeat(65), &page, t0).is_none());
+        assert!(devices.authenticate(&secret, &"x".repeat(65), t0).is_none());
         std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
-    fn a_corrupt_file_is_moved_aside_and_nobody_is_paired() {
-        let d = dir("corrupt");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(FILE), b"{\"version\": 1, \"devices\": [{\"id\": 1}]}").unwrap();
-        let devices = Devices::open(&d);
-        assert!(devices.list().is_empty());
-        let aside: Vec<_> = std::fs::read_dir(&d)
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with("devices.json.bad-"))
-            .collect();
-        assert_eq!(aside.len(), 1);
-        std::fs::remove_dir_all(d).unwrap();
+    fn a_corrupt_file_or_one_from_before_page_keys_is_moved_aside_and_nobody_is_paired() {
+        // A device paired before page keys: a well-formed version 1 file.
+        let old = format!(
+            r#"{{"version": 1, "devices": [{{"id": "3f9a12c4", "name": "Anna", "secret_sha256": "{}", "paired": 1800000000}}]}}"#,
+            hash("old-secret")
+        );
+        for (n, text) in [r#"{"version": 2, "devices": [{"id": 1}]}"#, &old].iter().enumerate() {
+            let d = dir(&format!("corrupt-{n}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(FILE), text).unwrap();
+            let devices = Devices::open(&d, Health::new());
+            assert!(devices.list().is_empty());
+            assert!(devices.authenticate("old-secret", "", Timestamp::now()).is_none());
+            let aside: Vec<_> = std::fs::read_dir(&d)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("devices.json.bad-"))
+                .collect();
+            assert_eq!(aside.len(), 1);
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 }

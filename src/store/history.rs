@@ -36,12 +36,12 @@
 //!   parses outside it, so a history request delays a batch by a file read at most.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -131,6 +131,7 @@ struct Disk {
     health: Arc<Health>,
 }
 
+#[derive(Default)]
 struct Writer {
     file: Option<File>,
     size: u64,
@@ -149,14 +150,14 @@ impl History {
     fn with_queue(dir: &Path, sink: Option<Sink>, health: Arc<Health>, lines: usize) -> Arc<History> {
         let disk = Arc::new(Disk {
             dir: dir.to_path_buf(),
-            writer: Mutex::new(Writer::closed()),
+            writer: Mutex::new(Writer::default()),
             writing_since: Mutex::new(None),
             health,
         });
         if let Err(e) = rotation::finish(&disk.dir, EVENTS_FILE, ROTATED_FILE) {
             log::warn!("could not finish an interrupted rotation of the event log: {e}");
         }
-        let opened = disk.lock_writer().ensure_open(&disk.path(EVENTS_FILE));
+        let opened = lock(&disk.writer).ensure_open(&disk.dir.join(EVENTS_FILE));
         match opened.and_then(|()| disk.read_bytes()) {
             Ok(bytes) => {
                 let (_, bad) = parse(&bytes, usize::MAX);
@@ -245,21 +246,17 @@ impl History {
 }
 
 impl storage::Retry for History {
-    fn retry_disk(&self, now: Timestamp) {
-        self.disk.retry_disk(now)
+    /// Reopens the log and ends a torn line: a real write and flush (of an empty batch)
+    /// that tells whether the disk takes data again, without waiting for the next call.
+    /// Only while it fails: a write that hangs must not hold up the other parts' retries.
+    fn retry_disk(&self, _now: Timestamp) {
+        if self.disk.health.has(PART) {
+            let _ = self.disk.write_batch(&[]);
+        }
     }
 }
 
 impl Disk {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        // A panic mid-write leaves at worst a torn line, which reading skips.
-        lock(&self.writer)
-    }
-
     fn fail(&self, e: &io::Error) {
         self.health
             .fail(PART, format!("the history cannot be written ({e}): calls are answered but not recorded"));
@@ -268,7 +265,6 @@ impl Disk {
     /// The writer thread: waits for a line, takes every line queued behind it, writes
     /// them all with one flush and answers each caller. Ends with the history.
     fn run(&self, lines: &Receiver<Line>) {
-        let (mut written, mut flushes) = (0u64, 0u64);
         while let Ok(first) = lines.recv() {
             let batch: Vec<Line> = std::iter::once(first).chain(lines.try_iter()).collect();
             let bytes: Vec<u8> = batch.iter().flat_map(|line| line.bytes.iter().copied()).collect();
@@ -277,8 +273,6 @@ impl Disk {
                 .unwrap_or_else(|_| Err(io::Error::other("the event log writer panicked")))
                 .map_err(|e| (e.kind(), e.to_string()));
             *lock(&self.writing_since) = None;
-            (written, flushes) = (written + batch.len() as u64, flushes + 1);
-            log::trace!("event log: {written} lines in {flushes} flushes");
             for line in batch {
                 // A caller that stopped waiting is gone: nobody to tell.
                 let _ = line.done.send(result.clone());
@@ -287,9 +281,10 @@ impl Disk {
     }
 
     /// One write and one flush for the whole batch, rotating first if it would not fit.
+    /// A panic mid-write leaves at worst a torn line, which reading skips.
     fn write_batch(&self, batch: &[u8]) -> io::Result<()> {
-        let mut w = self.lock_writer();
-        let path = self.path(EVENTS_FILE);
+        let mut w = lock(&self.writer);
+        let path = self.dir.join(EVENTS_FILE);
         let result = (|| {
             w.ensure_open(&path)?;
             if w.size > 0 && w.size + batch.len() as u64 > ROTATE_AT_BYTES {
@@ -313,7 +308,7 @@ impl Disk {
             Ok(()) => self.health.clear(PART),
             Err(e) => {
                 // Unknown how much landed: reopen, and end whatever is there first.
-                *w = Writer { torn: true, ..Writer::closed() };
+                *w = Writer { torn: true, ..Writer::default() };
                 self.fail(e);
             }
         }
@@ -323,10 +318,10 @@ impl Disk {
     /// The old file, then the current one, copied under the lock so a rotation or an
     /// append in between cannot tear what we read.
     fn read_bytes(&self) -> io::Result<Vec<u8>> {
-        let _w = self.lock_writer();
+        let _w = lock(&self.writer);
         let mut bytes = Vec::new();
         for name in [ROTATED_FILE, EVENTS_FILE] {
-            let path = self.path(name);
+            let path = self.dir.join(name);
             match File::open(&path) {
                 Ok(mut f) => {
                     f.read_to_end(&mut bytes).map_err(|e| context(e, "read", &path))?;
@@ -342,42 +337,14 @@ impl Disk {
         }
         Ok(bytes)
     }
-
-    /// Reopens the log and ends a torn line: a real write and flush that tells whether
-    /// the disk takes data again, without waiting for the next call.
-    fn retry_disk(&self, _now: Timestamp) {
-        if !self.health.has(PART) {
-            return;
-        }
-        let mut w = self.lock_writer();
-        let path = self.path(EVENTS_FILE);
-        let result = w.ensure_open(&path).and_then(|()| match (w.torn, w.file.as_mut()) {
-            (true, Some(f)) => {
-                f.write_all(b"\n").and_then(|()| f.sync_data()).map_err(|e| context(e, "write", &path))
-            }
-            _ => Ok(()),
-        });
-        match result {
-            Ok(()) => {
-                w.size += u64::from(w.torn);
-                w.torn = false;
-                self.health.clear(PART);
-            }
-            Err(_) => *w = Writer { torn: true, ..Writer::closed() },
-        }
-    }
 }
 
 impl Writer {
-    fn closed() -> Writer {
-        Writer { file: None, size: 0, torn: false }
-    }
-
     fn ensure_open(&mut self, path: &Path) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -387,9 +354,12 @@ impl Writer {
         let size = f.metadata()?.len();
         if size > 0 {
             let mut last = [0u8];
-            f.seek(SeekFrom::End(-1))?;
-            f.read_exact(&mut last)?;
+            f.read_exact_at(&mut last, size - 1)?;
             self.torn |= last[0] != b'\n';
+        } else {
+            // A new file (at the first start, after a rotation): a power cut must not take
+            // its name, and with it records already answered, after their flush.
+            storage::sync_dir(storage::parent(path))?;
         }
         self.size = size;
         self.file = Some(f);
@@ -597,7 +567,7 @@ mod tests {
     fn a_hanging_write_holds_up_no_caller_longer_than_the_bound() {
         let dir = tempdir("hang");
         let log = History::open(&dir, None, Health::new());
-        let hang = log.disk.lock_writer(); // the writer blocks here as on a stuck disk
+        let hang = lock(&log.disk.writer); // the writer blocks here as on a stuck disk
         let started = Instant::now();
         let err = log.append(&rec(1)).unwrap_err();
         assert!(matches!(err, AppendError::Pending), "{err}");
@@ -618,7 +588,7 @@ mod tests {
         let dir = tempdir("full");
         // No room at all: only a writer waiting for work takes a line.
         let log = History::with_queue(&dir, None, Health::new(), 0);
-        let hang = log.disk.lock_writer();
+        let hang = lock(&log.disk.writer);
         // Offered until the writer, once waiting for work, takes it (and hangs on it).
         let first = std::thread::spawn({
             let log = log.clone();

@@ -83,10 +83,6 @@ fn keep_within(old: &[u8], current: &[u8], bound: u64) -> Vec<u8> {
             }
         }
     }
-    let mut out = Vec::with_capacity(size as usize);
-    for ((_, l), _) in all.into_iter().zip(keep).filter(|(_, k)| *k) {
-        out.extend_from_slice(&l);
-        out.push(b'\n');
-    }
-    out
+    let kept = all.into_iter().zip(keep).filter(|(_, k)| *k);
+    kept.flat_map(|((_, line), _)| line.into_iter().chain([b'\n'])).collect()
 }

@@ -3,8 +3,12 @@
 //!
 //! Invariants:
 //! - What gives access (adding, resuming) changes memory only after the file is on disk;
-//!   what takes it away (deleting, pausing) changes memory first and always works: if the
-//!   disk refuses, the disk watcher writes it later and the page says so.
+//!   what takes it away (deleting, pausing) changes memory first and always works
+//!   (`versioned::Kept::revoke`: if the disk refuses, the file is set aside, so a restart
+//!   finds no schedules, and the disk watcher writes memory's state later).
+//! - A start on a disk that takes no writes pauses every schedule (in memory, written once
+//!   the disk works): a pause or a delete that could not even be set aside (a read-only
+//!   disk) must not come undone by a restart.
 //! - A schedule opens the door only on a clock we trust: the clock is confirmed
 //!   synchronized (`boot.rs`), or the schedules were last changed in this boot (the
 //!   resident set them against this clock, which the page shows); and never while the
@@ -15,7 +19,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,17 +29,20 @@ use serde::{Deserialize, Serialize};
 use crate::rules::clock::Clock;
 use crate::rules::schedule::{self, format_clock, parse_clock, Days, NewSchedule, Schedule};
 use crate::store::storage::{self, Health};
-use crate::store::versioned;
+use crate::store::versioned::{self, draw, Kept, Spec};
 use crate::system::boot::Boot;
 use crate::system::tz::Local;
 use crate::util::lock;
 
 pub const SCHEDULES_FILE: &str = "schedules.json";
 const VERSION: u32 = 1;
-/// The part of the service whose disk problems this module reports to [`Health`].
-const PART: &str = "schedules";
-/// Fresh draws before giving up on a unique id; only a broken random source needs more.
-const MAX_DRAWS: usize = 100;
+static SPEC: Spec = Spec {
+    name: SCHEDULES_FILE,
+    part: "schedules",
+    reads: VERSION..=VERSION,
+    none: "no schedule opens the door",
+    removable: false,
+};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,8 +76,7 @@ pub struct Listed {
 #[derive(Debug)]
 pub enum AddError {
     Full,
-    /// The file is unreadable and could not be moved aside: writing would overwrite it.
-    Blocked(String),
+    /// Not saved (the disk, or an unreadable file that could not be moved aside).
     Io(io::Error),
 }
 
@@ -80,7 +86,6 @@ impl fmt::Display for AddError {
             AddError::Full => {
                 write!(f, "there are already {} schedules: delete one first", schedule::MAX_SCHEDULES)
             }
-            AddError::Blocked(why) => write!(f, "the schedule was not saved: {why}"),
             AddError::Io(e) => write!(f, "the schedule was not saved: {e}"),
         }
     }
@@ -89,21 +94,19 @@ impl fmt::Display for AddError {
 struct Inner {
     list: Vec<Schedule>,
     written_boot: Option<String>,
-    stale: bool,
-    blocked: Option<String>,
+    kept: Kept,
 }
 
 pub struct ScheduleStore {
-    dir: PathBuf,
     local: Local,
     boot: Boot,
     clock: Arc<Clock>,
-    health: Arc<Health>,
     inner: Mutex<Inner>,
 }
 
 impl ScheduleStore {
-    /// Loads `dir/schedules.json` (the directory must exist), failing closed to none.
+    /// Loads `dir/schedules.json` (the directory must exist), failing closed to none, and
+    /// writes it again, which tells whether the disk takes writes (see the invariants).
     pub fn open(
         dir: &Path,
         local: Local,
@@ -111,22 +114,14 @@ impl ScheduleStore {
         clock: Arc<Clock>,
         health: Arc<Health>,
     ) -> ScheduleStore {
-        let mut inner = Inner { list: Vec::new(), written_boot: None, stale: false, blocked: None };
-        match load(dir) {
-            Ok((list, boot_id)) => {
-                inner.list = list;
-                inner.written_boot = boot_id;
-            }
-            Err(e) => {
-                if let Err(why) = versioned::set_aside(dir, SCHEDULES_FILE, "schedules file", &e) {
-                    health.fail(PART, format!("{why}: no schedule opens the door"));
-                    inner.blocked = Some(why);
-                }
-            }
+        let (mut kept, (mut list, written_boot)) = Kept::open(dir, &SPEC, health, load);
+        let means = "every schedule is paused until you resume it";
+        if !list.is_empty() && kept.write(&encode(&list, written_boot.as_deref()), means).is_err() {
+            list.iter_mut().for_each(|s| s.paused = true);
         }
-        ScheduleStore { dir: dir.to_path_buf(), local, boot, clock, health, inner: Mutex::new(inner) }
+        let inner = Inner { list, written_boot, kept };
+        ScheduleStore { local, boot, clock, inner: Mutex::new(inner) }
     }
-
     pub fn time_zone(&self) -> &str {
         &self.local.name
     }
@@ -137,7 +132,7 @@ impl ScheduleStore {
         Some(self.local.tz.to_datetime(crate::util::time::floor(now)).to_string())
     }
 
-    /// The schedule that lets a call in now, with its label and end, among those that
+    /// The schedule that lets a call in now, and its end, among those that
     /// `applies` to it (its entrance); `None` if none is open, the clock is not trusted,
     /// or a write hangs past `wait` (then: forward).
     pub fn open_now(
@@ -145,13 +140,13 @@ impl ScheduleStore {
         now: Timestamp,
         wait: Duration,
         applies: impl Fn(&Schedule) -> bool,
-    ) -> Option<(String, Timestamp)> {
+    ) -> Option<(Schedule, Timestamp)> {
         let inner = crate::util::lock_within(&self.inner, wait)?;
         if !self.trusted(&inner, now) {
             return None;
         }
         let (s, until) = schedule::open_at(&inner.list, now, &self.local.tz, applies)?;
-        Some((s.label.clone(), until))
+        Some((s.clone(), until))
     }
 
     /// The local time of day (minutes after midnight) if the clock is trusted by the
@@ -182,14 +177,11 @@ impl ScheduleStore {
 
     pub fn add(&self, new: &NewSchedule) -> Result<Schedule, AddError> {
         let mut inner = lock(&self.inner);
-        if let Some(why) = &inner.blocked {
-            return Err(AddError::Blocked(why.clone()));
-        }
         if inner.list.len() >= schedule::MAX_SCHEDULES {
             return Err(AddError::Full);
         }
         let s = Schedule {
-            id: draw_id(|id| inner.list.iter().any(|s| s.id == id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| inner.list.iter().any(|s| s.id == id)).map_err(AddError::Io)?,
             label: new.label.clone(),
             days: new.days,
             start: new.start,
@@ -199,21 +191,14 @@ impl ScheduleStore {
         };
         let mut next = inner.list.clone();
         next.push(s.clone());
-        self.write(&next).map_err(AddError::Io)?;
-        self.saved(&mut inner, next);
-        log::info!(
-            "schedule {} ({}) added: {} {}-{}",
-            s.id,
-            crate::util::loggable(&s.label),
-            s.days,
-            format_clock(s.start),
-            format_clock(s.end)
-        );
+        self.write(&mut inner, next).map_err(AddError::Io)?;
+        let (from, to) = (format_clock(s.start), format_clock(s.end));
+        log::info!("schedule {} ({}) added: {} {from}-{to}", s.id, crate::util::loggable(&s.label), s.days);
         Ok(s)
     }
 
-    /// Resumes (`paused: false`, written first) or pauses (memory first) one schedule;
-    /// `Ok(None)` if there is no such schedule.
+    /// Resumes (`paused: false`, written first) or pauses (memory first, always works)
+    /// one schedule; `Ok(None)` if there is no such schedule.
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<Option<Schedule>, AddError> {
         let mut inner = lock(&self.inner);
         let Some(i) = inner.list.iter().position(|s| s.id == id) else {
@@ -225,11 +210,7 @@ impl ScheduleStore {
         if paused {
             self.take_away(&mut inner, next);
         } else {
-            if let Some(why) = &inner.blocked {
-                return Err(AddError::Blocked(why.clone()));
-            }
-            self.write(&next).map_err(AddError::Io)?;
-            self.saved(&mut inner, next);
+            self.write(&mut inner, next).map_err(AddError::Io)?;
         }
         log::info!("schedule {id} {}", if paused { "paused" } else { "resumed" });
         Ok(Some(changed))
@@ -247,33 +228,20 @@ impl ScheduleStore {
         true
     }
 
-    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>) {
-        if inner.blocked.is_some() {
-            inner.list = next; // nothing on disk opens anything: the bad file reads as none
-            return;
-        }
-        match self.write(&next) {
-            Ok(()) => self.saved(inner, next),
-            Err(e) => {
-                inner.list = next;
-                inner.stale = true;
-                self.health.fail(
-                    PART,
-                    format!("the schedules cannot be saved ({e}): the change holds, and is written when the disk works again"),
-                );
-            }
-        }
-    }
-
-    fn saved(&self, inner: &mut Inner, next: Vec<Schedule>) {
+    /// Writes `next`, then makes it memory's.
+    fn write(&self, inner: &mut Inner, next: Vec<Schedule>) -> io::Result<()> {
+        inner.kept.write(&encode(&next, self.boot.id.as_deref()), "the change was not made")?;
         inner.list = next;
         inner.written_boot = self.boot.id.clone();
-        inner.stale = false;
-        self.health.clear(PART);
+        Ok(())
     }
 
-    fn write(&self, list: &[Schedule]) -> io::Result<()> {
-        storage::write_atomically(&self.dir, SCHEDULES_FILE, &encode(list, self.boot.id.as_deref()), 0o600)
+    /// Makes `next` memory's, then the disk's (see `Kept::revoke`).
+    fn take_away(&self, inner: &mut Inner, next: Vec<Schedule>) {
+        if inner.kept.revoke(&encode(&next, self.boot.id.as_deref())).is_ok() {
+            inner.written_boot = self.boot.id.clone();
+        }
+        inner.list = next;
     }
 
     /// Whether a schedule may open the door at `now`: see the module's invariants.
@@ -286,22 +254,15 @@ impl ScheduleStore {
 
 impl storage::Retry for ScheduleStore {
     fn retry_disk(&self, _now: Timestamp) {
-        let mut inner = lock(&self.inner);
-        if inner.blocked.is_some() || !inner.stale {
-            return;
+        let inner = &mut *lock(&self.inner);
+        if inner.kept.retry(|| encode(&inner.list, self.boot.id.as_deref())) {
+            inner.written_boot = self.boot.id.clone();
         }
-        let list = inner.list.clone();
-        if let Err(e) = self.write(&list) {
-            return log::debug!("schedules still not saved: {e}");
-        }
-        inner.stale = false;
-        inner.written_boot = self.boot.id.clone();
-        self.health.clear(PART);
     }
 }
 
 fn encode(list: &[Schedule], boot_id: Option<&str>) -> Vec<u8> {
-    let file = FileV1 {
+    versioned::encode(&FileV1 {
         version: VERSION,
         boot_id: boot_id.map(str::to_string),
         schedules: list
@@ -316,15 +277,12 @@ fn encode(list: &[Schedule], boot_id: Option<&str>) -> Vec<u8> {
                 entrance: s.entrance.clone(),
             })
             .collect(),
-    };
-    // Serializing plain strings cannot fail; an empty file would read as corrupt (none).
-    versioned::encode(&file).unwrap_or_default()
+    })
 }
 
 /// Any doubt is an error (the caller fails closed to no schedules).
 fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
-    let read = versioned::read::<FileV1>(dir, SCHEDULES_FILE, "schedules file", VERSION..=VERSION)?;
-    let Some(file) = read else {
+    let Some(file) = versioned::read::<FileV1>(dir, &SPEC)? else {
         return Ok((Vec::new(), None));
     };
     if file.schedules.len() > schedule::MAX_SCHEDULES {
@@ -346,16 +304,6 @@ fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok((list, file.boot_id))
-}
-
-fn draw_id(taken: impl Fn(&str) -> bool) -> io::Result<String> {
-    for _ in 0..MAX_DRAWS {
-        let id = crate::util::random_hex(4)?;
-        if !taken(&id) {
-            return Ok(id);
-        }
-    }
-    Err(io::Error::other("could not draw a fresh id"))
 }
 
 /// What `simulate` needs, read-only from the file with the server's clock rule: the
@@ -394,10 +342,11 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use std::fs;
+    use std::path::PathBuf;
 
     impl ScheduleStore {
         fn open_now_any(&self, now: Timestamp, wait: Duration) -> Option<(String, Timestamp)> {
-            self.open_now(now, wait, |_| true)
+            self.open_now(now, wait, |_| true).map(|(s, until)| (s.label, until))
         }
     }
 
@@ -414,8 +363,12 @@ mod tests {
 
     /// A store with a clock of its own, synchronized while `synced` says so.
     fn store(dir: &Path, b: Boot, synced: Arc<AtomicBool>) -> ScheduleStore {
+        store_with(dir, b, synced, Health::new())
+    }
+
+    fn store_with(dir: &Path, b: Boot, synced: Arc<AtomicBool>, health: Arc<Health>) -> ScheduleStore {
         let clock = Arc::new(Clock::new(Box::new(move || synced.load(Ordering::SeqCst))));
-        ScheduleStore::open(dir, Local::utc(), b, clock, Health::new())
+        ScheduleStore::open(dir, Local::utc(), b, clock, health)
     }
 
     fn at(s: &str) -> Timestamp {
@@ -461,7 +414,8 @@ mod tests {
         let dir = tempdir("persist");
         let synced = Arc::new(AtomicBool::new(true));
         let noon = at("2026-12-01T12:00:00Z");
-        let s = store(&dir, boot("a"), synced.clone());
+        let health = Health::new();
+        let s = store_with(&dir, boot("a"), synced.clone(), health.clone());
         let made = s.add(&new("mon-fri", "08:00", "18:00")).unwrap();
         assert!(s.set_paused(&made.id, true).unwrap().unwrap().paused);
         assert!(s.open_now_any(noon, WAIT).is_none());
@@ -479,11 +433,72 @@ mod tests {
         assert!(s.open_now_any(noon, WAIT).is_none(), "paused in memory although not on disk");
         assert!(s.set_paused(&made.id, false).is_err(), "resuming needs the disk");
         assert!(s.remove(&made.id));
-        assert!(s.health.problem().unwrap().contains("cannot be saved"));
+        assert!(health.problem().unwrap().contains("cannot be saved"));
         fs::remove_dir_all(&obstruction).unwrap();
         storage::Retry::retry_disk(&s, noon);
-        assert!(s.health.problem().is_none());
+        assert!(health.problem().is_none());
         assert!(store(&dir, boot("a"), synced).list(noon).0.is_empty(), "the delete reached the disk");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Files in `dir` whose names start with `prefix`.
+    fn named(dir: &Path, prefix: &str) -> usize {
+        let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+        names.filter(|n| n.starts_with(prefix)).count()
+    }
+
+    #[test]
+    fn a_pause_or_a_delete_the_disk_refuses_is_not_undone_by_a_restart() {
+        let dir = tempdir("revoke");
+        let synced = Arc::new(AtomicBool::new(true));
+        let noon = at("2026-12-01T12:00:00Z");
+        let health = Health::new();
+        let s = store_with(&dir, boot("a"), synced.clone(), health.clone());
+        let paused = s.add(&new("daily", "08:00", "18:00")).unwrap();
+        let deleted = s.add(&new("daily", "08:00", "18:00")).unwrap();
+        let obstruction = dir.join(format!(".{SCHEDULES_FILE}.tmp"));
+        fs::create_dir_all(obstruction.join("x")).unwrap();
+        assert!(s.set_paused(&paused.id, true).unwrap().is_some());
+        assert!(s.remove(&deleted.id));
+        assert!(s.open_now_any(noon, WAIT).is_none(), "at once");
+        assert!(health.problem().unwrap().contains("a restart finds none"), "{:?}", health.problem());
+
+        // Killed now, the next start finds no schedules; the file is kept, not deleted.
+        let restarted = store(&dir, boot("a"), synced.clone());
+        assert!(restarted.list(noon).0.is_empty() && restarted.open_now_any(noon, WAIT).is_none());
+        assert_eq!(named(&dir, "schedules.json.unsaved-"), 1);
+
+        // Once the disk takes writes, memory's state replaces the renamed file.
+        fs::remove_dir_all(&obstruction).unwrap();
+        storage::Retry::retry_disk(&s, noon);
+        assert!(health.problem().is_none());
+        let listed = store(&dir, boot("a"), synced).list(noon).0;
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].schedule.id == paused.id && listed[0].schedule.paused);
+        assert_eq!(named(&dir, "schedules.json.unsaved-"), 0, "it held nothing that is not saved now");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_start_on_a_disk_that_takes_no_writes_pauses_every_schedule() {
+        let dir = tempdir("start-nowrite");
+        let synced = Arc::new(AtomicBool::new(true));
+        let noon = at("2026-12-01T12:00:00Z");
+        let s = store(&dir, boot("a"), synced.clone());
+        s.add(&new("daily", "08:00", "18:00")).unwrap();
+        s.add(&new("sat", "10:00", "12:00")).unwrap();
+        // A read-only disk: the pause before the restart may not have reached it.
+        let obstruction = dir.join(format!(".{SCHEDULES_FILE}.tmp"));
+        fs::create_dir_all(obstruction.join("x")).unwrap();
+        let health = Health::new();
+        let s = store_with(&dir, boot("a"), synced.clone(), health.clone());
+        assert!(s.list(noon).0.iter().all(|l| l.schedule.paused) && s.open_now_any(noon, WAIT).is_none());
+        assert!(health.problem().unwrap().contains("every schedule is paused"), "{:?}", health.problem());
+        fs::remove_dir_all(&obstruction).unwrap();
+        storage::Retry::retry_disk(&s, noon);
+        assert!(health.problem().is_none());
+        let again = store(&dir, boot("a"), synced).list(noon).0;
+        assert!(again.len() == 2 && again.iter().all(|l| l.schedule.paused), "paused on disk too");
         fs::remove_dir_all(&dir).unwrap();
     }
 

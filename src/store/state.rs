@@ -6,7 +6,8 @@
 //!   state, and an open that cannot be saved changes nothing and says why.
 //! - Closing always works: memory first, then the disk, and if the closed state cannot be
 //!   written (full disk), `state.json` is removed, which needs no space and also means
-//!   closed. If even that fails (read-only disk), the disk watcher retries.
+//!   closed (`versioned::Kept::revoke`). If even that fails (read-only disk), the disk
+//!   watcher retries.
 //! - Anything wrong with the file or the disk means "closed" (fail closed). A file we
 //!   cannot read is moved aside under a new name and never deleted or overwritten. A disk
 //!   we cannot write at start closes the window; the server still starts.
@@ -19,28 +20,99 @@
 //!   history is in the order the changes happened. A window that ended is reported as
 //!   expired exactly once: by `expire_ended`, or by whichever change replaces it first; a
 //!   window closed or replaced in time is never "expired".
+//!
+//! On disk: `state_dir/state.json`, a versioned format of its own, kept apart from the
+//! in-memory state so either can change without the other. Version 2 adds `boot_id`, the
+//! kernel's boot id when the window was last written (see `boot.rs`). Version 1 files (no
+//! boot id) are still read; their window counts as from an unknown boot. Version 3 adds
+//! `once`: the window is for the next visitor only (see `Store::use_once`); older files
+//! never are. An older intercom refuses a newer version and reads it as closed (fail
+//! closed), moving the file aside.
 
 use std::error::Error;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::model::record::WindowChange;
 use crate::rules::clock::Clock;
 pub use crate::rules::window::Status;
 use crate::rules::window::{changes, status_at};
-use crate::store::state_file::{self, STATE_FILE};
 use crate::store::storage::{self, Health};
-use crate::store::versioned;
+use crate::store::versioned::{self, Kept, Spec};
 use crate::system::boot::Boot;
 use crate::util::lock;
-use crate::util::time::{ceil_secs, floor};
+use crate::util::time::{ceil, ceil_secs, floor};
 
-/// The part of the service whose disk problems this module reports to [`Health`].
-const PART: &str = "state";
+pub const STATE_FILE: &str = "state.json";
+const VERSION: u32 = 3;
+pub static SPEC: Spec = Spec {
+    name: STATE_FILE,
+    part: "state",
+    reads: 1..=VERSION,
+    none: "the window stays closed and calls ring your phone",
+    removable: true,
+};
+
+/// What the file says. A missing file says: closed, never changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Whole seconds, rounded up; the window is open while now is before it.
+    pub open_until: Option<Timestamp>,
+    /// The last write, rounded up.
+    pub updated_at: Option<Timestamp>,
+    pub boot_id: Option<String>,
+    /// The window ends at the first unlock.
+    pub once: bool,
+}
+
+/// `state.json`, versions 1 to 3 (version 1 never has `boot_id`, only 3 has `once`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    version: u32,
+    /// RFC 3339 UTC, or null when closed.
+    open_until: Option<Timestamp>,
+    updated_at: Timestamp,
+    updated_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+    #[serde(default)]
+    once: Option<bool>,
+}
+
+/// The file's bytes for a window ending at `until` (whole seconds), written at `now` by
+/// `by` in boot `boot`.
+fn encode(until: Option<Timestamp>, once: bool, now: Timestamp, by: &str, boot: Option<&str>) -> Vec<u8> {
+    versioned::encode(&StateFile {
+        once: Some(once),
+        version: VERSION,
+        open_until: until,
+        updated_at: floor(now),
+        updated_by: by.to_string(),
+        boot_id: boot.map(str::to_string),
+    })
+}
+
+/// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
+pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
+    let Some(file) = versioned::read::<StateFile>(dir, &SPEC)? else {
+        return Ok(Stored::default());
+    };
+    if file.version < 3 && file.once.is_some() {
+        return Err(format!("corrupt state file: `once` in a version {} file", file.version).into());
+    }
+    Ok(Stored {
+        open_until: file.open_until.map(ceil),
+        updated_at: Some(ceil(file.updated_at)),
+        boot_id: file.boot_id,
+        once: file.once.unwrap_or(false),
+    })
+}
 
 /// Called under the state lock with each change and the time it happened: it must only
 /// do bounded local work (append to a file, queue a notification), never network I/O.
@@ -58,25 +130,16 @@ pub enum OnceUse {
 }
 
 struct Inner {
-    /// Whole seconds; the window is open while now is before it.
-    open_until: Option<Timestamp>,
-    /// The window is for the next visitor only.
-    once: bool,
-    /// The boot the loaded window was written in, until `check_at_start` judged it.
-    stored_boot: Option<String>,
+    /// The window as memory has it; its `boot_id` is the boot the loaded window was written
+    /// in (until `check_at_start` judged it), its `updated_at` is not kept up to date.
+    window: Stored,
     /// The clock's steps back that this store has acted on.
     back_steps: u64,
-    /// The disk may not say what memory says, or a write failed (a close that could not be
-    /// written, a start on a broken disk, a refused open): the disk watcher writes
-    /// memory's state until it works.
-    stale: bool,
-    /// Set when a bad file could not be moved aside: writing would overwrite it.
-    blocked: Option<String>,
+    kept: Kept,
     clock_warned: bool,
 }
 
 pub struct Store {
-    dir: PathBuf,
     max_window: Duration,
     boot: Boot,
     health: Arc<Health>,
@@ -95,46 +158,14 @@ impl Store {
         health: Arc<Health>,
         clock: Arc<Clock>,
     ) -> Store {
-        let mut inner = Inner {
-            open_until: None,
-            once: false,
-            stored_boot: None,
-            back_steps: 0,
-            stale: false,
-            blocked: None,
-            clock_warned: false,
+        let load = |dir: &Path| {
+            storage::create_private_dir(dir)?;
+            load(dir)
         };
-        match storage::create_private_dir(dir)
-            .map_err(Box::<dyn Error>::from)
-            .and_then(|()| state_file::load(dir))
-        {
-            Ok(stored) => {
-                inner.open_until = stored.open_until;
-                inner.once = stored.once;
-                inner.stored_boot = stored.boot_id;
-                stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
-            }
-            Err(e) if !dir.is_dir() => {
-                health.fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
-                inner.stale = true;
-            }
-            Err(e) => {
-                let read_error = format!("{e}; the window is closed");
-                if let Err(why) = versioned::set_aside(dir, STATE_FILE, "state file", &read_error) {
-                    health.fail(PART, format!("{why}: the window stays closed and cannot be opened"));
-                    inner.blocked = Some(why);
-                }
-            }
-        }
-        Store {
-            dir: dir.to_path_buf(),
-            max_window,
-            boot,
-            health,
-            clock,
-            inner: Mutex::new(inner),
-            observer: OnceLock::new(),
-        }
+        let (kept, stored) = Kept::open(dir, &SPEC, health.clone(), load);
+        stored.updated_at.into_iter().for_each(|t| clock.saw_earlier(t));
+        let inner = Inner { window: stored, back_steps: 0, kept, clock_warned: false };
+        Store { max_window, boot, health, clock, inner: Mutex::new(inner), observer: OnceLock::new() }
     }
 
     /// Sets who hears about window changes; only the first call counts.
@@ -149,8 +180,8 @@ impl Store {
     /// with this boot's id, which also finds out whether the disk can be written.
     pub fn check_at_start(&self, now: Timestamp) {
         let mut inner = lock(&self.inner);
-        if inner.open_until.is_some_and(|until| until > now)
-            && !self.boot.trusts(inner.stored_boot.as_deref())
+        if inner.window.open_until.is_some_and(|until| until > now)
+            && !self.boot.trusts(inner.window.boot_id.as_deref())
         {
             log::warn!(
                 "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
@@ -158,18 +189,14 @@ impl Store {
             );
             return self.close_locked(&mut inner, now, "reboot");
         }
-        if self.close_if_clock_went_back(&mut inner, now) || inner.blocked.is_some() || inner.stale {
+        if self.close_if_clock_went_back(&mut inner, now) {
             return;
         }
-        if let Err(e) = self.write(inner.open_until, inner.once, now, "start") {
-            if inner.open_until.is_some() {
-                // A window we could not close on disk later must not stay open.
-                log::warn!("closing the window: the state disk cannot be written");
-                self.close_locked(&mut inner, now, "disk");
-            } else {
-                self.health.fail(PART, cannot_save(&e));
-            }
-            inner.stale = true;
+        let bytes = self.bytes(inner.window.open_until, inner.window.once, now, "start");
+        if inner.kept.write(&bytes, SPEC.none).is_err() && inner.window.open_until.is_some() {
+            // A window we could not close on disk later must not stay open.
+            log::warn!("closing the window: the state disk cannot be written");
+            self.close_locked(&mut inner, now, "disk");
         }
     }
 
@@ -181,7 +208,7 @@ impl Store {
         if self.close_if_clock_went_back(&mut inner, now) {
             return true;
         }
-        let ended = inner.open_until.is_some_and(|until| until <= now);
+        let ended = inner.window.open_until.is_some_and(|until| until <= now);
         if ended {
             self.close_locked(&mut inner, now, "expiry");
         }
@@ -191,7 +218,7 @@ impl Store {
     /// The stored end of the window, even if it already passed or looks like a clock
     /// jump (for the expiry watcher, which must see a window that `status` calls closed).
     pub fn stored_until(&self) -> Option<Timestamp> {
-        lock(&self.inner).open_until
+        lock(&self.inner).window.open_until
     }
 
     pub fn status(&self, now: Timestamp) -> Status {
@@ -212,7 +239,7 @@ impl Store {
     }
 
     fn status_locked(&self, inner: &mut Inner, now: Timestamp) -> Status {
-        let checked = status_at(inner.open_until, inner.once, now, self.max_window);
+        let checked = status_at(inner.window.open_until, inner.window.once, now, self.max_window);
         if checked.clock_jumped && !inner.clock_warned {
             log::warn!("the stored window ends more than max_window from now: the clock moved; treating the window as closed");
         }
@@ -237,19 +264,12 @@ impl Store {
         let until = floor(now) + Duration::from_secs(ceil_secs(duration));
         let mut inner = lock(&self.inner);
         inner.back_steps = self.clock.judge(now).back_steps; // the new window replaces the old
-        if let Some(why) = &inner.blocked {
-            return Err(io::Error::other(format!("the window was not opened: {why}")));
-        }
-        if let Err(e) = self.write(Some(until), once, now, source) {
-            self.health
-                .fail(PART, format!("the window state cannot be saved ({e}): the window stays as it was"));
-            inner.stale = true; // the disk watcher's rewrite tells when the disk works again
+        let bytes = self.bytes(Some(until), once, now, source);
+        if let Err(e) = inner.kept.write(&bytes, "the window stays as it was") {
             return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
         }
-        self.health.clear(PART);
-        inner.stale = false;
-        let previous = inner.open_until.replace(until);
-        inner.once = once;
+        let previous = inner.window.open_until.replace(until);
+        inner.window.once = once;
         self.report(previous, Some(until), once, now, source);
         log::info!(
             "window opened{} for {} until {} by {source}",
@@ -277,21 +297,15 @@ impl Store {
         let Some(mut inner) = crate::util::lock_within(&self.inner, wait) else {
             return OnceUse::Unavailable("the window state is locked by a write that hangs".into());
         };
-        if !self.status_of(&mut inner, now).is_open() || !inner.once {
+        if !self.status_of(&mut inner, now).is_open() || !inner.window.once {
             return OnceUse::Gone;
         }
-        if let Err(e) = self.write(None, false, now, "the next visitor") {
-            self.health.fail(
-                PART,
-                format!("the end of the one-shot window cannot be saved ({e}): its calls ring your phone"),
-            );
-            inner.stale = true;
+        let bytes = self.bytes(None, false, now, "the next visitor");
+        if let Err(e) = inner.kept.write(&bytes, "the one-shot window stays, and its calls ring your phone") {
             return OnceUse::Unavailable(e.to_string());
         }
-        self.health.clear(PART);
-        inner.stale = false;
-        inner.open_until = None;
-        inner.once = false;
+        inner.window.open_until = None;
+        inner.window.once = false;
         if let Some(observer) = self.observer.get() {
             observer(&WindowChange::OnceUsed { call_sid: call_sid.map(str::to_string) }, now);
         }
@@ -301,36 +315,15 @@ impl Store {
 
     /// Memory first, then the disk by whatever path works, then the observer.
     fn close_locked(&self, inner: &mut Inner, now: Timestamp, source: &str) {
-        let previous = inner.open_until.take();
-        inner.once = false;
-        // A bad file that could not be moved aside already reads as closed.
-        if inner.blocked.is_none() {
-            self.persist_closed(inner, now, source);
-        }
+        let previous = inner.window.open_until.take();
+        inner.window.once = false;
+        // A failure is on the page, and the window is closed in memory: closed all the same.
+        let _ = inner.kept.revoke(&self.bytes(None, false, now, source));
         self.report(previous, None, false, now, source);
     }
 
-    fn persist_closed(&self, inner: &mut Inner, now: Timestamp, source: &str) {
-        let Err(e) = self.write(None, false, now, source) else {
-            inner.stale = false;
-            return self.health.clear(PART);
-        };
-        inner.stale = true;
-        match storage::remove(&self.dir.join(STATE_FILE)) {
-            Ok(()) => self.health.fail(
-                PART,
-                format!("the window state cannot be saved ({e}); {STATE_FILE} was removed instead, which also means closed"),
-            ),
-            Err(removing) => self.health.fail(
-                PART,
-                format!("the window state cannot be saved ({e}) nor removed ({removing}): the window is closed, though the disk still says open until it can be written"),
-            ),
-        }
-    }
-
-    fn write(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> io::Result<()> {
-        let bytes = state_file::encode(until, once, now, source, self.boot.id.as_deref());
-        storage::write_atomically(&self.dir, STATE_FILE, &bytes, 0o600)
+    fn bytes(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> Vec<u8> {
+        encode(until, once, now, source, self.boot.id.as_deref())
     }
 
     fn report(&self, was: Option<Timestamp>, new: Option<Timestamp>, once: bool, now: Timestamp, by: &str) {
@@ -345,7 +338,7 @@ impl Store {
     /// policy (another store's reading may have seen the step first); whether it did.
     fn close_if_clock_went_back(&self, inner: &mut Inner, now: Timestamp) -> bool {
         let seen = std::mem::replace(&mut inner.back_steps, self.clock.judge(now).back_steps);
-        let close = inner.back_steps > seen && inner.open_until.is_some();
+        let close = inner.back_steps > seen && inner.window.open_until.is_some();
         if close {
             log::warn!("the clock went back: the open window is closed");
             self.close_locked(inner, now, "clock");
@@ -357,43 +350,14 @@ impl Store {
 impl storage::Retry for Store {
     /// Writes memory's state (normally closed) once the disk takes it again.
     fn retry_disk(&self, now: Timestamp) {
-        let mut inner = lock(&self.inner);
-        if inner.stale || inner.blocked.is_some() {
-            if let Err(e) = storage::create_private_dir(&self.dir) {
-                return self
-                    .health
-                    .fail(PART, format!("{e}: the window stays closed and calls ring your phone"));
-            }
-        }
-        if let Some(why) = inner.blocked.clone() {
-            match storage::move_aside(&self.dir.join(STATE_FILE)) {
-                Ok(to) => {
-                    log::info!("the unreadable state file was kept as {}", to.display());
-                    inner.blocked = None;
-                    inner.stale = true;
-                }
-                Err(_) => return log::debug!("still {why}"),
-            }
-        }
-        if inner.stale {
-            match self.write(inner.open_until, inner.once, now, "the disk watcher") {
-                Ok(()) => {
-                    inner.stale = false;
-                    self.health.clear(PART);
-                }
-                Err(e) => self.health.fail(PART, cannot_save(&e)),
-            }
-        }
+        let inner = &mut *lock(&self.inner);
+        inner.kept.retry(|| self.bytes(inner.window.open_until, inner.window.once, now, "the disk watcher"));
     }
-}
-
-fn cannot_save(e: &io::Error) -> String {
-    format!("the window state cannot be saved ({e}): the window stays closed and calls ring your phone")
 }
 
 /// The window as the state file says, read-only (for `simulate`); errors mean closed.
 pub fn peek(dir: &Path, max_window: Duration, now: Timestamp) -> Result<Status, Box<dyn Error>> {
-    let stored = state_file::load(dir)?;
+    let stored = load(dir)?;
     Ok(status_at(stored.open_until, stored.once, now, max_window).status)
 }
 
@@ -401,6 +365,7 @@ pub fn peek(dir: &Path, max_window: Duration, now: Timestamp) -> Result<Status, 
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::PathBuf;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -748,6 +713,39 @@ mod tests {
         assert!(store.status(at(1001)).storage_problem.is_some());
         fs::remove_dir_all(&obstruction).unwrap();
         assert_eq!(store.use_once(at(1002), Duration::from_secs(1), None), OnceUse::Used, "the disk is back");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn round_trips_and_reads_version_1() {
+        let dir = std::env::temp_dir().join(format!("intercom-statefile-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let at = |secs| Timestamp::from_second(secs).unwrap();
+        let now = at(1_000);
+        fs::write(dir.join(STATE_FILE), encode(Some(at(4_600)), false, now, "t", Some("boot-a"))).unwrap();
+        let want = Stored {
+            open_until: Some(at(4_600)),
+            updated_at: Some(at(1_000)),
+            boot_id: Some("boot-a".into()),
+            once: false,
+        };
+        assert_eq!(load(&dir).unwrap(), want);
+        fs::write(dir.join(STATE_FILE), encode(Some(at(4_600)), true, now, "t", None)).unwrap();
+        assert!(load(&dir).unwrap().once);
+        let v2 = r#"{"version": 2, "open_until": "1970-01-01T01:16:40Z", "updated_at": "1970-01-01T00:16:40Z", "updated_by": "x", "boot_id": "b"}"#;
+        fs::write(dir.join(STATE_FILE), v2).unwrap();
+        let want = Stored { once: false, boot_id: Some("b".into()), ..want };
+        assert_eq!(load(&dir).unwrap(), want, "version 2 is still read: never once");
+        let v2_once = v2.replace("\"boot_id\"", "\"once\": true, \"boot_id\"");
+        fs::write(dir.join(STATE_FILE), v2_once).unwrap();
+        assert!(load(&dir).is_err(), "a version 2 file knows no `once`");
+        let v1 =
+            r#"{"version": 1, "open_until": null, "updated_at": "1970-01-01T00:16:40Z", "updated_by": "x"}"#;
+        fs::write(dir.join(STATE_FILE), v1).unwrap();
+        assert_eq!(load(&dir).unwrap(), Stored { updated_at: Some(at(1_000)), ..Stored::default() });
+        fs::write(dir.join(STATE_FILE), r#"{"version": 4}"#).unwrap();
+        assert!(load(&dir).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

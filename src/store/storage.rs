@@ -1,7 +1,7 @@
-//! The disk as `state` and `history` use it: atomic file writes, moving bad files aside,
-//! the cause of a failed operation in words a resident understands, and [`Health`], the
-//! one place both report what is wrong with the state disk (shown in `/api/status`, on
-//! the page and, once per problem, in the log).
+//! The disk as every store uses it: atomic file writes, moving bad files aside, the cause
+//! of a failed operation in words a resident understands, and [`Health`], the one place
+//! they all report what is wrong with the state disk (shown in `/api/status`, on the page
+//! and, once per problem, in the log).
 //!
 //! Why a broken disk never stops the intercom: a Pi's SD card fills up, turns read-only
 //! or loses its directory, and the door must then fail closed (forward every call), not
@@ -12,7 +12,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -45,11 +44,9 @@ pub fn watch(parts: Vec<Arc<dyn Retry>>) -> io::Result<()> {
     Ok(())
 }
 
-/// What is wrong with the state disk right now, per part ("state", "history", "token").
+/// What is wrong with the state disk right now, per part ("state", "history", ...).
 #[derive(Default)]
 pub struct Health {
-    /// Fast path for the hot path: clearing a part that is fine takes no lock.
-    any: AtomicBool,
     problems: Mutex<Vec<(&'static str, String)>>,
 }
 
@@ -75,32 +72,24 @@ impl Health {
                 problems.push((part, problem));
             }
         }
-        self.any.store(true, Ordering::Release);
     }
 
     /// Records that `part` works again; logs the recovery if it had a problem.
     pub fn clear(&self, part: &'static str) {
-        if !self.any.load(Ordering::Acquire) {
-            return;
-        }
         let mut problems = lock(&self.problems);
         let before = problems.len();
         problems.retain(|(p, _)| *p != part);
         if problems.len() < before {
             log::info!("the state disk works again for the {part}");
         }
-        self.any.store(!problems.is_empty(), Ordering::Release);
     }
 
     pub fn has(&self, part: &'static str) -> bool {
-        self.any.load(Ordering::Acquire) && lock(&self.problems).iter().any(|(p, _)| *p == part)
+        lock(&self.problems).iter().any(|(p, _)| *p == part)
     }
 
     /// Every current problem in one sentence each, or `None` when the disk is fine.
     pub fn problem(&self) -> Option<String> {
-        if !self.any.load(Ordering::Acquire) {
-            return None;
-        }
         let problems = lock(&self.problems);
         let all: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
         (!all.is_empty()).then(|| all.join("; "))
@@ -137,8 +126,8 @@ pub fn context(e: io::Error, op: &str, path: &Path) -> io::Error {
 /// On failure the temp file is removed (on a full disk it holds space) and the target is
 /// untouched; the error names the step and the path.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let written = (|| {
+    let (tmp, target) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    let replaced = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -147,28 +136,28 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
             .open(&tmp)
             .map_err(|e| context(e, "create", &tmp))?;
         f.write_all(bytes).map_err(|e| context(e, "write", &tmp))?;
-        f.sync_all().map_err(|e| context(e, "flush", &tmp))
+        f.sync_all().map_err(|e| context(e, "flush", &tmp))?;
+        fs::rename(&tmp, &target).map_err(|e| context(e, "replace", &target))
     })();
-    if let Err(e) = written {
+    if replaced.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
     }
-    let target = dir.join(name);
-    if let Err(e) = fs::rename(&tmp, &target) {
-        let _ = fs::remove_file(&tmp);
-        return Err(context(e, "replace", &target));
-    }
-    sync_dir(dir)
+    replaced.and_then(|()| sync_dir(dir))
 }
 
 /// Removes `path` (a missing file is fine) and flushes the directory. Needs no free space,
 /// which is why closing the window falls back to it.
 pub fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
-        Ok(()) => sync_dir(path.parent().unwrap_or(Path::new("."))),
+        Ok(()) => sync_dir(parent(path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(context(e, "remove", path)),
     }
+}
+
+/// The directory `path` is in ("." for a bare name), to flush after changing its entries.
+pub fn parent(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -180,21 +169,24 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(context(io::Error::from_raw_os_error(ENOTDIR), "use the state directory", dir)),
+        // Its name flushed too, or a power cut may take it with every file written in it.
         Err(_) => fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| context(e, "create the state directory", dir)),
+            .map_err(|e| context(e, "create the state directory", dir))
+            .and_then(|()| sync_dir(parent(dir))),
     }
 }
 
-/// Renames `path` (a file, or a directory in a file's place) to `path.bad-<unix
-/// time>[-n]`, never over an existing name. We are the only writer of the state
-/// directory, so checking the name first is enough.
-pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+/// Renames `path` (a file, or a directory in a file's place) to `path.<why>-<unix
+/// time>[-n]` (`why`: `bad`, unreadable; `unsaved`, set aside by a change the disk did not
+/// take), never over an existing name. We are the only writer of the state directory, so
+/// checking the name first is enough.
+pub fn move_aside(path: &Path, why: &str) -> io::Result<PathBuf> {
     let stamp = Timestamp::now().as_second().max(0);
     for n in 0..MAX_ASIDE_NAMES {
-        let suffix = if n == 0 { format!("bad-{stamp}") } else { format!("bad-{stamp}-{n}") };
+        let suffix = if n == 0 { format!("{why}-{stamp}") } else { format!("{why}-{stamp}-{n}") };
         let mut to = path.as_os_str().to_owned();
         to.push(format!(".{suffix}"));
         let to = PathBuf::from(to);
@@ -202,7 +194,7 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
             continue;
         }
         fs::rename(path, &to).map_err(|e| context(e, "move aside", path))?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        sync_dir(parent(path))?;
         return Ok(to);
     }
     Err(io::Error::other(format!("move aside {}: too many files already moved aside", path.display())))
@@ -234,11 +226,18 @@ mod tests {
     }
 
     #[test]
+    fn the_directory_of_a_bare_name_is_the_current_one() {
+        assert_eq!(parent(Path::new("state")), Path::new("."));
+        assert_eq!(parent(Path::new("/var/lib/intercom/state.json")), Path::new("/var/lib/intercom"));
+        assert_eq!(parent(Path::new("/")), Path::new("."));
+    }
+
+    #[test]
     fn a_directory_in_a_files_place_is_moved_aside() {
         let dir = std::env::temp_dir().join(format!("intercom-storage-aside-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("state.json/inner")).unwrap();
-        let to = move_aside(&dir.join("state.json")).unwrap();
+        let to = move_aside(&dir.join("state.json"), "bad").unwrap();
         assert!(to.join("inner").is_dir() && !dir.join("state.json").exists());
         write_atomically(&dir, "state.json", b"{}", 0o600).unwrap();
         fs::remove_dir_all(&dir).unwrap();

@@ -5,8 +5,8 @@
 //! is used as usual. If there is none and none can be written, a token is made in memory
 //! and never logged (secrets never are), so the page and the API are unusable while the
 //! disk is broken, unless `control.token` is set; calls are forwarded meanwhile. The
-//! disk watcher saves that token as soon as the disk takes it, so `intercom url` then
-//! shows the link without a restart.
+//! disk watcher saves that token as soon as the disk takes it, so the CLI then works
+//! without a restart.
 
 use jiff::Timestamp;
 use std::error::Error;
@@ -39,7 +39,7 @@ impl Keeper {
     /// The token from `control-token`, created with fresh randomness on first start. If
     /// the disk can neither give nor keep one, the token lives in memory (so nobody can
     /// use the API until the disk takes it, or `control.token` is set) and is saved by
-    /// the disk watcher as soon as the disk works, for `intercom url` to show.
+    /// the disk watcher as soon as the disk works, for the CLI to read.
     pub fn load_or_create(&self) -> Result<Secret, Box<dyn Error>> {
         let path = self.dir.join(TOKEN_FILE);
         match read_token(&self.dir) {
@@ -56,7 +56,7 @@ impl Keeper {
             Ok(None) => {}
             // No file to move aside (its directory is missing or unusable): make one.
             Err(_) if fs::symlink_metadata(&path).is_err() => {}
-            Err(e) => match storage::move_aside(&path) {
+            Err(e) => match storage::move_aside(&path, "bad") {
                 Ok(to) => log::error!("{e}; kept it as {} and made a new token", to.display()),
                 Err(aside) => {
                     log::error!("{e}, and it cannot be moved aside ({aside}): {}", NO_TOKEN_HELP);
@@ -65,14 +65,7 @@ impl Keeper {
             },
         }
         let token = new_token()?;
-        match storage::create_private_dir(&self.dir).and_then(|()| {
-            storage::write_atomically(
-                &self.dir,
-                TOKEN_FILE,
-                format!("{}\n", token.expose()).as_bytes(),
-                0o600,
-            )
-        }) {
+        match self.save(&token) {
             Ok(()) => log::info!("generated a new control token in {}", path.display()),
             Err(e) => {
                 log::error!("cannot keep a new control token ({e}): {NO_TOKEN_HELP}");
@@ -80,6 +73,11 @@ impl Keeper {
             }
         }
         Ok(token)
+    }
+
+    fn save(&self, token: &Secret) -> io::Result<()> {
+        storage::create_private_dir(&self.dir)?;
+        storage::write_atomically(&self.dir, TOKEN_FILE, format!("{}\n", token.expose()).as_bytes(), 0o600)
     }
 }
 
@@ -89,18 +87,14 @@ impl storage::Retry for Keeper {
         let Some(token) = unsaved.clone() else { return };
         let path = self.dir.join(TOKEN_FILE);
         // Only into an empty place: a token file that appeared meanwhile is kept.
-        let bytes = format!("{}\n", token.expose());
-        let saved = !path.exists()
-            && storage::create_private_dir(&self.dir).is_ok()
-            && storage::write_atomically(&self.dir, TOKEN_FILE, bytes.as_bytes(), 0o600).is_ok();
-        if saved {
+        if !path.exists() && self.save(&token).is_ok() {
             *unsaved = None;
-            log::info!("saved the control token to {}: `intercom url` shows the link", path.display());
+            log::info!("saved the control token to {}: the CLI can use it", path.display());
         }
     }
 }
 
-const NO_TOKEN_HELP: &str = "the control page and API accept no token until the state disk works (the token is then saved and `intercom url` shows it) or control.token / INTERCOM_CONTROL_TOKEN is set; calls are forwarded meanwhile";
+const NO_TOKEN_HELP: &str = "the control page and API accept no token until the state disk works (the token is then saved for the CLI) or control.token / INTERCOM_CONTROL_TOKEN is set; calls are forwarded meanwhile";
 
 fn new_token() -> Result<Secret, Box<dyn Error>> {
     let token = crate::util::random_hex(TOKEN_BYTES).map_err(|e| format!("no control token: {e}"))?;

@@ -26,6 +26,10 @@ pub const NEXT_PATH: &str = "/voice/next";
 pub struct Callbacks<'a> {
     pub base: &'a str,
     pub carry: &'a [(String, String)],
+    /// Whether a forward's dial reports its end to [`NEXT_PATH`], so the call is known to
+    /// ring until then. The webhook's answers do; the fallback TwiML must not, since it
+    /// runs when this server cannot be reached (it says the message after the dial itself).
+    pub dial_action: bool,
 }
 
 impl Callbacks<'_> {
@@ -63,40 +67,37 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
     match decision {
         // The only verb, so Twilio never answers (or bills) the call.
         Decision::Reject => x.push_str("<Reject/>"),
-        Decision::Unlock { digits } => {
-            x.push_str("<Play digits=\"");
-            escape_into(&mut x, digits);
-            x.push_str("\"/>");
-        }
+        Decision::Unlock { digits } => wrap(&mut x, "<Play digits=\"", digits, "\"/>"),
         Decision::Forward { numbers, timeout_secs, no_answer_message } => {
             // answerOnBridge: the visitor hears ringing until the resident picks up.
-            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\">");
-            for n in numbers {
-                x.push_str("<Number>");
-                escape_into(&mut x, n.as_str());
-                x.push_str("</Number>");
+            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
+            if links.dial_action {
+                // Everyone was rung: the next step is past the last, the message.
+                let url = links.url(NEXT_PATH, Some(numbers.len()));
+                let _ = write!(x, " action=\"{}\" method=\"POST\"", escape(&url));
             }
-            x.push_str("</Dial><Say>");
-            escape_into(&mut x, no_answer_message);
-            x.push_str("</Say>");
+            x.push('>');
+            for n in numbers {
+                wrap(&mut x, "<Number>", n.as_str(), "</Number>");
+            }
+            x.push_str("</Dial>");
+            // With an action, Twilio runs nothing after the dial: `/voice/next` says it.
+            if !links.dial_action {
+                wrap(&mut x, "<Say>", no_answer_message, "</Say>");
+            }
         }
         // One person of a sequential order; Twilio posts the outcome to the action, and
         // whatever follows a Dial with an action is never run.
         Decision::DialOne { number, timeout_secs, next } => {
             let _ = write!(
                 x,
-                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\"><Number>",
+                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\">",
                 escape(&links.url(NEXT_PATH, Some(*next)))
             );
-            escape_into(&mut x, number.as_str());
-            x.push_str("</Number></Dial>");
+            wrap(&mut x, "<Number>", number.as_str(), "</Number></Dial>");
         }
         Decision::Hangup => x.push_str("<Hangup/>"),
-        Decision::NobodyToCall { message } => {
-            x.push_str("<Say>");
-            escape_into(&mut x, message);
-            x.push_str("</Say><Hangup/>");
-        }
+        Decision::NobodyToCall { message } => wrap(&mut x, "<Say>", message, "</Say><Hangup/>"),
         // Twilio calls the action with the digits, or with none after the timeout
         // (actionOnEmptyResult), and that answer forwards as usual.
         Decision::AskCode => {
@@ -117,6 +118,13 @@ pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     escape_into(&mut out, s);
     out
+}
+
+/// Appends `text` escaped between `before` and `after`, which are markup.
+fn wrap(out: &mut String, before: &str, text: &str, after: &str) {
+    out.push_str(before);
+    escape_into(out, text);
+    out.push_str(after);
 }
 
 /// Appends `s` escaped to `out`: the answer is built in one buffer, with no string per
@@ -178,7 +186,7 @@ mod tests {
             ("ExpectedFrom".to_string(), "+1 (555) 888-9999".to_string()),
             ("PhoneNumberToDial".to_string(), "+15552223333,+15554445555".to_string()),
         ];
-        let links = Callbacks { base: "https://d.example", carry: &carry };
+        let links = Callbacks { base: "https://d.example", carry: &carry, dial_action: true };
         let query =
             "ExpectedFrom=%2B1+%28555%29+888-9999&amp;PhoneNumberToDial=%2B15552223333,%2B15554445555";
         let x = render(&Decision::AskCode, &links);
@@ -192,8 +200,14 @@ mod tests {
         )), "{x}");
         let x = render(&Decision::AskCode, &Callbacks::default());
         assert!(x.contains("action=\"/voice/code\""), "no public URL: relative, as before: {x}");
+        let two = ["+15552223333", "+15554445555"].map(|n| PhoneNumber::parse(n).unwrap()).to_vec();
+        let forward = Decision::Forward { numbers: two, timeout_secs: 25, no_answer_message: "bye".into() };
+        let x = render(&forward, &links);
+        assert!(x.contains(&format!(
+            "<Response><Dial answerOnBridge=\"true\" timeout=\"25\" action=\"https://d.example/voice/next?{query}&amp;step=2\" method=\"POST\"><Number>+15552223333</Number><Number>+15554445555</Number></Dial></Response>"
+        )), "the message comes from /voice/next: {x}");
         let odd = [("ExpectedFrom".to_string(), "a&b=c%d+é".to_string())];
-        let url = Callbacks { base: "", carry: &odd }.url(NEXT_PATH, Some(1));
+        let url = Callbacks { base: "", carry: &odd, dial_action: true }.url(NEXT_PATH, Some(1));
         assert_eq!(url, "/voice/next?ExpectedFrom=a%26b%3Dc%25d%2B%C3%A9&step=1");
     }
 }

@@ -50,12 +50,22 @@ const UNITS: [(&[&str], u64); 5] = [
     (&["s", "sec", "secs", "second", "seconds"], 1),
 ];
 
-/// Reads a length as people write it ("90m", "2h", "1h30m", "1.5h", "1d", "2 hours"):
-/// numbers, each with a unit; `None` for anything else (months and years have no fixed
-/// length). Written by hand: jiff's parser of the same forms costs 19 KiB of binary.
+/// Reads a length as people type it, in any case: a number and its unit, spelled out or
+/// not (`90m`, `2h`, `2 hours`, `1.5h`, `1d`, `1w`), several (`1h30m`, `1h 30m`), minutes
+/// after hours without a unit (`1h30`), and a bare number as minutes (`90`, which the
+/// config refuses before it gets here). Days and weeks are of 24 hours; `None` for
+/// anything else (months and years have no fixed length).
 pub fn parse_human(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    let mut total = (!rest.is_empty()).then_some(Duration::ZERO)?;
+    let mut text = text.trim().to_ascii_lowercase();
+    let head = text.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end();
+    let unit = head.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    if head.len() < text.len() && (head.is_empty() || unit.starts_with('h')) {
+        text.push('m');
+    }
+    // Numbers, each with a unit, written by hand: jiff's parser of the same forms costs
+    // 19 KiB of binary. Checked arithmetic: too large is `None`, never a panic.
+    let mut rest = text.as_str();
+    let (mut total, mut smaller_than) = ((!rest.is_empty()).then_some(Duration::ZERO)?, 0);
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
         let (whole, fraction) = rest[..digits].split_once('.').unwrap_or((&rest[..digits], ""));
@@ -64,8 +74,11 @@ pub fn parse_human(text: &str) -> Option<Duration> {
         let n = u128::from(whole.parse::<u64>().ok()?).checked_mul(scale)?.checked_add(fraction)?;
         rest = rest[digits..].trim_start();
         let letters = rest.find(|c: char| !c.is_ascii_lowercase()).unwrap_or(rest.len());
-        let (_, unit) = UNITS.iter().find(|(names, _)| names.contains(&&rest[..letters]))?;
-        let nanos = u64::try_from(n.checked_mul(u128::from(*unit) * 1_000_000_000)? / scale).ok()?;
+        // Each unit once, largest first ("1h 2h" and "30m 1h" are typos, not 3h or 90m).
+        let i = UNITS.iter().position(|(names, _)| names.contains(&&rest[..letters]))?;
+        let unit = (i >= smaller_than).then_some(UNITS[i].1)?;
+        smaller_than = i + 1;
+        let nanos = u64::try_from(n.checked_mul(u128::from(unit) * 1_000_000_000)? / scale).ok()?;
         total = total.checked_add(Duration::from_nanos(nanos))?;
         rest = rest[letters..].trim_start_matches([' ', ',']);
     }
@@ -76,15 +89,17 @@ pub fn parse_human(text: &str) -> Option<Duration> {
 /// CET`), from the system's time zone database (DST included). The one format the CLI
 /// and `doctor` show.
 pub fn local(t: Timestamp) -> String {
-    format_in(t, &jiff::tz::TimeZone::system())
+    local_in(t, &jiff::tz::TimeZone::system())
 }
 
-fn format_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+/// [`local`] in a given zone: the one the server's schedules follow.
+pub fn local_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
     format!("{} {}", minute(tz.to_datetime(t)), tz.to_offset_info(t).abbreviation())
 }
 
-/// A wall-clock time to the minute: `2026-12-06 14:03`.
-pub fn minute(d: jiff::civil::DateTime) -> String {
+/// A wall-clock time to the minute: `2026-12-06 14:03` (jiff's strftime would cost 24
+/// KiB of binary for this and `%Z`).
+fn minute(d: jiff::civil::DateTime) -> String {
     format!("{:04}-{:02}-{:02} {:02}:{:02}", d.year(), d.month(), d.day(), d.hour(), d.minute())
 }
 
@@ -117,27 +132,34 @@ mod tests {
         assert_eq!(human(Duration::from_millis(999)), "999ms");
         for (text, secs) in [
             ("90m", 5400),
-            ("1h30m", 5400),
+            ("90", 5400),
+            ("2H", 7200),
+            ("1h30", 5400),
+            ("1H30M", 5400),
+            ("1 h 30", 5400),
+            ("1.5h", 5400),
             ("2 hours", 7200),
+            ("1 hour 30 minutes", 5400),
             ("1d", 86_400),
             ("1w", 604_800),
-            ("1.5h", 5400),
+            ("1 hour, 30 minutes", 5400),
         ] {
             assert_eq!(parse_human(text), Some(Duration::from_secs(secs)), "{text}");
         }
-        assert_eq!(parse_human("1 hour, 30 minutes"), Some(Duration::from_secs(5400)));
         assert_eq!(human(Duration::ZERO), "0s");
         for bad in [
             "1y",
             "1mo",
-            "2H",
+            "1d2",
+            "1.5",
             "soon",
             "",
-            "90",
+            "h30",
             "-5m",
+            "2 hours ago",
+            "1h 2h",
+            "30m 1h",
             ".5h",
-            "h",
-            "1h x",
             "1.5.5h",
             "99999999999999999999w",
             "1.000000000000000000000000000000000000001h",
@@ -149,9 +171,9 @@ mod tests {
     #[test]
     fn local_times_show_the_zone_in_summer_and_winter() {
         let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
-        assert_eq!(format_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
-        assert_eq!(format_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
+        assert_eq!(local_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
+        assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
         // The wall clock to the second, as the schedules' list shows it.
         let d = berlin.to_datetime(floor(at("2026-12-01T22:00:05.5Z")));
         assert_eq!((d.to_string(), minute(d)), ("2026-12-01T23:00:05".into(), "2026-12-01 23:00".into()));

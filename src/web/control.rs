@@ -1,10 +1,10 @@
 //! The control listener: the phone page at `/` and the token-protected JSON API.
 //!
-//! The page itself holds no secret. A paired phone's browser sends its device cookie
-//! (see `pairing.rs` for the checks such a request passes); the `intercom url` link puts
-//! the token in the URL fragment (`#t=…`), which browsers never send to a server, and
-//! the page calls the API with it. No state changes on GET; every `/api/` route but the
-//! pairing exchange checks the token or the cookie before anything else.
+//! The page itself holds no secret. A paired phone's browser sends its device cookie and
+//! the page key from its storage (see `pairing.rs` for the checks such a request passes,
+//! and why the cookie alone is not enough); scripts and the CLI send the token as a
+//! bearer header, and no URL carries it. No state changes on GET; every `/api/` route but
+//! the pairing exchange checks the token or the cookie before anything else.
 //! `/api/proof` answers without the token: a client about to send the token first
 //! makes the listener prove that it knows it already (an HMAC of the client's nonce), so
 //! a program squatting on the port while the server is down never receives it.
@@ -14,14 +14,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-
 use crate::config::{Config, Secret};
-use crate::http::form;
-use crate::http::{HttpError, Request, Response};
+use crate::http::{form, HttpError, Request, Response};
 use crate::model::api::{
-    read_request, CodesBody, ErrorBody, EventsBody, OpenRequest, ProofBody, ScheduleNow, StatusBody,
+    read_request, CodesBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
+use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
 use crate::rules::codes;
 use crate::store::codes::{AddError, CodeStore};
@@ -30,10 +28,10 @@ use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
 use crate::twilio::signature;
-use crate::util::constant_time_eq;
-use crate::util::loggable;
+use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
-use crate::web::schedules;
+use crate::web::ringing::Ringing;
+use crate::web::{json, no_content, refusal, schedules};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
@@ -42,18 +40,15 @@ pub const MAX_BODY_BYTES: usize = 1024;
 /// leaves room for a browser's parallel connections many times over, and an idle flood
 /// beyond it is evicted (see `connections.rs`).
 pub const MAX_CONNECTIONS: usize = 256;
+/// The longest `GET /api/status?ringing=…` waits for a call to start or stop ringing
+/// before it answers anyway: the page's poll interval before it waited, so a page costs
+/// the server what its polls did, and a window opened elsewhere still shows within it.
+pub const STATUS_WAIT: Duration = Duration::from_secs(4);
 /// `GET /api/events` without `limit`: what the page shows.
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
-/// "Add to Home Screen": the app opens straight at the page.
-const MANIFEST: &str = include_str!("manifest.webmanifest");
-const ICON: &str = include_str!("icon.svg");
-/// The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
-/// 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
-const ICON_192: &[u8] = include_bytes!("icon-192.png");
-const ICON_512: &[u8] = include_bytes!("icon-512.png");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -63,31 +58,35 @@ pub struct Control {
     pub codes: Arc<CodeStore>,
     pub devices: Arc<Devices>,
     pub schedules: Arc<ScheduleStore>,
+    pub ringing: Arc<Ringing>,
     /// The one clock policy, for saying why schedules, quiet hours and codes wait.
     pub clock: Arc<Clock>,
 }
 
 impl Control {
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(e) => {
-                if let HttpError::Internal(detail) = &e {
-                    log::error!("control {} {}: {detail}", req.method, req.path);
-                }
-                e.decorate(json_response(e.status(), &ErrorBody { error: e.message() }))
+        self.route(req).unwrap_or_else(|e| {
+            if let HttpError::Internal(detail) = &e {
+                log::error!("control {} {}: {detail}", req.method, req.path);
             }
-        }
+            e.respond(refusal)
+        })
     }
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
-            "/" | pairing::PAIR_PATH => Some(self.page(req)),
-            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
-            "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
-            "/icon-192.png" => Some(asset("image/png", ICON_192)),
-            "/icon-512.png" => Some(asset("image/png", ICON_512)),
+            "/" | pairing::PAIR_PATH => Some(page()),
+            // "Add to Home Screen": the app opens straight at the page.
+            "/manifest.webmanifest" => {
+                Some(asset("application/manifest+json", include_bytes!("manifest.webmanifest")))
+            }
+            "/icon.svg" => Some(asset("image/svg+xml", include_bytes!("icon.svg"))),
+            // The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome
+            // wants a 192 and a 512 pixel icon to offer installing the page as an app
+            // (3.3 KB together).
+            "/icon-192.png" => Some(asset("image/png", include_bytes!("icon-192.png"))),
+            "/icon-512.png" => Some(asset("image/png", include_bytes!("icon-512.png"))),
             _ => None,
         };
         if let Some(resp) = asset {
@@ -115,10 +114,7 @@ impl Control {
             return self.codes_route(req, now);
         }
         if req.path == schedules::PREFIX || req.path.starts_with("/api/schedules/") {
-            return Ok(match schedules::route(&self.schedules, &self.config.intercoms, req, now)? {
-                Some((status, body)) => json_response(status, &body),
-                None => Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"),
-            });
+            return schedules::route(&self.schedules, &self.config.intercoms, req, now);
         }
         if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
         {
@@ -126,24 +122,53 @@ impl Control {
         }
         let status = match (req.path.as_str(), method) {
             ("/api/status", "GET") => {
+                // `?ringing=CA…` (or empty: none) is the call the page shows: the answer
+                // waits until another rings or it stops (at most STATUS_WAIT).
+                let query = form::parse(req.query.as_bytes())
+                    .map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
+                if let Some(seen) = form::single(&query, "ringing")? {
+                    self.ringing.wait_change(seen, STATUS_WAIT);
+                }
+                let now = Timestamp::now();
                 // With the server's instance id, which `intercom doctor` matches with
                 // what `/healthz` shows through the tunnel.
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
-                return Ok(json_response(200, &body));
+                body.signatures_checked = Some(self.config.twilio.auth_token.is_some());
+                let resp = json(200, &body);
+                // A paired phone's cookie is renewed with each status its page reads, so a
+                // phone in daily use never reaches the cookie's end of life.
+                return Ok(match (&actor, pairing::cookie(req)) {
+                    (Actor::Device(_), Some(secret)) => {
+                        resp.with_header("Set-Cookie", pairing::set_cookie(secret))
+                    }
+                    _ => resp,
+                });
             }
             ("/api/open", "POST") => {
                 let (duration, once) = self.requested_window(&req.body)?;
-                self.store.open_window(duration, once, now, &source(req, &actor)).map_err(not_saved)?
+                // Not saved (a full or read-only disk): the client is told why, as the page
+                // shows it; the state disk's condition is no secret on the LAN.
+                let opened = self.store.open_window(duration, once, now, &source(req, &actor));
+                opened.map_err(|e| HttpError::Unavailable(e.to_string()))?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
-            ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
-            ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
-            ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
-            ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/let-in", "POST") => {
+                let bad = |m| {
+                    HttpError::BadRequest(format!("{m}; send {{\"call\": \"CA…\"}} as the status names it"))
+                };
+                let request: LetInRequest = read_request(&req.body).map_err(bad)?;
+                self.ringing.let_in(&request.call, &source(req, &actor))?;
+                self.store.status(Timestamp::now())
+            }
+            ("/api/events", "GET") => return Ok(json(200, &self.events(&req.query)?)),
+            ("/api/status" | "/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/open" | "/api/close" | "/api/let-in", _) => {
+                return Err(HttpError::MethodNotAllowed("POST"))
+            }
             _ => return Err(HttpError::NotFound),
         };
-        Ok(json_response(200, &self.status_body(status, now)))
+        Ok(json(200, &self.status_body(status, now)))
     }
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
@@ -153,16 +178,17 @@ impl Control {
         let schedule = self
             .schedules
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
-            .map(|(label, until)| ScheduleNow { label, open_until: until });
-        let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
-        StatusBody { schedule, codes_paused, clock_doubt, ..status.body() }
+            .map(|(s, until)| ScheduleNow { id: s.id, label: s.label, open_until: until });
+        let (codes_paused, clock_doubt, ringing) =
+            (self.codes.why_paused(now), self.clock.why(), self.ringing.now());
+        StatusBody { schedule, codes_paused, clock_doubt, ringing, ..status.body(self.config.max_window) }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
     fn prove(&self, query: &str) -> Result<Response, HttpError> {
         let params =
             form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
-        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        let nonce = form::single(&params, "nonce")?.unwrap_or_default();
         if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
             || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -170,39 +196,25 @@ impl Control {
             return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
         }
         let proof = signature::control_proof(self.token.expose(), nonce);
-        Ok(json_response(200, &ProofBody { proof }))
+        Ok(json(200, &ProofBody { proof }))
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the
-    /// CLI, the `intercom url` link); else the device cookie, after the browser checks.
+    /// CLI); else the device cookie and the page key (the cookie alone reaches every
+    /// port of the host), after the browser checks.
     fn authorize(&self, req: &Request) -> Result<Actor, HttpError> {
         if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
             let write = !matches!(req.method.as_str(), "GET" | "HEAD");
             pairing::check_browser_request(req, &self.config.control.hosts, write)?;
             return self
                 .devices
-                .authenticate(secret, Timestamp::now())
+                .authenticate(secret, req.header(pairing::KEY_HEADER).unwrap_or(""), Timestamp::now())
                 .map(Actor::Device)
                 .ok_or(HttpError::Unauthorized);
         }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
-        if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
-            Ok(Actor::Token)
-        } else {
-            Err(HttpError::Unauthorized)
-        }
-    }
-
-    /// The page; a paired browser that loads it from the right host gets its cookie
-    /// renewed, so a phone in daily use never reaches the cookie's end of life.
-    fn page(&self, req: &Request) -> Response {
-        let renewed = pairing::cookie(req)
-            .filter(|_| pairing::check_browser_request(req, &self.config.control.hosts, false).is_ok())
-            .filter(|secret| self.devices.authenticate(secret, Timestamp::now()).is_some());
-        match renewed {
-            Some(secret) => page().with_header("Set-Cookie", pairing::set_cookie(secret)),
-            None => page(),
-        }
+        let right = constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes());
+        right.then_some(Actor::Token).ok_or(HttpError::Unauthorized)
     }
 
     /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
@@ -210,7 +222,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(now)).collect();
-                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
+                Ok(json(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -219,24 +231,14 @@ impl Control {
                     ))
                 })?;
                 match self.codes.add(&new, now) {
-                    Ok(code) => Ok(json_response(201, &code.body(now))),
-                    Err(AddError::Full) => {
-                        Ok(json_response(409, &ErrorBody { error: AddError::Full.to_string() }))
-                    }
+                    Ok(code) => Ok(json(201, &code.body(now))),
+                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
             ("", _) => Err(HttpError::MethodNotAllowed("GET, POST")),
             (id, "DELETE") if id.len() > 1 => {
-                let removed = self
-                    .codes
-                    .remove(&id[1..], now)
-                    .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
-                if removed {
-                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
-                } else {
-                    Err(HttpError::NotFound)
-                }
+                self.codes.remove(&id[1..], now).then(no_content).ok_or(HttpError::NotFound)
             }
             (id, _) if id.len() > 1 => Err(HttpError::MethodNotAllowed("DELETE")),
             _ => Err(HttpError::NotFound),
@@ -270,7 +272,7 @@ impl Control {
         if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
             return Err(bad(format!("unknown parameter {:?}", loggable(k))));
         }
-        let limit = match form::single(&params, "limit").map_err(bad)? {
+        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))? {
             None => DEFAULT_EVENTS_LIMIT,
             Some(n) => n
                 .parse::<usize>()
@@ -286,36 +288,18 @@ impl Control {
     }
 }
 
-/// Who changed the window, for the history: a paired device by its name; else the
-/// client kind it claims (only a label) and the address it came from.
+/// Who changed the window, for the history: a paired device by its name; the command
+/// line on this machine; else the client kind it claims (only a label) and its address.
 fn source(req: &Request, actor: &Actor) -> String {
     if let Actor::Device(d) = actor {
         return d.name.clone();
     }
-    let client = match req.header("x-intercom-client") {
-        Some("cli") => "CLI",
-        Some("page") => "page",
-        _ => "API",
-    };
-    format!("{client} from {}", req.peer.ip())
-}
-
-/// The window could not be saved (full or read-only disk): the client is told why, as
-/// the page shows it; the state disk's condition is no secret on the LAN.
-fn not_saved(e: std::io::Error) -> HttpError {
-    HttpError::Unavailable(e.to_string())
-}
-
-/// A request refused before it reached [`Control::handle`] (too large, malformed, …):
-/// JSON like every other error of the API, so clients parse one shape.
-pub fn refusal(status: u16, reason: &str) -> Response {
-    json_response(status, &ErrorBody { error: reason.to_string() })
-}
-
-fn json_response(status: u16, body: &impl Serialize) -> Response {
-    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
+    match req.header("x-intercom-client") {
+        Some("cli") if req.peer.ip().is_loopback() => COMMAND_LINE.into(),
+        Some("cli") => format!("the command line at {}", req.peer.ip()),
+        Some("page") => format!("page from {}", req.peer.ip()),
+        _ => format!("API from {}", req.peer.ip()),
+    }
 }
 
 /// An asset embedded in the binary; may be cached for a day (it changes only with the binary).
@@ -356,17 +340,32 @@ mod tests {
             crate::system::boot::Boot { id: None, clock_synced: false },
             Timestamp::now(),
             clock.clone(),
+            health.clone(),
         ));
         let schedules = Arc::new(ScheduleStore::open(
             &dir,
             crate::system::tz::Local::utc(),
             crate::system::boot::Boot { id: None, clock_synced: false },
             clock.clone(),
-            health,
+            health.clone(),
         ));
         let config = Arc::new(config);
-        let devices = Arc::new(Devices::open(&dir));
-        (Control { config, store: Arc::new(store), token, history, codes, devices, schedules, clock }, dir)
+        let devices = Arc::new(Devices::open(&dir, health));
+        let ringing = Arc::new(Ringing::new(&config));
+        (
+            Control {
+                config,
+                store: Arc::new(store),
+                token,
+                history,
+                codes,
+                devices,
+                schedules,
+                ringing,
+                clock,
+            },
+            dir,
+        )
     }
 
     fn request(method: &str, path: &str, auth: Option<&str>, body: &str) -> Request {
@@ -394,6 +393,7 @@ mod tests {
             ("GET", "/api/status"),
             ("POST", "/api/open"),
             ("POST", "/api/close"),
+            ("POST", "/api/let-in"),
             ("GET", "/api/events"),
             ("GET", "/api/codes"),
             ("POST", "/api/codes"),
@@ -452,6 +452,20 @@ mod tests {
         assert_eq!(c.handle(&request("POST", "/", None, "")).status, 405);
         assert_eq!(c.handle(&request("GET", "/voice", None, "")).status, 404);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The page refuses in its own words what the intercom would refuse, by the bounds its
+    /// inputs carry: they are the intercom's.
+    #[test]
+    fn the_pages_bounds_are_the_intercoms() {
+        let attr = |id: &str, name: &str| -> String {
+            let tag = PAGE.split(&format!(r#"id="{id}""#)).nth(1).unwrap().split('>').next().unwrap();
+            tag.split(&format!(r#" {name}=""#)).nth(1).unwrap().split('"').next().unwrap().to_string()
+        };
+        assert_eq!(attr("code-uses", "max"), codes::MAX_USES.to_string());
+        for id in ["code-label", "sched-label"] {
+            assert_eq!(attr(id, "maxlength"), codes::MAX_LABEL_CHARS.to_string(), "{id}");
+        }
     }
 
     #[test]

@@ -19,16 +19,18 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, DeviceBody, DevicesBody, PairRequest, PairingBody, PairingRequest};
 use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
+use crate::web::{json, no_content};
 
 /// The cookie's name; its value is the device secret.
 pub const COOKIE: &str = "intercom_device";
-/// How long the browser keeps the cookie: Chrome caps any cookie at 400 days, and the
-/// page renews it on every load, so a phone in use stays paired.
+/// The header that carries the page key, which the page keeps in `localStorage`: scoped
+/// to scheme, host and port, unlike the cookie, which every port of the host receives.
+pub const KEY_HEADER: &str = "x-intercom-key";
+/// How long the browser keeps the cookie: Chrome caps any cookie at 400 days, and each
+/// status the page reads renews it, so a phone in use stays paired.
 pub const COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 /// Where the page spends a pairing code.
 pub const PAIR_PATH: &str = "/pair";
@@ -106,7 +108,8 @@ pub fn check_browser_request(req: &Request, names: &[String], write: bool) -> Re
     Ok(())
 }
 
-/// `POST /api/pair` with `{"code": "..."}`: spends the code and answers with the cookie.
+/// `POST /api/pair` with `{"code": "..."}`: spends the code and answers with the cookie
+/// and, in the body (never in a cookie), the page key.
 pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Response, HttpError> {
     if req.method != "POST" {
         return Err(HttpError::MethodNotAllowed("POST"));
@@ -116,9 +119,10 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
     check_browser_request(req, names, true)?;
     let request: PairRequest = read_request(&req.body).map_err(|_| bad_body("code"))?;
     match devices.finish_pairing(&request.code, Instant::now(), Timestamp::now()) {
-        Ok((device, secret)) => {
+        Ok((device, secret, page_key)) => {
             log::info!("paired a device: {:?} ({})", crate::util::loggable(&device.name), device.id);
-            Ok(json_response(200, &device_body(&device, true)).with_header("Set-Cookie", set_cookie(&secret)))
+            let body = DeviceBody { page_key: Some(page_key), ..device_body(&device, true) };
+            Ok(json(200, &body).with_header("Set-Cookie", set_cookie(&secret)))
         }
         Err(PairError::BadLink) => Err(HttpError::Refused(PairError::BadLink.to_string())),
         Err(PairError::Full) => Err(HttpError::BadRequest(PairError::Full.to_string())),
@@ -146,19 +150,13 @@ pub fn route(
                 .header("host")
                 .filter(|h| host_allowed(h, names))
                 .and_then(|h| qr_svg(&format!("http://{h}{path}")));
-            Ok(json_response(
-                201,
-                &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr },
-            ))
+            Ok(json(201, &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr }))
         }
         "/api/pairings" => Err(HttpError::MethodNotAllowed("POST")),
         "/api/devices" if method == "GET" => {
-            let this = match actor {
-                Actor::Device(d) => d.id.as_str(),
-                Actor::Token => "",
-            };
+            let this = if let Actor::Device(d) = actor { d.id.as_str() } else { "" };
             let list = devices.list().iter().map(|d| device_body(d, d.id == this)).collect();
-            Ok(json_response(200, &DevicesBody { devices: list }))
+            Ok(json(200, &DevicesBody { devices: list }))
         }
         "/api/devices" => Err(HttpError::MethodNotAllowed("GET")),
         path => {
@@ -170,7 +168,7 @@ pub fn route(
             match devices.remove(id) {
                 Ok(true) => {
                     log::info!("revoked device {}", crate::util::loggable(id));
-                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
+                    Ok(no_content())
                 }
                 Ok(false) => Err(HttpError::NotFound),
                 Err(e) => Err(HttpError::Unavailable(format!(
@@ -213,17 +211,13 @@ fn device_body(d: &Device, this: bool) -> DeviceBody {
         paired: d.paired,
         last_used: d.last_used,
         this_device: this,
+        page_key: None,
     }
 }
 
 /// The body is not `{"key": "..."}`: said without quoting the parser.
 fn bad_body(key: &str) -> HttpError {
     HttpError::BadRequest(format!("send {{\"{key}\": \"...\"}}"))
-}
-
-fn json_response(status: u16, body: &impl Serialize) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_default();
-    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]

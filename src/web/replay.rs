@@ -4,8 +4,12 @@
 //! send it again. Only the first request of a call is decided, counted and recorded;
 //! the rest are answered from here.
 //!
-//! In memory, bounded in count and age. What must hold across a restart (a guest code's
-//! use, a wrong code's count) is kept with the code store on disk, by `CallSid`.
+//! In memory, bounded in count and age: a convenience for Twilio's retries. What keeps an
+//! answered call from spending anything again (a one-shot window, a guest code's use, a
+//! wrong code's count) is [`Answered`]: every answered call's `CallSid`, read from the
+//! history at start and noted at every answer since. No file of its own: each call's
+//! record is on disk before its answer (group commit, `store/history.rs`), so after kill
+//! -9 the history knows every call that got an answer, with no second fsync per call.
 //!
 //! A repeat that arrives while the first is still being decided (a slow disk) waits for
 //! its answer, at most [`REPEAT_WAIT`]; then it is told [`Claim::Busy`] and the caller
@@ -24,12 +28,17 @@ use crate::util::lock;
 pub const MAX_REMEMBERED: usize = 1024;
 /// How long an answer is remembered: longer than Twilio's whole retry sequence (a few
 /// retries of at most 15 s each, then the fallback URL) and than any intercom call.
-/// Beyond it, the code store's own record of each `CallSid` still stops a second use.
+/// Beyond it, [`Answered`] still stops a second use of anything.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(60 * 60);
 /// How long a repeat waits for the first request's answer: the first is answered within
 /// the state and codes locks' waits plus the history's (about 7 s, see `LOCK_WAIT` and
 /// `APPEND_WAIT`), and Twilio gives up after 15 s.
 pub const REPEAT_WAIT: Duration = Duration::from_secs(8);
+
+/// Answered calls kept in [`Answered`]: more than the history's two files hold (a record
+/// is about 200 bytes, so about 2,600 of them), so all it tells at start fits; at a few
+/// dozen calls a day, months of calls, and at about 100 bytes each, under half a MiB.
+pub const MAX_ANSWERED: usize = 4096;
 
 /// The route a request came to and its `CallSid`.
 pub type Key = (&'static str, String);
@@ -49,17 +58,10 @@ enum Slot<T> {
     Answered(T),
 }
 
-struct Entry<T> {
-    slot: Slot<T>,
-    /// Which insertion this is, so a stale line of `order` does not remove a newer entry.
-    seq: u64,
-}
-
 struct Map<T> {
-    entries: HashMap<Key, Entry<T>>,
-    /// Keys in the order they were inserted, with when.
-    order: VecDeque<(Instant, u64, Key)>,
-    next_seq: u64,
+    entries: HashMap<Key, Slot<T>>,
+    /// The same keys in the order they were inserted, with when.
+    order: VecDeque<(Instant, Key)>,
 }
 
 pub struct Recent<T> {
@@ -78,7 +80,7 @@ pub struct Ticket<'a, T> {
 
 impl<T: Clone> Recent<T> {
     pub fn new(cap: usize, ttl: Duration) -> Recent<T> {
-        let map = Map { entries: HashMap::new(), order: VecDeque::new(), next_seq: 0 };
+        let map = Map { entries: HashMap::new(), order: VecDeque::new() };
         Recent { map: Mutex::new(map), answered: Condvar::new(), cap, ttl }
     }
 
@@ -87,7 +89,7 @@ impl<T: Clone> Recent<T> {
         let mut map = lock(&self.map);
         self.prune(&mut map, now);
         loop {
-            match map.entries.get(&key).map(|e| &e.slot) {
+            match map.entries.get(&key) {
                 Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
                 Some(Slot::Pending) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -100,25 +102,21 @@ impl<T: Clone> Recent<T> {
                 None => break,
             }
         }
-        let seq = map.next_seq;
-        map.next_seq += 1;
-        map.entries.insert(key.clone(), Entry { slot: Slot::Pending, seq });
-        map.order.push_back((now, seq, key.clone()));
+        map.entries.insert(key.clone(), Slot::Pending);
+        map.order.push_back((now, key.clone()));
         while map.entries.len() > self.cap {
-            let Some((_, seq, old)) = map.order.pop_front() else { break };
-            remove_if(&mut map, &old, seq);
+            let Some((_, old)) = map.order.pop_front() else { break };
+            map.entries.remove(&old);
         }
         Claim::First(Ticket { recent: self, key: Some(key) })
     }
 
     /// Drops what is older than the time to live.
     fn prune(&self, map: &mut Map<T>, now: Instant) {
-        while let Some((at, seq, key)) = map.order.front().cloned() {
-            if now.saturating_duration_since(at) < self.ttl {
-                break;
+        while map.order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) >= self.ttl) {
+            if let Some((_, key)) = map.order.pop_front() {
+                map.entries.remove(&key);
             }
-            map.order.pop_front();
-            remove_if(map, &key, seq);
         }
     }
 
@@ -128,9 +126,32 @@ impl<T: Clone> Recent<T> {
     }
 }
 
-fn remove_if<T>(map: &mut Map<T>, key: &Key, seq: u64) {
-    if map.entries.get(key).is_some_and(|e| e.seq == seq) {
-        map.entries.remove(key);
+/// The calls from the intercom this server has answered, by `CallSid`, oldest out first
+/// beyond [`MAX_ANSWERED`]. A request of one of them is answered without effects.
+#[derive(Default)]
+pub struct Answered {
+    /// `false`: only asked for a code so far; its keypad answer (`/voice/code`) is to come.
+    calls: HashMap<String, bool>,
+    order: VecDeque<String>,
+}
+
+impl Answered {
+    pub fn note(&mut self, call_sid: &str, decided: bool) {
+        if let Some(d) = self.calls.get_mut(call_sid) {
+            *d |= decided;
+            return;
+        }
+        self.calls.insert(call_sid.to_string(), decided);
+        self.order.push_back(call_sid.to_string());
+        if let Some(old) = (self.order.len() > MAX_ANSWERED).then(|| self.order.pop_front()).flatten() {
+            self.calls.remove(&old);
+        }
+    }
+
+    /// Whether a request of this call was answered before: on `/voice` any, on the
+    /// keypad's route (`keypad`) one that decided the call.
+    pub fn has(&self, call_sid: &str, keypad: bool) -> bool {
+        self.calls.get(call_sid).is_some_and(|decided| *decided || !keypad)
     }
 }
 
@@ -139,8 +160,8 @@ impl<T> Ticket<'_, T> {
     pub fn answer(mut self, answer: T) {
         if let Some(key) = self.key.take() {
             let mut map = lock(&self.recent.map);
-            if let Some(e) = map.entries.get_mut(&key) {
-                e.slot = Slot::Answered(answer);
+            if let Some(slot) = map.entries.get_mut(&key) {
+                *slot = Slot::Answered(answer);
             }
             self.recent.answered.notify_all();
         }
@@ -151,8 +172,9 @@ impl<T> Drop for Ticket<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let mut map = lock(&self.recent.map);
-            if map.entries.get(&key).is_some_and(|e| matches!(e.slot, Slot::Pending)) {
+            if matches!(map.entries.get(&key), Some(Slot::Pending)) {
                 map.entries.remove(&key);
+                map.order.retain(|(_, k)| *k != key);
             }
             self.recent.answered.notify_all();
         }
@@ -179,6 +201,22 @@ mod tests {
         drop(t); // not remembered (a reject, an error)
         assert!(matches!(r.claim(key("CA2"), t0), Claim::First(_)));
         assert!(matches!(r.claim(key("CA1"), t0 + Duration::from_secs(60)), Claim::First(_)), "aged out");
+    }
+
+    #[test]
+    fn an_answered_call_is_known_until_newer_ones_push_it_out() {
+        let mut a = Answered::default();
+        a.note("CAasked", false);
+        assert!(a.has("CAasked", false) && !a.has("CAasked", true), "its keypad answer is to come");
+        a.note("CAasked", true);
+        assert!(a.has("CAasked", true));
+        a.note("CAasked", false);
+        assert!(a.has("CAasked", true), "decided stays decided");
+        for n in 0..MAX_ANSWERED {
+            a.note(&format!("CA{n}"), true);
+        }
+        assert!(!a.has("CAasked", false) && a.has("CA0", true));
+        assert_eq!((a.calls.len(), a.order.len()), (MAX_ANSWERED, MAX_ANSWERED));
     }
 
     #[test]

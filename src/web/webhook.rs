@@ -1,14 +1,16 @@
 //! The webhook listener: Twilio's voice webhook on `/` and `/voice`, the guest-code
-//! keypad answer on `/voice/code`, a sequential ring order's `/voice/next`, and
-//! `/healthz`.
+//! keypad answer on `/voice/code`, a dial's end on `/voice/next`, a notification's
+//! one-time link on `/let-in` (`ringing.rs`), and `/healthz`.
 //!
 //! The only state it changes is a guest code's use count (and the wrong-code lockout),
 //! through the code store, and the end of a one-shot window that it lets a visitor in
-//! through (`next.rs`), both on disk before answering. Each
+//! through (`next.rs`), both on disk before answering; which calls ring (in memory); and
+//! a ringing call let in through its link, which only the link's holder can do. Each
 //! decision (and each refused signature and rejected caller, at a bounded rate) is
 //! appended to the history before the answer goes out. A call is decided once per route:
 //! a repeat of its request (Twilio's retry, a replay) gets the same answer from
-//! `replay.rs` and is neither counted nor recorded again. Routes match
+//! `replay.rs` and is neither counted nor recorded again; beyond that memory, or after a
+//! restart, a call answered before is forwarded and changes nothing. Routes match
 //! the raw path exactly, so no encoding trick reaches anything else; the control API does
 //! not exist on this listener at all.
 
@@ -19,9 +21,8 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::http::{HttpError, Request, Response};
-use crate::model::record::{CallRecord, Decision, Record};
-use crate::rules::call;
-use crate::rules::codes;
+use crate::model::record::{CallRecord, Decision, EventKind, Record};
+use crate::rules::{call, codes};
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
@@ -29,9 +30,9 @@ use crate::store::state::Store;
 use crate::twilio::twiml::{self, Callbacks, CODE_PATH, NEXT_PATH};
 use crate::util::ratelog::{Limiter, RateLog};
 use crate::util::{lock, loggable};
-pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
-use crate::web::replay::{self, Claim, Recent};
+use crate::web::replay::{self, Answered as Seen, Claim, Recent};
+use crate::web::ringing::{Ringing, LINK_PATH};
 
 /// A webhook body is a few hundred bytes of call parameters.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -52,9 +53,15 @@ pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
 pub const MAX_REJECT_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Log lines that a caller (or a failing disk) can repeat at will, each rate-limited:
+/// a flood of rejected callers, a state disk that hangs, the stores still loading.
+static REJECTS_LOG: RateLog = RateLog::new();
+static HANGING_DISK_LOG: RateLog = RateLog::new();
+static STARTING_LOG: RateLog = RateLog::new();
+
 mod next;
 
-use next::{outcome_record, LetIn};
+use next::LetIn;
 
 pub struct Webhook {
     config: Arc<Config>,
@@ -64,12 +71,10 @@ pub struct Webhook {
     stores: OnceLock<Stores>,
     bad_signatures: Mutex<Limiter>,
     rejects: Mutex<Limiter>,
-    bad_signature_log: RateLog,
-    reject_log: RateLog,
-    hanging_disk_log: RateLog,
-    starting_log: RateLog,
     /// The answers of recent calls from the intercom, by route and `CallSid`.
     recent: Recent<Decision>,
+    /// Every call from the intercom answered (within a bound), also before the start.
+    answered: Mutex<Seen>,
 }
 
 /// What the webhook reads and writes on the state disk.
@@ -78,6 +83,7 @@ pub struct Stores {
     pub history: Arc<History>,
     pub codes: Arc<CodeStore>,
     pub schedules: Arc<ScheduleStore>,
+    pub ringing: Arc<Ringing>,
 }
 
 /// Which of our routes a call's request came to, for [`Recent`].
@@ -102,22 +108,34 @@ pub struct Answered {
 impl Webhook {
     /// A webhook that forwards every call from the intercom until [`Webhook::attach`].
     pub fn new(config: Arc<Config>) -> Webhook {
-        let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
             config,
             stores: OnceLock::new(),
-            bad_signatures,
+            bad_signatures: Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE)),
             rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
-            bad_signature_log: RateLog::new(),
-            reject_log: RateLog::new(),
-            hanging_disk_log: RateLog::new(),
-            starting_log: RateLog::new(),
             recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
+            answered: Mutex::new(Seen::default()),
         }
     }
 
-    /// Serves with the stores from now on (once; a second call is ignored).
+    /// Serves with the stores from now on (once; a second call is ignored), knowing the
+    /// calls the history says were answered before (strangers' calls spend nothing).
     pub fn attach(&self, stores: Stores) {
+        match stores.history.newest(usize::MAX) {
+            Ok(records) => {
+                let mut answered = lock(&self.answered);
+                let stranger =
+                    |r: &&Record| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature);
+                for r in records.iter().rev().filter(|r| !stranger(r)) {
+                    if let Some(sid) = &r.call_sid {
+                        answered.note(sid, r.event != EventKind::CallAskedCode);
+                    }
+                }
+            }
+            Err(e) => log::error!(
+                "could not read which calls were answered before ({e}): a replay of one may spend a one-shot window"
+            ),
+        }
         let _ = self.stores.set(stores);
     }
 
@@ -125,7 +143,7 @@ impl Webhook {
     fn stores(&self) -> Option<&Stores> {
         let stores = self.stores.get();
         if stores.is_none() {
-            self.starting_log.error(format_args!(
+            STARTING_LOG.error(format_args!(
                 "the state disk has not answered since the start: calls are forwarded and not recorded"
             ));
         }
@@ -133,14 +151,10 @@ impl Webhook {
     }
 
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
-            Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
-        }
+        self.route(req).unwrap_or_else(|e| e.respond(Response::text))
     }
 
-    fn route(&self, req: &Request) -> Result<Response, Refused> {
+    fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
@@ -148,33 +162,37 @@ impl Webhook {
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
-            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
             ("/" | "/voice", "GET" | "POST") => Route::Voice,
-            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => Route::Code,
-            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
-            (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
-            _ => return Err(HttpError::NotFound.into()),
-        };
-        let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
-            Ok(call) => call,
-            Err(e) => {
-                if let Refused::BadSignature { call_sid, from } = &e {
-                    self.record_bad_signature(Record::bad_signature(call_sid.clone(), from.clone(), now));
-                }
-                return Err(e);
+            (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
+            (LINK_PATH, "GET" | "HEAD" | "POST") => {
+                let starting = || Response::text(503, "starting: try again in a moment");
+                return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
             }
+            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
+            _ => return Err(HttpError::NotFound),
         };
-        let key =
-            call.call_sid.clone().filter(|_| !matches!(route, Route::Next)).map(|sid| (route.name(), sid));
-        let ticket = match key.map(|k| self.recent.claim(k, Instant::now())) {
-            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, false)),
+        let call = call_request::parse(&self.config, req, |call_sid, from| {
+            self.record_bad_signature(Record::bad_signature(call_sid, from, now))
+        })?;
+        let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
+        let forward = || call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
+        let ticket = match sid.clone().map(|sid| self.recent.claim((route.name(), sid), Instant::now())) {
+            Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, "")),
             Some(Claim::Busy) => {
-                let decision = call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
-                return Ok(self.repeat(&call, route, &decision, true));
+                return Ok(self.repeat(&call, route, &forward(), " (its first request is still undecided)"))
+            }
+            Some(Claim::First(_))
+                if sid
+                    .as_deref()
+                    .is_some_and(|s| lock(&self.answered).has(s, matches!(route, Route::Code))) =>
+            {
+                return Ok(self.repeat(&call, route, &forward(), " (answered before, so forwarded now)"))
             }
             Some(Claim::First(ticket)) => Some(ticket),
             None => None,
@@ -184,11 +202,14 @@ impl Webhook {
             Route::Code => self.answer(&call, true, now),
             Route::Next => self.answer_next(&call, now)?,
         };
+        // Known to ring before its record goes out: the notification carries the link.
+        self.track(&call, route, &answer.call.decision);
         let outcome = self.record(&answer); // on disk before we answer
         let Answered { call: mut record, if_unrecorded, .. } = answer;
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
+            self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
-            self.hanging_disk_log.error(format_args!(
+            HANGING_DISK_LOG.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
                 record.call_sid.as_deref().map_or("-".into(), loggable)
             ));
@@ -196,8 +217,13 @@ impl Webhook {
         }
         // Remembered for repeats; a stranger's reject is not (it changes nothing, and
         // strangers must not push the intercom's calls out of the bounded memory).
-        if let (Some(ticket), false) = (ticket, record.decision == Decision::Reject) {
-            ticket.answer(record.decision.clone());
+        if record.decision != Decision::Reject {
+            if let Some(sid) = &sid {
+                lock(&self.answered).note(sid, record.decision != Decision::AskCode);
+            }
+            if let Some(ticket) = ticket {
+                ticket.answer(record.decision.clone());
+            }
         }
         log::info!(
             "call {} from {}: {}",
@@ -208,24 +234,38 @@ impl Webhook {
         Ok(self.twiml(&call, &record.decision))
     }
 
-    /// The answer to a repeated request: what the first got (`busy`: the first is still
-    /// undecided, so a forward), without counting or recording anything.
-    fn repeat(&self, call: &Call, route: Route, decision: &Decision, busy: bool) -> Response {
+    /// The answer to a repeated request (`why` not the first's), without counting or
+    /// recording anything.
+    fn repeat(&self, call: &Call, route: Route, decision: &Decision, why: &str) -> Response {
         log::info!(
-            "call {} repeated on {}: answered {} again{}, not counted or recorded again",
+            "call {} repeated on {}: answered {} again{why}, not counted or recorded again",
             call.call_sid.as_deref().map_or("-".into(), loggable),
             route.name(),
             decision.name(),
-            if busy { " (its first request is still undecided)" } else { "" }
         );
         self.twiml(call, decision)
+    }
+
+    /// A dial rings the call's residents until `/voice/next` says it ended.
+    fn track(&self, call: &Call, route: Route, decision: &Decision) {
+        let (Some(stores), Some(sid), Some(entrance)) = (self.stores.get(), &call.call_sid, &call.entrance)
+        else {
+            return;
+        };
+        match decision {
+            Decision::Forward { timeout_secs, .. } | Decision::DialOne { timeout_secs, .. } => {
+                stores.ringing.ring(sid, entrance, Duration::from_secs(*timeout_secs))
+            }
+            _ if matches!(route, Route::Next) => stores.ringing.ended(sid, *decision == Decision::Hangup),
+            _ => {}
+        }
     }
 
     /// The TwiML answer to `call`: its action URLs on our public URL, carrying the
     /// call's overrides.
     fn twiml(&self, call: &Call, decision: &Decision) -> Response {
         let base = self.config.webhook.public_url.as_deref().unwrap_or("");
-        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides });
+        let xml = twiml::render(decision, &Callbacks { base, carry: &call.overrides, dial_action: true });
         Response::new(200, "text/xml; charset=utf-8", xml).with_header("Cache-Control", "no-store")
     }
 
@@ -253,7 +293,7 @@ impl Webhook {
             |let_in, offered| call::first(call.entrance.as_ref(), let_in, offered, &ringing, &self.config);
         // A right code lets in what would have been forwarded.
         let decision = first(open || matches!(tried, Tried::Right { .. }), offered);
-        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
+        let if_unrecorded = matches!(decision, Decision::Unlock { .. }).then(|| first(false, false));
         let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -265,9 +305,13 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
-            // A prompt is not an outcome: `/voice/code` records how the call ends.
-            _ if record.decision == Decision::AskCode => Vec::new(),
-            Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
+            // An unlock by schedule names the schedule.
+            Tried::Empty | Tried::NotAccepted => vec![match (&let_in, &record.decision) {
+                (LetIn::Schedule(label), Decision::Unlock { .. }) => {
+                    Record::schedule_unlocked(&record, label, now)
+                }
+                _ => Record::call(&record, now),
+            }],
         };
         Answered { call: record, records, if_unrecorded }
     }
@@ -289,7 +333,7 @@ impl Webhook {
                     }
                 }
                 None => {
-                    self.reject_log.warn(format_args!(
+                    REJECTS_LOG.warn(format_args!(
                         "more than {MAX_REJECT_RECORDS_PER_MINUTE} rejected calls a minute: the rest are counted, not recorded"
                     ));
                     return Outcome::Written;
@@ -328,10 +372,6 @@ impl Route {
             Route::Next => NEXT_PATH,
         }
     }
-}
-
-fn unlocks(decision: &Decision) -> bool {
-    matches!(decision, Decision::Unlock { .. })
 }
 
 #[cfg(test)]

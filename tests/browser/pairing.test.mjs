@@ -4,7 +4,9 @@
 // bar at the bare URL; reload; a bookmark-style visit of the bare URL; history says who;
 // "Pair another phone" from the page; pages on other origins (127.0.0.2, and another port
 // of 127.0.0.1, which is the same *site*, so the cookie is sent) try a form POST and
-// fetch; the server stopped ("Can't reach the intercom", controls disabled) and started
+// fetch; the cookie that the page on another port of 127.0.0.1 received, replayed from
+// outside a browser with the right Origin, Host and JSON, opens nothing (the page key in
+// the paired page's own storage is missing); the server stopped ("Can't reach the intercom", controls disabled) and started
 // again (the truth); the phone revoked (the "not paired" screen, no door state); the
 // browser's own history file holds no usable credential.
 //
@@ -12,7 +14,7 @@
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, readdirSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +34,7 @@ const UNREACHABLE_WITHIN_MS = 8_000;
 const watchdog = setTimeout(() => fail(new Error(`the pairing test took over ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
 let server, context, browser, dir;
 const attackers = [];
+const received = []; // the Cookie headers the attackers' servers were sent
 const serverLog = [];
 
 function log(msg) { console.log(`[pairing-test] ${msg}`); }
@@ -87,8 +90,21 @@ const out = [];
 
 function serveAttacker(host, target) {
   return new Promise(ok => {
-    const s = createServer((req, res) => { res.writeHead(200, { "Content-Type": "text/html" }); res.end(attackerPage(target)); });
+    const s = createServer((req, res) => { received.push(req.headers.cookie || ""); res.writeHead(200, { "Content-Type": "text/html" }); res.end(attackerPage(target)); });
     s.listen(0, host, () => { attackers.push(s); ok(`http://${host}:${s.address().port}/`); });
+  });
+}
+
+/// A request as a program sends it, outside any browser: whatever headers it likes.
+function raw(base, method, path, headers, body) {
+  return new Promise((ok, ko) => {
+    const req = httpRequest(base + path, { method, headers, timeout: STEP_TIMEOUT_MS }, res => {
+      let text = "";
+      res.on("data", c => text += c);
+      res.on("end", () => ok({ status: res.statusCode, body: text }));
+    });
+    req.on("error", ko);
+    req.end(body);
   });
 }
 
@@ -104,7 +120,7 @@ async function main() {
   const configPath = join(dir, "intercom.json");
   const config = {
     intercom_number: "+15558889999", forward_to: ["+15552223333"], state_dir: join(dir, "state"),
-    webhook: { listen: "127.0.0.1:0" }, control: { listen: "127.0.0.1:0" },
+    webhook: { listen: "127.0.0.1:0", allow_unsigned: true }, control: { listen: "127.0.0.1:0" }, // no auth token: allowed by name
   };
   writeFileSync(configPath, JSON.stringify(config));
   const addrs = await startServer(configPath);
@@ -150,6 +166,8 @@ async function main() {
   const cookie = cookies.find(c => c.name === "intercom_device");
   check(cookie && cookie.httpOnly && cookie.sameSite === "Strict" && cookie.path === "/", `an HttpOnly SameSite=Strict cookie (${JSON.stringify(cookies.map(c => [c.name, c.httpOnly, c.sameSite]))})`);
   check(!(await page.evaluate(() => document.cookie)).includes("intercom_device"), "scripts cannot read the cookie");
+  const pageKey = await page.evaluate(() => localStorage.getItem("intercom_key"));
+  check(pageKey && pageKey.length === 64 && pageKey !== cookie.value, "the page keeps its own key in its origin's storage");
   await shot(page, "2-paired");
   log("paired");
 
@@ -219,6 +237,21 @@ async function main() {
     check(st.open === false, `a page on ${evil} could not open the door (${outcome})`);
     log(`attack from ${evil}: ${outcome}; form answered ${answer.trim()}; still closed`);
   }
+  // The server on another port of 127.0.0.1 was sent Anna's cookie (cookies know no
+  // port). Replayed by a program with the right Origin, Host and a JSON body, it opens
+  // nothing and reads nothing: the page key lives in the page origin's own storage.
+  const stolen = received.find(c => c.includes(`intercom_device=${cookie.value}`));
+  check(stolen, `the page on another port received the cookie (${received.length} requests)`);
+  check(!received.some(c => c.includes(pageKey)), "no other port ever received the page key");
+  const headers = { Cookie: stolen, Origin: base, Host: addrs.control, "Content-Type": "application/json" };
+  for (const [method, path, body] of [["POST", "/api/open", '{"minutes": 60}'], ["GET", "/api/status", undefined], ["GET", "/api/events", undefined]]) {
+    const r = await raw(base, method, path, headers, body);
+    check(r.status === 401, `the stolen cookie alone: ${method} ${path} answered ${r.status} ${r.body.trim()}`);
+  }
+  check((await api(base, token, "GET", "/api/status")).open === false, "the stolen cookie opened nothing");
+  const byAnna = (await api(base, token, "GET", "/api/events?limit=50")).events.filter(e => e.message.startsWith("Window opened") && e.message.includes("by Anna's phone"));
+  check(byAnna.length === 1, `the history has only Anna's own opening (${byAnna.map(e => e.message).join("; ")})`);
+  log("the cookie another port received, replayed with Origin, Host and JSON: 401, nothing opened");
 
   // 6. An action the intercom does not answer (the network drops every request from now
   // on): the page says what failed in words and shows no door state until it hears back.
@@ -281,7 +314,7 @@ async function main() {
   const historyFile = join(profile, "Default", "History");
   const history = readFileSync(historyFile).toString("latin1");
   check(history.includes(`${base}/`), "the history file was written");
-  check(!history.includes(cookie.value) && !history.includes(token), "the history holds no device secret and no token");
+  check(![cookie.value, pageKey, token].some(s => history.includes(s)), "the history holds no device secret and no token");
   log(`the spent pairing link is ${history.includes(code) ? "" : "not "}in the history file`);
   const spent = await fetch(`${base}/api/pair`, {
     method: "POST", headers: { "Content-Type": "application/json", Origin: base }, body: JSON.stringify({ code }),

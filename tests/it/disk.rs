@@ -249,6 +249,94 @@ fn directories_where_files_should_be_do_not_stop_the_server() {
     assert!(wait_until_healthy(&s), "{}", problem(&s));
 }
 
+// ---- taking access away on a failing disk ---------------------------------------------
+
+/// The server's zone: a POSIX string, so no tzdata is needed.
+const UTC: (&str, &str) = ("TZ", "UTC0");
+
+/// A signed call from the intercom to `path`, with `digits` if any: whether the door opens.
+fn opens(s: &Server, path: &str, digits: Option<&str>) -> bool {
+    let sid = fresh_call_sid();
+    let mut form = with_call_sid(CALL, &sid);
+    form.extend(digits.map(|d| ("Digits", d)));
+    let sig = sign(AUTH_TOKEN, &format!("{PUBLIC}{path}"), &form);
+    post_signed(s, path, &form, Some(&sig)).body.contains("<Play")
+}
+
+/// A schedule open all day, every day; its id.
+fn always(s: &Server) -> String {
+    let r = s.api(
+        "POST",
+        "/api/schedules",
+        r#"{"label": "always", "days": "daily", "from": "00:00", "to": "24:00"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Names in `dir` that start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<String> {
+    let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with(prefix)).collect()
+}
+
+#[test]
+fn pausing_and_deleting_on_a_full_disk_hold_at_once_and_after_kill_9() {
+    let dir = TempDir::new("disk-revoke-full");
+    let Some(disk) = Tmpfs::mount(&dir.path().join("state")) else { return };
+    let s = Server::start_in(dir.path(), signed_config(), &[UTC]);
+    let (paused, deleted) = (always(&s), always(&s));
+    let code = s.api("POST", "/api/codes", r#"{"label": "plumber", "uses": 5}"#).json();
+    let (code, code_id) = (code["code"].as_str().unwrap(), code["id"].as_str().unwrap());
+    assert!(opens(&s, "/voice", None) && opens(&s, "/voice/code", Some(code)));
+    disk.fill();
+
+    assert_eq!(s.api("POST", &format!("/api/schedules/{paused}/pause"), "").status, 200);
+    assert_eq!(s.api("DELETE", &format!("/api/schedules/{deleted}"), "").status, 204);
+    let r = s.api("DELETE", &format!("/api/codes/{code_id}"), "");
+    assert_eq!(r.status, 204, "deleting a code always works: {}", r.body);
+    assert!(!opens(&s, "/voice", None) && !opens(&s, "/voice/code", Some(code)), "at once");
+    let p = problem(&s);
+    assert!(p.contains("no space left") && p.contains("a restart finds none"), "{p}");
+
+    // A crash before the disk has room: nothing comes back, and the files are kept aside.
+    s.kill9();
+    let s = Server::start_in(dir.path(), signed_config(), &[UTC]);
+    assert!(!opens(&s, "/voice", None) && !opens(&s, "/voice/code", Some(code)));
+    assert_eq!(s.api("GET", "/api/schedules", "").json()["schedules"], json!([]));
+    for file in ["schedules.json", "codes.json"] {
+        assert!(!disk.0.join(file).exists() && named(&disk.0, &format!("{file}.unsaved-")).len() == 1);
+    }
+}
+
+/// A pause that a read-only disk did not take must not come undone at the next start: a
+/// start on such a disk pauses every schedule (the server cannot remount a disk that it
+/// writes to, so the disk goes read-only while it is down).
+#[test]
+fn a_start_on_a_read_only_disk_pauses_every_schedule() {
+    let dir = TempDir::new("disk-revoke-ro");
+    let Some(disk) = Tmpfs::mount(&dir.path().join("state")) else { return };
+    let s = Server::start_in(dir.path(), signed_config(), &[UTC]);
+    let id = always(&s);
+    assert!(opens(&s, "/voice", None));
+    s.kill9();
+    disk.remount("ro");
+
+    let s = Server::start_in(dir.path(), signed_config(), &[UTC]);
+    assert!(!opens(&s, "/voice", None));
+    let p = problem(&s);
+    assert!(p.contains("read-only") && p.contains("every schedule is paused"), "{p}");
+    assert_eq!(s.api("POST", &format!("/api/schedules/{id}/resume"), "").status, 503, "needs the disk");
+    assert_eq!(s.api("POST", &format!("/api/schedules/{id}/pause"), "").status, 200, "always works");
+    disk.remount("rw");
+    assert!(wait_until_healthy(&s), "{}", problem(&s));
+    let on_disk = fs::read_to_string(disk.0.join("schedules.json")).unwrap();
+    assert!(on_disk.contains("\"paused\": true"), "{on_disk}");
+    assert!(!opens(&s, "/voice", None));
+    assert_eq!(s.api("POST", &format!("/api/schedules/{id}/resume"), "").status, 200);
+    assert!(opens(&s, "/voice", None));
+}
+
 /// Starts with the config's own `state_dir` (the harness sets one under `dir` otherwise).
 fn start_with_state_dir(dir: &Path, config: Value, env: &[(&str, &str)]) -> Server {
     let state_dir = config["state_dir"].clone();

@@ -116,18 +116,21 @@ fn check_config(dir: &Path, text: &str) -> (bool, String) {
     )
 }
 
-const SECTIONS: [&str; 7] = ["webhook", "control", "twilio", "notify", "mqtt", "limits", "ring"];
+const SECTIONS: [&str; 8] =
+    ["webhook", "control", "twilio", "notify", "notify.ntfy", "mqtt", "limits", "ring"];
 
 /// The keys the parser accepts, from the list its error gives for an unknown key.
 fn accepted_keys() -> Vec<String> {
     let dir = TempDir::new("docs-keys");
     let mut keys = Vec::new();
     for section in [""].into_iter().chain(SECTIONS) {
-        let text = if section.is_empty() {
-            r#"{"no_such_key": 1}"#.to_string()
-        } else {
-            format!(r#"{{"{section}": {{"no_such_key": 1}}}}"#)
-        };
+        // `notify.ntfy` is a section inside a section.
+        let unknown = r#"{"no_such_key": 1}"#.to_string();
+        let text = section
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .rev()
+            .fold(unknown, |inner, s| format!(r#"{{"{s}": {inner}}}"#));
         let (ok, out) = check_config(dir.path(), &text);
         assert!(!ok, "{out}");
         let list = out.split("(known here: ").nth(1).unwrap_or_else(|| panic!("{out}"));

@@ -76,8 +76,15 @@ fn set_public_url(s: &Server, url: &str) {
 /// A running server whose public_url is its own webhook listener, and a fake Twilio
 /// whose number points at it with a fallback.
 fn whole_chain() -> (Server, FakeTwilio) {
+    whole_chain_with(|_| {})
+}
+
+/// [`whole_chain`] with the server's config changed by `edit` first.
+fn whole_chain_with(edit: impl FnOnce(&mut Value)) -> (Server, FakeTwilio) {
     let twilio = FakeTwilio::start(SID, KEY_SID, KEY_SECRET, &[(NUMBER_SID, NUMBER)]);
-    let s = Server::start(config(&twilio));
+    let mut c = config(&twilio);
+    edit(&mut c);
+    let s = Server::start(c);
     let public = format!("http://{}", s.webhook);
     set_public_url(&s, &public);
     twilio.set(NUMBER_SID, "voice_url", json!(format!("{public}/voice")));
@@ -97,6 +104,7 @@ fn all_ok_when_the_chain_is_whole() {
         assert!(line.starts_with("ok ") || line.contains("clock"), "{line}");
     }
     assert!(d.has("ok", "the server is running (window closed)"), "{}", d.out);
+    assert!(d.has("ok", "the server checks Twilio's signature on every webhook"), "{}", d.out);
     assert!(d.has("ok", "the webhook listener answers"), "{}", d.out);
     assert!(d.has("ok", "/healthz reaches this very server process"), "{}", d.out);
     assert!(
@@ -108,6 +116,25 @@ fn all_ok_when_the_chain_is_whole() {
     assert!(d.has("ok", "is writable") && d.has("ok", "free on the state disk"), "{}", d.out);
     assert!(d.has("ok", "newest call: ") && d.has("ok", "bad_signature"), "{}", d.out);
     assert!(twilio.posts().is_empty(), "doctor changes nothing");
+}
+
+/// Issue 26: the auth token sits in intercom.env, which only systemd reads; a `serve`
+/// started by hand with `webhook.allow_unsigned` runs without it. Doctor reads the same
+/// file, so the files say "signed": it must say what the running server does.
+#[test]
+fn fail_when_the_running_server_does_not_check_signatures() {
+    let (s, _twilio) = whole_chain_with(|c| {
+        c["twilio"].as_object_mut().unwrap().remove("auth_token");
+        c["webhook"]["allow_unsigned"] = json!(true);
+    });
+    let env = s.config_path.parent().unwrap().join("intercom.env");
+    std::fs::write(&env, format!("INTERCOM_TWILIO_AUTH_TOKEN={AUTH_TOKEN}\n")).unwrap();
+    let d = doctor(&s.config_path);
+    assert!(!d.ok);
+    assert_eq!(d.fails().len(), 1, "{}", d.out);
+    assert!(d.has("FAIL", "the server does not check Twilio's signatures"), "{}", d.out);
+    assert!(d.has("FAIL", "started without the token in") && d.has("FAIL", "intercom.env"), "{}", d.out);
+    assert!(!d.has("ok", "signature"), "{}", d.out);
 }
 
 #[test]
@@ -171,6 +198,11 @@ fn the_untouched_template_fails_by_key() {
     for key in ["intercom_number", "forward_to", "webhook.public_url", "twilio.account_sid", "twilio.number"]
     {
         assert!(d.has("FAIL", &format!("`{key}`: still the template's placeholder")), "{key}: {}", d.out);
+    }
+    // One verdict per key: a placeholder is not also called ok, nor probed and failed again.
+    for placeholder in ["+15550100001", "+15550100002", "+15550100003", "intercom.example.com", "ACxxxx"] {
+        let lines: Vec<&str> = d.lines().into_iter().filter(|l| l.contains(placeholder)).collect();
+        assert_eq!(lines.len(), 1, "{placeholder}: {lines:?}");
     }
     // One rule for secrets: the fix names the secrets file beside the config.
     let env_file = dir.path().join("intercom.env");

@@ -84,7 +84,8 @@ fn cli_and_page_are_named_as_sources() {
     let headers = [("Authorization", page.as_str()), ("X-Intercom-Client", "page")];
     assert_eq!(request(s.control, "POST", "/api/close", &headers, b"").status, 200);
     let all = events(&s, 5);
-    assert_eq!(all[1]["source"], "CLI from 127.0.0.1");
+    assert_eq!(all[1]["source"], "the command line on the Pi");
+    assert_eq!(all[1]["message"], "Window opened for 45m from the command line on the Pi");
     assert_eq!(all[1]["minutes"], 45);
     assert_eq!(all[0]["message"], "Window closed by page from 127.0.0.1");
 }

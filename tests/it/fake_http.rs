@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -232,13 +233,20 @@ pub mod account {
 }
 
 /// Twilio's REST API for one account, as far as the intercom uses it: the
-/// IncomingPhoneNumbers list (filtered by `PhoneNumber`) and update, and Messages. It
-/// checks HTTP Basic credentials and keeps the numbers, so an update shows in the next
-/// lookup.
+/// IncomingPhoneNumbers list (filtered by `PhoneNumber`) and update, Messages, and the
+/// Calls resource (read one, update one in progress). It checks HTTP Basic credentials
+/// and keeps the numbers and calls, so an update shows in the next lookup.
 pub struct FakeTwilio {
     pub http: Fake,
     numbers: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Call SIDs and their status (`in-progress`, `completed`).
+    calls: Arc<Mutex<Vec<(String, &'static str)>>>,
+    /// While set, an update of a call hangs: Twilio unreachable.
+    hang: Arc<AtomicBool>,
 }
+
+/// How long an update of a call takes here: long enough that two taps at once overlap.
+const CALL_UPDATE_TAKES: Duration = Duration::from_millis(300);
 
 /// `IncomingPhoneNumbers/{sid}.json` form fields and the JSON fields they set.
 const NUMBER_FIELDS: [(&str, &str); 6] = [
@@ -264,6 +272,9 @@ impl FakeTwilio {
             .collect();
         let numbers = Arc::new(Mutex::new(numbers));
         let (state, prefix) = (numbers.clone(), format!("/2010-04-01/Accounts/{account}/"));
+        let calls: Arc<Mutex<Vec<(String, &'static str)>>> = Arc::default();
+        let hang = Arc::new(AtomicBool::new(false));
+        let (call_state, hanging, account_sid) = (calls.clone(), hang.clone(), account.to_string());
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -282,6 +293,35 @@ impl FakeTwilio {
             let Some(rest) = path.strip_prefix(&prefix) else {
                 return error(404, 20404, "The requested resource was not found");
             };
+            // Calls/{CallSid}.json: read, or update with new TwiML while in progress (after
+            // which the call runs that TwiML and ends).
+            if let Some(sid) = rest.strip_prefix("Calls/").and_then(|r| r.strip_suffix(".json")) {
+                if req.method == "POST" && hanging.load(Ordering::SeqCst) {
+                    return None;
+                }
+                if req.method == "POST" {
+                    thread::sleep(CALL_UPDATE_TAKES);
+                }
+                let mut calls = call_state.lock().unwrap();
+                let Some(call) = calls.iter_mut().find(|(s, _)| s == sid) else {
+                    return error(404, 20404, "The requested resource was not found");
+                };
+                let body = |status: &str| serde_json::json!({"sid": sid, "account_sid": account_sid, "status": status});
+                return match req.method.as_str() {
+                    "GET" => Some(Reply::json(200, &body(call.1))),
+                    "POST" if req.form().iter().any(|(k, _)| k != "Twiml") => {
+                        error(400, 21200, "unknown parameter")
+                    }
+                    "POST" if call.1 != "in-progress" => {
+                        error(400, 21220, "Call is not in-progress. Cannot redirect.")
+                    }
+                    "POST" => {
+                        call.1 = "completed";
+                        Some(Reply::json(200, &body("in-progress")))
+                    }
+                    _ => error(405, 20004, "Method not allowed"),
+                };
+            }
             let mut numbers = state.lock().unwrap();
             match (req.method.as_str(), rest) {
                 ("GET", "IncomingPhoneNumbers.json") => {
@@ -315,7 +355,27 @@ impl FakeTwilio {
                 _ => error(404, 20404, "The requested resource was not found"),
             }
         });
-        FakeTwilio { http, numbers }
+        FakeTwilio { http, numbers, calls, hang }
+    }
+
+    /// A call in progress, as Twilio knows it while the intercom's call rings.
+    pub fn add_call(&self, sid: &str) {
+        self.calls.lock().unwrap().push((sid.to_string(), "in-progress"));
+    }
+
+    /// The call ends (the visitor hung up).
+    pub fn end_call(&self, sid: &str) {
+        self.calls.lock().unwrap().iter_mut().filter(|(s, _)| s == sid).for_each(|c| c.1 = "completed");
+    }
+
+    /// While `on`, updates of calls hang (Twilio unreachable).
+    pub fn hang_updates(&self, on: bool) {
+        self.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// The updates of calls that arrived (answered or not).
+    pub fn call_updates(&self) -> Vec<Seen> {
+        self.posts().into_iter().filter(|r| r.target.contains("/Calls/")).collect()
     }
 
     /// The API base URL for `twilio.api_base`.

@@ -42,7 +42,7 @@ impl Terminal {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "init", "-S", "-200"]).stdout)
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-J", "-t", "init", "-S", "-200"]).stdout)
             .to_string()
     }
 
@@ -100,6 +100,10 @@ fn init_typed_in_a_terminal_asks_checks_and_learns_the_intercom() {
     t.wait_for("Your Twilio phone number", 1);
     t.answer("+1 555 000 1111");
     t.wait_for("Your phone number(s) to ring", 1);
+    // A list with one number written as at home: its place is named, and no +1 is guessed.
+    t.answer("+1 555 222 3333, 555 222 4444");
+    t.wait_for("number 2 of 2: \"555 222 4444\" has no country code", 1);
+    t.wait_for("Your phone number(s) to ring", 2);
     t.answer("+1 555 222 3333");
     t.wait_for("The public URL", 1);
     t.answer("https://door.example.net/voice");
@@ -107,6 +111,7 @@ fn init_typed_in_a_terminal_asks_checks_and_learns_the_intercom() {
     t.wait_for("The public URL", 2);
     t.answer("https://door.example.net");
     t.wait_for("or Enter to learn it by ringing: ", 1);
+    assert!(!t.screen().contains("warning:"), "an https URL is not warned about");
     t.answer("");
     t.wait_for("press your button at the building's door now", 1);
 
@@ -117,6 +122,10 @@ fn init_typed_in_a_terminal_asks_checks_and_learns_the_intercom() {
     let screen = t.wait_for("init-exit=", 1);
     assert!(screen.contains("init-exit=0"), "{screen}");
     assert!(screen.contains("intercom_number is +15557770002"), "{screen}");
+    // The next steps carry this config, and the page's address is one a phone can reach.
+    let config = s.config_path.display();
+    assert!(screen.contains(&format!("`sudo intercom doctor --config {config}`")), "{screen}");
+    assert!(screen.contains(&format!("opens the page at http://{}/", s.control)), "{screen}");
     assert!(!screen.contains(AUTH), "the Auth Token was shown:\n{screen}");
 
     let c: Value = serde_json::from_str(&std::fs::read_to_string(&s.config_path).unwrap()).unwrap();

@@ -341,7 +341,7 @@ fn folders_depend_one_way_down_the_layers() {
         ("config", "model/record"),
         ("daemon/notify", "util"),
         ("main", "daemon/server"),
-        ("store/state", "store/state_file"),
+        ("store/state", "store/versioned"),
     ] {
         assert!(uses.iter().any(|u| u.from == from && u.to == to), "the scan missed {from} -> {to}");
     }

@@ -4,6 +4,7 @@ mod cli;
 mod clock;
 mod codes;
 mod control;
+mod crash;
 mod disk;
 mod docs;
 mod doctor;
@@ -15,6 +16,7 @@ mod household;
 
 mod init_tmux;
 mod layers;
+mod let_in;
 mod load;
 mod mqtt;
 mod notify;

@@ -3,7 +3,7 @@
 //! Home Assistant. Discovery, commands, state topics, a broker restart, the last will on
 //! `kill -9`, TLS, and a broker that never answers while calls go on.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +24,8 @@ const HA_PASSWORD: &str = "ha-secret-pw";
 const WAIT: Duration = Duration::from_secs(15);
 /// The issue's promise: a command's effect shows on the state topic within a second.
 const STATE_FOLLOWS: Duration = Duration::from_secs(1);
+/// How long the bridge's bound on commands counts (`bridge::COMMAND_INTERVAL`).
+const COMMAND_INTERVAL: Duration = Duration::from_secs(10);
 /// A call's answer while the broker hangs: milliseconds normally; far below the
 /// bridge's 5 s handshake timeout, so an answer that waited for it fails.
 const ANSWER_BOUND: Duration = Duration::from_secs(1);
@@ -123,6 +125,18 @@ impl Broker {
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+
+    /// A burst: each line of `lines` one message on `topic`, as fast as the broker takes them.
+    fn publish_lines(&self, topic: &str, lines: &str) {
+        let mut child = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-u", HA_USER, "-P", HA_PASSWORD])
+            .args(["-t", topic, "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
     }
 
     fn subscribe(&self, filter: &str) -> Sub {
@@ -257,7 +271,7 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     // What Home Assistant reads when it subscribes later: every entity, retained.
     let discovery = broker.subscribe("homeassistant/#");
     let deadline = Instant::now() + WAIT;
-    while discovery.all().len() < 7 {
+    while discovery.all().len() < 9 {
         assert!(Instant::now() < deadline, "{:#?}", discovery.all());
         thread::sleep(Duration::from_millis(10));
     }
@@ -285,7 +299,17 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     platforms.sort();
     assert_eq!(
         platforms,
-        ["binary_sensor", "binary_sensor", "button", "event", "sensor", "sensor", "switch"]
+        [
+            "binary_sensor",
+            "binary_sensor",
+            "binary_sensor",
+            "button",
+            "button",
+            "event",
+            "sensor",
+            "sensor",
+            "switch"
+        ]
     );
     let event: Value =
         serde_json::from_str(&discovery.all().iter().find(|m| m.topic.contains("/event/")).unwrap().payload)
@@ -352,6 +376,97 @@ fn discovery_is_retained_and_commands_act_like_the_api() {
     let ring: Value =
         serde_json::from_str(&live.wait(from, "intercom/ring/event", |_| true).payload).unwrap();
     assert_eq!(ring["event_type"], "call_forwarded");
+}
+
+/// Issue 27: Home Assistant sees a forwarded call ring, and its button lets that caller
+/// in exactly as `POST /api/let-in` does (against the stand-in for Twilio's Calls).
+#[test]
+fn the_ringing_sensor_follows_a_call_and_the_button_lets_it_in() {
+    let broker = Broker::start();
+    let twilio = crate::let_in::twilio();
+    let mut c = crate::let_in::config(&twilio);
+    c["mqtt"] = json!({"host": "127.0.0.1", "port": broker.port, "username": USER});
+    let live = broker.subscribe("intercom/#");
+    let (s, _dir) = start(c);
+    live.wait(0, "intercom/availability", |p| p == "online");
+    live.wait(0, "intercom/ringing/state", |p| p == "OFF");
+    let discovery = broker.subscribe("homeassistant/#");
+    for (platform, name) in [("binary_sensor", "Ringing"), ("button", "Let the ringing visitor in")] {
+        let m = discovery.wait(
+            0,
+            &format!(
+                "homeassistant/{platform}/intercom/{}/config",
+                if platform == "button" { "let_in" } else { "ringing" }
+            ),
+            |_| true,
+        );
+        let p: Value = serde_json::from_str(&m.payload).unwrap();
+        assert_eq!(p["name"], name, "{p}");
+    }
+
+    // Nothing rings: the button changes nothing, and says so in the log.
+    broker.publish("intercom/let_in/press", "PRESS", false);
+    assert!(s.wait_for_log("let-in button changed nothing: nobody is ringing now"), "{}", s.logs());
+    assert!(twilio.call_updates().is_empty());
+
+    let from = live.mark();
+    let sid = crate::let_in::forward(&s, &twilio);
+    let rang = Instant::now();
+    let on = live.wait(from, "intercom/ringing/state", |p| p == "ON");
+    let took = on.at.saturating_duration_since(rang);
+    assert!(took < STATE_FOLLOWS, "the sensor followed after {took:?}");
+    let attributes = live.wait(from, "intercom/ringing/attributes", |p| p.contains(&sid));
+    let attributes: Value = serde_json::from_str(&attributes.payload).unwrap();
+    assert!(attributes["since"].is_string() && attributes.get("entrance").is_some(), "{attributes}");
+
+    broker.publish("intercom/let_in/press", "PRESS", false);
+    live.wait(from, "intercom/ringing/state", |p| p == "OFF");
+    live.wait(from, "intercom/ringing/attributes", |p| p == "{}");
+    assert_eq!(twilio.call_updates().len(), 1);
+    let e = &events(&s, 1)[0];
+    assert_eq!(
+        (&e["event"], &e["call_sid"], &e["source"]),
+        (&json!("call_let_in"), &json!(sid), &json!("home-assistant"))
+    );
+}
+
+/// A flood of commands (an automation in a loop, or anyone who may publish) is acted on
+/// 20 times in 10 seconds at most: 2,000 ON/OFF in a burst leave at most 40 window
+/// records, the log says how many were ignored, and calls are answered within a second
+/// all along.
+#[test]
+fn a_burst_of_commands_is_bounded_and_calls_go_on() {
+    let broker = Broker::start();
+    let live = broker.subscribe("intercom/#");
+    let (s, _dir) = start(config(broker.port));
+    live.wait(0, "intercom/availability", |p| p == "online");
+    thread::scope(|scope| {
+        // Calls while the burst comes in and is worked through (a fraction of a second);
+        // not more, so that their records do not rotate the history under the test.
+        scope.spawn(|| {
+            for n in 0..300 {
+                let t = Instant::now();
+                assert!(s.ring(INTERCOM).is_twiml());
+                assert!(t.elapsed() < ANSWER_BOUND, "call {n} took {:?}", t.elapsed());
+            }
+        });
+        broker.publish_lines("intercom/window/set", &"ON\nOFF\n".repeat(1000));
+    });
+    // Commands are taken in order: once one sent after the burst is acted on (when the
+    // limit's interval has passed), the burst is over.
+    let deadline = Instant::now() + WAIT + COMMAND_INTERVAL;
+    while !events(&s, 10).iter().any(|e| e["once"] == true) {
+        assert!(Instant::now() < deadline, "no command acted on after the burst: {}", s.logs());
+        broker.publish("intercom/next_visitor/press", "PRESS", false);
+        thread::sleep(Duration::from_millis(100));
+    }
+    let read = |name| std::fs::read_to_string(s.state_dir.join(name)).unwrap_or_default();
+    let log = read("events.jsonl.1") + &read("events.jsonl");
+    let records: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let window_records =
+        records.iter().filter(|e| e["source"] == "home-assistant" && e["once"] != true).count();
+    assert!((1..=40).contains(&window_records), "{window_records} window records");
+    assert!(s.logs().contains("commands before this one were ignored"), "{}", s.logs());
 }
 
 #[test]

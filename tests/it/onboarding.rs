@@ -116,7 +116,8 @@ fn open_speaks_of_what_was_typed_and_shows_local_time() {
     let s = Server::start(base_config());
     for (typed, want) in [
         ("24h", "intercom: open: at most 12h (max_window); try 12h or raise max_window"),
-        ("90", "intercom: 90 has no unit: write 90m (minutes), or 2h, 1h30m"),
+        ("2x", "intercom: \"2x\" is not a length of time: write 90m, 2h, 1h30, 2 hours or 90 (minutes)"),
+        ("90s", "intercom: \"90s\" is not a whole number of minutes (at least 1m)"),
     ] {
         let o = s.cli(&["open", typed]);
         assert!(!o.status.success(), "{typed}");
@@ -211,6 +212,36 @@ fn init_with_flags_writes_the_config_and_the_secrets_file() {
     let o = init(&path, &["--intercom-number", "+15550000001", "--force"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(cli(&path, &["check-config"]).status.success());
+}
+
+#[test]
+fn init_names_the_wrong_answer_warns_on_http_and_carries_the_config() {
+    let dir = TempDir::new("init-words");
+    let path = dir.path().join("etc/intercom.json");
+    let o = init(&path, &["--forward-to", "+15552223333, 555 222 4444"]).output().unwrap();
+    assert!(!o.status.success() && !path.exists());
+    assert_eq!(
+        stderr(&o).trim(),
+        "intercom: --forward-to: number 2 of 2: \"555 222 4444\" has no country code: write it with + and the country code, like +15552223333 or +447700900123"
+    );
+    let o = init(&path, &["--intercom-number", INTERCOM, "--public-url", "http://door.example.net"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: http://door.example.net is plain http"), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let config = path.display();
+    for step in [
+        format!("`sudo intercom twilio-setup --config {config}`"),
+        format!("`sudo intercom doctor --config {config}`"),
+        format!("`sudo intercom pair \"Anna's phone\" --config {config}`"),
+    ] {
+        assert!(out.contains(&step), "{step}: {out}");
+    }
+    // The template listens on 0.0.0.0:8081: the page is shown at an address a phone reaches.
+    assert!(out.contains("opens the page at http://") && !out.contains("0.0.0.0"), "{out}");
+    let o = init(&path, &["--intercom-number", INTERCOM, "--force"]).output().unwrap();
+    assert!(o.status.success() && !stderr(&o).contains("warning"), "{}", stderr(&o));
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Paired devices over real HTTP: `intercom pair`, the one-time exchange, the cookie,
-//! revocation, and the checks that keep another site (or a rebinding DNS name) from
-//! using a paired browser's cookie.
+//! Paired devices over real HTTP: `intercom pair`, the one-time exchange, the cookie and
+//! the page key, revocation, and the checks that keep another site (or a rebinding DNS
+//! name, or a server on another port that received the cookie) from using a paired
+//! browser's credential.
 
 use std::net::SocketAddr;
 
@@ -27,23 +28,30 @@ fn browser(
     parse_reply(&raw(addr, req.as_bytes()))
 }
 
-/// A same-origin JSON request from the page, with the device cookie.
-fn page_call(s: &Server, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
+/// A paired browser's credential: the cookie's value and the key its page keeps.
+#[derive(Default, Clone)]
+pub struct Phone {
+    pub cookie: String,
+    pub key: String,
+}
+
+/// A same-origin JSON request from the page, with the phone's cookie and key if any.
+pub fn page_call(s: &Server, method: &str, path: &str, phone: &Phone, body: &str) -> Reply {
     let host = s.control.to_string();
     let origin = format!("http://{host}");
-    let cookie = format!("intercom_device={cookie}");
-    browser(
-        s.control,
-        method,
-        path,
-        &host,
-        &[("Origin", &origin), ("Content-Type", "application/json"), ("Cookie", &cookie)],
-        body,
-    )
+    let cookie = format!("intercom_device={}", phone.cookie);
+    let mut headers = vec![("Origin", origin.as_str()), ("Content-Type", "application/json")];
+    if !phone.cookie.is_empty() {
+        headers.push(("Cookie", &cookie));
+    }
+    if !phone.key.is_empty() {
+        headers.push(("X-Intercom-Key", &phone.key));
+    }
+    browser(s.control, method, path, &host, &headers, body)
 }
 
 /// `intercom pair NAME`: the link it prints and its code.
-fn pair_link(s: &Server, name: &str) -> String {
+pub fn pair_link(s: &Server, name: &str) -> String {
     let o = s.cli(&["pair", name]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
@@ -53,50 +61,56 @@ fn pair_link(s: &Server, name: &str) -> String {
     link.split("#c=").nth(1).unwrap().to_string()
 }
 
-/// Spends a pairing code as the page does; the cookie's value.
-fn exchange(s: &Server, code: &str) -> String {
-    let r = page_call(s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+/// Spends a pairing code as the page does: the cookie, and the page key from the body.
+pub fn exchange(s: &Server, code: &str) -> Phone {
+    let r = page_call(s, "POST", "/api/pair", &Phone::default(), &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let set = r.header("set-cookie").expect("a cookie");
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
         assert!(set.contains(attr), "{set}");
     }
-    set.strip_prefix("intercom_device=").unwrap().split(';').next().unwrap().to_string()
+    let cookie = set.strip_prefix("intercom_device=").unwrap().split(';').next().unwrap().to_string();
+    let key = r.json()["page_key"].as_str().expect("a page key in the body").to_string();
+    assert!(key.len() == 64 && key != cookie && !set.contains(&key), "{set} {key}");
+    Phone { cookie, key }
 }
 
 #[test]
-fn a_link_pairs_once_the_cookie_acts_by_name_and_revoking_shuts_it_out() {
+fn a_link_pairs_once_the_phone_acts_by_name_and_revoking_shuts_it_out() {
     let s = Server::start(base_config());
     let code = pair_link(&s, "Anna's phone");
-    let cookie = exchange(&s, &code);
+    let phone = exchange(&s, &code);
     // Used at most once.
-    let again = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    let again = page_call(&s, "POST", "/api/pair", &Phone::default(), &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(again.status, 403);
     assert!(again.header("set-cookie").is_none());
     assert!(again.json()["error"].as_str().unwrap().contains("used up or too old"));
 
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
-    let opened = page_call(&s, "POST", "/api/open", &cookie, r#"{"minutes": 30}"#);
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 200);
+    let opened = page_call(&s, "POST", "/api/open", &phone, r#"{"minutes": 30}"#);
     assert_eq!(opened.status, 200, "{}", opened.body);
     assert_eq!(opened.json()["open"], true);
-    let events = page_call(&s, "GET", "/api/events?limit=1", &cookie, "").json();
+    let events = page_call(&s, "GET", "/api/events?limit=1", &phone, "").json();
     assert_eq!(events["events"][0]["message"], "Window opened for 30m by Anna's phone");
 
     // The file keeps a hash, never the secret.
     let file = std::fs::read_to_string(s.state_dir.join("devices.json")).unwrap();
-    assert!(file.contains("Anna's phone") && !file.contains(&cookie), "{file}");
+    assert!(
+        file.contains("Anna's phone") && !file.contains(&phone.cookie) && !file.contains(&phone.key),
+        "{file}"
+    );
 
     let list = stdout(&s.cli(&["devices"]));
     assert!(list.contains("\"Anna's phone\""), "{list}");
     let id = list.split_whitespace().next().unwrap().to_string();
-    let mine = page_call(&s, "GET", "/api/devices", &cookie, "").json();
+    let mine = page_call(&s, "GET", "/api/devices", &phone, "").json();
     assert_eq!(mine["devices"][0]["this_device"], true);
     assert_eq!(mine["devices"][0]["id"], id.as_str());
 
     let o = s.cli(&["devices", "rm", &id]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401);
-    assert_eq!(page_call(&s, "POST", "/api/close", &cookie, "").status, 401);
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 401);
+    assert_eq!(page_call(&s, "POST", "/api/close", &phone, "").status, 401);
     assert_eq!(s.api("GET", "/api/status", "").json()["open"], true, "a revoked device changed nothing");
     assert!(stdout(&s.cli(&["devices"])).contains("no paired devices"));
     // The bearer token still works for scripts.
@@ -106,10 +120,10 @@ fn a_link_pairs_once_the_cookie_acts_by_name_and_revoking_shuts_it_out() {
 #[test]
 fn another_site_or_a_rebinding_name_cannot_use_the_cookie() {
     let s = Server::start(base_config());
-    let cookie = exchange(&s, &pair_link(&s, "Ben"));
+    let ben = exchange(&s, &pair_link(&s, "Ben"));
     let host = s.control.to_string();
     let own = format!("http://{host}");
-    let jar = format!("intercom_device={cookie}");
+    let jar = format!("intercom_device={}", ben.cookie);
     let json = ("Content-Type", "application/json");
     let attacks: Vec<(&str, Vec<(&str, &str)>)> = vec![
         // A form POST from another LAN page: another origin, a simple content type.
@@ -129,13 +143,20 @@ fn another_site_or_a_rebinding_name_cannot_use_the_cookie() {
     ];
     for (h, headers) in &attacks {
         let mut headers = headers.clone();
-        headers.push(("Cookie", &jar));
+        headers.extend([("Cookie", jar.as_str()), ("X-Intercom-Key", &ben.key)]);
         let r = browser(s.control, "POST", "/api/open", h, &headers, r#"{"minutes": 60}"#);
         assert_eq!(r.status, 403, "{h} {headers:?}: {}", r.body);
         assert!(!r.body.contains("minutes"), "plain words, no field names: {}", r.body);
     }
     // A rebinding page cannot read either.
-    let r = browser(s.control, "GET", "/api/status", "evil.example", &[("Cookie", &jar)], "");
+    let r = browser(
+        s.control,
+        "GET",
+        "/api/status",
+        "evil.example",
+        &[("Cookie", &jar), ("X-Intercom-Key", &ben.key)],
+        "",
+    );
     assert_eq!(r.status, 403);
     assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
 
@@ -151,36 +172,83 @@ fn another_site_or_a_rebinding_name_cannot_use_the_cookie() {
     let mut config = base_config();
     config["control"]["hosts"] = serde_json::json!(["intercom.local"]);
     let named = Server::start(config);
-    let cookie = exchange(&named, &pair_link(&named, "Dan"));
-    let jar = format!("intercom_device={cookie}");
+    let dan = exchange(&named, &pair_link(&named, "Dan"));
+    let jar = format!("intercom_device={}", dan.cookie);
     let r = browser(
         named.control,
         "POST",
         "/api/close",
         "intercom.local:8081",
-        &[("Origin", "http://intercom.local:8081"), json, ("Cookie", &jar)],
+        &[("Origin", "http://intercom.local:8081"), json, ("Cookie", &jar), ("X-Intercom-Key", &dan.key)],
         "",
     );
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Issue 26: every port of the host receives the cookie (cookies are not bound to a
+/// port), so whoever runs a server there has it. Replayed with the right Host, Origin
+/// and JSON, the cookie alone opens nothing and reads nothing; neither does a wrong or
+/// another phone's page key, nor the key without the cookie.
+#[test]
+fn the_cookie_alone_opens_nothing_and_reads_nothing() {
+    let s = Server::start(base_config());
+    let anna = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let ben = exchange(&s, &pair_link(&s, "Ben"));
+    let stolen = [
+        Phone { cookie: anna.cookie.clone(), key: String::new() },
+        Phone { cookie: anna.cookie.clone(), key: "0".repeat(64) },
+        Phone { cookie: anna.cookie.clone(), key: ben.key.clone() },
+        Phone { cookie: anna.key.clone(), key: anna.cookie.clone() },
+        Phone { cookie: String::new(), key: anna.key.clone() },
+    ];
+    for phone in &stolen {
+        for (method, path, body) in [
+            ("POST", "/api/open", r#"{"minutes": 60}"#),
+            ("GET", "/api/status", ""),
+            ("GET", "/api/events", ""),
+            ("GET", "/api/devices", ""),
+            ("POST", "/api/pairings", r#"{"name": "Mallory"}"#),
+        ] {
+            let r = page_call(&s, method, path, phone, body);
+            assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+            assert!(r.header("set-cookie").is_none());
+        }
+    }
+    assert_eq!(s.api("GET", "/api/status", "").json()["open"], false);
+    let history = events(&s, 50);
+    assert!(history.iter().all(|e| !e["message"].as_str().unwrap().contains("by Anna")), "{history:?}");
+    // Both together are Anna, and each status she reads renews her cookie (the page
+    // itself no longer does: a page load carries no key).
+    let r = page_call(&s, "GET", "/api/status", &anna, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("set-cookie")
+        .is_some_and(|c| c.starts_with(&format!("intercom_device={};", anna.cookie))));
+    let opened = page_call(&s, "POST", "/api/open", &anna, r#"{"minutes": 30}"#);
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(events(&s, 1)[0]["message"], "Window opened for 30m by Anna's phone");
 }
 
 #[test]
 fn devices_survive_a_restart_and_a_corrupt_file_is_moved_aside() {
     let dir = TempDir::new("pairing-restart");
     let s = Server::start_in(dir.path(), base_config(), &[]);
-    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let phone = exchange(&s, &pair_link(&s, "Anna's phone"));
     let state_dir = s.state_dir.clone();
     s.kill9();
     let s = Server::start_in(dir.path(), base_config(), &[]);
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 200);
     // A pairing link does not outlive the server that made it.
     let code = pair_link(&s, "Ben");
     s.kill9();
     std::fs::write(state_dir.join("devices.json"), b"{\"version\": 1, \"devices\": [").unwrap();
     let s = Server::start_in(dir.path(), base_config(), &[]);
     assert!(s.wait_for_log("every phone must pair again"), "{}", s.logs());
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401);
-    assert_eq!(page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}")).status, 403);
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 401);
+    assert_eq!(
+        page_call(&s, "POST", "/api/pair", &Phone::default(), &format!("{{\"code\": \"{code}\"}}")).status,
+        403
+    );
     let aside = std::fs::read_dir(&state_dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -188,8 +256,8 @@ fn devices_survive_a_restart_and_a_corrupt_file_is_moved_aside() {
         .count();
     assert_eq!(aside, 1);
     // Pairing works again and writes a new file.
-    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 200);
+    let phone = exchange(&s, &pair_link(&s, "Anna's phone"));
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 200);
 }
 
 #[test]
@@ -203,8 +271,8 @@ fn bad_pairing_requests_are_clear_4xx() {
     assert_eq!(s.api("POST", "/api/pairings", &long).status, 400);
     assert_eq!(s.api("GET", "/api/pairings", "").status, 405);
     assert_eq!(s.api("DELETE", "/api/devices/nope", "").status, 404);
-    assert_eq!(page_call(&s, "POST", "/api/pair", "", r#"{"code": "guess"}"#).status, 403);
-    assert_eq!(page_call(&s, "GET", "/api/pair", "", "").status, 405);
+    assert_eq!(page_call(&s, "POST", "/api/pair", &Phone::default(), r#"{"code": "guess"}"#).status, 403);
+    assert_eq!(page_call(&s, "GET", "/api/pair", &Phone::default(), "").status, 405);
     assert_eq!(request(s.control, "POST", "/api/pairings", &[], b"{\"name\": \"x\"}").status, 401);
     assert!(s.cli(&["pair", ""]).status.code() != Some(0));
     // The page, the pairing page and the home-screen assets are served without a credential.
@@ -229,12 +297,12 @@ fn bad_pairing_requests_are_clear_4xx() {
 fn a_disk_that_takes_no_writes_pairs_nobody_and_still_revokes_at_once() {
     let s = Server::start(base_config());
     // First pairing makes the state directory exist; then block the temp file's name.
-    let cookie = exchange(&s, &pair_link(&s, "Anna's phone"));
+    let phone = exchange(&s, &pair_link(&s, "Anna's phone"));
     let obstruction = s.state_dir.join(".devices.json.tmp");
     std::fs::create_dir_all(obstruction.join("x")).unwrap();
 
     let code = pair_link(&s, "Ben");
-    let r = page_call(&s, "POST", "/api/pair", "", &format!("{{\"code\": \"{code}\"}}"));
+    let r = page_call(&s, "POST", "/api/pair", &Phone::default(), &format!("{{\"code\": \"{code}\"}}"));
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.header("set-cookie").is_none());
     assert!(r.json()["error"].as_str().unwrap().contains("could not be saved"), "{}", r.body);
@@ -244,7 +312,7 @@ fn a_disk_that_takes_no_writes_pairs_nobody_and_still_revokes_at_once() {
     let r = s.api("DELETE", &format!("/api/devices/{id}"), "");
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().contains("shut out"), "{}", r.body);
-    assert_eq!(page_call(&s, "GET", "/api/status", &cookie, "").status, 401, "revoked in memory at once");
+    assert_eq!(page_call(&s, "GET", "/api/status", &phone, "").status, 401, "revoked in memory at once");
     // The disk watcher saves the removal once the disk takes it, so it survives a restart.
     std::fs::remove_dir_all(&obstruction).unwrap();
     // The watcher tries every DISK_RETRY (5 s); allow three rounds on a loaded machine.

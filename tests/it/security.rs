@@ -108,12 +108,52 @@ fn auth_token_from_the_environment_is_used_and_never_logged() {
     assert!(!s.logs().contains("env-auth-token-123"));
 }
 
+/// Issue 26: with no auth token, `serve` refuses to start unless the config asks for
+/// unsigned webhooks by name (a token left in intercom.env, which a `serve` started by
+/// hand never reads, must not mean "accept anyone"); the status says what it does.
 #[test]
-fn without_auth_token_the_start_warns_loudly() {
+fn without_auth_token_serve_refuses_unless_unsigned_is_allowed_by_name() {
+    let dir = TempDir::new("unsigned");
+    let mut c = base_config();
+    c["webhook"].as_object_mut().unwrap().remove("allow_unsigned");
+    c["state_dir"] = json!(dir.path().join("state"));
+    let path = dir.path().join("intercom.json");
+    std::fs::write(&path, c.to_string()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_intercom"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("INTERCOM_TWILIO_AUTH_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must exit by itself; one that serves instead is killed and fails here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code().is_some_and(|c| c != 0), "{:?}: {err}", o.status);
+    for name in ["twilio.auth_token", "INTERCOM_TWILIO_AUTH_TOKEN", "webhook.allow_unsigned"] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    assert!(!dir.path().join("state").exists(), "nothing was touched");
+    let checked = String::from_utf8_lossy(&cli(&path, &["check-config"]).stdout).to_string();
+    assert!(
+        checked.contains("twilio.auth_token    (not set: `serve` refuses to start without it)"),
+        "{checked}"
+    );
+
+    // Asked for by name: it starts, warns, takes unsigned calls and says so.
     let s = Server::start(base_config());
     assert!(s.logs().contains("signatures are NOT checked"), "{}", s.logs());
+    assert_eq!(s.api("GET", "/api/status", "").json()["signatures_checked"], false);
+    assert!(s.ring(INTERCOM).body.contains("<Dial"));
     let s = Server::start(signed_config());
     assert!(!s.logs().contains("signatures are NOT checked"));
+    assert_eq!(s.api("GET", "/api/status", "").json()["signatures_checked"], true);
+    assert_eq!(s.ring(INTERCOM).status, 403);
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn stranger_is_rejected_and_intercom_is_forwarded_on_both_paths_and_methods() {
         let post = s.call("POST", path, "From=%2B15558889999&CallSid=CA3");
         assert!(post.body.contains("<Dial answerOnBridge=\"true\""), "{}", post.body);
         assert_eq!(dial_numbers(&post.body), [RESIDENT]);
-        assert!(post.body.contains("<Say>"));
+        assert!(post.body.contains("action=\"/voice/next?step=1\" method=\"POST\">"), "{}", post.body);
         let get = s.call("GET", &format!("{path}?From=%2B15558889999"), "");
         assert_eq!(dial_numbers(&get.body), [RESIDENT]);
     }
@@ -108,7 +108,13 @@ fn custom_digits_and_messages_are_escaped() {
     c["unlock_digits"] = json!("w#9");
     c["no_answer_message"] = json!("Nobody's <home> & \"sorry\"");
     let s = Server::start(c);
-    assert!(s.ring(INTERCOM).body.contains("<Say>Nobody&apos;s &lt;home&gt; &amp; &quot;sorry&quot;</Say>"));
+    // Said when the dial ends unanswered.
+    let r = s.call("POST", "/voice/next?step=1", "From=%2B15558889999&CallSid=CA9&DialCallStatus=no-answer");
+    assert!(
+        r.body.contains("<Say>Nobody&apos;s &lt;home&gt; &amp; &quot;sorry&quot;</Say><Hangup/>"),
+        "{}",
+        r.body
+    );
     s.api("POST", "/api/open", "");
     assert!(s.ring(INTERCOM).body.contains("<Play digits=\"w#9\"/>"));
 }

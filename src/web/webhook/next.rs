@@ -4,25 +4,33 @@
 
 use jiff::Timestamp;
 
-use super::{call_request, Answered, Call, Refused, Webhook};
+use super::{call_request, Answered, Call, Webhook, HANGING_DISK_LOG};
+use crate::config::ring::Order;
+use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
-use crate::model::record::{CallRecord, Decision, Record};
+use crate::model::record::Decision;
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
 
 impl Webhook {
-    /// `/voice/next`: Twilio reports how the dial to one person of a sequential order
-    /// ended (`DialCallStatus`); unless they took the call, the next is rung, and after
-    /// the last the no-answer message is said. The caller is checked again (a stranger
-    /// is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
-        let step = call_request::step(call)?;
+    /// `/voice/next`: Twilio reports how a dial ended (`DialCallStatus`): the dial to
+    /// everyone at once, or to one person of a sequential order. Unless someone took the
+    /// call, the next person of a sequential order is rung, and after the last (or
+    /// everyone at once) the no-answer message is said. The caller is checked again (a
+    /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
+    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, HttpError> {
+        let step = call.step.ok_or_else(|| {
+            HttpError::BadRequest(format!("query parameter step: expected 1 to {}", call_request::MAX_STEP))
+        })?;
         let ringing = self.ringing(call, now);
+        let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
         let decision = match call.entrance {
             None => Decision::Reject,
             Some(_) if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
-            Some(_) => ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout)
-                .unwrap_or(Decision::NobodyToCall { message: self.config.no_answer_message.clone() }),
+            Some(_) if self.config.ring.order == Order::Simultaneous => nobody(),
+            Some(_) => {
+                ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout).unwrap_or_else(nobody)
+            }
         };
         Ok(Answered { call: call.answered(decision), records: Vec::new(), if_unrecorded: None })
     }
@@ -46,7 +54,7 @@ impl Webhook {
         let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status,
             None => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the window state is locked by a write that hangs (the disk?): the call is forwarded"
                 ));
                 Status::closed()
@@ -57,10 +65,10 @@ impl Webhook {
         if status.is_open() && !status.once {
             return LetIn::Window;
         }
-        if let Some((label, _)) =
+        if let Some((schedule, _)) =
             stores.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance.name.as_deref()))
         {
-            return LetIn::Schedule(label);
+            return LetIn::Schedule(schedule.label);
         }
         if !status.is_open() {
             return LetIn::No;
@@ -69,7 +77,7 @@ impl Webhook {
             OnceUse::Used => LetIn::Window,
             OnceUse::Gone => LetIn::No,
             OnceUse::Unavailable(why) => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the one-shot window could not be closed ({why}): the call is forwarded"
                 ));
                 LetIn::No
@@ -84,12 +92,4 @@ pub(super) enum LetIn {
     Window,
     /// A schedule open now, by its label.
     Schedule(String),
-}
-
-/// The history record of a call's outcome: an unlock by schedule names the schedule.
-pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: Timestamp) -> Record {
-    match (let_in, &record.decision) {
-        (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
-        _ => Record::call(record, now),
-    }
 }
