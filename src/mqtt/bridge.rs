@@ -216,26 +216,24 @@ impl Worker {
         }
         self.published.clear();
         self.send_state(client)?;
-        if let Some(r) = &self.last {
-            client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
-            let attributes = serde_json::to_vec(r).unwrap_or_default();
-            client.publish(&self.topics.last_event_attributes, &attributes, true)?;
-        }
+        self.send_last_event(client)?;
         client.publish(&self.topics.availability, ONLINE.as_bytes(), true)
     }
 
     fn send_record(&mut self, client: &mut Client, r: Record) -> io::Result<()> {
-        client.publish(&self.topics.last_event, discovery::last_event_state(&r).as_bytes(), true)?;
-        client.publish(
-            &self.topics.last_event_attributes,
-            &serde_json::to_vec(&r).unwrap_or_default(),
-            true,
-        )?;
-        if let Some(event) = discovery::ring_event(&r) {
-            client.publish(&self.topics.ring, event.to_string().as_bytes(), false)?;
-        }
+        let event = discovery::ring_event(&r);
         self.last = Some(r);
-        Ok(())
+        self.send_last_event(client)?;
+        match event {
+            Some(event) => client.publish(&self.topics.ring, event.to_string().as_bytes(), false),
+            None => Ok(()),
+        }
+    }
+
+    fn send_last_event(&self, client: &mut Client) -> io::Result<()> {
+        let Some(r) = &self.last else { return Ok(()) };
+        client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
+        client.publish(&self.topics.last_event_attributes, &serde_json::to_vec(r).unwrap_or_default(), true)
     }
 
     /// The retained state topics whose value changed. A lock held by a hanging disk

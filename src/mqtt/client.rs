@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::codec::{self, Connect, DecodeError, Packet};
+use super::codec::{self, Connect, DecodeError, Packet, MAX_INCOMING_BYTES};
 use crate::util::ratelog::RateLog;
 
 /// Connecting to one address of the broker. A LAN broker answers in milliseconds.
@@ -50,7 +50,6 @@ pub struct Client {
     skip: usize,
     last_sent: Instant,
     ping_sent: Option<Instant>,
-    next_id: u16,
     /// Packets that arrived with the CONNACK, for the first [`Client::read`].
     early: Vec<Packet>,
 }
@@ -91,7 +90,6 @@ impl Client {
             skip: 0,
             last_sent: Instant::now(),
             ping_sent: None,
-            next_id: 0,
             early: Vec::new(),
         };
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -121,8 +119,8 @@ impl Client {
     }
 
     pub fn subscribe(&mut self, filters: &[&str]) -> io::Result<()> {
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.send(&codec::subscribe(self.next_id, filters))
+        // The connection's one SUBSCRIBE: any packet id but 0 will do.
+        self.send(&codec::subscribe(1, filters))
     }
 
     /// Pings when the connection has been quiet for half the keep-alive; fails when a
@@ -176,10 +174,17 @@ impl Client {
                 }
                 Ok(None) => break,
                 Err(DecodeError::TooLarge { total }) => {
-                    OVERSIZED.warn(format_args!("MQTT: skipped {}", DecodeError::TooLarge { total }));
+                    OVERSIZED.warn(format_args!(
+                        "MQTT: skipped a packet of {total} bytes (more than {MAX_INCOMING_BYTES})"
+                    ));
                     self.skip = total;
                 }
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                Err(DecodeError::Malformed(why)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("malformed packet: {why}"),
+                    ))
+                }
             }
         }
         Ok(packets)

@@ -6,8 +6,6 @@
 //! async plumbing we would not use. Every encoder and the decoder are checked against
 //! byte vectors worked out from the standard's figures.
 
-use std::fmt;
-
 /// The longest packet we accept from the broker. We subscribe only to our own command
 /// topics and Home Assistant's status topic, whose messages are a word; a larger one is
 /// skipped unread rather than buffered (see `client.rs`).
@@ -26,48 +24,23 @@ pub struct Connect<'a> {
     pub will_payload: &'a [u8],
 }
 
-/// What the broker sends us.
+/// What the broker sends us: CONNACK's return code (0 is accepted), and SUBACK's granted
+/// QoS per filter (0x80 is a refusal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    /// The CONNACK return code: 0 is accepted.
-    ConnAck {
-        code: u8,
-    },
-    Publish {
-        topic: String,
-        payload: Vec<u8>,
-        retain: bool,
-        qos1_id: Option<u16>,
-    },
-    PubAck {
-        id: u16,
-    },
-    /// The granted QoS per filter; 0x80 is a refusal.
-    SubAck {
-        id: u16,
-        codes: Vec<u8>,
-    },
+    ConnAck { code: u8 },
+    Publish { topic: String, payload: Vec<u8>, retain: bool, qos1_id: Option<u16> },
+    PubAck { id: u16 },
+    SubAck { id: u16, codes: Vec<u8> },
     PingResp,
 }
 
+/// Why bytes are not a packet. One longer than [`MAX_INCOMING_BYTES`] is `TooLarge`: the
+/// caller skips its `total` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    /// A packet longer than [`MAX_INCOMING_BYTES`]: the caller skips `total` bytes.
-    TooLarge {
-        total: usize,
-    },
+    TooLarge { total: usize },
     Malformed(&'static str),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            DecodeError::TooLarge { total } => {
-                write!(f, "a packet of {total} bytes (more than {MAX_INCOMING_BYTES})")
-            }
-            DecodeError::Malformed(why) => write!(f, "malformed packet: {why}"),
-        }
-    }
 }
 
 /// CONNACK return codes in words (3.2.2.3), for the log.
@@ -181,20 +154,17 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
         return Err(DecodeError::TooLarge { total });
     }
     let Some(body) = buf.get(at..total) else { return Ok(None) };
-    let id = |b: &[u8]| -> Result<u16, DecodeError> {
-        match b {
-            [hi, lo, ..] => Ok(u16::from_be_bytes([*hi, *lo])),
-            _ => Err(DecodeError::Malformed("too short for a packet id")),
-        }
+    // A packet id or a string's length: two bytes, big-endian.
+    let two_bytes = |b: &[u8], what| match b {
+        [hi, lo, ..] => Ok(u16::from_be_bytes([*hi, *lo])),
+        _ => Err(DecodeError::Malformed(what)),
     };
+    let id = |b: &[u8]| two_bytes(b, "too short for a packet id");
     let packet = match first >> 4 {
         2 if body.len() == 2 => Packet::ConnAck { code: body[1] },
         3 => {
             let qos = (first >> 1) & 0x03;
-            let topic_len = usize::from(u16::from_be_bytes([
-                *body.first().ok_or(DecodeError::Malformed("publish without a topic"))?,
-                *body.get(1).ok_or(DecodeError::Malformed("publish without a topic"))?,
-            ]));
+            let topic_len = usize::from(two_bytes(body, "publish without a topic")?);
             let topic =
                 body.get(2..2 + topic_len).ok_or(DecodeError::Malformed("topic beyond the packet"))?;
             let topic =
