@@ -41,10 +41,11 @@ static OVERSIZED: RateLog = RateLog::new();
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// A connection to the broker. Dropping it closes the socket at once, without
+/// DISCONNECT: a connection we give up on is one whose will Home Assistant should see,
+/// and the bridge reconnects within seconds.
 pub struct Client {
     stream: Box<dyn Stream>,
-    /// The socket under `stream`, for its timeouts.
-    socket: TcpStream,
     buf: Vec<u8>,
     /// Bytes of an oversized packet still to be thrown away as they arrive.
     skip: usize,
@@ -71,21 +72,18 @@ impl Client {
                 }
             })
             .ok_or(last)?;
-        let setup = |s: &TcpStream| -> io::Result<()> {
-            s.set_nodelay(true)?;
-            s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-            s.set_read_timeout(Some(POLL_INTERVAL))
-        };
-        setup(&socket).map_err(|e| format!("socket options: {e}"))?;
-        let inner = socket.try_clone().map_err(|e| format!("socket: {e}"))?;
+        socket
+            .set_nodelay(true)
+            .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))
+            .and_then(|()| socket.set_read_timeout(Some(POLL_INTERVAL)))
+            .map_err(|e| format!("socket options: {e}"))?;
         let stream: Box<dyn Stream> = if tls {
-            Box::new(super::tls::wrap(inner, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
+            Box::new(super::tls::wrap(socket, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
         } else {
-            Box::new(inner)
+            Box::new(socket)
         };
         let mut client = Client {
             stream,
-            socket,
             buf: Vec::new(),
             skip: 0,
             last_sent: Instant::now(),
@@ -195,14 +193,6 @@ impl Client {
         self.stream.flush()?;
         self.last_sent = Instant::now();
         Ok(())
-    }
-}
-
-impl Drop for Client {
-    /// Closes the socket at once, without DISCONNECT: a connection we give up on is one
-    /// whose will Home Assistant should see, and the bridge reconnects within seconds.
-    fn drop(&mut self) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
