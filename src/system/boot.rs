@@ -68,13 +68,11 @@ pub fn clock_synced_now() -> bool {
 
 /// Asks chrony and ntpd (bounded); remembers a yes.
 fn ask_daemons() -> bool {
-    if clock::daemon_says_synced() {
-        if !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
-            log::info!("the NTP daemon says the clock is synchronized");
-        }
-        return true;
+    let synced = clock::daemon_says_synced();
+    if synced && !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
+        log::info!("the NTP daemon says the clock is synchronized");
     }
-    false
+    synced
 }
 
 /// Asks chrony and ntpd every [`SYNC_PROBE_EVERY`] until the clock is synchronized, on a
