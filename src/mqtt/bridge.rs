@@ -192,7 +192,8 @@ impl Worker {
             for packet in client.read()? {
                 match packet {
                     Packet::Publish { topic, payload, retain, .. } => {
-                        dirty |= self.on_message(client, &topic, &payload, retain)?;
+                        let text = String::from_utf8_lossy(&payload);
+                        dirty |= self.on_message(client, &topic, text.trim(), retain)?;
                     }
                     Packet::SubAck { codes, .. } if codes.contains(&0x80) => {
                         log::warn!("MQTT: the broker refused a subscription: Home Assistant's commands will not arrive (check the broker's ACL for {}/#)", self.topics.node);
@@ -262,16 +263,9 @@ impl Worker {
         Ok(())
     }
 
-    /// A message on a subscribed topic; true if the state may have changed.
-    fn on_message(
-        &mut self,
-        client: &mut Client,
-        topic: &str,
-        payload: &[u8],
-        retain: bool,
-    ) -> io::Result<bool> {
-        let text = String::from_utf8_lossy(payload);
-        let text = text.trim();
+    /// A message on a subscribed topic, its payload as trimmed text; true if the state may
+    /// have changed.
+    fn on_message(&mut self, client: &mut Client, topic: &str, text: &str, retain: bool) -> io::Result<bool> {
         if topic == self.topics.ha_status {
             // Home Assistant restarted (its birth message): it wants discovery again.
             if text == ONLINE && !retain {

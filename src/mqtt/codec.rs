@@ -68,15 +68,13 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 fn packet(first: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 5);
     out.push(first);
+    // Seven bits a byte, least significant first; the top bit says another follows.
     let mut len = body.len().min(MAX_REMAINING_LENGTH);
-    loop {
-        let digit = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { digit | 0x80 } else { digit });
-        if len == 0 {
-            break;
-        }
+    while len >= 0x80 {
+        out.push((len % 0x80) as u8 | 0x80);
+        len /= 0x80;
     }
+    out.push(len as u8);
     out.extend_from_slice(body);
     out
 }
@@ -169,17 +167,13 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
                 body.get(2..2 + topic_len).ok_or(DecodeError::Malformed("topic beyond the packet"))?;
             let topic =
                 String::from_utf8(topic.to_vec()).map_err(|_| DecodeError::Malformed("topic not UTF-8"))?;
-            let mut rest = &body[2 + topic_len..];
-            let qos1_id = match qos {
-                0 => None,
-                1 => {
-                    let i = id(rest)?;
-                    rest = &rest[2..];
-                    Some(i)
-                }
+            let rest = &body[2 + topic_len..];
+            let (qos1_id, payload) = match qos {
+                0 => (None, rest),
+                1 => (Some(id(rest)?), &rest[2..]),
                 _ => return Err(DecodeError::Malformed("QoS 2 was never subscribed to")),
             };
-            Packet::Publish { topic, payload: rest.to_vec(), retain: first & 0x01 != 0, qos1_id }
+            Packet::Publish { topic, payload: payload.to_vec(), retain: first & 0x01 != 0, qos1_id }
         }
         4 if body.len() == 2 => Packet::PubAck { id: id(body)? },
         9 if body.len() >= 3 => Packet::SubAck { id: id(body)?, codes: body[2..].to_vec() },

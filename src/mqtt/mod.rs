@@ -33,5 +33,4 @@ mod codec;
 mod discovery;
 mod tls;
 
-pub use bridge::{Bridge, RingHooks, SOURCE};
-pub use client::{HANDSHAKE_TIMEOUT, KEEP_ALIVE};
+pub use bridge::{Bridge, RingHooks};
