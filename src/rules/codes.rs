@@ -117,13 +117,12 @@ impl Lockout {
     pub fn fail(&mut self, now: Timestamp) -> bool {
         self.settle(now);
         self.failures.push(now);
-        if self.failures.len() >= MAX_FAILURES {
+        let locks = self.failures.len() >= MAX_FAILURES;
+        if locks {
             self.failures.clear();
             self.locked_until = Some(now + LOCK);
-            true
-        } else {
-            false
         }
+        locks
     }
 }
 
@@ -186,10 +185,7 @@ pub struct NewCode {
 /// Checks a request for a new code (every field optional); the error names the field and
 /// the rule.
 pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
-    let label = match &req.label {
-        Some(l) => check_label(l)?,
-        None => DEFAULT_LABEL.into(),
-    };
+    let label = req.label.as_deref().map_or(Ok(DEFAULT_LABEL.into()), check_label)?;
     let minutes = req.minutes.unwrap_or(DEFAULT_MINUTES);
     if !(1..=MAX_MINUTES).contains(&minutes) {
         return Err(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"));

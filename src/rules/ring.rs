@@ -43,15 +43,11 @@ pub fn in_order(decision: Decision, ring: &RingConfig) -> Decision {
 }
 
 /// The dial to person `i` (0-based) of `numbers`, or `None` past the last. When it
-/// ends unanswered, Twilio asks for step `i + 1`.
-pub fn step(
-    numbers: &[PhoneNumber],
-    i: usize,
-    ring: &RingConfig,
-    default_time: Duration,
-) -> Option<Decision> {
+/// ends unanswered, Twilio asks for step `i + 1`. `default` is the ring time of a number
+/// without one of its own.
+pub fn step(numbers: &[PhoneNumber], i: usize, ring: &RingConfig, default: Duration) -> Option<Decision> {
     let number = numbers.get(i)?.clone();
-    let timeout_secs = ring.ring_time(&number, default_time).as_secs();
+    let timeout_secs = ring.ring_time(&number, default).as_secs();
     Some(Decision::DialOne { number, timeout_secs, next: i + 1 })
 }
 

@@ -145,15 +145,13 @@ pub fn from_request(r: &NewScheduleRequest, intercoms: &[Entrance]) -> Result<Ne
         end: parse_clock(&field(&r.to, "to")?, true)?,
         entrance: r.entrance.clone(),
     };
-    if let Some(e) = &new.entrance {
-        if !intercoms.iter().any(|i| i.name.as_deref() == Some(e.as_str())) {
-            let names: Vec<&str> = intercoms.iter().filter_map(|i| i.name.as_deref()).collect();
-            return Err(format!(
-                "entrance {:?} is not one of the intercoms' names ({})",
-                crate::util::loggable(e),
-                if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
-            ));
-        }
+    let names: Vec<&str> = intercoms.iter().filter_map(|i| i.name.as_deref()).collect();
+    if let Some(e) = new.entrance.as_deref().filter(|e| !names.contains(e)) {
+        return Err(format!(
+            "entrance {:?} is not one of the intercoms' names ({})",
+            crate::util::loggable(e),
+            if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
+        ));
     }
     if new.start == new.end {
         return Err("from and to are the same time: the schedule would be empty or never end".into());

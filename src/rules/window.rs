@@ -52,15 +52,9 @@ pub fn changes(
     now: Timestamp,
     source: &str,
 ) -> Vec<WindowChange> {
-    let mut out = Vec::new();
-    let running = match previous {
-        Some(p) if p <= now => {
-            out.push(WindowChange::Expired { until: p });
-            false
-        }
-        Some(_) => true,
-        None => false,
-    };
+    let expired = previous.filter(|p| *p <= now);
+    let mut out: Vec<_> = expired.map(|until| WindowChange::Expired { until }).into_iter().collect();
+    let running = previous.is_some() && expired.is_none();
     match new {
         Some(until) => out.push(WindowChange::Opened {
             until,
