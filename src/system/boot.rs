@@ -101,9 +101,8 @@ pub struct Boot {
 
 impl Boot {
     pub fn detect() -> Boot {
-        let given = std::env::var(BOOT_ID_ENV).ok();
-        let id = given.or_else(|| fs::read_to_string(BOOT_ID_FILE).ok()).map(|s| s.trim().to_string());
-        let id = id.filter(|s| !s.is_empty());
+        let id = std::env::var(BOOT_ID_ENV).ok().or_else(|| fs::read_to_string(BOOT_ID_FILE).ok());
+        let id = id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         if id.is_none() {
             log::warn!(
                 "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"

@@ -69,12 +69,9 @@ fn abstract_addr(_: &str) -> io::Result<SocketAddr> {
 /// The watchdog interval systemd asked for (`$WATCHDOG_USEC`), if it is meant for us
 /// (`$WATCHDOG_PID` unset or our pid).
 pub fn interval_from_env() -> Option<Duration> {
-    if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
-        if pid.to_str().and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
-            return None;
-        }
-    }
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let ours = std::env::var_os("WATCHDOG_PID")
+        .map_or(true, |pid| pid.to_str().and_then(|p| p.parse().ok()) == Some(std::process::id()));
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok().filter(|_| ours)?.parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 

@@ -30,11 +30,10 @@ fn writable_by_others(m: &Metadata) -> bool {
 /// The uid of the service account named in `/etc/passwd`, if there is one.
 fn service_account_uid() -> Option<u32> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut fields = l.split(':');
-        (fields.next()? == SERVICE_ACCOUNT).then_some(())?;
-        fields.nth(1)?.parse().ok()
-    })
+    // name:password:uid:...
+    passwd
+        .lines()
+        .find_map(|l| l.strip_prefix(SERVICE_ACCOUNT)?.strip_prefix(':')?.split(':').nth(1)?.parse().ok())
 }
 
 /// Whether only root can reach `dir`: one of the directories above it is root's and
