@@ -44,6 +44,10 @@ pub struct StatusBody {
     /// The forwarded call that rings the residents' phones now, if any.
     #[serde(default)]
     pub ringing: Option<RingingBody>,
+    /// The longest window `POST /api/open` takes (`max_window`), so a client can refuse a
+    /// longer one in its own words before it asks.
+    #[serde(default)]
+    pub max_window_minutes: u64,
 }
 
 /// A call ringing now, in the status: `POST /api/let-in` with its `call` lets it in.
@@ -70,9 +74,10 @@ pub struct ProofBody {
     pub proof: String,
 }
 
-/// A schedule open now, in the status.
+/// A schedule open now, in the status; `id` for `POST /api/schedules/{id}/pause`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleNow {
+    pub id: String,
     pub label: String,
     pub open_until: Timestamp,
 }
@@ -290,7 +295,7 @@ mod tests {
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(
             text,
-            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"ringing":null}"#
+            r#"{"open":false,"open_until":null,"remaining_seconds":0,"storage_problem":null,"once":false,"schedule":null,"ringing":null,"max_window_minutes":0}"#
         );
     }
 }

@@ -30,14 +30,15 @@ impl Status {
         self.open_until.is_some()
     }
 
-    /// The API's view.
-    pub fn body(&self) -> StatusBody {
+    /// The API's view, with the longest window one may ask for.
+    pub fn body(&self, max_window: Duration) -> StatusBody {
         StatusBody {
             open: self.is_open(),
             open_until: self.open_until,
             remaining_seconds: self.remaining_seconds,
             storage_problem: self.storage_problem.clone(),
             once: self.is_open() && self.once,
+            max_window_minutes: max_window.as_secs() / 60,
             ..StatusBody::default()
         }
     }
@@ -107,7 +108,7 @@ mod tests {
         let c = status_at(Some(at(100 * 3600)), false, at(0), 12 * HOUR);
         assert!(c.clock_jumped && !c.status.is_open());
         let once = status_at(Some(at(12 * 3600)), true, at(0), 12 * HOUR).status;
-        assert!(once.is_open() && once.once && once.body().once);
-        assert!(!status_at(None, true, at(0), HOUR).status.body().once, "closed is never once");
+        assert!(once.is_open() && once.once && once.body(HOUR).once);
+        assert!(!status_at(None, true, at(0), HOUR).status.body(HOUR).once, "closed is never once");
     }
 }

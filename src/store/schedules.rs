@@ -137,7 +137,7 @@ impl ScheduleStore {
         Some(now.to_zoned(self.local.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S").to_string())
     }
 
-    /// The schedule that lets a call in now, with its label and end, among those that
+    /// The schedule that lets a call in now, and its end, among those that
     /// `applies` to it (its entrance); `None` if none is open, the clock is not trusted,
     /// or a write hangs past `wait` (then: forward).
     pub fn open_now(
@@ -145,13 +145,13 @@ impl ScheduleStore {
         now: Timestamp,
         wait: Duration,
         applies: impl Fn(&Schedule) -> bool,
-    ) -> Option<(String, Timestamp)> {
+    ) -> Option<(Schedule, Timestamp)> {
         let inner = crate::util::lock_within(&self.inner, wait)?;
         if !self.trusted(&inner, now) {
             return None;
         }
         let (s, until) = schedule::open_at(&inner.list, now, &self.local.tz, applies)?;
-        Some((s.label.clone(), until))
+        Some((s.clone(), until))
     }
 
     /// The local time of day (minutes after midnight) if the clock is trusted by the
@@ -397,7 +397,7 @@ mod tests {
 
     impl ScheduleStore {
         fn open_now_any(&self, now: Timestamp, wait: Duration) -> Option<(String, Timestamp)> {
-            self.open_now(now, wait, |_| true)
+            self.open_now(now, wait, |_| true).map(|(s, until)| (s.label, until))
         }
     }
 

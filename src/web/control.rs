@@ -185,9 +185,10 @@ impl Control {
         let schedule = self
             .schedules
             .open_now(now, crate::util::LOCK_WAIT, |_| true)
-            .map(|(label, until)| ScheduleNow { label, open_until: until });
-        let (codes_paused, clock_doubt) = (self.codes.why_paused(now), self.clock.why());
-        StatusBody { schedule, codes_paused, clock_doubt, ringing: self.ringing.now(), ..status.body() }
+            .map(|(s, until)| ScheduleNow { id: s.id, label: s.label, open_until: until });
+        let (codes_paused, clock_doubt, ringing) =
+            (self.codes.why_paused(now), self.clock.why(), self.ringing.now());
+        StatusBody { schedule, codes_paused, clock_doubt, ringing, ..status.body(self.config.max_window) }
     }
 
     /// `{"proof": …}`: that this server knows the token, for a client's fresh nonce.
@@ -488,6 +489,20 @@ mod tests {
         assert_eq!(c.handle(&request("POST", "/", None, "")).status, 405);
         assert_eq!(c.handle(&request("GET", "/voice", None, "")).status, 404);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The page refuses in its own words what the intercom would refuse, by the bounds its
+    /// inputs carry: they are the intercom's.
+    #[test]
+    fn the_pages_bounds_are_the_intercoms() {
+        let attr = |id: &str, name: &str| -> String {
+            let tag = PAGE.split(&format!(r#"id="{id}""#)).nth(1).unwrap().split('>').next().unwrap();
+            tag.split(&format!(r#" {name}=""#)).nth(1).unwrap().split('"').next().unwrap().to_string()
+        };
+        assert_eq!(attr("code-uses", "max"), codes::MAX_USES.to_string());
+        for id in ["code-label", "sched-label"] {
+            assert_eq!(attr(id, "maxlength"), codes::MAX_LABEL_CHARS.to_string(), "{id}");
+        }
     }
 
     #[test]

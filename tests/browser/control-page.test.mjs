@@ -1,11 +1,13 @@
 // The control page in a real browser (Debian's headless Chromium, driven by
 // playwright-core) against the real `intercom` binary:
-// pair the phone with the link `intercom pair` prints, press a duration button, see the countdown,
-// let a simulated intercom call come in, see it in the history, press close, see it
-// closed; then make a guest code, copy it, delete it (and share one where the phone has
-// the Web Share API); at last the server's wall clock jumps six hours forward (libfaketime,
-// Debian's faketime) and the page says why schedules and codes wait. Screenshots go to
-// target/browser-artifacts/.
+// pair the phone with the link `intercom pair` prints; type a length (`2h` opens for two
+// hours, `13h` and `2x` are refused in words, next to the box); press a duration button,
+// see the countdown, let a simulated intercom call come in, see it in the history, press
+// close, see it closed; then make a guest code, copy it, delete it (and share one where
+// the phone has the Web Share API); a schedule opens the door, the page offers to pause it
+// and, with the server stopped, says so in its last-known sentence; at last the server's
+// wall clock jumps six hours forward (libfaketime, Debian's faketime) and the page says
+// why schedules and codes wait. Screenshots (390 px wide) go to target/browser-artifacts/.
 //
 // Env: INTERCOM_BIN (default target/debug/intercom), CHROMIUM (default /usr/bin/chromium),
 // ARTIFACTS (default target/browser-artifacts). Exits non-zero on any failure.
@@ -28,7 +30,10 @@ const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const PHONE_TZ = "Pacific/Auckland";
 // Every wait is bounded; the whole run too.
 const STEP_TIMEOUT_MS = 20_000;
-const RUN_TIMEOUT_MS = 120_000;
+const RUN_TIMEOUT_MS = 180_000;
+// How the page shows every time: the phone's locale and zone (page.html's HOUR_MINUTE).
+const HOUR_MINUTE = { hour: "numeric", minute: "2-digit" };
+const phoneTime = (t, options = HOUR_MINUTE) => new Date(t).toLocaleString("en-US", { timeZone: PHONE_TZ, ...options }).replace(/\s+/g, " ");
 
 const watchdog = setTimeout(() => fail(new Error(`the browser test took over ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
 let server, browser, dir;
@@ -56,6 +61,14 @@ function check(cond, what) {
 }
 
 const serverLog = [];
+// Errors in the page (the browser logs every refused request as one).
+const pageErrors = [];
+
+/// The refusals a step provoked on purpose (by status), out of the page's errors.
+function forgive(status) {
+  const left = pageErrors.filter(e => !e.includes(`status of ${status}`));
+  pageErrors.splice(0, pageErrors.length, ...left);
+}
 
 /// Starts `intercom serve` (see server.mjs); resolves with both addresses.
 function startServer(configPath, env) {
@@ -107,7 +120,6 @@ async function main() {
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: `http://${addrs.control}` });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  const pageErrors = [];
   page.on("pageerror", e => pageErrors.push(String(e)));
   page.on("console", m => { if (m.type() === "error") pageErrors.push(m.text()); });
   // Deleting a guest code asks once; the person says yes.
@@ -122,6 +134,11 @@ async function main() {
   check((await page.locator("#headline").textContent()).startsWith("Closed"), "the page starts closed");
   check((await page.locator("#error").textContent()) === "", "no error shown");
   check(page.url() === url, `the address bar holds the bare page (${page.url()})`);
+  const api = (path, method = "GET", body) => fetch(`http://${addrs.control}${path}`, {
+    method, body: body && JSON.stringify(body),
+    headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  }).then(r => r.status === 204 ? {} : r.json());
+  await typedLength(page, api);
 
   // Open for 30 minutes.
   await page.getByRole("button", { name: "30 min" }).click();
@@ -131,7 +148,11 @@ async function main() {
   await page.waitForFunction(prev => document.getElementById("countdown").textContent !== prev, first, { timeout: 5000 });
   const later = await page.locator("#countdown").textContent();
   check(later < first || later.length < first.length, `the countdown counts down (${first} → ${later})`);
-  log(`window open, countdown ${first} → ${later}`);
+  check(await page.locator("#once").isHidden(), "no \"Let the next visitor in\" while the window lets everyone in");
+  const until = await page.locator("#until").textContent();
+  const opened = await api("/api/status");
+  check(until.replace(/\s+/g, " ") === `until ${phoneTime(opened.open_until)}`, `the end in the phone's format: ${until}`);
+  log(`window open, countdown ${first} → ${later}, ${until}`);
 
   // A call from the intercom, as Twilio would send it.
   const resp = await fetch(`http://${addrs.webhook}/voice`, {
@@ -156,10 +177,8 @@ async function main() {
     headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   })).json();
   const shown = (await letIn.first().locator("time").textContent()).replace(/\s+/g, " ");
-  const hhmm = new Date(events.events[0].time).toLocaleTimeString("en-GB", { timeZone: PHONE_TZ, hour: "2-digit", minute: "2-digit" });
-  const [h, m] = hhmm.split(":").map(Number);
-  const h12 = String(((h + 11) % 12) + 1).padStart(2, "0");
-  check(shown.includes(`${h12}:${String(m).padStart(2, "0")}`), `the call's time (${shown}) is ${PHONE_TZ} time ${hhmm}`);
+  const expected = phoneTime(events.events[0].time, { weekday: "short", ...HOUR_MINUTE });
+  check(shown === expected, `the call's time (${shown}) is ${PHONE_TZ} time ${expected}`);
 
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, "control-page.png"), fullPage: true });
@@ -171,8 +190,16 @@ async function main() {
   await page.locator("#events li", { hasText: "Window closed by Test phone" }).first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, "control-page-closed.png"), fullPage: true });
 
+  // The command line on the server's own machine, in the server's words.
+  for (const args of [["open", "5m"], ["close"]]) {
+    execFileSync(BIN, [...args, "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS });
+  }
+  await page.locator("#events li", { hasText: "Window closed from the command line on the Pi" }).first().waitFor();
+  const history = (await page.locator("#events").textContent());
+  check(history.includes("Window opened for 5m from the command line on the Pi") && !history.includes("CLI"), `the history says where: ${history}`);
+
   await guestCodes(page, context, { url, addrs, token, configPath });
-  await household(page, { addrs, token });
+  await household(page, { api, configPath });
   check(pageErrors.length === 0, `no errors in the page: ${pageErrors.join("; ")}`);
 
   // A state disk that takes no writes (a directory where the temp file goes): opening
@@ -221,6 +248,14 @@ async function guestCodes(page, context, { url, addrs, token, configPath }) {
   const apiCodes = async () => (await (await fetch(`http://${addrs.control}/api/codes`, {
     headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
   })).json()).codes;
+
+  // More uses than the intercom allows: refused under the form, nothing made.
+  await page.getByLabel("uses").fill("25");
+  await page.getByRole("button", { name: "Create code" }).click();
+  check((await page.locator("#code-error").textContent()) === "Pick 1 to 20 uses.", "too many uses, in words");
+  await rightUnder(page, "#code-form", "#code-error");
+  check((await apiCodes()).length === 0, "no code made");
+  await page.getByLabel("uses").fill("1");
 
   await page.getByLabel("label").fill("plumber");
   await page.getByRole("button", { name: "1 day" }).click();
@@ -279,31 +314,113 @@ async function guestCodes(page, context, { url, addrs, token, configPath }) {
   await sharing.close();
 }
 
-/// "Let the next visitor in" and a schedule, at phone size, checked on the server.
-async function household(page, { addrs, token }) {
-  const api = async path => (await fetch(`http://${addrs.control}${path}`, {
-    headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  })).json();
+/// `el` sits right under `above` on the screen: an error next to the control that caused it.
+async function rightUnder(page, above, el) {
+  const [a, b] = [await page.locator(above).boundingBox(), await page.locator(el).boundingBox()];
+  check(a && b && b.y >= a.y + a.height && b.y - (a.y + a.height) < 40, `${el} is right under ${above}: ${JSON.stringify([a, b])}`);
+}
 
+/// What an error must never show: JSON, a field name, an HTTP status.
+function inWords(text, what) {
+  check(text && !/[{}"]|\bminutes:|\b[45]\d\d\b|send |label:/.test(text), `${what} in words: ${text}`);
+}
+
+/// The length box: the page reads lengths as the command line does (the cases of
+/// `util::time::parse_human`'s own test, read from src/util/time.rs), shows what it will do
+/// before it opens, and refuses the rest in words next to the box, asking nothing.
+async function typedLength(page, api) {
+  const source = readFileSync(join(repo, "src/util/time.rs"), "utf8");
+  const table = source.slice(source.indexOf("fn lengths_read_and_print_as_people_write_them"));
+  const good = [...table.matchAll(/\("([^"]*)", ([\d_]+)\),/g)].map(m => [m[1], Number(m[2].replace(/_/g, ""))]);
+  const bad = [.../for bad in \[([^\]]*)\]/.exec(table)[1].matchAll(/"([^"]*)"/g)].map(m => m[1]);
+  check(good.length >= 10 && bad.length >= 5, `the cases of parse_human: ${good.length} good, ${bad.length} bad`);
+  const wrong = await page.evaluate(([good, bad]) => [
+    ...good.filter(([text, secs]) => parseHuman(text) !== secs),
+    ...bad.filter(text => parseHuman(text) !== null),
+  ], [good, bad]);
+  check(wrong.length === 0, `the page reads lengths as util::time::parse_human does; not: ${JSON.stringify(wrong)}`);
+
+  const box = page.getByLabel("how long");
+  const go = page.locator("#custom-open");
+  await box.fill("2h");
+  check((await go.textContent()) === "Open for 2 hours", `what 2h means, before it opens: ${await go.textContent()}`);
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-length.png"), fullPage: true });
+  await go.click();
+  await page.locator("#state.open").waitFor();
+  const status = await api("/api/status");
+  check(status.open && status.remaining_seconds > 119 * 60 && status.remaining_seconds <= 120 * 60, `open for 2 hours: ${status.remaining_seconds} s`);
+  check((await box.inputValue()) === "" && (await go.textContent()) === "Open for…", "the box is emptied once opened");
+  await page.getByRole("button", { name: "Close now" }).click();
+  await page.locator("#state.closed").waitFor();
+
+  // Refused in words, next to the box, and nothing asked of the intercom.
+  check(status.max_window_minutes === 720, `the status says the longest window: ${status.max_window_minutes}`);
+  for (const [typed, says] of [["", "Type how long"], ["2x", "\"2x\" is not a length of time"], ["90s", "Pick whole minutes"], ["13h", "Pick up to 12 hours."]]) {
+    await box.fill(typed);
+    await box.press("Enter");
+    const error = await page.locator("#error").textContent();
+    check(error.startsWith(says), `${typed} is refused: ${error}`);
+    check((await box.getAttribute("aria-invalid")) === "true", `${typed}: the box is marked`);
+    if (typed === "13h") await page.screenshot({ path: join(ARTIFACTS, "control-page-length-refused.png"), fullPage: true });
+  }
+  await rightUnder(page, "#custom", "#error");
+  check(!(await api("/api/status")).open, "nothing opened");
+  await box.fill("");
+  check((await page.locator("#error").textContent()) === "", "typing again clears the refusal");
+
+  // A window the intercom refuses although the page let it through (its limit changed
+  // since the page asked): the household's words, never the API's.
+  await page.evaluate(() => open(100000));
+  const refusal = await page.locator("#error").textContent();
+  check(refusal === "The door was not opened: pick up to 12 hours.", `the intercom's refusal in words: ${refusal}`);
+  inWords(refusal, "the refusal");
+  forgive(400);
+  await box.fill("");
+  log("typed lengths: 2h opens for 2 hours; 13h, 2x, 90s refused in words");
+}
+
+/// "Let the next visitor in" and a schedule, at phone size, checked on the server.
+async function household(page, { api, configPath }) {
   await page.getByRole("button", { name: "Let the next visitor in" }).click();
   await page.locator("#headline", { hasText: "Open for the next visitor only" }).waitFor();
   const status = await api("/api/status");
   check(status.open && status.once, `the server holds a one-shot window: ${JSON.stringify(status)}`);
   check(status.remaining_seconds > 29 * 60 && status.remaining_seconds <= 30 * 60, "within 30 minutes");
+  check(await page.locator("#once").isHidden(), "no second \"Let the next visitor in\" while one waits");
   await page.getByRole("button", { name: "Close now" }).click();
   await page.locator("#state.closed").waitFor();
+  check(await page.locator("#once").isVisible(), "\"Let the next visitor in\" is back once closed");
 
+  // The form: from and to labelled, wide enough for "06:00 PM" at 390 px.
   await page.getByLabel("what the schedule is for").fill("deliveries");
   await page.getByLabel("days").selectOption("mon-fri");
-  await page.getByLabel("from").fill("08:00");
-  await page.getByLabel("to", { exact: true }).fill("18:00");
+  await page.getByLabel("From", { exact: true }).fill("08:00");
+  await page.getByLabel("To", { exact: true }).fill("08:00");
+  await page.getByRole("button", { name: "Add schedule" }).click();
+  check((await page.locator("#sched-error").textContent()) === "Pick an end time other than the start time.", "from = to is refused in words");
+  await rightUnder(page, "#sched-form", "#sched-error");
+  await page.getByLabel("To", { exact: true }).fill("18:00");
+  const widths = await page.evaluate(() => ["sched-from", "sched-to"].map(id => {
+    // The width the browser gives a time box of this style on its own: room for its text.
+    const box = document.getElementById(id), probe = box.cloneNode();
+    probe.style.width = "auto";
+    box.parentElement.append(probe);
+    const sizes = [box.getBoundingClientRect().width, probe.getBoundingClientRect().width];
+    probe.remove();
+    return sizes;
+  }));
+  check(widths.every(([has, needs]) => has >= needs), `the time boxes have room for their text: ${JSON.stringify(widths)}`);
   await page.getByRole("button", { name: "Add schedule" }).click();
   const item = page.locator("#schedules li", { hasText: "deliveries" });
   await item.waitFor();
-  check((await item.textContent()).includes("mon-fri 08:00–18:00"), `the schedule is listed: ${await item.textContent()}`);
+  check((await page.locator("#sched-error").textContent()) === "", "the error goes once it is added");
+  // A time of day on the intercom's clock, as the phone writes it.
+  const wall = hhmm => new Date(`2026-01-01T${hhmm}:00Z`).toLocaleTimeString("en-US", { timeZone: "UTC", ...HOUR_MINUTE }).replace(/\s+/g, " ");
+  const line = (await item.textContent()).replace(/\s+/g, " ");
+  check(line.includes(`Mon–Fri ${wall("08:00")} – ${wall("18:00")}`), `the schedule is listed in the phone's format: ${line}`);
   check((await page.locator("#sched-about").textContent()).includes("Local time"), "the page shows the server's clock");
   let listed = (await api("/api/schedules")).schedules;
-  check(listed.length === 1 && listed[0].from === "08:00" && listed[0].days === "mon-fri", "the server has it");
+  check(listed.length === 1 && listed[0].from === "08:00" && listed[0].to === "18:00" && listed[0].days === "mon-fri", "the server has it");
   await item.getByRole("button", { name: "Pause" }).click();
   await item.getByRole("button", { name: "Resume" }).waitFor();
   check((await api("/api/schedules")).schedules[0].paused === true, "paused on the server");
@@ -312,7 +429,56 @@ async function household(page, { addrs, token }) {
   await item.waitFor({ state: "detached" });
   listed = (await api("/api/schedules")).schedules;
   check(listed.length === 0, "deleted on the server");
-  log("one-shot window opened and closed; schedule added, paused and deleted");
+
+  // A schedule that opens the door all day: the door panel says so, and offers to pause
+  // it (closing is for the window).
+  execFileSync(BIN, ["schedule", "add", "daily", "00:00-24:00", "--label", "all day", "--config", configPath], { encoding: "utf8", timeout: STEP_TIMEOUT_MS });
+  await page.locator("#headline", { hasText: "Open by schedule: all day" }).waitFor();
+  const pause = page.getByRole("button", { name: "Pause this schedule" });
+  check(await pause.isEnabled(), "the schedule can be paused from the door panel");
+  check(await page.locator("#close").isHidden() && await page.locator("#once").isHidden(), "no close, no next visitor while the schedule lets everyone in");
+  const until = (await page.locator("#until").textContent()).replace(/\s+/g, " ");
+  const open = (await api("/api/status")).schedule;
+  check(until === `until ${phoneTime(open.open_until)}`, `the schedule's end in the phone's format: ${until}`);
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-schedule-open.png"), fullPage: true });
+
+  // The server stops answering (stopped, not gone): the page says what it last knew,
+  // the schedule included.
+  server.kill("SIGSTOP");
+  try {
+    await page.locator("#headline", { hasText: "Can't reach the intercom" }).waitFor({ timeout: STEP_TIMEOUT_MS });
+    const lastKnown = (await page.locator("#until").textContent()).replace(/\s+/g, " ");
+    check(lastKnown.includes(`open by the schedule “all day” until ${phoneTime(open.open_until)}`), `the last-known sentence has the schedule: ${lastKnown}`);
+    check(!lastKnown.includes("closed"), lastKnown);
+    check(await pause.isDisabled(), "nothing to press while the state is unknown");
+    await page.screenshot({ path: join(ARTIFACTS, "control-page-offline-schedule.png"), fullPage: true });
+  } finally {
+    server.kill("SIGCONT");
+  }
+  await pause.waitFor();
+  await page.waitForFunction(() => !document.getElementById("pause-schedule").disabled);
+  await pause.click();
+  await page.locator("#state.closed").waitFor();
+  listed = (await api("/api/schedules")).schedules;
+  check(listed.length === 1 && listed[0].paused, "paused on the server");
+  check(await page.locator("#close").isVisible(), "Close now is back");
+
+  // The 21st schedule: the intercom's sentence, under the form, not at the top.
+  for (let n = 1; n < 20; n++) {
+    await api("/api/schedules", "POST", { label: `s${n}`, days: "sun", from: "10:00", to: "11:00" });
+  }
+  await page.getByLabel("what the schedule is for").fill("one too many");
+  await page.getByRole("button", { name: "Add schedule" }).click();
+  const full = page.locator("#sched-error", { hasText: "there are already 20 schedules" });
+  await full.waitFor();
+  inWords(await full.textContent(), "the schedule's refusal");
+  await rightUnder(page, "#sched-form", "#sched-error");
+  check((await page.locator("#error").textContent()) === "", "nothing at the top");
+  await page.screenshot({ path: join(ARTIFACTS, "control-page-schedule-error.png"), fullPage: true });
+  forgive(409);
+  for (const s of (await api("/api/schedules")).schedules) await api(`/api/schedules/${s.id}`, "DELETE");
+  check((await api("/api/schedules")).schedules.length === 0, "all deleted");
+  log("one-shot window opened and closed; schedule added, paused and deleted; an open schedule paused from the door panel");
 }
 
 main().then(async () => { await cleanup(); process.exit(0); }, fail);

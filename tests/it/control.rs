@@ -20,7 +20,7 @@ fn status_open_close_have_the_documented_shapes() {
     assert_eq!(body.as_object_mut().unwrap().remove("signatures_checked"), Some(serde_json::json!(false)));
     assert_eq!(
         body,
-        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "ringing": null})
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "ringing": null, "max_window_minutes": 720})
     );
 
     let opened = s.api("POST", "/api/open", r#"{"minutes": 90}"#).json();
@@ -39,7 +39,7 @@ fn status_open_close_have_the_documented_shapes() {
     let closed = s.api("POST", "/api/close", "").json();
     assert_eq!(
         closed,
-        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "ringing": null})
+        serde_json::json!({"open": false, "open_until": null, "remaining_seconds": 0, "storage_problem": null, "once": false, "schedule": null, "ringing": null, "max_window_minutes": 720})
     );
 }
 

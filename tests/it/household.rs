@@ -245,8 +245,10 @@ fn a_schedule_open_now_unlocks_and_one_that_ended_forwards() {
     assert_eq!((list["time_zone"].clone(), list["clock_trusted"].clone()), (json!("UTC0"), json!(true)));
     assert_eq!(list["schedules"][1]["open"], true, "{list}");
 
-    // Paused: forwards; resumed: unlocks again; deleted: forwards.
+    // Paused (by the id the status names, as the page's "Pause this schedule" does):
+    // forwards; resumed: unlocks again; deleted: forwards.
     let id = now["id"].as_str().unwrap();
+    assert_eq!(st["schedule"]["id"], id);
     let r = s.api("POST", &format!("/api/schedules/{id}/pause"), "");
     assert_eq!((r.status, r.json()["paused"].clone()), (200, json!(true)), "{}", r.body);
     assert!(is_forward(&ring(&s, INTERCOM, "CApaused")));

@@ -62,10 +62,10 @@ impl Webhook {
         if status.is_open() && !status.once {
             return LetIn::Window;
         }
-        if let Some((label, _)) =
+        if let Some((schedule, _)) =
             stores.schedules.open_now(now, crate::util::LOCK_WAIT, |s| s.applies_to(entrance.name.as_deref()))
         {
-            return LetIn::Schedule(label);
+            return LetIn::Schedule(schedule.label);
         }
         if !status.is_open() {
             return LetIn::No;
