@@ -99,12 +99,7 @@ impl Client {
                     client.early = packets.collect();
                     return Ok(client);
                 }
-                Some(Packet::ConnAck { code }) => {
-                    return Err(format!(
-                        "the broker refused us: {} (code {code})",
-                        codec::connack_reason(code)
-                    ))
-                }
+                Some(Packet::ConnAck { code }) => return Err(codec::refusal(code)),
                 Some(other) => return Err(format!("expected CONNACK, got {other:?}")),
                 None => {}
             }
@@ -129,7 +124,7 @@ impl Client {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker did not answer a ping"));
             }
         } else if self.last_sent.elapsed() >= KEEP_ALIVE / 2 {
-            self.send(&codec::pingreq())?;
+            self.send(&codec::PINGREQ)?;
             self.ping_sent = Some(Instant::now());
         }
         Ok(())
@@ -275,7 +270,7 @@ mod tests {
         assert!(c.ping_sent.is_none(), "no ping on a fresh connection");
         c.last_sent = Instant::now().checked_sub(KEEP_ALIVE / 2).unwrap();
         c.keep_alive().unwrap();
-        assert_eq!(broker.join().unwrap(), codec::pingreq());
+        assert_eq!(broker.join().unwrap(), codec::PINGREQ);
         c.ping_sent = Instant::now().checked_sub(PING_TIMEOUT + Duration::from_secs(1));
         assert_eq!(c.keep_alive().unwrap_err().kind(), io::ErrorKind::TimedOut);
     }

@@ -43,17 +43,17 @@ pub enum DecodeError {
     Malformed(&'static str),
 }
 
-/// CONNACK return codes in words (3.2.2.3), for the log.
-pub fn connack_reason(code: u8) -> &'static str {
-    match code {
-        0 => "accepted",
+/// A CONNACK that refuses us (any return code but 0), in words for the log (3.2.2.3).
+pub fn refusal(code: u8) -> String {
+    let why = match code {
         1 => "the broker does not speak MQTT 3.1.1",
         2 => "the client id was refused",
         3 => "the broker is unavailable",
         4 => "bad user name or password (mqtt.username, INTERCOM_MQTT_PASSWORD)",
         5 => "not authorized (check mqtt.username and its password)",
         _ => "an unknown refusal",
-    }
+    };
+    format!("the broker refused us: {why} (code {code})")
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -84,23 +84,16 @@ pub fn connect(c: &Connect) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, b"MQTT");
     body.push(4); // protocol level 3.1.1
-    let mut flags = 0x02 | 0x04 | (1 << 3) | 0x20; // clean session, will, will QoS 1, will retain
-    if c.username.is_some() {
-        flags |= 0x80;
-    }
-    if c.username.is_some() && c.password.is_some() {
-        flags |= 0x40;
-    }
-    body.push(flags);
+                  // Clean session, will, will QoS 1, will retain; a user name, and a password only with one.
+    let password = c.password.filter(|_| c.username.is_some());
+    let credentials = (u8::from(c.username.is_some()) << 7) | (u8::from(password.is_some()) << 6);
+    body.push(0x02 | 0x04 | (1 << 3) | 0x20 | credentials);
     body.extend_from_slice(&c.keep_alive_secs.to_be_bytes());
     put_str(&mut body, c.client_id.as_bytes());
     put_str(&mut body, c.will_topic.as_bytes());
     put_str(&mut body, c.will_payload);
-    if let Some(u) = c.username {
-        put_str(&mut body, u.as_bytes());
-        if let Some(p) = c.password {
-            put_str(&mut body, p.as_bytes());
-        }
+    for s in [c.username, password].into_iter().flatten() {
+        put_str(&mut body, s.as_bytes());
     }
     packet(0x10, &body)
 }
@@ -127,9 +120,7 @@ pub fn subscribe(id: u16, filters: &[&str]) -> Vec<u8> {
     packet(0x82, &body)
 }
 
-pub fn pingreq() -> Vec<u8> {
-    vec![0xC0, 0x00]
-}
+pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
 
 /// The first complete packet in `buf` and its length, or `None` if more bytes are needed.
 pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
@@ -242,7 +233,7 @@ mod tests {
         assert_eq!(publish("a", b"", false), [0x30, 3, 0, 1, b'a']);
         assert_eq!(subscribe(10, &["a/b", "c"]), [0x82, 12, 0, 10, 0, 3, b'a', b'/', b'b', 1, 0, 1, b'c', 1]);
         assert_eq!(puback(0x1234), [0x40, 2, 0x12, 0x34]);
-        assert_eq!(pingreq(), [0xC0, 0]);
+        assert_eq!(PINGREQ, [0xC0, 0]);
     }
 
     #[test]
