@@ -1,6 +1,6 @@
 //! The window's rules, pure: what the API shows at a given time, and what a change from
 //! one stored end to another means for the history. No I/O, no clock, no locks: the
-//! state (`state.rs`) owns those and calls these.
+//! state (`store/state.rs`) owns those and calls these.
 
 use std::time::Duration;
 
