@@ -84,7 +84,8 @@ pub fn connect(c: &Connect) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, b"MQTT");
     body.push(4); // protocol level 3.1.1
-                  // Clean session, will, will QoS 1, will retain; a user name, and a password only with one.
+
+    // Clean session, will, will QoS 1, will retain; a user name, and a password only with one.
     let password = c.password.filter(|_| c.username.is_some());
     let credentials = (u8::from(c.username.is_some()) << 7) | (u8::from(password.is_some()) << 6);
     body.push(0x02 | 0x04 | (1 << 3) | 0x20 | credentials);

@@ -3,8 +3,8 @@
 //! by MQTT discovery (no YAML): a switch for the open window, buttons "Let the next
 //! visitor in" and "Let the ringing visitor in", sensors for the time left and the last
 //! event, binary sensors for a storage problem, paused guest codes and a call that rings,
-//! and an event entity for each call. Without the section nothing connects. The cargo feature `mqtt` (on by default) leaves all of
-//! it out of a build that does not want it.
+//! and an event entity for each call. Without the section nothing connects. The cargo
+//! feature `mqtt` (on by default) leaves all of it out of a build that does not want it.
 //!
 //! What it owns: the MQTT 3.1.1 wire format (pure: bytes in, bytes out), one connection
 //! with its timeouts and keep-alive (plain or TLS), the topics and discovery payloads

@@ -71,8 +71,8 @@ fn abstract_addr(_: &str) -> io::Result<SocketAddr> {
 pub fn interval_from_env() -> Option<Duration> {
     let ours = std::env::var_os("WATCHDOG_PID")
         .map_or(true, |pid| pid.to_str().and_then(|p| p.parse().ok()) == Some(std::process::id()));
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok().filter(|_| ours)?.parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec))
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    (ours && usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// How long one probe of the self-check may take: a third of the watchdog interval (so
