@@ -19,24 +19,28 @@
 //! | `mqtt/` | Home Assistant through an MQTT broker (cargo feature `mqtt`): discovery, state topics, commands | `store`, `system`, `config`, `model`, `util` |
 //! | `store/` | everything on disk: window state, codes, history, token, paired devices | `rules`, `system`, `config`, `model`, `util` |
 //! | `twilio/` | Twilio's side: signatures, TwiML, the REST client | `rules`, `system`, `config`, `model`, `util` |
-//! | `rules/` | pure decisions: the call, guest codes, the window, the one clock policy | `config`, `model`, `util` |
+//! | `rules/` | the decisions, with no file or network I/O: the call, guest codes, the window, the one clock policy (which logs when its doubt begins or ends) | `config`, `model`, `util` |
 //! | `config/` | the config file, read once into typed structs | `model`, `util` |
-//! | `system/` | the machine: boot id, clock sync, watchdog, TLS roots | `util` |
-//! | `model/` | the vocabulary: records, events, phone numbers | `util` |
+//! | `system/` | the machine: boot id, clock sync, time zone, watchdog, TLS roots | `util` |
+//! | `model/` | the vocabulary: records, events, phone numbers, the API's bodies | `util` |
 //! | `http/` | HTTP/1.1 on the wire, connections, threads; knows no route | `util` |
-//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue | nothing |
+//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue, which files we trust | nothing |
 //!
 //! # Invariants
 //!
 //! - Fail closed: any doubt about the caller, the signature or the stored state means
 //!   the door stays shut, and the resident still gets the call (forward).
-//! - Only `store/` touches the state directory. Services never see HTTP: the listeners
-//!   translate requests into calls on them; `daemon/server.rs` joins them with callbacks.
+//! - Only `store/` reads and writes the files in the state directory. Others only check
+//!   who may write it (`util/ownership.rs`), and `intercom doctor` writes a probe file of
+//!   its own there and removes it at once, to show that the directory is writable.
+//! - Services never see HTTP: the listeners translate requests into calls on them;
+//!   `daemon/server.rs` joins them with callbacks.
 //! - The webhook listener serves no route that changes state, except that a call from the
-//!   intercom spends a guest code's use or counts a wrong one, and that a notification's
-//!   one-time link (128 random bits, 3 minutes, once) lets in the call it was made for
-//!   while that call rings; the control listener serves no TwiML. Routes match raw paths
-//!   exactly.
+//!   intercom spends a one-shot window or a guest code's use (or counts a wrong code), that
+//!   each call's decision is appended to the history, and that a notification's one-time
+//!   link (128 random bits, 3 minutes, once) lets in the call it was made for while that
+//!   call rings; the control listener serves no TwiML. Routes match the raw path, never a
+//!   decoded one.
 //! - Opening the window reaches the disk atomically before memory; closing reaches memory
 //!   first and then the disk by a path that needs no space. A bad state file is moved
 //!   aside, never deleted. A broken state disk never stops the server: it starts, forwards

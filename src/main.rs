@@ -23,21 +23,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Invocation::Serve(path)) => {
-            let config = match config::load(&path) {
+            let loaded = config::load(&path).map_err(Into::into).and_then(|c| cli::files::filled(&path, c));
+            let config = match loaded {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("intercom: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            // An untouched template passes every other check while every real call would fail.
-            let unfilled = config::unfilled_placeholders(&config);
-            if !unfilled.is_empty() {
-                for e in unfilled {
-                    eprintln!("intercom: {}: {e}", path.display());
-                }
-                return ExitCode::FAILURE;
-            }
             init_logging(config.log_level);
             match server::run(config) {
                 Ok(()) => ExitCode::SUCCESS,

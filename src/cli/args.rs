@@ -18,6 +18,7 @@ use crate::cli::reader::{name, nearest, Args, UsageError};
 use crate::cli::schedule::ScheduleArgs;
 use crate::cli::{codes, init, schedule};
 use crate::config;
+use crate::model::api::OpenRequest;
 use crate::model::phone::PhoneNumber;
 
 /// What `main` does with the command line.
@@ -36,18 +37,14 @@ pub enum Invocation {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// `max_window` is checked when run, against the config.
-    Open {
-        minutes: Option<u64>,
-        once: bool,
-    },
+    Open(OpenRequest),
     Close,
     Status,
     LetIn,
     Url,
     CheckConfig,
-    Simulate {
-        from: PhoneNumber,
-    },
+    /// `--from`: the caller.
+    Simulate(PhoneNumber),
     TwilioSetup {
         dry_run: bool,
     },
@@ -247,7 +244,7 @@ fn open(a: &mut Args) -> Result<Invocation, UsageError> {
         }
     }
     let minutes = (!words.is_empty()).then(|| config::whole_minutes(&words.join(" "))).transpose();
-    run(a, Command::Open { minutes: minutes.map_err(UsageError)?, once })
+    run(a, Command::Open(OpenRequest { minutes: minutes.map_err(UsageError)?, once: once.then_some(true) }))
 }
 
 fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
@@ -259,7 +256,7 @@ fn simulate(a: &mut Args) -> Result<Invocation, UsageError> {
         }
     }
     let from = from.ok_or_else(|| a.missing("--from NUMBER"))?;
-    run(a, Command::Simulate { from })
+    run(a, Command::Simulate(from))
 }
 
 fn twilio_setup(a: &mut Args) -> Result<Invocation, UsageError> {
@@ -337,20 +334,16 @@ fn unknown(typed: &str) -> UsageError {
 
 /// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
-    let mut out = String::from("usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
-    for spec in &COMMANDS {
-        out.push_str(&format!(
-            "  intercom {}\n      {}\n",
-            spec.usage,
-            spec.about.lines().next().unwrap_or("")
-        ));
-    }
-    out.push_str(&format!(
-        "  intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
+    let commands: String = COMMANDS
+        .iter()
+        .map(|s| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or("")))
+        .collect();
+    format!(
+        "usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n{commands}  \
+         intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \
          intercom --version\n      The version.\n\nEvery command takes --config FILE (default {}).\n{DURATIONS}",
         config::DEFAULT_CONFIG_PATH
-    ));
-    out
+    )
 }
 
 /// The help on a command (`open`), on a group (`schedule`: each of its commands), or
@@ -395,7 +388,9 @@ mod tests {
     #[test]
     fn parses_the_commands_into_checked_values() {
         assert_eq!(args("serve").unwrap(), Invocation::Serve("/etc/intercom/intercom.json".into()));
-        let open = |minutes: Option<u64>, once| Command::Open { minutes, once };
+        let open = |minutes: Option<u64>, once: bool| {
+            Command::Open(OpenRequest { minutes, once: once.then_some(true) })
+        };
         assert_eq!(
             args("open 90m --config x.json").unwrap(),
             Invocation::Run(open(Some(90), false), "x.json".into())
@@ -406,8 +401,8 @@ mod tests {
         for typed in ["open 90", "open 1h30", "open 1.5H", "open 1 hour 30 minutes", "open --once 90 min"] {
             assert_eq!(run(typed), open(Some(90), typed.contains("once")), "{typed}");
         }
-        assert_eq!(run("simulate --from +15558889999"), Command::Simulate { from: phone("+15558889999") });
-        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate { from: phone("+15558889999") });
+        assert_eq!(run("simulate --from +15558889999"), Command::Simulate(phone("+15558889999")));
+        assert_eq!(run("simulate --from=+15558889999"), Command::Simulate(phone("+15558889999")));
         assert_eq!(args("--version").unwrap(), Invocation::Version);
         assert_eq!(run("twilio-setup --dry-run"), Command::TwilioSetup { dry_run: true });
         assert_eq!(run("twilio-setup"), Command::TwilioSetup { dry_run: false });

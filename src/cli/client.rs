@@ -4,7 +4,6 @@
 
 use std::cell::Cell;
 use std::error::Error;
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::twilio::signature;
 use crate::util::ownership;
 
 /// The control API is on this machine or the LAN: a slow answer means something is wrong.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A nonce for the server's proof: 128 bits, never guessed ahead.
 const NONCE_BYTES: usize = 16;
 /// The proof answer is a few dozen bytes; whoever holds the port may send more.
@@ -26,7 +25,7 @@ const MAX_PROOF_BYTES: u64 = 4096;
 
 /// The control token: `control.token` (or `INTERCOM_CONTROL_TOKEN`), or the one the
 /// server generated in `state_dir`.
-pub fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
+fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
     if let Some(t) = &config.control.token {
         return Ok(t.clone());
     }
@@ -58,11 +57,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(config: &Config) -> Result<Client, Box<dyn Error>> {
-        Client::with_timeout(config, CLIENT_TIMEOUT)
-    }
-
-    pub fn with_timeout(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
+    pub fn new(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
         let agent = ureq::Agent::config_builder()
             // Plain HTTP to the local control API only: no CA bundle to load.
             .tls_config(crate::system::tls::no_roots())
@@ -70,7 +65,8 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .into();
-        let base = format!("http://{}", display_addr(crate::util::local_address(config.control.listen)));
+        // An IPv6 address comes out bracketed, as URLs need.
+        let base = format!("http://{}", crate::util::local_address(config.control.listen));
         Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
     }
 
@@ -107,42 +103,37 @@ impl Client {
 
     /// `GET path`, the answer read as `T`.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Box<dyn Error>> {
-        self.decode(&self.call("GET", path, "")?)
+        self.decode(&self.call("GET", path, None)?)
     }
 
     /// `POST path` with `body` as JSON, the answer read as `T`.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, Box<dyn Error>> {
         // `()` is sent as no body at all: the routes that take none refuse nothing else.
         let text = serde_json::to_string(body)?;
-        self.decode(&self.call("POST", path, if text == "null" { "" } else { &text })?)
+        self.decode(&self.call("POST", path, Some(if text == "null" { "" } else { &text }))?)
     }
 
     /// `DELETE path`; the answer has no body.
     pub fn delete(&self, path: &str) -> Result<(), Box<dyn Error>> {
-        self.call("DELETE", path, "").map(drop)
+        self.call("DELETE", path, None).map(drop)
     }
 
     fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, Box<dyn Error>> {
         serde_json::from_str(text).map_err(|e| format!("unexpected answer from {}: {e}", self.base).into())
     }
 
-    /// One request; the answer's text (empty for 204). A refusal is an error with the
-    /// server's reason.
-    fn call(&self, method: &str, path: &str, body: &str) -> Result<String, Box<dyn Error>> {
+    /// One request, with `json` as its body; the answer's text (empty for 204). A refusal
+    /// is an error with the server's reason.
+    fn call(&self, method: &str, path: &str, json: Option<&str>) -> Result<String, Box<dyn Error>> {
         self.prove_server()?;
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let result = if method == "GET" {
-            self.agent.get(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else if method == "DELETE" {
-            self.agent.delete(&url).header("Authorization", &auth).header("X-Intercom-Client", "cli").call()
-        } else {
-            self.agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("X-Intercom-Client", "cli")
-                .header("Content-Type", "application/json")
-                .send(body)
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token.expose()))
+            .header("X-Intercom-Client", "cli");
+        let result = match json {
+            Some(body) => self.agent.run(request.header("Content-Type", "application/json").body(body)?),
+            None => self.agent.run(request.body(())?),
         };
         let mut resp = result.map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
@@ -181,8 +172,4 @@ pub fn found<T>(answer: Result<T, Box<dyn Error>>) -> Result<Option<T>, Box<dyn 
         Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.status == 404) => Ok(None),
         answer => answer.map(Some),
     }
-}
-
-pub fn display_addr(a: SocketAddr) -> String {
-    a.to_string() // IPv6 comes out bracketed, as URLs need
 }

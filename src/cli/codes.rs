@@ -24,49 +24,30 @@ pub enum CodeArgs {
     Rm(String),
 }
 
-/// `code add`'s flags, each checked by the rule the server applies, and told in the
-/// flag's terms.
+/// `code add`'s flags, each checked by the rule the server applies
+/// (`rules::codes::check_new`), and told in the flag's terms.
 pub fn parse_add(a: &mut Args) -> Result<CodeArgs, UsageError> {
     let mut r = NewCodeRequest::default();
     while let Some(arg) = a.next_arg()? {
-        match arg {
+        let allow = match arg {
             Long("label") => {
-                r.label = Some(a.value(|l| {
-                    let allow = format!("1 to {} printable characters, like plumber", codes::MAX_LABEL_CHARS);
-                    allowed(l.into(), NewCodeRequest { label: Some(l.into()), ..Default::default() }, allow)
-                })?)
+                r.label = Some(a.text()?);
+                format!("1 to {} printable characters, like plumber", codes::MAX_LABEL_CHARS)
             }
             Long("valid") => {
-                r.minutes = Some(a.value(|t| {
-                    let m = whole_minutes(t)?;
-                    let most = human(Duration::from_secs(codes::MAX_MINUTES * 60));
-                    allowed(
-                        m,
-                        NewCodeRequest { minutes: Some(m), ..Default::default() },
-                        format!("from 1m to {most}, like 4h or 2d"),
-                    )
-                })?)
+                r.minutes = Some(a.value(whole_minutes)?);
+                format!("from 1m to {}, like 4h or 2d", human(Duration::from_secs(codes::MAX_MINUTES * 60)))
             }
             Long("uses") => {
-                r.uses = Some(a.value(|u| {
-                    let n = u.parse().map_err(|_| format!("{u:?} is not a whole number"))?;
-                    allowed(
-                        n,
-                        NewCodeRequest { uses: Some(n), ..Default::default() },
-                        format!("from 1 to {}", codes::MAX_USES),
-                    )
-                })?)
+                r.uses = Some(a.value(|u| u.parse().map_err(|_| format!("{u:?} is not a whole number")))?);
+                format!("from 1 to {}", codes::MAX_USES)
             }
             arg => return Err(a.unexpected(arg)),
-        }
+        };
+        // The values read before this one passed already: a refusal is this one's.
+        codes::check_new(&r).map_err(|_| UsageError(format!("--{}: {allow}", a.flag)))?;
     }
     Ok(CodeArgs::Add(r))
-}
-
-/// `v` if the rules (`rules::codes::check_new`) take `request`, which holds it alone;
-/// else what they allow.
-fn allowed<T>(v: T, request: NewCodeRequest, allow: String) -> Result<T, String> {
-    codes::check_new(&request).map(|_| v).map_err(|_| allow)
 }
 
 pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
@@ -76,7 +57,6 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             // The code alone on the first line, for scripts; the details after it.
             say!("{}", code.code);
             say!("  {}", describe(&code));
-            Ok(())
         }
         CodeArgs::List => {
             let answer: CodesBody = api.get("/api/codes")?;
@@ -89,16 +69,15 @@ pub fn run(args: CodeArgs, api: &Client) -> Result<(), Box<dyn Error>> {
             for c in &answer.codes {
                 say!("{}  {}", c.code, describe(c));
             }
-            Ok(())
         }
         CodeArgs::Rm(id) => {
             found(api.delete(&format!("/api/codes/{id}")))?.ok_or(format!(
                 "there is no guest code {id}: `intercom code list` shows the codes and their IDs"
             ))?;
             say!("deleted guest code {id}");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// `"plumber", 1 use left, until 2026-11-28 10:30 CET (23h 59m left), id 1a2b3c4d`.

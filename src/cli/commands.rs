@@ -6,22 +6,22 @@ use std::fmt::Display;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 
-use crate::cli::client::{display_addr, Client};
-use crate::cli::out::{left, say, say_raw};
-use crate::config::{self, Config, Secret};
+use crate::cli::client::Client;
+use crate::cli::out::{left, say};
+use crate::config::{self, Config, Secret, ENV_CONTROL_TOKEN, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN};
+use crate::config::{ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
 use crate::model::api::{LetInRequest, OpenRequest, SchedulesBody, StatusBody};
 use crate::util::local_address;
 use crate::util::time::{human, local};
 
 /// `open [DUR]`, or with `once` for the next visitor only; at most `max_window`, said in
 /// its key's terms rather than the API's `minutes`.
-pub fn open(api: &Client, c: &Config, minutes: Option<u64>, once: bool) -> Result<(), Box<dyn Error>> {
+pub fn open(api: &Client, c: &Config, request: &OpenRequest) -> Result<(), Box<dyn Error>> {
     let max = human(c.max_window);
-    if minutes.is_some_and(|m| m * 60 > c.max_window.as_secs()) {
+    if request.minutes.is_some_and(|m| m * 60 > c.max_window.as_secs()) {
         return Err(format!("open: at most {max} (max_window); try {max} or raise max_window").into());
     }
-    print_status(&api.post("/api/open", &OpenRequest { minutes, once: once.then_some(true) })?);
-    Ok(())
+    api.post("/api/open", request).map(|status| print_status(&status))
 }
 
 /// `close`; a schedule that still lets visitors in is named, with how to pause it.
@@ -33,11 +33,6 @@ pub fn close(api: &Client, path: &Path) -> Result<(), Box<dyn Error>> {
         let pause = command(path, &format!("schedule pause {}", s.id));
         say!("to shut the door before then, pause schedule {:?}: {pause}", s.label);
     }
-    Ok(())
-}
-
-pub fn status(api: &Client) -> Result<(), Box<dyn Error>> {
-    print_status(&api.get("/api/status")?);
     Ok(())
 }
 
@@ -55,10 +50,6 @@ pub fn url(config: &Config, path: &Path) {
     say!("To use it on a phone, pair the phone first: {}", command(path, "pair \"Anna's phone\""));
 }
 
-pub fn check_config(config: &Config) {
-    say_raw!("{}", summary(config));
-}
-
 /// `intercom WORDS`, as the person should type it: with `--config` when it is not the default.
 pub fn command(path: &Path, words: &str) -> String {
     match path == Path::new(config::DEFAULT_CONFIG_PATH) {
@@ -67,7 +58,8 @@ pub fn command(path: &Path, words: &str) -> String {
     }
 }
 
-fn print_status(status: &StatusBody) {
+/// The window as the server says it is; a storage problem goes to stderr.
+pub fn print_status(status: &StatusBody) {
     match (status.open_until, &status.schedule) {
         (Some(until), _) if status.open => {
             let once = if status.once { " for the next visitor only" } else { "" };
@@ -83,9 +75,10 @@ fn print_status(status: &StatusBody) {
     }
 }
 
-/// `http://address:port`, where a phone on the LAN reaches the page.
+/// `http://address:port`, where a phone on the LAN reaches the page (an IPv6 address
+/// comes out bracketed, as URLs need).
 pub fn page_address(config: &Config) -> String {
-    format!("http://{}", display_addr(lan_address(config.control.listen)))
+    format!("http://{}", lan_address(config.control.listen))
 }
 
 /// Where a phone on the LAN reaches it: the address of the interface with the default
@@ -94,8 +87,7 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
     if !listen.ip().is_unspecified() {
         return listen;
     }
-    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr()));
-    match probe {
+    match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and(s.local_addr())) {
         Ok(local) if !local.ip().is_unspecified() => SocketAddr::new(local.ip(), listen.port()),
         _ => {
             eprintln!("intercom: no LAN address found; printing the loopback address");
@@ -107,10 +99,9 @@ fn lan_address(listen: SocketAddr) -> SocketAddr {
 /// `a, b, c`, or `none` for no items.
 fn list<T: Display>(items: impl IntoIterator<Item = T>, none: &str) -> String {
     let all: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    if all.is_empty() {
-        none.into()
-    } else {
-        all.join(", ")
+    match all.is_empty() {
+        true => none.into(),
+        false => all.join(", "),
     }
 }
 
@@ -135,7 +126,8 @@ fn ring_summary(c: &Config) -> String {
     out
 }
 
-fn summary(c: &Config) -> String {
+/// What `check-config` prints: every key's value, secrets masked.
+pub fn summary(c: &Config) -> String {
     const UNSET: &str = "(not set)";
     let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| {
         or(s.as_ref().map(|_| format!("set (from {})", config::secret_origin(c, from_env, var))), unset)
@@ -155,10 +147,15 @@ fn summary(c: &Config) -> String {
         .map(|u| format!("{}/… (path and query hidden)", config::url::url_origin(u.expose())));
     // The topic is a secret too.
     let ntfy = c.notify.ntfy.as_ref().map(|n| {
-        let token = secret(&n.token, n.token_from_env, config::ENV_NTFY_TOKEN, "not set");
+        let token = secret(&n.token, n.token_from_env, ENV_NTFY_TOKEN, "not set");
         format!("{} (topic hidden), token {token}", n.url)
     });
     let generated = "(not set: generated on first start into state_dir/control-token)";
+    let unsigned = match c.webhook.allow_unsigned {
+        true => "(not set: WARNING, webhook.allow_unsigned: signatures are not checked)",
+        false => "(not set: `serve` refuses to start without it)",
+    };
+    let t = &c.twilio;
     let mut rows = vec![
         ("intercom_number", or(c.intercom_number.as_ref(), intercom)),
         ("intercoms", list(named, "(not used)")),
@@ -175,50 +172,30 @@ fn summary(c: &Config) -> String {
         ("webhook.public_url", or(c.webhook.public_url.as_ref(), UNSET)),
         ("control.listen", c.control.listen.to_string()),
         ("control.hosts", list(&c.control.hosts, "(IP addresses only)")),
-        (
-            "control.token",
-            secret(&c.control.token, c.control.token_from_env, config::ENV_CONTROL_TOKEN, generated),
-        ),
-        ("twilio.account_sid", or(c.twilio.account_sid.as_ref(), UNSET)),
-        ("twilio.sms_from", or(c.twilio.sms_from.as_ref(), UNSET)),
-        ("twilio.api_base", c.twilio.api_base.clone()),
-        ("twilio.number", or(c.twilio.number.as_ref(), UNSET)),
-        ("twilio.fallback_url", or(c.twilio.fallback_url.as_ref(), UNSET)),
-        ("twilio.api_key_sid", or(c.twilio.api_key_sid.as_ref(), "(not set: REST calls use the auth token)")),
+        ("control.token", secret(&c.control.token, c.control.token_from_env, ENV_CONTROL_TOKEN, generated)),
+        ("twilio.account_sid", or(t.account_sid.as_ref(), UNSET)),
+        ("twilio.sms_from", or(t.sms_from.as_ref(), UNSET)),
+        ("twilio.api_base", t.api_base.clone()),
+        ("twilio.number", or(t.number.as_ref(), UNSET)),
+        ("twilio.fallback_url", or(t.fallback_url.as_ref(), UNSET)),
+        ("twilio.api_key_sid", or(t.api_key_sid.as_ref(), "(not set: REST calls use the auth token)")),
         (
             "twilio.api_key_secret",
-            secret(
-                &c.twilio.api_key_secret,
-                c.twilio.api_key_secret_from_env,
-                config::ENV_TWILIO_API_KEY_SECRET,
-                UNSET,
-            ),
+            secret(&t.api_key_secret, t.api_key_secret_from_env, ENV_TWILIO_API_KEY_SECRET, UNSET),
         ),
         ("notify.webhook_url", or(webhook_url, UNSET)),
         ("notify.sms_to", list(&c.notify.sms_to, "(none)")),
         ("notify.events", list(c.notify.events.iter().map(|e| e.name()), "")),
         ("notify.ntfy", or(ntfy, UNSET)),
         ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
-        (
-            "twilio.auth_token",
-            secret(
-                &c.twilio.auth_token,
-                c.twilio.auth_token_from_env,
-                config::ENV_TWILIO_AUTH_TOKEN,
-                if c.webhook.allow_unsigned {
-                    "(not set: WARNING, webhook.allow_unsigned: signatures are not checked)"
-                } else {
-                    "(not set: `serve` refuses to start without it)"
-                },
-            ),
-        ),
+        ("twilio.auth_token", secret(&t.auth_token, t.auth_token_from_env, ENV_TWILIO_AUTH_TOKEN, unsigned)),
     ];
     match &c.mqtt {
         None => rows.push(("mqtt", "(not set: Home Assistant discovery is off)".into())),
         Some(m) => rows.extend([
             ("mqtt.broker", format!("{}:{}{}", m.host, m.port(), if m.tls { " (TLS)" } else { "" })),
             ("mqtt.username", or(m.username.as_ref(), UNSET)),
-            ("mqtt.password", secret(&m.password, m.password_from_env, config::ENV_MQTT_PASSWORD, UNSET)),
+            ("mqtt.password", secret(&m.password, m.password_from_env, ENV_MQTT_PASSWORD, UNSET)),
             ("mqtt.topic_prefix", m.topic_prefix.clone()),
             ("mqtt.discovery_prefix", m.discovery_prefix.clone()),
         ]),

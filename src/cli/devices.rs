@@ -5,7 +5,9 @@
 use std::error::Error;
 
 use crate::cli::client::{found, Client};
-use crate::cli::out::{say, say_raw};
+use crate::cli::commands::page_address;
+use crate::cli::out::say;
+use crate::config::Config;
 use crate::model::api::{DeviceBody, DevicesBody, PairingBody, PairingRequest};
 
 /// `pair …` / `devices …`, checked.
@@ -16,18 +18,19 @@ pub enum DeviceArgs {
     Rm(String),
 }
 
-/// `base`: `http://LAN-address:port`, where the phone reaches the page.
-pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Error>> {
+pub fn run(args: DeviceArgs, api: &Client, config: &Config) -> Result<(), Box<dyn Error>> {
     match args {
         DeviceArgs::Pair(name) => {
             let answer: PairingBody = api.post("/api/pairings", &PairingRequest { name })?;
-            let link = format!("{base}{}", answer.path);
+            // Where the phone reaches the page: `http://LAN-address:port`.
+            let link = format!("{}{}", page_address(config), answer.path);
             let minutes = answer.valid_seconds / 60;
-            say_raw!("{}", qr(&link)?);
+            // Built without the `qr` feature: the link alone.
+            #[cfg(feature = "qr")]
+            crate::cli::out::say_raw!("{}", qr(&link)?);
             say!("Scan this with {:?}, or open this link on it:", answer.name);
             say!("  {link}");
             say!("It works once, for {minutes} minutes. The phone must be on the home network.");
-            Ok(())
         }
         DeviceArgs::List => {
             let list: DevicesBody = api.get("/api/devices")?;
@@ -37,28 +40,21 @@ pub fn run(args: DeviceArgs, api: &Client, base: &str) -> Result<(), Box<dyn Err
             for d in &list.devices {
                 say!("{}  {}", d.id, describe(d));
             }
-            Ok(())
         }
         DeviceArgs::Rm(id) => {
             found(api.delete(&format!("/api/devices/{id}")))?.ok_or(format!(
                 "there is no paired device {id}: `intercom devices` lists them and their IDs"
             ))?;
             say!("removed device {id}: it is shut out from its next request on");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// `"Anna's phone", paired 2026-12-01 03:00 CET, last used 2026-12-01 04:00 CET`.
 fn describe(d: &DeviceBody) -> String {
     let last_used = d.last_used.map_or("never".into(), crate::util::time::local);
     format!("{:?}, paired {}, last used {last_used}", d.name, crate::util::time::local(d.paired))
-}
-
-/// Built without the `qr` feature: the link alone.
-#[cfg(not(feature = "qr"))]
-fn qr(_link: &str) -> Result<String, Box<dyn Error>> {
-    Ok(String::new())
 }
 
 /// The QR code as text: two rows of modules per line (half blocks), with the quiet zone.

@@ -11,12 +11,11 @@
 use std::fmt::Display;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::cli::client::{display_addr, Client};
+use crate::cli::client::Client;
 use crate::cli::commands::command;
 use crate::cli::files::{env_file, readable};
 use crate::cli::out::say;
@@ -63,6 +62,11 @@ impl Report {
         say!("{tag} {text}");
     }
 
+    /// The value; or `None`, after a line with `tag` and the error.
+    fn or_line<T>(&mut self, tag: &str, result: Result<T, impl Display>) -> Option<T> {
+        result.map_err(|e| self.line(tag, e)).ok()
+    }
+
     /// Whether `key` has a value of its own to check (not a placeholder reported above).
     fn filled(&self, key: &str) -> bool {
         !self.unfilled.iter().any(|e| e.contains(&format!("`{key}`")))
@@ -75,13 +79,8 @@ pub fn run(path: &Path) -> bool {
     // A file this user may not read is not a mistake in the config.
     let check = |e| format!("{e}; fix it, then check with `intercom check-config`");
     let loaded = readable(path).and_then(|()| readable(&env_file(path)));
-    let config = match loaded.and_then(|()| config::load_with_env_file(path).map_err(check)) {
-        Ok(c) => c,
-        Err(e) => {
-            r.line(FAIL, e);
-            return false;
-        }
-    };
+    let loaded = loaded.and_then(|()| config::load_with_env_file(path).map_err(check));
+    let Some(config) = r.or_line(FAIL, loaded) else { return false };
     r.line(OK, format!("config {} is valid", path.display()));
     r.unfilled = config::unfilled_placeholders(&config).iter().map(|e| e.to_string()).collect();
     for e in r.unfilled.clone() {
@@ -91,7 +90,7 @@ pub fn run(path: &Path) -> bool {
     // The server is the root of the listener, tunnel and history checks: when it is down
     // they would only repeat that, so they are named as skipped instead.
     let server = check_server(&mut r, &config, path);
-    if let Some(instance) = &server {
+    if let Some((_, instance)) = &server {
         check_webhook_listener(&mut r, &config, instance.as_deref());
         check_public_url(&mut r, &config, instance.as_deref());
     } else {
@@ -101,15 +100,15 @@ pub fn run(path: &Path) -> bool {
     check_twilio(&mut r, &config);
     check_state_dir(&mut r, &config);
     check_clock(&mut r);
-    if server.is_some() {
-        check_newest_call(&mut r, &config);
+    if let Some((client, _)) = &server {
+        check_newest_call(&mut r, client);
     }
     !r.failed
 }
 
 /// `sudo ` for a command that needs root, or nothing when this already is root.
 fn sudo() -> &'static str {
-    match std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+    match crate::util::ownership::effective_uid() == Some(0) {
         true => "",
         false => "sudo ",
     }
@@ -171,8 +170,8 @@ fn check_signatures(r: &mut Report, c: &Config, path: &Path, checked: Option<boo
     }
 }
 
-/// The control API's status, with the server's instance id, if the server answers.
-fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String>> {
+/// The client of the control API, and the server's instance id, if the server answers.
+fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Option<String>)> {
     // Neither a fixed token nor the one the server makes at its first start: it never ran.
     if c.control.token.is_none() && matches!(token::read_token(&c.state_dir), Ok(None)) {
         let dir = c.state_dir.display();
@@ -181,15 +180,10 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
         return None;
     }
     let down = |e| format!("the server is not running or not reachable ({e}): {}", start_hint(path));
-    let client =
-        Client::with_timeout(c, LOCAL_TIMEOUT).map_err(|e| format!("cannot read the control token: {e}"));
-    let s = match client.and_then(|client| client.get::<StatusBody>("/api/status").map_err(down)) {
-        Ok(s) => s,
-        Err(e) => {
-            r.line(FAIL, e);
-            return None;
-        }
-    };
+    let answer = Client::new(c, LOCAL_TIMEOUT)
+        .map_err(|e| format!("cannot read the control token: {e}"))
+        .and_then(|client| Ok((client.get::<StatusBody>("/api/status").map_err(down)?, client)));
+    let (s, client) = r.or_line(FAIL, answer)?;
     let window = match (s.open, s.open_until) {
         (true, until) => format!("open until {}", until.map_or("?".into(), local)),
         (false, _) => "closed".into(),
@@ -199,7 +193,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<Option<String
     if s.instance.is_none() {
         r.line(WARN, "the server does not report an instance id: it is an older version; upgrade it");
     }
-    Some(s.instance)
+    Some((client, s.instance))
 }
 
 /// `/healthz` at `url`: whether it answered, and with which instance id.
@@ -215,7 +209,7 @@ fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String
 }
 
 fn check_webhook_listener(r: &mut Report, c: &Config, instance: Option<&str>) {
-    let addr = display_addr(local_address(c.webhook.listen));
+    let addr = local_address(c.webhook.listen);
     let (tag, text) = match (healthz(&format!("http://{addr}/healthz"), LOCAL_TIMEOUT), instance) {
         (Ok((200, Some(id))), Some(ours)) if id == ours => (OK, format!("the webhook listener answers on {addr}")),
         (Ok((200, Some(_))), Some(_)) => (FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server")),
@@ -256,17 +250,10 @@ fn check_twilio(r: &mut Report, c: &Config) {
     let Some(number) = &c.twilio.number else {
         return r.line(WARN, "twilio.number is not set, so Twilio's side is not checked: set it to the number your intercom calls");
     };
-    let rest = match Rest::new(&c.twilio, TWILIO_TIMEOUT) {
-        Ok(rest) => rest,
-        Err(e) => {
-            return r.line(WARN, format!("no Twilio REST credentials, so Twilio's side is not checked: {e}"))
-        }
-    };
-    let n = match rest.find_number(number) {
-        Ok(Some(n)) => n,
-        Ok(None) => return r.line(FAIL, setup::not_in_account(&rest, number.as_str())),
-        Err(e) => return r.line(FAIL, rest.explain(&e)),
-    };
+    let rest = Rest::new(&c.twilio, TWILIO_TIMEOUT)
+        .map_err(|e| format!("no Twilio REST credentials, so Twilio's side is not checked: {e}"));
+    let Some(rest) = r.or_line(WARN, rest) else { return };
+    let Some(n) = r.or_line(FAIL, setup::look_up(&rest, number)) else { return };
     if let Some(why) = n.routed_elsewhere() {
         return r.line(FAIL, why);
     }
@@ -353,9 +340,8 @@ fn check_clock(r: &mut Report) {
     r.line(tag, text);
 }
 
-fn check_newest_call(r: &mut Report, c: &Config) {
-    let path = format!("/api/events?limit={EVENTS_LOOKED_AT}");
-    match Client::with_timeout(c, LOCAL_TIMEOUT).and_then(|client| client.get::<EventsBody>(&path)) {
+fn check_newest_call(r: &mut Report, client: &Client) {
+    match client.get::<EventsBody>(&format!("/api/events?limit={EVENTS_LOOKED_AT}")) {
         Ok(events) => {
             let newest = events.events.iter().find(|e| e.event.name().starts_with("call_"));
             r.line(OK, newest.map_or("no call in the history yet".into(), describe_call))

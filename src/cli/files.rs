@@ -27,10 +27,9 @@ pub fn env_file(config: &Path) -> PathBuf {
     config.parent().unwrap_or(Path::new(".")).join(config::ENV_FILE)
 }
 
-/// An untouched template passes every other check while every real call would fail: the
-/// commands that act on the config's values refuse it, naming each key.
-pub fn filled(path: &Path, secrets: bool) -> Result<Config, Box<dyn Error>> {
-    let c = load(path, secrets)?;
+/// An untouched template passes every other check while every real call would fail:
+/// `serve` and the commands that act on the config's values refuse it, naming each key.
+pub fn filled(path: &Path, c: Config) -> Result<Config, Box<dyn Error>> {
     let unfilled: Vec<String> =
         config::unfilled_placeholders(&c).iter().map(|e| format!("{}: {e}", path.display())).collect();
     match unfilled.is_empty() {

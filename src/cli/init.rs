@@ -12,16 +12,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use lexopt::prelude::*;
 
-use crate::cli::client::Client;
+use crate::cli::client::{Client, CLIENT_TIMEOUT};
 use crate::cli::commands::{command, page_address};
 use crate::cli::files::env_file;
 use crate::cli::init_ask::{
-    ask, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url, optional,
-    plain_http, yes_no, Answers, Prompt,
+    ask, ask_all, check_account_sid, check_api_key_sid, check_phone, check_phones, check_secret, check_url,
+    plain_http, yes_no, Answers,
 };
 use crate::cli::reader::{Args, UsageError};
 use crate::config::{self, ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
@@ -80,53 +80,35 @@ pub fn parse(a: &mut Args) -> Result<InitArgs, UsageError> {
     Ok(i)
 }
 
-impl InitArgs {
-    /// Flags were given: nothing is asked.
-    fn non_interactive(&self) -> bool {
-        *self != InitArgs { force: self.force, ..InitArgs::default() }
-    }
-
-    /// Only `--learn-intercom` (and its timeout): the rest of the config stays as it is.
-    fn learn_only(&self) -> bool {
-        let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..self.clone() };
-        self.learn && rest == InitArgs::default()
-    }
-}
-
 /// Runs `intercom init`; the config goes to `path`, the secrets beside it.
 pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
-    if args.learn_only() {
-        return learn_only(path, &args);
+    // Only `--learn-intercom` (and its timeout), on a config that is otherwise done: the
+    // number, nothing else.
+    let rest = InitArgs { learn: false, learn_timeout: None, force: false, ..args.clone() };
+    if args.learn && rest == InitArgs::default() {
+        return learn(path, args.learn_timeout, false).map(|()| next_steps(path, false));
     }
     let existing = std::fs::read_to_string(path).ok();
     if existing.as_deref().is_some_and(|text| !args.force && !is_untouched_template(text)) {
         let (force, check) = (command(path, "init --force"), command(path, "check-config"));
         return Err(format!("{} exists and is not the untouched template: run `{force}` to replace it, or edit it (see `{check}`)", path.display()).into());
     }
-    let mut prompt = Prompt::stdin();
-    let interactive = !args.non_interactive();
-    let answers = if interactive { ask(&mut prompt)? } else { from_flags(args.clone())? };
+    // No answer given as a flag: each is asked.
+    let interactive = args == InitArgs { force: args.force, ..InitArgs::default() };
+    let answers = if interactive { ask_all()? } else { from_flags(args.clone())? };
     if let Some(warning) = plain_http(&answers.public_url).filter(|_| !interactive) {
         eprintln!("intercom: {warning}");
-    }
-    let mut intercom = args.intercom_number.clone();
-    if intercom.is_none() && interactive {
-        let question = "The number your intercom calls from, or Enter to learn it by ringing: ";
-        intercom = prompt.ask(question, optional(check_phone))?;
     }
     // The keys init does not ask come from the existing config, unless that is the
     // template or not even a JSON object (a broken file replaced with --force).
     let keeps =
         |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
     let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
-    write_files(path, base, &answers, intercom.as_ref())?;
+    write_files(path, base, &answers)?;
     println!("wrote {} (0644) and {} (0600)", path.display(), env_file(path).display());
-    if intercom.is_none() && (args.learn || interactive) {
-        let timeout = args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT);
-        let caller = learn_intercom(path, timeout, interactive.then_some(&mut prompt))?;
-        write_files(path, base, &answers, Some(&caller))?;
-        println!("intercom_number is {caller}: wrote {}", path.display());
-    } else if intercom.is_none() {
+    if answers.intercom.is_none() && (args.learn || interactive) {
+        learn(path, args.learn_timeout, interactive)?;
+    } else if answers.intercom.is_none() {
         let learn = command(path, "init --learn-intercom");
         println!("intercom_number is not set: every call is rejected until it is (`{learn}` learns it)");
     }
@@ -145,20 +127,17 @@ fn next_steps(path: &Path, twilio: bool) {
     }
 }
 
-/// `intercom init --learn-intercom` on a config that is otherwise done: learns the
-/// intercom's number and sets `intercom_number`, nothing else.
-fn learn_only(path: &Path, args: &InitArgs) -> Result<(), Box<dyn Error>> {
+/// Learns the intercom's number and sets `intercom_number` in the config, nothing else.
+fn learn(path: &Path, timeout: Option<Duration>, interactive: bool) -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!("cannot read {} ({e}): run `{}` first", path.display(), command(path, "init"))
     })?;
     let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let caller = learn_intercom(path, args.learn_timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), None)?;
-    c.as_object_mut()
-        .ok_or("the config is not a JSON object")?
-        .insert("intercom_number".into(), json!(caller.as_str()));
+    let keys = c.as_object_mut().ok_or("the config is not a JSON object")?;
+    let caller = learn_intercom(path, timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), interactive)?;
+    keys.insert("intercom_number".into(), json!(caller.as_str()));
     write_file(path, &(serde_json::to_string_pretty(&c)? + "\n"), 0o644)?;
     println!("intercom_number is {caller}: wrote {}", path.display());
-    next_steps(path, false);
     Ok(())
 }
 
@@ -178,6 +157,7 @@ fn from_flags(a: InitArgs) -> Result<Answers, Box<dyn Error>> {
         twilio_number: need(a.twilio_number, "--twilio-number")?,
         forward_to: need(a.forward_to, "--forward-to")?,
         public_url: need(a.public_url, "--public-url")?,
+        intercom: a.intercom_number,
     })
 }
 
@@ -189,15 +169,10 @@ fn is_untouched_template(text: &str) -> bool {
 
 /// The config: `base` with the answers in; secrets are taken out of it and go to the
 /// env file, merged with what that file already holds.
-fn write_files(
-    path: &Path,
-    base: &str,
-    a: &Answers,
-    intercom: Option<&PhoneNumber>,
-) -> Result<(), Box<dyn Error>> {
+fn write_files(path: &Path, base: &str, a: &Answers) -> Result<(), Box<dyn Error>> {
     let mut c: Value = serde_json::from_str(base).map_err(|e| format!("{}: {e}", path.display()))?;
     let obj = c.as_object_mut().ok_or("the config is not a JSON object")?;
-    match intercom {
+    match &a.intercom {
         Some(n) => obj.insert("intercom_number".into(), json!(n.as_str())),
         None => obj.remove("intercom_number"),
     };
@@ -223,8 +198,6 @@ fn write_files(
     if let Some(e) = config::unfilled_placeholders(&checked).into_iter().next() {
         return Err(format!("the new config still holds a placeholder: {e}").into());
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| storage::context(e, "create", dir))?;
     let env_file = env_file(path);
     let old = std::fs::read_to_string(&env_file).unwrap_or_default();
     let mut lines: Vec<String> = old
@@ -242,10 +215,7 @@ fn write_files(
 }
 
 /// A section of the config (`twilio`), made an object if it is not one.
-fn section<'a>(
-    config: &'a mut serde_json::Map<String, Value>,
-    name: &str,
-) -> &'a mut serde_json::Map<String, Value> {
+fn section<'a>(config: &'a mut Map<String, Value>, name: &str) -> &'a mut Map<String, Value> {
     let v = config.entry(name).or_insert_with(|| json!({}));
     if !v.is_object() {
         *v = json!({});
@@ -253,9 +223,11 @@ fn section<'a>(
     v.as_object_mut().expect("made an object")
 }
 
-/// Writes `path` whole (atomically), with `mode` whatever the file had before.
+/// Writes `path` whole (atomically), with `mode` whatever the file had before, and the
+/// directory it goes in if that is missing.
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Box<dyn Error>> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| storage::context(e, "create", dir))?;
     let name = path.file_name().ok_or("the path has no file name")?.to_string_lossy();
     storage::write_atomically(dir, &name, text.as_bytes(), mode)?;
     Ok(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?)
@@ -263,11 +235,7 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Box<dyn Error>> 
 
 /// Waits for the running server to reject a call, and offers (or, with flags, takes) its
 /// caller ID. The server may not be running yet: it is waited for too.
-fn learn_intercom(
-    path: &Path,
-    timeout: Duration,
-    mut prompt: Option<&mut Prompt>,
-) -> Result<PhoneNumber, Box<dyn Error>> {
+fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<PhoneNumber, Box<dyn Error>> {
     let c = config::load_with_env_file(path)?;
     println!("In another terminal, so that the call reaches this server: `sudo systemctl restart intercom`");
     let setup = command(path, "twilio-setup");
@@ -275,9 +243,9 @@ fn learn_intercom(
     let deadline = Instant::now() + timeout;
     let mut seen: Option<Vec<Record>> = None;
     let mut said = false;
+    let events = format!("/api/events?limit={LEARN_EVENTS}");
     loop {
-        let path = format!("/api/events?limit={LEARN_EVENTS}");
-        if let Ok(EventsBody { events }) = Client::new(&c).and_then(|client| client.get(&path)) {
+        if let Ok(EventsBody { events }) = Client::new(&c, CLIENT_TIMEOUT).and_then(|api| api.get(&events)) {
             match &seen {
                 None => {
                     seen = Some(events);
@@ -287,12 +255,8 @@ fn learn_intercom(
                 Some(old) => {
                     let new = events.iter().find(|e| e.event == EventKind::CallRejected && !old.contains(e));
                     if let Some(from) = new.and_then(|e| PhoneNumber::parse(e.from.as_deref()?).ok()) {
-                        let Some(p) = prompt.as_deref_mut() else { return Ok(from) };
-                        let yes = p.ask(
-                            &format!("A call came from {from}. Is this your intercom? [Y/n] "),
-                            yes_no,
-                        )?;
-                        if yes {
+                        let question = format!("A call came from {from}. Is this your intercom? [Y/n] ");
+                        if !interactive || ask(&question, yes_no)? {
                             return Ok(from);
                         }
                         seen = None;
@@ -304,11 +268,8 @@ fn learn_intercom(
             said = true;
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "no call within {}: set intercom_number yourself, or run `intercom init --learn-intercom` again",
-                crate::util::time::human(timeout)
-            )
-            .into());
+            let waited = crate::util::time::human(timeout);
+            return Err(format!("no call within {waited}: set intercom_number yourself, or run `intercom init --learn-intercom` again").into());
         }
         std::thread::sleep(LEARN_POLL);
     }

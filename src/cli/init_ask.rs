@@ -2,7 +2,7 @@
 //! the form a person should type), and the prompt that asks again until an answer passes.
 
 use std::error::Error;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::config::url::check_public_origin;
@@ -16,33 +16,31 @@ pub(super) struct Answers {
     pub(super) twilio_number: PhoneNumber,
     pub(super) forward_to: Vec<PhoneNumber>,
     pub(super) public_url: String,
+    /// `None`: learn it from the next rejected call, or leave it unset.
+    pub(super) intercom: Option<PhoneNumber>,
 }
 
 pub fn check_account_sid(s: &str) -> Result<String, String> {
-    check_sid(s, "AC", "an Account SID: AC and 32 letters or digits, from the Twilio console's Account info")
+    check_key(s, "AC", "an Account SID: AC and 32 letters or digits, from the Twilio console's Account info")
 }
 
 pub fn check_api_key_sid(s: &str) -> Result<String, String> {
-    check_sid(s, "SK", "an API key SID: SK and 32 letters or digits")
-}
-
-fn check_sid(s: &str, prefix: &str, what: &str) -> Result<String, String> {
-    let s = s.trim();
-    let ok = s.len() == 34 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric());
-    if ok && !s.contains("xxxx") {
-        Ok(s.to_string())
-    } else {
-        Err(format!("expected {what}"))
-    }
+    check_key(s, "SK", "an API key SID: SK and 32 letters or digits")
 }
 
 /// Twilio's Auth Tokens and API key secrets are 32 letters and digits.
 pub fn check_secret(s: &str) -> Result<String, String> {
+    check_key(s, "", "32 letters and digits, as the Twilio console shows it")
+}
+
+/// `prefix` and 32 letters or digits; a SID with `xxxx` in it is the template's placeholder.
+fn check_key(s: &str, prefix: &str, what: &str) -> Result<String, String> {
     let s = s.trim();
-    if s.len() == 32 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(s.to_string())
-    } else {
-        Err("expected 32 letters and digits, as the Twilio console shows it".into())
+    let ok =
+        s.len() == prefix.len() + 32 && s.starts_with(prefix) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    match ok && (prefix.is_empty() || !s.contains("xxxx")) {
+        true => Ok(s.to_string()),
+        false => Err(format!("expected {what}")),
     }
 }
 
@@ -78,31 +76,31 @@ pub fn plain_http(url: &str) -> Option<String> {
     })
 }
 
-pub(super) fn ask(p: &mut Prompt) -> Result<Answers, Box<dyn Error>> {
+pub(super) fn ask_all() -> Result<Answers, Box<dyn Error>> {
     println!("intercom init: a few answers, each checked as you go (Ctrl-C stops; nothing is written until the end).");
     println!("From the Twilio console (console.twilio.com), Account info:");
-    let account_sid = p.ask("Account SID (AC…): ", check_account_sid)?;
-    let auth_token = p.ask_secret("Auth Token (not shown as you type): ", check_secret)?;
+    let account_sid = ask("Account SID (AC…): ", check_account_sid)?;
+    let auth_token = ask_secret("Auth Token (not shown as you type): ", check_secret)?;
     let api_key_sid =
-        p.ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
+        ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
     let api_key = match api_key_sid {
-        Some(sid) => Some((sid, p.ask_secret("API key secret (not shown): ", check_secret)?)),
+        Some(sid) => Some((sid, ask_secret("API key secret (not shown): ", check_secret)?)),
         None => None,
     };
     println!("Phone numbers with their country code: +1 555 222 3333, +44 7700 900123.");
-    let twilio_number = p.ask("Your Twilio phone number: ", check_phone)?;
-    let forward_to = p.ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
-    let public_url = p.ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
+    let twilio_number = ask("Your Twilio phone number: ", check_phone)?;
+    let forward_to = ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
+    let public_url = ask("The public URL your tunnel serves (https://host, no path): ", check_url)?;
     if let Some(warning) = plain_http(&public_url) {
         println!("  {warning}");
     }
-    Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url })
+    let intercom =
+        ask("The number your intercom calls from, or Enter to learn it by ringing: ", optional(check_phone))?;
+    Ok(Answers { account_sid, auth_token, api_key, twilio_number, forward_to, public_url, intercom })
 }
 
 /// `check` for an answer that may be left out (Enter).
-pub(super) fn optional<T>(
-    check: fn(&str) -> Result<T, String>,
-) -> impl Fn(&str) -> Result<Option<T>, String> {
+fn optional<T>(check: fn(&str) -> Result<T, String>) -> impl Fn(&str) -> Result<Option<T>, String> {
     move |s| if s.trim().is_empty() { Ok(None) } else { check(s).map(Some) }
 }
 
@@ -114,66 +112,44 @@ pub(super) fn yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Questions on stdout, answers from stdin, one line each; a wrong answer is explained
-/// and asked again.
-pub(super) struct Prompt {
-    input: Box<dyn BufRead>,
-}
-
-impl Prompt {
-    pub(super) fn stdin() -> Prompt {
-        Prompt { input: Box::new(std::io::BufReader::new(std::io::stdin())) }
-    }
-
-    fn line(&mut self, question: &str) -> Result<String, Box<dyn Error>> {
+/// Asks until an answer passes `check` (one line from stdin, after the question on
+/// stdout); a wrong answer is explained and asked again.
+pub(super) fn ask<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
+    loop {
         print!("{question}");
         std::io::stdout().flush()?;
         let mut line = String::new();
-        if self.input.read_line(&mut line)? == 0 {
+        if std::io::stdin().read_line(&mut line)? == 0 {
             return Err("no answer (input ended)".into());
         }
-        Ok(line.trim_end_matches(['\n', '\r']).to_string())
-    }
-
-    pub(super) fn ask<T>(
-        &mut self,
-        question: &str,
-        check: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, Box<dyn Error>> {
-        loop {
-            match check(&self.line(question)?) {
-                Ok(v) => return Ok(v),
-                Err(why) => println!("  {why}; try again."),
-            }
+        match check(line.trim_end_matches(['\n', '\r'])) {
+            Ok(v) => return Ok(v),
+            Err(why) => println!("  {why}; try again."),
         }
     }
+}
 
-    /// Like `ask`, with the terminal's echo off while typing (where `stty` works).
-    fn ask_secret<T>(
-        &mut self,
-        question: &str,
-        check: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, Box<dyn Error>> {
-        let stty = |arg: &str| {
-            Command::new("stty")
-                .arg(arg)
-                .stdin(Stdio::inherit())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let hidden = stty("-echo");
-        let answer = self.ask(question, |s| {
-            if hidden {
-                println!();
-            }
-            check(s)
-        });
+/// Like `ask`, with the terminal's echo off while typing (where `stty` works).
+fn ask_secret<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
+    let stty = |arg: &str| {
+        Command::new("stty")
+            .arg(arg)
+            .stdin(Stdio::inherit())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let hidden = stty("-echo");
+    let answer = ask(question, |s| {
         if hidden {
-            stty("echo");
+            println!();
         }
-        answer
+        check(s)
+    });
+    if hidden {
+        stty("echo");
     }
+    answer
 }
 
 #[cfg(test)]

@@ -66,11 +66,11 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
     let set = |id: &str, what: &str| -> Result<ScheduleBody, Box<dyn Error>> {
         Ok(found(api.post(&format!("/api/schedules/{id}/{what}"), &()))?.ok_or_else(|| missing(id))?)
     };
-    let changed: ScheduleBody = match args {
+    match args {
         ScheduleArgs::Add(request) => {
             let entrance = |e: String| format!("--entrance: {}", e.trim_start_matches("entrance "));
             from_request(&request, &config.intercoms).map_err(entrance)?;
-            api.post("/api/schedules", &request)?
+            say!("{}", describe(&api.post("/api/schedules", &request)?));
         }
         ScheduleArgs::List => {
             let answer: SchedulesBody = api.get("/api/schedules")?;
@@ -94,17 +94,14 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
             for s in &answer.schedules {
                 say!("{}", describe(s));
             }
-            return Ok(());
         }
         ScheduleArgs::Rm(id) => {
             found(api.delete(&format!("/api/schedules/{id}")))?.ok_or_else(|| missing(&id))?;
             say!("deleted schedule {id}");
-            return Ok(());
         }
-        ScheduleArgs::Pause(id) => set(&id, "pause")?,
-        ScheduleArgs::Resume(id) => set(&id, "resume")?,
-    };
-    say!("{}", describe(&changed));
+        ScheduleArgs::Pause(id) => say!("{}", describe(&set(&id, "pause")?)),
+        ScheduleArgs::Resume(id) => say!("{}", describe(&set(&id, "resume")?)),
+    }
     Ok(())
 }
 

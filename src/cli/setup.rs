@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cli::out::say;
 use crate::config::Config;
+use crate::model::phone::PhoneNumber;
 use crate::model::record::Decision;
 use crate::twilio::rest::{IncomingNumber, Rest};
 
@@ -60,11 +61,8 @@ impl Field {
 
 /// The fields setup manages, from the number as Twilio has it now.
 pub fn plan(public_url: &str, fallback_url: Option<&str>, n: &IncomingNumber) -> Vec<Field> {
-    let field = |name, before: &Option<String>, after: &str| Field {
-        name,
-        before: before.clone(),
-        after: after.into(),
-    };
+    let field =
+        |name, now: &Option<String>, want: &str| Field { name, before: now.clone(), after: want.into() };
     let mut fields = vec![
         field("VoiceUrl", &n.voice_url, &voice_url(public_url)),
         field("VoiceMethod", &n.voice_method, VOICE_METHOD),
@@ -82,10 +80,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
     let no_url = "set webhook.public_url to the https URL your tunnel serves";
     let public_url = config.webhook.public_url.as_deref().ok_or(no_url)?;
     let rest = Rest::new(&config.twilio, SETUP_TIMEOUT)?;
-    let current = match rest.find_number(number).map_err(|e| rest.explain(&e))? {
-        Some(n) => n,
-        None => return Err(not_in_account(&rest, number.as_str()).into()),
-    };
+    let current = look_up(&rest, number)?;
     if let Some(why) = current.routed_elsewhere() {
         return Err(format!("{why}; then run twilio-setup again").into());
     }
@@ -113,8 +108,7 @@ pub fn twilio_setup(config: &Config, dry_run: bool) -> Result<(), Box<dyn Error>
         return Ok(());
     }
     let updated = rest.update_number(&current.sid, &changes).map_err(|e| rest.explain(&e))?;
-    let left: Vec<_> = plan(public_url, fallback, &updated).into_iter().filter(Field::changes).collect();
-    if let Some(f) = left.first() {
+    if let Some(f) = plan(public_url, fallback, &updated).iter().find(|f| f.changes()) {
         return Err(format!(
             "Twilio accepted the update but {} is still {:?}; run twilio-setup again",
             f.name, f.before
@@ -133,14 +127,18 @@ fn shown(value: Option<&str>) -> String {
     }
 }
 
-/// The error for a number the account does not have, with the numbers it does have.
-pub fn not_in_account(rest: &Rest, number: &str) -> String {
+/// The number as Twilio has it; or why not: a REST error explained, or that the account
+/// does not have it (with the numbers it does have).
+pub fn look_up(rest: &Rest, number: &PhoneNumber) -> Result<IncomingNumber, String> {
+    if let Some(n) = rest.find_number(number).map_err(|e| rest.explain(&e))? {
+        return Ok(n);
+    }
     let have = match rest.account_numbers() {
         Ok(list) if list.is_empty() => "it has no numbers".to_string(),
         Ok(list) => format!("its numbers are {}", list.join(", ")),
         Err(e) => format!("and listing its numbers failed: {}", rest.explain(&e)),
     };
-    format!("{number} is not a number of this Twilio account ({have}); fix twilio.number")
+    Err(format!("{number} is not a number of this Twilio account ({have}); fix twilio.number"))
 }
 
 #[cfg(test)]

@@ -27,25 +27,17 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
     crate::cli::files::readable(&config.state_dir.join(crate::store::state_file::STATE_FILE))?;
     boot::use_sync_flags(config.clock_sync_flags.as_deref());
     let now = Timestamp::now();
-    let status = match state::peek(&config.state_dir, config.max_window, now) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
-            state::Status::closed()
-        }
-    };
+    let status = state::peek(&config.state_dir, config.max_window, now).unwrap_or_else(|e| {
+        eprintln!("intercom: the state file is unreadable ({e}); the server treats the window as closed");
+        state::Status::closed()
+    });
     let entrance = call::caller(Some(from), &config.intercoms);
-    let entrance_name = entrance.and_then(|e| e.name.as_deref());
-    let mut peek = schedules::peek(
-        &config.state_dir,
-        &tz::detect(),
-        &boot::Boot::detect(),
-        boot::clock_synced_now(),
-        now,
-        entrance_name,
-    );
+    let name = entrance.and_then(|e| e.name.as_deref());
+    let this_boot = boot::Boot::detect();
+    let mut peek =
+        schedules::peek(&config.state_dir, &tz::detect(), &this_boot, boot::clock_synced_now(), now, name);
     // Not running, or not answering in time: the files are all there is to go by.
-    let doubt = Client::with_timeout(config, SERVER_WAIT)
+    let doubt = Client::new(config, SERVER_WAIT)
         .and_then(|c| c.get::<StatusBody>("/api/status"))
         .ok()
         .and_then(|s| s.clock_doubt);
@@ -57,8 +49,7 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
     // In the server's order: an ordinary window, a schedule, a one-shot window.
     let schedule = peek.open.filter(|_| entrance.is_some() && (status.once || !status.is_open()));
     let open = status.is_open() || schedule.is_some();
-    let (offered, paused) =
-        crate::store::codes::peek_offer(&config.state_dir, &boot::Boot::detect(), open, now);
+    let (offered, paused) = crate::store::codes::peek_offer(&config.state_dir, &this_boot, open, now);
     let offered = offered && doubt.is_none();
     if let Some(why) = paused {
         eprintln!("guest codes do not work now: {why}");
@@ -73,7 +64,7 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
         }
         _ => String::new(),
     };
-    let at = entrance.and_then(|e| e.name.as_deref()).map_or(String::new(), |n| format!(" at {n}"));
+    let at = name.map_or(String::new(), |n| format!(" at {n}"));
     eprintln!("a call from {from}{at} now: {}{why}", decision.name());
     let base = config.webhook.public_url.as_deref().unwrap_or("");
     say_raw!("{}", twiml::render(&decision, &twiml::Callbacks { base, carry: &[], dial_action: true }));

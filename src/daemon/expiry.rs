@@ -3,10 +3,9 @@
 //! the next request. Its reading each second is judged by the one clock policy
 //! (`rules/clock.rs`), so a step is noticed without any call.
 
-use std::io;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
+use std::{io, thread};
 
 use jiff::Timestamp;
 

@@ -1,10 +1,10 @@
-//! `daemon/`: `intercom serve`. `server.rs` opens the stores and the notifier, wires them
-//! (every window change becomes a history record, every record goes to the notifier),
-//! binds both listeners and runs them: the only module that knows all the services.
-//! `expiry.rs`: the thread that ends windows whose time has come. `notify.rs`:
-//! notifications (Twilio SMS, JSON webhook) of chosen events, through a bounded queue and a
-//! worker per target, so they never delay an answer and a hanging target never delays
-//! another. Home Assistant's MQTT bridge (`mqtt/`) gets the same records.
+//! `daemon/`: `intercom serve`, the only folder that knows all the services. It binds
+//! both listeners and serves at once, opens the stores on a thread of their own (a state
+//! disk that hangs at start must not stop calls), wires them (every window change
+//! becomes a history record, every record goes on to the notifications and Home
+//! Assistant), ends windows whose time has come, and sends notifications (Twilio SMS, a
+//! JSON webhook, ntfy) through a bounded queue and a worker per target, so that they
+//! never delay an answer and a hanging target never delays another.
 //!
 //! Uses: `web`, `mqtt`, `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 

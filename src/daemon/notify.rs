@@ -17,10 +17,9 @@
 //! query often are the secret), Twilio credentials never. SMS go through [`crate::twilio::rest`],
 //! with the same credentials as `twilio-setup`.
 
-use std::io;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
+use std::{io, thread};
 
 use jiff::Timestamp;
 
@@ -50,7 +49,6 @@ const ERROR_BODY_CHARS: usize = 200;
 const SMS_MAX_CHARS: usize = 300;
 
 /// Where a notification goes.
-#[derive(Clone)]
 pub enum Target {
     Webhook { url: Secret },
     Sms { to: PhoneNumber, from: PhoneNumber, twilio: Arc<Rest> },
@@ -78,16 +76,14 @@ pub enum Failure {
 
 /// One target's jobs.
 struct Queue {
-    target: String,
-    /// Gets every ring (ntfy), whatever the chosen events.
-    rings: bool,
+    target: Target,
     jobs: DropOldest<Record>,
 }
 
 impl Queue {
     fn push(&self, record: Record) {
         if let Some(old) = self.jobs.push(record) {
-            let (what, target) = (old.event.name(), &self.target);
+            let (what, target) = (old.event.name(), self.target.describe());
             log::warn!("notification queue full ({QUEUE_CAPACITY}): dropped the oldest, {what} for {target}");
         }
     }
@@ -105,12 +101,10 @@ impl Notifier {
         if !config.notify.is_active() {
             return Ok(None);
         }
-        let mut targets = Vec::new();
-        if let Some(url) = &config.notify.webhook_url {
-            targets.push(Target::Webhook { url: url.clone() });
-        }
+        let mut targets: Vec<_> =
+            config.notify.webhook_url.iter().map(|url| Target::Webhook { url: url.clone() }).collect();
         if !config.notify.sms_to.is_empty() {
-            // config.rs refuses sms_to without these.
+            // The config refuses sms_to without these (`config/mod.rs`).
             let twilio = Arc::new(Rest::new(&config.twilio, ATTEMPT_TIMEOUT).map_err(io::Error::other)?);
             let from =
                 config.twilio.sms_from.clone().ok_or_else(|| io::Error::other("set twilio.sms_from"))?;
@@ -121,17 +115,15 @@ impl Notifier {
         targets.extend(config.notify.ntfy.clone().map(Target::Ntfy));
         let mut queues = Vec::new();
         for (i, target) in targets.into_iter().enumerate() {
-            let rings = matches!(target, Target::Ntfy(_));
-            let queue =
-                Arc::new(Queue { target: target.describe(), rings, jobs: DropOldest::new(QUEUE_CAPACITY) });
+            let queue = Arc::new(Queue { target, jobs: DropOldest::new(QUEUE_CAPACITY) });
             let (worker_queue, links) = (queue.clone(), ringing.clone());
             thread::Builder::new()
                 .name(format!("notify-{i}"))
-                .spawn(move || worker(&worker_queue, &target, &links))?;
+                .spawn(move || worker(&worker_queue, &links))?;
             queues.push(queue);
         }
         let names: Vec<_> = config.notify.events.iter().map(|e| e.name()).collect();
-        let to: Vec<_> = queues.iter().map(|q| q.target.as_str()).collect();
+        let to: Vec<_> = queues.iter().map(|q| q.target.describe()).collect();
         log::info!("notifying {} of {}", to.join(", "), names.join(", "));
         Ok(Some(Arc::new(Notifier { events: config.notify.events.clone(), queues })))
     }
@@ -140,22 +132,24 @@ impl Notifier {
     pub fn submit(&self, record: &Record) {
         let chosen = self.events.contains(&record.event);
         for queue in &self.queues {
-            if chosen || (queue.rings && record.event == EventKind::CallForwarded) {
+            // ntfy gets every ring, whatever the chosen events.
+            let rings = matches!(queue.target, Target::Ntfy(_)) && record.event == EventKind::CallForwarded;
+            if chosen || rings {
                 queue.push(record.clone());
             }
         }
     }
 }
 
-fn worker(queue: &Queue, target: &Target, ringing: &Ringing) {
+fn worker(queue: &Queue, ringing: &Ringing) {
     let agent = crate::system::tls::https_agent(ATTEMPT_TIMEOUT);
     loop {
         let record = queue.jobs.pop();
-        let what = format!("{} for {}", record.event.name(), queue.target);
+        let what = format!("{} for {}", record.event.name(), queue.target.describe());
         // Looked up when sent: a call that no longer rings gets no link.
         let link = record.call_sid.as_deref().filter(|_| record.event == EventKind::CallForwarded);
         let link = link.and_then(|sid| ringing.link(sid));
-        match deliver(|| send(&agent, target, &record, link.as_deref()), thread::sleep) {
+        match deliver(|| send(&agent, &queue.target, &record, link.as_deref()), thread::sleep) {
             Ok(1) => log::info!("notified: {what}"),
             Ok(n) => log::info!("notified: {what} (attempt {n})"),
             Err((n, why)) => log::error!("notification failed: {what}, after {n} attempt(s): {why}"),
@@ -220,20 +214,17 @@ fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str
 }
 
 fn post_json(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: String) -> Result<(), Failure> {
-    match req.header("Content-Type", "application/json").send(body) {
-        Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let detail = if (200..300).contains(&status) {
-                String::new()
-            } else {
-                let body = resp.body_mut().read_to_string().unwrap_or_default();
-                crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
-            };
-            classify_status(status, &detail, retry.as_deref(), Timestamp::now())
-        }
-        Err(e) => Err(from_rest(crate::twilio::rest::network_error(&e))),
-    }
+    let sent = req.header("Content-Type", "application/json").send(body);
+    let mut resp = sent.map_err(|e| from_rest(crate::twilio::rest::network_error(&e)))?;
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let detail = if (200..300).contains(&status) {
+        String::new()
+    } else {
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
+    };
+    classify_status(status, &detail, retry.as_deref(), Timestamp::now())
 }
 
 fn from_rest(e: RestError) -> Failure {
@@ -348,11 +339,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest() {
-        let q = Queue {
-            target: "webhook http://127.0.0.1:9".into(),
-            rings: false,
-            jobs: DropOldest::new(QUEUE_CAPACITY),
-        };
+        let url = Secret::new("http://127.0.0.1:9".into());
+        let q = Queue { target: Target::Webhook { url }, jobs: DropOldest::new(QUEUE_CAPACITY) };
         for n in 0..QUEUE_CAPACITY + 3 {
             q.push(Record::new(Timestamp::UNIX_EPOCH, EventKind::WindowOpened, n.to_string()));
         }

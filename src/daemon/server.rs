@@ -5,9 +5,7 @@
 use std::error::Error;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,10 +25,10 @@ use crate::store::state::Store;
 use crate::store::storage::{self, Health};
 use crate::store::token;
 use crate::system::boot::Boot;
-use crate::system::tz;
-use crate::system::watchdog;
+use crate::system::{tz, watchdog};
 use crate::util::ownership;
 use crate::web::control::{self, Control};
+use crate::web::refusal;
 use crate::web::ringing::Ringing;
 use crate::web::webhook::{self, Stores, Webhook};
 
@@ -63,44 +61,37 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     };
     let webhook_socket = bind(config.webhook.listen, "webhook.listen")?;
     let control_socket = bind(config.control.listen, "control.listen")?;
-    // Tests start us on port 0 and read the real ports from these lines.
-    log::info!("webhook listening on {}", webhook_socket.local_addr()?);
-    log::info!("control listening on {}", control_socket.local_addr()?);
     let (webhook_addr, control_addr) = (webhook_socket.local_addr()?, control_socket.local_addr()?);
+    // Tests start us on port 0 and read the real ports from these lines.
+    log::info!("webhook listening on {webhook_addr}");
+    log::info!("control listening on {control_addr}");
 
-    let connection_lifetime = config.limits.connection_lifetime;
     // Until the stores are loaded the webhook forwards every call from the intercom
     // (and rejects strangers), and the control API answers 503 saying why.
     let webhook = Arc::new(Webhook::new(config.clone()));
     let control: Arc<OnceLock<Control>> = Arc::new(OnceLock::new());
-    let history_cell: Arc<OnceLock<(Arc<History>, Arc<Store>)>> = Arc::new(OnceLock::new());
+    let connection_lifetime = config.limits.connection_lifetime;
+    let limits =
+        |max_body_bytes, max_connections| Limits { max_body_bytes, max_connections, connection_lifetime };
     let serving = webhook.clone();
     let webhook_site = Site {
         name: "webhook",
-        limits: Limits {
-            max_body_bytes: webhook::MAX_BODY_BYTES,
-            max_connections: webhook::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
+        limits: limits(webhook::MAX_BODY_BYTES, webhook::MAX_CONNECTIONS),
         handler: Arc::new(move |r| serving.handle(r)),
         refusal: Response::text,
     };
     let controls = control.clone();
     let control_site = Site {
         name: "control",
-        limits: Limits {
-            max_body_bytes: control::MAX_BODY_BYTES,
-            max_connections: control::MAX_CONNECTIONS,
-            connection_lifetime,
-        },
+        limits: limits(control::MAX_BODY_BYTES, control::MAX_CONNECTIONS),
         handler: Arc::new(move |r| match controls.get() {
             Some(c) => c.handle(r),
-            None => control::refusal(
+            None => refusal(
                 503,
                 "starting: the state disk has not answered yet; every call is forwarded until it does",
             ),
         }),
-        refusal: control::refusal,
+        refusal,
     };
     thread::Builder::new()
         .name("webhook-accept".into())
@@ -111,17 +102,17 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     // same files and hang the same way, and would only add moments with no listener.
     // Once loaded, a history write hung past WEDGED_AFTER fails it, as always.
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
-    let loaded = history_cell.clone();
+    let loaded = control.clone();
     watchdog::start(Box::new(move || {
-        if let Some((history, _)) = loaded.get() {
-            if let Some(stuck) = history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
+        if let Some(c) = loaded.get() {
+            if let Some(stuck) = c.history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
                 return Err(format!("an event log write has hung for {stuck:?}"));
             }
         }
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
-        if let Some((_, store)) = loaded.get() {
-            store.status(Timestamp::now());
+        if let Some(c) = loaded.get() {
+            c.store.status(Timestamp::now());
         }
         Ok(())
     }))?;
@@ -137,7 +128,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }
     })?;
     thread::Builder::new().name("load-state".into()).spawn(move || {
-        match load(config, &webhook, &history_cell) {
+        match load(config, &webhook) {
             Ok(c) => {
                 let _ = control.set(c);
                 // Tests wait for this line before they call.
@@ -158,11 +149,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
 
 /// Opens the stores (each may hang on the disk: this runs on its own thread), hands them
 /// to the webhook and makes the control API.
-fn load(
-    config: Arc<Config>,
-    webhook: &Webhook,
-    loaded: &OnceLock<(Arc<History>, Arc<Store>)>,
-) -> Result<Control, Box<dyn Error>> {
+fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error>> {
     // Again, unbounded on this thread: if the disk did not answer the bounded check at
     // start, nothing is read from the directory until it has passed.
     ownership::check_state_dir(&config.state_dir)?;
@@ -244,7 +231,6 @@ fn load(
         log::error!("the config has an mqtt section, but this build has no MQTT support (cargo feature `mqtt`): Home Assistant will not see the intercom");
     }
     crate::system::boot::watch_sync()?;
-    let _ = loaded.set((history.clone(), store.clone()));
     webhook.attach(Stores {
         store: store.clone(),
         history: history.clone(),

@@ -1,6 +1,6 @@
 //! The connections of one listener: the accept loop, the registry of open connections,
 //! and the thread that serves each one. Reading and parsing a request, and writing the
-//! answer, are `http.rs`'s; what to answer is the handler's (`webhook.rs`, `control.rs`).
+//! answer, are `mod.rs`'s; what to answer is the handler's (the listeners in `web/`).
 //!
 //! One thread per connection (taken from a bounded pool of idle threads, `pool.rs`), at
 //! most `Limits::max_connections` per listener. A connection is busy only while a handler
@@ -56,7 +56,7 @@ const IDLE_THREAD_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAD_BUFFER_BYTES: usize = 2 * 1024;
 /// After refusing a request we read (and discard) at most this much of what the client
 /// is still sending, so closing does not reset the connection before it sees our answer.
-const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_BYTES: u64 = 64 * 1024;
 /// The whole drain, however the bytes trickle in: a client sending a byte now and then
 /// must not hold the thread for hours (64 KiB at one byte per timeout).
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -64,16 +64,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// What a listener does with each request: a function from request to response.
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
-/// How a listener answers a request refused before its handler saw it (status, reason):
-/// plain text on the webhook, JSON on the control API.
-pub type Refusal = fn(u16, &str) -> Response;
-
 /// What one listener serves and how: its name (for the log), limits and handlers.
 pub struct Site {
     pub name: &'static str,
     pub limits: Limits,
     pub handler: Arc<Handler>,
-    pub refusal: Refusal,
+    /// How it answers a request refused before its handler saw it.
+    pub refusal: http::Render,
 }
 
 /// One accepted connection, as the accept loop sees it (to pick an eviction victim).
@@ -93,7 +90,11 @@ struct Listener {
 
 /// Accepts connections forever; accept errors (out of descriptors, …) are logged and retried.
 pub fn serve(listener: TcpListener, site: Site) -> ! {
-    deepen_backlog(&listener);
+    // Calling listen(2) again on a listening socket only changes its backlog; std has no
+    // API for it, and a failure just leaves the default in place.
+    if let Err(e) = socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG) {
+        log::warn!("could not raise the listen backlog: {e}");
+    }
     let name = site.name;
     let pool = Pool::new(name, THREAD_STACK_BYTES, MAX_IDLE_THREADS, IDLE_THREAD_TIMEOUT);
     let shared = Arc::new(Listener {
@@ -119,31 +120,31 @@ pub fn serve(listener: TcpListener, site: Site) -> ! {
         let Some(slot) = shared.admit(&stream) else {
             let max = shared.site.limits.max_connections;
             shared.busy_log.warn(format_args!("{name}: {max} connections busy; answered {peer} with 503"));
-            refuse_busy(&stream);
+            // Without blocking the accept loop.
+            let _ = stream.set_nonblocking(true);
+            let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
+            let _ = http::write_response(&mut &*stream, &resp, false, false);
             continue;
         };
-        let (conn, registered) = (shared.clone(), slot.clone());
-        let job = Box::new(move || {
-            let _leave = Leave { listener: &conn, slot: &slot };
-            conn.handle_connection(&slot, peer, accepted);
-        });
+        let conn = Leave { listener: shared.clone(), slot };
+        let job = Box::new(move || conn.listener.handle_connection(&conn.slot, peer, accepted));
         if let Err(e) = pool.run(job) {
-            // The connection was dropped with the job; forget its slot too.
+            // The connection was dropped with the job, and its slot with it.
             shared.busy_log.error(format_args!("{name}: cannot start a thread: {e}"));
-            lock(&shared.slots).retain(|s| !Arc::ptr_eq(s, &registered));
         }
     }
 }
 
-/// Removes the connection from the registry when its thread ends, even by panic.
-struct Leave<'a> {
-    listener: &'a Listener,
-    slot: &'a Arc<Slot>,
+/// A connection's job: removes the connection from the registry when it ends, even by
+/// panic, or when no thread could be started for it.
+struct Leave {
+    listener: Arc<Listener>,
+    slot: Arc<Slot>,
 }
 
-impl Drop for Leave<'_> {
+impl Drop for Leave {
     fn drop(&mut self) {
-        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, self.slot));
+        lock(&self.listener.slots).retain(|s| !Arc::ptr_eq(s, &self.slot));
     }
 }
 
@@ -199,7 +200,7 @@ impl Listener {
                     );
                     let resp = (self.site.refusal)(refusal.status, refusal.reason);
                     let _ = http::write_response(&mut &*stream, &resp, false, false);
-                    close_gracefully(stream);
+                    close_gracefully(stream, &mut reader);
                     return;
                 }
             };
@@ -208,14 +209,11 @@ impl Listener {
                 || accepted.elapsed() >= self.site.limits.connection_lifetime;
             let keep_alive = http::wants_keep_alive(&req) && !last;
             let head_only = req.method == "HEAD";
-            let resp = match catch_unwind(AssertUnwindSafe(|| (self.site.handler)(&req))) {
-                Ok(r) => r,
-                Err(_) => {
-                    let (name, method) = (self.site.name, &req.method);
-                    self.panic_log.error(format_args!("{name}: handler panicked on {method} {}", req.path));
-                    Response::text(500, "internal error")
-                }
-            };
+            let resp = catch_unwind(AssertUnwindSafe(|| (self.site.handler)(&req))).unwrap_or_else(|_| {
+                let (name, method) = (self.site.name, &req.method);
+                self.panic_log.error(format_args!("{name}: handler panicked on {method} {}", req.path));
+                Response::text(500, "internal error")
+            });
             // Answered: whether the client reads it is up to the client.
             wait();
             if http::write_response(&mut &*stream, &resp, keep_alive, head_only).is_err() || !keep_alive {
@@ -227,30 +225,10 @@ impl Listener {
 
 /// Stops sending, reads a bounded amount of what the client still sends, then closes, so
 /// the client gets our error instead of a connection reset.
-fn close_gracefully(mut stream: &TcpStream) {
+fn close_gracefully(stream: &TcpStream, reader: &mut http::Conn) {
     let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let mut buf = [0u8; 4096];
-    let mut drained = 0;
-    while drained < DRAIN_BYTES {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
-    }
-}
-
-/// Raises the accept queue to [`LISTEN_BACKLOG`]. Calling listen(2) again on a listening
-/// socket only changes its backlog; std has no API for it, and a failure just leaves
-/// the default in place.
-fn deepen_backlog(listener: &TcpListener) {
-    if let Err(e) = socket2::SockRef::from(listener).listen(LISTEN_BACKLOG) {
-        log::warn!("could not raise the listen backlog: {e}");
-    }
+    reader.get_mut().deadline = Instant::now() + DRAIN_TIMEOUT;
+    let _ = io::copy(&mut reader.take(DRAIN_BYTES), &mut io::sink());
 }
 
 /// Whether the listener bound to `addr` accepts a connection and answers a request
@@ -262,30 +240,14 @@ pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&target, timeout)?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")?;
     let mut answer = [0u8; 9];
-    let mut got = 0;
-    while got < answer.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+    match (http::TimedStream { stream: Arc::new(stream), deadline }).read_exact(&mut answer) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(io::Error::new(e.kind(), "closed without an answer"))
         }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut answer[got..])? {
-            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer")),
-            n => got += n,
-        }
+        Err(e) => Err(e),
+        Ok(()) if &answer == b"HTTP/1.1 " => Ok(()),
+        Ok(()) => Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer")),
     }
-    if &answer == b"HTTP/1.1 " {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer"))
-    }
-}
-
-/// Over the cap with every connection busy: answer 503 without blocking the accept loop.
-fn refuse_busy(stream: &TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let resp = Response::text(503, "busy, try again").with_header("Retry-After", "1");
-    let _ = http::write_response(&mut &*stream, &resp, false, false);
 }
 
 #[cfg(test)]

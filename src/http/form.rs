@@ -1,38 +1,20 @@
 //! `application/x-www-form-urlencoded` parsing, for query strings and Twilio's POST bodies.
 //! Strict: bad percent-encoding or non-UTF-8 is an error, never a guess.
 
-use std::fmt;
+use crate::http::HttpError;
 
 /// Twilio sends about 30 parameters with a voice call; anything far beyond is not Twilio.
 pub const MAX_PARAMS: usize = 200;
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum FormError {
-    BadPercentEncoding,
-    NotUtf8,
-    TooManyParams,
-}
-
-impl fmt::Display for FormError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(match self {
-            FormError::BadPercentEncoding => "invalid percent-encoding",
-            FormError::NotUtf8 => "parameters are not UTF-8",
-            FormError::TooManyParams => "too many parameters",
-        })
-    }
-}
-
-impl std::error::Error for FormError {}
-
 /// Name/value pairs in order, repeats kept (signatures cover every value).
 pub type Params = Vec<(String, String)>;
 
-pub fn parse(input: &[u8]) -> Result<Params, FormError> {
+/// The pairs, or why the input is refused (for a 400's message: no caller branches on it).
+pub fn parse(input: &[u8]) -> Result<Params, &'static str> {
     let mut out = Vec::new();
     for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         if out.len() == MAX_PARAMS {
-            return Err(FormError::TooManyParams);
+            return Err("too many parameters");
         }
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -43,7 +25,7 @@ pub fn parse(input: &[u8]) -> Result<Params, FormError> {
     Ok(out)
 }
 
-fn decode(s: &[u8]) -> Result<String, FormError> {
+fn decode(s: &[u8]) -> Result<String, &'static str> {
     let mut bytes = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -52,7 +34,7 @@ fn decode(s: &[u8]) -> Result<String, FormError> {
             b'%' => {
                 let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
                 let (Some(hi), Some(lo)) = (hex(s.get(i + 1)), hex(s.get(i + 2))) else {
-                    return Err(FormError::BadPercentEncoding);
+                    return Err("invalid percent-encoding");
                 };
                 bytes.push((hi * 16 + lo) as u8);
                 i += 2;
@@ -61,17 +43,17 @@ fn decode(s: &[u8]) -> Result<String, FormError> {
         }
         i += 1;
     }
-    String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
+    String::from_utf8(bytes).map_err(|_| "parameters are not UTF-8")
 }
 
 /// The value of a parameter that must appear at most once: a repeat is ambiguous, and
 /// ambiguity about who is calling must not be resolved in the caller's favour.
-pub fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, String> {
+pub fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
     let mut found = params.iter().filter(|(n, _)| n == name);
     match (found.next(), found.next()) {
         (None, _) => Ok(None),
         (Some((_, v)), None) => Ok(Some(v)),
-        (Some(_), Some(_)) => Err(format!("parameter {name} given more than once")),
+        (Some(_), Some(_)) => Err(HttpError::BadRequest(format!("parameter {name} given more than once"))),
     }
 }
 
@@ -79,7 +61,7 @@ pub fn single<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, Str
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Params, FormError> {
+    fn p(s: &str) -> Result<Params, &'static str> {
         parse(s.as_bytes())
     }
 
@@ -97,12 +79,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert_eq!(p("a=%4"), Err(FormError::BadPercentEncoding));
-        assert_eq!(p("a=%zz"), Err(FormError::BadPercentEncoding));
-        assert_eq!(p("a=%"), Err(FormError::BadPercentEncoding));
-        assert_eq!(p("a=%FF"), Err(FormError::NotUtf8));
-        assert_eq!(parse(b"a=\xff"), Err(FormError::NotUtf8));
-        assert_eq!(p(&"a=1&".repeat(MAX_PARAMS + 1)), Err(FormError::TooManyParams));
+        assert_eq!(p("a=%4"), Err("invalid percent-encoding"));
+        assert_eq!(p("a=%zz"), Err("invalid percent-encoding"));
+        assert_eq!(p("a=%"), Err("invalid percent-encoding"));
+        assert_eq!(p("a=%FF"), Err("parameters are not UTF-8"));
+        assert_eq!(parse(b"a=\xff"), Err("parameters are not UTF-8"));
+        assert_eq!(p(&"a=1&".repeat(MAX_PARAMS + 1)), Err("too many parameters"));
     }
 
     #[test]

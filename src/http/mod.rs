@@ -1,16 +1,11 @@
 //! `http/`: our own small HTTP/1.1 server, the infrastructure under both listeners. It
-//! knows no route and no service: `mod.rs` (this file) is the wire, `connections.rs` a
-//! listener's accept loop, the connection registry (cap, eviction of waiting connections,
-//! lifetime), the thread per connection that runs the handler, and the probe the
-//! watchdog's self-check uses; `pool.rs` the bounded pool of idle threads; `form.rs` the
-//! form and query parameter parser.
+//! knows no route and no service: the wire (reading one request within a deadline and
+//! size limits, parsing its head, writing the answer, the one `HttpError` that handlers
+//! return), a listener's connections (the accept loop, a capped registry that evicts
+//! waiting connections, a lifetime per connection, a bounded pool of idle threads, the
+//! watchdog's probe) and form parameters.
 //!
 //! Uses: `util`.
-//!
-//! HTTP/1.1 on the wire, strict about what it accepts: the request and response types,
-//! reading one request within a deadline and size limits, parsing its head, writing the
-//! answer, and the one `HttpError` that handlers return. The accept loop and the
-//! connection threads that use this are `connections.rs`.
 //!
 //! Why not tiny_http: it has no socket timeouts, no limit on header size or count and an
 //! unbounded connection thread pool, so one slow client can pin threads and memory on a
@@ -97,6 +92,10 @@ pub struct Limits {
     pub connection_lifetime: Duration,
 }
 
+/// How a listener renders an error (status, reason) as its answer: plain text on the
+/// webhook, JSON on the control API.
+pub type Render = fn(u16, &str) -> Response;
+
 /// Why a request was refused before reaching the handler.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -118,7 +117,9 @@ pub fn read_request(
     peer: SocketAddr,
     limits: Limits,
 ) -> Result<Option<Request>, Refusal> {
-    if !read_head(reader, head, deadline)? {
+    // One deadline for the whole request (head and body), however it trickles in.
+    reader.get_mut().deadline = deadline;
+    if !read_head(reader, head)? {
         return Ok(None);
     }
     let mut req = parse_request_head(head, peer)?;
@@ -134,28 +135,29 @@ pub fn read_request(
             let mut stream: &TcpStream = &reader.get_ref().stream;
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
         }
-        req.body = read_exact_by(reader, length, deadline)?;
+        let mut body = Vec::with_capacity(length);
+        match reader.by_ref().take(length as u64).read_to_end(&mut body) {
+            Ok(n) if n == length => req.body = body,
+            Ok(_) => return Err(refuse(400, "connection closed mid-body")),
+            Err(_) => return Err(refuse(408, "request body not received in time")),
+        }
     }
     Ok(Some(req))
 }
 
 /// Fills `head` with the bytes up to and including the first empty line, within the size
-/// limit and deadline. `false`: the client sent nothing before closing or idling out.
-fn read_head(reader: &mut Conn, head: &mut Vec<u8>, deadline: Instant) -> Result<bool, Refusal> {
+/// limit and the reader's deadline. `false`: the client sent nothing before closing or
+/// idling out.
+fn read_head(reader: &mut Conn, head: &mut Vec<u8>) -> Result<bool, Refusal> {
     head.clear();
     loop {
-        let buf = match fill_by(reader, deadline) {
-            Ok(b) => b,
-            Err(_) if head.is_empty() => return Ok(false),
+        let buf = match reader.fill_buf() {
+            // Closed or idled out before sending anything: no request.
+            Ok([]) | Err(_) if head.is_empty() => return Ok(false),
+            Ok([]) => return Err(refuse(400, "connection closed mid-request")),
             Err(_) => return Err(refuse(408, "request not received in time")),
+            Ok(b) => b,
         };
-        if buf.is_empty() {
-            return if head.is_empty() {
-                Ok(false)
-            } else {
-                Err(refuse(400, "connection closed mid-request"))
-            };
-        }
         // Empty lines before the request line are skipped (RFC 9112 section 2.2, as
         // nginx does): some clients end a body with an extra CRLF, and refusing the next
         // request on that keep-alive connection would lose a call.
@@ -198,25 +200,6 @@ fn head_end(b: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-fn fill_by(reader: &mut Conn, deadline: Instant) -> io::Result<&[u8]> {
-    reader.get_mut().deadline = deadline;
-    reader.fill_buf()
-}
-
-fn read_exact_by(reader: &mut Conn, len: usize, deadline: Instant) -> Result<Vec<u8>, Refusal> {
-    let mut body = Vec::with_capacity(len);
-    while body.len() < len {
-        let buf = fill_by(reader, deadline).map_err(|_| refuse(408, "request body not received in time"))?;
-        if buf.is_empty() {
-            return Err(refuse(400, "connection closed mid-body"));
-        }
-        let take = buf.len().min(len - body.len());
-        body.extend_from_slice(&buf[..take]);
-        reader.consume(take);
-    }
-    Ok(body)
 }
 
 /// Parses a request head (request line and headers, without the blank line). Public
@@ -380,7 +363,6 @@ impl Read for TimedStream {
 pub enum HttpError {
     BadRequest(String),
     Unauthorized,
-    Forbidden,
     /// Refused for a reason the client is told (a cross-site request, a wrong `Host`).
     Refused(String),
     NotFound,
@@ -396,38 +378,37 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub fn status(&self) -> u16 {
+    /// The status, and what the client is told.
+    fn parts(&self) -> (u16, String) {
         match self {
-            HttpError::BadRequest(_) => 400,
-            HttpError::Unauthorized => 401,
-            HttpError::Forbidden | HttpError::Refused(_) => 403,
-            HttpError::NotFound => 404,
-            HttpError::MethodNotAllowed(_) => 405,
-            HttpError::Gone(_) => 410,
-            HttpError::UnsupportedMediaType(_) => 415,
-            HttpError::Unavailable(_) => 503,
-            HttpError::Internal(_) => 500,
+            HttpError::BadRequest(m) => (400, m.clone()),
+            HttpError::Unauthorized => (401, "missing or wrong token".into()),
+            HttpError::Refused(m) => (403, m.clone()),
+            HttpError::NotFound => (404, "not found".into()),
+            HttpError::MethodNotAllowed(allow) => (405, format!("method not allowed (allowed: {allow})")),
+            HttpError::Gone(m) => (410, m.clone()),
+            HttpError::UnsupportedMediaType(want) => {
+                (415, format!("unsupported content type (expected {want})"))
+            }
+            HttpError::Unavailable(m) => (503, m.clone()),
+            // The detail went to the log; the client learns only that it failed.
+            HttpError::Internal(_) => (500, "internal error".into()),
         }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.parts().0
     }
 
     pub fn message(&self) -> String {
-        match self {
-            HttpError::BadRequest(m)
-            | HttpError::Unavailable(m)
-            | HttpError::Refused(m)
-            | HttpError::Gone(m) => m.clone(),
-            HttpError::Unauthorized => "missing or wrong token".into(),
-            HttpError::Forbidden => "forbidden".into(),
-            HttpError::NotFound => "not found".into(),
-            HttpError::MethodNotAllowed(allow) => format!("method not allowed (allowed: {allow})"),
-            HttpError::UnsupportedMediaType(want) => format!("unsupported content type (expected {want})"),
-            // The detail went to the log; the client learns only that it failed.
-            HttpError::Internal(_) => "internal error".into(),
-        }
+        self.parts().1
     }
 
-    /// Headers the status calls for.
-    pub fn decorate(&self, resp: Response) -> Response {
+    /// The response in the listener's form (`render`: plain text, JSON), with the
+    /// headers the status calls for.
+    pub fn respond(&self, render: Render) -> Response {
+        let (status, message) = self.parts();
+        let resp = render(status, &message);
         match self {
             HttpError::MethodNotAllowed(allow) => resp.with_header("Allow", *allow),
             HttpError::Unauthorized => resp.with_header("WWW-Authenticate", "Bearer"),

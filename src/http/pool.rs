@@ -6,11 +6,10 @@
 //! every new connection used to cost.
 
 use std::collections::VecDeque;
-use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
+use std::{io, thread};
 
 use crate::util::lock;
 
@@ -45,26 +44,19 @@ impl Pool {
     /// Runs `job` on an idle thread, or on a new one. Fails only when no thread can be
     /// started (the job is then dropped unrun).
     pub fn run(self: &Arc<Self>, job: Job) -> io::Result<()> {
-        {
-            let mut q = lock(&self.queue);
-            if q.idle > q.jobs.len() {
-                q.jobs.push_back(job);
-                drop(q);
-                self.ready.notify_one();
-                return Ok(());
-            }
+        let mut q = lock(&self.queue);
+        if q.idle > q.jobs.len() {
+            q.jobs.push_back(job);
+            self.ready.notify_one();
+            return Ok(());
         }
+        drop(q);
         let pool = self.clone();
         thread::Builder::new()
             .name(format!("{}-conn", self.name))
             .stack_size(self.stack_bytes)
             .spawn(move || pool.work(job))
             .map(drop)
-    }
-
-    /// Number of threads waiting for work (for tests and the log).
-    pub fn idle(&self) -> usize {
-        lock(&self.queue).idle
     }
 
     fn work(&self, mut job: Job) {
@@ -107,6 +99,12 @@ impl Pool {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    impl Pool {
+        fn idle(&self) -> usize {
+            lock(&self.queue).idle
+        }
+    }
 
     fn thread_name() -> String {
         format!("{:?}", thread::current().id())

@@ -19,7 +19,7 @@ const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// webhook URL.
 const OVERRIDES: [&str; 2] = ["ExpectedFrom", "PhoneNumberToDial"];
 /// A `step` beyond this is not ours: `forward_to` is a household's few phones.
-const MAX_STEP: usize = 100;
+pub const MAX_STEP: usize = 100;
 
 /// A call's parameters, authenticated, resolved against the config and the overrides.
 pub struct Call {
@@ -49,34 +49,27 @@ impl Call {
     }
 }
 
-/// Why a webhook request got no TwiML: the HTTP layer's reasons, or a signature that
-/// is missing or wrong (recorded in the history at a bounded rate, with the `CallSid`
-/// and `From` it claimed: unauthenticated, made loggable, kept to help spot a prober).
-pub enum Refused {
-    Http(HttpError),
-    BadSignature { call_sid: Option<String>, from: Option<String> },
-}
-
-impl From<HttpError> for Refused {
-    fn from(e: HttpError) -> Refused {
-        Refused::Http(e)
-    }
-}
-
-/// Parses and authenticates a call's request. Errors mean no TwiML.
-pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call, Refused> {
+/// Parses and authenticates a call's request. Errors mean no TwiML. A signature that is
+/// missing or wrong is refused (403) after `bad_signature` is told the `CallSid` and
+/// `From` it claimed (unauthenticated, made loggable: kept to help spot a prober).
+pub fn parse(
+    config: &Config,
+    req: &Request,
+    bad_signature: impl FnOnce(Option<String>, Option<String>),
+) -> Result<Call, HttpError> {
     let query =
         form::parse(req.query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
     let body = if req.method == "POST" { post_params(req)? } else { Vec::new() };
     // Twilio puts the call's parameters in the body for POST and the query for GET.
     let call_params = if req.method == "POST" { &body } else { &query };
-    if !signed(config, req, &body, refusals) {
+    if !signed(config, req, &body) {
         let claim = |name| form::single(call_params, name).ok().flatten().map(loggable);
-        return Err(Refused::BadSignature { call_sid: claim("CallSid"), from: claim("From") });
+        bad_signature(claim("CallSid"), claim("From"));
+        return Err(HttpError::Refused("forbidden".into()));
     }
     let owned = |v: Option<&str>| v.map(str::to_string);
 
-    let expected = match one(&query, "ExpectedFrom")? {
+    let expected = match form::single(&query, "ExpectedFrom")? {
         Some(n) => vec![Entrance {
             name: None,
             number: parse_number("ExpectedFrom", n)?,
@@ -85,19 +78,19 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
         None => Vec::new(),
     };
     let intercoms = if expected.is_empty() { &config.intercoms } else { &expected };
-    let forward_to = match one(&query, "PhoneNumberToDial")? {
+    let forward_to = match form::single(&query, "PhoneNumberToDial")? {
         Some(list) => {
             list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
         }
         None => config.forward_to.clone(),
     };
-    let from = one(call_params, "From")?;
+    let from = form::single(call_params, "From")?;
     Ok(Call {
         entrance: call::caller(from, intercoms).cloned(),
         from: owned(from),
-        call_sid: owned(one(call_params, "CallSid")?),
-        digits: owned(one(call_params, "Digits")?),
-        dial_status: owned(one(call_params, "DialCallStatus")?),
+        call_sid: owned(form::single(call_params, "CallSid")?),
+        digits: owned(form::single(call_params, "Digits")?),
+        dial_status: owned(form::single(call_params, "DialCallStatus")?),
         forward_to,
         overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
@@ -109,13 +102,9 @@ pub fn parse(config: &Config, req: &Request, refusals: &RateLog) -> Result<Call,
     })
 }
 
-/// The step of a `/voice/next` request, or why there is none.
-pub fn step(call: &Call) -> Result<usize, HttpError> {
-    call.step.ok_or_else(|| HttpError::BadRequest(format!("query parameter step: expected 1 to {MAX_STEP}")))
-}
-
 /// Whether the request carries Twilio's signature (said in the log, bounded, if not).
-fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateLog) -> bool {
+fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
+    static REFUSALS: RateLog = RateLog::new();
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
         return true; // unchecked: warned about at every start
     };
@@ -131,7 +120,7 @@ fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateL
         return true;
     }
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
-    refusals.warn(format_args!(
+    REFUSALS.warn(format_args!(
         "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
         req.method,
         loggable(&req.path),
@@ -139,10 +128,6 @@ fn signed(config: &Config, req: &Request, post_params: &Params, refusals: &RateL
         forwarded.unwrap_or_default()
     ));
     false
-}
-
-fn one<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, HttpError> {
-    form::single(params, name).map_err(HttpError::BadRequest)
 }
 
 fn post_params(req: &Request) -> Result<Params, HttpError> {

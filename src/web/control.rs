@@ -14,14 +14,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-
 use crate::config::{Config, Secret};
-use crate::http::form;
-use crate::http::{HttpError, Request, Response};
+use crate::http::{form, HttpError, Request, Response};
 use crate::model::api::{
-    read_request, CodesBody, ErrorBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow,
-    StatusBody,
+    read_request, CodesBody, EventsBody, LetInRequest, OpenRequest, ProofBody, ScheduleNow, StatusBody,
 };
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
@@ -32,11 +28,10 @@ use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
 use crate::twilio::signature;
-use crate::util::constant_time_eq;
-use crate::util::loggable;
+use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
 use crate::web::ringing::Ringing;
-use crate::web::schedules;
+use crate::web::{json, no_content, refusal, schedules};
 
 /// `{"minutes": 720}` or a new guest code is a few dozen bytes (under 600 even with all 40
 /// label characters \u-escaped); a kilobyte leaves room for whitespace and nothing more.
@@ -54,13 +49,6 @@ pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
-/// "Add to Home Screen": the app opens straight at the page.
-const MANIFEST: &str = include_str!("manifest.webmanifest");
-const ICON: &str = include_str!("icon.svg");
-/// The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
-/// 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
-const ICON_192: &[u8] = include_bytes!("icon-192.png");
-const ICON_512: &[u8] = include_bytes!("icon-512.png");
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -77,25 +65,28 @@ pub struct Control {
 
 impl Control {
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(e) => {
-                if let HttpError::Internal(detail) = &e {
-                    log::error!("control {} {}: {detail}", req.method, req.path);
-                }
-                e.decorate(json_response(e.status(), &ErrorBody { error: e.message() }))
+        self.route(req).unwrap_or_else(|e| {
+            if let HttpError::Internal(detail) = &e {
+                log::error!("control {} {}: {detail}", req.method, req.path);
             }
-        }
+            e.respond(refusal)
+        })
     }
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
             "/" | pairing::PAIR_PATH => Some(page()),
-            "/manifest.webmanifest" => Some(asset("application/manifest+json", MANIFEST.as_bytes())),
-            "/icon.svg" => Some(asset("image/svg+xml", ICON.as_bytes())),
-            "/icon-192.png" => Some(asset("image/png", ICON_192)),
-            "/icon-512.png" => Some(asset("image/png", ICON_512)),
+            // "Add to Home Screen": the app opens straight at the page.
+            "/manifest.webmanifest" => {
+                Some(asset("application/manifest+json", include_bytes!("manifest.webmanifest")))
+            }
+            "/icon.svg" => Some(asset("image/svg+xml", include_bytes!("icon.svg"))),
+            // The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome
+            // wants a 192 and a 512 pixel icon to offer installing the page as an app
+            // (3.3 KB together).
+            "/icon-192.png" => Some(asset("image/png", include_bytes!("icon-192.png"))),
+            "/icon-512.png" => Some(asset("image/png", include_bytes!("icon-512.png"))),
             _ => None,
         };
         if let Some(resp) = asset {
@@ -123,10 +114,7 @@ impl Control {
             return self.codes_route(req, now);
         }
         if req.path == schedules::PREFIX || req.path.starts_with("/api/schedules/") {
-            return Ok(match schedules::route(&self.schedules, &self.config.intercoms, req, now)? {
-                Some((status, body)) => json_response(status, &body),
-                None => Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"),
-            });
+            return schedules::route(&self.schedules, &self.config.intercoms, req, now);
         }
         if req.path == "/api/pairings" || req.path == "/api/devices" || req.path.starts_with("/api/devices/")
         {
@@ -145,7 +133,7 @@ impl Control {
                 let mut body = self.status_body(self.store.status(now), now);
                 body.instance = Some(crate::util::instance_id().to_string());
                 body.signatures_checked = Some(self.config.twilio.auth_token.is_some());
-                let resp = json_response(200, &body);
+                let resp = json(200, &body);
                 // A paired phone's cookie is renewed with each status its page reads, so a
                 // phone in daily use never reaches the cookie's end of life.
                 return Ok(match (&actor, pairing::cookie(req)) {
@@ -157,7 +145,10 @@ impl Control {
             }
             ("/api/open", "POST") => {
                 let (duration, once) = self.requested_window(&req.body)?;
-                self.store.open_window(duration, once, now, &source(req, &actor)).map_err(not_saved)?
+                // Not saved (a full or read-only disk): the client is told why, as the page
+                // shows it; the state disk's condition is no secret on the LAN.
+                let opened = self.store.open_window(duration, once, now, &source(req, &actor));
+                opened.map_err(|e| HttpError::Unavailable(e.to_string()))?
             }
             ("/api/close", "POST") => self.store.close_window(now, &source(req, &actor)),
             ("/api/let-in", "POST") => {
@@ -168,14 +159,14 @@ impl Control {
                 self.ringing.let_in(&request.call, &source(req, &actor))?;
                 self.store.status(Timestamp::now())
             }
-            ("/api/events", "GET") => return Ok(json_response(200, &self.events(&req.query)?)),
-            ("/api/status", _) => return Err(HttpError::MethodNotAllowed("GET")),
-            ("/api/open" | "/api/close", _) => return Err(HttpError::MethodNotAllowed("POST")),
-            ("/api/let-in", _) => return Err(HttpError::MethodNotAllowed("POST")),
-            ("/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/events", "GET") => return Ok(json(200, &self.events(&req.query)?)),
+            ("/api/status" | "/api/events", _) => return Err(HttpError::MethodNotAllowed("GET")),
+            ("/api/open" | "/api/close" | "/api/let-in", _) => {
+                return Err(HttpError::MethodNotAllowed("POST"))
+            }
             _ => return Err(HttpError::NotFound),
         };
-        Ok(json_response(200, &self.status_body(status, now)))
+        Ok(json(200, &self.status_body(status, now)))
     }
 
     /// The window's status, and the schedule open now: what lets a visitor in besides
@@ -195,7 +186,7 @@ impl Control {
     fn prove(&self, query: &str) -> Result<Response, HttpError> {
         let params =
             form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
-        let nonce = form::single(&params, "nonce").map_err(HttpError::BadRequest)?.unwrap_or_default();
+        let nonce = form::single(&params, "nonce")?.unwrap_or_default();
         if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
             || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -203,7 +194,7 @@ impl Control {
             return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
         }
         let proof = signature::control_proof(self.token.expose(), nonce);
-        Ok(json_response(200, &ProofBody { proof }))
+        Ok(json(200, &ProofBody { proof }))
     }
 
     /// The bearer token when the request has an `Authorization` header (scripts, the
@@ -220,11 +211,8 @@ impl Control {
                 .ok_or(HttpError::Unauthorized);
         }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
-        if constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes()) {
-            Ok(Actor::Token)
-        } else {
-            Err(HttpError::Unauthorized)
-        }
+        let right = constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes());
+        right.then_some(Actor::Token).ok_or(HttpError::Unauthorized)
     }
 
     /// `/api/codes` (list, add) and `/api/codes/{id}` (delete).
@@ -232,7 +220,7 @@ impl Control {
         match (req.path.strip_prefix("/api/codes").unwrap_or(""), req.method.as_str()) {
             ("", "GET") => {
                 let codes = self.codes.active(now).iter().map(|c| c.body(now)).collect();
-                Ok(json_response(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
+                Ok(json(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
                 let new = codes::parse_new(&req.body).map_err(|m| {
@@ -241,10 +229,8 @@ impl Control {
                     ))
                 })?;
                 match self.codes.add(&new, now) {
-                    Ok(code) => Ok(json_response(201, &code.body(now))),
-                    Err(AddError::Full) => {
-                        Ok(json_response(409, &ErrorBody { error: AddError::Full.to_string() }))
-                    }
+                    Ok(code) => Ok(json(201, &code.body(now))),
+                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
@@ -254,11 +240,7 @@ impl Control {
                     .codes
                     .remove(&id[1..], now)
                     .map_err(|e| HttpError::Internal(format!("could not save the codes: {e}")))?;
-                if removed {
-                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
-                } else {
-                    Err(HttpError::NotFound)
-                }
+                removed.then(no_content).ok_or(HttpError::NotFound)
             }
             (id, _) if id.len() > 1 => Err(HttpError::MethodNotAllowed("DELETE")),
             _ => Err(HttpError::NotFound),
@@ -292,7 +274,7 @@ impl Control {
         if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
             return Err(bad(format!("unknown parameter {:?}", loggable(k))));
         }
-        let limit = match form::single(&params, "limit").map_err(bad)? {
+        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))? {
             None => DEFAULT_EVENTS_LIMIT,
             Some(n) => n
                 .parse::<usize>()
@@ -320,24 +302,6 @@ fn source(req: &Request, actor: &Actor) -> String {
         Some("page") => format!("page from {}", req.peer.ip()),
         _ => format!("API from {}", req.peer.ip()),
     }
-}
-
-/// The window could not be saved (full or read-only disk): the client is told why, as
-/// the page shows it; the state disk's condition is no secret on the LAN.
-fn not_saved(e: std::io::Error) -> HttpError {
-    HttpError::Unavailable(e.to_string())
-}
-
-/// A request refused before it reached [`Control::handle`] (too large, malformed, …):
-/// JSON like every other error of the API, so clients parse one shape.
-pub fn refusal(status: u16, reason: &str) -> Response {
-    json_response(status, &ErrorBody { error: reason.to_string() })
-}
-
-fn json_response(status: u16, body: &impl Serialize) -> Response {
-    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 /// An asset embedded in the binary; may be cached for a day (it changes only with the binary).

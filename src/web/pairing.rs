@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, DeviceBody, DevicesBody, PairRequest, PairingBody, PairingRequest};
 use crate::store::devices::{Device, Devices, PairError, PAIRING_VALID};
+use crate::web::{json, no_content};
 
 /// The cookie's name; its value is the device secret.
 pub const COOKIE: &str = "intercom_device";
@@ -123,7 +122,7 @@ pub fn exchange(devices: &Devices, req: &Request, names: &[String]) -> Result<Re
         Ok((device, secret, page_key)) => {
             log::info!("paired a device: {:?} ({})", crate::util::loggable(&device.name), device.id);
             let body = DeviceBody { page_key: Some(page_key), ..device_body(&device, true) };
-            Ok(json_response(200, &body).with_header("Set-Cookie", set_cookie(&secret)))
+            Ok(json(200, &body).with_header("Set-Cookie", set_cookie(&secret)))
         }
         Err(PairError::BadLink) => Err(HttpError::Refused(PairError::BadLink.to_string())),
         Err(PairError::Full) => Err(HttpError::BadRequest(PairError::Full.to_string())),
@@ -151,19 +150,13 @@ pub fn route(
                 .header("host")
                 .filter(|h| host_allowed(h, names))
                 .and_then(|h| qr_svg(&format!("http://{h}{path}")));
-            Ok(json_response(
-                201,
-                &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr },
-            ))
+            Ok(json(201, &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr }))
         }
         "/api/pairings" => Err(HttpError::MethodNotAllowed("POST")),
         "/api/devices" if method == "GET" => {
-            let this = match actor {
-                Actor::Device(d) => d.id.as_str(),
-                Actor::Token => "",
-            };
+            let this = if let Actor::Device(d) = actor { d.id.as_str() } else { "" };
             let list = devices.list().iter().map(|d| device_body(d, d.id == this)).collect();
-            Ok(json_response(200, &DevicesBody { devices: list }))
+            Ok(json(200, &DevicesBody { devices: list }))
         }
         "/api/devices" => Err(HttpError::MethodNotAllowed("GET")),
         path => {
@@ -175,7 +168,7 @@ pub fn route(
             match devices.remove(id) {
                 Ok(true) => {
                     log::info!("revoked device {}", crate::util::loggable(id));
-                    Ok(Response::new(204, "application/json", "").with_header("Cache-Control", "no-store"))
+                    Ok(no_content())
                 }
                 Ok(false) => Err(HttpError::NotFound),
                 Err(e) => Err(HttpError::Unavailable(format!(
@@ -225,11 +218,6 @@ fn device_body(d: &Device, this: bool) -> DeviceBody {
 /// The body is not `{"key": "..."}`: said without quoting the parser.
 fn bad_body(key: &str) -> HttpError {
     HttpError::BadRequest(format!("send {{\"{key}\": \"...\"}}"))
-}
-
-fn json_response(status: u16, body: &impl Serialize) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_default();
-    Response::new(status, "application/json", format!("{text}\n")).with_header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]

@@ -58,17 +58,10 @@ enum Slot<T> {
     Answered(T),
 }
 
-struct Entry<T> {
-    slot: Slot<T>,
-    /// Which insertion this is, so a stale line of `order` does not remove a newer entry.
-    seq: u64,
-}
-
 struct Map<T> {
-    entries: HashMap<Key, Entry<T>>,
-    /// Keys in the order they were inserted, with when.
-    order: VecDeque<(Instant, u64, Key)>,
-    next_seq: u64,
+    entries: HashMap<Key, Slot<T>>,
+    /// The same keys in the order they were inserted, with when.
+    order: VecDeque<(Instant, Key)>,
 }
 
 pub struct Recent<T> {
@@ -87,7 +80,7 @@ pub struct Ticket<'a, T> {
 
 impl<T: Clone> Recent<T> {
     pub fn new(cap: usize, ttl: Duration) -> Recent<T> {
-        let map = Map { entries: HashMap::new(), order: VecDeque::new(), next_seq: 0 };
+        let map = Map { entries: HashMap::new(), order: VecDeque::new() };
         Recent { map: Mutex::new(map), answered: Condvar::new(), cap, ttl }
     }
 
@@ -96,7 +89,7 @@ impl<T: Clone> Recent<T> {
         let mut map = lock(&self.map);
         self.prune(&mut map, now);
         loop {
-            match map.entries.get(&key).map(|e| &e.slot) {
+            match map.entries.get(&key) {
                 Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
                 Some(Slot::Pending) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -109,25 +102,21 @@ impl<T: Clone> Recent<T> {
                 None => break,
             }
         }
-        let seq = map.next_seq;
-        map.next_seq += 1;
-        map.entries.insert(key.clone(), Entry { slot: Slot::Pending, seq });
-        map.order.push_back((now, seq, key.clone()));
+        map.entries.insert(key.clone(), Slot::Pending);
+        map.order.push_back((now, key.clone()));
         while map.entries.len() > self.cap {
-            let Some((_, seq, old)) = map.order.pop_front() else { break };
-            remove_if(&mut map, &old, seq);
+            let Some((_, old)) = map.order.pop_front() else { break };
+            map.entries.remove(&old);
         }
         Claim::First(Ticket { recent: self, key: Some(key) })
     }
 
     /// Drops what is older than the time to live.
     fn prune(&self, map: &mut Map<T>, now: Instant) {
-        while let Some((at, seq, key)) = map.order.front().cloned() {
-            if now.saturating_duration_since(at) < self.ttl {
-                break;
+        while map.order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) >= self.ttl) {
+            if let Some((_, key)) = map.order.pop_front() {
+                map.entries.remove(&key);
             }
-            map.order.pop_front();
-            remove_if(map, &key, seq);
         }
     }
 
@@ -166,19 +155,13 @@ impl Answered {
     }
 }
 
-fn remove_if<T>(map: &mut Map<T>, key: &Key, seq: u64) {
-    if map.entries.get(key).is_some_and(|e| e.seq == seq) {
-        map.entries.remove(key);
-    }
-}
-
 impl<T> Ticket<'_, T> {
     /// Remembers the answer and hands it to the repeats that wait for it.
     pub fn answer(mut self, answer: T) {
         if let Some(key) = self.key.take() {
             let mut map = lock(&self.recent.map);
-            if let Some(e) = map.entries.get_mut(&key) {
-                e.slot = Slot::Answered(answer);
+            if let Some(slot) = map.entries.get_mut(&key) {
+                *slot = Slot::Answered(answer);
             }
             self.recent.answered.notify_all();
         }
@@ -189,8 +172,9 @@ impl<T> Drop for Ticket<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let mut map = lock(&self.recent.map);
-            if map.entries.get(&key).is_some_and(|e| matches!(e.slot, Slot::Pending)) {
+            if matches!(map.entries.get(&key), Some(Slot::Pending)) {
                 map.entries.remove(&key);
+                map.order.retain(|(_, k)| *k != key);
             }
             self.recent.answered.notify_all();
         }

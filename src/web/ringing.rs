@@ -167,11 +167,8 @@ impl Ringing {
     /// The newest call that rings now, as the status shows it.
     pub fn now(&self) -> Option<RingingBody> {
         let calls = lock(&self.calls);
-        newest(&calls, Instant::now()).map(|c| RingingBody {
-            call: c.sid.clone(),
-            entrance: c.entrance.clone(),
-            since: c.since,
-        })
+        let c = newest(&calls, Instant::now())?;
+        Some(RingingBody { call: c.sid.clone(), entrance: c.entrance.clone(), since: c.since })
     }
 
     /// Waits, at most `max`, until the call that rings now is no longer `seen` (`""`:

@@ -1,36 +1,30 @@
 //! The control API's schedules: `GET /api/schedules` (all, with the time zone and
 //! whether the clock is trusted), `POST /api/schedules` (add), `DELETE
 //! /api/schedules/{id}`, `POST /api/schedules/{id}/pause` and `/resume`. The token is
-//! checked by the caller (`control.rs`) before anything here runs; it also turns the
-//! answers into responses.
+//! checked by the caller (`control.rs`) before anything here runs.
 
 use jiff::Timestamp;
 
-use serde::Serialize;
-use serde_json::Value;
-
 use crate::config::entrances::Entrance;
-use crate::http::{HttpError, Request};
-use crate::model::api::{read_request, ErrorBody, NewScheduleRequest, SchedulesBody};
+use crate::http::{HttpError, Request, Response};
+use crate::model::api::{read_request, NewScheduleRequest, ScheduleBody, SchedulesBody};
 use crate::rules::schedule::{self, Schedule};
 use crate::store::schedules::{AddError, ScheduleStore};
+use crate::web::{json, no_content, refusal};
 
 pub const PREFIX: &str = "/api/schedules";
-
-/// A status and a JSON body, or `None` for `204 No Content`.
-pub type Answer = Option<(u16, Value)>;
 
 pub fn route(
     store: &ScheduleStore,
     intercoms: &[Entrance],
     req: &Request,
     now: Timestamp,
-) -> Result<Answer, HttpError> {
+) -> Result<Response, HttpError> {
     let rest = req.path.strip_prefix(PREFIX).unwrap_or("");
     let method = req.method.as_str();
     if rest.is_empty() {
         return match method {
-            "GET" => Ok(answer(200, &list(store, now))),
+            "GET" => Ok(json(200, &list(store, now))),
             "POST" => {
                 let bad = |m: String| {
                     HttpError::BadRequest(format!(
@@ -40,8 +34,8 @@ pub fn route(
                 let request: NewScheduleRequest = read_request(&req.body).map_err(bad)?;
                 let new = schedule::from_request(&request, intercoms).map_err(bad)?;
                 match store.add(&new) {
-                    Ok(s) => Ok(answer(201, &one(store, &s, now))),
-                    Err(AddError::Full) => Ok(answer(409, &ErrorBody { error: AddError::Full.to_string() })),
+                    Ok(s) => Ok(json(201, &one(store, &s, now))),
+                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
                     Err(e) => Err(HttpError::Unavailable(e.to_string())),
                 }
             }
@@ -49,19 +43,16 @@ pub fn route(
         };
     }
     let rest = rest.strip_prefix('/').ok_or(HttpError::NotFound)?;
-    let (id, action) = match rest.split_once('/') {
-        Some((id, action)) => (id, Some(action)),
-        None => (rest, None),
-    };
+    let (id, action) = rest.split_once('/').map_or((rest, None), |(id, action)| (id, Some(action)));
     if id.is_empty() {
         return Err(HttpError::NotFound);
     }
     match (action, method) {
-        (None, "DELETE") if store.remove(id) => Ok(None),
+        (None, "DELETE") if store.remove(id) => Ok(no_content()),
         (None, "DELETE") => Err(HttpError::NotFound),
         (None, _) => Err(HttpError::MethodNotAllowed("DELETE")),
         (Some(a @ ("pause" | "resume")), "POST") => match store.set_paused(id, a == "pause") {
-            Ok(Some(s)) => Ok(answer(200, &one(store, &s, now))),
+            Ok(Some(s)) => Ok(json(200, &one(store, &s, now))),
             Ok(None) => Err(HttpError::NotFound),
             Err(e) => Err(HttpError::Unavailable(e.to_string())),
         },
@@ -70,19 +61,14 @@ pub fn route(
     }
 }
 
-fn answer(status: u16, body: &impl Serialize) -> Answer {
-    // Serializing our own plain structs cannot fail; an empty object would still be JSON.
-    Some((status, serde_json::to_value(body).unwrap_or_default()))
-}
-
 /// One schedule as it stands now (open or not, as the list would say).
-fn one(store: &ScheduleStore, s: &Schedule, now: Timestamp) -> crate::model::api::ScheduleBody {
+fn one(store: &ScheduleStore, s: &Schedule, now: Timestamp) -> ScheduleBody {
     let (listed, _) = store.list(now);
     let open_until = listed.iter().find(|l| l.schedule.id == s.id).and_then(|l| l.open_until);
     s.body(open_until)
 }
 
-pub fn list(store: &ScheduleStore, now: Timestamp) -> SchedulesBody {
+fn list(store: &ScheduleStore, now: Timestamp) -> SchedulesBody {
     let (listed, trusted) = store.list(now);
     SchedulesBody {
         schedules: listed.iter().map(|l| l.schedule.body(l.open_until)).collect(),

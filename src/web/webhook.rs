@@ -22,8 +22,7 @@ use jiff::Timestamp;
 use crate::config::Config;
 use crate::http::{HttpError, Request, Response};
 use crate::model::record::{CallRecord, Decision, EventKind, Record};
-use crate::rules::call;
-use crate::rules::codes;
+use crate::rules::{call, codes};
 use crate::store::codes::{CodeStore, Tried};
 use crate::store::history::{History, Outcome, APPEND_WAIT};
 use crate::store::schedules::ScheduleStore;
@@ -31,7 +30,6 @@ use crate::store::state::Store;
 use crate::twilio::twiml::{self, Callbacks, CODE_PATH, NEXT_PATH};
 use crate::util::ratelog::{Limiter, RateLog};
 use crate::util::{lock, loggable};
-pub use crate::web::call_request::Refused;
 use crate::web::call_request::{self, Call};
 use crate::web::replay::{self, Answered as Seen, Claim, Recent};
 use crate::web::ringing::{Ringing, LINK_PATH};
@@ -55,9 +53,15 @@ pub const MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE: u32 = 10;
 pub const MAX_REJECT_RECORDS_PER_MINUTE: u32 = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Log lines that a caller (or a failing disk) can repeat at will, each rate-limited:
+/// a flood of rejected callers, a state disk that hangs, the stores still loading.
+static REJECTS_LOG: RateLog = RateLog::new();
+static HANGING_DISK_LOG: RateLog = RateLog::new();
+static STARTING_LOG: RateLog = RateLog::new();
+
 mod next;
 
-use next::{outcome_record, LetIn};
+use next::LetIn;
 
 pub struct Webhook {
     config: Arc<Config>,
@@ -67,10 +71,6 @@ pub struct Webhook {
     stores: OnceLock<Stores>,
     bad_signatures: Mutex<Limiter>,
     rejects: Mutex<Limiter>,
-    bad_signature_log: RateLog,
-    reject_log: RateLog,
-    hanging_disk_log: RateLog,
-    starting_log: RateLog,
     /// The answers of recent calls from the intercom, by route and `CallSid`.
     recent: Recent<Decision>,
     /// Every call from the intercom answered (within a bound), also before the start.
@@ -108,16 +108,11 @@ pub struct Answered {
 impl Webhook {
     /// A webhook that forwards every call from the intercom until [`Webhook::attach`].
     pub fn new(config: Arc<Config>) -> Webhook {
-        let bad_signatures = Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE));
         Webhook {
             config,
             stores: OnceLock::new(),
-            bad_signatures,
+            bad_signatures: Mutex::new(Limiter::new(RATE_WINDOW, MAX_BAD_SIGNATURE_RECORDS_PER_MINUTE)),
             rejects: Mutex::new(Limiter::new(RATE_WINDOW, MAX_REJECT_RECORDS_PER_MINUTE)),
-            bad_signature_log: RateLog::new(),
-            reject_log: RateLog::new(),
-            hanging_disk_log: RateLog::new(),
-            starting_log: RateLog::new(),
             recent: Recent::new(replay::MAX_REMEMBERED, replay::REMEMBER_FOR),
             answered: Mutex::new(Seen::default()),
         }
@@ -148,7 +143,7 @@ impl Webhook {
     fn stores(&self) -> Option<&Stores> {
         let stores = self.stores.get();
         if stores.is_none() {
-            self.starting_log.error(format_args!(
+            STARTING_LOG.error(format_args!(
                 "the state disk has not answered since the start: calls are forwarded and not recorded"
             ));
         }
@@ -156,14 +151,10 @@ impl Webhook {
     }
 
     pub fn handle(&self, req: &Request) -> Response {
-        match self.route(req) {
-            Ok(resp) => resp,
-            Err(Refused::Http(e)) => e.decorate(Response::text(e.status(), &e.message())),
-            Err(Refused::BadSignature { .. }) => Response::text(403, "forbidden"),
-        }
+        self.route(req).unwrap_or_else(|e| e.respond(Response::text))
     }
 
-    fn route(&self, req: &Request) -> Result<Response, Refused> {
+    fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let now = Timestamp::now();
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
@@ -171,31 +162,24 @@ impl Webhook {
                     .with_header("Cache-Control", "no-store")
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
-            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD").into()),
+            ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
             ("/" | "/voice", "GET" | "POST") => Route::Voice,
-            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST").into()),
+            ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
             // Our Gather's action says POST; the digits never travel in a URL.
             (CODE_PATH, "POST") => Route::Code,
-            (CODE_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
             // Our Dial's action says POST too.
             (NEXT_PATH, "POST") => Route::Next,
-            (NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST").into()),
+            (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
             (LINK_PATH, "GET" | "HEAD" | "POST") => {
                 let starting = || Response::text(503, "starting: try again in a moment");
                 return Ok(self.stores().map_or_else(starting, |s| s.ringing.link_route(req)));
             }
-            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST").into()),
-            _ => return Err(HttpError::NotFound.into()),
+            (LINK_PATH, _) => return Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
+            _ => return Err(HttpError::NotFound),
         };
-        let call = match call_request::parse(&self.config, req, &self.bad_signature_log) {
-            Ok(call) => call,
-            Err(e) => {
-                if let Refused::BadSignature { call_sid, from } = &e {
-                    self.record_bad_signature(Record::bad_signature(call_sid.clone(), from.clone(), now));
-                }
-                return Err(e);
-            }
-        };
+        let call = call_request::parse(&self.config, req, |call_sid, from| {
+            self.record_bad_signature(Record::bad_signature(call_sid, from, now))
+        })?;
         let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
         let forward = || call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
         let ticket = match sid.clone().map(|sid| self.recent.claim((route.name(), sid), Instant::now())) {
@@ -225,7 +209,7 @@ impl Webhook {
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
-            self.hanging_disk_log.error(format_args!(
+            HANGING_DISK_LOG.error(format_args!(
                 "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
                 record.call_sid.as_deref().map_or("-".into(), loggable)
             ));
@@ -309,7 +293,7 @@ impl Webhook {
             |let_in, offered| call::first(call.entrance.as_ref(), let_in, offered, &ringing, &self.config);
         // A right code lets in what would have been forwarded.
         let decision = first(open || matches!(tried, Tried::Right { .. }), offered);
-        let if_unrecorded = unlocks(&decision).then(|| first(false, false));
+        let if_unrecorded = matches!(decision, Decision::Unlock { .. }).then(|| first(false, false));
         let record = call.answered(decision);
         let records = match &tried {
             Tried::Right { label } => vec![Record::code_unlocked(&record, label, now)],
@@ -321,7 +305,13 @@ impl Webhook {
                 r.push(Record::call(&record, now));
                 r
             }
-            Tried::Empty | Tried::NotAccepted => vec![outcome_record(&record, &let_in, now)],
+            // An unlock by schedule names the schedule.
+            Tried::Empty | Tried::NotAccepted => vec![match (&let_in, &record.decision) {
+                (LetIn::Schedule(label), Decision::Unlock { .. }) => {
+                    Record::schedule_unlocked(&record, label, now)
+                }
+                _ => Record::call(&record, now),
+            }],
         };
         Answered { call: record, records, if_unrecorded }
     }
@@ -343,7 +333,7 @@ impl Webhook {
                     }
                 }
                 None => {
-                    self.reject_log.warn(format_args!(
+                    REJECTS_LOG.warn(format_args!(
                         "more than {MAX_REJECT_RECORDS_PER_MINUTE} rejected calls a minute: the rest are counted, not recorded"
                     ));
                     return Outcome::Written;
@@ -382,10 +372,6 @@ impl Route {
             Route::Next => NEXT_PATH,
         }
     }
-}
-
-fn unlocks(decision: &Decision) -> bool {
-    matches!(decision, Decision::Unlock { .. })
 }
 
 #[cfg(test)]

@@ -4,10 +4,11 @@
 
 use jiff::Timestamp;
 
-use super::{call_request, Answered, Call, Refused, Webhook};
+use super::{call_request, Answered, Call, Webhook, HANGING_DISK_LOG};
 use crate::config::ring::Order;
+use crate::http::HttpError;
 use crate::model::phone::PhoneNumber;
-use crate::model::record::{CallRecord, Decision, Record};
+use crate::model::record::Decision;
 use crate::rules::ring;
 use crate::store::state::{OnceUse, Status};
 
@@ -17,8 +18,10 @@ impl Webhook {
     /// call, the next person of a sequential order is rung, and after the last (or
     /// everyone at once) the no-answer message is said. The caller is checked again (a
     /// stranger is rejected); nothing is recorded (the call's forward was, on `/voice`).
-    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, Refused> {
-        let step = call_request::step(call)?;
+    pub(super) fn answer_next(&self, call: &Call, now: Timestamp) -> Result<Answered, HttpError> {
+        let step = call.step.ok_or_else(|| {
+            HttpError::BadRequest(format!("query parameter step: expected 1 to {}", call_request::MAX_STEP))
+        })?;
         let ringing = self.ringing(call, now);
         let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
         let decision = match call.entrance {
@@ -51,7 +54,7 @@ impl Webhook {
         let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
             Some(status) => status,
             None => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the window state is locked by a write that hangs (the disk?): the call is forwarded"
                 ));
                 Status::closed()
@@ -74,7 +77,7 @@ impl Webhook {
             OnceUse::Used => LetIn::Window,
             OnceUse::Gone => LetIn::No,
             OnceUse::Unavailable(why) => {
-                self.hanging_disk_log.error(format_args!(
+                HANGING_DISK_LOG.error(format_args!(
                     "the one-shot window could not be closed ({why}): the call is forwarded"
                 ));
                 LetIn::No
@@ -89,12 +92,4 @@ pub(super) enum LetIn {
     Window,
     /// A schedule open now, by its label.
     Schedule(String),
-}
-
-/// The history record of a call's outcome: an unlock by schedule names the schedule.
-pub(super) fn outcome_record(record: &CallRecord, let_in: &LetIn, now: Timestamp) -> Record {
-    match (let_in, &record.decision) {
-        (LetIn::Schedule(label), Decision::Unlock { .. }) => Record::schedule_unlocked(record, label, now),
-        _ => Record::call(record, now),
-    }
 }
