@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::model::api::{read_request, CodeBody, NewCodeRequest};
+use crate::model::api::{CodeBody, NewCodeRequest};
 use crate::util::time::between;
 
 /// Six digits: 10^6 possibilities; with the lockout below that is years of guessing
@@ -197,12 +197,6 @@ pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
     Ok(NewCode { label, minutes, uses: uses as u32 })
 }
 
-/// Reads and checks `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field
-/// optional); the error names the field and the rule.
-pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
-    check_new(&read_request(body)?)
-}
-
 /// 1 to 40 printable characters, not only spaces; returned trimmed.
 pub fn check_label(label: &str) -> Result<String, String> {
     let trimmed = label.trim();
@@ -216,6 +210,12 @@ pub fn check_label(label: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::api::read_request;
+
+    /// Reads and checks a request body, as `POST /api/codes` does.
+    fn parse_new(body: &[u8]) -> Result<NewCode, String> {
+        check_new(&read_request(body)?)
+    }
 
     const NOW_SECS: u64 = 1_800_000_000;
 
