@@ -8,8 +8,7 @@ use std::path::Path;
 
 use crate::cli::client::Client;
 use crate::cli::out::{left, say};
-use crate::config::{self, Config, Secret, ENV_CONTROL_TOKEN, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN};
-use crate::config::{ENV_TWILIO_API_KEY_SECRET, ENV_TWILIO_AUTH_TOKEN};
+use crate::config::{self, Config, Secret};
 use crate::model::api::{LetInRequest, OpenRequest, SchedulesBody, StatusBody};
 use crate::util::local_address;
 use crate::util::time::{human, local};
@@ -129,8 +128,8 @@ fn ring_summary(c: &Config) -> String {
 /// What `check-config` prints: every key's value, secrets masked.
 pub fn summary(c: &Config) -> String {
     const UNSET: &str = "(not set)";
-    let secret = |s: &Option<Secret>, from_env: bool, var: &str, unset: &str| {
-        or(s.as_ref().map(|_| format!("set (from {})", config::secret_origin(c, from_env, var))), unset)
+    let secret = |s: &Option<Secret>, unset: &str| {
+        or(s.as_ref().map(|s| format!("set (from {})", config::secret_origin(c, s))), unset)
     };
     let intercom = match c.intercoms.is_empty() {
         true => "(not set: every call is rejected)",
@@ -147,7 +146,7 @@ pub fn summary(c: &Config) -> String {
         .map(|u| format!("{}/… (path and query hidden)", config::url::url_origin(u.expose())));
     // The topic is a secret too.
     let ntfy = c.notify.ntfy.as_ref().map(|n| {
-        let token = secret(&n.token, n.token_from_env, ENV_NTFY_TOKEN, "not set");
+        let token = secret(&n.token, "not set");
         format!("{} (topic hidden), token {token}", n.url)
     });
     let generated = "(not set: generated on first start into state_dir/control-token)";
@@ -172,30 +171,27 @@ pub fn summary(c: &Config) -> String {
         ("webhook.public_url", or(c.webhook.public_url.as_ref(), UNSET)),
         ("control.listen", c.control.listen.to_string()),
         ("control.hosts", list(&c.control.hosts, "(IP addresses only)")),
-        ("control.token", secret(&c.control.token, c.control.token_from_env, ENV_CONTROL_TOKEN, generated)),
+        ("control.token", secret(&c.control.token, generated)),
         ("twilio.account_sid", or(t.account_sid.as_ref(), UNSET)),
         ("twilio.sms_from", or(t.sms_from.as_ref(), UNSET)),
         ("twilio.api_base", t.api_base.clone()),
         ("twilio.number", or(t.number.as_ref(), UNSET)),
         ("twilio.fallback_url", or(t.fallback_url.as_ref(), UNSET)),
         ("twilio.api_key_sid", or(t.api_key_sid.as_ref(), "(not set: REST calls use the auth token)")),
-        (
-            "twilio.api_key_secret",
-            secret(&t.api_key_secret, t.api_key_secret_from_env, ENV_TWILIO_API_KEY_SECRET, UNSET),
-        ),
+        ("twilio.api_key_secret", secret(&t.api_key_secret, UNSET)),
         ("notify.webhook_url", or(webhook_url, UNSET)),
         ("notify.sms_to", list(&c.notify.sms_to, "(none)")),
         ("notify.events", list(c.notify.events.iter().map(|e| e.name()), "")),
         ("notify.ntfy", or(ntfy, UNSET)),
         ("limits.connection_lifetime", human(c.limits.connection_lifetime)),
-        ("twilio.auth_token", secret(&t.auth_token, t.auth_token_from_env, ENV_TWILIO_AUTH_TOKEN, unsigned)),
+        ("twilio.auth_token", secret(&t.auth_token, unsigned)),
     ];
     match &c.mqtt {
         None => rows.push(("mqtt", "(not set: Home Assistant discovery is off)".into())),
         Some(m) => rows.extend([
             ("mqtt.broker", format!("{}:{}{}", m.host, m.port(), if m.tls { " (TLS)" } else { "" })),
             ("mqtt.username", or(m.username.as_ref(), UNSET)),
-            ("mqtt.password", secret(&m.password, m.password_from_env, ENV_MQTT_PASSWORD, UNSET)),
+            ("mqtt.password", secret(&m.password, UNSET)),
             ("mqtt.topic_prefix", m.topic_prefix.clone()),
             ("mqtt.discovery_prefix", m.discovery_prefix.clone()),
         ]),

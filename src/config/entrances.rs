@@ -26,25 +26,24 @@ pub struct Entrance {
 
 /// Every key may be missing here: the checks below then say what the entry needs.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct Entry {
     name: String,
     number: String,
-    /// Empty (absent) until [`with_default_digits`] gives it the top-level digits.
+    /// Empty (absent) until [`crate::config::Config`]'s check gives it the top-level digits.
     #[serde(deserialize_with = "unlock_digits")]
     unlock_digits: String,
 }
 
 /// The `intercoms` list as read: each entry checked, names and numbers unique. Entries
-/// without `unlock_digits` take the top-level one, filled in by [`with_default_digits`].
+/// without `unlock_digits` take the top-level one, filled in by the config's check.
 pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Error> {
     let entries = Vec::<Entry>::deserialize(d)?;
     if entries.is_empty() || entries.len() > MAX_INTERCOMS {
         return Err(D::Error::refuse(format!("expected 1 to {MAX_INTERCOMS} intercoms")));
     }
     let mut out: Vec<Entrance> = Vec::with_capacity(entries.len());
-    for (i, e) in entries.into_iter().enumerate() {
-        let item = i + 1;
+    for (item, e) in (1..).zip(entries) {
         let name = e.name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(D::Error::refuse(format!(
@@ -64,13 +63,6 @@ pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Er
         out.push(Entrance { name: Some(name), number, unlock_digits: e.unlock_digits });
     }
     Ok(out)
-}
-
-/// Fills in the top-level digits where an entry has none.
-pub fn with_default_digits(list: &mut [Entrance], default: &str) {
-    for e in list.iter_mut().filter(|e| e.unlock_digits.is_empty()) {
-        e.unlock_digits = default.to_string();
-    }
 }
 
 /// The entrance a call comes from, if any.

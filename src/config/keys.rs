@@ -256,21 +256,17 @@ pub const TEMPLATE_PLACEHOLDERS: &[(&str, &str, &str)] = &[
 /// `check-config`, `doctor` and `twilio-setup` refuse such a config; the parser does not,
 /// so tests and the dev config may use any number.
 pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
-    let phone = |n: &Option<PhoneNumber>| n.as_ref().map(|n| n.as_str().to_string());
-    let values = |key: &str| -> Vec<String> {
-        match key {
-            "intercom_number" => phone(&c.intercom_number).into_iter().collect(),
-            "forward_to" => c.forward_to.iter().map(|n| n.as_str().to_string()).collect(),
-            "webhook.public_url" => c.webhook.public_url.clone().into_iter().collect(),
-            "twilio.account_sid" => c.twilio.account_sid.clone().into_iter().collect(),
-            "twilio.number" => phone(&c.twilio.number).into_iter().collect(),
-            _ => Vec::new(),
-        }
-    };
     let mut errors = Vec::new();
     for &(key, placeholder, what) in TEMPLATE_PLACEHOLDERS {
-        if values(key).iter().any(|v| v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx")))
-        {
+        let values: Vec<&str> = match key {
+            "intercom_number" => c.intercom_number.iter().map(PhoneNumber::as_str).collect(),
+            "forward_to" => c.forward_to.iter().map(PhoneNumber::as_str).collect(),
+            "webhook.public_url" => c.webhook.public_url.iter().map(String::as_str).collect(),
+            "twilio.account_sid" => c.twilio.account_sid.iter().map(String::as_str).collect(),
+            "twilio.number" => c.twilio.number.iter().map(PhoneNumber::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if values.iter().any(|v| *v == placeholder || (key == "twilio.account_sid" && v.contains("xxxx"))) {
             let fix = format!("still the template's placeholder {placeholder}: replace it with {what} (or run `intercom init`)");
             errors.push(key_error(key, fix));
         }

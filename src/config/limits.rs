@@ -8,31 +8,21 @@ use serde::Deserialize;
 
 use crate::config::values::{duration, Refuse};
 
-/// No request starts on a connection older than this; the one under way is answered with
-/// `Connection: close`. Without it a keep-alive client could hold a thread forever with
-/// one slow request after another. 30 s lets a keep-alive client (the bench, a proxy in
-/// front) reuse its connection for thousands of requests, and bounds a connection's life
-/// by `http::connections::REQUEST_TIMEOUT` more (the last request still gets all of it).
-pub const DEFAULT_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// At least a second: below that keep-alive saves nothing, and a typo like `"30ms"` would
 /// silently turn it off. At most ten minutes: a connection holds one of a listener's
 /// capped threads for its whole life, and beyond a few minutes keep-alive saves nothing
-/// more while an idle client pins its thread for longer.
+/// more while an idle client pins its thread for longer. (The default: `DEFAULTS`.)
 pub const CONNECTION_LIFETIME_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(600));
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// How long a client may keep one connection to either listener.
+    /// How long a client may keep one connection to either listener: no request starts
+    /// on a connection older than this, and the one under way is answered with
+    /// `Connection: close`, so a keep-alive client cannot hold a thread forever with one
+    /// slow request after another.
     #[serde(deserialize_with = "connection_lifetime")]
     pub connection_lifetime: Duration,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> LimitsConfig {
-        LimitsConfig { connection_lifetime: DEFAULT_CONNECTION_LIFETIME }
-    }
 }
 
 fn connection_lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -21,6 +21,7 @@ pub mod values;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,13 +31,11 @@ use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
 use crate::config::values::{
-    account_sid, api_base, duration, listen, log_level, phone, phones, plain_target_url,
+    account_sid, api_base, dial_timeout, duration, host, host_names, log_level, phone, phones,
 };
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{host, optional, port, sync_flags, topic_level, topic_path};
-use crate::config::values::{
-    host_names, public_origin, public_url, secret, target_url, token, unlock_digits,
-};
+use crate::config::values::{plain_target_url, public_origin, public_url, secret, sync_flags, target_url};
+use crate::config::values::{token, topic_level, topic_path, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
 use crate::util::ownership::check_private_file;
@@ -52,7 +51,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/intercom/intercom.json";
 /// picks up, so the visitor hears the fallback message. `twilio.api_base` is Twilio's
 /// REST API (tests point it at a local server). `notify.events`: someone let in (by the
 /// window, a guest code, a schedule or a tap while it rang), the window's opening and end
-/// (a one-shot's too), and a guesser locking the codes.
+/// (a one-shot's too), and a guesser locking the codes. `limits.connection_lifetime`: 30 s
+/// lets a keep-alive client (the bench, a proxy in front) reuse its connection for
+/// thousands of requests, and bounds a connection's life by
+/// `http::connections::REQUEST_TIMEOUT` more (the last request still gets all of it).
 const DEFAULTS: &str = r#"{
     "unlock_digits": "ww9", "max_window": "12h", "dial_timeout": "25s", "log_level": "info",
     "no_answer_message": "Sorry, nobody is answering. Please try again later.",
@@ -60,6 +62,7 @@ const DEFAULTS: &str = r#"{
     "webhook": {"listen": "127.0.0.1:8080"},
     "control": {"listen": "0.0.0.0:8081"},
     "twilio": {"api_base": "https://api.twilio.com"},
+    "limits": {"connection_lifetime": "30s"}, "ring": {},
     "notify": {"events": ["call_unlocked", "window_opened", "window_expired", "call_unlocked_code",
         "codes_locked", "once_used", "call_unlocked_schedule", "call_let_in"]}
 }"#;
@@ -70,8 +73,6 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// `max_window` as a moved clock, so a far-future bound would switch the guard off, and
 /// an absurd one overflows the time formatter. A party does not last longer.
 const MAX_WINDOW_BOUND: Duration = Duration::from_secs(24 * 3600);
-/// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
-const DIAL_TIMEOUT_RANGE: (u64, u64) = (5, 600);
 /// `<Say>` text is spoken to a visitor; a paragraph is plenty.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -80,9 +81,6 @@ pub const ENV_CONTROL_TOKEN: &str = "INTERCOM_CONTROL_TOKEN";
 pub const ENV_TWILIO_API_KEY_SECRET: &str = "INTERCOM_TWILIO_API_KEY_SECRET";
 pub const ENV_MQTT_PASSWORD: &str = "INTERCOM_MQTT_PASSWORD";
 pub const ENV_NTFY_TOKEN: &str = "INTERCOM_NTFY_TOKEN";
-/// Every secret the environment (or the secrets file) may hold.
-const SECRET_VARS: [&str; 5] =
-    [ENV_CONTROL_TOKEN, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_API_KEY_SECRET, ENV_MQTT_PASSWORD, ENV_NTFY_TOKEN];
 /// MQTT's default ports, without and with TLS (IANA).
 const MQTT_PORT: u16 = 1883;
 const MQTT_TLS_PORT: u16 = 8883;
@@ -91,7 +89,6 @@ const MQTT_TLS_PORT: u16 = 8883;
 const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default, deserialize_with = "phone")]
     pub intercom_number: Option<PhoneNumber>,
@@ -108,7 +105,7 @@ pub struct Config {
     pub default_window: Duration,
     #[serde(deserialize_with = "duration")]
     pub max_window: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "dial_timeout")]
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
@@ -124,33 +121,26 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Home Assistant through an MQTT broker; absent means nothing connects.
     pub mqtt: Option<MqttConfig>,
-    #[serde(default)]
     pub limits: LimitsConfig,
-    #[serde(default)]
     pub ring: RingConfig,
 
     /// The secrets file read for this config, and the variables taken from it (rather
     /// than from the process environment), so `check-config` can say where each came from.
     #[serde(skip)]
-    pub env_file: Option<(PathBuf, Vec<&'static str>)>,
+    pub env_file: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Required: empty (absent) is refused by [`Config::check`].
     #[serde(default, deserialize_with = "host")]
     pub host: String,
     /// Unset: 1883, or 8883 with `tls`.
-    #[serde(default, deserialize_with = "port")]
-    pub port: Option<u16>,
-    #[serde(default, deserialize_with = "optional")]
+    pub port: Option<NonZeroU16>,
     pub username: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub password: Option<Secret>,
-    #[serde(skip)]
-    pub password_from_env: bool,
     /// Verify the broker against the system's CAs (as outbound HTTPS does).
     #[serde(default)]
     pub tls: bool,
@@ -172,14 +162,12 @@ fn default_discovery_prefix() -> String {
 
 impl MqttConfig {
     pub fn port(&self) -> u16 {
-        self.port.unwrap_or(if self.tls { MQTT_TLS_PORT } else { MQTT_PORT })
+        self.port.map_or(if self.tls { MQTT_TLS_PORT } else { MQTT_PORT }, NonZeroU16::get)
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
     #[serde(default, deserialize_with = "public_origin")]
@@ -191,14 +179,10 @@ pub struct WebhookConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ControlConfig {
-    #[serde(deserialize_with = "listen")]
     pub listen: SocketAddr,
     #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,
-    #[serde(skip)]
-    pub token_from_env: bool,
     /// Names (besides IP addresses) a paired phone may reach the page by; any other
     /// `Host` is refused for a device, which stops DNS rebinding.
     #[serde(default, deserialize_with = "host_names")]
@@ -206,14 +190,11 @@ pub struct ControlConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     #[serde(default, deserialize_with = "account_sid")]
     pub account_sid: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub auth_token: Option<Secret>,
-    #[serde(skip)]
-    pub auth_token_from_env: bool,
     /// The Twilio number SMS notifications come from.
     #[serde(default, deserialize_with = "phone")]
     pub sms_from: Option<PhoneNumber>,
@@ -231,13 +212,10 @@ pub struct TwilioConfig {
     pub api_key_sid: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub api_key_secret: Option<Secret>,
-    #[serde(skip)]
-    pub api_key_secret_from_env: bool,
 }
 
 /// What to tell whom, and about which events.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
     #[serde(default, deserialize_with = "target_url")]
@@ -251,7 +229,6 @@ pub struct NotifyConfig {
 /// An ntfy server (ntfy.sh or one's own): every ring, with a "Let them in" button, and
 /// the chosen events.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NtfyConfig {
     /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
     /// to its root. Required: empty (absent) is refused by [`Config::check`], as is `topic`.
@@ -263,8 +240,6 @@ pub struct NtfyConfig {
     /// An access token (`tk_…`), for a topic that needs one.
     #[serde(default, deserialize_with = "secret")]
     pub token: Option<Secret>,
-    #[serde(skip)]
-    pub token_from_env: bool,
 }
 
 impl NotifyConfig {
@@ -329,7 +304,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     let env = |name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
             let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            from_file.borrow_mut().extend(SECRET_VARS.into_iter().filter(|k| *k == name));
+            from_file.borrow_mut().push(name.to_string());
             Some(value)
         })
     };
@@ -338,12 +313,15 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Where a secret that came from the environment was found, for `check-config`.
-pub fn secret_origin(c: &Config, from_env: bool, var: &str) -> String {
-    match &c.env_file {
-        _ if !from_env => "the config file".to_string(),
-        Some((file, vars)) if vars.contains(&var) => format!("{var} in {}", file.display()),
-        _ => format!("{var} in the environment"),
+/// Where a secret came from (the config file, the environment, the secrets file), for
+/// `check-config`.
+pub fn secret_origin(c: &Config, secret: &Secret) -> String {
+    match (secret.env, &c.env_file) {
+        (None, _) => "the config file".to_string(),
+        (Some(var), Some((file, vars))) if vars.iter().any(|v| v == var) => {
+            format!("{var} in {}", file.display())
+        }
+        (Some(var), _) => format!("{var} in the environment"),
     }
 }
 
@@ -390,21 +368,20 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     fill_defaults(&mut value);
     let mut config: Config =
         serde_path_to_error::deserialize(&value).map_err(|e| keys::value_error(&value, e))?;
-    if let Some(t) = env(ENV_CONTROL_TOKEN) {
-        check_token(&t).map_err(|m| ConfigError(format!("{ENV_CONTROL_TOKEN}: {m}")))?;
-        (config.control.token, config.control.token_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let Some(t) = env(ENV_TWILIO_AUTH_TOKEN) {
-        (config.twilio.auth_token, config.twilio.auth_token_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let Some(t) = env(ENV_TWILIO_API_KEY_SECRET) {
-        (config.twilio.api_key_secret, config.twilio.api_key_secret_from_env) = (Some(Secret::new(t)), true);
-    }
-    if let (Some(m), Some(p)) = (config.mqtt.as_mut(), env(ENV_MQTT_PASSWORD)) {
-        (m.password, m.password_from_env) = (Some(Secret::new(p)), true);
-    }
-    if let (Some(n), Some(t)) = (config.notify.ntfy.as_mut(), env(ENV_NTFY_TOKEN)) {
-        (n.token, n.token_from_env) = (Some(Secret::new(t)), true);
+    let t = &mut config.twilio;
+    let mut secrets = vec![
+        (ENV_CONTROL_TOKEN, &mut config.control.token),
+        (ENV_TWILIO_AUTH_TOKEN, &mut t.auth_token),
+        (ENV_TWILIO_API_KEY_SECRET, &mut t.api_key_secret),
+    ];
+    secrets.extend(config.mqtt.as_mut().map(|m| (ENV_MQTT_PASSWORD, &mut m.password)));
+    secrets.extend(config.notify.ntfy.as_mut().map(|n| (ENV_NTFY_TOKEN, &mut n.token)));
+    for (var, secret) in secrets {
+        let Some(value) = env(var) else { continue };
+        if var == ENV_CONTROL_TOKEN {
+            check_token(&value).map_err(|m| ConfigError(format!("{var}: {m}")))?;
+        }
+        *secret = Some(Secret { value, env: Some(var) });
     }
     config.check()?;
     Ok(config)
@@ -422,12 +399,7 @@ impl Config {
         if self.default_window < MIN_WINDOW || self.default_window > self.max_window {
             return Err(key_error("default_window", "must be between 1m and max_window"));
         }
-        let (lo, hi) = DIAL_TIMEOUT_RANGE;
-        let t = self.dial_timeout;
-        if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
-            return Err(key_error("dial_timeout", format!("must be whole seconds between {lo}s and {hi}s")));
-        }
-        self.ring.check(&self.forward_to, DIAL_TIMEOUT_RANGE).map_err(|(key, why)| key_error(key, why))?;
+        self.ring.check(&self.forward_to).map_err(|(key, why)| key_error(key, why))?;
         if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
             return Err(key_error(
                 "no_answer_message",
@@ -442,13 +414,13 @@ impl Config {
                 ))
             }
             (Some(n), true) => {
-                self.intercoms = vec![Entrance {
-                    name: None,
-                    number: n.clone(),
-                    unlock_digits: self.unlock_digits.clone(),
-                }]
+                let unlock_digits = self.unlock_digits.clone();
+                self.intercoms = vec![Entrance { name: None, number: n.clone(), unlock_digits }]
             }
-            (None, _) => entrances::with_default_digits(&mut self.intercoms, &self.unlock_digits),
+            // Entries without their own tones play the top-level ones.
+            (None, _) => self.intercoms.iter_mut().filter(|e| e.unlock_digits.is_empty()).for_each(|e| {
+                e.unlock_digits.clone_from(&self.unlock_digits);
+            }),
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(key_error("state_dir", "must not be empty"));
@@ -630,8 +602,8 @@ mod tests {
             _ => None,
         };
         let c = parse(r#"{"control": {"token": "from-the-file-123456"}}"#, env).unwrap();
-        assert_eq!(c.control.token.unwrap().expose(), "from-the-environment-123");
-        assert!(c.control.token_from_env);
+        assert_eq!(c.control.token.as_ref().unwrap().expose(), "from-the-environment-123");
+        assert_eq!(c.control.token.unwrap().env, Some(ENV_CONTROL_TOKEN));
     }
 
     #[test]
@@ -659,7 +631,7 @@ mod tests {
             .unwrap()
             .mqtt
             .unwrap();
-        assert_eq!((m.password.unwrap().expose(), m.password_from_env), ("from-env", true));
+        assert_eq!(m.password.map(|p| (p.value, p.env)), Some(("from-env".into(), Some(ENV_MQTT_PASSWORD))));
         for (bad, key) in [
             (r#"{"mqtt": {}}"#, "`mqtt.host`: required"),
             (r#"{"mqtt": null}"#, "`mqtt`"),
@@ -712,7 +684,7 @@ mod tests {
         let n = parse(ntfy, |k| (k == ENV_NTFY_TOKEN).then(|| "tk_from_env".to_string())).unwrap().notify;
         assert!(n.is_active(), "ntfy gets every ring, whatever the events");
         let n = n.ntfy.unwrap();
-        assert!(n.token_from_env && n.token.unwrap().expose() == "tk_from_env");
+        assert!(n.token.is_some_and(|t| t.env.is_some() && t.expose() == "tk_from_env"));
         assert!(!format!("{c:?}").contains("secret-topic"));
         assert!(
             err(r#"{"notify": {"events": ["call_unlocked", "door_opened"]}}"#).contains("`notify.events`")
@@ -799,7 +771,7 @@ mod tests {
         );
         let env = |k: &str| (k == ENV_TWILIO_API_KEY_SECRET).then(|| "from-env".to_string());
         let c = parse(r#"{"twilio": {"api_key_sid": "SK1"}}"#, env).unwrap();
-        assert!(c.twilio.api_key_secret_from_env && c.twilio.api_key_secret.unwrap().expose() == "from-env");
+        assert!(c.twilio.api_key_secret.is_some_and(|s| s.env.is_some() && s.expose() == "from-env"));
         // An API key is enough for SMS.
         let sms = r#"{"notify": {"sms_to": "+15552223333"}, "twilio": {"account_sid": "AC1",
             "sms_from": "+15550001111", "api_key_sid": "SK1", "api_key_secret": "s"}}"#;

@@ -1,17 +1,28 @@
 //! URL checks for the config: the public webhook URL (signatures are computed over it, so
 //! it must be exact) and notification targets, and the part of a URL that may be logged.
 
+/// Where a URL's authority (`user@host:port`) starts and ends: after `scheme://`, up to
+/// the path, query or fragment.
+fn authority(u: &str) -> (usize, usize) {
+    let start = u.find("://").map_or(0, |i| i + 3);
+    (start, u[start..].find(['/', '?', '#']).map_or(u.len(), |i| start + i))
+}
+
+/// An http(s) URL's authority; an error without the scheme or a host.
+fn http_authority(u: &str) -> Result<&str, String> {
+    if !u.starts_with("https://") && !u.starts_with("http://") {
+        return Err("must start with https:// (or http://)".into());
+    }
+    match authority(u) {
+        (start, end) if start == end => Err("has no host".into()),
+        (start, end) => Ok(&u[start..end]),
+    }
+}
+
 /// An http(s) URL with a host and nothing after the path, returned without a trailing
 /// slash, so that `public_url + "/voice"` is exactly what Twilio signs.
 pub fn check_public_url(u: &str) -> Result<String, String> {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or("must start with https:// (or http://)")?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
+    http_authority(u)?;
     if u.contains(['?', '#']) || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not hold a query, fragment or spaces".into());
     }
@@ -35,13 +46,9 @@ pub fn check_api_base(u: &str) -> Result<String, String> {
 /// here (the natural copy of the webhook URL) would make every signature fail.
 pub fn check_public_origin(u: &str) -> Result<String, String> {
     let url = check_public_url(u)?;
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => {
-            let path = &url[after_scheme + i..];
-            Err(format!("must be only the scheme and host (Twilio calls it plus /voice): remove {path}"))
-        }
-        None => Ok(url),
+    match &url[authority(&url).1..] {
+        "" => Ok(url),
+        path => Err(format!("must be only the scheme and host (Twilio calls it plus /voice): remove {path}")),
     }
 }
 
@@ -49,14 +56,7 @@ pub fn check_public_origin(u: &str) -> Result<String, String> {
 /// Plain http stays allowed (Home Assistant on the LAN is usually http), but not with a
 /// `user:password@` in it unless the host is this machine.
 pub fn check_target_url(u: &str) -> Result<String, String> {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or("must start with https:// (or http://)")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("has no host".into());
-    }
+    let authority = http_authority(u)?;
     if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not hold spaces".into());
     }
@@ -70,9 +70,8 @@ pub fn check_target_url(u: &str) -> Result<String, String> {
 
 /// Whether an http(s) URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
 pub fn is_loopback(u: &str) -> bool {
-    let after_scheme = u.find("://").map_or(0, |i| i + 3);
-    let authority = u[after_scheme..].split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (start, end) = authority(u);
+    let host_port = u[start..end].rsplit_once('@').map_or(&u[start..end], |(_, h)| h);
     let host = match host_port.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host_port.split(':').next().unwrap_or(""),
@@ -84,13 +83,11 @@ pub fn is_loopback(u: &str) -> bool {
 /// The part of a URL that may be logged: scheme and host, never the path or query,
 /// which often hold the secret (an ntfy topic, a Home Assistant webhook id).
 pub fn url_origin(u: &str) -> &str {
-    let after_scheme = u.find("://").map_or(0, |i| i + 3);
-    let end = u[after_scheme..].find(['/', '?', '#']).map_or(u.len(), |i| after_scheme + i);
-    let origin = &u[..end];
+    let (start, end) = authority(u);
     // user:password@host: drop the credentials too.
-    match origin[after_scheme..].rfind('@') {
-        Some(at) => &origin[after_scheme + at + 1..],
-        None => origin,
+    match u[start..end].rfind('@') {
+        Some(at) => &u[start + at + 1..end],
+        None => &u[..end],
     }
 }
 

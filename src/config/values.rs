@@ -2,7 +2,6 @@
 //! the dotted key it came from. The structs in `mod.rs` name them in `deserialize_with`.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::{Deserializer, SeqAccess, Visitor};
@@ -16,14 +15,19 @@ const MAX_UNLOCK_DIGITS: usize = 32;
 
 /// A value that must never reach a log line or `check-config` output.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    pub(super) value: String,
+    /// The variable that held it, when the environment (or the secrets file) gave it
+    /// rather than the config file: `check-config` says where each secret came from.
+    pub(super) env: Option<&'static str>,
+}
 
 impl Secret {
     pub fn new(value: String) -> Secret {
-        Secret(value)
+        Secret { value, env: None }
     }
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 }
 
@@ -77,16 +81,12 @@ pub fn phones<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D::Er
 
 pub fn unlock_digits<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
-    let ok = !s.is_empty()
-        && s.len() <= MAX_UNLOCK_DIGITS
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(D::Error::refuse(format!(
-            "expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)"
-        )))
+    let tone = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'w' | 'W');
+    if s.is_empty() || s.len() > MAX_UNLOCK_DIGITS || !s.chars().all(tone) {
+        let why = format!("expected 1 to {MAX_UNLOCK_DIGITS} of 0-9, *, # and w (half-second pause)");
+        return Err(D::Error::refuse(why));
     }
+    Ok(s)
 }
 
 /// A duration is text with a unit; a bare number gets the form it should have had.
@@ -100,30 +100,35 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
             parse_duration(s).map_err(E::refuse)
         }
+        // Any other number (negative, fractional) gets the key's example.
         fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
             Err(E::refuse(format!("a duration is text with a unit: write \"{n}m\" (or \"2h\", \"1h30m\")")))
         }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-            Err(E::refuse(format!("a duration is text with a unit, more than zero, like \"90m\"; not {n}")))
-        }
-        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
-            Err(E::refuse(format!("a duration is text with a unit, like \"90m\" or \"1h30m\"; not {n}")))
-        }
     }
     d.deserialize_any(Text)
+}
+
+/// Twilio accepts `<Dial timeout>` from 5 to 600 seconds.
+const DIAL_SECONDS: (u64, u64) = (5, 600);
+
+pub fn dial_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    dial_seconds(duration(d)?).map_err(D::Error::refuse)
+}
+
+/// How long phones ring (`dial_timeout`, each of `ring.ring_times`): whole seconds that
+/// Twilio accepts.
+pub fn dial_seconds(t: Duration) -> Result<Duration, String> {
+    let (lo, hi) = DIAL_SECONDS;
+    if t.as_secs() < lo || t.as_secs() > hi || t.subsec_nanos() != 0 {
+        return Err(format!("must be whole seconds between {lo}s and {hi}s"));
+    }
+    Ok(t)
 }
 
 pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
     String::deserialize(d)?
         .parse()
         .map_err(|_| D::Error::refuse("expected off, error, warn, info, debug or trace"))
-}
-
-pub fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(|_| {
-        D::Error::refuse(format!("expected an IP address and port like 127.0.0.1:8080, got {s:?}"))
-    })
 }
 
 /// A secret; an empty string means unset, so a template's `""` is not a password.
@@ -157,18 +162,11 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
             "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
         )));
     }
-    list.into_iter()
-        .map(|p| {
-            if p.starts_with('/') && !p.contains('\0') {
-                Ok(std::path::PathBuf::from(p))
-            } else {
-                Err(D::Error::refuse(format!(
-                    "expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}"
-                )))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    if let Some(p) = list.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
+        let why = format!("expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}");
+        return Err(D::Error::refuse(why));
+    }
+    Ok(Some(list.into_iter().map(std::path::PathBuf::from).collect()))
 }
 
 pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -176,21 +174,18 @@ pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     if list.len() > MAX_HOST_NAMES {
         return Err(D::Error::refuse(format!("at most {MAX_HOST_NAMES} host names")));
     }
-    list.into_iter()
-        .map(|h| {
-            let ok = !h.is_empty()
-                && h.len() <= MAX_HOST_NAME_CHARS
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-            if ok {
-                Ok(h.to_ascii_lowercase())
-            } else {
-                Err(D::Error::refuse(format!(
-                    "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
-                )))
-            }
-        })
-        .collect()
+    let name = |h: &&String| {
+        !h.is_empty()
+            && h.len() <= MAX_HOST_NAME_CHARS
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !h.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    };
+    if let Some(h) = list.iter().find(|h| !name(h)) {
+        return Err(D::Error::refuse(format!(
+            "expected a host name such as \"intercom.local\" (letters, digits, - and ., no port), got {h:?}"
+        )));
+    }
+    Ok(list.iter().map(|h| h.to_ascii_lowercase()).collect())
 }
 
 pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -228,11 +223,9 @@ pub fn plain_target_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
 /// A host name or IP address of a broker: what DNS and IP literals are made of, so a
 /// URL or a stray space is refused here rather than failing at each connect.
 pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    /// The longest DNS name.
-    const MAX_HOST_CHARS: usize = 253;
     let s = String::deserialize(d)?;
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':' || b == b'_';
-    if s.is_empty() || s.len() > MAX_HOST_CHARS || !s.bytes().all(ok) {
+    if s.is_empty() || s.len() > MAX_HOST_NAME_CHARS || !s.bytes().all(ok) {
         return Err(D::Error::refuse(format!(
             "expected a host name or IP address like 192.168.1.10 or homeassistant.local, got {:?}",
             crate::util::loggable(&s)
@@ -241,48 +234,31 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(s)
 }
 
-/// A TCP port to connect to: 1 to 65535.
-pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    match Option::<u16>::deserialize(d)? {
-        Some(0) => Err(D::Error::refuse("expected a port from 1 to 65535")),
-        p => Ok(p),
-    }
-}
-
 /// One MQTT topic level made of letters, digits, `_` and `-`: it is also Home
 /// Assistant's discovery `node_id`, which allows nothing else, and it can hold no
 /// wildcard (`+`, `#`) or level separator.
 pub fn topic_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_topic(&s, false).map_err(D::Error::refuse)?;
-    Ok(s)
+    check_topic(String::deserialize(d)?, false).map_err(D::Error::refuse)
 }
 
 /// Topic levels as in [`topic_level`], joined by single `/`.
 pub fn topic_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_topic(&s, true).map_err(D::Error::refuse)?;
-    Ok(s)
+    check_topic(String::deserialize(d)?, true).map_err(D::Error::refuse)
 }
 
-fn check_topic(s: &str, levels: bool) -> Result<(), String> {
+fn check_topic(s: String, levels: bool) -> Result<String, String> {
     /// Topics are built from it; Home Assistant's own prefixes are a word or two.
     const MAX_TOPIC_CHARS: usize = 64;
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (levels && b == b'/');
-    if s.is_empty()
-        || s.len() > MAX_TOPIC_CHARS
-        || !s.bytes().all(ok)
-        || s.starts_with('/')
-        || s.ends_with('/')
-        || s.contains("//")
-    {
+    // An empty level: an empty text, or a `/` at either end or twice in a row.
+    if s.len() > MAX_TOPIC_CHARS || !s.bytes().all(ok) || s.split('/').any(str::is_empty) {
         let what = if levels { "topic levels separated by /" } else { "one topic level" };
         return Err(format!(
             "expected {what} of letters, digits, _ and - (at most {MAX_TOPIC_CHARS} characters), got {:?}",
-            crate::util::loggable(s)
+            crate::util::loggable(&s)
         ));
     }
-    Ok(())
+    Ok(s)
 }
 
 pub fn check_token(t: &str) -> Result<(), String> {
@@ -330,15 +306,14 @@ pub const MINUTES_PER_DAY: u16 = 24 * 60;
 pub fn parse_clock(s: &str, allow_midnight_end: bool) -> Result<u16, String> {
     let bad = || format!("time {:?}: use HH:MM from 00:00 to 23:59", crate::util::loggable(s));
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
-    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(h) || (h.len() == 1 && digits(&format!("0{h}")))) || !digits(m) {
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if !matches!(h.len(), 1 | 2) || m.len() != 2 || !digits(h) || !digits(m) {
         return Err(bad());
     }
     let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    let minutes = h * 60 + m;
     match (h, m) {
         (24, 0) if allow_midnight_end => Ok(MINUTES_PER_DAY),
-        (0..=23, 0..=59) => Ok(minutes),
+        (0..=23, 0..=59) => Ok(h * 60 + m),
         _ => Err(bad()),
     }
 }

@@ -86,10 +86,8 @@ pub struct ScheduleNow {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u64>,
     /// For the next visitor only: the first unlock closes the window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub once: Option<bool>,
 }
 
@@ -97,11 +95,8 @@ pub struct OpenRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCodeRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses: Option<u64>,
 }
 
@@ -130,19 +125,14 @@ pub struct CodesBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewScheduleRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `mon-fri`, `sat,sun`, `daily`, …
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<String>,
     /// `HH:MM`, local time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// `HH:MM` (or `24:00`), local time; not after `from` means the next day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Only for calls from this entrance (`intercoms[].name`); all when left out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrance: Option<String>,
 }
 

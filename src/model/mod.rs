@@ -1,7 +1,8 @@
-//! `model/`: the vocabulary the layers above speak, plain data: `record.rs` (`Decision`,
-//! `CallRecord`, `WindowChange`, `EventKind` and the `Record` that the history stores, the
-//! API lists and the notifier sends), `phone.rs` (numbers normalised to E.164) and
-//! `api.rs` (the control API's request and answer bodies, shared by server and clients).
+//! `model/`: the vocabulary the layers above speak, plain data and the sentences that
+//! describe it: a call's decision and record, the window's changes, the event kinds and
+//! the records that the history stores, the API lists and the notifier sends; phone
+//! numbers normalised to E.164; and the control API's request and answer bodies, shared
+//! by server and clients.
 //!
 //! Uses: `util`.
 

@@ -17,13 +17,8 @@ impl PhoneNumber {
     pub fn parse(s: &str) -> Result<PhoneNumber, &'static str> {
         let compact: String =
             s.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
-        let digits = if let Some(d) = compact.strip_prefix('+') {
-            d
-        } else if let Some(d) = compact.strip_prefix("00") {
-            d
-        } else {
-            return Err("expected an international number starting with + (E.164)");
-        };
+        let international = compact.strip_prefix('+').or_else(|| compact.strip_prefix("00"));
+        let digits = international.ok_or("expected an international number starting with + (E.164)")?;
         if digits.len() < MIN_DIGITS
             || digits.len() > MAX_DIGITS
             || !digits.bytes().all(|b| b.is_ascii_digit())

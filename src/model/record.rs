@@ -115,23 +115,6 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
-        EventKind::CallUnlocked,
-        EventKind::CallForwarded,
-        EventKind::CallRejected,
-        EventKind::CallBadSignature,
-        EventKind::WindowOpened,
-        EventKind::WindowClosed,
-        EventKind::WindowExpired,
-        EventKind::CallUnlockedCode,
-        EventKind::CodeRejected,
-        EventKind::CodesLocked,
-        EventKind::OnceUsed,
-        EventKind::CallUnlockedSchedule,
-        EventKind::CallLetIn,
-        EventKind::CallAskedCode,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             EventKind::CallUnlocked => "call_unlocked",
@@ -149,10 +132,6 @@ impl EventKind {
             EventKind::CallLetIn => "call_let_in",
             EventKind::CallAskedCode => "call_asked_code",
         }
-    }
-
-    pub fn from_name(s: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -208,15 +187,10 @@ const MAX_NUMBER_CHARS: usize = 16;
 /// text: shown only when it is a phone number, so it cannot pass for our own words
 /// ("+1 … window opened by the resident"). The record's `from` field keeps it as sent.
 fn caller_for_message(from: Option<&str>) -> &str {
+    let digits = |n: &str| n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit());
     match from {
         None | Some("") => "an unknown number",
-        Some(n)
-            if n.len() <= MAX_NUMBER_CHARS
-                && n.strip_prefix('+').unwrap_or(n).bytes().all(|b| b.is_ascii_digit())
-                && n != "+" =>
-        {
-            n
-        }
+        Some(n) if n.len() <= MAX_NUMBER_CHARS && n != "+" && digits(n) => n,
         Some(_) => "a caller ID that is not a phone number",
     }
 }
@@ -241,35 +215,42 @@ impl Record {
         }
     }
 
+    /// A record of `call`: its SID, caller and entrance, and the message after the
+    /// entrance's name.
+    fn of_call(call: &CallRecord, event: EventKind, message: String, time: Timestamp) -> Record {
+        let entrance = call.entrance.as_deref();
+        Record {
+            call_sid: call.call_sid.as_deref().map(loggable),
+            from: call.from.as_deref().map(loggable),
+            entrance: entrance.map(loggable),
+            ..Record::new(time, event, at_entrance(entrance, message))
+        }
+    }
+
     /// The record of an answered call.
     pub fn call(call: &CallRecord, time: Timestamp) -> Record {
-        let from = call.from.as_deref().map(loggable);
         let (event, message) = match &call.decision {
-            Decision::Unlock { .. } => {
-                (EventKind::CallUnlocked, "Let a visitor in (window open)".to_string())
-            }
+            Decision::Unlock { .. } => (EventKind::CallUnlocked, "Let a visitor in (window open)".into()),
             Decision::Forward { .. } | Decision::DialOne { .. } => {
-                (EventKind::CallForwarded, "A visitor rang: call forwarded to your phone".to_string())
+                (EventKind::CallForwarded, "A visitor rang: call forwarded to your phone".into())
             }
             // Not recorded (the call's forward was); named for completeness.
-            Decision::Hangup => (EventKind::CallForwarded, "The forwarded call ended".to_string()),
+            Decision::Hangup => (EventKind::CallForwarded, "The forwarded call ended".into()),
             Decision::NobodyToCall { .. } => {
-                (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".to_string())
+                (EventKind::CallForwarded, "A visitor rang: nobody to forward to, window closed".into())
             }
             // On disk before the prompt, so that no later request of the call can spend a
             // one-shot window (`web/replay.rs`); the keypad entry records the outcome.
             Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
-            Decision::Reject => (
-                EventKind::CallRejected,
-                format!("Rejected a call from {}", caller_for_message(from.as_deref())),
-            ),
+            Decision::Reject => {
+                let from = call.from.as_deref().map(loggable);
+                (
+                    EventKind::CallRejected,
+                    format!("Rejected a call from {}", caller_for_message(from.as_deref())),
+                )
+            }
         };
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from,
-            entrance: call.entrance.as_deref().map(loggable),
-            ..Record::new(time, event, at_entrance(call, message))
-        }
+        Record::of_call(call, event, message, time)
     }
 
     /// A webhook refused for its signature, with the call parameters it claimed (already
@@ -285,33 +266,20 @@ impl Record {
     /// A visitor let in by a guest code: the label says whose, the digits are never kept.
     pub fn code_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            message: at_entrance(call, format!("Let a visitor in with the guest code \"{label}\"")),
-            entrance: call.entrance.as_deref().map(loggable),
-            label: Some(label),
-            ..Record::new(time, EventKind::CallUnlockedCode, String::new())
-        }
+        let message = format!("Let a visitor in with the guest code \"{label}\"");
+        Record { label: Some(label), ..Record::of_call(call, EventKind::CallUnlockedCode, message, time) }
     }
 
     /// A visitor let in because a schedule is open now; the label says which.
     pub fn schedule_unlocked(call: &CallRecord, label: &str, time: Timestamp) -> Record {
         let label = loggable(label);
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            message: at_entrance(call, format!("Let a visitor in (schedule \"{label}\")")),
-            entrance: call.entrance.as_deref().map(loggable),
-            label: Some(label),
-            ..Record::new(time, EventKind::CallUnlockedSchedule, String::new())
-        }
+        let message = format!("Let a visitor in (schedule \"{label}\")");
+        Record { label: Some(label), ..Record::of_call(call, EventKind::CallUnlockedSchedule, message, time) }
     }
 
     /// A ringing call let in by `who` (its tones played through Twilio's API).
     pub fn let_in(call_sid: &str, entrance: Option<&str>, who: &str, time: Timestamp) -> Record {
-        let at = entrance.map_or(String::new(), |name| format!("{}: ", loggable(name)));
-        let message = format!("{at}Let a visitor in while it rang, by {}", loggable(who));
+        let message = at_entrance(entrance, format!("Let a visitor in while it rang, by {}", loggable(who)));
         Record {
             call_sid: Some(loggable(call_sid)),
             source: Some(loggable(who)),
@@ -322,16 +290,7 @@ impl Record {
 
     /// Wrong digits on the keypad (which digits is not kept).
     pub fn code_rejected(call: &CallRecord, time: Timestamp) -> Record {
-        Record {
-            call_sid: call.call_sid.as_deref().map(loggable),
-            from: call.from.as_deref().map(loggable),
-            entrance: call.entrance.as_deref().map(loggable),
-            ..Record::new(
-                time,
-                EventKind::CodeRejected,
-                at_entrance(call, "A wrong guest code was entered".into()),
-            )
-        }
+        Record::of_call(call, EventKind::CodeRejected, "A wrong guest code was entered".into(), time)
     }
 
     pub fn codes_locked(until: Timestamp, time: Timestamp) -> Record {
@@ -363,27 +322,22 @@ impl Record {
                     ..Record::new(time, EventKind::WindowOpened, message)
                 }
             }
-            WindowChange::OnceUsed { call_sid } => Record {
-                call_sid: call_sid.as_deref().map(loggable),
-                ..Record::new(
-                    time,
-                    EventKind::OnceUsed,
-                    "Let the next visitor in: the one-shot window is closed, calls ring your phone again"
-                        .to_string(),
-                )
-            },
+            WindowChange::OnceUsed { call_sid } => {
+                let message =
+                    "Let the next visitor in: the one-shot window is closed, calls ring your phone again";
+                Record {
+                    call_sid: call_sid.as_deref().map(loggable),
+                    ..Record::new(time, EventKind::OnceUsed, message.into())
+                }
+            }
             WindowChange::Closed { source } => Record {
                 source: Some(source.clone()),
                 ..Record::new(time, EventKind::WindowClosed, format!("Window closed {}", by(source)))
             },
-            WindowChange::Expired { until } => Record {
-                open_until: Some(*until),
-                ..Record::new(
-                    time,
-                    EventKind::WindowExpired,
-                    "Window ended: calls ring your phone again".to_string(),
-                )
-            },
+            WindowChange::Expired { until } => {
+                let message = "Window ended: calls ring your phone again".into();
+                Record { open_until: Some(*until), ..Record::new(time, EventKind::WindowExpired, message) }
+            }
         }
     }
 }
@@ -392,8 +346,8 @@ impl Record {
 pub const COMMAND_LINE: &str = "the command line on the Pi";
 
 /// "street gate: Let a visitor in …" when the config names its entrances.
-fn at_entrance(call: &CallRecord, message: String) -> String {
-    match &call.entrance {
+fn at_entrance(entrance: Option<&str>, message: String) -> String {
+    match entrance {
         Some(name) => format!("{}: {message}", loggable(name)),
         None => message,
     }
@@ -416,9 +370,33 @@ mod tests {
         assert_eq!(r.from.as_deref(), Some(forged), "kept as data");
     }
 
+    /// Every kind, to check each name against serde's.
+    const ALL: [EventKind; 14] = [
+        EventKind::CallUnlocked,
+        EventKind::CallForwarded,
+        EventKind::CallRejected,
+        EventKind::CallBadSignature,
+        EventKind::WindowOpened,
+        EventKind::WindowClosed,
+        EventKind::WindowExpired,
+        EventKind::CallUnlockedCode,
+        EventKind::CodeRejected,
+        EventKind::CodesLocked,
+        EventKind::OnceUsed,
+        EventKind::CallUnlockedSchedule,
+        EventKind::CallLetIn,
+        EventKind::CallAskedCode,
+    ];
+
+    impl EventKind {
+        fn from_name(s: &str) -> Option<EventKind> {
+            ALL.into_iter().find(|k| k.name() == s)
+        }
+    }
+
     #[test]
     fn names_round_trip_through_serde_and_from_name() {
-        for k in EventKind::ALL {
+        for k in ALL {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
             assert_eq!(EventKind::from_name(k.name()), Some(k));
         }

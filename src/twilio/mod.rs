@@ -1,8 +1,8 @@
-//! `twilio/`: Twilio's side of the wire: `signature.rs` computes and checks
-//! `X-Twilio-Signature`; `twiml.rs` renders a decision as TwiML, with the only code that
-//! builds the action URLs bringing Twilio back to us; `rest.rs` is the REST
-//! client (credentials, requests, error classes) that SMS, `twilio-setup` and `doctor`
-//! share; `retry_after.rs` reads a `Retry-After` header.
+//! `twilio/`: Twilio's side of the wire: computing and checking `X-Twilio-Signature` (and
+//! the control listener's proof, made with the same MAC), TwiML for a decision with the
+//! only code that builds the action URLs bringing Twilio back to us, the REST client
+//! (credentials, requests, error classes) that SMS, let-in, `twilio-setup` and `doctor`
+//! share, and reading a `Retry-After` header.
 //!
 //! Uses: `rules`, `system`, `config`, `model`, `util`.
 

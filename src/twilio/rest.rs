@@ -167,59 +167,39 @@ impl Rest {
     }
 
     fn list(&self, query: &[(&str, &str)]) -> Result<Vec<IncomingNumber>, RestError> {
-        let body = self.get("IncomingPhoneNumbers.json", query)?;
-        let list: NumberList = serde_json::from_value(body)
-            .map_err(|e| RestError::BadAnswer(format!("the number list does not parse: {e}")))?;
-        Ok(list.incoming_phone_numbers)
+        let req = self.agent.get(format!("{}/IncomingPhoneNumbers.json", self.account_url));
+        let body = answer(self.authorized(req.query_pairs(query.iter().copied())).call())?;
+        Ok(parse::<NumberList>(&body, "the number list does not parse")?.incoming_phone_numbers)
     }
 
     /// Sets the given fields of a number in one form POST; returns the number as it is now.
     pub fn update_number(&self, sid: &str, fields: &[(&str, &str)]) -> Result<IncomingNumber, RestError> {
         check_sid(sid, "PN")?;
-        let body = self.post(&format!("IncomingPhoneNumbers/{sid}.json"), fields)?;
-        serde_json::from_value(body).map_err(|e| RestError::BadAnswer(format!("the updated number: {e}")))
+        parse(&self.post(&format!("IncomingPhoneNumbers/{sid}.json"), fields)?, "the updated number")
     }
 
     /// Replaces what a call in progress does with `twiml` ("update a call in progress").
     pub fn update_call(&self, sid: &str, twiml: &str) -> Result<(), RestError> {
         check_sid(sid, "CA")?;
-        self.post(&format!("Calls/{sid}.json"), &[("Twiml", twiml)]).map(drop)
+        let body = self.post(&format!("Calls/{sid}.json"), &[("Twiml", twiml)])?;
+        parse::<serde::de::IgnoredAny>(&body, "not JSON").map(drop)
     }
 
     /// Sends one SMS.
     pub fn send_sms(&self, from: &PhoneNumber, to: &PhoneNumber, text: &str) -> Result<(), RestError> {
-        let form = [("To", to.as_str()), ("From", from.as_str()), ("Body", text)];
-        self.call(self.agent.post(format!("{}/Messages.json", self.account_url)), Some(&form[..])).map(drop)
+        self.post("Messages.json", &[("To", to.as_str()), ("From", from.as_str()), ("Body", text)]).map(drop)
     }
 
-    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, RestError> {
-        let mut req = self.agent.get(format!("{}/{path}", self.account_url));
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        json(&self.call_get(req)?)
+    /// A form POST; the answer's body.
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<String, RestError> {
+        let req = self.authorized(self.agent.post(format!("{}/{path}", self.account_url)));
+        answer(req.send_form(form.iter().copied()))
     }
 
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, RestError> {
-        json(&self.call(self.agent.post(format!("{}/{path}", self.account_url)), Some(form))?)
-    }
-
-    fn authorization(&self) -> String {
+    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         let pair = format!("{}:{}", self.user, self.password.expose());
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-    }
-
-    fn call_get(&self, req: ureq::RequestBuilder<ureq::typestate::WithoutBody>) -> Result<String, RestError> {
-        answer(req.header("Authorization", &self.authorization()).header("Accept", "application/json").call())
-    }
-
-    fn call(
-        &self,
-        req: ureq::RequestBuilder<ureq::typestate::WithBody>,
-        form: Option<&[(&str, &str)]>,
-    ) -> Result<String, RestError> {
-        let req = req.header("Authorization", &self.authorization()).header("Accept", "application/json");
-        answer(req.send_form(form.unwrap_or(&[]).iter().copied()))
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+        req.header("Authorization", &basic).header("Accept", "application/json")
     }
 }
 
@@ -231,8 +211,9 @@ fn check_sid(sid: &str, prefix: &str) -> Result<(), RestError> {
     Err(RestError::BadAnswer(format!("a {prefix} SID that is not one: {:?}", loggable(sid))))
 }
 
-fn json(body: &str) -> Result<Value, RestError> {
-    serde_json::from_str(body).map_err(|_| RestError::BadAnswer("not JSON".into()))
+/// A 2xx answer's body as the API documents it; `what` says which answer in the error.
+fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, RestError> {
+    serde_json::from_str(body).map_err(|e| RestError::BadAnswer(format!("{what}: {e}")))
 }
 
 /// A 2xx answer's body, or the failure it means.
@@ -245,8 +226,7 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
         return body.map_err(|e| network_error(&e));
     }
     let body = body.unwrap_or_default();
-    let code = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["code"].as_u64());
-    let detail = error_detail(&body);
+    let (code, detail) = error_detail(&body);
     Err(match status {
         401 => RestError::Unauthorized,
         404 => RestError::NotFound(detail),
@@ -255,13 +235,12 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
     })
 }
 
-/// Twilio explains an error in JSON `message`; anything else is kept short and clean.
-fn error_detail(body: &str) -> String {
-    let text = match serde_json::from_str::<Value>(body) {
-        Ok(v) => v["message"].as_str().map_or_else(|| body.to_string(), str::to_string),
-        Err(_) => body.to_string(),
-    };
-    loggable(&text.chars().take(ERROR_DETAIL_CHARS).collect::<String>())
+/// Twilio explains an error in JSON `code` and `message`; anything else is kept short
+/// and clean.
+fn error_detail(body: &str) -> (Option<u64>, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    let text = v["message"].as_str().unwrap_or(body);
+    (v["code"].as_u64(), loggable(&text.chars().take(ERROR_DETAIL_CHARS).collect::<String>()))
 }
 
 /// Transport errors are worth another try, except those that can only repeat. The
@@ -289,9 +268,9 @@ mod tests {
     #[test]
     fn twilio_error_bodies_become_one_clean_line() {
         let body = r#"{"code": 20404, "message": "The requested resource\nwas not found", "status": 404}"#;
-        assert_eq!(error_detail(body), "The requested resourcewas not found");
-        assert_eq!(error_detail("<html>oops</html>"), "<html>oops</html>");
-        assert!(error_detail(&"x".repeat(1000)).chars().count() <= 70);
+        assert_eq!(error_detail(body), (Some(20404), "The requested resourcewas not found".into()));
+        assert_eq!(error_detail("<html>oops</html>").1, "<html>oops</html>");
+        assert!(error_detail(&"x".repeat(1000)).1.chars().count() <= 70);
     }
 
     #[test]

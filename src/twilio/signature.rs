@@ -4,6 +4,7 @@
 //! the address the tunnel delivers to. Twilio is inconsistent about explicit default
 //! ports, so, like its own libraries, we accept the URL with and without one.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ring::hmac::{Context, Key, Tag, HMAC_SHA1_FOR_LEGACY_USE_ONLY};
 
@@ -22,18 +23,19 @@ fn hmac_sha1(key: &str, parts: &[&[u8]]) -> Tag {
 /// `params` are the POST parameters (empty for GET), repeats included. The server only
 /// verifies; computing is for tests and the fuzz target.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(mac_over(auth_token, url, params))
+    BASE64.encode(mac_over(auth_token, url, params))
 }
 
 /// Constant-time check of `signature` against every accepted spelling of `url`.
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
-        return false;
-    };
-    // Check every variant (no early exit), so timing does not reveal which one matched.
-    url_variants(url)
-        .iter()
-        .fold(false, |ok, u| constant_time_eq(mac_over(auth_token, u, params).as_ref(), &given) | ok)
+    matches(signature, url_variants(url).iter().map(|u| mac_over(auth_token, u, params)))
+}
+
+/// Whether `given` (base64) is one of `tags`, each compared in constant time and every
+/// one checked (no early exit), so timing does not reveal which one matched.
+fn matches(given: &str, tags: impl IntoIterator<Item = Tag>) -> bool {
+    let Ok(given) = BASE64.decode(given.trim()) else { return false };
+    tags.into_iter().fold(false, |ok, tag| constant_time_eq(tag.as_ref(), &given) | ok)
 }
 
 fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> Tag {
@@ -60,28 +62,22 @@ fn proof_mac(token: &str, nonce: &str) -> Tag {
 
 /// The server's answer to `nonce`: base64(HMAC-SHA1(token, context + nonce)).
 pub fn control_proof(token: &str, nonce: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(proof_mac(token, nonce))
+    BASE64.encode(proof_mac(token, nonce))
 }
 
 /// Constant-time check of a server's answer to `nonce`.
 pub fn verify_control_proof(token: &str, nonce: &str, proof: &str) -> bool {
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(proof.trim()) else {
-        return false;
-    };
-    constant_time_eq(proof_mac(token, nonce).as_ref(), &given)
+    matches(proof, [proof_mac(token, nonce)])
 }
 
 /// The URL as given plus the same URL with the scheme's default port added or removed.
 pub fn url_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
-    let (scheme, default_port) = if url.starts_with("https://") {
-        ("https://", ":443")
-    } else if url.starts_with("http://") {
-        ("http://", ":80")
-    } else {
-        return out;
-    };
-    let rest = &url[scheme.len()..];
+    // Each scheme with its default port; `rest` is what follows the scheme.
+    let schemes = [("https://", ":443"), ("http://", ":80")];
+    let found =
+        schemes.into_iter().find_map(|(scheme, port)| Some((scheme, port, url.strip_prefix(scheme)?)));
+    let Some((scheme, default_port, rest)) = found else { return out };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let other = match authority.strip_suffix(default_port) {

@@ -67,11 +67,7 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
     match decision {
         // The only verb, so Twilio never answers (or bills) the call.
         Decision::Reject => x.push_str("<Reject/>"),
-        Decision::Unlock { digits } => {
-            x.push_str("<Play digits=\"");
-            escape_into(&mut x, digits);
-            x.push_str("\"/>");
-        }
+        Decision::Unlock { digits } => wrap(&mut x, "<Play digits=\"", digits, "\"/>"),
         Decision::Forward { numbers, timeout_secs, no_answer_message } => {
             // answerOnBridge: the visitor hears ringing until the resident picks up.
             let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
@@ -82,16 +78,12 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
             }
             x.push('>');
             for n in numbers {
-                x.push_str("<Number>");
-                escape_into(&mut x, n.as_str());
-                x.push_str("</Number>");
+                wrap(&mut x, "<Number>", n.as_str(), "</Number>");
             }
             x.push_str("</Dial>");
             // With an action, Twilio runs nothing after the dial: `/voice/next` says it.
             if !links.dial_action {
-                x.push_str("<Say>");
-                escape_into(&mut x, no_answer_message);
-                x.push_str("</Say>");
+                wrap(&mut x, "<Say>", no_answer_message, "</Say>");
             }
         }
         // One person of a sequential order; Twilio posts the outcome to the action, and
@@ -99,18 +91,13 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
         Decision::DialOne { number, timeout_secs, next } => {
             let _ = write!(
                 x,
-                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\"><Number>",
+                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\">",
                 escape(&links.url(NEXT_PATH, Some(*next)))
             );
-            escape_into(&mut x, number.as_str());
-            x.push_str("</Number></Dial>");
+            wrap(&mut x, "<Number>", number.as_str(), "</Number></Dial>");
         }
         Decision::Hangup => x.push_str("<Hangup/>"),
-        Decision::NobodyToCall { message } => {
-            x.push_str("<Say>");
-            escape_into(&mut x, message);
-            x.push_str("</Say><Hangup/>");
-        }
+        Decision::NobodyToCall { message } => wrap(&mut x, "<Say>", message, "</Say><Hangup/>"),
         // Twilio calls the action with the digits, or with none after the timeout
         // (actionOnEmptyResult), and that answer forwards as usual.
         Decision::AskCode => {
@@ -131,6 +118,13 @@ pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     escape_into(&mut out, s);
     out
+}
+
+/// Appends `text` escaped between `before` and `after`, which are markup.
+fn wrap(out: &mut String, before: &str, text: &str, after: &str) {
+    out.push_str(before);
+    escape_into(out, text);
+    out.push_str(after);
 }
 
 /// Appends `s` escaped to `out`: the answer is built in one buffer, with no string per

@@ -124,7 +124,9 @@ impl Control {
             ("/api/status", "GET") => {
                 // `?ringing=CA…` (or empty: none) is the call the page shows: the answer
                 // waits until another rings or it stops (at most STATUS_WAIT).
-                if let Some(seen) = req.query.strip_prefix("ringing=") {
+                let query = form::parse(req.query.as_bytes())
+                    .map_err(|e| HttpError::BadRequest(format!("query: {e}")))?;
+                if let Some(seen) = form::single(&query, "ringing")? {
                     self.ringing.wait_change(seen, STATUS_WAIT);
                 }
                 let now = Timestamp::now();
