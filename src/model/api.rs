@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::record::Record;
 
 /// `GET /api/status`, and the answer to `POST /api/open` and `POST /api/close`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusBody {
     pub open: bool,
     /// Whole seconds, as every time in the API (RFC 3339 UTC).

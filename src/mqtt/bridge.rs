@@ -192,7 +192,8 @@ impl Worker {
             for packet in client.read()? {
                 match packet {
                     Packet::Publish { topic, payload, retain, .. } => {
-                        dirty |= self.on_message(client, &topic, &payload, retain)?;
+                        let text = String::from_utf8_lossy(&payload);
+                        dirty |= self.on_message(client, &topic, text.trim(), retain)?;
                     }
                     Packet::SubAck { codes, .. } if codes.contains(&0x80) => {
                         log::warn!("MQTT: the broker refused a subscription: Home Assistant's commands will not arrive (check the broker's ACL for {}/#)", self.topics.node);
@@ -216,26 +217,24 @@ impl Worker {
         }
         self.published.clear();
         self.send_state(client)?;
-        if let Some(r) = &self.last {
-            client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
-            let attributes = serde_json::to_vec(r).unwrap_or_default();
-            client.publish(&self.topics.last_event_attributes, &attributes, true)?;
-        }
+        self.send_last_event(client)?;
         client.publish(&self.topics.availability, ONLINE.as_bytes(), true)
     }
 
     fn send_record(&mut self, client: &mut Client, r: Record) -> io::Result<()> {
-        client.publish(&self.topics.last_event, discovery::last_event_state(&r).as_bytes(), true)?;
-        client.publish(
-            &self.topics.last_event_attributes,
-            &serde_json::to_vec(&r).unwrap_or_default(),
-            true,
-        )?;
-        if let Some(event) = discovery::ring_event(&r) {
-            client.publish(&self.topics.ring, event.to_string().as_bytes(), false)?;
-        }
+        let event = discovery::ring_event(&r);
         self.last = Some(r);
-        Ok(())
+        self.send_last_event(client)?;
+        match event {
+            Some(event) => client.publish(&self.topics.ring, event.to_string().as_bytes(), false),
+            None => Ok(()),
+        }
+    }
+
+    fn send_last_event(&self, client: &mut Client) -> io::Result<()> {
+        let Some(r) = &self.last else { return Ok(()) };
+        client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
+        client.publish(&self.topics.last_event_attributes, &serde_json::to_vec(r).unwrap_or_default(), true)
     }
 
     /// The retained state topics whose value changed. A lock held by a hanging disk
@@ -264,16 +263,9 @@ impl Worker {
         Ok(())
     }
 
-    /// A message on a subscribed topic; true if the state may have changed.
-    fn on_message(
-        &mut self,
-        client: &mut Client,
-        topic: &str,
-        payload: &[u8],
-        retain: bool,
-    ) -> io::Result<bool> {
-        let text = String::from_utf8_lossy(payload);
-        let text = text.trim();
+    /// A message on a subscribed topic, its payload as trimmed text; true if the state may
+    /// have changed.
+    fn on_message(&mut self, client: &mut Client, topic: &str, text: &str, retain: bool) -> io::Result<bool> {
         if topic == self.topics.ha_status {
             // Home Assistant restarted (its birth message): it wants discovery again.
             if text == ONLINE && !retain {

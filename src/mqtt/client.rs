@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::codec::{self, Connect, DecodeError, Packet};
+use super::codec::{self, Connect, DecodeError, Packet, MAX_INCOMING_BYTES};
 use crate::util::ratelog::RateLog;
 
 /// Connecting to one address of the broker. A LAN broker answers in milliseconds.
@@ -41,16 +41,16 @@ static OVERSIZED: RateLog = RateLog::new();
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// A connection to the broker. Dropping it closes the socket at once, without
+/// DISCONNECT: a connection we give up on is one whose will Home Assistant should see,
+/// and the bridge reconnects within seconds.
 pub struct Client {
     stream: Box<dyn Stream>,
-    /// The socket under `stream`, for its timeouts.
-    socket: TcpStream,
     buf: Vec<u8>,
     /// Bytes of an oversized packet still to be thrown away as they arrive.
     skip: usize,
     last_sent: Instant,
     ping_sent: Option<Instant>,
-    next_id: u16,
     /// Packets that arrived with the CONNACK, for the first [`Client::read`].
     early: Vec<Packet>,
 }
@@ -72,26 +72,22 @@ impl Client {
                 }
             })
             .ok_or(last)?;
-        let setup = |s: &TcpStream| -> io::Result<()> {
-            s.set_nodelay(true)?;
-            s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-            s.set_read_timeout(Some(POLL_INTERVAL))
-        };
-        setup(&socket).map_err(|e| format!("socket options: {e}"))?;
-        let inner = socket.try_clone().map_err(|e| format!("socket: {e}"))?;
+        socket
+            .set_nodelay(true)
+            .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))
+            .and_then(|()| socket.set_read_timeout(Some(POLL_INTERVAL)))
+            .map_err(|e| format!("socket options: {e}"))?;
         let stream: Box<dyn Stream> = if tls {
-            Box::new(super::tls::wrap(inner, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
+            Box::new(super::tls::wrap(socket, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
         } else {
-            Box::new(inner)
+            Box::new(socket)
         };
         let mut client = Client {
             stream,
-            socket,
             buf: Vec::new(),
             skip: 0,
             last_sent: Instant::now(),
             ping_sent: None,
-            next_id: 0,
             early: Vec::new(),
         };
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -103,12 +99,7 @@ impl Client {
                     client.early = packets.collect();
                     return Ok(client);
                 }
-                Some(Packet::ConnAck { code }) => {
-                    return Err(format!(
-                        "the broker refused us: {} (code {code})",
-                        codec::connack_reason(code)
-                    ))
-                }
+                Some(Packet::ConnAck { code }) => return Err(codec::refusal(code)),
                 Some(other) => return Err(format!("expected CONNACK, got {other:?}")),
                 None => {}
             }
@@ -121,8 +112,8 @@ impl Client {
     }
 
     pub fn subscribe(&mut self, filters: &[&str]) -> io::Result<()> {
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.send(&codec::subscribe(self.next_id, filters))
+        // The connection's one SUBSCRIBE: any packet id but 0 will do.
+        self.send(&codec::subscribe(1, filters))
     }
 
     /// Pings when the connection has been quiet for half the keep-alive; fails when a
@@ -133,7 +124,7 @@ impl Client {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "the broker did not answer a ping"));
             }
         } else if self.last_sent.elapsed() >= KEEP_ALIVE / 2 {
-            self.send(&codec::pingreq())?;
+            self.send(&codec::PINGREQ)?;
             self.ping_sent = Some(Instant::now());
         }
         Ok(())
@@ -176,10 +167,17 @@ impl Client {
                 }
                 Ok(None) => break,
                 Err(DecodeError::TooLarge { total }) => {
-                    OVERSIZED.warn(format_args!("MQTT: skipped {}", DecodeError::TooLarge { total }));
+                    OVERSIZED.warn(format_args!(
+                        "MQTT: skipped a packet of {total} bytes (more than {MAX_INCOMING_BYTES})"
+                    ));
                     self.skip = total;
                 }
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                Err(DecodeError::Malformed(why)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("malformed packet: {why}"),
+                    ))
+                }
             }
         }
         Ok(packets)
@@ -190,14 +188,6 @@ impl Client {
         self.stream.flush()?;
         self.last_sent = Instant::now();
         Ok(())
-    }
-}
-
-impl Drop for Client {
-    /// Closes the socket at once, without DISCONNECT: a connection we give up on is one
-    /// whose will Home Assistant should see, and the bridge reconnects within seconds.
-    fn drop(&mut self) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -280,7 +270,7 @@ mod tests {
         assert!(c.ping_sent.is_none(), "no ping on a fresh connection");
         c.last_sent = Instant::now().checked_sub(KEEP_ALIVE / 2).unwrap();
         c.keep_alive().unwrap();
-        assert_eq!(broker.join().unwrap(), codec::pingreq());
+        assert_eq!(broker.join().unwrap(), codec::PINGREQ);
         c.ping_sent = Instant::now().checked_sub(PING_TIMEOUT + Duration::from_secs(1));
         assert_eq!(c.keep_alive().unwrap_err().kind(), io::ErrorKind::TimedOut);
     }

@@ -6,8 +6,6 @@
 //! async plumbing we would not use. Every encoder and the decoder are checked against
 //! byte vectors worked out from the standard's figures.
 
-use std::fmt;
-
 /// The longest packet we accept from the broker. We subscribe only to our own command
 /// topics and Home Assistant's status topic, whose messages are a word; a larger one is
 /// skipped unread rather than buffered (see `client.rs`).
@@ -26,61 +24,36 @@ pub struct Connect<'a> {
     pub will_payload: &'a [u8],
 }
 
-/// What the broker sends us.
+/// What the broker sends us: CONNACK's return code (0 is accepted), and SUBACK's granted
+/// QoS per filter (0x80 is a refusal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    /// The CONNACK return code: 0 is accepted.
-    ConnAck {
-        code: u8,
-    },
-    Publish {
-        topic: String,
-        payload: Vec<u8>,
-        retain: bool,
-        qos1_id: Option<u16>,
-    },
-    PubAck {
-        id: u16,
-    },
-    /// The granted QoS per filter; 0x80 is a refusal.
-    SubAck {
-        id: u16,
-        codes: Vec<u8>,
-    },
+    ConnAck { code: u8 },
+    Publish { topic: String, payload: Vec<u8>, retain: bool, qos1_id: Option<u16> },
+    PubAck { id: u16 },
+    SubAck { id: u16, codes: Vec<u8> },
     PingResp,
 }
 
+/// Why bytes are not a packet. One longer than [`MAX_INCOMING_BYTES`] is `TooLarge`: the
+/// caller skips its `total` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    /// A packet longer than [`MAX_INCOMING_BYTES`]: the caller skips `total` bytes.
-    TooLarge {
-        total: usize,
-    },
+    TooLarge { total: usize },
     Malformed(&'static str),
 }
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            DecodeError::TooLarge { total } => {
-                write!(f, "a packet of {total} bytes (more than {MAX_INCOMING_BYTES})")
-            }
-            DecodeError::Malformed(why) => write!(f, "malformed packet: {why}"),
-        }
-    }
-}
-
-/// CONNACK return codes in words (3.2.2.3), for the log.
-pub fn connack_reason(code: u8) -> &'static str {
-    match code {
-        0 => "accepted",
+/// A CONNACK that refuses us (any return code but 0), in words for the log (3.2.2.3).
+pub fn refusal(code: u8) -> String {
+    let why = match code {
         1 => "the broker does not speak MQTT 3.1.1",
         2 => "the client id was refused",
         3 => "the broker is unavailable",
         4 => "bad user name or password (mqtt.username, INTERCOM_MQTT_PASSWORD)",
         5 => "not authorized (check mqtt.username and its password)",
         _ => "an unknown refusal",
-    }
+    };
+    format!("the broker refused us: {why} (code {code})")
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -95,15 +68,13 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 fn packet(first: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 5);
     out.push(first);
+    // Seven bits a byte, least significant first; the top bit says another follows.
     let mut len = body.len().min(MAX_REMAINING_LENGTH);
-    loop {
-        let digit = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { digit | 0x80 } else { digit });
-        if len == 0 {
-            break;
-        }
+    while len >= 0x80 {
+        out.push((len % 0x80) as u8 | 0x80);
+        len /= 0x80;
     }
+    out.push(len as u8);
     out.extend_from_slice(body);
     out
 }
@@ -113,23 +84,17 @@ pub fn connect(c: &Connect) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, b"MQTT");
     body.push(4); // protocol level 3.1.1
-    let mut flags = 0x02 | 0x04 | (1 << 3) | 0x20; // clean session, will, will QoS 1, will retain
-    if c.username.is_some() {
-        flags |= 0x80;
-    }
-    if c.username.is_some() && c.password.is_some() {
-        flags |= 0x40;
-    }
-    body.push(flags);
+
+    // Clean session, will, will QoS 1, will retain; a user name, and a password only with one.
+    let password = c.password.filter(|_| c.username.is_some());
+    let credentials = (u8::from(c.username.is_some()) << 7) | (u8::from(password.is_some()) << 6);
+    body.push(0x02 | 0x04 | (1 << 3) | 0x20 | credentials);
     body.extend_from_slice(&c.keep_alive_secs.to_be_bytes());
     put_str(&mut body, c.client_id.as_bytes());
     put_str(&mut body, c.will_topic.as_bytes());
     put_str(&mut body, c.will_payload);
-    if let Some(u) = c.username {
-        put_str(&mut body, u.as_bytes());
-        if let Some(p) = c.password {
-            put_str(&mut body, p.as_bytes());
-        }
+    for s in [c.username, password].into_iter().flatten() {
+        put_str(&mut body, s.as_bytes());
     }
     packet(0x10, &body)
 }
@@ -156,9 +121,7 @@ pub fn subscribe(id: u16, filters: &[&str]) -> Vec<u8> {
     packet(0x82, &body)
 }
 
-pub fn pingreq() -> Vec<u8> {
-    vec![0xC0, 0x00]
-}
+pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
 
 /// The first complete packet in `buf` and its length, or `None` if more bytes are needed.
 pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
@@ -181,35 +144,28 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
         return Err(DecodeError::TooLarge { total });
     }
     let Some(body) = buf.get(at..total) else { return Ok(None) };
-    let id = |b: &[u8]| -> Result<u16, DecodeError> {
-        match b {
-            [hi, lo, ..] => Ok(u16::from_be_bytes([*hi, *lo])),
-            _ => Err(DecodeError::Malformed("too short for a packet id")),
-        }
+    // A packet id or a string's length: two bytes, big-endian.
+    let two_bytes = |b: &[u8], what| match b {
+        [hi, lo, ..] => Ok(u16::from_be_bytes([*hi, *lo])),
+        _ => Err(DecodeError::Malformed(what)),
     };
+    let id = |b: &[u8]| two_bytes(b, "too short for a packet id");
     let packet = match first >> 4 {
         2 if body.len() == 2 => Packet::ConnAck { code: body[1] },
         3 => {
             let qos = (first >> 1) & 0x03;
-            let topic_len = usize::from(u16::from_be_bytes([
-                *body.first().ok_or(DecodeError::Malformed("publish without a topic"))?,
-                *body.get(1).ok_or(DecodeError::Malformed("publish without a topic"))?,
-            ]));
+            let topic_len = usize::from(two_bytes(body, "publish without a topic")?);
             let topic =
                 body.get(2..2 + topic_len).ok_or(DecodeError::Malformed("topic beyond the packet"))?;
             let topic =
                 String::from_utf8(topic.to_vec()).map_err(|_| DecodeError::Malformed("topic not UTF-8"))?;
-            let mut rest = &body[2 + topic_len..];
-            let qos1_id = match qos {
-                0 => None,
-                1 => {
-                    let i = id(rest)?;
-                    rest = &rest[2..];
-                    Some(i)
-                }
+            let rest = &body[2 + topic_len..];
+            let (qos1_id, payload) = match qos {
+                0 => (None, rest),
+                1 => (Some(id(rest)?), &rest[2..]),
                 _ => return Err(DecodeError::Malformed("QoS 2 was never subscribed to")),
             };
-            Packet::Publish { topic, payload: rest.to_vec(), retain: first & 0x01 != 0, qos1_id }
+            Packet::Publish { topic, payload: payload.to_vec(), retain: first & 0x01 != 0, qos1_id }
         }
         4 if body.len() == 2 => Packet::PubAck { id: id(body)? },
         9 if body.len() >= 3 => Packet::SubAck { id: id(body)?, codes: body[2..].to_vec() },
@@ -278,7 +234,7 @@ mod tests {
         assert_eq!(publish("a", b"", false), [0x30, 3, 0, 1, b'a']);
         assert_eq!(subscribe(10, &["a/b", "c"]), [0x82, 12, 0, 10, 0, 3, b'a', b'/', b'b', 1, 0, 1, b'c', 1]);
         assert_eq!(puback(0x1234), [0x40, 2, 0x12, 0x34]);
-        assert_eq!(pingreq(), [0xC0, 0]);
+        assert_eq!(PINGREQ, [0xC0, 0]);
     }
 
     #[test]

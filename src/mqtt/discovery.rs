@@ -77,98 +77,56 @@ impl Topics {
     }
 }
 
-/// Each entity: platform, object id, name, and its own keys. A value starting with `~/`
-/// is one of our topics (under the topic prefix, as in [`Topics`]). A table rather than
-/// `json!` literals: the same payloads in a sixth of the code (measured, BENCHMARKS.md).
-type Entity = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
-const ENTITIES: [Entity; 9] = [
+/// Keys: each a key and its value; a value starting with `~/` is one of the entity's
+/// topics, under `<topic prefix>/<object id>/` as in [`Topics`].
+type Keys = &'static [(&'static str, &'static str)];
+/// The keys every entity of a platform gets.
+const PLATFORMS: [(&str, Keys); 5] = [
     (
         "switch",
-        "window",
-        "Open window",
         &[
-            ("command_topic", "~/window/set"),
-            ("state_topic", "~/window/state"),
+            ("command_topic", "~/set"),
+            ("state_topic", "~/state"),
             ("payload_on", ON),
             ("payload_off", OFF),
             ("state_on", ON),
             ("state_off", OFF),
-            ("icon", "mdi:door-open"),
         ],
     ),
-    (
-        "button",
-        "next_visitor",
-        "Let the next visitor in",
-        &[
-            ("command_topic", "~/next_visitor/press"),
-            ("payload_press", PRESS),
-            ("icon", "mdi:account-arrow-right"),
-        ],
-    ),
+    ("button", &[("command_topic", "~/press"), ("payload_press", PRESS)]),
+    ("sensor", &[("state_topic", "~/state")]),
+    ("binary_sensor", &[("state_topic", "~/state"), ("payload_on", ON), ("payload_off", OFF)]),
+    // Its `event_types` (a list) is added in code.
+    ("event", &[("state_topic", "~/event")]),
+];
+
+/// Each entity: platform, object id, name, and keys of its own. Tables rather than `json!`
+/// literals: the same payloads in less than half the binary's code (BENCHMARKS.md).
+const ENTITIES: [(&str, &str, &str, Keys); 9] = [
+    ("switch", "window", "Open window", &[("icon", "mdi:door-open")]),
+    ("button", "next_visitor", "Let the next visitor in", &[("icon", "mdi:account-arrow-right")]),
     (
         "sensor",
         "time_left",
         "Time left",
-        &[
-            ("state_topic", "~/time_left/state"),
-            ("device_class", "duration"),
-            ("unit_of_measurement", "min"),
-            ("icon", "mdi:timer-outline"),
-        ],
+        &[("device_class", "duration"), ("unit_of_measurement", "min"), ("icon", "mdi:timer-outline")],
     ),
     (
         "sensor",
         "last_event",
         "Last event",
-        &[
-            ("state_topic", "~/last_event/state"),
-            ("json_attributes_topic", "~/last_event/attributes"),
-            ("icon", "mdi:history"),
-        ],
+        &[("json_attributes_topic", "~/attributes"), ("icon", "mdi:history")],
     ),
     (
         "binary_sensor",
         "storage_problem",
         "Storage problem",
-        &[
-            ("state_topic", "~/storage_problem/state"),
-            ("payload_on", ON),
-            ("payload_off", OFF),
-            ("device_class", "problem"),
-            ("entity_category", "diagnostic"),
-        ],
+        &[("device_class", "problem"), ("entity_category", "diagnostic")],
     ),
-    (
-        "binary_sensor",
-        "codes_paused",
-        "Guest codes paused",
-        &[
-            ("state_topic", "~/codes_paused/state"),
-            ("payload_on", ON),
-            ("payload_off", OFF),
-            ("icon", "mdi:lock-clock"),
-        ],
-    ),
-    (
-        "binary_sensor",
-        "ringing",
-        "Ringing",
-        &[
-            ("state_topic", "~/ringing/state"),
-            ("json_attributes_topic", "~/ringing/attributes"),
-            ("payload_on", ON),
-            ("payload_off", OFF),
-        ],
-    ),
-    (
-        "button",
-        "let_in",
-        "Let the ringing visitor in",
-        &[("command_topic", "~/let_in/press"), ("payload_press", PRESS), ("icon", "mdi:door-open")],
-    ),
-    // Its `event_types` (a list) is added in code.
-    ("event", "ring", "Call", &[("state_topic", "~/ring/event"), ("device_class", "doorbell")]),
+    ("binary_sensor", "codes_paused", "Guest codes paused", &[("icon", "mdi:lock-clock")]),
+    ("binary_sensor", "ringing", "Ringing", &[("json_attributes_topic", "~/attributes")]),
+    ("button", "let_in", "Let the ringing visitor in", &[("icon", "mdi:door-open")]),
+    ("event", "ring", "Call", &[("device_class", "doorbell")]),
 ];
 
 /// The retained discovery messages: (config topic, payload), one per entity.
@@ -185,7 +143,7 @@ pub fn configs(t: &Topics) -> Vec<(String, Value)> {
     let text = |s: &str| Value::String(s.to_string());
     ENTITIES
         .iter()
-        .map(|(component, object, name, fields)| {
+        .map(|(component, object, name, own)| {
             let mut p = serde_json::Map::new();
             p.insert("name".into(), text(name));
             p.insert("unique_id".into(), Value::String(format!("intercom_{}_{object}", t.node)));
@@ -194,9 +152,10 @@ pub fn configs(t: &Topics) -> Vec<(String, Value)> {
             p.insert("payload_not_available".into(), text(OFFLINE));
             p.insert("device".into(), device.clone());
             p.insert("origin".into(), origin.clone());
-            for (key, value) in fields.iter() {
+            let platform = PLATFORMS.iter().filter(|(c, _)| c == component).flat_map(|(_, keys)| keys.iter());
+            for (key, value) in platform.chain(own.iter()) {
                 let value = match value.strip_prefix("~/") {
-                    Some(topic) => format!("{}/{topic}", t.node),
+                    Some(kind) => format!("{}/{object}/{kind}", t.node),
                     None => value.to_string(),
                 };
                 p.insert(key.to_string(), Value::String(value));

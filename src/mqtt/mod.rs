@@ -1,21 +1,21 @@
 //! Home Assistant through MQTT: with an `mqtt` section in the config, the daemon keeps a
 //! connection to the broker and appears in Home Assistant as one device, "Intercom",
-//! by MQTT discovery (no YAML): a switch for the open window, a button "Let the next
-//! visitor in", sensors for the time left and the last event, binary sensors for a
-//! storage problem and paused guest codes, and an event entity for each call. Without
-//! the section nothing connects. The cargo feature `mqtt` (on by default) leaves all of
-//! it out of a build that does not want it.
+//! by MQTT discovery (no YAML): a switch for the open window, buttons "Let the next
+//! visitor in" and "Let the ringing visitor in", sensors for the time left and the last
+//! event, binary sensors for a storage problem, paused guest codes and a call that rings,
+//! and an event entity for each call. Without the section nothing connects. The cargo
+//! feature `mqtt` (on by default) leaves all of it out of a build that does not want it.
 //!
-//! What it owns: the MQTT 3.1.1 wire format (`codec.rs`, pure), one connection with its
-//! timeouts and keep-alive (`client.rs`, with `tls.rs` for a broker behind TLS), the
-//! topics and discovery payloads (`discovery.rs`, pure), and the thread that ties them to
-//! the daemon (`bridge.rs`).
+//! What it owns: the MQTT 3.1.1 wire format (pure: bytes in, bytes out), one connection
+//! with its timeouts and keep-alive (plain or TLS), the topics and discovery payloads
+//! (pure), and the thread that ties them to the daemon.
 //!
 //! What it may use: the state and the guest codes (to read them and to open and close the
 //! window exactly as the control API does, with source `home-assistant`, so the history
-//! and notifications follow through the state's observer), the record vocabulary, the
-//! config, and the crate's TLS roots. Nothing uses it but `daemon/server.rs`, which hands it the
-//! records the history writes.
+//! and notifications follow through the state's observer), the history's newest record,
+//! the record vocabulary, the config, and the crate's TLS roots. Nothing uses it but
+//! `daemon/server.rs`, which hands it the records the history writes and the call that
+//! rings.
 //!
 //! Invariants: no call ever waits for the broker (records reach the bridge through a
 //! bounded queue that never blocks); every wait on the network is bounded by a named
@@ -33,5 +33,4 @@ mod codec;
 mod discovery;
 mod tls;
 
-pub use bridge::{Bridge, RingHooks, SOURCE};
-pub use client::{HANDSHAKE_TIMEOUT, KEEP_ALIVE};
+pub use bridge::{Bridge, RingHooks};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::model::api::{read_request, CodeBody, NewCodeRequest};
+use crate::model::api::{CodeBody, NewCodeRequest};
 use crate::util::time::between;
 
 /// Six digits: 10^6 possibilities; with the lockout below that is years of guessing
@@ -117,13 +117,12 @@ impl Lockout {
     pub fn fail(&mut self, now: Timestamp) -> bool {
         self.settle(now);
         self.failures.push(now);
-        if self.failures.len() >= MAX_FAILURES {
+        let locks = self.failures.len() >= MAX_FAILURES;
+        if locks {
             self.failures.clear();
             self.locked_until = Some(now + LOCK);
-            true
-        } else {
-            false
         }
+        locks
     }
 }
 
@@ -186,10 +185,7 @@ pub struct NewCode {
 /// Checks a request for a new code (every field optional); the error names the field and
 /// the rule.
 pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
-    let label = match &req.label {
-        Some(l) => check_label(l)?,
-        None => DEFAULT_LABEL.into(),
-    };
+    let label = req.label.as_deref().map_or(Ok(DEFAULT_LABEL.into()), check_label)?;
     let minutes = req.minutes.unwrap_or(DEFAULT_MINUTES);
     if !(1..=MAX_MINUTES).contains(&minutes) {
         return Err(format!("minutes must be a whole number from 1 to {MAX_MINUTES}"));
@@ -199,12 +195,6 @@ pub fn check_new(req: &NewCodeRequest) -> Result<NewCode, String> {
         return Err(format!("uses must be a whole number from 1 to {MAX_USES}"));
     }
     Ok(NewCode { label, minutes, uses: uses as u32 })
-}
-
-/// Reads and checks `{"label": "plumber", "minutes": 1440, "uses": 1}` (every field
-/// optional); the error names the field and the rule.
-pub fn parse_new(body: &[u8]) -> Result<NewCode, String> {
-    check_new(&read_request(body)?)
 }
 
 /// 1 to 40 printable characters, not only spaces; returned trimmed.
@@ -220,6 +210,12 @@ pub fn check_label(label: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::api::read_request;
+
+    /// Reads and checks a request body, as `POST /api/codes` does.
+    fn parse_new(body: &[u8]) -> Result<NewCode, String> {
+        check_new(&read_request(body)?)
+    }
 
     const NOW_SECS: u64 = 1_800_000_000;
 

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::config::ring::{Order, RingConfig};
-use crate::config::values::MINUTES_PER_DAY;
 use crate::model::phone::PhoneNumber;
 use crate::model::record::Decision;
 
@@ -24,7 +23,6 @@ pub fn who(forward_to: &[PhoneNumber], ring: &RingConfig, local_minute: Option<u
 
 /// Whether `m` is in `from..to`, which runs past midnight when `to` is not after `from`.
 fn within(from: u16, to: u16, m: u16) -> bool {
-    let to = if to == MINUTES_PER_DAY { MINUTES_PER_DAY } else { to };
     if from < to {
         from <= m && m < to
     } else {
@@ -45,15 +43,11 @@ pub fn in_order(decision: Decision, ring: &RingConfig) -> Decision {
 }
 
 /// The dial to person `i` (0-based) of `numbers`, or `None` past the last. When it
-/// ends unanswered, Twilio asks for step `i + 1`.
-pub fn step(
-    numbers: &[PhoneNumber],
-    i: usize,
-    ring: &RingConfig,
-    default_time: Duration,
-) -> Option<Decision> {
+/// ends unanswered, Twilio asks for step `i + 1`. `default` is the ring time of a number
+/// without one of its own.
+pub fn step(numbers: &[PhoneNumber], i: usize, ring: &RingConfig, default: Duration) -> Option<Decision> {
     let number = numbers.get(i)?.clone();
-    let timeout_secs = ring.ring_time(&number, default_time).as_secs();
+    let timeout_secs = ring.ring_time(&number, default).as_secs();
     Some(Decision::DialOne { number, timeout_secs, next: i + 1 })
 }
 
@@ -68,6 +62,7 @@ pub fn answered(dial_call_status: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use crate::config::ring::QuietHours;
+    use crate::config::values::MINUTES_PER_DAY;
 
     fn n(s: &str) -> PhoneNumber {
         PhoneNumber::parse(s).unwrap()

@@ -26,7 +26,8 @@ use crate::rules::codes::check_label;
 /// At most this many schedules: a household has a few (deliveries, cleaner, weekend),
 /// and each is checked on every call.
 pub const MAX_SCHEDULES: usize = 20;
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// Monday first; a day is written with its first three letters.
+const DAY_NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
 /// Days of the week, bit 0 Monday.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Days {
         }
         let day = |name: &str| {
             let name = name.trim();
-            DAY_NAMES.iter().position(|d| name.len() >= 3 && full_name(d).starts_with(name)).ok_or_else(bad)
+            DAY_NAMES.iter().position(|d| name.len() >= 3 && d.starts_with(name)).ok_or_else(bad)
         };
         let mut bits = 0u8;
         for part in s.split(',') {
@@ -59,13 +60,8 @@ impl Days {
                 Some((from, to)) => {
                     let (from, to) = (day(from)?, day(to)?);
                     // mon-fri, or across the weekend: fri-mon.
-                    let mut d = from;
-                    loop {
-                        bits |= 1 << d;
-                        if d == to {
-                            break;
-                        }
-                        d = (d + 1) % 7;
+                    for d in from..=from + (to + 7 - from) % 7 {
+                        bits |= 1 << (d % 7);
                     }
                 }
                 None => bits |= 1 << day(part)?,
@@ -80,39 +76,26 @@ impl Days {
     }
 }
 
-fn full_name(short: &str) -> &'static str {
-    match short {
-        "mon" => "monday",
-        "tue" => "tuesday",
-        "wed" => "wednesday",
-        "thu" => "thursday",
-        "fri" => "friday",
-        "sat" => "saturday",
-        _ => "sunday",
-    }
-}
-
 /// The canonical form: `daily`, or names with runs of three or more as ranges.
 impl fmt::Display for Days {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if *self == Days::ALL {
             return f.write_str("daily");
         }
+        let name = |d: u8| &DAY_NAMES[usize::from(d)][..3];
         let mut parts = Vec::new();
         let mut d = 0;
         while d < 7 {
-            if !self.contains(d) {
-                d += 1;
-                continue;
-            }
+            // The run of days from `start`, up to the first day not in it.
             let start = d;
-            while d + 1 < 7 && self.contains(d + 1) {
+            while d < 7 && self.contains(d) {
                 d += 1;
             }
             match d - start {
-                0 => parts.push(DAY_NAMES[start as usize].to_string()),
-                1 => parts.extend([DAY_NAMES[start as usize].to_string(), DAY_NAMES[d as usize].to_string()]),
-                _ => parts.push(format!("{}-{}", DAY_NAMES[start as usize], DAY_NAMES[d as usize])),
+                0 => {}
+                1 => parts.push(name(start).to_string()),
+                2 => parts.extend([name(start).to_string(), name(start + 1).to_string()]),
+                _ => parts.push(format!("{}-{}", name(start), name(d - 1))),
             }
             d += 1;
         }
@@ -162,15 +145,13 @@ pub fn from_request(r: &NewScheduleRequest, intercoms: &[Entrance]) -> Result<Ne
         end: parse_clock(&field(&r.to, "to")?, true)?,
         entrance: r.entrance.clone(),
     };
-    if let Some(e) = &new.entrance {
-        if !intercoms.iter().any(|i| i.name.as_deref() == Some(e.as_str())) {
-            let names: Vec<&str> = intercoms.iter().filter_map(|i| i.name.as_deref()).collect();
-            return Err(format!(
-                "entrance {:?} is not one of the intercoms' names ({})",
-                crate::util::loggable(e),
-                if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
-            ));
-        }
+    let names: Vec<&str> = intercoms.iter().filter_map(|i| i.name.as_deref()).collect();
+    if let Some(e) = new.entrance.as_deref().filter(|e| !names.contains(e)) {
+        return Err(format!(
+            "entrance {:?} is not one of the intercoms' names ({})",
+            crate::util::loggable(e),
+            if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
+        ));
     }
     if new.start == new.end {
         return Err("from and to are the same time: the schedule would be empty or never end".into());
@@ -214,6 +195,11 @@ impl Schedule {
         }
         None
     }
+
+    /// Whether it lets in a call from `entrance` (its name; `None` for the single form).
+    pub fn applies_to(&self, entrance: Option<&str>) -> bool {
+        self.entrance.is_none() || self.entrance.as_deref() == entrance
+    }
 }
 
 /// The instant of local time `minutes` after midnight on `date`: a time in a gap moves
@@ -237,13 +223,6 @@ pub fn open_at<'a>(
         .filter(|s| applies(s))
         .filter_map(|s| s.open_until(now, tz).map(|until| (s, until)))
         .max_by_key(|(_, until)| *until)
-}
-
-impl Schedule {
-    /// Whether it lets in a call from `entrance` (its name; `None` for the single form).
-    pub fn applies_to(&self, entrance: Option<&str>) -> bool {
-        self.entrance.is_none() || self.entrance.as_deref() == entrance
-    }
 }
 
 #[cfg(test)]

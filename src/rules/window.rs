@@ -1,6 +1,6 @@
 //! The window's rules, pure: what the API shows at a given time, and what a change from
 //! one stored end to another means for the history. No I/O, no clock, no locks: the
-//! state (`state.rs`) owns those and calls these.
+//! state (`store/state.rs`) owns those and calls these.
 
 use std::time::Duration;
 
@@ -37,14 +37,9 @@ impl Status {
             open_until: self.open_until,
             remaining_seconds: self.remaining_seconds,
             storage_problem: self.storage_problem.clone(),
-            instance: None,
-            signatures_checked: None,
             once: self.is_open() && self.once,
-            schedule: None,
-            codes_paused: None,
-            ringing: None,
-            clock_doubt: None,
             max_window_minutes: max_window.as_secs() / 60,
+            ..StatusBody::default()
         }
     }
 }
@@ -58,15 +53,9 @@ pub fn changes(
     now: Timestamp,
     source: &str,
 ) -> Vec<WindowChange> {
-    let mut out = Vec::new();
-    let running = match previous {
-        Some(p) if p <= now => {
-            out.push(WindowChange::Expired { until: p });
-            false
-        }
-        Some(_) => true,
-        None => false,
-    };
+    let expired = previous.filter(|p| *p <= now);
+    let mut out: Vec<_> = expired.map(|until| WindowChange::Expired { until }).into_iter().collect();
+    let running = previous.is_some() && expired.is_none();
     match new {
         Some(until) => out.push(WindowChange::Opened {
             until,
@@ -89,24 +78,19 @@ pub struct Checked {
 
 /// The window ending at `open_until`, for one visitor if `once`, as seen at `now`.
 pub fn status_at(open_until: Option<Timestamp>, once: bool, now: Timestamp, max_window: Duration) -> Checked {
-    let closed = Status::closed();
-    let Some(until) = open_until else {
-        return Checked { status: closed, clock_jumped: false };
-    };
-    match between(now, until) {
-        left if left.is_zero() => Checked { status: closed, clock_jumped: false },
-        // One second of slack: `until` was rounded up to a whole second.
-        left if left > max_window + Duration::from_secs(1) => Checked { status: closed, clock_jumped: true },
-        left => Checked {
-            status: Status {
-                open_until: Some(until),
-                remaining_seconds: ceil_secs(left),
-                storage_problem: None,
-                once,
-            },
-            clock_jumped: false,
+    let left = open_until.map_or(Duration::ZERO, |until| between(now, until));
+    // One second of slack: `until` was rounded up to a whole second.
+    let clock_jumped = left > max_window + Duration::from_secs(1);
+    let status = match open_until {
+        Some(until) if !left.is_zero() && !clock_jumped => Status {
+            open_until: Some(until),
+            remaining_seconds: ceil_secs(left),
+            storage_problem: None,
+            once,
         },
-    }
+        _ => Status::closed(),
+    };
+    Checked { status, clock_jumped }
 }
 
 #[cfg(test)]

@@ -75,13 +75,11 @@ pub fn clock_synced_now() -> bool {
 
 /// Asks chrony and ntpd (bounded); remembers a yes.
 fn ask_daemons() -> bool {
-    if clock::daemon_says_synced() {
-        if !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
-            log::info!("the NTP daemon says the clock is synchronized");
-        }
-        return true;
+    let synced = clock::daemon_says_synced();
+    if synced && !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
+        log::info!("the NTP daemon says the clock is synchronized");
     }
-    false
+    synced
 }
 
 /// Asks chrony and ntpd every [`SYNC_PROBE_EVERY`] until the clock is synchronized, on a
@@ -110,9 +108,8 @@ pub struct Boot {
 
 impl Boot {
     pub fn detect() -> Boot {
-        let given = std::env::var(BOOT_ID_ENV).ok();
-        let id = given.or_else(|| fs::read_to_string(BOOT_ID_FILE).ok()).map(|s| s.trim().to_string());
-        let id = id.filter(|s| !s.is_empty());
+        let id = std::env::var(BOOT_ID_ENV).ok().or_else(|| fs::read_to_string(BOOT_ID_FILE).ok());
+        let id = id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         if id.is_none() {
             log::warn!(
                 "cannot read the boot id from {BOOT_ID_FILE} or ${BOOT_ID_ENV}: a window from before a restart will be closed unless the clock is synchronized"

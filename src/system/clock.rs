@@ -36,31 +36,27 @@ pub fn synchronized() -> Option<bool> {
     if SYNC_FLAGS.iter().any(|f| Path::new(f).exists()) {
         return Some(true);
     }
-    let mut known = None;
-    for answer in [
-        run_bounded("chronyc", &["-n", "tracking"]).and_then(|o| chrony_synced(&o)),
-        run_bounded("ntpq", &["-c", "rv 0 leap"]).and_then(|o| ntpq_synced(&o)),
-        run_bounded("timedatectl", &["show", "-p", "NTPSynchronized", "--value"]).and_then(|o| {
-            match o.trim() {
-                "yes" => Some(true),
-                "no" => Some(false),
-                _ => None,
-            }
-        }),
-    ] {
-        match answer {
-            Some(true) => return Some(true),
-            Some(false) => known = Some(false),
-            None => {}
-        }
-    }
-    known
+    let timedatectl = run_bounded("timedatectl", &["show", "-p", "NTPSynchronized", "--value"]);
+    let systemd = timedatectl.and_then(|o| match o.trim() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    });
+    // Any yes is a yes; otherwise any no is a no.
+    [chrony(), ntpd(), systemd].into_iter().flatten().max()
 }
 
 /// Whether a daemon that needs asking (chrony, ntpd) says the clock is synchronized.
 pub fn daemon_says_synced() -> bool {
-    run_bounded("chronyc", &["-n", "tracking"]).and_then(|o| chrony_synced(&o)) == Some(true)
-        || run_bounded("ntpq", &["-c", "rv 0 leap"]).and_then(|o| ntpq_synced(&o)) == Some(true)
+    chrony() == Some(true) || ntpd() == Some(true)
+}
+
+fn chrony() -> Option<bool> {
+    run_bounded("chronyc", &["-n", "tracking"]).and_then(|o| chrony_synced(&o))
+}
+
+fn ntpd() -> Option<bool> {
+    run_bounded("ntpq", &["-c", "rv 0 leap"]).and_then(|o| ntpq_synced(&o))
 }
 
 /// `chronyc tracking`'s `Leap status` line.

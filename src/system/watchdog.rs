@@ -30,13 +30,6 @@ pub struct SdNotify {
 }
 
 impl SdNotify {
-    /// `None` when `$NOTIFY_SOCKET` is unset (not started by systemd as `Type=notify`).
-    pub fn from_env() -> io::Result<Option<SdNotify>> {
-        let Some(name) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(None) };
-        let name = name.into_string().map_err(|_| bad_name("NOTIFY_SOCKET is not UTF-8"))?;
-        Ok(Some(SdNotify::new(&name)?))
-    }
-
     /// Opens the socket once, so a daemon that has run out of descriptors can still ping.
     pub fn new(name: &str) -> io::Result<SdNotify> {
         Ok(SdNotify { socket: UnixDatagram::unbound()?, addr: notify_addr(name)? })
@@ -76,13 +69,10 @@ fn abstract_addr(_: &str) -> io::Result<SocketAddr> {
 /// The watchdog interval systemd asked for (`$WATCHDOG_USEC`), if it is meant for us
 /// (`$WATCHDOG_PID` unset or our pid).
 pub fn interval_from_env() -> Option<Duration> {
-    if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
-        if pid.to_str().and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
-            return None;
-        }
-    }
+    let ours = std::env::var_os("WATCHDOG_PID")
+        .map_or(true, |pid| pid.to_str().and_then(|p| p.parse().ok()) == Some(std::process::id()));
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec))
+    (ours && usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// How long one probe of the self-check may take: a third of the watchdog interval (so
@@ -92,9 +82,12 @@ pub fn probe_timeout(interval: Duration) -> Duration {
 }
 
 /// Tells systemd we are ready and, when it asked for a watchdog, starts the thread that
-/// pings while `check` passes. Not under systemd: does nothing.
+/// pings while `check` passes. Not under systemd (`$NOTIFY_SOCKET` unset, or not
+/// `Type=notify`): does nothing.
 pub fn start(check: Check) -> io::Result<()> {
-    let Some(notify) = SdNotify::from_env()? else { return Ok(()) };
+    let Some(name) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(()) };
+    let name = name.into_string().map_err(|_| bad_name("NOTIFY_SOCKET is not UTF-8"))?;
+    let notify = SdNotify::new(&name)?;
     notify.send("READY=1")?;
     let Some(interval) = interval_from_env() else {
         log::info!("ready (systemd notified; no watchdog requested)");

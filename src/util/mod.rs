@@ -12,10 +12,13 @@ pub mod queue;
 pub mod ratelog;
 pub mod time;
 
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
 /// Locks a mutex even if a thread panicked while holding it. Every mutex here guards
 /// state that changes in single assignments or appends whole lines, so a poisoned lock
 /// holds nothing half-written, and one panicking request must not wedge the daemon.
-pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -24,10 +27,10 @@ pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// because a call may meet two such locks and then the history's wait
 /// ([`crate::store::history::APPEND_WAIT`]) before Twilio's 15 s run out; a healthy write takes
 /// milliseconds.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How often a waiting call tries such a lock again once yielding has not got it: fine
 /// enough to add little delay behind a disk write, coarse enough not to burn a core.
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+const LOCK_POLL: Duration = Duration::from_millis(1);
 /// Tries that only yield the CPU first: these locks are normally held for microseconds
 /// (a status read), so under load a busy lock is almost always free again at once, and a
 /// sleep would add a millisecond to the call for nothing (measured with `make bench`).
@@ -35,18 +38,15 @@ const LOCK_YIELDS: u32 = 200;
 
 /// Like [`lock`], but gives up after `wait` (`None`): for callers that would rather
 /// fail closed than wait behind a write that hangs.
-pub fn lock_within<T>(
-    m: &std::sync::Mutex<T>,
-    wait: std::time::Duration,
-) -> Option<std::sync::MutexGuard<'_, T>> {
-    let deadline = std::time::Instant::now() + wait;
+pub fn lock_within<T>(m: &Mutex<T>, wait: Duration) -> Option<MutexGuard<'_, T>> {
+    let deadline = Instant::now() + wait;
     for attempt in 0u32.. {
         match m.try_lock() {
             Ok(g) => return Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => return None,
-            Err(std::sync::TryLockError::WouldBlock) if attempt < LOCK_YIELDS => std::thread::yield_now(),
-            Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
+            Err(TryLockError::WouldBlock) if attempt < LOCK_YIELDS => std::thread::yield_now(),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
         }
     }
     None

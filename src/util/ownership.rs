@@ -30,11 +30,10 @@ fn writable_by_others(m: &Metadata) -> bool {
 /// The uid of the service account named in `/etc/passwd`, if there is one.
 fn service_account_uid() -> Option<u32> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut fields = l.split(':');
-        (fields.next()? == SERVICE_ACCOUNT).then_some(())?;
-        fields.nth(1)?.parse().ok()
-    })
+    // name:password:uid:...
+    passwd
+        .lines()
+        .find_map(|l| l.strip_prefix(SERVICE_ACCOUNT)?.strip_prefix(':')?.split(':').nth(1)?.parse().ok())
 }
 
 /// Whether only root can reach `dir`: one of the directories above it is root's and
@@ -63,11 +62,9 @@ pub fn check_state_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     let me = effective_uid();
-    let trusted = m.uid() == 0
-        || Some(m.uid()) == me
-        || Some(m.uid()) == service_account_uid()
-        || behind_a_root_only_directory(&fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
-    if !trusted {
+    let owner_ok = |uid: u32| uid == 0 || Some(uid) == me || Some(uid) == service_account_uid();
+    let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !owner_ok(m.uid()) && !behind_a_root_only_directory(&real) {
         let me = me.map_or("?".to_string(), |u| u.to_string());
         return Err(format!(
             "the state directory {} is owned by uid {}, not by root or the user intercom runs as (uid {me}), so its files may be planted: {fix}",
@@ -76,11 +73,9 @@ pub fn check_state_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     // Whoever can write the directory above can swap this one for a directory of theirs.
-    let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     if let Some(parent) = real.parent() {
         let Ok(p) = fs::metadata(parent) else { return Ok(()) };
-        let owner_ok = p.uid() == 0 || Some(p.uid()) == me || Some(p.uid()) == service_account_uid();
-        if !owner_ok || (writable_by_others(&p) && p.mode() & STICKY == 0) {
+        if !owner_ok(p.uid()) || (writable_by_others(&p) && p.mode() & STICKY == 0) {
             return Err(format!(
                 "the state directory {} is in {}, which another user can write, so they could replace it: move state_dir elsewhere",
                 dir.display(),
@@ -105,13 +100,13 @@ pub fn check_private_file(path: &Path, also: Option<u32>) -> Result<(), String> 
             if what == path { "it is".to_string() } else { format!("{} is", what.display()) }
         ))
     };
-    let link = fs::symlink_metadata(path).map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+    let unreadable = |at: &Path, e: std::io::Error| format!("cannot read {} ({e})", at.display());
+    let link = fs::symlink_metadata(path).map_err(|e| unreadable(path, e))?;
     if link.file_type().is_symlink() && !trusted(link.uid()) {
         return refuse(path, format!("a symbolic link owned by uid {}", link.uid()));
     }
-    let real: PathBuf =
-        fs::canonicalize(path).map_err(|e| format!("cannot read {} ({e})", path.display()))?;
-    let m = fs::metadata(&real).map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+    let real: PathBuf = fs::canonicalize(path).map_err(|e| unreadable(path, e))?;
+    let m = fs::metadata(&real).map_err(|e| unreadable(path, e))?;
     if !trusted(m.uid()) {
         return refuse(&real, format!("owned by uid {}", m.uid()));
     }
@@ -119,7 +114,7 @@ pub fn check_private_file(path: &Path, also: Option<u32>) -> Result<(), String> 
         return refuse(&real, format!("writable by its group or others (mode {:04o})", m.mode() & 0o7777));
     }
     if let Some(parent) = real.parent() {
-        let d = fs::metadata(parent).map_err(|e| format!("cannot read {} ({e})", parent.display()))?;
+        let d = fs::metadata(parent).map_err(|e| unreadable(parent, e))?;
         if !trusted(d.uid()) || (writable_by_others(&d) && d.mode() & STICKY == 0) {
             return refuse(parent, "a directory that someone else can write".into());
         }

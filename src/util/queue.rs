@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::lock;
 
@@ -41,18 +41,8 @@ impl<T> DropOldest<T> {
 
     /// The oldest item, waiting for one at most `wait` (`None`: none came).
     pub fn pop_within(&self, wait: Duration) -> Option<T> {
-        let deadline = Instant::now() + wait;
-        let mut items = lock(&self.items);
-        loop {
-            if let Some(item) = items.pop_front() {
-                return Some(item);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            items = self.ready.wait_timeout(items, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
+        let waited = self.ready.wait_timeout_while(lock(&self.items), wait, |items| items.is_empty());
+        waited.unwrap_or_else(|p| p.into_inner()).0.pop_front()
     }
 }
 

@@ -225,7 +225,7 @@ impl Control {
                 Ok(json(200, &CodesBody { codes, paused: self.codes.why_paused(now) }))
             }
             ("", "POST") => {
-                let new = codes::parse_new(&req.body).map_err(|m| {
+                let new = read_request(&req.body).and_then(|r| codes::check_new(&r)).map_err(|m| {
                     HttpError::BadRequest(format!(
                         "{m}; send {{\"label\": \"plumber\", \"minutes\": 1440, \"uses\": 1}}"
                     ))

@@ -165,16 +165,11 @@ pub fn route(
             if method != "DELETE" {
                 return Err(HttpError::MethodNotAllowed("DELETE"));
             }
-            match devices.remove(id) {
-                Ok(true) => {
-                    log::info!("revoked device {}", crate::util::loggable(id));
-                    Ok(no_content())
-                }
-                Ok(false) => Err(HttpError::NotFound),
-                Err(e) => Err(HttpError::Unavailable(format!(
-                    "the device is shut out, but that could not be saved yet (it is tried again every few seconds): {e}"
-                ))),
+            if !devices.remove(id) {
+                return Err(HttpError::NotFound);
             }
+            log::info!("revoked device {}", crate::util::loggable(id));
+            Ok(no_content())
         }
     }
 }
