@@ -82,7 +82,7 @@ pub fn run(path: &Path) -> bool {
     let loaded = loaded.and_then(|()| config::load_with_env_file(path).map_err(check));
     let Some(config) = r.or_line(FAIL, loaded) else { return false };
     r.line(OK, format!("config {} is valid", path.display()));
-    r.unfilled = config::unfilled_placeholders(&config).iter().map(|e| e.to_string()).collect();
+    r.unfilled = config::unfilled_placeholders(&config);
     for e in r.unfilled.clone() {
         r.line(FAIL, e);
     }

@@ -64,8 +64,3 @@ pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Er
     }
     Ok(out)
 }
-
-/// The entrance a call comes from, if any.
-pub fn find<'a>(list: &'a [Entrance], from: &PhoneNumber) -> Option<&'a Entrance> {
-    list.iter().find(|e| e.number == *from)
-}

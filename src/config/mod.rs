@@ -124,10 +124,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub ring: RingConfig,
 
-    /// The secrets file read for this config, and the variables taken from it (rather
-    /// than from the process environment), so `check-config` can say where each came from.
+    /// The secrets file read for this config, so `check-config` can say which secrets
+    /// came from it (those the process environment does not hold).
     #[serde(skip)]
-    pub env_file: Option<(PathBuf, Vec<String>)>,
+    pub env_file: Option<PathBuf>,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
@@ -250,33 +250,26 @@ impl NotifyConfig {
     }
 }
 
-/// A config error: one line that names the key, or the JSON position.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Key names come from the file: control characters are escaped so the error stays one
 /// line and cannot drive the terminal (found by the config fuzz target).
-pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
-    ConfigError(format!("config key `{}`: {msg}", key.escape_debug()))
+pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> String {
+    format!("config key `{}`: {msg}", key.escape_debug())
 }
 
 /// Reads and checks the config file, then applies secrets from the environment.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    parse_file(path, |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()))
+pub fn load(path: &Path) -> Result<Config, String> {
+    parse_file(path, process_env)
 }
 
-fn parse_file(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+/// A variable of the process environment; empty means unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse_file(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    parse(&text, env).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
@@ -288,28 +281,24 @@ pub const ENV_FILE: &str = "intercom.env";
 ///
 /// Both files must be root's or the invoking user's and writable by nobody else: these
 /// commands send the secrets to the addresses the config names.
-pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
-    check_private_file(path, None).map_err(ConfigError)?;
+pub fn load_with_env_file(path: &Path) -> Result<Config, String> {
+    check_private_file(path, None)?;
     let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
     let file = match file_path.symlink_metadata() {
         Ok(_) => {
-            check_private_file(&file_path, None).map_err(ConfigError)?;
+            check_private_file(&file_path, None)?;
             std::fs::read_to_string(&file_path)
-                .map_err(|e| ConfigError(format!("cannot read {}: {e}", file_path.display())))?
+                .map_err(|e| format!("cannot read {}: {e}", file_path.display()))?
         }
         Err(_) => String::new(),
     };
     let file = env_file(&file);
-    let from_file = std::cell::RefCell::new(Vec::new());
     let env = |name: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
-            let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            from_file.borrow_mut().push(name.to_string());
-            Some(value)
-        })
+        let from_file = || file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone());
+        process_env(name).or_else(from_file)
     };
     let mut config = parse_file(path, env)?;
-    config.env_file = Some((file_path, from_file.into_inner()));
+    config.env_file = Some(file_path);
     Ok(config)
 }
 
@@ -318,9 +307,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn secret_origin(c: &Config, secret: &Secret) -> String {
     match (secret.env, &c.env_file) {
         (None, _) => "the config file".to_string(),
-        (Some(var), Some((file, vars))) if vars.iter().any(|v| v == var) => {
-            format!("{var} in {}", file.display())
-        }
+        (Some(var), Some(file)) if process_env(var).is_none() => format!("{var} in {}", file.display()),
         (Some(var), _) => format!("{var} in the environment"),
     }
 }
@@ -364,9 +351,9 @@ fn fill_defaults(file: &mut serde_json::Value) {
 }
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
-pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let mut value = keys::read_json(text)?;
-    keys::check_shape(&value)?;
+    keys::section("", None, &value)?;
     fill_defaults(&mut value);
     let mut config: Config =
         serde_path_to_error::deserialize(&value).map_err(|e| keys::value_error(&value, e))?;
@@ -381,7 +368,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     for (var, secret) in secrets {
         let Some(value) = env(var) else { continue };
         if var == ENV_CONTROL_TOKEN {
-            check_token(&value).map_err(|m| ConfigError(format!("{var}: {m}")))?;
+            check_token(&value).map_err(|m| format!("{var}: {m}"))?;
         }
         *secret = Some(Secret { value, env: Some(var) });
     }
@@ -391,7 +378,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
 
 impl Config {
     /// The rules that span keys, and the bounds that need a neighbour's value.
-    fn check(&mut self) -> Result<(), ConfigError> {
+    fn check(&mut self) -> Result<(), String> {
         if self.max_window < MIN_WINDOW || self.max_window > MAX_WINDOW_BOUND {
             return Err(key_error("max_window", "must be between 1m and 24h"));
         }
@@ -435,11 +422,8 @@ impl Config {
         }
         let t = &self.twilio;
         if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
-            let (key, other) = if t.api_key_sid.is_some() {
-                ("twilio.api_key_secret", "twilio.api_key_sid")
-            } else {
-                ("twilio.api_key_sid", "twilio.api_key_secret")
-            };
+            let (sid, secret) = ("twilio.api_key_sid", "twilio.api_key_secret");
+            let (key, other) = if t.api_key_sid.is_some() { (secret, sid) } else { (sid, secret) };
             return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
         }
         if !self.notify.sms_to.is_empty() {
@@ -482,17 +466,13 @@ impl Config {
                 // MQTT 3.1.1 (3.1.2.9): no password without a user name.
                 return Err(key_error("mqtt.username", "required when mqtt.password is set"));
             }
-            for (key, value) in [
-                ("mqtt.username", m.username.as_deref()),
-                ("mqtt.password", m.password.as_ref().map(|p| p.expose())),
-            ] {
-                if value.is_some_and(|v| v.len() > MAX_MQTT_CREDENTIAL_BYTES || v.contains(char::is_control))
-                {
-                    return Err(key_error(
-                        key,
-                        format!("at most {MAX_MQTT_CREDENTIAL_BYTES} bytes, no control characters"),
-                    ));
-                }
+            let bad = |v: &str| v.len() > MAX_MQTT_CREDENTIAL_BYTES || v.contains(char::is_control);
+            let why = format!("at most {MAX_MQTT_CREDENTIAL_BYTES} bytes, no control characters");
+            if m.username.as_deref().is_some_and(bad) {
+                return Err(key_error("mqtt.username", why));
+            }
+            if m.password.as_ref().is_some_and(|p| bad(p.expose())) {
+                return Err(key_error("mqtt.password", why));
             }
         }
         Ok(())
@@ -510,7 +490,7 @@ mod tests {
 
     /// The error a config gives, as the user reads it.
     pub(super) fn err(text: &str) -> String {
-        parse(text, no_env).unwrap_err().0
+        parse(text, no_env).unwrap_err()
     }
 
     #[test]

@@ -138,9 +138,7 @@ pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Erro
 
 pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     let token = secret(d)?;
-    if let Some(t) = &token {
-        check_token(t.expose()).map_err(D::Error::refuse)?;
-    }
+    token.iter().try_for_each(|t| check_token(t.expose())).map_err(D::Error::refuse)?;
     Ok(token)
 }
 
