@@ -131,10 +131,8 @@ pub fn summary(c: &Config) -> String {
     let secret = |s: &Option<Secret>, unset: &str| {
         or(s.as_ref().map(|s| format!("set (from {})", config::secret_origin(c, s))), unset)
     };
-    let intercom = match c.intercoms.is_empty() {
-        true => "(not set: every call is rejected)",
-        false => "(not set: see intercoms)",
-    };
+    let intercom =
+        if c.intercoms.is_empty() { "(not set: every call is rejected)" } else { "(not set: see intercoms)" };
     let named = c
         .intercoms
         .iter()
