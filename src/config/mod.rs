@@ -30,12 +30,7 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{
-    account_sid, api_base, dial_timeout, duration, host, host_names, log_level, phone, phones,
-};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{plain_target_url, public_origin, public_url, secret, sync_flags, target_url};
-use crate::config::values::{token, topic_level, topic_path, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
 use crate::util::ownership::check_private_file;
@@ -90,30 +85,30 @@ const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub intercom_number: Option<PhoneNumber>,
-    #[serde(default, deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "values::phones")]
     pub forward_to: Vec<PhoneNumber>,
-    #[serde(deserialize_with = "unlock_digits")]
+    #[serde(deserialize_with = "values::unlock_digits")]
     pub unlock_digits: String,
     /// Every intercom, after [`Config::check`]: the `intercoms` list, or the single
     /// `intercom_number` as one unnamed entrance, or none.
     #[serde(default, deserialize_with = "entrances::intercoms")]
     pub intercoms: Vec<Entrance>,
     /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "values::duration")]
     pub default_window: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "values::duration")]
     pub max_window: Duration,
-    #[serde(deserialize_with = "dial_timeout")]
+    #[serde(deserialize_with = "values::dial_timeout")]
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
     /// Files whose existence says the clock is synchronized in this boot, instead of the
     /// built-in ones (timesyncd's, OpenWrt's hook); for another NTP client's hook.
-    #[serde(default, deserialize_with = "sync_flags")]
+    #[serde(default, deserialize_with = "values::sync_flags")]
     pub clock_sync_flags: Option<Vec<PathBuf>>,
-    #[serde(deserialize_with = "log_level")]
+    #[serde(deserialize_with = "values::log_level")]
     pub log_level: log::LevelFilter,
     pub webhook: WebhookConfig,
     pub control: ControlConfig,
@@ -134,21 +129,21 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MqttConfig {
     /// Required: empty (absent) is refused by [`Config::check`].
-    #[serde(default, deserialize_with = "host")]
+    #[serde(default, deserialize_with = "values::host")]
     pub host: String,
     /// Unset: 1883, or 8883 with `tls`.
     pub port: Option<NonZeroU16>,
     pub username: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub password: Option<Secret>,
     /// Verify the broker against the system's CAs (as outbound HTTPS does).
     #[serde(default)]
     pub tls: bool,
     /// Our topics (`intercom/window/state`, …) and the device's id in Home Assistant.
-    #[serde(default = "default_topic_prefix", deserialize_with = "topic_level")]
+    #[serde(default = "default_topic_prefix", deserialize_with = "values::topic_level")]
     pub topic_prefix: String,
     /// Where Home Assistant looks for discovery messages (its own default).
-    #[serde(default = "default_discovery_prefix", deserialize_with = "topic_path")]
+    #[serde(default = "default_discovery_prefix", deserialize_with = "values::topic_path")]
     pub discovery_prefix: String,
 }
 
@@ -170,7 +165,7 @@ impl MqttConfig {
 pub struct WebhookConfig {
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
-    #[serde(default, deserialize_with = "public_origin")]
+    #[serde(default, deserialize_with = "values::public_origin")]
     pub public_url: Option<String>,
     /// `serve` runs without `twilio.auth_token` only when this says so by name: a token
     /// left in a file that a hand-started `serve` does not read must not mean "unsigned".
@@ -181,36 +176,36 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ControlConfig {
     pub listen: SocketAddr,
-    #[serde(default, deserialize_with = "token")]
+    #[serde(default, deserialize_with = "values::token")]
     pub token: Option<Secret>,
     /// Names (besides IP addresses) a paired phone may reach the page by; any other
     /// `Host` is refused for a device, which stops DNS rebinding.
-    #[serde(default, deserialize_with = "host_names")]
+    #[serde(default, deserialize_with = "values::host_names")]
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TwilioConfig {
-    #[serde(default, deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "values::account_sid")]
     pub account_sid: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub auth_token: Option<Secret>,
     /// The Twilio number SMS notifications come from.
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub sms_from: Option<PhoneNumber>,
     /// Without a trailing slash.
-    #[serde(deserialize_with = "api_base")]
+    #[serde(deserialize_with = "values::api_base")]
     pub api_base: String,
     /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub number: Option<PhoneNumber>,
     /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
-    #[serde(default, deserialize_with = "public_url")]
+    #[serde(default, deserialize_with = "values::public_url")]
     pub fallback_url: Option<String>,
     /// REST credentials Twilio recommends over the auth token (SK…); used when set.
-    #[serde(default, deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "values::account_sid")]
     pub api_key_sid: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub api_key_secret: Option<Secret>,
 }
 
@@ -218,9 +213,9 @@ pub struct TwilioConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
-    #[serde(default, deserialize_with = "target_url")]
+    #[serde(default, deserialize_with = "values::target_url")]
     pub webhook_url: Option<Secret>,
-    #[serde(default, deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "values::phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
     pub ntfy: Option<NtfyConfig>,
@@ -232,13 +227,13 @@ pub struct NotifyConfig {
 pub struct NtfyConfig {
     /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
     /// to its root. Required: empty (absent) is refused by [`Config::check`], as is `topic`.
-    #[serde(default, deserialize_with = "plain_target_url")]
+    #[serde(default, deserialize_with = "values::plain_target_url")]
     pub url: String,
     /// Treated as a secret: on ntfy.sh, whoever knows a topic can read it.
-    #[serde(default, deserialize_with = "topic_level")]
+    #[serde(default, deserialize_with = "values::topic_level")]
     pub topic: String,
     /// An access token (`tk_…`), for a topic that needs one.
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub token: Option<Secret>,
 }
 
