@@ -9,8 +9,6 @@
 //! writes is a probe in the state directory, removed at once.
 
 use std::fmt::Display;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -284,12 +282,10 @@ fn check_state_dir(r: &mut Report, c: &Config) {
             Err(e) => r.line(FAIL, format!("{e}; `intercom serve` refuses to start on it")),
         }
     }
-    let probe = c.state_dir.join(format!(".doctor-probe-{}", std::process::id()));
-    let written = OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| {
-        f.write_all(b"probe\n")?;
-        f.sync_all()
-    });
-    let _ = std::fs::remove_file(&probe);
+    // Written as the store writes its files: a temporary file, flushed and renamed.
+    let probe = format!(".doctor-probe-{}", std::process::id());
+    let written = crate::store::storage::write_atomically(&c.state_dir, &probe, b"probe\n", 0o600);
+    let _ = std::fs::remove_file(c.state_dir.join(&probe));
     match written {
         Ok(()) => r.line(OK, format!("the state directory {dir} is writable")),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !sudo().is_empty() => r.line(
