@@ -7,7 +7,6 @@
 //! the newest such caller. With flags instead of answers it asks nothing.
 
 use std::error::Error;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -230,7 +229,7 @@ fn section<'a>(config: &'a mut Map<String, Value>, name: &str) -> &'a mut Map<St
 /// Writes `path` whole (atomically), with `mode` whatever the file had before, and the
 /// directory it goes in if that is missing.
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Box<dyn Error>> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = storage::parent(path);
     std::fs::create_dir_all(dir).map_err(|e| storage::context(e, "create", dir))?;
     let name = path.file_name().ok_or("the path has no file name")?.to_string_lossy();
     storage::write_atomically(dir, &name, text.as_bytes(), mode)?;
@@ -254,7 +253,6 @@ fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<P
                 None => {
                     seen = Some(events);
                     println!("Waiting for a call: press your button at the building's door now…");
-                    let _ = std::io::stdout().flush();
                 }
                 Some(old) => {
                     let new = events.iter().find(|e| e.event == EventKind::CallRejected && !old.contains(e));

@@ -131,14 +131,9 @@ pub(super) fn ask<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) 
 
 /// Like `ask`, with the terminal's echo off while typing (where `stty` works).
 fn ask_secret<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
-    let stty = |arg: &str| {
-        Command::new("stty")
-            .arg(arg)
-            .stdin(Stdio::inherit())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    // stty acts on its stdin, which it inherits: this terminal.
+    let stty =
+        |arg: &str| Command::new("stty").arg(arg).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     let hidden = stty("-echo");
     let answer = ask(question, |s| {
         if hidden {
