@@ -133,11 +133,8 @@ impl<'de> Visitor<'de> for Unique<'_> {
         Ok(Value::Object(object))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut list = Vec::new();
-        while let Some(v) = seq.next_element_seed(Unique(self.0))? {
-            list.push(v);
-        }
-        Ok(Value::Array(list))
+        let list = std::iter::from_fn(|| seq.next_element_seed(Unique(self.0)).transpose());
+        list.collect::<Result<_, _>>().map(Value::Array)
     }
     fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
         Ok(Value::Bool(b))
