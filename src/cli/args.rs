@@ -278,8 +278,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     let args: Vec<OsString> = args.into_iter().collect();
     let help = args.iter().any(|a| a == "--help" || a == "-h");
     let mut p = lexopt::Parser::from_args(args);
-    let mut config = None;
-    let mut words: Vec<String> = Vec::new();
+    let (mut config, mut words) = (None, Vec::<String>::new());
     while words.is_empty() {
         match p.next()? {
             None => break,
@@ -332,10 +331,8 @@ fn unknown(typed: &str) -> UsageError {
 
 /// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
-    let commands: String = COMMANDS
-        .iter()
-        .map(|s| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or("")))
-        .collect();
+    let line = |s: &Spec| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or(""));
+    let commands: String = COMMANDS.iter().map(line).collect();
     format!(
         "usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n{commands}  \
          intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \

@@ -37,13 +37,10 @@ fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
         let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
         ownership::check_private_file(&path, service)?;
     }
-    token::read_token(&config.state_dir)?.ok_or_else(|| {
-        format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}",
-            path.display()
-        )
-        .into()
-    })
+    let file = path.display();
+    let none =
+        format!("no control token yet: set control.token, or start `intercom serve` once to create {file}");
+    Ok(token::read_token(&config.state_dir)?.ok_or(none)?)
 }
 
 /// A client of the running server's control API.
@@ -82,12 +79,8 @@ impl Client {
         }
         let nonce = crate::util::random_hex(NONCE_BYTES).map_err(|e| format!("no nonce: {e}"))?;
         let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("X-Intercom-Client", "cli")
-            .call()
-            .map_err(|e| self.unreachable(e))?;
+        let answer = self.agent.get(&url).header("X-Intercom-Client", "cli").call();
+        let mut resp = answer.map_err(|e| self.unreachable(e))?;
         let ok = resp.status().as_u16() == 200;
         let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
         let why = match serde_json::from_slice::<ProofBody>(text.as_bytes()) {

@@ -203,18 +203,13 @@ fn write_files(path: &Path, base: &str, a: &Answers) -> Result<(), Box<dyn Error
     }
     let env_file = env_file(path);
     let old = std::fs::read_to_string(&env_file).unwrap_or_default();
-    let mut lines: Vec<String> = old
-        .lines()
-        // Keyed as systemd reads the file (`KEY = value` too), so no old value survives.
-        .filter(|l| {
-            !l.split_once('=').is_some_and(|(k, _)| secrets.iter().any(|(name, _)| k.trim() == *name))
-        })
-        .map(str::to_string)
-        .collect();
+    // Keyed as systemd reads the file (`KEY = value` too), so no old value survives.
+    let ours = |key: &str| secrets.iter().any(|(name, _)| key.trim() == *name);
+    let kept = old.lines().filter(|l| !l.split_once('=').is_some_and(|(k, _)| ours(k)));
+    let mut lines: Vec<String> = kept.map(str::to_string).collect();
     lines.extend(secrets.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))));
     write_file(&env_file, &(lines.join("\n") + "\n"), 0o600)?;
-    write_file(path, &text, 0o644)?;
-    Ok(())
+    write_file(path, &text, 0o644)
 }
 
 /// A section of the config (`twilio`), made an object if it is not one.
