@@ -282,12 +282,11 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, String> {
     let file = match file_path.symlink_metadata() {
         Ok(_) => {
             check_private_file(&file_path, None)?;
-            std::fs::read_to_string(&file_path)
-                .map_err(|e| format!("cannot read {}: {e}", file_path.display()))?
+            let text = std::fs::read_to_string(&file_path);
+            env_file(&text.map_err(|e| format!("cannot read {}: {e}", file_path.display()))?)
         }
-        Err(_) => String::new(),
+        Err(_) => Vec::new(),
     };
-    let file = env_file(&file);
     let env = |name: &str| {
         let from_file = || file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone());
         process_env(name).or_else(from_file)
@@ -385,17 +384,13 @@ impl Config {
         }
         self.ring.check(&self.forward_to).map_err(|(key, why)| key_error(key, why))?;
         if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(key_error(
-                "no_answer_message",
-                format!("longer than {MAX_MESSAGE_CHARS} characters"),
-            ));
+            let why = format!("longer than {MAX_MESSAGE_CHARS} characters");
+            return Err(key_error("no_answer_message", why));
         }
         match (&self.intercom_number, self.intercoms.is_empty()) {
             (Some(_), false) => {
-                return Err(key_error(
-                    "intercoms",
-                    "set either intercoms or intercom_number, not both (intercoms replaces it)",
-                ))
+                let why = "set either intercoms or intercom_number, not both (intercoms replaces it)";
+                return Err(key_error("intercoms", why));
             }
             (Some(n), true) => {
                 let unlock_digits = self.unlock_digits.clone();
@@ -410,10 +405,8 @@ impl Config {
             return Err(key_error("state_dir", "must not be empty"));
         }
         if self.twilio.auth_token.is_some() && self.webhook.public_url.is_none() {
-            return Err(key_error(
-                "webhook.public_url",
-                "required when twilio.auth_token is set: signatures are computed over the public URL",
-            ));
+            let why = "required when twilio.auth_token is set: signatures are computed over the public URL";
+            return Err(key_error("webhook.public_url", why));
         }
         let t = &self.twilio;
         if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
@@ -424,14 +417,11 @@ impl Config {
         if !self.notify.sms_to.is_empty() {
             let why = "required when notify.sms_to is set: SMS go through Twilio's API";
             let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            let or_api_key = " (or an API key: twilio.api_key_sid and api_key_secret)";
             for (key, missing, or) in [
                 ("twilio.sms_from", t.sms_from.is_none(), ""),
                 ("twilio.account_sid", t.account_sid.is_none(), ""),
-                (
-                    "twilio.auth_token",
-                    no_credentials,
-                    " (or an API key: twilio.api_key_sid and api_key_secret)",
-                ),
+                ("twilio.auth_token", no_credentials, or_api_key),
             ] {
                 if missing {
                     return Err(key_error(key, format!("{why}{or}")));
@@ -447,10 +437,8 @@ impl Config {
                 }
             }
             if n.token.is_some() && n.url.starts_with("http://") && !url::is_loopback(&n.url) {
-                return Err(key_error(
-                    "notify.ntfy.url",
-                    "with a token: https://, so it does not cross the network in clear",
-                ));
+                let why = "with a token: https://, so it does not cross the network in clear";
+                return Err(key_error("notify.ntfy.url", why));
             }
         }
         if let Some(m) = &self.mqtt {

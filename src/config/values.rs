@@ -151,9 +151,8 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
     const MAX_SYNC_FLAGS: usize = 4;
     let Some(list) = Option::<Vec<String>>::deserialize(d)? else { return Ok(None) };
     if list.is_empty() || list.len() > MAX_SYNC_FLAGS {
-        return Err(D::Error::refuse(format!(
-            "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
-        )));
+        let why = format!("expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]");
+        return Err(D::Error::refuse(why));
     }
     if let Some(p) = list.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
         let why = format!("expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}");
