@@ -142,10 +142,8 @@ fn check_config(r: &mut Report, c: &Config, path: &Path) {
     // What the files say only where `serve` would refuse them; whether signatures are
     // checked is the running server's to say (`check_signatures`).
     if c.twilio.auth_token.is_none() && !c.webhook.allow_unsigned {
-        r.line(
-            FAIL,
-            format!("twilio.auth_token is not set, so the server refuses to start: {}", token_fix(path)),
-        );
+        let fix = token_fix(path);
+        r.line(FAIL, format!("twilio.auth_token is not set, so the server refuses to start: {fix}"));
     }
 }
 
