@@ -180,10 +180,8 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Opti
         .map_err(|e| format!("cannot read the control token: {e}"))
         .and_then(|client| Ok((client.get::<StatusBody>("/api/status").map_err(down)?, client)));
     let (s, client) = r.or_line(FAIL, answer)?;
-    let window = match (s.open, s.open_until) {
-        (true, until) => format!("open until {}", until.map_or("?".into(), local)),
-        (false, _) => "closed".into(),
-    };
+    let until = s.open_until.map_or("?".into(), local);
+    let window = if s.open { format!("open until {until}") } else { "closed".into() };
     r.line(OK, format!("the server is running (window {window})"));
     check_signatures(r, c, path, s.signatures_checked);
     if s.instance.is_none() {
