@@ -77,8 +77,10 @@ impl Client {
         }
         let nonce = crate::util::random_hex(NONCE_BYTES).map_err(|e| format!("no nonce: {e}"))?;
         let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
-        let answer =
-            self.agent.get(&url, &[("X-Intercom-Client", "cli")]).map_err(|e| self.unreachable(e))?;
+        let answer = self
+            .agent
+            .send("GET", &url, &[("X-Intercom-Client", "cli")], None)
+            .map_err(|e| self.unreachable(e))?;
         let ok = answer.status == 200 && answer.body.len() <= MAX_PROOF_BYTES;
         let why = match serde_json::from_slice::<ProofBody>(&answer.body) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {

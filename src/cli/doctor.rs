@@ -200,7 +200,7 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Opti
 /// `/healthz` at `url`: whether it answered, and with which instance id.
 fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String> {
     // The public URL is usually https: verified against the system's CA bundle.
-    let answer = Agent::https(timeout).get(url, &[]).map_err(|e| match e {
+    let answer = Agent::https(timeout).send("GET", url, &[], None).map_err(|e| match e {
         Failure::TimedOut => format!("no answer within {}s", timeout.as_secs()),
         e => e.to_string(),
     })?;

@@ -88,10 +88,6 @@ impl Agent {
         Agent { timeout, tls: None }
     }
 
-    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Answer, Failure> {
-        self.send("GET", url, headers, None)
-    }
-
     /// `body` is its content type and bytes.
     pub fn send(
         &self,
@@ -102,26 +98,21 @@ impl Agent {
     ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.timeout;
         let target = Target::parse(url)?;
-        let mut head = format!("{method} {} HTTP/1.1\r\nHost: {}\r\n", target.path, target.host_port);
-        head.push_str(&format!("User-Agent: {USER_AGENT}\r\nConnection: close\r\n"));
-        let mut add = |name: &str, value: &str| {
+        let basic =
+            target.user.map(|u| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u)));
+        let length = body.map(|(_, bytes)| bytes.len().to_string());
+        let all = (basic.iter().map(|b| ("Authorization", b.as_str())))
+            .chain(headers.iter().copied())
+            .chain(body.map(|(kind, _)| ("Content-Type", kind)))
+            .chain(length.as_deref().map(|l| ("Content-Length", l)));
+        let (path, host) = (&target.path, target.host_port);
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n");
+        head.push_str("Connection: close\r\n");
+        for (name, value) in all {
+            if value.contains(['\r', '\n']) {
+                return Err(Failure::Invalid(format!("the {name} header holds a line break")));
+            }
             head.push_str(&format!("{name}: {value}\r\n"));
-            value.contains(['\r', '\n'])
-        };
-        let mut bad = false;
-        if let Some(user) = target.user {
-            let user = base64::engine::general_purpose::STANDARD.encode(user);
-            bad |= add("Authorization", &format!("Basic {user}"));
-        }
-        for (name, value) in headers {
-            bad |= add(name, value);
-        }
-        if let Some((kind, bytes)) = body {
-            bad |= add("Content-Type", kind);
-            add("Content-Length", &bytes.len().to_string());
-        }
-        if bad {
-            return Err(Failure::Invalid("a header value holds a line break".into()));
         }
         head.push_str("\r\n");
         let socket = connect(&target, deadline)?;
@@ -139,7 +130,7 @@ impl Agent {
         };
         stream.write_all(head.as_bytes()).map_err(network)?;
         stream.write_all(body.map_or(&[], |(_, b)| b)).and_then(|()| stream.flush()).map_err(network)?;
-        read_answer(&mut BufReader::new(stream), method == "HEAD")
+        read_answer(&mut BufReader::new(stream))
     }
 }
 
@@ -269,35 +260,31 @@ impl Write for Timed {
     }
 }
 
-/// The status, headers and body of the answer (a `100 Continue` before it is skipped).
-fn read_answer(r: &mut impl BufRead, head_only: bool) -> Result<Answer, Failure> {
+/// The status, headers and body of the answer. We send no `Expect`, so no `100 Continue`
+/// comes first.
+fn read_answer(r: &mut impl BufRead) -> Result<Answer, Failure> {
     let garbled = |why: &str| Failure::Network(format!("a garbled answer ({why})"));
-    let (status, headers) = loop {
-        let mut budget = MAX_HEAD_BYTES;
-        let status_line = line(r, &mut budget)?;
-        let status = status_line
-            .strip_prefix("HTTP/1.")
-            .and_then(|s| s.get(2..5))
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| garbled("no HTTP status line"))?;
-        let mut headers = Vec::new();
-        loop {
-            let header = line(r, &mut budget)?;
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').ok_or_else(|| garbled("a header without a colon"))?;
-            headers.push((name.trim().to_string(), value.trim().to_string()));
+    let mut budget = MAX_HEAD_BYTES;
+    let status_line = line(r, &mut budget)?;
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|s| s.get(2..5))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| garbled("no HTTP status line"))?;
+    let mut headers = Vec::new();
+    loop {
+        let header = line(r, &mut budget)?;
+        if header.is_empty() {
+            break;
         }
-        if !(100..200).contains(&status) {
-            break (status, headers);
-        }
-    };
+        let (name, value) = header.split_once(':').ok_or_else(|| garbled("a header without a colon"))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
     let mut answer = Answer { status, headers, body: Vec::new() };
     let chunked = answer.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
     let length =
         answer.header("content-length").map(|l| l.parse::<usize>().map_err(|_| garbled("its length")));
-    if head_only || status == 204 || status == 304 {
+    if status == 204 || status == 304 {
         return Ok(answer);
     }
     if chunked {
@@ -357,7 +344,7 @@ mod tests {
     use super::*;
 
     fn answer(wire: &str) -> Result<Answer, Failure> {
-        read_answer(&mut wire.as_bytes(), false)
+        read_answer(&mut wire.as_bytes())
     }
 
     #[test]
@@ -379,7 +366,7 @@ mod tests {
 
     #[test]
     fn answers_are_read_by_length_by_chunks_or_to_the_end() {
-        let a = answer("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\nRetry-After: 5\r\n\r\nokEXTRA").unwrap();
+        let a = answer("HTTP/1.1 201 Created\r\nContent-Length: 2\r\nRetry-After: 5\r\n\r\nokEXTRA").unwrap();
         assert_eq!((a.status, a.text().as_str(), a.header("retry-after")), (201, "ok", Some("5")));
         let a = answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n").unwrap();
         assert_eq!(a.text(), "abcde");

@@ -172,7 +172,7 @@ impl Rest {
 
     fn list(&self, query: &[(&str, &str)]) -> Result<Vec<IncomingNumber>, RestError> {
         let url = format!("{}/IncomingPhoneNumbers.json?{}", self.account_url, form(query));
-        let body = answer(self.agent.get(&url, &self.headers()))?;
+        let body = answer(self.agent.send("GET", &url, &self.headers(), None))?;
         Ok(parse::<NumberList>(&body, "the number list does not parse")?.incoming_phone_numbers)
     }
 
