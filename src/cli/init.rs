@@ -101,8 +101,10 @@ pub fn run(path: &Path, args: InitArgs) -> Result<(), Box<dyn Error>> {
     }
     // The keys init does not ask come from the existing config, unless that is the
     // template or not even a JSON object (a broken file replaced with --force).
-    let keeps =
-        |t: &&str| !is_untouched_template(t) && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object());
+    let keeps = |t: &&str| {
+        !is_untouched_template(t)
+            && serde_json::from_slice::<Value>(t.as_bytes()).is_ok_and(|v| v.is_object())
+    };
     let base = existing.as_deref().filter(keeps).unwrap_or(TEMPLATE);
     write_files(path, base, &answers)?;
     println!("wrote {} (0644) and {} (0600)", path.display(), env_file(path).display());
@@ -132,7 +134,8 @@ fn learn(path: &Path, timeout: Option<Duration>, interactive: bool) -> Result<()
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!("cannot read {} ({e}): run `{}` first", path.display(), command(path, "init"))
     })?;
-    let mut c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Value =
+        serde_json::from_slice(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let keys = c.as_object_mut().ok_or("the config is not a JSON object")?;
     let caller = learn_intercom(path, timeout.unwrap_or(DEFAULT_LEARN_TIMEOUT), interactive)?;
     keys.insert("intercom_number".into(), json!(caller.as_str()));
@@ -170,7 +173,8 @@ fn is_untouched_template(text: &str) -> bool {
 /// The config: `base` with the answers in; secrets are taken out of it and go to the
 /// env file, merged with what that file already holds.
 fn write_files(path: &Path, base: &str, a: &Answers) -> Result<(), Box<dyn Error>> {
-    let mut c: Value = serde_json::from_str(base).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c: Value =
+        serde_json::from_slice(base.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let obj = c.as_object_mut().ok_or("the config is not a JSON object")?;
     match &a.intercom {
         Some(n) => obj.insert("intercom_number".into(), json!(n.as_str())),

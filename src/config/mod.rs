@@ -347,7 +347,9 @@ fn env_file(text: &str) -> Vec<(String, String)> {
 /// Fills in from [`DEFAULTS`] what the file leaves out, within a section key by key.
 fn fill_defaults(file: &mut serde_json::Value) {
     use serde_json::Value::Object;
-    let (Object(file), Ok(Object(defaults))) = (file, serde_json::from_str(DEFAULTS)) else { return };
+    let (Object(file), Ok(Object(defaults))) = (file, serde_json::from_slice(DEFAULTS.as_bytes())) else {
+        return;
+    };
     for (key, default) in defaults {
         match (file.get_mut(&key), default) {
             (Some(Object(section)), Object(keys)) => keys.into_iter().for_each(|(k, v)| {

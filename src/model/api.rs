@@ -240,7 +240,7 @@ pub fn read_request<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Str
     if !value.is_object() {
         return Err("the body must be a JSON object".into());
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let inner = crate::util::loggable(&e.into_inner().to_string());
         if path == "." {

@@ -129,7 +129,7 @@ impl ScheduleStore {
     /// `now` as local wall-clock time (`2026-12-01T14:05:00`), so the resident sees which
     /// clock the schedules follow.
     pub fn local_time(&self, now: Timestamp) -> Option<String> {
-        Some(now.to_zoned(self.local.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        Some(self.local.tz.to_datetime(crate::util::time::floor(now)).to_string())
     }
 
     /// The schedule that lets a call in now, and its end, among those that

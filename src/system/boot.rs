@@ -11,9 +11,10 @@
 //! flag file `/run/systemd/timesync/synchronized` (created on the first successful NTP
 //! sync of each boot, on tmpfs, so it never survives one), the flag our OpenWrt hotplug
 //! script writes for BusyBox ntpd, and chrony's or ntpd's own answer (`chronyc
-//! tracking`, `ntpq`). The flags are read on every check; the daemons are asked at start
-//! and then every [`SYNC_PROBE_EVERY`] by a thread of their own until one says yes (once
-//! per boot is enough: a clock synchronized once in this boot is trusted from then on).
+//! tracking`, `ntpq`). The flags are read on every check until one is there; the daemons
+//! are asked at start and then every [`SYNC_PROBE_EVERY`] by a thread of their own until
+//! one says yes (once per boot is enough: a clock synchronized once in this boot is
+//! trusted from then on).
 //! We do not ask the kernel (`adjtimex`): the shipped unit sets `ProtectClock=`, whose
 //! system call filter blocks it. Without any of these a window from an earlier boot is
 //! closed at start: that fails closed, and the resident opens it again.
@@ -55,15 +56,21 @@ pub fn use_sync_flags(flags: Option<&[PathBuf]>) {
     }
 }
 
+/// Set once a flag file was seen: nothing removes one within a boot, so every call
+/// need not look for it again (a `stat` per file, several times per call).
+static FLAG_SEEN: AtomicBool = AtomicBool::new(false);
+
 /// Whether the clock is confirmed synchronized now (the flag appears once per boot).
 pub fn clock_synced_now() -> bool {
-    if DAEMON_SAID_SYNCED.load(Ordering::Relaxed) {
+    if DAEMON_SAID_SYNCED.load(Ordering::Relaxed) || FLAG_SEEN.load(Ordering::Relaxed) {
         return true;
     }
-    match CONFIGURED_FLAGS.get() {
+    let seen = match CONFIGURED_FLAGS.get() {
         Some(flags) => flags.iter().any(|f| f.exists()),
         None => SYNC_FLAGS.iter().any(|f| Path::new(f).exists()),
-    }
+    };
+    FLAG_SEEN.fetch_or(seen, Ordering::Relaxed);
+    seen
 }
 
 /// Asks chrony and ntpd (bounded); remembers a yes.

@@ -10,41 +10,48 @@ use ring::hmac::{Context, Key, Tag, HMAC_SHA1_FOR_LEGACY_USE_ONLY};
 
 use crate::util::constant_time_eq;
 
-/// HMAC-SHA1 under `key` (of any length) over `parts` in order. SHA-1 because Twilio
-/// signs with it; the proof uses the same so that one MAC serves both.
-fn hmac_sha1(key: &str, parts: &[&[u8]]) -> Tag {
-    let mut mac = Context::with_key(&Key::new(HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.as_bytes()));
-    for part in parts {
-        mac.update(part);
-    }
-    mac.sign()
+/// The HMAC-SHA1 key for `secret` (of any length). SHA-1 because Twilio signs with it;
+/// the proof uses the same so that one MAC serves both.
+fn key(secret: &str) -> Key {
+    Key::new(HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes())
 }
 
 /// `params` are the POST parameters (empty for GET), repeats included. The server only
 /// verifies; computing is for tests and the fuzz target.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    BASE64.encode(mac_over(auth_token, url, params))
+    BASE64.encode(mac_over(&key(auth_token), url, &sorted(params)))
 }
 
-/// Constant-time check of `signature` against every accepted spelling of `url`.
+/// Constant-time check of `signature` against the accepted spellings of `url`. The key is
+/// made and the parameters sorted once; each spelling only hashes.
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
-    matches(signature, url_variants(url).iter().map(|u| mac_over(auth_token, u, params)))
+    let (key, sorted) = (key(auth_token), sorted(params));
+    matches(signature, url_variants(url).iter().map(|u| mac_over(&key, u, &sorted)))
 }
 
-/// Whether `given` (base64) is one of `tags`, each compared in constant time and every
-/// one checked (no early exit), so timing does not reveal which one matched.
+/// Whether `given` (base64) is one of `tags`, each compared in constant time. The first
+/// match ends the search: which one matched is no secret (the URL is public), and a wrong
+/// `given` is still compared with every tag, so a forger learns nothing from the time.
 fn matches(given: &str, tags: impl IntoIterator<Item = Tag>) -> bool {
     let Ok(given) = BASE64.decode(given.trim()) else { return false };
-    tags.into_iter().fold(false, |ok, tag| constant_time_eq(tag.as_ref(), &given) | ok)
+    tags.into_iter().any(|tag| constant_time_eq(tag.as_ref(), &given))
 }
 
-fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> Tag {
-    // Sorted by name; repeated names by value, so the order on the wire does not matter.
+/// Sorted by name; repeated names by value, so the order on the wire does not matter.
+fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
-    let mut parts = vec![url.as_bytes()];
-    parts.extend(sorted.iter().flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]));
-    hmac_sha1(auth_token, &parts)
+    sorted
+}
+
+fn mac_over(key: &Key, url: &str, sorted: &[&(String, String)]) -> Tag {
+    let mut mac = Context::with_key(key);
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac.sign()
 }
 
 /// Where a client asks the control listener to prove it holds the control token, before
@@ -57,7 +64,10 @@ const PROOF_CONTEXT: &[u8] = b"intercom control listener proof\n";
 pub const PROOF_NONCE_HEX_CHARS: std::ops::RangeInclusive<usize> = 32..=128;
 
 fn proof_mac(token: &str, nonce: &str) -> Tag {
-    hmac_sha1(token, &[PROOF_CONTEXT, nonce.as_bytes()])
+    let mut mac = Context::with_key(&key(token));
+    mac.update(PROOF_CONTEXT);
+    mac.update(nonce.as_bytes());
+    mac.sign()
 }
 
 /// The server's answer to `nonce`: base64(HMAC-SHA1(token, context + nonce)).

@@ -107,6 +107,10 @@ pub const INSTANCE_HEADER: &str = "X-Intercom-Instance";
 /// Makes a client-supplied string safe for one log line: no controls, bounded length.
 pub fn loggable(s: &str) -> String {
     const MAX_LOGGED_CHARS: usize = 64;
+    // Most values (numbers, call ids) are short and clean, and stay as they are.
+    if s.len() <= MAX_LOGGED_CHARS && !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
     let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
     if s.chars().count() > MAX_LOGGED_CHARS {
         format!("{clean}…")

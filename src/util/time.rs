@@ -30,18 +30,25 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// A length as people write it: `1h 30m`, `2d 1h`, `45s` (days of 24 hours).
 pub fn human(d: Duration) -> String {
-    static PRINTER: jiff::fmt::friendly::SpanPrinter = jiff::fmt::friendly::SpanPrinter::new();
-    let (days, rest) = (d.as_secs() / DAY.as_secs(), Duration::from_secs(d.as_secs() % DAY.as_secs()));
-    match (days, rest + Duration::from_nanos(d.subsec_nanos().into())) {
-        (0, rest) => PRINTER.unsigned_duration_to_string(&rest),
-        (days, rest) if rest.is_zero() => format!("{days}d"),
-        (days, rest) => format!("{days}d {}", PRINTER.unsigned_duration_to_string(&rest)),
+    let s = d.as_secs();
+    let parts = [(s / 86_400, "d"), (s / 3600 % 24, "h"), (s / 60 % 60, "m"), (s % 60, "s")];
+    let mut out: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, u)| format!("{n}{u}")).collect();
+    if d.subsec_millis() > 0 || out.is_empty() {
+        out.push(if d.subsec_millis() > 0 { format!("{}ms", d.subsec_millis()) } else { "0s".into() });
     }
+    out.join(" ")
 }
+
+/// The units [`parse_human`] reads, in seconds (days and weeks of 24 hours).
+const UNITS: [(&[&str], u64); 5] = [
+    (&["w", "wk", "wks", "week", "weeks"], 7 * 86_400),
+    (&["d", "day", "days"], 86_400),
+    (&["h", "hr", "hrs", "hour", "hours"], 3600),
+    (&["m", "min", "mins", "minute", "minutes"], 60),
+    (&["s", "sec", "secs", "second", "seconds"], 1),
+];
 
 /// Reads a length as people type it, in any case: a number and its unit, spelled out or
 /// not (`90m`, `2h`, `2 hours`, `1.5h`, `1d`, `1w`), several (`1h30m`, `1h 30m`), minutes
@@ -49,20 +56,33 @@ pub fn human(d: Duration) -> String {
 /// config refuses before it gets here). Days and weeks are of 24 hours; `None` for
 /// anything else (months and years have no fixed length).
 pub fn parse_human(text: &str) -> Option<Duration> {
-    static PARSER: jiff::fmt::friendly::SpanParser = jiff::fmt::friendly::SpanParser::new();
     let mut text = text.trim().to_ascii_lowercase();
     let head = text.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end();
     let unit = head.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
     if head.len() < text.len() && (head.is_empty() || unit.starts_with('h')) {
         text.push('m');
     }
-    let span = PARSER.parse_span(&text).ok()?;
-    if span.is_negative() || span.get_years() != 0 || span.get_months() != 0 {
-        return None;
+    // Numbers, each with a unit, written by hand: jiff's parser of the same forms costs
+    // 19 KiB of binary. Checked arithmetic: too large is `None`, never a panic.
+    let mut rest = text.as_str();
+    let (mut total, mut smaller_than) = ((!rest.is_empty()).then_some(Duration::ZERO)?, 0);
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let (whole, fraction) = rest[..digits].split_once('.').unwrap_or((&rest[..digits], ""));
+        let scale = 10u128.checked_pow(fraction.len() as u32)?;
+        let fraction = if fraction.is_empty() { 0 } else { fraction.parse::<u128>().ok()? };
+        let n = u128::from(whole.parse::<u64>().ok()?).checked_mul(scale)?.checked_add(fraction)?;
+        rest = rest[digits..].trim_start();
+        let letters = rest.find(|c: char| !c.is_ascii_lowercase()).unwrap_or(rest.len());
+        // Each unit once, largest first ("1h 2h" and "30m 1h" are typos, not 3h or 90m).
+        let i = UNITS.iter().position(|(names, _)| names.contains(&&rest[..letters]))?;
+        let unit = (i >= smaller_than).then_some(UNITS[i].1)?;
+        smaller_than = i + 1;
+        let nanos = u64::try_from(n.checked_mul(u128::from(unit) * 1_000_000_000)? / scale).ok()?;
+        total = total.checked_add(Duration::from_nanos(nanos))?;
+        rest = rest[letters..].trim_start_matches([' ', ',']);
     }
-    let days = u32::try_from(i64::from(span.get_weeks()) * 7 + i64::from(span.get_days())).ok()?;
-    let time = jiff::SignedDuration::try_from(span.weeks(0).days(0)).ok()?;
-    DAY.checked_mul(days)?.checked_add(Duration::try_from(time).ok()?)
+    Some(total)
 }
 
 /// A time as a person reads it: local, to the minute, with the zone (`2026-12-06 14:03
@@ -74,7 +94,13 @@ pub fn local(t: Timestamp) -> String {
 
 /// [`local`] in a given zone: the one the server's schedules follow.
 pub fn local_in(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
+    format!("{} {}", minute(tz.to_datetime(t)), tz.to_offset_info(t).abbreviation())
+}
+
+/// A wall-clock time to the minute: `2026-12-06 14:03` (jiff's strftime would cost 24
+/// KiB of binary for this and `%Z`).
+fn minute(d: jiff::civil::DateTime) -> String {
+    format!("{:04}-{:02}-{:02} {:02}:{:02}", d.year(), d.month(), d.day(), d.hour(), d.minute())
 }
 
 #[cfg(test)]
@@ -116,10 +142,28 @@ mod tests {
             ("1 hour 30 minutes", 5400),
             ("1d", 86_400),
             ("1w", 604_800),
+            ("1 hour, 30 minutes", 5400),
         ] {
             assert_eq!(parse_human(text), Some(Duration::from_secs(secs)), "{text}");
         }
-        for bad in ["1y", "1mo", "1d2", "1.5", "soon", "", "h30", "-5m", "2 hours ago"] {
+        assert_eq!(human(Duration::ZERO), "0s");
+        for bad in [
+            "1y",
+            "1mo",
+            "1d2",
+            "1.5",
+            "soon",
+            "",
+            "h30",
+            "-5m",
+            "2 hours ago",
+            "1h 2h",
+            "30m 1h",
+            ".5h",
+            "1.5.5h",
+            "99999999999999999999w",
+            "1.000000000000000000000000000000000000001h",
+        ] {
             assert_eq!(parse_human(bad), None, "{bad}");
         }
     }
@@ -130,5 +174,8 @@ mod tests {
         assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &berlin), "2026-12-01 23:00 CET");
         assert_eq!(local_in(at("2026-07-01T22:00:05Z"), &berlin), "2026-07-02 00:00 CEST");
         assert_eq!(local_in(at("2026-12-01T22:00:05Z"), &jiff::tz::TimeZone::UTC), "2026-12-01 22:00 UTC");
+        // The wall clock to the second, as the schedules' list shows it.
+        let d = berlin.to_datetime(floor(at("2026-12-01T22:00:05.5Z")));
+        assert_eq!((d.to_string(), minute(d)), ("2026-12-01T23:00:05".into(), "2026-12-01 23:00".into()));
     }
 }
