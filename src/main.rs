@@ -48,9 +48,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Other crates log whole requests at debug and trace (ureq hex-dumps them, headers and
-/// bodies: Basic credentials, the control token, guest codes), so they never log below
-/// this, whatever the config or `RUST_LOG` ask for. Their warnings and errors still show.
+/// Other crates may log what passes through them at debug and trace (an HTTP library's
+/// hex dump would hold Basic credentials, the control token, guest codes), so they never
+/// log below this, whatever the config or `RUST_LOG` ask for. Their warnings and errors
+/// still show.
 const OTHER_CRATES_MAX_LEVEL: log::LevelFilter = log::LevelFilter::Warn;
 
 /// Level from the config, overridden by `RUST_LOG` (a plain level, as simple_logger reads

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::{Config, Secret};
 use crate::model::api::{ErrorBody, ProofBody};
 use crate::store::token;
+use crate::system::outbound::{Agent, Failure};
 use crate::twilio::signature;
 use crate::util::ownership;
 
@@ -21,7 +22,7 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A nonce for the server's proof: 128 bits, never guessed ahead.
 const NONCE_BYTES: usize = 16;
 /// The proof answer is a few dozen bytes; whoever holds the port may send more.
-const MAX_PROOF_BYTES: u64 = 4096;
+const MAX_PROOF_BYTES: usize = 4096;
 
 /// The control token: `control.token` (or `INTERCOM_CONTROL_TOKEN`), or the one the
 /// server generated in `state_dir`.
@@ -45,7 +46,7 @@ fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
 
 /// A client of the running server's control API.
 pub struct Client {
-    agent: ureq::Agent,
+    agent: Agent,
     /// `http://host:port` of the control listener.
     pub base: String,
     token: Secret,
@@ -55,19 +56,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: &Config, timeout: Duration) -> Result<Client, Box<dyn Error>> {
-        let agent = ureq::Agent::config_builder()
-            // Plain HTTP to the local control API only: no CA bundle to load.
-            .tls_config(crate::system::tls::no_roots())
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = Agent::plain(timeout);
         // An IPv6 address comes out bracketed, as URLs need.
         let base = format!("http://{}", crate::util::local_address(config.control.listen));
         Ok(Client { agent, base, token: control_token(config)?, proven: Cell::new(false) })
     }
 
-    fn unreachable(&self, e: ureq::Error) -> String {
+    fn unreachable(&self, e: Failure) -> String {
         format!("cannot reach the intercom server at {} ({e}); is `intercom serve` running?", self.base)
     }
 
@@ -79,11 +74,10 @@ impl Client {
         }
         let nonce = crate::util::random_hex(NONCE_BYTES).map_err(|e| format!("no nonce: {e}"))?;
         let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
-        let answer = self.agent.get(&url).header("X-Intercom-Client", "cli").call();
-        let mut resp = answer.map_err(|e| self.unreachable(e))?;
-        let ok = resp.status().as_u16() == 200;
-        let text = resp.body_mut().with_config().limit(MAX_PROOF_BYTES).read_to_string().unwrap_or_default();
-        let why = match serde_json::from_slice::<ProofBody>(text.as_bytes()) {
+        let sent = self.agent.send("GET", &url, &[("X-Intercom-Client", "cli")], None);
+        let answer = sent.map_err(|e| self.unreachable(e))?;
+        let ok = answer.status == 200 && answer.body.len() <= MAX_PROOF_BYTES;
+        let why = match serde_json::from_slice::<ProofBody>(&answer.body) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {
                 self.proven.set(true);
                 return Ok(());
@@ -120,19 +114,12 @@ impl Client {
     /// is an error with the server's reason.
     fn call(&self, method: &str, path: &str, json: Option<&str>) -> Result<String, Box<dyn Error>> {
         self.prove_server()?;
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token.expose()))
-            .header("X-Intercom-Client", "cli");
-        let result = match json {
-            Some(body) => self.agent.run(request.header("Content-Type", "application/json").body(body)?),
-            None => self.agent.run(request.body(())?),
-        };
-        let mut resp = result.map_err(|e| self.unreachable(e))?;
-        let status = resp.status().as_u16();
-        let text =
-            resp.body_mut().read_to_string().map_err(|e| format!("bad answer from {}: {e}", self.base))?;
+        let bearer = format!("Bearer {}", self.token.expose());
+        let headers = [("Authorization", bearer.as_str()), ("X-Intercom-Client", "cli")];
+        let body = json.map(|j| ("application/json", j.as_bytes()));
+        let url = format!("{}{path}", self.base);
+        let answer = self.agent.send(method, &url, &headers, body).map_err(|e| self.unreachable(e))?;
+        let (status, text) = (answer.status, answer.text());
         if !(200..300).contains(&status) {
             let reason =
                 serde_json::from_slice::<ErrorBody>(text.as_bytes()).map_or(String::new(), |e| e.error);

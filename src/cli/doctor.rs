@@ -21,6 +21,7 @@ use crate::cli::setup::{self, VOICE_METHOD};
 use crate::config::{self, Config};
 use crate::model::api::{EventsBody, StatusBody};
 use crate::model::record::Record;
+use crate::system::outbound::{Agent, Failure};
 use crate::twilio::rest::Rest;
 use crate::util::time::{human, local};
 use crate::util::{local_address, loggable, INSTANCE_HEADER};
@@ -193,13 +194,11 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Opti
 /// `/healthz` at `url`: whether it answered, and with which instance id.
 fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String> {
     // The public URL is usually https: verified against the system's CA bundle.
-    let agent = crate::system::tls::https_agent(timeout);
-    let resp = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Timeout(_) => format!("no answer within {}s", timeout.as_secs()),
+    let answer = Agent::https(timeout).send("GET", url, &[], None).map_err(|e| match e {
+        Failure::TimedOut => format!("no answer within {}s", timeout.as_secs()),
         e => e.to_string(),
     })?;
-    let instance = resp.headers().get(INSTANCE_HEADER).and_then(|v| v.to_str().ok()).map(loggable);
-    Ok((resp.status().as_u16(), instance))
+    Ok((answer.status, answer.header(INSTANCE_HEADER).map(loggable)))
 }
 
 fn check_webhook_listener(r: &mut Report, c: &Config, instance: Option<&str>) {

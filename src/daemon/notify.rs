@@ -27,6 +27,7 @@ use crate::config::url::url_origin;
 use crate::config::{Config, NtfyConfig, Secret};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::{EventKind, Record};
+use crate::system::outbound::Agent;
 use crate::twilio::rest::{Rest, RestError};
 use crate::util::queue::DropOldest;
 use crate::web::ringing::Ringing;
@@ -142,7 +143,7 @@ impl Notifier {
 }
 
 fn worker(queue: &Queue, ringing: &Ringing) {
-    let agent = crate::system::tls::https_agent(ATTEMPT_TIMEOUT);
+    let agent = Agent::https(ATTEMPT_TIMEOUT);
     loop {
         let record = queue.jobs.pop();
         let what = format!("{} for {}", record.event.name(), queue.target.describe());
@@ -182,7 +183,7 @@ pub fn deliver(
     }
 }
 
-fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str>) -> Result<(), Failure> {
+fn send(agent: &Agent, target: &Target, record: &Record, link: Option<&str>) -> Result<(), Failure> {
     match target {
         Target::Webhook { url } => {
             let mut body = serde_json::to_string(record).map_err(|e| Failure::Permanent(e.to_string()))?;
@@ -192,7 +193,7 @@ fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str
                 body.pop();
                 body.push_str(&format!(",\"let_in_url\":{}}}", serde_json::Value::from(link)));
             }
-            post_json(agent.post(url.expose()), body)
+            post_json(agent, url.expose(), None, body)
         }
         Target::Sms { to, from, twilio } => {
             let text: String = format!("Intercom: {}", record.message).chars().take(SMS_MAX_CHARS).collect();
@@ -204,27 +205,22 @@ fn send(agent: &ureq::Agent, target: &Target, record: &Record, link: Option<&str
             let body = serde_json::json!({"topic": n.topic, "message": record.message, "tags": ["door"],
                 "title": if rang { "Someone is at the door" } else { "Intercom" },
                 "actions": link.map(|url| serde_json::json!([{"action": "http", "label": "Let them in", "url": url, "method": "POST", "clear": true}]))});
-            let mut req = agent.post(&n.url);
-            if let Some(token) = &n.token {
-                req = req.header("Authorization", &format!("Bearer {}", token.expose()));
-            }
-            post_json(req, body.to_string())
+            let bearer = n.token.as_ref().map(|t| format!("Bearer {}", t.expose()));
+            post_json(agent, &n.url, bearer.as_deref(), body.to_string())
         }
     }
 }
 
-fn post_json(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: String) -> Result<(), Failure> {
-    let sent = req.header("Content-Type", "application/json").send(body);
-    let mut resp = sent.map_err(|e| from_rest(crate::twilio::rest::network_error(&e)))?;
-    let status = resp.status().as_u16();
-    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let detail = if (200..300).contains(&status) {
-        String::new()
-    } else {
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        crate::util::loggable(&body.chars().take(ERROR_BODY_CHARS).collect::<String>())
+/// POSTs `body` as JSON, with `Authorization: authorization` if given.
+fn post_json(agent: &Agent, url: &str, authorization: Option<&str>, body: String) -> Result<(), Failure> {
+    let headers: Vec<_> = authorization.map(|a| ("Authorization", a)).into_iter().collect();
+    let sent = agent.send("POST", url, &headers, Some(("application/json", body.as_bytes())));
+    let answer = sent.map_err(|e| from_rest(crate::twilio::rest::network_error(e)))?;
+    let detail = match (200..300).contains(&answer.status) {
+        true => String::new(),
+        false => crate::util::loggable(&answer.text().chars().take(ERROR_BODY_CHARS).collect::<String>()),
     };
-    classify_status(status, &detail, retry.as_deref(), Timestamp::now())
+    classify_status(answer.status, &detail, answer.header("retry-after"), Timestamp::now())
 }
 
 fn from_rest(e: RestError) -> Failure {
@@ -334,7 +330,6 @@ mod tests {
         let text = format!(r#"{{"notify": {{"webhook_url": "{url}"}}}}"#);
         let c = crate::config::parse(&text, |_| None).unwrap();
         assert_eq!(c.notify.webhook_url.unwrap().expose(), url);
-        assert!(ureq::http::Uri::try_from(url).is_ok(), "the HTTP client takes the braces as they are");
     }
 
     #[test]

@@ -1,10 +1,8 @@
-//! Which certificate authorities outbound HTTPS trusts (Twilio's REST API, ntfy, webhooks):
-//! the system's CA bundle, read once, shared by every HTTP agent and by the MQTT
-//! connection to a broker over TLS ([`system_roots`]). [`https_agent`] builds the one kind
-//! of agent that talks to the outside.
+//! Which certificate authorities outbound TLS trusts (Twilio's REST API, ntfy, webhooks,
+//! an MQTT broker): the system's CA bundle, read once ([`system_roots`]), in the one client
+//! configuration that every connection shares ([`client_config`]).
 //!
-//! Decision: not Mozilla's roots compiled in (ureq's `rustls` feature, the
-//! `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
+//! Decision: not Mozilla's roots compiled in (the `webpki-roots` crate). They were about 60 KiB of a binary with a size budget, and froze
 //! the roots at build time, while a Pi's `ca-certificates` package gets new roots and
 //! distrusts with its updates. The cost: a system without a bundle cannot verify anyone.
 //! Raspberry Pi OS and Debian install `ca-certificates` by default; on OpenWrt it is the
@@ -24,7 +22,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// Where distributions keep the PEM bundle of trusted roots; the first that exists is used.
 pub const CA_BUNDLES: [&str; 3] = [
@@ -41,15 +40,10 @@ pub const CA_FILE_ENV: &str = "SSL_CERT_FILE";
 /// reading it whole would only cost memory.
 const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// TLS settings for an agent that talks HTTPS: the system's roots, loaded on first use.
-pub fn config() -> TlsConfig {
-    with_roots(RootCerts::Specific(system_roots()))
-}
-
 /// The system's roots, read once and shared by every TLS client (the HTTP agents, the
 /// MQTT connection); empty, with an error logged, if there is no usable bundle.
-pub fn system_roots() -> Arc<Vec<Certificate<'static>>> {
-    static ROOTS: OnceLock<Arc<Vec<Certificate<'static>>>> = OnceLock::new();
+pub fn system_roots() -> Arc<Vec<CertificateDer<'static>>> {
+    static ROOTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let chosen = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
@@ -74,37 +68,23 @@ pub fn system_roots() -> Arc<Vec<Certificate<'static>>> {
         .clone()
 }
 
-/// How we introduce ourselves to Twilio, notification targets and `doctor`'s probes.
-const USER_AGENT: &str = concat!("intercom/", env!("CARGO_PKG_VERSION"));
-
-/// The agent for every outbound request (Twilio's REST API, notification targets,
-/// `doctor`'s probe of the public URL): the system's roots, one overall `timeout`, HTTP
-/// errors as answers for the caller to classify, and no redirects: one would be taken as
-/// a final answer rather than followed to wherever it points (a redirected `/healthz`
-/// proves nothing about who answers, and Twilio does not follow one either).
-pub fn https_agent(timeout: std::time::Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .tls_config(crate::system::tls::config())
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(USER_AGENT)
-        .build()
-        .into()
-}
-
-/// For an agent that only speaks plain HTTP (the CLI to the local control API): loads
-/// nothing, and a TLS connection could never verify.
-pub fn no_roots() -> TlsConfig {
-    with_roots(no_roots_list())
-}
-
-fn no_roots_list() -> RootCerts {
-    RootCerts::Specific(Arc::new(Vec::new()))
-}
-
-fn with_roots(roots: RootCerts) -> TlsConfig {
-    TlsConfig::builder().root_certs(roots).unversioned_rustls_crypto_provider(provider()).build()
+/// The client settings every TLS connection shares (HTTPS, MQTT over TLS), built once:
+/// the roots never change while we run.
+pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            // A root rustls cannot parse is skipped: a bundle may hold ones it cannot read.
+            roots.add_parsable_certificates(system_roots().iter().cloned());
+            let config = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS settings: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
 }
 
 /// The TLS the outside needs and no more: TLS 1.3 and 1.2, ECDHE on P-256 or P-384,
@@ -189,7 +169,7 @@ impl rustls::crypto::KeyProvider for NoClientKeys {
 /// The certificates of the first bundle in `paths` that exists. A bundle that exists but
 /// cannot be read or holds no certificate is an error, not skipped: it is a broken system
 /// store, and silently trusting a different file would hide that.
-pub fn load_first(paths: &[PathBuf]) -> Result<(PathBuf, Vec<Certificate<'static>>), String> {
+pub fn load_first(paths: &[PathBuf]) -> Result<(PathBuf, Vec<CertificateDer<'static>>), String> {
     for path in paths {
         match read_bundle(path) {
             Ok(certs) if certs.is_empty() => {
@@ -204,7 +184,7 @@ pub fn load_first(paths: &[PathBuf]) -> Result<(PathBuf, Vec<Certificate<'static
     Err(format!("no CA bundle at {}", looked.join(", ")))
 }
 
-fn read_bundle(path: &Path) -> io::Result<Vec<Certificate<'static>>> {
+fn read_bundle(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let mut pem = Vec::new();
     File::open(path)?.take(MAX_BUNDLE_BYTES + 1).read_to_end(&mut pem)?;
     if pem.len() as u64 > MAX_BUNDLE_BYTES {
@@ -215,13 +195,8 @@ fn read_bundle(path: &Path) -> io::Result<Vec<Certificate<'static>>> {
 
 /// The certificates in a PEM text; keys, comments and unparsable blocks are skipped (a
 /// bundle may hold trust-only blocks some parsers cannot read).
-pub fn certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect()
+pub fn certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::config::{Secret, TwilioConfig};
 use crate::model::phone::PhoneNumber;
+use crate::system::outbound::{form, Agent, Answer, Failure};
 use crate::util::loggable;
 
 /// Twilio's explanation of an error (its JSON `message`), kept for the one line we print.
@@ -102,11 +103,11 @@ struct NumberList {
 }
 
 pub struct Rest {
-    agent: ureq::Agent,
+    agent: Agent,
     /// `{api_base}/2010-04-01/Accounts/{AccountSid}`
     account_url: String,
-    user: String,
-    password: Secret,
+    /// `Basic …` of the credentials in use.
+    authorization: Secret,
     api_key: bool,
 }
 
@@ -123,9 +124,12 @@ impl Rest {
             (_, _, Some(token)) => (sid.clone(), token.clone(), false),
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
-        let agent = crate::system::tls::https_agent(timeout);
+        let agent = Agent::https(timeout);
         let account_url = format!("{}/2010-04-01/Accounts/{sid}", t.api_base);
-        Ok(Rest { agent, account_url, user, password, api_key })
+        let pair = format!("{user}:{}", password.expose());
+        let authorization =
+            Secret::new(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+        Ok(Rest { agent, account_url, authorization, api_key })
     }
 
     /// Which credentials are in use, and the keys that hold them, for messages.
@@ -167,8 +171,8 @@ impl Rest {
     }
 
     fn list(&self, query: &[(&str, &str)]) -> Result<Vec<IncomingNumber>, RestError> {
-        let req = self.agent.get(format!("{}/IncomingPhoneNumbers.json", self.account_url));
-        let body = answer(self.authorized(req.query_pairs(query.iter().copied())).call())?;
+        let url = format!("{}/IncomingPhoneNumbers.json?{}", self.account_url, form(query));
+        let body = answer(self.agent.send("GET", &url, &self.headers(), None))?;
         Ok(parse::<NumberList>(&body, "the number list does not parse")?.incoming_phone_numbers)
     }
 
@@ -191,15 +195,19 @@ impl Rest {
     }
 
     /// A form POST; the answer's body.
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<String, RestError> {
-        let req = self.authorized(self.agent.post(format!("{}/{path}", self.account_url)));
-        answer(req.send_form(form.iter().copied()))
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<String, RestError> {
+        let url = format!("{}/{path}", self.account_url);
+        let body = form(fields);
+        answer(self.agent.send(
+            "POST",
+            &url,
+            &self.headers(),
+            Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        ))
     }
 
-    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
-        let pair = format!("{}:{}", self.user, self.password.expose());
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-        req.header("Authorization", &basic).header("Accept", "application/json")
+    fn headers(&self) -> [(&str, &str); 2] {
+        [("Authorization", self.authorization.expose()), ("Accept", "application/json")]
     }
 }
 
@@ -217,15 +225,14 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, Re
 }
 
 /// A 2xx answer's body, or the failure it means.
-fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, RestError> {
-    let mut resp = result.map_err(|e| network_error(&e))?;
-    let status = resp.status().as_u16();
-    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(loggable);
-    let body = resp.body_mut().read_to_string();
+fn answer(result: Result<Answer, Failure>) -> Result<String, RestError> {
+    let answer = result.map_err(network_error)?;
+    let status = answer.status;
+    let retry_after = answer.header("retry-after").map(loggable);
+    let body = answer.text();
     if (200..300).contains(&status) {
-        return body.map_err(|e| network_error(&e));
+        return Ok(body);
     }
-    let body = body.unwrap_or_default();
     let (code, detail) = error_detail(&body);
     Err(match status {
         401 => RestError::Unauthorized,
@@ -245,20 +252,8 @@ fn error_detail(body: &str) -> (Option<u64>, String) {
 
 /// Transport errors are worth another try, except those that can only repeat. The
 /// message never holds a credential (they are only in a header).
-pub fn network_error(e: &ureq::Error) -> RestError {
-    let permanent = matches!(
-        e,
-        ureq::Error::BadUri(_)
-            | ureq::Error::RequireHttpsOnly(_)
-            | ureq::Error::TlsRequired
-            | ureq::Error::InvalidProxyUrl
-    );
-    let why = match e {
-        ureq::Error::Timeout(_) => "it timed out".to_string(),
-        ureq::Error::BadUri(_) => "bad URL".to_string(),
-        _ => e.to_string(),
-    };
-    RestError::Network { why, permanent }
+pub fn network_error(e: Failure) -> RestError {
+    RestError::Network { permanent: matches!(e, Failure::Invalid(_)), why: e.to_string() }
 }
 
 #[cfg(test)]
@@ -294,7 +289,8 @@ mod tests {
         )
         .unwrap();
         let rest = Rest::new(&c.twilio, Duration::from_secs(1)).unwrap();
-        assert_eq!(rest.user, "SK1");
+        let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+        assert_eq!(rest.authorization.expose(), basic("SK1:key-secret"));
         assert!(rest.credentials().contains("api_key_sid"));
         let all = [RestError::Unauthorized, RestError::NotFound("x".into())];
         for e in all {
@@ -303,7 +299,10 @@ mod tests {
         }
         let mut t = c.twilio.clone();
         (t.api_key_sid, t.api_key_secret) = (None, None);
-        assert_eq!(Rest::new(&t, Duration::from_secs(1)).unwrap().user, "AC1");
+        assert_eq!(
+            Rest::new(&t, Duration::from_secs(1)).unwrap().authorization.expose(),
+            basic("AC1:tok-secret")
+        );
         t.auth_token = None;
         assert!(Rest::new(&t, Duration::from_secs(1)).err().unwrap().contains("twilio.api_key_sid"));
     }

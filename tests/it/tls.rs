@@ -154,33 +154,3 @@ fn without_a_bundle_the_log_says_what_to_install_and_calls_are_still_answered() 
     assert!(fake.wait(|seen| !seen.failed_handshakes.is_empty()), "log:\n{}", s.logs());
     assert!(fake.seen.lock().unwrap().requests.is_empty());
 }
-
-/// ureq without compiled-in roots panics on the first HTTPS request of an agent that was
-/// not given roots ("WebPki is disabled"), so every agent must take its TLS settings from
-/// src/system/tls.rs. This fails naming any agent built without them.
-#[test]
-fn every_http_agent_takes_its_tls_settings_from_tls_rs() {
-    /// How far after `config_builder()` the `.tls_config(…)` may stand (one builder chain).
-    const CHAIN_LINES: usize = 6;
-    let src: PathBuf = [env!("CARGO_MANIFEST_DIR"), "src"].iter().collect();
-    let mut agents = 0;
-    let mut bare = Vec::new();
-    let folders = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir());
-    let files = folders.flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()));
-    for path in files {
-        if path.extension() != Some(std::ffi::OsStr::new("rs")) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, _) in lines.iter().enumerate().filter(|(_, l)| l.contains("Agent::config_builder()")) {
-            agents += 1;
-            let chain = lines[i..(i + CHAIN_LINES).min(lines.len())].join("\n");
-            if !chain.contains(".tls_config(crate::system::tls::") {
-                bare.push(format!("{}:{}", path.display(), i + 1));
-            }
-        }
-    }
-    assert!(agents >= 2, "found only {agents} agents: has the builder call changed?");
-    assert!(bare.is_empty(), "agents without .tls_config(crate::system::tls::…): {bare:?}");
-}

@@ -82,7 +82,7 @@ expect_contains "webhook, window open -> Play digits" "$(webhook "http://127.0.0
 expect_json "GET /api/status -> open" "$(api GET "http://127.0.0.1:$cp/api/status" "$token")" open true
 expect_json "POST /api/close -> closed" "$(api POST "http://127.0.0.1:$cp/api/close" "$token")" open false
 expect_contains "webhook after close -> Dial" "$(webhook "http://127.0.0.1:$wp/voice")" "<Dial"
-# The CLI (ureq client -> control API, and simulate) under the same emulator.
+# The CLI (its HTTP client -> control API, and simulate) under the same emulator.
 cli() { "${runner[@]}" "$bin" "$@" --config "$tmp/intercom.json" 2>&1; }
 expect_contains "CLI open 5m" "$(cli open 5m)" "open until"
 expect_contains "CLI simulate while open -> Play digits" "$(cli simulate --from "$INTERCOM_NUMBER")" "<Play digits="
