@@ -34,9 +34,7 @@ const CALL_NOT_IN_PROGRESS: u64 = 21220;
 pub enum RestError {
     /// 401: the credentials were refused.
     Unauthorized,
-    /// 404, with Twilio's message.
-    NotFound(String),
-    /// Any other non-2xx answer. `retry_after` is the raw header, if any.
+    /// Any other non-2xx answer (a 404 among them, with Twilio's message). `retry_after` is the raw header, if any.
     Status { status: u16, detail: String, retry_after: Option<String> },
     /// No HTTP answer: connection refused, DNS, TLS, timeout. `permanent` when trying
     /// again cannot help (a bad URL).
@@ -51,7 +49,6 @@ impl fmt::Display for RestError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             RestError::Unauthorized => f.write_str("Twilio refused the credentials (HTTP 401)"),
-            RestError::NotFound(d) => write!(f, "not found (HTTP 404): {d}"),
             RestError::Status { status, detail, .. } if detail.is_empty() => write!(f, "HTTP {status}"),
             RestError::Status { status, detail, .. } => write!(f, "HTTP {status}: {detail}"),
             RestError::Network { why, .. } => write!(f, "no answer: {why}"),
@@ -107,7 +104,8 @@ pub struct Rest {
     account_url: String,
     user: String,
     password: Secret,
-    api_key: bool,
+    /// Which credentials are in use, and the keys that hold them, for messages.
+    keys: &'static str,
 }
 
 impl Rest {
@@ -118,30 +116,23 @@ impl Rest {
             .account_sid
             .as_ref()
             .ok_or("set twilio.account_sid (AC…, on the Twilio console's start page)")?;
-        let (user, password, api_key) = match (&t.api_key_sid, &t.api_key_secret, &t.auth_token) {
-            (Some(key), Some(secret), _) => (key.clone(), secret.clone(), true),
-            (_, _, Some(token)) => (sid.clone(), token.clone(), false),
+        let (user, password, keys) = match (&t.api_key_sid, &t.api_key_secret, &t.auth_token) {
+            (Some(key), Some(secret), _) => {
+                (key.clone(), secret.clone(), "the API key (twilio.api_key_sid and twilio.api_key_secret)")
+            }
+            (_, _, Some(token)) => (sid.clone(), token.clone(), "twilio.account_sid and twilio.auth_token"),
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
         let agent = crate::system::tls::https_agent(timeout);
         let account_url = format!("{}/2010-04-01/Accounts/{sid}", t.api_base);
-        Ok(Rest { agent, account_url, user, password, api_key })
-    }
-
-    /// Which credentials are in use, and the keys that hold them, for messages.
-    pub fn credentials(&self) -> &'static str {
-        if self.api_key {
-            "the API key (twilio.api_key_sid and twilio.api_key_secret)"
-        } else {
-            "twilio.account_sid and twilio.auth_token"
-        }
+        Ok(Rest { agent, account_url, user, password, keys })
     }
 
     /// The one line for a failure, with what to do about it.
     pub fn explain(&self, e: &RestError) -> String {
         match e {
             RestError::Unauthorized => {
-                format!("Twilio refused the credentials (HTTP 401): check {}", self.credentials())
+                format!("Twilio refused the credentials (HTTP 401): check {}", self.keys)
             }
             RestError::Status { status: 500..=599, .. } => {
                 format!("Twilio's API failed ({e}); this is on Twilio's side, try again in a few minutes")
@@ -229,7 +220,6 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
     let (code, detail) = error_detail(&body);
     Err(match status {
         401 => RestError::Unauthorized,
-        404 => RestError::NotFound(detail),
         400 if code == Some(CALL_NOT_IN_PROGRESS) => RestError::CallEnded,
         _ => RestError::Status { status, detail, retry_after },
     })
@@ -295,8 +285,11 @@ mod tests {
         .unwrap();
         let rest = Rest::new(&c.twilio, Duration::from_secs(1)).unwrap();
         assert_eq!(rest.user, "SK1");
-        assert!(rest.credentials().contains("api_key_sid"));
-        let all = [RestError::Unauthorized, RestError::NotFound("x".into())];
+        assert!(rest.keys.contains("api_key_sid"));
+        let all = [
+            RestError::Unauthorized,
+            RestError::Status { status: 404, detail: "x".into(), retry_after: None },
+        ];
         for e in all {
             let line = rest.explain(&e);
             assert!(!line.contains("key-secret") && !line.contains("tok-secret"), "{line}");
