@@ -67,7 +67,7 @@ pub fn parse(
         bad_signature(claim("CallSid"), claim("From"));
         return Err(HttpError::Refused("forbidden".into()));
     }
-    let owned = |v: Option<&str>| v.map(str::to_string);
+    let param = |name| form::single(call_params, name).map(|v| v.map(str::to_string));
 
     let expected = match form::single(&query, "ExpectedFrom")? {
         Some(n) => vec![Entrance {
@@ -84,13 +84,13 @@ pub fn parse(
         }
         None => config.forward_to.clone(),
     };
-    let from = form::single(call_params, "From")?;
+    let from = param("From")?;
     Ok(Call {
-        entrance: call::caller(from, intercoms).cloned(),
-        from: owned(from),
-        call_sid: owned(form::single(call_params, "CallSid")?),
-        digits: owned(form::single(call_params, "Digits")?),
-        dial_status: owned(form::single(call_params, "DialCallStatus")?),
+        entrance: call::caller(from.as_deref(), intercoms).cloned(),
+        from,
+        call_sid: param("CallSid")?,
+        digits: param("Digits")?,
+        dial_status: param("DialCallStatus")?,
         forward_to,
         overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
@@ -108,11 +108,8 @@ fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
         return true; // unchecked: warned about at every start
     };
-    let mut url = format!("{public_url}{}", req.path);
-    if !req.query.is_empty() {
-        url.push('?');
-        url.push_str(&req.query);
-    }
+    let sep = if req.query.is_empty() { "" } else { "?" };
+    let url = format!("{public_url}{}{sep}{}", req.path, req.query);
     let valid = req
         .header("x-twilio-signature")
         .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
