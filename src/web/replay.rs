@@ -85,22 +85,16 @@ impl<T: Clone> Recent<T> {
     }
 
     pub fn claim(&self, key: Key, now: Instant) -> Claim<'_, T> {
-        let deadline = now + REPEAT_WAIT;
         let mut map = lock(&self.map);
         self.prune(&mut map, now);
-        loop {
-            match map.entries.get(&key) {
-                Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
-                Some(Slot::Pending) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Claim::Busy;
-                    }
-                    map = self.answered.wait_timeout(map, left).unwrap_or_else(|p| p.into_inner()).0;
-                }
-                // Forgotten while we waited (the first was not remembered): decide afresh.
-                None => break,
-            }
+        let pending = |map: &mut Map<T>| matches!(map.entries.get(&key), Some(Slot::Pending));
+        let waited = self.answered.wait_timeout_while(map, REPEAT_WAIT, pending);
+        let mut map = waited.unwrap_or_else(|p| p.into_inner()).0;
+        match map.entries.get(&key) {
+            Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
+            Some(Slot::Pending) => return Claim::Busy,
+            // New, or forgotten while we waited (the first was not remembered): decide it.
+            None => {}
         }
         map.entries.insert(key.clone(), Slot::Pending);
         map.order.push_back((now, key.clone()));
