@@ -54,6 +54,11 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         form::single(&self.headers, name).ok().flatten()
     }
+
+    /// The media type of `Content-Type`, without its parameters (`""` when absent).
+    pub fn media_type(&self) -> &str {
+        self.header("content-type").and_then(|t| t.split(';').next()).unwrap_or("").trim()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -116,13 +116,11 @@ fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
     if valid {
         return true;
     }
+    let (method, path, peer) = (&req.method, loggable(&req.path), req.peer);
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
+    let forwarded = forwarded.unwrap_or_default();
     REFUSALS.warn(format_args!(
-        "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
-        req.method,
-        loggable(&req.path),
-        req.peer,
-        forwarded.unwrap_or_default()
+        "refused a webhook {method} {path} from {peer}{forwarded} with a missing or invalid X-Twilio-Signature"
     ));
     false
 }
@@ -131,9 +129,7 @@ fn post_params(req: &Request) -> Result<Params, HttpError> {
     if req.body.is_empty() {
         return Ok(Vec::new());
     }
-    let content_type = req.header("content-type").unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case(FORM_TYPE) {
+    if !req.media_type().eq_ignore_ascii_case(FORM_TYPE) {
         return Err(HttpError::UnsupportedMediaType(FORM_TYPE));
     }
     form::parse(&req.body).map_err(|e| HttpError::BadRequest(format!("body: {e}")))

@@ -94,10 +94,7 @@ pub fn check_browser_request(req: &Request, names: &[String], write: bool) -> Re
     if !same {
         return Err(HttpError::Refused("a request from another site or page was refused".into()));
     }
-    let json = req.header("content-type").is_some_and(|t| {
-        t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !json {
+    if !req.media_type().eq_ignore_ascii_case("application/json") {
         return Err(HttpError::Refused("only the intercom's own page can do this".into()));
     }
     Ok(())
