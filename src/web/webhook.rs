@@ -114,9 +114,8 @@ impl Webhook {
         match stores.history.newest(usize::MAX) {
             Ok(records) => {
                 let mut answered = lock(&self.answered);
-                let stranger =
-                    |r: &&Record| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature);
-                for r in records.iter().rev().filter(|r| !stranger(r)) {
+                let stranger = [EventKind::CallRejected, EventKind::CallBadSignature];
+                for r in records.iter().rev().filter(|r| !stranger.contains(&r.event)) {
                     if let Some(sid) = &r.call_sid {
                         answered.note(sid, r.event != EventKind::CallAskedCode);
                     }
@@ -197,12 +196,12 @@ impl Webhook {
         self.track(&call, route, &answer.call.decision);
         let outcome = self.record(&answer); // on disk before we answer
         let Answered { call: mut record, if_unrecorded, .. } = answer;
+        let logged = record.call_sid.as_deref().map_or("-".into(), loggable);
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
             HANGING_DISK_LOG.error(format_args!(
-                "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
-                record.call_sid.as_deref().map_or("-".into(), loggable)
+                "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {logged} is forwarded instead of unlocking"
             ));
             record.decision = instead;
         }
@@ -216,23 +215,17 @@ impl Webhook {
                 ticket.answer(record.decision.clone());
             }
         }
-        log::info!(
-            "call {} from {}: {}",
-            record.call_sid.as_deref().map_or("-".into(), loggable),
-            record.from.as_deref().map_or("(none)".into(), loggable),
-            record.decision.name()
-        );
+        let from = record.from.as_deref().map_or("(none)".into(), loggable);
+        log::info!("call {logged} from {from}: {}", record.decision.name());
         Ok(self.twiml(&call, &record.decision))
     }
 
     /// The answer to a repeated request (`why` not the first's), without counting or
     /// recording anything.
     fn repeat(&self, call: &Call, route: &str, decision: &Decision, why: &str) -> Response {
+        let (sid, answer) = (call.call_sid.as_deref().map_or("-".into(), loggable), decision.name());
         log::info!(
-            "call {} repeated on {}: answered {} again{why}, not counted or recorded again",
-            call.call_sid.as_deref().map_or("-".into(), loggable),
-            route,
-            decision.name(),
+            "call {sid} repeated on {route}: answered {answer} again{why}, not counted or recorded again"
         );
         self.twiml(call, decision)
     }
@@ -339,14 +332,12 @@ impl Webhook {
     }
 
     fn record_bad_signature(&self, record: Record) {
-        let admitted = lock(&self.bad_signatures).admit(Instant::now());
-        if let Some(suppressed) = admitted {
-            if suppressed > 0 {
-                log::warn!("{suppressed} more refused signatures were not recorded in the history");
-            }
-            if let Some(stores) = self.stores() {
-                stores.history.record(&record);
-            }
+        let Some(suppressed) = lock(&self.bad_signatures).admit(Instant::now()) else { return };
+        if suppressed > 0 {
+            log::warn!("{suppressed} more refused signatures were not recorded in the history");
+        }
+        if let Some(stores) = self.stores() {
+            stores.history.record(&record);
         }
     }
 }
