@@ -275,13 +275,10 @@ impl Control {
         if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
             return Err(bad(format!("unknown parameter {:?}", loggable(k))));
         }
-        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))? {
+        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))?.map(str::parse) {
             None => DEFAULT_EVENTS_LIMIT,
-            Some(n) => n
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_EVENTS_LIMIT).contains(n))
-                .ok_or_else(|| bad("limit out of range".into()))?,
+            Some(Ok(n)) if (1..=MAX_EVENTS_LIMIT).contains(&n) => n,
+            Some(_) => return Err(bad("limit out of range".into())),
         };
         let records = self
             .history
