@@ -78,16 +78,15 @@ impl IncomingNumber {
     /// What overrides `voice_url`, if anything: a TwiML App or a SIP trunk.
     pub fn routed_elsewhere(&self) -> Option<String> {
         let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(loggable);
+        let number = &self.phone_number;
         if let Some(app) = set(&self.voice_application_sid) {
             return Some(format!(
-                "{} is routed to the TwiML App {app}, which overrides its voice URL: in the Twilio console, under the number's Voice Configuration, choose \"Webhook\" instead of \"TwiML App\"",
-                self.phone_number
+                "{number} is routed to the TwiML App {app}, which overrides its voice URL: in the Twilio console, under the number's Voice Configuration, choose \"Webhook\" instead of \"TwiML App\""
             ));
         }
         set(&self.trunk_sid).map(|trunk| {
             format!(
-                "{} belongs to the SIP trunk {trunk}, which takes its calls: in the Twilio console, remove the number from the trunk (Elastic SIP Trunking > Numbers)",
-                self.phone_number
+                "{number} belongs to the SIP trunk {trunk}, which takes its calls: in the Twilio console, remove the number from the trunk (Elastic SIP Trunking > Numbers)"
             )
         })
     }
