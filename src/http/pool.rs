@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::{io, thread};
 
 use crate::util::lock;
@@ -77,16 +77,10 @@ impl Pool {
             return None;
         }
         q.idle += 1;
-        let give_up = Instant::now() + self.idle_timeout;
-        let job = loop {
-            let left = give_up.saturating_duration_since(Instant::now());
-            if !q.jobs.is_empty() || left.is_zero() {
-                break q.jobs.pop_front();
-            }
-            q = self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
-        };
+        let waited = self.ready.wait_timeout_while(q, self.idle_timeout, |q| q.jobs.is_empty());
+        let mut q = waited.unwrap_or_else(|p| p.into_inner()).0;
         q.idle -= 1;
-        job
+        q.jobs.pop_front()
     }
 }
 
