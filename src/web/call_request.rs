@@ -69,15 +69,12 @@ pub fn parse(
     }
     let param = |name| form::single(call_params, name).map(|v| v.map(str::to_string));
 
-    let expected = match form::single(&query, "ExpectedFrom")? {
-        Some(n) => vec![Entrance {
-            name: None,
-            number: parse_number("ExpectedFrom", n)?,
-            unlock_digits: config.unlock_digits.clone(),
-        }],
-        None => Vec::new(),
-    };
-    let intercoms = if expected.is_empty() { &config.intercoms } else { &expected };
+    let expected =
+        form::single(&query, "ExpectedFrom")?.map(|n| parse_number("ExpectedFrom", n)).transpose()?;
+    let unlock_digits = config.unlock_digits.clone();
+    let expected = expected.map(|number| Entrance { name: None, number, unlock_digits });
+    // A request's `ExpectedFrom` is the one intercom it knows; else the config's.
+    let intercoms = expected.as_ref().map_or(&config.intercoms[..], std::slice::from_ref);
     let forward_to = match form::single(&query, "PhoneNumberToDial")? {
         Some(list) => {
             list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
