@@ -16,13 +16,13 @@ use std::io;
 use std::path::Path;
 
 use crate::model::record::{EventKind, Record};
-use crate::store::storage::{self, context};
+use crate::store::storage::{self, context, read_if_any};
 
 /// Moves the lines of `dir/current` to `dir/old`, keeping the old file's records that are
 /// not noise in front of them, within `bound` bytes.
 pub fn rotate(dir: &Path, current: &str, old_name: &str, bound: u64) -> io::Result<()> {
     let (path, rotated) = (dir.join(current), dir.join(old_name));
-    let old = read_if_any(&rotated)?;
+    let old = read_if_any(&rotated)?.unwrap_or_default();
     let kept = keep_within(&old, &fs::read(&path).map_err(|e| context(e, "read", &path))?, bound);
     storage::write_atomically(dir, old_name, &kept, 0o600)?;
     fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
@@ -33,21 +33,13 @@ pub fn rotate(dir: &Path, current: &str, old_name: &str, bound: u64) -> io::Resu
 /// current file's lines at the end of the old file too: remove the current file.
 pub fn finish(dir: &Path, current: &str, old_name: &str) -> io::Result<()> {
     let (path, rotated) = (dir.join(current), dir.join(old_name));
-    let current = read_if_any(&path)?;
-    if !current.is_empty() && read_if_any(&rotated)?.ends_with(&current) {
+    let current = read_if_any(&path)?.unwrap_or_default();
+    if !current.is_empty() && read_if_any(&rotated)?.unwrap_or_default().ends_with(&current) {
         log::warn!("the event log's last rotation was interrupted (a power cut?); finishing it");
         fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
         storage::sync_dir(dir)?;
     }
     Ok(())
-}
-
-/// A file's bytes; none if it does not exist.
-fn read_if_any(path: &Path) -> io::Result<Vec<u8>> {
-    match fs::read(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        other => other.map_err(|e| context(e, "read", path)),
-    }
 }
 
 /// Records of strangers: a flood of them must not push the resident's records out.

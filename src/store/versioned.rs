@@ -16,7 +16,6 @@
 
 use std::error::Error;
 use std::fmt::Display;
-use std::fs;
 use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -212,12 +211,7 @@ impl Kept {
 /// JSON, a version outside `spec.reads`, a field that does not fit), which the caller
 /// takes for "nothing stored" and fails closed.
 pub fn read<T: DeserializeOwned>(dir: &Path, spec: &Spec) -> Result<Option<T>, Box<dyn Error>> {
-    let path = dir.join(spec.name);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(storage::context(e, "read", &path).into()),
-    };
+    let Some(bytes) = storage::read_if_any(&dir.join(spec.name))? else { return Ok(None) };
     let part = spec.part;
     let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a {part} file: {e}"))?;
     if !spec.reads.contains(&v.version) {
@@ -259,6 +253,7 @@ pub fn encode<T: Serialize>(file: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
