@@ -23,7 +23,6 @@
 //!   the calls that used a code or entered a wrong one are kept in the file with it.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -35,26 +34,10 @@ use crate::rules::clock::Clock;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
 use crate::store::codes_file::{self, Loaded, SeenCall, MAX_CALL_SID_CHARS, SPEC};
 use crate::store::storage::{self, Health};
-use crate::store::versioned::{draw, Kept};
+use crate::store::versioned::{draw, AddError, Kept};
 use crate::system::boot::Boot;
-use crate::util::lock;
 use crate::util::time::{between, floor};
-
-/// Why a code could not be added: the API answers 409 or 500.
-#[derive(Debug)]
-pub enum AddError {
-    Full,
-    Io(io::Error),
-}
-
-impl fmt::Display for AddError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            AddError::Full => write!(f, "{} codes are active already; delete one first", codes::MAX_ACTIVE),
-            AddError::Io(e) => write!(f, "could not save the codes: {e}"),
-        }
-    }
-}
+use crate::util::{lock, lock_within, loggable, LOCK_WAIT};
 
 /// What a keypad entry led to, for the call's answer and its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,9 +141,7 @@ impl CodeStore {
     /// a write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`]: then the call is
     /// forwarded.
     pub fn offer(&self, window_open: bool, now: Timestamp) -> bool {
-        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
-            return false;
-        };
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else { return false };
         let trusted = self.trusted(&mut inner, floor(now));
         codes::offer(window_open, &trusted, &inner.lockout, floor(now))
     }
@@ -169,7 +150,7 @@ impl CodeStore {
     /// write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller
     /// looks again later).
     pub fn paused(&self, now: Timestamp) -> Option<bool> {
-        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
+        let mut inner = lock_within(&self.inner, LOCK_WAIT)?;
         Some(self.paused_because(&mut inner, floor(now)).is_some())
     }
 
@@ -177,7 +158,7 @@ impl CodeStore {
     /// say it): a lock after wrong codes, a clock in doubt after a step, or codes from
     /// before a restart that wait for a synchronized clock.
     pub fn why_paused(&self, now: Timestamp) -> Option<String> {
-        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else {
             return Some(
                 "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
             );
@@ -191,25 +172,27 @@ impl CodeStore {
         let mut next = inner.codes.clone();
         next.retain(|c| !c.is_spent(now));
         if next.len() >= codes::MAX_ACTIVE {
-            return Err(AddError::Full);
+            let full = format!("{} codes are active already; delete one first", codes::MAX_ACTIVE);
+            return Err(AddError::Full(full));
         }
+        let unsaved = |e| AddError::Io(format!("could not save the codes: {e}"));
         let code = Code {
-            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(unsaved)?,
             digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
                 next.iter().any(|c| c.digits == d)
             })
-            .map_err(AddError::Io)?,
+            .map_err(unsaved)?,
             label: new.label.clone(),
             valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
         };
         next.push(code.clone());
         let calls = inner.calls.clone();
-        self.save(&mut inner, next, calls, now).map_err(AddError::Io)?;
+        self.save(&mut inner, next, calls, now).map_err(unsaved)?;
         log::info!(
             "guest code {} ({}) added: {} use(s) until {}",
             code.id,
-            crate::util::loggable(&code.label),
+            loggable(&code.label),
             code.uses_left,
             code.valid_until
         );
@@ -229,7 +212,7 @@ impl CodeStore {
         let bytes = self.memory(&mut inner, now);
         // A failure is on the page, and the code is gone from memory: deleted all the same.
         let _ = inner.kept.revoke(&bytes);
-        log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
+        log::info!("guest code {} ({}) deleted", found.id, loggable(&found.label));
         true
     }
 
@@ -241,15 +224,12 @@ impl CodeStore {
     /// `Wrong` that does not count again.
     pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: Timestamp) -> io::Result<Tried> {
         let now = floor(now);
-        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT).ok_or_else(|| {
+        let mut inner = lock_within(&self.inner, LOCK_WAIT).ok_or_else(|| {
             io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
         })?;
         let call_sid = call_sid.filter(|s| !s.is_empty() && s.chars().count() <= MAX_CALL_SID_CHARS);
         if let Some(seen) = call_sid.and_then(|sid| inner.calls.iter().find(|c| c.call_sid == sid)) {
-            log::info!(
-                "a repeated request of call {}: counted once already",
-                crate::util::loggable(&seen.call_sid)
-            );
+            log::info!("a repeated request of call {}: counted once already", loggable(&seen.call_sid));
             return Ok(match &seen.used {
                 Some(label) => Tried::Right { label: label.clone() },
                 None => Tried::Wrong { locked: false },
@@ -271,7 +251,7 @@ impl CodeStore {
                 let mut calls = inner.calls.clone();
                 calls.extend(seen(Some(label.clone())));
                 self.save(&mut inner, next, calls, now)?;
-                log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
+                log::info!("guest code {id} ({}) used; {left} use(s) left", loggable(&label));
                 Ok(Tried::Right { label })
             }
             Attempt::Wrong => {
@@ -455,7 +435,7 @@ mod tests {
             let c = s.add(&new(1), now).unwrap();
             assert!(seen.insert(c.digits.clone()) && c.digits.len() == 6);
         }
-        assert!(matches!(s.add(&new(1), now), Err(AddError::Full)));
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Full(_))));
         let id = s.active(now)[0].id.clone();
         assert!(s.remove(&id, now));
         assert!(!s.remove(&id, now));

@@ -125,9 +125,7 @@ pub fn encode(
 /// Reads `dir/codes.json` (missing: no codes); any doubt is an error (the caller fails
 /// closed to "no codes").
 pub fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
-    let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else {
-        return Ok(Loaded::default());
-    };
+    let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else { return Ok(Loaded::default()) };
     if file.codes.len() > codes::MAX_ACTIVE
         || file.failures.len() > codes::MAX_FAILURES
         || file.calls.len() > MAX_CALLS

@@ -220,6 +220,21 @@ pub fn read<T: DeserializeOwned>(dir: &Path, spec: &Spec) -> Result<Option<T>, B
     Ok(Some(serde_json::from_slice(&bytes).map_err(|e| format!("corrupt {part} file: {e}"))?))
 }
 
+/// Why an entry (a guest code, a schedule) was not added or changed, in words for the
+/// page: there are as many as may be (the API answers 409), or it was not saved.
+#[derive(Debug)]
+pub enum AddError {
+    Full(String),
+    Io(String),
+}
+
+impl Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (AddError::Full(why) | AddError::Io(why)) = self;
+        f.write_str(why)
+    }
+}
+
 /// Fresh draws before giving up on a value that no entry has: among at most a few dozen
 /// entries and millions of values, one draw almost always does; this bound only stops a
 /// broken random source.

@@ -22,11 +22,12 @@ use crate::model::api::{
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
 use crate::rules::codes;
-use crate::store::codes::{AddError, CodeStore};
+use crate::store::codes::CodeStore;
 use crate::store::devices::Devices;
 use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
+use crate::store::versioned::AddError;
 use crate::twilio::signature;
 use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
@@ -232,7 +233,7 @@ impl Control {
                 })?;
                 match self.codes.add(&new, now) {
                     Ok(code) => Ok(json(201, &code.body(now))),
-                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
+                    Err(AddError::Full(why)) => Ok(refusal(409, &why)),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
