@@ -95,15 +95,6 @@ pub enum AppendError {
     Pending,
 }
 
-impl std::fmt::Display for AppendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            AppendError::Failed(e) => write!(f, "{e}"),
-            AppendError::Pending => write!(f, "the event log did not reach the disk within {APPEND_WAIT:?}"),
-        }
-    }
-}
-
 /// Hears every record after it is on disk (the notifier); must not block.
 pub type Sink = Box<dyn Fn(&Record) + Send + Sync>;
 
@@ -186,7 +177,7 @@ impl History {
         let outcome = match self.append(record) {
             Ok(()) => Outcome::Written,
             Err(AppendError::Pending) => Outcome::Pending,
-            Err(e) => {
+            Err(AppendError::Failed(e)) => {
                 log::debug!("{} not recorded: {e}", record.event.name());
                 Outcome::Failed
             }
@@ -552,7 +543,7 @@ mod tests {
         let log = History::open(&dir, None, health.clone());
         assert!(health.problem().unwrap().contains("events.jsonl"), "{:?}", health.problem());
         let err = log.append(&rec(1)).unwrap_err();
-        assert!(err.to_string().contains("directory"), "{err}");
+        assert!(format!("{err:?}").contains("directory"), "{err:?}");
         storage::Retry::retry_disk(&*log, Timestamp::now());
         assert!(health.has(PART), "still blocked");
         fs::remove_dir_all(dir.join(EVENTS_FILE)).unwrap();
@@ -570,7 +561,7 @@ mod tests {
         let hang = lock(&log.disk.writer); // the writer blocks here as on a stuck disk
         let started = Instant::now();
         let err = log.append(&rec(1)).unwrap_err();
-        assert!(matches!(err, AppendError::Pending), "{err}");
+        assert!(matches!(err, AppendError::Pending), "{err:?}");
         assert!(started.elapsed() < APPEND_WAIT * 2, "{:?}", started.elapsed());
         assert!(log.stuck_for().is_some());
         // A later caller queues behind the stuck batch and gives up in time too.
