@@ -363,12 +363,9 @@ impl Writer {
 fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut bad = 0;
-    for line in bytes.split(|b| *b == b'\n').rev() {
+    for line in rotation::lines(bytes).rev() {
         if records.len() >= limit {
             break;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
         }
         match serde_json::from_slice::<Record>(line) {
             Ok(r) => records.push(r),

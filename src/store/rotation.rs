@@ -42,6 +42,11 @@ pub fn finish(dir: &Path, current: &str, old_name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The lines of `bytes` that are not blank.
+pub fn lines(bytes: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    bytes.split(|c| *c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
 /// Records of strangers: a flood of them must not push the resident's records out.
 fn is_noise(line: &[u8]) -> bool {
     serde_json::from_slice::<Record>(line)
@@ -52,15 +57,9 @@ fn is_noise(line: &[u8]) -> bool {
 /// current file, within `bound` bytes: dropping the oldest noise first, then the
 /// oldest lines. Unreadable lines count as noise.
 fn keep_within(old: &[u8], current: &[u8], bound: u64) -> Vec<u8> {
-    let lines = |b: &'_ [u8]| -> Vec<Vec<u8>> {
-        b.split(|c| *c == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| l.to_vec())
-            .collect()
-    };
     let mut all: Vec<(bool, Vec<u8>)> =
-        lines(old).into_iter().filter(|l| !is_noise(l)).map(|l| (false, l)).collect();
-    all.extend(lines(current).into_iter().map(|l| (is_noise(&l), l)));
+        lines(old).filter(|l| !is_noise(l)).map(|l| (false, l.to_vec())).collect();
+    all.extend(lines(current).map(|l| (is_noise(l), l.to_vec())));
     let mut size: u64 = all.iter().map(|(_, l)| l.len() as u64 + 1).sum();
     let mut keep = vec![true; all.len()];
     // The oldest noise goes first, then the oldest of the rest.

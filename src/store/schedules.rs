@@ -139,11 +139,7 @@ impl ScheduleStore {
     /// schedules' rule, for quiet hours; `None` otherwise or if a write hangs past `wait`.
     pub fn local_minute(&self, now: Timestamp, wait: Duration) -> Option<u16> {
         let inner = lock_within(&self.inner, wait)?;
-        if !self.trusted(&inner, now) {
-            return None;
-        }
-        let zoned = now.to_zoned(self.local.tz.clone());
-        Some(zoned.hour() as u16 * 60 + zoned.minute() as u16)
+        self.trusted(&inner, now).then(|| minute_of_day(now, &self.local))
     }
 
     /// Every schedule, in the order made, and whether the clock is trusted for them.
@@ -311,12 +307,17 @@ pub fn peek(
     if !this_boot && !synced {
         return none;
     }
-    let zoned = now.to_zoned(local.tz.clone());
     Peek {
         open: schedule::open_at(&list, now, &local.tz, |s| s.applies_to(entrance))
             .map(|(s, until)| (s.label.clone(), until)),
-        local_minute: Some(zoned.hour() as u16 * 60 + zoned.minute() as u16),
+        local_minute: Some(minute_of_day(now, local)),
     }
+}
+
+/// The local time of day at `now`, in minutes after midnight (for quiet hours).
+fn minute_of_day(now: Timestamp, local: &Local) -> u16 {
+    let zoned = now.to_zoned(local.tz.clone());
+    zoned.hour() as u16 * 60 + zoned.minute() as u16
 }
 
 #[cfg(test)]

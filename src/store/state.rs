@@ -207,8 +207,7 @@ impl Store {
     }
 
     pub fn status(&self, now: Timestamp) -> Status {
-        let mut inner = lock(&self.inner);
-        self.status_of(&mut inner, now)
+        self.status_of(&mut lock(&self.inner), now)
     }
 
     /// [`Store::status`] for a call: `None` if the lock is held longer than `wait` (a state

@@ -91,15 +91,13 @@ impl Kept {
                 kept.fail(&e, spec.none);
                 return T::default();
             }
-            log::error!("{} file {}: {e}; {}", spec.part, path.display(), spec.none);
+            let part = spec.part;
+            log::error!("{part} file {}: {e}; {}", path.display(), spec.none);
             match storage::move_aside(&path, "bad") {
-                Ok(to) => log::error!("the unreadable {} file was kept as {}", spec.part, to.display()),
+                Ok(to) => log::error!("the unreadable {part} file was kept as {}", to.display()),
                 Err(aside) => {
-                    let why = format!(
-                        "the {} file is unreadable and could not be moved aside ({aside})",
-                        spec.part
-                    );
-                    kept.health.fail(spec.part, format!("{why}: {}", spec.none));
+                    let why = format!("the {part} file is unreadable and could not be moved aside ({aside})");
+                    kept.health.fail(part, format!("{why}: {}", spec.none));
                     kept.blocked = Some(why);
                 }
             }
