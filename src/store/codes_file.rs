@@ -74,7 +74,6 @@ struct CodeV2 {
     valid_until: Timestamp,
     uses_left: u32,
     /// The kernel's boot id when the code was last confirmed by a trusted clock.
-    #[serde(default)]
     boot_id: Option<String>,
 }
 

@@ -81,7 +81,6 @@ struct StateFile {
     updated_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boot_id: Option<String>,
-    #[serde(default)]
     once: Option<bool>,
 }
 
