@@ -104,10 +104,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
     let loaded = control.clone();
     watchdog::start(Box::new(move || {
-        if let Some(c) = loaded.get() {
-            if let Some(stuck) = c.history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
-                return Err(format!("an event log write has hung for {stuck:?}"));
-            }
+        let stuck = loaded.get().and_then(|c| c.history.stuck_for());
+        if let Some(stuck) = stuck.filter(|s| *s > history::WEDGED_AFTER) {
+            return Err(format!("an event log write has hung for {stuck:?}"));
         }
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;

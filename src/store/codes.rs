@@ -298,10 +298,7 @@ impl CodeStore {
     /// The file's bytes for `codes` and `calls` with memory's lockout; a code keeps the
     /// boot it was stored in while it waits for a synchronized clock.
     fn encode(&self, inner: &Inner, codes: &[Code], calls: &[SeenCall]) -> Vec<u8> {
-        let boot_of = |id: &str| match inner.untrusted.get(id) {
-            Some(stored) => stored.clone(),
-            None => self.boot.id.clone(),
-        };
+        let boot_of = |id: &str| inner.untrusted.get(id).cloned().unwrap_or_else(|| self.boot.id.clone());
         codes_file::encode(codes, &inner.lockout, calls, boot_of)
     }
 }
