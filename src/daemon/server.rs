@@ -174,9 +174,7 @@ fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error
     if let Some(b) = bridge.clone() {
         sinks.push(Box::new(move |r: &Record| b.submit(r)));
     }
-    let sink = (!sinks.is_empty())
-        .then(|| Box::new(move |r: &Record| sinks.iter().for_each(|s| s(r))) as history::Sink);
-    let history = History::open(dir, sink, health.clone());
+    let history = History::open(dir, sinks, health.clone());
     ringing.attach(history.clone());
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();

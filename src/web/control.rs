@@ -335,7 +335,7 @@ mod tests {
         let clock = Arc::new(Clock::new(Box::new(|| false)));
         let store = Store::open(&dir, config.max_window, boot, health.clone(), clock.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = History::open(&dir, None, health.clone());
+        let history = History::open(&dir, Vec::new(), health.clone());
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },
