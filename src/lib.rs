@@ -13,7 +13,7 @@
 //! | folder | owns | may use |
 //! |---|---|---|
 //! | `main.rs` | the binary: parses the command line, sets up logging, dispatches | everything |
-//! | `cli/` | the commands a person types (all but `serve`) | `web`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
+//! | `cli/` | the commands a person types (all but `serve`) | `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
 //! | `daemon/` | `serve`: wiring the services and listeners, expiry, notifications | every folder below |
 //! | `web/` | the two listeners' handlers: webhook and control (page, JSON API) | `http`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util` |
 //! | `mqtt/` | Home Assistant through an MQTT broker (cargo feature `mqtt`): discovery, state topics, commands | `store`, `system`, `config`, `model`, `util` |
@@ -42,8 +42,10 @@
 //!   call rings; the control listener serves no TwiML. Routes match the raw path, never a
 //!   decoded one.
 //! - Opening the window reaches the disk atomically before memory; closing reaches memory
-//!   first and then the disk by a path that needs no space. A bad state file is moved
-//!   aside, never deleted. A broken state disk never stops the server: it starts, forwards
+//!   first and then the disk by a path that needs no space. Taking a right away (pausing
+//!   or deleting a schedule, deleting a guest code, removing a paired phone) likewise
+//!   holds in memory at once; a disk that refuses the write gets its file set aside, so a
+//!   restart does not bring the right back (each store's header says how). A bad state file is moved aside, never deleted. A broken state disk never stops the server: it starts, forwards
 //!   every call and says what is wrong. No lock is held across network I/O, and a call
 //!   waits for a lock that a disk write may hold only within a bound.
 //! - Every limit (sizes, timeouts, thread caps) is a named constant with its reason.

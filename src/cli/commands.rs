@@ -69,6 +69,14 @@ pub fn print_status(status: &StatusBody) {
         }
         _ => say!("closed"),
     }
+    if let Some(r) = &status.ringing {
+        let at = r.entrance.as_deref().map_or(String::new(), |e| format!(" at the {e}"));
+        say!("a visitor{at} is ringing your phones since {}: `intercom let-in` lets them in", local(r.since));
+    }
+    // The clock's doubt covers the codes' pause when both are set.
+    if let Some(why) = status.clock_doubt.as_ref().or(status.codes_paused.as_ref()) {
+        say!("{why}");
+    }
     if let Some(problem) = &status.storage_problem {
         eprintln!("storage problem: {problem}");
     }

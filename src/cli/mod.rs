@@ -5,7 +5,7 @@
 //! type, so the server stays the only writer of the state. Also here: the guided first
 //! setup (`init`), `doctor`, and printing that ends quietly on a closed pipe.
 //!
-//! Uses: `web`, `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
+//! Uses: `twilio`, `store`, `rules`, `system`, `config`, `model`, `util`.
 
 pub mod args;
 pub mod client;

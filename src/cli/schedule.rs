@@ -86,7 +86,7 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
             let now = now.map_or("?".into(), |t| local_in(t.timestamp(), &tz));
             say!("schedules follow the time zone {zone}: it is {now} there");
             if !answer.clock_trusted {
-                say!("the clock is not confirmed right since the last restart: no schedule opens the door until it is");
+                say!("the clock is not confirmed right (after a restart or a jump): no schedule opens the door until it is; `intercom status` says why");
             }
             if answer.schedules.is_empty() {
                 say!("no schedules");

@@ -142,6 +142,8 @@ fn a_synchronized_clock_that_jumps_forward_into_a_schedule_forwards_the_call_and
     let o = s.cli(&["simulate", "--from", INTERCOM]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("the clock jumped 6h forward") && err.contains("now: forwarded"), "{err}");
+    let o = s.cli(&["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("the clock jumped 6h forward"), "{o:?}");
     assert!(s.wait_for_log("the clock jumped 6h forward"), "{}", s.logs());
 }
 

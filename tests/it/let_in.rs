@@ -296,6 +296,8 @@ fn intercom_let_in_lets_the_ringing_caller_in_or_says_nobody_rings() {
     assert!(!o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "intercom: nobody is ringing now");
     let sid = forward(&s, &twilio);
+    let o = s.cli(&["status"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is ringing your phones since "), "{o:?}");
     let o = s.cli(&["let-in"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("let in"), "{o:?}");
