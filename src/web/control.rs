@@ -22,11 +22,12 @@ use crate::model::api::{
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
 use crate::rules::codes;
-use crate::store::codes::{AddError, CodeStore};
+use crate::store::codes::CodeStore;
 use crate::store::devices::Devices;
 use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
+use crate::store::versioned::AddError;
 use crate::twilio::signature;
 use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
@@ -235,7 +236,7 @@ impl Control {
                 })?;
                 match self.codes.add(&new, now) {
                     Ok(code) => Ok(json(201, &code.body(now))),
-                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
+                    Err(AddError::Full(why)) => Ok(refusal(409, &why)),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
@@ -329,7 +330,7 @@ mod tests {
         let clock = Arc::new(Clock::new(Box::new(|| false)));
         let store = Store::open(&dir, config.max_window, boot, health.clone(), clock.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = History::open(&dir, None, health.clone());
+        let history = History::open(&dir, Vec::new(), health.clone());
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },
