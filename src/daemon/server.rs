@@ -104,10 +104,9 @@ pub fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let probe_timeout = watchdog::probe_timeout(watchdog::interval_from_env().unwrap_or_default());
     let loaded = control.clone();
     watchdog::start(Box::new(move || {
-        if let Some(c) = loaded.get() {
-            if let Some(stuck) = c.history.stuck_for().filter(|s| *s > history::WEDGED_AFTER) {
-                return Err(format!("an event log write has hung for {stuck:?}"));
-            }
+        let stuck = loaded.get().and_then(|c| c.history.stuck_for());
+        if let Some(stuck) = stuck.filter(|s| *s > history::WEDGED_AFTER) {
+            return Err(format!("an event log write has hung for {stuck:?}"));
         }
         connections::probe(webhook_addr, probe_timeout).map_err(|e| format!("webhook listener: {e}"))?;
         connections::probe(control_addr, probe_timeout).map_err(|e| format!("control listener: {e}"))?;
@@ -159,13 +158,8 @@ fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error
     let boot = Boot::detect();
     // The one clock policy that every store judges its readings by.
     let clock = Arc::new(Clock::new(Box::new(crate::system::boot::clock_synced_now)));
-    let store = Arc::new(Store::open(
-        &config.state_dir,
-        config.max_window,
-        boot.clone(),
-        health.clone(),
-        clock.clone(),
-    ));
+    let dir = &config.state_dir;
+    let store = Arc::new(Store::open(dir, config.max_window, boot.clone(), health.clone(), clock.clone()));
     let ringing = Arc::new(Ringing::new(&config));
     let notifier = Notifier::start(&config, ringing.clone())?;
     // Every record the history writes goes on to the notifier and Home Assistant, each
@@ -180,9 +174,7 @@ fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error
     if let Some(b) = bridge.clone() {
         sinks.push(Box::new(move |r: &Record| b.submit(r)));
     }
-    let sink = (!sinks.is_empty())
-        .then(|| Box::new(move |r: &Record| sinks.iter().for_each(|s| s(r))) as history::Sink);
-    let history = History::open(&config.state_dir, sink, health.clone());
+    let history = History::open(dir, sinks, health.clone());
     ringing.attach(history.clone());
     // Every window change becomes a record, in the order the store made them.
     let observed = history.clone();
@@ -195,24 +187,21 @@ fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error
         clock.saw_earlier(t);
     }
     store.check_at_start(Timestamp::now());
-    let now = Timestamp::now();
-    let codes =
-        Arc::new(CodeStore::open(&config.state_dir, boot.clone(), now, clock.clone(), health.clone()));
+    let codes = Arc::new(CodeStore::open(dir, boot.clone(), Timestamp::now(), clock.clone(), health.clone()));
     let mut retry: Vec<Arc<dyn storage::Retry>> = vec![store.clone(), history.clone(), codes.clone()];
     let local = tz::detect();
     log::info!("local time zone for schedules: {}", local.name);
-    let schedules =
-        Arc::new(ScheduleStore::open(&config.state_dir, local, boot, clock.clone(), health.clone()));
+    let schedules = Arc::new(ScheduleStore::open(dir, local, boot, clock.clone(), health.clone()));
     retry.push(schedules.clone());
     let token = match &config.control.token {
         Some(t) => t.clone(),
         None => {
-            let keeper = Arc::new(token::Keeper::new(&config.state_dir));
+            let keeper = Arc::new(token::Keeper::new(dir));
             retry.push(keeper.clone());
             keeper.load_or_create()?
         }
     };
-    let devices = Arc::new(crate::store::devices::Devices::open(&config.state_dir, health));
+    let devices = Arc::new(crate::store::devices::Devices::open(dir, health));
     retry.push(devices.clone());
     storage::watch(retry)?;
     expiry::watch(store.clone())?;

@@ -191,14 +191,10 @@ impl Listener {
             let req = match http::read_request(&mut reader, &mut head, deadline, peer, self.site.limits) {
                 Ok(Some(r)) => r,
                 Ok(None) => return, // closed or timed out between requests
-                Err(refusal) => {
-                    log::debug!(
-                        "{}: refused a request from {peer}: {} {}",
-                        self.site.name,
-                        refusal.status,
-                        refusal.reason
-                    );
-                    let resp = (self.site.refusal)(refusal.status, refusal.reason);
+                Err(http::Refusal { status, reason }) => {
+                    let name = self.site.name;
+                    log::debug!("{name}: refused a request from {peer}: {status} {reason}");
+                    let resp = (self.site.refusal)(status, reason);
                     let _ = http::write_response(&mut &*stream, &resp, false, false);
                     close_gracefully(stream, &mut reader);
                     return;

@@ -52,11 +52,12 @@ impl Request {
     /// The header's value when it appears exactly once; a repeated header is ambiguous
     /// and treated as absent (so a second `Authorization` cannot confuse the check).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let mut found = self.headers.iter().filter(|(n, _)| n == name);
-        match (found.next(), found.next()) {
-            (Some((_, v)), None) => Some(v),
-            _ => None,
-        }
+        form::single(&self.headers, name).ok().flatten()
+    }
+
+    /// The media type of `Content-Type`, without its parameters (`""` when absent).
+    pub fn media_type(&self) -> &str {
+        self.header("content-type").and_then(|t| t.split(';').next()).unwrap_or("").trim()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::{io, thread};
 
 use crate::util::lock;
@@ -59,16 +59,14 @@ impl Pool {
             .map(drop)
     }
 
-    fn work(&self, mut job: Job) {
-        loop {
+    fn work(&self, first: Job) {
+        let mut next = Some(first);
+        while let Some(job) = next {
             // A job's own failures are its business; the thread goes on to the next.
             if catch_unwind(AssertUnwindSafe(job)).is_err() {
                 log::error!("{}: a connection thread panicked", self.name);
             }
-            match self.next_job() {
-                Some(next) => job = next,
-                None => return,
-            }
+            next = self.next_job();
         }
     }
 
@@ -79,19 +77,10 @@ impl Pool {
             return None;
         }
         q.idle += 1;
-        let give_up = Instant::now() + self.idle_timeout;
-        loop {
-            if let Some(job) = q.jobs.pop_front() {
-                q.idle -= 1;
-                return Some(job);
-            }
-            let left = give_up.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                q.idle -= 1;
-                return None;
-            }
-            q = self.ready.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
+        let waited = self.ready.wait_timeout_while(q, self.idle_timeout, |q| q.jobs.is_empty());
+        let mut q = waited.unwrap_or_else(|p| p.into_inner()).0;
+        q.idle -= 1;
+        q.jobs.pop_front()
     }
 }
 

@@ -17,7 +17,6 @@ pub struct StatusBody {
     pub open_until: Option<Timestamp>,
     pub remaining_seconds: u64,
     /// Set while the state disk has a problem: the page shows it as a banner.
-    #[serde(default)]
     pub storage_problem: Option<String>,
     /// This process's instance id (`/api/status` only), which `doctor` matches with what
     /// `/healthz` shows through the tunnel.
@@ -39,10 +38,8 @@ pub struct StatusBody {
     #[serde(default)]
     pub once: bool,
     /// The schedule that lets visitors in now, if any (the window may be closed).
-    #[serde(default)]
     pub schedule: Option<ScheduleNow>,
     /// The forwarded call that rings the residents' phones now, if any.
-    #[serde(default)]
     pub ringing: Option<RingingBody>,
     /// The longest window `POST /api/open` takes (`max_window`), so a client can refuse a
     /// longer one in its own words before it asks.
@@ -116,7 +113,6 @@ pub struct CodeBody {
 pub struct CodesBody {
     pub codes: Vec<CodeBody>,
     /// Why the codes listed do not work now, if they do not (as `StatusBody::codes_paused`).
-    #[serde(default)]
     pub paused: Option<String>,
 }
 
@@ -188,7 +184,6 @@ pub struct PairingBody {
     pub path: String,
     pub valid_seconds: u64,
     /// The link as a QR code (SVG), for the page; absent when built without `qr`.
-    #[serde(default)]
     pub qr_svg: Option<String>,
 }
 

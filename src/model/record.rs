@@ -301,9 +301,8 @@ impl Record {
 
     pub fn window(change: &WindowChange, time: Timestamp) -> Record {
         // "by Anna's phone"; "from the command line on the Pi" (a place, not a person).
-        let by = |source: &str| match source.starts_with("the command line") {
-            true => format!("from {source}"),
-            false => format!("by {source}"),
+        let by = |source: &str| {
+            format!("{} {source}", if source.starts_with("the command line") { "from" } else { "by" })
         };
         match change {
             WindowChange::Opened { until, duration, source, once } => {

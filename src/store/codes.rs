@@ -21,39 +21,97 @@
 //! - A call (by `CallSid`) spends at most one use and counts as at most one wrong code,
 //!   however often its request comes (Twilio's retries, a replay), across restarts too:
 //!   the calls that used a code or entered a wrong one are kept in the file with it.
+//!
+//! On disk: `state_dir/codes.json`, a versioned format of its own, kept apart from the
+//! in-memory types (`rules/codes.rs`) so either can change without the other. Version 2
+//! added the boot each code was written in; version 1 files are still read (their codes
+//! count as from an earlier boot, so they wait for a synchronized clock). Version 3 added
+//! the recent calls that used a code or entered a wrong one, so a repeated request of a
+//! call (Twilio's retry, a replay) is never counted twice.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::error::Error;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::rules::clock::Clock;
 use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
-use crate::store::codes_file::{self, Loaded, SeenCall, MAX_CALL_SID_CHARS, SPEC};
 use crate::store::storage::{self, Health};
-use crate::store::versioned::{draw, Kept};
+use crate::store::versioned::{self, draw, AddError, Kept, Spec};
 use crate::system::boot::Boot;
-use crate::util::lock;
 use crate::util::time::{between, floor};
+use crate::util::{lock, lock_within, loggable, LOCK_WAIT};
 
-/// Why a code could not be added: the API answers 409 or 500.
-#[derive(Debug)]
-pub enum AddError {
-    Full,
-    Io(io::Error),
+const CODES_FILE: &str = "codes.json";
+const VERSION: u32 = 3;
+static SPEC: Spec = Spec {
+    name: CODES_FILE,
+    part: "guest codes",
+    reads: 1..=VERSION,
+    none: "no code works",
+    removable: false,
+};
+/// Calls remembered in the file: far more than the lockout lets through in a day
+/// (5 wrong codes per 15 minutes) plus every use of every code, and a few KiB at most.
+const MAX_CALLS: usize = 200;
+/// How long a call is remembered: a replay of a captured request a day later is as
+/// harmless as a new wrong code (which the lockout bounds), and Twilio retries within
+/// minutes.
+const CALL_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+/// A `CallSid` is 34 characters; anything much longer is not Twilio's and is not kept.
+const MAX_CALL_SID_CHARS: usize = 64;
+
+/// `codes.json`, versions 1 to 3. Kept apart from the in-memory type so the format can evolve.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodesFile {
+    version: u32,
+    codes: Vec<CodeV2>,
+    /// Recent wrong codes (RFC 3339 UTC, as every time in the file).
+    failures: Vec<Timestamp>,
+    locked_until: Option<Timestamp>,
+    /// Recent calls that used a code or entered a wrong one (version 3).
+    #[serde(default)]
+    calls: Vec<SeenCall>,
 }
 
-impl fmt::Display for AddError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            AddError::Full => write!(f, "{} codes are active already; delete one first", codes::MAX_ACTIVE),
-            AddError::Io(e) => write!(f, "could not save the codes: {e}"),
-        }
-    }
+/// A call the store has counted, so a repeat of it is not counted again: in memory as in
+/// the file, where it is nothing but this record of the store's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeenCall {
+    call_sid: String,
+    /// Whole seconds.
+    time: Timestamp,
+    /// The label of the code it used; `None`: it entered a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeV2 {
+    id: String,
+    code: String,
+    label: String,
+    valid_until: Timestamp,
+    uses_left: u32,
+    /// The kernel's boot id when the code was last confirmed by a trusted clock.
+    boot_id: Option<String>,
+}
+
+/// What the file holds: the codes, the lockout, and the boot each code was stored in.
+#[derive(Debug, Default)]
+struct Loaded {
+    codes: Vec<Code>,
+    lockout: Lockout,
+    boots: HashMap<String, Option<String>>,
+    calls: Vec<SeenCall>,
 }
 
 /// What a keypad entry led to, for the call's answer and its history.
@@ -130,8 +188,7 @@ impl CodeStore {
 
     /// Loads the codes from `dir` (which must exist), failing closed to "no codes".
     pub fn open(dir: &Path, boot: Boot, now: Timestamp, clock: Arc<Clock>, health: Arc<Health>) -> CodeStore {
-        let (kept, Loaded { codes, mut lockout, boots, calls }) =
-            Kept::open(dir, &SPEC, health, codes_file::load);
+        let (kept, Loaded { codes, mut lockout, boots, calls }) = Kept::open(dir, &SPEC, health, load);
         lockout.settle(floor(now));
         let untrusted: HashMap<_, _> =
             boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
@@ -158,9 +215,7 @@ impl CodeStore {
     /// a write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`]: then the call is
     /// forwarded.
     pub fn offer(&self, window_open: bool, now: Timestamp) -> bool {
-        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
-            return false;
-        };
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else { return false };
         let trusted = self.trusted(&mut inner, floor(now));
         codes::offer(window_open, &trusted, &inner.lockout, floor(now))
     }
@@ -169,7 +224,7 @@ impl CodeStore {
     /// write of the codes hangs on the disk past [`crate::util::LOCK_WAIT`] (the caller
     /// looks again later).
     pub fn paused(&self, now: Timestamp) -> Option<bool> {
-        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT)?;
+        let mut inner = lock_within(&self.inner, LOCK_WAIT)?;
         Some(self.paused_because(&mut inner, floor(now)).is_some())
     }
 
@@ -177,7 +232,7 @@ impl CodeStore {
     /// say it): a lock after wrong codes, a clock in doubt after a step, or codes from
     /// before a restart that wait for a synchronized clock.
     pub fn why_paused(&self, now: Timestamp) -> Option<String> {
-        let Some(mut inner) = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT) else {
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else {
             return Some(
                 "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
             );
@@ -191,25 +246,27 @@ impl CodeStore {
         let mut next = inner.codes.clone();
         next.retain(|c| !c.is_spent(now));
         if next.len() >= codes::MAX_ACTIVE {
-            return Err(AddError::Full);
+            let full = format!("{} codes are active already; delete one first", codes::MAX_ACTIVE);
+            return Err(AddError::Full(full));
         }
+        let unsaved = |e| AddError::Io(format!("could not save the codes: {e}"));
         let code = Code {
-            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(unsaved)?,
             digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
                 next.iter().any(|c| c.digits == d)
             })
-            .map_err(AddError::Io)?,
+            .map_err(unsaved)?,
             label: new.label.clone(),
             valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
         };
         next.push(code.clone());
         let calls = inner.calls.clone();
-        self.save(&mut inner, next, calls, now).map_err(AddError::Io)?;
+        self.save(&mut inner, next, calls, now).map_err(unsaved)?;
         log::info!(
             "guest code {} ({}) added: {} use(s) until {}",
             code.id,
-            crate::util::loggable(&code.label),
+            loggable(&code.label),
             code.uses_left,
             code.valid_until
         );
@@ -229,7 +286,7 @@ impl CodeStore {
         let bytes = self.memory(&mut inner, now);
         // A failure is on the page, and the code is gone from memory: deleted all the same.
         let _ = inner.kept.revoke(&bytes);
-        log::info!("guest code {} ({}) deleted", found.id, crate::util::loggable(&found.label));
+        log::info!("guest code {} ({}) deleted", found.id, loggable(&found.label));
         true
     }
 
@@ -241,15 +298,12 @@ impl CodeStore {
     /// `Wrong` that does not count again.
     pub fn try_code(&self, digits: &str, call_sid: Option<&str>, now: Timestamp) -> io::Result<Tried> {
         let now = floor(now);
-        let mut inner = crate::util::lock_within(&self.inner, crate::util::LOCK_WAIT).ok_or_else(|| {
+        let mut inner = lock_within(&self.inner, LOCK_WAIT).ok_or_else(|| {
             io::Error::new(io::ErrorKind::TimedOut, "the guest codes are locked by a write that hangs")
         })?;
         let call_sid = call_sid.filter(|s| !s.is_empty() && s.chars().count() <= MAX_CALL_SID_CHARS);
         if let Some(seen) = call_sid.and_then(|sid| inner.calls.iter().find(|c| c.call_sid == sid)) {
-            log::info!(
-                "a repeated request of call {}: counted once already",
-                crate::util::loggable(&seen.call_sid)
-            );
+            log::info!("a repeated request of call {}: counted once already", loggable(&seen.call_sid));
             return Ok(match &seen.used {
                 Some(label) => Tried::Right { label: label.clone() },
                 None => Tried::Wrong { locked: false },
@@ -271,7 +325,7 @@ impl CodeStore {
                 let mut calls = inner.calls.clone();
                 calls.extend(seen(Some(label.clone())));
                 self.save(&mut inner, next, calls, now)?;
-                log::info!("guest code {id} ({}) used; {left} use(s) left", crate::util::loggable(&label));
+                log::info!("guest code {id} ({}) used; {left} use(s) left", loggable(&label));
                 Ok(Tried::Right { label })
             }
             Attempt::Wrong => {
@@ -318,11 +372,25 @@ impl CodeStore {
     /// The file's bytes for `codes` and `calls` with memory's lockout; a code keeps the
     /// boot it was stored in while it waits for a synchronized clock.
     fn encode(&self, inner: &Inner, codes: &[Code], calls: &[SeenCall]) -> Vec<u8> {
-        let boot_of = |id: &str| match inner.untrusted.get(id) {
-            Some(stored) => stored.clone(),
-            None => self.boot.id.clone(),
+        let boot_of = |id: &str| inner.untrusted.get(id).cloned().unwrap_or_else(|| self.boot.id.clone());
+        let file = CodesFile {
+            version: VERSION,
+            codes: codes
+                .iter()
+                .map(|c| CodeV2 {
+                    id: c.id.clone(),
+                    code: c.digits.clone(),
+                    label: c.label.clone(),
+                    valid_until: c.valid_until,
+                    uses_left: c.uses_left,
+                    boot_id: boot_of(&c.id),
+                })
+                .collect(),
+            failures: inner.lockout.failures.clone(),
+            locked_until: inner.lockout.locked_until,
+            calls: calls.to_vec(),
         };
-        codes_file::encode(codes, &inner.lockout, calls, boot_of)
+        versioned::encode(&file)
     }
 }
 
@@ -336,9 +404,14 @@ impl storage::Retry for CodeStore {
     }
 }
 
+/// Drops spent codes, and keeps the newest [`MAX_CALLS`] calls of the last
+/// [`CALL_MEMORY`]. A time ahead of `now` (the clock went back) is kept: forgetting early
+/// would let a repeat count.
 fn prune(codes: &mut Vec<Code>, calls: &mut Vec<SeenCall>, now: Timestamp) {
     codes.retain(|c| !c.is_spent(now));
-    codes_file::prune_calls(calls, now);
+    calls.retain(|c| c.time + CALL_MEMORY > now);
+    let excess = calls.len().saturating_sub(MAX_CALLS);
+    calls.drain(..excess);
 }
 
 /// Whether a call now would get the keypad prompt, from the file, read-only (for
@@ -346,7 +419,7 @@ fn prune(codes: &mut Vec<Code>, calls: &mut Vec<SeenCall>, now: Timestamp) {
 /// codes would not work now, if so, as far as the file and this boot tell (a clock step
 /// is known only to the running server, which `simulate` asks).
 pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) -> (bool, Option<String>) {
-    let Ok(Loaded { codes, lockout, boots, .. }) = codes_file::load(dir) else { return (false, None) };
+    let Ok(Loaded { codes, lockout, boots, .. }) = load(dir) else { return (false, None) };
     let now = floor(now);
     let (trusted, waiting): (Vec<Code>, Vec<Code>) = codes
         .into_iter()
@@ -364,10 +437,51 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
     (codes::offer(window_open, &trusted, &lockout, now), why)
 }
 
+/// Reads `dir/codes.json` (missing: no codes); any doubt is an error (the caller fails
+/// closed to "no codes").
+fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
+    let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else { return Ok(Loaded::default()) };
+    if file.codes.len() > codes::MAX_ACTIVE
+        || file.failures.len() > codes::MAX_FAILURES
+        || file.calls.len() > MAX_CALLS
+    {
+        return Err("more codes or failures than are ever stored".into());
+    }
+    let mut out = Vec::new();
+    let mut boots = HashMap::new();
+    for c in file.codes {
+        let well_formed = c.code.len() == codes::CODE_DIGITS && c.code.bytes().all(|b| b.is_ascii_digit());
+        if !well_formed
+            || c.uses_left > codes::MAX_USES
+            || codes::check_label(&c.label).is_err()
+            || c.id.is_empty()
+        {
+            return Err(format!("malformed code entry {:?}", crate::util::loggable(&c.id)).into());
+        }
+        boots.insert(c.id.clone(), c.boot_id);
+        out.push(Code {
+            valid_until: floor(c.valid_until),
+            id: c.id,
+            digits: c.code,
+            label: c.label,
+            uses_left: c.uses_left,
+        });
+    }
+    let failures = file.failures.into_iter().map(floor).collect();
+    let locked_until = file.locked_until.map(floor);
+    let mut calls = file.calls;
+    for c in &mut calls {
+        if c.call_sid.is_empty() || c.call_sid.chars().count() > MAX_CALL_SID_CHARS {
+            return Err("malformed call entry".into());
+        }
+        c.time = floor(c.time);
+    }
+    Ok(Loaded { codes: out, lockout: Lockout { failures, locked_until }, boots, calls })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::codes_file::CODES_FILE;
     use std::fs;
     use std::path::PathBuf;
 
@@ -455,7 +569,7 @@ mod tests {
             let c = s.add(&new(1), now).unwrap();
             assert!(seen.insert(c.digits.clone()) && c.digits.len() == 6);
         }
-        assert!(matches!(s.add(&new(1), now), Err(AddError::Full)));
+        assert!(matches!(s.add(&new(1), now), Err(AddError::Full(_))));
         let id = s.active(now)[0].id.clone();
         assert!(s.remove(&id, now));
         assert!(!s.remove(&id, now));
@@ -624,5 +738,17 @@ mod tests {
         let synced = store(&dir, Boot { id: Some("boot-c".into()), clock_synced: true }, now);
         assert!(matches!(synced.try_code(&old.digits, None, now).unwrap(), Tried::Right { .. }));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn remembered_calls_are_bounded_in_count_and_age() {
+        let at = |secs: i64| Timestamp::from_second(1_000_000 + secs).unwrap();
+        let call = |n: i64| SeenCall { call_sid: format!("CA{n}"), time: at(n), used: None };
+        let mut calls: Vec<_> = (0..MAX_CALLS as i64 + 50).map(call).collect();
+        prune(&mut Vec::new(), &mut calls, at(MAX_CALLS as i64));
+        assert_eq!(calls.len(), MAX_CALLS);
+        assert_eq!(calls[0].call_sid, "CA50", "the oldest go first");
+        prune(&mut Vec::new(), &mut calls, at(60) + CALL_MEMORY);
+        assert_eq!(calls[0].call_sid, "CA61", "a day later they are forgotten");
     }
 }

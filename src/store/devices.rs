@@ -16,6 +16,7 @@
 //! file: one write at a time, in order), copy the list, write, then change memory.
 
 use std::collections::HashMap;
+use std::error::Error;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -122,10 +123,6 @@ impl Devices {
     /// moved aside, nobody is paired and pairing is refused until it can (the file is
     /// never overwritten).
     pub fn open(dir: &Path, health: Arc<Health>) -> Devices {
-        let load = |dir: &Path| match versioned::read::<DeviceFile>(dir, &SPEC)? {
-            Some(f) => Ok(check(f.devices)?),
-            None => Ok(Vec::new()),
-        };
         let (kept, list) = Kept::open(dir, &SPEC, health, load);
         let saved_use = list.iter().filter_map(|d| Some((d.id.clone(), d.last_used?))).collect();
         Devices {
@@ -264,14 +261,16 @@ fn encode(list: &[Device]) -> Vec<u8> {
     versioned::encode(&DeviceFile { version: VERSION, devices: list.to_vec() })
 }
 
-/// What serde cannot check: each device's hash and name.
-fn check(devices: Vec<Device>) -> Result<Vec<Device>, String> {
+/// Reads `devices.json` (missing: no devices) and checks what serde cannot: each
+/// device's hashes and name. Any doubt is an error (the caller pairs nobody).
+fn load(dir: &Path) -> Result<Vec<Device>, Box<dyn Error>> {
+    let devices = versioned::read::<DeviceFile>(dir, &SPEC)?.map_or(Vec::new(), |f| f.devices);
     for d in &devices {
         let hex_ok = [&d.secret_sha256, &d.page_sha256]
             .iter()
             .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !hex_ok || check_name(&d.name).is_err() || d.id.is_empty() {
-            return Err(format!("device {:?} is malformed", crate::util::loggable(&d.id)));
+            return Err(format!("device {:?} is malformed", crate::util::loggable(&d.id)).into());
         }
     }
     Ok(devices)

@@ -95,15 +95,6 @@ pub enum AppendError {
     Pending,
 }
 
-impl std::fmt::Display for AppendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            AppendError::Failed(e) => write!(f, "{e}"),
-            AppendError::Pending => write!(f, "the event log did not reach the disk within {APPEND_WAIT:?}"),
-        }
-    }
-}
-
 /// Hears every record after it is on disk (the notifier); must not block.
 pub type Sink = Box<dyn Fn(&Record) + Send + Sync>;
 
@@ -111,7 +102,7 @@ pub struct History {
     disk: Arc<Disk>,
     /// To the writer thread, which ends when the history is dropped.
     queue: SyncSender<Line>,
-    sink: Option<Sink>,
+    sinks: Vec<Sink>,
     full_log: RateLog,
 }
 
@@ -143,11 +134,11 @@ impl History {
     /// Opens the log in `dir`, warns about unreadable lines and starts the writer. Never
     /// fails: a log that cannot be opened is reported to `health` and tried again by each
     /// append and by the disk watcher.
-    pub fn open(dir: &Path, sink: Option<Sink>, health: Arc<Health>) -> Arc<History> {
-        History::with_queue(dir, sink, health, QUEUE_LINES)
+    pub fn open(dir: &Path, sinks: Vec<Sink>, health: Arc<Health>) -> Arc<History> {
+        History::with_queue(dir, sinks, health, QUEUE_LINES)
     }
 
-    fn with_queue(dir: &Path, sink: Option<Sink>, health: Arc<Health>, lines: usize) -> Arc<History> {
+    fn with_queue(dir: &Path, sinks: Vec<Sink>, health: Arc<Health>, lines: usize) -> Arc<History> {
         let disk = Arc::new(Disk {
             dir: dir.to_path_buf(),
             writer: Mutex::new(Writer::default()),
@@ -176,25 +167,25 @@ impl History {
         {
             disk.fail(&io::Error::other(format!("no writer thread: {e}")));
         }
-        Arc::new(History { disk, queue, sink, full_log: RateLog::new() })
+        Arc::new(History { disk, queue, sinks, full_log: RateLog::new() })
     }
 
     /// Appends the record (on disk when this returns [`Outcome::Written`]), then hands it
-    /// to the sink. A failed or hanging write does not stop the caller: the door must not
+    /// to the sinks. A failed or hanging write does not stop the caller: the door must not
     /// depend on the history (but an unlock must, see the webhook).
     pub fn record(&self, record: &Record) -> Outcome {
         let outcome = match self.append(record) {
             Ok(()) => Outcome::Written,
             Err(AppendError::Pending) => Outcome::Pending,
-            Err(e) => {
+            Err(AppendError::Failed(e)) => {
                 log::debug!("{} not recorded: {e}", record.event.name());
                 Outcome::Failed
             }
         };
         // Only what is on disk (or will never be): a pending unlock is answered as a
         // forward, so nobody must be told the door opened.
-        if let (Some(sink), false) = (&self.sink, outcome == Outcome::Pending) {
-            sink(record);
+        if outcome != Outcome::Pending {
+            self.sinks.iter().for_each(|sink| sink(record));
         }
         outcome
     }
@@ -372,12 +363,9 @@ impl Writer {
 fn parse(bytes: &[u8], limit: usize) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut bad = 0;
-    for line in bytes.split(|b| *b == b'\n').rev() {
+    for line in rotation::lines(bytes).rev() {
         if records.len() >= limit {
             break;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
         }
         match serde_json::from_slice::<Record>(line) {
             Ok(r) => records.push(r),
@@ -412,7 +400,7 @@ mod tests {
     #[test]
     fn newest_first_with_limit_and_fields_left_out_when_empty() {
         let dir = tempdir("order");
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         for n in 0..5 {
             log.append(&rec(n)).unwrap();
         }
@@ -431,7 +419,7 @@ mod tests {
         let dir = tempdir("torn");
         let good = serde_json::to_string(&rec(1)).unwrap();
         fs::write(dir.join(EVENTS_FILE), format!("{good}\n{{\"time\":\"1970-01-01T00:0")).unwrap();
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         assert_eq!(log.newest(10).unwrap(), [rec(1)]);
         log.append(&rec(2)).unwrap();
         assert_eq!(log.newest(10).unwrap(), [rec(2), rec(1)]);
@@ -441,7 +429,7 @@ mod tests {
     #[test]
     fn rotation_keeps_one_old_file_and_bounds_the_disk() {
         let dir = tempdir("rotate");
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         // Big records, so a few hundred appends (each one flushed) cross the bound thrice.
         let big = |n: u64| Record { call_sid: Some("x".repeat(4000)), ..rec(n) };
         let line_len = serde_json::to_vec(&big(0)).unwrap().len() as u64 + 1;
@@ -468,7 +456,7 @@ mod tests {
     #[test]
     fn rotation_drops_strangers_before_the_residents_records() {
         let dir = tempdir("noise");
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         let unlock =
             |n: u64| Record::new(Timestamp::UNIX_EPOCH, EventKind::CallUnlocked, format!("unlock {n}"));
         let reject = |n: u64| Record {
@@ -496,7 +484,7 @@ mod tests {
         let mut old = fs::read(dir.join(ROTATED_FILE)).unwrap();
         old.extend_from_slice(&current);
         fs::write(dir.join(ROTATED_FILE), &old).unwrap();
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         assert_eq!(log.newest(usize::MAX).unwrap(), all, "each record once");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -504,7 +492,7 @@ mod tests {
     #[test]
     fn concurrent_appends_all_land_in_order_and_share_flushes() {
         let dir = tempdir("group");
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         const THREADS: u64 = 16;
         const EACH: u64 = 40;
         let threads: Vec<_> = (0..THREADS)
@@ -549,10 +537,10 @@ mod tests {
         let dir = tempdir("blocked");
         fs::create_dir_all(dir.join(EVENTS_FILE).join("x")).unwrap();
         let health = Health::new();
-        let log = History::open(&dir, None, health.clone());
+        let log = History::open(&dir, Vec::new(), health.clone());
         assert!(health.problem().unwrap().contains("events.jsonl"), "{:?}", health.problem());
         let err = log.append(&rec(1)).unwrap_err();
-        assert!(err.to_string().contains("directory"), "{err}");
+        assert!(format!("{err:?}").contains("directory"), "{err:?}");
         storage::Retry::retry_disk(&*log, Timestamp::now());
         assert!(health.has(PART), "still blocked");
         fs::remove_dir_all(dir.join(EVENTS_FILE)).unwrap();
@@ -566,11 +554,11 @@ mod tests {
     #[test]
     fn a_hanging_write_holds_up_no_caller_longer_than_the_bound() {
         let dir = tempdir("hang");
-        let log = History::open(&dir, None, Health::new());
+        let log = History::open(&dir, Vec::new(), Health::new());
         let hang = lock(&log.disk.writer); // the writer blocks here as on a stuck disk
         let started = Instant::now();
         let err = log.append(&rec(1)).unwrap_err();
-        assert!(matches!(err, AppendError::Pending), "{err}");
+        assert!(matches!(err, AppendError::Pending), "{err:?}");
         assert!(started.elapsed() < APPEND_WAIT * 2, "{:?}", started.elapsed());
         assert!(log.stuck_for().is_some());
         // A later caller queues behind the stuck batch and gives up in time too.
@@ -587,7 +575,7 @@ mod tests {
     fn a_full_queue_behind_a_hanging_disk_answers_at_once() {
         let dir = tempdir("full");
         // No room at all: only a writer waiting for work takes a line.
-        let log = History::with_queue(&dir, None, Health::new(), 0);
+        let log = History::with_queue(&dir, Vec::new(), Health::new(), 0);
         let hang = lock(&log.disk.writer);
         // Offered until the writer, once waiting for work, takes it (and hangs on it).
         let first = std::thread::spawn({

@@ -11,7 +11,6 @@
 //! Uses: `rules`, `system`, `config`, `model`, `util`.
 
 pub mod codes;
-pub mod codes_file;
 pub mod devices;
 pub mod history;
 pub mod rotation;

@@ -16,13 +16,13 @@ use std::io;
 use std::path::Path;
 
 use crate::model::record::{EventKind, Record};
-use crate::store::storage::{self, context};
+use crate::store::storage::{self, context, read_if_any};
 
 /// Moves the lines of `dir/current` to `dir/old`, keeping the old file's records that are
 /// not noise in front of them, within `bound` bytes.
 pub fn rotate(dir: &Path, current: &str, old_name: &str, bound: u64) -> io::Result<()> {
     let (path, rotated) = (dir.join(current), dir.join(old_name));
-    let old = read_if_any(&rotated)?;
+    let old = read_if_any(&rotated)?.unwrap_or_default();
     let kept = keep_within(&old, &fs::read(&path).map_err(|e| context(e, "read", &path))?, bound);
     storage::write_atomically(dir, old_name, &kept, 0o600)?;
     fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
@@ -33,8 +33,8 @@ pub fn rotate(dir: &Path, current: &str, old_name: &str, bound: u64) -> io::Resu
 /// current file's lines at the end of the old file too: remove the current file.
 pub fn finish(dir: &Path, current: &str, old_name: &str) -> io::Result<()> {
     let (path, rotated) = (dir.join(current), dir.join(old_name));
-    let current = read_if_any(&path)?;
-    if !current.is_empty() && read_if_any(&rotated)?.ends_with(&current) {
+    let current = read_if_any(&path)?.unwrap_or_default();
+    if !current.is_empty() && read_if_any(&rotated)?.unwrap_or_default().ends_with(&current) {
         log::warn!("the event log's last rotation was interrupted (a power cut?); finishing it");
         fs::remove_file(&path).map_err(|e| context(e, "rotate", &path))?;
         storage::sync_dir(dir)?;
@@ -42,12 +42,9 @@ pub fn finish(dir: &Path, current: &str, old_name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A file's bytes; none if it does not exist.
-fn read_if_any(path: &Path) -> io::Result<Vec<u8>> {
-    match fs::read(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        other => other.map_err(|e| context(e, "read", path)),
-    }
+/// The lines of `bytes` that are not blank.
+pub fn lines(bytes: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    bytes.split(|c| *c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Records of strangers: a flood of them must not push the resident's records out.
@@ -60,15 +57,9 @@ fn is_noise(line: &[u8]) -> bool {
 /// current file, within `bound` bytes: dropping the oldest noise first, then the
 /// oldest lines. Unreadable lines count as noise.
 fn keep_within(old: &[u8], current: &[u8], bound: u64) -> Vec<u8> {
-    let lines = |b: &'_ [u8]| -> Vec<Vec<u8>> {
-        b.split(|c| *c == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| l.to_vec())
-            .collect()
-    };
     let mut all: Vec<(bool, Vec<u8>)> =
-        lines(old).into_iter().filter(|l| !is_noise(l)).map(|l| (false, l)).collect();
-    all.extend(lines(current).into_iter().map(|l| (is_noise(&l), l)));
+        lines(old).filter(|l| !is_noise(l)).map(|l| (false, l.to_vec())).collect();
+    all.extend(lines(current).map(|l| (is_noise(l), l.to_vec())));
     let mut size: u64 = all.iter().map(|(_, l)| l.len() as u64 + 1).sum();
     let mut keep = vec![true; all.len()];
     // The oldest noise goes first, then the oldest of the rest.

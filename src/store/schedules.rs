@@ -17,7 +17,6 @@
 //! - The mutex is held across the (local, bounded) write; never across network I/O.
 
 use std::error::Error;
-use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,10 +28,10 @@ use serde::{Deserialize, Serialize};
 use crate::rules::clock::Clock;
 use crate::rules::schedule::{self, format_clock, parse_clock, Days, NewSchedule, Schedule};
 use crate::store::storage::{self, Health};
-use crate::store::versioned::{self, draw, Kept, Spec};
+use crate::store::versioned::{self, draw, AddError, Kept, Spec};
 use crate::system::boot::Boot;
 use crate::system::tz::Local;
-use crate::util::lock;
+use crate::util::{lock, lock_within, loggable};
 
 pub const SCHEDULES_FILE: &str = "schedules.json";
 const VERSION: u32 = 1;
@@ -73,22 +72,9 @@ pub struct Listed {
     pub open_until: Option<Timestamp>,
 }
 
-#[derive(Debug)]
-pub enum AddError {
-    Full,
-    /// Not saved (the disk, or an unreadable file that could not be moved aside).
-    Io(io::Error),
-}
-
-impl fmt::Display for AddError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            AddError::Full => {
-                write!(f, "there are already {} schedules: delete one first", schedule::MAX_SCHEDULES)
-            }
-            AddError::Io(e) => write!(f, "the schedule was not saved: {e}"),
-        }
-    }
+/// A change of the schedules that did not reach the disk (nor memory).
+fn unsaved(e: io::Error) -> AddError {
+    AddError::Io(format!("the schedule was not saved: {e}"))
 }
 
 struct Inner {
@@ -141,7 +127,7 @@ impl ScheduleStore {
         wait: Duration,
         applies: impl Fn(&Schedule) -> bool,
     ) -> Option<(Schedule, Timestamp)> {
-        let inner = crate::util::lock_within(&self.inner, wait)?;
+        let inner = lock_within(&self.inner, wait)?;
         if !self.trusted(&inner, now) {
             return None;
         }
@@ -152,12 +138,8 @@ impl ScheduleStore {
     /// The local time of day (minutes after midnight) if the clock is trusted by the
     /// schedules' rule, for quiet hours; `None` otherwise or if a write hangs past `wait`.
     pub fn local_minute(&self, now: Timestamp, wait: Duration) -> Option<u16> {
-        let inner = crate::util::lock_within(&self.inner, wait)?;
-        if !self.trusted(&inner, now) {
-            return None;
-        }
-        let zoned = now.to_zoned(self.local.tz.clone());
-        Some(zoned.hour() as u16 * 60 + zoned.minute() as u16)
+        let inner = lock_within(&self.inner, wait)?;
+        self.trusted(&inner, now).then(|| minute_of_day(now, &self.local))
     }
 
     /// Every schedule, in the order made, and whether the clock is trusted for them.
@@ -178,10 +160,11 @@ impl ScheduleStore {
     pub fn add(&self, new: &NewSchedule) -> Result<Schedule, AddError> {
         let mut inner = lock(&self.inner);
         if inner.list.len() >= schedule::MAX_SCHEDULES {
-            return Err(AddError::Full);
+            let full = format!("there are already {} schedules: delete one first", schedule::MAX_SCHEDULES);
+            return Err(AddError::Full(full));
         }
         let s = Schedule {
-            id: draw(4, Some, |id| inner.list.iter().any(|s| s.id == id)).map_err(AddError::Io)?,
+            id: draw(4, Some, |id| inner.list.iter().any(|s| s.id == id)).map_err(unsaved)?,
             label: new.label.clone(),
             days: new.days,
             start: new.start,
@@ -191,9 +174,9 @@ impl ScheduleStore {
         };
         let mut next = inner.list.clone();
         next.push(s.clone());
-        self.write(&mut inner, next).map_err(AddError::Io)?;
+        self.write(&mut inner, next).map_err(unsaved)?;
         let (from, to) = (format_clock(s.start), format_clock(s.end));
-        log::info!("schedule {} ({}) added: {} {from}-{to}", s.id, crate::util::loggable(&s.label), s.days);
+        log::info!("schedule {} ({}) added: {} {from}-{to}", s.id, loggable(&s.label), s.days);
         Ok(s)
     }
 
@@ -201,16 +184,14 @@ impl ScheduleStore {
     /// one schedule; `Ok(None)` if there is no such schedule.
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<Option<Schedule>, AddError> {
         let mut inner = lock(&self.inner);
-        let Some(i) = inner.list.iter().position(|s| s.id == id) else {
-            return Ok(None);
-        };
+        let Some(i) = inner.list.iter().position(|s| s.id == id) else { return Ok(None) };
         let mut next = inner.list.clone();
         next[i].paused = paused;
         let changed = next[i].clone();
         if paused {
             self.take_away(&mut inner, next);
         } else {
-            self.write(&mut inner, next).map_err(AddError::Io)?;
+            self.write(&mut inner, next).map_err(unsaved)?;
         }
         log::info!("schedule {id} {}", if paused { "paused" } else { "resumed" });
         Ok(Some(changed))
@@ -282,9 +263,7 @@ fn encode(list: &[Schedule], boot_id: Option<&str>) -> Vec<u8> {
 
 /// Any doubt is an error (the caller fails closed to no schedules).
 fn load(dir: &Path) -> Result<(Vec<Schedule>, Option<String>), Box<dyn Error>> {
-    let Some(file) = versioned::read::<FileV1>(dir, &SPEC)? else {
-        return Ok((Vec::new(), None));
-    };
+    let Some(file) = versioned::read::<FileV1>(dir, &SPEC)? else { return Ok((Vec::new(), None)) };
     if file.schedules.len() > schedule::MAX_SCHEDULES {
         return Err(format!("more than {} schedules", schedule::MAX_SCHEDULES).into());
     }
@@ -328,12 +307,17 @@ pub fn peek(
     if !this_boot && !synced {
         return none;
     }
-    let zoned = now.to_zoned(local.tz.clone());
     Peek {
         open: schedule::open_at(&list, now, &local.tz, |s| s.applies_to(entrance))
             .map(|(s, until)| (s.label.clone(), until)),
-        local_minute: Some(zoned.hour() as u16 * 60 + zoned.minute() as u16),
+        local_minute: Some(minute_of_day(now, local)),
     }
+}
+
+/// The local time of day at `now`, in minutes after midnight (for quiet hours).
+fn minute_of_day(now: Timestamp, local: &Local) -> u16 {
+    let zoned = now.to_zoned(local.tz.clone());
+    zoned.hour() as u16 * 60 + zoned.minute() as u16
 }
 
 #[cfg(test)]
@@ -531,7 +515,7 @@ mod tests {
         for _ in 0..schedule::MAX_SCHEDULES {
             s.add(&new("sun", "10:00", "11:00")).unwrap();
         }
-        assert!(matches!(s.add(&new("sun", "10:00", "11:00")), Err(AddError::Full)));
+        assert!(matches!(s.add(&new("sun", "10:00", "11:00")), Err(AddError::Full(_))));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -45,8 +45,8 @@ use crate::rules::window::{changes, status_at};
 use crate::store::storage::{self, Health};
 use crate::store::versioned::{self, Kept, Spec};
 use crate::system::boot::Boot;
-use crate::util::lock;
 use crate::util::time::{ceil, ceil_secs, floor};
+use crate::util::{lock, lock_within};
 
 pub const STATE_FILE: &str = "state.json";
 const VERSION: u32 = 3;
@@ -81,28 +81,12 @@ struct StateFile {
     updated_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     boot_id: Option<String>,
-    #[serde(default)]
     once: Option<bool>,
-}
-
-/// The file's bytes for a window ending at `until` (whole seconds), written at `now` by
-/// `by` in boot `boot`.
-fn encode(until: Option<Timestamp>, once: bool, now: Timestamp, by: &str, boot: Option<&str>) -> Vec<u8> {
-    versioned::encode(&StateFile {
-        once: Some(once),
-        version: VERSION,
-        open_until: until,
-        updated_at: floor(now),
-        updated_by: by.to_string(),
-        boot_id: boot.map(str::to_string),
-    })
 }
 
 /// Reads `dir/state.json`; any doubt is an error (the caller fails closed).
 pub fn load(dir: &Path) -> Result<Stored, Box<dyn Error>> {
-    let Some(file) = versioned::read::<StateFile>(dir, &SPEC)? else {
-        return Ok(Stored::default());
-    };
+    let Some(file) = versioned::read::<StateFile>(dir, &SPEC)? else { return Ok(Stored::default()) };
     if file.version < 3 && file.once.is_some() {
         return Err(format!("corrupt state file: `once` in a version {} file", file.version).into());
     }
@@ -222,14 +206,13 @@ impl Store {
     }
 
     pub fn status(&self, now: Timestamp) -> Status {
-        let mut inner = lock(&self.inner);
-        self.status_of(&mut inner, now)
+        self.status_of(&mut lock(&self.inner), now)
     }
 
     /// [`Store::status`] for a call: `None` if the lock is held longer than `wait` (a state
     /// write hangs on the disk), which the caller takes for closed.
     pub fn status_within(&self, now: Timestamp, wait: Duration) -> Option<Status> {
-        let mut inner = crate::util::lock_within(&self.inner, wait)?;
+        let mut inner = lock_within(&self.inner, wait)?;
         Some(self.status_of(&mut inner, now))
     }
 
@@ -265,9 +248,8 @@ impl Store {
         let mut inner = lock(&self.inner);
         inner.back_steps = self.clock.judge(now).back_steps; // the new window replaces the old
         let bytes = self.bytes(Some(until), once, now, source);
-        if let Err(e) = inner.kept.write(&bytes, "the window stays as it was") {
-            return Err(io::Error::new(e.kind(), format!("the window was not opened: {e}")));
-        }
+        let unsaved = |e: io::Error| io::Error::new(e.kind(), format!("the window was not opened: {e}"));
+        inner.kept.write(&bytes, "the window stays as it was").map_err(unsaved)?;
         let previous = inner.window.open_until.replace(until);
         inner.window.once = once;
         self.report(previous, Some(until), once, now, source);
@@ -294,7 +276,7 @@ impl Store {
     /// before the caller may open the door. A lock held past `wait` or a close that
     /// cannot be written leaves the window as it was, and the call is forwarded.
     pub fn use_once(&self, now: Timestamp, wait: Duration, call_sid: Option<&str>) -> OnceUse {
-        let Some(mut inner) = crate::util::lock_within(&self.inner, wait) else {
+        let Some(mut inner) = lock_within(&self.inner, wait) else {
             return OnceUse::Unavailable("the window state is locked by a write that hangs".into());
         };
         if !self.status_of(&mut inner, now).is_open() || !inner.window.once {
@@ -322,8 +304,17 @@ impl Store {
         self.report(previous, None, false, now, source);
     }
 
+    /// The file's bytes for a window ending at `until` (whole seconds), written at `now` by
+    /// `source` in this boot.
     fn bytes(&self, until: Option<Timestamp>, once: bool, now: Timestamp, source: &str) -> Vec<u8> {
-        encode(until, once, now, source, self.boot.id.as_deref())
+        versioned::encode(&StateFile {
+            once: Some(once),
+            version: VERSION,
+            open_until: until,
+            updated_at: floor(now),
+            updated_by: source.to_string(),
+            boot_id: self.boot.id.clone(),
+        })
     }
 
     fn report(&self, was: Option<Timestamp>, new: Option<Timestamp>, once: bool, now: Timestamp, by: &str) {
@@ -723,6 +714,10 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let at = |secs| Timestamp::from_second(secs).unwrap();
         let now = at(1_000);
+        let encode = |until, once, now, by, id: Option<&str>| {
+            let boot = Boot { id: id.map(str::to_string), clock_synced: false };
+            store_in_boot(&dir, HOUR, boot).bytes(until, once, now, by)
+        };
         fs::write(dir.join(STATE_FILE), encode(Some(at(4_600)), false, now, "t", Some("boot-a"))).unwrap();
         let want = Stored {
             open_until: Some(at(4_600)),

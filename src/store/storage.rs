@@ -145,6 +145,14 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
     replaced.and_then(|()| sync_dir(dir))
 }
 
+/// A file's bytes; `None` if it does not exist.
+pub fn read_if_any(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        other => other.map(Some).map_err(|e| context(e, "read", path)),
+    }
+}
+
 /// Removes `path` (a missing file is fine) and flushes the directory. Needs no free space,
 /// which is why closing the window falls back to it.
 pub fn remove(path: &Path) -> io::Result<()> {

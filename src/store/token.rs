@@ -104,11 +104,9 @@ fn new_token() -> Result<Secret, Box<dyn Error>> {
 /// Reads the token file without creating it (for the CLI). `Ok(None)`: no file yet.
 pub fn read_token(dir: &Path) -> Result<Option<Secret>, Box<dyn Error>> {
     let path = dir.join(TOKEN_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {}", path.display(), storage::cause(&e)).into()),
-    };
+    let Some(bytes) = storage::read_if_any(&path)? else { return Ok(None) };
+    // Not UTF-8: the replacement characters fail the check below.
+    let text = String::from_utf8_lossy(&bytes);
     let token = text.trim();
     crate::config::check_token(token).map_err(|m| format!("the token file {} {m}", path.display()))?;
     Ok(Some(Secret::new(token.to_string())))

@@ -16,7 +16,6 @@
 
 use std::error::Error;
 use std::fmt::Display;
-use std::fs;
 use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -92,15 +91,13 @@ impl Kept {
                 kept.fail(&e, spec.none);
                 return T::default();
             }
-            log::error!("{} file {}: {e}; {}", spec.part, path.display(), spec.none);
+            let part = spec.part;
+            log::error!("{part} file {}: {e}; {}", path.display(), spec.none);
             match storage::move_aside(&path, "bad") {
-                Ok(to) => log::error!("the unreadable {} file was kept as {}", spec.part, to.display()),
+                Ok(to) => log::error!("the unreadable {part} file was kept as {}", to.display()),
                 Err(aside) => {
-                    let why = format!(
-                        "the {} file is unreadable and could not be moved aside ({aside})",
-                        spec.part
-                    );
-                    kept.health.fail(spec.part, format!("{why}: {}", spec.none));
+                    let why = format!("the {part} file is unreadable and could not be moved aside ({aside})");
+                    kept.health.fail(part, format!("{why}: {}", spec.none));
                     kept.blocked = Some(why);
                 }
             }
@@ -212,18 +209,28 @@ impl Kept {
 /// JSON, a version outside `spec.reads`, a field that does not fit), which the caller
 /// takes for "nothing stored" and fails closed.
 pub fn read<T: DeserializeOwned>(dir: &Path, spec: &Spec) -> Result<Option<T>, Box<dyn Error>> {
-    let path = dir.join(spec.name);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(storage::context(e, "read", &path).into()),
-    };
+    let Some(bytes) = storage::read_if_any(&dir.join(spec.name))? else { return Ok(None) };
     let part = spec.part;
     let v: VersionOnly = serde_json::from_slice(&bytes).map_err(|e| format!("not a {part} file: {e}"))?;
     if !spec.reads.contains(&v.version) {
         return Err(format!("unsupported {part} file version {}", v.version).into());
     }
     Ok(Some(serde_json::from_slice(&bytes).map_err(|e| format!("corrupt {part} file: {e}"))?))
+}
+
+/// Why an entry (a guest code, a schedule) was not added or changed, in words for the
+/// page: there are as many as may be (the API answers 409), or it was not saved.
+#[derive(Debug)]
+pub enum AddError {
+    Full(String),
+    Io(String),
+}
+
+impl Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (AddError::Full(why) | AddError::Io(why)) = self;
+        f.write_str(why)
+    }
 }
 
 /// Fresh draws before giving up on a value that no entry has: among at most a few dozen
@@ -259,6 +266,7 @@ pub fn encode<T: Serialize>(file: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -35,9 +35,7 @@ const CALL_NOT_IN_PROGRESS: u64 = 21220;
 pub enum RestError {
     /// 401: the credentials were refused.
     Unauthorized,
-    /// 404, with Twilio's message.
-    NotFound(String),
-    /// Any other non-2xx answer. `retry_after` is the raw header, if any.
+    /// Any other non-2xx answer (a 404 among them, with Twilio's message). `retry_after` is the raw header, if any.
     Status { status: u16, detail: String, retry_after: Option<String> },
     /// No HTTP answer: connection refused, DNS, TLS, timeout. `permanent` when trying
     /// again cannot help (a bad URL).
@@ -52,7 +50,6 @@ impl fmt::Display for RestError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             RestError::Unauthorized => f.write_str("Twilio refused the credentials (HTTP 401)"),
-            RestError::NotFound(d) => write!(f, "not found (HTTP 404): {d}"),
             RestError::Status { status, detail, .. } if detail.is_empty() => write!(f, "HTTP {status}"),
             RestError::Status { status, detail, .. } => write!(f, "HTTP {status}: {detail}"),
             RestError::Network { why, .. } => write!(f, "no answer: {why}"),
@@ -82,16 +79,15 @@ impl IncomingNumber {
     /// What overrides `voice_url`, if anything: a TwiML App or a SIP trunk.
     pub fn routed_elsewhere(&self) -> Option<String> {
         let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(loggable);
+        let number = &self.phone_number;
         if let Some(app) = set(&self.voice_application_sid) {
             return Some(format!(
-                "{} is routed to the TwiML App {app}, which overrides its voice URL: in the Twilio console, under the number's Voice Configuration, choose \"Webhook\" instead of \"TwiML App\"",
-                self.phone_number
+                "{number} is routed to the TwiML App {app}, which overrides its voice URL: in the Twilio console, under the number's Voice Configuration, choose \"Webhook\" instead of \"TwiML App\""
             ));
         }
         set(&self.trunk_sid).map(|trunk| {
             format!(
-                "{} belongs to the SIP trunk {trunk}, which takes its calls: in the Twilio console, remove the number from the trunk (Elastic SIP Trunking > Numbers)",
-                self.phone_number
+                "{number} belongs to the SIP trunk {trunk}, which takes its calls: in the Twilio console, remove the number from the trunk (Elastic SIP Trunking > Numbers)"
             )
         })
     }
@@ -108,7 +104,8 @@ pub struct Rest {
     account_url: String,
     /// `Basic …` of the credentials in use.
     authorization: Secret,
-    api_key: bool,
+    /// Which credentials are in use, and the keys that hold them, for messages.
+    keys: &'static str,
 }
 
 impl Rest {
@@ -119,9 +116,11 @@ impl Rest {
             .account_sid
             .as_ref()
             .ok_or("set twilio.account_sid (AC…, on the Twilio console's start page)")?;
-        let (user, password, api_key) = match (&t.api_key_sid, &t.api_key_secret, &t.auth_token) {
-            (Some(key), Some(secret), _) => (key.clone(), secret.clone(), true),
-            (_, _, Some(token)) => (sid.clone(), token.clone(), false),
+        let (user, password, keys) = match (&t.api_key_sid, &t.api_key_secret, &t.auth_token) {
+            (Some(key), Some(secret), _) => {
+                (key.clone(), secret.clone(), "the API key (twilio.api_key_sid and twilio.api_key_secret)")
+            }
+            (_, _, Some(token)) => (sid.clone(), token.clone(), "twilio.account_sid and twilio.auth_token"),
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
         let agent = Agent::https(timeout);
@@ -129,23 +128,14 @@ impl Rest {
         let pair = format!("{user}:{}", password.expose());
         let authorization =
             Secret::new(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
-        Ok(Rest { agent, account_url, authorization, api_key })
-    }
-
-    /// Which credentials are in use, and the keys that hold them, for messages.
-    pub fn credentials(&self) -> &'static str {
-        if self.api_key {
-            "the API key (twilio.api_key_sid and twilio.api_key_secret)"
-        } else {
-            "twilio.account_sid and twilio.auth_token"
-        }
+        Ok(Rest { agent, account_url, authorization, keys })
     }
 
     /// The one line for a failure, with what to do about it.
     pub fn explain(&self, e: &RestError) -> String {
         match e {
             RestError::Unauthorized => {
-                format!("Twilio refused the credentials (HTTP 401): check {}", self.credentials())
+                format!("Twilio refused the credentials (HTTP 401): check {}", self.keys)
             }
             RestError::Status { status: 500..=599, .. } => {
                 format!("Twilio's API failed ({e}); this is on Twilio's side, try again in a few minutes")
@@ -236,7 +226,6 @@ fn answer(result: Result<Answer, Failure>) -> Result<String, RestError> {
     let (code, detail) = error_detail(&body);
     Err(match status {
         401 => RestError::Unauthorized,
-        404 => RestError::NotFound(detail),
         400 if code == Some(CALL_NOT_IN_PROGRESS) => RestError::CallEnded,
         _ => RestError::Status { status, detail, retry_after },
     })
@@ -291,8 +280,11 @@ mod tests {
         let rest = Rest::new(&c.twilio, Duration::from_secs(1)).unwrap();
         let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
         assert_eq!(rest.authorization.expose(), basic("SK1:key-secret"));
-        assert!(rest.credentials().contains("api_key_sid"));
-        let all = [RestError::Unauthorized, RestError::NotFound("x".into())];
+        assert!(rest.keys.contains("api_key_sid"));
+        let all = [
+            RestError::Unauthorized,
+            RestError::Status { status: 404, detail: "x".into(), retry_after: None },
+        ];
         for e in all {
             let line = rest.explain(&e);
             assert!(!line.contains("key-secret") && !line.contains("tok-secret"), "{line}");

@@ -73,8 +73,7 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
             let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
             if links.dial_action {
                 // Everyone was rung: the next step is past the last, the message.
-                let url = links.url(NEXT_PATH, Some(numbers.len()));
-                let _ = write!(x, " action=\"{}\" method=\"POST\"", escape(&url));
+                wrap(&mut x, " action=\"", &links.url(NEXT_PATH, Some(numbers.len())), "\" method=\"POST\"");
             }
             x.push('>');
             for n in numbers {

@@ -67,30 +67,27 @@ pub fn parse(
         bad_signature(claim("CallSid"), claim("From"));
         return Err(HttpError::Refused("forbidden".into()));
     }
-    let owned = |v: Option<&str>| v.map(str::to_string);
+    let param = |name| form::single(call_params, name).map(|v| v.map(str::to_string));
 
-    let expected = match form::single(&query, "ExpectedFrom")? {
-        Some(n) => vec![Entrance {
-            name: None,
-            number: parse_number("ExpectedFrom", n)?,
-            unlock_digits: config.unlock_digits.clone(),
-        }],
-        None => Vec::new(),
-    };
-    let intercoms = if expected.is_empty() { &config.intercoms } else { &expected };
+    let expected =
+        form::single(&query, "ExpectedFrom")?.map(|n| parse_number("ExpectedFrom", n)).transpose()?;
+    let unlock_digits = config.unlock_digits.clone();
+    let expected = expected.map(|number| Entrance { name: None, number, unlock_digits });
+    // A request's `ExpectedFrom` is the one intercom it knows; else the config's.
+    let intercoms = expected.as_ref().map_or(&config.intercoms[..], std::slice::from_ref);
     let forward_to = match form::single(&query, "PhoneNumberToDial")? {
         Some(list) => {
             list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
         }
         None => config.forward_to.clone(),
     };
-    let from = form::single(call_params, "From")?;
+    let from = param("From")?;
     Ok(Call {
-        entrance: call::caller(from, intercoms).cloned(),
-        from: owned(from),
-        call_sid: owned(form::single(call_params, "CallSid")?),
-        digits: owned(form::single(call_params, "Digits")?),
-        dial_status: owned(form::single(call_params, "DialCallStatus")?),
+        entrance: call::caller(from.as_deref(), intercoms).cloned(),
+        from,
+        call_sid: param("CallSid")?,
+        digits: param("Digits")?,
+        dial_status: param("DialCallStatus")?,
         forward_to,
         overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
@@ -108,24 +105,19 @@ fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
     let (Some(token), Some(public_url)) = (&config.twilio.auth_token, &config.webhook.public_url) else {
         return true; // unchecked: warned about at every start
     };
-    let mut url = format!("{public_url}{}", req.path);
-    if !req.query.is_empty() {
-        url.push('?');
-        url.push_str(&req.query);
-    }
+    let sep = if req.query.is_empty() { "" } else { "?" };
+    let url = format!("{public_url}{}{sep}{}", req.path, req.query);
     let valid = req
         .header("x-twilio-signature")
         .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
     if valid {
         return true;
     }
+    let (method, path, peer) = (&req.method, loggable(&req.path), req.peer);
     let forwarded = req.header("x-forwarded-for").map(|f| format!(" (X-Forwarded-For {})", loggable(f)));
+    let forwarded = forwarded.unwrap_or_default();
     REFUSALS.warn(format_args!(
-        "refused a webhook {} {} from {}{} with a missing or invalid X-Twilio-Signature",
-        req.method,
-        loggable(&req.path),
-        req.peer,
-        forwarded.unwrap_or_default()
+        "refused a webhook {method} {path} from {peer}{forwarded} with a missing or invalid X-Twilio-Signature"
     ));
     false
 }
@@ -134,9 +126,7 @@ fn post_params(req: &Request) -> Result<Params, HttpError> {
     if req.body.is_empty() {
         return Ok(Vec::new());
     }
-    let content_type = req.header("content-type").unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case(FORM_TYPE) {
+    if !req.media_type().eq_ignore_ascii_case(FORM_TYPE) {
         return Err(HttpError::UnsupportedMediaType(FORM_TYPE));
     }
     form::parse(&req.body).map_err(|e| HttpError::BadRequest(format!("body: {e}")))

@@ -22,11 +22,12 @@ use crate::model::api::{
 use crate::model::record::COMMAND_LINE;
 use crate::rules::clock::Clock;
 use crate::rules::codes;
-use crate::store::codes::{AddError, CodeStore};
+use crate::store::codes::CodeStore;
 use crate::store::devices::Devices;
 use crate::store::history::History;
 use crate::store::schedules::ScheduleStore;
 use crate::store::state::{Status, Store};
+use crate::store::versioned::AddError;
 use crate::twilio::signature;
 use crate::util::{constant_time_eq, loggable};
 use crate::web::pairing::{self, Actor};
@@ -49,6 +50,17 @@ pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 /// The most one request returns: enough to scroll back, small enough to answer fast.
 pub const MAX_EVENTS_LIMIT: usize = 500;
 const PAGE: &str = include_str!("page.html");
+/// The page's assets (path, content type, body): embedded in the binary, so a browser
+/// may cache them for a day.
+const ASSETS: [(&str, &str, &[u8]); 4] = [
+    // "Add to Home Screen": the app opens straight at the page.
+    ("/manifest.webmanifest", "application/manifest+json", include_bytes!("manifest.webmanifest")),
+    ("/icon.svg", "image/svg+xml", include_bytes!("icon.svg")),
+    // The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome wants a
+    // 192 and a 512 pixel icon to offer installing the page as an app (3.3 KB together).
+    ("/icon-192.png", "image/png", include_bytes!("icon-192.png")),
+    ("/icon-512.png", "image/png", include_bytes!("icon-512.png")),
+];
 
 pub struct Control {
     pub config: Arc<Config>,
@@ -77,17 +89,9 @@ impl Control {
         let method = req.method.as_str();
         let asset = match req.path.as_str() {
             "/" | pairing::PAIR_PATH => Some(page()),
-            // "Add to Home Screen": the app opens straight at the page.
-            "/manifest.webmanifest" => {
-                Some(asset("application/manifest+json", include_bytes!("manifest.webmanifest")))
-            }
-            "/icon.svg" => Some(asset("image/svg+xml", include_bytes!("icon.svg"))),
-            // The same drawing as PNGs: iOS takes no SVG for the home screen, and Chrome
-            // wants a 192 and a 512 pixel icon to offer installing the page as an app
-            // (3.3 KB together).
-            "/icon-192.png" => Some(asset("image/png", include_bytes!("icon-192.png"))),
-            "/icon-512.png" => Some(asset("image/png", include_bytes!("icon-512.png"))),
-            _ => None,
+            path => ASSETS.iter().find(|(p, ..)| *p == path).map(|&(_, kind, body)| {
+                Response::new(200, kind, body).with_header("Cache-Control", "max-age=86400")
+            }),
         };
         if let Some(resp) = asset {
             return match method {
@@ -232,7 +236,7 @@ impl Control {
                 })?;
                 match self.codes.add(&new, now) {
                     Ok(code) => Ok(json(201, &code.body(now))),
-                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
+                    Err(AddError::Full(why)) => Ok(refusal(409, &why)),
                     Err(e) => Err(HttpError::Internal(e.to_string())),
                 }
             }
@@ -272,13 +276,10 @@ impl Control {
         if let Some((k, _)) = params.iter().find(|(k, _)| k != "limit") {
             return Err(bad(format!("unknown parameter {:?}", loggable(k))));
         }
-        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))? {
+        let limit = match form::single(&params, "limit").map_err(|e| bad(e.message()))?.map(str::parse) {
             None => DEFAULT_EVENTS_LIMIT,
-            Some(n) => n
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_EVENTS_LIMIT).contains(n))
-                .ok_or_else(|| bad("limit out of range".into()))?,
+            Some(Ok(n)) if (1..=MAX_EVENTS_LIMIT).contains(&n) => n,
+            Some(_) => return Err(bad("limit out of range".into())),
         };
         let records = self
             .history
@@ -300,11 +301,6 @@ fn source(req: &Request, actor: &Actor) -> String {
         Some("page") => format!("page from {}", req.peer.ip()),
         _ => format!("API from {}", req.peer.ip()),
     }
-}
-
-/// An asset embedded in the binary; may be cached for a day (it changes only with the binary).
-fn asset(content_type: &str, body: &'static [u8]) -> Response {
-    Response::new(200, content_type, body).with_header("Cache-Control", "max-age=86400")
 }
 
 fn page() -> Response {
@@ -334,7 +330,7 @@ mod tests {
         let clock = Arc::new(Clock::new(Box::new(|| false)));
         let store = Store::open(&dir, config.max_window, boot, health.clone(), clock.clone());
         let token = Secret::new("a-test-token-0123456789".into());
-        let history = History::open(&dir, None, health.clone());
+        let history = History::open(&dir, Vec::new(), health.clone());
         let codes = Arc::new(CodeStore::open(
             &dir,
             crate::system::boot::Boot { id: None, clock_synced: false },

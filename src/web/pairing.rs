@@ -60,21 +60,16 @@ pub fn set_cookie(secret: &str) -> String {
 /// Whether `Host` names this listener: an IP literal (with or without port), or one of
 /// `control.hosts`. Any other name may be a rebinding attacker's.
 pub fn host_allowed(host: &str, names: &[String]) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((ip, port)) if port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")) => {
-                return ip.parse::<std::net::Ipv6Addr>().is_ok();
-            }
-            _ => return false,
-        }
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if is_port(port) => name,
-            Some(_) => return false,
-            None => host,
-        }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if is_port(port) => name,
+        // Not a port: unless it is inside an IPv6 literal's brackets, checked below.
+        Some(_) if !host.starts_with('[') => return false,
+        _ => host,
     };
-    name.parse::<IpAddr>().is_ok() || names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    match name.strip_prefix('[') {
+        Some(ip) => ip.strip_suffix(']').is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => name.parse::<IpAddr>().is_ok() || names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+    }
 }
 
 fn is_port(s: &str) -> bool {
@@ -99,10 +94,7 @@ pub fn check_browser_request(req: &Request, names: &[String], write: bool) -> Re
     if !same {
         return Err(HttpError::Refused("a request from another site or page was refused".into()));
     }
-    let json = req.header("content-type").is_some_and(|t| {
-        t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !json {
+    if !req.media_type().eq_ignore_ascii_case("application/json") {
         return Err(HttpError::Refused("only the intercom's own page can do this".into()));
     }
     Ok(())
@@ -246,6 +238,8 @@ mod tests {
         }
         for bad in
             ["evil.example:8081", "", "192.168.1.5:", "192.168.1.5:x", "[::1", "[::1]x", "localhost", "a:b:c"]
+                .into_iter()
+                .chain(["[::1]:", "[::1]:123456", "[1.2.3.4]", "[::1]]:80", "[:80", "fe80::1"])
         {
             assert!(!host_allowed(bad, &names), "{bad}");
         }

@@ -75,7 +75,7 @@ pub struct Recent<T> {
 /// the key is forgotten and the next request with it is decided afresh.
 pub struct Ticket<'a, T> {
     recent: &'a Recent<T>,
-    key: Option<Key>,
+    key: Key,
 }
 
 impl<T: Clone> Recent<T> {
@@ -85,38 +85,29 @@ impl<T: Clone> Recent<T> {
     }
 
     pub fn claim(&self, key: Key, now: Instant) -> Claim<'_, T> {
-        let deadline = now + REPEAT_WAIT;
         let mut map = lock(&self.map);
         self.prune(&mut map, now);
-        loop {
-            match map.entries.get(&key) {
-                Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
-                Some(Slot::Pending) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Claim::Busy;
-                    }
-                    map = self.answered.wait_timeout(map, left).unwrap_or_else(|p| p.into_inner()).0;
-                }
-                // Forgotten while we waited (the first was not remembered): decide afresh.
-                None => break,
-            }
+        let pending = |map: &mut Map<T>| matches!(map.entries.get(&key), Some(Slot::Pending));
+        let waited = self.answered.wait_timeout_while(map, REPEAT_WAIT, pending);
+        let mut map = waited.unwrap_or_else(|p| p.into_inner()).0;
+        match map.entries.get(&key) {
+            Some(Slot::Answered(t)) => return Claim::Repeat(t.clone()),
+            Some(Slot::Pending) => return Claim::Busy,
+            // New, or forgotten while we waited (the first was not remembered): decide it.
+            None => {}
         }
         map.entries.insert(key.clone(), Slot::Pending);
         map.order.push_back((now, key.clone()));
-        while map.entries.len() > self.cap {
-            let Some((_, old)) = map.order.pop_front() else { break };
-            map.entries.remove(&old);
-        }
-        Claim::First(Ticket { recent: self, key: Some(key) })
+        self.prune(&mut map, now);
+        Claim::First(Ticket { recent: self, key })
     }
 
-    /// Drops what is older than the time to live.
+    /// Drops what is older than the time to live, and the oldest beyond the cap.
     fn prune(&self, map: &mut Map<T>, now: Instant) {
-        while map.order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) >= self.ttl) {
-            if let Some((_, key)) = map.order.pop_front() {
-                map.entries.remove(&key);
-            }
+        let old = |at: &Instant| now.saturating_duration_since(*at) >= self.ttl;
+        while map.entries.len() > self.cap || map.order.front().is_some_and(|(at, _)| old(at)) {
+            let Some((_, key)) = map.order.pop_front() else { break };
+            map.entries.remove(&key);
         }
     }
 
@@ -156,28 +147,22 @@ impl Answered {
 }
 
 impl<T> Ticket<'_, T> {
-    /// Remembers the answer and hands it to the repeats that wait for it.
-    pub fn answer(mut self, answer: T) {
-        if let Some(key) = self.key.take() {
-            let mut map = lock(&self.recent.map);
-            if let Some(slot) = map.entries.get_mut(&key) {
-                *slot = Slot::Answered(answer);
-            }
-            self.recent.answered.notify_all();
+    /// Remembers the answer; the ticket's drop hands it to the repeats that wait for it.
+    pub fn answer(self, answer: T) {
+        if let Some(slot) = lock(&self.recent.map).entries.get_mut(&self.key) {
+            *slot = Slot::Answered(answer);
         }
     }
 }
 
 impl<T> Drop for Ticket<'_, T> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let mut map = lock(&self.recent.map);
-            if matches!(map.entries.get(&key), Some(Slot::Pending)) {
-                map.entries.remove(&key);
-                map.order.retain(|(_, k)| *k != key);
-            }
-            self.recent.answered.notify_all();
+        let mut map = lock(&self.recent.map);
+        if matches!(map.entries.get(&self.key), Some(Slot::Pending)) {
+            map.entries.remove(&self.key);
+            map.order.retain(|(_, k)| *k != self.key);
         }
+        self.recent.answered.notify_all();
     }
 }
 

@@ -9,7 +9,8 @@ use crate::config::entrances::Entrance;
 use crate::http::{HttpError, Request, Response};
 use crate::model::api::{read_request, NewScheduleRequest, ScheduleBody, SchedulesBody};
 use crate::rules::schedule::{self, Schedule};
-use crate::store::schedules::{AddError, ScheduleStore};
+use crate::store::schedules::ScheduleStore;
+use crate::store::versioned::AddError;
 use crate::web::{json, no_content, refusal};
 
 pub const PREFIX: &str = "/api/schedules";
@@ -35,7 +36,7 @@ pub fn route(
                 let new = schedule::from_request(&request, intercoms).map_err(bad)?;
                 match store.add(&new) {
                     Ok(s) => Ok(json(201, &one(store, &s, now))),
-                    Err(AddError::Full) => Ok(refusal(409, &AddError::Full.to_string())),
+                    Err(AddError::Full(why)) => Ok(refusal(409, &why)),
                     Err(e) => Err(HttpError::Unavailable(e.to_string())),
                 }
             }

@@ -86,16 +86,6 @@ pub struct Stores {
     pub ringing: Arc<Ringing>,
 }
 
-/// Which of our routes a call's request came to, for [`Recent`].
-#[derive(Clone, Copy)]
-enum Route {
-    Voice,
-    Code,
-    /// A sequential order's next step: changes nothing and records nothing, so it is
-    /// never remembered (and each step of one call has the same `CallSid`).
-    Next,
-}
-
 /// An answered webhook: what the log says and the TwiML renders, what the history gets.
 pub struct Answered {
     pub call: CallRecord,
@@ -124,9 +114,8 @@ impl Webhook {
         match stores.history.newest(usize::MAX) {
             Ok(records) => {
                 let mut answered = lock(&self.answered);
-                let stranger =
-                    |r: &&Record| matches!(r.event, EventKind::CallRejected | EventKind::CallBadSignature);
-                for r in records.iter().rev().filter(|r| !stranger(r)) {
+                let stranger = [EventKind::CallRejected, EventKind::CallBadSignature];
+                for r in records.iter().rev().filter(|r| !stranger.contains(&r.event)) {
                     if let Some(sid) = &r.call_sid {
                         answered.note(sid, r.event != EventKind::CallAskedCode);
                     }
@@ -156,6 +145,8 @@ impl Webhook {
 
     fn route(&self, req: &Request) -> Result<Response, HttpError> {
         let now = Timestamp::now();
+        // The route a call's request came to, by the path it is known by (`/` and `/voice`
+        // are one route): what [`Recent`] remembers answers by.
         let route = match (req.path.as_str(), req.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {
                 return Ok(Response::text(200, "ok")
@@ -163,12 +154,12 @@ impl Webhook {
                     .with_header(crate::util::INSTANCE_HEADER, crate::util::instance_id()))
             }
             ("/healthz", _) => return Err(HttpError::MethodNotAllowed("GET, HEAD")),
-            ("/" | "/voice", "GET" | "POST") => Route::Voice,
+            ("/" | "/voice", "GET" | "POST") => "/voice",
             ("/" | "/voice", _) => return Err(HttpError::MethodNotAllowed("GET, POST")),
             // Our Gather's action says POST; the digits never travel in a URL.
-            (CODE_PATH, "POST") => Route::Code,
+            (CODE_PATH, "POST") => CODE_PATH,
             // Our Dial's action says POST too.
-            (NEXT_PATH, "POST") => Route::Next,
+            (NEXT_PATH, "POST") => NEXT_PATH,
             (CODE_PATH | NEXT_PATH, _) => return Err(HttpError::MethodNotAllowed("POST")),
             (LINK_PATH, "GET" | "HEAD" | "POST") => {
                 let starting = || Response::text(503, "starting: try again in a moment");
@@ -180,17 +171,17 @@ impl Webhook {
         let call = call_request::parse(&self.config, req, |call_sid, from| {
             self.record_bad_signature(Record::bad_signature(call_sid, from, now))
         })?;
-        let sid = call.call_sid.clone().filter(|_| !matches!(route, Route::Next));
+        // A sequential order's next step changes nothing and records nothing, so it is
+        // never remembered (and each step of one call has the same `CallSid`).
+        let sid = call.call_sid.clone().filter(|_| route != NEXT_PATH);
         let forward = || call::decide(call.entrance.as_ref(), false, &call.forward_to, &self.config);
-        let ticket = match sid.clone().map(|sid| self.recent.claim((route.name(), sid), Instant::now())) {
+        let ticket = match sid.clone().map(|sid| self.recent.claim((route, sid), Instant::now())) {
             Some(Claim::Repeat(decision)) => return Ok(self.repeat(&call, route, &decision, "")),
             Some(Claim::Busy) => {
                 return Ok(self.repeat(&call, route, &forward(), " (its first request is still undecided)"))
             }
             Some(Claim::First(_))
-                if sid
-                    .as_deref()
-                    .is_some_and(|s| lock(&self.answered).has(s, matches!(route, Route::Code))) =>
+                if sid.as_deref().is_some_and(|s| lock(&self.answered).has(s, route == CODE_PATH)) =>
             {
                 return Ok(self.repeat(&call, route, &forward(), " (answered before, so forwarded now)"))
             }
@@ -198,20 +189,19 @@ impl Webhook {
             None => None,
         };
         let answer = match route {
-            Route::Voice => self.answer(&call, false, now),
-            Route::Code => self.answer(&call, true, now),
-            Route::Next => self.answer_next(&call, now)?,
+            NEXT_PATH => self.answer_next(&call, now)?,
+            _ => self.answer(&call, route == CODE_PATH, now),
         };
         // Known to ring before its record goes out: the notification carries the link.
         self.track(&call, route, &answer.call.decision);
         let outcome = self.record(&answer); // on disk before we answer
         let Answered { call: mut record, if_unrecorded, .. } = answer;
+        let logged = record.call_sid.as_deref().map_or("-".into(), loggable);
         if let (Outcome::Pending, Some(instead)) = (outcome, if_unrecorded) {
             self.track(&call, route, &instead);
             // Never open the door on a decision that is not on disk: answer as if closed.
             HANGING_DISK_LOG.error(format_args!(
-                "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {} is forwarded instead of unlocking",
-                record.call_sid.as_deref().map_or("-".into(), loggable)
+                "the event log did not reach the disk within {APPEND_WAIT:?} (the disk hangs?): call {logged} is forwarded instead of unlocking"
             ));
             record.decision = instead;
         }
@@ -225,29 +215,23 @@ impl Webhook {
                 ticket.answer(record.decision.clone());
             }
         }
-        log::info!(
-            "call {} from {}: {}",
-            record.call_sid.as_deref().map_or("-".into(), loggable),
-            record.from.as_deref().map_or("(none)".into(), loggable),
-            record.decision.name()
-        );
+        let from = record.from.as_deref().map_or("(none)".into(), loggable);
+        log::info!("call {logged} from {from}: {}", record.decision.name());
         Ok(self.twiml(&call, &record.decision))
     }
 
     /// The answer to a repeated request (`why` not the first's), without counting or
     /// recording anything.
-    fn repeat(&self, call: &Call, route: Route, decision: &Decision, why: &str) -> Response {
+    fn repeat(&self, call: &Call, route: &str, decision: &Decision, why: &str) -> Response {
+        let (sid, answer) = (call.call_sid.as_deref().map_or("-".into(), loggable), decision.name());
         log::info!(
-            "call {} repeated on {}: answered {} again{why}, not counted or recorded again",
-            call.call_sid.as_deref().map_or("-".into(), loggable),
-            route.name(),
-            decision.name(),
+            "call {sid} repeated on {route}: answered {answer} again{why}, not counted or recorded again"
         );
         self.twiml(call, decision)
     }
 
     /// A dial rings the call's residents until `/voice/next` says it ended.
-    fn track(&self, call: &Call, route: Route, decision: &Decision) {
+    fn track(&self, call: &Call, route: &str, decision: &Decision) {
         let (Some(stores), Some(sid), Some(entrance)) = (self.stores.get(), &call.call_sid, &call.entrance)
         else {
             return;
@@ -256,7 +240,7 @@ impl Webhook {
             Decision::Forward { timeout_secs, .. } | Decision::DialOne { timeout_secs, .. } => {
                 stores.ringing.ring(sid, entrance, Duration::from_secs(*timeout_secs))
             }
-            _ if matches!(route, Route::Next) => stores.ringing.ended(sid, *decision == Decision::Hangup),
+            _ if route == NEXT_PATH => stores.ringing.ended(sid, *decision == Decision::Hangup),
             _ => {}
         }
     }
@@ -342,34 +326,18 @@ impl Webhook {
         }
         // Nothing can be on disk yet: an unlock (there can be none) would be forwarded.
         let Some(stores) = self.stores() else { return Outcome::Pending };
+        // Every record is written, also after one that is pending.
         let outcomes: Vec<Outcome> = records.iter().map(|r| stores.history.record(r)).collect();
-        if outcomes.contains(&Outcome::Pending) {
-            Outcome::Pending
-        } else {
-            Outcome::Written
-        }
+        outcomes.into_iter().find(|o| *o == Outcome::Pending).unwrap_or(Outcome::Written)
     }
 
     fn record_bad_signature(&self, record: Record) {
-        let admitted = lock(&self.bad_signatures).admit(Instant::now());
-        if let Some(suppressed) = admitted {
-            if suppressed > 0 {
-                log::warn!("{suppressed} more refused signatures were not recorded in the history");
-            }
-            if let Some(stores) = self.stores() {
-                stores.history.record(&record);
-            }
+        let Some(suppressed) = lock(&self.bad_signatures).admit(Instant::now()) else { return };
+        if suppressed > 0 {
+            log::warn!("{suppressed} more refused signatures were not recorded in the history");
         }
-    }
-}
-
-impl Route {
-    /// The path a route is known by: `/` and `/voice` are one route.
-    fn name(self) -> &'static str {
-        match self {
-            Route::Voice => "/voice",
-            Route::Code => CODE_PATH,
-            Route::Next => NEXT_PATH,
+        if let Some(stores) = self.stores() {
+            stores.history.record(&record);
         }
     }
 }

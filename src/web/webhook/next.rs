@@ -51,15 +51,12 @@ impl Webhook {
     pub(super) fn lets_in(&self, call: &Call, now: Timestamp) -> LetIn {
         // Still loading (a state disk that hangs at start): nothing lets anyone in.
         let Some(stores) = self.stores() else { return LetIn::No };
-        let status = match stores.store.status_within(now, crate::util::LOCK_WAIT) {
-            Some(status) => status,
-            None => {
-                HANGING_DISK_LOG.error(format_args!(
-                    "the window state is locked by a write that hangs (the disk?): the call is forwarded"
-                ));
-                Status::closed()
-            }
-        };
+        let status = stores.store.status_within(now, crate::util::LOCK_WAIT).unwrap_or_else(|| {
+            HANGING_DISK_LOG.error(format_args!(
+                "the window state is locked by a write that hangs (the disk?): the call is forwarded"
+            ));
+            Status::closed()
+        });
         // A stranger is rejected whatever lets visitors in: it uses nothing up.
         let Some(entrance) = &call.entrance else { return LetIn::No };
         if status.is_open() && !status.once {
