@@ -323,7 +323,8 @@ fn too_large() -> Failure {
 }
 
 fn read_exactly(r: &mut impl BufRead, body: &mut Vec<u8>, n: usize) -> Result<(), Failure> {
-    if body.len() + n > MAX_BODY_BYTES {
+    // Subtracted, not added: a length near usize::MAX must not overflow.
+    if n > MAX_BODY_BYTES - body.len() {
         return Err(too_large());
     }
     let start = body.len();
@@ -387,6 +388,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
         ] {
             assert!(matches!(answer(wire), Err(Failure::Network(_))), "{wire:?}");
         }
@@ -394,6 +397,25 @@ mod tests {
         assert!(answer(&endless).is_err());
         let huge = format!("HTTP/1.1 200 OK\r\n\r\n{}", "a".repeat(MAX_BODY_BYTES + 1));
         assert_eq!(answer(&huge).unwrap_err(), too_large());
+    }
+
+    #[test]
+    fn no_answer_makes_the_reader_panic() {
+        // Mutations of a valid answer (the fuzz targets' idea, deterministic and short).
+        let valid =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut wire = valid.to_vec();
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % wire.len() as u64) as usize;
+                wire[at] = b"0123456789abcdefxX\r\n: ;-"[(seed >> 32) as usize % 24];
+            }
+            let _ = read_answer(&mut wire.as_slice());
+        }
     }
 
     #[test]
