@@ -111,7 +111,7 @@ impl Client {
         self.send(&codec::publish(topic, payload, retain))
     }
 
-    pub fn subscribe(&mut self, filters: &[&str]) -> io::Result<()> {
+    pub fn subscribe(&mut self, filters: &[String]) -> io::Result<()> {
         // The connection's one SUBSCRIBE: any packet id but 0 will do.
         self.send(&codec::subscribe(1, filters))
     }
