@@ -7,9 +7,6 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
-/// The encrypted stream over the broker's socket.
-pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
 /// Completes a verified TLS handshake with `host` on `socket` within `handshake`, then
 /// leaves the socket's read timeout at `poll` and returns the encrypted stream.
 pub(super) fn wrap(
@@ -17,7 +14,7 @@ pub(super) fn wrap(
     host: &str,
     handshake: Duration,
     poll: Duration,
-) -> Result<TlsStream, String> {
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
     let name = ServerName::try_from(host.to_string()).map_err(|e| format!("TLS: {host}: {e}"))?;
     let mut conn = rustls::ClientConnection::new(crate::system::tls::client_config()?, name)
         .map_err(|e| format!("TLS: {e}"))?;
