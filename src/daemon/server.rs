@@ -253,9 +253,7 @@ fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {
     let shown = dir.display().to_string();
     thread::Builder::new()
         .name("state-dir-check".into())
-        .spawn(move || {
-            let _ = tx.send(ownership::check_state_dir(&dir));
-        })
+        .spawn(move || tx.send(ownership::check_state_dir(&dir)))
         .map_err(|e| format!("cannot start the state directory check: {e}"))?;
     rx.recv_timeout(wait).unwrap_or_else(|_| {
         log::warn!("cannot check who owns the state directory {shown}: its disk does not answer");

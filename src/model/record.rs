@@ -244,10 +244,8 @@ impl Record {
             Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
             Decision::Reject => {
                 let from = call.from.as_deref().map(loggable);
-                (
-                    EventKind::CallRejected,
-                    format!("Rejected a call from {}", caller_for_message(from.as_deref())),
-                )
+                let caller = caller_for_message(from.as_deref());
+                (EventKind::CallRejected, format!("Rejected a call from {caller}"))
             }
         };
         Record::of_call(call, event, message, time)
