@@ -63,6 +63,8 @@ impl Topics {
 /// Keys: each a key and its value; a value starting with `~/` is one of the entity's
 /// topics, under `<topic prefix>/<object id>/` as in [`Topics`].
 type Keys = &'static [(&'static str, &'static str)];
+/// The keys every entity gets, besides its names, topics, device and origin.
+const EVERY: Keys = &[("payload_available", ONLINE), ("payload_not_available", OFFLINE)];
 /// The keys every entity of a platform gets.
 const PLATFORMS: [(&str, Keys); 5] = [
     (
@@ -131,12 +133,10 @@ pub fn configs(t: &Topics) -> Vec<(String, Value)> {
             p.insert("name".into(), text(name));
             p.insert("unique_id".into(), Value::String(format!("intercom_{}_{object}", t.node)));
             p.insert("availability_topic".into(), text(&t.availability));
-            p.insert("payload_available".into(), text(ONLINE));
-            p.insert("payload_not_available".into(), text(OFFLINE));
             p.insert("device".into(), device.clone());
             p.insert("origin".into(), origin.clone());
             let platform = PLATFORMS.iter().filter(|(c, _)| c == component).flat_map(|(_, keys)| keys.iter());
-            for (key, value) in platform.chain(own.iter()) {
+            for (key, value) in EVERY.iter().chain(platform).chain(own.iter()) {
                 let value = match value.strip_prefix("~/") {
                     Some(kind) => t.of(object, kind),
                     None => value.to_string(),
