@@ -215,11 +215,8 @@ impl CodeStore {
     /// say it): a lock after wrong codes, a clock in doubt after a step, or codes from
     /// before a restart that wait for a synchronized clock.
     pub fn why_paused(&self, now: Timestamp) -> Option<String> {
-        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else {
-            return Some(
-                "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
-            );
-        };
+        let held = "the guest codes are held by a write that hangs (the disk?): calls are forwarded";
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else { return Some(held.into()) };
         self.paused_because(&mut inner, floor(now))
     }
 
