@@ -216,10 +216,8 @@ fn post_json(agent: &Agent, url: &str, authorization: Option<&str>, body: String
     let headers: Vec<_> = authorization.map(|a| ("Authorization", a)).into_iter().collect();
     let sent = agent.send("POST", url, &headers, Some(("application/json", body.as_bytes())));
     let answer = sent.map_err(|e| from_rest(crate::twilio::rest::network_error(e)))?;
-    let detail = match (200..300).contains(&answer.status) {
-        true => String::new(),
-        false => crate::util::loggable(&answer.text().chars().take(ERROR_BODY_CHARS).collect::<String>()),
-    };
+    // Only a failure's is shown (`classify_status` ignores it for success).
+    let detail = crate::util::loggable(&answer.text().chars().take(ERROR_BODY_CHARS).collect::<String>());
     classify_status(answer.status, &detail, answer.header("retry-after"), Timestamp::now())
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::config::Config;
+use crate::config::{Config, ENV_TWILIO_AUTH_TOKEN};
 use crate::daemon::expiry;
 use crate::daemon::notify::Notifier;
 use crate::http::connections::{self, Site};
@@ -235,10 +235,7 @@ fn load(config: Arc<Config>, webhook: &Webhook) -> Result<Control, Box<dyn Error
 
 fn check_risky_settings(config: &Config) -> Result<(), String> {
     match (&config.twilio.auth_token, config.webhook.allow_unsigned) {
-        (None, false) => return Err(format!(
-            "twilio.auth_token (or {}) is not set, so anyone who finds the webhook URL could fake a call from the intercom: set it (a `serve` started by hand does not read intercom.env), or for a test setup set webhook.allow_unsigned to true",
-            crate::config::ENV_TWILIO_AUTH_TOKEN
-        )),
+        (None, false) => return Err(format!("twilio.auth_token (or {ENV_TWILIO_AUTH_TOKEN}) is not set, so anyone who finds the webhook URL could fake a call from the intercom: set it (a `serve` started by hand does not read intercom.env), or for a test setup set webhook.allow_unsigned to true")),
         (None, true) => log::warn!("webhook.allow_unsigned: webhook signatures are NOT checked; anyone who finds the webhook URL can fake a call from the intercom and be let in while a window is open"),
         (Some(_), _) => {}
     }
@@ -256,9 +253,7 @@ fn check_state_dir_within(dir: &Path, wait: Duration) -> Result<(), String> {
     let shown = dir.display().to_string();
     thread::Builder::new()
         .name("state-dir-check".into())
-        .spawn(move || {
-            let _ = tx.send(ownership::check_state_dir(&dir));
-        })
+        .spawn(move || tx.send(ownership::check_state_dir(&dir)))
         .map_err(|e| format!("cannot start the state directory check: {e}"))?;
     rx.recv_timeout(wait).unwrap_or_else(|_| {
         log::warn!("cannot check who owns the state directory {shown}: its disk does not answer");

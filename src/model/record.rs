@@ -244,10 +244,8 @@ impl Record {
             Decision::AskCode => (EventKind::CallAskedCode, "A visitor rang: asked for a guest code".into()),
             Decision::Reject => {
                 let from = call.from.as_deref().map(loggable);
-                (
-                    EventKind::CallRejected,
-                    format!("Rejected a call from {}", caller_for_message(from.as_deref())),
-                )
+                let caller = caller_for_message(from.as_deref());
+                (EventKind::CallRejected, format!("Rejected a call from {caller}"))
             }
         };
         Record::of_call(call, event, message, time)
@@ -256,10 +254,8 @@ impl Record {
     /// A webhook refused for its signature, with the call parameters it claimed (already
     /// made loggable by the caller: they are unauthenticated).
     pub fn bad_signature(call_sid: Option<String>, from: Option<String>, time: Timestamp) -> Record {
-        let message = format!(
-            "Refused a call with a bad Twilio signature (claiming to be from {})",
-            caller_for_message(from.as_deref())
-        );
+        let caller = caller_for_message(from.as_deref());
+        let message = format!("Refused a call with a bad Twilio signature (claiming to be from {caller})");
         Record { call_sid, from, ..Record::new(time, EventKind::CallBadSignature, message) }
     }
 

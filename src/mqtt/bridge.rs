@@ -225,16 +225,15 @@ impl Worker {
         let event = discovery::ring_event(&r);
         self.last = Some(r);
         self.send_last_event(client)?;
-        match event {
-            Some(event) => client.publish(&self.topics.ring, event.to_string().as_bytes(), false),
-            None => Ok(()),
-        }
+        let Some(event) = event else { return Ok(()) };
+        client.publish(&self.topics.of("ring", "event"), event.to_string().as_bytes(), false)
     }
 
     fn send_last_event(&self, client: &mut Client) -> io::Result<()> {
         let Some(r) = &self.last else { return Ok(()) };
-        client.publish(&self.topics.last_event, discovery::last_event_state(r).as_bytes(), true)?;
-        client.publish(&self.topics.last_event_attributes, &serde_json::to_vec(r).unwrap_or_default(), true)
+        let topic = |kind| self.topics.of("last_event", kind);
+        client.publish(&topic("state"), discovery::last_event_state(r).as_bytes(), true)?;
+        client.publish(&topic("attributes"), &serde_json::to_vec(r).unwrap_or_default(), true)
     }
 
     /// The retained state topics whose value changed. A lock held by a hanging disk
@@ -243,21 +242,22 @@ impl Worker {
         let now = Timestamp::now();
         let mut values = Vec::new();
         if let Some(s) = self.store.status_within(now, crate::util::LOCK_WAIT) {
-            values.push((&self.topics.window_state, on_off(s.is_open()).to_string()));
-            values.push((&self.topics.time_left, s.remaining_seconds.div_ceil(60).to_string()));
-            values.push((&self.topics.storage_problem, on_off(s.storage_problem.is_some()).to_string()));
+            values.push(("window", "state", on_off(s.is_open()).to_string()));
+            values.push(("time_left", "state", s.remaining_seconds.div_ceil(60).to_string()));
+            values.push(("storage_problem", "state", on_off(s.storage_problem.is_some()).to_string()));
         }
         if let Some(paused) = self.codes.paused(now) {
-            values.push((&self.topics.codes_paused, on_off(paused).to_string()));
+            values.push(("codes_paused", "state", on_off(paused).to_string()));
         }
         // The call's entrance and start are the ringing sensor's attributes.
         let attributes = self.ringing.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
-        values.push((&self.topics.ringing, on_off(attributes.is_some()).to_string()));
-        values.push((&self.topics.ringing_attributes, attributes.unwrap_or("{}".into())));
-        for (topic, value) in values {
-            if self.published.get(topic.as_str()) != Some(&value) {
-                client.publish(topic, value.as_bytes(), true)?;
-                self.published.insert(topic.clone(), value);
+        values.push(("ringing", "state", on_off(attributes.is_some()).to_string()));
+        values.push(("ringing", "attributes", attributes.unwrap_or("{}".into())));
+        for (object, kind, value) in values {
+            let topic = self.topics.of(object, kind);
+            if self.published.get(&topic) != Some(&value) {
+                client.publish(&topic, value.as_bytes(), true)?;
+                self.published.insert(topic, value);
             }
         }
         Ok(())
@@ -294,15 +294,15 @@ impl Worker {
             ),
         }
         let now = Timestamp::now();
-        let window = topic == self.topics.window_set;
+        let window = topic == self.topics.of("window", "set");
         match text {
             ON if window => self.open(now, false),
             OFF if window => {
                 self.store.close_window(now, SOURCE);
             }
             // The one-shot window: open until the first visitor (or default_window).
-            PRESS if topic == self.topics.next_visitor_press => self.open(now, true),
-            PRESS if topic == self.topics.let_in_press => {
+            PRESS if topic == self.topics.of("next_visitor", "press") => self.open(now, true),
+            PRESS if topic == self.topics.of("let_in", "press") => {
                 if let Err(e) = (self.ring.let_in)(SOURCE) {
                     log::info!("MQTT: Home Assistant's let-in button changed nothing: {e}");
                 }

@@ -12,6 +12,8 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+
 use super::codec::{self, Connect, DecodeError, Packet, MAX_INCOMING_BYTES};
 use crate::util::ratelog::RateLog;
 
@@ -77,11 +79,7 @@ impl Client {
             .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))
             .and_then(|()| socket.set_read_timeout(Some(POLL_INTERVAL)))
             .map_err(|e| format!("socket options: {e}"))?;
-        let stream: Box<dyn Stream> = if tls {
-            Box::new(super::tls::wrap(socket, host, HANDSHAKE_TIMEOUT, POLL_INTERVAL)?)
-        } else {
-            Box::new(socket)
-        };
+        let stream: Box<dyn Stream> = if tls { encrypt(socket, host)? } else { Box::new(socket) };
         let mut client = Client {
             stream,
             buf: Vec::new(),
@@ -111,7 +109,7 @@ impl Client {
         self.send(&codec::publish(topic, payload, retain))
     }
 
-    pub fn subscribe(&mut self, filters: &[&str]) -> io::Result<()> {
+    pub fn subscribe(&mut self, filters: &[String]) -> io::Result<()> {
         // The connection's one SUBSCRIBE: any packet id but 0 will do.
         self.send(&codec::subscribe(1, filters))
     }
@@ -189,6 +187,27 @@ impl Client {
         self.last_sent = Instant::now();
         Ok(())
     }
+}
+
+/// MQTT over TLS with the client settings of [`crate::system::tls`], so the broker is
+/// verified exactly as Twilio is: the handshake within [`HANDSHAKE_TIMEOUT`], then the
+/// socket's read timeout back at [`POLL_INTERVAL`].
+fn encrypt(mut socket: TcpStream, host: &str) -> Result<Box<dyn Stream>, String> {
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("TLS: {host}: {e}"))?;
+    let mut conn = rustls::ClientConnection::new(crate::system::tls::client_config()?, name)
+        .map_err(|e| format!("TLS: {e}"))?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let set = |s: &TcpStream, t| s.set_read_timeout(Some(t)).map_err(|e| format!("socket options: {e}"));
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"));
+        }
+        set(&socket, left)?;
+        conn.complete_io(&mut socket).map_err(|e| format!("TLS handshake with {host}: {e}"))?;
+    }
+    set(&socket, POLL_INTERVAL)?;
+    Ok(Box::new(rustls::StreamOwned::new(conn, socket)))
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub fn puback(id: u16) -> Vec<u8> {
 }
 
 /// SUBSCRIBE to each filter with at most QoS 1.
-pub fn subscribe(id: u16, filters: &[&str]) -> Vec<u8> {
+pub fn subscribe(id: u16, filters: &[String]) -> Vec<u8> {
     let mut body = id.to_be_bytes().to_vec();
     for f in filters {
         put_str(&mut body, f.as_bytes());
@@ -232,7 +232,10 @@ mod tests {
     fn publish_subscribe_puback_and_ping_bytes() {
         assert_eq!(publish("a/b", b"ON", true), [0x31, 7, 0, 3, b'a', b'/', b'b', b'O', b'N']);
         assert_eq!(publish("a", b"", false), [0x30, 3, 0, 1, b'a']);
-        assert_eq!(subscribe(10, &["a/b", "c"]), [0x82, 12, 0, 10, 0, 3, b'a', b'/', b'b', 1, 0, 1, b'c', 1]);
+        assert_eq!(
+            subscribe(10, &["a/b".into(), "c".into()]),
+            [0x82, 12, 0, 10, 0, 3, b'a', b'/', b'b', 1, 0, 1, b'c', 1]
+        );
         assert_eq!(puback(0x1234), [0x40, 2, 0x12, 0x34]);
         assert_eq!(PINGREQ, [0xC0, 0]);
     }

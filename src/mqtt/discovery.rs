@@ -22,25 +22,15 @@ const MAX_STATE_CHARS: usize = 255;
 pub const RING_EVENTS: [EventKind; 4] =
     [EventKind::CallForwarded, EventKind::CallUnlocked, EventKind::CallUnlockedCode, EventKind::CallRejected];
 
-/// Every topic we publish to or listen on, made once from the configured prefixes.
+/// The topics, made from the configured prefixes. An entity's own are
+/// `<topic prefix>/<object id>/<kind>` ([`Topics::of`]), the same for discovery and the
+/// bridge.
 #[derive(Debug, Clone)]
 pub struct Topics {
     /// Also Home Assistant's `node_id` and the start of every `unique_id`.
     pub node: String,
     discovery: String,
     pub availability: String,
-    pub window_state: String,
-    pub window_set: String,
-    pub next_visitor_press: String,
-    pub time_left: String,
-    pub last_event: String,
-    pub last_event_attributes: String,
-    pub storage_problem: String,
-    pub codes_paused: String,
-    pub ring: String,
-    pub ringing: String,
-    pub ringing_attributes: String,
-    pub let_in_press: String,
     /// Home Assistant's birth and will: `online` after it starts, when it wants
     /// discovery again.
     pub ha_status: String,
@@ -50,36 +40,31 @@ impl Topics {
     /// `prefix` and `discovery` are checked by the config (letters, digits, `_`, `-`;
     /// the discovery prefix also `/`), so no wildcard can reach a topic.
     pub fn new(prefix: &str, discovery: &str) -> Topics {
-        let t = |s: &str| format!("{prefix}/{s}");
         Topics {
             node: prefix.to_string(),
             discovery: discovery.to_string(),
-            availability: t("availability"),
-            window_state: t("window/state"),
-            window_set: t("window/set"),
-            next_visitor_press: t("next_visitor/press"),
-            time_left: t("time_left/state"),
-            last_event: t("last_event/state"),
-            last_event_attributes: t("last_event/attributes"),
-            storage_problem: t("storage_problem/state"),
-            codes_paused: t("codes_paused/state"),
-            ring: t("ring/event"),
-            ringing: t("ringing/state"),
-            ringing_attributes: t("ringing/attributes"),
-            let_in_press: t("let_in/press"),
+            availability: format!("{prefix}/availability"),
             ha_status: format!("{discovery}/status"),
         }
     }
 
+    /// One of an entity's topics: `of("window", "set")` is `<topic prefix>/window/set`.
+    pub fn of(&self, object: &str, kind: &str) -> String {
+        format!("{}/{object}/{kind}", self.node)
+    }
+
     /// What the bridge subscribes to.
-    pub fn subscriptions(&self) -> [&str; 4] {
-        [&self.window_set, &self.next_visitor_press, &self.let_in_press, &self.ha_status]
+    pub fn subscriptions(&self) -> [String; 4] {
+        let press = |object| self.of(object, "press");
+        [self.of("window", "set"), press("next_visitor"), press("let_in"), self.ha_status.clone()]
     }
 }
 
 /// Keys: each a key and its value; a value starting with `~/` is one of the entity's
 /// topics, under `<topic prefix>/<object id>/` as in [`Topics`].
 type Keys = &'static [(&'static str, &'static str)];
+/// The keys every entity gets, besides its names, topics, device and origin.
+const EVERY: Keys = &[("payload_available", ONLINE), ("payload_not_available", OFFLINE)];
 /// The keys every entity of a platform gets.
 const PLATFORMS: [(&str, Keys); 5] = [
     (
@@ -148,14 +133,12 @@ pub fn configs(t: &Topics) -> Vec<(String, Value)> {
             p.insert("name".into(), text(name));
             p.insert("unique_id".into(), Value::String(format!("intercom_{}_{object}", t.node)));
             p.insert("availability_topic".into(), text(&t.availability));
-            p.insert("payload_available".into(), text(ONLINE));
-            p.insert("payload_not_available".into(), text(OFFLINE));
             p.insert("device".into(), device.clone());
             p.insert("origin".into(), origin.clone());
             let platform = PLATFORMS.iter().filter(|(c, _)| c == component).flat_map(|(_, keys)| keys.iter());
-            for (key, value) in platform.chain(own.iter()) {
+            for (key, value) in EVERY.iter().chain(platform).chain(own.iter()) {
                 let value = match value.strip_prefix("~/") {
-                    Some(kind) => format!("{}/{object}/{kind}", t.node),
+                    Some(kind) => t.of(object, kind),
                     None => value.to_string(),
                 };
                 p.insert(key.to_string(), Value::String(value));

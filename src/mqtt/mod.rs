@@ -31,6 +31,5 @@ mod bridge;
 mod client;
 mod codec;
 mod discovery;
-mod tls;
 
 pub use bridge::{Bridge, RingHooks};

@@ -40,7 +40,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::clock::Clock;
-use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode};
+use crate::rules::codes::{self, Attempt, Code, Lockout, NewCode, MAX_FAILURES};
 use crate::store::storage::{self, Health};
 use crate::store::versioned::{self, draw, AddError, Kept, Spec};
 use crate::system::boot::Boot;
@@ -152,24 +152,9 @@ impl CodeStore {
         if !inner.codes.iter().any(|c| !c.is_spent(now)) {
             return None;
         }
-        self.trusted(inner, now);
-        if inner.lockout.is_locked(now) {
-            // Minutes from now, not a clock time: the page and the API read it anywhere.
-            let minutes = inner.lockout.locked_until.map_or(0, |u| between(now, u).as_secs().div_ceil(60));
-            return Some(format!(
-                "locked after {} wrong codes, for {minutes} more minute(s)",
-                codes::MAX_FAILURES
-            ));
-        }
-        if let Some(why) = self.clock.why() {
-            return Some(why);
-        }
+        self.trusted(inner, now); // which forgets the boots once the clock is synced
         let waiting = inner.codes.iter().filter(|c| inner.untrusted.contains_key(&c.id)).count();
-        (waiting > 0).then(|| {
-            format!(
-                "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
-            )
-        })
+        pause_reason(&inner.lockout, self.clock.why(), waiting, now)
     }
 
     /// The codes that may be judged by `now`: none while the clock is in doubt, and codes
@@ -193,10 +178,8 @@ impl CodeStore {
         let untrusted: HashMap<_, _> =
             boots.into_iter().filter(|(_, b)| !boot.trusts(b.as_deref())).collect();
         if !untrusted.is_empty() {
-            log::warn!(
-                "{} guest code(s) from before a restart wait for a synchronized clock: the clock may be wrong after a power cut",
-                untrusted.len()
-            );
+            let n = untrusted.len();
+            log::warn!("{n} guest code(s) from before a restart wait for a synchronized clock: the clock may be wrong after a power cut");
         }
         let inner = Inner { codes, lockout, untrusted, calls, kept };
         CodeStore { boot, clock, inner: Mutex::new(inner) }
@@ -232,11 +215,8 @@ impl CodeStore {
     /// say it): a lock after wrong codes, a clock in doubt after a step, or codes from
     /// before a restart that wait for a synchronized clock.
     pub fn why_paused(&self, now: Timestamp) -> Option<String> {
-        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else {
-            return Some(
-                "the guest codes are held by a write that hangs (the disk?): calls are forwarded".into(),
-            );
-        };
+        let held = "the guest codes are held by a write that hangs (the disk?): calls are forwarded";
+        let Some(mut inner) = lock_within(&self.inner, LOCK_WAIT) else { return Some(held.into()) };
         self.paused_because(&mut inner, floor(now))
     }
 
@@ -250,12 +230,10 @@ impl CodeStore {
             return Err(AddError::Full(full));
         }
         let unsaved = |e| AddError::Io(format!("could not save the codes: {e}"));
+        let digits_taken = |d: &str| next.iter().any(|c| c.digits == d);
         let code = Code {
             id: draw(4, Some, |id| next.iter().any(|c| c.id == id)).map_err(unsaved)?,
-            digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, |d| {
-                next.iter().any(|c| c.digits == d)
-            })
-            .map_err(unsaved)?,
+            digits: draw(codes::DIGITS_RANDOM_BYTES, codes::digits_from, digits_taken).map_err(unsaved)?,
             label: new.label.clone(),
             valid_until: now + Duration::from_secs(new.minutes * 60),
             uses_left: new.uses,
@@ -263,13 +241,8 @@ impl CodeStore {
         next.push(code.clone());
         let calls = inner.calls.clone();
         self.save(&mut inner, next, calls, now).map_err(unsaved)?;
-        log::info!(
-            "guest code {} ({}) added: {} use(s) until {}",
-            code.id,
-            loggable(&code.label),
-            code.uses_left,
-            code.valid_until
-        );
+        let (id, label) = (&code.id, loggable(&code.label));
+        log::info!("guest code {id} ({label}) added: {} use(s) until {}", code.uses_left, code.valid_until);
         Ok(code)
     }
 
@@ -336,11 +309,7 @@ impl CodeStore {
                 // A failure is on the page; the wrong code counts in memory until a restart.
                 let _ = inner.kept.write(&bytes, "a wrong code counts until a restart");
                 if locked {
-                    log::warn!(
-                        "{} wrong guest codes: codes locked until {}",
-                        codes::MAX_FAILURES,
-                        now + codes::LOCK
-                    );
+                    log::warn!("{MAX_FAILURES} wrong guest codes: codes locked until {}", now + codes::LOCK);
                 }
                 Ok(Tried::Wrong { locked })
             }
@@ -427,14 +396,27 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
         .partition(|c| boot.trusts(boots.get(&c.id).cloned().flatten().as_deref()));
     let why = if (trusted.is_empty() && waiting.is_empty()) || window_open {
         None
-    } else if lockout.is_locked(now) {
-        Some(format!("locked after {} wrong codes", codes::MAX_FAILURES))
-    } else if !waiting.is_empty() {
-        Some(format!("{} code(s) from before a restart wait for a synchronized clock", waiting.len()))
     } else {
-        None
+        pause_reason(&lockout, None, waiting.len(), now)
     };
     (codes::offer(window_open, &trusted, &lockout, now), why)
+}
+
+/// Why stored codes do not work at `now`, as the server and `simulate` say it: a lock
+/// after wrong codes, a clock in doubt after a step (`clock`: only the running server
+/// knows), or `waiting` codes from before a restart.
+fn pause_reason(lockout: &Lockout, clock: Option<String>, waiting: usize, now: Timestamp) -> Option<String> {
+    if lockout.is_locked(now) {
+        // Minutes from now, not a clock time: the page and the API read it anywhere.
+        let minutes = lockout.locked_until.map_or(0, |u| between(now, u).as_secs().div_ceil(60));
+        return Some(format!("locked after {MAX_FAILURES} wrong codes, for {minutes} more minute(s)"));
+    }
+    if clock.is_some() || waiting == 0 {
+        return clock;
+    }
+    Some(format!(
+        "{waiting} code(s) from before a restart wait for a synchronized clock (timesyncd, chrony, ntpd or OpenWrt's ntpd; see docs/clock.md)"
+    ))
 }
 
 /// Reads `dir/codes.json` (missing: no codes); any doubt is an error (the caller fails
@@ -442,7 +424,7 @@ pub fn peek_offer(dir: &Path, boot: &Boot, window_open: bool, now: Timestamp) ->
 fn load(dir: &Path) -> Result<Loaded, Box<dyn Error>> {
     let Some(file) = versioned::read::<CodesFile>(dir, &SPEC)? else { return Ok(Loaded::default()) };
     if file.codes.len() > codes::MAX_ACTIVE
-        || file.failures.len() > codes::MAX_FAILURES
+        || file.failures.len() > MAX_FAILURES
         || file.calls.len() > MAX_CALLS
     {
         return Err("more codes or failures than are ever stored".into());

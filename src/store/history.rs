@@ -200,10 +200,9 @@ impl History {
         match self.queue.try_send(Line { bytes, done }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                let full = format_args!(
+                self.full_log.warn(format_args!(
                     "{QUEUE_LINES} event log lines wait for a hanging disk: one more is dropped"
-                );
-                self.full_log.warn(full);
+                ));
                 return Err(AppendError::Pending);
             }
             Err(TrySendError::Disconnected(_)) => return Err(stopped()),

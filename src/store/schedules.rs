@@ -146,14 +146,9 @@ impl ScheduleStore {
     pub fn list(&self, now: Timestamp) -> (Vec<Listed>, bool) {
         let inner = lock(&self.inner);
         let trusted = self.trusted(&inner, now);
-        let listed = inner
-            .list
-            .iter()
-            .map(|s| Listed {
-                schedule: s.clone(),
-                open_until: trusted.then(|| s.open_until(now, &self.local.tz)).flatten(),
-            })
-            .collect();
+        let open_until = |s: &Schedule| trusted.then(|| s.open_until(now, &self.local.tz)).flatten();
+        let listed =
+            inner.list.iter().map(|s| Listed { schedule: s.clone(), open_until: open_until(s) }).collect();
         (listed, trusted)
     }
 

@@ -45,7 +45,8 @@ use crate::rules::window::{changes, status_at};
 use crate::store::storage::{self, Health};
 use crate::store::versioned::{self, Kept, Spec};
 use crate::system::boot::Boot;
-use crate::util::time::{ceil, ceil_secs, floor};
+use crate::system::clock::TIMESYNC_FLAG;
+use crate::util::time::{ceil, ceil_secs, floor, human};
 use crate::util::{lock, lock_within};
 
 pub const STATE_FILE: &str = "state.json";
@@ -167,10 +168,7 @@ impl Store {
         if inner.window.open_until.is_some_and(|until| until > now)
             && !self.boot.trusts(inner.window.boot_id.as_deref())
         {
-            log::warn!(
-                "closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {}); it may be hours behind",
-                crate::system::clock::TIMESYNC_FLAG
-            );
+            log::warn!("closing the window: it was opened before the last restart or power cut, and the clock is not confirmed synchronized (no {TIMESYNC_FLAG}); it may be hours behind");
             return self.close_locked(&mut inner, now, "reboot");
         }
         if self.close_if_clock_went_back(&mut inner, now) {
@@ -253,12 +251,8 @@ impl Store {
         let previous = inner.window.open_until.replace(until);
         inner.window.once = once;
         self.report(previous, Some(until), once, now, source);
-        log::info!(
-            "window opened{} for {} until {} by {source}",
-            if once { " for the next visitor only" } else { "" },
-            crate::util::time::human(duration),
-            until
-        );
+        let only = if once { " for the next visitor only" } else { "" };
+        log::info!("window opened{only} for {} until {until} by {source}", human(duration));
         Ok(self.status_locked(&mut inner, now))
     }
 

@@ -138,9 +138,8 @@ impl Kept {
         };
         match cleared {
             Ok(()) => {
-                let none = spec.none;
-                self.cleared =
-                    Some(format!("; meanwhile {} is {how}, so a restart finds none ({none})", spec.name));
+                let (name, none) = (spec.name, spec.none);
+                self.cleared = Some(format!("; meanwhile {name} is {how}, so a restart finds none ({none})"));
                 self.fail(&e, "the change holds and is written when the disk works again");
             }
             Err(f) => self.fail(
