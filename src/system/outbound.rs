@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use crate::util::Timed;
+
 /// An answer's head; real servers send well under 4 KiB.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// An answer's body. The largest we read is Twilio's list of an account's numbers (50 at
@@ -115,8 +117,7 @@ impl Agent {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let socket = connect(&target, deadline)?;
-        let timed = Timed { socket, deadline };
+        let timed = Timed { stream: connect(&target, deadline)?, deadline };
         let mut stream: Box<dyn ReadWrite> = match (&self.tls, target.tls) {
             (_, false) => Box::new(timed),
             (Some(config), true) => {
@@ -226,38 +227,6 @@ fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, Failure> {
         }
     }
     Err(last)
-}
-
-/// A socket whose every read and write must finish by `deadline`.
-struct Timed {
-    socket: TcpStream,
-    deadline: Instant,
-}
-
-impl Timed {
-    fn left(&self) -> io::Result<Option<Duration>> {
-        match self.deadline.saturating_duration_since(Instant::now()) {
-            left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-            left => Ok(Some(left)),
-        }
-    }
-}
-
-impl Read for Timed {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.set_read_timeout(self.left()?)?;
-        self.socket.read(buf)
-    }
-}
-
-impl Write for Timed {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.set_write_timeout(self.left()?)?;
-        self.socket.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.socket.flush()
-    }
 }
 
 /// The status, headers and body of the answer. We send no `Expect`, so no `100 Continue`
