@@ -138,12 +138,14 @@ impl Agent {
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
-/// `a=1&b=x+y`: pairs encoded as an HTML form is, for a query or a form body.
+/// `a=1&b=x+y`: pairs encoded as an HTML form is, for a query or a form body (TwiML's
+/// action URLs among them), except that a comma stays as it is: it means the same either
+/// way, and a list of numbers in a URL stays readable.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     let encode = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
                     (b as char).to_string()
                 }
                 b' ' => "+".into(),
