@@ -100,8 +100,7 @@ impl Agent {
     ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.timeout;
         let target = Target::parse(url)?;
-        let basic =
-            target.user.map(|u| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u)));
+        let basic = target.user.map(basic_auth);
         let length = body.map(|(_, bytes)| bytes.len().to_string());
         let all = (basic.iter().map(|b| ("Authorization", b.as_str())))
             .chain(headers.iter().copied())
@@ -133,6 +132,11 @@ impl Agent {
         stream.write_all(body.map_or(&[], |(_, b)| b)).and_then(|()| stream.flush()).map_err(network)?;
         read_answer(&mut BufReader::new(stream))
     }
+}
+
+/// The `Authorization` value for HTTP Basic with `user:password`.
+pub fn basic_auth(user_password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password))
 }
 
 trait ReadWrite: Read + Write {}
