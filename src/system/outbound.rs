@@ -185,10 +185,7 @@ impl<'a> Target<'a> {
         }
         let rest = rest.split('#').next().unwrap_or_default();
         let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let (user, host_port) = match authority.rsplit_once('@') {
-            Some((user, host_port)) => (Some(user), host_port),
-            None => (None, authority),
-        };
+        let (user, host_port) = authority.rsplit_once('@').map_or((None, authority), |(u, h)| (Some(u), h));
         let (host, port) = match host_port.strip_prefix('[') {
             Some(v6) => {
                 v6.split_once(']').map(|(h, p)| (h, p.strip_prefix(':'))).ok_or_else(|| bad("no ]"))?
@@ -218,10 +215,8 @@ fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, Failure> {
         .spawn(move || tx.send(name.to_socket_addrs().map(Vec::from_iter)))
         .map_err(network)?;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let addrs: Vec<SocketAddr> = match rx.recv_timeout(left()) {
-        Ok(found) => found.map_err(|e| Failure::Network(format!("{}: {e}", target.host)))?,
-        Err(_) => return Err(Failure::TimedOut),
-    };
+    let found = rx.recv_timeout(left()).map_err(|_| Failure::TimedOut)?;
+    let addrs: Vec<SocketAddr> = found.map_err(|e| Failure::Network(format!("{}: {e}", target.host)))?;
     let mut last = Failure::Network(format!("{}: no address", target.host));
     for addr in addrs {
         if left().is_zero() {

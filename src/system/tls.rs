@@ -46,9 +46,8 @@ pub fn system_roots() -> Arc<Vec<CertificateDer<'static>>> {
     static ROOTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
-            let chosen = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
-            let candidates = match &chosen {
-                Some(path) => vec![path.clone()],
+            let candidates = match std::env::var_os(CA_FILE_ENV) {
+                Some(path) => vec![PathBuf::from(path)],
                 None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
             };
             match load_first(&candidates) {
