@@ -73,11 +73,8 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
         // One person of a sequential order; Twilio posts the outcome to the action, and
         // whatever follows a Dial with an action is never run.
         Decision::DialOne { number, timeout_secs, next } => {
-            let _ = write!(
-                x,
-                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\">",
-                escape(&links.url(NEXT_PATH, Some(*next)))
-            );
+            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
+            wrap(&mut x, " action=\"", &links.url(NEXT_PATH, Some(*next)), "\" method=\"POST\">");
             wrap(&mut x, "<Number>", number.as_str(), "</Number></Dial>");
         }
         Decision::Hangup => x.push_str("<Hangup/>"),

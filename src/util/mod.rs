@@ -150,11 +150,8 @@ pub fn loggable(s: &str) -> String {
         return s.to_string();
     }
     let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
-    if s.chars().count() > MAX_LOGGED_CHARS {
-        format!("{clean}…")
-    } else {
-        clean
-    }
+    let cut = if s.chars().count() > MAX_LOGGED_CHARS { "…" } else { "" };
+    format!("{clean}{cut}")
 }
 
 #[cfg(test)]
