@@ -286,14 +286,13 @@ impl Control {
 /// Who changed the window, for the history: a paired device by its name; the command
 /// line on this machine; else the client kind it claims (only a label) and its address.
 fn source(req: &Request, actor: &Actor) -> String {
-    if let Actor::Device(d) = actor {
-        return d.name.clone();
-    }
-    match req.header("x-intercom-client") {
-        Some("cli") if req.peer.ip().is_loopback() => COMMAND_LINE.into(),
-        Some("cli") => format!("the command line at {}", req.peer.ip()),
-        Some("page") => format!("page from {}", req.peer.ip()),
-        _ => format!("API from {}", req.peer.ip()),
+    let ip = req.peer.ip();
+    match (actor, req.header("x-intercom-client")) {
+        (Actor::Device(d), _) => d.name.clone(),
+        (_, Some("cli")) if ip.is_loopback() => COMMAND_LINE.into(),
+        (_, Some("cli")) => format!("the command line at {ip}"),
+        (_, Some("page")) => format!("page from {ip}"),
+        _ => format!("API from {ip}"),
     }
 }
 
