@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Err(e) = intercom::config::parse(text, |_| None) {
-            assert!(!e.0.contains('\n'), "{}", e.0);
+            assert!(!e.contains('\n'), "{e}");
         }
     }
 });

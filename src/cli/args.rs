@@ -77,6 +77,8 @@ fn run(a: &mut Args, command: Command) -> Result<Invocation, UsageError> {
     Ok(Invocation::Run(command, a.finish()?))
 }
 
+/// What `schedule rm|pause|resume` take.
+const SCHEDULE_ID: &str = "the schedule's ID (see `intercom schedule list`)";
 const DURATIONS: &str = "DUR is a length: 90m, 2h, 1h30, 2 hours, 1d, 1w; a bare number is minutes.";
 
 /// Every command, in the order the overview lists them.
@@ -159,10 +161,7 @@ pub const COMMANDS: [Spec; 23] = [
     Spec {
         usage: "code rm ID",
         about: "Delete a guest code (ID as `intercom code list` shows it).",
-        parse: |a| {
-            let id = a.id("the code's ID (see `intercom code list`)")?;
-            run(a, Command::Code(CodeArgs::Rm(id)))
-        },
+        parse: |a| by_id(a, "the code's ID (see `intercom code list`)", |id| Command::Code(CodeArgs::Rm(id))),
     },
     Spec {
         usage: "schedule add DAYS FROM-TO [--label TEXT] [--entrance NAME]",
@@ -180,17 +179,17 @@ pub const COMMANDS: [Spec; 23] = [
     Spec {
         usage: "schedule rm ID",
         about: "Delete a schedule.",
-        parse: |a| schedule_id(a, ScheduleArgs::Rm),
+        parse: |a| by_id(a, SCHEDULE_ID, |id| Command::Schedule(ScheduleArgs::Rm(id))),
     },
     Spec {
         usage: "schedule pause ID",
         about: "Pause a schedule: it opens nothing until resumed.",
-        parse: |a| schedule_id(a, ScheduleArgs::Pause),
+        parse: |a| by_id(a, SCHEDULE_ID, |id| Command::Schedule(ScheduleArgs::Pause(id))),
     },
     Spec {
         usage: "schedule resume ID",
         about: "Resume a paused schedule.",
-        parse: |a| schedule_id(a, ScheduleArgs::Resume),
+        parse: |a| by_id(a, SCHEDULE_ID, |id| Command::Schedule(ScheduleArgs::Resume(id))),
     },
     Spec {
         usage: "pair NAME",
@@ -213,8 +212,7 @@ pub const COMMANDS: [Spec; 23] = [
         about: "Remove a paired device (ID as `intercom devices` shows it).\n\
                 It is shut out from its next request on.",
         parse: |a| {
-            let id = a.id("the device's ID (see `intercom devices`)")?;
-            run(a, Command::Devices(DeviceArgs::Rm(id)))
+            by_id(a, "the device's ID (see `intercom devices`)", |id| Command::Devices(DeviceArgs::Rm(id)))
         },
     },
     Spec {
@@ -270,18 +268,17 @@ fn twilio_setup(a: &mut Args) -> Result<Invocation, UsageError> {
     run(a, Command::TwilioSetup { dry_run })
 }
 
-/// `schedule rm|pause|resume ID`.
-fn schedule_id(a: &mut Args, command: fn(String) -> ScheduleArgs) -> Result<Invocation, UsageError> {
-    let id = a.id("the schedule's ID (see `intercom schedule list`)")?;
-    run(a, Command::Schedule(command(id)))
+/// A command whose one argument is an ID: `what` it is, and the command it makes.
+fn by_id(a: &mut Args, what: &str, command: fn(String) -> Command) -> Result<Invocation, UsageError> {
+    let id = a.id(what)?;
+    run(a, command(id))
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
     let args: Vec<OsString> = args.into_iter().collect();
     let help = args.iter().any(|a| a == "--help" || a == "-h");
     let mut p = lexopt::Parser::from_args(args);
-    let mut config = None;
-    let mut words: Vec<String> = Vec::new();
+    let (mut config, mut words) = (None, Vec::<String>::new());
     while words.is_empty() {
         match p.next()? {
             None => break,
@@ -334,10 +331,8 @@ fn unknown(typed: &str) -> UsageError {
 
 /// The overview `intercom --help` prints: every command's usage and summary.
 pub fn overview() -> String {
-    let commands: String = COMMANDS
-        .iter()
-        .map(|s| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or("")))
-        .collect();
+    let line = |s: &Spec| format!("  intercom {}\n      {}\n", s.usage, s.about.lines().next().unwrap_or(""));
+    let commands: String = COMMANDS.iter().map(line).collect();
     format!(
         "usage: intercom [--config FILE] COMMAND [ARGS]\n\ncommands:\n{commands}  \
          intercom --help | help COMMAND | COMMAND --help\n      This text, or a command's own help.\n  \

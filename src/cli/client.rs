@@ -38,13 +38,10 @@ fn control_token(config: &Config) -> Result<Secret, Box<dyn Error>> {
         let service = std::fs::metadata(&config.state_dir).ok().map(|m| m.uid());
         ownership::check_private_file(&path, service)?;
     }
-    token::read_token(&config.state_dir)?.ok_or_else(|| {
-        format!(
-            "no control token yet: set control.token, or start `intercom serve` once to create {}",
-            path.display()
-        )
-        .into()
-    })
+    let file = path.display();
+    let none =
+        format!("no control token yet: set control.token, or start `intercom serve` once to create {file}");
+    Ok(token::read_token(&config.state_dir)?.ok_or(none)?)
 }
 
 /// A client of the running server's control API.
@@ -77,10 +74,8 @@ impl Client {
         }
         let nonce = crate::util::random_hex(NONCE_BYTES).map_err(|e| format!("no nonce: {e}"))?;
         let url = format!("{}{}?nonce={nonce}", self.base, signature::PROOF_PATH);
-        let answer = self
-            .agent
-            .send("GET", &url, &[("X-Intercom-Client", "cli")], None)
-            .map_err(|e| self.unreachable(e))?;
+        let sent = self.agent.send("GET", &url, &[("X-Intercom-Client", "cli")], None);
+        let answer = sent.map_err(|e| self.unreachable(e))?;
         let ok = answer.status == 200 && answer.body.len() <= MAX_PROOF_BYTES;
         let why = match serde_json::from_slice::<ProofBody>(&answer.body) {
             Ok(ProofBody { proof }) if ok && signature::verify_control_proof(self.token.expose(), &nonce, &proof) => {

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::cli::client::Client;
 use crate::cli::out::{left, say};
+use crate::config::entrances::Entrance;
 use crate::config::{self, Config, Secret};
 use crate::model::api::{LetInRequest, OpenRequest, SchedulesBody, StatusBody};
 use crate::util::local_address;
@@ -139,19 +140,10 @@ pub fn summary(c: &Config) -> String {
     let secret = |s: &Option<Secret>, unset: &str| {
         or(s.as_ref().map(|s| format!("set (from {})", config::secret_origin(c, s))), unset)
     };
-    let intercom = match c.intercoms.is_empty() {
-        true => "(not set: every call is rejected)",
-        false => "(not set: see intercoms)",
-    };
-    let named = c
-        .intercoms
-        .iter()
-        .filter_map(|e| Some(format!("{} {} ({})", e.name.as_deref()?, e.number, e.unlock_digits)));
-    let webhook_url = c
-        .notify
-        .webhook_url
-        .as_ref()
-        .map(|u| format!("{}/… (path and query hidden)", config::url::url_origin(u.expose())));
+    let intercom =
+        if c.intercoms.is_empty() { "(not set: every call is rejected)" } else { "(not set: see intercoms)" };
+    let named = |e: &Entrance| Some(format!("{} {} ({})", e.name.as_deref()?, e.number, e.unlock_digits));
+    let hidden = |u: &Secret| format!("{}/… (path and query hidden)", config::url::url_origin(u.expose()));
     // The topic is a secret too.
     let ntfy = c.notify.ntfy.as_ref().map(|n| {
         let token = secret(&n.token, "not set");
@@ -165,7 +157,7 @@ pub fn summary(c: &Config) -> String {
     let t = &c.twilio;
     let mut rows = vec![
         ("intercom_number", or(c.intercom_number.as_ref(), intercom)),
-        ("intercoms", list(named, "(not used)")),
+        ("intercoms", list(c.intercoms.iter().filter_map(named), "(not used)")),
         ("ring", ring_summary(c)),
         ("forward_to", list(&c.forward_to, "(none)")),
         ("unlock_digits", c.unlock_digits.clone()),
@@ -187,7 +179,7 @@ pub fn summary(c: &Config) -> String {
         ("twilio.fallback_url", or(t.fallback_url.as_ref(), UNSET)),
         ("twilio.api_key_sid", or(t.api_key_sid.as_ref(), "(not set: REST calls use the auth token)")),
         ("twilio.api_key_secret", secret(&t.api_key_secret, UNSET)),
-        ("notify.webhook_url", or(webhook_url, UNSET)),
+        ("notify.webhook_url", or(c.notify.webhook_url.as_ref().map(hidden), UNSET)),
         ("notify.sms_to", list(&c.notify.sms_to, "(none)")),
         ("notify.events", list(c.notify.events.iter().map(|e| e.name()), "")),
         ("notify.ntfy", or(ntfy, UNSET)),

@@ -9,8 +9,6 @@
 //! writes is a probe in the state directory, removed at once.
 
 use std::fmt::Display;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -83,7 +81,7 @@ pub fn run(path: &Path) -> bool {
     let loaded = loaded.and_then(|()| config::load_with_env_file(path).map_err(check));
     let Some(config) = r.or_line(FAIL, loaded) else { return false };
     r.line(OK, format!("config {} is valid", path.display()));
-    r.unfilled = config::unfilled_placeholders(&config).iter().map(|e| e.to_string()).collect();
+    r.unfilled = config::unfilled_placeholders(&config);
     for e in r.unfilled.clone() {
         r.line(FAIL, e);
     }
@@ -145,10 +143,8 @@ fn check_config(r: &mut Report, c: &Config, path: &Path) {
     // What the files say only where `serve` would refuse them; whether signatures are
     // checked is the running server's to say (`check_signatures`).
     if c.twilio.auth_token.is_none() && !c.webhook.allow_unsigned {
-        r.line(
-            FAIL,
-            format!("twilio.auth_token is not set, so the server refuses to start: {}", token_fix(path)),
-        );
+        let fix = token_fix(path);
+        r.line(FAIL, format!("twilio.auth_token is not set, so the server refuses to start: {fix}"));
     }
 }
 
@@ -185,10 +181,8 @@ fn check_server(r: &mut Report, c: &Config, path: &Path) -> Option<(Client, Opti
         .map_err(|e| format!("cannot read the control token: {e}"))
         .and_then(|client| Ok((client.get::<StatusBody>("/api/status").map_err(down)?, client)));
     let (s, client) = r.or_line(FAIL, answer)?;
-    let window = match (s.open, s.open_until) {
-        (true, until) => format!("open until {}", until.map_or("?".into(), local)),
-        (false, _) => "closed".into(),
-    };
+    let until = s.open_until.map_or("?".into(), local);
+    let window = if s.open { format!("open until {until}") } else { "closed".into() };
     r.line(OK, format!("the server is running (window {window})"));
     check_signatures(r, c, path, s.signatures_checked);
     if s.instance.is_none() {
@@ -209,14 +203,13 @@ fn healthz(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String
 
 fn check_webhook_listener(r: &mut Report, c: &Config, instance: Option<&str>) {
     let addr = local_address(c.webhook.listen);
-    let (tag, text) = match (healthz(&format!("http://{addr}/healthz"), LOCAL_TIMEOUT), instance) {
-        (Ok((200, Some(id))), Some(ours)) if id == ours => (OK, format!("the webhook listener answers on {addr}")),
-        (Ok((200, Some(_))), Some(_)) => (FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server")),
-        (Ok((200, _)), None) => (WARN, format!("something answers on {addr} but the server does not: start the server as above")),
-        (Ok((status, _)), _) => (FAIL, format!("{addr} answers /healthz with HTTP {status}, so it is not intercom: free webhook.listen or choose another port")),
-        (Err(e), _) => (FAIL, format!("the webhook listener {addr} does not answer ({e}): start the server, or fix webhook.listen")),
-    };
-    r.line(tag, text);
+    match (healthz(&format!("http://{addr}/healthz"), LOCAL_TIMEOUT), instance) {
+        (Ok((200, Some(id))), Some(ours)) if id == ours => r.line(OK, format!("the webhook listener answers on {addr}")),
+        (Ok((200, Some(_))), Some(_)) => r.line(FAIL, format!("another intercom process answers on {addr}: stop it, then restart the server")),
+        (Ok((200, _)), None) => r.line(WARN, format!("something answers on {addr} but the server does not: start the server as above")),
+        (Ok((status, _)), _) => r.line(FAIL, format!("{addr} answers /healthz with HTTP {status}, so it is not intercom: free webhook.listen or choose another port")),
+        (Err(e), _) => r.line(FAIL, format!("the webhook listener {addr} does not answer ({e}): start the server, or fix webhook.listen")),
+    }
 }
 
 fn check_public_url(r: &mut Report, c: &Config, instance: Option<&str>) {
@@ -229,17 +222,16 @@ fn check_public_url(r: &mut Report, c: &Config, instance: Option<&str>) {
     let url = format!("{public}/healthz");
     let tunnel =
         format!("point the tunnel (or reverse proxy) at this machine's webhook.listen, {}", c.webhook.listen);
-    let (tag, text) = match healthz(&url, PUBLIC_TIMEOUT) {
-        Err(e) => (FAIL, format!("{url} does not answer ({e}): check the tunnel with `systemctl status intercom-tunnel` and {tunnel}")),
+    match healthz(&url, PUBLIC_TIMEOUT) {
+        Err(e) => r.line(FAIL, format!("{url} does not answer ({e}): check the tunnel with `systemctl status intercom-tunnel` and {tunnel}")),
         Ok((200, Some(id))) => match instance {
-            Some(ours) if id == ours => (OK, format!("{url} reaches this very server process")),
-            Some(_) => (FAIL, format!("{url} is answered by another intercom process (a stale tunnel or an old install): {tunnel}")),
-            None => (WARN, format!("{url} answers as an intercom, but without a running server here it cannot be this one: start the server")),
+            Some(ours) if id == ours => r.line(OK, format!("{url} reaches this very server process")),
+            Some(_) => r.line(FAIL, format!("{url} is answered by another intercom process (a stale tunnel or an old install): {tunnel}")),
+            None => r.line(WARN, format!("{url} answers as an intercom, but without a running server here it cannot be this one: start the server")),
         },
-        Ok((200, None)) => (FAIL, format!("{url} is answered by another HTTP server, not intercom: {tunnel}")),
-        Ok((status, _)) => (FAIL, format!("{url} answers HTTP {status}, so Twilio's calls fail: {tunnel}")),
-    };
-    r.line(tag, text);
+        Ok((200, None)) => r.line(FAIL, format!("{url} is answered by another HTTP server, not intercom: {tunnel}")),
+        Ok((status, _)) => r.line(FAIL, format!("{url} answers HTTP {status}, so Twilio's calls fail: {tunnel}")),
+    }
 }
 
 fn check_twilio(r: &mut Report, c: &Config) {
@@ -260,18 +252,16 @@ fn check_twilio(r: &mut Report, c: &Config) {
     let want = c.webhook.public_url.as_deref().map(setup::voice_url);
     let (url, method) = (n.voice_url.as_deref().unwrap_or(""), n.voice_method.as_deref().unwrap_or(""));
     let now = if url.is_empty() { "no URL".into() } else { format!("{:?}", loggable(url)) };
-    let (tag, text) = match want {
-        Some(want) if url != want => (FAIL, format!("Twilio sends {number}'s calls to {now}, not {want}, so signatures fail or calls go elsewhere: {fix}")),
-        _ if !method.eq_ignore_ascii_case(VOICE_METHOD) => (FAIL, format!("Twilio calls {number}'s voice URL with {:?}, not POST: {fix}", loggable(method))),
-        _ => (OK, format!("Twilio sends {number}'s calls to {url} with POST")),
-    };
-    r.line(tag, text);
-    let (tag, text) = match (n.voice_fallback_url.as_deref().filter(|u| !u.is_empty()), c.twilio.fallback_url.as_deref()) {
-        (None, _) => (WARN, format!("{number} has no fallback URL, so visitors hear an error while this machine is down: put `intercom fallback-twiml` in a TwiML Bin, set twilio.fallback_url to its URL and {fix}")),
-        (Some(have), Some(want)) if have != want => (WARN, format!("{number}'s fallback URL is {}, not twilio.fallback_url: {fix}", loggable(have))),
-        (Some(have), _) => (OK, format!("{number}'s fallback URL is {}", loggable(have))),
-    };
-    r.line(tag, text);
+    match want {
+        Some(want) if url != want => r.line(FAIL, format!("Twilio sends {number}'s calls to {now}, not {want}, so signatures fail or calls go elsewhere: {fix}")),
+        _ if !method.eq_ignore_ascii_case(VOICE_METHOD) => r.line(FAIL, format!("Twilio calls {number}'s voice URL with {:?}, not POST: {fix}", loggable(method))),
+        _ => r.line(OK, format!("Twilio sends {number}'s calls to {url} with POST")),
+    }
+    match (n.voice_fallback_url.as_deref().filter(|u| !u.is_empty()), c.twilio.fallback_url.as_deref()) {
+        (None, _) => r.line(WARN, format!("{number} has no fallback URL, so visitors hear an error while this machine is down: put `intercom fallback-twiml` in a TwiML Bin, set twilio.fallback_url to its URL and {fix}")),
+        (Some(have), Some(want)) if have != want => r.line(WARN, format!("{number}'s fallback URL is {}, not twilio.fallback_url: {fix}", loggable(have))),
+        (Some(have), _) => r.line(OK, format!("{number}'s fallback URL is {}", loggable(have))),
+    }
 }
 
 fn check_state_dir(r: &mut Report, c: &Config) {
@@ -283,12 +273,10 @@ fn check_state_dir(r: &mut Report, c: &Config) {
             Err(e) => r.line(FAIL, format!("{e}; `intercom serve` refuses to start on it")),
         }
     }
-    let probe = c.state_dir.join(format!(".doctor-probe-{}", std::process::id()));
-    let written = OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| {
-        f.write_all(b"probe\n")?;
-        f.sync_all()
-    });
-    let _ = std::fs::remove_file(&probe);
+    // Written as the store writes its files: a temporary file, flushed and renamed.
+    let probe = format!(".doctor-probe-{}", std::process::id());
+    let written = crate::store::storage::write_atomically(&c.state_dir, &probe, b"probe\n", 0o600);
+    let _ = std::fs::remove_file(c.state_dir.join(&probe));
     match written {
         Ok(()) => r.line(OK, format!("the state directory {dir} is writable")),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !sudo().is_empty() => r.line(
@@ -300,29 +288,28 @@ fn check_state_dir(r: &mut Report, c: &Config) {
             return r.line(FAIL, format!("cannot write to the state directory {dir} ({e}): {why}"));
         }
     }
-    let (tag, text) = match free_bytes(&c.state_dir) {
-        Some(free) if free < MIN_FREE_BYTES => (
+    match free_bytes(&c.state_dir) {
+        Some(free) if free < MIN_FREE_BYTES => r.line(
             FAIL,
             format!(
                 "only {} KiB free on the state disk, so windows cannot open: free some space",
                 free / 1024
             ),
         ),
-        Some(free) if free < LOW_FREE_BYTES => (
+        Some(free) if free < LOW_FREE_BYTES => r.line(
             WARN,
             format!("only {} MiB free on the state disk: free some space before it fills up", free >> 20),
         ),
-        Some(free) => (OK, format!("{} MiB free on the state disk", free >> 20)),
-        None => (WARN, "cannot tell the state disk's free space (no `df`): check it with `df -h`".into()),
-    };
-    r.line(tag, text);
+        Some(free) => r.line(OK, format!("{} MiB free on the state disk", free >> 20)),
+        None => r.line(WARN, "cannot tell the state disk's free space (no `df`): check it with `df -h`"),
+    }
 }
 
 /// Free bytes for an unprivileged writer, from POSIX `df` (std has no statvfs, and this
 /// crate forbids the unsafe code a direct call needs).
 fn free_bytes(dir: &Path) -> Option<u64> {
-    let out =
-        Command::new("df").arg("-Pk").arg(dir).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    // output() gives df no stdin (it would read none anyway).
+    let out = Command::new("df").arg("-Pk").arg(dir).stderr(Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // Filesystem 1024-blocks Used Available Capacity Mounted-on
     let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
@@ -331,12 +318,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 
 fn check_clock(r: &mut Report) {
     let flag = clock::TIMESYNC_FLAG;
-    let (tag, text) = match clock::synchronized() {
-        Some(true) => (OK, "the system clock is synchronized".to_string()),
-        Some(false) => (WARN, "the system clock is not synchronized, so times may be wrong and a window from before a reboot stays closed: enable NTP with `sudo timedatectl set-ntp true`".into()),
-        None => (WARN, format!("cannot tell whether the clock is synchronized (no {flag} and no answer from timedatectl): run an NTP client such as systemd-timesyncd")),
-    };
-    r.line(tag, text);
+    match clock::synchronized() {
+        Some(true) => r.line(OK, "the system clock is synchronized"),
+        Some(false) => r.line(WARN, "the system clock is not synchronized, so times may be wrong and a window from before a reboot stays closed: enable NTP with `sudo timedatectl set-ntp true`"),
+        None => r.line(WARN, format!("cannot tell whether the clock is synchronized (no {flag} and no answer from timedatectl): run an NTP client such as systemd-timesyncd")),
+    }
 }
 
 fn check_newest_call(r: &mut Report, client: &Client) {

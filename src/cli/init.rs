@@ -7,7 +7,6 @@
 //! the newest such caller. With flags instead of answers it asks nothing.
 
 use std::error::Error;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -204,18 +203,13 @@ fn write_files(path: &Path, base: &str, a: &Answers) -> Result<(), Box<dyn Error
     }
     let env_file = env_file(path);
     let old = std::fs::read_to_string(&env_file).unwrap_or_default();
-    let mut lines: Vec<String> = old
-        .lines()
-        // Keyed as systemd reads the file (`KEY = value` too), so no old value survives.
-        .filter(|l| {
-            !l.split_once('=').is_some_and(|(k, _)| secrets.iter().any(|(name, _)| k.trim() == *name))
-        })
-        .map(str::to_string)
-        .collect();
+    // Keyed as systemd reads the file (`KEY = value` too), so no old value survives.
+    let ours = |key: &str| secrets.iter().any(|(name, _)| key.trim() == *name);
+    let kept = old.lines().filter(|l| !l.split_once('=').is_some_and(|(k, _)| ours(k)));
+    let mut lines: Vec<String> = kept.map(str::to_string).collect();
     lines.extend(secrets.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))));
     write_file(&env_file, &(lines.join("\n") + "\n"), 0o600)?;
-    write_file(path, &text, 0o644)?;
-    Ok(())
+    write_file(path, &text, 0o644)
 }
 
 /// A section of the config (`twilio`), made an object if it is not one.
@@ -230,7 +224,7 @@ fn section<'a>(config: &'a mut Map<String, Value>, name: &str) -> &'a mut Map<St
 /// Writes `path` whole (atomically), with `mode` whatever the file had before, and the
 /// directory it goes in if that is missing.
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), Box<dyn Error>> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = storage::parent(path);
     std::fs::create_dir_all(dir).map_err(|e| storage::context(e, "create", dir))?;
     let name = path.file_name().ok_or("the path has no file name")?.to_string_lossy();
     storage::write_atomically(dir, &name, text.as_bytes(), mode)?;
@@ -254,7 +248,6 @@ fn learn_intercom(path: &Path, timeout: Duration, interactive: bool) -> Result<P
                 None => {
                     seen = Some(events);
                     println!("Waiting for a call: press your button at the building's door now…");
-                    let _ = std::io::stdout().flush();
                 }
                 Some(old) => {
                     let new = events.iter().find(|e| e.event == EventKind::CallRejected && !old.contains(e));

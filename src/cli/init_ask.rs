@@ -83,10 +83,8 @@ pub(super) fn ask_all() -> Result<Answers, Box<dyn Error>> {
     let auth_token = ask_secret("Auth Token (not shown as you type): ", check_secret)?;
     let api_key_sid =
         ask("API key SID (SK…, optional: Enter to use the Auth Token): ", optional(check_api_key_sid))?;
-    let api_key = match api_key_sid {
-        Some(sid) => Some((sid, ask_secret("API key secret (not shown): ", check_secret)?)),
-        None => None,
-    };
+    let with_secret = |sid| ask_secret("API key secret (not shown): ", check_secret).map(|s| (sid, s));
+    let api_key = api_key_sid.map(with_secret).transpose()?;
     println!("Phone numbers with their country code: +1 555 222 3333, +44 7700 900123.");
     let twilio_number = ask("Your Twilio phone number: ", check_phone)?;
     let forward_to = ask("Your phone number(s) to ring (comma-separated): ", check_phones)?;
@@ -131,14 +129,9 @@ pub(super) fn ask<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) 
 
 /// Like `ask`, with the terminal's echo off while typing (where `stty` works).
 fn ask_secret<T>(question: &str, check: impl Fn(&str) -> Result<T, String>) -> Result<T, Box<dyn Error>> {
-    let stty = |arg: &str| {
-        Command::new("stty")
-            .arg(arg)
-            .stdin(Stdio::inherit())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    // stty acts on its stdin, which it inherits: this terminal.
+    let stty =
+        |arg: &str| Command::new("stty").arg(arg).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     let hidden = stty("-echo");
     let answer = ask(question, |s| {
         if hidden {

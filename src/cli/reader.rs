@@ -19,9 +19,6 @@ impl From<lexopt::Error> for UsageError {
     }
 }
 
-/// A check that turns what was typed into its value, or says why it cannot.
-pub type Check<T> = fn(&str) -> Result<T, String>;
-
 /// A command's words: `code add` of `code add [--label TEXT] …`.
 pub fn name(usage: &'static str) -> &'static str {
     let mut words = usage.splitn(3, ' ');
@@ -70,8 +67,9 @@ impl Args {
         }
     }
 
-    /// The value of the flag just read, checked and converted; the error names the flag.
-    pub fn value<T>(&mut self, check: Check<T>) -> Result<T, UsageError> {
+    /// The value of the flag just read, checked and converted by `check` (what was typed
+    /// to its value, or why it cannot be); the error names the flag.
+    pub fn value<T>(&mut self, check: fn(&str) -> Result<T, String>) -> Result<T, UsageError> {
         check(&self.p.value()?.string()?).map_err(|why| UsageError(format!("--{}: {why}", self.flag)))
     }
 

@@ -79,10 +79,8 @@ pub fn run(args: ScheduleArgs, api: &Client, config: &Config) -> Result<(), Box<
             let zone = &answer.time_zone;
             let tz =
                 TimeZone::get(zone).or_else(|_| TimeZone::posix(zone)).unwrap_or_else(|_| TimeZone::system());
-            let now = answer
-                .local_time
-                .as_deref()
-                .and_then(|t| t.parse::<DateTime>().ok()?.to_zoned(tz.clone()).ok());
+            let zoned = |t: &str| t.parse::<DateTime>().ok()?.to_zoned(tz.clone()).ok();
+            let now = answer.local_time.as_deref().and_then(zoned);
             let now = now.map_or("?".into(), |t| local_in(t.timestamp(), &tz));
             say!("schedules follow the time zone {zone}: it is {now} there");
             if !answer.clock_trusted {

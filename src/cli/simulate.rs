@@ -37,10 +37,8 @@ pub fn run(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>
     let mut peek =
         schedules::peek(&config.state_dir, &tz::detect(), &this_boot, boot::clock_synced_now(), now, name);
     // Not running, or not answering in time: the files are all there is to go by.
-    let doubt = Client::new(config, SERVER_WAIT)
-        .and_then(|c| c.get::<StatusBody>("/api/status"))
-        .ok()
-        .and_then(|s| s.clock_doubt);
+    let server = Client::new(config, SERVER_WAIT).and_then(|c| c.get::<StatusBody>("/api/status"));
+    let doubt = server.ok().and_then(|s| s.clock_doubt);
     if let Some(why) = &doubt {
         eprintln!("{why}");
         peek = schedules::Peek { open: None, local_minute: None };

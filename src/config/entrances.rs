@@ -46,9 +46,8 @@ pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Er
     for (item, e) in (1..).zip(entries) {
         let name = e.name.trim().to_string();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(D::Error::refuse(format!(
-                "item {item}: name must be 1 to {MAX_NAME_CHARS} printable characters"
-            )));
+            let why = format!("item {item}: name must be 1 to {MAX_NAME_CHARS} printable characters");
+            return Err(D::Error::refuse(why));
         }
         let number = PhoneNumber::parse(&e.number)
             .map_err(|m| D::Error::refuse(format!("item {item}: number: {m}: {:?}", e.number)))?;
@@ -63,9 +62,4 @@ pub fn intercoms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entrance>, D::Er
         out.push(Entrance { name: Some(name), number, unlock_digits: e.unlock_digits });
     }
     Ok(out)
-}
-
-/// The entrance a call comes from, if any.
-pub fn find<'a>(list: &'a [Entrance], from: &PhoneNumber) -> Option<&'a Entrance> {
-    list.iter().find(|e| e.number == *from)
 }

@@ -11,7 +11,7 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess,
 use serde_json::Value;
 
 use crate::config::values::OURS;
-use crate::config::{key_error, Config, ConfigError};
+use crate::config::{key_error, Config};
 use crate::model::phone::PhoneNumber;
 
 /// Every key the parser accepts, with an example value as JSON: an error for a value of
@@ -90,19 +90,19 @@ fn children(key: &str) -> Vec<&'static str> {
 
 /// Reads the file's JSON, refusing a key written twice in one object: a JSON map would
 /// keep the last silently, and a second `intercom_number` must not quietly win.
-pub(crate) fn read_json(text: &str) -> Result<Value, ConfigError> {
+pub(crate) fn read_json(text: &str) -> Result<Value, String> {
     let twice = RefCell::new(None);
     // JSON is read from bytes everywhere (never `from_str`, never an owned `Value`), so serde's
     // code for each type is built for one reader only (33 KiB of binary when it was not).
     let mut de = serde_json::Deserializer::from_slice(text.as_bytes());
     let read = Unique(&twice).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    read.map_err(|e| match twice.take() {
-        Some(key) => ConfigError(format!(
-            "line {}, column {}: the key {key:?} is written twice in one object; keep one",
-            e.line(),
-            e.column()
-        )),
-        None => syntax_error(e),
+    read.map_err(|e| {
+        let what = match (twice.take(), e.classify()) {
+            (Some(key), _) => format!("the key {key:?} is written twice in one object; keep one"),
+            (None, serde_json::error::Category::Eof) => "the JSON ends too early (a missing } or ]?)".into(),
+            (None, _) => "not valid JSON here (a missing or extra comma, quote or bracket?)".into(),
+        };
+        format!("line {}, column {}: {what}", e.line(), e.column())
     })
 }
 
@@ -133,11 +133,8 @@ impl<'de> Visitor<'de> for Unique<'_> {
         Ok(Value::Object(object))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut list = Vec::new();
-        while let Some(v) = seq.next_element_seed(Unique(self.0))? {
-            list.push(v);
-        }
-        Ok(Value::Array(list))
+        let list = std::iter::from_fn(|| seq.next_element_seed(Unique(self.0)).transpose());
+        list.collect::<Result<_, _>>().map(Value::Array)
     }
     fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
         Ok(Value::Bool(b))
@@ -159,24 +156,11 @@ impl<'de> Visitor<'de> for Unique<'_> {
     }
 }
 
-/// A JSON syntax error, by its place and kind.
-fn syntax_error(e: serde_json::Error) -> ConfigError {
-    let what = match e.classify() {
-        serde_json::error::Category::Eof => "the JSON ends too early (a missing } or ]?)",
-        _ => "not valid JSON here (a missing or extra comma, quote or bracket?)",
-    };
-    ConfigError(format!("line {}, column {}: {what}", e.line(), e.column()))
-}
-
 /// What only this list can say, before serde reads anything: every key is one of
 /// [`KEYS`], and every section is an object (or, where its example is a list, a list of
 /// them): serde would fill a struct from a list by position, and an absent key, not
-/// `null`, is how a section is left out.
-pub(crate) fn check_shape(value: &Value) -> Result<(), ConfigError> {
-    section("", None, value)
-}
-
-fn section(key: &str, item: Option<usize>, value: &Value) -> Result<(), ConfigError> {
+/// `null`, is how a section is left out. `key` is "" for the whole file.
+pub(crate) fn section(key: &str, item: Option<usize>, value: &Value) -> Result<(), String> {
     match value {
         // A value, not a section: serde reads it.
         _ if !key.is_empty() && children(key).is_empty() => Ok(()),
@@ -192,7 +176,7 @@ fn section(key: &str, item: Option<usize>, value: &Value) -> Result<(), ConfigEr
         Value::Array(list) if item.is_none() && example(key).is_some_and(|e| e.starts_with('[')) => {
             list.iter().enumerate().try_for_each(|(i, v)| section(key, Some(i + 1), v))
         }
-        _ if key.is_empty() => Err(ConfigError("the config must be a JSON object".into())),
+        _ if key.is_empty() => Err("the config must be a JSON object".into()),
         _ => Err(expected(key, item, value)),
     }
 }
@@ -200,7 +184,7 @@ fn section(key: &str, item: Option<usize>, value: &Value) -> Result<(), ConfigEr
 /// An error serde met while reading `value`: a value type's own message (see [`OURS`]),
 /// else the form the key takes. Named by the nearest key of [`KEYS`] on the path (a
 /// number in `ring.ring_times` is below its key) and the list item, counted from 1.
-pub(crate) fn value_error(value: &Value, e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+pub(crate) fn value_error(value: &Value, e: serde_path_to_error::Error<serde_json::Error>) -> String {
     let (mut path, mut key, mut item, mut found) = (String::new(), String::new(), None, Some(value));
     for segment in e.path() {
         match segment {
@@ -226,7 +210,7 @@ pub(crate) fn value_error(value: &Value, e: serde_path_to_error::Error<serde_jso
 
 /// A value of the wrong form, shown as the key's example and what was there instead
 /// (text as written, shortened; a list or an object by its kind).
-fn expected(key: &str, item: Option<usize>, got: &Value) -> ConfigError {
+fn expected(key: &str, item: Option<usize>, got: &Value) -> String {
     let got = match got {
         Value::String(s) => format!("{:?}", crate::util::loggable(s)),
         Value::Array(_) => "a list".into(),
@@ -236,7 +220,7 @@ fn expected(key: &str, item: Option<usize>, got: &Value) -> ConfigError {
     at(key, item, format!("expected a value like {}, not {got}", example(key).unwrap_or("the docs show")))
 }
 
-fn at(key: &str, item: Option<usize>, msg: impl fmt::Display) -> ConfigError {
+fn at(key: &str, item: Option<usize>, msg: impl fmt::Display) -> String {
     match item {
         Some(i) => key_error(key, format_args!("item {i}: {msg}")),
         None => key_error(key, msg),
@@ -257,7 +241,7 @@ pub const TEMPLATE_PLACEHOLDERS: &[(&str, &str, &str)] = &[
 /// One error per key that still holds the shipped template's placeholder. `serve`,
 /// `check-config`, `doctor` and `twilio-setup` refuse such a config; the parser does not,
 /// so tests and the dev config may use any number.
-pub fn unfilled_placeholders(c: &Config) -> Vec<ConfigError> {
+pub fn unfilled_placeholders(c: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     for &(key, placeholder, what) in TEMPLATE_PLACEHOLDERS {
         let values: Vec<&str> = match key {
@@ -286,7 +270,7 @@ mod tests {
     fn the_shipped_template_is_refused_by_every_placeholder_key() {
         let template = include_str!("../../configs/production.json");
         let c = parse(template, no_env).unwrap();
-        let errors: Vec<String> = unfilled_placeholders(&c).into_iter().map(|e| e.0).collect();
+        let errors: Vec<String> = unfilled_placeholders(&c);
         assert_eq!(errors.len(), TEMPLATE_PLACEHOLDERS.len(), "{errors:?}");
         for ((key, placeholder, _), e) in TEMPLATE_PLACEHOLDERS.iter().zip(&errors) {
             assert!(e.starts_with(&format!("config key `{key}`: still the template's placeholder")), "{e}");

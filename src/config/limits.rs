@@ -41,7 +41,7 @@ mod tests {
     use std::time::Duration;
 
     fn lifetime(text: &str) -> Result<Duration, String> {
-        parse(text, |_| None).map(|c| c.limits.connection_lifetime).map_err(|e| e.0)
+        parse(text, |_| None).map(|c| c.limits.connection_lifetime)
     }
 
     #[test]

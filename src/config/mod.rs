@@ -30,12 +30,7 @@ use serde::Deserialize;
 use crate::config::entrances::Entrance;
 use crate::config::limits::LimitsConfig;
 use crate::config::ring::RingConfig;
-use crate::config::values::{
-    account_sid, api_base, dial_timeout, duration, host, host_names, log_level, phone, phones,
-};
 pub use crate::config::values::{check_token, parse_duration, whole_minutes, Secret};
-use crate::config::values::{plain_target_url, public_origin, public_url, secret, sync_flags, target_url};
-use crate::config::values::{token, topic_level, topic_path, unlock_digits};
 use crate::model::phone::PhoneNumber;
 use crate::model::record::EventKind;
 use crate::util::ownership::check_private_file;
@@ -90,30 +85,30 @@ const MAX_MQTT_CREDENTIAL_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub intercom_number: Option<PhoneNumber>,
-    #[serde(default, deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "values::phones")]
     pub forward_to: Vec<PhoneNumber>,
-    #[serde(deserialize_with = "unlock_digits")]
+    #[serde(deserialize_with = "values::unlock_digits")]
     pub unlock_digits: String,
     /// Every intercom, after [`Config::check`]: the `intercoms` list, or the single
     /// `intercom_number` as one unnamed entrance, or none.
     #[serde(default, deserialize_with = "entrances::intercoms")]
     pub intercoms: Vec<Entrance>,
     /// Zero until [`Config::check`] resolves it: unset means 2 h, or `max_window` if shorter.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "values::duration")]
     pub default_window: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "values::duration")]
     pub max_window: Duration,
-    #[serde(deserialize_with = "dial_timeout")]
+    #[serde(deserialize_with = "values::dial_timeout")]
     pub dial_timeout: Duration,
     pub no_answer_message: String,
     pub state_dir: PathBuf,
     /// Files whose existence says the clock is synchronized in this boot, instead of the
     /// built-in ones (timesyncd's, OpenWrt's hook); for another NTP client's hook.
-    #[serde(default, deserialize_with = "sync_flags")]
+    #[serde(default, deserialize_with = "values::sync_flags")]
     pub clock_sync_flags: Option<Vec<PathBuf>>,
-    #[serde(deserialize_with = "log_level")]
+    #[serde(deserialize_with = "values::log_level")]
     pub log_level: log::LevelFilter,
     pub webhook: WebhookConfig,
     pub control: ControlConfig,
@@ -124,31 +119,31 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub ring: RingConfig,
 
-    /// The secrets file read for this config, and the variables taken from it (rather
-    /// than from the process environment), so `check-config` can say where each came from.
+    /// The secrets file read for this config, so `check-config` can say which secrets
+    /// came from it (those the process environment does not hold).
     #[serde(skip)]
-    pub env_file: Option<(PathBuf, Vec<String>)>,
+    pub env_file: Option<PathBuf>,
 }
 
 /// The MQTT broker Home Assistant listens to, and where our topics go.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MqttConfig {
     /// Required: empty (absent) is refused by [`Config::check`].
-    #[serde(default, deserialize_with = "host")]
+    #[serde(default, deserialize_with = "values::host")]
     pub host: String,
     /// Unset: 1883, or 8883 with `tls`.
     pub port: Option<NonZeroU16>,
     pub username: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub password: Option<Secret>,
     /// Verify the broker against the system's CAs (as outbound HTTPS does).
     #[serde(default)]
     pub tls: bool,
     /// Our topics (`intercom/window/state`, …) and the device's id in Home Assistant.
-    #[serde(default = "default_topic_prefix", deserialize_with = "topic_level")]
+    #[serde(default = "default_topic_prefix", deserialize_with = "values::topic_level")]
     pub topic_prefix: String,
     /// Where Home Assistant looks for discovery messages (its own default).
-    #[serde(default = "default_discovery_prefix", deserialize_with = "topic_path")]
+    #[serde(default = "default_discovery_prefix", deserialize_with = "values::topic_path")]
     pub discovery_prefix: String,
 }
 
@@ -170,7 +165,7 @@ impl MqttConfig {
 pub struct WebhookConfig {
     pub listen: SocketAddr,
     /// The URL Twilio calls, without a trailing slash; signatures are computed over it.
-    #[serde(default, deserialize_with = "public_origin")]
+    #[serde(default, deserialize_with = "values::public_origin")]
     pub public_url: Option<String>,
     /// `serve` runs without `twilio.auth_token` only when this says so by name: a token
     /// left in a file that a hand-started `serve` does not read must not mean "unsigned".
@@ -181,36 +176,36 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ControlConfig {
     pub listen: SocketAddr,
-    #[serde(default, deserialize_with = "token")]
+    #[serde(default, deserialize_with = "values::token")]
     pub token: Option<Secret>,
     /// Names (besides IP addresses) a paired phone may reach the page by; any other
     /// `Host` is refused for a device, which stops DNS rebinding.
-    #[serde(default, deserialize_with = "host_names")]
+    #[serde(default, deserialize_with = "values::host_names")]
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TwilioConfig {
-    #[serde(default, deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "values::account_sid")]
     pub account_sid: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub auth_token: Option<Secret>,
     /// The Twilio number SMS notifications come from.
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub sms_from: Option<PhoneNumber>,
     /// Without a trailing slash.
-    #[serde(deserialize_with = "api_base")]
+    #[serde(deserialize_with = "values::api_base")]
     pub api_base: String,
     /// The Twilio number the intercom calls; `twilio-setup` and `doctor` look it up.
-    #[serde(default, deserialize_with = "phone")]
+    #[serde(default, deserialize_with = "values::phone")]
     pub number: Option<PhoneNumber>,
     /// The number's Voice Fallback URL (a TwiML Bin holding `fallback-twiml`'s output).
-    #[serde(default, deserialize_with = "public_url")]
+    #[serde(default, deserialize_with = "values::public_url")]
     pub fallback_url: Option<String>,
     /// REST credentials Twilio recommends over the auth token (SK…); used when set.
-    #[serde(default, deserialize_with = "account_sid")]
+    #[serde(default, deserialize_with = "values::account_sid")]
     pub api_key_sid: Option<String>,
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub api_key_secret: Option<Secret>,
 }
 
@@ -218,9 +213,9 @@ pub struct TwilioConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct NotifyConfig {
     /// A secret: ntfy topics and Home Assistant webhook ids work as passwords.
-    #[serde(default, deserialize_with = "target_url")]
+    #[serde(default, deserialize_with = "values::target_url")]
     pub webhook_url: Option<Secret>,
-    #[serde(default, deserialize_with = "phones")]
+    #[serde(default, deserialize_with = "values::phones")]
     pub sms_to: Vec<PhoneNumber>,
     pub events: Vec<EventKind>,
     pub ntfy: Option<NtfyConfig>,
@@ -232,13 +227,13 @@ pub struct NotifyConfig {
 pub struct NtfyConfig {
     /// The server (`https://ntfy.sh`), not the topic's URL: messages are published as JSON
     /// to its root. Required: empty (absent) is refused by [`Config::check`], as is `topic`.
-    #[serde(default, deserialize_with = "plain_target_url")]
+    #[serde(default, deserialize_with = "values::plain_target_url")]
     pub url: String,
     /// Treated as a secret: on ntfy.sh, whoever knows a topic can read it.
-    #[serde(default, deserialize_with = "topic_level")]
+    #[serde(default, deserialize_with = "values::topic_level")]
     pub topic: String,
     /// An access token (`tk_…`), for a topic that needs one.
-    #[serde(default, deserialize_with = "secret")]
+    #[serde(default, deserialize_with = "values::secret")]
     pub token: Option<Secret>,
 }
 
@@ -250,33 +245,26 @@ impl NotifyConfig {
     }
 }
 
-/// A config error: one line that names the key, or the JSON position.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Key names come from the file: control characters are escaped so the error stays one
 /// line and cannot drive the terminal (found by the config fuzz target).
-pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> ConfigError {
-    ConfigError(format!("config key `{}`: {msg}", key.escape_debug()))
+pub(crate) fn key_error(key: &str, msg: impl fmt::Display) -> String {
+    format!("config key `{}`: {msg}", key.escape_debug())
 }
 
 /// Reads and checks the config file, then applies secrets from the environment.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    parse_file(path, |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()))
+pub fn load(path: &Path) -> Result<Config, String> {
+    parse_file(path, process_env)
 }
 
-fn parse_file(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-    parse(&text, env).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+/// A variable of the process environment; empty means unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse_file(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    parse(&text, env).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The service's secrets file beside the config (systemd's `EnvironmentFile=`, mode 0600).
@@ -288,28 +276,23 @@ pub const ENV_FILE: &str = "intercom.env";
 ///
 /// Both files must be root's or the invoking user's and writable by nobody else: these
 /// commands send the secrets to the addresses the config names.
-pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
-    check_private_file(path, None).map_err(ConfigError)?;
+pub fn load_with_env_file(path: &Path) -> Result<Config, String> {
+    check_private_file(path, None)?;
     let file_path = path.parent().unwrap_or(Path::new(".")).join(ENV_FILE);
     let file = match file_path.symlink_metadata() {
         Ok(_) => {
-            check_private_file(&file_path, None).map_err(ConfigError)?;
-            std::fs::read_to_string(&file_path)
-                .map_err(|e| ConfigError(format!("cannot read {}: {e}", file_path.display())))?
+            check_private_file(&file_path, None)?;
+            let text = std::fs::read_to_string(&file_path);
+            env_file(&text.map_err(|e| format!("cannot read {}: {e}", file_path.display()))?)
         }
-        Err(_) => String::new(),
+        Err(_) => Vec::new(),
     };
-    let file = env_file(&file);
-    let from_file = std::cell::RefCell::new(Vec::new());
     let env = |name: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| {
-            let value = file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone())?;
-            from_file.borrow_mut().push(name.to_string());
-            Some(value)
-        })
+        let from_file = || file.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.clone());
+        process_env(name).or_else(from_file)
     };
     let mut config = parse_file(path, env)?;
-    config.env_file = Some((file_path, from_file.into_inner()));
+    config.env_file = Some(file_path);
     Ok(config)
 }
 
@@ -318,9 +301,7 @@ pub fn load_with_env_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn secret_origin(c: &Config, secret: &Secret) -> String {
     match (secret.env, &c.env_file) {
         (None, _) => "the config file".to_string(),
-        (Some(var), Some((file, vars))) if vars.iter().any(|v| v == var) => {
-            format!("{var} in {}", file.display())
-        }
+        (Some(var), Some(file)) if process_env(var).is_none() => format!("{var} in {}", file.display()),
         (Some(var), _) => format!("{var} in the environment"),
     }
 }
@@ -364,9 +345,9 @@ fn fill_defaults(file: &mut serde_json::Value) {
 }
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
-pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let mut value = keys::read_json(text)?;
-    keys::check_shape(&value)?;
+    keys::section("", None, &value)?;
     fill_defaults(&mut value);
     let mut config: Config =
         serde_path_to_error::deserialize(&value).map_err(|e| keys::value_error(&value, e))?;
@@ -381,7 +362,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     for (var, secret) in secrets {
         let Some(value) = env(var) else { continue };
         if var == ENV_CONTROL_TOKEN {
-            check_token(&value).map_err(|m| ConfigError(format!("{var}: {m}")))?;
+            check_token(&value).map_err(|m| format!("{var}: {m}"))?;
         }
         *secret = Some(Secret { value, env: Some(var) });
     }
@@ -391,7 +372,7 @@ pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config,
 
 impl Config {
     /// The rules that span keys, and the bounds that need a neighbour's value.
-    fn check(&mut self) -> Result<(), ConfigError> {
+    fn check(&mut self) -> Result<(), String> {
         if self.max_window < MIN_WINDOW || self.max_window > MAX_WINDOW_BOUND {
             return Err(key_error("max_window", "must be between 1m and 24h"));
         }
@@ -403,17 +384,13 @@ impl Config {
         }
         self.ring.check(&self.forward_to).map_err(|(key, why)| key_error(key, why))?;
         if self.no_answer_message.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(key_error(
-                "no_answer_message",
-                format!("longer than {MAX_MESSAGE_CHARS} characters"),
-            ));
+            let why = format!("longer than {MAX_MESSAGE_CHARS} characters");
+            return Err(key_error("no_answer_message", why));
         }
         match (&self.intercom_number, self.intercoms.is_empty()) {
             (Some(_), false) => {
-                return Err(key_error(
-                    "intercoms",
-                    "set either intercoms or intercom_number, not both (intercoms replaces it)",
-                ))
+                let why = "set either intercoms or intercom_number, not both (intercoms replaces it)";
+                return Err(key_error("intercoms", why));
             }
             (Some(n), true) => {
                 let unlock_digits = self.unlock_digits.clone();
@@ -428,31 +405,23 @@ impl Config {
             return Err(key_error("state_dir", "must not be empty"));
         }
         if self.twilio.auth_token.is_some() && self.webhook.public_url.is_none() {
-            return Err(key_error(
-                "webhook.public_url",
-                "required when twilio.auth_token is set: signatures are computed over the public URL",
-            ));
+            let why = "required when twilio.auth_token is set: signatures are computed over the public URL";
+            return Err(key_error("webhook.public_url", why));
         }
         let t = &self.twilio;
         if t.api_key_sid.is_some() != t.api_key_secret.is_some() {
-            let (key, other) = if t.api_key_sid.is_some() {
-                ("twilio.api_key_secret", "twilio.api_key_sid")
-            } else {
-                ("twilio.api_key_sid", "twilio.api_key_secret")
-            };
+            let (sid, secret) = ("twilio.api_key_sid", "twilio.api_key_secret");
+            let (key, other) = if t.api_key_sid.is_some() { (secret, sid) } else { (sid, secret) };
             return Err(key_error(key, format!("required when {other} is set: an API key is a pair")));
         }
         if !self.notify.sms_to.is_empty() {
             let why = "required when notify.sms_to is set: SMS go through Twilio's API";
             let no_credentials = t.api_key_sid.is_none() && t.auth_token.is_none();
+            let or_api_key = " (or an API key: twilio.api_key_sid and api_key_secret)";
             for (key, missing, or) in [
                 ("twilio.sms_from", t.sms_from.is_none(), ""),
                 ("twilio.account_sid", t.account_sid.is_none(), ""),
-                (
-                    "twilio.auth_token",
-                    no_credentials,
-                    " (or an API key: twilio.api_key_sid and api_key_secret)",
-                ),
+                ("twilio.auth_token", no_credentials, or_api_key),
             ] {
                 if missing {
                     return Err(key_error(key, format!("{why}{or}")));
@@ -468,10 +437,8 @@ impl Config {
                 }
             }
             if n.token.is_some() && n.url.starts_with("http://") && !url::is_loopback(&n.url) {
-                return Err(key_error(
-                    "notify.ntfy.url",
-                    "with a token: https://, so it does not cross the network in clear",
-                ));
+                let why = "with a token: https://, so it does not cross the network in clear";
+                return Err(key_error("notify.ntfy.url", why));
             }
         }
         if let Some(m) = &self.mqtt {
@@ -482,17 +449,13 @@ impl Config {
                 // MQTT 3.1.1 (3.1.2.9): no password without a user name.
                 return Err(key_error("mqtt.username", "required when mqtt.password is set"));
             }
-            for (key, value) in [
-                ("mqtt.username", m.username.as_deref()),
-                ("mqtt.password", m.password.as_ref().map(|p| p.expose())),
-            ] {
-                if value.is_some_and(|v| v.len() > MAX_MQTT_CREDENTIAL_BYTES || v.contains(char::is_control))
-                {
-                    return Err(key_error(
-                        key,
-                        format!("at most {MAX_MQTT_CREDENTIAL_BYTES} bytes, no control characters"),
-                    ));
-                }
+            let bad = |v: &str| v.len() > MAX_MQTT_CREDENTIAL_BYTES || v.contains(char::is_control);
+            let why = format!("at most {MAX_MQTT_CREDENTIAL_BYTES} bytes, no control characters");
+            if m.username.as_deref().is_some_and(bad) {
+                return Err(key_error("mqtt.username", why));
+            }
+            if m.password.as_ref().is_some_and(|p| bad(p.expose())) {
+                return Err(key_error("mqtt.password", why));
             }
         }
         Ok(())
@@ -510,7 +473,7 @@ mod tests {
 
     /// The error a config gives, as the user reads it.
     pub(super) fn err(text: &str) -> String {
-        parse(text, no_env).unwrap_err().0
+        parse(text, no_env).unwrap_err()
     }
 
     #[test]

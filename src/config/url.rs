@@ -61,9 +61,8 @@ pub fn check_target_url(u: &str) -> Result<String, String> {
         return Err("must not hold spaces".into());
     }
     if u.starts_with("http://") && authority.contains('@') && !is_loopback(u) {
-        return Err(
-            "holds a user and password: use https:// so they do not cross the network in clear text".into()
-        );
+        let why = "holds a user and password: use https:// so they do not cross the network in clear text";
+        return Err(why.into());
     }
     Ok(u.to_string())
 }

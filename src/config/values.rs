@@ -50,13 +50,8 @@ pub trait Refuse: serde::de::Error {
 
 impl<E: serde::de::Error> Refuse for E {}
 
-/// An optional key's text; `null` means unset, as an absent key does.
-pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(d)
-}
-
 pub fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
-    let Some(s) = optional(d)? else { return Ok(None) };
+    let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
     PhoneNumber::parse(&s).map(Some).map_err(|m| D::Error::refuse(format!("{m}: {s:?}")))
 }
 
@@ -133,14 +128,12 @@ pub fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D:
 
 /// A secret; an empty string means unset, so a template's `""` is not a password.
 pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(optional(d)?.filter(|s| !s.is_empty()).map(Secret::new))
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()).map(Secret::new))
 }
 
 pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     let token = secret(d)?;
-    if let Some(t) = &token {
-        check_token(t.expose()).map_err(D::Error::refuse)?;
-    }
+    token.iter().try_for_each(|t| check_token(t.expose())).map_err(D::Error::refuse)?;
     Ok(token)
 }
 
@@ -158,9 +151,8 @@ pub fn sync_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<std::pat
     const MAX_SYNC_FLAGS: usize = 4;
     let Some(list) = Option::<Vec<String>>::deserialize(d)? else { return Ok(None) };
     if list.is_empty() || list.len() > MAX_SYNC_FLAGS {
-        return Err(D::Error::refuse(format!(
-            "expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]"
-        )));
+        let why = format!("expected 1 to {MAX_SYNC_FLAGS} file paths, such as [\"/run/ntp-synchronized\"]");
+        return Err(D::Error::refuse(why));
     }
     if let Some(p) = list.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
         let why = format!("expected an absolute path such as \"/run/ntp-synchronized\", got {p:?}");
@@ -189,7 +181,7 @@ pub fn host_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 }
 
 pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let Some(sid) = optional(d)? else { return Ok(None) };
+    let Some(sid) = Option::<String>::deserialize(d)? else { return Ok(None) };
     // It goes into REST API paths: letters and digits only, so it cannot walk them.
     if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(D::Error::refuse("expected letters and digits (AC…)"));
@@ -198,12 +190,12 @@ pub fn account_sid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 }
 
 pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::refuse)
+    Option::<String>::deserialize(d)?.map(|u| check_public_url(&u)).transpose().map_err(D::Error::refuse)
 }
 
 /// `webhook.public_url`: scheme and host only.
 pub fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    optional(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::refuse)
+    Option::<String>::deserialize(d)?.map(|u| check_public_origin(&u)).transpose().map_err(D::Error::refuse)
 }
 
 pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -211,8 +203,8 @@ pub fn api_base<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 pub fn target_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    let url = optional(d)?.map(|u| check_target_url(&u)).transpose().map_err(D::Error::refuse)?;
-    Ok(url.map(Secret::new))
+    let url = Option::<String>::deserialize(d)?.map(|u| check_target_url(&u)).transpose();
+    Ok(url.map_err(D::Error::refuse)?.map(Secret::new))
 }
 
 /// A URL we send to (`notify.ntfy.url`), as [`target_url`] checks it, that is no secret.

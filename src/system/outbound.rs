@@ -116,17 +116,22 @@ impl Agent {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let timed = Timed { stream: connect(&target, deadline)?, deadline };
-        let mut stream: Box<dyn ReadWrite> = match (&self.tls, target.tls) {
-            (_, false) => Box::new(timed),
+        let tls = match (&self.tls, target.tls) {
+            (_, false) => None,
             (Some(config), true) => {
                 let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
                     .map_err(|e| Failure::Invalid(format!("{}: {e}", target.host)))?;
-                let conn = rustls::ClientConnection::new(config.clone(), name)
-                    .map_err(|e| Failure::Invalid(format!("TLS: {e}")))?;
-                Box::new(rustls::StreamOwned::new(conn, timed))
+                Some(
+                    rustls::ClientConnection::new(config.clone(), name)
+                        .map_err(|e| Failure::Invalid(format!("TLS: {e}")))?,
+                )
             }
             (None, true) => return Err(Failure::Invalid("this client speaks plain HTTP only".into())),
+        };
+        let timed = Timed { stream: connect(&target, deadline)?, deadline };
+        let mut stream: Box<dyn ReadWrite> = match tls {
+            None => Box::new(timed),
+            Some(conn) => Box::new(rustls::StreamOwned::new(conn, timed)),
         };
         stream.write_all(head.as_bytes()).map_err(network)?;
         stream.write_all(body.map_or(&[], |(_, b)| b)).and_then(|()| stream.flush()).map_err(network)?;
@@ -289,7 +294,8 @@ fn too_large() -> Failure {
 }
 
 fn read_exactly(r: &mut impl BufRead, body: &mut Vec<u8>, n: usize) -> Result<(), Failure> {
-    if body.len() + n > MAX_BODY_BYTES {
+    // Subtracted, not added: a length near usize::MAX must not overflow.
+    if n > MAX_BODY_BYTES - body.len() {
         return Err(too_large());
     }
     let start = body.len();
@@ -353,6 +359,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
         ] {
             assert!(matches!(answer(wire), Err(Failure::Network(_))), "{wire:?}");
         }
@@ -363,10 +371,88 @@ mod tests {
     }
 
     #[test]
+    fn no_answer_makes_the_reader_panic() {
+        // Mutations of a valid answer (the fuzz targets' idea, deterministic and short).
+        let valid =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut wire = valid.to_vec();
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % wire.len() as u64) as usize;
+                wire[at] = b"0123456789abcdefxX\r\n: ;-"[(seed >> 32) as usize % 24];
+            }
+            let _ = read_answer(&mut wire.as_slice());
+        }
+    }
+
+    #[test]
     fn forms_are_encoded_as_browsers_do() {
         assert_eq!(
             form(&[("Twiml", "<Play digits=\"w9\"/>"), ("a b", "+1~")]),
             "Twiml=%3CPlay+digits%3D%22w9%22%2F%3E&a+b=%2B1~"
         );
+    }
+
+    /// A server on 127.0.0.1 that reads the request, then sends `answer` a byte every
+    /// `pause`; the request as it arrived.
+    fn trickling(answer: &'static [u8], pause: Duration) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://u:p@{}/hook?a=1", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\nbody") {
+                let mut buf = [0; 512];
+                match socket.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            for byte in answer {
+                std::thread::sleep(pause);
+                if socket.write_all(&[*byte]).is_err() {
+                    break;
+                }
+            }
+            String::from_utf8(request).unwrap()
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_request_goes_out_as_written_and_its_answer_comes_back() {
+        let (url, server) =
+            trickling(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok", Duration::ZERO);
+        let answer = Agent::plain(Duration::from_secs(10))
+            .send("POST", &url, &[("X-A", "1")], Some(("text/plain", b"body")))
+            .unwrap();
+        assert_eq!((answer.status, answer.text().as_str()), (202, "ok"));
+        let request = server.join().unwrap();
+        assert!(request.starts_with("POST /hook?a=1 HTTP/1.1\r\nHost: 127.0.0.1:"), "{request}");
+        for line in [
+            "Authorization: Basic dTpw\r\n",
+            "X-A: 1\r\n",
+            "Content-Type: text/plain\r\n",
+            "Content-Length: 4\r\n",
+        ] {
+            assert!(request.contains(line), "{line} in {request}");
+        }
+        let refused = Agent::plain(Duration::from_secs(1)).send("GET", "https://127.0.0.1/", &[], None);
+        assert!(matches!(refused, Err(Failure::Invalid(_))), "the CLI's agent speaks no TLS");
+    }
+
+    #[test]
+    fn a_server_that_trickles_its_answer_is_cut_off_at_the_deadline() {
+        // 200 bytes at 50 ms each would take 10 s; the deadline is half a second.
+        static ENDLESS: [u8; 200] = [b'a'; 200];
+        let (url, server) = trickling(&ENDLESS, Duration::from_millis(50));
+        let sent =
+            Agent::plain(Duration::from_millis(500)).send("POST", &url, &[], Some(("text/plain", b"body")));
+        assert_eq!(sent.unwrap_err(), Failure::TimedOut);
+        server.join().unwrap();
     }
 }
