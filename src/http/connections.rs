@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::http::pool::Pool;
 use crate::http::{self, Limits, Request, Response};
-use crate::util::lock;
 use crate::util::ratelog::RateLog;
+use crate::util::{lock, Timed};
 
 /// A whole request (head and body) must arrive within this time from when we start
 /// waiting for it, so a client that trickles bytes cannot hold a thread. Twilio sends a
@@ -191,7 +191,7 @@ impl Listener {
             let req = match http::read_request(&mut reader, &mut head, deadline, peer, self.site.limits) {
                 Ok(Some(r)) => r,
                 Ok(None) => return, // closed or timed out between requests
-                Err(http::Refusal { status, reason }) => {
+                Err((status, reason)) => {
                     let name = self.site.name;
                     log::debug!("{name}: refused a request from {peer}: {status} {reason}");
                     let resp = (self.site.refusal)(status, reason);
@@ -236,7 +236,7 @@ pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&target, timeout)?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n")?;
     let mut answer = [0u8; 9];
-    match (http::TimedStream { stream: Arc::new(stream), deadline }).read_exact(&mut answer) {
+    match (Timed { stream, deadline }).read_exact(&mut answer) {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             Err(io::Error::new(e.kind(), "closed without an answer"))
         }

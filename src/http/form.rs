@@ -16,10 +16,8 @@ pub fn parse(input: &[u8]) -> Result<Params, &'static str> {
         if out.len() == MAX_PARAMS {
             return Err("too many parameters");
         }
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
+        let mut halves = pair.splitn(2, |&b| b == b'=');
+        let (name, value) = (halves.next().unwrap_or_default(), halves.next().unwrap_or_default());
         out.push((decode(name)?, decode(value)?));
     }
     Ok(out)

@@ -21,6 +21,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::util::Timed;
+
 /// Request line plus headers. Twilio's are under 2 KiB; browsers stay well under 8 KiB.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Per-connection read buffer. Twilio's heads are under 2 KiB; a larger head is gathered
@@ -97,16 +99,8 @@ pub struct Limits {
 /// webhook, JSON on the control API.
 pub type Render = fn(u16, &str) -> Response;
 
-/// Why a request was refused before reaching the handler.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub reason: &'static str,
-}
-
-fn refuse(status: u16, reason: &'static str) -> Refusal {
-    Refusal { status, reason }
-}
+/// Why a request was refused before reaching the handler: the status and its reason.
+pub type Refusal = (u16, &'static str);
 
 /// Reads one request. `Ok(None)`: the client went away (or idled out) before sending
 /// anything. `head` is the connection's scratch buffer for the head, reused across its
@@ -125,22 +119,22 @@ pub fn read_request(
     }
     let mut req = parse_request_head(head, peer)?;
     if req.headers.iter().any(|(n, _)| n == "transfer-encoding") {
-        return Err(refuse(501, "Transfer-Encoding is not supported; send Content-Length"));
+        return Err((501, "Transfer-Encoding is not supported; send Content-Length"));
     }
     let length = content_length(&req.headers)?;
     if length > limits.max_body_bytes {
-        return Err(refuse(413, "request body too large"));
+        return Err((413, "request body too large"));
     }
     if length > 0 {
         if req.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
             let mut stream: &TcpStream = &reader.get_ref().stream;
-            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| refuse(400, "write failed"))?;
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| (400, "write failed"))?;
         }
         let mut body = Vec::with_capacity(length);
         match reader.by_ref().take(length as u64).read_to_end(&mut body) {
             Ok(n) if n == length => req.body = body,
-            Ok(_) => return Err(refuse(400, "connection closed mid-body")),
-            Err(_) => return Err(refuse(408, "request body not received in time")),
+            Ok(_) => return Err((400, "connection closed mid-body")),
+            Err(_) => return Err((408, "request body not received in time")),
         }
     }
     Ok(Some(req))
@@ -155,8 +149,8 @@ fn read_head(reader: &mut Conn, head: &mut Vec<u8>) -> Result<bool, Refusal> {
         let buf = match reader.fill_buf() {
             // Closed or idled out before sending anything: no request.
             Ok([]) | Err(_) if head.is_empty() => return Ok(false),
-            Ok([]) => return Err(refuse(400, "connection closed mid-request")),
-            Err(_) => return Err(refuse(408, "request not received in time")),
+            Ok([]) => return Err((400, "connection closed mid-request")),
+            Err(_) => return Err((408, "request not received in time")),
             Ok(b) => b,
         };
         // Empty lines before the request line are skipped (RFC 9112 section 2.2, as
@@ -182,7 +176,7 @@ fn read_head(reader: &mut Conn, head: &mut Vec<u8>) -> Result<bool, Refusal> {
         }
         reader.consume(take);
         if head.len() > MAX_HEAD_BYTES {
-            return Err(refuse(431, "request head too large"));
+            return Err((431, "request head too large"));
         }
     }
 }
@@ -206,23 +200,23 @@ fn head_end(b: &[u8]) -> Option<usize> {
 /// Parses a request head (request line and headers, without the blank line). Public
 /// for the fuzz target; the server calls it on what [`read_head`] collected.
 pub fn parse_request_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refusal> {
-    let text = std::str::from_utf8(head).map_err(|_| refuse(400, "request head is not UTF-8"))?;
+    let text = std::str::from_utf8(head).map_err(|_| (400, "request head is not UTF-8"))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().unwrap_or("");
     let mut parts = request_line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(refuse(400, "malformed request line"));
+        return Err((400, "malformed request line"));
     };
     if method.is_empty() || !method.bytes().all(is_token_byte) {
-        return Err(refuse(400, "malformed method"));
+        return Err((400, "malformed method"));
     }
     if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(refuse(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
+        return Err((505, "only HTTP/1.0 and HTTP/1.1 are supported"));
     }
     if !target.starts_with('/') || target.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(refuse(400, "the request target must be a path"));
+        return Err((400, "the request target must be a path"));
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut headers = Vec::new();
@@ -231,22 +225,22 @@ pub fn parse_request_head(head: &[u8], peer: SocketAddr) -> Result<Request, Refu
             break;
         }
         if headers.len() == MAX_HEADERS {
-            return Err(refuse(431, "too many headers"));
+            return Err((431, "too many headers"));
         }
         // No whitespace before the colon and no folded lines: both are smuggling tricks.
-        let (name, value) = line.split_once(':').ok_or(refuse(400, "malformed header"))?;
+        let (name, value) = line.split_once(':').ok_or((400, "malformed header"))?;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(refuse(400, "malformed header name"));
+            return Err((400, "malformed header name"));
         }
         let value = value.trim_matches([' ', '\t']);
         if value.bytes().any(|b| b < b' ' && b != b'\t') {
-            return Err(refuse(400, "control character in a header"));
+            return Err((400, "control character in a header"));
         }
         headers.push((name.to_ascii_lowercase(), value.to_string()));
     }
     // The head ends at its first empty line (see `head_end`); nothing may follow it here.
     if lines.any(|l| !l.is_empty()) {
-        return Err(refuse(400, "text after the empty line that ends the head"));
+        return Err((400, "text after the empty line that ends the head"));
     }
     Ok(Request {
         method: method.to_string(),
@@ -267,11 +261,11 @@ fn content_length(headers: &[(String, String)]) -> Result<usize, Refusal> {
     let mut length: Option<usize> = None;
     for (_, v) in headers.iter().filter(|(n, _)| n == "content-length") {
         if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(refuse(400, "malformed Content-Length"));
+            return Err((400, "malformed Content-Length"));
         }
-        let n: usize = v.parse().map_err(|_| refuse(400, "malformed Content-Length"))?;
+        let n: usize = v.parse().map_err(|_| (400, "malformed Content-Length"))?;
         if length.is_some_and(|l| l != n) {
-            return Err(refuse(400, "conflicting Content-Length headers"));
+            return Err((400, "conflicting Content-Length headers"));
         }
         length = Some(n);
     }
@@ -333,30 +327,13 @@ pub fn write_response<W: Write>(
 }
 
 /// A connection's read side, buffered; every read must finish by the current deadline.
-pub type Conn = BufReader<TimedStream>;
+pub type Conn = BufReader<Timed<Arc<TcpStream>>>;
 
 /// Wraps an accepted stream for [`read_request`]. The stream is shared (reads here,
 /// writes and eviction elsewhere go through `&TcpStream`), so a connection holds one
 /// descriptor, not one per handle.
 pub fn conn(stream: Arc<TcpStream>) -> Conn {
-    BufReader::with_capacity(READ_BUFFER_BYTES, TimedStream { stream, deadline: Instant::now() })
-}
-
-/// A TcpStream whose every read must finish by `deadline`, however the bytes trickle in.
-pub struct TimedStream {
-    stream: Arc<TcpStream>,
-    deadline: Instant,
-}
-
-impl Read for TimedStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        (&*self.stream).read(buf)
-    }
+    BufReader::with_capacity(READ_BUFFER_BYTES, Timed { stream, deadline: Instant::now() })
 }
 
 /// Why a handler refused a request. Each listener turns it into a response in one
@@ -453,14 +430,14 @@ mod tests {
         ];
         for (head, status) in bad {
             assert_eq!(
-                parse_request_head(head, peer()).unwrap_err().status,
+                parse_request_head(head, peer()).unwrap_err().0,
                 *status,
                 "{}",
                 String::from_utf8_lossy(head)
             );
         }
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS + 1));
-        assert_eq!(parse_request_head(many.as_bytes(), peer()).unwrap_err().status, 431);
+        assert_eq!(parse_request_head(many.as_bytes(), peer()).unwrap_err().0, 431);
     }
 
     #[test]
@@ -469,9 +446,9 @@ mod tests {
             |v: &[&str]| v.iter().map(|v| ("content-length".to_string(), v.to_string())).collect::<Vec<_>>();
         assert_eq!(content_length(&h(&["12"])), Ok(12));
         assert_eq!(content_length(&h(&["12", "12"])), Ok(12));
-        assert_eq!(content_length(&h(&["12", "13"])).unwrap_err().status, 400);
-        assert_eq!(content_length(&h(&["-1"])).unwrap_err().status, 400);
-        assert_eq!(content_length(&h(&["99999999999999999999"])).unwrap_err().status, 400);
+        assert_eq!(content_length(&h(&["12", "13"])).unwrap_err().0, 400);
+        assert_eq!(content_length(&h(&["-1"])).unwrap_err().0, 400);
+        assert_eq!(content_length(&h(&["99999999999999999999"])).unwrap_err().0, 400);
     }
 
     #[test]
@@ -503,7 +480,7 @@ mod tests {
         }
         // Text after the empty line is never read as more headers.
         let r = parse_request_head(b"GET / HTTP/1.1\nA: b\n\r\nX: y\r\n\r\n", peer());
-        assert_eq!(r.unwrap_err().status, 400);
+        assert_eq!(r.unwrap_err().0, 400);
     }
 
     /// Over a real socket, as the server reads: `\n\r\n` ends the first request, and

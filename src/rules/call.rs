@@ -23,9 +23,7 @@ pub fn decide(
     ringing: &[PhoneNumber],
     config: &Config,
 ) -> Decision {
-    let Some(entrance) = entrance else {
-        return Decision::Reject;
-    };
+    let Some(entrance) = entrance else { return Decision::Reject };
     let no_answer_message = config.no_answer_message.clone();
     if let_in {
         Decision::Unlock { digits: entrance.unlock_digits.clone() }

@@ -32,8 +32,10 @@ use crate::system::clock::{self, SYNC_FLAGS};
 /// from before a restart waits at most this long after the sync, and a Pi spends a few
 /// milliseconds on each question.
 pub const SYNC_PROBE_EVERY: Duration = Duration::from_secs(30);
-/// Set once chrony or ntpd said the clock is synchronized (it stays so for this boot).
-static DAEMON_SAID_SYNCED: AtomicBool = AtomicBool::new(false);
+/// Set once a flag file was seen or chrony or ntpd said the clock is synchronized: it
+/// stays so for this boot (nothing removes a flag within one), so every call need not
+/// look again (a `stat` per file, several times per call).
+static SYNCED: AtomicBool = AtomicBool::new(false);
 
 /// The kernel's random id of this boot, new at every boot.
 pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
@@ -56,27 +58,23 @@ pub fn use_sync_flags(flags: Option<&[PathBuf]>) {
     }
 }
 
-/// Set once a flag file was seen: nothing removes one within a boot, so every call
-/// need not look for it again (a `stat` per file, several times per call).
-static FLAG_SEEN: AtomicBool = AtomicBool::new(false);
-
 /// Whether the clock is confirmed synchronized now (the flag appears once per boot).
 pub fn clock_synced_now() -> bool {
-    if DAEMON_SAID_SYNCED.load(Ordering::Relaxed) || FLAG_SEEN.load(Ordering::Relaxed) {
+    if SYNCED.load(Ordering::Relaxed) {
         return true;
     }
     let seen = match CONFIGURED_FLAGS.get() {
         Some(flags) => flags.iter().any(|f| f.exists()),
         None => SYNC_FLAGS.iter().any(|f| Path::new(f).exists()),
     };
-    FLAG_SEEN.fetch_or(seen, Ordering::Relaxed);
+    SYNCED.fetch_or(seen, Ordering::Relaxed);
     seen
 }
 
 /// Asks chrony and ntpd (bounded); remembers a yes.
 fn ask_daemons() -> bool {
-    let synced = clock::daemon_says_synced();
-    if synced && !DAEMON_SAID_SYNCED.swap(true, Ordering::Relaxed) {
+    let synced = clock::chrony() == Some(true) || clock::ntpd() == Some(true);
+    if synced && !SYNCED.swap(true, Ordering::Relaxed) {
         log::info!("the NTP daemon says the clock is synchronized");
     }
     synced

@@ -46,16 +46,13 @@ pub fn synchronized() -> Option<bool> {
     [chrony(), ntpd(), systemd].into_iter().flatten().max()
 }
 
-/// Whether a daemon that needs asking (chrony, ntpd) says the clock is synchronized.
-pub fn daemon_says_synced() -> bool {
-    chrony() == Some(true) || ntpd() == Some(true)
-}
-
-fn chrony() -> Option<bool> {
+/// What chrony says of the clock (`None`: not installed, or no answer).
+pub fn chrony() -> Option<bool> {
     run_bounded("chronyc", &["-n", "tracking"]).and_then(|o| chrony_synced(&o))
 }
 
-fn ntpd() -> Option<bool> {
+/// What ntpd says of the clock (`None`: not installed, or no answer).
+pub fn ntpd() -> Option<bool> {
     run_bounded("ntpq", &["-c", "rv 0 leap"]).and_then(|o| ntpq_synced(&o))
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use crate::util::Timed;
+
 /// An answer's head; real servers send well under 4 KiB.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// An answer's body. The largest we read is Twilio's list of an account's numbers (50 at
@@ -98,8 +100,7 @@ impl Agent {
     ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.timeout;
         let target = Target::parse(url)?;
-        let basic =
-            target.user.map(|u| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u)));
+        let basic = target.user.map(basic_auth);
         let length = body.map(|(_, bytes)| bytes.len().to_string());
         let all = (basic.iter().map(|b| ("Authorization", b.as_str())))
             .chain(headers.iter().copied())
@@ -127,7 +128,7 @@ impl Agent {
             }
             (None, true) => return Err(Failure::Invalid("this client speaks plain HTTP only".into())),
         };
-        let timed = Timed { socket: connect(&target, deadline)?, deadline };
+        let timed = Timed { stream: connect(&target, deadline)?, deadline };
         let mut stream: Box<dyn ReadWrite> = match tls {
             None => Box::new(timed),
             Some(conn) => Box::new(rustls::StreamOwned::new(conn, timed)),
@@ -138,15 +139,22 @@ impl Agent {
     }
 }
 
+/// The `Authorization` value for HTTP Basic with `user:password`.
+pub fn basic_auth(user_password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password))
+}
+
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
-/// `a=1&b=x+y`: pairs encoded as an HTML form is, for a query or a form body.
+/// `a=1&b=x+y`: pairs encoded as an HTML form is, for a query or a form body (TwiML's
+/// action URLs among them), except that a comma stays as it is: it means the same either
+/// way, and a list of numbers in a URL stays readable.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     let encode = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
                     (b as char).to_string()
                 }
                 b' ' => "+".into(),
@@ -182,10 +190,7 @@ impl<'a> Target<'a> {
         }
         let rest = rest.split('#').next().unwrap_or_default();
         let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let (user, host_port) = match authority.rsplit_once('@') {
-            Some((user, host_port)) => (Some(user), host_port),
-            None => (None, authority),
-        };
+        let (user, host_port) = authority.rsplit_once('@').map_or((None, authority), |(u, h)| (Some(u), h));
         let (host, port) = match host_port.strip_prefix('[') {
             Some(v6) => {
                 v6.split_once(']').map(|(h, p)| (h, p.strip_prefix(':'))).ok_or_else(|| bad("no ]"))?
@@ -215,10 +220,8 @@ fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, Failure> {
         .spawn(move || tx.send(name.to_socket_addrs().map(Vec::from_iter)))
         .map_err(network)?;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let addrs: Vec<SocketAddr> = match rx.recv_timeout(left()) {
-        Ok(found) => found.map_err(|e| Failure::Network(format!("{}: {e}", target.host)))?,
-        Err(_) => return Err(Failure::TimedOut),
-    };
+    let found = rx.recv_timeout(left()).map_err(|_| Failure::TimedOut)?;
+    let addrs: Vec<SocketAddr> = found.map_err(|e| Failure::Network(format!("{}: {e}", target.host)))?;
     let mut last = Failure::Network(format!("{}: no address", target.host));
     for addr in addrs {
         if left().is_zero() {
@@ -230,38 +233,6 @@ fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, Failure> {
         }
     }
     Err(last)
-}
-
-/// A socket whose every read and write must finish by `deadline`.
-struct Timed {
-    socket: TcpStream,
-    deadline: Instant,
-}
-
-impl Timed {
-    fn left(&self) -> io::Result<Option<Duration>> {
-        match self.deadline.saturating_duration_since(Instant::now()) {
-            left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-            left => Ok(Some(left)),
-        }
-    }
-}
-
-impl Read for Timed {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.set_read_timeout(self.left()?)?;
-        self.socket.read(buf)
-    }
-}
-
-impl Write for Timed {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.set_write_timeout(self.left()?)?;
-        self.socket.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.socket.flush()
-    }
 }
 
 /// The status, headers and body of the answer. We send no `Expect`, so no `100 Continue`

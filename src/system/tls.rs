@@ -46,9 +46,8 @@ pub fn system_roots() -> Arc<Vec<CertificateDer<'static>>> {
     static ROOTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
-            let chosen = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
-            let candidates = match &chosen {
-                Some(path) => vec![path.clone()],
+            let candidates = match std::env::var_os(CA_FILE_ENV) {
+                Some(path) => vec![PathBuf::from(path)],
                 None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
             };
             match load_first(&candidates) {
@@ -190,13 +189,9 @@ fn read_bundle(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     if pem.len() as u64 > MAX_BUNDLE_BYTES {
         return Err(io::Error::other(format!("larger than {MAX_BUNDLE_BYTES} bytes")));
     }
-    Ok(certificates(&pem))
-}
-
-/// The certificates in a PEM text; keys, comments and unparsable blocks are skipped (a
-/// bundle may hold trust-only blocks some parsers cannot read).
-pub fn certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect()
+    // Keys, comments and unparsable blocks are skipped (a bundle may hold trust-only
+    // blocks some parsers cannot read).
+    Ok(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect())
 }
 
 #[cfg(test)]
@@ -282,10 +277,14 @@ mod tests {
 
     #[test]
     fn a_bundle_yields_its_certificates_and_skips_the_rest() {
+        let dir = temp_dir("skip");
         let pem = format!("# a comment\n{CA}\nnot pem at all\n{LEAF_KEY}{OTHER_CA}");
-        let certs = certificates(pem.as_bytes());
-        assert_eq!(certs.len(), 2);
-        assert!(certificates(b"").is_empty());
+        let (mixed, empty) = (dir.join("mixed.pem"), dir.join("empty.pem"));
+        std::fs::write(&mixed, pem).unwrap();
+        std::fs::write(&empty, "").unwrap();
+        assert_eq!(read_bundle(&mixed).unwrap().len(), 2);
+        assert!(read_bundle(&empty).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

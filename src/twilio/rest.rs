@@ -9,13 +9,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{Secret, TwilioConfig};
 use crate::model::phone::PhoneNumber;
-use crate::system::outbound::{form, Agent, Answer, Failure};
+use crate::system::outbound::{basic_auth, form, Agent, Answer, Failure};
 use crate::util::loggable;
 
 /// Twilio's explanation of an error (its JSON `message`), kept for the one line we print.
@@ -58,8 +57,6 @@ impl fmt::Display for RestError {
         }
     }
 }
-
-impl std::error::Error for RestError {}
 
 /// One phone number of the account, with the fields that route its calls.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -123,12 +120,9 @@ impl Rest {
             (_, _, Some(token)) => (sid.clone(), token.clone(), "twilio.account_sid and twilio.auth_token"),
             _ => return Err("set twilio.api_key_sid and twilio.api_key_secret (or twilio.auth_token)".into()),
         };
-        let agent = Agent::https(timeout);
         let account_url = format!("{}/2010-04-01/Accounts/{sid}", t.api_base);
-        let pair = format!("{user}:{}", password.expose());
-        let authorization =
-            Secret::new(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
-        Ok(Rest { agent, account_url, authorization, keys })
+        let authorization = Secret::new(basic_auth(&format!("{user}:{}", password.expose())));
+        Ok(Rest { agent: Agent::https(timeout), account_url, authorization, keys })
     }
 
     /// The one line for a failure, with what to do about it.
@@ -186,14 +180,9 @@ impl Rest {
 
     /// A form POST; the answer's body.
     fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<String, RestError> {
-        let url = format!("{}/{path}", self.account_url);
-        let body = form(fields);
-        answer(self.agent.send(
-            "POST",
-            &url,
-            &self.headers(),
-            Some(("application/x-www-form-urlencoded", body.as_bytes())),
-        ))
+        let (url, body) = (format!("{}/{path}", self.account_url), form(fields));
+        let form_body = Some(("application/x-www-form-urlencoded", body.as_bytes()));
+        answer(self.agent.send("POST", &url, &self.headers(), form_body))
     }
 
     fn headers(&self) -> [(&str, &str); 2] {
@@ -217,17 +206,16 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, Re
 /// A 2xx answer's body, or the failure it means.
 fn answer(result: Result<Answer, Failure>) -> Result<String, RestError> {
     let answer = result.map_err(network_error)?;
-    let status = answer.status;
-    let retry_after = answer.header("retry-after").map(loggable);
     let body = answer.text();
-    if (200..300).contains(&status) {
+    if (200..300).contains(&answer.status) {
         return Ok(body);
     }
     let (code, detail) = error_detail(&body);
-    Err(match status {
+    let retry_after = answer.header("retry-after").map(loggable);
+    Err(match answer.status {
         401 => RestError::Unauthorized,
         400 if code == Some(CALL_NOT_IN_PROGRESS) => RestError::CallEnded,
-        _ => RestError::Status { status, detail, retry_after },
+        status => RestError::Status { status, detail, retry_after },
     })
 }
 
@@ -248,6 +236,7 @@ pub fn network_error(e: Failure) -> RestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn twilio_error_bodies_become_one_clean_line() {

@@ -88,8 +88,7 @@ pub fn url_variants(url: &str) -> Vec<String> {
     let found =
         schemes.into_iter().find_map(|(scheme, port)| Some((scheme, port, url.strip_prefix(scheme)?)));
     let Some((scheme, default_port, rest)) = found else { return out };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let other = match authority.strip_suffix(default_port) {
         Some(bare) => format!("{scheme}{bare}{tail}"),
         // An authority ending in "]" or without a port gets the default one.

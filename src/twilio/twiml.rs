@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::model::record::Decision;
 use crate::rules::codes::CODE_DIGITS;
+use crate::system::outbound::form;
 
 /// The usual answer's size: a forward to two numbers with the default message is about
 /// 250 bytes.
@@ -35,27 +36,11 @@ pub struct Callbacks<'a> {
 impl Callbacks<'_> {
     /// `base` + `path`, then the carried overrides and `step` as its query.
     fn url(&self, path: &str, step: Option<usize>) -> String {
-        let mut url = format!("{}{path}", self.base);
-        let mut sep = '?';
-        for (name, value) in self.carry {
-            let _ = write!(url, "{sep}{name}=");
-            for b in value.bytes() {
-                // A query value's unreserved bytes, and the comma between numbers, as
-                // they are; a space as `+`; the rest (`+` itself, `&`, `%`, …) encoded.
-                match b {
-                    b' ' => url.push('+'),
-                    b if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) => url.push(b as char),
-                    _ => {
-                        let _ = write!(url, "%{b:02X}");
-                    }
-                }
-            }
-            sep = '&';
-        }
-        if let Some(i) = step {
-            let _ = write!(url, "{sep}step={i}");
-        }
-        url
+        let step = step.map(|i| i.to_string());
+        let carried = self.carry.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+        let query = form(&carried.chain(step.as_deref().map(|i| ("step", i))).collect::<Vec<_>>());
+        let sep = if query.is_empty() { "" } else { "?" };
+        format!("{}{path}{sep}{query}", self.base)
     }
 }
 
@@ -88,11 +73,8 @@ pub fn render(decision: &Decision, links: &Callbacks) -> String {
         // One person of a sequential order; Twilio posts the outcome to the action, and
         // whatever follows a Dial with an action is never run.
         Decision::DialOne { number, timeout_secs, next } => {
-            let _ = write!(
-                x,
-                "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\" action=\"{}\" method=\"POST\">",
-                escape(&links.url(NEXT_PATH, Some(*next)))
-            );
+            let _ = write!(x, "<Dial answerOnBridge=\"true\" timeout=\"{timeout_secs}\"");
+            wrap(&mut x, " action=\"", &links.url(NEXT_PATH, Some(*next)), "\" method=\"POST\">");
             wrap(&mut x, "<Number>", number.as_str(), "</Number></Dial>");
         }
         Decision::Hangup => x.push_str("<Hangup/>"),

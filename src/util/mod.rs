@@ -2,8 +2,9 @@
 //! locks (and locks with a deadline), the process's instance id, text made safe for a log
 //! line, time (one type for a point in time, one way to show it), random hex from the
 //! OS, the rate-limited log for warnings an attacker can repeat, the drop-oldest queue
-//! from threads that must not wait to a worker, and whose files we trust (`ownership`:
-//! as ssh does, only files root or we own and nobody else can write).
+//! from threads that must not wait to a worker, a socket with one deadline for all its
+//! reads and writes, and whose files we trust (`ownership`: as ssh does, only files root
+//! or we own and nobody else can write).
 //!
 //! Uses: nothing of ours.
 
@@ -12,6 +13,9 @@ pub mod queue;
 pub mod ratelog;
 pub mod time;
 
+use std::borrow::Borrow;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -59,6 +63,40 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A socket (owned, or shared as `Arc<TcpStream>`) whose every read and write must finish
+/// by `deadline`, however the bytes trickle in: each waits at most what is left of it.
+pub struct Timed<S> {
+    pub stream: S,
+    pub deadline: Instant,
+}
+
+impl<S: Borrow<TcpStream>> Timed<S> {
+    /// The socket, its timeout for the next read or write set to what is left.
+    fn within(&self, set: fn(&TcpStream, Option<Duration>) -> io::Result<()>) -> io::Result<&TcpStream> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        set(self.stream.borrow(), Some(left))?;
+        Ok(self.stream.borrow())
+    }
+}
+
+impl<S: Borrow<TcpStream>> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.within(TcpStream::set_read_timeout)?.read(buf)
+    }
+}
+
+impl<S: Borrow<TcpStream>> Write for Timed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.within(TcpStream::set_write_timeout)?.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.borrow().flush()
+    }
 }
 
 /// Where this machine reaches a listener: loopback when it listens on every address.
@@ -112,11 +150,8 @@ pub fn loggable(s: &str) -> String {
         return s.to_string();
     }
     let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_CHARS).collect();
-    if s.chars().count() > MAX_LOGGED_CHARS {
-        format!("{clean}…")
-    } else {
-        clean
-    }
+    let cut = if s.chars().count() > MAX_LOGGED_CHARS { "…" } else { "" };
+    format!("{clean}{cut}")
 }
 
 #[cfg(test)]

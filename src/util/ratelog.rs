@@ -21,7 +21,6 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub const LOG_BURST: u32 = 5;
 
 /// Admits at most `burst` events per `interval` and counts the rest.
-#[derive(Debug)]
 pub struct Limiter {
     interval: Duration,
     burst: u32,

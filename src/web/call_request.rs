@@ -75,12 +75,9 @@ pub fn parse(
     let expected = expected.map(|number| Entrance { name: None, number, unlock_digits });
     // A request's `ExpectedFrom` is the one intercom it knows; else the config's.
     let intercoms = expected.as_ref().map_or(&config.intercoms[..], std::slice::from_ref);
-    let forward_to = match form::single(&query, "PhoneNumberToDial")? {
-        Some(list) => {
-            list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect::<Result<_, _>>()?
-        }
-        None => config.forward_to.clone(),
-    };
+    let numbers = |list: &str| list.split(',').map(|n| parse_number("PhoneNumberToDial", n)).collect();
+    let forward_to: Option<Vec<_>> = form::single(&query, "PhoneNumberToDial")?.map(numbers).transpose()?;
+    let step = form::single(&query, "step").ok().flatten().and_then(|s| s.parse().ok());
     let from = param("From")?;
     Ok(Call {
         entrance: call::caller(from.as_deref(), intercoms).cloned(),
@@ -88,14 +85,10 @@ pub fn parse(
         call_sid: param("CallSid")?,
         digits: param("Digits")?,
         dial_status: param("DialCallStatus")?,
-        forward_to,
+        forward_to: forward_to.unwrap_or_else(|| config.forward_to.clone()),
         overrides: query.iter().filter(|(n, _)| OVERRIDES.contains(&n.as_str())).cloned().collect(),
         // Only `/voice/next` reads it (and refuses a request without a valid one).
-        step: form::single(&query, "step")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse().ok())
-            .filter(|s| (1..=MAX_STEP).contains(s)),
+        step: step.filter(|s| (1..=MAX_STEP).contains(s)),
     })
 }
 
@@ -107,10 +100,8 @@ fn signed(config: &Config, req: &Request, post_params: &Params) -> bool {
     };
     let sep = if req.query.is_empty() { "" } else { "?" };
     let url = format!("{public_url}{}{sep}{}", req.path, req.query);
-    let valid = req
-        .header("x-twilio-signature")
-        .is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig));
-    if valid {
+    let given = req.header("x-twilio-signature");
+    if given.is_some_and(|sig| signature::verify(token.expose(), &url, post_params, sig)) {
         return true;
     }
     let (method, path, peer) = (&req.method, loggable(&req.path), req.peer);

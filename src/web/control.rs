@@ -193,10 +193,9 @@ impl Control {
         let params =
             form::parse(query.as_bytes()).map_err(|e| HttpError::BadRequest(format!("bad query: {e}")))?;
         let nonce = form::single(&params, "nonce")?.unwrap_or_default();
-        if !signature::PROOF_NONCE_HEX_CHARS.contains(&nonce.len())
-            || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            let (lo, hi) = (signature::PROOF_NONCE_HEX_CHARS.start(), signature::PROOF_NONCE_HEX_CHARS.end());
+        let hex = signature::PROOF_NONCE_HEX_CHARS;
+        if !hex.contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let (lo, hi) = (hex.start(), hex.end());
             return Err(HttpError::BadRequest(format!("nonce must be {lo} to {hi} hex digits")));
         }
         let proof = signature::control_proof(self.token.expose(), nonce);
@@ -210,11 +209,9 @@ impl Control {
         if let Some(secret) = pairing::cookie(req).filter(|_| req.header("authorization").is_none()) {
             let write = !matches!(req.method.as_str(), "GET" | "HEAD");
             pairing::check_browser_request(req, &self.config.control.hosts, write)?;
-            return self
-                .devices
-                .authenticate(secret, req.header(pairing::KEY_HEADER).unwrap_or(""), Timestamp::now())
-                .map(Actor::Device)
-                .ok_or(HttpError::Unauthorized);
+            let key = req.header(pairing::KEY_HEADER).unwrap_or("");
+            let device = self.devices.authenticate(secret, key, Timestamp::now());
+            return device.map(Actor::Device).ok_or(HttpError::Unauthorized);
         }
         let given = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
         let right = constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes());
@@ -281,25 +278,21 @@ impl Control {
             Some(Ok(n)) if (1..=MAX_EVENTS_LIMIT).contains(&n) => n,
             Some(_) => return Err(bad("limit out of range".into())),
         };
-        let records = self
-            .history
-            .newest(limit)
-            .map_err(|e| HttpError::Internal(format!("could not read the event log: {e}")))?;
-        Ok(EventsBody { events: records })
+        let unread = |e| HttpError::Internal(format!("could not read the event log: {e}"));
+        Ok(EventsBody { events: self.history.newest(limit).map_err(unread)? })
     }
 }
 
 /// Who changed the window, for the history: a paired device by its name; the command
 /// line on this machine; else the client kind it claims (only a label) and its address.
 fn source(req: &Request, actor: &Actor) -> String {
-    if let Actor::Device(d) = actor {
-        return d.name.clone();
-    }
-    match req.header("x-intercom-client") {
-        Some("cli") if req.peer.ip().is_loopback() => COMMAND_LINE.into(),
-        Some("cli") => format!("the command line at {}", req.peer.ip()),
-        Some("page") => format!("page from {}", req.peer.ip()),
-        _ => format!("API from {}", req.peer.ip()),
+    let ip = req.peer.ip();
+    match (actor, req.header("x-intercom-client")) {
+        (Actor::Device(d), _) => d.name.clone(),
+        (_, Some("cli")) if ip.is_loopback() => COMMAND_LINE.into(),
+        (_, Some("cli")) => format!("the command line at {ip}"),
+        (_, Some("page")) => format!("page from {ip}"),
+        _ => format!("API from {ip}"),
     }
 }
 

@@ -88,10 +88,8 @@ pub fn check_browser_request(req: &Request, names: &[String], write: bool) -> Re
         return Ok(());
     }
     let origin = req.header("origin").unwrap_or("");
-    let same = ["http://", "https://"]
-        .iter()
-        .any(|scheme| origin.strip_prefix(scheme).is_some_and(|o| o.eq_ignore_ascii_case(host)));
-    if !same {
+    let same = |scheme| origin.strip_prefix(scheme).is_some_and(|o: &str| o.eq_ignore_ascii_case(host));
+    if !same("http://") && !same("https://") {
         return Err(HttpError::Refused("a request from another site or page was refused".into()));
     }
     if !req.media_type().eq_ignore_ascii_case("application/json") {
@@ -138,10 +136,8 @@ pub fn route(
             let path = format!("{PAIR_PATH}#c={code}");
             // The page shows the link as a QR code for the other phone to scan, with the
             // address this browser used (checked: a rebinding name gets no code).
-            let qr = req
-                .header("host")
-                .filter(|h| host_allowed(h, names))
-                .and_then(|h| qr_svg(&format!("http://{h}{path}")));
+            let host = req.header("host").filter(|h| host_allowed(h, names));
+            let qr = host.and_then(|h| qr_svg(&format!("http://{h}{path}")));
             Ok(json(201, &PairingBody { name, path, valid_seconds: PAIRING_VALID.as_secs(), qr_svg: qr }))
         }
         "/api/pairings" => Err(HttpError::MethodNotAllowed("POST")),

@@ -22,15 +22,13 @@ impl Webhook {
         let step = call.step.ok_or_else(|| {
             HttpError::BadRequest(format!("query parameter step: expected 1 to {}", call_request::MAX_STEP))
         })?;
-        let ringing = self.ringing(call, now);
+        let next = ring::step(&self.ringing(call, now), step, &self.config.ring, self.config.dial_timeout);
         let nobody = || Decision::NobodyToCall { message: self.config.no_answer_message.clone() };
         let decision = match call.entrance {
             None => Decision::Reject,
             Some(_) if ring::answered(call.dial_status.as_deref()) => Decision::Hangup,
             Some(_) if self.config.ring.order == Order::Simultaneous => nobody(),
-            Some(_) => {
-                ring::step(&ringing, step, &self.config.ring, self.config.dial_timeout).unwrap_or_else(nobody)
-            }
+            Some(_) => next.unwrap_or_else(nobody),
         };
         Ok(Answered { call: call.answered(decision), records: Vec::new(), if_unrecorded: None })
     }
