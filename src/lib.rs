@@ -24,7 +24,7 @@
 //! | `system/` | the machine: boot id, clock sync, time zone, watchdog, TLS roots | `util` |
 //! | `model/` | the vocabulary: records, events, phone numbers, the API's bodies | `util` |
 //! | `http/` | HTTP/1.1 on the wire, connections, threads; knows no route | `util` |
-//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue, which files we trust | nothing |
+//! | `util/` | locks, time, random hex, log-safe text, rate-limited logs, the drop-oldest queue, a socket with one deadline, which files we trust | nothing |
 //!
 //! # Invariants
 //!
