@@ -153,6 +153,13 @@ struct Seen {
     ids: BTreeMap<String, String>,
 }
 
+impl Seen {
+    /// The (label, id) pairs of one store's items: their labels start with `kind`.
+    fn ids_of(&self, kind: char) -> Vec<(String, String)> {
+        self.ids.iter().filter(|(k, _)| k.starts_with(kind)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 fn observe(s: &Server) -> Seen {
     let get = |path: &str| {
         let r = s.api("GET", path, "");
@@ -272,12 +279,7 @@ fn writers(r: &Round, round: u64, seen: &Seen, seed: u64) {
         }
         scope.spawn(move || {
             let mut rng = Rng(seed ^ 0xC0DE | 1);
-            let mut ids: Vec<(String, String)> = seen
-                .ids
-                .iter()
-                .filter(|(k, _)| k.starts_with('c'))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let mut ids = seen.ids_of('c');
             for n in 0.. {
                 let done = if ids.len() >= KEEP || (!ids.is_empty() && rng.below(3) == 0) {
                     let (label, id) = ids.remove(rng.below(ids.len() as u64) as usize);
@@ -301,12 +303,7 @@ fn writers(r: &Round, round: u64, seen: &Seen, seed: u64) {
         for toggler in [false, true] {
             scope.spawn(move || {
                 let mut rng = Rng((seed ^ 0x5C4E ^ u64::from(toggler)) | 1);
-                let mut kept: Vec<(String, String)> = seen
-                    .ids
-                    .iter()
-                    .filter(|(k, _)| k.starts_with('s'))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let mut kept = seen.ids_of('s');
                 for n in 0.. {
                     let choice = match kept.len() {
                         0 if toggler => return,
@@ -350,12 +347,7 @@ fn writers(r: &Round, round: u64, seen: &Seen, seed: u64) {
         }
         scope.spawn(move || {
             let mut rng = Rng(seed ^ 0xDE71 | 1);
-            let mut ids: Vec<(String, String)> = seen
-                .ids
-                .iter()
-                .filter(|(k, _)| k.starts_with('d'))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let mut ids = seen.ids_of('d');
             for n in 0.. {
                 let done = if ids.len() >= KEEP || (!ids.is_empty() && rng.below(3) == 0) {
                     let (name, id) = ids.remove(rng.below(ids.len() as u64) as usize);
