@@ -9,7 +9,7 @@
 //! [`WRITE_TIMEOUT`].
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
@@ -17,7 +17,7 @@ use rustls::pki_types::ServerName;
 use super::codec::{self, Connect, DecodeError, Packet, MAX_INCOMING_BYTES};
 use crate::util::ratelog::RateLog;
 
-/// Connecting to one address of the broker. A LAN broker answers in milliseconds.
+/// Looking up the broker's name and connecting to it. A LAN broker answers in milliseconds.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// From the TCP connection to CONNACK (with TLS, the handshake too).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,20 +60,8 @@ pub struct Client {
 impl Client {
     /// Connects and completes the MQTT handshake, or says why not in words for the log.
     pub fn connect(host: &str, port: u16, tls: bool, hello: &Connect) -> Result<Client, String> {
-        // Name resolution has no timeout of its own; it runs on the bridge's thread only.
-        let addrs: Vec<_> =
-            (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
-        let mut last = format!("{host} has no address");
-        let socket = addrs
-            .iter()
-            .find_map(|a| match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    last = format!("cannot connect to {a}: {e}");
-                    None
-                }
-            })
-            .ok_or(last)?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let socket = crate::system::outbound::connect(host, port, deadline).map_err(|e| e.to_string())?;
         socket
             .set_nodelay(true)
             .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))

@@ -128,7 +128,7 @@ impl Agent {
             }
             (None, true) => return Err(Failure::Invalid("this client speaks plain HTTP only".into())),
         };
-        let timed = Timed { stream: connect(&target, deadline)?, deadline };
+        let timed = Timed { stream: connect(target.host, target.port, deadline)?, deadline };
         let mut stream: Box<dyn ReadWrite> = match tls {
             None => Box::new(timed),
             Some(conn) => Box::new(rustls::StreamOwned::new(conn, timed)),
@@ -210,19 +210,20 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The first address of `target` that accepts a connection before the deadline. The name
-/// is looked up on a thread of its own: a resolver that hangs must not hold us past it.
-fn connect(target: &Target, deadline: Instant) -> Result<TcpStream, Failure> {
+/// The first address of `host` that accepts a connection on `port` before the deadline
+/// (also MQTT's way to its broker). The name is looked up on a thread of its own: a
+/// resolver that hangs must not hold us past it.
+pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Failure> {
     let (tx, rx) = mpsc::channel();
-    let name = (target.host.to_string(), target.port);
+    let name = (host.to_string(), port);
     std::thread::Builder::new()
         .name("resolve".into())
         .spawn(move || tx.send(name.to_socket_addrs().map(Vec::from_iter)))
         .map_err(network)?;
     let left = || deadline.saturating_duration_since(Instant::now());
     let found = rx.recv_timeout(left()).map_err(|_| Failure::TimedOut)?;
-    let addrs: Vec<SocketAddr> = found.map_err(|e| Failure::Network(format!("{}: {e}", target.host)))?;
-    let mut last = Failure::Network(format!("{}: no address", target.host));
+    let addrs: Vec<SocketAddr> = found.map_err(|e| Failure::Network(format!("{host}: {e}")))?;
+    let mut last = Failure::Network(format!("{host}: no address"));
     for addr in addrs {
         if left().is_zero() {
             return Err(Failure::TimedOut);
