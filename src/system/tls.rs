@@ -40,31 +40,26 @@ pub const CA_FILE_ENV: &str = "SSL_CERT_FILE";
 /// reading it whole would only cost memory.
 const MAX_BUNDLE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The system's roots, read once and shared by every TLS client (the HTTP agents, the
-/// MQTT connection); empty, with an error logged, if there is no usable bundle.
-pub fn system_roots() -> Arc<Vec<CertificateDer<'static>>> {
-    static ROOTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let candidates = match std::env::var_os(CA_FILE_ENV) {
-                Some(path) => vec![PathBuf::from(path)],
-                None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
-            };
-            match load_first(&candidates) {
-                Ok((path, certs)) => {
-                    log::debug!("HTTPS and MQTT over TLS trust {} roots from {}", certs.len(), path.display());
-                    Arc::new(certs)
-                }
-                Err(e) => {
-                    log::error!(
-                        "HTTPS cannot verify anyone (nor an MQTT broker over TLS): {e}. Install ca-certificates (Debian, Raspberry Pi OS) \
-                         or ca-bundle (OpenWrt), or set {CA_FILE_ENV}, then restart"
-                    );
-                    Arc::new(Vec::new())
-                }
-            }
-        })
-        .clone()
+/// The system's roots (read once, by [`client_config`]); none, with an error logged, if
+/// there is no usable bundle.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let candidates = match std::env::var_os(CA_FILE_ENV) {
+        Some(path) => vec![PathBuf::from(path)],
+        None => CA_BUNDLES.iter().map(PathBuf::from).collect(),
+    };
+    match load_first(&candidates) {
+        Ok((path, certs)) => {
+            log::debug!("HTTPS and MQTT over TLS trust {} roots from {}", certs.len(), path.display());
+            certs
+        }
+        Err(e) => {
+            log::error!(
+                "HTTPS cannot verify anyone (nor an MQTT broker over TLS): {e}. Install ca-certificates (Debian, Raspberry Pi OS) \
+                 or ca-bundle (OpenWrt), or set {CA_FILE_ENV}, then restart"
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// The client settings every TLS connection shares (HTTPS, MQTT over TLS), built once:
@@ -75,7 +70,7 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
         .get_or_init(|| {
             let mut roots = rustls::RootCertStore::empty();
             // A root rustls cannot parse is skipped: a bundle may hold ones it cannot read.
-            roots.add_parsable_certificates(system_roots().iter().cloned());
+            roots.add_parsable_certificates(system_roots());
             let config = rustls::ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| format!("TLS settings: {e}"))?
@@ -88,7 +83,7 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// The TLS the outside needs and no more: TLS 1.3 and 1.2, ECDHE on P-256 or P-384,
 /// AES-GCM, and RSA or ECDSA (P-256, P-384) certificates.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     use rustls::crypto::ring::{cipher_suite as cs, kx_group};
     use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
     use rustls::SignatureScheme as S;
@@ -120,25 +115,20 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
             (S::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
         ],
     };
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| {
-            Arc::new(CryptoProvider {
-                cipher_suites: vec![
-                    cs::TLS13_AES_128_GCM_SHA256,
-                    cs::TLS13_AES_256_GCM_SHA384,
-                    cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-                    cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-                    cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-                    cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-                ],
-                kx_groups: vec![kx_group::SECP256R1, kx_group::SECP384R1],
-                signature_verification_algorithms: SIGS,
-                secure_random: &Random,
-                key_provider: &NoClientKeys,
-            })
-        })
-        .clone()
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGS,
+        secure_random: &Random,
+        key_provider: &NoClientKeys,
+    })
 }
 
 /// The OS random source, through ring like every other random number here.
